@@ -1,1 +1,22 @@
-//! placeholder
+//! Domain types of lakecdp: identifiers, environments and their storage configuration,
+//! runs, secrets references, and the project file (`lakecdp.toml`) with its validation.
+//!
+//! This crate does no I/O. Resolving a secret reference, building an object store or
+//! touching the catalog happens in the crates above it.
+#![warn(missing_docs)]
+
+pub mod environment;
+pub mod error;
+pub mod ids;
+pub mod project;
+pub mod run;
+pub mod secret;
+pub mod storage;
+
+pub use environment::{Environment, PartitionFormat};
+pub use error::{ConfigError, ConfigErrors};
+pub use ids::{EnvironmentId, RunId};
+pub use project::ProjectFile;
+pub use run::{RunRecord, RunStatus};
+pub use secret::{Secret, SecretRef};
+pub use storage::{AdlsAuth, AdlsConfig, LocalConfig, S3Config, StorageConfig, CONTAINER};

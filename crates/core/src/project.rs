@@ -1,0 +1,270 @@
+//! The project file, `lakecdp.toml`: the environment a project declares.
+//!
+//! Parsing never stops at the first problem it can avoid: every validation error is
+//! returned at once, each naming the dotted key, the line in the file and the fix.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+
+use crate::environment::{PartitionFormat, DEFAULT_RETENTION_RUNS};
+use crate::error::{ConfigError, ConfigErrors};
+use crate::ids::EnvironmentId;
+use crate::storage::StorageConfig;
+
+/// The conventional file name of a project file.
+pub const PROJECT_FILE: &str = "lakecdp.toml";
+
+/// A parsed and validated project file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// The environment the project declares.
+    pub environment: EnvironmentSpec,
+}
+
+/// The `[environment]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSpec {
+    /// Display name, unique in the catalog; `apply` finds the environment by it.
+    pub name: String,
+    /// A fixed id, when the environment must keep one (e.g. to re-attach an existing
+    /// lake folder). Assigned at creation otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<EnvironmentId>,
+    /// The region the environment runs in; compared with the storage's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Partition format of process outputs: `csv` (default) or `parquet`.
+    #[serde(default)]
+    pub output_format: PartitionFormat,
+    /// How many runs of each process are kept in the lake (default 3).
+    #[serde(default = "default_retention")]
+    pub retention_runs: u32,
+    /// Where the lake is.
+    pub storage: StorageConfig,
+}
+
+fn default_retention() -> u32 {
+    DEFAULT_RETENTION_RUNS
+}
+
+impl ProjectFile {
+    /// Parse and validate a project file's text.
+    pub fn parse(text: &str) -> Result<Self, ConfigErrors> {
+        let doc = DeTable::parse(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigErrors::from(ConfigError {
+                key: "(file)".into(),
+                line,
+                message: format!("not valid TOML: {}", e.message()),
+                fix: "correct the TOML syntax at that line".into(),
+            })
+        })?;
+        let project: ProjectFile = toml::from_str(text).map_err(|e| {
+            let span = e.span();
+            let mut key = span
+                .as_ref()
+                .and_then(|s| key_at(doc.get_ref(), s.start))
+                .unwrap_or_else(|| "(file)".into());
+            let mut line = span.map(|s| line_of(text, s.start));
+            // Errors inside tagged tables point at the table; find the field itself.
+            if let Some(field) = e
+                .message()
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split('`').next())
+            {
+                let candidate = format!("{key}.{field}");
+                if let Some(s) = span_of(doc.get_ref(), &candidate) {
+                    key = candidate;
+                    line = Some(line_of(text, s.start));
+                }
+            }
+            ConfigErrors::from(ConfigError {
+                key,
+                line,
+                message: e.message().to_string(),
+                fix: "check the key's spelling and type against the example `lakecdp init` writes"
+                    .into(),
+            })
+        })?;
+        let mut errors = project.validate();
+        for err in &mut errors {
+            err.line = span_of(doc.get_ref(), &err.key).map(|s| line_of(text, s.start));
+        }
+        if errors.is_empty() {
+            Ok(project)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Every problem of an already deserialized project (no line numbers).
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let env = &self.environment;
+        if env.name.trim().is_empty() {
+            errors.push(ConfigError::new(
+                "environment.name",
+                "the environment name is empty",
+                "set `name = \"my-environment\"`",
+            ));
+        } else if env.name.len() > 64 || env.name.chars().any(|c| c.is_control()) {
+            errors.push(ConfigError::new(
+                "environment.name",
+                "the environment name must be at most 64 printable characters",
+                "choose a shorter name",
+            ));
+        }
+        if env.retention_runs == 0 {
+            errors.push(ConfigError::new(
+                "environment.retention_runs",
+                "retention must keep at least the run just published",
+                "set `retention_runs = 1` or more (default 3)",
+            ));
+        }
+        errors.extend(env.storage.validate());
+        errors
+    }
+
+    /// The project as TOML text (secrets are references, so nothing secret is written).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The span of the value at a dotted key path, or of its nearest existing parent.
+fn span_of(table: &DeTable<'_>, dotted: &str) -> Option<Range<usize>> {
+    let mut current = table;
+    let mut best = None;
+    for part in dotted.split('.') {
+        let (k, v) = current.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+        best = Some(k.span());
+        match v.get_ref() {
+            DeValue::Table(t) => current = t,
+            _ => return best,
+        }
+    }
+    best
+}
+
+/// The dotted key whose entry contains `offset`, deepest first.
+fn key_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
+    fn walk(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+        for (k, v) in table.iter() {
+            let name = if prefix.is_empty() {
+                k.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", k.get_ref())
+            };
+            let inside = |s: &Range<usize>| s.start <= offset && offset < s.end.max(s.start + 1);
+            if let DeValue::Table(t) = v.get_ref() {
+                if let Some(deeper) = walk(t, offset, &name) {
+                    return Some(deeper);
+                }
+            }
+            if inside(&k.span()) || inside(&v.span()) {
+                return Some(name);
+            }
+        }
+        None
+    }
+    walk(table, offset, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageConfig;
+
+    const LOCAL: &str = r#"
+[environment]
+name = "retail"
+region = "westeurope"
+
+[environment.storage]
+kind = "local"
+path = "lake"
+"#;
+
+    #[test]
+    fn parses_a_local_project_with_defaults() {
+        let p = ProjectFile::parse(LOCAL).unwrap();
+        assert_eq!(p.environment.name, "retail");
+        assert_eq!(p.environment.output_format, PartitionFormat::Csv);
+        assert_eq!(p.environment.retention_runs, 3);
+        assert!(matches!(p.environment.storage, StorageConfig::Local(_)));
+        // The written form parses back to the same project.
+        assert_eq!(ProjectFile::parse(&p.to_toml()).unwrap(), p);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let text = LOCAL.replace("path = \"lake\"", "path = \"lake\"\npaht = \"x\"");
+        let err = ProjectFile::parse(&text).unwrap_err();
+        let e = &err.0[0];
+        assert!(e.message.contains("paht"), "{err}");
+        assert_eq!(e.line, Some(9), "{err}");
+    }
+
+    #[test]
+    fn validation_errors_carry_lines_and_fixes() {
+        let text = r#"
+[environment]
+name = "x"
+retention_runs = 0
+
+[environment.storage]
+kind = "adls"
+url = "adl://contoso.azuredatalakestore.net"
+account_key = { env = "KEY" }
+"#;
+        let err = ProjectFile::parse(text).unwrap_err();
+        let retention = err
+            .0
+            .iter()
+            .find(|e| e.key == "environment.retention_runs")
+            .unwrap();
+        assert_eq!(retention.line, Some(4));
+        let gen1 = err
+            .0
+            .iter()
+            .find(|e| e.key == "environment.storage.url")
+            .unwrap();
+        assert_eq!(gen1.line, Some(8));
+        assert!(gen1.message.contains("Gen1 is not supported"));
+        assert!(err.to_string().contains("fix:"));
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let err = ProjectFile::parse("[environment\nname = 1").unwrap_err();
+        assert_eq!(err.0[0].line, Some(1), "{err}");
+        assert!(err.0[0].message.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn plain_text_secrets_are_rejected() {
+        let text = r#"
+[environment]
+name = "x"
+[environment.storage]
+kind = "adls"
+account = "contoso"
+account_key = "c2VjcmV0"
+"#;
+        let err = ProjectFile::parse(text).unwrap_err();
+        assert!(err.0[0].line.is_some(), "{err}");
+    }
+}
