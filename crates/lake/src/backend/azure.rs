@@ -1,0 +1,303 @@
+//! Azure Data Lake Storage Gen2, through object_store's Azure backend for data, and a
+//! small Blob service client for what object_store does not offer: Get Account
+//! Information (hierarchical namespace), container existence and creation.
+//!
+//! An endpoint override serves private endpoints and the Azurite emulator. The emulator
+//! is an explicit switch (`emulator = true`): it allows plain HTTP and path-style
+//! addressing, where the account name is the first path segment of the endpoint.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use chrono::Utc;
+use lakecdp_core::{AdlsAuth, AdlsConfig, Secret};
+use object_store::azure::{AzureConfigKey, AzureCredential, MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::path::Path;
+use url::Url;
+
+use super::{http_client, sign, unreachable, Capabilities, ServiceError, StoreHandle};
+use crate::error::{Error, Result};
+use crate::secrets::resolve;
+
+const API_VERSION: &str = "2021-08-06";
+
+enum Auth {
+    Key(Secret),
+    Sas(Vec<(String, String)>),
+    Bearer(Arc<MicrosoftAzure>),
+}
+
+fn resolved_auth(
+    config: &AdlsConfig,
+    project_dir: Option<&FsPath>,
+) -> Result<(AdlsAuth, Option<Secret>)> {
+    let auth = config.auth().map_err(lakecdp_core::ConfigErrors::from)?;
+    let secret = match &auth {
+        AdlsAuth::AccountKey(r) => {
+            Some(resolve("environment.storage.account_key", r, project_dir)?)
+        }
+        AdlsAuth::Sas(r) => Some(resolve("environment.storage.sas_token", r, project_dir)?),
+        AdlsAuth::ServicePrincipal { client_secret, .. } => Some(resolve(
+            "environment.storage.client_secret",
+            client_secret,
+            project_dir,
+        )?),
+    };
+    Ok((auth, secret))
+}
+
+fn sas_pairs(token: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(token.trim_start_matches('?').as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn builder(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<MicrosoftAzureBuilder> {
+    let loc = config
+        .location()
+        .map_err(lakecdp_core::ConfigErrors::from)?;
+    let (auth, secret) = resolved_auth(config, project_dir)?;
+    let mut b = MicrosoftAzureBuilder::new()
+        .with_account(&loc.account)
+        .with_container_name(&loc.container);
+    let secret = secret.map(|s| s.expose().to_string()).unwrap_or_default();
+    b = match auth {
+        AdlsAuth::AccountKey(_) => b.with_access_key(secret),
+        AdlsAuth::Sas(_) => b.with_sas_authorization(sas_pairs(&secret)),
+        AdlsAuth::ServicePrincipal {
+            tenant_id,
+            client_id,
+            ..
+        } => b
+            .with_tenant_id(tenant_id)
+            .with_client_id(client_id)
+            .with_client_secret(secret),
+    };
+    if let Some(ep) = &config.endpoint {
+        b = b.with_endpoint(ep.trim_end_matches('/').to_string());
+    }
+    if config.emulator {
+        b = b
+            .with_allow_http(true)
+            .with_config(AzureConfigKey::DisableTagging, "true");
+    }
+    Ok(b)
+}
+
+fn build_err(e: object_store::Error) -> Error {
+    // Builder errors describe configuration (bad key encoding, missing account), never values.
+    Error::Service(format!("cannot configure Azure storage: {e}"))
+}
+
+/// Open an ADLS Gen2 container.
+pub fn open(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<StoreHandle> {
+    let loc = config
+        .location()
+        .map_err(lakecdp_core::ConfigErrors::from)?;
+    let store = builder(config, project_dir)?.build().map_err(build_err)?;
+    let base_url = match &config.endpoint {
+        Some(ep) => format!("{}/{}", ep.trim_end_matches('/'), loc.container),
+        None => format!(
+            "https://{}.dfs.core.windows.net/{}",
+            loc.account, loc.container
+        ),
+    };
+    Ok(StoreHandle {
+        store: Arc::new(store),
+        container: Path::default(),
+        capabilities: Capabilities {
+            conditional_update: true,
+            conditional_create: true,
+        },
+        base_url,
+        kind: "adls",
+    })
+}
+
+/// What Get Account Information says about an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// `x-ms-is-hns-enabled`, when the service returned it.
+    pub hns_enabled: Option<bool>,
+    /// `x-ms-account-kind`, e.g. `StorageV2`.
+    pub account_kind: Option<String>,
+    /// `x-ms-sku-name`.
+    pub sku: Option<String>,
+}
+
+/// A client for the Blob service calls the prerequisite checks need.
+pub struct AzureService {
+    client: reqwest::Client,
+    base: Url,
+    account: String,
+    auth: Auth,
+}
+
+impl std::fmt::Debug for AzureService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureService")
+            .field("base", &self.base.as_str())
+            .field("account", &self.account)
+            .finish()
+    }
+}
+
+impl AzureService {
+    /// A client for the account a configuration names.
+    pub fn new(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<Self> {
+        let loc = config
+            .location()
+            .map_err(lakecdp_core::ConfigErrors::from)?;
+        let (auth, secret) = resolved_auth(config, project_dir)?;
+        let auth = match (auth, secret) {
+            (AdlsAuth::AccountKey(_), Some(s)) => Auth::Key(s),
+            (AdlsAuth::Sas(_), Some(s)) => Auth::Sas(sas_pairs(s.expose())),
+            _ => Auth::Bearer(Arc::new(
+                builder(config, project_dir)?.build().map_err(build_err)?,
+            )),
+        };
+        let base = match &config.endpoint {
+            Some(ep) => ep.trim_end_matches('/').to_string(),
+            None => format!("https://{}.blob.core.windows.net", loc.account),
+        };
+        let base =
+            Url::parse(&base).map_err(|e| Error::Service(format!("invalid endpoint: {e}")))?;
+        Ok(Self {
+            client: http_client(),
+            base,
+            account: loc.account,
+            auth,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        sub_path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ServiceError> {
+        let base_path = self.base.path().trim_end_matches('/');
+        let path = format!("{base_path}/{}", sub_path.trim_start_matches('/'));
+        let mut url = self.base.clone();
+        url.set_path(&path);
+        let mut pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Auth::Sas(sas) = &self.auth {
+            pairs.extend(sas.iter().cloned());
+        }
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs.iter());
+        }
+        let mut headers = vec![
+            (
+                "x-ms-date",
+                Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+            ),
+            ("x-ms-version", API_VERSION.to_string()),
+        ];
+        if method == reqwest::Method::PUT {
+            headers.push(("content-length", "0".to_string()));
+        }
+        let mut req = self.client.request(method.clone(), url);
+        match &self.auth {
+            Auth::Key(key) => {
+                let sig = sign::azure_shared_key(
+                    &self.account,
+                    key.expose(),
+                    method.as_str(),
+                    &path,
+                    query,
+                    &headers,
+                )
+                .ok_or_else(|| ServiceError::Unauthenticated {
+                    code: "InvalidAccountKey (the key is not valid base64)".into(),
+                })?;
+                req = req.header("authorization", sig);
+            }
+            Auth::Sas(_) => {}
+            Auth::Bearer(store) => {
+                let cred = store.credentials().get_credential().await.map_err(|e| {
+                    ServiceError::Unauthenticated {
+                        code: format!("token request failed: {e}"),
+                    }
+                })?;
+                if let AzureCredential::BearerToken(token) = cred.as_ref() {
+                    req = req.header("authorization", format!("Bearer {token}"));
+                }
+            }
+        }
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(unreachable)?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let code = resp
+            .headers()
+            .get("x-ms-error-code")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        Err(match (status, code.as_str()) {
+            (401, _) | (403, "AuthenticationFailed") | (403, "InvalidAuthenticationInfo") => {
+                ServiceError::Unauthenticated { code }
+            }
+            (403, _) => ServiceError::Forbidden { code },
+            (404, _) => ServiceError::NotFound { code },
+            _ => ServiceError::Other { status, code },
+        })
+    }
+
+    /// Get Account Information.
+    pub async fn account_info(&self) -> Result<AccountInfo, ServiceError> {
+        let resp = self
+            .send(
+                reqwest::Method::GET,
+                "/",
+                &[("comp", "properties"), ("restype", "account")],
+            )
+            .await?;
+        let h = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Ok(AccountInfo {
+            hns_enabled: h("x-ms-is-hns-enabled").map(|v| v.eq_ignore_ascii_case("true")),
+            account_kind: h("x-ms-account-kind"),
+            sku: h("x-ms-sku-name"),
+        })
+    }
+
+    /// Whether a container exists.
+    pub async fn container_exists(&self, container: &str) -> Result<bool, ServiceError> {
+        match self
+            .send(
+                reqwest::Method::HEAD,
+                container,
+                &[("restype", "container")],
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ServiceError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create a container (an existing one is not an error).
+    pub async fn create_container(&self, container: &str) -> Result<(), ServiceError> {
+        match self
+            .send(reqwest::Method::PUT, container, &[("restype", "container")])
+            .await
+        {
+            Ok(_) | Err(ServiceError::Other { status: 409, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! S3 and S3-compatible stores, through object_store's S3 backend for data, and a small
+//! signed client (Signature Version 4) for what object_store does not offer: bucket
+//! existence, its region, and bucket creation.
+//!
+//! The bucket plays the container; an optional prefix places the environments deeper.
+//! Conditional puts use `If-Match` / `If-None-Match`, which AWS S3 and most compatible
+//! stores implement.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use chrono::Utc;
+use lakecdp_core::S3Config;
+use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+use object_store::path::Path;
+use url::Url;
+
+use super::{http_client, sign, unreachable, Capabilities, ServiceError, StoreHandle};
+use crate::error::{Error, Result};
+use crate::secrets::resolve;
+
+fn build(config: &S3Config, project_dir: Option<&FsPath>) -> Result<AmazonS3> {
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(&config.bucket)
+        .with_region(&config.region)
+        .with_conditional_put(S3ConditionalPut::ETagMatch);
+    if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+        b = b
+            .with_access_key_id(
+                resolve("environment.storage.access_key_id", id, project_dir)?.expose(),
+            )
+            .with_secret_access_key(
+                resolve("environment.storage.secret_access_key", secret, project_dir)?.expose(),
+            );
+    }
+    if let Some(token) = &config.session_token {
+        b = b
+            .with_token(resolve("environment.storage.session_token", token, project_dir)?.expose());
+    }
+    if let Some(ep) = &config.endpoint {
+        b = b
+            .with_endpoint(ep.trim_end_matches('/'))
+            .with_allow_http(ep.starts_with("http://"));
+    }
+    b = b.with_virtual_hosted_style_request(!path_style(config));
+    b.build()
+        .map_err(|e| Error::Service(format!("cannot configure S3 storage: {e}")))
+}
+
+fn path_style(config: &S3Config) -> bool {
+    config.path_style.unwrap_or(config.endpoint.is_some())
+}
+
+/// The container path inside the bucket: the prefix, or the bucket root.
+pub fn container_path(config: &S3Config) -> Path {
+    config
+        .prefix
+        .as_deref()
+        .map(|p| Path::from(p.trim_matches('/')))
+        .unwrap_or_default()
+}
+
+/// Open an S3 bucket.
+pub fn open(config: &S3Config, project_dir: Option<&FsPath>) -> Result<StoreHandle> {
+    let store = build(config, project_dir)?;
+    let container = container_path(config);
+    let base_url = if container.as_ref().is_empty() {
+        format!("s3://{}", config.bucket)
+    } else {
+        format!("s3://{}/{}", config.bucket, container)
+    };
+    Ok(StoreHandle {
+        store: Arc::new(store),
+        container,
+        capabilities: Capabilities {
+            conditional_update: true,
+            conditional_create: true,
+        },
+        base_url,
+        kind: "s3",
+    })
+}
+
+/// What a HEAD on the bucket said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    /// `x-amz-bucket-region`, when the server returned it.
+    pub region: Option<String>,
+}
+
+/// A signed client for bucket-level calls.
+pub struct S3Service {
+    client: reqwest::Client,
+    store: AmazonS3,
+    bucket_url: Url,
+    region: String,
+}
+
+impl std::fmt::Debug for S3Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Service")
+            .field("bucket_url", &self.bucket_url.as_str())
+            .finish()
+    }
+}
+
+impl S3Service {
+    /// A client for the bucket a configuration names.
+    pub fn new(config: &S3Config, project_dir: Option<&FsPath>) -> Result<Self> {
+        let store = build(config, project_dir)?;
+        let bucket_url = match (&config.endpoint, path_style(config)) {
+            (Some(ep), true) => format!("{}/{}", ep.trim_end_matches('/'), config.bucket),
+            (Some(ep), false) => {
+                let u =
+                    Url::parse(ep).map_err(|e| Error::Service(format!("invalid endpoint: {e}")))?;
+                format!("{}://{}.{}", u.scheme(), config.bucket, u.authority())
+            }
+            (None, true) => format!(
+                "https://s3.{}.amazonaws.com/{}",
+                config.region, config.bucket
+            ),
+            (None, false) => format!(
+                "https://{}.s3.{}.amazonaws.com",
+                config.bucket, config.region
+            ),
+        };
+        let bucket_url = Url::parse(&bucket_url)
+            .map_err(|e| Error::Service(format!("invalid bucket URL: {e}")))?;
+        Ok(Self {
+            client: http_client(),
+            store,
+            bucket_url,
+            region: config.region.clone(),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ServiceError> {
+        let cred = self
+            .store
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|e| ServiceError::Unauthenticated {
+                code: format!("no credentials: {e}"),
+            })?;
+        let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let payload = sign::sha256_hex(&body);
+        let host = match self.bucket_url.port() {
+            Some(p) => format!("{}:{p}", self.bucket_url.host_str().unwrap_or_default()),
+            None => self.bucket_url.host_str().unwrap_or_default().to_string(),
+        };
+        let path = match self.bucket_url.path() {
+            "" => "/".to_string(),
+            p => p.to_string(),
+        };
+        let mut headers = vec![
+            ("host", host),
+            ("x-amz-content-sha256", payload.clone()),
+            ("x-amz-date", amz_date.clone()),
+        ];
+        if let Some(t) = &cred.token {
+            headers.push(("x-amz-security-token", t.clone()));
+        }
+        let auth = sign::aws_sigv4(
+            &cred.key_id,
+            &cred.secret_key,
+            &self.region,
+            method.as_str(),
+            &path,
+            query,
+            &headers,
+            &payload,
+            &amz_date,
+        );
+        let mut url = self.bucket_url.clone();
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter());
+        }
+        let mut req = self
+            .client
+            .request(method, url)
+            .header("authorization", auth);
+        for (k, v) in headers.into_iter().filter(|(k, _)| *k != "host") {
+            req = req.header(k, v);
+        }
+        let resp = req.body(body).send().await.map_err(unreachable)?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let code = text
+            .split("<Code>")
+            .nth(1)
+            .and_then(|s| s.split("</Code>").next())
+            .unwrap_or("")
+            .to_string();
+        Err(match (status, code.as_str()) {
+            (_, "InvalidAccessKeyId")
+            | (_, "SignatureDoesNotMatch")
+            | (_, "ExpiredToken")
+            | (_, "InvalidToken")
+            | (401, _) => ServiceError::Unauthenticated { code },
+            (404, _) | (_, "NoSuchBucket") => ServiceError::NotFound { code },
+            // HEAD answers carry no body: a 403 there may be a bad key or a missing
+            // permission; the permission probe tells them apart.
+            (403, "") => ServiceError::Forbidden {
+                code: "Forbidden".into(),
+            },
+            (403, _) => ServiceError::Forbidden { code },
+            _ => ServiceError::Other { status, code },
+        })
+    }
+
+    /// Look at the bucket (a one-key listing, whose errors carry a code, unlike HEAD's):
+    /// `None` when it does not exist; its region when the server tells.
+    pub async fn head_bucket(&self) -> Result<Option<BucketInfo>, ServiceError> {
+        match self
+            .send(
+                reqwest::Method::GET,
+                &[("list-type", "2"), ("max-keys", "1")],
+                Vec::new(),
+            )
+            .await
+        {
+            Ok(resp) => Ok(Some(BucketInfo {
+                region: resp
+                    .headers()
+                    .get("x-amz-bucket-region")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            })),
+            Err(ServiceError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create the bucket in the configured region (an existing bucket owned by the
+    /// caller is not an error).
+    pub async fn create_bucket(&self) -> Result<(), ServiceError> {
+        let body = if self.region == "us-east-1" {
+            Vec::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
+            )
+            .into_bytes()
+        };
+        match self.send(reqwest::Method::PUT, &[], body).await {
+            Ok(_) => Ok(()),
+            Err(ServiceError::Other { code, .. }) if code == "BucketAlreadyOwnedByYou" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! CDM folders: `model.json` (the only code that knows its JSON shape), the
+//! `default.manifest.cdm.json` written beside it for Parquet partitions, and the one
+//! table that maps Arrow types to CDM data types and back.
+
+mod manifest;
+mod model;
+mod types;
+
+pub use manifest::{entity_definition, manifest_for, MANIFEST};
+pub use model::{
+    cdm_time, Annotation, Attribute, Entity, FileFormatSettings, Model, Partition,
+    FORMAT_ANNOTATION, MODEL_JSON,
+};
+pub use types::{arrow_type_of, cdm_type_of, CdmDataType, ARROW_TYPE_ANNOTATION};

@@ -1,0 +1,251 @@
+//! The lake layout of one environment, and the [`Lake`] type every project I/O goes
+//! through.
+//!
+//! ```text
+//! <container = customerinsights>/
+//!   ci_<environmentId>/
+//!     DataIngestion/<Source>/model.json
+//!     DataIngestion/<Source>/<Table>/<runId>/part-00000.csv|parquet
+//!     Unification/model.json
+//!     Activities/model.json
+//!     Measures/model.json
+//!     Segments/model.json
+//!     Exports/<ExportName>/...
+//!     _lakecdp/                       run manifests, locks, probes (never read by users)
+//! ```
+//!
+//! A `Lake` only ever addresses paths under its own `ci_<id>/` folder, so environments
+//! that share a container never see each other's files.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use lakecdp_core::{EnvironmentId, PartitionFormat};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::backend::{Capabilities, StoreHandle};
+use crate::error::{Error, Result};
+
+/// A process folder of the layout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Process {
+    /// `DataIngestion/<Source>`.
+    Ingestion(String),
+    /// `Unification`.
+    Unification,
+    /// `Activities`.
+    Activities,
+    /// `Measures`.
+    Measures,
+    /// `Segments`.
+    Segments,
+    /// `Exports/<ExportName>`.
+    Export(String),
+}
+
+impl Process {
+    /// The folder, relative to the environment root.
+    pub fn folder(&self) -> String {
+        match self {
+            Process::Ingestion(source) => format!("DataIngestion/{source}"),
+            Process::Unification => "Unification".into(),
+            Process::Activities => "Activities".into(),
+            Process::Measures => "Measures".into(),
+            Process::Segments => "Segments".into(),
+            Process::Export(name) => format!("Exports/{name}"),
+        }
+    }
+
+    /// The `name` of its `model.json`.
+    pub fn model_name(&self) -> String {
+        match self {
+            Process::Ingestion(source) => source.clone(),
+            Process::Export(name) => name.clone(),
+            other => other.folder(),
+        }
+    }
+}
+
+/// The internal folder of an environment.
+pub const INTERNAL: &str = "_lakecdp";
+
+/// One environment's view of its storage.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    env: EnvironmentId,
+    capabilities: Capabilities,
+    base_url: String,
+    format: PartitionFormat,
+}
+
+impl Lake {
+    /// The lake of environment `env` in an opened storage.
+    pub fn new(handle: &StoreHandle, env: EnvironmentId) -> Self {
+        let root = handle.container.clone().join(env.folder());
+        Self {
+            store: handle.store.clone(),
+            root,
+            env,
+            capabilities: handle.capabilities,
+            base_url: format!("{}/{}", handle.base_url, env.folder()),
+            format: PartitionFormat::Csv,
+        }
+    }
+
+    /// The same lake, writing partitions in `format`.
+    pub fn with_format(mut self, format: PartitionFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The partition format processes write.
+    pub fn format(&self) -> PartitionFormat {
+        self.format
+    }
+
+    /// The environment.
+    pub fn environment(&self) -> EnvironmentId {
+        self.env
+    }
+
+    /// The object store (for engines that register it; paths must stay under [`Lake::root`]).
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// What the backend supports.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// The environment root, `<container>/ci_<id>`, in the store.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute URL of a lake path, as written in `model.json` partition locations.
+    pub fn url_of(&self, relative: &str) -> String {
+        format!("{}/{}", self.base_url, relative.trim_start_matches('/'))
+    }
+
+    /// The relative path of an absolute URL of this lake, if it is one.
+    pub fn relative_of_url<'a>(&self, url: &'a str) -> Option<&'a str> {
+        url.strip_prefix(&self.base_url)
+            .map(|r| r.trim_start_matches('/'))
+    }
+
+    /// A path under the environment root. `relative` uses `/` separators.
+    pub fn path(&self, relative: &str) -> Path {
+        relative
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .fold(self.root.clone(), |p, part| p.join(part))
+    }
+
+    /// A path relative to the environment root, if `path` is inside it.
+    pub fn relative<'a>(&self, path: &'a Path) -> Option<String> {
+        path.prefix_match(&self.root).map(|parts| {
+            parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+    }
+
+    /// The folder of a process.
+    pub fn process_folder(&self, process: &Process) -> String {
+        process.folder()
+    }
+
+    /// The internal folder `_lakecdp/<relative>`.
+    pub fn internal(&self, relative: &str) -> String {
+        format!("{INTERNAL}/{}", relative.trim_start_matches('/'))
+    }
+
+    /// Put bytes at a relative path (atomic, overwrites).
+    pub async fn put(&self, relative: &str, bytes: impl Into<Bytes>) -> Result<()> {
+        let path = self.path(relative);
+        self.store
+            .put(&path, PutPayload::from_bytes(bytes.into()))
+            .await
+            .map_err(|e| Error::store(&path, e))?;
+        Ok(())
+    }
+
+    /// Get the bytes at a relative path.
+    pub async fn get(&self, relative: &str) -> Result<Bytes> {
+        let path = self.path(relative);
+        let r = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::store(&path, e))?;
+        r.bytes().await.map_err(|e| Error::store(&path, e))
+    }
+
+    /// Whether an object exists at a relative path.
+    pub async fn exists(&self, relative: &str) -> Result<bool> {
+        let path = self.path(relative);
+        match self.store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Error::store(&path, e)),
+        }
+    }
+
+    /// Delete an object (a missing one is not an error).
+    pub async fn delete(&self, relative: &str) -> Result<()> {
+        let path = self.path(relative);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store(&path, e)),
+        }
+    }
+
+    /// Every object under a relative folder, recursively, sorted by path.
+    pub async fn list(&self, relative: &str) -> Result<Vec<ObjectMeta>> {
+        let prefix = self.path(relative);
+        let mut all: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(&prefix, e))?;
+        all.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(all)
+    }
+
+    /// The names of the immediate sub-folders of a relative folder, sorted.
+    pub async fn list_folders(&self, relative: &str) -> Result<Vec<String>> {
+        let prefix = self.path(relative);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|e| Error::store(&prefix, e))?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Delete everything under a relative folder; returns how many objects were deleted.
+    pub async fn delete_folder(&self, relative: &str) -> Result<usize> {
+        let objects = self.list(relative).await?;
+        let n = objects.len();
+        for o in objects {
+            match self.store.delete(&o.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::store(&o.location, e)),
+            }
+        }
+        Ok(n)
+    }
+}

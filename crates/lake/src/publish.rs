@@ -1,0 +1,450 @@
+//! Atomic publish of a CDM folder.
+//!
+//! # Protocol
+//!
+//! A process publishes the output of a run in three stages:
+//!
+//! 1. **Begin.** The writer reads the version (ETag) of the folder's current
+//!    `model.json`, if any, and picks a new run id (ids sort by start time).
+//! 2. **Write.** Every data file of the run goes under `<Entity>/<runId>/` inside the
+//!    folder. Nothing a reader follows points there yet.
+//! 3. **Commit.** The new `model.json`, listing only this run's partitions, replaces
+//!    the old one in a single put. The put is conditional on the version read at
+//!    *begin*: `PutMode::Update` where the store implements compare-and-swap (Azure,
+//!    S3 and compatible stores with `If-Match`), `PutMode::Create` when there was no
+//!    `model.json`. On the local file system, which has no compare-and-swap, the
+//!    writer takes a lock object (created with `PutMode::Create`, which the local
+//!    store implements atomically), checks the version and then replaces the file; the
+//!    replacement itself is an atomic rename.
+//!
+//! After the commit, a run manifest is written under `_lakecdp/runs/`, Parquet folders
+//! get their `default.manifest.cdm.json`, and run folders beyond the retention count
+//! are deleted.
+//!
+//! # Guarantees
+//!
+//! - A reader that follows `model.json` sees either the previous run or the new run,
+//!   never a mix and never a partly written file: the new run's files are complete
+//!   before `model.json` names them, and `model.json` is replaced in one put.
+//! - A run that fails or crashes before its commit leaves `model.json` and every file
+//!   it names untouched; its orphan run folder is removed by a later publish's
+//!   retention sweep.
+//! - Two publishers of the same folder cannot silently overwrite each other: the one
+//!   that commits second fails with [`Error::Conflict`] and publishes nothing (on the
+//!   local backend this holds among lakecdp writers, which all take the lock).
+//! - Retention never deletes a run that the current `model.json` names, nor a run
+//!   newer than the one just published (a concurrent writer may still be writing it).
+//!
+//! The manifest and entity definition documents are derived from `model.json` and are
+//! written after the commit; `model.json` is the single source of truth.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use futures::Stream;
+use lakecdp_core::{PartitionFormat, RunId};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde_json::json;
+
+use crate::cdm::{
+    self, cdm_time, cdm_type_of, Annotation, Attribute, Entity, Model, Partition,
+    ARROW_TYPE_ANNOTATION, FORMAT_ANNOTATION, MODEL_JSON,
+};
+use crate::error::{Error, Result};
+use crate::layout::{Lake, Process};
+use crate::partition;
+
+/// How long a local publish lock may be held before another publisher breaks it.
+const LOCK_EXPIRY: Duration = Duration::from_secs(300);
+
+/// What a commit published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The run.
+    pub run_id: RunId,
+    /// The `model.json` path, relative to the environment root.
+    pub model_path: String,
+    /// Rows per entity, in the order written.
+    pub entities: Vec<(String, u64)>,
+    /// Old run folders deleted by retention.
+    pub removed_runs: Vec<RunId>,
+}
+
+/// Writes one run of one process folder and publishes it atomically.
+#[derive(Debug)]
+pub struct CdmFolderWriter {
+    lake: Lake,
+    process: Process,
+    folder: String,
+    run_id: RunId,
+    base: Option<UpdateVersion>,
+    model: Model,
+    rows: Vec<(String, u64)>,
+    retention: usize,
+}
+
+impl CdmFolderWriter {
+    /// Begin a run of `process`: remember the version of its current `model.json`.
+    pub async fn begin(lake: &Lake, process: Process, retention: u32) -> Result<Self> {
+        let folder = process.folder();
+        let model_path = lake.path(&format!("{folder}/{MODEL_JSON}"));
+        let base = match lake.store().head(&model_path).await {
+            Ok(meta) => Some(UpdateVersion {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            }),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(Error::store(&model_path, e)),
+        };
+        let model = Model::new(process.model_name());
+        Ok(Self {
+            lake: lake.clone(),
+            process,
+            folder,
+            run_id: RunId::now(),
+            base,
+            model,
+            rows: Vec::new(),
+            retention: retention.max(1) as usize,
+        })
+    }
+
+    /// The process this run publishes.
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// This run's id.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// The folder, relative to the environment root.
+    pub fn folder(&self) -> &str {
+        &self.folder
+    }
+
+    /// Set the model's description.
+    pub fn describe(&mut self, description: impl Into<String>) {
+        self.model.description = Some(description.into());
+    }
+
+    /// Write one entity of this run from a stream of batches with `schema`.
+    pub async fn write_entity<S, E>(
+        &mut self,
+        name: &str,
+        description: Option<&str>,
+        schema: SchemaRef,
+        batches: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        if self.model.entity(name).is_some() {
+            return Err(Error::Unsupported(format!(
+                "entity `{name}` is written twice in run {}",
+                self.run_id
+            )));
+        }
+        if name.is_empty() || name.contains(['/', '\\']) {
+            return Err(Error::Unsupported(format!(
+                "`{name}` is not a valid entity name"
+            )));
+        }
+        let format = self.lake.format();
+        let file = format!("part-00000.{}", format.extension());
+        let relative = format!("{}/{name}/{}/{file}", self.folder, self.run_id);
+        let stats =
+            partition::write(&self.lake, &relative, schema.clone(), format, batches).await?;
+        let attributes = schema
+            .fields()
+            .iter()
+            .map(|f| Attribute {
+                name: f.name().clone(),
+                data_type: cdm_type_of(f.data_type()),
+                description: None,
+                annotations: vec![Annotation {
+                    name: ARROW_TYPE_ANNOTATION.into(),
+                    value: Some(f.data_type().to_string()),
+                }],
+                extra: Default::default(),
+            })
+            .collect();
+        let mut partition = Partition {
+            name: format!("{name}-{}", self.run_id),
+            location: self.lake.url_of(&relative),
+            refresh_time: Some(cdm_time(Utc::now())),
+            file_format_settings: None,
+            annotations: Vec::new(),
+            extra: Default::default(),
+        };
+        match format {
+            PartitionFormat::Csv => {
+                partition.file_format_settings = Some(cdm::FileFormatSettings::csv())
+            }
+            PartitionFormat::Parquet => partition.annotations.push(Annotation {
+                name: FORMAT_ANNOTATION.into(),
+                value: Some("parquet".into()),
+            }),
+        }
+        self.model.entities.push(Entity {
+            kind: "LocalEntity".into(),
+            name: name.to_string(),
+            description: description.map(str::to_string),
+            annotations: Vec::new(),
+            attributes,
+            partitions: vec![partition],
+            extra: Default::default(),
+        });
+        self.rows.push((name.to_string(), stats.rows));
+        Ok(stats.rows)
+    }
+
+    /// Abandon the run: delete its data files. `model.json` is untouched.
+    pub async fn abort(self) -> Result<()> {
+        for (name, _) in &self.rows {
+            self.lake
+                .delete_folder(&format!("{}/{name}/{}", self.folder, self.run_id))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Publish the run: replace `model.json`, then write the derived documents and apply
+    /// retention.
+    pub async fn commit(mut self) -> Result<Published> {
+        self.model.modified_time = Some(cdm_time(Utc::now()));
+        self.model.annotations.push(Annotation {
+            name: "lakecdp:runId".into(),
+            value: Some(self.run_id.to_string()),
+        });
+        let model_rel = format!("{}/{MODEL_JSON}", self.folder);
+        self.put_model(&model_rel, self.model.to_json()).await?;
+
+        let manifest = json!({
+            "runId": self.run_id,
+            "process": self.folder,
+            "publishedAt": cdm_time(Utc::now()),
+            "entities": self.rows.iter().map(|(n, r)| json!({"name": n, "rows": r})).collect::<Vec<_>>(),
+        });
+        self.lake
+            .put(
+                &self
+                    .lake
+                    .internal(&format!("runs/{}/{}.json", self.folder, self.run_id)),
+                serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+            )
+            .await?;
+        if self.lake.format() == PartitionFormat::Parquet {
+            self.write_manifest().await?;
+        }
+        let removed_runs = self.apply_retention().await?;
+        Ok(Published {
+            run_id: self.run_id,
+            model_path: model_rel,
+            entities: self.rows,
+            removed_runs,
+        })
+    }
+
+    async fn write_manifest(&self) -> Result<()> {
+        let prefix = self.lake.url_of(&self.folder);
+        let manifest = cdm::manifest_for(&self.model, |loc| {
+            loc.strip_prefix(&prefix)
+                .map(|r| r.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| loc.to_string())
+        });
+        self.lake
+            .put(
+                &format!("{}/{}", self.folder, cdm::MANIFEST),
+                serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+            )
+            .await?;
+        for e in &self.model.entities {
+            let def = cdm::entity_definition(e);
+            self.lake
+                .put(
+                    &format!("{}/{}.cdm.json", self.folder, e.name),
+                    serde_json::to_vec_pretty(&def).unwrap_or_default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn put_model(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = self.lake.path(relative);
+        let conflict = || Error::Conflict {
+            path: path.to_string(),
+        };
+        let caps = self.lake.capabilities();
+        let mode = match &self.base {
+            None => PutMode::Create,
+            Some(v) if caps.conditional_update => PutMode::Update(v.clone()),
+            Some(v) => return self.put_model_locked(relative, bytes, v.clone()).await,
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match self
+            .lake
+            .store()
+            .put_opts(&path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::Precondition { .. })
+            | Err(object_store::Error::AlreadyExists { .. }) => Err(conflict()),
+            Err(e) => Err(Error::store(&path, e)),
+        }
+    }
+
+    /// Compare-and-swap for stores without `PutMode::Update`: a lock object guards the
+    /// version check and the (atomic) replacement.
+    async fn put_model_locked(
+        &self,
+        relative: &str,
+        bytes: Vec<u8>,
+        expected: UpdateVersion,
+    ) -> Result<()> {
+        let path = self.lake.path(relative);
+        let lock_rel = self
+            .lake
+            .internal(&format!("locks/{}.lock", self.folder.replace('/', "__")));
+        let lock = self.lake.path(&lock_rel);
+        let store = self.lake.store();
+        let holder = json!({ "runId": self.run_id, "since": cdm_time(Utc::now()), "pid": std::process::id() });
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let mut acquired = false;
+        for _ in 0..50 {
+            match store
+                .put_opts(
+                    &lock,
+                    PutPayload::from(holder.to_string().into_bytes()),
+                    create.clone(),
+                )
+                .await
+            {
+                Ok(_) => {
+                    acquired = true;
+                    break;
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    // A lock older than the expiry belongs to a publisher that died.
+                    if let Ok(meta) = store.head(&lock).await {
+                        let age = Utc::now() - meta.last_modified;
+                        if age.to_std().unwrap_or_default() > LOCK_EXPIRY {
+                            let _ = store.delete(&lock).await;
+                            continue;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(Error::store(&lock, e)),
+            }
+        }
+        if !acquired {
+            return Err(Error::Conflict {
+                path: path.to_string(),
+            });
+        }
+        let result = async {
+            let current = match store.head(&path).await {
+                Ok(m) => Some(m.e_tag),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => return Err(Error::store(&path, e)),
+            };
+            if current != Some(expected.e_tag.clone()) {
+                return Err(Error::Conflict {
+                    path: path.to_string(),
+                });
+            }
+            store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(|e| Error::store(&path, e))?;
+            Ok(())
+        }
+        .await;
+        let _ = store.delete(&lock).await;
+        result
+    }
+
+    /// Delete run folders of this process beyond the retention count.
+    async fn apply_retention(&self) -> Result<Vec<RunId>> {
+        let referenced: BTreeSet<String> = self
+            .model
+            .entities
+            .iter()
+            .flat_map(|e| e.partitions.iter())
+            .filter_map(|p| self.lake.relative_of_url(&p.location).map(str::to_string))
+            .filter_map(|rel| rel.split('/').rev().nth(1).map(str::to_string))
+            .collect();
+        // Runs are found from the objects themselves (some S3-compatible stores keep
+        // empty "directories" listed after their objects are gone).
+        let mut runs_by_entity: std::collections::BTreeMap<String, BTreeSet<RunId>> =
+            Default::default();
+        let folder_path = self.lake.path(&self.folder);
+        for meta in self.lake.list(&self.folder).await? {
+            let Some(parts) = meta.location.prefix_match(&folder_path) else {
+                continue;
+            };
+            let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
+            if let [entity, run, _file] = parts.as_slice() {
+                if let Some(run) = RunId::parse(run) {
+                    runs_by_entity
+                        .entry(entity.clone())
+                        .or_default()
+                        .insert(run);
+                }
+            }
+        }
+        let all_runs: BTreeSet<RunId> = runs_by_entity.values().flatten().cloned().collect();
+        let older: Vec<&RunId> = all_runs.iter().filter(|r| **r <= self.run_id).collect();
+        let keep: BTreeSet<&RunId> = older.iter().rev().take(self.retention).copied().collect();
+        let mut removed = BTreeSet::new();
+        for (entity, runs) in runs_by_entity {
+            for run in runs {
+                let newer = run > self.run_id;
+                if newer || keep.contains(&run) || referenced.contains(run.as_str()) {
+                    continue;
+                }
+                self.lake
+                    .delete_folder(&format!("{}/{entity}/{run}", self.folder))
+                    .await?;
+                self.lake
+                    .delete(
+                        &self
+                            .lake
+                            .internal(&format!("runs/{}/{run}.json", self.folder)),
+                    )
+                    .await?;
+                removed.insert(run);
+            }
+        }
+        Ok(removed.into_iter().collect())
+    }
+}
+
+/// Read the current `model.json` of a process folder, if it has one.
+pub async fn read_model(lake: &Lake, process: &Process) -> Result<Option<Model>> {
+    read_model_at(lake, &process.folder()).await
+}
+
+/// Read the `model.json` of a folder (relative to the environment root), if present.
+pub async fn read_model_at(lake: &Lake, folder: &str) -> Result<Option<Model>> {
+    let rel = format!("{}/{MODEL_JSON}", folder.trim_end_matches('/'));
+    match lake.get(&rel).await {
+        Ok(bytes) => Model::from_json(&lake.path(&rel).to_string(), &bytes).map(Some),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,79 @@
+//! Reading secrets from the environment variable or file a [`SecretRef`] names.
+//!
+//! The value goes straight into a [`Secret`], which never prints. Errors name the
+//! reference (`env:VAR`, `file:/path`), never the value.
+
+use std::path::Path;
+
+use lakecdp_core::{Secret, SecretRef};
+
+use crate::error::{Error, Result};
+
+/// Read a secret. `base` resolves relative file paths (the project folder).
+pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<Secret> {
+    let fail = |reason: String| Error::Secret {
+        key: key.to_string(),
+        reference: reference.to_string(),
+        reason,
+    };
+    let value = match reference {
+        SecretRef::Env(var) => std::env::var(var).map_err(|e| match e {
+            std::env::VarError::NotPresent => fail(format!(
+                "the environment variable is not set (set `{var}` in the environment of lakecdp)"
+            )),
+            std::env::VarError::NotUnicode(_) => {
+                fail("the environment variable is not valid UTF-8".into())
+            }
+        })?,
+        SecretRef::File(path) => {
+            let full = match (path.is_relative(), base) {
+                (true, Some(b)) => b.join(path),
+                _ => path.clone(),
+            };
+            std::fs::read_to_string(&full)
+                .map_err(|e| fail(format!("the file cannot be read: {}", e.kind())))?
+        }
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(fail("it is empty".into()));
+    }
+    Ok(Secret::new(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_secrets_are_trimmed_and_errors_never_hold_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "  s3cr3t-value\n").unwrap();
+        let s = resolve(
+            "account_key",
+            &SecretRef::File("key".into()),
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(s.expose(), "s3cr3t-value");
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let err = resolve(
+            "account_key",
+            &SecretRef::File("empty".into()),
+            Some(dir.path()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let err = resolve(
+            "account_key",
+            &SecretRef::Env("LAKECDP_TEST_SURELY_UNSET_VAR".into()),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("env:LAKECDP_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
+    }
+}

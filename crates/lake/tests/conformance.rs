@@ -1,0 +1,469 @@
+//! The lake conformance suite: every case runs against the local folder, Azurite and
+//! the S3 server.
+
+mod common;
+
+use arrow::record_batch::RecordBatch;
+use futures::stream;
+use lakecdp_core::{EnvironmentId, PartitionFormat, RunId};
+use lakecdp_lake::cdm::{Model, MODEL_JSON};
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::publish::{read_model, CdmFolderWriter};
+use lakecdp_lake::{Error, Lake, Process};
+use object_store::{PutMode, PutOptions, PutPayload, UpdateVersion};
+
+type BatchStream = futures::stream::Iter<std::vec::IntoIter<Result<RecordBatch, String>>>;
+
+fn batches(bs: Vec<RecordBatch>) -> BatchStream {
+    stream::iter(bs.into_iter().map(Ok).collect::<Vec<_>>())
+}
+
+async fn publish(
+    lake: &Lake,
+    process: Process,
+    retention: u32,
+    tables: &[(&str, Vec<RecordBatch>)],
+) -> lakecdp_lake::Published {
+    let mut w = CdmFolderWriter::begin(lake, process, retention)
+        .await
+        .unwrap();
+    for (name, bs) in tables {
+        let schema = bs[0].schema();
+        w.write_entity(name, None, schema, batches(bs.clone()))
+            .await
+            .unwrap();
+    }
+    w.commit().await.unwrap()
+}
+
+async fn read_back(lake: &Lake, process: &Process, entity: &str) -> Vec<RecordBatch> {
+    let model = read_model(lake, process)
+        .await
+        .unwrap()
+        .expect("model.json exists");
+    let e = model.entity(entity).expect("entity exists");
+    read_entity(lake, &process.folder(), e).await.unwrap()
+}
+
+/// The run folders of an entity that hold files.
+async fn runs_of(lake: &Lake, folder: &str) -> Vec<String> {
+    let mut runs: Vec<String> = lake
+        .list(folder)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| lake.relative(&m.location))
+        .filter_map(|rel| {
+            rel.strip_prefix(&format!("{folder}/"))
+                .and_then(|r| r.split('/').next())
+                .map(str::to_string)
+        })
+        .collect();
+    runs.dedup();
+    runs
+}
+
+fn concat(bs: &[RecordBatch]) -> RecordBatch {
+    arrow::compute::concat_batches(&bs[0].schema(), bs).unwrap()
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn put_get_list_delete(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        lake.put("a/b/one.txt", "1").await.unwrap();
+        lake.put("a/b/two.txt", "22").await.unwrap();
+        lake.put("a/c/three.txt", "333").await.unwrap();
+        assert_eq!(lake.get("a/b/two.txt").await.unwrap().as_ref(), b"22");
+        assert!(lake.exists("a/b/one.txt").await.unwrap());
+        assert!(!lake.exists("a/b/none.txt").await.unwrap());
+        assert!(matches!(
+            lake.get("a/b/none.txt").await,
+            Err(Error::NotFound { .. })
+        ));
+        let listed: Vec<String> = lake
+            .list("a")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| lake.relative(&m.location).unwrap())
+            .collect();
+        assert_eq!(listed, ["a/b/one.txt", "a/b/two.txt", "a/c/three.txt"]);
+        assert_eq!(lake.list_folders("a").await.unwrap(), ["b", "c"]);
+        lake.delete("a/b/one.txt").await.unwrap();
+        lake.delete("a/b/one.txt").await.unwrap(); // deleting twice is fine
+        assert_eq!(lake.delete_folder("a").await.unwrap(), 2);
+        assert!(lake.list("a").await.unwrap().is_empty());
+    }
+
+    pub async fn conditional_put(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let store = lake.store();
+        let path = lake.path("cas/object");
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let first = store
+            .put_opts(&path, PutPayload::from_static(b"v1"), create.clone())
+            .await
+            .unwrap();
+        let again = store
+            .put_opts(&path, PutPayload::from_static(b"v2"), create)
+            .await;
+        assert!(
+            matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+            "{again:?}"
+        );
+        if lake.capabilities().conditional_update {
+            let v1 = UpdateVersion {
+                e_tag: first.e_tag.clone(),
+                version: first.version.clone(),
+            };
+            let update = PutOptions {
+                mode: PutMode::Update(v1.clone()),
+                ..Default::default()
+            };
+            store
+                .put_opts(&path, PutPayload::from_static(b"v2"), update.clone())
+                .await
+                .unwrap();
+            let stale = store
+                .put_opts(&path, PutPayload::from_static(b"v3"), update)
+                .await;
+            assert!(
+                matches!(stale, Err(object_store::Error::Precondition { .. })),
+                "{stale:?}"
+            );
+            assert_eq!(lake.get("cas/object").await.unwrap().as_ref(), b"v2");
+        }
+    }
+
+    pub async fn atomic_publish(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let process = Process::Ingestion("Crm".into());
+        let first = publish(
+            &lake,
+            process.clone(),
+            3,
+            &[(
+                "Contacts",
+                vec![common::sample_batch(0), common::sample_batch(10)],
+            )],
+        )
+        .await;
+        assert_eq!(first.entities, [("Contacts".to_string(), 8)]);
+        let expected = concat(&[common::sample_batch(0), common::sample_batch(10)]);
+        assert_eq!(
+            concat(&read_back(&lake, &process, "Contacts").await),
+            expected
+        );
+
+        // A run that writes its files and dies before the commit changes nothing readers see.
+        let mut crashed = CdmFolderWriter::begin(&lake, process.clone(), 3)
+            .await
+            .unwrap();
+        crashed
+            .write_entity(
+                "Contacts",
+                None,
+                common::sample_batch(0).schema(),
+                batches(vec![common::sample_batch(100)]),
+            )
+            .await
+            .unwrap();
+        let crashed_run = crashed.run_id().clone();
+        drop(crashed);
+        assert!(lake
+            .exists(&format!(
+                "DataIngestion/Crm/Contacts/{crashed_run}/part-00000.csv"
+            ))
+            .await
+            .unwrap());
+        assert_eq!(
+            concat(&read_back(&lake, &process, "Contacts").await),
+            expected
+        );
+
+        // The next run publishes on top; the crashed run's folder is swept away.
+        let second = publish(
+            &lake,
+            process.clone(),
+            1,
+            &[("Contacts", vec![common::sample_batch(1000)])],
+        )
+        .await;
+        assert_eq!(
+            concat(&read_back(&lake, &process, "Contacts").await),
+            common::sample_batch(1000)
+        );
+        assert!(
+            second.removed_runs.contains(&crashed_run),
+            "{:?}",
+            second.removed_runs
+        );
+        assert!(second.removed_runs.contains(&first.run_id));
+        let left = runs_of(&lake, "DataIngestion/Crm/Contacts").await;
+        assert_eq!(left, [second.run_id.to_string()]);
+    }
+
+    pub async fn concurrent_publishers_conflict(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let process = Process::Unification;
+        // both with and without a previous model.json
+        for round in 0..2 {
+            let mut a = CdmFolderWriter::begin(&lake, process.clone(), 5)
+                .await
+                .unwrap();
+            let mut b = CdmFolderWriter::begin(&lake, process.clone(), 5)
+                .await
+                .unwrap();
+            let schema = common::sample_batch(0).schema();
+            a.write_entity(
+                "Customer",
+                None,
+                schema.clone(),
+                batches(vec![common::sample_batch(1)]),
+            )
+            .await
+            .unwrap();
+            b.write_entity(
+                "Customer",
+                None,
+                schema,
+                batches(vec![common::sample_batch(2)]),
+            )
+            .await
+            .unwrap();
+            let a_run = a.commit().await.unwrap().run_id;
+            let err = b.commit().await.unwrap_err();
+            assert!(
+                matches!(err, Error::Conflict { .. }),
+                "round {round}: {err}"
+            );
+            let model = read_model(&lake, &process).await.unwrap().unwrap();
+            let run = model
+                .annotations
+                .iter()
+                .find(|a| a.name == "lakecdp:runId")
+                .unwrap()
+                .value
+                .clone()
+                .unwrap();
+            assert_eq!(
+                run,
+                a_run.to_string(),
+                "round {round}: the first commit stays"
+            );
+            assert_eq!(
+                concat(&read_back(&lake, &process, "Customer").await),
+                common::sample_batch(1)
+            );
+        }
+    }
+
+    pub async fn retention(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let process = Process::Segments;
+        let mut runs: Vec<RunId> = Vec::new();
+        for i in 0..4 {
+            let p = publish(
+                &lake,
+                process.clone(),
+                2,
+                &[
+                    ("SegmentMembership", vec![common::sample_batch(i)]),
+                    ("Vip", vec![common::sample_batch(i * 10)]),
+                ],
+            )
+            .await;
+            runs.push(p.run_id);
+        }
+        for entity in ["SegmentMembership", "Vip"] {
+            let left = runs_of(&lake, &format!("Segments/{entity}")).await;
+            assert_eq!(left, [runs[2].to_string(), runs[3].to_string()], "{entity}");
+        }
+        let manifests = lake.list(&lake.internal("runs/Segments")).await.unwrap();
+        assert_eq!(manifests.len(), 2);
+        assert_eq!(
+            concat(&read_back(&lake, &process, "Vip").await),
+            common::sample_batch(30)
+        );
+    }
+
+    pub async fn parquet_partitions(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f).with_format(PartitionFormat::Parquet);
+        let process = Process::Measures;
+        publish(
+            &lake,
+            process.clone(),
+            3,
+            &[(
+                "Customer_Measure",
+                vec![common::sample_batch(5), common::sample_batch(6)],
+            )],
+        )
+        .await;
+        assert_eq!(
+            concat(&read_back(&lake, &process, "Customer_Measure").await),
+            concat(&[common::sample_batch(5), common::sample_batch(6)])
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &lake
+                .get("Measures/default.manifest.cdm.json")
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let partition = &manifest["entities"][0]["dataPartitions"][0];
+        assert_eq!(
+            partition["exhibitsTraits"][0]["traitReference"],
+            "is.partition.format.parquet"
+        );
+        assert!(partition["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("Customer_Measure/"));
+        assert!(lake
+            .exists("Measures/Customer_Measure.cdm.json")
+            .await
+            .unwrap());
+    }
+
+    pub async fn environments_are_isolated(kind: &str) {
+        let f = common::fixture(kind).await;
+        let handle = common::open(&f);
+        let a = Lake::new(&handle, EnvironmentId::new());
+        let b = Lake::new(&handle, EnvironmentId::new());
+        publish(
+            &a,
+            Process::Unification,
+            3,
+            &[("Customer", vec![common::sample_batch(0)])],
+        )
+        .await;
+        b.put("only-b.txt", "b").await.unwrap();
+        assert!(read_model(&b, &Process::Unification)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!b.exists("Unification/model.json").await.unwrap());
+        assert!(b
+            .list("")
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| b.relative(&m.location).is_some()));
+        assert_eq!(b.list("").await.unwrap().len(), 1);
+        assert!(!a.exists("only-b.txt").await.unwrap());
+        assert!(a
+            .list("")
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.location.as_ref().contains(&b.environment().folder())));
+        // the partition URLs of one environment do not resolve in the other
+        let model = read_model(&a, &Process::Unification)
+            .await
+            .unwrap()
+            .unwrap();
+        let loc = &model.entity("Customer").unwrap().partitions[0].location;
+        assert!(a.relative_of_url(loc).is_some());
+        assert!(b.relative_of_url(loc).is_none());
+        let err = read_entity(&b, "Unification", model.entity("Customer").unwrap())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("outside this lake"), "{err}");
+    }
+
+    pub async fn model_json_is_cdm(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        publish(
+            &lake,
+            Process::Activities,
+            3,
+            &[("UnifiedActivity", vec![common::sample_batch(0)])],
+        )
+        .await;
+        let raw: serde_json::Value =
+            serde_json::from_slice(&lake.get(&format!("Activities/{MODEL_JSON}")).await.unwrap())
+                .unwrap();
+        assert_eq!(raw["name"], "Activities");
+        assert_eq!(raw["version"], "1.0");
+        assert!(raw["modifiedTime"].as_str().unwrap().ends_with('Z'));
+        let e = &raw["entities"][0];
+        assert_eq!(e["$type"], "LocalEntity");
+        let types: Vec<&str> = e["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["dataType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "int64",
+                "string",
+                "double",
+                "boolean",
+                "int64",
+                "dateTime",
+                "dateTime",
+                "dateTimeOffset",
+                "decimal"
+            ]
+        );
+        let p = &e["partitions"][0];
+        assert_eq!(p["fileFormatSettings"]["$type"], "CsvFormatSettings");
+        assert_eq!(p["fileFormatSettings"]["columnHeaders"], true);
+        let location = p["location"].as_str().unwrap();
+        let rel = lake
+            .relative_of_url(location)
+            .expect("absolute URL of this lake");
+        let csv = String::from_utf8(lake.get(rel).await.unwrap().to_vec()).unwrap();
+        assert!(
+            csv.starts_with("Id,Name,Score,Active,Visits,BirthDate,UpdatedAt,SeenAt,Balance\n"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("\"Ann \"\"Nan\"\" Lee\""),
+            "RFC 4180 quote doubling: {csv}"
+        );
+        assert!(csv.contains("\"multi\nline\""), "{csv}");
+        Model::from_json("x", &serde_json::to_vec(&raw).unwrap()).unwrap();
+    }
+}
+
+macro_rules! lake_suite {
+    ($($backend:ident),*) => {$(
+        mod $backend {
+            use super::cases;
+            #[tokio::test]
+            async fn put_get_list_delete() { cases::put_get_list_delete(stringify!($backend)).await }
+            #[tokio::test]
+            async fn conditional_put() { cases::conditional_put(stringify!($backend)).await }
+            #[tokio::test]
+            async fn atomic_publish() { cases::atomic_publish(stringify!($backend)).await }
+            #[tokio::test]
+            async fn concurrent_publishers_conflict() { cases::concurrent_publishers_conflict(stringify!($backend)).await }
+            #[tokio::test]
+            async fn retention() { cases::retention(stringify!($backend)).await }
+            #[tokio::test]
+            async fn parquet_partitions() { cases::parquet_partitions(stringify!($backend)).await }
+            #[tokio::test]
+            async fn environments_are_isolated() { cases::environments_are_isolated(stringify!($backend)).await }
+            #[tokio::test]
+            async fn model_json_is_cdm() { cases::model_json_is_cdm(stringify!($backend)).await }
+        }
+    )*};
+}
+
+lake_suite!(local, azurite, s3);
