@@ -1,1 +1,31 @@
-//! placeholder
+//! The lakecdp catalog: the metadata store that holds environments and the runs of their
+//! processes, and the single source of truth for both.
+//!
+//! [`Catalog`] is the contract; [`SqliteCatalog`] is the embedded implementation and the
+//! default. Every implementation runs the same conformance suite (the module
+//! `conformance` and the macro `catalog_conformance_suite!`, behind the `testing`
+//! feature).
+//!
+//! The catalog stores an environment's storage configuration as given, which holds secret
+//! *references* only (an environment variable's name, a file's path); secret values are
+//! read where they are used and never reach the catalog.
+#![warn(missing_docs)]
+
+mod catalog;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+mod error;
+mod sqlite;
+mod validate;
+
+pub use catalog::{Catalog, CatalogExt};
+pub use error::{Error, Result};
+pub use sqlite::{latest_schema_version, SqliteCatalog, BUSY_TIMEOUT};
+
+/// The object kind environments are reported as in [`Error::NotFound`] and
+/// [`Error::AlreadyExists`].
+pub const ENVIRONMENT: &str = "environment";
+
+/// The object kind runs are reported as in [`Error::NotFound`] and
+/// [`Error::AlreadyExists`].
+pub const RUN: &str = "run";

@@ -1,0 +1,133 @@
+//! The [`Catalog`] trait, the contract every metadata store meets, and [`CatalogExt`],
+//! the conveniences built on it.
+
+use async_trait::async_trait;
+use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord};
+
+use crate::error::{Error, Result};
+
+/// The metadata store: environments and the runs of their processes.
+///
+/// Every implementation passes the same conformance suite
+/// (`lakecdp_catalog::conformance`, feature `testing`), which checks the guarantees below.
+///
+/// # Environments
+///
+/// - Ids are unique, and names are unique without regard to ASCII case: `Retail` and
+///   `retail` cannot both exist. Creating a second environment with a taken id or name
+///   fails with [`Error::AlreadyExists`].
+/// - [`find_environment`](Catalog::find_environment) looks a name up without regard to
+///   ASCII case; [`list_environments`](Catalog::list_environments) returns every
+///   environment sorted by name, also without regard to ASCII case.
+/// - [`update_environment`](Catalog::update_environment) replaces the name, region,
+///   storage, output format, retention and `updated_at` of the environment with the same
+///   id; `created_by` and `created_at` never change. An unknown id fails with
+///   [`Error::NotFound`]; a new name that another environment holds fails with
+///   [`Error::AlreadyExists`]. Changing only the case of its own name is allowed.
+/// - [`delete_environment`](Catalog::delete_environment) removes the environment and all
+///   of its runs in one step; an unknown id fails with [`Error::NotFound`].
+/// - An environment whose name is empty, whose retention is 0 or whose storage
+///   configuration does not validate is refused with [`Error::Invalid`].
+/// - The storage configuration is stored as given and read back equal. It holds secret
+///   *references* only (an environment variable's name or a file's path), so no secret
+///   value ever reaches the catalog.
+///
+/// # Runs
+///
+/// - [`record_run`](Catalog::record_run) inserts a run; its environment must exist
+///   ([`Error::NotFound`] otherwise) and its id must be new ([`Error::AlreadyExists`]
+///   otherwise).
+/// - [`update_run`](Catalog::update_run) changes the status, `finished_at`, `rows` and
+///   `error` of the run with the same id; the environment, process and start time stay
+///   as recorded. An unknown id fails with [`Error::NotFound`], a record naming another
+///   environment than the stored run with [`Error::Conflict`]. A run whose stored
+///   status is final ([`RunStatus::is_final`](lakecdp_core::RunStatus::is_final)) cannot
+///   change any more: a different update fails with [`Error::Conflict`], the same one
+///   again is accepted.
+/// - [`list_runs`](Catalog::list_runs) returns at most `limit` runs of one environment,
+///   newest `started_at` first (ties broken by id, newest first). Runs of other
+///   environments never appear. An unknown environment fails with [`Error::NotFound`].
+///
+/// # Values
+///
+/// Timestamps are kept to the microsecond; finer digits are dropped. Row counts must
+/// fit in an `i64`.
+///
+/// # Concurrency
+///
+/// A catalog may be shared by several tasks and several processes. Every method is
+/// atomic: it either has its whole effect or none, and a change is visible to every
+/// reader once the method has returned.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Store a new environment.
+    async fn create_environment(&self, environment: &Environment) -> Result<()>;
+
+    /// The environment with this id, if any.
+    async fn get_environment(&self, id: EnvironmentId) -> Result<Option<Environment>>;
+
+    /// The environment with this name, compared without regard to ASCII case, if any.
+    async fn find_environment(&self, name: &str) -> Result<Option<Environment>>;
+
+    /// Every environment, sorted by name without regard to ASCII case.
+    async fn list_environments(&self) -> Result<Vec<Environment>>;
+
+    /// Replace the stored environment with the same id.
+    async fn update_environment(&self, environment: &Environment) -> Result<()>;
+
+    /// Remove an environment and all of its runs.
+    async fn delete_environment(&self, id: EnvironmentId) -> Result<()>;
+
+    /// Store a new run.
+    async fn record_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Store the new status, end time, row count and error of a recorded run.
+    async fn update_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// The run with this id, if any.
+    async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>>;
+
+    /// At most `limit` runs of one environment, newest first.
+    async fn list_runs(
+        &self,
+        environment_id: EnvironmentId,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>>;
+
+    /// The version of the stored schema.
+    async fn schema_version(&self) -> Result<u32>;
+}
+
+/// Conveniences over any [`Catalog`]; implemented for every catalog.
+#[async_trait]
+pub trait CatalogExt: Catalog {
+    /// The environment with this id, or [`Error::NotFound`].
+    async fn environment(&self, id: EnvironmentId) -> Result<Environment> {
+        self.get_environment(id)
+            .await?
+            .ok_or_else(|| Error::environment_not_found(id.to_string()))
+    }
+
+    /// The environment a person means by `name_or_id`: an id (with or without the `ci_`
+    /// folder prefix) first, then a name without regard to ASCII case; otherwise
+    /// [`Error::NotFound`].
+    async fn environment_by_name_or_id(&self, name_or_id: &str) -> Result<Environment> {
+        if let Ok(id) = name_or_id.trim().parse::<EnvironmentId>() {
+            if let Some(environment) = self.get_environment(id).await? {
+                return Ok(environment);
+            }
+        }
+        self.find_environment(name_or_id)
+            .await?
+            .ok_or_else(|| Error::environment_not_found(name_or_id))
+    }
+
+    /// The run with this id, or [`Error::NotFound`].
+    async fn run(&self, id: &RunId) -> Result<RunRecord> {
+        self.get_run(id)
+            .await?
+            .ok_or_else(|| Error::run_not_found(id.to_string()))
+    }
+}
+
+impl<T: Catalog + ?Sized> CatalogExt for T {}

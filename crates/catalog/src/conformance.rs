@@ -1,0 +1,695 @@
+//! The conformance suite every [`Catalog`] implementation runs.
+//!
+//! Each case is an async function that takes the catalog under test and panics when the
+//! catalog breaks the contract written on [`Catalog`].
+//! [`catalog_conformance_suite!`](crate::catalog_conformance_suite) turns them into one
+//! `#[tokio::test]` each:
+//!
+//! ```text
+//! async fn harness() -> MyHarness { /* a fresh catalog */ }
+//! lakecdp_catalog::catalog_conformance_suite!(harness());
+//! ```
+//!
+//! The argument is an expression evaluated once per test that yields a future of a
+//! [`CatalogHarness`]. Cases create objects with unique names and only look at their own
+//! objects, so several tests may share one database. The crate that expands the macro
+//! needs `tokio` with the `macros` and `rt` features.
+//!
+//! Available with the `testing` feature.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use lakecdp_core::{
+    AdlsConfig, Environment, EnvironmentId, LocalConfig, PartitionFormat, RunId, RunRecord,
+    RunStatus, S3Config, SecretRef, StorageConfig,
+};
+
+use crate::{Catalog, CatalogExt, Error, Result, ENVIRONMENT, RUN};
+
+/// A catalog under test, with read access to what it stores.
+#[async_trait]
+pub trait CatalogHarness: Send + Sync {
+    /// The catalog under test.
+    fn catalog(&self) -> &dyn Catalog;
+
+    /// Every stored value of the environment's row as raw text, read past the catalog's
+    /// own decoding (e.g. its columns joined with `|`), or `None` when there is no row.
+    async fn raw_environment_row(&self, id: EnvironmentId) -> Result<Option<String>>;
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each on a fresh harness from
+/// `$harness` (an expression yielding a future of a [`CatalogHarness`]).
+///
+/// [`CatalogHarness`]: crate::conformance::CatalogHarness
+#[macro_export]
+macro_rules! catalog_conformance_suite {
+    ($harness:expr) => {
+        $crate::catalog_conformance_suite!(@catalog $harness;
+            environments_are_created_found_and_listed,
+            duplicate_environments_are_refused,
+            update_changes_name_and_storage,
+            update_of_unknown_environment_is_not_found,
+            rename_onto_a_taken_name_is_refused,
+            delete_removes_the_environment_and_its_runs,
+            invalid_environments_are_refused,
+            storage_configs_round_trip,
+            timestamps_are_kept_to_the_microsecond,
+            environment_is_found_by_name_or_id,
+            runs_are_recorded_updated_and_read_back,
+            runs_are_listed_newest_first_with_limit,
+            runs_of_one_environment_are_not_visible_from_another,
+            update_of_unknown_run_is_not_found,
+            runs_need_a_known_environment_and_a_new_id,
+            finished_runs_cannot_change,
+        );
+        $crate::catalog_conformance_suite!(@harness $harness;
+            stored_storage_holds_secret_references_only,
+        );
+    };
+    (@catalog $harness:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let harness = $harness.await;
+                $crate::conformance::$case(
+                    $crate::conformance::CatalogHarness::catalog(&harness),
+                )
+                .await;
+            }
+        )+
+    };
+    (@harness $harness:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let harness = $harness.await;
+                $crate::conformance::$case(&harness).await;
+            }
+        )+
+    };
+}
+
+/// The environment variable the ADLS fixture's account key refers to.
+pub const ACCOUNT_KEY_VAR: &str = "LAKECDP_CONFORMANCE_ACCOUNT_KEY";
+
+/// A value [`ACCOUNT_KEY_VAR`] might hold; it must never appear in a stored row.
+pub const ACCOUNT_KEY_VALUE: &str = "c2VjcmV0LWtleS1tdXN0LW5vdC1iZS1zdG9yZWQ=";
+
+/// A short random suffix that keeps names of concurrent tests apart.
+fn suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+/// The current time, to the microsecond the catalog keeps.
+fn now() -> DateTime<Utc> {
+    let micros = Utc::now().timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+/// A local-folder storage configuration.
+pub fn local_storage(path: &str) -> StorageConfig {
+    StorageConfig::Local(LocalConfig { path: path.into() })
+}
+
+/// An ADLS Gen2 configuration authenticated by an account key in [`ACCOUNT_KEY_VAR`].
+pub fn adls_storage() -> StorageConfig {
+    StorageConfig::Adls(AdlsConfig {
+        url: Some("abfss://customerinsights@contoso.dfs.core.windows.net".into()),
+        account_key: Some(SecretRef::Env(ACCOUNT_KEY_VAR.into())),
+        region: Some("westeurope".into()),
+        ..Default::default()
+    })
+}
+
+/// An S3 configuration with every optional field set.
+pub fn s3_storage() -> StorageConfig {
+    StorageConfig::S3(S3Config {
+        bucket: "lakecdp-conformance".into(),
+        prefix: Some("teams/marketing".into()),
+        region: "eu-west-1".into(),
+        endpoint: Some("http://127.0.0.1:8333".into()),
+        access_key_id: Some(SecretRef::Env("LAKECDP_CONFORMANCE_S3_KEY_ID".into())),
+        secret_access_key: Some(SecretRef::File("/run/secrets/s3-secret".into())),
+        session_token: Some(SecretRef::Env("LAKECDP_CONFORMANCE_S3_TOKEN".into())),
+        path_style: Some(true),
+    })
+}
+
+/// A valid environment named `name` on local storage, created now.
+pub fn environment(name: &str) -> Environment {
+    let at = now();
+    Environment {
+        id: EnvironmentId::new(),
+        name: name.to_string(),
+        region: None,
+        storage: local_storage("lake"),
+        output_format: PartitionFormat::Csv,
+        retention_runs: 3,
+        created_by: "conformance".into(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// A running run of `process` in `environment_id` that started at `started_at`.
+pub fn run(environment_id: EnvironmentId, process: &str, started_at: DateTime<Utc>) -> RunRecord {
+    RunRecord {
+        id: RunId::new(started_at),
+        environment_id,
+        process: process.to_string(),
+        status: RunStatus::Running,
+        started_at,
+        finished_at: None,
+        rows: None,
+        error: None,
+    }
+}
+
+async fn create(catalog: &dyn Catalog, name: &str) -> Environment {
+    let env = environment(name);
+    catalog
+        .create_environment(&env)
+        .await
+        .unwrap_or_else(|e| panic!("create_environment({name}): {e}"));
+    env
+}
+
+async fn get(catalog: &dyn Catalog, id: EnvironmentId) -> Option<Environment> {
+    catalog
+        .get_environment(id)
+        .await
+        .unwrap_or_else(|e| panic!("get_environment({id}): {e}"))
+}
+
+async fn find(catalog: &dyn Catalog, name: &str) -> Option<Environment> {
+    catalog
+        .find_environment(name)
+        .await
+        .unwrap_or_else(|e| panic!("find_environment({name}): {e}"))
+}
+
+async fn record(catalog: &dyn Catalog, run: &RunRecord) {
+    catalog
+        .record_run(run)
+        .await
+        .unwrap_or_else(|e| panic!("record_run({}): {e}", run.id));
+}
+
+async fn get_run(catalog: &dyn Catalog, id: &RunId) -> Option<RunRecord> {
+    catalog
+        .get_run(id)
+        .await
+        .unwrap_or_else(|e| panic!("get_run({id}): {e}"))
+}
+
+async fn list_runs(catalog: &dyn Catalog, id: EnvironmentId, limit: usize) -> Vec<RunRecord> {
+    catalog
+        .list_runs(id, limit)
+        .await
+        .unwrap_or_else(|e| panic!("list_runs({id}, {limit}): {e}"))
+}
+
+fn finished(mut run: RunRecord, status: RunStatus, rows: Option<u64>) -> RunRecord {
+    run.status = status;
+    run.finished_at = Some(run.started_at + Duration::seconds(7));
+    run.rows = rows;
+    run
+}
+
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T>, kind: &str, name: &str) {
+    match result {
+        Err(Error::NotFound { kind: k, name: n }) => {
+            assert_eq!((k, n.as_str()), (kind, name), "wrong object reported");
+        }
+        other => panic!("expected {kind} `{name}` not found, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_already_exists<T: std::fmt::Debug>(result: Result<T>, kind: &str, name: &str) {
+    match result {
+        Err(Error::AlreadyExists { kind: k, name: n }) => {
+            assert_eq!((k, n.as_str()), (kind, name), "wrong object reported");
+        }
+        other => panic!("expected {kind} `{name}` already exists, got {other:?}"),
+    }
+}
+
+/// Created environments are read back equal by id, found by name in any ASCII case,
+/// and listed sorted by name without regard to case.
+pub async fn environments_are_created_found_and_listed(catalog: &dyn Catalog) {
+    let s = suffix();
+    let charlie = create(catalog, &format!("charlie-{s}")).await;
+    let bravo = create(catalog, &format!("Bravo-{s}")).await;
+    let alpha = create(catalog, &format!("alpha-{s}")).await;
+
+    for env in [&alpha, &bravo, &charlie] {
+        assert_eq!(get(catalog, env.id).await.as_ref(), Some(env));
+        for name in [
+            env.name.clone(),
+            env.name.to_ascii_uppercase(),
+            env.name.to_ascii_lowercase(),
+        ] {
+            assert_eq!(find(catalog, &name).await.as_ref(), Some(env), "{name}");
+        }
+    }
+    assert_eq!(get(catalog, EnvironmentId::new()).await, None);
+    assert_eq!(find(catalog, &format!("delta-{s}")).await, None);
+
+    let listed = catalog
+        .list_environments()
+        .await
+        .expect("list_environments");
+    let ours: Vec<&Environment> = listed.iter().filter(|e| e.name.ends_with(&s)).collect();
+    assert_eq!(ours, [&alpha, &bravo, &charlie]);
+    for pair in listed.windows(2) {
+        assert!(
+            pair[0].name.to_ascii_lowercase() <= pair[1].name.to_ascii_lowercase(),
+            "`{}` is listed before `{}`",
+            pair[0].name,
+            pair[1].name
+        );
+    }
+}
+
+/// A second environment with a taken name (in any case) or a taken id is refused, and
+/// the first one stays as it was.
+pub async fn duplicate_environments_are_refused(catalog: &dyn Catalog) {
+    let s = suffix();
+    let first = create(catalog, &format!("Retail-{s}")).await;
+
+    let same_name = environment(&format!("rETAIL-{s}"));
+    assert_already_exists(
+        catalog.create_environment(&same_name).await,
+        ENVIRONMENT,
+        &same_name.name,
+    );
+    assert_eq!(get(catalog, same_name.id).await, None);
+
+    let mut same_id = environment(&format!("other-{s}"));
+    same_id.id = first.id;
+    assert_already_exists(
+        catalog.create_environment(&same_id).await,
+        ENVIRONMENT,
+        &first.id.to_string(),
+    );
+    assert_eq!(find(catalog, &same_id.name).await, None);
+    assert_eq!(get(catalog, first.id).await, Some(first));
+}
+
+/// An update replaces the name, region, storage, format, retention and `updated_at`,
+/// and keeps `created_by` and `created_at`.
+pub async fn update_changes_name_and_storage(catalog: &dyn Catalog) {
+    let s = suffix();
+    let original = create(catalog, &format!("before-{s}")).await;
+
+    let mut changed = original.clone();
+    changed.name = format!("after-{s}");
+    changed.region = Some("westeurope".into());
+    changed.storage = adls_storage();
+    changed.output_format = PartitionFormat::Parquet;
+    changed.retention_runs = 5;
+    changed.updated_at = original.updated_at + Duration::minutes(5);
+    changed.created_by = "someone-else".into();
+    changed.created_at = original.created_at - Duration::days(1);
+    catalog
+        .update_environment(&changed)
+        .await
+        .expect("update_environment");
+
+    let expected = Environment {
+        created_by: original.created_by.clone(),
+        created_at: original.created_at,
+        ..changed.clone()
+    };
+    assert_eq!(get(catalog, original.id).await, Some(expected.clone()));
+    assert_eq!(find(catalog, &original.name).await, None);
+    assert_eq!(find(catalog, &changed.name).await, Some(expected.clone()));
+
+    // Changing only the case of its own name is allowed.
+    let mut recased = expected.clone();
+    recased.name = recased.name.to_ascii_uppercase();
+    catalog
+        .update_environment(&recased)
+        .await
+        .expect("update_environment to a case variant of its own name");
+    assert_eq!(get(catalog, original.id).await, Some(recased));
+}
+
+/// Updating an environment that does not exist fails with not found and creates
+/// nothing.
+pub async fn update_of_unknown_environment_is_not_found(catalog: &dyn Catalog) {
+    let ghost = environment(&format!("ghost-{}", suffix()));
+    assert_not_found(
+        catalog.update_environment(&ghost).await,
+        ENVIRONMENT,
+        &ghost.id.to_string(),
+    );
+    assert_eq!(get(catalog, ghost.id).await, None);
+    assert_eq!(find(catalog, &ghost.name).await, None);
+}
+
+/// Renaming an environment onto another's name, in any case, is refused and changes
+/// nothing.
+pub async fn rename_onto_a_taken_name_is_refused(catalog: &dyn Catalog) {
+    let s = suffix();
+    let a = create(catalog, &format!("first-{s}")).await;
+    let b = create(catalog, &format!("second-{s}")).await;
+
+    let mut renamed = b.clone();
+    renamed.name = a.name.to_ascii_uppercase();
+    renamed.retention_runs = 9;
+    assert_already_exists(
+        catalog.update_environment(&renamed).await,
+        ENVIRONMENT,
+        &renamed.name,
+    );
+    assert_eq!(get(catalog, b.id).await, Some(b));
+    assert_eq!(get(catalog, a.id).await, Some(a));
+}
+
+/// Deleting an environment removes it and every run it has, and leaves other
+/// environments' runs alone; deleting it again fails with not found.
+pub async fn delete_removes_the_environment_and_its_runs(catalog: &dyn Catalog) {
+    let s = suffix();
+    let doomed = create(catalog, &format!("doomed-{s}")).await;
+    let kept = create(catalog, &format!("kept-{s}")).await;
+    let t0 = now();
+    let doomed_runs = [
+        run(doomed.id, "ingest:crm", t0),
+        run(doomed.id, "unify", t0 + Duration::seconds(1)),
+    ];
+    let kept_run = run(kept.id, "ingest:crm", t0);
+    for r in doomed_runs.iter().chain([&kept_run]) {
+        record(catalog, r).await;
+    }
+
+    catalog
+        .delete_environment(doomed.id)
+        .await
+        .expect("delete_environment");
+
+    assert_eq!(get(catalog, doomed.id).await, None);
+    assert_eq!(find(catalog, &doomed.name).await, None);
+    for r in &doomed_runs {
+        assert_eq!(get_run(catalog, &r.id).await, None, "run {} survived", r.id);
+    }
+    assert_not_found(
+        catalog.list_runs(doomed.id, 10).await,
+        ENVIRONMENT,
+        &doomed.id.to_string(),
+    );
+    assert_eq!(get(catalog, kept.id).await, Some(kept.clone()));
+    assert_eq!(list_runs(catalog, kept.id, 10).await, [kept_run]);
+    assert_not_found(
+        catalog.delete_environment(doomed.id).await,
+        ENVIRONMENT,
+        &doomed.id.to_string(),
+    );
+}
+
+/// Environments with an empty name, a retention of 0 or a storage configuration that
+/// does not validate are refused as invalid, on create and on update.
+pub async fn invalid_environments_are_refused(catalog: &dyn Catalog) {
+    let s = suffix();
+    let empty_name = environment("  ");
+    let mut no_retention = environment(&format!("no-retention-{s}"));
+    no_retention.retention_runs = 0;
+    let mut bad_bucket = environment(&format!("bad-bucket-{s}"));
+    bad_bucket.storage = StorageConfig::S3(S3Config {
+        bucket: "Not_A_Bucket".into(),
+        region: "eu-west-1".into(),
+        ..Default::default()
+    });
+    for env in [&empty_name, &no_retention, &bad_bucket] {
+        let result = catalog.create_environment(env).await;
+        assert!(
+            matches!(result, Err(Error::Invalid(_))),
+            "{}: {result:?}",
+            env.name
+        );
+        assert_eq!(get(catalog, env.id).await, None);
+    }
+
+    let valid = create(catalog, &format!("valid-{s}")).await;
+    let mut broken = valid.clone();
+    broken.retention_runs = 0;
+    let result = catalog.update_environment(&broken).await;
+    assert!(matches!(result, Err(Error::Invalid(_))), "{result:?}");
+    assert_eq!(get(catalog, valid.id).await, Some(valid));
+}
+
+/// Local, ADLS (account key, service principal, emulator) and S3 configurations are
+/// read back exactly as stored.
+pub async fn storage_configs_round_trip(catalog: &dyn Catalog) {
+    let s = suffix();
+    let service_principal = StorageConfig::Adls(AdlsConfig {
+        account: Some("contoso".into()),
+        container: Some("customerinsights".into()),
+        tenant_id: Some("00000000-0000-0000-0000-000000000001".into()),
+        client_id: Some("00000000-0000-0000-0000-000000000002".into()),
+        client_secret: Some(SecretRef::File("/run/secrets/client-secret".into())),
+        ..Default::default()
+    });
+    let emulator = StorageConfig::Adls(AdlsConfig {
+        account: Some("devstoreaccount1".into()),
+        sas_token: Some(SecretRef::Env("LAKECDP_CONFORMANCE_SAS".into())),
+        endpoint: Some("http://127.0.0.1:10000/devstoreaccount1".into()),
+        emulator: true,
+        allow_flat_namespace: true,
+        ..Default::default()
+    });
+    let configs = [
+        ("local", local_storage("/data/lake with spaces/ümlaut")),
+        ("adls-key", adls_storage()),
+        ("adls-sp", service_principal),
+        ("adls-emulator", emulator),
+        ("s3", s3_storage()),
+    ];
+    for (label, storage) in configs {
+        let mut env = environment(&format!("{label}-{s}"));
+        env.storage = storage;
+        env.region = env.storage.region().map(str::to_string);
+        catalog
+            .create_environment(&env)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(get(catalog, env.id).await, Some(env.clone()), "{label}");
+        assert_eq!(find(catalog, &env.name).await, Some(env), "{label}");
+    }
+}
+
+/// Timestamps are read back to the microsecond; finer digits are dropped.
+pub async fn timestamps_are_kept_to_the_microsecond(catalog: &dyn Catalog) {
+    let precise: DateTime<Utc> = "2026-03-04T05:06:07.123456789Z"
+        .parse()
+        .expect("a timestamp");
+    let kept: DateTime<Utc> = "2026-03-04T05:06:07.123456Z".parse().expect("a timestamp");
+    let mut env = environment(&format!("precise-{}", suffix()));
+    env.created_at = precise;
+    env.updated_at = precise + Duration::nanoseconds(1);
+    catalog.create_environment(&env).await.expect("create");
+    let stored = get(catalog, env.id).await.expect("stored");
+    assert_eq!((stored.created_at, stored.updated_at), (kept, kept));
+
+    let mut r = run(env.id, "unify", precise);
+    r.finished_at = Some(precise + Duration::nanoseconds(200));
+    record(catalog, &r).await;
+    let stored = get_run(catalog, &r.id).await.expect("stored run");
+    assert_eq!((stored.started_at, stored.finished_at), (kept, Some(kept)));
+}
+
+/// [`CatalogExt::environment_by_name_or_id`] takes an id, a `ci_` folder name or a name
+/// in any case.
+pub async fn environment_is_found_by_name_or_id(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("Lookup-{}", suffix())).await;
+    for key in [
+        env.id.to_string(),
+        env.id.folder(),
+        env.name.clone(),
+        env.name.to_ascii_lowercase(),
+    ] {
+        let found = catalog
+            .environment_by_name_or_id(&key)
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(found, env, "{key}");
+    }
+    let unknown = EnvironmentId::new().to_string();
+    assert_not_found(
+        catalog.environment_by_name_or_id(&unknown).await,
+        ENVIRONMENT,
+        &unknown,
+    );
+    let id = EnvironmentId::new();
+    assert_not_found(catalog.environment(id).await, ENVIRONMENT, &id.to_string());
+}
+
+/// A recorded run is read back equal, then updated to a final status with its end,
+/// row count and error.
+pub async fn runs_are_recorded_updated_and_read_back(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("runs-{}", suffix())).await;
+    let t0 = now();
+
+    let ok = run(env.id, "ingest:crm", t0);
+    record(catalog, &ok).await;
+    assert_eq!(get_run(catalog, &ok.id).await, Some(ok.clone()));
+
+    // The process and start time stay as recorded.
+    let mut moved = ok.clone();
+    moved.process = "renamed".into();
+    moved.started_at = t0 - Duration::hours(1);
+    catalog.update_run(&moved).await.expect("update_run");
+    assert_eq!(get_run(catalog, &ok.id).await, Some(ok.clone()));
+
+    let ok = finished(ok, RunStatus::Succeeded, Some(42));
+    catalog.update_run(&ok).await.expect("update_run");
+    assert_eq!(get_run(catalog, &ok.id).await, Some(ok.clone()));
+    assert_eq!(catalog.run(&ok.id).await.expect("run"), ok);
+
+    let mut failed = run(env.id, "unify", t0 + Duration::seconds(1));
+    failed.status = RunStatus::Queued;
+    record(catalog, &failed).await;
+    failed.status = RunStatus::Running;
+    catalog
+        .update_run(&failed)
+        .await
+        .expect("update to running");
+    let mut failed = finished(failed, RunStatus::Failed, None);
+    failed.error = Some("source `crm` has no table `contacts`".into());
+    catalog.update_run(&failed).await.expect("update to failed");
+    assert_eq!(get_run(catalog, &failed.id).await, Some(failed.clone()));
+
+    let missing = RunId::now();
+    assert_eq!(get_run(catalog, &missing).await, None);
+    assert_not_found(catalog.run(&missing).await, RUN, missing.as_str());
+}
+
+/// Runs are listed newest first, at most `limit` of them.
+pub async fn runs_are_listed_newest_first_with_limit(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("listing-{}", suffix())).await;
+    let t0 = now() - Duration::hours(1);
+    let runs: Vec<RunRecord> = (0..5)
+        .map(|i| run(env.id, &format!("process-{i}"), t0 + Duration::minutes(i)))
+        .collect();
+    for i in [2, 0, 4, 1, 3] {
+        record(catalog, &runs[i]).await;
+    }
+    let newest_first: Vec<RunRecord> = runs.iter().rev().cloned().collect();
+    assert_eq!(list_runs(catalog, env.id, 10).await, newest_first);
+    assert_eq!(list_runs(catalog, env.id, 5).await, newest_first);
+    assert_eq!(list_runs(catalog, env.id, 2).await, newest_first[..2]);
+    assert_eq!(list_runs(catalog, env.id, 0).await, []);
+    assert_eq!(list_runs(catalog, env.id, usize::MAX).await, newest_first);
+}
+
+/// Runs of one environment never appear in another's list, nor move to another by an
+/// update.
+pub async fn runs_of_one_environment_are_not_visible_from_another(catalog: &dyn Catalog) {
+    let s = suffix();
+    let a = create(catalog, &format!("env-a-{s}")).await;
+    let b = create(catalog, &format!("env-b-{s}")).await;
+    let empty = create(catalog, &format!("env-c-{s}")).await;
+    let t0 = now();
+    let run_a = run(a.id, "unify", t0);
+    let run_b = run(b.id, "unify", t0);
+    record(catalog, &run_a).await;
+    record(catalog, &run_b).await;
+    let mut moved = run_a.clone();
+    moved.environment_id = b.id;
+    let result = catalog.update_run(&moved).await;
+    assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+    assert_eq!(list_runs(catalog, a.id, 10).await, [run_a]);
+    assert_eq!(list_runs(catalog, b.id, 10).await, [run_b]);
+    assert_eq!(list_runs(catalog, empty.id, 10).await, []);
+    let unknown = EnvironmentId::new();
+    assert_not_found(
+        catalog.list_runs(unknown, 10).await,
+        ENVIRONMENT,
+        &unknown.to_string(),
+    );
+}
+
+/// Updating a run that was never recorded fails with not found and records nothing.
+pub async fn update_of_unknown_run_is_not_found(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("no-run-{}", suffix())).await;
+    let ghost = finished(run(env.id, "unify", now()), RunStatus::Succeeded, Some(1));
+    assert_not_found(catalog.update_run(&ghost).await, RUN, ghost.id.as_str());
+    assert_eq!(get_run(catalog, &ghost.id).await, None);
+    assert_eq!(list_runs(catalog, env.id, 10).await, []);
+}
+
+/// A run of an unknown environment is refused with not found, a second run with the
+/// same id with already exists.
+pub async fn runs_need_a_known_environment_and_a_new_id(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("run-ids-{}", suffix())).await;
+    let orphan = run(EnvironmentId::new(), "unify", now());
+    assert_not_found(
+        catalog.record_run(&orphan).await,
+        ENVIRONMENT,
+        &orphan.environment_id.to_string(),
+    );
+    assert_eq!(get_run(catalog, &orphan.id).await, None);
+
+    let first = run(env.id, "unify", now());
+    record(catalog, &first).await;
+    let mut again = first.clone();
+    again.process = "measures".into();
+    assert_already_exists(catalog.record_run(&again).await, RUN, first.id.as_str());
+    assert_eq!(get_run(catalog, &first.id).await, Some(first));
+
+    let nameless = run(env.id, " ", now());
+    let result = catalog.record_run(&nameless).await;
+    assert!(matches!(result, Err(Error::Invalid(_))), "{result:?}");
+}
+
+/// A run with a final status cannot change any more; repeating the same final update
+/// is accepted.
+pub async fn finished_runs_cannot_change(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("final-{}", suffix())).await;
+    let done = run(env.id, "segments", now());
+    record(catalog, &done).await;
+    let done = finished(done, RunStatus::Canceled, None);
+    catalog.update_run(&done).await.expect("cancel");
+    catalog
+        .update_run(&done)
+        .await
+        .expect("the same final update again");
+
+    let mut revived = done.clone();
+    revived.status = RunStatus::Running;
+    revived.finished_at = None;
+    let result = catalog.update_run(&revived).await;
+    assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+    let mut recounted = done.clone();
+    recounted.rows = Some(10);
+    let result = catalog.update_run(&recounted).await;
+    assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+    assert_eq!(get_run(catalog, &done.id).await, Some(done));
+}
+
+/// The stored row of an ADLS environment holds the secret references (the variable's
+/// name, the file's path) and no secret value.
+pub async fn stored_storage_holds_secret_references_only(harness: &dyn CatalogHarness) {
+    let catalog = harness.catalog();
+    let mut env = environment(&format!("secrets-{}", suffix()));
+    env.storage = adls_storage();
+    catalog.create_environment(&env).await.expect("create");
+
+    let raw = harness
+        .raw_environment_row(env.id)
+        .await
+        .expect("raw_environment_row")
+        .expect("the row exists");
+    assert!(
+        raw.contains(ACCOUNT_KEY_VAR),
+        "the row does not name the variable: {raw}"
+    );
+    assert!(
+        !raw.contains(ACCOUNT_KEY_VALUE),
+        "the row holds a secret value: {raw}"
+    );
+    assert!(raw.contains("contoso"), "the row lacks the account: {raw}");
+    assert_eq!(get(catalog, env.id).await, Some(env));
+}

@@ -1,0 +1,185 @@
+//! Schema migrations of the SQLite catalog.
+//!
+//! [`MIGRATIONS`] is the ordered list of schema changes. The table `schema_migrations`
+//! records each applied version with its description and time. Opening a catalog applies
+//! the missing versions in order, each in its own transaction together with its record,
+//! so a failed migration leaves the database at the previous version. A database that
+//! records a version newer than this code knows is refused, never written to.
+
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::codec;
+use crate::error::{Error, Result};
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    /// Its version; versions start at 1 and increase by 1.
+    pub(crate) version: u32,
+    /// What it changes, recorded in `schema_migrations`.
+    pub(crate) description: &'static str,
+    /// The statements, run in one transaction.
+    pub(crate) sql: &'static str,
+}
+
+/// Every migration, oldest first.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "environments and runs",
+    sql: include_str!("../../migrations/sqlite/0001_environments_and_runs.sql"),
+}];
+
+/// The schema version this code writes.
+pub(crate) fn latest(migrations: &[Migration]) -> u32 {
+    migrations.last().map_or(0, |m| m.version)
+}
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER NOT NULL PRIMARY KEY,
+    description TEXT    NOT NULL,
+    applied_at  TEXT    NOT NULL
+) STRICT";
+
+/// The highest applied version, 0 for a new database.
+pub(crate) fn current_version(conn: &Connection) -> Result<u32> {
+    let version: Option<i64> = conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .map_err(codec::storage)?;
+    u32::try_from(version.unwrap_or(0))
+        .map_err(|_| Error::Storage("schema_migrations holds an impossible version".into()))
+}
+
+/// Bring the database up to the newest of `migrations`; returns the resulting version.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<u32> {
+    conn.execute_batch(CREATE_MIGRATIONS_TABLE)
+        .map_err(codec::storage)?;
+    let known = latest(migrations);
+    let current = current_version(conn)?;
+    refuse_newer(current, known)?;
+    for migration in migrations.iter().filter(|m| m.version > current) {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(codec::storage)?;
+        // Another process may have migrated since the first look; decide under the lock.
+        let now_current = current_version(&tx)?;
+        refuse_newer(now_current, known)?;
+        if now_current >= migration.version {
+            continue;
+        }
+        let failed = |e: rusqlite::Error| Error::Migration {
+            version: migration.version,
+            message: format!("{} failed: {e}", migration.description),
+        };
+        tx.execute_batch(migration.sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+            params![
+                migration.version,
+                migration.description,
+                codec::timestamp(chrono::Utc::now())
+            ],
+        )
+        .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+        tracing::info!(
+            version = migration.version,
+            description = migration.description,
+            "applied catalog migration"
+        );
+    }
+    current_version(conn)
+}
+
+fn refuse_newer(current: u32, known: u32) -> Result<()> {
+    if current > known {
+        return Err(Error::Migration {
+            version: current,
+            message: format!(
+                "the catalog database is newer than this lakecdp, which knows schema \
+                 versions up to {known}; upgrade lakecdp"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_start_at_one_and_increase_by_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "{}", m.description);
+            assert!(!m.description.is_empty());
+        }
+    }
+
+    #[test]
+    fn migrating_twice_applies_each_version_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn, MIGRATIONS).unwrap(), latest(MIGRATIONS));
+        assert_eq!(migrate(&mut conn, MIGRATIONS).unwrap(), latest(MIGRATIONS));
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_previous_version() {
+        let migrations = [
+            Migration {
+                version: 1,
+                description: "first",
+                sql: "CREATE TABLE a (x INTEGER);",
+            },
+            Migration {
+                version: 2,
+                description: "second",
+                sql: "CREATE TABLE b (x INTEGER); INSERT INTO no_such_table VALUES (1);",
+            },
+        ];
+        let mut conn = Connection::open_in_memory().unwrap();
+        let err = migrate(&mut conn, &migrations).unwrap_err();
+        match &err {
+            Error::Migration { version, message } => {
+                assert_eq!(*version, 2);
+                assert!(message.starts_with("second failed"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(current_version(&conn).unwrap(), 1);
+        let b_exists: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!b_exists, "the failed migration's table was kept");
+        // With the fault fixed, the next open picks up where it stopped.
+        let fixed = [
+            migrations[0],
+            Migration {
+                sql: "CREATE TABLE b (x INTEGER);",
+                ..migrations[1]
+            },
+        ];
+        assert_eq!(migrate(&mut conn, &fixed).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, MIGRATIONS).unwrap();
+        let err = migrate(&mut conn, &[]).unwrap_err();
+        assert!(
+            matches!(err, Error::Migration { version: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("upgrade lakecdp"), "{err}");
+    }
+}

@@ -1,0 +1,509 @@
+//! The embedded catalog: one SQLite database file, the default metadata store.
+//!
+//! One [`SqliteCatalog`] holds one connection behind a mutex and runs every statement on
+//! tokio's blocking thread pool, so the async runtime never waits on the disk. Several
+//! processes may open the same file: the database runs in WAL mode (readers do not block
+//! the writer), waits up to [`BUSY_TIMEOUT`] for a lock held by another process, and every
+//! change takes the write lock before it reads what it checks, so checks and writes of
+//! two processes never interleave.
+
+mod codec;
+mod migrations;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use self::codec::{
+    storage, timestamp, violation, EnvironmentRow, RunRow, Violation, ENVIRONMENT_COLUMNS,
+    RUN_COLUMNS,
+};
+use self::migrations::MIGRATIONS;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::{validate, ENVIRONMENT, RUN};
+
+/// How long a statement waits for a lock another connection holds before it fails.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The newest schema version this code knows.
+pub fn latest_schema_version() -> u32 {
+    migrations::latest(MIGRATIONS)
+}
+
+/// A [`Catalog`] in an SQLite database file (or in memory, for tests and one-off runs).
+///
+/// Cloning is cheap and shares the connection.
+#[derive(Clone)]
+pub struct SqliteCatalog {
+    conn: Arc<Mutex<Connection>>,
+    path: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqliteCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => f.debug_struct("SqliteCatalog").field("path", path).finish(),
+            None => f
+                .debug_struct("SqliteCatalog")
+                .field("path", &":memory:")
+                .finish(),
+        }
+    }
+}
+
+impl SqliteCatalog {
+    /// Open the catalog in the database file at `path`, creating the file and its parent
+    /// folders when missing, and apply the schema migrations it lacks.
+    ///
+    /// Fails with [`Error::Migration`] when the database has a newer schema than this
+    /// code knows, or when a migration fails (the database then stays at the last
+    /// version that applied).
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let at = path.clone();
+        let conn = blocking(move || {
+            if let Some(parent) = at.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Storage(format!(
+                        "cannot create the catalog folder `{}`: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+            let mut conn = Connection::open(&at).map_err(|e| {
+                Error::Storage(format!(
+                    "cannot open the catalog database `{}`: {e}",
+                    at.display()
+                ))
+            })?;
+            configure(&conn, true)?;
+            let version = migrations::migrate(&mut conn, MIGRATIONS)?;
+            tracing::debug!(path = %at.display(), version, "opened sqlite catalog");
+            Ok(conn)
+        })
+        .await?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Some(path),
+        })
+    }
+
+    /// A new, empty catalog that lives in memory and disappears when its last clone is
+    /// dropped.
+    pub async fn open_in_memory() -> Result<Self> {
+        let conn = blocking(|| {
+            let mut conn = Connection::open_in_memory().map_err(storage)?;
+            configure(&conn, false)?;
+            migrations::migrate(&mut conn, MIGRATIONS)?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: None,
+        })
+    }
+
+    /// The database file, or `None` for an in-memory catalog.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Run `f` with the connection on the blocking thread pool.
+    async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        blocking(move || {
+            let mut conn = conn.lock().map_err(|_| {
+                Error::Storage("the catalog connection was abandoned by a failed task".into())
+            })?;
+            f(&mut conn)
+        })
+        .await
+    }
+
+    /// Run `f` in a transaction that holds the write lock from its start, and commit
+    /// when `f` succeeds.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(storage)?;
+            let value = f(&tx)?;
+            tx.commit().map_err(storage)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+/// Run blocking work on tokio's blocking pool; a panic in it resumes in the caller.
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Storage(format!("the catalog task was stopped: {e}"))),
+    }
+}
+
+/// Connection settings: lock waits, foreign keys, and WAL for files.
+fn configure(conn: &Connection, file: bool) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(storage)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(storage)?;
+    if file {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(storage)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Storage(format!(
+                "the catalog database cannot use write-ahead logging (journal mode \
+                 `{mode}`); put it on a local file system"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
+fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    tx.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.exists(params))
+        .map_err(storage)
+}
+
+fn environment_exists(tx: &Transaction<'_>, id: &str) -> Result<bool> {
+    exists(tx, "SELECT 1 FROM environments WHERE id = ?1", [id])
+}
+
+fn select_environment(
+    conn: &Connection,
+    filter: &str,
+    value: String,
+) -> Result<Option<Environment>> {
+    let sql = format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE {filter} = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([value], EnvironmentRow::read).optional())
+        .map_err(storage)?
+        .transpose()
+}
+
+fn select_run(conn: &Connection, id: &str) -> Result<Option<RunRecord>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([id], RunRow::read).optional())
+        .map_err(storage)?
+        .transpose()
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn create_environment(&self, environment: &Environment) -> Result<()> {
+        validate::environment(environment)?;
+        let row = EnvironmentRow::from_environment(environment)?;
+        self.write(move |tx| {
+            if environment_exists(tx, &row.id)? {
+                return Err(Error::AlreadyExists {
+                    kind: ENVIRONMENT,
+                    name: row.id,
+                });
+            }
+            let name_taken = || Error::AlreadyExists {
+                kind: ENVIRONMENT,
+                name: row.name.clone(),
+            };
+            if exists(
+                tx,
+                "SELECT 1 FROM environments WHERE name = ?1",
+                [&row.name],
+            )? {
+                return Err(name_taken());
+            }
+            tx.execute(
+                "INSERT INTO environments (id, name, region, storage_json, output_format, \
+                 retention_runs, created_by, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    row.id,
+                    row.name,
+                    row.region,
+                    row.storage_json,
+                    row.output_format,
+                    row.retention_runs,
+                    row.created_by,
+                    row.created_at,
+                    row.updated_at
+                ],
+            )
+            .map_err(|e| match violation(&e) {
+                Some(Violation::Unique) => name_taken(),
+                _ => storage(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_environment(&self, id: EnvironmentId) -> Result<Option<Environment>> {
+        self.call(move |conn| select_environment(conn, "id", id.to_string()))
+            .await
+    }
+
+    async fn find_environment(&self, name: &str) -> Result<Option<Environment>> {
+        let name = name.to_string();
+        self.call(move |conn| select_environment(conn, "name", name))
+            .await
+    }
+
+    async fn list_environments(&self) -> Result<Vec<Environment>> {
+        self.call(|conn| {
+            let sql = format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments ORDER BY name, id");
+            let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+            let rows = stmt.query_map([], EnvironmentRow::read).map_err(storage)?;
+            rows.map(|row| row.map_err(storage)?).collect()
+        })
+        .await
+    }
+
+    async fn update_environment(&self, environment: &Environment) -> Result<()> {
+        validate::environment(environment)?;
+        let row = EnvironmentRow::from_environment(environment)?;
+        self.write(move |tx| {
+            if !environment_exists(tx, &row.id)? {
+                return Err(Error::environment_not_found(row.id));
+            }
+            let name_taken = || Error::AlreadyExists {
+                kind: ENVIRONMENT,
+                name: row.name.clone(),
+            };
+            if exists(
+                tx,
+                "SELECT 1 FROM environments WHERE name = ?1 AND id <> ?2",
+                [&row.name, &row.id],
+            )? {
+                return Err(name_taken());
+            }
+            tx.execute(
+                "UPDATE environments SET name = ?2, region = ?3, storage_json = ?4, \
+                 output_format = ?5, retention_runs = ?6, updated_at = ?7 WHERE id = ?1",
+                params![
+                    row.id,
+                    row.name,
+                    row.region,
+                    row.storage_json,
+                    row.output_format,
+                    row.retention_runs,
+                    row.updated_at
+                ],
+            )
+            .map_err(|e| match violation(&e) {
+                Some(Violation::Unique) => name_taken(),
+                _ => storage(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_environment(&self, id: EnvironmentId) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM runs WHERE environment_id = ?1", [&id])
+                .map_err(storage)?;
+            let deleted = tx
+                .execute("DELETE FROM environments WHERE id = ?1", [&id])
+                .map_err(storage)?;
+            if deleted == 0 {
+                return Err(Error::environment_not_found(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_run(&self, run: &RunRecord) -> Result<()> {
+        validate::run(run)?;
+        let row = RunRow::from_run(run)?;
+        self.write(move |tx| {
+            if !environment_exists(tx, &row.environment_id)? {
+                return Err(Error::environment_not_found(row.environment_id));
+            }
+            let run_exists = || Error::AlreadyExists {
+                kind: RUN,
+                name: row.id.clone(),
+            };
+            if exists(tx, "SELECT 1 FROM runs WHERE id = ?1", [&row.id])? {
+                return Err(run_exists());
+            }
+            tx.execute(
+                "INSERT INTO runs (id, environment_id, process, status, started_at, \
+                 finished_at, \"rows\", error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    row.id,
+                    row.environment_id,
+                    row.process,
+                    row.status,
+                    row.started_at,
+                    row.finished_at,
+                    row.rows,
+                    row.error
+                ],
+            )
+            .map_err(|e| match violation(&e) {
+                Some(Violation::Unique) => run_exists(),
+                Some(Violation::ForeignKey) => {
+                    Error::environment_not_found(row.environment_id.clone())
+                }
+                None => storage(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_run(&self, run: &RunRecord) -> Result<()> {
+        validate::run(run)?;
+        let row = RunRow::from_run(run)?;
+        let status = run.status;
+        let environment_id = run.environment_id;
+        self.write(move |tx| {
+            let stored = select_run(tx, &row.id)?.ok_or_else(|| Error::run_not_found(&row.id))?;
+            if stored.environment_id != environment_id {
+                return Err(Error::Conflict(format!(
+                    "run `{}` belongs to environment `{}`, not `{environment_id}`",
+                    row.id, stored.environment_id
+                )));
+            }
+            if stored.status.is_final() {
+                let unchanged = stored.status == status
+                    && stored.finished_at.map(timestamp) == row.finished_at
+                    && stored.rows.and_then(|n| i64::try_from(n).ok()) == row.rows
+                    && stored.error == row.error;
+                if unchanged {
+                    return Ok(());
+                }
+                return Err(Error::Conflict(format!(
+                    "run `{}` has already finished ({}) and cannot change",
+                    row.id, stored.status
+                )));
+            }
+            tx.execute(
+                "UPDATE runs SET status = ?2, finished_at = ?3, \"rows\" = ?4, error = ?5 \
+                 WHERE id = ?1",
+                params![row.id, row.status, row.finished_at, row.rows, row.error],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>> {
+        let id = id.to_string();
+        self.call(move |conn| select_run(conn, &id)).await
+    }
+
+    async fn list_runs(
+        &self,
+        environment_id: EnvironmentId,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
+        let id = environment_id.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            // One read transaction, so the existence check and the list agree.
+            let tx = conn.transaction().map_err(storage)?;
+            if !environment_exists(&tx, &id)? {
+                return Err(Error::environment_not_found(id));
+            }
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE environment_id = ?1 \
+                 ORDER BY started_at DESC, id DESC LIMIT ?2"
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(storage)?;
+            let rows = stmt
+                .query_map(params![id, limit], RunRow::read)
+                .map_err(storage)?;
+            rows.map(|row| row.map_err(storage)?).collect()
+        })
+        .await
+    }
+
+    async fn schema_version(&self) -> Result<u32> {
+        self.call(|conn| migrations::current_version(conn)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use lakecdp_core::EnvironmentId;
+
+    use super::*;
+    use crate::conformance::CatalogHarness;
+
+    /// An in-memory catalog, read raw through its own connection.
+    struct Memory(SqliteCatalog);
+
+    #[async_trait]
+    impl CatalogHarness for Memory {
+        fn catalog(&self) -> &dyn Catalog {
+            &self.0
+        }
+
+        async fn raw_environment_row(&self, id: EnvironmentId) -> Result<Option<String>> {
+            self.0
+                .call(move |conn| {
+                    conn.query_row(
+                        "SELECT id || '|' || name || '|' || COALESCE(region, '') || '|' || \
+                         storage_json || '|' || output_format || '|' || retention_runs || '|' \
+                         || created_by || '|' || created_at || '|' || updated_at \
+                         FROM environments WHERE id = ?1",
+                        [id.to_string()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(storage)
+                })
+                .await
+        }
+    }
+
+    async fn memory() -> Memory {
+        Memory(SqliteCatalog::open_in_memory().await.unwrap())
+    }
+
+    crate::catalog_conformance_suite!(memory());
+
+    #[tokio::test]
+    async fn in_memory_catalog_is_at_the_latest_schema() {
+        let catalog = SqliteCatalog::open_in_memory().await.unwrap();
+        assert_eq!(
+            catalog.schema_version().await.unwrap(),
+            latest_schema_version()
+        );
+        assert!(catalog.path().is_none());
+        assert_eq!(
+            format!("{catalog:?}"),
+            "SqliteCatalog { path: \":memory:\" }"
+        );
+    }
+}
