@@ -1,1 +1,183 @@
-fn main() {}
+//! `lakecdp-bench`: generates sample data (and, later, runs benchmarks).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use lakecdp_bench::retail::{self, RetailConfig, Summary, DEFAULT_SEED};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lakecdp-bench",
+    version,
+    about = "Sample data and benchmarks for lakecdp"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the retail sample sources (CRM, shop, loyalty, orders) and their ground truth.
+    Retail(RetailArgs),
+}
+
+#[derive(Debug, Args)]
+struct RetailArgs {
+    /// Folder to write the files into (created when missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Seed of every random choice; the same seed gives the same bytes.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// Multiplies the default row counts (1 gives about 11 MB).
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    scale: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Retail(args) => run_retail(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_retail(args: &RetailArgs) -> anyhow::Result<()> {
+    let config = RetailConfig::scaled(args.seed, args.scale)?;
+    let summary = retail::generate(&config, &args.out)
+        .with_context(|| format!("generating the retail sample into {}", args.out.display()))?;
+    print!("{}", render(&summary, &args.out.display().to_string()));
+    Ok(())
+}
+
+/// The summary as plain-text tables.
+fn render(summary: &Summary, out: &str) -> String {
+    let c = &summary.config;
+    let mut text = format!(
+        "retail sample in {out}: seed {}, {} people\n\n",
+        c.seed, c.customers
+    );
+    let mut rows = vec![[
+        "file".to_string(),
+        "format".into(),
+        "rows".into(),
+        "people".into(),
+        "duplicates".into(),
+        "malformed".into(),
+        "size".into(),
+    ]];
+    for f in &summary.files {
+        rows.push([
+            f.file.to_string(),
+            f.format.to_string(),
+            f.rows.to_string(),
+            f.people.map_or_else(|| "-".to_string(), |p| p.to_string()),
+            f.duplicates.to_string(),
+            f.malformed.to_string(),
+            size(f.bytes),
+        ]);
+    }
+    rows.push([
+        "total".to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        summary.malformed.len().to_string(),
+        size(summary.total_bytes()),
+    ]);
+    text.push_str(&table(&rows, &[false, false, true, true, true, true, true]));
+    if !summary.malformed.is_empty() {
+        text.push_str("\nmalformed rows\n");
+        let mut rows = vec![[
+            "file".to_string(),
+            "line".into(),
+            "kind".into(),
+            "problem".into(),
+        ]];
+        for m in &summary.malformed {
+            rows.push([
+                m.file.to_string(),
+                m.line.to_string(),
+                m.kind.to_string(),
+                m.problem.clone(),
+            ]);
+        }
+        text.push_str(&table(&rows, &[false, true, false, false]));
+    }
+    text
+}
+
+/// Aligned columns; `right[i]` aligns column `i` to the right.
+fn table<const N: usize>(rows: &[[String; N]], right: &[bool; N]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            if right[i] {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_retail_command() {
+        let cli = Cli::try_parse_from(["lakecdp-bench", "retail", "--out", "d", "--scale", "0.5"])
+            .expect("valid arguments");
+        let Command::Retail(args) = cli.command;
+        assert_eq!(args.seed, DEFAULT_SEED);
+        assert_eq!(args.scale, 0.5);
+        assert!(Cli::try_parse_from(["lakecdp-bench", "retail"]).is_err());
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &[
+                ["a".to_string(), "1".into()],
+                ["bbb".to_string(), "22".into()],
+            ],
+            &[false, true],
+        );
+        assert_eq!(t, "a     1\nbbb  22\n");
+    }
+}

@@ -8,13 +8,18 @@ use std::path::PathBuf;
 
 use arrow::array::{Array, BooleanArray, Int64Array, StringArray};
 use arrow::datatypes::DataType;
-use lakecdp_lake::cdm::{cdm_type_of, Annotation, Attribute, CdmDataType, Entity, FileFormatSettings, Model, Partition, ARROW_TYPE_ANNOTATION};
+use lakecdp_lake::cdm::{
+    cdm_type_of, Annotation, Attribute, CdmDataType, Entity, FileFormatSettings, Model, Partition,
+    ARROW_TYPE_ANNOTATION,
+};
 use lakecdp_lake::partition::{entity_schema, read_entity};
 use lakecdp_lake::publish::read_model_at;
 use lakecdp_lake::Error;
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
 }
 
 fn sample_model() -> Model {
@@ -23,7 +28,10 @@ fn sample_model() -> Model {
         ("Age", DataType::Int32),
         ("Score", DataType::Float64),
         ("BirthDate", DataType::Date32),
-        ("LastSeen", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()))),
+        (
+            "LastSeen",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+        ),
         ("Balance", DataType::Decimal128(18, 2)),
         ("Vip", DataType::Boolean),
     ];
@@ -65,10 +73,14 @@ fn model_json_matches_the_golden_file() {
     if std::env::var_os("LAKECDP_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &written).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).expect("golden file exists (LAKECDP_UPDATE_GOLDEN=1 writes it)");
+    let expected = std::fs::read_to_string(&path)
+        .expect("golden file exists (LAKECDP_UPDATE_GOLDEN=1 writes it)");
     pretty_assertions::assert_eq!(written, expected);
     // and it reads back to the same model
-    assert_eq!(Model::from_json("golden", written.as_bytes()).unwrap(), sample_model());
+    assert_eq!(
+        Model::from_json("golden", written.as_bytes()).unwrap(),
+        sample_model()
+    );
 }
 
 #[test]
@@ -80,18 +92,40 @@ fn other_tools_documents_are_read_and_unknown_fields_kept() {
     let customers = model.entity("customers").unwrap();
     let types: Vec<CdmDataType> = customers.attributes.iter().map(|a| a.data_type).collect();
     use CdmDataType::*;
-    assert_eq!(types, [Int64, String, DateTime, Decimal, Guid, Json, Boolean, String]);
-    assert_eq!(customers.partitions[0].file_format_settings.as_ref().unwrap().delimiter, ";");
-    assert!(!customers.partitions[0].file_format_settings.as_ref().unwrap().column_headers);
+    assert_eq!(
+        types,
+        [Int64, String, DateTime, Decimal, Guid, Json, Boolean, String]
+    );
+    assert_eq!(
+        customers.partitions[0]
+            .file_format_settings
+            .as_ref()
+            .unwrap()
+            .delimiter,
+        ";"
+    );
+    assert!(
+        !customers.partitions[0]
+            .file_format_settings
+            .as_ref()
+            .unwrap()
+            .column_headers
+    );
     assert_eq!(model.entity("Products").unwrap().kind, "ReferenceEntity");
     // unknown fields survive a round trip
     let again: serde_json::Value = serde_json::from_slice(&model.to_json()).unwrap();
     let original: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(again["pbi:mashup"], original["pbi:mashup"]);
     assert_eq!(again["referenceModels"], original["referenceModels"]);
-    assert_eq!(again["entities"][0]["pbi:refreshPolicy"], original["entities"][0]["pbi:refreshPolicy"]);
+    assert_eq!(
+        again["entities"][0]["pbi:refreshPolicy"],
+        original["entities"][0]["pbi:refreshPolicy"]
+    );
     assert_eq!(again["entities"][0]["attributes"][0]["isHidden"], false);
-    assert_eq!(again["entities"][1]["modelId"], original["entities"][1]["modelId"]);
+    assert_eq!(
+        again["entities"][1]["modelId"],
+        original["entities"][1]["modelId"]
+    );
     // the schema follows the default mapping
     let schema = entity_schema(customers);
     assert_eq!(schema.field(0).data_type(), &DataType::Int64);
@@ -102,17 +136,27 @@ fn other_tools_documents_are_read_and_unknown_fields_kept() {
 async fn other_tools_csv_partitions_are_read_from_the_lake() {
     let f = common::local_fixture(true);
     let lake = common::lake(&f);
-    let mut model: serde_json::Value = serde_json::from_slice(&std::fs::read(golden("other-tool-model.json")).unwrap()).unwrap();
+    let mut model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(golden("other-tool-model.json")).unwrap()).unwrap();
     // keep the attributes the CSV below has
     model["entities"][0]["attributes"] = serde_json::json!([
         { "name": "CustomerID", "dataType": "int64" },
         { "name": "Name", "dataType": "string" },
         { "name": "IsActive", "dataType": "boolean" }
     ]);
-    lake.put("Imported/model.json", serde_json::to_vec(&model).unwrap()).await.unwrap();
-    lake.put("Imported/Customers/Part001.csv", "1;\"Doe; Jane\";true\n2;Bob;false\n3;;\n").await.unwrap();
+    lake.put("Imported/model.json", serde_json::to_vec(&model).unwrap())
+        .await
+        .unwrap();
+    lake.put(
+        "Imported/Customers/Part001.csv",
+        "1;\"Doe; Jane\";true\n2;Bob;false\n3;;\n",
+    )
+    .await
+    .unwrap();
     let model = read_model_at(&lake, "Imported").await.unwrap().unwrap();
-    let batches = read_entity(&lake, "Imported", model.entity("Customers").unwrap()).await.unwrap();
+    let batches = read_entity(&lake, "Imported", model.entity("Customers").unwrap())
+        .await
+        .unwrap();
     let b = &batches[0];
     assert_eq!(b.num_rows(), 3);
     let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -130,10 +174,22 @@ fn invalid_documents_name_the_path_and_the_field() {
     let err = Model::from_json("DataIngestion/Crm/model.json", bad.as_bytes()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::InvalidCdm { .. }));
-    assert!(msg.contains("DataIngestion/Crm/model.json") && msg.contains("entities[0].attributes[1].dataType") && msg.contains("varchar"), "{msg}");
+    assert!(
+        msg.contains("DataIngestion/Crm/model.json")
+            && msg.contains("entities[0].attributes[1].dataType")
+            && msg.contains("varchar"),
+        "{msg}"
+    );
 
-    let err = Model::from_json("m.json", br#"{"name": "x", "entities": [{"name": "A"}, {"name": "a"}]}"#).unwrap_err();
-    assert!(err.to_string().contains("entities[1].name") && err.to_string().contains("appears twice"), "{err}");
+    let err = Model::from_json(
+        "m.json",
+        br#"{"name": "x", "entities": [{"name": "A"}, {"name": "a"}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("entities[1].name") && err.to_string().contains("appears twice"),
+        "{err}"
+    );
 
     let err = Model::from_json("m.json", b"{\"entities\": []}").unwrap_err();
     assert!(err.to_string().contains("name"), "{err}");
