@@ -1,1 +1,86 @@
-fn main() {}
+//! The `lakecdp` binary: arguments -> validated configuration -> library calls.
+
+mod args;
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command, EnvCommand};
+use crate::context::Context;
+
+/// A mistake the user can fix; exits with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+fn is_user_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<UserError>()
+            || c.is::<lakecdp_core::ConfigErrors>()
+            || c.downcast_ref::<lakecdp_lake::Error>()
+                .is_some_and(|e| e.is_user_error())
+            || c.downcast_ref::<lakecdp_catalog::Error>()
+                .is_some_and(|e| e.is_user_error())
+    })
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,lakecdp=info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAKECDP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(if is_user_error(&e) { 2 } else { 1 })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::new(&cli)?;
+    match cli.command {
+        Command::Init(a) => commands::init::run(&ctx, a),
+        Command::Env(EnvCommand::Check(a)) => commands::env::check(&ctx, a).await,
+        Command::Env(EnvCommand::Create(a)) => {
+            commands::env::create(&ctx, a.create_container).await
+        }
+        Command::Env(EnvCommand::List) => commands::env::list(&ctx).await,
+        Command::Env(EnvCommand::Show(a)) => commands::env::show(&ctx, a.name).await,
+        Command::Env(EnvCommand::Update(a)) => commands::env::update(&ctx, a).await,
+        Command::Env(EnvCommand::Delete(a)) => commands::env::delete(&ctx, a).await,
+        Command::Apply(a) => commands::env::apply(&ctx, a.create_container).await,
+        Command::Runs(a) => commands::runs::run(&ctx, a).await,
+    }
+}

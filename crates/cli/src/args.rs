@@ -1,0 +1,202 @@
+//! Command-line arguments, parsed cheaply by clap and resolved later into validated
+//! configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// lakecdp: a customer data platform whose every table lives in your own data lake.
+///
+/// Exit codes: 0 success, 1 internal failure, 2 a mistake to fix (invalid project file,
+/// unknown environment, failed prerequisite checks, refused confirmation).
+#[derive(Debug, Parser)]
+#[command(
+    name = "lakecdp",
+    version,
+    propagate_version = true,
+    max_term_width = 110
+)]
+pub struct Cli {
+    /// The project folder (holds lakecdp.toml and the embedded catalog in .lakecdp/).
+    #[arg(
+        short = 'C',
+        long = "project",
+        global = true,
+        default_value = ".",
+        env = "LAKECDP_PROJECT"
+    )]
+    pub project: PathBuf,
+
+    /// The catalog database file [default: <project>/.lakecdp/catalog.db].
+    #[arg(long, global = true, env = "LAKECDP_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// More log output (-v info, -vv debug); LAKECDP_LOG takes a tracing filter too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project folder with a commented lakecdp.toml.
+    Init(InitArgs),
+    /// Check, create, list, show, update and delete environments.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Store the project file's environment in the catalog (create it, or update it).
+    Apply(ApplyArgs),
+    /// List the runs recorded for an environment.
+    Runs(RunsArgs),
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The folder to create (default: the project folder).
+    pub dir: Option<PathBuf>,
+    /// The environment name (default: the folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The storage kind of the scaffolded configuration.
+    #[arg(long, value_enum, default_value_t = StorageKind::Local)]
+    pub storage: StorageKind,
+    /// Overwrite an existing lakecdp.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Storage kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageKind {
+    /// A local folder.
+    Local,
+    /// Azure Data Lake Storage Gen2.
+    Adls,
+    /// S3 or an S3-compatible store.
+    S3,
+}
+
+/// `env ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Run the prerequisite checks of an environment's storage and print them.
+    Check(CheckArgs),
+    /// Create the project file's environment after its checks pass.
+    Create(CreateArgs),
+    /// List environments.
+    List,
+    /// Show an environment (secrets are references and never printed).
+    Show(NameArg),
+    /// Change an environment's settings; the checks run before anything is saved.
+    Update(UpdateArgs),
+    /// Delete an environment from the catalog (its lake data stays unless --purge).
+    Delete(DeleteArgs),
+}
+
+/// An environment named on the command line.
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// Environment name or id (default: the project file's environment).
+    pub name: Option<String>,
+}
+
+/// `env check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Environment name or id; without it, the project file's environment is checked.
+    pub name: Option<String>,
+    /// Create the container (or bucket) if it is missing.
+    #[arg(long)]
+    pub create_container: bool,
+}
+
+/// `env create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Create the container (or bucket) if it is missing.
+    #[arg(long)]
+    pub create_container: bool,
+}
+
+/// `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Create the container (or bucket) if it is missing.
+    #[arg(long)]
+    pub create_container: bool,
+}
+
+/// `env update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Environment name or id.
+    pub name: String,
+    /// New display name.
+    #[arg(long)]
+    pub rename: Option<String>,
+    /// New region ("" clears it).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Partition format of process outputs.
+    #[arg(long, value_enum)]
+    pub output_format: Option<OutputFormat>,
+    /// How many runs of each process the lake keeps.
+    #[arg(long)]
+    pub retention_runs: Option<u32>,
+    /// ADLS account key reference: env:VAR or file:PATH.
+    #[arg(long, value_name = "REF")]
+    pub account_key: Option<String>,
+    /// ADLS SAS token reference: env:VAR or file:PATH.
+    #[arg(long, value_name = "REF")]
+    pub sas_token: Option<String>,
+    /// ADLS service principal client secret reference: env:VAR or file:PATH.
+    #[arg(long, value_name = "REF")]
+    pub client_secret: Option<String>,
+    /// S3 access key id reference: env:VAR or file:PATH.
+    #[arg(long, value_name = "REF")]
+    pub access_key_id: Option<String>,
+    /// S3 secret access key reference: env:VAR or file:PATH.
+    #[arg(long, value_name = "REF")]
+    pub secret_access_key: Option<String>,
+    /// Save even if the prerequisite checks fail.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Partition formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// CSV partitions (every model.json reader understands them).
+    Csv,
+    /// Parquet partitions (faster; also declared in default.manifest.cdm.json).
+    Parquet,
+}
+
+/// `env delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Environment name or id.
+    pub name: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Also delete the environment's lake folder ci_<id>/ and everything in it.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+/// `runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Environment name or id (default: the project file's environment).
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// How many runs to show, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}

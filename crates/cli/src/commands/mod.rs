@@ -1,0 +1,5 @@
+//! One module per command group.
+
+pub mod env;
+pub mod init;
+pub mod runs;

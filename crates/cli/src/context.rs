@@ -1,0 +1,131 @@
+//! Where the project and its catalog are, and loading them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use lakecdp_catalog::{CatalogExt, SqliteCatalog};
+use lakecdp_core::project::PROJECT_FILE;
+use lakecdp_core::{Environment, EnvironmentId, ProjectFile, StorageConfig};
+
+use crate::args::Cli;
+use crate::UserError;
+
+/// The principal the CLI acts as until principals exist in the catalog.
+pub const DEFAULT_PRINCIPAL: &str = "local-admin";
+
+/// The resolved project location.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Absolute project folder.
+    pub project_dir: PathBuf,
+    /// Catalog database file.
+    pub catalog_path: PathBuf,
+}
+
+impl Context {
+    pub fn new(cli: &Cli) -> anyhow::Result<Self> {
+        let cwd = std::env::current_dir().context("cannot read the current folder")?;
+        let project_dir = absolute(&cwd, &cli.project);
+        let catalog_path = cli
+            .catalog
+            .as_ref()
+            .map(|c| absolute(&cwd, c))
+            .unwrap_or_else(|| project_dir.join(".lakecdp").join("catalog.db"));
+        Ok(Self {
+            project_dir,
+            catalog_path,
+        })
+    }
+
+    pub fn project_file(&self) -> PathBuf {
+        self.project_dir.join(PROJECT_FILE)
+    }
+
+    /// Read and validate the project file.
+    pub fn load_project(&self) -> anyhow::Result<ProjectFile> {
+        let path = self.project_file();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            UserError(format!(
+                "cannot read {}: {e} (run `lakecdp init` to create a project, or pass -C <project folder>)",
+                path.display()
+            ))
+        })?;
+        ProjectFile::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub async fn catalog(&self) -> anyhow::Result<SqliteCatalog> {
+        SqliteCatalog::open(&self.catalog_path)
+            .await
+            .with_context(|| format!("cannot open the catalog {}", self.catalog_path.display()))
+    }
+
+    /// The environment named on the command line, or the project file's.
+    pub async fn environment(
+        &self,
+        catalog: &SqliteCatalog,
+        name: Option<&str>,
+    ) -> anyhow::Result<Environment> {
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.load_project()?.environment.name,
+        };
+        catalog.environment_by_name_or_id(&name).await.map_err(|e| match e {
+            lakecdp_catalog::Error::NotFound { .. } => {
+                UserError(format!("no environment `{name}` in the catalog (create it with `lakecdp env create` or `lakecdp apply`)")).into()
+            }
+            other => anyhow::Error::new(other),
+        })
+    }
+
+    /// The environment a project file declares, with local paths made absolute.
+    /// `existing` keeps the id and creation facts of a stored environment.
+    pub fn environment_of(
+        &self,
+        project: &ProjectFile,
+        existing: Option<&Environment>,
+    ) -> Environment {
+        let spec = &project.environment;
+        let mut storage = spec.storage.clone();
+        if let StorageConfig::Local(l) = &mut storage {
+            l.path = absolute(&self.project_dir, &l.path);
+        }
+        let now = Utc::now();
+        Environment {
+            id: existing
+                .map(|e| e.id)
+                .or(spec.id)
+                .unwrap_or_else(EnvironmentId::new),
+            name: spec.name.clone(),
+            region: spec.region.clone(),
+            storage,
+            output_format: spec.output_format,
+            retention_runs: spec.retention_runs,
+            created_by: existing
+                .map(|e| e.created_by.clone())
+                .unwrap_or_else(|| DEFAULT_PRINCIPAL.to_string()),
+            created_at: existing.map(|e| e.created_at).unwrap_or(now),
+            updated_at: now,
+        }
+    }
+}
+
+/// `path` made absolute against `base`, without touching the file system.
+pub fn absolute(base: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

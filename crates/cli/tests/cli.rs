@@ -1,0 +1,246 @@
+//! The `lakecdp` binary end to end: a project folder, the embedded catalog, and real
+//! storage (a local folder, and Azurite started by scripts/test.sh).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn lakecdp(project: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lakecdp"))
+        .arg("-C")
+        .arg(project)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("LAKECDP_PROJECT")
+        .env_remove("LAKECDP_CATALOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(project: &Path, args: &[&str]) -> String {
+    let o = lakecdp(project, args);
+    assert!(o.status.success(), "lakecdp {args:?} failed: {}", text(&o));
+    text(&o)
+}
+
+fn user_error(project: &Path, args: &[&str]) -> String {
+    let o = lakecdp(project, args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "lakecdp {args:?} should be a user error: {}",
+        text(&o)
+    );
+    text(&o)
+}
+
+#[test]
+fn local_environment_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("shop");
+    ok(&p, &["init", "--name", "shop-demo"]);
+    assert!(p.join("lakecdp.toml").exists() && p.join(".gitignore").exists());
+    user_error(&p, &["init"]); // no silent overwrite
+
+    // checks fail without the container and nothing is created
+    let out = user_error(&p, &["env", "create"]);
+    assert!(
+        out.contains("container exists")
+            && out.contains("FAILED")
+            && out.contains("was not created"),
+        "{out}"
+    );
+    assert!(ok(&p, &["env", "list"]).contains("no environments yet"));
+
+    let out = ok(&p, &["apply", "--create-container"]);
+    assert!(out.contains("created environment `shop-demo`"), "{out}");
+    let id = out
+        .split("(id ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(p
+        .join(format!(
+            "lake/customerinsights/ci_{id}/_lakecdp/environment.json"
+        ))
+        .exists());
+    assert!(ok(&p, &["apply"]).contains("up to date"));
+    user_error(&p, &["env", "create"]); // already exists
+
+    // a change in the project file is applied after the checks
+    let toml = std::fs::read_to_string(p.join("lakecdp.toml")).unwrap();
+    std::fs::write(
+        p.join("lakecdp.toml"),
+        toml.replace("retention_runs = 3", "retention_runs = 5"),
+    )
+    .unwrap();
+    let out = ok(&p, &["apply"]);
+    assert!(
+        out.contains("retention: 3 -> 5 runs") && out.contains("updated environment"),
+        "{out}"
+    );
+    assert!(ok(&p, &["env", "show"]).contains(&id));
+    assert!(ok(&p, &["env", "list"]).contains("shop-demo"));
+    assert!(ok(&p, &["env", "check", "shop-demo"]).contains("4 passed, 0 failed"));
+    let runs = ok(&p, &["runs"]);
+    for process in ["env-create", "env-update", "env-check"] {
+        assert!(runs.contains(process), "{runs}");
+    }
+
+    // delete asks for confirmation; without a terminal it needs --yes; lake data stays
+    user_error(&p, &["env", "delete", "shop-demo"]);
+    let out = ok(&p, &["env", "delete", "shop-demo", "--yes"]);
+    assert!(out.contains("was kept"), "{out}");
+    assert!(p
+        .join(format!(
+            "lake/customerinsights/ci_{id}/_lakecdp/environment.json"
+        ))
+        .exists());
+    user_error(&p, &["env", "show", "shop-demo"]);
+}
+
+#[test]
+fn purge_deletes_only_that_environments_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(&a, &["init", "--name", "a"]);
+    let toml = std::fs::read_to_string(a.join("lakecdp.toml")).unwrap();
+    ok(&a, &["apply", "--create-container"]);
+    // a second environment in the same container, from a second project
+    let b = dir.path().join("b");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(
+        b.join("lakecdp.toml"),
+        toml.replace("name = \"a\"", "name = \"b\"")
+            .replace("path = \"lake\"", "path = \"../a/lake\""),
+    )
+    .unwrap();
+    ok(&b, &["apply"]);
+    let container = a.join("lake/customerinsights");
+    assert_eq!(std::fs::read_dir(&container).unwrap().count(), 2);
+    let out = ok(&a, &["env", "delete", "a", "--yes", "--purge"]);
+    assert!(out.contains("deleted 1 objects"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(&container)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(ok(&b, &["env", "check"]).contains("0 failed"));
+}
+
+#[test]
+fn invalid_project_files_name_key_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("lakecdp.toml"),
+        "[environment]\nname = \"x\"\nretention_runs = 0\n\n[environment.storage]\nkind = \"adls\"\nurl = \"adl://old.azuredatalakestore.net\"\naccount_key = { env = \"K\" }\n",
+    )
+    .unwrap();
+    let out = user_error(p, &["env", "check"]);
+    assert!(
+        out.contains("line 3: `environment.retention_runs`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 7: `environment.storage.url`") && out.contains("Gen1 is not supported"),
+        "{out}"
+    );
+    assert!(out.contains("fix:"), "{out}");
+    let out = user_error(dir.path().join("missing").as_path(), &["env", "check"]);
+    assert!(out.contains("lakecdp init"), "{out}");
+}
+
+fn service_var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
+}
+
+#[test]
+fn azurite_environment_with_rotated_key_and_masked_secrets() {
+    let endpoint = service_var("LAKECDP_TEST_AZURITE_ENDPOINT");
+    let key = service_var("LAKECDP_TEST_AZURITE_KEY");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("key"), &key).unwrap();
+    let name = format!("az-{}", std::process::id());
+    std::fs::write(
+        p.join("lakecdp.toml"),
+        format!(
+            "[environment]\nname = \"{name}\"\n\n[environment.storage]\nkind = \"adls\"\naccount = \"devstoreaccount1\"\naccount_key = {{ file = \"key\" }}\nendpoint = \"{endpoint}\"\nemulator = true\nallow_flat_namespace = true\n"
+        ),
+    )
+    .unwrap();
+    let out = ok(p, &["apply", "--create-container"]);
+    assert!(
+        out.contains("x-ms-is-hns-enabled: false") && out.contains("warning"),
+        "{out}"
+    );
+    let show = ok(p, &["env", "show"]);
+    assert!(show.contains("file:key (value hidden)"), "{show}");
+
+    // the key is rotated: the old one is now wrong
+    std::fs::write(
+        p.join("key"),
+        "cm90YXRlZC1hd2F5LWtleS1yb3RhdGVkLWF3YXkta2V5IQ==",
+    )
+    .unwrap();
+    let out = user_error(p, &["env", "check", &name]);
+    assert!(
+        out.contains("probably rotated")
+            && out.contains(&format!("lakecdp env update {name} --account-key")),
+        "{out}"
+    );
+    std::fs::write(p.join("key2"), &key).unwrap();
+    let out = ok(
+        p,
+        &[
+            "env",
+            "update",
+            &name,
+            "--account-key",
+            &format!("file:{}", p.join("key2").display()),
+        ],
+    );
+    assert!(out.contains("updated environment"), "{out}");
+    ok(p, &["env", "check", &name]);
+    user_error(
+        p,
+        &[
+            "env",
+            "update",
+            &name,
+            "--account-key",
+            "plain-secret-value",
+        ],
+    );
+
+    for args in [
+        vec!["env", "show"],
+        vec!["env", "list"],
+        vec!["runs"],
+        vec!["env", "check", &name],
+    ] {
+        let out = text(&lakecdp(p, &args));
+        assert!(
+            !out.contains(&key),
+            "the account key leaked in {args:?}: {out}"
+        );
+    }
+    let catalog = std::fs::read(p.join(".lakecdp/catalog.db")).unwrap();
+    assert!(
+        !catalog.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the key is in the catalog file"
+    );
+}
