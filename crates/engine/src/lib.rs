@@ -1,1 +1,141 @@
-//! placeholder
+//! The engine: DataFusion sessions over an environment's lake, on this machine or on a
+//! Ballista cluster (cargo feature `distributed`). Ingestion, unification, measures and
+//! segments run their plans in the sessions made here, so the single machine and the
+//! cluster share one code path.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use lakecdp_lake::Lake;
+use url::Url;
+
+/// The URL scheme under which an environment's lake is registered in a session.
+pub const LAKE_SCHEME: &str = "lakecdp";
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A query failed.
+    #[error("query failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    /// The engine was asked for something this build does not include.
+    #[error("{0}")]
+    NotAvailable(String),
+}
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where plans run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EngineKind {
+    /// DataFusion in this process (the embedded default).
+    #[default]
+    Local,
+    /// A Ballista cluster; `standalone` runs its scheduler and executor in-process.
+    Ballista {
+        /// `df://host:port` of the scheduler, or `None` for a standalone cluster.
+        scheduler: Option<String>,
+    },
+}
+
+/// A session with the lake of one environment registered.
+pub struct Session {
+    ctx: SessionContext,
+    lake: Lake,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("environment", &self.lake.environment()).finish()
+    }
+}
+
+impl Session {
+    /// A session of `kind` over `lake`.
+    pub async fn new(kind: &EngineKind, lake: Lake) -> Result<Self> {
+        let ctx = match kind {
+            EngineKind::Local => SessionContext::new_with_config(SessionConfig::new().with_information_schema(true)),
+            EngineKind::Ballista { scheduler } => ballista_context(scheduler.as_deref()).await?,
+        };
+        let url = Self::base_url();
+        ctx.register_object_store(&url, Arc::clone(lake.store()));
+        Ok(Self { ctx, lake })
+    }
+
+    fn base_url() -> Url {
+        // A constant, valid URL: parsing cannot fail.
+        Url::parse(&format!("{LAKE_SCHEME}://lake/")).unwrap_or_else(|_| unreachable!("constant URL"))
+    }
+
+    /// The URL of a path of the lake (relative to the environment root), for
+    /// `register_csv`, `register_parquet` and `CREATE EXTERNAL TABLE`.
+    pub fn url_of(&self, relative: &str) -> String {
+        format!("{LAKE_SCHEME}://lake/{}", self.lake.path(relative))
+    }
+
+    /// The DataFusion context.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+}
+
+#[cfg(feature = "distributed")]
+async fn ballista_context(scheduler: Option<&str>) -> Result<SessionContext> {
+    use ballista::prelude::SessionContextExt;
+    Ok(match scheduler {
+        None => SessionContext::standalone().await?,
+        Some(url) => SessionContext::remote(url).await?,
+    })
+}
+
+#[cfg(not(feature = "distributed"))]
+async fn ballista_context(_scheduler: Option<&str>) -> Result<SessionContext> {
+    Err(Error::NotAvailable(
+        "this build of lakecdp has no Ballista support: rebuild with `--features lakecdp-engine/distributed`".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::CsvReadOptions;
+    use lakecdp_core::{EnvironmentId, LocalConfig, StorageConfig};
+    use lakecdp_lake::{backend, CdmFolderWriter, Process};
+
+    #[tokio::test]
+    async fn queries_read_published_partitions_through_the_lake() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("customerinsights")).unwrap();
+        let handle = backend::open(&StorageConfig::Local(LocalConfig { path: dir.path().into() }), None).unwrap();
+        let lake = Lake::new(&handle, EnvironmentId::new());
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false)]));
+        let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), vec![Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3, 4]))]).unwrap();
+        let mut w = CdmFolderWriter::begin(&lake, Process::Measures, 3).await.unwrap();
+        w.write_entity("Numbers", None, schema, futures::stream::iter(vec![Ok::<_, String>(batch)])).await.unwrap();
+        let run = w.commit().await.unwrap().run_id;
+
+        let session = Session::new(&EngineKind::Local, lake).await.unwrap();
+        let url = session.url_of(&format!("Measures/Numbers/{run}/part-00000.csv"));
+        session.context().register_csv("numbers", &url, CsvReadOptions::new()).await.unwrap();
+        let out = session.context().sql("SELECT sum(n) AS s FROM numbers").await.unwrap().collect().await.unwrap();
+        let s = out[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0);
+        assert_eq!(s, 10);
+    }
+
+    #[cfg(not(feature = "distributed"))]
+    #[tokio::test]
+    async fn ballista_without_the_feature_says_how_to_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = backend::open(&StorageConfig::Local(LocalConfig { path: dir.path().into() }), None).unwrap();
+        let err = Session::new(&EngineKind::Ballista { scheduler: None }, Lake::new(&handle, EnvironmentId::new())).await.unwrap_err();
+        assert!(err.to_string().contains("features lakecdp-engine/distributed"));
+    }
+}
