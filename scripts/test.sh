@@ -32,17 +32,16 @@ trap 'exit 143' TERM
 lakecdp_services_start || exit 1
 
 rc=0
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
-else
-  echo '[test.sh] cargo-nextest not found: using cargo test' >&2
-  cargo test --workspace --no-fail-fast "$@" || rc=$?
+# Doctests first (nextest skips them), so the closing summary is the main test run's.
+if [[ -z ${LAKECDP_SKIP_DOCTESTS:-} ]]; then
+  cargo test --workspace --doc || rc=$?
 fi
 
-if [[ -z ${LAKECDP_SKIP_DOCTESTS:-} ]]; then
-  doc_rc=0
-  cargo test --workspace --doc || doc_rc=$?
-  ((rc != 0)) || rc=$doc_rc
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@" || { r=$?; ((rc != 0)) || rc=$r; }
+else
+  echo '[test.sh] cargo-nextest not found: using cargo test' >&2
+  cargo test --workspace --no-fail-fast "$@" || { r=$?; ((rc != 0)) || rc=$r; }
 fi
 
 exit "$rc"
