@@ -32,9 +32,12 @@ struct RetailArgs {
     /// Seed of every random choice; the same seed gives the same bytes.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
     seed: u64,
-    /// Multiplies the default row counts (1 gives about 11 MB).
+    /// Multiplies the default row counts (1 gives about 12 MB of files).
     #[arg(long, value_name = "F", default_value_t = 1.0)]
     scale: f64,
+    /// Write no deliberately malformed rows.
+    #[arg(long)]
+    no_malformed: bool,
 }
 
 fn main() -> ExitCode {
@@ -52,7 +55,10 @@ fn main() -> ExitCode {
 }
 
 fn run_retail(args: &RetailArgs) -> anyhow::Result<()> {
-    let config = RetailConfig::scaled(args.seed, args.scale)?;
+    let config = RetailConfig {
+        malformed_rows: !args.no_malformed,
+        ..RetailConfig::scaled(args.seed, args.scale)?
+    };
     let summary = retail::generate(&config, &args.out)
         .with_context(|| format!("generating the retail sample into {}", args.out.display()))?;
     print!("{}", render(&summary, &args.out.display().to_string()));
@@ -166,6 +172,7 @@ mod tests {
         let Command::Retail(args) = cli.command;
         assert_eq!(args.seed, DEFAULT_SEED);
         assert_eq!(args.scale, 0.5);
+        assert!(!args.no_malformed);
         assert!(Cli::try_parse_from(["lakecdp-bench", "retail"]).is_err());
     }
 

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use lakecdp_catalog::{CatalogExt, SqliteCatalog};
 use lakecdp_core::project::PROJECT_FILE;
-use lakecdp_core::{Environment, EnvironmentId, ProjectFile, StorageConfig};
+use lakecdp_core::{Environment, ProjectFile, StorageConfig};
 
 use crate::args::Cli;
 use crate::UserError;
@@ -92,10 +92,7 @@ impl Context {
         }
         let now = Utc::now();
         Environment {
-            id: existing
-                .map(|e| e.id)
-                .or(spec.id)
-                .unwrap_or_else(EnvironmentId::new),
+            id: existing.map(|e| e.id).or(spec.id).unwrap_or_default(),
             name: spec.name.clone(),
             region: spec.region.clone(),
             storage,

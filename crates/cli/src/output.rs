@@ -9,7 +9,7 @@ pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.iter().map(|h| Cell::new(h)).collect::<Vec<_>>());
+        .set_header(header.iter().map(Cell::new).collect::<Vec<_>>());
     if std::env::var_os("NO_COLOR").is_some() {
         t.force_no_tty();
     }

@@ -49,7 +49,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("environment", &self.lake.environment()).finish()
+        f.debug_struct("Session")
+            .field("environment", &self.lake.environment())
+            .finish()
     }
 }
 
@@ -57,7 +59,9 @@ impl Session {
     /// A session of `kind` over `lake`.
     pub async fn new(kind: &EngineKind, lake: Lake) -> Result<Self> {
         let ctx = match kind {
-            EngineKind::Local => SessionContext::new_with_config(SessionConfig::new().with_information_schema(true)),
+            EngineKind::Local => {
+                SessionContext::new_with_config(SessionConfig::new().with_information_schema(true))
+            }
             EngineKind::Ballista { scheduler } => ballista_context(scheduler.as_deref()).await?,
         };
         let url = Self::base_url();
@@ -67,7 +71,8 @@ impl Session {
 
     fn base_url() -> Url {
         // A constant, valid URL: parsing cannot fail.
-        Url::parse(&format!("{LAKE_SCHEME}://lake/")).unwrap_or_else(|_| unreachable!("constant URL"))
+        Url::parse(&format!("{LAKE_SCHEME}://lake/"))
+            .unwrap_or_else(|_| unreachable!("constant URL"))
     }
 
     /// The URL of a path of the lake (relative to the environment root), for
@@ -114,19 +119,56 @@ mod tests {
     async fn queries_read_published_partitions_through_the_lake() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("customerinsights")).unwrap();
-        let handle = backend::open(&StorageConfig::Local(LocalConfig { path: dir.path().into() }), None).unwrap();
+        let handle = backend::open(
+            &StorageConfig::Local(LocalConfig {
+                path: dir.path().into(),
+            }),
+            None,
+        )
+        .unwrap();
         let lake = Lake::new(&handle, EnvironmentId::new());
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false)]));
-        let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), vec![Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3, 4]))]).unwrap();
-        let mut w = CdmFolderWriter::begin(&lake, Process::Measures, 3).await.unwrap();
-        w.write_entity("Numbers", None, schema, futures::stream::iter(vec![Ok::<_, String>(batch)])).await.unwrap();
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+        ]));
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3, 4]))],
+        )
+        .unwrap();
+        let mut w = CdmFolderWriter::begin(&lake, Process::Measures, 3)
+            .await
+            .unwrap();
+        w.write_entity(
+            "Numbers",
+            None,
+            schema,
+            futures::stream::iter(vec![Ok::<_, String>(batch)]),
+        )
+        .await
+        .unwrap();
         let run = w.commit().await.unwrap().run_id;
 
         let session = Session::new(&EngineKind::Local, lake).await.unwrap();
         let url = session.url_of(&format!("Measures/Numbers/{run}/part-00000.csv"));
-        session.context().register_csv("numbers", &url, CsvReadOptions::new()).await.unwrap();
-        let out = session.context().sql("SELECT sum(n) AS s FROM numbers").await.unwrap().collect().await.unwrap();
-        let s = out[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0);
+        session
+            .context()
+            .register_csv("numbers", &url, CsvReadOptions::new())
+            .await
+            .unwrap();
+        let out = session
+            .context()
+            .sql("SELECT sum(n) AS s FROM numbers")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let s = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
         assert_eq!(s, 10);
     }
 
@@ -134,8 +176,21 @@ mod tests {
     #[tokio::test]
     async fn ballista_without_the_feature_says_how_to_get_it() {
         let dir = tempfile::tempdir().unwrap();
-        let handle = backend::open(&StorageConfig::Local(LocalConfig { path: dir.path().into() }), None).unwrap();
-        let err = Session::new(&EngineKind::Ballista { scheduler: None }, Lake::new(&handle, EnvironmentId::new())).await.unwrap_err();
-        assert!(err.to_string().contains("features lakecdp-engine/distributed"));
+        let handle = backend::open(
+            &StorageConfig::Local(LocalConfig {
+                path: dir.path().into(),
+            }),
+            None,
+        )
+        .unwrap();
+        let err = Session::new(
+            &EngineKind::Ballista { scheduler: None },
+            Lake::new(&handle, EnvironmentId::new()),
+        )
+        .await
+        .unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("features lakecdp-engine/distributed"));
     }
 }

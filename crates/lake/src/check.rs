@@ -189,6 +189,25 @@ impl Run {
             .map(|r| r.status)
             .unwrap_or(CheckStatus::Skipped)
     }
+    fn finish(self) -> CheckReport {
+        CheckReport {
+            results: self.results,
+        }
+    }
+    /// Fail `check`, skip everything after it, and end the run.
+    fn stop(mut self, check: Check, detail: String, fix: &str, why: &str) -> CheckReport {
+        self.fail(check, detail, fix);
+        self.skip_rest(check, why);
+        self.finish()
+    }
+    fn credentials_rejected(self, code: &str, hint: String) -> CheckReport {
+        self.stop(
+            Check::Credentials,
+            format!("the storage rejected the credentials ({code})"),
+            &hint,
+            "the credentials are not accepted",
+        )
+    }
     fn skip_rest(&mut self, from: Check, why: &str) {
         let pending: Vec<Check> = self
             .results
@@ -231,9 +250,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
                     Check::Gen2,
                     "the storage is not a Data Lake Storage Gen2 account",
                 );
-                return CheckReport {
-                    results: run.results,
-                };
+                return run.finish();
             }
             _ => run.pass(Check::Gen2, "the address is a Gen2 (blob/dfs) endpoint"),
         },
@@ -260,9 +277,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
             };
             run.fail(Check::Configuration, e.to_string(), fix);
             run.skip_rest(Check::Configuration, "the configuration is not usable");
-            return CheckReport {
-                results: run.results,
-            };
+            return run.finish();
         }
     };
 
@@ -317,9 +332,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
                 Err(e) => {
                     run.fail(Check::Reachable, e.to_string(), "correct the endpoint");
                     run.skip_rest(Check::Reachable, "no client for the storage");
-                    return CheckReport {
-                        results: run.results,
-                    };
+                    return run.finish();
                 }
             };
             let key_hint = match a.auth() {
@@ -339,9 +352,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
                 Err(ServiceError::Unreachable(m)) => {
                     run.fail(Check::Reachable, format!("the storage did not answer: {m}"), "check the account name, the endpoint, the network path (private endpoint, firewall) and DNS");
                     run.skip_rest(Check::Reachable, "the storage is unreachable");
-                    return CheckReport {
-                        results: run.results,
-                    };
+                    return run.finish();
                 }
                 Err(ServiceError::Unauthenticated { code })
                 | Err(ServiceError::Forbidden { code })
@@ -358,29 +369,13 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
                             None
                         }
                         Err(_) => {
-                            run.fail(
-                                Check::Credentials,
-                                format!("the storage rejected the credentials ({code})"),
-                                key_hint,
-                            );
-                            run.skip_rest(Check::Credentials, "the credentials are not accepted");
-                            return CheckReport {
-                                results: run.results,
-                            };
+                            return run.credentials_rejected(&code, key_hint);
                         }
                     }
                 }
                 Err(ServiceError::Unauthenticated { code }) => {
                     run.pass(Check::Reachable, "the blob endpoint answered");
-                    run.fail(
-                        Check::Credentials,
-                        format!("the storage rejected the credentials ({code})"),
-                        key_hint,
-                    );
-                    run.skip_rest(Check::Credentials, "the credentials are not accepted");
-                    return CheckReport {
-                        results: run.results,
-                    };
+                    return run.credentials_rejected(&code, key_hint);
                 }
                 Err(e) => {
                     run.pass(Check::Reachable, "the blob endpoint answered");
@@ -430,9 +425,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
                 Err(e) => {
                     run.fail(Check::Reachable, e.to_string(), "correct the endpoint");
                     run.skip_rest(Check::Reachable, "no client for the storage");
-                    return CheckReport {
-                        results: run.results,
-                    };
+                    return run.finish();
                 }
             };
             let key_hint = format!(
@@ -461,27 +454,16 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
                     }
                 }
                 Err(ServiceError::Unreachable(m)) => {
-                    run.fail(
+                    return run.stop(
                         Check::Reachable,
                         format!("the storage did not answer: {m}"),
                         "check the endpoint, the region and the network path",
+                        "the storage is unreachable",
                     );
-                    run.skip_rest(Check::Reachable, "the storage is unreachable");
-                    return CheckReport {
-                        results: run.results,
-                    };
                 }
                 Err(ServiceError::Unauthenticated { code }) => {
                     run.pass(Check::Reachable, "the S3 endpoint answered");
-                    run.fail(
-                        Check::Credentials,
-                        format!("the storage rejected the credentials ({code})"),
-                        key_hint,
-                    );
-                    run.skip_rest(Check::Credentials, "the credentials are not accepted");
-                    return CheckReport {
-                        results: run.results,
-                    };
+                    return run.credentials_rejected(&code, key_hint);
                 }
                 Err(ServiceError::Forbidden { code }) => {
                     run.pass(Check::Reachable, "the S3 endpoint answered");
@@ -494,15 +476,12 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
                 }
                 Err(e) => {
                     run.pass(Check::Reachable, "the S3 endpoint answered");
-                    run.fail(
+                    return run.stop(
                         Check::Credentials,
                         format!("unexpected answer: {e}"),
                         "check the endpoint and the credentials",
+                        "the storage gave an unexpected answer",
                     );
-                    run.skip_rest(Check::Credentials, "the storage gave an unexpected answer");
-                    return CheckReport {
-                        results: run.results,
-                    };
                 }
             }
             run.skip(Check::HierarchicalNamespace, "not applicable to S3 storage");
@@ -530,9 +509,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
     {
         region_check(&mut run, opts.region.as_deref(), storage.region(), None);
     }
-    CheckReport {
-        results: run.results,
-    }
+    run.finish()
 }
 
 fn normalise_region(r: &str) -> String {

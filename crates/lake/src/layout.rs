@@ -147,7 +147,7 @@ impl Lake {
     }
 
     /// A path relative to the environment root, if `path` is inside it.
-    pub fn relative<'a>(&self, path: &'a Path) -> Option<String> {
+    pub fn relative(&self, path: &Path) -> Option<String> {
         path.prefix_match(&self.root).map(|parts| {
             parts
                 .map(|p| p.as_ref().to_string())

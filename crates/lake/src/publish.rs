@@ -443,7 +443,7 @@ pub async fn read_model(lake: &Lake, process: &Process) -> Result<Option<Model>>
 pub async fn read_model_at(lake: &Lake, folder: &str) -> Result<Option<Model>> {
     let rel = format!("{}/{MODEL_JSON}", folder.trim_end_matches('/'));
     match lake.get(&rel).await {
-        Ok(bytes) => Model::from_json(&lake.path(&rel).to_string(), &bytes).map(Some),
+        Ok(bytes) => Model::from_json(lake.path(&rel).as_ref(), &bytes).map(Some),
         Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }

@@ -1,0 +1,13 @@
+//! Sample data and benchmarks for lakecdp.
+//!
+//! [`retail`] generates the quickstart's sources: a CRM export, an online shop's customers
+//! and orders, and a loyalty programme, describing one population of people with the
+//! variations, duplicates and broken rows of real company data, plus the ground truth that
+//! says which person each record belongs to, so that unification can be scored.
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod retail;
+
+pub use error::{Error, Result};
