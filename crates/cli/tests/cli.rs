@@ -244,3 +244,30 @@ fn azurite_environment_with_rotated_key_and_masked_secrets() {
         "the key is in the catalog file"
     );
 }
+
+#[test]
+fn retail_quickstart_creates_its_environment() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail/lakecdp.toml");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&example, dir.path().join("lakecdp.toml")).unwrap();
+    let out = ok(dir.path(), &["apply", "--create-container"]);
+    assert!(
+        out.contains("created environment `retail-demo`") && out.contains("0 failed"),
+        "{out}"
+    );
+    let id = out
+        .split("(id ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(dir
+        .path()
+        .join(format!(
+            "lake/customerinsights/ci_{id}/_lakecdp/environment.json"
+        ))
+        .exists());
+    assert!(ok(dir.path(), &["apply"]).contains("up to date"));
+}

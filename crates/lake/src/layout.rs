@@ -72,7 +72,9 @@ impl Process {
 pub const INTERNAL: &str = "_lakecdp";
 
 /// One environment's view of its storage.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` leaves the store out: backends' own `Debug` can print credentials.
+#[derive(Clone)]
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     root: Path,
@@ -80,6 +82,16 @@ pub struct Lake {
     capabilities: Capabilities,
     base_url: String,
     format: PartitionFormat,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake")
+            .field("root", &self.root.as_ref())
+            .field("base_url", &self.base_url)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Lake {

@@ -73,6 +73,12 @@ mod cases {
     pub async fn put_get_list_delete(kind: &str) {
         let f = common::fixture(kind).await;
         let lake = common::lake(&f);
+        // Debug output never carries the store (whose own Debug may print credentials)
+        let debug = format!("{lake:?} {:?}", common::open(&f));
+        assert!(
+            !debug.contains("AccessKey") && !debug.contains("credential"),
+            "{debug}"
+        );
         lake.put("a/b/one.txt", "1").await.unwrap();
         lake.put("a/b/two.txt", "22").await.unwrap();
         lake.put("a/c/three.txt", "333").await.unwrap();

@@ -28,7 +28,9 @@ pub struct Capabilities {
 }
 
 /// An opened storage: the store and where the container is in it.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` leaves the store out: backends' own `Debug` can print credentials.
+#[derive(Clone)]
 pub struct StoreHandle {
     /// The object store, rooted so that `container` is a path inside it.
     pub store: Arc<dyn ObjectStore>,
@@ -42,6 +44,17 @@ pub struct StoreHandle {
     pub base_url: String,
     /// Storage kind: `local`, `adls` or `s3`.
     pub kind: &'static str,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("container", &self.container.as_ref())
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Open the storage an environment's configuration describes.
