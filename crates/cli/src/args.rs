@@ -52,6 +52,38 @@ pub enum Command {
     Apply(ApplyArgs),
     /// List the runs recorded for an environment.
     Runs(RunsArgs),
+    /// List, show and inspect the data sources of the project file.
+    #[command(subcommand)]
+    Source(SourceCommand),
+}
+
+/// `source ...`.
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// List the project file's sources and their tables.
+    List,
+    /// Show one source's tables with their settings.
+    Show(SourceArg),
+    /// Infer the schema of a source's tables from a sample and print it as a `schema`
+    /// declaration to paste into the project file.
+    Inspect(InspectArgs),
+}
+
+/// A source named on the command line.
+#[derive(Debug, Args)]
+pub struct SourceArg {
+    /// Source name.
+    pub name: String,
+}
+
+/// `source inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Source name.
+    pub name: String,
+    /// Only this table.
+    #[arg(long)]
+    pub table: Option<String>,
 }
 
 /// `init`.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, EnvCommand};
+use crate::args::{Cli, Command, EnvCommand, SourceCommand};
 use crate::context::Context;
 
 /// A mistake the user can fix; exits with code 2.
@@ -24,6 +24,8 @@ fn is_user_error(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<lakecdp_lake::Error>()
                 .is_some_and(|e| e.is_user_error())
             || c.downcast_ref::<lakecdp_catalog::Error>()
+                .is_some_and(|e| e.is_user_error())
+            || c.downcast_ref::<lakecdp_engine::Error>()
                 .is_some_and(|e| e.is_user_error())
     })
 }
@@ -82,5 +84,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(EnvCommand::Delete(a)) => commands::env::delete(&ctx, a).await,
         Command::Apply(a) => commands::env::apply(&ctx, a.create_container).await,
         Command::Runs(a) => commands::runs::run(&ctx, a).await,
+        Command::Source(SourceCommand::List) => commands::source::list(&ctx),
+        Command::Source(SourceCommand::Show(a)) => commands::source::show(&ctx, &a.name),
+        Command::Source(SourceCommand::Inspect(a)) => commands::source::inspect(&ctx, a).await,
     }
 }

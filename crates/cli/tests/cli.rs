@@ -271,3 +271,42 @@ fn retail_quickstart_creates_its_environment() {
         .exists());
     assert!(ok(dir.path(), &["apply"]).contains("up to date"));
 }
+
+#[test]
+fn retail_sources_are_listed_and_inspected() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
+    let out = ok(&example, &["source", "list"]);
+    assert!(out.contains("3 sources, 4 tables"), "{out}");
+    let out = ok(&example, &["source", "inspect", "crm"]);
+    assert!(
+        out.contains("{ name = \"BirthDate\", type = \"date\" }"),
+        "{out}"
+    );
+    assert!(
+        out.contains("{ name = \"ModifiedOn\", type = \"datetime\" }"),
+        "{out}"
+    );
+    let out = ok(
+        &example,
+        &["source", "inspect", "Shop", "--table", "Customers"],
+    );
+    assert!(
+        out.contains("{ name = \"customer_id\", type = \"int64\" }")
+            && out.contains("decimal(12,2)"),
+        "{out}"
+    );
+    let out = ok(&example, &["source", "show", "Loyalty"]);
+    assert!(out.contains("memberId") && out.contains("10.0%"), "{out}");
+    let out = user_error(&example, &["source", "inspect", "Nope"]);
+    assert!(out.contains("sources: Crm, Shop, Loyalty"), "{out}");
+
+    // a table whose files are missing is a named user error
+    let dir = tempfile::tempdir().unwrap();
+    let toml = std::fs::read_to_string(example.join("lakecdp.toml")).unwrap();
+    std::fs::write(dir.path().join("lakecdp.toml"), toml).unwrap();
+    let out = user_error(dir.path(), &["source", "inspect", "Crm"]);
+    assert!(
+        out.contains("no file matches `data/crm_contacts.csv`"),
+        "{out}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod project;
 pub mod run;
 pub mod secret;
+pub mod source;
 pub mod storage;
 
 pub use environment::{Environment, PartitionFormat};
@@ -19,4 +20,7 @@ pub use ids::{EnvironmentId, RunId};
 pub use project::ProjectFile;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretRef};
+pub use source::{
+    ColumnSpec, ColumnType, CsvOptions, Encoding, SourceFormat, SourceSpec, TableSpec,
+};
 pub use storage::{AdlsAuth, AdlsConfig, LocalConfig, S3Config, StorageConfig, CONTAINER};

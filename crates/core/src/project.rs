@@ -11,17 +11,21 @@ use toml::de::{DeTable, DeValue};
 use crate::environment::{PartitionFormat, DEFAULT_RETENTION_RUNS};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::ids::EnvironmentId;
+use crate::source::SourceSpec;
 use crate::storage::StorageConfig;
 
 /// The conventional file name of a project file.
 pub const PROJECT_FILE: &str = "lakecdp.toml";
 
 /// A parsed and validated project file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectFile {
     /// The environment the project declares.
     pub environment: EnvironmentSpec,
+    /// Data sources (`[[sources]]`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceSpec>,
 }
 
 /// The `[environment]` table.
@@ -126,6 +130,17 @@ impl ProjectFile {
             ));
         }
         errors.extend(env.storage.validate());
+        let mut names = std::collections::HashSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            errors.extend(source.validate(i));
+            if !names.insert(source.name.to_ascii_lowercase()) {
+                errors.push(ConfigError::new(
+                    format!("sources.{i}.name"),
+                    format!("source `{}` is declared twice", source.name),
+                    "give each source its own name",
+                ));
+            }
+        }
         errors
     }
 
@@ -144,15 +159,29 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The span of the value at a dotted key path, or of its nearest existing parent.
+/// The span of the key at a dotted path (array elements by index, e.g.
+/// `sources.0.tables.1.location`), or of its nearest existing parent.
 fn span_of(table: &DeTable<'_>, dotted: &str) -> Option<Range<usize>> {
-    let mut current = table;
+    let mut table = Some(table);
+    let mut array: Option<&toml::de::DeArray<'_>> = None;
     let mut best = None;
     for part in dotted.split('.') {
-        let (k, v) = current.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
-        best = Some(k.span());
-        match v.get_ref() {
-            DeValue::Table(t) => current = t,
+        let value = if let Some(t) = table {
+            let (k, v) = t.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+            best = Some(k.span());
+            v
+        } else if let Some(a) = array {
+            let v = a.get(part.parse::<usize>().ok()?)?;
+            best = Some(v.span());
+            v
+        } else {
+            return best;
+        };
+        table = None;
+        array = None;
+        match value.get_ref() {
+            DeValue::Table(t) => table = Some(t),
+            DeValue::Array(a) => array = Some(a),
             _ => return best,
         }
     }
@@ -161,6 +190,20 @@ fn span_of(table: &DeTable<'_>, dotted: &str) -> Option<Range<usize>> {
 
 /// The dotted key whose entry contains `offset`, deepest first.
 fn key_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
+    fn inside(s: &Range<usize>, offset: usize) -> bool {
+        s.start <= offset && offset < s.end.max(s.start + 1)
+    }
+    fn walk_value(v: &toml::Spanned<DeValue<'_>>, offset: usize, name: &str) -> Option<String> {
+        match v.get_ref() {
+            DeValue::Table(t) => walk(t, offset, name),
+            DeValue::Array(a) => a.iter().enumerate().find_map(|(i, item)| {
+                let item_name = format!("{name}.{i}");
+                walk_value(item, offset, &item_name)
+                    .or_else(|| inside(&item.span(), offset).then_some(item_name))
+            }),
+            _ => None,
+        }
+    }
     fn walk(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
         for (k, v) in table.iter() {
             let name = if prefix.is_empty() {
@@ -168,13 +211,10 @@ fn key_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
             } else {
                 format!("{prefix}.{}", k.get_ref())
             };
-            let inside = |s: &Range<usize>| s.start <= offset && offset < s.end.max(s.start + 1);
-            if let DeValue::Table(t) = v.get_ref() {
-                if let Some(deeper) = walk(t, offset, &name) {
-                    return Some(deeper);
-                }
+            if let Some(deeper) = walk_value(v, offset, &name) {
+                return Some(deeper);
             }
-            if inside(&k.span()) || inside(&v.span()) {
+            if inside(&k.span(), offset) || inside(&v.span(), offset) {
                 return Some(name);
             }
         }
@@ -252,6 +292,63 @@ account_key = { env = "KEY" }
         let err = ProjectFile::parse("[environment\nname = 1").unwrap_err();
         assert_eq!(err.0[0].line, Some(1), "{err}");
         assert!(err.0[0].message.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn sources_parse_and_their_errors_have_lines() {
+        let text = format!(
+            "{LOCAL}
+[[sources]]
+name = \"Crm\"
+
+[[sources.tables]]
+name = \"Contacts\"
+location = \"data/crm_contacts.csv\"
+format = \"csv\"
+primary_key = \"ContactId\"
+csv = {{ delimiter = \";\", null_markers = [\"\", \"NULL\"] }}
+schema = [{{ name = \"ContactId\", type = \"string\" }}, {{ name = \"BirthDate\", type = \"date\" }}]
+
+[[sources.tables]]
+name = \"Orders\"
+location = \"data/orders.parquet\"
+format = \"parquet\"
+"
+        );
+        let p = ProjectFile::parse(&text).unwrap();
+        let crm = &p.sources[0];
+        assert_eq!(crm.tables.len(), 2);
+        assert_eq!(crm.tables[0].csv.as_ref().unwrap().delimiter, ";");
+        assert_eq!(
+            crm.tables[0].schema[1].column_type,
+            crate::source::ColumnType::Date
+        );
+        assert_eq!(ProjectFile::parse(&p.to_toml()).unwrap(), p);
+
+        let bad = text
+            .replace("primary_key = \"ContactId\"", "primary_key = \"Id\"")
+            .replace(
+                "format = \"parquet\"",
+                "format = \"parquet\"\nentity = \"X\"",
+            );
+        let err = ProjectFile::parse(&bad).unwrap_err();
+        let pk = err
+            .0
+            .iter()
+            .find(|e| e.key == "sources.0.tables.0.primary_key")
+            .expect("primary key error");
+        assert_eq!(pk.line, Some(17), "{err}");
+        let entity = err
+            .0
+            .iter()
+            .find(|e| e.key == "sources.0.tables.1.entity")
+            .expect("entity error");
+        assert_eq!(entity.line, Some(25), "{err}");
+
+        let typo = text.replace("type = \"date\"", "type = \"dat\"");
+        let err = ProjectFile::parse(&typo).unwrap_err();
+        assert_eq!(err.0[0].line, Some(19), "{err}");
+        assert!(err.0[0].message.contains("unknown column type"), "{err}");
     }
 
     #[test]

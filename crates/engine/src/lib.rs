@@ -4,6 +4,8 @@
 //! cluster share one code path.
 #![warn(missing_docs)]
 
+pub mod source;
+
 use std::sync::Arc;
 
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -20,9 +22,19 @@ pub enum Error {
     /// A query failed.
     #[error("query failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    /// A source table cannot be read as declared.
+    #[error("{0}")]
+    Source(String),
     /// The engine was asked for something this build does not include.
     #[error("{0}")]
     NotAvailable(String),
+}
+
+impl Error {
+    /// True for errors the user can fix (a source that cannot be read as declared).
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, Error::Source(_) | Error::NotAvailable(_))
+    }
 }
 
 /// Result with the engine's [`Error`].

@@ -3,3 +3,4 @@
 pub mod env;
 pub mod init;
 pub mod runs;
+pub mod source;
