@@ -4,6 +4,7 @@
 //! cluster share one code path.
 #![warn(missing_docs)]
 
+pub mod ingest;
 pub mod source;
 
 use std::sync::Arc;
@@ -22,6 +23,29 @@ pub enum Error {
     /// A query failed.
     #[error("query failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    /// Arrow failed on data.
+    #[error("data error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The lake refused a read or write.
+    #[error(transparent)]
+    Lake(#[from] lakecdp_lake::Error),
+    /// Too many rows of a table are corrupt; nothing was published.
+    #[error("table {table}: {corrupt} of {read} rows are corrupt ({:.1}%), above the limit of {:.1}%; nothing was published. First reasons: {examples}. Fix the data, or raise `max_corrupt_share` of the source", *corrupt as f64 * 100.0 / *read as f64, limit * 100.0)]
+    CorruptLimit {
+        /// `Source.Table`.
+        table: String,
+        /// Corrupt rows.
+        corrupt: u64,
+        /// Rows read.
+        read: u64,
+        /// The limit (share).
+        limit: f64,
+        /// The first reasons, with file and line.
+        examples: String,
+    },
+    /// An invariant of the engine broke.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A source table cannot be read as declared.
     #[error("{0}")]
     Source(String),
@@ -33,7 +57,10 @@ pub enum Error {
 impl Error {
     /// True for errors the user can fix (a source that cannot be read as declared).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::Source(_) | Error::NotAvailable(_))
+        matches!(
+            self,
+            Error::Source(_) | Error::NotAvailable(_) | Error::CorruptLimit { .. }
+        ) || matches!(self, Error::Lake(e) if e.is_user_error())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType, SchemaRef};
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use lakecdp_core::{ColumnSpec, ColumnType, SourceFormat, TableSpec};
 
 use crate::{Error, Result};
@@ -78,32 +78,12 @@ pub async fn infer_schema(table: &TableSpec, project_dir: &Path) -> Result<Schem
         .collect();
     let ctx = SessionContext::new();
     let df = match table.format {
-        SourceFormat::Csv => {
-            let csv = table.csv.clone().unwrap_or_default();
-            let mut opts = CsvReadOptions::new()
-                .has_header(csv.header)
-                .delimiter(one_byte("delimiter", &csv.delimiter)?)
-                .quote(one_byte("quote", &csv.quote)?)
-                .file_extension(&ext)
-                .schema_infer_max_records(SAMPLE_RECORDS)
-                .truncated_rows(true);
-            if let Some(e) = &csv.escape {
-                opts = opts.escape(one_byte("escape", e)?);
-            }
-            ctx.read_csv(paths, opts).await?
-        }
+        SourceFormat::Csv => return infer_csv(table, &files[0]),
         SourceFormat::Parquet => {
             ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(&ext))
                 .await?
         }
-        SourceFormat::Jsonl => {
-            let opts = JsonReadOptions {
-                file_extension: &ext,
-                schema_infer_max_records: SAMPLE_RECORDS,
-                ..Default::default()
-            };
-            ctx.read_json(paths, opts).await?
-        }
+        SourceFormat::Jsonl => return infer_jsonl(&files[0]),
         other => {
             return Err(Error::NotAvailable(format!(
                 "inspecting `{other}` sources is not available yet"
@@ -111,6 +91,116 @@ pub async fn infer_schema(table: &TableSpec, project_dir: &Path) -> Result<Schem
         }
     };
     Ok(df.schema().inner().clone())
+}
+
+/// JSON Lines: the schema of the first valid objects (lines that are not JSON objects
+/// are skipped here; the load puts them in the corrupt table).
+fn infer_jsonl(path: &Path) -> Result<SchemaRef> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))?;
+    let values: Vec<serde_json::Value> = std::io::BufReader::new(file)
+        .lines()
+        .map_while(|l| l.ok())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter(|v| v.is_object())
+        .take(SAMPLE_RECORDS)
+        .collect();
+    let schema = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))?;
+    Ok(std::sync::Arc::new(schema))
+}
+
+/// CSV: each column gets the narrowest type every sampled value casts to (int64,
+/// double, boolean, date, datetime), else string. Malformed records are skipped here.
+fn infer_csv(table: &TableSpec, path: &Path) -> Result<SchemaRef> {
+    use crate::ingest::records::{CsvTokenizer, Dialect};
+    use arrow::array::{Array, StringArray};
+    use arrow::compute::{cast_with_options, CastOptions};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+
+    let csv = table.csv.clone().unwrap_or_default();
+    let dialect = Dialect {
+        delimiter: one_byte("delimiter", &csv.delimiter)?,
+        quote: one_byte("quote", &csv.quote)?,
+        escape: csv
+            .escape
+            .as_deref()
+            .map(|e| one_byte("escape", e))
+            .transpose()?,
+        encoding: csv.encoding,
+    };
+    let io = |e: std::io::Error| Error::Source(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut tok = CsvTokenizer::new(std::io::BufReader::new(file), dialect);
+    let mut names: Option<Vec<String>> = None;
+    if csv.header {
+        match tok.next_record().map_err(io)?.map(|r| r.fields) {
+            Some(Ok(h)) => names = Some(h.into_iter().map(|n| n.trim().to_string()).collect()),
+            Some(Err(e)) => {
+                return Err(Error::Source(format!(
+                    "{}: the header line is malformed: {e}",
+                    path.display()
+                )))
+            }
+            None => {
+                return Err(Error::Source(format!(
+                    "{}: the file is empty",
+                    path.display()
+                )))
+            }
+        }
+    }
+    let mut samples: Vec<Vec<Option<String>>> = Vec::new();
+    let mut width = names.as_ref().map(Vec::len);
+    while samples.len() < SAMPLE_RECORDS {
+        let Some(rec) = tok.next_record().map_err(io)? else {
+            break;
+        };
+        let Ok(fields) = rec.fields else { continue };
+        if *width.get_or_insert(fields.len()) != fields.len() {
+            continue;
+        }
+        samples.push(
+            fields
+                .into_iter()
+                .map(|f| (!csv.null_markers.contains(&f)).then(|| f.trim().to_string()))
+                .collect(),
+        );
+    }
+    let width = width.unwrap_or(0);
+    let names = names.unwrap_or_else(|| (1..=width).map(|i| format!("column_{i}")).collect());
+    let candidates = [
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Boolean,
+        DataType::Date32,
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+    ];
+    let options = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let mut fields = Vec::with_capacity(width);
+    for (c, name) in names.iter().enumerate() {
+        let values = StringArray::from(
+            samples
+                .iter()
+                .map(|r| r.get(c).cloned().flatten())
+                .collect::<Vec<_>>(),
+        );
+        let mut chosen = DataType::Utf8;
+        if values.null_count() < values.len() {
+            for t in &candidates {
+                let cast = cast_with_options(&values, t, &options)?;
+                if cast.null_count() == values.null_count() {
+                    chosen = t.clone();
+                    break;
+                }
+            }
+        }
+        fields.push(Field::new(name, chosen, true));
+    }
+    Ok(std::sync::Arc::new(Schema::new(fields)))
 }
 
 /// The declared type that holds an Arrow type.

@@ -1,0 +1,302 @@
+//! Ingestion end to end on a local lake: every record read lands in the table or in its
+//! corrupt table with the right reason, and the counts reconcile.
+
+use std::path::Path;
+
+use arrow::array::{Array, Int64Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use lakecdp_core::{
+    ColumnSpec, ColumnType, CsvOptions, EnvironmentId, LocalConfig, SourceFormat, SourceSpec,
+    StorageConfig, TableSpec,
+};
+use lakecdp_engine::ingest::ingest_source;
+use lakecdp_engine::Error;
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::publish::read_model;
+use lakecdp_lake::{backend, Lake, Process};
+
+fn lake(dir: &Path) -> Lake {
+    std::fs::create_dir_all(dir.join("lake/customerinsights")).unwrap();
+    let handle = backend::open(
+        &StorageConfig::Local(LocalConfig {
+            path: dir.join("lake"),
+        }),
+        None,
+    )
+    .unwrap();
+    Lake::new(&handle, EnvironmentId::new())
+}
+
+fn table(name: &str, location: &str, format: SourceFormat) -> TableSpec {
+    TableSpec {
+        name: name.into(),
+        location: location.into(),
+        format,
+        primary_key: None,
+        last_updated: None,
+        csv: None,
+        entity: None,
+        schema: vec![],
+    }
+}
+
+fn col(name: &str, t: ColumnType) -> ColumnSpec {
+    ColumnSpec {
+        name: name.into(),
+        column_type: t,
+    }
+}
+
+async fn entity(lake: &Lake, source: &str, name: &str) -> RecordBatch {
+    let process = Process::Ingestion(source.into());
+    let model = read_model(lake, &process)
+        .await
+        .unwrap()
+        .expect("published");
+    let batches = read_entity(lake, &process.folder(), model.entity(name).expect("entity"))
+        .await
+        .unwrap();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
+    let a = arrow::compute::cast(
+        batch.column_by_name(column).unwrap(),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+    (0..a.len())
+        .map(|i| {
+            if a.is_null(i) {
+                "∅".to_string()
+            } else {
+                a.value(i).to_string()
+            }
+        })
+        .collect()
+}
+
+const ORDERS: &str = "\
+OrderId,Amount,OrderDate,Items,ModifiedOn
+A1,10.50,2024-01-02,1,2024-01-02T10:00:00Z
+A2,oops,2024-01-03,2,2024-01-03T10:00:00Z
+A3,5,2024-02-30,1,2024-01-03T10:00:00Z
+,7,2024-01-04,1,2024-01-04T10:00:00Z
+A4,\"1,200.00\",2024-01-05,3
+A5,8,2024-01-05,\"Outlet \"\"B\"\"\",2024-01-05T10:00:00Z
+A6,9,2024-01-06,Store \"Outlet\",2024-01-06T10:00:00Z
+A1,11.00,2024-01-07,2,2024-01-07T10:00:00Z
+A7,12,2024-01-08,2,2024-13-01T10:00:00Z
+A8,1,2024-01-09,1,2024-01-09T10:00:00Z
+A8,2,2024-01-09,1,2023-01-09T10:00:00Z
+";
+
+fn orders_table() -> TableSpec {
+    let mut t = table("Orders", "orders*.csv", SourceFormat::Csv);
+    t.primary_key = Some("OrderId".into());
+    t.last_updated = Some("ModifiedOn".into());
+    t.csv = Some(CsvOptions::default());
+    t.schema = vec![
+        col("OrderId", ColumnType::String),
+        col("Amount", ColumnType::Decimal(10, 2)),
+        col("OrderDate", ColumnType::Date),
+        col("Items", ColumnType::Int64),
+        col("ModifiedOn", ColumnType::DateTime),
+    ];
+    t
+}
+
+#[tokio::test]
+async fn every_malformed_csv_row_lands_in_the_corrupt_table_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders.csv"), ORDERS).unwrap();
+    let lake = lake(dir.path());
+    let source = SourceSpec {
+        name: "Shop".into(),
+        description: None,
+        max_corrupt_share: Some(0.9),
+        tables: vec![orders_table()],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), 3).await.unwrap();
+    let t = &report.tables[0];
+    assert_eq!((t.read, t.written, t.corrupt), (11, 2, 9), "{t:?}");
+    assert_eq!(t.read, t.written + t.corrupt);
+
+    let orders = entity(&lake, "Shop", "Orders").await;
+    // the later A1 (ModifiedOn 2024-01-07) wins, and so does the A8 read first (later ModifiedOn)
+    assert_eq!(strings(&orders, "OrderId"), ["A1", "A8"]);
+    assert_eq!(strings(&orders, "Amount"), ["11.00", "1.00"]);
+    assert_eq!(strings(&orders, "OrderDate"), ["2024-01-07", "2024-01-09"]);
+
+    let corrupt = entity(&lake, "Shop", "Shop_Orders_corrupt").await;
+    let lines: Vec<i64> = corrupt
+        .column_by_name("Line")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    let reasons = strings(&corrupt, "Reason");
+    let by_line: std::collections::BTreeMap<i64, String> = lines.into_iter().zip(reasons).collect();
+    let expect = [
+        (
+            2,
+            "duplicate primary key: `A1` appears again; kept the row at orders.csv:9",
+        ),
+        (
+            3,
+            "type mismatch: column `Amount` value `oops` is not a decimal(10,2)",
+        ),
+        (
+            4,
+            "bad date: column `OrderDate` value `2024-02-30` is not a date",
+        ),
+        (5, "missing primary key `OrderId`"),
+        (6, "wrong number of fields: expected 5, found 4"),
+        (
+            7,
+            "type mismatch: column `Items` value `Outlet \"B\"` is not a int64",
+        ),
+        (8, "unescaped quote in field 4"),
+        (
+            10,
+            "bad datetime: column `ModifiedOn` value `2024-13-01T10:00:00Z` is not a datetime",
+        ),
+        (
+            12,
+            "duplicate primary key: `A8` appears again; kept the row at orders.csv:11",
+        ),
+    ];
+    assert_eq!(by_line.len(), expect.len(), "{by_line:#?}");
+    for (line, reason) in expect {
+        assert!(
+            by_line[&line].starts_with(reason),
+            "line {line}: {}",
+            by_line[&line]
+        );
+    }
+    assert!(strings(&corrupt, "File").iter().all(|f| f == "orders.csv"));
+    let raw = strings(&corrupt, "Raw");
+    assert!(
+        raw.contains(&"A6,9,2024-01-06,Store \"Outlet\",2024-01-06T10:00:00Z".to_string()),
+        "{raw:?}"
+    );
+}
+
+#[tokio::test]
+async fn too_many_corrupt_rows_publish_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders.csv"), ORDERS).unwrap();
+    let lake = lake(dir.path());
+    let source = SourceSpec {
+        name: "Shop".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![orders_table()],
+    };
+    let err = ingest_source(&lake, &source, dir.path(), 3)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptLimit {
+                corrupt: 9,
+                read: 11,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("81.8%") && msg.contains("10.0%") && msg.contains("orders.csv:2"),
+        "{msg}"
+    );
+    assert!(err.is_user_error());
+    assert!(read_model(&lake, &Process::Ingestion("Shop".into()))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        lake.list("DataIngestion").await.unwrap().is_empty(),
+        "the failed run's files are removed"
+    );
+}
+
+#[tokio::test]
+async fn json_lines_and_parquet_tables_load_with_inferred_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("members.jsonl"),
+        "{\"memberId\":\"M1\",\"points\":10,\"tier\":\"Gold\"}\n{\"memberId\":\"M2\",\"points\":\"19,673\",\"tier\":\"Silver\"}\n\n{\"memberId\":\"M3\",\"points\":5,\"tier\":null}\n{\"memberId\":\"M4\",\n{\"points\":3}\n",
+    )
+    .unwrap();
+    // a Parquet file written with arrow
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("customer_id", arrow::datatypes::DataType::Int64, true),
+        arrow::datatypes::Field::new("email", arrow::datatypes::DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            std::sync::Arc::new(Int64Array::from(vec![Some(1), Some(2), None])),
+            std::sync::Arc::new(StringArray::from(vec![
+                Some("a@x.org"),
+                None,
+                Some("c@x.org"),
+            ])),
+        ],
+    )
+    .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(dir.path().join("customers.parquet")).unwrap(),
+        schema,
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+
+    let lake = lake(dir.path());
+    let mut members = table("Members", "members.jsonl", SourceFormat::Jsonl);
+    members.primary_key = Some("memberId".into());
+    // the sample has a string among the numbers, so inference says string: declared types win
+    members.schema = vec![col("points", ColumnType::Int64)];
+    let mut customers = table("Customers", "customers.parquet", SourceFormat::Parquet);
+    customers.primary_key = Some("customer_id".into());
+    let source = SourceSpec {
+        name: "Mixed".into(),
+        description: None,
+        max_corrupt_share: Some(0.7),
+        tables: vec![members, customers],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), 3).await.unwrap();
+    let m = &report.tables[0];
+    assert_eq!((m.read, m.written, m.corrupt), (5, 2, 3), "{m:?}");
+    assert_eq!(
+        strings(&entity(&lake, "Mixed", "Members").await, "memberId"),
+        ["M1", "M3"]
+    );
+    let reasons = strings(
+        &entity(&lake, "Mixed", "Mixed_Members_corrupt").await,
+        "Reason",
+    );
+    assert!(
+        reasons[0].starts_with("type mismatch: column `points` value `19,673` is not a int64"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].starts_with("invalid JSON"), "{reasons:?}");
+    assert!(
+        reasons[2].starts_with("missing primary key `memberId`"),
+        "{reasons:?}"
+    );
+    let c = &report.tables[1];
+    assert_eq!((c.read, c.written, c.corrupt), (3, 2, 1), "{c:?}");
+    assert_eq!(
+        strings(&entity(&lake, "Mixed", "Customers").await, "email"),
+        ["a@x.org", "∅"]
+    );
+}
