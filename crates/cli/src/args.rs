@@ -52,9 +52,29 @@ pub enum Command {
     Apply(ApplyArgs),
     /// List the runs recorded for an environment.
     Runs(RunsArgs),
+    /// Run the processes of the environment: loads every source into the lake.
+    Refresh(RefreshArgs),
     /// List, show and inspect the data sources of the project file.
     #[command(subcommand)]
     Source(SourceCommand),
+}
+
+/// `refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Run only this process (and, later, what depends on it).
+    #[arg(long, value_enum)]
+    pub only: Option<ProcessKind>,
+    /// Only this source (with `--only ingest`).
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+/// Processes of a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProcessKind {
+    /// Load the data sources into DataIngestion/.
+    Ingest,
 }
 
 /// `source ...`.

@@ -84,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(EnvCommand::Delete(a)) => commands::env::delete(&ctx, a).await,
         Command::Apply(a) => commands::env::apply(&ctx, a.create_container).await,
         Command::Runs(a) => commands::runs::run(&ctx, a).await,
+        Command::Refresh(a) => commands::refresh::run(&ctx, a).await,
         Command::Source(SourceCommand::List) => commands::source::list(&ctx),
         Command::Source(SourceCommand::Show(a)) => commands::source::show(&ctx, &a.name),
         Command::Source(SourceCommand::Inspect(a)) => commands::source::inspect(&ctx, a).await,

@@ -310,3 +310,81 @@ fn retail_sources_are_listed_and_inspected() {
         "{out}"
     );
 }
+
+#[test]
+fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        example.join("lakecdp.toml"),
+        dir.path().join("lakecdp.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    for f in [
+        "crm_contacts.csv",
+        "shop_customers.parquet",
+        "orders.csv",
+        "loyalty_members.jsonl",
+    ] {
+        std::fs::copy(
+            example.join("data").join(f),
+            dir.path().join("data").join(f),
+        )
+        .unwrap();
+    }
+    user_error(dir.path(), &["refresh"]); // no environment yet
+    ok(dir.path(), &["apply", "--create-container"]);
+    let out = ok(dir.path(), &["refresh"]);
+    // the malformed rows listed in examples/retail/data/README.md, and nothing else
+    for line in [
+        "Crm.Contacts: 20000 read, 19993 written, 7 corrupt",
+        "Shop.Customers: 15000 read, 15000 written, 0 corrupt",
+        "Shop.Orders: 50000 read, 49992 written, 8 corrupt",
+        "Loyalty.Members: 10000 read, 9994 written, 6 corrupt",
+    ] {
+        assert!(out.contains(line), "{line} not in {out}");
+    }
+    let runs = ok(dir.path(), &["runs"]);
+    assert!(
+        runs.contains("ingest:Crm") && runs.contains("Succeeded") && runs.contains("19993"),
+        "{runs}"
+    );
+    let lake = std::fs::read_dir(dir.path().join("lake/customerinsights"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lake.join("DataIngestion/Crm/model.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = model["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Contacts", "Crm_Contacts_corrupt"]);
+    let types: Vec<(&str, &str)> = model["entities"][0]["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap(), a["dataType"].as_str().unwrap()))
+        .collect();
+    assert!(
+        types.contains(&("BirthDate", "dateTime")) && types.contains(&("CreatedOn", "dateTime")),
+        "{types:?}"
+    );
+
+    // only one source, on request
+    let out = ok(
+        dir.path(),
+        &["refresh", "--only", "ingest", "--source", "loyalty"],
+    );
+    assert!(
+        out.contains("Loyalty.Members") && !out.contains("Crm.Contacts"),
+        "{out}"
+    );
+    user_error(dir.path(), &["refresh", "--source", "Nope"]);
+}

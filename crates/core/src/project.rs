@@ -326,7 +326,7 @@ format = \"parquet\"
         assert_eq!(ProjectFile::parse(&p.to_toml()).unwrap(), p);
 
         let bad = text
-            .replace("primary_key = \"ContactId\"", "primary_key = \"Id\"")
+            .replace("primary_key = \"ContactId\"", "primary_key = \"\"")
             .replace(
                 "format = \"parquet\"",
                 "format = \"parquet\"\nentity = \"X\"",

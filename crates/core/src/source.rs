@@ -376,14 +376,14 @@ impl SourceSpec {
                 ("primary_key", &table.primary_key),
                 ("last_updated", &table.last_updated),
             ] {
-                if let Some(col) = col {
-                    if !table.schema.is_empty() && !table.schema.iter().any(|c| c.name == *col) {
-                        errors.push(ConfigError::new(
-                            tkey(k),
-                            format!("`{col}` is not a declared column"),
-                            "name a column of `schema`, or declare it",
-                        ));
-                    }
+                // Declarations may be partial (the rest is inferred), so whether the
+                // column exists is checked against the files at load time.
+                if col.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                    errors.push(ConfigError::new(
+                        tkey(k),
+                        "the column name is empty",
+                        format!("name a column of the table, or remove `{k}`"),
+                    ));
                 }
             }
         }

@@ -191,6 +191,11 @@ fn infer_csv(table: &TableSpec, path: &Path) -> Result<SchemaRef> {
         let mut chosen = DataType::Utf8;
         if values.null_count() < values.len() {
             for t in &candidates {
+                // Arrow casts "2016-01-04T01:31:23Z" to a date by dropping the time:
+                // a date column holds dates only.
+                if *t == DataType::Date32 && values.iter().flatten().any(|v| v.len() > 10) {
+                    continue;
+                }
                 let cast = cast_with_options(&values, t, &options)?;
                 if cast.null_count() == values.null_count() {
                     chosen = t.clone();
@@ -274,7 +279,11 @@ mod tests {
     #[tokio::test]
     async fn schemas_are_inferred_for_csv_jsonl_and_parquet() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.csv"), "Id,Name,Score,Joined,Active\n1,Ann,1.5,2024-01-02,true\n2,\"Smith, Bob\",2,2024-02-03,false\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.csv"),
+            "Id,Name,Score,Joined,Active,Seen\n1,Ann,1.5,2024-01-02,true,2024-01-02T10:00:00Z\n2,\"Smith, Bob\",2,2024-02-03,false,\n",
+        )
+        .unwrap();
         let schema = infer_schema(&table("*.csv", SourceFormat::Csv), dir.path())
             .await
             .unwrap();

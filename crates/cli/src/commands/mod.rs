@@ -2,5 +2,6 @@
 
 pub mod env;
 pub mod init;
+pub mod refresh;
 pub mod runs;
 pub mod source;
