@@ -68,6 +68,13 @@ pub struct RefreshArgs {
     /// Only this source (with `--only ingest`).
     #[arg(long)]
     pub source: Option<String>,
+    /// Apply the project file first: create the environment after its checks pass, or
+    /// update it (as `lakecdp apply`).
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: create the container (or bucket) if it is missing.
+    #[arg(long, requires = "apply")]
+    pub create_container: bool,
 }
 
 /// Processes of a refresh.

@@ -334,8 +334,9 @@ fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
         .unwrap();
     }
     user_error(dir.path(), &["refresh"]); // no environment yet
-    ok(dir.path(), &["apply", "--create-container"]);
-    let out = ok(dir.path(), &["refresh"]);
+                                          // the README's main command
+    let out = ok(dir.path(), &["refresh", "--apply", "--create-container"]);
+    assert!(out.contains("created environment `retail-demo`"), "{out}");
     // the malformed rows listed in examples/retail/data/README.md, and nothing else
     for line in [
         "Crm.Contacts: 20000 read, 19993 written, 7 corrupt",
@@ -387,4 +388,10 @@ fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
         "{out}"
     );
     user_error(dir.path(), &["refresh", "--source", "Nope"]);
+    // running the main command again updates nothing and loads again
+    let out = ok(dir.path(), &["refresh", "--apply"]);
+    assert!(
+        out.contains("up to date") && out.contains("Crm.Contacts: 20000 read"),
+        "{out}"
+    );
 }

@@ -12,6 +12,9 @@ use crate::output;
 use crate::UserError;
 
 pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
+    if a.apply {
+        super::env::apply(ctx, a.create_container).await?;
+    }
     let project = ctx.load_project()?;
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, None).await?;
