@@ -298,7 +298,8 @@ mod tests {
                 "Name:string",
                 "Score:double",
                 "Joined:date",
-                "Active:boolean"
+                "Active:boolean",
+                "Seen:datetime"
             ]
         );
 
