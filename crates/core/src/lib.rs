@@ -21,6 +21,6 @@ pub use project::ProjectFile;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretRef};
 pub use source::{
-    ColumnSpec, ColumnType, CsvOptions, Encoding, SourceFormat, SourceSpec, TableSpec,
+    ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };
 pub use storage::{AdlsAuth, AdlsConfig, LocalConfig, S3Config, StorageConfig, CONTAINER};

@@ -24,8 +24,51 @@ pub struct SourceSpec {
     /// Share of corrupt rows (0..=1) above which a table fails (default 0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_corrupt_share: Option<f64>,
+    /// Credentials for tables whose location is an `s3://`, `abfss://` or `az://` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<SourceAccess>,
     /// Its tables.
     pub tables: Vec<TableSpec>,
+}
+
+/// How a source reaches remote table locations; secrets are references, as for
+/// environments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceAccess {
+    /// S3 or an S3-compatible store (the bucket comes from the URL).
+    S3 {
+        /// Region of the bucket.
+        region: String,
+        /// Endpoint override for S3-compatible stores.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        /// Access key id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access_key_id: Option<crate::SecretRef>,
+        /// Secret access key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_access_key: Option<crate::SecretRef>,
+    },
+    /// Azure Blob / Data Lake Storage (account and container come from the URL; `az://`
+    /// URLs need `account`).
+    Adls {
+        /// Storage account, for `az://container/path` URLs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// Shared key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account_key: Option<crate::SecretRef>,
+        /// SAS token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sas_token: Option<crate::SecretRef>,
+        /// Blob endpoint override (private endpoint, emulator).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        /// The endpoint is the Azurite emulator.
+        #[serde(default)]
+        emulator: bool,
+    },
 }
 
 /// A `[[sources.tables]]` entry.

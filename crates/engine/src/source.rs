@@ -5,24 +5,46 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use lakecdp_core::{ColumnSpec, ColumnType, SourceFormat, TableSpec};
+use futures::{StreamExt, TryStreamExt};
+use lakecdp_core::{
+    AdlsConfig, ColumnSpec, ColumnType, S3Config, SourceAccess, SourceFormat, TableSpec,
+};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStoreExt;
+use tokio::io::AsyncWriteExt;
+use url::Url;
 
 use crate::{Error, Result};
 
 /// How many records schema inference looks at.
 pub const SAMPLE_RECORDS: usize = 1000;
 
+/// A file of a table, ready to read: where it is on this machine and the name shown in
+/// reports and corrupt rows (its path relative to the project, or its URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Local path.
+    pub path: PathBuf,
+    /// Name for people.
+    pub name: String,
+}
+
+/// The files of a table; remote files are copied (streamed) into a spool folder that
+/// lives as long as this value.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The files, sorted by name.
+    pub files: Vec<SourceFile>,
+    _spool: Option<tempfile::TempDir>,
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
 /// The local files a table's location names (a path or a glob, relative to the project
 /// folder), sorted. An empty match is an error that names the location.
 pub fn local_files(table: &TableSpec, project_dir: &Path) -> Result<Vec<PathBuf>> {
-    if let Some((scheme, _)) = table.location.split_once("://") {
-        if scheme != "file" {
-            return Err(Error::NotAvailable(format!(
-                "`{}`: reading `{scheme}://` locations is not available yet; copy the files to a local folder",
-                table.location
-            )));
-        }
-    }
     let location = table
         .location
         .strip_prefix("file://")
@@ -53,6 +75,199 @@ pub fn local_files(table: &TableSpec, project_dir: &Path) -> Result<Vec<PathBuf>
     Ok(files)
 }
 
+/// The files of a table: local ones as they are, remote ones (`s3://`, `abfss://`,
+/// `az://`) listed and streamed into a spool folder through object_store with the
+/// source's own credentials.
+pub async fn fetch(
+    table: &TableSpec,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<Fetched> {
+    let remote = match table.location.split_once("://") {
+        Some((scheme, _)) if scheme != "file" => scheme.to_string(),
+        _ => {
+            let files = local_files(table, project_dir)?
+                .into_iter()
+                .map(|path| SourceFile {
+                    name: path
+                        .strip_prefix(project_dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                    path,
+                })
+                .collect();
+            return Ok(Fetched {
+                files,
+                _spool: None,
+            });
+        }
+    };
+    let url = Url::parse(&table.location)
+        .map_err(|e| Error::Source(format!("`{}` is not a valid URL: {e}", table.location)))?;
+    let (store, root_url, key) = remote_store(&url, &remote, access, project_dir)?;
+    let key = key.trim_start_matches('/').to_string();
+    let listed_prefix = if has_glob(&key) {
+        let fixed = &key[..key.find(['*', '?', '[']).unwrap_or(key.len())];
+        fixed
+            .rsplit_once('/')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default()
+    } else {
+        key.clone()
+    };
+    let pattern = glob::Pattern::new(&key)
+        .map_err(|e| Error::Source(format!("`{}` is not a valid glob: {e}", table.location)))?;
+    let prefix = ObjectPath::from(listed_prefix.as_str());
+    let mut objects: Vec<ObjectPath> = store
+        .list(Some(&prefix))
+        .map_ok(|m| m.location)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| Error::Source(format!("cannot list `{}`: {e}", table.location)))?
+        .into_iter()
+        .filter(|p| {
+            if has_glob(&key) {
+                pattern.matches(p.as_ref())
+            } else {
+                p.as_ref() == key
+            }
+        })
+        .collect();
+    objects.sort();
+    if objects.is_empty() {
+        return Err(Error::Source(format!(
+            "table `{}`: no object matches `{}`",
+            table.name, table.location
+        )));
+    }
+    let spool = tempfile::tempdir()
+        .map_err(|e| Error::Source(format!("cannot create a spool folder: {e}")))?;
+    let mut files = Vec::with_capacity(objects.len());
+    for (i, object) in objects.iter().enumerate() {
+        let name = format!("{root_url}/{object}");
+        let local = spool
+            .path()
+            .join(format!("{i:05}-{}", object.filename().unwrap_or("part")));
+        let mut out = tokio::fs::File::create(&local)
+            .await
+            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        let mut stream = store
+            .get(object)
+            .await
+            .map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?
+            .into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        files.push(SourceFile { path: local, name });
+    }
+    Ok(Fetched {
+        files,
+        _spool: Some(spool),
+    })
+}
+
+type Remote = (
+    std::sync::Arc<dyn object_store::ObjectStore>,
+    String,
+    String,
+);
+
+fn remote_store(
+    url: &Url,
+    scheme: &str,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<Remote> {
+    let missing = |kind: &str| {
+        Error::Source(format!(
+            "`{url}` needs the source's `access` settings (kind = \"{kind}\") with its credentials"
+        ))
+    };
+    match (scheme, access) {
+        (
+            "s3",
+            Some(SourceAccess::S3 {
+                region,
+                endpoint,
+                access_key_id,
+                secret_access_key,
+            }),
+        ) => {
+            let bucket = url.host_str().unwrap_or_default().to_string();
+            let config = S3Config {
+                bucket: bucket.clone(),
+                prefix: None,
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+                session_token: None,
+                path_style: None,
+            };
+            let handle = lakecdp_lake::backend::s3::open(&config, Some(project_dir))?;
+            Ok((
+                handle.store,
+                format!("s3://{bucket}"),
+                url.path().to_string(),
+            ))
+        }
+        ("s3", _) => Err(missing("s3")),
+        (
+            "abfss" | "abfs" | "az",
+            Some(SourceAccess::Adls {
+                account,
+                account_key,
+                sas_token,
+                endpoint,
+                emulator,
+            }),
+        ) => {
+            let (container, account) = if scheme == "az" {
+                let account = account.clone().ok_or_else(|| {
+                    Error::Source(format!(
+                        "`{url}`: az:// URLs need `account` in the source's access settings"
+                    ))
+                })?;
+                (url.host_str().unwrap_or_default().to_string(), account)
+            } else {
+                let host = url.host_str().unwrap_or_default();
+                (
+                    url.username().to_string(),
+                    host.split('.').next().unwrap_or_default().to_string(),
+                )
+            };
+            let config = AdlsConfig {
+                account: Some(account.clone()),
+                container: Some(container.clone()),
+                account_key: account_key.clone(),
+                sas_token: sas_token.clone(),
+                endpoint: endpoint.clone(),
+                emulator: *emulator,
+                allow_flat_namespace: *emulator,
+                ..Default::default()
+            };
+            let handle = lakecdp_lake::backend::azure::open(&config, Some(project_dir))?;
+            Ok((
+                handle.store,
+                format!("abfss://{container}@{account}.dfs.core.windows.net"),
+                url.path().to_string(),
+            ))
+        }
+        ("abfss" | "abfs" | "az", _) => Err(missing("adls")),
+        (other, _) => Err(Error::Source(format!(
+            "`{other}://` locations are not supported; use a local path, s3://, abfss:// or az://"
+        ))),
+    }
+}
+
 fn one_byte(what: &str, s: &str) -> Result<u8> {
     match s.as_bytes() {
         [b] => Ok(*b),
@@ -69,21 +284,25 @@ fn extension(path: &Path) -> String {
 }
 
 /// The schema DataFusion infers from a sample of the table's files.
-pub async fn infer_schema(table: &TableSpec, project_dir: &Path) -> Result<SchemaRef> {
-    let files = local_files(table, project_dir)?;
-    let ext = extension(&files[0]);
+pub async fn infer_schema(table: &TableSpec, fetched: &Fetched) -> Result<SchemaRef> {
+    let first = fetched
+        .files
+        .first()
+        .ok_or_else(|| Error::Source(format!("table `{}` has no files", table.name)))?;
+    let files: Vec<PathBuf> = fetched.files.iter().map(|f| f.path.clone()).collect();
+    let ext = extension(&first.path);
     let paths: Vec<String> = files
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
     let ctx = SessionContext::new();
     let df = match table.format {
-        SourceFormat::Csv => return infer_csv(table, &files[0]),
+        SourceFormat::Csv => return infer_csv(table, &first.path),
         SourceFormat::Parquet => {
             ctx.read_parquet(paths, ParquetReadOptions::default().file_extension(&ext))
                 .await?
         }
-        SourceFormat::Jsonl => return infer_jsonl(&files[0]),
+        SourceFormat::Jsonl => return infer_jsonl(&first.path),
         other => {
             return Err(Error::NotAvailable(format!(
                 "inspecting `{other}` sources is not available yet"
@@ -284,7 +503,8 @@ mod tests {
             "Id,Name,Score,Joined,Active,Seen\n1,Ann,1.5,2024-01-02,true,2024-01-02T10:00:00Z\n2,\"Smith, Bob\",2,2024-02-03,false,\n",
         )
         .unwrap();
-        let schema = infer_schema(&table("*.csv", SourceFormat::Csv), dir.path())
+        let t = table("*.csv", SourceFormat::Csv);
+        let schema = infer_schema(&t, &fetch(&t, None, dir.path()).await.unwrap())
             .await
             .unwrap();
         let cols: Vec<String> = declarations(&schema)
@@ -308,7 +528,8 @@ mod tests {
             "{\"id\": 1, \"tier\": \"Gold\"}\n{\"id\": 2, \"tier\": null}\n",
         )
         .unwrap();
-        let schema = infer_schema(&table("m.jsonl", SourceFormat::Jsonl), dir.path())
+        let t = table("m.jsonl", SourceFormat::Jsonl);
+        let schema = infer_schema(&t, &fetch(&t, None, dir.path()).await.unwrap())
             .await
             .unwrap();
         let cols: Vec<String> = declarations(&schema)
@@ -317,17 +538,25 @@ mod tests {
             .collect();
         assert_eq!(cols, ["id:int64", "tier:string"]);
 
-        let err = infer_schema(&table("none-*.csv", SourceFormat::Csv), dir.path())
+        let err = fetch(&table("none-*.csv", SourceFormat::Csv), None, dir.path())
             .await
             .unwrap_err();
         assert!(
             err.to_string().contains("no file matches `none-*.csv`"),
             "{err}"
         );
-        let err = infer_schema(&table("s3://bucket/x.csv", SourceFormat::Csv), dir.path())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("not available yet"), "{err}");
+        let err = fetch(
+            &table("s3://bucket/x.csv", SourceFormat::Csv),
+            None,
+            dir.path(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs the source's `access` settings"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -113,6 +113,7 @@ async fn every_malformed_csv_row_lands_in_the_corrupt_table_with_its_reason() {
     std::fs::write(dir.path().join("orders.csv"), ORDERS).unwrap();
     let lake = lake(dir.path());
     let source = SourceSpec {
+        access: None,
         name: "Shop".into(),
         description: None,
         max_corrupt_share: Some(0.9),
@@ -191,6 +192,7 @@ async fn too_many_corrupt_rows_publish_nothing() {
     std::fs::write(dir.path().join("orders.csv"), ORDERS).unwrap();
     let lake = lake(dir.path());
     let source = SourceSpec {
+        access: None,
         name: "Shop".into(),
         description: None,
         max_corrupt_share: None,
@@ -268,6 +270,7 @@ async fn json_lines_and_parquet_tables_load_with_inferred_schemas() {
     let mut customers = table("Customers", "customers.parquet", SourceFormat::Parquet);
     customers.primary_key = Some("customer_id".into());
     let source = SourceSpec {
+        access: None,
         name: "Mixed".into(),
         description: None,
         max_corrupt_share: Some(0.7),

@@ -15,7 +15,7 @@ pub mod records;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,7 +30,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use self::convert::Converter;
 use self::records::{CsvTokenizer, Dialect, Record};
-use crate::source::{effective_columns, infer_schema, local_files};
+use crate::source::{effective_columns, fetch, infer_schema, SourceFile};
 use crate::{Error, Result};
 
 /// Records converted per batch.
@@ -113,9 +113,10 @@ async fn ingest_table(
     project_dir: &Path,
 ) -> Result<TableReport> {
     let started = Instant::now();
-    let inferred = infer_schema(table, project_dir).await?;
+    let fetched = fetch(table, source.access.as_ref(), project_dir).await?;
+    let inferred = infer_schema(table, &fetched).await?;
     let columns = effective_columns(table, &inferred);
-    let files = local_files(table, project_dir)?;
+    let files = fetched.files.clone();
     let null_markers = table
         .csv
         .as_ref()
@@ -136,7 +137,6 @@ async fn ingest_table(
         table: table.clone(),
         columns,
         files,
-        project_dir: project_dir.to_path_buf(),
         converter,
         last_updated,
     };
@@ -267,25 +267,18 @@ type Position = (usize, u64);
 struct TableReader {
     table: TableSpec,
     columns: Vec<ColumnSpec>,
-    files: Vec<PathBuf>,
-    project_dir: PathBuf,
+    files: Vec<SourceFile>,
     converter: Converter,
     last_updated: Option<usize>,
 }
 
 impl TableReader {
-    fn display_name(&self, file: &Path) -> String {
-        file.strip_prefix(&self.project_dir)
-            .unwrap_or(file)
-            .display()
-            .to_string()
-    }
-
     /// Read every file, converting batches of records; `f` gets each converted batch
     /// (structural corrupt rows included). Returns the number of records read.
     fn for_each(&self, mut f: impl FnMut(usize, convert::Converted) -> Result<()>) -> Result<u64> {
         let mut read = 0u64;
-        for (file_idx, path) in self.files.iter().enumerate() {
+        for (file_idx, file) in self.files.iter().enumerate() {
+            let path = &file.path;
             let mut records: Vec<Record> = Vec::with_capacity(BATCH_ROWS);
             let mut broken = Vec::new();
             let mut flush =
@@ -528,7 +521,7 @@ impl TableReader {
         let mut corrupt = Vec::new();
         let lu_name = self.table.last_updated.clone();
         let read = self.for_each(|file_idx, converted| {
-            let file = self.display_name(&self.files[file_idx]);
+            let file = self.files[file_idx].name.clone();
             for c in converted.corrupt {
                 corrupt.push(CorruptRow {
                     file_index: file_idx,
@@ -545,7 +538,7 @@ impl TableReader {
                     let wins = winner == Some((file_idx, *line));
                     if !wins {
                         let kept = match winner {
-                            Some((f, l)) => format!("{}:{l}", self.display_name(&self.files[f])),
+                            Some((f, l)) => format!("{}:{l}", self.files[f].name),
                             None => "another row".into(),
                         };
                         let rule = match &lu_name {
