@@ -303,3 +303,84 @@ async fn json_lines_and_parquet_tables_load_with_inferred_schemas() {
         ["a@x.org", "∅"]
     );
 }
+
+#[tokio::test]
+async fn a_cdm_folder_written_by_another_tool_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("partner/Sales");
+    std::fs::create_dir_all(folder.join("Customers")).unwrap();
+    std::fs::write(
+        folder.join("model.json"),
+        r#"{
+  "name": "Sales", "version": "1.0", "pbi:mashup": {"fastCombine": false},
+  "entities": [{
+    "$type": "LocalEntity", "name": "Customers",
+    "attributes": [
+      {"name": "CustomerID", "dataType": "int64"},
+      {"name": "Name", "dataType": "string"},
+      {"name": "Joined", "dataType": "dateTime"},
+      {"name": "Vip", "dataType": "boolean"}
+    ],
+    "partitions": [
+      {"name": "p1", "location": "Customers/Part001.csv",
+       "fileFormatSettings": {"$type": "CsvFormatSettings", "columnHeaders": false, "delimiter": ";"}},
+      {"name": "p2", "location": "Customers/Part002.csv",
+       "fileFormatSettings": {"$type": "CsvFormatSettings", "columnHeaders": false, "delimiter": ";"}}
+    ]
+  }]
+}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("Customers/Part001.csv"),
+        "1;\"Doe; Jane\";2024-01-02T03:04:05;true\n2;Bob;2024-02-03T00:00:00;false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("Customers/Part002.csv"),
+        "3;Kim;not a time;true\n4;Lee;2024-03-04T00:00:00;\n",
+    )
+    .unwrap();
+    let lake = lake(dir.path());
+    let mut t = table("Customers", "partner/Sales/model.json", SourceFormat::Cdm);
+    t.entity = Some("customers".into());
+    t.primary_key = Some("CustomerID".into());
+    let source = SourceSpec {
+        access: None,
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: Some(0.5),
+        tables: vec![t.clone()],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), 3).await.unwrap();
+    let r = &report.tables[0];
+    assert_eq!((r.read, r.written, r.corrupt), (4, 3, 1), "{r:?}");
+    let customers = entity(&lake, "Partner", "Customers").await;
+    assert_eq!(strings(&customers, "Name"), ["Doe; Jane", "Bob", "Lee"]);
+    assert_eq!(strings(&customers, "Vip"), ["true", "false", "∅"]);
+    let corrupt = entity(&lake, "Partner", "Partner_Customers_corrupt").await;
+    assert_eq!(
+        strings(&corrupt, "File"),
+        ["partner/Sales/Customers/Part002.csv"]
+    );
+    assert!(strings(&corrupt, "Reason")[0]
+        .starts_with("bad datetime: column `Joined` value `not a time`"));
+
+    // the entity vanishes from model.json: a named error, and the last good output stays
+    let text = std::fs::read_to_string(folder.join("model.json"))
+        .unwrap()
+        .replace("\"name\": \"Customers\"", "\"name\": \"Clients\"");
+    std::fs::write(folder.join("model.json"), text).unwrap();
+    let err = ingest_source(&lake, &source, dir.path(), 3)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("entity `customers` is not in partner/Sales/model.json (it has: Clients)"),
+        "{err}"
+    );
+    assert_eq!(
+        strings(&entity(&lake, "Partner", "Customers").await, "Name"),
+        ["Doe; Jane", "Bob", "Lee"]
+    );
+}

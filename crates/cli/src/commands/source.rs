@@ -1,7 +1,7 @@
 //! `source list|show|inspect`.
 
 use lakecdp_core::{SourceSpec, TableSpec};
-use lakecdp_engine::source::{declarations, effective_columns, fetch, infer_schema};
+use lakecdp_engine::source::{declarations, effective_columns, infer_schema, prepare};
 
 use crate::args::InspectArgs;
 use crate::context::Context;
@@ -125,7 +125,8 @@ pub async fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<()> {
         None => source.tables.iter().collect(),
     };
     for table in tables {
-        let fetched = fetch(table, source.access.as_ref(), &ctx.project_dir).await?;
+        let (table, fetched) = prepare(table, source.access.as_ref(), &ctx.project_dir).await?;
+        let table = &table;
         let inferred = infer_schema(table, &fetched).await?;
         let effective = effective_columns(table, &inferred);
         let mut t = output::table(&["column", "inferred", "declared", "used"]);

@@ -30,7 +30,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use self::convert::Converter;
 use self::records::{CsvTokenizer, Dialect, Record};
-use crate::source::{effective_columns, fetch, infer_schema, SourceFile};
+use crate::source::{effective_columns, infer_schema, prepare, SourceFile};
 use crate::{Error, Result};
 
 /// Records converted per batch.
@@ -113,7 +113,8 @@ async fn ingest_table(
     project_dir: &Path,
 ) -> Result<TableReport> {
     let started = Instant::now();
-    let fetched = fetch(table, source.access.as_ref(), project_dir).await?;
+    let (table, fetched) = prepare(table, source.access.as_ref(), project_dir).await?;
+    let table = &table;
     let inferred = infer_schema(table, &fetched).await?;
     let columns = effective_columns(table, &inferred);
     let files = fetched.files.clone();
