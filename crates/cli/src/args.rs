@@ -72,6 +72,9 @@ pub struct RefreshArgs {
     /// update it (as `lakecdp apply`).
     #[arg(long)]
     pub apply: bool,
+    /// Load sources even if nothing changed since their last load.
+    #[arg(long)]
+    pub force: bool,
     /// With --apply: create the container (or bucket) if it is missing.
     #[arg(long, requires = "apply")]
     pub create_container: bool,

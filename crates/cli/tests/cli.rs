@@ -381,17 +381,33 @@ fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
     // only one source, on request
     let out = ok(
         dir.path(),
-        &["refresh", "--only", "ingest", "--source", "loyalty"],
+        &[
+            "refresh", "--only", "ingest", "--source", "loyalty", "--force",
+        ],
     );
     assert!(
         out.contains("Loyalty.Members") && !out.contains("Crm.Contacts"),
         "{out}"
     );
     user_error(dir.path(), &["refresh", "--source", "Nope"]);
-    // running the main command again updates nothing and loads again
+    // running the main command again changes nothing: unchanged sources are not rewritten
     let out = ok(dir.path(), &["refresh", "--apply"]);
     assert!(
-        out.contains("up to date") && out.contains("Crm.Contacts: 20000 read"),
+        out.contains("up to date") && out.contains("Crm: unchanged since run"),
+        "{out}"
+    );
+    assert!(!out.contains("Crm.Contacts: 20000 read"), "{out}");
+    let out = ok(dir.path(), &["refresh", "--force", "--source", "crm"]);
+    assert!(out.contains("Crm.Contacts: 20000 read"), "{out}");
+    // a changed file is loaded again
+    let orders = dir.path().join("data/orders.csv");
+    let mut text = std::fs::read_to_string(&orders).unwrap();
+    text.push_str("SO-99999999,,2026-01-01T00:00:00Z,1.00,USD,Web,1\n");
+    std::fs::write(&orders, text).unwrap();
+    let out = ok(dir.path(), &["refresh"]);
+    assert!(
+        out.contains("Shop.Orders: 50001 read, 49993 written")
+            && out.contains("Loyalty: unchanged"),
         "{out}"
     );
 }

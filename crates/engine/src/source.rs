@@ -27,6 +27,9 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// Name for people.
     pub name: String,
+    /// What identifies this version of the file: size and modification time locally,
+    /// size and ETag remotely. Equal versions mean an unchanged file.
+    pub version: String,
 }
 
 /// The files of a table; remote files are copied (streamed) into a spool folder that
@@ -36,6 +39,21 @@ pub struct Fetched {
     /// The files, sorted by name.
     pub files: Vec<SourceFile>,
     _spools: Vec<tempfile::TempDir>,
+}
+
+fn local_version(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("{}:{modified}", m.len())
+        }
+        Err(_) => String::new(),
+    }
 }
 
 fn has_glob(s: &str) -> bool {
@@ -237,6 +255,7 @@ pub async fn fetch(
                         .unwrap_or(&path)
                         .display()
                         .to_string(),
+                    version: local_version(&path),
                     path,
                 })
                 .collect();
@@ -262,22 +281,21 @@ pub async fn fetch(
     let pattern = glob::Pattern::new(&key)
         .map_err(|e| Error::Source(format!("`{}` is not a valid glob: {e}", table.location)))?;
     let prefix = ObjectPath::from(listed_prefix.as_str());
-    let mut objects: Vec<ObjectPath> = store
+    let mut objects: Vec<object_store::ObjectMeta> = store
         .list(Some(&prefix))
-        .map_ok(|m| m.location)
         .try_collect::<Vec<_>>()
         .await
         .map_err(|e| Error::Source(format!("cannot list `{}`: {e}", table.location)))?
         .into_iter()
-        .filter(|p| {
+        .filter(|m| {
             if has_glob(&key) {
-                pattern.matches(p.as_ref())
+                pattern.matches(m.location.as_ref())
             } else {
-                p.as_ref() == key
+                m.location.as_ref() == key
             }
         })
         .collect();
-    objects.sort();
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
     if objects.is_empty() {
         return Err(Error::Source(format!(
             "table `{}`: no object matches `{}`",
@@ -287,8 +305,16 @@ pub async fn fetch(
     let spool = tempfile::tempdir()
         .map_err(|e| Error::Source(format!("cannot create a spool folder: {e}")))?;
     let mut files = Vec::with_capacity(objects.len());
-    for (i, object) in objects.iter().enumerate() {
+    for (i, meta) in objects.iter().enumerate() {
+        let object = &meta.location;
         let name = format!("{root_url}/{object}");
+        let version = format!(
+            "{}:{}",
+            meta.size,
+            meta.e_tag
+                .clone()
+                .unwrap_or_else(|| meta.last_modified.to_rfc3339())
+        );
         let local = spool
             .path()
             .join(format!("{i:05}-{}", object.filename().unwrap_or("part")));
@@ -309,7 +335,11 @@ pub async fn fetch(
         out.flush()
             .await
             .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
-        files.push(SourceFile { path: local, name });
+        files.push(SourceFile {
+            path: local,
+            name,
+            version,
+        });
     }
     Ok(Fetched {
         files,

@@ -119,7 +119,9 @@ async fn every_malformed_csv_row_lands_in_the_corrupt_table_with_its_reason() {
         max_corrupt_share: Some(0.9),
         tables: vec![orders_table()],
     };
-    let report = ingest_source(&lake, &source, dir.path(), 3).await.unwrap();
+    let report = ingest_source(&lake, &source, dir.path(), 3, false)
+        .await
+        .unwrap();
     let t = &report.tables[0];
     assert_eq!((t.read, t.written, t.corrupt), (11, 2, 9), "{t:?}");
     assert_eq!(t.read, t.written + t.corrupt);
@@ -198,7 +200,7 @@ async fn too_many_corrupt_rows_publish_nothing() {
         max_corrupt_share: None,
         tables: vec![orders_table()],
     };
-    let err = ingest_source(&lake, &source, dir.path(), 3)
+    let err = ingest_source(&lake, &source, dir.path(), 3, false)
         .await
         .unwrap_err();
     assert!(
@@ -276,7 +278,9 @@ async fn json_lines_and_parquet_tables_load_with_inferred_schemas() {
         max_corrupt_share: Some(0.7),
         tables: vec![members, customers],
     };
-    let report = ingest_source(&lake, &source, dir.path(), 3).await.unwrap();
+    let report = ingest_source(&lake, &source, dir.path(), 3, false)
+        .await
+        .unwrap();
     let m = &report.tables[0];
     assert_eq!((m.read, m.written, m.corrupt), (5, 2, 3), "{m:?}");
     assert_eq!(
@@ -352,7 +356,9 @@ async fn a_cdm_folder_written_by_another_tool_is_read() {
         max_corrupt_share: Some(0.5),
         tables: vec![t.clone()],
     };
-    let report = ingest_source(&lake, &source, dir.path(), 3).await.unwrap();
+    let report = ingest_source(&lake, &source, dir.path(), 3, false)
+        .await
+        .unwrap();
     let r = &report.tables[0];
     assert_eq!((r.read, r.written, r.corrupt), (4, 3, 1), "{r:?}");
     let customers = entity(&lake, "Partner", "Customers").await;
@@ -371,7 +377,7 @@ async fn a_cdm_folder_written_by_another_tool_is_read() {
         .unwrap()
         .replace("\"name\": \"Customers\"", "\"name\": \"Clients\"");
     std::fs::write(folder.join("model.json"), text).unwrap();
-    let err = ingest_source(&lake, &source, dir.path(), 3)
+    let err = ingest_source(&lake, &source, dir.path(), 3, false)
         .await
         .unwrap_err();
     assert!(

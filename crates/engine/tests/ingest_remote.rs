@@ -63,7 +63,7 @@ async fn load(
         access: Some(access),
         tables: vec![table],
     };
-    let report = ingest_source(&lake, &source, dir, 3).await.unwrap();
+    let report = ingest_source(&lake, &source, dir, 3, false).await.unwrap();
     (lake, report.tables[0].clone())
 }
 

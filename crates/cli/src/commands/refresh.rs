@@ -52,9 +52,18 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     for source in sources {
         let mut run = RunRecord::start(env.id, format!("ingest:{}", source.name));
         catalog.record_run(&run).await?;
-        let result = ingest_source(&lake, source, &ctx.project_dir, env.retention_runs).await;
+        let result =
+            ingest_source(&lake, source, &ctx.project_dir, env.retention_runs, a.force).await;
         run.finished_at = Some(Utc::now());
         match result {
+            Ok(report) if report.unchanged => {
+                println!(
+                    "  {}: unchanged since run {} (same declaration and files), not rewritten",
+                    source.name, report.run_id
+                );
+                run.status = RunStatus::Skipped;
+                run.error = Some("unchanged since the last load".into());
+            }
             Ok(report) => {
                 for t in &report.tables {
                     println!(

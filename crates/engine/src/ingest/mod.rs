@@ -60,8 +60,26 @@ pub struct SourceReport {
     pub source: String,
     /// The published run.
     pub run_id: RunId,
-    /// One report per table.
+    /// One report per table (empty when the source was unchanged).
     pub tables: Vec<TableReport>,
+    /// Nothing changed since the last load (same declaration, same files): nothing was
+    /// read or rewritten, and `run_id` is the run already published.
+    pub unchanged: bool,
+}
+
+/// What a source's last load was made from, kept in the lake beside the output.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Fingerprint {
+    /// The source's declaration.
+    source: serde_json::Value,
+    /// Per table, its files and their versions.
+    files: Vec<Vec<(String, String)>>,
+    /// The run that published it.
+    run_id: Option<RunId>,
+}
+
+fn fingerprint_path(lake: &Lake, source: &str) -> String {
+    lake.internal(&format!("ingest/{source}.json"))
 }
 
 /// A corrupt row with the file it came from.
@@ -80,15 +98,56 @@ pub async fn ingest_source(
     source: &SourceSpec,
     project_dir: &Path,
     retention: u32,
+    force: bool,
 ) -> Result<SourceReport> {
-    let mut writer =
-        CdmFolderWriter::begin(lake, Process::Ingestion(source.name.clone()), retention).await?;
+    let mut prepared = Vec::with_capacity(source.tables.len());
+    for table in &source.tables {
+        prepared.push(prepare(table, source.access.as_ref(), project_dir).await?);
+    }
+    let mut fingerprint = Fingerprint {
+        source: serde_json::to_value(source).map_err(|e| Error::Internal(e.to_string()))?,
+        files: prepared
+            .iter()
+            .map(|(_, f)| {
+                f.files
+                    .iter()
+                    .map(|f| (f.name.clone(), f.version.clone()))
+                    .collect()
+            })
+            .collect(),
+        run_id: None,
+    };
+    let process = Process::Ingestion(source.name.clone());
+    if !force {
+        let stored = match lake.get(&fingerprint_path(lake, &source.name)).await {
+            Ok(bytes) => serde_json::from_slice::<Fingerprint>(&bytes).ok(),
+            Err(lakecdp_lake::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(stored) = stored {
+            let published = lakecdp_lake::publish::read_model(lake, &process)
+                .await?
+                .is_some();
+            if published && stored.source == fingerprint.source && stored.files == fingerprint.files
+            {
+                if let Some(run_id) = stored.run_id {
+                    return Ok(SourceReport {
+                        source: source.name.clone(),
+                        run_id,
+                        tables: Vec::new(),
+                        unchanged: true,
+                    });
+                }
+            }
+        }
+    }
+    let mut writer = CdmFolderWriter::begin(lake, process, retention).await?;
     if let Some(d) = &source.description {
         writer.describe(d.clone());
     }
     let mut tables = Vec::new();
-    for table in &source.tables {
-        match ingest_table(&mut writer, source, table, project_dir).await {
+    for (table, fetched) in prepared {
+        match ingest_table(&mut writer, source, &table, fetched).await {
             Ok(report) => tables.push(report),
             Err(e) => {
                 if let Err(cleanup) = writer.abort().await {
@@ -99,10 +158,16 @@ pub async fn ingest_source(
         }
     }
     let published = writer.commit().await?;
+    fingerprint.run_id = Some(published.run_id.clone());
+    let bytes =
+        serde_json::to_vec_pretty(&fingerprint).map_err(|e| Error::Internal(e.to_string()))?;
+    lake.put(&fingerprint_path(lake, &source.name), bytes)
+        .await?;
     Ok(SourceReport {
         source: source.name.clone(),
         run_id: published.run_id,
         tables,
+        unchanged: false,
     })
 }
 
@@ -110,11 +175,9 @@ async fn ingest_table(
     writer: &mut CdmFolderWriter,
     source: &SourceSpec,
     table: &TableSpec,
-    project_dir: &Path,
+    fetched: crate::source::Fetched,
 ) -> Result<TableReport> {
     let started = Instant::now();
-    let (table, fetched) = prepare(table, source.access.as_ref(), project_dir).await?;
-    let table = &table;
     let inferred = infer_schema(table, &fetched).await?;
     let columns = effective_columns(table, &inferred);
     let files = fetched.files.clone();
