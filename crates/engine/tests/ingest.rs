@@ -9,7 +9,7 @@ use lakecdp_core::{
     ColumnSpec, ColumnType, CsvOptions, EnvironmentId, LocalConfig, SourceFormat, SourceSpec,
     StorageConfig, TableSpec,
 };
-use lakecdp_engine::ingest::ingest_source;
+use lakecdp_engine::ingest::{ingest_source, IngestOptions};
 use lakecdp_engine::Error;
 use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::publish::read_model;
@@ -119,7 +119,7 @@ async fn every_malformed_csv_row_lands_in_the_corrupt_table_with_its_reason() {
         max_corrupt_share: Some(0.9),
         tables: vec![orders_table()],
     };
-    let report = ingest_source(&lake, &source, dir.path(), 3, false)
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
         .await
         .unwrap();
     let t = &report.tables[0];
@@ -200,7 +200,7 @@ async fn too_many_corrupt_rows_publish_nothing() {
         max_corrupt_share: None,
         tables: vec![orders_table()],
     };
-    let err = ingest_source(&lake, &source, dir.path(), 3, false)
+    let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -278,7 +278,7 @@ async fn json_lines_and_parquet_tables_load_with_inferred_schemas() {
         max_corrupt_share: Some(0.7),
         tables: vec![members, customers],
     };
-    let report = ingest_source(&lake, &source, dir.path(), 3, false)
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
         .await
         .unwrap();
     let m = &report.tables[0];
@@ -356,7 +356,7 @@ async fn a_cdm_folder_written_by_another_tool_is_read() {
         max_corrupt_share: Some(0.5),
         tables: vec![t.clone()],
     };
-    let report = ingest_source(&lake, &source, dir.path(), 3, false)
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
         .await
         .unwrap();
     let r = &report.tables[0];
@@ -377,7 +377,7 @@ async fn a_cdm_folder_written_by_another_tool_is_read() {
         .unwrap()
         .replace("\"name\": \"Customers\"", "\"name\": \"Clients\"");
     std::fs::write(folder.join("model.json"), text).unwrap();
-    let err = ingest_source(&lake, &source, dir.path(), 3, false)
+    let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
         .await
         .unwrap_err();
     assert!(

@@ -8,7 +8,7 @@ use lakecdp_core::{
     AdlsConfig, EnvironmentId, LocalConfig, S3Config, SecretRef, SourceAccess, SourceFormat,
     SourceSpec, StorageConfig, TableSpec,
 };
-use lakecdp_engine::ingest::ingest_source;
+use lakecdp_engine::ingest::{ingest_source, IngestOptions};
 use lakecdp_lake::backend::azure::AzureService;
 use lakecdp_lake::backend::s3::S3Service;
 use lakecdp_lake::partition::read_entity;
@@ -63,7 +63,9 @@ async fn load(
         access: Some(access),
         tables: vec![table],
     };
-    let report = ingest_source(&lake, &source, dir, 3, false).await.unwrap();
+    let report = ingest_source(&lake, &source, dir, &IngestOptions::default())
+        .await
+        .unwrap();
     (lake, report.tables[0].clone())
 }
 

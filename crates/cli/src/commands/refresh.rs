@@ -3,7 +3,7 @@
 use chrono::Utc;
 use lakecdp_catalog::Catalog;
 use lakecdp_core::{RunRecord, RunStatus, SourceSpec};
-use lakecdp_engine::ingest::{ingest_source, SourceReport};
+use lakecdp_engine::ingest::{ingest_source, IngestOptions, SourceReport};
 use lakecdp_lake::{backend, Lake};
 
 use crate::args::RefreshArgs;
@@ -47,13 +47,17 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         if sources.len() == 1 { "" } else { "s" }
     );
 
+    let options = IngestOptions {
+        retention: env.retention_runs,
+        force: a.force,
+        progress: std::sync::Arc::new(crate::progress::LoadProgress::new()),
+    };
     let mut reports: Vec<SourceReport> = Vec::new();
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
     for source in sources {
         let mut run = RunRecord::start(env.id, format!("ingest:{}", source.name));
         catalog.record_run(&run).await?;
-        let result =
-            ingest_source(&lake, source, &ctx.project_dir, env.retention_runs, a.force).await;
+        let result = ingest_source(&lake, source, &ctx.project_dir, &options).await;
         run.finished_at = Some(Utc::now());
         match result {
             Ok(report) if report.unchanged => {

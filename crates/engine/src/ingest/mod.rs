@@ -67,6 +67,57 @@ pub struct SourceReport {
     pub unchanged: bool,
 }
 
+/// Receives the progress of a load; called from the loading threads.
+pub trait Progress: Send + Sync {
+    /// A pass over a table's files begins: pass 1 reads the keys (tables with a primary
+    /// key), pass 2 loads; `bytes` is the size of the files.
+    fn start(&self, table: &str, pass: u8, bytes: u64);
+    /// More records were read.
+    fn advance(&self, records: u64, bytes: u64);
+    /// The pass ended.
+    fn finish(&self);
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u8, _: u64) {}
+    fn advance(&self, _: u64, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// How to load.
+#[derive(Clone)]
+pub struct IngestOptions {
+    /// Runs of the source folder kept in the lake.
+    pub retention: u32,
+    /// Load even if nothing changed since the last load.
+    pub force: bool,
+    /// Where progress goes.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            retention: lakecdp_core::environment::DEFAULT_RETENTION_RUNS,
+            force: false,
+            progress: Arc::new(NoProgress),
+        }
+    }
+}
+
+impl std::fmt::Debug for IngestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestOptions")
+            .field("retention", &self.retention)
+            .field("force", &self.force)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a source's last load was made from, kept in the lake beside the output.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Fingerprint {
@@ -97,9 +148,9 @@ pub async fn ingest_source(
     lake: &Lake,
     source: &SourceSpec,
     project_dir: &Path,
-    retention: u32,
-    force: bool,
+    options: &IngestOptions,
 ) -> Result<SourceReport> {
+    let (retention, force) = (options.retention, options.force);
     let mut prepared = Vec::with_capacity(source.tables.len());
     for table in &source.tables {
         prepared.push(prepare(table, source.access.as_ref(), project_dir).await?);
@@ -147,7 +198,15 @@ pub async fn ingest_source(
     }
     let mut tables = Vec::new();
     for (table, fetched) in prepared {
-        match ingest_table(&mut writer, source, &table, fetched).await {
+        match ingest_table(
+            &mut writer,
+            source,
+            &table,
+            fetched,
+            options.progress.clone(),
+        )
+        .await
+        {
             Ok(report) => tables.push(report),
             Err(e) => {
                 if let Err(cleanup) = writer.abort().await {
@@ -176,6 +235,7 @@ async fn ingest_table(
     source: &SourceSpec,
     table: &TableSpec,
     fetched: crate::source::Fetched,
+    progress: Arc<dyn Progress>,
 ) -> Result<TableReport> {
     let started = Instant::now();
     let inferred = infer_schema(table, &fetched).await?;
@@ -198,11 +258,13 @@ async fn ingest_table(
         None => None,
     };
     let reader = TableReader {
+        label: format!("{}.{}", source.name, table.name),
         table: table.clone(),
         columns,
         files,
         converter,
         last_updated,
+        progress,
     };
 
     // Pass 1: which row wins each primary key.
@@ -329,6 +391,8 @@ async fn write_corrupt(
 type Position = (usize, u64);
 
 struct TableReader {
+    label: String,
+    progress: Arc<dyn Progress>,
     table: TableSpec,
     columns: Vec<ColumnSpec>,
     files: Vec<SourceFile>,
@@ -339,7 +403,17 @@ struct TableReader {
 impl TableReader {
     /// Read every file, converting batches of records; `f` gets each converted batch
     /// (structural corrupt rows included). Returns the number of records read.
-    fn for_each(&self, mut f: impl FnMut(usize, convert::Converted) -> Result<()>) -> Result<u64> {
+    fn for_each(
+        &self,
+        pass: u8,
+        mut f: impl FnMut(usize, convert::Converted) -> Result<()>,
+    ) -> Result<u64> {
+        let total: u64 = self
+            .files
+            .iter()
+            .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        self.progress.start(&self.label, pass, total);
         let mut read = 0u64;
         for (file_idx, file) in self.files.iter().enumerate() {
             let path = &file.path;
@@ -357,6 +431,11 @@ impl TableReader {
                             broken: &mut Vec<records::Corrupt>|
              -> Result<()> {
                 read += 1;
+                let size = match &item {
+                    Ok(r) => r.raw.len(),
+                    Err(c) => c.raw.len(),
+                } as u64;
+                self.progress.advance(1, size + 1);
                 match item {
                     Ok(r) => records.push(r),
                     Err(c) => broken.push(c),
@@ -530,6 +609,7 @@ impl TableReader {
                 flush(&mut records, &mut broken)?;
             }
         }
+        self.progress.finish();
         Ok(read)
     }
 
@@ -539,7 +619,7 @@ impl TableReader {
             return Ok(HashMap::new());
         };
         let mut best: HashMap<String, (Option<ScalarValue>, Position)> = HashMap::new();
-        self.for_each(|file_idx, converted| {
+        self.for_each(1, |file_idx, converted| {
             let keys = cast(converted.batch.column(pk), &DataType::Utf8)?;
             let keys = keys
                 .as_any()
@@ -584,7 +664,7 @@ impl TableReader {
     ) -> Result<(u64, Vec<CorruptRow>)> {
         let mut corrupt = Vec::new();
         let lu_name = self.table.last_updated.clone();
-        let read = self.for_each(|file_idx, converted| {
+        let read = self.for_each(2, |file_idx, converted| {
             let file = self.files[file_idx].name.clone();
             for c in converted.corrupt {
                 corrupt.push(CorruptRow {
