@@ -390,3 +390,73 @@ async fn a_cdm_folder_written_by_another_tool_is_read() {
         ["Doe; Jane", "Bob", "Lee"]
     );
 }
+
+#[tokio::test]
+async fn a_load_that_dies_after_writing_data_leaves_the_last_output_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "OrderId,Amount\nA1,1\nA2,2\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("returns.csv"), "ReturnId,Amount\nR1,1\n").unwrap();
+    let lake = lake(dir.path());
+    let mut orders = table("Orders", "orders.csv", SourceFormat::Csv);
+    orders.primary_key = Some("OrderId".into());
+    let mut returns = table("Returns", "returns.csv", SourceFormat::Csv);
+    returns.primary_key = Some("ReturnId".into());
+    returns.schema = vec![col("Amount", ColumnType::Int64)];
+    let source = SourceSpec {
+        access: None,
+        name: "Shop".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![orders, returns],
+    };
+    let first = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+
+    // The next load writes the Orders partition, then dies on Returns (every row corrupt).
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "OrderId,Amount\nA1,10\nA2,20\nA3,30\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("returns.csv"), "ReturnId,Amount\nR1,one\n").unwrap();
+    let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CorruptLimit { .. }), "{err}");
+
+    // Readers still see the first run, whole.
+    let orders = entity(&lake, "Shop", "Orders").await;
+    assert_eq!(strings(&orders, "OrderId"), ["A1", "A2"]);
+    assert_eq!(strings(&orders, "Amount"), ["1", "2"]);
+    let model = read_model(&lake, &Process::Ingestion("Shop".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let run = model
+        .annotations
+        .iter()
+        .find(|a| a.name == "lakecdp:runId")
+        .unwrap()
+        .value
+        .clone()
+        .unwrap();
+    assert_eq!(run, first.run_id.to_string());
+    // and the dead run's files are gone
+    let runs: std::collections::BTreeSet<String> = lake
+        .list("DataIngestion/Shop/Orders")
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| lake.relative(&m.location))
+        .filter_map(|r| r.split('/').nth(3).map(str::to_string))
+        .collect();
+    assert_eq!(
+        runs.into_iter().collect::<Vec<_>>(),
+        [first.run_id.to_string()]
+    );
+}
