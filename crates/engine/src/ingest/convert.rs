@@ -52,6 +52,49 @@ pub struct Converter {
     schema: SchemaRef,
     null_markers: Vec<String>,
     primary_key: Option<usize>,
+    formats: TemporalFormats,
+}
+
+/// strftime formats of date and datetime text; `None` is ISO 8601.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemporalFormats {
+    /// Format of date columns, e.g. `%d/%m/%Y`.
+    pub date: Option<String>,
+    /// Format of datetime columns, e.g. `%d/%m/%Y %H:%M`.
+    pub datetime: Option<String>,
+}
+
+/// Parse text with a strftime format into the column's type; unparseable values are null.
+fn parse_with_format(text: &arrow::array::StringArray, t: ColumnType, format: &str) -> ArrayRef {
+    use arrow::array::{Date32Array, TimestampMicrosecondArray};
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    match t {
+        ColumnType::Date => Arc::new(Date32Array::from_iter(text.iter().map(|v| {
+            v.and_then(|v| NaiveDate::parse_from_str(v, format).ok())
+                .map(|d| (d - epoch).num_days() as i32)
+        }))),
+        ColumnType::DateTime => {
+            Arc::new(TimestampMicrosecondArray::from_iter(text.iter().map(|v| {
+                v.and_then(|v| NaiveDateTime::parse_from_str(v, format).ok())
+                    .map(|d| d.and_utc().timestamp_micros())
+            })))
+        }
+        _ => Arc::new(
+            TimestampMicrosecondArray::from_iter(text.iter().map(|v| {
+                v.and_then(|v| {
+                    chrono::DateTime::parse_from_str(v, format)
+                        .map(|d| d.timestamp_micros())
+                        .or_else(|_| {
+                            NaiveDateTime::parse_from_str(v, format)
+                                .map(|d| chrono::Utc.from_utc_datetime(&d).timestamp_micros())
+                        })
+                        .ok()
+                })
+            }))
+            .with_timezone("UTC"),
+        ),
+    }
 }
 
 /// One converted batch: the valid rows, their lines, and the corrupt ones.
@@ -71,6 +114,7 @@ impl Converter {
         columns: Vec<ColumnSpec>,
         null_markers: Vec<String>,
         primary_key: Option<&str>,
+        formats: TemporalFormats,
     ) -> Result<Self> {
         let primary_key = match primary_key {
             None => None,
@@ -86,6 +130,7 @@ impl Converter {
             schema,
             null_markers,
             primary_key,
+            formats,
         })
     }
 
@@ -123,7 +168,17 @@ impl Converter {
             let typed = if target == DataType::Utf8 {
                 Arc::new(text.clone()) as ArrayRef
             } else {
-                let typed = cast_with_options(&text, &target, &options)?;
+                let format = match col.column_type {
+                    ColumnType::Date => self.formats.date.as_deref(),
+                    ColumnType::DateTime | ColumnType::DateTimeTz => {
+                        self.formats.datetime.as_deref()
+                    }
+                    _ => None,
+                };
+                let typed = match format {
+                    Some(f) => parse_with_format(&text, col.column_type, f),
+                    None => cast_with_options(&text, &target, &options)?,
+                };
                 for (i, reason) in reasons.iter_mut().enumerate() {
                     if typed.is_null(i) && text.is_valid(i) && reason.is_none() {
                         *reason = Some(format!(
@@ -172,6 +227,58 @@ impl Converter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_date_formats_are_used() {
+        let cols = vec![
+            ColumnSpec {
+                name: "D".into(),
+                column_type: ColumnType::Date,
+            },
+            ColumnSpec {
+                name: "T".into(),
+                column_type: ColumnType::DateTime,
+            },
+        ];
+        let formats = TemporalFormats {
+            date: Some("%d/%m/%Y".into()),
+            datetime: Some("%d/%m/%Y %H:%M".into()),
+        };
+        let conv = Converter::new(cols, vec![String::new()], None, formats).unwrap();
+        let out = conv
+            .convert(&[
+                Record {
+                    line: 1,
+                    raw: String::new(),
+                    fields: vec![Some("31/01/2024".into()), Some("31/01/2024 13:45".into())],
+                },
+                Record {
+                    line: 2,
+                    raw: String::new(),
+                    fields: vec![Some("2024-01-31".into()), None],
+                },
+            ])
+            .unwrap();
+        assert_eq!(out.batch.num_rows(), 1);
+        let d = out
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Date32Array>()
+            .unwrap();
+        assert_eq!(d.value(0), 19753);
+        let t = out
+            .batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(t.value(0), 1_706_708_700_000_000);
+        assert_eq!(
+            out.corrupt[0].reason,
+            "bad date: column `D` value `2024-01-31` is not a date"
+        );
+    }
     use arrow::array::{Date32Array, Int64Array, StringArray};
 
     fn rec(line: u64, fields: &[Option<&str>]) -> Record {
@@ -198,7 +305,13 @@ mod tests {
                 column_type: ColumnType::Date,
             },
         ];
-        let conv = Converter::new(cols, vec!["".into(), "NULL".into()], Some("Id")).unwrap();
+        let conv = Converter::new(
+            cols,
+            vec!["".into(), "NULL".into()],
+            Some("Id"),
+            TemporalFormats::default(),
+        )
+        .unwrap();
         let out = conv
             .convert(&[
                 rec(2, &[Some("a"), Some("3"), Some("2000-01-31")]),

@@ -246,7 +246,16 @@ async fn ingest_table(
         .as_ref()
         .map(|c| c.null_markers.clone())
         .unwrap_or_else(|| vec![String::new()]);
-    let converter = Converter::new(columns.clone(), null_markers, table.primary_key.as_deref())?;
+    let formats = convert::TemporalFormats {
+        date: table.csv.as_ref().and_then(|c| c.date_format.clone()),
+        datetime: table.csv.as_ref().and_then(|c| c.datetime_format.clone()),
+    };
+    let converter = Converter::new(
+        columns.clone(),
+        null_markers,
+        table.primary_key.as_deref(),
+        formats,
+    )?;
     let schema = converter.schema().clone();
     let last_updated = match &table.last_updated {
         Some(lu) => Some(columns.iter().position(|c| &c.name == lu).ok_or_else(|| {
