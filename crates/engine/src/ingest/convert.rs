@@ -158,7 +158,11 @@ impl Converter {
             for r in records {
                 match r.fields.get(c).and_then(|f| f.as_deref()) {
                     Some(v) if !self.null_markers.iter().any(|m| m == v) => {
-                        text.append_value(v.trim())
+                        text.append_value(if col.column_type == ColumnType::String {
+                            v
+                        } else {
+                            v.trim()
+                        })
                     }
                     _ => text.append_null(),
                 }
@@ -314,11 +318,11 @@ mod tests {
         .unwrap();
         let out = conv
             .convert(&[
-                rec(2, &[Some("a"), Some("3"), Some("2000-01-31")]),
+                rec(2, &[Some("a"), Some(" 3 "), Some("2000-01-31")]),
                 rec(3, &[Some("b"), Some("six"), Some("2000-01-01")]),
                 rec(4, &[Some("c"), Some("1"), Some("1954-02-30")]),
                 rec(5, &[Some(""), Some("1"), None]),
-                rec(6, &[Some("d"), Some("NULL"), None]),
+                rec(6, &[Some(" d "), Some("NULL"), None]),
             ])
             .unwrap();
         assert_eq!(out.batch.num_rows(), 2);
@@ -329,7 +333,8 @@ mod tests {
             .as_any()
             .downcast_ref::<StringArray>()
             .unwrap();
-        assert_eq!((ids.value(0), ids.value(1)), ("a", "d"));
+        // text keeps its spaces; numbers and dates are read around them
+        assert_eq!((ids.value(0), ids.value(1)), ("a", " d "));
         let items = out
             .batch
             .column(1)
