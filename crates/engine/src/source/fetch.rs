@@ -1,0 +1,292 @@
+//! The files of a table: local paths and globs as they are; `s3://`, `abfss://` and
+//! `az://` objects listed through object_store and streamed into a spool folder.
+
+use std::path::{Path, PathBuf};
+
+use futures::{StreamExt, TryStreamExt};
+use lakecdp_core::{AdlsConfig, S3Config, SourceAccess, TableSpec};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStoreExt;
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use crate::{Error, Result};
+
+/// A file of a table, ready to read: where it is on this machine and the name shown in
+/// reports and corrupt rows (its path relative to the project, or its URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Local path.
+    pub path: PathBuf,
+    /// Name for people.
+    pub name: String,
+    /// What identifies this version of the file: size and modification time locally,
+    /// size and ETag remotely. Equal versions mean an unchanged file.
+    pub version: String,
+}
+
+/// The files of a table; remote files are copied (streamed) into a spool folder that
+/// lives as long as this value.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The files, sorted by name.
+    pub files: Vec<SourceFile>,
+    pub(super) _spools: Vec<tempfile::TempDir>,
+}
+
+fn local_version(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            format!("{}:{modified}", m.len())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// The local files a table's location names (a path or a glob, relative to the project
+/// folder), sorted. An empty match is an error that names the location.
+pub fn local_files(table: &TableSpec, project_dir: &Path) -> Result<Vec<PathBuf>> {
+    let location = table
+        .location
+        .strip_prefix("file://")
+        .unwrap_or(&table.location);
+    let full = if Path::new(location).is_absolute() {
+        PathBuf::from(location)
+    } else {
+        project_dir.join(location)
+    };
+    let pattern = full.to_string_lossy().into_owned();
+    let mut files: Vec<PathBuf> = glob::glob(&pattern)
+        .map_err(|e| {
+            Error::Source(format!(
+                "`{}` is not a valid path or glob: {e}",
+                table.location
+            ))
+        })?
+        .filter_map(|p| p.ok())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Source(format!(
+            "table `{}`: no file matches `{}` (looked at {pattern})",
+            table.name, table.location
+        )));
+    }
+    Ok(files)
+}
+
+/// The files of a table: local ones as they are, remote ones (`s3://`, `abfss://`,
+/// `az://`) listed and streamed into a spool folder through object_store with the
+/// source's own credentials.
+pub async fn fetch(
+    table: &TableSpec,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<Fetched> {
+    let remote = match table.location.split_once("://") {
+        Some((scheme, _)) if scheme != "file" => scheme.to_string(),
+        _ => {
+            let files = local_files(table, project_dir)?
+                .into_iter()
+                .map(|path| SourceFile {
+                    name: path
+                        .strip_prefix(project_dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                    version: local_version(&path),
+                    path,
+                })
+                .collect();
+            return Ok(Fetched {
+                files,
+                _spools: Vec::new(),
+            });
+        }
+    };
+    let url = Url::parse(&table.location)
+        .map_err(|e| Error::Source(format!("`{}` is not a valid URL: {e}", table.location)))?;
+    let (store, root_url, key) = remote_store(&url, &remote, access, project_dir)?;
+    let key = key.trim_start_matches('/').to_string();
+    let listed_prefix = if has_glob(&key) {
+        let fixed = &key[..key.find(['*', '?', '[']).unwrap_or(key.len())];
+        fixed
+            .rsplit_once('/')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default()
+    } else {
+        key.clone()
+    };
+    let pattern = glob::Pattern::new(&key)
+        .map_err(|e| Error::Source(format!("`{}` is not a valid glob: {e}", table.location)))?;
+    let prefix = ObjectPath::from(listed_prefix.as_str());
+    let mut objects: Vec<object_store::ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| Error::Source(format!("cannot list `{}`: {e}", table.location)))?
+        .into_iter()
+        .filter(|m| {
+            if has_glob(&key) {
+                pattern.matches(m.location.as_ref())
+            } else {
+                m.location.as_ref() == key
+            }
+        })
+        .collect();
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    if objects.is_empty() {
+        return Err(Error::Source(format!(
+            "table `{}`: no object matches `{}`",
+            table.name, table.location
+        )));
+    }
+    let spool = tempfile::tempdir()
+        .map_err(|e| Error::Source(format!("cannot create a spool folder: {e}")))?;
+    let mut files = Vec::with_capacity(objects.len());
+    for (i, meta) in objects.iter().enumerate() {
+        let object = &meta.location;
+        let name = format!("{root_url}/{object}");
+        let version = format!(
+            "{}:{}",
+            meta.size,
+            meta.e_tag
+                .clone()
+                .unwrap_or_else(|| meta.last_modified.to_rfc3339())
+        );
+        let local = spool
+            .path()
+            .join(format!("{i:05}-{}", object.filename().unwrap_or("part")));
+        let mut out = tokio::fs::File::create(&local)
+            .await
+            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        let mut stream = store
+            .get(object)
+            .await
+            .map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?
+            .into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        files.push(SourceFile {
+            path: local,
+            name,
+            version,
+        });
+    }
+    Ok(Fetched {
+        files,
+        _spools: vec![spool],
+    })
+}
+
+type Remote = (
+    std::sync::Arc<dyn object_store::ObjectStore>,
+    String,
+    String,
+);
+
+fn remote_store(
+    url: &Url,
+    scheme: &str,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<Remote> {
+    let missing = |kind: &str| {
+        Error::Source(format!(
+            "`{url}` needs the source's `access` settings (kind = \"{kind}\") with its credentials"
+        ))
+    };
+    match (scheme, access) {
+        (
+            "s3",
+            Some(SourceAccess::S3 {
+                region,
+                endpoint,
+                access_key_id,
+                secret_access_key,
+            }),
+        ) => {
+            let bucket = url.host_str().unwrap_or_default().to_string();
+            let config = S3Config {
+                bucket: bucket.clone(),
+                prefix: None,
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+                session_token: None,
+                path_style: None,
+            };
+            let handle = lakecdp_lake::backend::s3::open(&config, Some(project_dir))?;
+            Ok((
+                handle.store,
+                format!("s3://{bucket}"),
+                url.path().to_string(),
+            ))
+        }
+        ("s3", _) => Err(missing("s3")),
+        (
+            "abfss" | "abfs" | "az",
+            Some(SourceAccess::Adls {
+                account,
+                account_key,
+                sas_token,
+                endpoint,
+                emulator,
+            }),
+        ) => {
+            let (container, account) = if scheme == "az" {
+                let account = account.clone().ok_or_else(|| {
+                    Error::Source(format!(
+                        "`{url}`: az:// URLs need `account` in the source's access settings"
+                    ))
+                })?;
+                (url.host_str().unwrap_or_default().to_string(), account)
+            } else {
+                let host = url.host_str().unwrap_or_default();
+                (
+                    url.username().to_string(),
+                    host.split('.').next().unwrap_or_default().to_string(),
+                )
+            };
+            let config = AdlsConfig {
+                account: Some(account.clone()),
+                container: Some(container.clone()),
+                account_key: account_key.clone(),
+                sas_token: sas_token.clone(),
+                endpoint: endpoint.clone(),
+                emulator: *emulator,
+                allow_flat_namespace: *emulator,
+                ..Default::default()
+            };
+            let handle = lakecdp_lake::backend::azure::open(&config, Some(project_dir))?;
+            Ok((
+                handle.store,
+                format!("abfss://{container}@{account}.dfs.core.windows.net"),
+                url.path().to_string(),
+            ))
+        }
+        ("abfss" | "abfs" | "az", _) => Err(missing("adls")),
+        (other, _) => Err(Error::Source(format!(
+            "`{other}://` locations are not supported; use a local path, s3://, abfss:// or az://"
+        ))),
+    }
+}
