@@ -46,13 +46,6 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
-impl ConfigErrors {
-    /// True when an error names `key`.
-    pub fn mentions(&self, key: &str) -> bool {
-        self.0.iter().any(|e| e.key == key)
-    }
-}
-
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.as_slice() {

@@ -168,11 +168,6 @@ impl Lake {
         })
     }
 
-    /// The folder of a process.
-    pub fn process_folder(&self, process: &Process) -> String {
-        process.folder()
-    }
-
     /// The internal folder `_lakecdp/<relative>`.
     pub fn internal(&self, relative: &str) -> String {
         format!("{INTERNAL}/{}", relative.trim_start_matches('/'))

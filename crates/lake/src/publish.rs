@@ -420,15 +420,15 @@ impl CdmFolderWriter {
                 self.lake
                     .delete_folder(&format!("{}/{entity}/{run}", self.folder))
                     .await?;
-                self.lake
-                    .delete(
-                        &self
-                            .lake
-                            .internal(&format!("runs/{}/{run}.json", self.folder)),
-                    )
-                    .await?;
                 removed.insert(run);
             }
+        }
+        // one run manifest per removed run, whatever number of entities it had
+        for run in &removed {
+            let manifest = self
+                .lake
+                .internal(&format!("runs/{}/{run}.json", self.folder));
+            self.lake.delete(&manifest).await?;
         }
         Ok(removed.into_iter().collect())
     }

@@ -174,6 +174,8 @@ impl<R: BufRead> CsvTokenizer<R> {
             let mut buf = Vec::new();
             let start = self.next_line;
             let mut lines = 0usize;
+            // The split of the whole buffer as it stands: `None` while a quoted field is open.
+            let mut split = None;
             loop {
                 let n = self.reader.read_until(b'\n', &mut buf)?;
                 if n == 0 {
@@ -186,8 +188,8 @@ impl<R: BufRead> CsvTokenizer<R> {
                         buf.drain(..3);
                     }
                 }
-                let body = trim_line_end(&buf);
-                if self.split(body).is_some() || lines >= MAX_LINES_PER_RECORD {
+                split = self.split(trim_line_end(&buf));
+                if split.is_some() || lines >= MAX_LINES_PER_RECORD {
                     break;
                 }
             }
@@ -200,7 +202,7 @@ impl<R: BufRead> CsvTokenizer<R> {
                 continue; // blank lines are not records
             }
             let raw = String::from_utf8_lossy(body).into_owned();
-            let fields = match self.split(body) {
+            let fields = match split {
                 None => Err(format!(
                     "a quoted field is not closed (unescaped quote or newline; {lines} lines read)"
                 )),
