@@ -66,6 +66,15 @@ async fn load(
     let report = ingest_source(&lake, &source, dir, &IngestOptions::default())
         .await
         .unwrap();
+    assert!(!report.unchanged);
+    // the same objects again: recognised from their listing (size and ETag), not reloaded
+    let again = ingest_source(&lake, &source, dir, &IngestOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        again.unchanged && again.tables.is_empty() && again.run_id == report.run_id,
+        "{again:?}"
+    );
     (lake, report.tables[0].clone())
 }
 

@@ -126,6 +126,7 @@ pub async fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<()> {
     };
     for table in tables {
         let (table, fetched) = prepare(table, source.access.as_ref(), &ctx.project_dir).await?;
+        let fetched = fetched.download().await?;
         let table = &table;
         let inferred = infer_schema(table, &fetched).await?;
         let effective = effective_columns(table, &inferred);

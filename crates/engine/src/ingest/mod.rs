@@ -198,15 +198,20 @@ pub async fn ingest_source(
     }
     let mut tables = Vec::new();
     for (table, fetched) in prepared {
-        match ingest_table(
-            &mut writer,
-            source,
-            &table,
-            fetched,
-            options.progress.clone(),
-        )
-        .await
-        {
+        let loaded = match fetched.download().await {
+            Ok(fetched) => {
+                ingest_table(
+                    &mut writer,
+                    source,
+                    &table,
+                    fetched,
+                    options.progress.clone(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(report) => tables.push(report),
             Err(e) => {
                 if let Err(cleanup) = writer.abort().await {

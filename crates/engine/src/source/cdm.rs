@@ -28,7 +28,7 @@ pub async fn prepare(
             table.name
         ))
     })?;
-    let model_file = fetch(table, access, project_dir).await?;
+    let model_file = fetch(table, access, project_dir).await?.download().await?;
     let [model_file] = model_file.files.as_slice() else {
         return Err(Error::Source(format!(
             "table `{}`: `{}` must name one model.json",
@@ -107,8 +107,7 @@ pub async fn prepare(
         }
         effective.csv = Some(csv);
     }
-    let mut files = Vec::new();
-    let mut spools = Vec::new();
+    let mut all: Option<Fetched> = None;
     for p in &entity.partitions {
         let location = partition_location(&base, &p.location);
         let part = TableSpec {
@@ -117,17 +116,15 @@ pub async fn prepare(
             ..table.clone()
         };
         let fetched = fetch(&part, access, project_dir).await?;
-        files.extend(fetched.files);
-        spools.extend(fetched._spools);
+        match all.as_mut() {
+            Some(all) => all.append(fetched),
+            None => all = Some(fetched),
+        }
     }
     effective.location = table.location.clone();
-    Ok((
-        effective,
-        Fetched {
-            files,
-            _spools: spools,
-        },
-    ))
+    let all =
+        all.ok_or_else(|| Error::Internal("an entity with partitions gave no files".into()))?;
+    Ok((effective, all))
 }
 
 /// Where a partition is, as a table location: relative locations are relative to the

@@ -25,13 +25,86 @@ pub struct SourceFile {
     pub version: String,
 }
 
-/// The files of a table; remote files are copied (streamed) into a spool folder that
-/// lives as long as this value.
-#[derive(Debug)]
+/// The files of a table. Listing is cheap; remote files are copied (streamed) into a
+/// spool folder that lives as long as this value only when [`Fetched::download`] is
+/// called, so an unchanged source is never downloaded.
 pub struct Fetched {
-    /// The files, sorted by name.
+    /// The files, sorted by name; remote ones are readable at `path` after `download`.
     pub files: Vec<SourceFile>,
     pub(super) _spools: Vec<tempfile::TempDir>,
+    pending: Vec<Pending>,
+}
+
+/// A remote file still to copy to `files[index].path`.
+struct Pending {
+    index: usize,
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    object: ObjectPath,
+}
+
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // the stores are left out: their Debug can print credentials
+        f.debug_struct("Fetched")
+            .field("files", &self.files)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl Fetched {
+    /// Local files only.
+    fn local(files: Vec<SourceFile>) -> Self {
+        Self {
+            files,
+            _spools: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// True when every file is readable at its path.
+    pub fn is_downloaded(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Add another table's files (the partitions of one CDM entity).
+    pub(super) fn append(&mut self, other: Fetched) {
+        let offset = self.files.len();
+        self.files.extend(other.files);
+        self.pending
+            .extend(other.pending.into_iter().map(|p| Pending {
+                index: p.index + offset,
+                ..p
+            }));
+        self._spools.extend(other._spools);
+    }
+
+    /// Stream every remote file into the spool folder.
+    pub async fn download(mut self) -> Result<Self> {
+        for p in std::mem::take(&mut self.pending) {
+            let file = &self.files[p.index];
+            let name = &file.name;
+            let mut out = tokio::fs::File::create(&file.path)
+                .await
+                .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+            let mut stream = p
+                .store
+                .get(&p.object)
+                .await
+                .map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?
+                .into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?;
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+            }
+            out.flush()
+                .await
+                .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        }
+        Ok(self)
+    }
 }
 
 fn local_version(path: &Path) -> String {
@@ -86,9 +159,9 @@ pub fn local_files(table: &TableSpec, project_dir: &Path) -> Result<Vec<PathBuf>
     Ok(files)
 }
 
-/// The files of a table: local ones as they are, remote ones (`s3://`, `abfss://`,
-/// `az://`) listed and streamed into a spool folder through object_store with the
-/// source's own credentials.
+/// The files of a table: local ones as they are; remote ones (`s3://`, `abfss://`,
+/// `az://`) listed through object_store with the source's own credentials, to be
+/// streamed into a spool folder by [`Fetched::download`] before they are read.
 pub async fn fetch(
     table: &TableSpec,
     access: Option<&SourceAccess>,
@@ -109,10 +182,7 @@ pub async fn fetch(
                     path,
                 })
                 .collect();
-            return Ok(Fetched {
-                files,
-                _spools: Vec::new(),
-            });
+            return Ok(Fetched::local(files));
         }
     };
     let url = Url::parse(&table.location)
@@ -155,6 +225,7 @@ pub async fn fetch(
     let spool = tempfile::tempdir()
         .map_err(|e| Error::Source(format!("cannot create a spool folder: {e}")))?;
     let mut files = Vec::with_capacity(objects.len());
+    let mut pending = Vec::new();
     for (i, meta) in objects.iter().enumerate() {
         let object = &meta.location;
         let name = format!("{root_url}/{object}");
@@ -168,23 +239,11 @@ pub async fn fetch(
         let local = spool
             .path()
             .join(format!("{i:05}-{}", object.filename().unwrap_or("part")));
-        let mut out = tokio::fs::File::create(&local)
-            .await
-            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
-        let mut stream = store
-            .get(object)
-            .await
-            .map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?
-            .into_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
-        }
-        out.flush()
-            .await
-            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        pending.push(Pending {
+            index: files.len(),
+            store: store.clone(),
+            object: object.clone(),
+        });
         files.push(SourceFile {
             path: local,
             name,
@@ -194,6 +253,7 @@ pub async fn fetch(
     Ok(Fetched {
         files,
         _spools: vec![spool],
+        pending,
     })
 }
 

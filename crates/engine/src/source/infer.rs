@@ -30,6 +30,11 @@ fn extension(path: &Path) -> String {
 
 /// The schema DataFusion infers from a sample of the table's files.
 pub async fn infer_schema(table: &TableSpec, fetched: &Fetched) -> Result<SchemaRef> {
+    if !fetched.is_downloaded() {
+        return Err(Error::Internal(
+            "schema inference needs the files downloaded first".into(),
+        ));
+    }
     let first = fetched
         .files
         .first()

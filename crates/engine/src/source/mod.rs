@@ -38,9 +38,17 @@ mod tests {
         )
         .unwrap();
         let t = table("*.csv", SourceFormat::Csv);
-        let schema = infer_schema(&t, &fetch(&t, None, dir.path()).await.unwrap())
-            .await
-            .unwrap();
+        let schema = infer_schema(
+            &t,
+            &fetch(&t, None, dir.path())
+                .await
+                .unwrap()
+                .download()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
         let cols: Vec<String> = declarations(&schema)
             .iter()
             .map(|c| format!("{}:{}", c.name, c.column_type))
@@ -63,9 +71,17 @@ mod tests {
         )
         .unwrap();
         let t = table("m.jsonl", SourceFormat::Jsonl);
-        let schema = infer_schema(&t, &fetch(&t, None, dir.path()).await.unwrap())
-            .await
-            .unwrap();
+        let schema = infer_schema(
+            &t,
+            &fetch(&t, None, dir.path())
+                .await
+                .unwrap()
+                .download()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
         let cols: Vec<String> = declarations(&schema)
             .iter()
             .map(|c| format!("{}:{}", c.name, c.column_type))
