@@ -39,6 +39,19 @@ pub enum Error {
         #[from]
         source: arrow::error::ArrowError,
     },
+    /// A benchmark step failed.
+    #[error("{0}")]
+    Bench(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 /// The result type of the crate.

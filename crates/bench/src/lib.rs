@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod ingest;
 pub mod retail;
 
 pub use error::{Error, Result};

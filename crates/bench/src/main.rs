@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use lakecdp_bench::ingest::{self, PhaseResult};
 use lakecdp_bench::retail::{self, RetailConfig, Summary, DEFAULT_SEED};
 
 #[derive(Debug, Parser)]
@@ -22,6 +23,36 @@ struct Cli {
 enum Command {
     /// Generate the retail sample sources (CRM, shop, loyalty, orders) and their ground truth.
     Retail(RetailArgs),
+    /// Load a generated CSV file of several GB into a lake, against DataFusion's own
+    /// CSV-to-Parquet COPY of the same file; prints throughput and peak memory.
+    Ingest(IngestArgs),
+    /// One measured phase of `ingest`, run in its own process (prints one JSON line).
+    #[command(hide = true)]
+    IngestPhase(PhaseArgs),
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Working folder: the generated file and every phase's output (kept between runs;
+    /// the file is generated again only when its size changes).
+    #[arg(long, value_name = "DIR", default_value = "target/bench-ingest")]
+    dir: PathBuf,
+    /// Size of the generated CSV file, in GB.
+    #[arg(long, value_name = "GB", default_value_t = 2.0)]
+    gb: f64,
+    /// Seed of the generated file.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct PhaseArgs {
+    #[arg(long, value_enum)]
+    phase: ingest::Phase,
+    #[arg(long)]
+    csv: PathBuf,
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +75,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Retail(args) => run_retail(&args),
+        Command::Ingest(args) => run_ingest(&args),
+        Command::IngestPhase(args) => run_phase(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -63,6 +96,106 @@ fn run_retail(args: &RetailArgs) -> anyhow::Result<()> {
         .with_context(|| format!("generating the retail sample into {}", args.out.display()))?;
     print!("{}", render(&summary, &args.out.display().to_string()));
     Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run_phase(args: &PhaseArgs) -> anyhow::Result<()> {
+    let result = runtime()?.block_on(ingest::run_phase(args.phase, &args.csv, &args.dir))?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+fn run_ingest(args: &IngestArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = args.dir.canonicalize()?;
+    let csv = ingest::csv_path(&dir);
+    let target = (args.gb * 1e9) as u64;
+    let stamp = dir.join("orders.csv.params");
+    let params = format!("{target} {}", args.seed);
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(params.as_str()) || !csv.exists() {
+        eprintln!("generating {} ({:.1} GB)", csv.display(), args.gb);
+        let started = std::time::Instant::now();
+        let (rows, bytes) = ingest::generate_orders(&csv, target, args.seed)?;
+        std::fs::write(&stamp, &params)?;
+        eprintln!(
+            "  {rows} rows, {bytes} bytes in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let bytes = std::fs::metadata(&csv)?.len();
+    let exe = std::env::current_exe()?;
+    let mut results: Vec<PhaseResult> = Vec::new();
+    for phase in [
+        ingest::Phase::Datafusion,
+        ingest::Phase::Lakecdp,
+        ingest::Phase::LakecdpKeyed,
+    ] {
+        eprintln!("{}", phase.name());
+        let output = std::process::Command::new(&exe)
+            .args(["ingest-phase", "--phase"])
+            .arg(
+                clap::ValueEnum::to_possible_value(&phase)
+                    .map_or_else(String::new, |v| v.get_name().to_string()),
+            )
+            .arg("--csv")
+            .arg(&csv)
+            .arg("--dir")
+            .arg(&dir)
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !output.status.success() {
+            anyhow::bail!("phase `{}` failed ({})", phase.name(), output.status);
+        }
+        let line = String::from_utf8_lossy(&output.stdout);
+        let result: PhaseResult = serde_json::from_str(line.trim())
+            .with_context(|| format!("reading the result of `{}`: {line}", phase.name()))?;
+        eprintln!("  {:.1} s", result.seconds);
+        results.push(result);
+    }
+    print!("{}", render_ingest(bytes, &results));
+    Ok(())
+}
+
+fn render_ingest(bytes: u64, results: &[PhaseResult]) -> String {
+    let base = results.first().map_or(1.0, |r| r.seconds);
+    let mut rows = vec![[
+        "phase".to_string(),
+        "rows".into(),
+        "corrupt".into(),
+        "seconds".into(),
+        "MB/s".into(),
+        "rows/s".into(),
+        "peak memory".into(),
+        "parquet".into(),
+        "vs COPY".into(),
+    ]];
+    for r in results {
+        rows.push([
+            r.phase.clone(),
+            r.rows.to_string(),
+            r.corrupt.to_string(),
+            format!("{:.1}", r.seconds),
+            format!("{:.0}", bytes as f64 / 1e6 / r.seconds),
+            format!("{:.0}", (r.rows + r.corrupt) as f64 / r.seconds),
+            size(r.peak_rss),
+            size(r.output_bytes),
+            format!("{:.2}", base / r.seconds),
+        ]);
+    }
+    format!(
+        "\ningest benchmark: {:.2} GB of CSV\n\n{}",
+        bytes as f64 / 1e9,
+        table(
+            &rows,
+            &[false, true, true, true, true, true, true, true, true]
+        )
+    )
 }
 
 /// The summary as plain-text tables.
@@ -154,7 +287,9 @@ fn table<const N: usize>(rows: &[[String; N]], right: &[bool; N]) -> String {
 }
 
 fn size(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
+    if bytes >= 1 << 30 {
+        format!("{:.2} GiB", bytes as f64 / f64::from(1 << 30))
+    } else if bytes >= 1 << 20 {
         format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
     } else {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
@@ -169,7 +304,9 @@ mod tests {
     fn parses_the_retail_command() {
         let cli = Cli::try_parse_from(["lakecdp-bench", "retail", "--out", "d", "--scale", "0.5"])
             .expect("valid arguments");
-        let Command::Retail(args) = cli.command;
+        let Command::Retail(args) = cli.command else {
+            panic!("not the retail command")
+        };
         assert_eq!(args.seed, DEFAULT_SEED);
         assert_eq!(args.scale, 0.5);
         assert!(!args.no_malformed);

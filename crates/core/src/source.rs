@@ -97,6 +97,11 @@ pub struct TableSpec {
     /// Declared columns; inferred from a sample when absent. Declared types win.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema: Vec<ColumnSpec>,
+    /// The location is a folder in the incremental layout: `FullData/` plus
+    /// `IncrementalData/yyyy/mm/dd/hh/Upserts/` and `.../Deletes/`. Needs `primary_key`
+    /// and `last_updated`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 /// Source file formats.

@@ -37,6 +37,7 @@ fn table(name: &str, location: &str, format: SourceFormat) -> TableSpec {
         csv: None,
         entity: None,
         schema: vec![],
+        incremental: false,
     }
 }
 

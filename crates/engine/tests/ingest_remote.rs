@@ -55,6 +55,7 @@ async fn load(
         csv: None,
         entity: None,
         schema: vec![],
+        incremental: false,
     };
     let source = SourceSpec {
         name: "Partner".into(),

@@ -33,7 +33,7 @@ mod names;
 mod orders;
 mod person;
 mod plan;
-mod rng;
+pub(crate) mod rng;
 mod shop;
 mod truth;
 mod vary;

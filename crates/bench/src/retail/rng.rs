@@ -28,6 +28,8 @@ pub(crate) enum Stream {
     CrmKey = 8,
     /// Creation times of the records of a file, in file order.
     Timeline = 9,
+    /// One block of rows of the ingestion benchmark's file.
+    BenchOrders = 10,
 }
 
 /// A random stream for `index` within `stream`.

@@ -26,6 +26,7 @@ mod tests {
             csv: None,
             entity: None,
             schema: vec![],
+            incremental: false,
         }
     }
 
