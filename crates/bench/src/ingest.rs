@@ -84,7 +84,7 @@ pub fn generate_orders(path: &Path, target_bytes: u64, seed: u64) -> Result<(u64
     const BLOCK: u64 = 4096;
     let mut rng = rng_for(seed, Stream::BenchOrders, 0);
     while bytes < target_bytes {
-        if rows % BLOCK == 0 {
+        if rows.is_multiple_of(BLOCK) {
             rng = rng_for(seed, Stream::BenchOrders, rows / BLOCK);
         }
         let id = rows + 1;
@@ -113,7 +113,7 @@ pub fn generate_orders(path: &Path, target_bytes: u64, seed: u64) -> Result<(u64
                 if w > 0 {
                     line.push_str(if w == 3 { ", " } else { " " });
                 }
-                line.push_str(*pick(&mut rng, WORDS));
+                line.push_str(pick(&mut rng, WORDS));
             }
             line.push('"');
         }
