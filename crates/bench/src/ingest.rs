@@ -113,7 +113,7 @@ pub fn generate_orders(path: &Path, target_bytes: u64, seed: u64) -> Result<(u64
                 if w > 0 {
                     line.push_str(if w == 3 { ", " } else { " " });
                 }
-                let word: &str = pick(&mut rng, WORDS);
+                let word: &&str = pick(&mut rng, WORDS);
                 line.push_str(word);
             }
             line.push('"');
