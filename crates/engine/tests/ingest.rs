@@ -1,82 +1,16 @@
 //! Ingestion end to end on a local lake: every record read lands in the table or in its
 //! corrupt table with the right reason, and the counts reconcile.
 
-use std::path::Path;
-
 use arrow::array::{Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
-use lakecdp_core::{
-    ColumnSpec, ColumnType, CsvOptions, EnvironmentId, LocalConfig, SourceFormat, SourceSpec,
-    StorageConfig, TableSpec,
-};
+use lakecdp_core::{ColumnType, CsvOptions, SourceFormat, SourceSpec, TableSpec};
 use lakecdp_engine::ingest::{ingest_source, IngestOptions};
+
+mod common;
+use common::{col, entity, lake, strings, table};
 use lakecdp_engine::Error;
-use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::publish::read_model;
-use lakecdp_lake::{backend, Lake, Process};
-
-fn lake(dir: &Path) -> Lake {
-    std::fs::create_dir_all(dir.join("lake/customerinsights")).unwrap();
-    let handle = backend::open(
-        &StorageConfig::Local(LocalConfig {
-            path: dir.join("lake"),
-        }),
-        None,
-    )
-    .unwrap();
-    Lake::new(&handle, EnvironmentId::new())
-}
-
-fn table(name: &str, location: &str, format: SourceFormat) -> TableSpec {
-    TableSpec {
-        name: name.into(),
-        location: location.into(),
-        format,
-        primary_key: None,
-        last_updated: None,
-        csv: None,
-        entity: None,
-        schema: vec![],
-        incremental: false,
-    }
-}
-
-fn col(name: &str, t: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        column_type: t,
-    }
-}
-
-async fn entity(lake: &Lake, source: &str, name: &str) -> RecordBatch {
-    let process = Process::Ingestion(source.into());
-    let model = read_model(lake, &process)
-        .await
-        .unwrap()
-        .expect("published");
-    let batches = read_entity(lake, &process.folder(), model.entity(name).expect("entity"))
-        .await
-        .unwrap();
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-}
-
-fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
-    let a = arrow::compute::cast(
-        batch.column_by_name(column).unwrap(),
-        &arrow::datatypes::DataType::Utf8,
-    )
-    .unwrap();
-    let a = a.as_any().downcast_ref::<StringArray>().unwrap();
-    (0..a.len())
-        .map(|i| {
-            if a.is_null(i) {
-                "∅".to_string()
-            } else {
-                a.value(i).to_string()
-            }
-        })
-        .collect()
-}
+use lakecdp_lake::Process;
 
 const ORDERS: &str = "\
 OrderId,Amount,OrderDate,Items,ModifiedOn

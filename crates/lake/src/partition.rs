@@ -16,7 +16,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tokio::io::AsyncWriteExt;
 
-use crate::cdm::{arrow_type_of, Entity, FileFormatSettings};
+use crate::cdm::{arrow_type_of, Entity, FileFormatSettings, Partition};
 use crate::error::{Error, Result};
 use crate::layout::Lake;
 
@@ -171,6 +171,29 @@ pub fn entity_schema(entity: &Entity) -> SchemaRef {
     ))
 }
 
+/// Where a partition of an entity of the CDM folder `folder` is, relative to the lake;
+/// a partition outside this lake is an error.
+pub fn partition_relative(lake: &Lake, folder: &str, p: &Partition) -> Result<String> {
+    let relative = match lake.relative_of_url(&p.location) {
+        Some(r) => r.to_string(),
+        None if !p.location.contains("://") => format!(
+            "{}/{}",
+            folder.trim_end_matches('/'),
+            p.location.trim_start_matches('/')
+        ),
+        None => {
+            return Err(Error::InvalidCdm {
+                path: format!("{folder}/model.json"),
+                message: format!(
+                    "partition `{}` points outside this lake: {}",
+                    p.name, p.location
+                ),
+            })
+        }
+    };
+    Ok(relative)
+}
+
 /// Read every partition of an entity of a CDM folder of this lake into memory.
 ///
 /// Meant for checks, tests and small tables; the engine reads large tables through
@@ -180,23 +203,7 @@ pub async fn read_entity(lake: &Lake, folder: &str, entity: &Entity) -> Result<V
     let schema = entity_schema(entity);
     let mut out = Vec::new();
     for p in &entity.partitions {
-        let relative = match lake.relative_of_url(&p.location) {
-            Some(r) => r.to_string(),
-            None if !p.location.contains("://") => format!(
-                "{}/{}",
-                folder.trim_end_matches('/'),
-                p.location.trim_start_matches('/')
-            ),
-            None => {
-                return Err(Error::InvalidCdm {
-                    path: format!("{folder}/model.json"),
-                    message: format!(
-                        "partition `{}` points outside this lake: {}",
-                        p.name, p.location
-                    ),
-                })
-            }
-        };
+        let relative = partition_relative(lake, folder, p)?;
         let bytes = lake.get(&relative).await?;
         let path = lake.path(&relative);
         if p.is_parquet() {

@@ -10,27 +10,26 @@
 //! the files, the first of which keeps only the keys.
 
 pub mod convert;
+mod reader;
 pub mod records;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
-use arrow::compute::{cast, filter_record_batch};
+use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use datafusion::scalar::ScalarValue;
-use lakecdp_core::{ColumnSpec, RunId, SourceFormat, SourceSpec, TableSpec};
+use chrono::{DateTime, Utc};
+use lakecdp_core::{RunId, SourceSpec, TableSpec};
+use lakecdp_lake::cdm::Model;
 use lakecdp_lake::{CdmFolderWriter, Lake, Process};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use self::convert::Converter;
-use self::records::{CsvTokenizer, Dialect, Record};
-use crate::source::{effective_columns, infer_schema, prepare, SourceFile};
+use self::reader::{FileKind, PreviousFormat, Role, TableReader};
+use crate::source::incremental::{list_layout, ChangeKind, Layout};
+use crate::source::{effective_columns, infer_schema, prepare, Fetched};
 use crate::{Error, Result};
 
 /// Records converted per batch.
@@ -51,6 +50,41 @@ pub struct TableReport {
     pub seconds: f64,
     /// Corrupt rows per reason kind (the text before the first `:`), most frequent first.
     pub reasons: Vec<(String, u64)>,
+    /// Rows that a later change replaced or deleted (incremental tables; otherwise 0).
+    /// `read = written + corrupt + replaced + deleted`.
+    pub replaced: u64,
+    /// Delete records that removed their key (incremental tables; otherwise 0).
+    pub deleted: u64,
+    /// What an incremental table's load did.
+    pub incremental: Option<IncrementalReport>,
+}
+
+/// What the load of a table in the incremental layout did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncrementalReport {
+    /// Where the load started: the table's previous output, or `FullData/`.
+    pub base: Base,
+    /// Rows read from the base.
+    pub base_rows: u64,
+    /// The hour folders applied, in order (start of each hour, UTC).
+    pub hours: Vec<DateTime<Utc>>,
+    /// Records read from `Upserts/` folders.
+    pub upserts: u64,
+    /// Records read from `Deletes/` folders.
+    pub deletes: u64,
+    /// The watermark to record: the last ended hour seen (none before any hour folder).
+    pub watermark: Option<DateTime<Utc>>,
+    /// Hour folders that had not ended yet, left for a later refresh.
+    pub waiting: Vec<DateTime<Utc>>,
+}
+
+/// Where an incremental load starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// The table's previously published output.
+    Previous,
+    /// The files of `FullData/` (first load, full refresh, changed declaration).
+    FullData,
 }
 
 /// What loading one source did.
@@ -97,6 +131,15 @@ pub struct IngestOptions {
     pub force: bool,
     /// Where progress goes.
     pub progress: Arc<dyn Progress>,
+    /// Incremental tables start again from `FullData/` (a one-time full refresh); implies
+    /// `force`.
+    pub full: bool,
+    /// With `full`: apply only the hour folders from this time on.
+    pub incremental_from: Option<DateTime<Utc>>,
+    /// Per table name, the last hour folder already applied (from the catalog).
+    pub watermarks: HashMap<String, DateTime<Utc>>,
+    /// The time hour folders are compared with (now when absent).
+    pub now: Option<DateTime<Utc>>,
 }
 
 impl Default for IngestOptions {
@@ -105,6 +148,10 @@ impl Default for IngestOptions {
             retention: lakecdp_core::environment::DEFAULT_RETENTION_RUNS,
             force: false,
             progress: Arc::new(NoProgress),
+            full: false,
+            incremental_from: None,
+            watermarks: HashMap::new(),
+            now: None,
         }
     }
 }
@@ -114,6 +161,9 @@ impl std::fmt::Debug for IngestOptions {
         f.debug_struct("IngestOptions")
             .field("retention", &self.retention)
             .field("force", &self.force)
+            .field("full", &self.full)
+            .field("incremental_from", &self.incremental_from)
+            .field("watermarks", &self.watermarks)
             .finish_non_exhaustive()
     }
 }
@@ -135,12 +185,42 @@ fn fingerprint_path(lake: &Lake, source: &str) -> String {
 
 /// A corrupt row with the file it came from.
 #[derive(Debug, Clone)]
-struct CorruptRow {
+pub(crate) struct CorruptRow {
     file_index: usize,
     file: String,
     line: u64,
     raw: String,
     reason: String,
+}
+
+/// A table ready to load: its effective declaration, its files and their roles.
+struct Load {
+    table: TableSpec,
+    files: Fetched,
+    roles: Vec<Role>,
+    previous: Option<PreviousFormat>,
+    incremental: Option<IncrementalReport>,
+}
+
+/// A table as listed before deciding whether anything changed.
+enum Listed {
+    Plain(TableSpec, Fetched),
+    Incremental(Layout),
+}
+
+impl Listed {
+    /// The files that identify this state of the table: for the incremental layout,
+    /// `FullData/` and every ended hour folder.
+    fn versions(&self) -> Vec<(String, String)> {
+        let files = match self {
+            Listed::Plain(_, f) => f.files.iter().collect::<Vec<_>>(),
+            Listed::Incremental(l) => l.full.files.iter().chain(&l.changes.files).collect(),
+        };
+        files
+            .into_iter()
+            .map(|f| (f.name.clone(), f.version.clone()))
+            .collect()
+    }
 }
 
 /// Load every table of `source` and publish `DataIngestion/<Source>/`.
@@ -150,38 +230,43 @@ pub async fn ingest_source(
     project_dir: &Path,
     options: &IngestOptions,
 ) -> Result<SourceReport> {
-    let (retention, force) = (options.retention, options.force);
-    let mut prepared = Vec::with_capacity(source.tables.len());
+    let retention = options.retention;
+    let force = options.force || options.full;
+    let now = options.now.unwrap_or_else(Utc::now);
+    let mut listed = Vec::with_capacity(source.tables.len());
     for table in &source.tables {
-        prepared.push(prepare(table, source.access.as_ref(), project_dir).await?);
+        if table.incremental {
+            check_incremental(table)?;
+            let layout =
+                list_layout(&table.location, source.access.as_ref(), project_dir, now).await?;
+            if layout.full.files.is_empty() && layout.changes.files.is_empty() {
+                return Err(Error::Source(format!(
+                    "table `{}`: `{}` has no FullData/ files and no ended IncrementalData/ hour folder",
+                    table.name, table.location
+                )));
+            }
+            listed.push(Listed::Incremental(layout));
+        } else {
+            let (table, fetched) = prepare(table, source.access.as_ref(), project_dir).await?;
+            listed.push(Listed::Plain(table, fetched));
+        }
     }
     let mut fingerprint = Fingerprint {
         source: serde_json::to_value(source).map_err(|e| Error::Internal(e.to_string()))?,
-        files: prepared
-            .iter()
-            .map(|(_, f)| {
-                f.files
-                    .iter()
-                    .map(|f| (f.name.clone(), f.version.clone()))
-                    .collect()
-            })
-            .collect(),
+        files: listed.iter().map(Listed::versions).collect(),
         run_id: None,
     };
     let process = Process::Ingestion(source.name.clone());
+    let stored = match lake.get(&fingerprint_path(lake, &source.name)).await {
+        Ok(bytes) => serde_json::from_slice::<Fingerprint>(&bytes).ok(),
+        Err(lakecdp_lake::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let previous_model = lakecdp_lake::publish::read_model(lake, &process).await?;
     if !force {
-        let stored = match lake.get(&fingerprint_path(lake, &source.name)).await {
-            Ok(bytes) => serde_json::from_slice::<Fingerprint>(&bytes).ok(),
-            Err(lakecdp_lake::Error::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(stored) = stored {
-            let published = lakecdp_lake::publish::read_model(lake, &process)
-                .await?
-                .is_some();
-            if published && stored.source == fingerprint.source && stored.files == fingerprint.files
-            {
-                if let Some(run_id) = stored.run_id {
+        if let (Some(stored), Some(_)) = (&stored, &previous_model) {
+            if stored.source == fingerprint.source && stored.files == fingerprint.files {
+                if let Some(run_id) = stored.run_id.clone() {
                     return Ok(SourceReport {
                         source: source.name.clone(),
                         run_id,
@@ -192,22 +277,38 @@ pub async fn ingest_source(
             }
         }
     }
+    let mut loads = Vec::with_capacity(listed.len());
+    for (table, listed) in source.tables.iter().zip(listed) {
+        loads.push(match listed {
+            Listed::Plain(table, files) => Load {
+                roles: vec![Role::ROWS; files.files.len()],
+                table,
+                files,
+                previous: None,
+                incremental: None,
+            },
+            Listed::Incremental(layout) => {
+                // the previous output is a valid base only for the same declaration
+                let same_declaration = stored.as_ref().is_some_and(|s| {
+                    declared_table(&s.source, &table.name) == serde_json::to_value(table).ok()
+                });
+                let previous = previous_model
+                    .as_ref()
+                    .filter(|_| !options.full && same_declaration);
+                incremental_load(lake, &process, table, layout, previous, options)?
+            }
+        });
+    }
     let mut writer = CdmFolderWriter::begin(lake, process, retention).await?;
     if let Some(d) = &source.description {
         writer.describe(d.clone());
     }
     let mut tables = Vec::new();
-    for (table, fetched) in prepared {
-        let loaded = match fetched.download().await {
-            Ok(fetched) => {
-                ingest_table(
-                    &mut writer,
-                    source,
-                    &table,
-                    fetched,
-                    options.progress.clone(),
-                )
-                .await
+    for load in loads {
+        let loaded = match load.files.download().await {
+            Ok(files) => {
+                let load = Load { files, ..load };
+                ingest_table(&mut writer, source, load, options.progress.clone()).await
             }
             Err(e) => Err(e),
         };
@@ -235,17 +336,164 @@ pub async fn ingest_source(
     })
 }
 
+fn check_incremental(table: &TableSpec) -> Result<()> {
+    let missing: Vec<&str> = [
+        ("primary_key", table.primary_key.is_none()),
+        ("last_updated", table.last_updated.is_none()),
+    ]
+    .into_iter()
+    .filter(|(_, m)| *m)
+    .map(|(k, _)| k)
+    .collect();
+    if !missing.is_empty() {
+        return Err(Error::Source(format!(
+            "table `{}`: the incremental layout needs `{}` (the key that upserts and deletes refer to, and the column that orders changes)",
+            table.name,
+            missing.join("` and `")
+        )));
+    }
+    if !matches!(
+        table.format,
+        lakecdp_core::SourceFormat::Csv
+            | lakecdp_core::SourceFormat::Parquet
+            | lakecdp_core::SourceFormat::Jsonl
+    ) {
+        return Err(Error::Source(format!(
+            "table `{}`: the incremental layout holds csv, parquet or jsonl files, not `{}`",
+            table.name, table.format
+        )));
+    }
+    Ok(())
+}
+
+/// The declaration of table `name` inside a stored source declaration.
+fn declared_table(source: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    source
+        .get("tables")?
+        .as_array()?
+        .iter()
+        .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(name))
+        .cloned()
+}
+
+/// The files of an incremental load: the base (the previous output when there is one
+/// to build on, else `FullData/`), then the ended hour folders not applied yet, each
+/// hour's upserts before its deletes.
+fn incremental_load(
+    lake: &Lake,
+    process: &Process,
+    table: &TableSpec,
+    layout: Layout,
+    previous: Option<&Model>,
+    options: &IngestOptions,
+) -> Result<Load> {
+    let latest = layout.change_of.last().map(|(h, _)| *h);
+    let watermark = options.watermarks.get(&table.name).copied();
+    let waiting = layout.waiting.clone();
+    let entity = previous.and_then(|m| m.entity(&table.name));
+    let (base, base_files, base_roles, previous_format, layout) = match entity {
+        Some(entity) => {
+            let folder = process.folder();
+            let mut objects = Vec::new();
+            for p in &entity.partitions {
+                let relative = lakecdp_lake::partition::partition_relative(lake, &folder, p)?;
+                objects.push((lake.path(&relative), relative, String::new()));
+            }
+            let parquet = entity.partitions.first().is_some_and(|p| p.is_parquet());
+            let settings = entity
+                .partitions
+                .first()
+                .and_then(|p| p.file_format_settings.clone());
+            let format = PreviousFormat {
+                parquet,
+                header: settings.as_ref().is_some_and(|s| s.column_headers),
+                delimiter: settings
+                    .as_ref()
+                    .and_then(|s| s.delimiter_byte())
+                    .unwrap_or(b','),
+                schema: lakecdp_lake::partition::entity_schema(entity),
+            };
+            let files = Fetched::from_store(lake.store().clone(), objects)?;
+            let roles = vec![
+                Role {
+                    kind: FileKind::Previous,
+                    group: 0
+                };
+                files.files.len()
+            ];
+            (
+                Base::Previous,
+                files,
+                roles,
+                Some(format),
+                layout.since(watermark, None),
+            )
+        }
+        None => {
+            let layout = layout.since(None, options.incremental_from);
+            let mut layout = layout;
+            let full = std::mem::replace(&mut layout.full, Fetched::empty());
+            let roles = vec![Role::ROWS; full.files.len()];
+            (Base::FullData, full, roles, None, layout)
+        }
+    };
+    let hours = layout.hours();
+    let mut roles = base_roles;
+    for (hour, kind) in &layout.change_of {
+        let group = hours.iter().position(|h| h == hour).unwrap_or(0) as u32 + 1;
+        roles.push(Role {
+            kind: match kind {
+                ChangeKind::Upserts => FileKind::Rows,
+                ChangeKind::Deletes => FileKind::Deletes,
+            },
+            group,
+        });
+    }
+    let mut files = base_files;
+    files.append(layout.changes);
+    let watermark = match (watermark, latest) {
+        (Some(w), Some(l)) => Some(w.max(l)),
+        (w, l) => w.or(l),
+    };
+    Ok(Load {
+        table: table.clone(),
+        files,
+        roles,
+        previous: previous_format,
+        incremental: Some(IncrementalReport {
+            base,
+            base_rows: 0,
+            hours,
+            upserts: 0,
+            deletes: 0,
+            watermark,
+            waiting,
+        }),
+    })
+}
+
 async fn ingest_table(
     writer: &mut CdmFolderWriter,
     source: &SourceSpec,
-    table: &TableSpec,
-    fetched: crate::source::Fetched,
+    load: Load,
     progress: Arc<dyn Progress>,
 ) -> Result<TableReport> {
     let started = Instant::now();
-    let inferred = infer_schema(table, &fetched).await?;
+    let table = &load.table;
+    let inferred = match &load.previous {
+        // the previous output holds the schema the last load settled on
+        Some(previous) => previous.schema.clone(),
+        None => {
+            let rows: Vec<usize> = (0..load.files.files.len())
+                .filter(|i| load.roles[*i].kind == FileKind::Rows)
+                .collect();
+            let sample =
+                Fetched::local(rows.iter().map(|i| load.files.files[*i].clone()).collect());
+            infer_schema(table, &sample).await?
+        }
+    };
     let columns = effective_columns(table, &inferred);
-    let files = fetched.files.clone();
+    let files = load.files.files.clone();
     let null_markers = table
         .csv
         .as_ref()
@@ -276,6 +524,8 @@ async fn ingest_table(
         table: table.clone(),
         columns,
         files,
+        roles: load.roles.clone(),
+        previous: load.previous.clone(),
         converter,
         last_updated,
         progress,
@@ -302,16 +552,24 @@ async fn ingest_table(
     let written = writer
         .write_entity(&table.name, None, schema, Box::pin(stream))
         .await;
-    let (read, mut corrupt) = producer.await.map_err(join_error)??;
+    let routed = producer.await.map_err(join_error)??;
+    let read = routed.read;
+    let mut corrupt = routed.corrupt;
     corrupt.sort_by_key(|c| (c.file_index, c.line));
     let written = written?;
     let corrupt_count = corrupt.len() as u64;
-    if read != written + corrupt_count {
+    if read != written + corrupt_count + routed.replaced + routed.deleted {
         return Err(Error::Internal(format!(
-            "table `{}`: {read} rows read but {written} written and {corrupt_count} corrupt",
-            table.name
+            "table `{}`: {read} rows read but {written} written, {corrupt_count} corrupt, {} replaced and {} deleted",
+            table.name, routed.replaced, routed.deleted
         )));
     }
+    let incremental = load.incremental.map(|i| IncrementalReport {
+        base_rows: routed.base,
+        upserts: routed.upserts,
+        deletes: routed.deletes,
+        ..i
+    });
     let limit = source.corrupt_limit();
     if read > 0 && corrupt_count as f64 / read as f64 > limit {
         let examples = corrupt
@@ -349,6 +607,9 @@ async fn ingest_table(
         corrupt: corrupt_count,
         seconds: started.elapsed().as_secs_f64(),
         reasons,
+        replaced: routed.replaced,
+        deleted: routed.deleted,
+        incremental,
     })
 }
 
@@ -399,341 +660,4 @@ async fn write_corrupt(
         )
         .await?;
     Ok(())
-}
-
-/// Position of a row in the load: (file index, line).
-type Position = (usize, u64);
-
-struct TableReader {
-    label: String,
-    progress: Arc<dyn Progress>,
-    table: TableSpec,
-    columns: Vec<ColumnSpec>,
-    files: Vec<SourceFile>,
-    converter: Converter,
-    last_updated: Option<usize>,
-}
-
-impl TableReader {
-    /// Read every file, converting batches of records; `f` gets each converted batch
-    /// (structural corrupt rows included). Returns the number of records read.
-    fn for_each(
-        &self,
-        pass: u8,
-        mut f: impl FnMut(usize, convert::Converted) -> Result<()>,
-    ) -> Result<u64> {
-        let total: u64 = self
-            .files
-            .iter()
-            .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
-            .sum();
-        self.progress.start(&self.label, pass, total);
-        let mut read = 0u64;
-        for (file_idx, file) in self.files.iter().enumerate() {
-            let path = &file.path;
-            let mut records: Vec<Record> = Vec::with_capacity(BATCH_ROWS);
-            let mut broken = Vec::new();
-            let mut flush =
-                |records: &mut Vec<Record>, broken: &mut Vec<records::Corrupt>| -> Result<()> {
-                    let mut converted = self.converter.convert(records)?;
-                    converted.corrupt.append(broken);
-                    records.clear();
-                    f(file_idx, converted)
-                };
-            let mut push = |item: records::Item,
-                            records: &mut Vec<Record>,
-                            broken: &mut Vec<records::Corrupt>|
-             -> Result<()> {
-                read += 1;
-                let size = match &item {
-                    Ok(r) => r.raw.len(),
-                    Err(c) => c.raw.len(),
-                } as u64;
-                self.progress.advance(1, size + 1);
-                match item {
-                    Ok(r) => records.push(r),
-                    Err(c) => broken.push(c),
-                }
-                if records.len() + broken.len() >= BATCH_ROWS {
-                    flush(records, broken)?;
-                }
-                Ok(())
-            };
-            let open = || {
-                File::open(path)
-                    .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))
-            };
-            match self.table.format {
-                SourceFormat::Csv => {
-                    let csv = self.table.csv.clone().unwrap_or_default();
-                    let dialect = Dialect {
-                        delimiter: csv.delimiter.as_bytes().first().copied().unwrap_or(b','),
-                        quote: csv.quote.as_bytes().first().copied().unwrap_or(b'"'),
-                        escape: csv
-                            .escape
-                            .as_ref()
-                            .and_then(|e| e.as_bytes().first().copied()),
-                        encoding: csv.encoding,
-                    };
-                    let mut tok =
-                        CsvTokenizer::new(BufReader::with_capacity(1 << 20, open()?), dialect);
-                    let io = |e: std::io::Error| {
-                        Error::Source(format!("cannot read {}: {e}", path.display()))
-                    };
-                    let (positions, expected) = if csv.header {
-                        let header = tok.next_record().map_err(io)?;
-                        let names = match header.map(|h| h.fields) {
-                            Some(Ok(names)) => names,
-                            Some(Err(e)) => {
-                                return Err(Error::Source(format!(
-                                    "{}: the header line is malformed: {e}",
-                                    path.display()
-                                )))
-                            }
-                            None => Vec::new(),
-                        };
-                        let mut positions = Vec::new();
-                        for c in &self.columns {
-                            let pos =
-                                names
-                                    .iter()
-                                    .position(|n| n.trim() == c.name)
-                                    .ok_or_else(|| {
-                                        Error::Source(format!(
-                                            "{}: the header has no column `{}` (it has: {})",
-                                            path.display(),
-                                            c.name,
-                                            names.join(", ")
-                                        ))
-                                    })?;
-                            positions.push(pos);
-                        }
-                        (positions, names.len())
-                    } else {
-                        ((0..self.columns.len()).collect(), self.columns.len())
-                    };
-                    while let Some(rec) = tok.next_record().map_err(io)? {
-                        let item = match rec.fields {
-                            Err(reason) => Err(records::Corrupt {
-                                line: rec.line,
-                                raw: rec.raw,
-                                reason,
-                            }),
-                            Ok(fields) if fields.len() != expected => Err(records::Corrupt {
-                                line: rec.line,
-                                raw: rec.raw,
-                                reason: format!(
-                                    "wrong number of fields: expected {expected}, found {}",
-                                    fields.len()
-                                ),
-                            }),
-                            Ok(fields) => Ok(Record {
-                                line: rec.line,
-                                raw: rec.raw,
-                                fields: positions.iter().map(|p| fields.get(*p).cloned()).collect(),
-                            }),
-                        };
-                        push(item, &mut records, &mut broken)?;
-                    }
-                }
-                SourceFormat::Jsonl => {
-                    let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-                    let reader = BufReader::with_capacity(1 << 20, open()?);
-                    for (i, line) in reader.split(b'\n').enumerate() {
-                        let line = line.map_err(|e| {
-                            Error::Source(format!("cannot read {}: {e}", path.display()))
-                        })?;
-                        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-                        if line.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        let n = i as u64 + 1;
-                        let item = match std::str::from_utf8(line) {
-                            Ok(text) => records::json_record(n, text, &names),
-                            Err(_) => Err(records::Corrupt {
-                                line: n,
-                                raw: String::from_utf8_lossy(line).into_owned(),
-                                reason: "not valid UTF-8".into(),
-                            }),
-                        };
-                        push(item, &mut records, &mut broken)?;
-                    }
-                }
-                SourceFormat::Parquet => {
-                    let reader = ParquetRecordBatchReaderBuilder::try_new(open()?)
-                        .map_err(|e| {
-                            Error::Source(format!(
-                                "{}: not a readable Parquet file: {e}",
-                                path.display()
-                            ))
-                        })?
-                        .with_batch_size(BATCH_ROWS)
-                        .build()
-                        .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?;
-                    let mut row = 0u64;
-                    for batch in reader {
-                        let batch = batch?;
-                        let mut text_columns = Vec::with_capacity(self.columns.len());
-                        for c in &self.columns {
-                            let col = batch.column_by_name(&c.name).ok_or_else(|| {
-                                Error::Source(format!(
-                                    "{}: the file has no column `{}`",
-                                    path.display(),
-                                    c.name
-                                ))
-                            })?;
-                            text_columns.push(cast(col, &DataType::Utf8)?);
-                        }
-                        let text: Vec<&StringArray> = text_columns
-                            .iter()
-                            .filter_map(|a| a.as_any().downcast_ref::<StringArray>())
-                            .collect();
-                        for i in 0..batch.num_rows() {
-                            row += 1;
-                            let fields: Vec<Option<String>> = text
-                                .iter()
-                                .map(|a| a.is_valid(i).then(|| a.value(i).to_string()))
-                                .collect();
-                            let raw = self
-                                .columns
-                                .iter()
-                                .zip(&fields)
-                                .map(|(c, v)| format!("{}={}", c.name, v.as_deref().unwrap_or("")))
-                                .collect::<Vec<_>>()
-                                .join(", ");
-                            push(
-                                Ok(Record {
-                                    line: row,
-                                    raw,
-                                    fields,
-                                }),
-                                &mut records,
-                                &mut broken,
-                            )?;
-                        }
-                    }
-                }
-                other => {
-                    return Err(Error::NotAvailable(format!(
-                        "loading `{other}` sources is not available yet"
-                    )))
-                }
-            }
-            if !records.is_empty() || !broken.is_empty() {
-                flush(&mut records, &mut broken)?;
-            }
-        }
-        self.progress.finish();
-        Ok(read)
-    }
-
-    /// Pass 1: for each primary key, the position of the row that wins.
-    fn winners(&self) -> Result<HashMap<String, Position>> {
-        let Some(pk) = self.converter.primary_key() else {
-            return Ok(HashMap::new());
-        };
-        let mut best: HashMap<String, (Option<ScalarValue>, Position)> = HashMap::new();
-        self.for_each(1, |file_idx, converted| {
-            let keys = cast(converted.batch.column(pk), &DataType::Utf8)?;
-            let keys = keys
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| Error::Internal("keys are not text".into()))?;
-            for (i, line) in converted.lines.iter().enumerate() {
-                let lu = match self.last_updated {
-                    Some(c) => Some(ScalarValue::try_from_array(converted.batch.column(c), i)?),
-                    None => None,
-                };
-                let pos = (file_idx, *line);
-                match best.get_mut(keys.value(i)) {
-                    None => {
-                        best.insert(keys.value(i).to_string(), (lu, pos));
-                    }
-                    Some(current) => {
-                        // later last-updated wins; equal or unknown: the row read last
-                        let older = match (&lu, &current.0) {
-                            (Some(new), Some(old)) if !new.is_null() && !old.is_null() => {
-                                new.partial_cmp(old) == Some(std::cmp::Ordering::Less)
-                            }
-                            (Some(new), Some(old)) => new.is_null() && !old.is_null(),
-                            _ => false,
-                        };
-                        if !older {
-                            *current = (lu, pos);
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        Ok(best.into_iter().map(|(k, (_, pos))| (k, pos)).collect())
-    }
-
-    /// Pass 2: send the valid rows that win their key; return the count read and the
-    /// corrupt rows.
-    fn route(
-        &self,
-        winners: Option<&HashMap<String, Position>>,
-        tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
-    ) -> Result<(u64, Vec<CorruptRow>)> {
-        let mut corrupt = Vec::new();
-        let lu_name = self.table.last_updated.clone();
-        let read = self.for_each(2, |file_idx, converted| {
-            let file = self.files[file_idx].name.clone();
-            for c in converted.corrupt {
-                corrupt.push(CorruptRow {
-                    file_index: file_idx,
-                    file: file.clone(), line: c.line, raw: c.raw, reason: c.reason });
-            }
-            let mut batch = converted.batch;
-            if let (Some(winners), Some(pk)) = (winners, self.converter.primary_key()) {
-                let keys = cast(batch.column(pk), &DataType::Utf8)?;
-                let keys = keys.as_any().downcast_ref::<StringArray>().ok_or_else(|| Error::Internal("keys are not text".into()))?;
-                let mut keep = Vec::with_capacity(batch.num_rows());
-                for (i, line) in converted.lines.iter().enumerate() {
-                    let key = keys.value(i);
-                    let winner = winners.get(key).copied();
-                    let wins = winner == Some((file_idx, *line));
-                    if !wins {
-                        let kept = match winner {
-                            Some((f, l)) => format!("{}:{l}", self.files[f].name),
-                            None => "another row".into(),
-                        };
-                        let rule = match &lu_name {
-                            Some(lu) => format!("the latest `{lu}`, or the last read on a tie"),
-                            None => "the last read".into(),
-                        };
-                        corrupt.push(CorruptRow {
-                    file_index: file_idx,
-                    file: file.clone(),
-                            line: *line,
-                            raw: row_text(&batch, i),
-                            reason: format!("duplicate primary key: `{key}` appears again; kept the row at {kept} ({rule})"),
-                        });
-                    }
-                    keep.push(wins);
-                }
-                batch = filter_record_batch(&batch, &BooleanArray::from(keep))?;
-            }
-            if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
-                return Err(Error::Internal("the writer stopped reading".into()));
-            }
-            Ok(())
-        })?;
-        Ok((read, corrupt))
-    }
-}
-
-fn row_text(batch: &RecordBatch, row: usize) -> String {
-    let schema = batch.schema();
-    batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(col, f)| {
-            let v = arrow::util::display::array_value_to_string(col, row).unwrap_or_default();
-            format!("{}={v}", f.name())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -54,11 +54,72 @@ impl std::fmt::Debug for Fetched {
 
 impl Fetched {
     /// Local files only.
-    fn local(files: Vec<SourceFile>) -> Self {
+    pub fn local(files: Vec<SourceFile>) -> Self {
         Self {
             files,
             _spools: Vec::new(),
             pending: Vec::new(),
+        }
+    }
+
+    /// No files.
+    pub fn empty() -> Self {
+        Self::local(Vec::new())
+    }
+
+    /// Objects of a store (the lake's own partitions), to be streamed into a spool
+    /// folder by [`Fetched::download`]; `objects` are (path, name for people, version).
+    pub fn from_store(
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+        objects: Vec<(ObjectPath, String, String)>,
+    ) -> Result<Self> {
+        let spool = tempfile::tempdir()
+            .map_err(|e| Error::Source(format!("cannot create a spool folder: {e}")))?;
+        let mut files = Vec::with_capacity(objects.len());
+        let mut pending = Vec::with_capacity(objects.len());
+        for (i, (object, name, version)) in objects.into_iter().enumerate() {
+            let path = spool
+                .path()
+                .join(format!("{i:05}-{}", object.filename().unwrap_or("part")));
+            pending.push(Pending {
+                index: i,
+                store: store.clone(),
+                object,
+            });
+            files.push(SourceFile {
+                path,
+                name,
+                version,
+            });
+        }
+        Ok(Self {
+            files,
+            _spools: vec![spool],
+            pending,
+        })
+    }
+
+    /// The files at `order` (indexes into `files`), in that order.
+    pub fn select(self, order: &[usize]) -> Self {
+        let mut new_index = vec![None; self.files.len()];
+        for (new, old) in order.iter().enumerate() {
+            if let Some(slot) = new_index.get_mut(*old) {
+                *slot = Some(new);
+            }
+        }
+        let files = order
+            .iter()
+            .filter_map(|i| self.files.get(*i).cloned())
+            .collect();
+        let pending = self
+            .pending
+            .into_iter()
+            .filter_map(|p| new_index[p.index].map(|index| Pending { index, ..p }))
+            .collect();
+        Self {
+            files,
+            _spools: self._spools,
+            pending,
         }
     }
 
@@ -67,8 +128,8 @@ impl Fetched {
         self.pending.is_empty()
     }
 
-    /// Add another table's files (the partitions of one CDM entity).
-    pub(super) fn append(&mut self, other: Fetched) {
+    /// Add the files of `other` after these.
+    pub fn append(&mut self, other: Fetched) {
         let offset = self.files.len();
         self.files.extend(other.files);
         self.pending
@@ -129,27 +190,7 @@ fn has_glob(s: &str) -> bool {
 /// The local files a table's location names (a path or a glob, relative to the project
 /// folder), sorted. An empty match is an error that names the location.
 pub fn local_files(table: &TableSpec, project_dir: &Path) -> Result<Vec<PathBuf>> {
-    let location = table
-        .location
-        .strip_prefix("file://")
-        .unwrap_or(&table.location);
-    let full = if Path::new(location).is_absolute() {
-        PathBuf::from(location)
-    } else {
-        project_dir.join(location)
-    };
-    let pattern = full.to_string_lossy().into_owned();
-    let mut files: Vec<PathBuf> = glob::glob(&pattern)
-        .map_err(|e| {
-            Error::Source(format!(
-                "`{}` is not a valid path or glob: {e}",
-                table.location
-            ))
-        })?
-        .filter_map(|p| p.ok())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
+    let (files, pattern) = glob_files(&table.location, project_dir)?;
     if files.is_empty() {
         return Err(Error::Source(format!(
             "table `{}`: no file matches `{}` (looked at {pattern})",
@@ -157,6 +198,25 @@ pub fn local_files(table: &TableSpec, project_dir: &Path) -> Result<Vec<PathBuf>
         )));
     }
     Ok(files)
+}
+
+/// The local files `location` names, sorted (maybe none), and the full pattern used.
+fn glob_files(location: &str, project_dir: &Path) -> Result<(Vec<PathBuf>, String)> {
+    let original = location;
+    let location = location.strip_prefix("file://").unwrap_or(location);
+    let full = if Path::new(location).is_absolute() {
+        PathBuf::from(location)
+    } else {
+        project_dir.join(location)
+    };
+    let pattern = full.to_string_lossy().into_owned();
+    let mut files: Vec<PathBuf> = glob::glob(&pattern)
+        .map_err(|e| Error::Source(format!("`{original}` is not a valid path or glob: {e}")))?
+        .filter_map(|p| p.ok())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok((files, pattern))
 }
 
 /// The files of a table: local ones as they are; remote ones (`s3://`, `abfss://`,
@@ -167,10 +227,38 @@ pub async fn fetch(
     access: Option<&SourceAccess>,
     project_dir: &Path,
 ) -> Result<Fetched> {
-    let remote = match table.location.split_once("://") {
+    let fetched = list(&table.location, access, project_dir).await?;
+    if fetched.files.is_empty() {
+        let what = if is_remote(&table.location) {
+            "object"
+        } else {
+            "file"
+        };
+        return Err(Error::Source(format!(
+            "table `{}`: no {what} matches `{}`",
+            table.name, table.location
+        )));
+    }
+    Ok(fetched)
+}
+
+/// True for `s3://`, `abfss://`, `az://` (any scheme but `file://`) locations.
+pub fn is_remote(location: &str) -> bool {
+    matches!(location.split_once("://"), Some((scheme, _)) if scheme != "file")
+}
+
+/// The files `location` (a local path or glob, or a remote URL or URL glob) names,
+/// sorted by name; none is not an error here.
+pub async fn list(
+    location: &str,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<Fetched> {
+    let remote = match location.split_once("://") {
         Some((scheme, _)) if scheme != "file" => scheme.to_string(),
         _ => {
-            let files = local_files(table, project_dir)?
+            let files = glob_files(location, project_dir)?
+                .0
                 .into_iter()
                 .map(|path| SourceFile {
                     name: path
@@ -185,8 +273,8 @@ pub async fn fetch(
             return Ok(Fetched::local(files));
         }
     };
-    let url = Url::parse(&table.location)
-        .map_err(|e| Error::Source(format!("`{}` is not a valid URL: {e}", table.location)))?;
+    let url = Url::parse(location)
+        .map_err(|e| Error::Source(format!("`{location}` is not a valid URL: {e}")))?;
     let (store, root_url, key) = remote_store(&url, &remote, access, project_dir)?;
     let key = key.trim_start_matches('/').to_string();
     let listed_prefix = if has_glob(&key) {
@@ -199,13 +287,13 @@ pub async fn fetch(
         key.clone()
     };
     let pattern = glob::Pattern::new(&key)
-        .map_err(|e| Error::Source(format!("`{}` is not a valid glob: {e}", table.location)))?;
+        .map_err(|e| Error::Source(format!("`{location}` is not a valid glob: {e}")))?;
     let prefix = ObjectPath::from(listed_prefix.as_str());
     let mut objects: Vec<object_store::ObjectMeta> = store
         .list(Some(&prefix))
         .try_collect::<Vec<_>>()
         .await
-        .map_err(|e| Error::Source(format!("cannot list `{}`: {e}", table.location)))?
+        .map_err(|e| Error::Source(format!("cannot list `{location}`: {e}")))?
         .into_iter()
         .filter(|m| {
             if has_glob(&key) {
@@ -216,12 +304,6 @@ pub async fn fetch(
         })
         .collect();
     objects.sort_by(|a, b| a.location.cmp(&b.location));
-    if objects.is_empty() {
-        return Err(Error::Source(format!(
-            "table `{}`: no object matches `{}`",
-            table.name, table.location
-        )));
-    }
     let spool = tempfile::tempdir()
         .map_err(|e| Error::Source(format!("cannot create a spool folder: {e}")))?;
     let mut files = Vec::with_capacity(objects.len());

@@ -4,10 +4,11 @@
 
 mod cdm;
 mod fetch;
+pub mod incremental;
 mod infer;
 
 pub use cdm::prepare;
-pub use fetch::{fetch, local_files, Fetched, SourceFile};
+pub use fetch::{fetch, is_remote, list, local_files, Fetched, SourceFile};
 pub use infer::{column_type_of, declarations, effective_columns, infer_schema, SAMPLE_RECORDS};
 
 #[cfg(test)]

@@ -1,0 +1,76 @@
+//! Helpers shared by the ingestion tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use arrow::array::{Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use lakecdp_core::{
+    ColumnSpec, ColumnType, EnvironmentId, LocalConfig, SourceFormat, StorageConfig, TableSpec,
+};
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::publish::read_model;
+use lakecdp_lake::{backend, Lake, Process};
+
+pub fn lake(dir: &Path) -> Lake {
+    std::fs::create_dir_all(dir.join("lake/customerinsights")).unwrap();
+    let handle = backend::open(
+        &StorageConfig::Local(LocalConfig {
+            path: dir.join("lake"),
+        }),
+        None,
+    )
+    .unwrap();
+    Lake::new(&handle, EnvironmentId::new())
+}
+
+pub fn table(name: &str, location: &str, format: SourceFormat) -> TableSpec {
+    TableSpec {
+        name: name.into(),
+        location: location.into(),
+        format,
+        primary_key: None,
+        last_updated: None,
+        csv: None,
+        entity: None,
+        schema: vec![],
+        incremental: false,
+    }
+}
+
+pub fn col(name: &str, t: ColumnType) -> ColumnSpec {
+    ColumnSpec {
+        name: name.into(),
+        column_type: t,
+    }
+}
+
+pub async fn entity(lake: &Lake, source: &str, name: &str) -> RecordBatch {
+    let process = Process::Ingestion(source.into());
+    let model = read_model(lake, &process)
+        .await
+        .unwrap()
+        .expect("published");
+    let batches = read_entity(lake, &process.folder(), model.entity(name).expect("entity"))
+        .await
+        .unwrap();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+pub fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
+    let a = arrow::compute::cast(
+        batch.column_by_name(column).unwrap(),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+    (0..a.len())
+        .map(|i| {
+            if a.is_null(i) {
+                "∅".to_string()
+            } else {
+                a.value(i).to_string()
+            }
+        })
+        .collect()
+}
