@@ -75,9 +75,37 @@ pub struct RefreshArgs {
     /// Load sources even if nothing changed since their last load.
     #[arg(long)]
     pub force: bool,
+    /// One-time full refresh: tables in the incremental layout start again from
+    /// FullData/ instead of their last output (implies --force).
+    #[arg(long)]
+    pub full: bool,
+    /// With --full: process incremental hour folders from this UTC date or time on
+    /// (2026-11-01 or 2026-11-01T06:00); earlier ones are skipped.
+    #[arg(long, requires = "full", value_name = "DATE", value_parser = parse_from)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
     /// With --apply: create the container (or bucket) if it is missing.
     #[arg(long, requires = "apply")]
     pub create_container: bool,
+}
+
+/// A UTC date (midnight) or date and time.
+fn parse_from(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    if let Ok(t) = text.parse::<chrono::DateTime<Utc>>() {
+        return Ok(t);
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Utc.from_utc_datetime(&t))
+        .ok_or_else(|| {
+            format!("`{text}` is not a date (2026-11-01) or UTC time (2026-11-01T06:00)")
+        })
 }
 
 /// Processes of a refresh.

@@ -51,6 +51,9 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         retention: env.retention_runs,
         force: a.force,
         progress: std::sync::Arc::new(crate::progress::LoadProgress::new()),
+        full: a.full,
+        incremental_from: a.from,
+        ..IngestOptions::default()
     };
     let mut reports: Vec<SourceReport> = Vec::new();
     let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
