@@ -2,11 +2,12 @@
 //! the conveniences built on it.
 
 use async_trait::async_trait;
-use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord};
+use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord, Watermark};
 
 use crate::error::{Error, Result};
 
-/// The metadata store: environments and the runs of their processes.
+/// The metadata store: environments, the runs of their processes, and the watermarks of
+/// their incremental loads.
 ///
 /// Every implementation passes the same conformance suite
 /// (`lakecdp_catalog::conformance`, feature `testing`), which checks the guarantees below.
@@ -25,7 +26,8 @@ use crate::error::{Error, Result};
 ///   [`Error::NotFound`]; a new name that another environment holds fails with
 ///   [`Error::AlreadyExists`]. Changing only the case of its own name is allowed.
 /// - [`delete_environment`](Catalog::delete_environment) removes the environment and all
-///   of its runs in one step; an unknown id fails with [`Error::NotFound`].
+///   of its runs and watermarks in one step; an unknown id fails with
+///   [`Error::NotFound`].
 /// - An environment whose name is empty, whose retention is 0 or whose storage
 ///   configuration does not validate is refused with [`Error::Invalid`].
 /// - The storage configuration is stored as given and read back equal. It holds secret
@@ -47,6 +49,24 @@ use crate::error::{Error, Result};
 /// - [`list_runs`](Catalog::list_runs) returns at most `limit` runs of one environment,
 ///   newest `started_at` first (ties broken by id, newest first). Runs of other
 ///   environments never appear. An unknown environment fails with [`Error::NotFound`].
+///
+/// # Watermarks
+///
+/// - A watermark is identified by its environment, source and table; names are compared
+///   exactly (case matters). An environment holds at most one watermark per source and
+///   table.
+/// - [`set_watermark`](Catalog::set_watermark) inserts the watermark, or replaces the
+///   stored one with the same environment, source and table (its hour may move either
+///   way). Its environment must exist ([`Error::NotFound`] otherwise). A watermark
+///   with an empty source or table name, or whose hour is not the start of an hour, is
+///   refused with [`Error::Invalid`].
+/// - [`watermarks`](Catalog::watermarks) returns the watermarks of one source of one
+///   environment, sorted by table name (compared byte by byte, as Rust orders
+///   strings). Other sources and environments never appear; an environment or source
+///   without watermarks, known or not, has none.
+/// - [`clear_watermarks`](Catalog::clear_watermarks) removes the watermarks of one
+///   source, all of its tables or the one named, and returns how many it removed (0
+///   when there were none, also for an unknown environment).
 ///
 /// # Values
 ///
@@ -75,7 +95,7 @@ pub trait Catalog: Send + Sync {
     /// Replace the stored environment with the same id.
     async fn update_environment(&self, environment: &Environment) -> Result<()>;
 
-    /// Remove an environment and all of its runs.
+    /// Remove an environment and all of its runs and watermarks.
     async fn delete_environment(&self, id: EnvironmentId) -> Result<()>;
 
     /// Store a new run.
@@ -93,6 +113,29 @@ pub trait Catalog: Send + Sync {
         environment_id: EnvironmentId,
         limit: usize,
     ) -> Result<Vec<RunRecord>>;
+
+    /// The watermarks of a source's tables, sorted by table name.
+    ///
+    /// Only the watermarks of `source` in `environment` are returned; an environment or
+    /// source without any, including an unknown one, yields an empty list.
+    async fn watermarks(&self, environment: EnvironmentId, source: &str) -> Result<Vec<Watermark>>;
+
+    /// Insert or replace the watermark of (environment, source, table). The environment
+    /// must exist ([`Error::NotFound`] otherwise); empty names or an hour that is not the
+    /// start of an hour are [`Error::Invalid`].
+    async fn set_watermark(&self, watermark: &Watermark) -> Result<()>;
+
+    /// Remove the watermarks of a source (all its tables, or one); returns how many were
+    /// removed.
+    ///
+    /// With `table` set, only that table's watermark goes; with `None`, every watermark
+    /// of `source` in `environment` goes. Removing nothing is not an error.
+    async fn clear_watermarks(
+        &self,
+        environment: EnvironmentId,
+        source: &str,
+        table: Option<&str>,
+    ) -> Result<u64>;
 
     /// The version of the stored schema.
     async fn schema_version(&self) -> Result<u32>;

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use lakecdp_core::{
     AdlsConfig, Environment, EnvironmentId, LocalConfig, PartitionFormat, RunId, RunRecord,
-    RunStatus, S3Config, SecretRef, StorageConfig,
+    RunStatus, S3Config, SecretRef, StorageConfig, Watermark,
 };
 
 use crate::{Catalog, CatalogExt, Error, Result, ENVIRONMENT, RUN};
@@ -61,6 +61,11 @@ macro_rules! catalog_conformance_suite {
             update_of_unknown_run_is_not_found,
             runs_need_a_known_environment_and_a_new_id,
             finished_runs_cannot_change,
+            watermarks_are_set_replaced_listed_and_cleared,
+            watermarks_need_a_known_environment,
+            invalid_watermarks_are_refused,
+            delete_removes_the_environments_watermarks,
+            watermarks_of_one_environment_or_source_are_not_visible_from_another,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -165,6 +170,27 @@ pub fn run(environment_id: EnvironmentId, process: &str, started_at: DateTime<Ut
     }
 }
 
+/// The start of the hour `t` is in.
+fn start_of_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(3600), 0).unwrap_or(t)
+}
+
+/// The watermark of `source`.`table` in `environment_id` at `hour`, set now.
+pub fn watermark(
+    environment_id: EnvironmentId,
+    source: &str,
+    table: &str,
+    hour: DateTime<Utc>,
+) -> Watermark {
+    Watermark {
+        environment_id,
+        source: source.to_string(),
+        table: table.to_string(),
+        hour,
+        updated_at: now(),
+    }
+}
+
 async fn create(catalog: &dyn Catalog, name: &str) -> Environment {
     let env = environment(name);
     catalog
@@ -207,6 +233,34 @@ async fn list_runs(catalog: &dyn Catalog, id: EnvironmentId, limit: usize) -> Ve
         .list_runs(id, limit)
         .await
         .unwrap_or_else(|e| panic!("list_runs({id}, {limit}): {e}"))
+}
+
+async fn set_watermark(catalog: &dyn Catalog, watermark: &Watermark) {
+    catalog.set_watermark(watermark).await.unwrap_or_else(|e| {
+        panic!(
+            "set_watermark({}.{}): {e}",
+            watermark.source, watermark.table
+        )
+    });
+}
+
+async fn watermarks(catalog: &dyn Catalog, id: EnvironmentId, source: &str) -> Vec<Watermark> {
+    catalog
+        .watermarks(id, source)
+        .await
+        .unwrap_or_else(|e| panic!("watermarks({id}, {source}): {e}"))
+}
+
+async fn clear_watermarks(
+    catalog: &dyn Catalog,
+    id: EnvironmentId,
+    source: &str,
+    table: Option<&str>,
+) -> u64 {
+    catalog
+        .clear_watermarks(id, source, table)
+        .await
+        .unwrap_or_else(|e| panic!("clear_watermarks({id}, {source}, {table:?}): {e}"))
 }
 
 fn finished(mut run: RunRecord, status: RunStatus, rows: Option<u64>) -> RunRecord {
@@ -498,6 +552,18 @@ pub async fn timestamps_are_kept_to_the_microsecond(catalog: &dyn Catalog) {
     record(catalog, &r).await;
     let stored = get_run(catalog, &r.id).await.expect("stored run");
     assert_eq!((stored.started_at, stored.finished_at), (kept, Some(kept)));
+
+    let mut w = watermark(env.id, "Crm", "Contacts", start_of_hour(precise));
+    w.updated_at = precise;
+    set_watermark(catalog, &w).await;
+    let stored = watermarks(catalog, env.id, "Crm").await;
+    assert_eq!(
+        stored
+            .iter()
+            .map(|w| (w.hour, w.updated_at))
+            .collect::<Vec<_>>(),
+        [(start_of_hour(precise), kept)]
+    );
 }
 
 /// [`CatalogExt::environment_by_name_or_id`] takes an id, a `ci_` folder name or a name
@@ -692,4 +758,198 @@ pub async fn stored_storage_holds_secret_references_only(harness: &dyn CatalogHa
     );
     assert!(raw.contains("contoso"), "the row lacks the account: {raw}");
     assert_eq!(get(catalog, env.id).await, Some(env));
+}
+
+/// Watermarks are set, replaced (forward and back), listed sorted by table name byte by
+/// byte, and cleared one table or a whole source at a time, with the count removed.
+pub async fn watermarks_are_set_replaced_listed_and_cleared(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("watermarks-{}", suffix())).await;
+    let h0 = start_of_hour(now()) - Duration::days(1);
+    assert_eq!(watermarks(catalog, env.id, "Crm").await, []);
+
+    // Set neither sorted nor reversed; upper case sorts before lower case.
+    let mut set: Vec<Watermark> = ["orders", "Contacts", "accounts", "order_lines"]
+        .into_iter()
+        .zip(0..)
+        .map(|(table, i)| watermark(env.id, "Crm", table, h0 + Duration::hours(i)))
+        .collect();
+    for w in &set {
+        set_watermark(catalog, w).await;
+    }
+    set.sort_by(|a, b| a.table.cmp(&b.table));
+    let listed = watermarks(catalog, env.id, "Crm").await;
+    let tables: Vec<&str> = listed.iter().map(|w| w.table.as_str()).collect();
+    assert_eq!(tables, ["Contacts", "accounts", "order_lines", "orders"]);
+    assert_eq!(listed, set);
+
+    // Setting again replaces, whether the hour moves forward or back.
+    for hours in [30, -5] {
+        let mut moved = set[0].clone();
+        moved.hour = h0 + Duration::hours(hours);
+        moved.updated_at = set[0].updated_at + Duration::minutes(hours);
+        set_watermark(catalog, &moved).await;
+        set[0] = moved;
+        assert_eq!(watermarks(catalog, env.id, "Crm").await, set, "{hours}h");
+    }
+
+    // One table: names are compared exactly.
+    assert_eq!(
+        clear_watermarks(catalog, env.id, "Crm", Some("ORDERS")).await,
+        0
+    );
+    assert_eq!(
+        clear_watermarks(catalog, env.id, "Crm", Some("orders")).await,
+        1
+    );
+    assert_eq!(
+        clear_watermarks(catalog, env.id, "Crm", Some("orders")).await,
+        0
+    );
+    set.retain(|w| w.table != "orders");
+    assert_eq!(watermarks(catalog, env.id, "Crm").await, set);
+
+    // The whole source.
+    assert_eq!(clear_watermarks(catalog, env.id, "Crm", None).await, 3);
+    assert_eq!(watermarks(catalog, env.id, "Crm").await, []);
+    assert_eq!(clear_watermarks(catalog, env.id, "Crm", None).await, 0);
+
+    // A cleared table can be set again.
+    set_watermark(catalog, &set[1]).await;
+    assert_eq!(watermarks(catalog, env.id, "Crm").await, [set[1].clone()]);
+}
+
+/// A watermark of an unknown environment is refused with not found and stored nowhere;
+/// an unknown environment has no watermarks to list or clear.
+pub async fn watermarks_need_a_known_environment(catalog: &dyn Catalog) {
+    let unknown = EnvironmentId::new();
+    let orphan = watermark(unknown, "Crm", "Contacts", start_of_hour(now()));
+    assert_not_found(
+        catalog.set_watermark(&orphan).await,
+        ENVIRONMENT,
+        &unknown.to_string(),
+    );
+    assert_eq!(watermarks(catalog, unknown, "Crm").await, []);
+    assert_eq!(clear_watermarks(catalog, unknown, "Crm", None).await, 0);
+    assert_eq!(
+        clear_watermarks(catalog, unknown, "Crm", Some("Contacts")).await,
+        0
+    );
+}
+
+/// A watermark without a source or table name, or whose hour is not the start of an
+/// hour, is refused as invalid and changes nothing.
+pub async fn invalid_watermarks_are_refused(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("bad-watermarks-{}", suffix())).await;
+    let hour = start_of_hour(now());
+    let valid = watermark(env.id, "Crm", "Contacts", hour);
+    set_watermark(catalog, &valid).await;
+
+    let mut nameless_source = valid.clone();
+    nameless_source.source = String::new();
+    let mut nameless_table = valid.clone();
+    nameless_table.table = "  ".into();
+    let mut half_past = valid.clone();
+    half_past.hour = hour + Duration::minutes(30);
+    let mut just_after = valid.clone();
+    just_after.hour = hour + Duration::microseconds(1);
+    for (label, bad) in [
+        ("no source", nameless_source),
+        ("no table", nameless_table),
+        ("half past", half_past),
+        ("just after", just_after),
+    ] {
+        let result = catalog.set_watermark(&bad).await;
+        assert!(
+            matches!(result, Err(Error::Invalid(_))),
+            "{label}: {result:?}"
+        );
+    }
+    assert_eq!(watermarks(catalog, env.id, "Crm").await, [valid]);
+    assert_eq!(watermarks(catalog, env.id, "").await, []);
+}
+
+/// Deleting an environment removes its watermarks and leaves other environments'
+/// alone; an environment created again with the same id starts without any.
+pub async fn delete_removes_the_environments_watermarks(catalog: &dyn Catalog) {
+    let s = suffix();
+    let doomed = create(catalog, &format!("doomed-watermarks-{s}")).await;
+    let kept = create(catalog, &format!("kept-watermarks-{s}")).await;
+    let hour = start_of_hour(now());
+    let kept_watermark = watermark(kept.id, "Crm", "Contacts", hour);
+    for w in [
+        watermark(doomed.id, "Crm", "Contacts", hour),
+        watermark(doomed.id, "Erp", "Orders", hour),
+        kept_watermark.clone(),
+    ] {
+        set_watermark(catalog, &w).await;
+    }
+
+    catalog
+        .delete_environment(doomed.id)
+        .await
+        .expect("delete_environment");
+
+    for source in ["Crm", "Erp"] {
+        assert_eq!(watermarks(catalog, doomed.id, source).await, [], "{source}");
+    }
+    assert_eq!(watermarks(catalog, kept.id, "Crm").await, [kept_watermark]);
+
+    let mut reborn = environment(&format!("reborn-watermarks-{s}"));
+    reborn.id = doomed.id;
+    catalog
+        .create_environment(&reborn)
+        .await
+        .expect("create_environment with the deleted id");
+    for source in ["Crm", "Erp"] {
+        assert_eq!(watermarks(catalog, reborn.id, source).await, [], "{source}");
+    }
+}
+
+/// Watermarks of one environment or source never appear in another's list, and
+/// clearing one source leaves every other alone.
+pub async fn watermarks_of_one_environment_or_source_are_not_visible_from_another(
+    catalog: &dyn Catalog,
+) {
+    let s = suffix();
+    let a = create(catalog, &format!("watermarks-a-{s}")).await;
+    let b = create(catalog, &format!("watermarks-b-{s}")).await;
+    let hour = start_of_hour(now());
+    let a_crm = watermark(a.id, "Crm", "Contacts", hour - Duration::hours(1));
+    let a_erp = watermark(a.id, "Erp", "Contacts", hour - Duration::hours(2));
+    let b_crm = watermark(b.id, "Crm", "Contacts", hour - Duration::hours(3));
+    for w in [&a_crm, &a_erp, &b_crm] {
+        set_watermark(catalog, w).await;
+    }
+
+    assert_eq!(
+        watermarks(catalog, a.id, "Crm").await,
+        std::slice::from_ref(&a_crm)
+    );
+    assert_eq!(
+        watermarks(catalog, a.id, "Erp").await,
+        std::slice::from_ref(&a_erp)
+    );
+    assert_eq!(
+        watermarks(catalog, b.id, "Crm").await,
+        std::slice::from_ref(&b_crm)
+    );
+    assert_eq!(watermarks(catalog, b.id, "Erp").await, []);
+    // Source names are compared exactly.
+    assert_eq!(watermarks(catalog, a.id, "crm").await, []);
+    assert_eq!(clear_watermarks(catalog, a.id, "crm", None).await, 0);
+
+    assert_eq!(clear_watermarks(catalog, a.id, "Crm", None).await, 1);
+    assert_eq!(watermarks(catalog, a.id, "Crm").await, []);
+    assert_eq!(
+        watermarks(catalog, a.id, "Erp").await,
+        std::slice::from_ref(&a_erp)
+    );
+    assert_eq!(watermarks(catalog, b.id, "Crm").await, [b_crm]);
+
+    assert_eq!(
+        clear_watermarks(catalog, b.id, "Crm", Some("Contacts")).await,
+        1
+    );
+    assert_eq!(watermarks(catalog, b.id, "Crm").await, []);
+    assert_eq!(watermarks(catalog, a.id, "Erp").await, [a_erp]);
 }

@@ -1,5 +1,6 @@
-//! The lakecdp catalog: the metadata store that holds environments and the runs of their
-//! processes, and the single source of truth for both.
+//! The lakecdp catalog: the metadata store that holds environments, the runs of their
+//! processes and the watermarks of their incremental loads, and the single source of
+//! truth for all three.
 //!
 //! [`Catalog`] is the contract; [`SqliteCatalog`] is the embedded implementation and the
 //! default. Every implementation runs the same conformance suite (the module

@@ -1,7 +1,8 @@
 //! Checks every backend applies before it stores an object, so they refuse the same
 //! things with the same messages.
 
-use lakecdp_core::{ConfigErrors, Environment, RunRecord};
+use chrono::Timelike;
+use lakecdp_core::{ConfigErrors, Environment, RunRecord, Watermark};
 
 use crate::error::{Error, Result};
 
@@ -47,6 +48,33 @@ pub(crate) fn run(run: &RunRecord) -> Result<()> {
                 run.id
             )));
         }
+    }
+    Ok(())
+}
+
+/// Refuse a watermark the catalog must not hold: one without a source or table name, or
+/// whose hour is not the start of an hour.
+pub(crate) fn watermark(watermark: &Watermark) -> Result<()> {
+    if watermark.source.trim().is_empty() {
+        return Err(Error::Invalid(format!(
+            "the watermark of table `{}` names no source",
+            watermark.table
+        )));
+    }
+    if watermark.table.trim().is_empty() {
+        return Err(Error::Invalid(format!(
+            "the watermark of source `{}` names no table",
+            watermark.source
+        )));
+    }
+    let hour = watermark.hour;
+    if hour.minute() != 0 || hour.second() != 0 || hour.nanosecond() != 0 {
+        return Err(Error::Invalid(format!(
+            "the watermark of `{}.{}` is at {}, not at the start of an hour",
+            watermark.source,
+            watermark.table,
+            hour.to_rfc3339()
+        )));
     }
     Ok(())
 }

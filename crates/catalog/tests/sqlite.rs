@@ -101,6 +101,9 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations() {
     h.catalog.create_environment(&env).await.unwrap();
     let run = conformance::run(env.id, "unify", env.created_at);
     h.catalog.record_run(&run).await.unwrap();
+    let hour = "2026-03-04T05:00:00Z".parse().unwrap();
+    let watermark = conformance::watermark(env.id, "Crm", "Contacts", hour);
+    h.catalog.set_watermark(&watermark).await.unwrap();
     let before = applied_migrations(&h.path);
     drop(h.catalog);
 
@@ -111,10 +114,100 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations() {
     );
     assert_eq!(reopened.get_run(&run.id).await.unwrap(), Some(run));
     assert_eq!(
+        reopened.watermarks(env.id, "Crm").await.unwrap(),
+        [watermark]
+    );
+    assert_eq!(
         applied_migrations(&h.path),
         before,
         "migrations ran again on reopen"
     );
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_forward_on_open() {
+    // A database as version 1 wrote it, with one environment and one run.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let env = conformance::environment("from-version-1");
+    let run = conformance::run(env.id, "ingest:crm", env.created_at);
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    {
+        let conn = raw(&path);
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                 version     INTEGER NOT NULL PRIMARY KEY,
+                 description TEXT    NOT NULL,
+                 applied_at  TEXT    NOT NULL
+             ) STRICT;
+             INSERT INTO schema_migrations (version, description, applied_at)
+             VALUES (1, 'environments and runs', '2026-01-01T00:00:00.000000Z');",
+        )
+        .unwrap();
+        conn.execute_batch(include_str!(
+            "../migrations/sqlite/0001_environments_and_runs.sql"
+        ))
+        .unwrap();
+        conn.execute(
+            "INSERT INTO environments (id, name, region, storage_json, output_format, \
+             retention_runs, created_by, created_at, updated_at) \
+             VALUES (?1, ?2, NULL, ?3, 'csv', ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                env.id.to_string(),
+                env.name,
+                serde_json::to_string(&env.storage).unwrap(),
+                env.retention_runs,
+                env.created_by,
+                at(env.created_at),
+                at(env.updated_at)
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO runs (id, environment_id, process, status, started_at) \
+             VALUES (?1, ?2, ?3, 'Running', ?4)",
+            rusqlite::params![
+                run.id.as_str(),
+                env.id.to_string(),
+                run.process,
+                at(run.started_at)
+            ],
+        )
+        .unwrap();
+    }
+    let version_1 = applied_migrations(&path);
+
+    let catalog = SqliteCatalog::open(&path).await.unwrap();
+    assert_eq!(
+        catalog.schema_version().await.unwrap(),
+        latest_schema_version()
+    );
+    let applied = applied_migrations(&path);
+    assert_eq!(
+        applied.iter().map(|v| v.0).collect::<Vec<_>>(),
+        (1..=latest_schema_version()).collect::<Vec<_>>(),
+        "{applied:?}"
+    );
+    assert_eq!(applied[0], version_1[0], "version 1 was applied again");
+    assert_eq!(
+        catalog.get_environment(env.id).await.unwrap(),
+        Some(env.clone())
+    );
+    assert_eq!(catalog.get_run(&run.id).await.unwrap(), Some(run));
+
+    let hour = "2026-03-04T05:00:00Z".parse().unwrap();
+    let watermark = conformance::watermark(env.id, "Crm", "Contacts", hour);
+    catalog.set_watermark(&watermark).await.unwrap();
+    assert_eq!(
+        catalog.watermarks(env.id, "Crm").await.unwrap(),
+        [watermark]
+    );
+    catalog.delete_environment(env.id).await.unwrap();
+    let left: i64 = raw(&path)
+        .query_row("SELECT COUNT(*) FROM watermarks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Domain types of lakecdp: identifiers, environments and their storage configuration,
-//! runs, secrets references, and the project file (`lakecdp.toml`) with its validation.
+//! runs, incremental-load watermarks, secrets references, and the project file
+//! (`lakecdp.toml`) with its validation.
 //!
 //! This crate does no I/O. Resolving a secret reference, building an object store or
 //! touching the catalog happens in the crates above it.
@@ -13,6 +14,7 @@ pub mod run;
 pub mod secret;
 pub mod source;
 pub mod storage;
+pub mod watermark;
 
 pub use environment::{Environment, PartitionFormat};
 pub use error::{ConfigError, ConfigErrors};
@@ -24,3 +26,4 @@ pub use source::{
     ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };
 pub use storage::{AdlsAuth, AdlsConfig, LocalConfig, S3Config, StorageConfig, CONTAINER};
+pub use watermark::Watermark;

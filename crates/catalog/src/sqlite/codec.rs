@@ -1,7 +1,9 @@
 //! Conversions between domain types and SQLite rows and values.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use lakecdp_core::{Environment, PartitionFormat, RunId, RunRecord, RunStatus, StorageConfig};
+use lakecdp_core::{
+    Environment, PartitionFormat, RunId, RunRecord, RunStatus, StorageConfig, Watermark,
+};
 use rusqlite::Row;
 
 use crate::error::{Error, Result};
@@ -220,6 +222,55 @@ impl RunRow {
                     .transpose()?,
                 error,
                 id: run_id(id)?,
+            })
+        })())
+    }
+}
+
+/// The columns [`WatermarkRow::read`] expects, in order.
+pub(crate) const WATERMARK_COLUMNS: &str = "environment_id, source, table_name, hour, updated_at";
+
+/// A watermark as the columns of `watermarks` hold it.
+#[derive(Debug, Clone)]
+pub(crate) struct WatermarkRow {
+    pub(crate) environment_id: String,
+    pub(crate) source: String,
+    pub(crate) table_name: String,
+    pub(crate) hour: String,
+    pub(crate) updated_at: String,
+}
+
+impl WatermarkRow {
+    /// The row values of a watermark.
+    pub(crate) fn from_watermark(w: &Watermark) -> Self {
+        Self {
+            environment_id: w.environment_id.to_string(),
+            source: w.source.clone(),
+            table_name: w.table.clone(),
+            hour: timestamp(w.hour),
+            updated_at: timestamp(w.updated_at),
+        }
+    }
+
+    /// Read a row selected with [`WATERMARK_COLUMNS`] into a watermark.
+    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Result<Watermark>> {
+        let environment_id: String = row.get(0)?;
+        let source: String = row.get(1)?;
+        let table: String = row.get(2)?;
+        let hour: String = row.get(3)?;
+        let updated_at: String = row.get(4)?;
+        Ok((|| {
+            Ok(Watermark {
+                environment_id: environment_id.parse().map_err(|e| {
+                    Error::Storage(format!(
+                        "stored environment id `{environment_id}` of the watermark of \
+                         `{source}.{table}` is not an id: {e}"
+                    ))
+                })?,
+                hour: parse_timestamp("hour", &hour)?,
+                updated_at: parse_timestamp("updated_at", &updated_at)?,
+                source,
+                table,
             })
         })())
     }

@@ -23,11 +23,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "environments and runs",
-    sql: include_str!("../../migrations/sqlite/0001_environments_and_runs.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "environments and runs",
+        sql: include_str!("../../migrations/sqlite/0001_environments_and_runs.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "incremental-load watermarks",
+        sql: include_str!("../../migrations/sqlite/0002_watermarks.sql"),
+    },
+];
 
 /// The schema version this code writes.
 pub(crate) fn latest(migrations: &[Migration]) -> u32 {
@@ -175,11 +182,58 @@ mod tests {
     fn a_newer_database_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, MIGRATIONS).unwrap();
+        let latest = latest(MIGRATIONS);
+        let err = migrate(&mut conn, &MIGRATIONS[..MIGRATIONS.len() - 1]).unwrap_err();
+        match &err {
+            Error::Migration { version, .. } => assert_eq!(*version, latest),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().contains("upgrade lakecdp"), "{err}");
         let err = migrate(&mut conn, &[]).unwrap_err();
         assert!(
-            matches!(err, Error::Migration { version: 1, .. }),
+            matches!(err, Error::Migration { version, .. } if version == latest),
             "{err:?}"
         );
-        assert!(err.to_string().contains("upgrade lakecdp"), "{err}");
+        assert_eq!(current_version(&conn).unwrap(), latest);
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_forward_with_its_data() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        assert_eq!(migrate(&mut conn, &MIGRATIONS[..1]).unwrap(), 1);
+        conn.execute_batch(
+            "INSERT INTO environments (id, name, region, storage_json, output_format, \
+             retention_runs, created_by, created_at, updated_at) VALUES ('e1', 'retail', \
+             NULL, '{}', 'csv', 3, 'test', '2026-01-01T00:00:00.000000Z', \
+             '2026-01-01T00:00:00.000000Z'); \
+             INSERT INTO runs (id, environment_id, process, status, started_at) \
+             VALUES ('r1', 'e1', 'unify', 'Running', '2026-01-01T00:00:00.000000Z');",
+        )
+        .unwrap();
+
+        assert_eq!(migrate(&mut conn, MIGRATIONS).unwrap(), 2);
+        let kept: (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM environments), (SELECT COUNT(*) FROM runs)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (1, 1));
+        conn.execute(
+            "INSERT INTO watermarks (environment_id, source, table_name, hour, updated_at) \
+             VALUES ('e1', 'crm', 'contacts', '2026-01-01T05:00:00.000000Z', \
+             '2026-01-01T05:10:00.000000Z')",
+            [],
+        )
+        .unwrap();
+        // The new table refers to environments and goes with them.
+        conn.execute("DELETE FROM environments WHERE id = 'e1'", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM watermarks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 }

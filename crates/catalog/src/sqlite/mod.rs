@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord};
+use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord, Watermark};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use self::codec::{
-    storage, timestamp, violation, EnvironmentRow, RunRow, Violation, ENVIRONMENT_COLUMNS,
-    RUN_COLUMNS,
+    storage, timestamp, violation, EnvironmentRow, RunRow, Violation, WatermarkRow,
+    ENVIRONMENT_COLUMNS, RUN_COLUMNS, WATERMARK_COLUMNS,
 };
 use self::migrations::MIGRATIONS;
 use crate::catalog::Catalog;
@@ -328,6 +328,8 @@ impl Catalog for SqliteCatalog {
         self.write(move |tx| {
             tx.execute("DELETE FROM runs WHERE environment_id = ?1", [&id])
                 .map_err(storage)?;
+            tx.execute("DELETE FROM watermarks WHERE environment_id = ?1", [&id])
+                .map_err(storage)?;
             let deleted = tx
                 .execute("DELETE FROM environments WHERE id = ?1", [&id])
                 .map_err(storage)?;
@@ -443,6 +445,87 @@ impl Catalog for SqliteCatalog {
                 .query_map(params![id, limit], RunRow::read)
                 .map_err(storage)?;
             rows.map(|row| row.map_err(storage)?).collect()
+        })
+        .await
+    }
+
+    async fn watermarks(&self, environment: EnvironmentId, source: &str) -> Result<Vec<Watermark>> {
+        let id = environment.to_string();
+        let source = source.to_string();
+        self.call(move |conn| {
+            // Text compares byte by byte (the columns' collation is BINARY), as Rust
+            // orders strings.
+            let sql = format!(
+                "SELECT {WATERMARK_COLUMNS} FROM watermarks \
+                 WHERE environment_id = ?1 AND source = ?2 ORDER BY table_name"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+            let rows = stmt
+                .query_map(params![id, source], WatermarkRow::read)
+                .map_err(storage)?;
+            rows.map(|row| row.map_err(storage)?).collect()
+        })
+        .await
+    }
+
+    async fn set_watermark(&self, watermark: &Watermark) -> Result<()> {
+        validate::watermark(watermark)?;
+        let row = WatermarkRow::from_watermark(watermark);
+        self.write(move |tx| {
+            if !environment_exists(tx, &row.environment_id)? {
+                return Err(Error::environment_not_found(row.environment_id));
+            }
+            tx.execute(
+                "INSERT INTO watermarks (environment_id, source, table_name, hour, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (environment_id, source, table_name) \
+                 DO UPDATE SET hour = excluded.hour, updated_at = excluded.updated_at",
+                params![
+                    row.environment_id,
+                    row.source,
+                    row.table_name,
+                    row.hour,
+                    row.updated_at
+                ],
+            )
+            .map_err(|e| match violation(&e) {
+                Some(Violation::ForeignKey) => {
+                    Error::environment_not_found(row.environment_id.clone())
+                }
+                _ => storage(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_watermarks(
+        &self,
+        environment: EnvironmentId,
+        source: &str,
+        table: Option<&str>,
+    ) -> Result<u64> {
+        let id = environment.to_string();
+        let source = source.to_string();
+        let table = table.map(str::to_string);
+        self.write(move |tx| {
+            let removed = match table {
+                Some(table) => tx.execute(
+                    "DELETE FROM watermarks \
+                     WHERE environment_id = ?1 AND source = ?2 AND table_name = ?3",
+                    params![id, source, table],
+                ),
+                None => tx.execute(
+                    "DELETE FROM watermarks WHERE environment_id = ?1 AND source = ?2",
+                    params![id, source],
+                ),
+            }
+            .map_err(storage)?;
+            u64::try_from(removed).map_err(|_| {
+                Error::Storage(format!(
+                    "removed {removed} watermarks, more than a u64 holds"
+                ))
+            })
         })
         .await
     }
