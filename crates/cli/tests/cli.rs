@@ -411,3 +411,78 @@ fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
         "{out}"
     );
 }
+
+#[test]
+fn incremental_refresh_applies_each_hour_once_and_keeps_its_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("lakecdp.toml"),
+        r#"[environment]
+name = "inc-demo"
+
+[environment.storage]
+kind = "local"
+path = "lake"
+
+[[sources]]
+name = "Crm"
+
+[[sources.tables]]
+name = "Contacts"
+location = "crm"
+format = "csv"
+incremental = true
+primary_key = "Id"
+last_updated = "Updated"
+schema = [
+  { name = "Id", type = "int64" },
+  { name = "Name", type = "string" },
+  { name = "Updated", type = "datetime_tz" },
+]
+"#,
+    )
+    .unwrap();
+    let write = |relative: &str, text: &str| {
+        let path = p.join("crm").join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "FullData/a.csv",
+        "Id,Name,Updated\n1,Ann,2020-01-01T00:00:00Z\n2,Bob,2020-01-01T00:00:00Z\n",
+    );
+    write(
+        "IncrementalData/2020/01/01/10/Upserts/u.csv",
+        "Id,Name,Updated\n3,Cy,2020-01-01T10:05:00Z\n",
+    );
+    let out = ok(p, &["refresh", "--apply", "--create-container"]);
+    assert!(
+        out.contains("Crm.Contacts: 3 read, 3 written, 0 corrupt")
+            && out.contains("built from FullData/ (2 rows), hour 2020-01-01 10:00Z")
+            && out.contains("watermark 2020-01-01 10:00Z"),
+        "{out}"
+    );
+    let out = ok(p, &["refresh"]);
+    assert!(out.contains("Crm: unchanged"), "{out}");
+
+    write(
+        "IncrementalData/2020/01/01/11/Deletes/d.csv",
+        "Id,Updated\n1,2020-01-01T11:00:00Z\n",
+    );
+    let out = ok(p, &["refresh"]);
+    // the watermark from the catalog: hour 10 is not applied again
+    assert!(
+        out.contains("built on the last output (3 rows), hour 2020-01-01 11:00Z: 0 upserts, 1 deletes; 1 rows replaced, 1 deleted")
+            && out.contains("Crm.Contacts: 4 read, 2 written"),
+        "{out}"
+    );
+    let out = ok(p, &["refresh", "--full", "--from", "2020-01-01T11:00"]);
+    assert!(
+        out.contains("built from FullData/ (2 rows), hour 2020-01-01 11:00Z")
+            && out.contains("Crm.Contacts: 3 read, 1 written"),
+        "{out}"
+    );
+    let out = user_error(p, &["refresh", "--from", "2020-01-01"]);
+    assert!(out.contains("--full"), "{out}");
+}

@@ -395,3 +395,122 @@ async fn a_load_that_dies_after_writing_data_leaves_the_last_output_readable() {
         [first.run_id.to_string()]
     );
 }
+
+#[tokio::test]
+async fn a_manifest_cdm_json_folder_is_read_with_its_partitions_and_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("partner/Sales");
+    std::fs::create_dir_all(folder.join("Customers/2026")).unwrap();
+    std::fs::write(
+        folder.join("default.manifest.cdm.json"),
+        r#"{
+  "jsonSchemaSemanticVersion": "1.0.0",
+  "manifestName": "default",
+  "entities": [
+    {"type": "LocalEntity", "entityName": "Orders", "entityPath": "Orders.cdm.json/Orders",
+     "dataPartitions": [{"location": "Orders/o.csv"}]},
+    {"type": "LocalEntity", "entityName": "Customers",
+     "entityPath": "local:/Customers.cdm.json/Customers",
+     "dataPartitions": [
+       {"location": "Customers/first.csv",
+        "exhibitsTraits": [{"traitReference": "is.partition.format.CSV",
+          "arguments": [{"name": "columnHeaders", "value": "true"},
+                        {"name": "delimiter", "value": "|"}]}]}
+     ],
+     "dataPartitionPatterns": [
+       {"name": "yearly", "rootLocation": "Customers/2026", "globPattern": "/*.csv",
+        "exhibitsTraits": [{"traitReference": "is.partition.format.CSV",
+          "arguments": [{"name": "columnHeaders", "value": "true"},
+                        {"name": "delimiter", "value": "|"}]}]}
+     ]}
+  ]
+}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("Customers.cdm.json"),
+        r#"{
+  "jsonSchemaSemanticVersion": "1.0.0",
+  "definitions": [{
+    "entityName": "Customers",
+    "hasAttributes": [{
+      "attributeGroupReference": {
+        "attributeGroupName": "attributesAddedAtThisScope",
+        "members": [
+          {"name": "CustomerID", "dataFormat": "Int32"},
+          {"name": "Name", "dataFormat": "String"},
+          {"name": "Since", "dataFormat": "Date"}
+        ]
+      }
+    }]
+  }]
+}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("Customers/first.csv"),
+        "CustomerID|Name|Since\n1|Ann|2024-01-02\n2|Bob|2024-02-03\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("Customers/2026/jan.csv"),
+        "CustomerID|Name|Since\n3|Cy|2026-01-05\nx|Dee|2026-01-06\n",
+    )
+    .unwrap();
+    std::fs::write(folder.join("Customers/2026/notes.txt"), "not data").unwrap();
+    let lake = lake(dir.path());
+    let mut t = table(
+        "Customers",
+        "partner/Sales/default.manifest.cdm.json",
+        SourceFormat::Cdm,
+    );
+    t.entity = Some("Customers".into());
+    t.primary_key = Some("CustomerID".into());
+    let source = SourceSpec {
+        access: None,
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: Some(0.5),
+        tables: vec![t.clone()],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    let r = &report.tables[0];
+    assert_eq!((r.read, r.written, r.corrupt), (4, 3, 1), "{r:?}");
+    let customers = entity(&lake, "Partner", "Customers").await;
+    assert_eq!(strings(&customers, "Name"), ["Ann", "Bob", "Cy"]);
+    assert_eq!(
+        strings(&customers, "Since"),
+        ["2024-01-02", "2024-02-03", "2026-01-05"]
+    );
+    assert_eq!(
+        customers
+            .schema()
+            .field_with_name("CustomerID")
+            .unwrap()
+            .data_type(),
+        &arrow::datatypes::DataType::Int64
+    );
+    let reasons = strings(
+        &entity(&lake, "Partner", "Partner_Customers_corrupt").await,
+        "Reason",
+    );
+    assert!(reasons[0].contains("`CustomerID` value `x`"), "{reasons:?}");
+
+    // the entity is checked against the manifest on every refresh
+    t.entity = Some("Clients".into());
+    let source = SourceSpec {
+        tables: vec![t],
+        ..source
+    };
+    let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "entity `Clients` is not in partner/Sales/default.manifest.cdm.json (it has: Orders, Customers)"
+        ),
+        "{err}"
+    );
+}

@@ -2,8 +2,10 @@
 
 use chrono::Utc;
 use lakecdp_catalog::Catalog;
-use lakecdp_core::{RunRecord, RunStatus, SourceSpec};
-use lakecdp_engine::ingest::{ingest_source, IngestOptions, SourceReport};
+use lakecdp_core::{RunRecord, RunStatus, SourceSpec, Watermark};
+use lakecdp_engine::ingest::{
+    ingest_source, Base, IncrementalReport, IngestOptions, SourceReport, TableReport,
+};
 use lakecdp_lake::{backend, Lake};
 
 use crate::args::RefreshArgs;
@@ -47,7 +49,7 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         if sources.len() == 1 { "" } else { "s" }
     );
 
-    let options = IngestOptions {
+    let base_options = IngestOptions {
         retention: env.retention_runs,
         force: a.force,
         progress: std::sync::Arc::new(crate::progress::LoadProgress::new()),
@@ -60,6 +62,16 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     for source in sources {
         let mut run = RunRecord::start(env.id, format!("ingest:{}", source.name));
         catalog.record_run(&run).await?;
+        let watermarks = catalog
+            .watermarks(env.id, &source.name)
+            .await?
+            .into_iter()
+            .map(|w| (w.table, w.hour))
+            .collect();
+        let options = IngestOptions {
+            watermarks,
+            ..base_options.clone()
+        };
         let result = ingest_source(&lake, source, &ctx.project_dir, &options).await;
         run.finished_at = Some(Utc::now());
         match result {
@@ -77,6 +89,23 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
                         "  {}.{}: {} read, {} written, {} corrupt in {:.1}s",
                         source.name, t.table, t.read, t.written, t.corrupt, t.seconds
                     );
+                    if let Some(inc) = &t.incremental {
+                        println!("    {}", describe_incremental(t, inc));
+                        if let Some(hour) = inc.watermark {
+                            // the output is published: record what it applied (a lost
+                            // write only makes the next load apply these hours again,
+                            // which changes nothing)
+                            catalog
+                                .set_watermark(&Watermark {
+                                    environment_id: env.id,
+                                    source: source.name.clone(),
+                                    table: t.table.clone(),
+                                    hour,
+                                    updated_at: Utc::now(),
+                                })
+                                .await?;
+                        }
+                    }
                 }
                 run.status = RunStatus::Succeeded;
                 run.rows = Some(report.tables.iter().map(|t| t.written).sum());
@@ -150,4 +179,38 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
             )))
         }
     }
+}
+
+/// One line on what an incremental load applied.
+fn describe_incremental(t: &TableReport, inc: &IncrementalReport) -> String {
+    let hour = |h: &chrono::DateTime<Utc>| h.format("%Y-%m-%d %H:00Z").to_string();
+    let base = match inc.base {
+        Base::Previous => format!("built on the last output ({} rows)", inc.base_rows),
+        Base::FullData => format!("built from FullData/ ({} rows)", inc.base_rows),
+    };
+    let hours = match inc.hours.as_slice() {
+        [] => "no new hour folder".to_string(),
+        [one] => format!("hour {}", hour(one)),
+        [first, .., last] => format!(
+            "{} hours {} to {}",
+            inc.hours.len(),
+            hour(first),
+            hour(last)
+        ),
+    };
+    let mut text = format!(
+        "{base}, {hours}: {} upserts, {} deletes; {} rows replaced, {} deleted",
+        inc.upserts, inc.deletes, t.replaced, t.deleted
+    );
+    if !inc.waiting.is_empty() {
+        text.push_str(&format!(
+            "; {} hour folder{} not ended yet",
+            inc.waiting.len(),
+            if inc.waiting.len() == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(w) = inc.watermark {
+        text.push_str(&format!("; watermark {}", hour(&w)));
+    }
+    text
 }
