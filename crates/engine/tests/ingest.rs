@@ -514,3 +514,94 @@ async fn a_manifest_cdm_json_folder_is_read_with_its_partitions_and_patterns() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_delta_table_is_read_at_its_current_version() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warehouse/members");
+    std::fs::create_dir_all(&path).unwrap();
+    let url = url::Url::from_directory_path(&path).unwrap();
+    let batch = |ids: &[i64], tiers: &[&str], emails: &[Option<&str>]| {
+        RecordBatch::try_from_iter(vec![
+            ("Id", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
+            (
+                "Tier",
+                Arc::new(StringArray::from(tiers.to_vec())) as ArrayRef,
+            ),
+            (
+                "Email",
+                Arc::new(StringArray::from(emails.to_vec())) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    };
+    // version 0: three members, partitioned by tier; 1: one more; 2: member 2 deleted
+    let table = deltalake::DeltaTable::try_from_url(url.clone())
+        .await
+        .unwrap()
+        .write(vec![batch(
+            &[1, 2, 3],
+            &["Gold", "Silver", "Gold"],
+            &[Some("a@x.org"), Some("b@x.org"), None],
+        )])
+        .with_partition_columns(["Tier"])
+        .await
+        .unwrap();
+    let table = table
+        .write(vec![batch(&[4], &["Silver"], &[Some("d@x.org")])])
+        .await
+        .unwrap();
+    let (table, _) = table.delete().with_predicate("Id = 2").await.unwrap();
+    assert_eq!(table.version(), Some(2));
+
+    let lake = lake(dir.path());
+    let mut t = table_spec_delta();
+    t.schema = vec![col("Id", ColumnType::String)]; // declared types win
+    let source = SourceSpec {
+        access: None,
+        name: "Loyalty".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![t],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    let r = &report.tables[0];
+    assert_eq!((r.read, r.written, r.corrupt), (3, 3, 0), "{r:?}");
+    let members = entity(&lake, "Loyalty", "Members").await;
+    let mut rows: Vec<String> = strings(&members, "Id")
+        .into_iter()
+        .zip(strings(&members, "Tier"))
+        .zip(strings(&members, "Email"))
+        .map(|((i, t), e)| format!("{i}/{t}/{e}"))
+        .collect();
+    rows.sort();
+    assert_eq!(rows, ["1/Gold/a@x.org", "3/Gold/∅", "4/Silver/d@x.org"]);
+    assert_eq!(
+        members.schema().field_with_name("Id").unwrap().data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+
+    // the same version again is unchanged; a new version is loaded
+    let again = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    assert!(again.unchanged);
+    table
+        .write(vec![batch(&[5], &["Gold"], &[Some("e@x.org")])])
+        .await
+        .unwrap();
+    let next = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(next.tables[0].written, 4);
+}
+
+fn table_spec_delta() -> TableSpec {
+    let mut t = table("Members", "warehouse/members", SourceFormat::Delta);
+    t.primary_key = Some("Id".into());
+    t
+}

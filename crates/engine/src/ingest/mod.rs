@@ -308,7 +308,14 @@ pub async fn ingest_source(
         let loaded = match load.files.download().await {
             Ok(files) => {
                 let load = Load { files, ..load };
-                ingest_table(&mut writer, source, load, options.progress.clone()).await
+                ingest_table(
+                    &mut writer,
+                    source,
+                    load,
+                    project_dir,
+                    options.progress.clone(),
+                )
+                .await
             }
             Err(e) => Err(e),
         };
@@ -476,6 +483,7 @@ async fn ingest_table(
     writer: &mut CdmFolderWriter,
     source: &SourceSpec,
     load: Load,
+    project_dir: &Path,
     progress: Arc<dyn Progress>,
 ) -> Result<TableReport> {
     let started = Instant::now();
@@ -526,6 +534,8 @@ async fn ingest_table(
         files,
         roles: load.roles.clone(),
         previous: load.previous.clone(),
+        access: source.access.clone(),
+        project_dir: project_dir.to_path_buf(),
         converter,
         last_updated,
         progress,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, StringArray};
@@ -12,7 +13,7 @@ use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::scalar::ScalarValue;
-use lakecdp_core::{ColumnSpec, SourceFormat, TableSpec};
+use lakecdp_core::{ColumnSpec, SourceAccess, SourceFormat, TableSpec};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::convert::{self, Converter};
@@ -84,6 +85,10 @@ pub(super) struct TableReader {
     pub previous: Option<PreviousFormat>,
     pub converter: Converter,
     pub last_updated: Option<usize>,
+    /// The source's credentials and the project folder (Delta tables are read where
+    /// they are).
+    pub access: Option<SourceAccess>,
+    pub project_dir: PathBuf,
 }
 
 impl TableReader {
@@ -245,17 +250,36 @@ impl TableReader {
                         push(item, &mut records, &mut broken)?;
                     }
                 }
-                SourceFormat::Parquet => {
-                    let reader = ParquetRecordBatchReaderBuilder::try_new(open()?)
-                        .map_err(|e| {
-                            Error::Source(format!(
-                                "{}: not a readable Parquet file: {e}",
-                                path.display()
-                            ))
-                        })?
-                        .with_batch_size(BATCH_ROWS)
-                        .build()
-                        .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?;
+                SourceFormat::Parquet | SourceFormat::Delta => {
+                    let reader: Box<dyn Iterator<Item = Result<RecordBatch>>> =
+                        if self.table.format == SourceFormat::Parquet {
+                            Box::new(
+                                ParquetRecordBatchReaderBuilder::try_new(open()?)
+                                    .map_err(|e| {
+                                        Error::Source(format!(
+                                            "{}: not a readable Parquet file: {e}",
+                                            path.display()
+                                        ))
+                                    })?
+                                    .with_batch_size(BATCH_ROWS)
+                                    .build()
+                                    .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?
+                                    .map(|b| b.map_err(Error::from)),
+                            )
+                        } else {
+                            // the loading thread is a blocking one: it may wait on the scan
+                            let handle = tokio::runtime::Handle::current();
+                            let mut stream = handle.block_on(crate::source::delta::stream(
+                                &self.table,
+                                self.access.as_ref(),
+                                &self.project_dir,
+                            ))?;
+                            Box::new(std::iter::from_fn(move || {
+                                handle
+                                    .block_on(futures::StreamExt::next(&mut stream))
+                                    .map(|b| b.map_err(Error::from))
+                            }))
+                        };
                     let mut row = 0u64;
                     for batch in reader {
                         let batch = batch?;

@@ -19,6 +19,22 @@ pub async fn prepare(
     access: Option<&SourceAccess>,
     project_dir: &Path,
 ) -> Result<(TableSpec, Fetched)> {
+    if table.format == SourceFormat::Delta {
+        let delta = super::delta::open(table, access, project_dir).await?;
+        let provider = delta
+            .table_provider()
+            .await
+            .map_err(|e| Error::Source(format!("table `{}`: {e}", table.name)))?;
+        let mut schema = super::infer::declarations(&provider.schema());
+        for declared in &table.schema {
+            if let Some(c) = schema.iter_mut().find(|c| c.name == declared.name) {
+                c.column_type = declared.column_type;
+            }
+        }
+        let mut effective = table.clone();
+        effective.schema = schema;
+        return Ok((effective, super::delta::listing(table, &delta)));
+    }
     if table.format != SourceFormat::Cdm {
         let fetched = fetch(table, access, project_dir).await?;
         return Ok((table.clone(), fetched));

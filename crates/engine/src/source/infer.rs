@@ -30,6 +30,22 @@ fn extension(path: &Path) -> String {
 
 /// The schema DataFusion infers from a sample of the table's files.
 pub async fn infer_schema(table: &TableSpec, fetched: &Fetched) -> Result<SchemaRef> {
+    if table.format == SourceFormat::Delta {
+        // the table's own schema, which prepare() put in the declaration
+        return Ok(std::sync::Arc::new(arrow::datatypes::Schema::new(
+            table
+                .schema
+                .iter()
+                .map(|c| {
+                    arrow::datatypes::Field::new(
+                        &c.name,
+                        crate::ingest::convert::arrow_type(c.column_type),
+                        true,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )));
+    }
     if !fetched.is_downloaded() {
         return Err(Error::Internal(
             "schema inference needs the files downloaded first".into(),
