@@ -1,5 +1,6 @@
 //! Source tables in remote storage: an Azurite container and an S3 bucket (the servers
-//! scripts/test.sh starts), read with the source's own credentials.
+//! scripts/test.sh starts), read with the source's own credentials, in every format:
+//! CSV, Parquet, JSON Lines, a CDM folder, the incremental layout and a Delta table.
 
 use std::path::Path;
 
@@ -224,4 +225,265 @@ async fn csv_files_in_an_s3_bucket_are_loaded() {
     );
     let reasons = names(&lake, "Partner_People_corrupt", "Reason").await;
     assert!(reasons[0].starts_with("unescaped quote"), "{reasons:?}");
+}
+
+const JSONL: &str = "{\"Id\": 7, \"Name\": \"Jo\"}\n{\"Id\": 8, \"Name\": null}\nnot json\n";
+const MODEL: &str = r#"{"name": "Sales", "version": "1.0", "entities": [{
+  "$type": "LocalEntity", "name": "Clients",
+  "attributes": [{"name": "Id", "dataType": "int64"}, {"name": "Name", "dataType": "string"}],
+  "partitions": [{"name": "p1", "location": "Clients/p1.csv",
+    "fileFormatSettings": {"$type": "CsvFormatSettings", "columnHeaders": false, "delimiter": ","}}]
+}]}"#;
+
+fn parquet_bytes() -> Vec<u8> {
+    use arrow::array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(vec![
+        ("Id", Arc::new(Int64Array::from(vec![10, 11])) as ArrayRef),
+        (
+            "Name",
+            Arc::new(StringArray::from(vec![Some("Pia"), Some("Quin")])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+/// Put one table of every format under `prefix` of `store`, and a Delta table through
+/// deltalake with `delta_options`; returns the source declaring them all.
+async fn every_format(
+    store: &dyn object_store::ObjectStore,
+    base_url: &str,
+    prefix: &str,
+    access: SourceAccess,
+    delta_options: std::collections::HashMap<String, String>,
+) -> SourceSpec {
+    let put = |path: String, bytes: Vec<u8>| async move {
+        store
+            .put(&ObjectPath::from(path.as_str()), PutPayload::from(bytes))
+            .await
+            .unwrap();
+    };
+    put(format!("{prefix}/csv/people-1.csv"), PART1.into()).await;
+    put(format!("{prefix}/parquet/people.parquet"), parquet_bytes()).await;
+    put(format!("{prefix}/jsonl/people.jsonl"), JSONL.into()).await;
+    put(format!("{prefix}/cdm/model.json"), MODEL.into()).await;
+    put(
+        format!("{prefix}/cdm/Clients/p1.csv"),
+        b"20,Rae\n21,Sol\n".to_vec(),
+    )
+    .await;
+    put(
+        format!("{prefix}/inc/FullData/a.csv"),
+        b"Id,Name,At\n1,Ann,2020-01-01T00:00:00Z\n2,Bob,2020-01-01T00:00:00Z\n".to_vec(),
+    )
+    .await;
+    put(
+        format!("{prefix}/inc/IncrementalData/2020/01/02/03/Upserts/u.csv"),
+        b"Id,Name,At\n2,Bob v2,2020-01-02T03:10:00Z\n".to_vec(),
+    )
+    .await;
+    put(
+        format!("{prefix}/inc/IncrementalData/2020/01/02/03/Deletes/d.csv"),
+        b"Id,At\n1,2020-01-02T03:20:00Z\n".to_vec(),
+    )
+    .await;
+
+    // a Delta table written by deltalake: two versions, the second deletes a row
+    use arrow::array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+    let url = url::Url::parse(&format!("{base_url}/{prefix}/delta/")).unwrap();
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(vec![
+        (
+            "Id",
+            Arc::new(Int64Array::from(vec![30, 31, 32])) as ArrayRef,
+        ),
+        (
+            "Name",
+            Arc::new(StringArray::from(vec!["Uma", "Vic", "Wes"])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, delta_options)
+        .await
+        .unwrap()
+        .write(vec![batch])
+        .await
+        .unwrap();
+    table.delete().with_predicate("Id = 31").await.unwrap();
+
+    let table = |name: &str, dir: &str, format: SourceFormat| TableSpec {
+        name: name.into(),
+        location: format!("{base_url}/{prefix}/{dir}"),
+        format,
+        primary_key: Some("Id".into()),
+        last_updated: None,
+        csv: None,
+        entity: None,
+        schema: vec![],
+        incremental: false,
+    };
+    let mut cdm = table("Clients", "cdm/model.json", SourceFormat::Cdm);
+    cdm.entity = Some("Clients".into());
+    let mut inc = table("Changes", "inc", SourceFormat::Csv);
+    inc.incremental = true;
+    inc.last_updated = Some("At".into());
+    SourceSpec {
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: Some(0.5),
+        access: Some(access),
+        tables: vec![
+            table("Csv", "csv/*.csv", SourceFormat::Csv),
+            table("Parquet", "parquet/people.parquet", SourceFormat::Parquet),
+            table("Jsonl", "jsonl/people.jsonl", SourceFormat::Jsonl),
+            cdm,
+            inc,
+            table("Delta", "delta", SourceFormat::Delta),
+        ],
+    }
+}
+
+/// Load the source of [`every_format`] and check every table's rows.
+async fn load_every_format(source: SourceSpec) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lake/customerinsights")).unwrap();
+    let handle = backend::open(
+        &StorageConfig::Local(LocalConfig {
+            path: dir.path().join("lake"),
+        }),
+        None,
+    )
+    .unwrap();
+    let lake = Lake::new(&handle, EnvironmentId::new());
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    let counts: Vec<(String, u64, u64, u64)> = report
+        .tables
+        .iter()
+        .map(|t| (t.table.clone(), t.read, t.written, t.corrupt))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("Csv".to_string(), 2, 2, 0),
+            ("Parquet".to_string(), 2, 2, 0),
+            ("Jsonl".to_string(), 3, 2, 1),
+            ("Clients".to_string(), 2, 2, 0),
+            ("Changes".to_string(), 4, 1, 0),
+            ("Delta".to_string(), 2, 2, 0),
+        ]
+    );
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(names(&lake, "Csv", "Name").await, ["Ann", "Lee, Bo"]);
+    assert_eq!(names(&lake, "Parquet", "Name").await, ["Pia", "Quin"]);
+    assert_eq!(names(&lake, "Jsonl", "Name").await, ["Jo", ""]);
+    assert_eq!(names(&lake, "Clients", "Name").await, ["Rae", "Sol"]);
+    assert_eq!(names(&lake, "Changes", "Name").await, ["Bob v2"]);
+    assert_eq!(sorted(names(&lake, "Delta", "Name").await), ["Uma", "Wes"]);
+}
+
+#[tokio::test]
+async fn every_format_loads_from_an_azurite_container() {
+    let container = unique("formats");
+    let account = var("LAKECDP_TEST_AZURITE_ACCOUNT");
+    let config = AdlsConfig {
+        account: Some(account.clone()),
+        container: Some(container.clone()),
+        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
+        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
+        emulator: true,
+        allow_flat_namespace: true,
+        ..Default::default()
+    };
+    AzureService::new(&config, None)
+        .unwrap()
+        .create_container(&container)
+        .await
+        .unwrap();
+    let store = backend::azure::open(&config, None).unwrap().store;
+    let access = SourceAccess::Adls {
+        account: None,
+        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
+        sas_token: None,
+        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
+        emulator: true,
+    };
+    let delta_options = std::collections::HashMap::from([
+        ("azure_storage_account_name".to_string(), account.clone()),
+        (
+            "azure_storage_account_key".to_string(),
+            var("LAKECDP_TEST_AZURITE_KEY"),
+        ),
+        (
+            "azure_storage_endpoint".to_string(),
+            var("LAKECDP_TEST_AZURITE_ENDPOINT"),
+        ),
+        ("azure_allow_http".to_string(), "true".to_string()),
+    ]);
+    let base = format!("abfss://{container}@{account}.dfs.core.windows.net");
+    let source = every_format(store.as_ref(), &base, "in", access, delta_options).await;
+    load_every_format(source).await;
+}
+
+#[tokio::test]
+async fn every_format_loads_from_an_s3_bucket() {
+    let bucket = unique("formats-");
+    let config = S3Config {
+        bucket: bucket.clone(),
+        prefix: None,
+        region: var("LAKECDP_TEST_S3_REGION"),
+        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
+        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
+        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
+        session_token: None,
+        path_style: Some(true),
+    };
+    S3Service::new(&config, None)
+        .unwrap()
+        .create_bucket()
+        .await
+        .unwrap();
+    let store = backend::s3::open(&config, None).unwrap().store;
+    let access = SourceAccess::S3 {
+        region: var("LAKECDP_TEST_S3_REGION"),
+        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
+        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
+        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
+    };
+    let delta_options = std::collections::HashMap::from([
+        ("AWS_REGION".to_string(), var("LAKECDP_TEST_S3_REGION")),
+        (
+            "AWS_ENDPOINT_URL".to_string(),
+            var("LAKECDP_TEST_S3_ENDPOINT"),
+        ),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_FORCE_PATH_STYLE".to_string(), "true".to_string()),
+        (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            var("LAKECDP_TEST_S3_ACCESS_KEY_ID"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY"),
+        ),
+        ("AWS_S3_ALLOW_UNSAFE_RENAME".to_string(), "true".to_string()),
+    ]);
+    let source = every_format(
+        store.as_ref(),
+        &format!("s3://{bucket}"),
+        "in",
+        access,
+        delta_options,
+    )
+    .await;
+    load_every_format(source).await;
 }

@@ -109,7 +109,11 @@ fn storage_options(
                 }
             }
             if *emulator {
-                options.insert("azure_storage_use_emulator".into(), "true".into());
+                // an explicit endpoint wins: the emulator switch alone means the
+                // default Azurite address
+                if endpoint.is_none() {
+                    options.insert("azure_storage_use_emulator".into(), "true".into());
+                }
                 options.insert("azure_allow_http".into(), "true".into());
             }
         }

@@ -277,15 +277,13 @@ pub async fn list(
         .map_err(|e| Error::Source(format!("`{location}` is not a valid URL: {e}")))?;
     let (store, root_url, key) = remote_store(&url, &remote, access, project_dir)?;
     let key = key.trim_start_matches('/').to_string();
-    let listed_prefix = if has_glob(&key) {
-        let fixed = &key[..key.find(['*', '?', '[']).unwrap_or(key.len())];
-        fixed
-            .rsplit_once('/')
-            .map(|(p, _)| p.to_string())
-            .unwrap_or_default()
-    } else {
-        key.clone()
-    };
+    // object_store lists whole path segments: list the folder that holds the fixed part
+    // of the location (for a plain object, its own folder) and match below
+    let fixed = &key[..key.find(['*', '?', '[']).unwrap_or(key.len())];
+    let listed_prefix = fixed
+        .rsplit_once('/')
+        .map(|(p, _)| p.to_string())
+        .unwrap_or_default();
     let pattern = glob::Pattern::new(&key)
         .map_err(|e| Error::Source(format!("`{location}` is not a valid glob: {e}")))?;
     let prefix = ObjectPath::from(listed_prefix.as_str());
