@@ -125,6 +125,85 @@ pub enum SourceCommand {
     /// Infer the schema of a source's tables from a sample and print it as a `schema`
     /// declaration to paste into the project file.
     Inspect(InspectArgs),
+    /// Add a table to the project file: a new source, or a new table of an existing one.
+    Add(AddArgs),
+    /// Remove a source (or one of its tables) from the project file.
+    Remove(RemoveArgs),
+}
+
+/// `source add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Source name (created when the project file has no such source).
+    pub name: String,
+    /// Table name (default: the source name).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// A local path or glob (relative to the project folder), an s3://, abfss:// or
+    /// az:// URL, a CDM folder's model.json or *.manifest.cdm.json, or a Delta table's
+    /// folder.
+    #[arg(long)]
+    pub location: String,
+    /// File format.
+    #[arg(long, value_enum)]
+    pub format: FormatArg,
+    /// Primary key column (needed by unification and activities).
+    #[arg(long)]
+    pub primary_key: Option<String>,
+    /// Column holding when a row last changed.
+    #[arg(long)]
+    pub last_updated: Option<String>,
+    /// The location is a folder with FullData/ and IncrementalData/ (needs
+    /// --primary-key and --last-updated).
+    #[arg(long)]
+    pub incremental: bool,
+    /// Entity to read (CDM folders).
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// CSV field delimiter.
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// CSV files have no header line.
+    #[arg(long)]
+    pub no_header: bool,
+    /// Description of a new source.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Read a sample now and declare the inferred schema in the project file.
+    #[arg(long)]
+    pub infer_schema: bool,
+}
+
+/// Formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Csv,
+    Parquet,
+    Jsonl,
+    Cdm,
+    Delta,
+}
+
+impl From<FormatArg> for lakecdp_core::SourceFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Csv => Self::Csv,
+            FormatArg::Parquet => Self::Parquet,
+            FormatArg::Jsonl => Self::Jsonl,
+            FormatArg::Cdm => Self::Cdm,
+            FormatArg::Delta => Self::Delta,
+        }
+    }
+}
+
+/// `source remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Source name.
+    pub name: String,
+    /// Remove only this table.
+    #[arg(long)]
+    pub table: Option<String>,
 }
 
 /// A source named on the command line.

@@ -89,5 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Source(SourceCommand::List) => commands::source::list(&ctx),
         Command::Source(SourceCommand::Show(a)) => commands::source::show(&ctx, &a.name),
         Command::Source(SourceCommand::Inspect(a)) => commands::source::inspect(&ctx, a).await,
+        Command::Source(SourceCommand::Add(a)) => commands::source::add(&ctx, a).await,
+        Command::Source(SourceCommand::Remove(a)) => commands::source::remove(&ctx, a).await,
     }
 }

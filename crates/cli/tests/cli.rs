@@ -486,3 +486,94 @@ schema = [
     let out = user_error(p, &["refresh", "--from", "2020-01-01"]);
     assert!(out.contains("--full"), "{out}");
 }
+
+#[test]
+fn sources_are_added_and_removed_keeping_the_rest_of_the_project_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("shop");
+    ok(&p, &["init", "--name", "shop-demo"]);
+    std::fs::create_dir_all(p.join("data")).unwrap();
+    std::fs::write(
+        p.join("data/people.csv"),
+        "Id;Name;Joined\n1;Ann;2024-01-02\n2;Bob;2024-02-03\n",
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(p.join("lakecdp.toml")).unwrap();
+    let out = ok(
+        &p,
+        &[
+            "source",
+            "add",
+            "Crm",
+            "--table",
+            "People",
+            "--location",
+            "data/*.csv",
+            "--format",
+            "csv",
+            "--delimiter",
+            ";",
+            "--primary-key",
+            "Id",
+            "--infer-schema",
+        ],
+    );
+    assert!(out.contains("with 3 declared columns"), "{out}");
+    ok(
+        &p,
+        &[
+            "source",
+            "add",
+            "Crm",
+            "--table",
+            "Leads",
+            "--location",
+            "data/people.csv",
+            "--format",
+            "csv",
+            "--delimiter",
+            ";",
+        ],
+    );
+    let after = std::fs::read_to_string(p.join("lakecdp.toml")).unwrap();
+    // the file as it was (comments included), then the new source
+    assert!(after.starts_with(&before), "{after}");
+    assert!(
+        after.contains("{ name = \"Joined\", type = \"date\" }")
+            && after.contains("csv = { delimiter = \";\" }"),
+        "{after}"
+    );
+    let out = user_error(
+        &p,
+        &[
+            "source",
+            "add",
+            "crm",
+            "--table",
+            "leads",
+            "--location",
+            "x",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(out.contains("already has a table `leads`"), "{out}");
+    // the added source loads
+    let out = ok(&p, &["refresh", "--apply", "--create-container"]);
+    assert!(
+        out.contains("Crm.People: 2 read, 2 written, 0 corrupt"),
+        "{out}"
+    );
+
+    let out = user_error(&p, &["source", "remove", "Crm", "--table", "Nope"]);
+    assert!(out.contains("has no table `Nope`"), "{out}");
+    ok(&p, &["source", "remove", "Crm", "--table", "Leads"]);
+    let out = user_error(&p, &["source", "remove", "Crm", "--table", "People"]);
+    assert!(out.contains("remove the source instead"), "{out}");
+    let out = ok(&p, &["source", "remove", "crm"]);
+    assert!(out.contains("stays in the lake"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(p.join("lakecdp.toml")).unwrap(),
+        before
+    );
+}
