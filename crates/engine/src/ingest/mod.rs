@@ -10,6 +10,7 @@
 //! the files, the first of which keeps only the keys.
 
 pub mod convert;
+pub mod keys;
 mod reader;
 pub mod records;
 

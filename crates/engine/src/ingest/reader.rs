@@ -2,7 +2,6 @@
 //! the converter, the table's previous output (incremental loads) as it is; and the two
 //! passes of a load (which row wins each key, then routing every row).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -12,11 +11,11 @@ use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, StringArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::scalar::ScalarValue;
 use lakecdp_core::{ColumnSpec, SourceAccess, SourceFormat, TableSpec};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::convert::{self, Converter};
+use super::keys::{KeyIndex, Updated, UpdatedColumn};
 use super::records::{self, CsvTokenizer, Dialect, Record};
 use super::{CorruptRow, Progress, BATCH_ROWS};
 use crate::source::SourceFile;
@@ -70,9 +69,6 @@ pub(super) struct Routed {
     pub upserts: u64,
     pub deletes: u64,
 }
-
-/// Position of a row in the load: (file index, line).
-type Position = (usize, u64);
 
 pub(super) struct TableReader {
     pub label: String,
@@ -411,52 +407,38 @@ impl TableReader {
     }
 
     /// Pass 1: for each primary key, the position of the row that wins.
-    pub(super) fn winners(&self) -> Result<HashMap<String, Position>> {
+    pub(super) fn winners(&self) -> Result<KeyIndex> {
+        let mut index = KeyIndex::new();
         let Some(pk) = self.converter.primary_key() else {
-            return Ok(HashMap::new());
+            return Ok(index);
         };
-        let mut best: HashMap<String, (Option<ScalarValue>, Position)> = HashMap::new();
         self.for_each(1, |file_idx, converted| {
             let keys = cast(converted.batch.column(pk), &DataType::Utf8)?;
             let keys = keys
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .ok_or_else(|| Error::Internal("keys are not text".into()))?;
+            let updated = match self.last_updated {
+                Some(c) => Some(UpdatedColumn::new(converted.batch.column(c))?),
+                None => None,
+            };
             for (i, line) in converted.lines.iter().enumerate() {
-                let lu = match self.last_updated {
-                    Some(c) => Some(ScalarValue::try_from_array(converted.batch.column(c), i)?),
-                    None => None,
+                let value = match &updated {
+                    Some(u) => u.value(i)?,
+                    None => Updated::Null,
                 };
-                let pos = (file_idx, *line);
-                match best.get_mut(keys.value(i)) {
-                    None => {
-                        best.insert(keys.value(i).to_string(), (lu, pos));
-                    }
-                    Some(current) => {
-                        // later last-updated wins; equal or unknown: the row read last
-                        let older = match (&lu, &current.0) {
-                            (Some(new), Some(old)) if !new.is_null() && !old.is_null() => {
-                                new.partial_cmp(old) == Some(std::cmp::Ordering::Less)
-                            }
-                            (Some(new), Some(old)) => new.is_null() && !old.is_null(),
-                            _ => false,
-                        };
-                        if !older {
-                            *current = (lu, pos);
-                        }
-                    }
-                }
+                index.offer(keys.value(i), value, (file_idx, *line));
             }
             Ok(())
         })?;
-        Ok(best.into_iter().map(|(k, (_, pos))| (k, pos)).collect())
+        Ok(index)
     }
 
     /// Pass 2: send the valid rows that win their key (deletes that win remove it);
     /// return the counts and the corrupt rows.
     pub(super) fn route(
         &self,
-        winners: Option<&HashMap<String, Position>>,
+        winners: Option<&KeyIndex>,
         tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
     ) -> Result<Routed> {
         let mut routed = Routed::default();
@@ -483,7 +465,7 @@ impl TableReader {
                 let mut keep = Vec::with_capacity(batch.num_rows());
                 for (i, line) in converted.lines.iter().enumerate() {
                     let key = keys.value(i);
-                    let winner = winners.get(key).copied();
+                    let winner = winners.winner(key);
                     let wins = winner == Some((file_idx, *line));
                     let winner_role = winner
                         .map(|(f, _)| self.roles.get(f).copied().unwrap_or(Role::ROWS));
