@@ -14,6 +14,7 @@ pub mod run;
 pub mod secret;
 pub mod source;
 pub mod storage;
+pub mod unify;
 pub mod watermark;
 
 pub use environment::{Environment, PartitionFormat};
@@ -26,4 +27,9 @@ pub use source::{
     ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };
 pub use storage::{AdlsAuth, AdlsConfig, LocalConfig, S3Config, StorageConfig, CONTAINER};
+pub use unify::{
+    ConditionSpec, MatchRuleSpec, MergeColumnSpec, MergePolicy, Normalization, OverridesSpec,
+    Precision, RuleSpec, SemanticColumn, SemanticType, UnificationSpec, UnifyTableSpec,
+    WinnerPolicy,
+};
 pub use watermark::Watermark;

@@ -26,6 +26,9 @@ pub struct ProjectFile {
     /// Data sources (`[[sources]]`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceSpec>,
+    /// Unification (`[unification]`): which tables become customer profiles, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unification: Option<crate::unify::UnificationSpec>,
 }
 
 /// The `[environment]` table.

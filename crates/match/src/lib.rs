@@ -1,0 +1,4 @@
+//! Record matching building blocks, free of any engine: normalisations of values,
+//! similarity comparators and precision thresholds, clustering of matched pairs, and
+//! stable customer ids across refreshes.
+#![warn(missing_docs)]
