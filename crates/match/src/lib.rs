@@ -2,3 +2,6 @@
 //! similarity comparators and precision thresholds, clustering of matched pairs, and
 //! stable customer ids across refreshes.
 #![warn(missing_docs)]
+
+pub mod cluster;
+pub mod ids;
