@@ -4,4 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod compare;
 pub mod ids;
+pub mod normalize;
