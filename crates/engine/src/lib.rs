@@ -6,6 +6,7 @@
 
 pub mod ingest;
 pub mod source;
+pub mod unify;
 
 use std::sync::Arc;
 

@@ -74,3 +74,21 @@ pub fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// An entity of the published `Unification/` folder.
+pub async fn unified(lake: &Lake, name: &str) -> RecordBatch {
+    let process = Process::Unification;
+    let model = read_model(lake, &process)
+        .await
+        .unwrap()
+        .expect("published");
+    let batches = read_entity(lake, &process.folder(), model.entity(name).expect("entity"))
+        .await
+        .unwrap();
+    if batches.is_empty() {
+        return RecordBatch::new_empty(lakecdp_lake::partition::entity_schema(
+            model.entity(name).unwrap(),
+        ));
+    }
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}

@@ -1,0 +1,161 @@
+//! The records of the tables that take part in unification, read from their ingested
+//! entities: the primary key and mapped columns as text (for matching), and the typed
+//! columns (for the merged profile).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::compute::{cast, concat};
+use arrow::datatypes::DataType;
+use lakecdp_core::{SourceSpec, UnifyTableSpec};
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::{Lake, Process};
+
+use crate::{Error, Result};
+
+/// One table's records.
+pub struct TableData {
+    /// Its declaration.
+    pub spec: UnifyTableSpec,
+    /// `Source.Table`.
+    pub name: String,
+    /// Primary key column.
+    pub primary_key: String,
+    /// Primary key of each record, as text.
+    pub keys: Vec<String>,
+    /// Mapped columns by name: typed values.
+    pub typed: HashMap<String, ArrayRef>,
+    /// Mapped columns by name: values as text (null as None).
+    pub text: HashMap<String, Arc<StringArray>>,
+}
+
+impl TableData {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when the table has no record.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The text of `column` at `row` (None for null or an unknown column).
+    pub fn value(&self, column: &str, row: usize) -> Option<&str> {
+        let a = self.text.get(column)?;
+        (!a.is_null(row)).then(|| a.value(row))
+    }
+}
+
+/// Read a unification table's ingested entity.
+pub async fn load_table(
+    lake: &Lake,
+    spec: &UnifyTableSpec,
+    sources: &[SourceSpec],
+) -> Result<TableData> {
+    let name = spec.qualified();
+    let source = sources
+        .iter()
+        .find(|s| s.name == spec.source)
+        .ok_or_else(|| {
+            Error::Source(format!(
+                "unification table `{name}`: no source `{}` in the project file",
+                spec.source
+            ))
+        })?;
+    let table = source
+        .tables
+        .iter()
+        .find(|t| t.name == spec.table)
+        .ok_or_else(|| {
+            Error::Source(format!(
+                "unification table `{name}`: source `{}` has no table `{}`",
+                spec.source, spec.table
+            ))
+        })?;
+    let primary_key = table.primary_key.clone().ok_or_else(|| {
+        Error::Source(format!(
+            "unification table `{name}` needs a primary key: declare `primary_key` on the table"
+        ))
+    })?;
+    let process = Process::Ingestion(spec.source.clone());
+    let model = lakecdp_lake::publish::read_model(lake, &process)
+        .await?
+        .ok_or_else(|| {
+            Error::Source(format!(
+                "unification table `{name}`: source `{}` has not been loaded yet (run `lakecdp refresh --only ingest`)",
+                spec.source
+            ))
+        })?;
+    let entity = model.entity(&spec.table).ok_or_else(|| {
+        Error::Source(format!(
+            "unification table `{name}`: the last load of `{}` has no entity `{}`",
+            spec.source, spec.table
+        ))
+    })?;
+    let batches = read_entity(lake, &process.folder(), entity).await?;
+    let schema = lakecdp_lake::partition::entity_schema(entity);
+    let column = |col: &str| -> Result<ArrayRef> {
+        let index = schema.index_of(col).map_err(|_| {
+            Error::Source(format!(
+                "unification table `{name}` has no column `{col}` (it has: {})",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(index).as_ref()).collect();
+        if parts.is_empty() {
+            return Ok(arrow::array::new_empty_array(
+                schema.field(index).data_type(),
+            ));
+        }
+        Ok(concat(&parts)?)
+    };
+    let key_text = as_text(&column(&primary_key)?)?;
+    let keys = (0..key_text.len())
+        .map(|i| key_text.value(i).to_string())
+        .collect();
+    let mut typed = HashMap::new();
+    let mut text = HashMap::new();
+    let mut needed: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
+    for rule in &spec.dedupe {
+        needed.extend(rule.conditions.iter().map(|c| c.column.clone()));
+    }
+    for rule in &spec.match_rules {
+        needed.extend(rule.conditions.iter().map(|c| c.column.clone()));
+    }
+    if let lakecdp_core::WinnerPolicy::MostRecent(c) | lakecdp_core::WinnerPolicy::LeastRecent(c) =
+        &spec.dedupe_winner
+    {
+        needed.push(c.clone());
+    }
+    for col in needed {
+        if typed.contains_key(&col) {
+            continue;
+        }
+        let array = column(&col)?;
+        text.insert(col.clone(), Arc::new(as_text(&array)?));
+        typed.insert(col, array);
+    }
+    Ok(TableData {
+        spec: spec.clone(),
+        name,
+        primary_key,
+        keys,
+        typed,
+        text,
+    })
+}
+
+fn as_text(array: &ArrayRef) -> Result<StringArray> {
+    let text = cast(array, &DataType::Utf8)?;
+    text.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| Error::Internal("a cast to text gave no text".into()))
+}

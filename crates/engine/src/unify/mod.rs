@@ -1,0 +1,639 @@
+//! Unification: the records of the declared tables become customer profiles.
+//!
+//! 1. **Load** each table's ingested entity (`DataIngestion/<Source>/<Table>`).
+//! 2. **Deduplicate** within each table: records that satisfy one of the table's rules
+//!    form a group (transitively); the group's winner follows the table's policy (most
+//!    filled by default, or most or least recent by a column; ties go to the largest
+//!    primary key). Only winners take part in matching; every member ends in the
+//!    winner's profile.
+//! 3. **Match** tables in order: the rules of table *n* compare its winners with those of
+//!    an earlier table; a rule sees only the records that the table's earlier rules did
+//!    not match. Matched pairs join profiles transitively, so a table is matched against
+//!    the growing set of unified records. Overrides add pairs that always match, refuse
+//!    joins that would put a never-match pair in one profile, and make values never
+//!    match. Unmatched records are profiles of their own unless `include_all = false`.
+//! 4. **Cluster** the pairs (union-find) and give each profile its stable CustomerId
+//!    (see `lakecdp_match::ids`): ids carry over from the previous run's AlternateKey.
+//! 5. **Merge** each profile into one `Customer` row, column by column by policy.
+//!
+//! Outputs, published together in `Unification/`: `Customer`, `AlternateKey`,
+//! `ConflationMatchPairs`, `CustomerIdHistory` and `Deduplication_<Source>_<Table>`.
+
+pub mod data;
+mod merge;
+pub mod rules;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, Float32Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use lakecdp_core::unify::DEFAULT_MAX_BLOCK;
+use lakecdp_core::{RunId, SourceSpec, UnificationSpec, WinnerPolicy};
+use lakecdp_lake::{CdmFolderWriter, Lake, Process};
+use lakecdp_match::cluster::{stats, ClusterStats, UnionFind};
+use lakecdp_match::ids::{assign, IdChange};
+
+use self::data::{load_table, TableData};
+use self::rules::{find_pairs, Condition, GiantBlock, NormalizedCache};
+use crate::{Error, Result};
+
+/// How to unify.
+#[derive(Debug, Clone)]
+pub struct UnifyOptions {
+    /// Runs of `Unification/` kept in the lake.
+    pub retention: u32,
+}
+
+impl Default for UnifyOptions {
+    fn default() -> Self {
+        Self {
+            retention: lakecdp_core::environment::DEFAULT_RETENTION_RUNS,
+        }
+    }
+}
+
+/// What one rule did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleReport {
+    /// `Source.Table`.
+    pub table: String,
+    /// `dedupe` or `match`.
+    pub kind: &'static str,
+    /// Rule name.
+    pub rule: String,
+    /// Candidate pairs compared.
+    pub candidates: u64,
+    /// Pairs that matched.
+    pub pairs: u64,
+}
+
+/// What one table contributed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableReport {
+    /// `Source.Table`.
+    pub table: String,
+    /// Records read.
+    pub records: usize,
+    /// Records merged into another record of the same table by deduplication.
+    pub duplicates: usize,
+    /// Winners that matched a record of an earlier table.
+    pub matched: usize,
+    /// Unmatched records left out (`include_all = false`).
+    pub excluded: usize,
+}
+
+/// What a unification did.
+#[derive(Debug, Clone)]
+pub struct UnifyReport {
+    /// The published run.
+    pub run_id: RunId,
+    /// Per table.
+    pub tables: Vec<TableReport>,
+    /// Per rule, in the order they ran.
+    pub rules: Vec<RuleReport>,
+    /// Blocking values left out for their size.
+    pub giant: Vec<GiantBlock>,
+    /// Profiles (`Customer` rows).
+    pub profiles: usize,
+    /// Cluster sizes.
+    pub clusters: ClusterStats,
+    /// CustomerIds merged, split or removed since the previous run.
+    pub id_changes: Vec<IdChange>,
+    /// Seconds per phase.
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// A matched pair: (table, record, other table, other record, rule, score).
+type MatchPair = (usize, u32, usize, u32, String, f32);
+
+/// A deduplication result of one table.
+struct Deduped {
+    /// Winner (record index) of each record.
+    winner: Vec<u32>,
+    /// Group (smallest member) of each record.
+    group: Vec<u32>,
+    /// The rule and score that put each record in its group.
+    rule: Vec<Option<(u16, f32)>>,
+}
+
+/// Unify the declared tables and publish `Unification/`.
+pub async fn unify(
+    lake: &Lake,
+    sources: &[SourceSpec],
+    spec: &UnificationSpec,
+    options: &UnifyOptions,
+) -> Result<UnifyReport> {
+    let mut phases = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
+        phases.push((name, clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
+    validate(spec)?;
+    let mut tables = Vec::with_capacity(spec.tables.len());
+    for t in &spec.tables {
+        tables.push(load_table(lake, t, sources).await?);
+    }
+    lap("load", &mut phases);
+    let max_block = spec.max_block.unwrap_or(DEFAULT_MAX_BLOCK);
+    let mut bypass: HashMap<String, Vec<String>> = HashMap::new();
+    for b in &spec.overrides.bypass {
+        bypass
+            .entry(b.column.clone())
+            .or_default()
+            .extend(b.values.iter().cloned());
+    }
+    let mut cache = NormalizedCache::default();
+    let mut rule_reports = Vec::new();
+    let mut giant = Vec::new();
+
+    // 2. deduplicate within each table
+    let mut deduped = Vec::with_capacity(tables.len());
+    for t in &tables {
+        let mut uf = UnionFind::new(t.len());
+        let mut rule = vec![None; t.len()];
+        // records with the same primary key are one
+        let mut by_key: HashMap<&str, u32> = HashMap::with_capacity(t.len());
+        for (i, k) in t.keys.iter().enumerate() {
+            if let Some(&j) = by_key.get(k.as_str()) {
+                uf.union(j, i as u32);
+            } else {
+                by_key.insert(k, i as u32);
+            }
+        }
+        for (ri, r) in t.spec.dedupe.iter().enumerate() {
+            let name = r.name.clone().unwrap_or_else(|| format!("rule {}", ri + 1));
+            let conditions: Vec<Condition> = r
+                .conditions
+                .iter()
+                .map(|c| Condition::compile(c, t, t, &bypass))
+                .collect();
+            let a: Vec<_> = conditions
+                .iter()
+                .map(|c| cache.get(t, &c.column, &c.steps))
+                .collect();
+            let b: Vec<_> = conditions
+                .iter()
+                .map(|c| cache.get(t, &c.other, &c.steps))
+                .collect();
+            let found = find_pairs(
+                &name,
+                &conditions,
+                &a,
+                &b,
+                &|_| true,
+                &|_| true,
+                true,
+                max_block,
+            );
+            for &(x, y, s) in &found.pairs {
+                uf.union(x, y);
+                for r in [x, y] {
+                    if rule[r as usize].is_none() {
+                        rule[r as usize] = Some((ri as u16, s));
+                    }
+                }
+            }
+            rule_reports.push(RuleReport {
+                table: t.name.clone(),
+                kind: "dedupe",
+                rule: name,
+                candidates: found.candidates,
+                pairs: found.pairs.len() as u64,
+            });
+            giant.extend(found.giant);
+        }
+        let mut winner = vec![0u32; t.len()];
+        let mut group = vec![0u32; t.len()];
+        for members in uf.clusters() {
+            let w = pick_winner(t, &members)?;
+            for &m in &members {
+                winner[m as usize] = w;
+                group[m as usize] = members[0];
+            }
+        }
+        deduped.push(Deduped {
+            winner,
+            group,
+            rule,
+        });
+    }
+    lap("deduplicate", &mut phases);
+
+    // 3. match tables in order
+    let offsets: Vec<u32> = tables
+        .iter()
+        .scan(0u32, |acc, t| {
+            let o = *acc;
+            *acc += t.len() as u32;
+            Some(o)
+        })
+        .collect();
+    let total: usize = tables.iter().map(TableData::len).sum();
+    let mut uf = UnionFind::new(total);
+    for (ti, d) in deduped.iter().enumerate() {
+        for (r, w) in d.winner.iter().enumerate() {
+            uf.union(offsets[ti] + *w, offsets[ti] + r as u32);
+        }
+    }
+    let locate = |table: &str, key: &str| -> Option<u32> {
+        let ti = tables.iter().position(|t| t.name == table)?;
+        let r = tables[ti].keys.iter().position(|k| k == key)?;
+        Some(offsets[ti] + r as u32)
+    };
+    let mut never = Vec::new();
+    for p in &spec.overrides.never_match {
+        if let (Some(a), Some(b)) = (
+            locate(&p.table, &p.key),
+            locate(&p.other_table, &p.other_key),
+        ) {
+            never.push((a, b));
+        }
+    }
+    let mut refused = 0u64;
+    let mut join = |uf: &mut UnionFind, a: u32, b: u32| -> bool {
+        if !never.is_empty() {
+            let (ra, rb) = (uf.find(a), uf.find(b));
+            if ra != rb {
+                let blocked = never.iter().any(|&(p, q)| {
+                    let (rp, rq) = (uf.find(p), uf.find(q));
+                    (rp == ra && rq == rb) || (rp == rb && rq == ra)
+                });
+                if blocked {
+                    refused += 1;
+                    return false;
+                }
+            }
+        }
+        uf.union(a, b)
+    };
+    for p in &spec.overrides.always_match {
+        match (
+            locate(&p.table, &p.key),
+            locate(&p.other_table, &p.other_key),
+        ) {
+            (Some(a), Some(b)) => {
+                join(&mut uf, a, b);
+            }
+            _ => tracing::warn!(
+                "always-match override {}:{} = {}:{} names a record that does not exist",
+                p.table,
+                p.key,
+                p.other_table,
+                p.other_key
+            ),
+        }
+    }
+    let mut match_pairs: Vec<MatchPair> = Vec::new();
+    let mut table_reports = Vec::with_capacity(tables.len());
+    let mut excluded: HashSet<u32> = HashSet::new();
+    for (ti, t) in tables.iter().enumerate() {
+        let mut matched = vec![false; t.len()];
+        for (ri, r) in t.spec.match_rules.iter().enumerate() {
+            let name = r.name.clone().unwrap_or_else(|| format!("rule {}", ri + 1));
+            let wi = tables
+                .iter()
+                .position(|o| o.name == r.with)
+                .ok_or_else(|| Error::Internal(format!("unknown table {}", r.with)))?;
+            let other = &tables[wi];
+            let conditions: Vec<Condition> = r
+                .conditions
+                .iter()
+                .map(|c| Condition::compile(c, t, other, &bypass))
+                .collect();
+            let a: Vec<_> = conditions
+                .iter()
+                .map(|c| cache.get(t, &c.column, &c.steps))
+                .collect();
+            let b: Vec<_> = conditions
+                .iter()
+                .map(|c| cache.get(other, &c.other, &c.steps))
+                .collect();
+            let winners_a = &deduped[ti].winner;
+            let winners_b = &deduped[wi].winner;
+            let already = matched.clone();
+            let found = find_pairs(
+                &name,
+                &conditions,
+                &a,
+                &b,
+                &|i| winners_a[i] == i as u32 && !already[i],
+                &|j| winners_b[j] == j as u32,
+                false,
+                max_block,
+            );
+            for &(x, y, s) in &found.pairs {
+                matched[x as usize] = true;
+                join(&mut uf, offsets[ti] + x, offsets[wi] + y);
+                match_pairs.push((ti, x, wi, y, name.clone(), s));
+            }
+            rule_reports.push(RuleReport {
+                table: t.name.clone(),
+                kind: "match",
+                rule: name,
+                candidates: found.candidates,
+                pairs: found.pairs.len() as u64,
+            });
+            giant.extend(found.giant);
+        }
+        let winners = &deduped[ti].winner;
+        let mut excluded_here = 0;
+        if ti > 0 && !t.spec.include_all {
+            // unmatched winners leave with their whole dedupe group
+            let unmatched: HashSet<u32> = (0..t.len())
+                .filter(|&i| winners[i] == i as u32 && !matched[i])
+                .map(|i| i as u32)
+                .collect();
+            for (r, w) in winners.iter().enumerate() {
+                if unmatched.contains(w) {
+                    excluded.insert(offsets[ti] + r as u32);
+                    excluded_here += 1;
+                }
+            }
+        }
+        table_reports.push(TableReport {
+            table: t.name.clone(),
+            records: t.len(),
+            duplicates: (0..t.len()).filter(|&i| winners[i] != i as u32).count(),
+            matched: matched.iter().filter(|m| **m).count(),
+            excluded: excluded_here,
+        });
+    }
+    if refused > 0 {
+        tracing::info!(refused, "joins refused by never-match overrides");
+    }
+    lap("match", &mut phases);
+
+    // 4. profiles and their ids
+    let clusters: Vec<Vec<u32>> = uf
+        .clusters()
+        .into_iter()
+        .map(|c| {
+            c.into_iter()
+                .filter(|r| !excluded.contains(r))
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    let cluster_stats = stats(&clusters, 10);
+    let table_of = |r: u32| -> (usize, usize) {
+        let ti = offsets.partition_point(|&o| o <= r) - 1;
+        (ti, (r - offsets[ti]) as usize)
+    };
+    let record_key = |r: u32| -> String {
+        let (ti, row) = table_of(r);
+        format!("{}\u{1}{}", tables[ti].name, tables[ti].keys[row])
+    };
+    let keys: Vec<Vec<String>> = clusters
+        .iter()
+        .map(|c| c.iter().map(|r| record_key(*r)).collect())
+        .collect();
+    let key_refs: Vec<Vec<&str>> = keys
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let previous = merge::previous_ids(lake).await?;
+    let previous_history = merge::previous_history(lake).await?;
+    let mut winners = vec![false; total];
+    for (ti, d) in deduped.iter().enumerate() {
+        for (r, w) in d.winner.iter().enumerate() {
+            winners[offsets[ti] as usize + r] = *w == r as u32;
+        }
+    }
+    let mut writer = CdmFolderWriter::begin(lake, Process::Unification, options.retention).await?;
+    writer.describe("Unified customer profiles");
+    let run = writer.run_id().clone();
+    let mut n = 0u64;
+    let stamp = run.to_string().replace(['T', 'Z', '-'], "");
+    let mut new_id = move || {
+        n += 1;
+        format!("{stamp}{n:08}")
+    };
+    let assignment = assign(&key_refs, &previous, &mut new_id);
+    lap("cluster", &mut phases);
+
+    // 5. merge and publish
+    let outputs = merge::Outputs {
+        tables: &tables,
+        offsets: &offsets,
+        clusters: &clusters,
+        ids: &assignment.ids,
+        spec,
+        winners: &winners,
+    };
+    let result = async {
+        merge::write_customer(&mut writer, &outputs).await?;
+        merge::write_alternate_keys(&mut writer, &outputs).await?;
+        write_match_pairs(&mut writer, &tables, &match_pairs).await?;
+        merge::write_history(&mut writer, previous_history, &assignment.history, &run).await?;
+        for (t, d) in tables.iter().zip(&deduped) {
+            write_dedupe(&mut writer, t, d).await?;
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        if let Err(cleanup) = writer.abort().await {
+            tracing::warn!(error = %cleanup, "could not remove the files of the failed run");
+        }
+        return Err(e);
+    }
+    let published = writer.commit().await?;
+    lap("merge", &mut phases);
+    Ok(UnifyReport {
+        run_id: published.run_id,
+        tables: table_reports,
+        rules: rule_reports,
+        giant,
+        profiles: clusters.len(),
+        clusters: cluster_stats,
+        id_changes: assignment.history,
+        phases,
+    })
+}
+
+/// Refuse declarations that cannot run, naming the table and rule.
+fn validate(spec: &UnificationSpec) -> Result<()> {
+    let mut problems = Vec::new();
+    if spec.tables.is_empty() {
+        problems.push("`unification.tables` is empty: list the tables that take part".into());
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for (ti, t) in spec.tables.iter().enumerate() {
+        let name = t.qualified();
+        if seen.contains(&name) {
+            problems.push(format!("table `{name}` is listed twice"));
+        }
+        if ti == 0 && !t.match_rules.is_empty() {
+            problems.push(format!(
+                "`{name}` is the primary (first) table: it has no earlier table to match with; move its rules to the later tables"
+            ));
+        }
+        for (ri, r) in t.match_rules.iter().enumerate() {
+            if !seen.contains(&r.with) {
+                problems.push(format!(
+                    "`{name}` match rule {}: `with = \"{}\"` must name an earlier table ({})",
+                    ri + 1,
+                    r.with,
+                    if seen.is_empty() {
+                        "there is none".to_string()
+                    } else {
+                        seen.join(", ")
+                    }
+                ));
+            }
+            if r.conditions.is_empty() {
+                problems.push(format!("`{name}` match rule {} has no conditions", ri + 1));
+            }
+        }
+        for (ri, r) in t.dedupe.iter().enumerate() {
+            if r.conditions.is_empty() {
+                problems.push(format!("`{name}` dedupe rule {} has no conditions", ri + 1));
+            }
+        }
+        seen.push(name);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Source(format!(
+            "the unification declaration cannot run: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+/// The winner of a duplicate group by the table's policy; ties go to the largest
+/// primary key.
+fn pick_winner(t: &TableData, members: &[u32]) -> Result<u32> {
+    let filled = |r: u32| {
+        t.spec
+            .columns
+            .iter()
+            .filter(|c| t.value(&c.name, r as usize).is_some_and(|v| !v.is_empty()))
+            .count()
+    };
+    let key = |r: u32| t.keys[r as usize].as_str();
+    let best = match &t.spec.dedupe_winner {
+        WinnerPolicy::MostFilled => members
+            .iter()
+            .copied()
+            .max_by(|a, b| filled(*a).cmp(&filled(*b)).then(key(*a).cmp(key(*b)))),
+        WinnerPolicy::MostRecent(c) | WinnerPolicy::LeastRecent(c) => {
+            let latest = matches!(t.spec.dedupe_winner, WinnerPolicy::MostRecent(_));
+            let array = t.typed.get(c).ok_or_else(|| {
+                Error::Source(format!(
+                    "`{}`: the winner column `{c}` is not a column of the table",
+                    t.name
+                ))
+            })?;
+            members.iter().copied().max_by(|a, b| {
+                let va = datafusion::scalar::ScalarValue::try_from_array(array, *a as usize).ok();
+                let vb = datafusion::scalar::ScalarValue::try_from_array(array, *b as usize).ok();
+                let order = match (va.filter(|v| !v.is_null()), vb.filter(|v| !v.is_null())) {
+                    (Some(x), Some(y)) => {
+                        let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                        if latest {
+                            o
+                        } else {
+                            o.reverse()
+                        }
+                    }
+                    (Some(_), None) => std::cmp::Ordering::Greater,
+                    (None, Some(_)) => std::cmp::Ordering::Less,
+                    (None, None) => std::cmp::Ordering::Equal,
+                };
+                order.then(key(*a).cmp(key(*b)))
+            })
+        }
+    };
+    best.ok_or_else(|| Error::Internal("an empty duplicate group".into()))
+}
+
+async fn write_match_pairs(
+    writer: &mut CdmFolderWriter,
+    tables: &[TableData],
+    pairs: &[MatchPair],
+) -> Result<()> {
+    let names = [
+        "SourceA", "TableA", "KeyA", "SourceB", "TableB", "KeyB", "Rule",
+    ];
+    let mut fields: Vec<Field> = names
+        .iter()
+        .map(|n| Field::new(*n, DataType::Utf8, false))
+        .collect();
+    fields.push(Field::new("Score", DataType::Float32, false));
+    let schema = Arc::new(Schema::new(fields));
+    let text = |f: &dyn Fn(&MatchPair) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(pairs.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(&|p| tables[p.0].spec.source.clone()),
+        text(&|p| tables[p.0].spec.table.clone()),
+        text(&|p| tables[p.0].keys[p.1 as usize].clone()),
+        text(&|p| tables[p.2].spec.source.clone()),
+        text(&|p| tables[p.2].spec.table.clone()),
+        text(&|p| tables[p.2].keys[p.3 as usize].clone()),
+        text(&|p| p.4.clone()),
+        Arc::new(Float32Array::from_iter_values(pairs.iter().map(|p| p.5))),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    writer
+        .write_entity(
+            "ConflationMatchPairs",
+            Some("pairs of records joined by match rules, with the rule and its score"),
+            schema,
+            futures::stream::iter([Ok::<_, String>(batch)]),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn write_dedupe(writer: &mut CdmFolderWriter, t: &TableData, d: &Deduped) -> Result<()> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(&t.primary_key, DataType::Utf8, false),
+        Field::new("Deduplication_GroupId", DataType::Utf8, false),
+        Field::new("Deduplication_WinnerId", DataType::Utf8, false),
+        Field::new("Deduplication_Rule", DataType::Utf8, true),
+        Field::new("Deduplication_Score", DataType::Float32, true),
+    ]));
+    let key = |r: u32| t.keys[r as usize].as_str();
+    let rules: Vec<String> = t
+        .spec
+        .dedupe
+        .iter()
+        .enumerate()
+        .map(|(i, r)| r.name.clone().unwrap_or_else(|| format!("rule {}", i + 1)))
+        .collect();
+    let n = t.len();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(t.keys.iter())),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| key(d.group[i])),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| key(d.winner[i])),
+            )),
+            Arc::new(StringArray::from_iter(
+                (0..n).map(|i| d.rule[i].map(|(r, _)| rules[r as usize].as_str())),
+            )),
+            Arc::new(Float32Array::from_iter(
+                (0..n).map(|i| d.rule[i].map(|(_, s)| s)),
+            )),
+        ],
+    )?;
+    writer
+        .write_entity(
+            &format!("Deduplication_{}_{}", t.spec.source, t.spec.table),
+            Some("each record's duplicate group and winner"),
+            schema,
+            futures::stream::iter([Ok::<_, String>(batch)]),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Rules as they run: conditions compiled to a normaliser, a comparator and a
+//! threshold; candidate pairs from blocking keys (never all pairs); verification of
+//! every condition of a rule on each candidate.
+//!
+//! Candidate generation: when a rule has exact conditions, their normalised values
+//! together are one hash key (records agreeing on all of them meet). Otherwise the
+//! blocking keys of its strictest fuzzy condition are used (a few keys per value, see
+//! `lakecdp_match::compare::blocking_keys`): two records meet when they share one. A key
+//! shared by more records than the rule's `max_block` is not used: it is reported, and
+//! behaves as a value that never matches, so a placeholder can never build a giant
+//! cluster.
+
+use std::collections::{HashMap, HashSet};
+
+use lakecdp_core::{ConditionSpec, Normalization, Precision, SemanticType};
+use lakecdp_match::compare::{blocking_keys, comparator_for, score, Comparator};
+use lakecdp_match::normalize::Normalizer;
+
+use super::data::TableData;
+
+/// A condition ready to run.
+pub struct Condition {
+    /// Column of this side.
+    pub column: String,
+    /// Column of the other side.
+    pub other: String,
+    /// Normalisations, in order.
+    pub steps: Vec<Normalization>,
+    /// How values are compared.
+    pub comparator: Comparator,
+    /// The threshold.
+    pub precision: Precision,
+    /// Normalised values that never match (exceptions and bypass values).
+    pub never: HashSet<String>,
+}
+
+impl Condition {
+    /// Compile a condition of a rule on `table` (and `other`, the table it is matched
+    /// with; the same table for deduplication).
+    pub fn compile(
+        spec: &ConditionSpec,
+        table: &TableData,
+        other: &TableData,
+        bypass: &HashMap<String, Vec<String>>,
+    ) -> Self {
+        let semantic = table
+            .spec
+            .columns
+            .iter()
+            .find(|c| c.name == spec.column)
+            .map(|c| c.semantic.clone())
+            .unwrap_or(SemanticType::Custom(String::new()));
+        let steps = spec
+            .normalize
+            .clone()
+            .unwrap_or_else(|| semantic.default_normalizations());
+        let normalizer = Normalizer::new(&steps);
+        let other_column = spec.with.clone().unwrap_or_else(|| spec.column.clone());
+        let mut never: HashSet<String> = spec
+            .exceptions
+            .iter()
+            .map(|e| normalizer.apply(e))
+            .collect();
+        for (table_name, column) in [(&table.name, &spec.column), (&other.name, &other_column)] {
+            if let Some(values) = bypass.get(&format!("{table_name}.{column}")) {
+                never.extend(values.iter().map(|v| normalizer.apply(v)));
+            }
+        }
+        Condition {
+            column: spec.column.clone(),
+            other: other_column,
+            steps,
+            comparator: comparator_for(&semantic),
+            precision: spec.precision,
+            never,
+        }
+    }
+}
+
+/// Normalised values of a column (None: null, empty).
+pub type Values = std::sync::Arc<Vec<Option<String>>>;
+
+/// Normalised values, cached per (table, column, normalisations).
+#[derive(Default)]
+pub struct NormalizedCache {
+    values: HashMap<(String, String, Vec<Normalization>), Values>,
+}
+
+impl NormalizedCache {
+    /// The normalised values of `column` of `table` (None: null or empty).
+    pub fn get(
+        &mut self,
+        table: &TableData,
+        column: &str,
+        steps: &[Normalization],
+    ) -> std::sync::Arc<Vec<Option<String>>> {
+        let key = (table.name.clone(), column.to_string(), steps.to_vec());
+        self.values
+            .entry(key)
+            .or_insert_with(|| {
+                let normalizer = Normalizer::new(steps);
+                std::sync::Arc::new(
+                    (0..table.len())
+                        .map(|row| {
+                            table
+                                .value(column, row)
+                                .map(|v| normalizer.apply(v))
+                                .filter(|v| !v.is_empty())
+                        })
+                        .collect(),
+                )
+            })
+            .clone()
+    }
+}
+
+/// A blocking value shared by too many records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GiantBlock {
+    /// The rule.
+    pub rule: String,
+    /// The blocking key.
+    pub value: String,
+    /// Records sharing it.
+    pub records: usize,
+}
+
+/// What finding the pairs of one rule did.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Matching pairs: (record of this side, record of the other side, score).
+    pub pairs: Vec<(u32, u32, f32)>,
+    /// Candidate pairs compared.
+    pub candidates: u64,
+    /// Blocking values left out for their size.
+    pub giant: Vec<GiantBlock>,
+}
+
+/// The pairs of records (`a` of this side, `b` of the other) that satisfy every
+/// condition. `same`: both sides are one table (pairs with a < b only). Only records
+/// for which `active_a` / `active_b` hold take part.
+#[allow(clippy::too_many_arguments)]
+pub fn find_pairs(
+    rule: &str,
+    conditions: &[Condition],
+    a: &[std::sync::Arc<Vec<Option<String>>>],
+    b: &[std::sync::Arc<Vec<Option<String>>>],
+    active_a: &dyn Fn(usize) -> bool,
+    active_b: &dyn Fn(usize) -> bool,
+    same: bool,
+    max_block: usize,
+) -> Found {
+    let mut found = Found::default();
+    if conditions.is_empty() {
+        return found;
+    }
+    let usable = |c: usize, v: &Option<String>| -> Option<String> {
+        v.as_ref()
+            .filter(|v| !conditions[c].never.contains(v.as_str()))
+            .cloned()
+    };
+    let exact: Vec<usize> = (0..conditions.len())
+        .filter(|c| conditions[*c].precision.is_exact())
+        .collect();
+    // blocking keys of one record
+    let keys_of =
+        |side: &[std::sync::Arc<Vec<Option<String>>>], row: usize, out: &mut Vec<String>| {
+            out.clear();
+            if !exact.is_empty() {
+                let mut key = String::new();
+                for (n, c) in exact.iter().enumerate() {
+                    let Some(v) = usable(*c, &side[*c][row]) else {
+                        return;
+                    };
+                    if n > 0 {
+                        key.push('\u{1}');
+                    }
+                    key.push_str(&v);
+                }
+                out.push(key);
+            } else {
+                // the strictest fuzzy condition
+                let c = (0..conditions.len())
+                    .max_by(|x, y| {
+                        conditions[*x]
+                            .precision
+                            .threshold()
+                            .total_cmp(&conditions[*y].precision.threshold())
+                    })
+                    .unwrap_or(0);
+                if let Some(v) = usable(c, &side[c][row]) {
+                    blocking_keys(conditions[c].comparator, conditions[c].precision, &v, out);
+                    out.sort();
+                    out.dedup();
+                }
+            }
+        };
+    // index the other side
+    let n_b = b.first().map_or(0, |v| v.len());
+    let n_a = a.first().map_or(0, |v| v.len());
+    let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut keys = Vec::new();
+    for row in 0..n_b {
+        if !active_b(row) {
+            continue;
+        }
+        keys_of(b, row, &mut keys);
+        for k in keys.drain(..) {
+            index.entry(k).or_default().push(row as u32);
+        }
+    }
+    let mut giant: HashSet<String> = HashSet::new();
+    for (k, rows) in &index {
+        if rows.len() > max_block {
+            giant.insert(k.clone());
+            found.giant.push(GiantBlock {
+                rule: rule.to_string(),
+                value: k.replace('\u{1}', " + "),
+                records: rows.len(),
+            });
+        }
+    }
+    found
+        .giant
+        .sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
+    let mut seen: Vec<u32> = vec![u32::MAX; n_b];
+    for row in 0..n_a {
+        if !active_a(row) {
+            continue;
+        }
+        keys_of(a, row, &mut keys);
+        for k in &keys {
+            if giant.contains(k) {
+                continue;
+            }
+            let Some(rows) = index.get(k) else { continue };
+            for &other in rows {
+                let o = other as usize;
+                if (same && o <= row) || seen[o] == row as u32 {
+                    continue;
+                }
+                seen[o] = row as u32;
+                found.candidates += 1;
+                let mut total = 0.0;
+                let mut ok = true;
+                for (c, cond) in conditions.iter().enumerate() {
+                    let (Some(x), Some(y)) = (usable(c, &a[c][row]), usable(c, &b[c][o])) else {
+                        ok = false;
+                        break;
+                    };
+                    match score(cond.comparator, cond.precision, &x, &y) {
+                        Some(s) => total += s,
+                        None => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if ok {
+                    found
+                        .pairs
+                        .push((row as u32, other, (total / conditions.len() as f64) as f32));
+                }
+            }
+        }
+    }
+    found
+}

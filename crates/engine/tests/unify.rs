@@ -1,0 +1,320 @@
+//! Unification end to end on a local lake: sources are ingested, then unified; the
+//! published tables are read back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use lakecdp_core::{ColumnType, SourceFormat, SourceSpec, TableSpec, UnificationSpec};
+use lakecdp_engine::ingest::{ingest_source, IngestOptions};
+use lakecdp_engine::unify::{unify, UnifyOptions};
+use lakecdp_lake::Lake;
+
+mod common;
+use common::{col, lake, strings, table, unified};
+
+/// A source with one CSV table whose columns are all text.
+fn source(name: &str, table_name: &str, file: &str, key: &str, columns: &[&str]) -> SourceSpec {
+    let mut t: TableSpec = table(table_name, file, SourceFormat::Csv);
+    t.primary_key = Some(key.into());
+    t.schema = columns.iter().map(|c| col(c, ColumnType::String)).collect();
+    SourceSpec {
+        name: name.into(),
+        description: None,
+        max_corrupt_share: None,
+        access: None,
+        tables: vec![t],
+    }
+}
+
+async fn ingest(lake: &Lake, dir: &Path, sources: &[SourceSpec]) {
+    for s in sources {
+        ingest_source(lake, s, dir, &IngestOptions::default())
+            .await
+            .unwrap();
+    }
+}
+
+fn spec(text: &str) -> UnificationSpec {
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        unification: UnificationSpec,
+    }
+    toml::from_str::<Wrapper>(text).unwrap().unification
+}
+
+/// Profiles as sets of `Table:Key`, from AlternateKey.
+async fn profiles(lake: &Lake) -> BTreeMap<String, BTreeSet<String>> {
+    let ak = unified(lake, "AlternateKey").await;
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for ((t, k), id) in strings(&ak, "TableName")
+        .into_iter()
+        .zip(strings(&ak, "AlternateValue"))
+        .zip(strings(&ak, "CustomerId"))
+    {
+        out.entry(id).or_default().insert(format!("{t}:{k}"));
+    }
+    out
+}
+
+fn groups(p: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<Vec<String>> {
+    p.values().map(|s| s.iter().cloned().collect()).collect()
+}
+
+fn id_of(p: &BTreeMap<String, BTreeSet<String>>, record: &str) -> String {
+    p.iter()
+        .find(|(_, s)| s.contains(record))
+        .map(|(id, _)| id.clone())
+        .unwrap()
+}
+
+const RULES: &str = r#"
+[unification]
+max_block = 3
+
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [
+  { name = "First", type = "Person.FirstName", rename = "FirstName" },
+  { name = "Last", type = "Person.LastName", rename = "LastName" },
+  { name = "Email", type = "Identity.Email" },
+  { name = "Phone", type = "Identity.Phone" },
+  { name = "Modified", type = "Calendar.Date" },
+]
+dedupe_winner = { most_recent = "Modified" }
+dedupe = [{ name = "same email", conditions = [{ column = "Email" }] }]
+
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+columns = [
+  { name = "Name", type = "Person.FullName", rename = "FullName" },
+  { name = "email", type = "Identity.Email", rename = "Email" },
+  { name = "phone", type = "Identity.Phone", rename = "Phone" },
+]
+match = [
+  { name = "email", with = "Crm.Contacts", conditions = [{ column = "email", with = "Email" }] },
+  { name = "phone and first name", with = "Crm.Contacts", conditions = [
+      { column = "phone", with = "Phone" },
+      { column = "Name", with = "First", normalize = ["lowercase"], precision = "low" },
+  ] },
+]
+
+[unification.overrides]
+bypass = [{ column = "Crm.Contacts.Email", values = ["n/a"] }]
+never_match = [{ table = "Crm.Contacts", key = "C6", other_table = "Shop.Customers", other_key = "S4" }]
+always_match = [{ table = "Crm.Contacts", key = "C3", other_table = "Shop.Customers", other_key = "S5" }]
+"#;
+
+#[tokio::test]
+async fn records_become_profiles_by_rules_in_order_with_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crm.csv"),
+        "Id,First,Last,Email,Phone,Modified\n\
+         C1,Robert,Smith,rsmith@x.com,+1 555 0100,2024-01-01\n\
+         C2,Bob,Smith,RSmith@X.com,,2024-03-01\n\
+         C3,Ann,Lee,ann@y.org,+44 20 7946 0958,2024-01-01\n\
+         C4,Test,User,n/a,,2024-01-01\n\
+         C5,Other,Person,N/A,,2024-01-01\n\
+         C6,Kim,Park,kim@z.net,,2024-01-01\n\
+         C7,Dup,One,same@q.io,,2024-01-01\n\
+         C8,Dup,Two,same@q.io,,2024-01-01\n\
+         C9,Dup,Three,same@q.io,,2024-01-01\n\
+         C10,Dup,Four,same@q.io,,2024-01-01\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shop.csv"),
+        "Cid,Name,email,phone\n\
+         S1,Robert Smith,RSMITH@x.com,\n\
+         S2,Ann Lee,,0044 (20) 7946-0958\n\
+         S3,Zed Unmatched,zed@w.com,\n\
+         S4,Kim Park,kim@z.net,\n\
+         S5,Someone Else,else@v.com,\n",
+    )
+    .unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "First", "Last", "Email", "Phone", "Modified"],
+        ),
+        source(
+            "Shop",
+            "Customers",
+            "shop.csv",
+            "Cid",
+            &["Cid", "Name", "email", "phone"],
+        ),
+    ];
+    ingest(&lake, dir.path(), &sources).await;
+    let report = unify(&lake, &sources, &spec(RULES), &UnifyOptions::default())
+        .await
+        .unwrap();
+
+    let p = profiles(&lake).await;
+    let expected: BTreeSet<Vec<String>> = [
+        // dedupe by email (case and spaces normalised), then the shop record by email
+        vec!["Contacts:C1", "Contacts:C2", "Customers:S1"],
+        // rule 2 (phone + first name) for a record rule 1 could not match; plus the
+        // always-match override
+        vec!["Contacts:C3", "Customers:S2", "Customers:S5"],
+        // bypassed placeholder: never joined
+        vec!["Contacts:C4"],
+        vec!["Contacts:C5"],
+        // never-match override
+        vec!["Contacts:C6"],
+        vec!["Customers:S4"],
+        // four records share one email: more than max_block = 3, so it never matches
+        vec!["Contacts:C7"],
+        vec!["Contacts:C8"],
+        vec!["Contacts:C9"],
+        vec!["Contacts:C10"],
+        // include_all: an unmatched record is a profile of its own
+        vec!["Customers:S3"],
+    ]
+    .into_iter()
+    .map(|g| g.into_iter().map(String::from).collect())
+    .collect();
+    assert_eq!(groups(&p), expected);
+    assert_eq!(report.profiles, 11);
+    // every record exactly once in AlternateKey
+    let total: usize = p.values().map(BTreeSet::len).sum();
+    assert_eq!(total, 15);
+
+    // the report: rule counts and the giant block
+    let rule = |kind: &str, name: &str| {
+        report
+            .rules
+            .iter()
+            .find(|r| r.kind == kind && r.rule == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(rule("dedupe", "same email").pairs, 1);
+    assert_eq!(rule("match", "email").pairs, 2); // S1 and S4 (S4 refused later)
+    assert_eq!(rule("match", "phone and first name").pairs, 1);
+    // reported by the dedupe rule and by the match rule that indexes the same emails
+    assert_eq!(report.giant.len(), 2, "{:?}", report.giant);
+    assert!(report
+        .giant
+        .iter()
+        .all(|g| g.records == 4 && g.value == "same@q.io"));
+
+    // dedupe output: C1 and C2 in one group, C2 (most recent) wins
+    let d = unified(&lake, "Deduplication_Crm_Contacts").await;
+    let winners: BTreeMap<String, String> = strings(&d, "Id")
+        .into_iter()
+        .zip(strings(&d, "Deduplication_WinnerId"))
+        .collect();
+    assert_eq!(winners["C1"], "C2");
+    assert_eq!(winners["C2"], "C2");
+    assert_eq!(winners["C3"], "C3");
+
+    // merge: importance by table order, the dedupe winner first
+    let c = unified(&lake, "Customer").await;
+    let ids = strings(&c, "CustomerId");
+    let row = ids
+        .iter()
+        .position(|i| *i == id_of(&p, "Contacts:C1"))
+        .unwrap();
+    assert_eq!(strings(&c, "FirstName")[row], "Bob");
+    assert_eq!(strings(&c, "Email")[row], "RSmith@X.com");
+    assert_eq!(strings(&c, "Phone")[row], "+1 555 0100");
+    assert_eq!(strings(&c, "FullName")[row], "Robert Smith");
+    let row = ids
+        .iter()
+        .position(|i| *i == id_of(&p, "Customers:S3"))
+        .unwrap();
+    assert_eq!(strings(&c, "Email")[row], "zed@w.com");
+    assert_eq!(strings(&c, "FirstName")[row], "∅");
+
+    // match pairs name both records, the rule and a score
+    let pairs = unified(&lake, "ConflationMatchPairs").await;
+    assert_eq!(pairs.num_rows(), 3);
+    assert!(strings(&pairs, "Rule").contains(&"phone and first name".to_string()));
+}
+
+#[tokio::test]
+async fn customer_ids_stay_stable_over_three_refreshes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"]),
+        source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "email"]),
+    ];
+    let rules = spec(
+        r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [{ name = "Email", type = "Identity.Email" }]
+dedupe = [{ conditions = [{ column = "Email" }] }]
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+columns = [{ name = "email", type = "Identity.Email", rename = "Email" }]
+match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Email" }] }]
+"#,
+    );
+    let run = |crm: &'static str, shop: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let lake = &lake;
+        let sources = &sources;
+        let rules = &rules;
+        async move {
+            std::fs::write(dir.join("crm.csv"), crm).unwrap();
+            std::fs::write(dir.join("shop.csv"), shop).unwrap();
+            ingest(lake, &dir, sources).await;
+            unify(lake, sources, rules, &UnifyOptions::default())
+                .await
+                .unwrap();
+            profiles(lake).await
+        }
+    };
+    // 1. two profiles
+    let first = run("Id,Email\nA1,a@x\nA2,b@x\n", "Cid,email\nB1,a@x\n").await;
+    let p1 = id_of(&first, "Contacts:A1");
+    let p2 = id_of(&first, "Contacts:A2");
+    assert_ne!(p1, p2);
+    assert_eq!(id_of(&first, "Customers:B1"), p1);
+
+    // 2. a record joins P2, and A2 takes A1's email: the profiles merge, the older id
+    // (P1) survives
+    let second = run("Id,Email\nA1,a@x\nA2,a@x\n", "Cid,email\nB1,a@x\nB2,a@x\n").await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(id_of(&second, "Contacts:A2"), p1);
+    assert_eq!(id_of(&second, "Customers:B2"), p1);
+    let history = unified(&lake, "CustomerIdHistory").await;
+    assert_eq!(
+        strings(&history, "OldCustomerId"),
+        std::slice::from_ref(&p2)
+    );
+    assert_eq!(
+        strings(&history, "NewCustomerId"),
+        std::slice::from_ref(&p1)
+    );
+    assert_eq!(strings(&history, "Reason"), ["merged"]);
+
+    // 3. A2 and B2 move away again: the part with the earliest key (A1) keeps P1, the
+    // other gets a new id (never P2 again)
+    let third = run("Id,Email\nA1,a@x\nA2,c@x\n", "Cid,email\nB1,a@x\nB2,c@x\n").await;
+    assert_eq!(third.len(), 2);
+    assert_eq!(id_of(&third, "Contacts:A1"), p1);
+    let p3 = id_of(&third, "Contacts:A2");
+    assert_eq!(id_of(&third, "Customers:B2"), p3);
+    assert!(p3 != p1 && p3 != p2);
+    let history = unified(&lake, "CustomerIdHistory").await;
+    assert_eq!(
+        strings(&history, "Reason"),
+        ["merged", "split"],
+        "the history keeps earlier runs' rows"
+    );
+    assert_eq!(strings(&history, "OldCustomerId")[1], p1);
+    assert_eq!(strings(&history, "NewCustomerId")[1], p3);
+}
