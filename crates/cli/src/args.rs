@@ -62,7 +62,8 @@ pub enum Command {
 /// `refresh`.
 #[derive(Debug, Args)]
 pub struct RefreshArgs {
-    /// Run only this process (and, later, what depends on it).
+    /// Run only this process: `ingest` (the sources) or `unify` (from the sources'
+    /// last loads).
     #[arg(long, value_enum)]
     pub only: Option<ProcessKind>,
     /// Only this source (with `--only ingest`).
@@ -113,6 +114,8 @@ fn parse_from(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 pub enum ProcessKind {
     /// Load the data sources into DataIngestion/.
     Ingest,
+    /// Unify the declared tables into customer profiles in Unification/.
+    Unify,
 }
 
 /// `source ...`.

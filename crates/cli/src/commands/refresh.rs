@@ -1,4 +1,5 @@
-//! `refresh`: load the project's sources into the environment's lake.
+//! `refresh`: load the project's sources into the environment's lake, then unify them
+//! into customer profiles when the project declares `[unification]`.
 
 use chrono::Utc;
 use lakecdp_catalog::Catalog;
@@ -8,7 +9,12 @@ use lakecdp_engine::ingest::{
 };
 use lakecdp_lake::{backend, Lake};
 
-use crate::args::RefreshArgs;
+use lakecdp_catalog::SqliteCatalog;
+use lakecdp_core::{Environment, ProjectFile, UnificationSpec};
+use lakecdp_engine::unify::{unify, UnifyOptions, UnifyReport};
+use lakecdp_match::ids::ChangeReason;
+
+use crate::args::{ProcessKind, RefreshArgs};
 use crate::context::Context;
 use crate::output;
 use crate::UserError;
@@ -20,6 +26,145 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     let project = ctx.load_project()?;
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, None).await?;
+    let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
+    let lake = Lake::new(&handle, env.id).with_format(env.output_format);
+    let run_unify = a.only != Some(ProcessKind::Ingest);
+    if a.only == Some(ProcessKind::Unify) && project.unification.is_none() {
+        return Err(UserError(format!(
+            "{} declares no [unification]: add the tables that become customer profiles",
+            ctx.project_file().display()
+        ))
+        .into());
+    }
+    let ingested = if a.only == Some(ProcessKind::Unify) {
+        Ok(())
+    } else {
+        ingest(ctx, &a, &project, &catalog, &env, &lake).await
+    };
+    match (&project.unification, run_unify) {
+        (Some(spec), true) => {
+            if let Err(e) = &ingested {
+                let used: Vec<&str> = spec.tables.iter().map(|t| t.source.as_str()).collect();
+                println!(
+                    "unification skipped: a source it reads did not load ({})",
+                    used.join(", ")
+                );
+                let mut run = RunRecord::start(env.id, "unify");
+                run.finished_at = Some(Utc::now());
+                run.status = RunStatus::Skipped;
+                run.error = Some(format!("a source failed to load: {e}"));
+                catalog.record_run(&run).await?;
+                return ingested;
+            }
+            unify_step(&project, spec, &catalog, &env, &lake).await
+        }
+        _ => ingested,
+    }
+}
+
+async fn unify_step(
+    project: &ProjectFile,
+    spec: &UnificationSpec,
+    catalog: &SqliteCatalog,
+    env: &Environment,
+    lake: &Lake,
+) -> anyhow::Result<()> {
+    println!(
+        "unifying {} table{} into customer profiles",
+        spec.tables.len(),
+        if spec.tables.len() == 1 { "" } else { "s" }
+    );
+    let mut run = RunRecord::start(env.id, "unify");
+    catalog.record_run(&run).await?;
+    let options = UnifyOptions {
+        retention: env.retention_runs,
+    };
+    let result = unify(lake, &project.sources, spec, &options).await;
+    run.finished_at = Some(Utc::now());
+    match result {
+        Ok(report) => {
+            run.status = RunStatus::Succeeded;
+            run.rows = Some(report.profiles as u64);
+            catalog.update_run(&run).await?;
+            print_unify(&report);
+            Ok(())
+        }
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
+            catalog.update_run(&run).await?;
+            Err(e.into())
+        }
+    }
+}
+
+fn print_unify(r: &UnifyReport) {
+    let mut t = output::table(&["table", "records", "duplicates", "matched", "left out"]);
+    for x in &r.tables {
+        t.add_row(vec![
+            x.table.clone(),
+            x.records.to_string(),
+            x.duplicates.to_string(),
+            x.matched.to_string(),
+            x.excluded.to_string(),
+        ]);
+    }
+    println!("{t}");
+    let mut t = output::table(&["table", "step", "rule", "candidate pairs", "matched pairs"]);
+    for x in &r.rules {
+        t.add_row(vec![
+            x.table.clone(),
+            x.kind.to_string(),
+            x.rule.clone(),
+            x.candidates.to_string(),
+            x.pairs.to_string(),
+        ]);
+    }
+    println!("{t}");
+    for g in &r.giant {
+        println!(
+            "  rule `{}`: the value `{}` is shared by {} records, more than max_block; it never matches (add it to the bypass overrides to silence this)",
+            g.rule, g.value, g.records
+        );
+    }
+    let sizes = r
+        .clusters
+        .sizes
+        .iter()
+        .map(|(size, n)| format!("{n}×{size}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "{} profiles from {} records (profile sizes: {sizes})",
+        r.profiles, r.clusters.records
+    );
+    if let Some((size, _)) = r.clusters.largest.first() {
+        println!("  largest profile: {size} records");
+    }
+    let count = |reason: ChangeReason| r.id_changes.iter().filter(|c| c.reason == reason).count();
+    println!(
+        "  CustomerIds: {} merged, {} split, {} removed since the last run",
+        count(ChangeReason::Merged),
+        count(ChangeReason::Split),
+        count(ChangeReason::Removed)
+    );
+    let phases = r
+        .phases
+        .iter()
+        .map(|(p, s)| format!("{p} {s:.2}s"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("  published Unification/ (run {}); {phases}", r.run_id);
+}
+
+async fn ingest(
+    ctx: &Context,
+    a: &RefreshArgs,
+    project: &ProjectFile,
+    catalog: &SqliteCatalog,
+    env: &Environment,
+    lake: &Lake,
+) -> anyhow::Result<()> {
     let sources: Vec<&SourceSpec> = match &a.source {
         Some(name) => vec![project
             .sources
@@ -40,8 +185,6 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
-    let lake = Lake::new(&handle, env.id).with_format(env.output_format);
     println!(
         "refreshing environment `{}`: loading {} source{}",
         env.name,
@@ -72,7 +215,7 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
             watermarks,
             ..base_options.clone()
         };
-        let result = ingest_source(&lake, source, &ctx.project_dir, &options).await;
+        let result = ingest_source(lake, source, &ctx.project_dir, &options).await;
         run.finished_at = Some(Utc::now());
         match result {
             Ok(report) if report.unchanged => {
