@@ -10,5 +10,6 @@
 mod error;
 pub mod ingest;
 pub mod retail;
+pub mod score;
 
 pub use error::{Error, Result};

@@ -577,3 +577,95 @@ fn sources_are_added_and_removed_keeping_the_rest_of_the_project_file() {
         before
     );
 }
+
+/// The newest run's partition of a CSV entity in a lake folder, as rows of fields.
+fn latest_csv(folder: &Path) -> Vec<Vec<String>> {
+    let mut runs: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    let text = std::fs::read_to_string(runs.last().unwrap().join("part-00000.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn retail_unification_reaches_its_accuracy_floor_and_keeps_ids() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        example.join("lakecdp.toml"),
+        dir.path().join("lakecdp.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    for f in [
+        "crm_contacts.csv",
+        "shop_customers.parquet",
+        "orders.csv",
+        "loyalty_members.jsonl",
+    ] {
+        std::fs::copy(
+            example.join("data").join(f),
+            dir.path().join("data").join(f),
+        )
+        .unwrap();
+    }
+    let out = ok(dir.path(), &["refresh", "--apply", "--create-container"]);
+    assert!(
+        out.contains("unifying 3 tables") && out.contains("from 44987 records"),
+        "{out}"
+    );
+    let lake = std::fs::read_dir(dir.path().join("lake/customerinsights"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // every ingested record of the unified tables exactly once
+    let keys = latest_csv(&lake.join("Unification/AlternateKey"));
+    assert_eq!(keys.len(), 19_993 + 15_000 + 9_994);
+    let predicted: std::collections::HashMap<(String, String), String> = keys
+        .iter()
+        .map(|r| ((r[1].clone(), r[2].clone()), r[3].clone()))
+        .collect();
+    assert_eq!(predicted.len(), keys.len());
+    // against the generator's truth
+    let truth_text = std::fs::read_to_string(example.join("data/ground_truth.csv")).unwrap();
+    let truth: std::collections::HashMap<(String, String), String> = truth_text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let table = match f[0] {
+                "crm_contacts" => "Contacts",
+                "shop_customers" => "Customers",
+                _ => "Members",
+            };
+            (!f[2].is_empty()).then(|| ((table.to_string(), f[2].to_string()), f[3].to_string()))
+        })
+        .collect();
+    let s = lakecdp_bench::score::score(&truth, &predicted);
+    // the floor of the quickstart's rules (a regression guard; the benchmark reports
+    // the figures)
+    assert!(
+        s.pairwise.precision >= 0.99 && s.pairwise.recall >= 0.80 && s.cluster.f1() >= 0.80,
+        "{s:?}"
+    );
+
+    // the same data again: every profile keeps its id
+    let out = ok(dir.path(), &["refresh", "--only", "unify"]);
+    assert!(
+        out.contains("CustomerIds: 0 merged, 0 split, 0 removed"),
+        "{out}"
+    );
+    let again: std::collections::HashMap<(String, String), String> =
+        latest_csv(&lake.join("Unification/AlternateKey"))
+            .iter()
+            .map(|r| ((r[1].clone(), r[2].clone()), r[3].clone()))
+            .collect();
+    assert_eq!(again, predicted);
+}
