@@ -11,5 +11,6 @@ mod error;
 pub mod ingest;
 pub mod retail;
 pub mod score;
+pub mod unify;
 
 pub use error::{Error, Result};

@@ -29,6 +29,32 @@ enum Command {
     /// One measured phase of `ingest`, run in its own process (prints one JSON line).
     #[command(hide = true)]
     IngestPhase(PhaseArgs),
+    /// Unify the retail sample at a given scale with the quickstart's rules; prints
+    /// precision, recall and F1 against the truth, candidate pairs, time per phase and
+    /// peak memory.
+    Unify(UnifyArgs),
+    /// The measured unification, run in its own process (prints one JSON line).
+    #[command(hide = true)]
+    UnifyPhase(UnifyPhaseArgs),
+}
+
+#[derive(Debug, Args)]
+struct UnifyArgs {
+    /// Working folder (the data and the lake are kept between runs).
+    #[arg(long, value_name = "DIR", default_value = "target/bench-unify")]
+    dir: PathBuf,
+    /// Scale of the retail sample: 1 is 45,000 customer records, 22 about 1,000,000.
+    #[arg(long, value_name = "F", default_value_t = 22.0)]
+    scale: f64,
+    /// Seed of the sample.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct UnifyPhaseArgs {
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +103,8 @@ fn main() -> ExitCode {
         Command::Retail(args) => run_retail(&args),
         Command::Ingest(args) => run_ingest(&args),
         Command::IngestPhase(args) => run_phase(&args),
+        Command::Unify(args) => run_unify(&args),
+        Command::UnifyPhase(args) => run_unify_phase(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,6 +187,92 @@ fn run_ingest(args: &IngestArgs) -> anyhow::Result<()> {
         results.push(result);
     }
     print!("{}", render_ingest(bytes, &results));
+    Ok(())
+}
+
+fn run_unify_phase(args: &UnifyPhaseArgs) -> anyhow::Result<()> {
+    let result = runtime()?.block_on(lakecdp_bench::unify::run(&args.dir))?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = args.dir.canonicalize()?;
+    let data = dir.join("data");
+    let stamp = dir.join("data.params");
+    let params = format!("{} {}", args.scale, args.seed);
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(params.as_str()) {
+        eprintln!("generating the retail sample at scale {}", args.scale);
+        let config = RetailConfig::scaled(args.seed, args.scale)?;
+        let summary = retail::generate(&config, &data)?;
+        eprintln!(
+            "  {} files, {}",
+            summary.files.len(),
+            size(summary.total_bytes())
+        );
+        std::fs::write(&stamp, &params)?;
+        // a new sample starts a new lake
+        let _ = std::fs::remove_dir_all(dir.join("lake"));
+        let _ = std::fs::remove_file(dir.join("environment-id"));
+    }
+    let rt = runtime()?;
+    eprintln!("loading the sources");
+    let seconds = rt.block_on(lakecdp_bench::unify::load(&dir))?;
+    eprintln!("  {seconds:.1} s");
+    eprintln!("unifying");
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["unify-phase", "--dir"])
+        .arg(&dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        anyhow::bail!("the unification failed ({})", output.status);
+    }
+    let line = String::from_utf8_lossy(&output.stdout);
+    let result: lakecdp_bench::unify::UnifyResult = serde_json::from_str(line.trim())
+        .with_context(|| format!("reading the unification's result: {line}"))?;
+    let predicted = rt.block_on(lakecdp_bench::unify::profiles(&dir))?;
+    let truth = lakecdp_bench::unify::truth(&dir)?;
+    let s = lakecdp_bench::score::score(&truth, &predicted);
+    let phases = result
+        .phases
+        .iter()
+        .map(|(p, t)| format!("{p} {t:.2} s"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "\nunify benchmark: retail sample, scale {}, {} records -> {} profiles ({} true persons)\n",
+        args.scale, result.records, result.profiles, s.persons
+    );
+    let rows = vec![
+        ["measure".to_string(), "value".into()],
+        ["wall time".into(), format!("{:.2} s", result.seconds)],
+        ["phases".into(), phases],
+        ["peak memory".into(), size(result.peak_rss)],
+        ["candidate pairs".into(), result.candidates.to_string()],
+        ["matched pairs".into(), result.pairs.to_string()],
+        [
+            "pairwise precision / recall / F1".into(),
+            format!(
+                "{:.4} / {:.4} / {:.4}",
+                s.pairwise.precision,
+                s.pairwise.recall,
+                s.pairwise.f1()
+            ),
+        ],
+        [
+            "cluster precision / recall / F1".into(),
+            format!(
+                "{:.4} / {:.4} / {:.4}",
+                s.cluster.precision,
+                s.cluster.recall,
+                s.cluster.f1()
+            ),
+        ],
+    ];
+    print!("{}", table(&rows, &[false, false]));
     Ok(())
 }
 

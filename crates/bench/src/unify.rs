@@ -1,0 +1,164 @@
+//! The unification benchmark: the retail sample at a chosen scale (its generator keeps
+//! the true person behind every record), loaded with the quickstart's project file, then
+//! unified with the quickstart's rules (written as a user would, not tuned to the
+//! truth) in a process of its own, so its wall time and peak memory are its own.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use lakecdp_core::{EnvironmentId, LocalConfig, ProjectFile, StorageConfig};
+use lakecdp_engine::ingest::{ingest_source, IngestOptions};
+use lakecdp_engine::unify::{unify, UnifyOptions};
+use lakecdp_lake::{Lake, Process};
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::peak_rss;
+use crate::{Error, Result};
+
+/// The quickstart's project file: its sources and its unification rules.
+pub const RETAIL_PROJECT: &str = include_str!("../../../examples/retail/lakecdp.toml");
+
+/// What the unification phase measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnifyResult {
+    /// Records unified.
+    pub records: usize,
+    /// Profiles made.
+    pub profiles: usize,
+    /// Candidate pairs compared, all rules together.
+    pub candidates: u64,
+    /// Pairs matched, all rules together.
+    pub pairs: u64,
+    /// Wall seconds of the whole unification (load to publish).
+    pub seconds: f64,
+    /// Seconds per phase.
+    pub phases: Vec<(String, f64)>,
+    /// Peak resident memory of the process, in bytes.
+    pub peak_rss: u64,
+}
+
+fn project() -> Result<ProjectFile> {
+    ProjectFile::parse(RETAIL_PROJECT).map_err(|e| Error::Bench(e.to_string()))
+}
+
+fn lake(dir: &Path) -> Result<Lake> {
+    let root = dir.join("lake");
+    std::fs::create_dir_all(root.join("customerinsights")).map_err(|e| Error::io(&root, e))?;
+    let handle =
+        lakecdp_lake::backend::open(&StorageConfig::Local(LocalConfig { path: root }), None)
+            .map_err(|e| Error::Bench(e.to_string()))?;
+    // one environment per benchmark folder
+    let id_file = dir.join("environment-id");
+    let id = match std::fs::read_to_string(&id_file) {
+        Ok(text) => text
+            .trim()
+            .parse::<EnvironmentId>()
+            .map_err(|e| Error::Bench(e.to_string()))?,
+        Err(_) => {
+            let id = EnvironmentId::new();
+            std::fs::write(&id_file, id.to_string()).map_err(|e| Error::io(&id_file, e))?;
+            id
+        }
+    };
+    Ok(Lake::new(&handle, id).with_format(lakecdp_core::PartitionFormat::Parquet))
+}
+
+/// Load the retail sources of `dir/data` into the benchmark's lake.
+pub async fn load(dir: &Path) -> Result<f64> {
+    let started = Instant::now();
+    let project = project()?;
+    let lake = lake(dir)?;
+    for source in &project.sources {
+        ingest_source(&lake, source, dir, &IngestOptions::default())
+            .await
+            .map_err(|e| Error::Bench(format!("loading {}: {e}", source.name)))?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Unify the loaded sources (the measured phase).
+pub async fn run(dir: &Path) -> Result<UnifyResult> {
+    let project = project()?;
+    let spec = project
+        .unification
+        .as_ref()
+        .ok_or_else(|| Error::Bench("the quickstart declares no unification".into()))?;
+    let lake = lake(dir)?;
+    let started = Instant::now();
+    let report = unify(&lake, &project.sources, spec, &UnifyOptions::default())
+        .await
+        .map_err(|e| Error::Bench(e.to_string()))?;
+    Ok(UnifyResult {
+        records: report.clusters.records,
+        profiles: report.profiles,
+        candidates: report.rules.iter().map(|r| r.candidates).sum(),
+        pairs: report.rules.iter().map(|r| r.pairs).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+        phases: report
+            .phases
+            .iter()
+            .map(|(p, s)| (p.to_string(), *s))
+            .collect(),
+        peak_rss: peak_rss(),
+    })
+}
+
+/// The published profiles: (table, primary key) -> CustomerId.
+pub async fn profiles(dir: &Path) -> Result<HashMap<(String, String), String>> {
+    use arrow::array::{Array, StringArray};
+    let lake = lake(dir)?;
+    let process = Process::Unification;
+    let model = lakecdp_lake::publish::read_model(&lake, &process)
+        .await
+        .map_err(|e| Error::Bench(e.to_string()))?
+        .ok_or_else(|| Error::Bench("nothing published".into()))?;
+    let entity = model
+        .entity("AlternateKey")
+        .ok_or_else(|| Error::Bench("no AlternateKey".into()))?;
+    let batches = lakecdp_lake::partition::read_entity(&lake, &process.folder(), entity)
+        .await
+        .map_err(|e| Error::Bench(e.to_string()))?;
+    let mut out = HashMap::new();
+    for b in batches {
+        let col = |name: &str| -> Result<StringArray> {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .cloned()
+                .ok_or_else(|| Error::Bench(format!("AlternateKey.{name} is not text")))
+        };
+        let (table, key, id) = (
+            col("TableName")?,
+            col("AlternateValue")?,
+            col("CustomerId")?,
+        );
+        for i in 0..b.num_rows() {
+            out.insert(
+                (table.value(i).to_string(), key.value(i).to_string()),
+                id.value(i).to_string(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The generator's truth: (table, primary key) -> person.
+pub fn truth(dir: &Path) -> Result<HashMap<(String, String), String>> {
+    let path = dir.join("data/ground_truth.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let table = match *f.first()? {
+                "crm_contacts" => "Contacts",
+                "shop_customers" => "Customers",
+                _ => "Members",
+            };
+            let key = f.get(2)?;
+            let person = f.get(3)?;
+            (!key.is_empty()).then(|| ((table.to_string(), key.to_string()), person.to_string()))
+        })
+        .collect())
+}
