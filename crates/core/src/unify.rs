@@ -146,7 +146,8 @@ pub enum Normalization {
     /// Text to lower case.
     #[serde(alias = "lower", alias = "text_to_lower")]
     Lowercase,
-    /// Phone numbers: digits only, a leading `00` or `+` country prefix kept as digits.
+    /// Phone numbers: digits up to an extension, of which the last ten are kept (so a
+    /// number written with or without its country code or trunk `0` is one value).
     Phone,
     /// Person names: common nicknames become the formal name (Bob = Robert).
     Name,

@@ -191,11 +191,13 @@ fn unicode_to_ascii(input: &str, out: &mut String) {
     }
 }
 
-/// Phone numbers: digits only (of any script, as ASCII). An international prefix, `+`
-/// or `00`, leaves the bare country code, and a trunk `(0)` written after it, as in
-/// `+44 (0)20 ...`, is dropped, so `+44 20 7946 0958`, `+44 (0)20 7946 0958` and
-/// `0044 (20) 7946-0958` are all `442079460958`. A national number keeps its leading
-/// trunk `0`.
+/// Phone numbers: digits only (of any script, as ASCII), up to an extension (`x`,
+/// `ext` after at least seven digits). An international prefix, `+` or `00`, leaves
+/// the bare country code, and a trunk `(0)` written after it, as in `+44 (0)20 ...`,
+/// is dropped. Then only the last ten digits are kept: how a number is written (with
+/// or without its country code or trunk `0`) varies far more than its last ten digits,
+/// so `+44 20 7946 0958`, `020 7946 0958` and `0044 (20) 7946-0958` are all
+/// `2079460958`, and `+1 (425) 555-0134` and `425.555.0134` are both `4255550134`.
 fn phone(input: &str, out: &mut String) {
     let start = out.len();
     let mut plus = false;
@@ -215,11 +217,16 @@ fn phone(input: &str, out: &mut String) {
                 out.push((b'0' + d) as char);
             }
             None if c == '+' && out.len() == start => plus = true,
+            None if matches!(c, 'x' | 'X' | 'e' | 'E' | '#') && out.len() - start >= 7 => break,
             None => {}
         }
     }
     if !plus && out[start..].starts_with("00") {
         out.replace_range(start..start + 2, "");
+    }
+    let digits = out.len() - start;
+    if digits > 10 {
+        out.replace_range(start..start + digits - 10, "");
     }
 }
 
@@ -600,18 +607,21 @@ mod tests {
     }
 
     #[test]
-    fn phone_numbers_keep_digits_and_country_code() {
-        let uk = "442079460958";
+    fn phone_numbers_keep_their_last_ten_digits() {
+        let uk = "2079460958";
         assert_eq!(n("+44 20 7946 0958", &[Phone]), uk);
         assert_eq!(n("0044 (20) 7946-0958", &[Phone]), uk);
         assert_eq!(n("+44 (0)20 7946 0958", &[Phone]), uk);
         assert_eq!(n("00 44 (0) 20 7946 0958", &[Phone]), uk);
         assert_eq!(n("tel: +44.20.7946.0958", &[Phone]), uk);
-        // A national number keeps its trunk prefix.
-        assert_eq!(n("020 7946 0958", &[Phone]), "02079460958");
-        assert_eq!(n("(555) 010-9999 ext. 12", &[Phone]), "555010999912");
+        // the national form, with its trunk prefix, is the same number
+        assert_eq!(n("020 7946 0958", &[Phone]), uk);
+        assert_eq!(n("+1 (425) 555-0134", &[Phone]), "4255550134");
+        assert_eq!(n("425.555.0134", &[Phone]), "4255550134");
+        assert_eq!(n("+1 425 555 0134 x123", &[Phone]), "4255550134");
+        assert_eq!(n("(555) 010-9999 ext. 12", &[Phone]), "5550109999");
         assert_eq!(n("1-800-FLOWERS", &[Phone]), "1800");
-        assert_eq!(n("+٩٧١ ٥٠ ١٢٣ ٤٥٦٧", &[Phone]), "971501234567");
+        assert_eq!(n("+٩٧١ ٥٠ ١٢٣ ٤٥٦٧", &[Phone]), "1501234567");
         assert_eq!(n("n/a", &[Phone]), "");
     }
 
@@ -708,10 +718,7 @@ mod tests {
             apply(SemanticType::Email, " John.Smith@Example.COM "),
             "john.smith@example.com"
         );
-        assert_eq!(
-            apply(SemanticType::Phone, "+44 20 7946 0958"),
-            "442079460958"
-        );
+        assert_eq!(apply(SemanticType::Phone, "+44 20 7946 0958"), "2079460958");
         assert_eq!(apply(SemanticType::PostalCode, "sw1a-1aa "), "sw1a1aa");
     }
 

@@ -5,7 +5,9 @@
 //! Candidate generation: when a rule has exact conditions, their normalised values
 //! together are one hash key (records agreeing on all of them meet). Otherwise the
 //! blocking keys of its strictest fuzzy condition are used (a few keys per value, see
-//! `lakecdp_match::compare::blocking_keys`): two records meet when they share one. A key
+//! `lakecdp_match::compare::blocking_keys`): two records meet when they share one; with
+//! two fuzzy conditions or more, the keys of the two strictest are crossed, so records
+//! meet when they share a key of each. A key
 //! shared by more records than the rule's `max_block` is not used: it is reported, and
 //! behaves as a value that never matches, so a placeholder can never build a giant
 //! cluster.
@@ -162,39 +164,67 @@ pub fn find_pairs(
     let exact: Vec<usize> = (0..conditions.len())
         .filter(|c| conditions[*c].precision.is_exact())
         .collect();
+    // fuzzy conditions, strictest first
+    let mut fuzzy: Vec<usize> = (0..conditions.len())
+        .filter(|c| !conditions[*c].precision.is_exact())
+        .collect();
+    fuzzy.sort_by(|x, y| {
+        conditions[*y]
+            .precision
+            .threshold()
+            .total_cmp(&conditions[*x].precision.threshold())
+            .then(x.cmp(y))
+    });
+    let fuzzy_keys = |c: usize, side: &[Values], row: usize| -> Option<Vec<String>> {
+        let v = usable(c, &side[c][row])?;
+        let mut keys = Vec::new();
+        blocking_keys(
+            conditions[c].comparator,
+            conditions[c].precision,
+            &v,
+            &mut keys,
+        );
+        keys.sort();
+        keys.dedup();
+        Some(keys)
+    };
     // blocking keys of one record
-    let keys_of =
-        |side: &[std::sync::Arc<Vec<Option<String>>>], row: usize, out: &mut Vec<String>| {
-            out.clear();
-            if !exact.is_empty() {
-                let mut key = String::new();
-                for (n, c) in exact.iter().enumerate() {
-                    let Some(v) = usable(*c, &side[*c][row]) else {
-                        return;
-                    };
-                    if n > 0 {
-                        key.push('\u{1}');
-                    }
-                    key.push_str(&v);
+    let keys_of = |side: &[Values], row: usize, out: &mut Vec<String>| {
+        out.clear();
+        if !exact.is_empty() {
+            let mut key = String::new();
+            for (n, c) in exact.iter().enumerate() {
+                let Some(v) = usable(*c, &side[*c][row]) else {
+                    return;
+                };
+                if n > 0 {
+                    key.push('\u{1}');
                 }
-                out.push(key);
-            } else {
-                // the strictest fuzzy condition
-                let c = (0..conditions.len())
-                    .max_by(|x, y| {
-                        conditions[*x]
-                            .precision
-                            .threshold()
-                            .total_cmp(&conditions[*y].precision.threshold())
-                    })
-                    .unwrap_or(0);
-                if let Some(v) = usable(c, &side[c][row]) {
-                    blocking_keys(conditions[c].comparator, conditions[c].precision, &v, out);
-                    out.sort();
-                    out.dedup();
+                key.push_str(&v);
+            }
+            out.push(key);
+            return;
+        }
+        // the keys of the two strictest fuzzy conditions, crossed: a pair that
+        // satisfies every condition shares a key of each, so it shares a crossed key,
+        // and crossed keys are far more selective than either condition's own
+        let Some(first) = fuzzy.first().and_then(|c| fuzzy_keys(*c, side, row)) else {
+            return;
+        };
+        match fuzzy.get(1) {
+            None => out.extend(first),
+            Some(c) => {
+                let Some(second) = fuzzy_keys(*c, side, row) else {
+                    return;
+                };
+                for a in &first {
+                    for b in &second {
+                        out.push(format!("{a}\u{2}{b}"));
+                    }
                 }
             }
-        };
+        }
+    };
     // index the other side
     let n_b = b.first().map_or(0, |v| v.len());
     let n_a = a.first().map_or(0, |v| v.len());
@@ -215,7 +245,7 @@ pub fn find_pairs(
             giant.insert(k.clone());
             found.giant.push(GiantBlock {
                 rule: rule.to_string(),
-                value: k.replace('\u{1}', " + "),
+                value: k.replace(['\u{1}', '\u{2}'], " + "),
                 records: rows.len(),
             });
         }
