@@ -57,6 +57,9 @@ pub enum Command {
     /// List, show and inspect the data sources of the project file.
     #[command(subcommand)]
     Source(SourceCommand),
+    /// Look into unification: explain a profile, preview the rules on a sample.
+    #[command(subcommand)]
+    Unify(UnifyCommand),
 }
 
 /// `refresh`.
@@ -116,6 +119,32 @@ pub enum ProcessKind {
     Ingest,
     /// Unify the declared tables into customer profiles in Unification/.
     Unify,
+}
+
+/// `unify ...`.
+#[derive(Debug, Subcommand)]
+pub enum UnifyCommand {
+    /// The source records of a profile, the pairs and rules that joined them, its merged
+    /// row and its id history.
+    Explain(ExplainArgs),
+    /// Run deduplication and matching on the first records of each table and print the
+    /// matches per rule, without publishing anything.
+    Preview(PreviewArgs),
+}
+
+/// `unify explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The CustomerId.
+    pub customer_id: String,
+}
+
+/// `unify preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Records of each table to use.
+    #[arg(long, default_value_t = 10_000)]
+    pub sample: usize,
 }
 
 /// `source ...`.

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, EnvCommand, SourceCommand};
+use crate::args::{Cli, Command, EnvCommand, SourceCommand, UnifyCommand};
 use crate::context::Context;
 
 /// A mistake the user can fix; exits with code 2.
@@ -86,6 +86,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(a) => commands::env::apply(&ctx, a.create_container).await,
         Command::Runs(a) => commands::runs::run(&ctx, a).await,
         Command::Refresh(a) => commands::refresh::run(&ctx, a).await,
+        Command::Unify(UnifyCommand::Explain(a)) => commands::unify::explain(&ctx, a).await,
+        Command::Unify(UnifyCommand::Preview(a)) => commands::unify::preview(&ctx, a).await,
         Command::Source(SourceCommand::List) => commands::source::list(&ctx),
         Command::Source(SourceCommand::Show(a)) => commands::source::show(&ctx, &a.name),
         Command::Source(SourceCommand::Inspect(a)) => commands::source::inspect(&ctx, a).await,

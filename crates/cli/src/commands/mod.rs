@@ -5,3 +5,4 @@ pub mod init;
 pub mod refresh;
 pub mod runs;
 pub mod source;
+pub mod unify;

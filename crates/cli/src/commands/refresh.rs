@@ -78,6 +78,7 @@ async fn unify_step(
     catalog.record_run(&run).await?;
     let options = UnifyOptions {
         retention: env.retention_runs,
+        ..UnifyOptions::default()
     };
     let result = unify(lake, &project.sources, spec, &options).await;
     run.finished_at = Some(Utc::now());
@@ -98,7 +99,7 @@ async fn unify_step(
     }
 }
 
-fn print_unify(r: &UnifyReport) {
+pub fn print_unify(r: &UnifyReport) {
     let mut t = output::table(&["table", "records", "duplicates", "matched", "left out"]);
     for x in &r.tables {
         t.add_row(vec![
@@ -154,7 +155,10 @@ fn print_unify(r: &UnifyReport) {
         .map(|(p, s)| format!("{p} {s:.2}s"))
         .collect::<Vec<_>>()
         .join(", ");
-    println!("  published Unification/ (run {}); {phases}", r.run_id);
+    match &r.run_id {
+        Some(run) => println!("  published Unification/ (run {run}); {phases}"),
+        None => println!("  preview only: nothing published; {phases}"),
+    }
 }
 
 async fn ingest(

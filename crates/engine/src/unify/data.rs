@@ -41,6 +41,20 @@ impl TableData {
         self.keys.is_empty()
     }
 
+    /// Keep only the first `n` records.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.keys.len() {
+            return;
+        }
+        self.keys.truncate(n);
+        for a in self.typed.values_mut() {
+            *a = a.slice(0, n);
+        }
+        for a in self.text.values_mut() {
+            *a = Arc::new(a.slice(0, n));
+        }
+    }
+
     /// The text of `column` at `row` (None for null or an unknown column).
     pub fn value(&self, column: &str, row: usize) -> Option<&str> {
         let a = self.text.get(column)?;

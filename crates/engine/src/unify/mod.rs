@@ -45,12 +45,18 @@ use crate::{Error, Result};
 pub struct UnifyOptions {
     /// Runs of `Unification/` kept in the lake.
     pub retention: u32,
+    /// Use only the first N records of each table.
+    pub sample: Option<usize>,
+    /// Stop after clustering: report, publish nothing.
+    pub preview: bool,
 }
 
 impl Default for UnifyOptions {
     fn default() -> Self {
         Self {
             retention: lakecdp_core::environment::DEFAULT_RETENTION_RUNS,
+            sample: None,
+            preview: false,
         }
     }
 }
@@ -88,8 +94,8 @@ pub struct TableReport {
 /// What a unification did.
 #[derive(Debug, Clone)]
 pub struct UnifyReport {
-    /// The published run.
-    pub run_id: RunId,
+    /// The published run (none for a preview).
+    pub run_id: Option<RunId>,
     /// Per table.
     pub tables: Vec<TableReport>,
     /// Per rule, in the order they ran.
@@ -135,7 +141,11 @@ pub async fn unify(
     validate(spec)?;
     let mut tables = Vec::with_capacity(spec.tables.len());
     for t in &spec.tables {
-        tables.push(load_table(lake, t, sources).await?);
+        let mut data = load_table(lake, t, sources).await?;
+        if let Some(n) = options.sample {
+            data.truncate(n);
+        }
+        tables.push(data);
     }
     lap("load", &mut phases);
     let max_block = spec.max_block.unwrap_or(DEFAULT_MAX_BLOCK);
@@ -395,6 +405,19 @@ pub async fn unify(
         .iter()
         .map(|c| c.iter().map(String::as_str).collect())
         .collect();
+    if options.preview {
+        lap("cluster", &mut phases);
+        return Ok(UnifyReport {
+            run_id: None,
+            tables: table_reports,
+            rules: rule_reports,
+            giant,
+            profiles: clusters.len(),
+            clusters: cluster_stats,
+            id_changes: Vec::new(),
+            phases,
+        });
+    }
     let previous = merge::previous_ids(lake).await?;
     let previous_history = merge::previous_history(lake).await?;
     let mut winners = vec![false; total];
@@ -444,7 +467,7 @@ pub async fn unify(
     let published = writer.commit().await?;
     lap("merge", &mut phases);
     Ok(UnifyReport {
-        run_id: published.run_id,
+        run_id: Some(published.run_id),
         tables: table_reports,
         rules: rule_reports,
         giant,
