@@ -104,6 +104,7 @@ match = [
 bypass = [{ column = "Crm.Contacts.Email", values = ["n/a"] }]
 never_match = [{ table = "Crm.Contacts", key = "C6", other_table = "Shop.Customers", other_key = "S4" }]
 always_match = [{ table = "Crm.Contacts", key = "C3", other_table = "Shop.Customers", other_key = "S5" }]
+aliases = [{ column = "*", value = "pat@home.example", aliases = ["patricia@work.example"] }]
 "#;
 
 #[tokio::test]
@@ -121,7 +122,8 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
          C7,Dup,One,same@q.io,,2024-01-01\n\
          C8,Dup,Two,same@q.io,,2024-01-01\n\
          C9,Dup,Three,same@q.io,,2024-01-01\n\
-         C10,Dup,Four,same@q.io,,2024-01-01\n",
+         C10,Dup,Four,same@q.io,,2024-01-01\n\
+         C11,Pat,Doe,pat@home.example,,2024-01-01\n",
     )
     .unwrap();
     std::fs::write(
@@ -131,7 +133,8 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
          S2,Ann Lee,,0044 (20) 7946-0958\n\
          S3,Zed Unmatched,zed@w.com,\n\
          S4,Kim Park,kim@z.net,\n\
-         S5,Someone Else,else@v.com,\n",
+         S5,Someone Else,else@v.com,\n\
+         S6,Patricia Doe,Patricia@Work.example,\n",
     )
     .unwrap();
     let lake = lake(dir.path());
@@ -176,15 +179,17 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
         vec!["Contacts:C10"],
         // include_all: an unmatched record is a profile of its own
         vec!["Customers:S3"],
+        // an alias override: her work mailbox counts as her home one
+        vec!["Contacts:C11", "Customers:S6"],
     ]
     .into_iter()
     .map(|g| g.into_iter().map(String::from).collect())
     .collect();
     assert_eq!(groups(&p), expected);
-    assert_eq!(report.profiles, 11);
+    assert_eq!(report.profiles, 12);
     // every record exactly once in AlternateKey
     let total: usize = p.values().map(BTreeSet::len).sum();
-    assert_eq!(total, 15);
+    assert_eq!(total, 17);
 
     // the report: rule counts and the giant block
     let rule = |kind: &str, name: &str| {
@@ -196,7 +201,7 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
             .clone()
     };
     assert_eq!(rule("dedupe", "same email").pairs, 1);
-    assert_eq!(rule("match", "email").pairs, 2); // S1 and S4 (S4 refused later)
+    assert_eq!(rule("match", "email").pairs, 3); // S1, S4 (refused later) and S6
     assert_eq!(rule("match", "phone and first name").pairs, 1);
     // reported by the dedupe rule and by the match rule that indexes the same emails
     assert_eq!(report.giant.len(), 2, "{:?}", report.giant);
@@ -235,7 +240,7 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
 
     // match pairs name both records, the rule and a score
     let pairs = unified(&lake, "ConflationMatchPairs").await;
-    assert_eq!(pairs.num_rows(), 3);
+    assert_eq!(pairs.num_rows(), 4);
     assert!(strings(&pairs, "Rule").contains(&"phone and first name".to_string()));
 }
 

@@ -156,7 +156,7 @@ pub async fn unify(
             .or_default()
             .extend(b.values.iter().cloned());
     }
-    let mut cache = NormalizedCache::default();
+    let mut cache = NormalizedCache::with_aliases(spec.overrides.aliases.clone());
     let mut rule_reports = Vec::new();
     let mut giant = Vec::new();
 
@@ -659,4 +659,77 @@ async fn write_dedupe(writer: &mut CdmFolderWriter, t: &TableData, d: &Deduped) 
         )
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, StringArray};
+    use lakecdp_core::{SemanticColumn, SemanticType, UnifyTableSpec, WinnerPolicy};
+
+    use super::data::TableData;
+    use super::pick_winner;
+
+    fn table(policy: WinnerPolicy) -> TableData {
+        let column = |values: &[Option<&str>]| Arc::new(StringArray::from(values.to_vec()));
+        let email = column(&[Some("a@x"), Some("a@x"), None]);
+        let phone = column(&[None, Some("555"), Some("556")]);
+        let seen = column(&[Some("2024-03-01"), Some("2024-01-01"), Some("2024-02-01")]);
+        let mut text = HashMap::new();
+        let mut typed: HashMap<String, ArrayRef> = HashMap::new();
+        for (name, a) in [("Email", email), ("Phone", phone), ("Seen", seen)] {
+            typed.insert(name.into(), a.clone());
+            text.insert(name.to_string(), a);
+        }
+        let col = |name: &str, semantic| SemanticColumn {
+            name: name.into(),
+            semantic,
+            rename: None,
+        };
+        TableData {
+            spec: UnifyTableSpec {
+                source: "S".into(),
+                table: "T".into(),
+                columns: vec![
+                    col("Email", SemanticType::Email),
+                    col("Phone", SemanticType::Phone),
+                ],
+                dedupe: vec![],
+                dedupe_winner: policy,
+                match_rules: vec![],
+                include_all: true,
+            },
+            name: "S.T".into(),
+            primary_key: "Id".into(),
+            keys: vec!["k1".into(), "k2".into(), "k3".into()],
+            typed,
+            text,
+        }
+    }
+
+    #[test]
+    fn duplicate_groups_pick_their_winner_by_policy() {
+        let all = [0, 1, 2];
+        // most filled: k2 has both columns
+        assert_eq!(
+            pick_winner(&table(WinnerPolicy::MostFilled), &all).unwrap(),
+            1
+        );
+        // a tie goes to the largest primary key: k1 and k3 have one value each
+        assert_eq!(
+            pick_winner(&table(WinnerPolicy::MostFilled), &[0, 2]).unwrap(),
+            2
+        );
+        let recent = table(WinnerPolicy::MostRecent("Seen".into()));
+        assert_eq!(pick_winner(&recent, &all).unwrap(), 0);
+        let oldest = table(WinnerPolicy::LeastRecent("Seen".into()));
+        assert_eq!(pick_winner(&oldest, &all).unwrap(), 1);
+        let unknown = table(WinnerPolicy::MostRecent("Nope".into()));
+        assert!(pick_winner(&unknown, &all)
+            .unwrap_err()
+            .to_string()
+            .contains("`Nope` is not a column"));
+    }
 }

@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use lakecdp_core::unify::AliasSpec;
 use lakecdp_core::{ConditionSpec, Normalization, Precision, SemanticType};
 use lakecdp_match::compare::{blocking_keys, comparator_for, score, Comparator};
 use lakecdp_match::normalize::Normalizer;
@@ -82,13 +83,23 @@ impl Condition {
 /// Normalised values of a column (None: null, empty).
 pub type Values = std::sync::Arc<Vec<Option<String>>>;
 
-/// Normalised values, cached per (table, column, normalisations).
+/// Normalised values, cached per (table, column, normalisations), with the alias
+/// overrides applied (an alias becomes its value, after normalisation).
 #[derive(Default)]
 pub struct NormalizedCache {
     values: HashMap<(String, String, Vec<Normalization>), Values>,
+    aliases: Vec<AliasSpec>,
 }
 
 impl NormalizedCache {
+    /// A cache applying these alias overrides.
+    pub fn with_aliases(aliases: Vec<AliasSpec>) -> Self {
+        Self {
+            values: HashMap::new(),
+            aliases,
+        }
+    }
+
     /// The normalised values of `column` of `table` (None: null or empty).
     pub fn get(
         &mut self,
@@ -97,16 +108,31 @@ impl NormalizedCache {
         steps: &[Normalization],
     ) -> std::sync::Arc<Vec<Option<String>>> {
         let key = (table.name.clone(), column.to_string(), steps.to_vec());
+        let qualified = format!("{}.{column}", table.name);
+        let aliases = &self.aliases;
         self.values
             .entry(key)
             .or_insert_with(|| {
                 let normalizer = Normalizer::new(steps);
+                let mut alias: HashMap<String, String> = HashMap::new();
+                for a in aliases
+                    .iter()
+                    .filter(|a| a.column == "*" || a.column == qualified)
+                {
+                    let value = normalizer.apply(&a.value);
+                    for x in &a.aliases {
+                        alias.insert(normalizer.apply(x), value.clone());
+                    }
+                }
                 std::sync::Arc::new(
                     (0..table.len())
                         .map(|row| {
                             table
                                 .value(column, row)
-                                .map(|v| normalizer.apply(v))
+                                .map(|v| {
+                                    let n = normalizer.apply(v);
+                                    alias.get(&n).cloned().unwrap_or(n)
+                                })
                                 .filter(|v| !v.is_empty())
                         })
                         .collect(),
