@@ -182,11 +182,9 @@ pub fn find_pairs(
     if conditions.is_empty() {
         return found;
     }
-    let usable = |c: usize, v: &Option<String>| -> Option<String> {
-        v.as_ref()
-            .filter(|v| !conditions[c].never.contains(v.as_str()))
-            .cloned()
-    };
+    fn usable<'v>(condition: &Condition, v: &'v Option<String>) -> Option<&'v str> {
+        v.as_deref().filter(|v| !condition.never.contains(*v))
+    }
     let exact: Vec<usize> = (0..conditions.len())
         .filter(|c| conditions[*c].precision.is_exact())
         .collect();
@@ -202,7 +200,7 @@ pub fn find_pairs(
             .then(x.cmp(y))
     });
     let fuzzy_keys = |c: usize, side: &[Values], row: usize| -> Option<Vec<String>> {
-        let v = usable(c, &side[c][row])?;
+        let v = usable(&conditions[c], &side[c][row])?;
         let mut keys = Vec::new();
         blocking_keys(
             conditions[c].comparator,
@@ -220,13 +218,13 @@ pub fn find_pairs(
         if !exact.is_empty() {
             let mut key = String::new();
             for (n, c) in exact.iter().enumerate() {
-                let Some(v) = usable(*c, &side[*c][row]) else {
+                let Some(v) = usable(&conditions[*c], &side[*c][row]) else {
                     return;
                 };
                 if n > 0 {
                     key.push('\u{1}');
                 }
-                key.push_str(&v);
+                key.push_str(v);
             }
             out.push(key);
             return;
@@ -300,11 +298,12 @@ pub fn find_pairs(
                 let mut total = 0.0;
                 let mut ok = true;
                 for (c, cond) in conditions.iter().enumerate() {
-                    let (Some(x), Some(y)) = (usable(c, &a[c][row]), usable(c, &b[c][o])) else {
+                    let (Some(x), Some(y)) = (usable(cond, &a[c][row]), usable(cond, &b[c][o]))
+                    else {
                         ok = false;
                         break;
                     };
-                    match score(cond.comparator, cond.precision, &x, &y) {
+                    match score(cond.comparator, cond.precision, x, y) {
                         Some(s) => total += s,
                         None => {
                             ok = false;
