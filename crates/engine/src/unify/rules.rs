@@ -205,7 +205,7 @@ pub fn find_pairs(
         blocking_keys(
             conditions[c].comparator,
             conditions[c].precision,
-            &v,
+            v,
             &mut keys,
         );
         keys.sort();
