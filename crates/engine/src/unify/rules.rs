@@ -164,6 +164,26 @@ pub struct Found {
     pub giant: Vec<GiantBlock>,
 }
 
+/// The pairs and the candidate count of one slice of records.
+type SliceResult = (Vec<(u32, u32, f32)>, u64);
+
+/// The mean score of the conditions when every one holds for records `row` and `o`.
+fn verify(
+    conditions: &[Condition],
+    a: &[Values],
+    b: &[Values],
+    row: usize,
+    o: usize,
+) -> Option<f32> {
+    let mut total = 0.0;
+    for (c, cond) in conditions.iter().enumerate() {
+        let x = a[c][row].as_deref().filter(|v| !cond.never.contains(*v))?;
+        let y = b[c][o].as_deref().filter(|v| !cond.never.contains(*v))?;
+        total += score(cond.comparator, cond.precision, x, y)?;
+    }
+    Some((total / conditions.len() as f64) as f32)
+}
+
 /// The pairs of records (`a` of this side, `b` of the other) that satisfy every
 /// condition. `same`: both sides are one table (pairs with a < b only). Only records
 /// for which `active_a` / `active_b` hold take part.
@@ -173,8 +193,8 @@ pub fn find_pairs(
     conditions: &[Condition],
     a: &[std::sync::Arc<Vec<Option<String>>>],
     b: &[std::sync::Arc<Vec<Option<String>>>],
-    active_a: &dyn Fn(usize) -> bool,
-    active_b: &dyn Fn(usize) -> bool,
+    active_a: &(dyn Fn(usize) -> bool + Sync),
+    active_b: &(dyn Fn(usize) -> bool + Sync),
     same: bool,
     max_block: usize,
 ) -> Found {
@@ -277,47 +297,59 @@ pub fn find_pairs(
     found
         .giant
         .sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
-    let mut seen: Vec<u32> = vec![u32::MAX; n_b];
-    for row in 0..n_a {
-        if !active_a(row) {
-            continue;
-        }
-        keys_of(a, row, &mut keys);
-        for k in &keys {
-            if giant.contains(k) {
-                continue;
-            }
-            let Some(rows) = index.get(k) else { continue };
-            for &other in rows {
-                let o = other as usize;
-                if (same && o <= row) || seen[o] == row as u32 {
-                    continue;
-                }
-                seen[o] = row as u32;
-                found.candidates += 1;
-                let mut total = 0.0;
-                let mut ok = true;
-                for (c, cond) in conditions.iter().enumerate() {
-                    let (Some(x), Some(y)) = (usable(cond, &a[c][row]), usable(cond, &b[c][o]))
-                    else {
-                        ok = false;
-                        break;
-                    };
-                    match score(cond.comparator, cond.precision, x, y) {
-                        Some(s) => total += s,
-                        None => {
-                            ok = false;
-                            break;
+    // compare in parallel over slices of this side; each slice keeps its own marks
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(n_a.max(1).div_ceil(4096));
+    let chunk = n_a.div_ceil(threads.max(1)).max(1);
+    let (index, giant) = (&index, &giant);
+    let keys_of = &keys_of;
+    let results: Vec<SliceResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n_a)
+            .step_by(chunk)
+            .map(|start| {
+                scope.spawn(move || {
+                    let mut pairs = Vec::new();
+                    let mut candidates = 0u64;
+                    let mut seen: Vec<u32> = vec![u32::MAX; n_b];
+                    let mut keys = Vec::new();
+                    for row in start..(start + chunk).min(n_a) {
+                        if !active_a(row) {
+                            continue;
+                        }
+                        keys_of(a, row, &mut keys);
+                        for k in &keys {
+                            if giant.contains(k) {
+                                continue;
+                            }
+                            let Some(rows) = index.get(k) else { continue };
+                            for &other in rows {
+                                let o = other as usize;
+                                if (same && o <= row) || seen[o] == row as u32 {
+                                    continue;
+                                }
+                                seen[o] = row as u32;
+                                candidates += 1;
+                                if let Some(s) = verify(conditions, a, b, row, o) {
+                                    pairs.push((row as u32, other, s));
+                                }
+                            }
                         }
                     }
-                }
-                if ok {
-                    found
-                        .pairs
-                        .push((row as u32, other, (total / conditions.len() as f64) as f32));
-                }
-            }
-        }
+                    (pairs, candidates)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            // a panic in a slice is a bug: it goes on in this thread
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (pairs, candidates) in results {
+        found.pairs.extend(pairs);
+        found.candidates += candidates;
     }
     found
 }
