@@ -211,12 +211,13 @@ impl TableReader {
                                     fields.len()
                                 ),
                             }),
-                            Ok(fields) => Ok(Record {
+                            Ok(mut fields) => Ok(Record {
                                 line: rec.line,
                                 raw: rec.raw,
+                                // each field moves to its column (a column reads one field)
                                 fields: positions
                                     .iter()
-                                    .map(|p| p.and_then(|p| fields.get(p).cloned()))
+                                    .map(|p| p.and_then(|p| fields.get_mut(p).map(std::mem::take)))
                                     .collect(),
                             }),
                         };

@@ -58,6 +58,8 @@ pub struct CsvTokenizer<R> {
     dialect: Dialect,
     next_line: u64,
     first: bool,
+    /// The bytes of the record being read, kept between records.
+    buf: Vec<u8>,
 }
 
 /// One tokenised CSV record.
@@ -79,13 +81,14 @@ impl<R: BufRead> CsvTokenizer<R> {
             dialect,
             next_line: 1,
             first: true,
+            buf: Vec::with_capacity(1024),
         }
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<String, String> {
+    fn decode(&self, bytes: Vec<u8>) -> Result<String, String> {
         match self.dialect.encoding {
             Encoding::Latin1 => Ok(bytes.iter().map(|b| *b as char).collect()),
-            Encoding::Utf8 | Encoding::Utf8Bom => String::from_utf8(bytes.to_vec()).map_err(|e| {
+            Encoding::Utf8 | Encoding::Utf8Bom => String::from_utf8(bytes).map_err(|e| {
                 format!(
                     "not valid UTF-8 (byte {} of the record)",
                     e.utf8_error().valid_up_to() + 1
@@ -170,14 +173,21 @@ impl<R: BufRead> CsvTokenizer<R> {
 
     /// The next record, `None` at the end, `Err` on an I/O failure.
     pub fn next_record(&mut self) -> std::io::Result<Option<RawCsv>> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let record = self.read_record(&mut buf);
+        self.buf = buf;
+        record
+    }
+
+    fn read_record(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<RawCsv>> {
         loop {
-            let mut buf = Vec::new();
+            buf.clear();
             let start = self.next_line;
             let mut lines = 0usize;
             // The split of the whole buffer as it stands: `None` while a quoted field is open.
             let mut split = None;
             loop {
-                let n = self.reader.read_until(b'\n', &mut buf)?;
+                let n = self.reader.read_until(b'\n', buf)?;
                 if n == 0 {
                     break;
                 }
@@ -188,7 +198,7 @@ impl<R: BufRead> CsvTokenizer<R> {
                         buf.drain(..3);
                     }
                 }
-                split = self.split(trim_line_end(&buf));
+                split = self.split(trim_line_end(buf));
                 if split.is_some() || lines >= MAX_LINES_PER_RECORD {
                     break;
                 }
@@ -197,7 +207,7 @@ impl<R: BufRead> CsvTokenizer<R> {
             if buf.is_empty() {
                 return Ok(None);
             }
-            let body = trim_line_end(&buf);
+            let body = trim_line_end(buf);
             if body.is_empty() {
                 continue; // blank lines are not records
             }
@@ -208,7 +218,7 @@ impl<R: BufRead> CsvTokenizer<R> {
                 )),
                 Some(Err(e)) => Err(e),
                 Some(Ok(fields)) => fields
-                    .iter()
+                    .into_iter()
                     .map(|f| self.decode(f))
                     .collect::<Result<Vec<_>, _>>(),
             };
