@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use arrow::array::{Array, StringArray, StringBuilder};
 use lakecdp_core::unify::AliasSpec;
 use lakecdp_core::{ConditionSpec, Normalization, Precision, SemanticType};
 use lakecdp_match::compare::{blocking_keys, comparator_for, score, Comparator};
@@ -81,7 +82,12 @@ impl Condition {
 }
 
 /// Normalised values of a column (None: null, empty).
-pub type Values = std::sync::Arc<Vec<Option<String>>>;
+pub type Values = std::sync::Arc<StringArray>;
+
+/// The value of `row`, unless it is null.
+fn at(values: &StringArray, row: usize) -> Option<&str> {
+    (!values.is_null(row)).then(|| values.value(row))
+}
 
 /// Normalised values, cached per (table, column, normalisations), with the alias
 /// overrides applied (an alias becomes its value, after normalisation).
@@ -101,12 +107,7 @@ impl NormalizedCache {
     }
 
     /// The normalised values of `column` of `table` (None: null or empty).
-    pub fn get(
-        &mut self,
-        table: &TableData,
-        column: &str,
-        steps: &[Normalization],
-    ) -> std::sync::Arc<Vec<Option<String>>> {
+    pub fn get(&mut self, table: &TableData, column: &str, steps: &[Normalization]) -> Values {
         let key = (table.name.clone(), column.to_string(), steps.to_vec());
         let qualified = format!("{}.{column}", table.name);
         let aliases = &self.aliases;
@@ -124,19 +125,23 @@ impl NormalizedCache {
                         alias.insert(normalizer.apply(x), value.clone());
                     }
                 }
-                std::sync::Arc::new(
-                    (0..table.len())
-                        .map(|row| {
-                            table
-                                .value(column, row)
-                                .map(|v| {
-                                    let n = normalizer.apply(v);
-                                    alias.get(&n).cloned().unwrap_or(n)
-                                })
-                                .filter(|v| !v.is_empty())
-                        })
-                        .collect(),
-                )
+                let mut out = StringBuilder::with_capacity(table.len(), table.len() * 12);
+                let (mut buf, mut scratch) = (String::new(), String::new());
+                for row in 0..table.len() {
+                    match table.value(column, row) {
+                        Some(v) => {
+                            normalizer.apply_into(v, &mut buf, &mut scratch);
+                            let n = alias.get(buf.as_str()).map_or(buf.as_str(), |a| a.as_str());
+                            if n.is_empty() {
+                                out.append_null();
+                            } else {
+                                out.append_value(n);
+                            }
+                        }
+                        None => out.append_null(),
+                    }
+                }
+                std::sync::Arc::new(out.finish())
             })
             .clone()
     }
@@ -177,8 +182,8 @@ fn verify(
 ) -> Option<f32> {
     let mut total = 0.0;
     for (c, cond) in conditions.iter().enumerate() {
-        let x = a[c][row].as_deref().filter(|v| !cond.never.contains(*v))?;
-        let y = b[c][o].as_deref().filter(|v| !cond.never.contains(*v))?;
+        let x = at(&a[c], row).filter(|v| !cond.never.contains(*v))?;
+        let y = at(&b[c], o).filter(|v| !cond.never.contains(*v))?;
         total += score(cond.comparator, cond.precision, x, y)?;
     }
     Some((total / conditions.len() as f64) as f32)
@@ -191,8 +196,8 @@ fn verify(
 pub fn find_pairs(
     rule: &str,
     conditions: &[Condition],
-    a: &[std::sync::Arc<Vec<Option<String>>>],
-    b: &[std::sync::Arc<Vec<Option<String>>>],
+    a: &[Values],
+    b: &[Values],
     active_a: &(dyn Fn(usize) -> bool + Sync),
     active_b: &(dyn Fn(usize) -> bool + Sync),
     same: bool,
@@ -202,8 +207,8 @@ pub fn find_pairs(
     if conditions.is_empty() {
         return found;
     }
-    fn usable<'v>(condition: &Condition, v: &'v Option<String>) -> Option<&'v str> {
-        v.as_deref().filter(|v| !condition.never.contains(*v))
+    fn usable<'v>(condition: &Condition, values: &'v StringArray, row: usize) -> Option<&'v str> {
+        at(values, row).filter(|v| !condition.never.contains(*v))
     }
     let exact: Vec<usize> = (0..conditions.len())
         .filter(|c| conditions[*c].precision.is_exact())
@@ -220,7 +225,7 @@ pub fn find_pairs(
             .then(x.cmp(y))
     });
     let fuzzy_keys = |c: usize, side: &[Values], row: usize| -> Option<Vec<String>> {
-        let v = usable(&conditions[c], &side[c][row])?;
+        let v = usable(&conditions[c], &side[c], row)?;
         let mut keys = Vec::new();
         blocking_keys(
             conditions[c].comparator,
@@ -238,7 +243,7 @@ pub fn find_pairs(
         if !exact.is_empty() {
             let mut key = String::new();
             for (n, c) in exact.iter().enumerate() {
-                let Some(v) = usable(&conditions[*c], &side[*c][row]) else {
+                let Some(v) = usable(&conditions[*c], &side[*c], row) else {
                     return;
                 };
                 if n > 0 {
