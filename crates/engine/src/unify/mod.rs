@@ -184,11 +184,11 @@ pub async fn unify(
             let a: Vec<_> = conditions
                 .iter()
                 .map(|c| cache.get(t, &c.column, &c.steps))
-                .collect();
+                .collect::<Result<_>>()?;
             let b: Vec<_> = conditions
                 .iter()
                 .map(|c| cache.get(t, &c.other, &c.steps))
-                .collect();
+                .collect::<Result<_>>()?;
             let found = find_pairs(
                 &name,
                 &conditions,
@@ -317,11 +317,11 @@ pub async fn unify(
             let a: Vec<_> = conditions
                 .iter()
                 .map(|c| cache.get(t, &c.column, &c.steps))
-                .collect();
+                .collect::<Result<_>>()?;
             let b: Vec<_> = conditions
                 .iter()
                 .map(|c| cache.get(other, &c.other, &c.steps))
-                .collect();
+                .collect::<Result<_>>()?;
             let winners_a = &deduped[ti].winner;
             let winners_b = &deduped[wi].winner;
             let already = matched.clone();
