@@ -166,7 +166,7 @@ pub async fn unify(
         let mut uf = UnionFind::new(t.len());
         let mut rule = vec![None; t.len()];
         // records with the same primary key are one
-        let mut by_key: HashMap<&str, u32> = HashMap::with_capacity(t.len());
+        let mut by_key: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::with_capacity(t.len());
         for (i, k) in t.keys.iter().enumerate() {
             if let Some(&j) = by_key.get(k.as_str()) {
                 uf.union(j, i as u32);

@@ -12,6 +12,7 @@
 //! behaves as a value that never matches, so a placeholder can never build a giant
 //! cluster.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, StringArray, StringBuilder};
@@ -214,6 +215,85 @@ pub struct Found {
     pub giant: Vec<GiantBlock>,
 }
 
+/// A value, unless it is null or a value that never matches.
+fn usable<'v>(condition: &Condition, values: &'v StringArray, row: usize) -> Option<&'v str> {
+    at(values, row).filter(|v| !condition.never.contains(*v))
+}
+
+/// Blocking keys of the records of a rule.
+struct Blocker<'c> {
+    conditions: &'c [Condition],
+    /// Exact conditions: together, one key.
+    exact: &'c [usize],
+    /// Fuzzy conditions, strictest first.
+    fuzzy: &'c [usize],
+}
+
+impl Blocker<'_> {
+    fn fuzzy_keys(&self, c: usize, side: &[Values], row: usize) -> Option<Vec<String>> {
+        let v = usable(&self.conditions[c], &side[c], row)?;
+        let mut keys = Vec::new();
+        blocking_keys(
+            self.conditions[c].comparator,
+            self.conditions[c].precision,
+            v,
+            &mut keys,
+        );
+        keys.sort();
+        keys.dedup();
+        Some(keys)
+    }
+
+    /// The keys of record `row` of `side` (none when a value it needs is missing); a
+    /// single exact value is borrowed, not copied.
+    fn keys<'v>(&self, side: &'v [Values], row: usize, out: &mut Vec<Cow<'v, str>>) {
+        out.clear();
+        if let [only] = self.exact {
+            if let Some(v) = usable(&self.conditions[*only], &side[*only], row) {
+                out.push(Cow::Borrowed(v));
+            }
+            return;
+        }
+        if !self.exact.is_empty() {
+            let mut key = String::new();
+            for (n, c) in self.exact.iter().enumerate() {
+                let Some(v) = usable(&self.conditions[*c], &side[*c], row) else {
+                    return;
+                };
+                if n > 0 {
+                    key.push('\u{1}');
+                }
+                key.push_str(v);
+            }
+            out.push(Cow::Owned(key));
+            return;
+        }
+        // the keys of the two strictest fuzzy conditions, crossed: a pair that
+        // satisfies every condition shares a key of each, so it shares a crossed key,
+        // and crossed keys are far more selective than either condition's own
+        let Some(first) = self
+            .fuzzy
+            .first()
+            .and_then(|c| self.fuzzy_keys(*c, side, row))
+        else {
+            return;
+        };
+        match self.fuzzy.get(1) {
+            None => out.extend(first.into_iter().map(Cow::Owned)),
+            Some(c) => {
+                let Some(second) = self.fuzzy_keys(*c, side, row) else {
+                    return;
+                };
+                for a in &first {
+                    for b in &second {
+                        out.push(Cow::Owned(format!("{a}\u{2}{b}")));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The pairs and the candidate count of one slice of records.
 type SliceResult = (Vec<(u32, u32, f32)>, u64);
 
@@ -252,9 +332,6 @@ pub fn find_pairs(
     if conditions.is_empty() {
         return found;
     }
-    fn usable<'v>(condition: &Condition, values: &'v StringArray, row: usize) -> Option<&'v str> {
-        at(values, row).filter(|v| !condition.never.contains(*v))
-    }
     let exact: Vec<usize> = (0..conditions.len())
         .filter(|c| conditions[*c].precision.is_exact())
         .collect();
@@ -269,74 +346,29 @@ pub fn find_pairs(
             .total_cmp(&conditions[*x].precision.threshold())
             .then(x.cmp(y))
     });
-    let fuzzy_keys = |c: usize, side: &[Values], row: usize| -> Option<Vec<String>> {
-        let v = usable(&conditions[c], &side[c], row)?;
-        let mut keys = Vec::new();
-        blocking_keys(
-            conditions[c].comparator,
-            conditions[c].precision,
-            v,
-            &mut keys,
-        );
-        keys.sort();
-        keys.dedup();
-        Some(keys)
-    };
-    // blocking keys of one record
-    let keys_of = |side: &[Values], row: usize, out: &mut Vec<String>| {
-        out.clear();
-        if !exact.is_empty() {
-            let mut key = String::new();
-            for (n, c) in exact.iter().enumerate() {
-                let Some(v) = usable(&conditions[*c], &side[*c], row) else {
-                    return;
-                };
-                if n > 0 {
-                    key.push('\u{1}');
-                }
-                key.push_str(v);
-            }
-            out.push(key);
-            return;
-        }
-        // the keys of the two strictest fuzzy conditions, crossed: a pair that
-        // satisfies every condition shares a key of each, so it shares a crossed key,
-        // and crossed keys are far more selective than either condition's own
-        let Some(first) = fuzzy.first().and_then(|c| fuzzy_keys(*c, side, row)) else {
-            return;
-        };
-        match fuzzy.get(1) {
-            None => out.extend(first),
-            Some(c) => {
-                let Some(second) = fuzzy_keys(*c, side, row) else {
-                    return;
-                };
-                for a in &first {
-                    for b in &second {
-                        out.push(format!("{a}\u{2}{b}"));
-                    }
-                }
-            }
-        }
+    let blocker = Blocker {
+        conditions,
+        exact: &exact,
+        fuzzy: &fuzzy,
     };
     // index the other side
     let n_b = b.first().map_or(0, |v| v.len());
     let n_a = a.first().map_or(0, |v| v.len());
-    let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut index: hashbrown::HashMap<Cow<'_, str>, Vec<u32>> = hashbrown::HashMap::new();
     let mut keys = Vec::new();
     for row in 0..n_b {
         if !active_b(row) {
             continue;
         }
-        keys_of(b, row, &mut keys);
+        blocker.keys(b, row, &mut keys);
         for k in keys.drain(..) {
             index.entry(k).or_default().push(row as u32);
         }
     }
-    let mut giant: HashSet<String> = HashSet::new();
+    let mut giant: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
     for (k, rows) in &index {
         if rows.len() > max_block {
-            giant.insert(k.clone());
+            giant.insert(k.as_ref());
             found.giant.push(GiantBlock {
                 rule: rule.to_string(),
                 value: k.replace(['\u{1}', '\u{2}'], " + "),
@@ -354,7 +386,7 @@ pub fn find_pairs(
         .min(n_a.max(1).div_ceil(4096));
     let chunk = n_a.div_ceil(threads.max(1)).max(1);
     let (index, giant) = (&index, &giant);
-    let keys_of = &keys_of;
+    let blocker = &blocker;
     let results: Vec<SliceResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n_a)
             .step_by(chunk)
@@ -368,12 +400,14 @@ pub fn find_pairs(
                         if !active_a(row) {
                             continue;
                         }
-                        keys_of(a, row, &mut keys);
+                        blocker.keys(a, row, &mut keys);
                         for k in &keys {
-                            if giant.contains(k) {
+                            if giant.contains(k.as_ref()) {
                                 continue;
                             }
-                            let Some(rows) = index.get(k) else { continue };
+                            let Some(rows) = index.get(k.as_ref()) else {
+                                continue;
+                            };
                             for &other in rows {
                                 let o = other as usize;
                                 if (same && o <= row) || seen[o] == row as u32 {
