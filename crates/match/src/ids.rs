@@ -64,7 +64,7 @@
 //! map (`I` entries of 24 bytes), then the same claims as a sorted vector, and 17
 //! bytes a cluster; the new keys are never copied into a map of their own.
 
-use std::collections::hash_map::Entry;
+use hashbrown::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -147,7 +147,7 @@ const GATHERED_IDS: usize = 8;
 /// Records `claim` for `id` in `claims` unless `id` already holds a smaller key (or
 /// the same key in an earlier cluster, should a key be listed twice).
 fn offer<'p>(
-    claims: &mut HashMap<&'p str, Claim>,
+    claims: &mut hashbrown::HashMap<&'p str, Claim>,
     clusters: &[Vec<&str>],
     id: &'p str,
     claim: Claim,
@@ -177,9 +177,9 @@ fn offer<'p>(
 /// # Panics
 ///
 /// When there are more than `u32::MAX` clusters or keys in one cluster.
-pub fn assign(
+pub fn assign<S: std::hash::BuildHasher>(
     clusters: &[Vec<&str>],
-    previous: &HashMap<String, String>,
+    previous: &HashMap<String, String, S>,
     new_id: &mut dyn FnMut() -> String,
 ) -> Assignment {
     assert!(
@@ -190,8 +190,8 @@ pub fn assign(
     );
 
     // 1. The claim of every previous id: its smallest key among the new clusters.
-    let mut claims: HashMap<&str, Claim> =
-        HashMap::with_capacity(previous.len().min(clusters.len()));
+    let mut claims: hashbrown::HashMap<&str, Claim> =
+        hashbrown::HashMap::with_capacity(previous.len().min(clusters.len()));
     // Per cluster: what it holds of the previous assignment, and the first previous
     // id met in it; after step 3, the surviving id of a claimed cluster.
     let mut holds = vec![Holds::Nothing; clusters.len()];

@@ -41,17 +41,20 @@ impl Outputs<'_> {
     }
 }
 
+/// Record key to CustomerId, hashed with a fast hasher.
+pub(super) type PreviousIds = HashMap<String, String, hashbrown::DefaultHashBuilder>;
+
 /// Record key (`Source.Table` + U+0001 + primary key) to CustomerId, from the previous
 /// run's `AlternateKey` (empty on the first run).
-pub(super) async fn previous_ids(lake: &Lake) -> Result<HashMap<String, String>> {
+pub(super) async fn previous_ids(lake: &Lake) -> Result<PreviousIds> {
     let process = Process::Unification;
     let Some(model) = lakecdp_lake::publish::read_model(lake, &process).await? else {
-        return Ok(HashMap::new());
+        return Ok(PreviousIds::default());
     };
     let Some(entity) = model.entity("AlternateKey") else {
-        return Ok(HashMap::new());
+        return Ok(PreviousIds::default());
     };
-    let mut out = HashMap::new();
+    let mut out = PreviousIds::default();
     for batch in read_entity(lake, &process.folder(), entity).await? {
         let col = |name: &str| -> Result<StringArray> {
             let c = batch.column_by_name(name).ok_or_else(|| {
