@@ -375,6 +375,8 @@ pub async fn unify(
     if refused > 0 {
         tracing::info!(refused, "joins refused by never-match overrides");
     }
+    // the normalised values are not needed any more
+    drop(cache);
     lap("match", &mut phases);
 
     // 4. profiles and their ids
@@ -436,6 +438,9 @@ pub async fn unify(
         format!("{stamp}{n:08}")
     };
     let assignment = assign(&key_refs, &previous, &mut new_id);
+    drop(key_refs);
+    drop(keys);
+    drop(previous);
     lap("cluster", &mut phases);
 
     // 5. merge and publish
