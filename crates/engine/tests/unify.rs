@@ -323,3 +323,45 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Emai
     assert_eq!(strings(&history, "OldCustomerId")[1], p1);
     assert_eq!(strings(&history, "NewCustomerId")[1], p3);
 }
+
+#[tokio::test]
+async fn rules_may_compare_with_columns_the_other_table_does_not_map() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crm.csv"),
+        "Id,Email,Login\nA1,a@x,ann\nA2,b@x,bob\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("shop.csv"), "Cid,handle\nB1,bob\nB2,cy\n").unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "Email", "Login"],
+        ),
+        source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "handle"]),
+    ];
+    ingest(&lake, dir.path(), &sources).await;
+    let rules = spec(
+        r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [{ name = "Email", type = "Identity.Email" }]
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+match = [{ with = "Crm.Contacts", conditions = [{ column = "handle", with = "Login" }] }]
+"#,
+    );
+    unify(&lake, &sources, &rules, &UnifyOptions::default())
+        .await
+        .unwrap();
+    let p = profiles(&lake).await;
+    assert_eq!(id_of(&p, "Customers:B1"), id_of(&p, "Contacts:A2"));
+    assert_eq!(p.len(), 3);
+}

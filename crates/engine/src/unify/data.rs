@@ -62,11 +62,13 @@ impl TableData {
     }
 }
 
-/// Read a unification table's ingested entity.
+/// Read a unification table's ingested entity: its mapped columns, the columns of its
+/// own rules, and `referenced` (columns other tables' rules compare with).
 pub async fn load_table(
     lake: &Lake,
     spec: &UnifyTableSpec,
     sources: &[SourceSpec],
+    referenced: &[String],
 ) -> Result<TableData> {
     let name = spec.qualified();
     let source = sources
@@ -137,6 +139,8 @@ pub async fn load_table(
     let mut typed = HashMap::new();
     let mut text = HashMap::new();
     let mut needed: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
+    // columns that later tables' rules compare with
+    needed.extend(referenced.iter().cloned());
     for rule in &spec.dedupe {
         needed.extend(rule.conditions.iter().map(|c| c.column.clone()));
     }

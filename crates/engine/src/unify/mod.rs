@@ -140,8 +140,24 @@ pub async fn unify(
     };
     validate(spec)?;
     let mut tables = Vec::with_capacity(spec.tables.len());
+    // the columns each table's records are compared on by the rules of later tables
+    let mut referenced: HashMap<String, Vec<String>> = HashMap::new();
     for t in &spec.tables {
-        let mut data = load_table(lake, t, sources).await?;
+        for r in &t.match_rules {
+            for c in &r.conditions {
+                referenced
+                    .entry(r.with.clone())
+                    .or_default()
+                    .push(c.with.clone().unwrap_or_else(|| c.column.clone()));
+            }
+        }
+    }
+    for t in &spec.tables {
+        let extra = referenced
+            .get(&t.qualified())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut data = load_table(lake, t, sources, extra).await?;
         if let Some(n) = options.sample {
             data.truncate(n);
         }
