@@ -159,6 +159,8 @@ pub enum Normalization {
     UnicodeToAscii,
     /// Runs of whitespace become one space; leading and trailing space is removed.
     Whitespace,
+    /// Email addresses: a `+tag` of the mailbox name is dropped.
+    Email,
 }
 
 /// How similar two normalised values must be.
@@ -406,7 +408,7 @@ impl SemanticType {
             SemanticType::LastName | SemanticType::City | SemanticType::State => {
                 vec![UnicodeToAscii, Lowercase, Symbols, Whitespace]
             }
-            SemanticType::Email => vec![Lowercase, Whitespace],
+            SemanticType::Email => vec![Lowercase, Whitespace, Email],
             SemanticType::Phone => vec![Phone],
             SemanticType::Address => vec![UnicodeToAscii, Lowercase, Address, Symbols, Whitespace],
             SemanticType::PostalCode => vec![Lowercase, Symbols, Whitespace],

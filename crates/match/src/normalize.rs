@@ -84,6 +84,20 @@ fn apply_step(step: Normalization, input: &str, out: &mut String) {
         Normalization::Organization => organization(input, out),
         Normalization::UnicodeToAscii => unicode_to_ascii(input, out),
         Normalization::Whitespace => whitespace(input, out),
+        Normalization::Email => email(input, out),
+    }
+}
+
+/// Email addresses: a `+tag` of the mailbox name is dropped (`jane+shop@example.com` is
+/// `jane@example.com`); the rest is kept as it is.
+fn email(input: &str, out: &mut String) {
+    match input.split_once('@') {
+        Some((local, domain)) => {
+            out.push_str(local.split_once('+').map_or(local, |(name, _)| name));
+            out.push('@');
+            out.push_str(domain);
+        }
+        None => out.push_str(input),
     }
 }
 
@@ -604,6 +618,14 @@ mod tests {
         assert_eq!(n("Ελένη", &[UnicodeToAscii]), "Elene");
         assert_eq!(n("北京", &[UnicodeToAscii, Whitespace]), "Bei Jing");
         assert_eq!(n("plain ascii", &[UnicodeToAscii]), "plain ascii");
+    }
+
+    #[test]
+    fn email_tags_are_dropped() {
+        assert_eq!(n("jane+shop@example.com", &[Email]), "jane@example.com");
+        assert_eq!(n("jane@example.com", &[Email]), "jane@example.com");
+        assert_eq!(n("a+b+c@x.org", &[Email]), "a@x.org");
+        assert_eq!(n("not an email", &[Email]), "not an email");
     }
 
     #[test]
