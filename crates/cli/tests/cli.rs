@@ -311,8 +311,9 @@ fn retail_sources_are_listed_and_inspected() {
     );
 }
 
-#[test]
-fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
+/// The retail quickstart's project file and sources, copied into a new folder; returns
+/// the example folder and the copy.
+fn retail_copy() -> (std::path::PathBuf, tempfile::TempDir) {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
@@ -333,6 +334,12 @@ fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
         )
         .unwrap();
     }
+    (example, dir)
+}
+
+#[test]
+fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
+    let (_, dir) = retail_copy();
     user_error(dir.path(), &["refresh"]); // no environment yet
                                           // the README's main command
     let out = ok(dir.path(), &["refresh", "--apply", "--create-container"]);
@@ -594,26 +601,7 @@ fn latest_csv(folder: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn retail_unification_reaches_its_accuracy_floor_and_keeps_ids() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        example.join("lakecdp.toml"),
-        dir.path().join("lakecdp.toml"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    for f in [
-        "crm_contacts.csv",
-        "shop_customers.parquet",
-        "orders.csv",
-        "loyalty_members.jsonl",
-    ] {
-        std::fs::copy(
-            example.join("data").join(f),
-            dir.path().join("data").join(f),
-        )
-        .unwrap();
-    }
+    let (example, dir) = retail_copy();
     let out = ok(dir.path(), &["refresh", "--apply", "--create-container"]);
     assert!(
         out.contains("unifying 3 tables") && out.contains("from 44987 records"),

@@ -30,6 +30,72 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// A new container in Azurite, and a store on it.
+async fn azurite_container(
+    prefix: &str,
+) -> (String, std::sync::Arc<dyn object_store::ObjectStore>) {
+    let container = unique(prefix);
+    let config = AdlsConfig {
+        account: Some(var("LAKECDP_TEST_AZURITE_ACCOUNT")),
+        container: Some(container.clone()),
+        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
+        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
+        emulator: true,
+        allow_flat_namespace: true,
+        ..Default::default()
+    };
+    AzureService::new(&config, None)
+        .unwrap()
+        .create_container(&container)
+        .await
+        .unwrap();
+    let store = backend::azure::open(&config, None).unwrap().store;
+    (container, store)
+}
+
+/// The source access settings for Azurite.
+fn azurite_access() -> SourceAccess {
+    SourceAccess::Adls {
+        account: None,
+        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
+        sas_token: None,
+        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
+        emulator: true,
+    }
+}
+
+/// A new bucket in the S3 server, and a store on it.
+async fn s3_bucket(prefix: &str) -> (String, std::sync::Arc<dyn object_store::ObjectStore>) {
+    let bucket = unique(prefix);
+    let config = S3Config {
+        bucket: bucket.clone(),
+        prefix: None,
+        region: var("LAKECDP_TEST_S3_REGION"),
+        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
+        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
+        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
+        session_token: None,
+        path_style: Some(true),
+    };
+    S3Service::new(&config, None)
+        .unwrap()
+        .create_bucket()
+        .await
+        .unwrap();
+    let store = backend::s3::open(&config, None).unwrap().store;
+    (bucket, store)
+}
+
+/// The source access settings for the S3 server.
+fn s3_access() -> SourceAccess {
+    SourceAccess::S3 {
+        region: var("LAKECDP_TEST_S3_REGION"),
+        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
+        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
+        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
+    }
+}
+
 const PART1: &str = "Id,Name\n1,Ann\n2,\"Lee, Bo\"\n";
 const PART2: &str = "Id,Name\n3,Kim\nx4,\"bad \"quote\"\n";
 
@@ -103,22 +169,7 @@ async fn names(lake: &Lake, entity: &str, column: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn csv_files_in_an_azurite_container_are_loaded() {
-    let container = unique("partner");
-    let config = AdlsConfig {
-        account: Some(var("LAKECDP_TEST_AZURITE_ACCOUNT")),
-        container: Some(container.clone()),
-        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
-        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
-        emulator: true,
-        allow_flat_namespace: true,
-        ..Default::default()
-    };
-    AzureService::new(&config, None)
-        .unwrap()
-        .create_container(&container)
-        .await
-        .unwrap();
-    let store = backend::azure::open(&config, None).unwrap().store;
+    let (container, store) = azurite_container("partner").await;
     store
         .put(
             &ObjectPath::from("exports/people-1.csv"),
@@ -142,13 +193,7 @@ async fn csv_files_in_an_azurite_container_are_loaded() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let access = SourceAccess::Adls {
-        account: None,
-        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
-        sas_token: None,
-        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
-        emulator: true,
-    };
+    let access = azurite_access();
     let location = format!(
         "abfss://{container}@{}.dfs.core.windows.net/exports/people-*.csv",
         var("LAKECDP_TEST_AZURITE_ACCOUNT")
@@ -174,23 +219,7 @@ async fn csv_files_in_an_azurite_container_are_loaded() {
 
 #[tokio::test]
 async fn csv_files_in_an_s3_bucket_are_loaded() {
-    let bucket = unique("partner-");
-    let config = S3Config {
-        bucket: bucket.clone(),
-        prefix: None,
-        region: var("LAKECDP_TEST_S3_REGION"),
-        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
-        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
-        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
-        session_token: None,
-        path_style: Some(true),
-    };
-    S3Service::new(&config, None)
-        .unwrap()
-        .create_bucket()
-        .await
-        .unwrap();
-    let store = backend::s3::open(&config, None).unwrap().store;
+    let (bucket, store) = s3_bucket("partner-").await;
     store
         .put(
             &ObjectPath::from("in/people-1.csv"),
@@ -207,12 +236,7 @@ async fn csv_files_in_an_s3_bucket_are_loaded() {
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let access = SourceAccess::S3 {
-        region: var("LAKECDP_TEST_S3_REGION"),
-        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
-        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
-        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
-    };
+    let access = s3_access();
     let (lake, report) = load(dir.path(), format!("s3://{bucket}/in/people-*.csv"), access).await;
     assert_eq!(
         (report.read, report.written, report.corrupt),
@@ -393,30 +417,9 @@ async fn load_every_format(source: SourceSpec) {
 
 #[tokio::test]
 async fn every_format_loads_from_an_azurite_container() {
-    let container = unique("formats");
+    let (container, store) = azurite_container("formats").await;
     let account = var("LAKECDP_TEST_AZURITE_ACCOUNT");
-    let config = AdlsConfig {
-        account: Some(account.clone()),
-        container: Some(container.clone()),
-        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
-        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
-        emulator: true,
-        allow_flat_namespace: true,
-        ..Default::default()
-    };
-    AzureService::new(&config, None)
-        .unwrap()
-        .create_container(&container)
-        .await
-        .unwrap();
-    let store = backend::azure::open(&config, None).unwrap().store;
-    let access = SourceAccess::Adls {
-        account: None,
-        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
-        sas_token: None,
-        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
-        emulator: true,
-    };
+    let access = azurite_access();
     let delta_options = std::collections::HashMap::from([
         ("azure_storage_account_name".to_string(), account.clone()),
         (
@@ -436,29 +439,8 @@ async fn every_format_loads_from_an_azurite_container() {
 
 #[tokio::test]
 async fn every_format_loads_from_an_s3_bucket() {
-    let bucket = unique("formats-");
-    let config = S3Config {
-        bucket: bucket.clone(),
-        prefix: None,
-        region: var("LAKECDP_TEST_S3_REGION"),
-        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
-        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
-        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
-        session_token: None,
-        path_style: Some(true),
-    };
-    S3Service::new(&config, None)
-        .unwrap()
-        .create_bucket()
-        .await
-        .unwrap();
-    let store = backend::s3::open(&config, None).unwrap().store;
-    let access = SourceAccess::S3 {
-        region: var("LAKECDP_TEST_S3_REGION"),
-        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
-        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
-        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
-    };
+    let (bucket, store) = s3_bucket("formats-").await;
+    let access = s3_access();
     let delta_options = std::collections::HashMap::from([
         ("AWS_REGION".to_string(), var("LAKECDP_TEST_S3_REGION")),
         (
