@@ -161,7 +161,7 @@ impl Converter {
                         text.append_value(if col.column_type == ColumnType::String {
                             v
                         } else {
-                            v.trim()
+                            trim(v)
                         })
                     }
                     _ => text.append_null(),
@@ -225,6 +225,15 @@ impl Converter {
             lines,
             corrupt,
         })
+    }
+}
+
+/// `v` without surrounding whitespace; values that start and end with a visible ASCII
+/// character (nearly all) are returned as they are without a scan.
+fn trim(v: &str) -> &str {
+    match (v.as_bytes().first(), v.as_bytes().last()) {
+        (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => v,
+        _ => v.trim(),
     }
 }
 

@@ -123,7 +123,9 @@ impl<R: BufRead> CsvTokenizer<R> {
             match s {
                 S::Start if b == quote => s = S::Quoted,
                 S::Start | S::Unquoted if b == delimiter => {
-                    fields.push(std::mem::take(&mut field));
+                    // an exact-size copy; the scratch field keeps its capacity
+                    fields.push(field.clone());
+                    field.clear();
                     s = S::Start;
                 }
                 S::Start | S::Unquoted => {
@@ -144,7 +146,9 @@ impl<R: BufRead> CsvTokenizer<R> {
                     s = S::Quoted;
                 }
                 S::AfterQuote if b == delimiter => {
-                    fields.push(std::mem::take(&mut field));
+                    // an exact-size copy; the scratch field keeps its capacity
+                    fields.push(field.clone());
+                    field.clear();
                     s = S::Start;
                 }
                 S::AfterQuote => {
