@@ -622,20 +622,7 @@ fn retail_unification_reaches_its_accuracy_floor_and_keeps_ids() {
         .collect();
     assert_eq!(predicted.len(), keys.len());
     // against the generator's truth
-    let truth_text = std::fs::read_to_string(example.join("data/ground_truth.csv")).unwrap();
-    let truth: std::collections::HashMap<(String, String), String> = truth_text
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let table = match f[0] {
-                "crm_contacts" => "Contacts",
-                "shop_customers" => "Customers",
-                _ => "Members",
-            };
-            (!f[2].is_empty()).then(|| ((table.to_string(), f[2].to_string()), f[3].to_string()))
-        })
-        .collect();
+    let truth = lakecdp_bench::unify::truth(&example).unwrap();
     let s = lakecdp_bench::score::score(&truth, &predicted);
     // the floor of the quickstart's rules (a regression guard; the benchmark reports
     // the figures)

@@ -53,6 +53,14 @@ async fn azurite_container(
     (container, store)
 }
 
+/// Write an object.
+async fn put(store: &dyn object_store::ObjectStore, path: &str, bytes: Vec<u8>) {
+    store
+        .put(&ObjectPath::from(path), PutPayload::from(bytes))
+        .await
+        .unwrap();
+}
+
 /// The source access settings for Azurite.
 fn azurite_access() -> SourceAccess {
     SourceAccess::Adls {
@@ -170,27 +178,24 @@ async fn names(lake: &Lake, entity: &str, column: &str) -> Vec<String> {
 #[tokio::test]
 async fn csv_files_in_an_azurite_container_are_loaded() {
     let (container, store) = azurite_container("partner").await;
-    store
-        .put(
-            &ObjectPath::from("exports/people-1.csv"),
-            PutPayload::from_static(PART1.as_bytes()),
-        )
-        .await
-        .unwrap();
-    store
-        .put(
-            &ObjectPath::from("exports/people-2.csv"),
-            PutPayload::from_static(PART2.as_bytes()),
-        )
-        .await
-        .unwrap();
-    store
-        .put(
-            &ObjectPath::from("exports/readme.txt"),
-            PutPayload::from_static(b"not a table"),
-        )
-        .await
-        .unwrap();
+    put(
+        store.as_ref(),
+        "exports/people-1.csv",
+        PART1.as_bytes().to_vec(),
+    )
+    .await;
+    put(
+        store.as_ref(),
+        "exports/people-2.csv",
+        PART2.as_bytes().to_vec(),
+    )
+    .await;
+    put(
+        store.as_ref(),
+        "exports/readme.txt",
+        b"not a table".to_vec(),
+    )
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let access = azurite_access();
@@ -220,20 +225,8 @@ async fn csv_files_in_an_azurite_container_are_loaded() {
 #[tokio::test]
 async fn csv_files_in_an_s3_bucket_are_loaded() {
     let (bucket, store) = s3_bucket("partner-").await;
-    store
-        .put(
-            &ObjectPath::from("in/people-1.csv"),
-            PutPayload::from_static(PART1.as_bytes()),
-        )
-        .await
-        .unwrap();
-    store
-        .put(
-            &ObjectPath::from("in/people-2.csv"),
-            PutPayload::from_static(PART2.as_bytes()),
-        )
-        .await
-        .unwrap();
+    put(store.as_ref(), "in/people-1.csv", PART1.as_bytes().to_vec()).await;
+    put(store.as_ref(), "in/people-2.csv", PART2.as_bytes().to_vec()).await;
 
     let dir = tempfile::tempdir().unwrap();
     let access = s3_access();
@@ -286,33 +279,36 @@ async fn every_format(
     access: SourceAccess,
     delta_options: std::collections::HashMap<String, String>,
 ) -> SourceSpec {
-    let put = |path: String, bytes: Vec<u8>| async move {
-        store
-            .put(&ObjectPath::from(path.as_str()), PutPayload::from(bytes))
-            .await
-            .unwrap();
-    };
-    put(format!("{prefix}/csv/people-1.csv"), PART1.into()).await;
-    put(format!("{prefix}/parquet/people.parquet"), parquet_bytes()).await;
-    put(format!("{prefix}/jsonl/people.jsonl"), JSONL.into()).await;
-    put(format!("{prefix}/cdm/model.json"), MODEL.into()).await;
+    put(store, &format!("{prefix}/csv/people-1.csv"), PART1.into()).await;
     put(
-        format!("{prefix}/cdm/Clients/p1.csv"),
+        store,
+        &format!("{prefix}/parquet/people.parquet"),
+        parquet_bytes(),
+    )
+    .await;
+    put(store, &format!("{prefix}/jsonl/people.jsonl"), JSONL.into()).await;
+    put(store, &format!("{prefix}/cdm/model.json"), MODEL.into()).await;
+    put(
+        store,
+        &format!("{prefix}/cdm/Clients/p1.csv"),
         b"20,Rae\n21,Sol\n".to_vec(),
     )
     .await;
     put(
-        format!("{prefix}/inc/FullData/a.csv"),
+        store,
+        &format!("{prefix}/inc/FullData/a.csv"),
         b"Id,Name,At\n1,Ann,2020-01-01T00:00:00Z\n2,Bob,2020-01-01T00:00:00Z\n".to_vec(),
     )
     .await;
     put(
-        format!("{prefix}/inc/IncrementalData/2020/01/02/03/Upserts/u.csv"),
+        store,
+        &format!("{prefix}/inc/IncrementalData/2020/01/02/03/Upserts/u.csv"),
         b"Id,Name,At\n2,Bob v2,2020-01-02T03:10:00Z\n".to_vec(),
     )
     .await;
     put(
-        format!("{prefix}/inc/IncrementalData/2020/01/02/03/Deletes/d.csv"),
+        store,
+        &format!("{prefix}/inc/IncrementalData/2020/01/02/03/Deletes/d.csv"),
         b"Id,At\n1,2020-01-02T03:20:00Z\n".to_vec(),
     )
     .await;

@@ -438,8 +438,7 @@ fn incremental_load(
             )
         }
         None => {
-            let layout = layout.since(None, options.incremental_from);
-            let mut layout = layout;
+            let mut layout = layout.since(None, options.incremental_from);
             let full = std::mem::replace(&mut layout.full, Fetched::empty());
             let roles = vec![Role::ROWS; full.files.len()];
             (Base::FullData, full, roles, None, layout)

@@ -32,6 +32,22 @@ mod tests {
         }
     }
 
+    /// The inferred schema of a table, as `name:type` items.
+    async fn inferred(dir: &std::path::Path, location: &str, format: SourceFormat) -> Vec<String> {
+        let t = table(location, format);
+        let files = fetch(&t, None, dir)
+            .await
+            .unwrap()
+            .download()
+            .await
+            .unwrap();
+        let schema = infer_schema(&t, &files).await.unwrap();
+        declarations(&schema)
+            .iter()
+            .map(|c| format!("{}:{}", c.name, c.column_type))
+            .collect()
+    }
+
     #[tokio::test]
     async fn schemas_are_inferred_for_csv_jsonl_and_parquet() {
         let dir = tempfile::tempdir().unwrap();
@@ -40,24 +56,8 @@ mod tests {
             "Id,Name,Score,Joined,Active,Seen\n1,Ann,1.5,2024-01-02,true,2024-01-02T10:00:00Z\n2,\"Smith, Bob\",2,2024-02-03,false,\n",
         )
         .unwrap();
-        let t = table("*.csv", SourceFormat::Csv);
-        let schema = infer_schema(
-            &t,
-            &fetch(&t, None, dir.path())
-                .await
-                .unwrap()
-                .download()
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-        let cols: Vec<String> = declarations(&schema)
-            .iter()
-            .map(|c| format!("{}:{}", c.name, c.column_type))
-            .collect();
         assert_eq!(
-            cols,
+            inferred(dir.path(), "*.csv", SourceFormat::Csv).await,
             [
                 "Id:int64",
                 "Name:string",
@@ -73,23 +73,10 @@ mod tests {
             "{\"id\": 1, \"tier\": \"Gold\"}\n{\"id\": 2, \"tier\": null}\n",
         )
         .unwrap();
-        let t = table("m.jsonl", SourceFormat::Jsonl);
-        let schema = infer_schema(
-            &t,
-            &fetch(&t, None, dir.path())
-                .await
-                .unwrap()
-                .download()
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-        let cols: Vec<String> = declarations(&schema)
-            .iter()
-            .map(|c| format!("{}:{}", c.name, c.column_type))
-            .collect();
-        assert_eq!(cols, ["id:int64", "tier:string"]);
+        assert_eq!(
+            inferred(dir.path(), "m.jsonl", SourceFormat::Jsonl).await,
+            ["id:int64", "tier:string"]
+        );
 
         let err = fetch(&table("none-*.csv", SourceFormat::Csv), None, dir.path())
             .await

@@ -172,7 +172,8 @@ pub(super) async fn write_customer(writer: &mut CdmFolderWriter, o: &Outputs<'_>
                 .cloned()
                 .unwrap_or_else(|| vec![None; ordered.len()])
         } else {
-            match policy_of(&c.name) {
+            let policy = policy_of(&c.name);
+            match &policy {
                 MergePolicy::Importance => ordered
                     .iter()
                     .map(|m| m.iter().copied().find(|r| value(c, *r).is_some()))
@@ -187,8 +188,8 @@ pub(super) async fn write_customer(writer: &mut CdmFolderWriter, o: &Outputs<'_>
                     })
                     .collect(),
                 MergePolicy::MostRecent(by) | MergePolicy::LeastRecent(by) => {
-                    let latest = matches!(policy_of(&c.name), MergePolicy::MostRecent(_));
-                    let by_col = columns.iter().find(|x| x.name == by).ok_or_else(|| {
+                    let latest = matches!(policy, MergePolicy::MostRecent(_));
+                    let by_col = columns.iter().find(|x| &x.name == by).ok_or_else(|| {
                         Error::Source(format!(
                             "merge of `{}`: `{by}` is not a Customer column",
                             c.name

@@ -37,7 +37,7 @@ use lakecdp_match::cluster::{stats, ClusterStats, UnionFind};
 use lakecdp_match::ids::{assign, IdChange};
 
 use self::data::{load_table, TableData};
-use self::rules::{find_pairs, Condition, GiantBlock, NormalizedCache};
+use self::rules::{find_pairs, prepare, rule_name, GiantBlock, NormalizedCache};
 use crate::{Error, Result};
 
 /// How to unify.
@@ -191,25 +191,13 @@ pub async fn unify(
             }
         }
         for (ri, r) in t.spec.dedupe.iter().enumerate() {
-            let name = r.name.clone().unwrap_or_else(|| format!("rule {}", ri + 1));
-            let conditions: Vec<Condition> = r
-                .conditions
-                .iter()
-                .map(|c| Condition::compile(c, t, t, &bypass))
-                .collect();
-            let a: Vec<_> = conditions
-                .iter()
-                .map(|c| cache.get(t, &c.column, &c.steps))
-                .collect::<Result<_>>()?;
-            let b: Vec<_> = conditions
-                .iter()
-                .map(|c| cache.get(t, &c.other, &c.steps))
-                .collect::<Result<_>>()?;
+            let name = rule_name(&r.name, ri);
+            let p = prepare(&r.conditions, t, t, &bypass, &mut cache)?;
             let found = find_pairs(
                 &name,
-                &conditions,
-                &a,
-                &b,
+                &p.conditions,
+                &p.a,
+                &p.b,
                 &|_| true,
                 &|_| true,
                 true,
@@ -319,33 +307,20 @@ pub async fn unify(
     for (ti, t) in tables.iter().enumerate() {
         let mut matched = vec![false; t.len()];
         for (ri, r) in t.spec.match_rules.iter().enumerate() {
-            let name = r.name.clone().unwrap_or_else(|| format!("rule {}", ri + 1));
+            let name = rule_name(&r.name, ri);
             let wi = tables
                 .iter()
                 .position(|o| o.name == r.with)
                 .ok_or_else(|| Error::Internal(format!("unknown table {}", r.with)))?;
-            let other = &tables[wi];
-            let conditions: Vec<Condition> = r
-                .conditions
-                .iter()
-                .map(|c| Condition::compile(c, t, other, &bypass))
-                .collect();
-            let a: Vec<_> = conditions
-                .iter()
-                .map(|c| cache.get(t, &c.column, &c.steps))
-                .collect::<Result<_>>()?;
-            let b: Vec<_> = conditions
-                .iter()
-                .map(|c| cache.get(other, &c.other, &c.steps))
-                .collect::<Result<_>>()?;
+            let p = prepare(&r.conditions, t, &tables[wi], &bypass, &mut cache)?;
             let winners_a = &deduped[ti].winner;
             let winners_b = &deduped[wi].winner;
             let already = matched.clone();
             let found = find_pairs(
                 &name,
-                &conditions,
-                &a,
-                &b,
+                &p.conditions,
+                &p.a,
+                &p.b,
                 &|i| winners_a[i] == i as u32 && !already[i],
                 &|j| winners_b[j] == j as u32,
                 false,
@@ -650,7 +625,7 @@ async fn write_dedupe(writer: &mut CdmFolderWriter, t: &TableData, d: &Deduped) 
         .dedupe
         .iter()
         .enumerate()
-        .map(|(i, r)| r.name.clone().unwrap_or_else(|| format!("rule {}", i + 1)))
+        .map(|(i, r)| rule_name(&r.name, i))
         .collect();
     let n = t.len();
     let batch = RecordBatch::try_new(

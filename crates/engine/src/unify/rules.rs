@@ -82,6 +82,47 @@ impl Condition {
     }
 }
 
+/// A rule's conditions compiled, with the normalised values of both sides (`a`: this
+/// table's columns, `b`: the other table's, per condition).
+pub struct Prepared {
+    /// The conditions.
+    pub conditions: Vec<Condition>,
+    /// This side's values, per condition.
+    pub a: Vec<Values>,
+    /// The other side's values, per condition.
+    pub b: Vec<Values>,
+}
+
+/// Compile the conditions of a rule of `table` against `other` (the same table for
+/// deduplication) and normalise the columns they compare.
+pub fn prepare(
+    specs: &[ConditionSpec],
+    table: &TableData,
+    other: &TableData,
+    bypass: &HashMap<String, Vec<String>>,
+    cache: &mut NormalizedCache,
+) -> crate::Result<Prepared> {
+    let conditions: Vec<Condition> = specs
+        .iter()
+        .map(|c| Condition::compile(c, table, other, bypass))
+        .collect();
+    let a = conditions
+        .iter()
+        .map(|c| cache.get(table, &c.column, &c.steps))
+        .collect::<crate::Result<_>>()?;
+    let b = conditions
+        .iter()
+        .map(|c| cache.get(other, &c.other, &c.steps))
+        .collect::<crate::Result<_>>()?;
+    Ok(Prepared { conditions, a, b })
+}
+
+/// The name of rule `index` (0-based) in reports.
+pub fn rule_name(name: &Option<String>, index: usize) -> String {
+    name.clone()
+        .unwrap_or_else(|| format!("rule {}", index + 1))
+}
+
 /// Normalised values of a column (None: null, empty).
 pub type Values = std::sync::Arc<StringArray>;
 
