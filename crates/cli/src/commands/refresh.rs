@@ -142,13 +142,17 @@ pub fn print_unify(r: &UnifyReport) {
     if let Some((size, _)) = r.clusters.largest.first() {
         println!("  largest profile: {size} records");
     }
-    let count = |reason: ChangeReason| r.id_changes.iter().filter(|c| c.reason == reason).count();
-    println!(
-        "  CustomerIds: {} merged, {} split, {} removed since the last run",
-        count(ChangeReason::Merged),
-        count(ChangeReason::Split),
-        count(ChangeReason::Removed)
-    );
+    if r.run_id.is_some() {
+        // a preview assigns no ids
+        let count =
+            |reason: ChangeReason| r.id_changes.iter().filter(|c| c.reason == reason).count();
+        println!(
+            "  CustomerIds: {} merged, {} split, {} removed since the last run",
+            count(ChangeReason::Merged),
+            count(ChangeReason::Split),
+            count(ChangeReason::Removed)
+        );
+    }
     let phases = r
         .phases
         .iter()
