@@ -28,8 +28,8 @@ pub use source::{
 };
 pub use storage::{AdlsAuth, AdlsConfig, LocalConfig, S3Config, StorageConfig, CONTAINER};
 pub use unify::{
-    ConditionSpec, MatchRuleSpec, MergeColumnSpec, MergePolicy, Normalization, OverridesSpec,
-    Precision, RuleSpec, SemanticColumn, SemanticType, UnificationSpec, UnifyTableSpec,
-    WinnerPolicy,
+    ConditionSpec, DedupeColumnSpec, MatchRuleSpec, MergeColumnSpec, MergePolicy, Normalization,
+    OverridesSpec, Precision, RuleSpec, SemanticColumn, SemanticType, UnificationSpec,
+    UnifyTableSpec, WinnerPolicy,
 };
 pub use watermark::Watermark;

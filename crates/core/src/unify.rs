@@ -48,6 +48,10 @@ pub struct UnifyTableSpec {
     /// Which record of a duplicate group wins.
     #[serde(default)]
     pub dedupe_winner: WinnerPolicy,
+    /// Advanced mode: columns whose value in the deduplicated record comes from the
+    /// group member their own policy picks, not from the winner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dedupe_columns: Vec<DedupeColumnSpec>,
     /// Rules matching this table's records with those of earlier tables, tried in order
     /// (none for the first table).
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
@@ -246,6 +250,23 @@ pub enum WinnerPolicy {
     MostRecent(String),
     /// The record with the earliest value of this column.
     LeastRecent(String),
+}
+
+/// A column of a duplicate group whose value follows its own policy (the advanced
+/// winner mode of deduplication).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeColumnSpec {
+    /// The column (of the table).
+    pub name: String,
+    /// Which member gives the value, among the members where it is not empty: the most
+    /// filled record, or the most or least recent by a column; ties go to the largest
+    /// primary key.
+    pub policy: WinnerPolicy,
+    /// Columns that take their values from the same member (a street's city and postal
+    /// code).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<String>,
 }
 
 /// How one `Customer` column is merged from the records of a profile.

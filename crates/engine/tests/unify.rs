@@ -365,3 +365,94 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "handle", with = "Log
     assert_eq!(id_of(&p, "Customers:B1"), id_of(&p, "Contacts:A2"));
     assert_eq!(p.len(), 3);
 }
+
+#[tokio::test]
+async fn the_advanced_winner_mode_picks_each_column_by_its_own_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crm.csv"),
+        "Id,Name,Email,Phone,Street,City,Modified\n\
+         A1,Ann Lee,ann@x.org,555 0101,1 Main St,Springfield,2024-01-01\n\
+         A2,Ann Lee,ann@x.org,,2 Oak Ave,Shelbyville,2024-05-01\n\
+         A3,Ann Lee,ann@x.org,555 0303,,,2024-03-01\n\
+         A4,Bo Chan,bo@y.org,555 0404,9 Elm Rd,Ogdenville,2024-02-01\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shop.csv"),
+        "Cid,phone\nS1,555-0303\nS2,555-0101\n",
+    )
+    .unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "Name", "Email", "Phone", "Street", "City", "Modified"],
+        ),
+        source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "phone"]),
+    ];
+    ingest(&lake, dir.path(), &sources).await;
+    let rules = spec(
+        r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [
+  { name = "Name", type = "Person.FullName" },
+  { name = "Email", type = "Identity.Email" },
+  { name = "Phone", type = "Identity.Phone" },
+  { name = "Street", type = "Location.Address" },
+  { name = "City", type = "Location.City" },
+  { name = "Modified", type = "Calendar.Date" },
+]
+dedupe = [{ conditions = [{ column = "Email" }] }]
+dedupe_winner = { most_recent = "Modified" }
+dedupe_columns = [
+  { name = "Phone", policy = { most_recent = "Modified" } },
+  { name = "Street", policy = { least_recent = "Modified" }, group = ["City"] },
+]
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+match = [{ with = "Crm.Contacts", conditions = [{ column = "phone", with = "Phone", normalize = ["phone"] }] }]
+"#,
+    );
+    unify(&lake, &sources, &rules, &UnifyOptions::default())
+        .await
+        .unwrap();
+
+    // A2 is the most recent record and wins the group
+    let d = unified(&lake, "Deduplication_Crm_Contacts").await;
+    assert_eq!(
+        strings(&d, "Deduplication_WinnerId"),
+        ["A2", "A2", "A2", "A4"]
+    );
+    let p = profiles(&lake).await;
+    // the deduplicated record carries the latest non-empty phone (A3's), so the shop
+    // record with that phone matches; A1's older phone is not the group's any more
+    assert_eq!(id_of(&p, "Customers:S1"), id_of(&p, "Contacts:A2"));
+    assert_ne!(id_of(&p, "Customers:S2"), id_of(&p, "Contacts:A2"));
+    assert_eq!(p.len(), 3);
+
+    let c = unified(&lake, "Customer").await;
+    let row = strings(&c, "CustomerId")
+        .iter()
+        .position(|i| *i == id_of(&p, "Contacts:A1"))
+        .unwrap();
+    assert_eq!(strings(&c, "Phone")[row], "555 0303");
+    // the street of the oldest record, and its city with it
+    assert_eq!(strings(&c, "Street")[row], "1 Main St");
+    assert_eq!(strings(&c, "City")[row], "Springfield");
+    // the rest from the winner
+    assert_eq!(strings(&c, "Modified")[row], "2024-05-01");
+    // a group of one keeps its own values
+    let row = strings(&c, "CustomerId")
+        .iter()
+        .position(|i| *i == id_of(&p, "Contacts:A4"))
+        .unwrap();
+    assert_eq!(strings(&c, "Street")[row], "9 Elm Rd");
+}

@@ -55,6 +55,24 @@ impl TableData {
         }
     }
 
+    /// Replace the values of `column` (typed and text) at some rows by those of other
+    /// rows: `source[i]` is the row whose value row `i` takes. An unknown column is left.
+    pub fn overlay(&mut self, column: &str, source: &arrow::array::UInt32Array) -> Result<()> {
+        if let Some(a) = self.typed.get_mut(column) {
+            *a = arrow::compute::take(a.as_ref(), source, None)?;
+        }
+        if let Some(a) = self.text.get_mut(column) {
+            let taken = arrow::compute::take(a.as_ref(), source, None)?;
+            let taken = taken
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .cloned()
+                .ok_or_else(|| Error::Internal("a text column is not text".into()))?;
+            *a = Arc::new(taken);
+        }
+        Ok(())
+    }
+
     /// The text of `column` at `row` (None for null or an unknown column).
     pub fn value(&self, column: &str, row: usize) -> Option<&str> {
         let a = self.text.get(column)?;
@@ -147,10 +165,18 @@ pub async fn load_table(
     for rule in &spec.match_rules {
         needed.extend(rule.conditions.iter().map(|c| c.column.clone()));
     }
-    if let lakecdp_core::WinnerPolicy::MostRecent(c) | lakecdp_core::WinnerPolicy::LeastRecent(c) =
-        &spec.dedupe_winner
-    {
-        needed.push(c.clone());
+    let policies =
+        std::iter::once(&spec.dedupe_winner).chain(spec.dedupe_columns.iter().map(|c| &c.policy));
+    for policy in policies {
+        if let lakecdp_core::WinnerPolicy::MostRecent(c)
+        | lakecdp_core::WinnerPolicy::LeastRecent(c) = policy
+        {
+            needed.push(c.clone());
+        }
+    }
+    for c in &spec.dedupe_columns {
+        needed.push(c.name.clone());
+        needed.extend(c.group.iter().cloned());
     }
     for col in needed {
         if typed.contains_key(&col) {

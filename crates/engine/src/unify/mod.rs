@@ -4,8 +4,10 @@
 //! 2. **Deduplicate** within each table: records that satisfy one of the table's rules
 //!    form a group (transitively); the group's winner follows the table's policy (most
 //!    filled by default, or most or least recent by a column; ties go to the largest
-//!    primary key). Only winners take part in matching; every member ends in the
-//!    winner's profile.
+//!    primary key). In the advanced mode (`dedupe_columns`) some columns of the winner
+//!    take the value of the member their own policy picks, so the deduplicated record
+//!    is assembled column by column. Only winners take part in matching; every member
+//!    ends in the winner's profile.
 //! 3. **Match** tables in order: the rules of table *n* compare its winners with those of
 //!    an earlier table; a rule sees only the records that the table's earlier rules did
 //!    not match. Matched pairs join profiles transitively, so a table is matched against
@@ -178,6 +180,7 @@ pub async fn unify(
 
     // 2. deduplicate within each table
     let mut deduped = Vec::with_capacity(tables.len());
+    let mut overlays = Vec::with_capacity(tables.len());
     for t in &tables {
         let mut uf = UnionFind::new(t.len());
         let mut rule = vec![None; t.len()];
@@ -222,18 +225,27 @@ pub async fn unify(
         }
         let mut winner = vec![0u32; t.len()];
         let mut group = vec![0u32; t.len()];
-        for members in uf.clusters() {
-            let w = pick_winner(t, &members)?;
-            for &m in &members {
+        let groups = uf.clusters();
+        for members in &groups {
+            let w = pick_winner(t, members)?;
+            for &m in members {
                 winner[m as usize] = w;
                 group[m as usize] = members[0];
             }
         }
+        overlays.push(column_winners(t, &groups, &winner)?);
         deduped.push(Deduped {
             winner,
             group,
             rule,
         });
+    }
+    // the advanced winner mode: a winner's column takes the value its own policy picks
+    for (t, overlay) in tables.iter_mut().zip(overlays) {
+        for (column, source) in overlay {
+            t.overlay(&column, &source)?;
+            cache.forget(&t.name, &column);
+        }
     }
     lap("deduplicate", &mut phases);
 
@@ -528,6 +540,19 @@ fn validate(spec: &UnificationSpec) -> Result<()> {
 /// The winner of a duplicate group by the table's policy; ties go to the largest
 /// primary key.
 fn pick_winner(t: &TableData, members: &[u32]) -> Result<u32> {
+    pick(t, &t.spec.dedupe_winner, members, None)?
+        .ok_or_else(|| Error::Internal("an empty duplicate group".into()))
+}
+
+/// The member of a duplicate group that `policy` picks; with `filled_in`, only among the
+/// members where that column is not empty (None when there is none). Ties go to the
+/// largest primary key.
+fn pick(
+    t: &TableData,
+    policy: &WinnerPolicy,
+    members: &[u32],
+    filled_in: Option<&str>,
+) -> Result<Option<u32>> {
     let filled = |r: u32| {
         t.spec
             .columns
@@ -536,20 +561,22 @@ fn pick_winner(t: &TableData, members: &[u32]) -> Result<u32> {
             .count()
     };
     let key = |r: u32| t.keys[r as usize].as_str();
-    let best = match &t.spec.dedupe_winner {
-        WinnerPolicy::MostFilled => members
-            .iter()
-            .copied()
-            .max_by(|a, b| filled(*a).cmp(&filled(*b)).then(key(*a).cmp(key(*b)))),
+    let candidates = members.iter().copied().filter(|r| {
+        filled_in.is_none_or(|c| t.value(c, *r as usize).is_some_and(|v| !v.is_empty()))
+    });
+    let best = match policy {
+        WinnerPolicy::MostFilled => {
+            candidates.max_by(|a, b| filled(*a).cmp(&filled(*b)).then(key(*a).cmp(key(*b))))
+        }
         WinnerPolicy::MostRecent(c) | WinnerPolicy::LeastRecent(c) => {
-            let latest = matches!(t.spec.dedupe_winner, WinnerPolicy::MostRecent(_));
+            let latest = matches!(policy, WinnerPolicy::MostRecent(_));
             let array = t.typed.get(c).ok_or_else(|| {
                 Error::Source(format!(
                     "`{}`: the winner column `{c}` is not a column of the table",
                     t.name
                 ))
             })?;
-            members.iter().copied().max_by(|a, b| {
+            candidates.max_by(|a, b| {
                 let va = datafusion::scalar::ScalarValue::try_from_array(array, *a as usize).ok();
                 let vb = datafusion::scalar::ScalarValue::try_from_array(array, *b as usize).ok();
                 let order = match (va.filter(|v| !v.is_null()), vb.filter(|v| !v.is_null())) {
@@ -569,7 +596,33 @@ fn pick_winner(t: &TableData, members: &[u32]) -> Result<u32> {
             })
         }
     };
-    best.ok_or_else(|| Error::Internal("an empty duplicate group".into()))
+    Ok(best)
+}
+
+/// The advanced winner mode: per column of `t.spec.dedupe_columns`, the row whose value
+/// each row takes (a winner takes the value of the member its column's policy picks;
+/// every other row keeps its own). Returns (column, source rows) for each column and
+/// its group.
+fn column_winners(
+    t: &TableData,
+    groups: &[Vec<u32>],
+    winner: &[u32],
+) -> Result<Vec<(String, arrow::array::UInt32Array)>> {
+    let mut out = Vec::new();
+    for c in &t.spec.dedupe_columns {
+        let mut source: Vec<u32> = (0..t.len() as u32).collect();
+        for members in groups.iter().filter(|m| m.len() > 1) {
+            let w = winner[members[0] as usize];
+            if let Some(p) = pick(t, &c.policy, members, Some(&c.name))? {
+                source[w as usize] = p;
+            }
+        }
+        let source = arrow::array::UInt32Array::from(source);
+        for name in std::iter::once(&c.name).chain(&c.group) {
+            out.push((name.clone(), source.clone()));
+        }
+    }
+    Ok(out)
 }
 
 async fn write_match_pairs(
@@ -694,6 +747,7 @@ mod tests {
                 ],
                 dedupe: vec![],
                 dedupe_winner: policy,
+                dedupe_columns: vec![],
                 match_rules: vec![],
                 include_all: true,
             },

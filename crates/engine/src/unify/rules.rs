@@ -148,6 +148,12 @@ impl NormalizedCache {
         }
     }
 
+    /// Drop the cached values of `column` of `table` (its values changed).
+    pub fn forget(&mut self, table: &str, column: &str) {
+        self.values
+            .retain(|(t, c, _), _| !(t == table && c == column));
+    }
+
     /// The normalised values of `column` of `table` (None: null or empty).
     pub fn get(
         &mut self,
