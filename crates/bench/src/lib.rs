@@ -4,11 +4,13 @@
 //! and orders, and a loyalty programme, describing one population of people with the
 //! variations, duplicates and broken rows of real company data, plus the ground truth that
 //! says which person each record belongs to, so that unification can be scored.
+//! [`people`] generates the unification benchmark's population of several cultures.
 
 #![warn(missing_docs)]
 
 mod error;
 pub mod ingest;
+pub mod people;
 pub mod retail;
 pub mod score;
 pub mod unify;

@@ -29,7 +29,8 @@ enum Command {
     /// One measured phase of `ingest`, run in its own process (prints one JSON line).
     #[command(hide = true)]
     IngestPhase(PhaseArgs),
-    /// Unify the retail sample at a given scale with the quickstart's rules; prints
+    /// Unify generated records (the people of several cultures, or the retail sample)
+    /// with their project's rules; prints
     /// precision, recall and F1 against the truth, candidate pairs, time per phase and
     /// peak memory.
     Unify(UnifyArgs),
@@ -43,6 +44,13 @@ struct UnifyArgs {
     /// Working folder (the data and the lake are kept between runs).
     #[arg(long, value_name = "DIR", default_value = "target/bench-unify")]
     dir: PathBuf,
+    /// The data: `people` (several cultures, two sources) or `retail` (the quickstart's
+    /// sample at `--scale`).
+    #[arg(long, value_name = "DATA", default_value = "people")]
+    data: DataArg,
+    /// Records of the people data (both sources together).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    records: usize,
     /// Scale of the retail sample: 1 is 45,000 customer records, 22 about 1,000,000.
     #[arg(long, value_name = "F", default_value_t = 22.0)]
     scale: f64,
@@ -55,6 +63,30 @@ struct UnifyArgs {
 struct UnifyPhaseArgs {
     #[arg(long)]
     dir: PathBuf,
+    #[arg(long)]
+    data: DataArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DataArg {
+    People,
+    Retail,
+}
+
+impl DataArg {
+    fn dataset(self) -> lakecdp_bench::unify::Dataset {
+        match self {
+            DataArg::People => lakecdp_bench::unify::Dataset::People,
+            DataArg::Retail => lakecdp_bench::unify::Dataset::Retail,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            DataArg::People => "people",
+            DataArg::Retail => "retail",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -191,7 +223,7 @@ fn run_ingest(args: &IngestArgs) -> anyhow::Result<()> {
 }
 
 fn run_unify_phase(args: &UnifyPhaseArgs) -> anyhow::Result<()> {
-    let result = runtime()?.block_on(lakecdp_bench::unify::run(&args.dir))?;
+    let result = runtime()?.block_on(lakecdp_bench::unify::run(&args.dir, args.data.dataset()))?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }
@@ -202,16 +234,38 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
     let dir = args.dir.canonicalize()?;
     let data = dir.join("data");
     let stamp = dir.join("data.params");
-    let params = format!("{} {}", args.scale, args.seed);
+    let params = match args.data {
+        DataArg::People => format!("people {} {}", args.records, args.seed),
+        DataArg::Retail => format!("{} {}", args.scale, args.seed),
+    };
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(params.as_str()) {
-        eprintln!("generating the retail sample at scale {}", args.scale);
-        let config = RetailConfig::scaled(args.seed, args.scale)?;
-        let summary = retail::generate(&config, &data)?;
-        eprintln!(
-            "  {} files, {}",
-            summary.files.len(),
-            size(summary.total_bytes())
-        );
+        let _ = std::fs::remove_dir_all(&data);
+        match args.data {
+            DataArg::People => {
+                eprintln!("generating {} records of people", args.records);
+                let s = lakecdp_bench::people::generate(
+                    &lakecdp_bench::people::PeopleConfig {
+                        seed: args.seed,
+                        records: args.records,
+                    },
+                    &data,
+                )?;
+                eprintln!(
+                    "  {} persons, {} CRM and {} web records, {} duplicates",
+                    s.persons, s.crm, s.web, s.duplicates
+                );
+            }
+            DataArg::Retail => {
+                eprintln!("generating the retail sample at scale {}", args.scale);
+                let config = RetailConfig::scaled(args.seed, args.scale)?;
+                let summary = retail::generate(&config, &data)?;
+                eprintln!(
+                    "  {} files, {}",
+                    summary.files.len(),
+                    size(summary.total_bytes())
+                );
+            }
+        }
         std::fs::write(&stamp, &params)?;
         // a new sample starts a new lake
         let _ = std::fs::remove_dir_all(dir.join("lake"));
@@ -219,11 +273,11 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
     }
     let rt = runtime()?;
     eprintln!("loading the sources");
-    let seconds = rt.block_on(lakecdp_bench::unify::load(&dir))?;
+    let seconds = rt.block_on(lakecdp_bench::unify::load(&dir, args.data.dataset()))?;
     eprintln!("  {seconds:.1} s");
     eprintln!("unifying");
     let output = std::process::Command::new(std::env::current_exe()?)
-        .args(["unify-phase", "--dir"])
+        .args(["unify-phase", "--data", args.data.name(), "--dir"])
         .arg(&dir)
         .stderr(std::process::Stdio::inherit())
         .output()?;
@@ -243,8 +297,11 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     println!(
-        "\nunify benchmark: retail sample, scale {}, {} records -> {} profiles ({} true persons)\n",
-        args.scale, result.records, result.profiles, s.persons
+        "\nunify benchmark: {} data, {} records -> {} profiles ({} true persons)\n",
+        args.data.name(),
+        result.records,
+        result.profiles,
+        s.persons
     );
     let rows = vec![
         ["measure".to_string(), "value".into()],

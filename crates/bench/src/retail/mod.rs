@@ -26,7 +26,7 @@
 //! telephone numbers use the 555 exchange, so no generated contact detail reaches anyone.
 
 mod crm;
-mod csv;
+pub(crate) mod csv;
 mod dates;
 mod loyalty;
 mod names;
@@ -36,7 +36,7 @@ mod plan;
 pub(crate) mod rng;
 mod shop;
 mod truth;
-mod vary;
+pub(crate) mod vary;
 
 use std::fmt;
 use std::fs;

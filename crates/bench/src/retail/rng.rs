@@ -30,6 +30,12 @@ pub(crate) enum Stream {
     Timeline = 9,
     /// One block of rows of the ingestion benchmark's file.
     BenchOrders = 10,
+    /// One person of the people benchmark.
+    PeoplePerson = 11,
+    /// The records of one person of the people benchmark.
+    PeopleRecords = 12,
+    /// A new family name after a marriage.
+    PeopleMarriage = 13,
 }
 
 /// A random stream for `index` within `stream`.
