@@ -2,7 +2,10 @@
 //! the conveniences built on it.
 
 use async_trait::async_trait;
-use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord, Watermark};
+use lakecdp_core::{
+    Connection, ConnectionId, Environment, EnvironmentId, Export, ExportId, Principal, Role,
+    RoleAssignment, RunId, RunRecord, Watermark,
+};
 
 use crate::error::{Error, Result};
 
@@ -67,6 +70,42 @@ use crate::error::{Error, Result};
 /// - [`clear_watermarks`](Catalog::clear_watermarks) removes the watermarks of one
 ///   source, all of its tables or the one named, and returns how many it removed (0
 ///   when there were none, also for an unknown environment).
+///
+/// # Principals and roles
+///
+/// - Principal names are unique without regard to ASCII case.
+///   [`upsert_principal`](Catalog::upsert_principal) records a principal or keeps the
+///   stored one (its kind and creation time do not change) and returns what is stored.
+/// - [`set_role`](Catalog::set_role) gives a principal (recorded first if new) one role
+///   in an environment, replacing its previous role there; the environment must exist.
+///   [`remove_role`](Catalog::remove_role) removes it and says whether there was one.
+///   [`role_of`](Catalog::role_of) reads the stored role (no creator rule: that is
+///   [`lakecdp_core::access::effective_role`]'s), and
+///   [`list_roles`](Catalog::list_roles) lists an environment's assignments sorted by
+///   principal without regard to ASCII case.
+///
+/// # Connections and their secrets
+///
+/// - Connection names are unique per environment without regard to ASCII case
+///   ([`Error::AlreadyExists`]); a connection that does not
+///   [validate](lakecdp_core::Connection::validate) is [`Error::Invalid`]. Its
+///   `secrets` field is ignored on write and, on read, lists the names of the secrets
+///   stored for it, sorted.
+/// - Secrets are stored as sealed blobs the catalog never opens
+///   ([`set_connection_secret`](Catalog::set_connection_secret)); setting one replaces
+///   only that secret and touches the connection's `updated_at`.
+///   [`replace_sealed_secrets`](Catalog::replace_sealed_secrets) swaps every given blob
+///   in one step (a master-key rotation), or none when one of them is unknown.
+/// - [`delete_connection`](Catalog::delete_connection) refuses a connection that exports
+///   use with [`Error::ConnectionInUse`], naming them; otherwise it removes the
+///   connection and its secrets.
+///
+/// # Exports
+///
+/// - Export names are unique per environment without regard to ASCII case; an export's
+///   connection must exist in the same environment ([`Error::NotFound`]); an export that
+///   does not [validate](lakecdp_core::Export::validate) is [`Error::Invalid`].
+/// - Deleting an environment removes its roles, connections, secrets and exports.
 ///
 /// # Values
 ///
@@ -139,6 +178,99 @@ pub trait Catalog: Send + Sync {
 
     /// The version of the stored schema.
     async fn schema_version(&self) -> Result<u32>;
+
+    /// Record a principal unless one with its name exists; returns the stored one.
+    async fn upsert_principal(&self, principal: &Principal) -> Result<Principal>;
+
+    /// Every principal, sorted by name without regard to ASCII case.
+    async fn list_principals(&self) -> Result<Vec<Principal>>;
+
+    /// Give a principal its role in an environment, replacing any previous one.
+    async fn set_role(&self, assignment: &RoleAssignment) -> Result<()>;
+
+    /// Remove a principal's role in an environment; true when it had one.
+    async fn remove_role(&self, environment: EnvironmentId, principal: &str) -> Result<bool>;
+
+    /// The role stored for a principal in an environment.
+    async fn role_of(&self, environment: EnvironmentId, principal: &str) -> Result<Option<Role>>;
+
+    /// The role assignments of an environment, sorted by principal.
+    async fn list_roles(&self, environment: EnvironmentId) -> Result<Vec<RoleAssignment>>;
+
+    /// Store a new connection (its secrets are set separately).
+    async fn create_connection(&self, connection: &Connection) -> Result<()>;
+
+    /// Replace the name, settings, sharing and `updated_at` of a stored connection.
+    async fn update_connection(&self, connection: &Connection) -> Result<()>;
+
+    /// The connection of an environment with this name (ASCII case ignored), if any.
+    async fn find_connection(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<Option<Connection>>;
+
+    /// The connection with this id, if any.
+    async fn get_connection(&self, id: ConnectionId) -> Result<Option<Connection>>;
+
+    /// The connections of an environment, sorted by name without regard to ASCII case.
+    async fn list_connections(&self, environment: EnvironmentId) -> Result<Vec<Connection>>;
+
+    /// Remove a connection and its secrets, unless exports use it.
+    async fn delete_connection(&self, id: ConnectionId) -> Result<()>;
+
+    /// Store or replace one sealed secret of a connection.
+    async fn set_connection_secret(
+        &self,
+        id: ConnectionId,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<()>;
+
+    /// One sealed secret of a connection, if stored.
+    async fn connection_secret(&self, id: ConnectionId, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Every sealed secret of every connection.
+    async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
+
+    /// Replace the blobs of the given secrets in one step.
+    async fn replace_sealed_secrets(&self, secrets: &[SealedSecret]) -> Result<()>;
+
+    /// Store a new export.
+    async fn create_export(&self, export: &Export) -> Result<()>;
+
+    /// Replace a stored export (all but its id, environment, creator and creation time).
+    async fn update_export(&self, export: &Export) -> Result<()>;
+
+    /// The export of an environment with this name (ASCII case ignored), if any.
+    async fn find_export(&self, environment: EnvironmentId, name: &str) -> Result<Option<Export>>;
+
+    /// The exports of an environment, sorted by name without regard to ASCII case.
+    async fn list_exports(&self, environment: EnvironmentId) -> Result<Vec<Export>>;
+
+    /// Remove an export.
+    async fn delete_export(&self, id: ExportId) -> Result<()>;
+}
+
+/// A connection's secret as the catalog holds it: sealed by the vault.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// The secret's name, e.g. `password`.
+    pub name: String,
+    /// The sealed blob.
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("connection_id", &self.connection_id)
+            .field("name", &self.name)
+            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
+            .finish()
+    }
 }
 
 /// Conveniences over any [`Catalog`]; implemented for every catalog.

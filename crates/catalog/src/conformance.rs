@@ -20,11 +20,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use lakecdp_core::{
-    AdlsConfig, Environment, EnvironmentId, LocalConfig, PartitionFormat, RunId, RunRecord,
-    RunStatus, S3Config, SecretRef, StorageConfig, Watermark,
+    AdlsConfig, Connection, ConnectionId, ConnectionKind, ConnectionSharing, Environment,
+    EnvironmentId, Export, ExportId, ExportSchedule, LocalConfig, PartitionFormat, Principal, Role,
+    RoleAssignment, RunId, RunRecord, RunStatus, S3Config, SecretRef, StorageConfig, Watermark,
 };
 
-use crate::{Catalog, CatalogExt, Error, Result, ENVIRONMENT, RUN};
+use crate::{Catalog, CatalogExt, Error, Result, SealedSecret, CONNECTION, ENVIRONMENT, RUN};
 
 /// A catalog under test, with read access to what it stores.
 #[async_trait]
@@ -66,6 +67,11 @@ macro_rules! catalog_conformance_suite {
             invalid_watermarks_are_refused,
             delete_removes_the_environments_watermarks,
             watermarks_of_one_environment_or_source_are_not_visible_from_another,
+            roles_are_set_replaced_listed_and_removed,
+            connections_and_their_sealed_secrets_round_trip,
+            a_connection_used_by_exports_cannot_be_deleted,
+            exports_need_a_connection_of_their_environment,
+            delete_removes_the_environments_connections_and_exports,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -952,4 +958,307 @@ pub async fn watermarks_of_one_environment_or_source_are_not_visible_from_anothe
     );
     assert_eq!(watermarks(catalog, b.id, "Crm").await, []);
     assert_eq!(watermarks(catalog, a.id, "Erp").await, [a_erp]);
+}
+
+/// A PostgreSQL connection named `name` in `environment_id`, shared as `sharing`.
+pub fn pg_connection(
+    environment_id: EnvironmentId,
+    name: &str,
+    sharing: ConnectionSharing,
+) -> Connection {
+    let at = now();
+    Connection {
+        id: ConnectionId::new(),
+        environment_id,
+        name: name.to_string(),
+        kind: ConnectionKind::Postgresql,
+        settings: [("host", "127.0.0.1"), ("port", "5432"), ("user", "cdp")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        secrets: Vec::new(),
+        sharing,
+        created_by: "conformance".into(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// An export named `name` of the Customer table through `connection`.
+pub fn export(connection: &Connection, name: &str) -> Export {
+    let at = now();
+    Export {
+        id: ExportId::new(),
+        environment_id: connection.environment_id,
+        name: name.to_string(),
+        connection_id: connection.id,
+        tables: vec!["Unification/Customer".into()],
+        settings: [("database".to_string(), "analytics".to_string())].into(),
+        schedule: ExportSchedule::OnRefresh,
+        created_by: "conformance".into(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// Roles are set, replaced, read, listed and removed; principals are recorded once.
+pub async fn roles_are_set_replaced_listed_and_removed(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("roles-{}", suffix())).await;
+    let (ann, bob) = (format!("ann-{}", suffix()), format!("Bob-{}", suffix()));
+    let assign = |p: &str, role| RoleAssignment {
+        environment_id: env.id,
+        principal: p.to_string(),
+        role,
+        assigned_by: "conformance".into(),
+        assigned_at: now(),
+    };
+    catalog.set_role(&assign(&ann, Role::Viewer)).await.unwrap();
+    catalog
+        .set_role(&assign(&bob, Role::Contributor))
+        .await
+        .unwrap();
+    catalog.set_role(&assign(&ann, Role::Admin)).await.unwrap();
+    assert_eq!(
+        catalog.role_of(env.id, &ann).await.unwrap(),
+        Some(Role::Admin)
+    );
+    // names are compared without regard to ASCII case
+    assert_eq!(
+        catalog.role_of(env.id, &bob.to_lowercase()).await.unwrap(),
+        Some(Role::Contributor)
+    );
+    let listed: Vec<(String, Role)> = catalog
+        .list_roles(env.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.principal, a.role))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(ann.clone(), Role::Admin), (bob.clone(), Role::Contributor)]
+    );
+    let first = catalog
+        .upsert_principal(&Principal::person(&ann))
+        .await
+        .unwrap();
+    let again = catalog
+        .upsert_principal(&Principal::person(&ann))
+        .await
+        .unwrap();
+    assert_eq!(first, again, "a recorded principal is kept as it was");
+    assert!(catalog.remove_role(env.id, &ann).await.unwrap());
+    assert!(!catalog.remove_role(env.id, &ann).await.unwrap());
+    assert_eq!(catalog.role_of(env.id, &ann).await.unwrap(), None);
+    let other = environment("no-such");
+    assert!(matches!(
+        catalog
+            .set_role(&RoleAssignment {
+                environment_id: other.id,
+                ..assign(&ann, Role::Viewer)
+            })
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// Connections round-trip, names are unique per environment, secrets are listed by name
+/// and replaced one at a time.
+pub async fn connections_and_their_sealed_secrets_round_trip(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("conn-{}", suffix())).await;
+    let c = pg_connection(
+        env.id,
+        "Warehouse",
+        ConnectionSharing::AdminsAndContributors,
+    );
+    catalog.create_connection(&c).await.unwrap();
+    let dup = pg_connection(env.id, "warehouse", ConnectionSharing::Admins);
+    assert!(matches!(
+        catalog.create_connection(&dup).await,
+        Err(Error::AlreadyExists {
+            kind: CONNECTION,
+            ..
+        })
+    ));
+    catalog
+        .set_connection_secret(c.id, "password", b"sealed-1")
+        .await
+        .unwrap();
+    let read = catalog
+        .find_connection(env.id, "WAREHOUSE")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.secrets, vec!["password".to_string()]);
+    assert_eq!(
+        Connection {
+            secrets: Vec::new(),
+            updated_at: c.updated_at,
+            ..read.clone()
+        },
+        c
+    );
+    assert!(read.updated_at >= c.updated_at);
+    assert_eq!(
+        catalog
+            .connection_secret(c.id, "password")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"sealed-1"[..])
+    );
+    assert!(matches!(
+        catalog.set_connection_secret(c.id, "host", b"x").await,
+        Err(Error::Invalid(_))
+    ));
+    let mut changed = read.clone();
+    changed.settings.insert("port".into(), "6543".into());
+    changed.sharing = ConnectionSharing::Admins;
+    catalog.update_connection(&changed).await.unwrap();
+    let read = catalog.get_connection(c.id).await.unwrap().unwrap();
+    assert_eq!(read.setting("port"), Some("6543"));
+    assert_eq!(read.sharing, ConnectionSharing::Admins);
+    let mut bad = read.clone();
+    bad.settings.insert("password".into(), "plain".into());
+    assert!(matches!(
+        catalog.update_connection(&bad).await,
+        Err(Error::Invalid(_))
+    ));
+    // a master-key rotation swaps every blob at once, or none
+    let ours: Vec<SealedSecret> = catalog
+        .sealed_secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.connection_id == c.id)
+        .map(|s| SealedSecret {
+            sealed: b"sealed-2".to_vec(),
+            ..s
+        })
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let unknown = SealedSecret {
+        connection_id: ConnectionId::new(),
+        name: "password".into(),
+        sealed: b"x".to_vec(),
+    };
+    let mut with_unknown = ours.clone();
+    with_unknown.push(unknown);
+    assert!(catalog.replace_sealed_secrets(&with_unknown).await.is_err());
+    assert_eq!(
+        catalog
+            .connection_secret(c.id, "password")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"sealed-1"[..])
+    );
+    catalog.replace_sealed_secrets(&ours).await.unwrap();
+    assert_eq!(
+        catalog
+            .connection_secret(c.id, "password")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"sealed-2"[..])
+    );
+}
+
+/// Exports round-trip; a connection that exports use cannot be deleted.
+pub async fn a_connection_used_by_exports_cannot_be_deleted(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("exp-{}", suffix())).await;
+    let c = pg_connection(env.id, "pg", ConnectionSharing::Admins);
+    catalog.create_connection(&c).await.unwrap();
+    let e = export(&c, "Nightly");
+    catalog.create_export(&e).await.unwrap();
+    let read = catalog
+        .find_export(env.id, "nightly")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, e);
+    let mut changed = read.clone();
+    changed.tables.push("Unification/AlternateKey".into());
+    changed.schedule = "daily 02:00 Europe/Paris".parse().unwrap();
+    catalog.update_export(&changed).await.unwrap();
+    assert_eq!(
+        catalog.list_exports(env.id).await.unwrap(),
+        vec![changed.clone()]
+    );
+    match catalog.delete_connection(c.id).await {
+        Err(Error::ConnectionInUse {
+            connection,
+            exports,
+        }) => {
+            assert_eq!(connection, "pg");
+            assert_eq!(exports, vec!["Nightly".to_string()]);
+        }
+        other => panic!("a used connection was deleted: {other:?}"),
+    }
+    catalog.delete_export(e.id).await.unwrap();
+    catalog.delete_connection(c.id).await.unwrap();
+    assert_eq!(catalog.get_connection(c.id).await.unwrap(), None);
+    assert!(catalog
+        .sealed_secrets()
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.connection_id != c.id));
+}
+
+/// An export needs a valid selection and a connection of its own environment.
+pub async fn exports_need_a_connection_of_their_environment(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("exp-a-{}", suffix())).await;
+    let other = create(catalog, &format!("exp-b-{}", suffix())).await;
+    let theirs = pg_connection(other.id, "pg", ConnectionSharing::Admins);
+    catalog.create_connection(&theirs).await.unwrap();
+    let mut e = export(&theirs, "x");
+    e.environment_id = env.id;
+    assert!(matches!(
+        catalog.create_export(&e).await,
+        Err(Error::NotFound {
+            kind: CONNECTION,
+            ..
+        })
+    ));
+    let ours = pg_connection(env.id, "pg", ConnectionSharing::Admins);
+    catalog.create_connection(&ours).await.unwrap();
+    let mut e = export(&ours, "x");
+    e.tables = vec!["Customer".into()];
+    assert!(matches!(
+        catalog.create_export(&e).await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+/// Deleting an environment removes its roles, connections, secrets and exports.
+pub async fn delete_removes_the_environments_connections_and_exports(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("del-{}", suffix())).await;
+    let c = pg_connection(env.id, "pg", ConnectionSharing::Admins);
+    catalog.create_connection(&c).await.unwrap();
+    catalog
+        .set_connection_secret(c.id, "password", b"s")
+        .await
+        .unwrap();
+    catalog.create_export(&export(&c, "e")).await.unwrap();
+    catalog
+        .set_role(&RoleAssignment {
+            environment_id: env.id,
+            principal: "someone".into(),
+            role: Role::Viewer,
+            assigned_by: "conformance".into(),
+            assigned_at: now(),
+        })
+        .await
+        .unwrap();
+    catalog.delete_environment(env.id).await.unwrap();
+    assert_eq!(catalog.get_connection(c.id).await.unwrap(), None);
+    assert!(catalog.list_exports(env.id).await.unwrap().is_empty());
+    assert!(catalog.list_roles(env.id).await.unwrap().is_empty());
+    assert!(catalog
+        .sealed_secrets()
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.connection_id != c.id));
 }

@@ -35,6 +35,22 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// The acting principal's role does not allow the operation.
+    #[error(transparent)]
+    AccessDenied(#[from] lakecdp_core::AccessDenied),
+
+    /// A connection that exports use cannot be deleted.
+    #[error(
+        "connection `{connection}` is used by the export(s) {}: delete them or move them to another connection first (`lakecdp export edit NAME --connection OTHER`)",
+        exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+    )]
+    ConnectionInUse {
+        /// The connection's name.
+        connection: String,
+        /// The exports that use it.
+        exports: Vec<String>,
+    },
+
     /// The object handed to the catalog is not valid, e.g. an empty name.
     #[error("{0}")]
     Invalid(String),
@@ -65,6 +81,8 @@ impl Error {
                 | Error::AlreadyExists { .. }
                 | Error::Conflict(_)
                 | Error::Invalid(_)
+                | Error::AccessDenied(_)
+                | Error::ConnectionInUse { .. }
         )
     }
 

@@ -12,6 +12,7 @@
 //! read where they are used and never reach the catalog.
 #![warn(missing_docs)]
 
+mod acting;
 mod catalog;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
@@ -19,13 +20,22 @@ mod error;
 mod sqlite;
 mod validate;
 
-pub use catalog::{Catalog, CatalogExt};
+pub use acting::Acting;
+pub use catalog::{Catalog, CatalogExt, SealedSecret};
 pub use error::{Error, Result};
 pub use sqlite::{latest_schema_version, SqliteCatalog, BUSY_TIMEOUT};
 
 /// The object kind environments are reported as in [`Error::NotFound`] and
 /// [`Error::AlreadyExists`].
 pub const ENVIRONMENT: &str = "environment";
+
+/// The object kind connections are reported as in [`Error::NotFound`] and
+/// [`Error::AlreadyExists`].
+pub const CONNECTION: &str = "connection";
+
+/// The object kind exports are reported as in [`Error::NotFound`] and
+/// [`Error::AlreadyExists`].
+pub const EXPORT: &str = "export";
 
 /// The object kind runs are reported as in [`Error::NotFound`] and
 /// [`Error::AlreadyExists`].

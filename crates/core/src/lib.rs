@@ -6,8 +6,11 @@
 //! touching the catalog happens in the crates above it.
 #![warn(missing_docs)]
 
+pub mod access;
+pub mod connection;
 pub mod environment;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod project;
 pub mod run;
@@ -17,8 +20,13 @@ pub mod storage;
 pub mod unify;
 pub mod watermark;
 
+pub use access::{AccessDenied, Operation, Principal, PrincipalKind, Role, RoleAssignment};
+pub use connection::{
+    Connection, ConnectionId, ConnectionKind, ConnectionSharing, ConnectionSummary,
+};
 pub use environment::{Environment, PartitionFormat};
 pub use error::{ConfigError, ConfigErrors};
+pub use export::{Export, ExportId, ExportSchedule};
 pub use ids::{EnvironmentId, RunId};
 pub use project::ProjectFile;
 pub use run::{RunRecord, RunStatus};

@@ -34,6 +34,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "incremental-load watermarks",
         sql: include_str!("../../migrations/sqlite/0002_watermarks.sql"),
     },
+    Migration {
+        version: 3,
+        description: "principals, roles, connections, sealed secrets and exports",
+        sql: include_str!("../../migrations/sqlite/0003_access_connections_exports.sql"),
+    },
 ];
 
 /// The schema version this code writes.
@@ -212,7 +217,7 @@ mod tests {
         )
         .unwrap();
 
-        assert_eq!(migrate(&mut conn, MIGRATIONS).unwrap(), 2);
+        assert_eq!(migrate(&mut conn, MIGRATIONS).unwrap(), latest(MIGRATIONS));
         let kept: (i64, i64) = conn
             .query_row(
                 "SELECT (SELECT COUNT(*) FROM environments), (SELECT COUNT(*) FROM runs)",

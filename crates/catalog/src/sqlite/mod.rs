@@ -9,6 +9,7 @@
 
 mod codec;
 mod migrations;
+mod objects;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lakecdp_core::{Environment, EnvironmentId, RunId, RunRecord, Watermark};
+use lakecdp_core::{
+    Connection as ConnectionSpec, ConnectionId, Environment, EnvironmentId, Export, ExportId,
+    Principal, Role, RoleAssignment, RunId, RunRecord, Watermark,
+};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use self::codec::{
@@ -24,7 +28,7 @@ use self::codec::{
     ENVIRONMENT_COLUMNS, RUN_COLUMNS, WATERMARK_COLUMNS,
 };
 use self::migrations::MIGRATIONS;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, SealedSecret};
 use crate::error::{Error, Result};
 use crate::{validate, ENVIRONMENT, RUN};
 
@@ -326,6 +330,7 @@ impl Catalog for SqliteCatalog {
     async fn delete_environment(&self, id: EnvironmentId) -> Result<()> {
         let id = id.to_string();
         self.write(move |tx| {
+            objects::delete_environment_objects(tx, &id)?;
             tx.execute("DELETE FROM runs WHERE environment_id = ?1", [&id])
                 .map_err(storage)?;
             tx.execute("DELETE FROM watermarks WHERE environment_id = ?1", [&id])
@@ -532,6 +537,127 @@ impl Catalog for SqliteCatalog {
 
     async fn schema_version(&self) -> Result<u32> {
         self.call(|conn| migrations::current_version(conn)).await
+    }
+
+    async fn upsert_principal(&self, principal: &Principal) -> Result<Principal> {
+        let p = principal.clone();
+        self.write(move |tx| objects::upsert_principal(tx, &p))
+            .await
+    }
+
+    async fn list_principals(&self) -> Result<Vec<Principal>> {
+        self.call(|conn| objects::list_principals(conn)).await
+    }
+
+    async fn set_role(&self, assignment: &RoleAssignment) -> Result<()> {
+        let a = assignment.clone();
+        self.write(move |tx| objects::set_role(tx, &a)).await
+    }
+
+    async fn remove_role(&self, environment: EnvironmentId, principal: &str) -> Result<bool> {
+        let p = principal.to_string();
+        self.write(move |tx| objects::remove_role(tx, environment, &p))
+            .await
+    }
+
+    async fn role_of(&self, environment: EnvironmentId, principal: &str) -> Result<Option<Role>> {
+        let p = principal.to_string();
+        self.call(move |conn| objects::role_of(conn, environment, &p))
+            .await
+    }
+
+    async fn list_roles(&self, environment: EnvironmentId) -> Result<Vec<RoleAssignment>> {
+        self.call(move |conn| objects::list_roles(conn, environment))
+            .await
+    }
+
+    async fn create_connection(&self, connection: &ConnectionSpec) -> Result<()> {
+        let c = connection.clone();
+        self.write(move |tx| objects::create_connection(tx, &c))
+            .await
+    }
+
+    async fn update_connection(&self, connection: &ConnectionSpec) -> Result<()> {
+        let c = connection.clone();
+        self.write(move |tx| objects::update_connection(tx, &c))
+            .await
+    }
+
+    async fn find_connection(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<Option<ConnectionSpec>> {
+        let n = name.to_string();
+        self.call(move |conn| objects::find_connection(conn, environment, &n))
+            .await
+    }
+
+    async fn get_connection(&self, id: ConnectionId) -> Result<Option<ConnectionSpec>> {
+        self.call(move |conn| objects::get_connection(conn, id))
+            .await
+    }
+
+    async fn list_connections(&self, environment: EnvironmentId) -> Result<Vec<ConnectionSpec>> {
+        self.call(move |conn| objects::list_connections(conn, environment))
+            .await
+    }
+
+    async fn delete_connection(&self, id: ConnectionId) -> Result<()> {
+        self.write(move |tx| objects::delete_connection(tx, id))
+            .await
+    }
+
+    async fn set_connection_secret(
+        &self,
+        id: ConnectionId,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<()> {
+        let (n, s) = (name.to_string(), sealed.to_vec());
+        self.write(move |tx| objects::set_connection_secret(tx, id, &n, &s))
+            .await
+    }
+
+    async fn connection_secret(&self, id: ConnectionId, name: &str) -> Result<Option<Vec<u8>>> {
+        let n = name.to_string();
+        self.call(move |conn| objects::connection_secret(conn, id, &n))
+            .await
+    }
+
+    async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>> {
+        self.call(|conn| objects::sealed_secrets(conn)).await
+    }
+
+    async fn replace_sealed_secrets(&self, secrets: &[SealedSecret]) -> Result<()> {
+        let s = secrets.to_vec();
+        self.write(move |tx| objects::replace_sealed_secrets(tx, &s))
+            .await
+    }
+
+    async fn create_export(&self, export: &Export) -> Result<()> {
+        let e = export.clone();
+        self.write(move |tx| objects::create_export(tx, &e)).await
+    }
+
+    async fn update_export(&self, export: &Export) -> Result<()> {
+        let e = export.clone();
+        self.write(move |tx| objects::update_export(tx, &e)).await
+    }
+
+    async fn find_export(&self, environment: EnvironmentId, name: &str) -> Result<Option<Export>> {
+        let n = name.to_string();
+        self.call(move |conn| objects::find_export(conn, environment, &n))
+            .await
+    }
+
+    async fn list_exports(&self, environment: EnvironmentId) -> Result<Vec<Export>> {
+        self.call(move |conn| objects::list_exports(conn, environment))
+            .await
+    }
+
+    async fn delete_export(&self, id: ExportId) -> Result<()> {
+        self.write(move |tx| objects::delete_export(tx, id)).await
     }
 }
 
