@@ -1,0 +1,395 @@
+//! Exports into a lake, in the layout of Customer Insights' blob-storage exports.
+//!
+//! Relative to the store's container root:
+//!
+//! ```text
+//! CustomerInsights_<environmentId>/<ExportName>/
+//!   model.json                                        points at the newest run's files
+//!   <Table>/<yyyy>/<MM>/<dd>/<HHmm>/<Table>_<n>.csv   one folder per run (UTC time)
+//! ```
+//!
+//! CSV files have a header row, RFC 4180 quoting and UTF-8 text. Column types in
+//! `model.json` come from the lake's one Arrow <-> CDM mapping, with the exact Arrow type
+//! kept in an annotation.
+//!
+//! Publish protocol: data files are written first, each as one upload that is either
+//! complete or absent; `model.json` is replaced (a single atomic put) only by
+//! [`ExportRun::finish`], after every table. A run never overwrites a file an earlier
+//! `model.json` points at (two runs in one minute number their files on), so a failed
+//! run leaves the previous `model.json` pointing at complete files. The new `model.json`
+//! describes the tables of the newest run.
+
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use lakecdp_core::PartitionFormat;
+use lakecdp_lake::cdm::{
+    cdm_time, cdm_type_of, Annotation, Attribute, Entity, FileFormatSettings, Model, Partition,
+    ARROW_TYPE_ANNOTATION, MODEL_JSON,
+};
+use lakecdp_lake::StoreHandle;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+use crate::target::{
+    BatchStream, CheckLine, ExportRun, ExportSummary, ExportTarget, TableExported,
+};
+
+/// Bytes of CSV buffered before they are uploaded.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// A lake folder that exports write CSV tables and a `model.json` into.
+#[derive(Debug, Clone)]
+pub struct LakeTarget {
+    store: StoreHandle,
+    root: String,
+}
+
+impl LakeTarget {
+    /// Exports of environment `environment_id` into `store`, under
+    /// `CustomerInsights_<environmentId>/` of its container.
+    pub fn new(store: StoreHandle, environment_id: impl std::fmt::Display) -> Self {
+        Self {
+            store,
+            root: format!("CustomerInsights_{environment_id}"),
+        }
+    }
+
+    /// The export root relative to the container, `CustomerInsights_<environmentId>`.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The folder of an export, relative to the container.
+    pub fn export_folder(&self, export_name: &str) -> String {
+        format!("{}/{export_name}", self.root)
+    }
+
+    /// The store path of a path relative to the container.
+    pub fn path(&self, relative: &str) -> Path {
+        relative
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .fold(self.store.container.clone(), |p, part| p.join(part))
+    }
+
+    /// The absolute URL of a path relative to the container.
+    pub fn url(&self, relative: &str) -> String {
+        format!(
+            "{}/{}",
+            self.store.base_url,
+            relative.trim_start_matches('/')
+        )
+    }
+
+    async fn probe(&self) -> Vec<CheckLine> {
+        let relative = format!("{}/_lakecdp_check_{}", self.root, std::process::id());
+        let path = self.path(&relative);
+        let url = self.url(&relative);
+        let store = &self.store.store;
+        let fix = "check the storage settings and that the credentials may read, write and delete blobs in the container";
+        let mut lines = Vec::new();
+        match store.put(&path, PutPayload::from_static(b"lakecdp")).await {
+            Ok(_) => lines.push(CheckLine::ok(format!("write {url}"), "written")),
+            Err(e) => {
+                lines.push(CheckLine::failed(
+                    format!("write {url}"),
+                    e.to_string(),
+                    fix,
+                ));
+                return lines;
+            }
+        }
+        match store.get(&path).await {
+            Ok(r) => match r.bytes().await {
+                Ok(b) if b.as_ref() == b"lakecdp" => {
+                    lines.push(CheckLine::ok(format!("read {url}"), "read back"))
+                }
+                Ok(_) => lines.push(CheckLine::failed(
+                    format!("read {url}"),
+                    "read back other bytes than written",
+                    fix,
+                )),
+                Err(e) => lines.push(CheckLine::failed(format!("read {url}"), e.to_string(), fix)),
+            },
+            Err(e) => lines.push(CheckLine::failed(format!("read {url}"), e.to_string(), fix)),
+        }
+        match store.delete(&path).await {
+            Ok(()) => lines.push(CheckLine::ok(format!("delete {url}"), "deleted")),
+            Err(e) => lines.push(CheckLine::failed(
+                format!("delete {url}"),
+                e.to_string(),
+                fix,
+            )),
+        }
+        lines
+    }
+
+    fn store_error(&self, relative: &str, e: object_store::Error) -> Error {
+        Error::Export {
+            table: relative.to_string(),
+            address: self.url(relative),
+            stage: "writing to the store",
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn check_name(key: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(Error::Config {
+            key: key.into(),
+            message: format!("`{name}` is not a valid folder name (empty, or holds / or \\)"),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ExportTarget for LakeTarget {
+    fn kind(&self) -> &'static str {
+        "lake"
+    }
+
+    fn destination(&self) -> String {
+        self.url(&self.root)
+    }
+
+    async fn check(&self) -> Result<Vec<CheckLine>> {
+        Ok(self.probe().await)
+    }
+
+    async fn begin(&self, export_name: &str) -> Result<Box<dyn ExportRun>> {
+        check_name("export name", export_name)?;
+        Ok(Box::new(LakeRun {
+            target: self.clone(),
+            export_name: export_name.to_string(),
+            time: Utc::now(),
+            started: Instant::now(),
+            model: Model::new(export_name),
+            tables: Vec::new(),
+        }))
+    }
+}
+
+/// A run of a lake export.
+struct LakeRun {
+    target: LakeTarget,
+    export_name: String,
+    time: DateTime<Utc>,
+    started: Instant,
+    model: Model,
+    tables: Vec<TableExported>,
+}
+
+impl LakeRun {
+    /// The folder of this run's files of `table`.
+    fn run_folder(&self, table: &str) -> String {
+        format!(
+            "{}/{table}/{}",
+            self.target.export_folder(&self.export_name),
+            self.time.format("%Y/%m/%d/%H%M")
+        )
+    }
+
+    /// The next free file number of `table` in `folder` (1 for a new folder).
+    async fn next_number(&self, folder: &str, table: &str) -> Result<u64> {
+        let prefix = self.target.path(folder);
+        let listed: Vec<_> = self
+            .target
+            .store
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.target.store_error(folder, e))?;
+        let stem = format!("{table}_");
+        let highest = listed
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|f| {
+                f.strip_prefix(&stem)?
+                    .strip_suffix(".csv")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(highest + 1)
+    }
+}
+
+fn write_csv(
+    buf: &mut Vec<u8>,
+    batch: &arrow::record_batch::RecordBatch,
+    header: bool,
+) -> Result<(), arrow::error::ArrowError> {
+    let mut w = arrow::csv::WriterBuilder::new()
+        .with_header(header)
+        .with_timestamp_format("%Y-%m-%dT%H:%M:%S%.f".into())
+        .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.f%:z".into())
+        .build(&mut *buf);
+    w.write(batch)
+}
+
+#[async_trait]
+impl ExportRun for LakeRun {
+    async fn export_table(
+        &mut self,
+        table: &str,
+        schema: SchemaRef,
+        mut batches: BatchStream<'_>,
+    ) -> Result<TableExported> {
+        let started = Instant::now();
+        check_name("table", table)?;
+        if self.model.entity(table).is_some() {
+            return Err(Error::Config {
+                key: "table".into(),
+                message: format!("table `{table}` is exported twice in one run"),
+            });
+        }
+        lakecdp_lake::partition::check_writable(&schema, PartitionFormat::Csv)?;
+        let folder = self.run_folder(table);
+        let n = self.next_number(&folder, table).await?;
+        let relative = format!("{folder}/{table}_{n}.csv");
+        let url = self.target.url(&relative);
+        let fail = |stage: &'static str, reason: String| Error::Export {
+            table: table.to_string(),
+            address: url.clone(),
+            stage,
+            reason,
+        };
+
+        let mut out = BufWriter::new(self.target.store.store.clone(), self.target.path(&relative));
+        let mut buf = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        let mut header = true;
+        let result: Result<()> = async {
+            loop {
+                let batch = match batches.next().await {
+                    Some(Ok(b)) => b,
+                    Some(Err(e)) => {
+                        return Err(fail(
+                            "reading the input",
+                            format!("the input failed after {rows} rows: {e}"),
+                        ))
+                    }
+                    None => break,
+                };
+                write_csv(&mut buf, &batch, header)
+                    .map_err(|e| fail("writing CSV", e.to_string()))?;
+                header = false;
+                rows += batch.num_rows() as u64;
+                if buf.len() >= CHUNK_BYTES {
+                    out.write_all(&buf)
+                        .await
+                        .map_err(|e| fail("uploading", e.to_string()))?;
+                    bytes += buf.len() as u64;
+                    buf.clear();
+                }
+            }
+            if header {
+                // an empty table still gets its header row
+                write_csv(
+                    &mut buf,
+                    &arrow::record_batch::RecordBatch::new_empty(schema.clone()),
+                    true,
+                )
+                .map_err(|e| fail("writing CSV", e.to_string()))?;
+            }
+            out.write_all(&buf)
+                .await
+                .map_err(|e| fail("uploading", e.to_string()))?;
+            bytes += buf.len() as u64;
+            out.shutdown()
+                .await
+                .map_err(|e| fail("uploading", e.to_string()))?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            // nothing points at the file; a started multipart upload is abandoned
+            if let Err(abort) = out.abort().await {
+                tracing::debug!(error = %abort, path = %relative, "aborting the upload failed");
+            }
+            return Err(e);
+        }
+
+        let attributes = schema
+            .fields()
+            .iter()
+            .map(|f| Attribute {
+                name: f.name().clone(),
+                data_type: cdm_type_of(f.data_type()),
+                description: None,
+                annotations: vec![Annotation {
+                    name: ARROW_TYPE_ANNOTATION.into(),
+                    value: Some(f.data_type().to_string()),
+                }],
+                extra: Default::default(),
+            })
+            .collect();
+        self.model.entities.push(Entity {
+            kind: "LocalEntity".into(),
+            name: table.to_string(),
+            description: None,
+            annotations: Vec::new(),
+            attributes,
+            partitions: vec![Partition {
+                name: format!("{table}_{n}"),
+                location: url.clone(),
+                refresh_time: Some(cdm_time(Utc::now())),
+                file_format_settings: Some(FileFormatSettings::csv()),
+                annotations: Vec::new(),
+                extra: Default::default(),
+            }],
+            extra: Default::default(),
+        });
+        let done = TableExported {
+            name: table.to_string(),
+            rows,
+            bytes,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(table, rows, bytes, location = %url, "exported a table");
+        self.tables.push(done.clone());
+        Ok(done)
+    }
+
+    async fn finish(self: Box<Self>) -> Result<ExportSummary> {
+        let mut model = self.model;
+        model.modified_time = Some(cdm_time(Utc::now()));
+        model.annotations.push(Annotation {
+            name: "lakecdp:exportTime".into(),
+            value: Some(cdm_time(self.time)),
+        });
+        let relative = format!(
+            "{}/{MODEL_JSON}",
+            self.target.export_folder(&self.export_name)
+        );
+        self.target
+            .store
+            .store
+            .put(
+                &self.target.path(&relative),
+                PutPayload::from(model.to_json()),
+            )
+            .await
+            .map_err(|e| self.target.store_error(&relative, e))?;
+        Ok(ExportSummary {
+            export_name: self.export_name.clone(),
+            destination: self
+                .target
+                .url(&self.target.export_folder(&self.export_name)),
+            tables: self.tables,
+            elapsed: self.started.elapsed(),
+        })
+    }
+}
