@@ -31,6 +31,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "LAKECDP_CATALOG")]
     pub catalog: Option<PathBuf>,
 
+    /// Act as this principal (a person or an application) [default: the environment's
+    /// creator]. On one machine, whoever can read the catalog file can act as anyone.
+    #[arg(
+        long = "as",
+        global = true,
+        env = "LAKECDP_PRINCIPAL",
+        value_name = "PRINCIPAL"
+    )]
+    pub acting_as: Option<String>,
+
     /// More log output (-v info, -vv debug); LAKECDP_LOG takes a tracing filter too.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -60,6 +70,224 @@ pub enum Command {
     /// Look into unification: explain a profile, preview the rules on a sample.
     #[command(subcommand)]
     Unify(UnifyCommand),
+    /// Who may do what in an environment: Admin, Contributor or Viewer.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Connections exports send through (PostgreSQL, ADLS, S3, a local folder).
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Exports of output tables to an analytics database or another lake.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// The secret vault: rotate the master key that seals connection secrets.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+/// `role ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Give a principal a role (admin, contributor, viewer), or `none` to remove it.
+    Set(RoleSetArgs),
+    /// List the principals and their roles.
+    List,
+}
+
+/// `role set`.
+#[derive(Debug, Args)]
+pub struct RoleSetArgs {
+    /// The principal, e.g. alice@contoso.com.
+    pub principal: String,
+    /// admin, contributor, viewer or none.
+    pub role: String,
+}
+
+/// `connection ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Add a connection (Admins). Secrets are read from a variable, a file or stdin,
+    /// never from the command line, and sealed in the catalog.
+    Add(ConnectionAddArgs),
+    /// List the connections you may use (name and type).
+    List,
+    /// Show a connection's settings (Admins); secrets are masked.
+    Show(ConnectionNameArg),
+    /// Change a connection's settings or who may use it (Admins).
+    Edit(ConnectionEditArgs),
+    /// Check that the connection reaches its server and has the permissions exports need.
+    Test(ConnectionNameArg),
+    /// Replace a connection's secret (Admins); nothing else changes.
+    Rotate(ConnectionRotateArgs),
+    /// Delete a connection (Admins); refused while exports use it.
+    Delete(ConnectionNameArg),
+}
+
+/// A connection named on the command line.
+#[derive(Debug, Args)]
+pub struct ConnectionNameArg {
+    /// The connection's name.
+    pub name: String,
+}
+
+/// `connection add`.
+#[derive(Debug, Args)]
+pub struct ConnectionAddArgs {
+    /// The connection's display name.
+    pub name: String,
+    /// postgresql, adls, s3 or local.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: String,
+    /// A setting, KEY=VALUE (repeatable): postgresql host, port, user, sslmode; adls
+    /// account, container, endpoint, emulator; s3 bucket, region, endpoint, prefix,
+    /// access_key_id; local path.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// A secret, NAME=env:VAR, NAME=file:PATH or NAME=stdin (repeatable): postgresql
+    /// password, adls account_key, s3 secret_access_key.
+    #[arg(long = "secret", value_name = "NAME=SOURCE")]
+    pub secrets: Vec<String>,
+    /// Who may use it in exports: admins (default) or admins-and-contributors.
+    #[arg(long, default_value = "admins")]
+    pub usable_by: String,
+}
+
+/// `connection edit`.
+#[derive(Debug, Args)]
+pub struct ConnectionEditArgs {
+    /// The connection's name.
+    pub name: String,
+    /// A setting to set, KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// A setting to remove (repeatable).
+    #[arg(long = "unset", value_name = "KEY")]
+    pub unset: Vec<String>,
+    /// Who may use it: admins or admins-and-contributors.
+    #[arg(long)]
+    pub usable_by: Option<String>,
+    /// A new display name.
+    #[arg(long)]
+    pub rename: Option<String>,
+}
+
+/// `connection rotate`.
+#[derive(Debug, Args)]
+pub struct ConnectionRotateArgs {
+    /// The connection's name.
+    pub name: String,
+    /// The new secret, NAME=env:VAR, NAME=file:PATH or NAME=stdin; NAME may be left out
+    /// when the connection has one secret.
+    #[arg(long = "secret", value_name = "[NAME=]SOURCE")]
+    pub secret: String,
+}
+
+/// `export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Add an export of selected tables through a connection you may use.
+    Add(ExportAddArgs),
+    /// Change an export's tables, connection, database, schema or schedule.
+    Edit(ExportEditArgs),
+    /// List the exports with their last runs.
+    List,
+    /// Show an export: its tables, target, schedule and last runs.
+    Show(ExportNameArg),
+    /// Run one export now, or with --all every export whose schedule is not off.
+    Run(ExportRunArgs),
+    /// Delete an export (what it wrote stays where it is).
+    Delete(ExportNameArg),
+}
+
+/// An export named on the command line.
+#[derive(Debug, Args)]
+pub struct ExportNameArg {
+    /// The export's name.
+    pub name: String,
+}
+
+/// `export add`.
+#[derive(Debug, Args)]
+pub struct ExportAddArgs {
+    /// The export's display name.
+    pub name: String,
+    /// The connection it sends through.
+    #[arg(long)]
+    pub connection: String,
+    /// A table, <process folder>/<Entity> (repeatable), e.g. Unification/Customer or
+    /// DataIngestion/Crm/Contacts.
+    #[arg(long = "table", value_name = "TABLE", required = true)]
+    pub tables: Vec<String>,
+    /// PostgreSQL: the database (created if missing) [default: the environment's name].
+    #[arg(long)]
+    pub database: Option<String>,
+    /// PostgreSQL: the schema [default: customerinsights].
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// on-refresh (default), off, "daily 02:00 Europe/Paris" or "weekly mon,thu 06:00 UTC".
+    #[arg(long, default_value = "on-refresh")]
+    pub schedule: String,
+}
+
+/// `export edit`.
+#[derive(Debug, Args)]
+pub struct ExportEditArgs {
+    /// The export's name.
+    pub name: String,
+    /// Another connection.
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// A table to add (repeatable).
+    #[arg(long = "add-table", value_name = "TABLE")]
+    pub add_tables: Vec<String>,
+    /// A table to stop exporting (repeatable); what was exported stays untouched.
+    #[arg(long = "remove-table", value_name = "TABLE")]
+    pub remove_tables: Vec<String>,
+    /// PostgreSQL: a new database name (created on the next run; the old one is kept).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// PostgreSQL: a new schema.
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// A new schedule.
+    #[arg(long)]
+    pub schedule: Option<String>,
+}
+
+/// `export run`.
+#[derive(Debug, Args)]
+pub struct ExportRunArgs {
+    /// The export to run.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Run every export whose schedule is not off.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `vault ...`.
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Re-seal every secret under a new master key. The current key comes from
+    /// LAKECDP_MASTER_KEY or LAKECDP_MASTER_KEY_FILE; afterwards use the new one.
+    Rotate(VaultRotateArgs),
+    /// Write a new random master key to a file only its owner may read.
+    NewKey(VaultNewKeyArgs),
+}
+
+/// `vault new-key`.
+#[derive(Debug, Args)]
+pub struct VaultNewKeyArgs {
+    /// The key file to create (never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `vault rotate`.
+#[derive(Debug, Args)]
+pub struct VaultRotateArgs {
+    /// Where the new key is: env:VAR or file:PATH.
+    #[arg(long, value_name = "SOURCE")]
+    pub new_key: String,
 }
 
 /// `refresh`.

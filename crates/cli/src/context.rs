@@ -11,7 +11,7 @@ use lakecdp_core::{Environment, ProjectFile, StorageConfig};
 use crate::args::Cli;
 use crate::UserError;
 
-/// The principal the CLI acts as until principals exist in the catalog.
+/// The principal that creates environments when `--as` is not given.
 pub const DEFAULT_PRINCIPAL: &str = "local-admin";
 
 /// The resolved project location.
@@ -21,6 +21,8 @@ pub struct Context {
     pub project_dir: PathBuf,
     /// Catalog database file.
     pub catalog_path: PathBuf,
+    /// The principal named by `--as` or `LAKECDP_PRINCIPAL`.
+    pub acting_as: Option<String>,
 }
 
 impl Context {
@@ -32,10 +34,31 @@ impl Context {
             .as_ref()
             .map(|c| absolute(&cwd, c))
             .unwrap_or_else(|| project_dir.join(".lakecdp").join("catalog.db"));
+        let acting_as = cli
+            .acting_as
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
         Ok(Self {
             project_dir,
             catalog_path,
+            acting_as,
         })
+    }
+
+    /// The principal acting on `environment`: `--as`, or the environment's creator.
+    pub fn principal_for(&self, environment: &Environment) -> String {
+        self.acting_as
+            .clone()
+            .unwrap_or_else(|| environment.created_by.clone())
+    }
+
+    /// The principal that creates a new environment: `--as`, or `local-admin`.
+    pub fn creator(&self) -> String {
+        self.acting_as
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PRINCIPAL.to_string())
     }
 
     pub fn project_file(&self) -> PathBuf {
@@ -100,7 +123,7 @@ impl Context {
             retention_runs: spec.retention_runs,
             created_by: existing
                 .map(|e| e.created_by.clone())
-                .unwrap_or_else(|| DEFAULT_PRINCIPAL.to_string()),
+                .unwrap_or_else(|| self.creator()),
             created_at: existing.map(|e| e.created_at).unwrap_or(now),
             updated_at: now,
         }

@@ -5,12 +5,16 @@ mod commands;
 mod context;
 mod output;
 mod progress;
+mod targets;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, EnvCommand, SourceCommand, UnifyCommand};
+use crate::args::{
+    Cli, Command, ConnectionCommand, EnvCommand, ExportCommand, RoleCommand, SourceCommand,
+    UnifyCommand, VaultCommand,
+};
 use crate::context::Context;
 
 /// A mistake the user can fix; exits with code 2.
@@ -25,6 +29,8 @@ fn is_user_error(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<lakecdp_lake::Error>()
                 .is_some_and(|e| e.is_user_error())
             || c.downcast_ref::<lakecdp_catalog::Error>()
+                .is_some_and(|e| e.is_user_error())
+            || c.downcast_ref::<lakecdp_connect::Error>()
                 .is_some_and(|e| e.is_user_error())
             || c.downcast_ref::<lakecdp_engine::Error>()
                 .is_some_and(|e| e.is_user_error())
@@ -93,5 +99,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Source(SourceCommand::Inspect(a)) => commands::source::inspect(&ctx, a).await,
         Command::Source(SourceCommand::Add(a)) => commands::source::add(&ctx, a).await,
         Command::Source(SourceCommand::Remove(a)) => commands::source::remove(&ctx, a).await,
+        Command::Role(RoleCommand::Set(a)) => commands::role::set(&ctx, a).await,
+        Command::Role(RoleCommand::List) => commands::role::list(&ctx).await,
+        Command::Connection(c) => {
+            use commands::connection as cmd;
+            match c {
+                ConnectionCommand::Add(a) => cmd::add(&ctx, a).await,
+                ConnectionCommand::List => cmd::list(&ctx).await,
+                ConnectionCommand::Show(a) => cmd::show(&ctx, a).await,
+                ConnectionCommand::Edit(a) => cmd::edit(&ctx, a).await,
+                ConnectionCommand::Test(a) => cmd::test(&ctx, a).await,
+                ConnectionCommand::Rotate(a) => cmd::rotate(&ctx, a).await,
+                ConnectionCommand::Delete(a) => cmd::delete(&ctx, a).await,
+            }
+        }
+        Command::Export(c) => {
+            use commands::export as cmd;
+            match c {
+                ExportCommand::Add(a) => cmd::add(&ctx, a).await,
+                ExportCommand::Edit(a) => cmd::edit(&ctx, a).await,
+                ExportCommand::List => cmd::list(&ctx).await,
+                ExportCommand::Show(a) => cmd::show(&ctx, a).await,
+                ExportCommand::Run(a) => cmd::run(&ctx, a).await,
+                ExportCommand::Delete(a) => cmd::delete(&ctx, a).await,
+            }
+        }
+        Command::Vault(VaultCommand::Rotate(a)) => {
+            commands::connection::vault_rotate(&ctx, a).await
+        }
+        Command::Vault(VaultCommand::NewKey(a)) => commands::connection::vault_new_key(a),
     }
 }

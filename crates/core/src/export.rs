@@ -204,8 +204,8 @@ pub struct Export {
     pub name: String,
     /// The connection it sends through.
     pub connection_id: ConnectionId,
-    /// The tables it sends, as `<Process>/<Entity>` (e.g. `Unification/Customer`), in
-    /// the order given.
+    /// The tables it sends, as `<process folder>/<Entity>` (`Unification/Customer`,
+    /// `DataIngestion/Crm/Contacts`), in the order given.
     pub tables: Vec<String>,
     /// Target settings: `database` and `schema` for PostgreSQL.
     pub settings: BTreeMap<String, String>,
@@ -244,8 +244,8 @@ impl Export {
             );
         }
         for t in &self.tables {
-            match t.split_once('/') {
-                Some((p, e)) if !p.is_empty() && !e.is_empty() && !e.contains('/') => {}
+            match t.rsplit_once('/') {
+                Some((p, e)) if !p.is_empty() && !e.is_empty() && !p.ends_with('/') => {}
                 _ => problems.push(format!(
                     "table `{t}` must be written `<Process>/<Entity>`, e.g. `Unification/Customer`"
                 )),
@@ -321,7 +321,11 @@ mod tests {
             environment_id: EnvironmentId::new(),
             name: "a/b".into(),
             connection_id: ConnectionId::new(),
-            tables: vec!["Customer".into(), "Unification/Customer".into()],
+            tables: vec![
+                "Customer".into(),
+                "Unification/Customer".into(),
+                "DataIngestion/Crm/Contacts".into(),
+            ],
             settings: BTreeMap::new(),
             schedule: ExportSchedule::default(),
             created_by: "ann".into(),

@@ -3,6 +3,7 @@
 //! The value goes straight into a [`Secret`], which never prints. Errors name the
 //! reference (`env:VAR`, `file:/path`), never the value.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use lakecdp_core::{Secret, SecretRef};
@@ -39,6 +40,51 @@ pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<
         return Err(fail("it is empty".into()));
     }
     Ok(Secret::new(value))
+}
+
+/// Where a backend finds the secrets its configuration refers to: the environment
+/// variables and files named (relative files under `base`), and values handed over in
+/// memory (e.g. opened from the vault) for `env:` references of the given names, which
+/// are looked up before the process environment.
+#[derive(Clone, Default)]
+pub struct Secrets<'a> {
+    base: Option<&'a Path>,
+    provided: BTreeMap<String, Secret>,
+}
+
+impl std::fmt::Debug for Secrets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("base", &self.base)
+            .field("provided", &self.provided.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<'a> Secrets<'a> {
+    /// Secrets from the variables and files named; relative files are under `base`.
+    pub fn from_refs(base: Option<&'a Path>) -> Self {
+        Self {
+            base,
+            provided: BTreeMap::new(),
+        }
+    }
+
+    /// Hand over a value for the reference `env:<name>`.
+    pub fn provide(mut self, name: impl Into<String>, value: Secret) -> Self {
+        self.provided.insert(name.into(), value);
+        self
+    }
+
+    /// The secret `reference` names, for the configuration key `key`.
+    pub fn resolve(&self, key: &str, reference: &SecretRef) -> Result<Secret> {
+        if let SecretRef::Env(name) = reference {
+            if let Some(v) = self.provided.get(name) {
+                return Ok(v.clone());
+            }
+        }
+        resolve(key, reference, self.base)
+    }
 }
 
 #[cfg(test)]

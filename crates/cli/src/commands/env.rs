@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use lakecdp_catalog::{Catalog, SqliteCatalog};
+use lakecdp_catalog::{Acting, Catalog, SqliteCatalog};
 use lakecdp_core::{
-    ConfigErrors, Environment, PartitionFormat, RunRecord, RunStatus, SecretRef, StorageConfig,
+    ConfigErrors, Environment, Operation, PartitionFormat, RunRecord, RunStatus, SecretRef,
+    StorageConfig,
 };
 use lakecdp_lake::check::{self, CheckOptions};
 use lakecdp_lake::{backend, CheckReport, Lake};
@@ -154,7 +155,9 @@ async fn create_environment(
         serde_json::to_vec_pretty(&marker)?,
     )
     .await?;
-    catalog.create_environment(&env).await?;
+    Acting::new(catalog, ctx.creator())
+        .create_environment(&env)
+        .await?;
     record(catalog, &env, None, started).await;
     println!("created environment `{}` (id {})", env.name, env.id);
     println!(
@@ -228,6 +231,11 @@ async fn save_update(
     force: bool,
 ) -> anyhow::Result<()> {
     let changed = changes(old, &new);
+    if !changed.is_empty() {
+        Acting::new(catalog, ctx.principal_for(old))
+            .require(old, Operation::EditEnvironment)
+            .await?;
+    }
     if changed.is_empty() {
         println!("environment `{}` is up to date", old.name);
         return Ok(());
@@ -247,7 +255,9 @@ async fn save_update(
         ))
         .into());
     }
-    catalog.update_environment(&new).await?;
+    Acting::new(catalog, ctx.principal_for(old))
+        .update_environment(&new)
+        .await?;
     record(catalog, &new, None, started).await;
     println!(
         "updated environment `{}` ({} change{})",
@@ -420,6 +430,8 @@ pub async fn update(ctx: &Context, a: UpdateArgs) -> anyhow::Result<()> {
 pub async fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<()> {
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, Some(&a.name)).await?;
+    let acting = Acting::new(&catalog, ctx.principal_for(&env));
+    acting.require(&env, Operation::DeleteEnvironment).await?;
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             return Err(UserError(format!(
@@ -457,7 +469,7 @@ pub async fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<()> {
             env.id.folder()
         );
     }
-    catalog.delete_environment(env.id).await?;
+    acting.delete_environment(&env).await?;
     println!("deleted environment `{}` from the catalog", env.name);
     if !a.purge {
         println!(

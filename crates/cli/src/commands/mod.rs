@@ -1,8 +1,11 @@
 //! One module per command group.
 
+pub mod connection;
 pub mod env;
+pub mod export;
 pub mod init;
 pub mod refresh;
+pub mod role;
 pub mod runs;
 pub mod source;
 pub mod unify;

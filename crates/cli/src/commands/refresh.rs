@@ -26,6 +26,10 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     let project = ctx.load_project()?;
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, None).await?;
+    let acting = lakecdp_catalog::Acting::new(&catalog, ctx.principal_for(&env));
+    acting
+        .require(&env, lakecdp_core::Operation::RunRefresh)
+        .await?;
     let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
     let lake = Lake::new(&handle, env.id).with_format(env.output_format);
     let run_unify = a.only != Some(ProcessKind::Ingest);
@@ -41,7 +45,7 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     } else {
         ingest(ctx, &a, &project, &catalog, &env, &lake).await
     };
-    match (&project.unification, run_unify) {
+    let processed = match (&project.unification, run_unify) {
         (Some(spec), true) => {
             if let Err(e) = &ingested {
                 let used: Vec<&str> = spec.tables.iter().map(|t| t.source.as_str()).collect();
@@ -54,12 +58,42 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
                 run.status = RunStatus::Skipped;
                 run.error = Some(format!("a source failed to load: {e}"));
                 catalog.record_run(&run).await?;
-                return ingested;
+                ingested
+            } else {
+                unify_step(&project, spec, &catalog, &env, &lake).await
             }
-            unify_step(&project, spec, &catalog, &env, &lake).await
         }
         _ => ingested,
+    };
+    if a.only.is_some() {
+        return processed;
     }
+    // exports scheduled on refresh run after the processes they read
+    let exports: Vec<String> = catalog
+        .list_exports(env.id)
+        .await?
+        .into_iter()
+        .filter(|e| e.schedule == lakecdp_core::ExportSchedule::OnRefresh)
+        .map(|e| e.name)
+        .collect();
+    if exports.is_empty() {
+        return processed;
+    }
+    if let Err(e) = &processed {
+        println!(
+            "exports skipped: the refresh failed before them ({})",
+            exports.join(", ")
+        );
+        for name in &exports {
+            let mut run = RunRecord::start(env.id, format!("export/{name}"));
+            run.finished_at = Some(Utc::now());
+            run.status = RunStatus::Skipped;
+            run.error = Some(format!("a process it reads failed: {e}"));
+            catalog.record_run(&run).await?;
+        }
+        return processed;
+    }
+    super::export::run_exports(ctx, &catalog, &acting, &env, &exports).await
 }
 
 async fn unify_step(

@@ -17,7 +17,7 @@ use url::Url;
 
 use super::{http_client, sign, unreachable, Capabilities, ServiceError, StoreHandle};
 use crate::error::{Error, Result};
-use crate::secrets::resolve;
+use crate::secrets::Secrets;
 
 const API_VERSION: &str = "2021-08-06";
 
@@ -27,21 +27,14 @@ enum Auth {
     Bearer(Arc<MicrosoftAzure>),
 }
 
-fn resolved_auth(
-    config: &AdlsConfig,
-    project_dir: Option<&FsPath>,
-) -> Result<(AdlsAuth, Option<Secret>)> {
+fn resolved_auth(config: &AdlsConfig, secrets: &Secrets<'_>) -> Result<(AdlsAuth, Option<Secret>)> {
     let auth = config.auth().map_err(lakecdp_core::ConfigErrors::from)?;
     let secret = match &auth {
-        AdlsAuth::AccountKey(r) => {
-            Some(resolve("environment.storage.account_key", r, project_dir)?)
+        AdlsAuth::AccountKey(r) => Some(secrets.resolve("environment.storage.account_key", r)?),
+        AdlsAuth::Sas(r) => Some(secrets.resolve("environment.storage.sas_token", r)?),
+        AdlsAuth::ServicePrincipal { client_secret, .. } => {
+            Some(secrets.resolve("environment.storage.client_secret", client_secret)?)
         }
-        AdlsAuth::Sas(r) => Some(resolve("environment.storage.sas_token", r, project_dir)?),
-        AdlsAuth::ServicePrincipal { client_secret, .. } => Some(resolve(
-            "environment.storage.client_secret",
-            client_secret,
-            project_dir,
-        )?),
     };
     Ok((auth, secret))
 }
@@ -52,11 +45,11 @@ fn sas_pairs(token: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn builder(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<MicrosoftAzureBuilder> {
+fn builder(config: &AdlsConfig, secrets: &Secrets<'_>) -> Result<MicrosoftAzureBuilder> {
     let loc = config
         .location()
         .map_err(lakecdp_core::ConfigErrors::from)?;
-    let (auth, secret) = resolved_auth(config, project_dir)?;
+    let (auth, secret) = resolved_auth(config, secrets)?;
     let mut b = MicrosoftAzureBuilder::new()
         .with_account(&loc.account)
         .with_container_name(&loc.container);
@@ -91,10 +84,15 @@ fn build_err(e: object_store::Error) -> Error {
 
 /// Open an ADLS Gen2 container.
 pub fn open(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<StoreHandle> {
+    open_with(config, &Secrets::from_refs(project_dir))
+}
+
+/// Open an ADLS Gen2 (or Blob) container, its secrets found through `secrets`.
+pub fn open_with(config: &AdlsConfig, secrets: &Secrets<'_>) -> Result<StoreHandle> {
     let loc = config
         .location()
         .map_err(lakecdp_core::ConfigErrors::from)?;
-    let store = builder(config, project_dir)?.build().map_err(build_err)?;
+    let store = builder(config, secrets)?.build().map_err(build_err)?;
     let base_url = match &config.endpoint {
         Some(ep) => format!("{}/{}", ep.trim_end_matches('/'), loc.container),
         None => format!(
@@ -148,12 +146,13 @@ impl AzureService {
         let loc = config
             .location()
             .map_err(lakecdp_core::ConfigErrors::from)?;
-        let (auth, secret) = resolved_auth(config, project_dir)?;
+        let secrets = Secrets::from_refs(project_dir);
+        let (auth, secret) = resolved_auth(config, &secrets)?;
         let auth = match (auth, secret) {
             (AdlsAuth::AccountKey(_), Some(s)) => Auth::Key(s),
             (AdlsAuth::Sas(_), Some(s)) => Auth::Sas(sas_pairs(s.expose())),
             _ => Auth::Bearer(Arc::new(
-                builder(config, project_dir)?.build().map_err(build_err)?,
+                builder(config, &secrets)?.build().map_err(build_err)?,
             )),
         };
         let base = match &config.endpoint {

@@ -61,14 +61,28 @@ impl std::fmt::Debug for StoreHandle {
 ///
 /// `project_dir` resolves relative local paths and relative secret files.
 pub fn open(config: &StorageConfig, project_dir: Option<&FsPath>) -> Result<StoreHandle> {
+    open_with(
+        config,
+        project_dir,
+        &crate::secrets::Secrets::from_refs(project_dir),
+    )
+}
+
+/// [`open`], with the secrets the configuration refers to found through `secrets`
+/// (values handed over in memory, e.g. opened from the vault).
+pub fn open_with(
+    config: &StorageConfig,
+    project_dir: Option<&FsPath>,
+    secrets: &crate::secrets::Secrets<'_>,
+) -> Result<StoreHandle> {
     let errors = config.validate();
     if !errors.is_empty() {
         return Err(ConfigErrors(errors).into());
     }
     match config {
         StorageConfig::Local(c) => local::open(c, project_dir),
-        StorageConfig::Adls(c) => azure::open(c, project_dir),
-        StorageConfig::S3(c) => s3::open(c, project_dir),
+        StorageConfig::Adls(c) => azure::open_with(c, secrets),
+        StorageConfig::S3(c) => s3::open_with(c, secrets),
     }
 }
 

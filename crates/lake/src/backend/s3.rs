@@ -17,9 +17,9 @@ use url::Url;
 
 use super::{http_client, sign, unreachable, Capabilities, ServiceError, StoreHandle};
 use crate::error::{Error, Result};
-use crate::secrets::resolve;
+use crate::secrets::Secrets;
 
-fn build(config: &S3Config, project_dir: Option<&FsPath>) -> Result<AmazonS3> {
+fn build(config: &S3Config, secrets: &Secrets<'_>) -> Result<AmazonS3> {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(&config.bucket)
         .with_region(&config.region)
@@ -27,15 +27,22 @@ fn build(config: &S3Config, project_dir: Option<&FsPath>) -> Result<AmazonS3> {
     if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
         b = b
             .with_access_key_id(
-                resolve("environment.storage.access_key_id", id, project_dir)?.expose(),
+                secrets
+                    .resolve("environment.storage.access_key_id", id)?
+                    .expose(),
             )
             .with_secret_access_key(
-                resolve("environment.storage.secret_access_key", secret, project_dir)?.expose(),
+                secrets
+                    .resolve("environment.storage.secret_access_key", secret)?
+                    .expose(),
             );
     }
     if let Some(token) = &config.session_token {
-        b = b
-            .with_token(resolve("environment.storage.session_token", token, project_dir)?.expose());
+        b = b.with_token(
+            secrets
+                .resolve("environment.storage.session_token", token)?
+                .expose(),
+        );
     }
     if let Some(ep) = &config.endpoint {
         b = b
@@ -62,7 +69,12 @@ pub fn container_path(config: &S3Config) -> Path {
 
 /// Open an S3 bucket.
 pub fn open(config: &S3Config, project_dir: Option<&FsPath>) -> Result<StoreHandle> {
-    let store = build(config, project_dir)?;
+    open_with(config, &Secrets::from_refs(project_dir))
+}
+
+/// Open an S3 bucket, its secrets found through `secrets`.
+pub fn open_with(config: &S3Config, secrets: &Secrets<'_>) -> Result<StoreHandle> {
+    let store = build(config, secrets)?;
     let container = container_path(config);
     let base_url = if container.as_ref().is_empty() {
         format!("s3://{}", config.bucket)
@@ -107,7 +119,7 @@ impl std::fmt::Debug for S3Service {
 impl S3Service {
     /// A client for the bucket a configuration names.
     pub fn new(config: &S3Config, project_dir: Option<&FsPath>) -> Result<Self> {
-        let store = build(config, project_dir)?;
+        let store = build(config, &Secrets::from_refs(project_dir))?;
         let bucket_url = match (&config.endpoint, path_style(config)) {
             (Some(ep), true) => format!("{}/{}", ep.trim_end_matches('/'), config.bucket),
             (Some(ep), false) => {

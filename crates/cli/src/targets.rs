@@ -1,0 +1,275 @@
+//! From catalog objects to live parts: the vault, a connection's secrets, the export
+//! target a connection reaches, and the streams of the tables an export sends.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use arrow::datatypes::Schema;
+use futures::stream::{self, StreamExt};
+use lakecdp_catalog::Catalog;
+use lakecdp_connect::{BatchStream, ExportTarget, LakeTarget, MasterKey, PostgresTarget, Vault};
+use lakecdp_core::{
+    AdlsConfig, Connection, ConnectionKind, Environment, Export, LocalConfig, S3Config, Secret,
+    SecretRef, StorageConfig,
+};
+use lakecdp_lake::backend;
+use lakecdp_lake::cdm::Entity;
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::publish::read_model;
+use lakecdp_lake::secrets::Secrets;
+use lakecdp_lake::{Lake, Process};
+
+use crate::context::Context;
+use crate::UserError;
+
+/// The vault of this process's master key (`LAKECDP_MASTER_KEY` or
+/// `LAKECDP_MASTER_KEY_FILE`).
+pub fn vault() -> anyhow::Result<Vault> {
+    let key = MasterKey::from_env().map_err(|e| UserError(e.to_string()))?;
+    Ok(Vault::new(key)?)
+}
+
+/// The additional-data context a connection's secret is sealed under: a blob opens only
+/// for the connection and secret it was sealed for.
+pub fn seal_context(connection: &Connection, name: &str) -> String {
+    format!("connection:{}:{name}", connection.id)
+}
+
+/// Read a secret from `env:VAR`, `file:PATH` or `stdin` (one line). Values are never
+/// taken from the command line, where shells and process lists keep them.
+pub fn read_secret(ctx: &Context, source: &str) -> anyhow::Result<Secret> {
+    let source = source.trim();
+    if source == "stdin" || source == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the secret from stdin")?;
+        let v = line.trim();
+        if v.is_empty() {
+            return Err(UserError("the secret read from stdin is empty".into()).into());
+        }
+        return Ok(Secret::new(v));
+    }
+    let reference = if let Some(var) = source.strip_prefix("env:") {
+        SecretRef::Env(var.to_string())
+    } else if let Some(path) = source.strip_prefix("file:") {
+        SecretRef::File(PathBuf::from(path))
+    } else {
+        return Err(UserError(
+            "a secret is given as env:VAR, file:PATH or stdin, never as its value on the command line"
+                .into(),
+        )
+        .into());
+    };
+    Ok(lakecdp_lake::secrets::resolve(
+        "secret",
+        &reference,
+        Some(&ctx.project_dir),
+    )?)
+}
+
+/// Split `KEY=VALUE`.
+pub fn key_value(text: &str, what: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(UserError(format!("{what} `{text}` must be written KEY=VALUE")).into()),
+    }
+}
+
+/// The opened secrets of a connection, by name.
+pub async fn open_secrets(
+    catalog: &dyn Catalog,
+    connection: &Connection,
+) -> anyhow::Result<BTreeMap<String, Secret>> {
+    let mut out = BTreeMap::new();
+    if connection.secrets.is_empty() {
+        return Ok(out);
+    }
+    let vault = vault()?;
+    for name in &connection.secrets {
+        let Some(blob) = catalog.connection_secret(connection.id, name).await? else {
+            continue;
+        };
+        let secret = vault
+            .open(&seal_context(connection, name), &blob)
+            .map_err(|e| {
+                UserError(format!(
+                    "secret `{name}` of connection `{}` cannot be opened: {e}",
+                    connection.name
+                ))
+            })?;
+        out.insert(name.clone(), secret);
+    }
+    Ok(out)
+}
+
+/// The database an export writes to: its `database` setting, or the environment's name.
+pub fn database_of(env: &Environment, export: Option<&Export>) -> String {
+    export
+        .and_then(|e| e.settings.get("database").cloned())
+        .unwrap_or_else(|| env.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+}
+
+/// The target a connection reaches, for `export` (or for a test without one).
+pub async fn target_for(
+    ctx: &Context,
+    catalog: &dyn Catalog,
+    env: &Environment,
+    connection: &Connection,
+    export: Option<&Export>,
+) -> anyhow::Result<Box<dyn ExportTarget>> {
+    let secrets = open_secrets(catalog, connection).await?;
+    let setting = |k: &str| connection.setting(k).map(str::to_string);
+    let vault_ref = |name: &str| SecretRef::Env(format!("lakecdp-vault:{name}"));
+    match connection.kind {
+        ConnectionKind::Postgresql => {
+            let mut b = PostgresTarget::builder()
+                .host(setting("host").unwrap_or_default())
+                .user(setting("user").unwrap_or_default())
+                .database(database_of(env, export));
+            if let Some(port) = setting("port") {
+                b = b.port(port.parse().map_err(|_| {
+                    UserError(format!(
+                        "connection `{}`: port `{port}` is not a number",
+                        connection.name
+                    ))
+                })?);
+            }
+            if let Some(p) = secrets.get("password") {
+                b = b.password(p.clone());
+            }
+            if let Some(s) = export.and_then(|e| e.settings.get("schema")) {
+                b = b.schema(s.clone());
+            }
+            if let Some(mode) = setting("sslmode") {
+                b = b.sslmode(mode);
+            }
+            Ok(Box::new(b.build()?))
+        }
+        kind => {
+            let mut provided = Secrets::from_refs(Some(&ctx.project_dir));
+            for (name, value) in &secrets {
+                provided = provided.provide(format!("lakecdp-vault:{name}"), value.clone());
+            }
+            let config = match kind {
+                ConnectionKind::Local => StorageConfig::Local(LocalConfig {
+                    path: crate::context::absolute(
+                        &ctx.project_dir,
+                        std::path::Path::new(&setting("path").unwrap_or_default()),
+                    ),
+                }),
+                ConnectionKind::S3 => {
+                    if let Some(id) = setting("access_key_id") {
+                        provided = provided.provide("lakecdp-vault:access_key_id", Secret::new(id));
+                    }
+                    StorageConfig::S3(S3Config {
+                        bucket: setting("bucket").unwrap_or_default(),
+                        prefix: setting("prefix"),
+                        region: setting("region").unwrap_or_else(|| "us-east-1".into()),
+                        endpoint: setting("endpoint"),
+                        access_key_id: Some(vault_ref("access_key_id")),
+                        secret_access_key: Some(vault_ref("secret_access_key")),
+                        session_token: None,
+                        path_style: None,
+                    })
+                }
+                _ => StorageConfig::Adls(AdlsConfig {
+                    account: setting("account"),
+                    container: setting("container"),
+                    endpoint: setting("endpoint"),
+                    emulator: setting("emulator").is_some_and(|v| v == "true"),
+                    allow_flat_namespace: true,
+                    account_key: Some(vault_ref("account_key")),
+                    ..Default::default()
+                }),
+            };
+            let handle = backend::open_with(&config, Some(&ctx.project_dir), &provided)
+                .with_context(|| format!("connection `{}`", connection.name))?;
+            Ok(Box::new(LakeTarget::new(handle, env.id)))
+        }
+    }
+}
+
+/// A selected table, `<process folder>/<Entity>`, split into its folder and entity.
+pub fn split_table(table: &str) -> anyhow::Result<(Process, String)> {
+    let (folder, entity) = table.rsplit_once('/').ok_or_else(|| {
+        UserError(format!(
+            "table `{table}` must be written <process folder>/<Entity>, e.g. Unification/Customer"
+        ))
+    })?;
+    let process = match folder.split_once('/') {
+        None => match folder {
+            "Unification" => Process::Unification,
+            "Activities" => Process::Activities,
+            "Measures" => Process::Measures,
+            "Segments" => Process::Segments,
+            other => {
+                return Err(UserError(format!(
+                    "unknown process folder `{other}` in `{table}`: use Unification, Activities, \
+                     Measures, Segments, DataIngestion/<Source> or Exports/<Name>"
+                ))
+                .into())
+            }
+        },
+        Some(("DataIngestion", source)) => Process::Ingestion(source.to_string()),
+        Some(("Exports", name)) => Process::Export(name.to_string()),
+        Some(_) => {
+            return Err(UserError(format!("unknown process folder `{folder}` in `{table}`")).into())
+        }
+    };
+    Ok((process, entity.to_string()))
+}
+
+/// The published entity a selected table names, with its folder; an error names what is
+/// missing and how to produce it.
+pub async fn published_entity(lake: &Lake, table: &str) -> anyhow::Result<(String, Entity)> {
+    let (process, entity) = split_table(table)?;
+    let model = read_model(lake, &process).await?.ok_or_else(|| {
+        UserError(format!(
+            "{} has not been published yet: run `lakecdp refresh` first",
+            process.folder()
+        ))
+    })?;
+    let found = model
+        .entities
+        .iter()
+        .find(|e| e.name == entity)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<&str> = model.entities.iter().map(|e| e.name.as_str()).collect();
+            UserError(format!(
+                "{} has no table `{entity}`; it has {}",
+                process.folder(),
+                names.join(", ")
+            ))
+        })?;
+    Ok((process.folder(), found))
+}
+
+/// The rows of a published entity, read one partition at a time.
+pub fn entity_stream<'a>(lake: &'a Lake, folder: String, entity: Entity) -> BatchStream<'a> {
+    let partitions = entity.partitions.clone();
+    stream::iter(partitions)
+        .then(move |p| {
+            let mut one = entity.clone();
+            one.partitions = vec![p];
+            let folder = folder.clone();
+            async move {
+                read_entity(lake, &folder, &one)
+                    .await
+                    .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))
+            }
+        })
+        .flat_map(|r| match r {
+            Ok(batches) => stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
+            Err(e) => stream::iter(vec![Err(e)]),
+        })
+        .boxed()
+}
+
+/// The Arrow schema of a published entity.
+pub fn entity_schema(entity: &Entity) -> Arc<Schema> {
+    lakecdp_lake::partition::entity_schema(entity)
+}
