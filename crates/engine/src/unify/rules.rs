@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use arrow::array::{Array, StringArray, StringBuilder};
 use lakecdp_core::unify::AliasSpec;
@@ -293,26 +294,48 @@ impl Blocker<'_> {
 
     /// The keys of record `row` of `side` (none when a value it needs is missing); a
     /// single exact value is borrowed, not copied.
+    ///
+    /// - Exact conditions only: their values together are the one key.
+    /// - Exact and fuzzy conditions: the exact key crossed with the blocking keys of the
+    ///   strictest fuzzy condition. A pair satisfying the rule shares both, so it shares
+    ///   a crossed key; and an exact value that many records share (a date of birth, a
+    ///   city) no longer makes a block of all of them.
+    /// - Fuzzy conditions only: the keys of the two strictest, crossed.
     fn keys<'v>(&self, side: &'v [Values], row: usize, out: &mut Vec<Cow<'v, str>>) {
         out.clear();
-        if let [only] = self.exact {
-            if let Some(v) = usable(&self.conditions[*only], &side[*only], row) {
-                out.push(Cow::Borrowed(v));
-            }
-            return;
-        }
-        if !self.exact.is_empty() {
-            let mut key = String::new();
-            for (n, c) in self.exact.iter().enumerate() {
-                let Some(v) = usable(&self.conditions[*c], &side[*c], row) else {
-                    return;
-                };
-                if n > 0 {
-                    key.push('\u{1}');
+        let exact_key: Option<Cow<'v, str>> = match self.exact {
+            [] => None,
+            [only] => match usable(&self.conditions[*only], &side[*only], row) {
+                Some(v) => Some(Cow::Borrowed(v)),
+                None => return,
+            },
+            several => {
+                let mut key = String::new();
+                for (n, c) in several.iter().enumerate() {
+                    let Some(v) = usable(&self.conditions[*c], &side[*c], row) else {
+                        return;
+                    };
+                    if n > 0 {
+                        key.push('\u{1}');
+                    }
+                    key.push_str(v);
                 }
-                key.push_str(v);
+                Some(Cow::Owned(key))
             }
-            out.push(Cow::Owned(key));
+        };
+        if let Some(exact) = exact_key {
+            match self.fuzzy.first() {
+                None => out.push(exact),
+                Some(c) => {
+                    let Some(keys) = self.fuzzy_keys(*c, side, row) else {
+                        return;
+                    };
+                    out.extend(
+                        keys.into_iter()
+                            .map(|k| Cow::Owned(format!("{exact}\u{2}{k}"))),
+                    );
+                }
+            }
             return;
         }
         // the keys of the two strictest fuzzy conditions, crossed: a pair that
@@ -398,42 +421,84 @@ pub fn find_pairs(
         exact: &exact,
         fuzzy: &fuzzy,
     };
-    // index the other side
+    // index the other side by the hashes of its keys: (hash, record) sorted by hash,
+    // with the range of each hash; two keys with one hash only add candidates, which
+    // are verified like any other
     let n_b = b.first().map_or(0, |v| v.len());
     let n_a = a.first().map_or(0, |v| v.len());
-    let mut index: hashbrown::HashMap<Cow<'_, str>, Vec<u32>> = hashbrown::HashMap::new();
-    let mut keys = Vec::new();
-    for row in 0..n_b {
-        if !active_b(row) {
-            continue;
+    let hasher = hashbrown::DefaultHashBuilder::default();
+    let hash = |k: &str| hasher.hash_one(k);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let blocker = &blocker;
+    let (hash, slices) = (&hash, |n: usize| {
+        n.div_ceil(threads.min(n.max(1).div_ceil(4096)).max(1))
+            .max(1)
+    });
+    let chunk_b = slices(n_b);
+    let mut entries: Vec<(u64, u32)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n_b)
+            .step_by(chunk_b)
+            .map(|start| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    let mut keys = Vec::new();
+                    for row in start..(start + chunk_b).min(n_b) {
+                        if !active_b(row) {
+                            continue;
+                        }
+                        blocker.keys(b, row, &mut keys);
+                        out.extend(keys.drain(..).map(|k| (hash(&k), row as u32)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    entries.sort_unstable();
+    entries.dedup();
+    let mut index: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
+    let mut giant: hashbrown::HashSet<u64> = hashbrown::HashSet::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let h = entries[i].0;
+        let mut j = i + 1;
+        while j < entries.len() && entries[j].0 == h {
+            j += 1;
         }
-        blocker.keys(b, row, &mut keys);
-        for k in keys.drain(..) {
-            index.entry(k).or_default().push(row as u32);
-        }
-    }
-    let mut giant: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
-    for (k, rows) in &index {
-        if rows.len() > max_block {
-            giant.insert(k.as_ref());
+        if j - i > max_block {
+            giant.insert(h);
+            // the key's text, from one of its records
+            let mut keys = Vec::new();
+            blocker.keys(b, entries[i].1 as usize, &mut keys);
+            let value = keys
+                .iter()
+                .find(|k| hash(k) == h)
+                .map(|k| k.replace(['\u{1}', '\u{2}'], " + "))
+                .unwrap_or_default();
             found.giant.push(GiantBlock {
                 rule: rule.to_string(),
-                value: k.replace(['\u{1}', '\u{2}'], " + "),
-                records: rows.len(),
+                value,
+                records: j - i,
             });
+        } else {
+            index.insert(h, (i as u32, (j - i) as u32));
         }
+        i = j;
     }
+    let rows: Vec<u32> = entries.iter().map(|e| e.1).collect();
+    drop(entries);
     found
         .giant
         .sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
     // compare in parallel over slices of this side; each slice keeps its own marks
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8)
-        .min(n_a.max(1).div_ceil(4096));
-    let chunk = n_a.div_ceil(threads.max(1)).max(1);
-    let (index, giant) = (&index, &giant);
-    let blocker = &blocker;
+    let chunk = slices(n_a);
+    let (index, giant, rows) = (&index, &giant, &rows);
     let results: Vec<SliceResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n_a)
             .step_by(chunk)
@@ -449,13 +514,14 @@ pub fn find_pairs(
                         }
                         blocker.keys(a, row, &mut keys);
                         for k in &keys {
-                            if giant.contains(k.as_ref()) {
+                            let h = hash(k);
+                            if giant.contains(&h) {
                                 continue;
                             }
-                            let Some(rows) = index.get(k.as_ref()) else {
+                            let Some(&(from, len)) = index.get(&h) else {
                                 continue;
                             };
-                            for &other in rows {
+                            for &other in &rows[from as usize..(from + len) as usize] {
                                 let o = other as usize;
                                 if (same && o <= row) || seen[o] == row as u32 {
                                     continue;
