@@ -17,7 +17,8 @@
 //! [`ExportRun::finish`], after every table. A run never overwrites a file an earlier
 //! `model.json` points at (two runs in one minute number their files on), so a failed
 //! run leaves the previous `model.json` pointing at complete files. The new `model.json`
-//! describes the tables of the newest run.
+//! points at the newest run's files of the tables it exported and keeps the entities of
+//! tables it did not export, as they were.
 
 use std::time::Instant;
 
@@ -129,6 +130,17 @@ impl LakeTarget {
             )),
         }
         lines
+    }
+
+    /// The `model.json` at `relative`, if there is one.
+    async fn read_model(&self, relative: &str) -> Result<Option<Model>> {
+        let got = match self.store.store.get(&self.path(relative)).await {
+            Ok(r) => r.bytes().await,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => Err(e),
+        };
+        let bytes = got.map_err(|e| self.store_error(relative, e))?;
+        Ok(Some(Model::from_json(&self.url(relative), &bytes)?))
     }
 
     fn store_error(&self, relative: &str, e: object_store::Error) -> Error {
@@ -374,6 +386,14 @@ impl ExportRun for LakeRun {
             "{}/{MODEL_JSON}",
             self.target.export_folder(&self.export_name)
         );
+        // tables of earlier runs that this run did not export keep their entities
+        if let Some(previous) = self.target.read_model(&relative).await? {
+            for e in previous.entities {
+                if model.entity(&e.name).is_none() {
+                    model.entities.push(e);
+                }
+            }
+        }
         self.target
             .store
             .store
