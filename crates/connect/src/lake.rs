@@ -139,13 +139,13 @@ impl LakeTarget {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => Err(e),
         };
-        let bytes = got.map_err(|e| self.store_error(relative, e))?;
+        let bytes = got.map_err(|e| self.store_error(MODEL_JSON, relative, e))?;
         Ok(Some(Model::from_json(&self.url(relative), &bytes)?))
     }
 
-    fn store_error(&self, relative: &str, e: object_store::Error) -> Error {
+    fn store_error(&self, table: &str, relative: &str, e: object_store::Error) -> Error {
         Error::Export {
-            table: relative.to_string(),
+            table: table.to_string(),
             address: self.url(relative),
             stage: "writing to the store",
             reason: e.to_string(),
@@ -220,7 +220,7 @@ impl LakeRun {
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| self.target.store_error(folder, e))?;
+            .map_err(|e| self.target.store_error(table, folder, e))?;
         let stem = format!("{table}_");
         let highest = listed
             .iter()
@@ -402,7 +402,7 @@ impl ExportRun for LakeRun {
                 PutPayload::from(model.to_json()),
             )
             .await
-            .map_err(|e| self.target.store_error(&relative, e))?;
+            .map_err(|e| self.target.store_error(MODEL_JSON, &relative, e))?;
         Ok(ExportSummary {
             export_name: self.export_name.clone(),
             destination: self
