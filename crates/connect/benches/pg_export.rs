@@ -18,6 +18,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
+use lakecdp_connect::postgres::copy::CopyEncoder;
 use lakecdp_connect::postgres::types::{pg_type_of, quote_ident};
 use lakecdp_connect::{ExportTarget, PostgresTarget};
 use lakecdp_core::Secret;
@@ -192,6 +193,21 @@ async fn main() {
         .build()
         .expect("valid settings");
 
+    // the encoder alone, without a server
+    let mut encode = Vec::new();
+    for _ in 0..REPETITIONS {
+        let t = Instant::now();
+        let mut encoder = CopyEncoder::new(&schema).expect("mapped types");
+        let mut bytes = 0;
+        for b in &batches {
+            encoder.encode(b).expect("encodable");
+            bytes += encoder.take().len();
+        }
+        bytes += encoder.finish().len();
+        encode.push(t.elapsed());
+        assert!(bytes > rows);
+    }
+
     let mut binary = Vec::new();
     let mut sent = 0;
     for _ in 0..REPETITIONS {
@@ -274,6 +290,7 @@ async fn main() {
         sent as f64 / 1048576.0,
         csv_bytes as f64 / 1048576.0
     );
+    stats("CopyEncoder alone (no server)", &mut encode, rows);
     stats("PostgresTarget (binary COPY)", &mut binary, rows);
     stats("psql \\copy of a CSV file", &mut copy, rows);
     println!(

@@ -17,7 +17,8 @@
 //! [`ExportRun::finish`], after every table. A run never overwrites a file an earlier
 //! `model.json` points at (two runs in one minute number their files on), so a failed
 //! run leaves the previous `model.json` pointing at complete files. The new `model.json`
-//! describes the tables of the newest run.
+//! points at the newest run's files of the tables it exported and keeps the entities of
+//! tables it did not export, as they were.
 
 use std::time::Instant;
 
@@ -131,9 +132,20 @@ impl LakeTarget {
         lines
     }
 
-    fn store_error(&self, relative: &str, e: object_store::Error) -> Error {
+    /// The `model.json` at `relative`, if there is one.
+    async fn read_model(&self, relative: &str) -> Result<Option<Model>> {
+        let got = match self.store.store.get(&self.path(relative)).await {
+            Ok(r) => r.bytes().await,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => Err(e),
+        };
+        let bytes = got.map_err(|e| self.store_error(MODEL_JSON, relative, e))?;
+        Ok(Some(Model::from_json(&self.url(relative), &bytes)?))
+    }
+
+    fn store_error(&self, table: &str, relative: &str, e: object_store::Error) -> Error {
         Error::Export {
-            table: relative.to_string(),
+            table: table.to_string(),
             address: self.url(relative),
             stage: "writing to the store",
             reason: e.to_string(),
@@ -208,7 +220,7 @@ impl LakeRun {
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| self.target.store_error(folder, e))?;
+            .map_err(|e| self.target.store_error(table, folder, e))?;
         let stem = format!("{table}_");
         let highest = listed
             .iter()
@@ -374,6 +386,14 @@ impl ExportRun for LakeRun {
             "{}/{MODEL_JSON}",
             self.target.export_folder(&self.export_name)
         );
+        // tables of earlier runs that this run did not export keep their entities
+        if let Some(previous) = self.target.read_model(&relative).await? {
+            for e in previous.entities {
+                if model.entity(&e.name).is_none() {
+                    model.entities.push(e);
+                }
+            }
+        }
         self.target
             .store
             .store
@@ -382,7 +402,7 @@ impl ExportRun for LakeRun {
                 PutPayload::from(model.to_json()),
             )
             .await
-            .map_err(|e| self.target.store_error(&relative, e))?;
+            .map_err(|e| self.target.store_error(MODEL_JSON, &relative, e))?;
         Ok(ExportSummary {
             export_name: self.export_name.clone(),
             destination: self

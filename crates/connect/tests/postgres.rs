@@ -677,3 +677,38 @@ async fn check_passes_on_a_usable_server_and_unsupported_types_fail_early() {
     let client = pg_client(&db).await;
     assert!(!table_exists(&client, "customerinsights.\"Tagged\"").await);
 }
+
+#[tokio::test]
+async fn concurrent_runs_of_one_table_queue_up() {
+    let db = unique("lakecdp_concurrent");
+    let target = pg_target(&db);
+    drop(target.begin("People").await.unwrap());
+    let one = async {
+        let mut run = target.begin("People").await.unwrap();
+        run.export_table(
+            "People",
+            people_schema(),
+            stream(vec![people(0..50_000, "one")]),
+        )
+        .await
+        .unwrap();
+        run.finish().await.unwrap();
+    };
+    let two = async {
+        let mut run = target.begin("People").await.unwrap();
+        run.export_table(
+            "People",
+            people_schema(),
+            stream(vec![people(0..40_000, "two")]),
+        )
+        .await
+        .unwrap();
+        run.finish().await.unwrap();
+    };
+    tokio::join!(one, two);
+    let client = pg_client(&db).await;
+    let rows = rows_of(&client, "People").await;
+    let tag = rows[0].1.split('-').next().unwrap().to_string();
+    assert_eq!(rows.len(), if tag == "one" { 50_000 } else { 40_000 });
+    assert!(rows.iter().all(|(_, n)| n.starts_with(&tag)));
+}
