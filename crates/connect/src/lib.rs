@@ -1,7 +1,6 @@
 //! Connections, the secret vault and export targets (PostgreSQL, lake).
 //!
 //! - [`vault`]: connection secrets sealed with the environment's master key.
-//! - [`connection`]: stored destination settings whose secrets stay sealed until used.
 //! - [`target`]: the [`ExportTarget`] contract: a run replaces whole tables, so readers
 //!   see the previous export or the new one, never a mix.
 //! - [`postgres`]: exports into a PostgreSQL database by binary `COPY`.
@@ -10,14 +9,12 @@
 //! Export targets consume Arrow record-batch streams and never import the engine.
 #![warn(missing_docs)]
 
-pub mod connection;
-mod error;
+pub mod error;
 pub mod lake;
 pub mod postgres;
 pub mod target;
 pub mod vault;
 
-pub use connection::{PostgresConnection, SealedSecret};
 pub use error::{Error, Result};
 pub use lake::LakeTarget;
 pub use postgres::{PostgresTarget, PostgresTargetBuilder, SslMode};
