@@ -107,6 +107,33 @@ impl<'a> Acting<'a> {
         self.catalog.delete_environment(environment.id).await
     }
 
+    /// Seal-and-store one secret of the environment (Admin).
+    pub async fn set_environment_secret(
+        &self,
+        environment: &Environment,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<()> {
+        self.require(environment, Operation::EditEnvironment)
+            .await?;
+        self.catalog
+            .set_environment_secret(environment.id, name, sealed)
+            .await
+    }
+
+    /// Remove one secret of the environment (Admin); true when it existed.
+    pub async fn remove_environment_secret(
+        &self,
+        environment: &Environment,
+        name: &str,
+    ) -> Result<bool> {
+        self.require(environment, Operation::EditEnvironment)
+            .await?;
+        self.catalog
+            .remove_environment_secret(environment.id, name)
+            .await
+    }
+
     async fn stored(&self, environment: &Environment) -> Result<Environment> {
         self.catalog
             .get_environment(environment.id)

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use lakecdp_core::{
     Connection, ConnectionId, Environment, EnvironmentId, Export, ExportId, Principal, Role,
-    RoleAssignment, RunId, RunRecord, Watermark,
+    RoleAssignment, RunId, RunRecord, SecretOwner, Watermark,
 };
 
 use crate::error::{Error, Result};
@@ -96,6 +96,8 @@ use crate::error::{Error, Result};
 ///   only that secret and touches the connection's `updated_at`.
 ///   [`replace_sealed_secrets`](Catalog::replace_sealed_secrets) swaps every given blob
 ///   in one step (a master-key rotation), or none when one of them is unknown.
+/// - Environments keep sealed secrets too (names unique per environment; the
+///   environment must exist); they go with the environment.
 /// - [`delete_connection`](Catalog::delete_connection) refuses a connection that exports
 ///   use with [`Error::ConnectionInUse`], naming them; otherwise it removes the
 ///   connection and its secrets.
@@ -230,8 +232,33 @@ pub trait Catalog: Send + Sync {
     /// One sealed secret of a connection, if stored.
     async fn connection_secret(&self, id: ConnectionId, name: &str) -> Result<Option<Vec<u8>>>;
 
-    /// Every sealed secret of every connection.
+    /// Every sealed secret of every connection and environment.
     async fn sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
+
+    /// Store or replace one sealed secret of an environment.
+    async fn set_environment_secret(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<()>;
+
+    /// One sealed secret of an environment, if stored.
+    async fn environment_secret(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>>;
+
+    /// The names of an environment's sealed secrets, sorted.
+    async fn environment_secret_names(&self, environment: EnvironmentId) -> Result<Vec<String>>;
+
+    /// Remove one sealed secret of an environment; true when it existed.
+    async fn remove_environment_secret(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<bool>;
 
     /// Replace the blobs of the given secrets in one step.
     async fn replace_sealed_secrets(&self, secrets: &[SealedSecret]) -> Result<()>;
@@ -252,11 +279,11 @@ pub trait Catalog: Send + Sync {
     async fn delete_export(&self, id: ExportId) -> Result<()>;
 }
 
-/// A connection's secret as the catalog holds it: sealed by the vault.
+/// A secret as the catalog holds it: sealed by the vault.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedSecret {
-    /// The connection.
-    pub connection_id: ConnectionId,
+    /// The connection or environment it belongs to.
+    pub owner: SecretOwner,
     /// The secret's name, e.g. `password`.
     pub name: String,
     /// The sealed blob.
@@ -266,7 +293,7 @@ pub struct SealedSecret {
 impl std::fmt::Debug for SealedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SealedSecret")
-            .field("connection_id", &self.connection_id)
+            .field("owner", &self.owner)
             .field("name", &self.name)
             .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
             .finish()

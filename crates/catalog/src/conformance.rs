@@ -22,7 +22,8 @@ use chrono::{DateTime, Duration, Utc};
 use lakecdp_core::{
     AdlsConfig, Connection, ConnectionId, ConnectionKind, ConnectionSharing, Environment,
     EnvironmentId, Export, ExportId, ExportSchedule, LocalConfig, PartitionFormat, Principal, Role,
-    RoleAssignment, RunId, RunRecord, RunStatus, S3Config, SecretRef, StorageConfig, Watermark,
+    RoleAssignment, RunId, RunRecord, RunStatus, S3Config, SecretOwner, SecretRef, StorageConfig,
+    Watermark,
 };
 
 use crate::{Catalog, CatalogExt, Error, Result, SealedSecret, CONNECTION, ENVIRONMENT, RUN};
@@ -72,6 +73,7 @@ macro_rules! catalog_conformance_suite {
             a_connection_used_by_exports_cannot_be_deleted,
             exports_need_a_connection_of_their_environment,
             delete_removes_the_environments_connections_and_exports,
+            environment_secrets_are_sealed_listed_rotated_and_removed,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -1130,7 +1132,7 @@ pub async fn connections_and_their_sealed_secrets_round_trip(catalog: &dyn Catal
         .await
         .unwrap()
         .into_iter()
-        .filter(|s| s.connection_id == c.id)
+        .filter(|s| s.owner == SecretOwner::Connection(c.id))
         .map(|s| SealedSecret {
             sealed: b"sealed-2".to_vec(),
             ..s
@@ -1138,7 +1140,7 @@ pub async fn connections_and_their_sealed_secrets_round_trip(catalog: &dyn Catal
         .collect();
     assert_eq!(ours.len(), 1);
     let unknown = SealedSecret {
-        connection_id: ConnectionId::new(),
+        owner: SecretOwner::Connection(ConnectionId::new()),
         name: "password".into(),
         sealed: b"x".to_vec(),
     };
@@ -1203,7 +1205,7 @@ pub async fn a_connection_used_by_exports_cannot_be_deleted(catalog: &dyn Catalo
         .await
         .unwrap()
         .iter()
-        .all(|s| s.connection_id != c.id));
+        .all(|s| s.owner != SecretOwner::Connection(c.id)));
 }
 
 /// An export needs a valid selection and a connection of its own environment.
@@ -1260,5 +1262,76 @@ pub async fn delete_removes_the_environments_connections_and_exports(catalog: &d
         .await
         .unwrap()
         .iter()
-        .all(|s| s.connection_id != c.id));
+        .all(|s| s.owner != SecretOwner::Connection(c.id)));
+}
+
+/// Environments keep sealed secrets: set, replaced, listed by name, rotated with the
+/// connections' secrets, removed, and gone with the environment.
+pub async fn environment_secrets_are_sealed_listed_rotated_and_removed(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("envsec-{}", suffix())).await;
+    catalog
+        .set_environment_secret(env.id, "account_key", b"s1")
+        .await
+        .unwrap();
+    catalog
+        .set_environment_secret(env.id, "account_key", b"s2")
+        .await
+        .unwrap();
+    catalog
+        .set_environment_secret(env.id, "client_secret", b"c1")
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.environment_secret_names(env.id).await.unwrap(),
+        ["account_key", "client_secret"]
+    );
+    assert_eq!(
+        catalog
+            .environment_secret(env.id, "account_key")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"s2"[..])
+    );
+    let ours: Vec<SealedSecret> = catalog
+        .sealed_secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.owner == SecretOwner::Environment(env.id))
+        .map(|s| SealedSecret {
+            sealed: [s.sealed.as_slice(), b"-new"].concat(),
+            ..s
+        })
+        .collect();
+    assert_eq!(ours.len(), 2);
+    catalog.replace_sealed_secrets(&ours).await.unwrap();
+    assert_eq!(
+        catalog
+            .environment_secret(env.id, "client_secret")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"c1-new"[..])
+    );
+    assert!(catalog
+        .remove_environment_secret(env.id, "client_secret")
+        .await
+        .unwrap());
+    assert!(!catalog
+        .remove_environment_secret(env.id, "client_secret")
+        .await
+        .unwrap());
+    assert!(matches!(
+        catalog
+            .set_environment_secret(EnvironmentId::new(), "x", b"x")
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    catalog.delete_environment(env.id).await.unwrap();
+    assert!(catalog
+        .environment_secret_names(env.id)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -525,6 +525,44 @@ pub enum EnvCommand {
     Update(UpdateArgs),
     /// Delete an environment from the catalog (its lake data stays unless --purge).
     Delete(DeleteArgs),
+    /// Secrets of the environment's storage sealed in the catalog (refer to them as
+    /// `vault:NAME`).
+    #[command(subcommand)]
+    Secret(EnvSecretCommand),
+}
+
+/// `env secret ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvSecretCommand {
+    /// Seal a secret in the catalog under NAME (Admins).
+    Set(EnvSecretSetArgs),
+    /// List the sealed secrets (names only).
+    List(NameArg),
+    /// Remove a sealed secret the storage no longer uses.
+    Remove(EnvSecretNameArgs),
+}
+
+/// `env secret set`.
+#[derive(Debug, Args)]
+pub struct EnvSecretSetArgs {
+    /// The secret's name, e.g. account_key.
+    pub name: String,
+    /// Where to read it now: env:VAR, file:PATH or stdin.
+    #[arg(long, value_name = "SOURCE")]
+    pub from: String,
+    /// The environment (default: the project file's).
+    #[arg(long = "env")]
+    pub env: Option<String>,
+}
+
+/// `env secret remove`.
+#[derive(Debug, Args)]
+pub struct EnvSecretNameArgs {
+    /// The secret's name.
+    pub name: String,
+    /// The environment (default: the project file's).
+    #[arg(long = "env")]
+    pub env: Option<String>,
 }
 
 /// An environment named on the command line.

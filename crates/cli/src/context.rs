@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use lakecdp_catalog::{CatalogExt, SqliteCatalog};
+use lakecdp_catalog::{Catalog, CatalogExt, SqliteCatalog};
 use lakecdp_core::project::PROJECT_FILE;
 use lakecdp_core::{Environment, ProjectFile, StorageConfig};
 
@@ -99,6 +99,64 @@ impl Context {
             }
             other => anyhow::Error::new(other),
         })
+    }
+
+    /// The environment's own secrets its storage refers to as `vault:<name>`, opened
+    /// with the master key; empty (and no key needed) when it refers to none.
+    pub async fn storage_secrets(
+        &self,
+        catalog: &SqliteCatalog,
+        env: &Environment,
+    ) -> anyhow::Result<lakecdp_lake::secrets::Secrets> {
+        let mut secrets = lakecdp_lake::secrets::Secrets::from_refs(Some(&self.project_dir));
+        let names: Vec<&str> = env
+            .storage
+            .secret_refs()
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                lakecdp_core::SecretRef::Vault(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        if names.is_empty() {
+            return Ok(secrets);
+        }
+        let vault = crate::targets::vault()?;
+        let owner = lakecdp_core::SecretOwner::Environment(env.id);
+        for name in names {
+            let blob = catalog
+                .environment_secret(env.id, name)
+                .await?
+                .ok_or_else(|| {
+                    UserError(format!(
+                    "environment `{}` refers to secret `vault:{name}`, which is not sealed in the \
+                     catalog; seal it with `lakecdp env secret set {name} --from env:VAR`",
+                    env.name
+                ))
+                })?;
+            let secret = vault.open(&owner.seal_context(name), &blob).map_err(|e| {
+                UserError(format!(
+                    "secret `{name}` of environment `{}` cannot be opened: {e}",
+                    env.name
+                ))
+            })?;
+            secrets = secrets.provide(name, secret);
+        }
+        Ok(secrets)
+    }
+
+    /// Open the environment's storage, with its sealed secrets.
+    pub async fn open_storage(
+        &self,
+        catalog: &SqliteCatalog,
+        env: &Environment,
+    ) -> anyhow::Result<lakecdp_lake::StoreHandle> {
+        let secrets = self.storage_secrets(catalog, env).await?;
+        Ok(lakecdp_lake::backend::open_with(
+            &env.storage,
+            Some(&self.project_dir),
+            &secrets,
+        )?)
     }
 
     /// The environment a project file declares, with local paths made absolute.

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{
-    Cli, Command, ConnectionCommand, EnvCommand, ExportCommand, RoleCommand, SourceCommand,
-    UnifyCommand, VaultCommand,
+    Cli, Command, ConnectionCommand, EnvCommand, EnvSecretCommand, ExportCommand, RoleCommand,
+    SourceCommand, UnifyCommand, VaultCommand,
 };
 use crate::context::Context;
 
@@ -89,6 +89,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(EnvCommand::Show(a)) => commands::env::show(&ctx, a.name).await,
         Command::Env(EnvCommand::Update(a)) => commands::env::update(&ctx, a).await,
         Command::Env(EnvCommand::Delete(a)) => commands::env::delete(&ctx, a).await,
+        Command::Env(EnvCommand::Secret(c)) => {
+            use commands::connection as cmd;
+            match c {
+                EnvSecretCommand::Set(a) => cmd::env_secret_set(&ctx, a).await,
+                EnvSecretCommand::List(a) => cmd::env_secret_list(&ctx, a.name).await,
+                EnvSecretCommand::Remove(a) => cmd::env_secret_remove(&ctx, a).await,
+            }
+        }
         Command::Apply(a) => commands::env::apply(&ctx, a.create_container).await,
         Command::Runs(a) => commands::runs::run(&ctx, a).await,
         Command::Refresh(a) => commands::refresh::run(&ctx, a).await,

@@ -11,8 +11,7 @@ use futures::stream::{self, StreamExt};
 use lakecdp_catalog::Catalog;
 use lakecdp_connect::{BatchStream, ExportTarget, LakeTarget, MasterKey, PostgresTarget, Vault};
 use lakecdp_core::{
-    AdlsConfig, Connection, ConnectionKind, Environment, Export, LocalConfig, S3Config, Secret,
-    SecretRef, StorageConfig,
+    AdlsConfig, Connection, ConnectionKind, Environment, Export, S3Config, Secret, SecretRef,
 };
 use lakecdp_lake::backend;
 use lakecdp_lake::cdm::Entity;
@@ -34,7 +33,7 @@ pub fn vault() -> anyhow::Result<Vault> {
 /// The additional-data context a connection's secret is sealed under: a blob opens only
 /// for the connection and secret it was sealed for.
 pub fn seal_context(connection: &Connection, name: &str) -> String {
-    format!("connection:{}:{name}", connection.id)
+    lakecdp_core::SecretOwner::Connection(connection.id).seal_context(name)
 }
 
 /// Read a secret from `env:VAR`, `file:PATH` or `stdin` (one line). Values are never
@@ -153,40 +152,45 @@ pub async fn target_for(
             for (name, value) in &secrets {
                 provided = provided.provide(format!("lakecdp-vault:{name}"), value.clone());
             }
-            let config = match kind {
-                ConnectionKind::Local => StorageConfig::Local(LocalConfig {
-                    path: crate::context::absolute(
-                        &ctx.project_dir,
-                        std::path::Path::new(&setting("path").unwrap_or_default()),
-                    ),
-                }),
+            // an export destination is any folder, bucket or container: the rules of an
+            // environment's lake (the `customerinsights` container) do not apply
+            let handle = match kind {
+                ConnectionKind::Local => backend::local::open_folder(&crate::context::absolute(
+                    &ctx.project_dir,
+                    std::path::Path::new(&setting("path").unwrap_or_default()),
+                )),
                 ConnectionKind::S3 => {
                     if let Some(id) = setting("access_key_id") {
                         provided = provided.provide("lakecdp-vault:access_key_id", Secret::new(id));
                     }
-                    StorageConfig::S3(S3Config {
-                        bucket: setting("bucket").unwrap_or_default(),
-                        prefix: setting("prefix"),
-                        region: setting("region").unwrap_or_else(|| "us-east-1".into()),
-                        endpoint: setting("endpoint"),
-                        access_key_id: Some(vault_ref("access_key_id")),
-                        secret_access_key: Some(vault_ref("secret_access_key")),
-                        session_token: None,
-                        path_style: None,
-                    })
+                    backend::s3::open_with(
+                        &S3Config {
+                            bucket: setting("bucket").unwrap_or_default(),
+                            prefix: setting("prefix"),
+                            region: setting("region").unwrap_or_else(|| "us-east-1".into()),
+                            endpoint: setting("endpoint"),
+                            access_key_id: Some(vault_ref("access_key_id")),
+                            secret_access_key: Some(vault_ref("secret_access_key")),
+                            session_token: None,
+                            path_style: None,
+                        },
+                        &provided,
+                    )
                 }
-                _ => StorageConfig::Adls(AdlsConfig {
-                    account: setting("account"),
-                    container: setting("container"),
-                    endpoint: setting("endpoint"),
-                    emulator: setting("emulator").is_some_and(|v| v == "true"),
-                    allow_flat_namespace: true,
-                    account_key: Some(vault_ref("account_key")),
-                    ..Default::default()
-                }),
-            };
-            let handle = backend::open_with(&config, Some(&ctx.project_dir), &provided)
-                .with_context(|| format!("connection `{}`", connection.name))?;
+                _ => backend::azure::open_with(
+                    &AdlsConfig {
+                        account: setting("account"),
+                        container: setting("container"),
+                        endpoint: setting("endpoint"),
+                        emulator: setting("emulator").is_some_and(|v| v == "true"),
+                        allow_flat_namespace: true,
+                        account_key: Some(vault_ref("account_key")),
+                        ..Default::default()
+                    },
+                    &provided,
+                ),
+            }
+            .with_context(|| format!("connection `{}`", connection.name))?;
             Ok(Box::new(LakeTarget::new(handle, env.id)))
         }
     }

@@ -444,3 +444,315 @@ fn exports_reach_postgresql_and_a_lake_and_secrets_never_leak() {
         );
     }
 }
+
+/// Every object under `prefix` of a storage configuration's container.
+fn list_objects(config: &lakecdp_core::StorageConfig, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    // export destinations are any container, so the environment rules are not applied
+    let handle = match config {
+        lakecdp_core::StorageConfig::S3(c) => lakecdp_lake::backend::s3::open(c, None),
+        lakecdp_core::StorageConfig::Adls(c) => lakecdp_lake::backend::azure::open(c, None),
+        other => lakecdp_lake::backend::open(other, None),
+    }
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = handle.container.as_ref().to_string();
+    let full = if base.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{base}/{prefix}")
+    };
+    let listed: Vec<object_store::ObjectMeta> = rt
+        .block_on(
+            handle
+                .store
+                .list(Some(&object_store::path::Path::from(full)))
+                .try_collect(),
+        )
+        .unwrap();
+    listed.into_iter().map(|m| m.location.to_string()).collect()
+}
+
+#[test]
+fn lake_exports_reach_the_s3_server_and_azurite_with_sealed_keys() {
+    use lakecdp_core::{AdlsConfig, S3Config, SecretRef, StorageConfig};
+    let p = retail_project();
+    let out = p.ok(None, &["refresh", "--apply", "--create-container"], &[]);
+    let env_id = out
+        .split("(id ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("the environment id")
+        .to_string();
+    p.ok(
+        None,
+        &["vault", "new-key", "--out", p.key_file.to_str().unwrap()],
+        &[],
+    );
+
+    // S3: a fresh bucket; the secret access key is sealed, the key id is a setting
+    let bucket = format!(
+        "lakecdp-export-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let s3 = S3Config {
+        bucket: bucket.clone(),
+        prefix: None,
+        region: service_var("LAKECDP_TEST_S3_REGION"),
+        endpoint: Some(service_var("LAKECDP_TEST_S3_ENDPOINT")),
+        access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
+        secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
+        session_token: None,
+        path_style: Some(true),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(
+        lakecdp_lake::backend::s3::S3Service::new(&s3, None)
+            .unwrap()
+            .create_bucket(),
+    )
+    .unwrap();
+    let s3_secret = service_var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY");
+    p.ok(
+        None,
+        &[
+            "connection",
+            "add",
+            "s3-archive",
+            "--type",
+            "s3",
+            "--set",
+            &format!("bucket={bucket}"),
+            "--set",
+            &format!("region={}", service_var("LAKECDP_TEST_S3_REGION")),
+            "--set",
+            &format!("endpoint={}", service_var("LAKECDP_TEST_S3_ENDPOINT")),
+            "--set",
+            &format!(
+                "access_key_id={}",
+                service_var("LAKECDP_TEST_S3_ACCESS_KEY_ID")
+            ),
+            "--secret",
+            "secret_access_key=env:ARCHIVE_SECRET",
+        ],
+        &[("ARCHIVE_SECRET", s3_secret.as_str())],
+    );
+    p.ok(None, &["connection", "test", "s3-archive"], &[]);
+
+    // Azurite: the account key is sealed
+    let container = format!(
+        "exports{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let azure = AdlsConfig {
+        account: Some(service_var("LAKECDP_TEST_AZURITE_ACCOUNT")),
+        container: Some(container.clone()),
+        account_key: Some(SecretRef::Env("LAKECDP_TEST_AZURITE_KEY".into())),
+        endpoint: Some(service_var("LAKECDP_TEST_AZURITE_ENDPOINT")),
+        emulator: true,
+        allow_flat_namespace: true,
+        ..Default::default()
+    };
+    rt.block_on(
+        lakecdp_lake::backend::azure::AzureService::new(&azure, None)
+            .unwrap()
+            .create_container(&container),
+    )
+    .unwrap();
+    let azure_key = service_var("LAKECDP_TEST_AZURITE_KEY");
+    p.ok(
+        None,
+        &[
+            "connection",
+            "add",
+            "blob-archive",
+            "--type",
+            "adls",
+            "--set",
+            &format!("account={}", service_var("LAKECDP_TEST_AZURITE_ACCOUNT")),
+            "--set",
+            &format!("container={container}"),
+            "--set",
+            &format!("endpoint={}", service_var("LAKECDP_TEST_AZURITE_ENDPOINT")),
+            "--set",
+            "emulator=true",
+            "--secret",
+            "account_key=env:ARCHIVE_KEY",
+        ],
+        &[("ARCHIVE_KEY", azure_key.as_str())],
+    );
+
+    for (export, connection) in [("to-s3", "s3-archive"), ("to-blob", "blob-archive")] {
+        p.ok(
+            None,
+            &[
+                "export",
+                "add",
+                export,
+                "--connection",
+                connection,
+                "--table",
+                "Unification/Customer",
+                "--table",
+                "DataIngestion/Crm/Contacts",
+                "--schedule",
+                "off",
+            ],
+            &[],
+        );
+    }
+    let out = p.ok(None, &["export", "run", "--all"], &[]);
+    assert!(
+        out.contains("no scheduled exports"),
+        "exports scheduled off ran: {out}"
+    );
+    p.ok(None, &["export", "run", "to-s3"], &[]);
+    p.ok(None, &["export", "run", "to-blob"], &[]);
+
+    for (config, export) in [
+        (StorageConfig::S3(s3), "to-s3"),
+        (
+            StorageConfig::Adls(AdlsConfig {
+                container: Some(container),
+                ..azure
+            }),
+            "to-blob",
+        ),
+    ] {
+        let objects = list_objects(&config, &format!("CustomerInsights_{env_id}/{export}"));
+        assert!(
+            objects
+                .iter()
+                .any(|o| o.ends_with(&format!("{export}/model.json"))),
+            "{objects:?}"
+        );
+        for table in ["Customer", "Contacts"] {
+            assert!(
+                objects
+                    .iter()
+                    .any(|o| o.contains(&format!("/{export}/{table}/")) && o.ends_with(".csv")),
+                "{table} in {objects:?}"
+            );
+        }
+    }
+    let transcript = p.transcript.borrow().clone();
+    assert!(!transcript.contains(&s3_secret) && !transcript.contains(&azure_key));
+    for (path, bytes) in files(p.path()) {
+        assert!(
+            !contains(&bytes, &s3_secret),
+            "the S3 secret is in {}",
+            path.display()
+        );
+        assert!(
+            !contains(&bytes, &azure_key),
+            "the account key is in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn an_environment_reads_its_storage_key_from_the_vault() {
+    let endpoint = service_var("LAKECDP_TEST_AZURITE_ENDPOINT");
+    let key = service_var("LAKECDP_TEST_AZURITE_KEY");
+    let dir = tempfile::tempdir().unwrap();
+    let p = Project {
+        key_file: dir.path().join("master.key"),
+        dir,
+        transcript: Default::default(),
+    };
+    let name = format!(
+        "vaulted-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let toml = |secret: &str| {
+        format!(
+            "[environment]\nname = \"{name}\"\n\n[environment.storage]\nkind = \"adls\"\n\
+             account = \"devstoreaccount1\"\naccount_key = {secret}\nendpoint = \"{endpoint}\"\n\
+             emulator = true\nallow_flat_namespace = true\n"
+        )
+    };
+    std::fs::write(p.path().join("key"), &key).unwrap();
+    std::fs::write(p.path().join("lakecdp.toml"), toml("{ file = \"key\" }")).unwrap();
+    p.ok(None, &["apply", "--create-container"], &[]);
+    p.ok(
+        None,
+        &["vault", "new-key", "--out", p.key_file.to_str().unwrap()],
+        &[],
+    );
+
+    // seal the key, point the storage at it, and forget the file
+    p.refused(
+        Some("someone"),
+        &["env", "secret", "set", "account_key", "--from", "file:key"],
+    );
+    p.ok(
+        None,
+        &["env", "secret", "set", "account_key", "--from", "file:key"],
+        &[],
+    );
+    std::fs::remove_file(p.path().join("key")).unwrap();
+    std::fs::write(
+        p.path().join("lakecdp.toml"),
+        toml("{ vault = \"account_key\" }"),
+    )
+    .unwrap();
+    let out = p.ok(None, &["apply"], &[]);
+    assert!(out.contains("updated environment"), "{out}");
+    let out = p.ok(None, &["env", "check"], &[]);
+    assert!(
+        out.contains("credentials accepted") || out.contains("passed"),
+        "{out}"
+    );
+    let out = p.ok(None, &["env", "secret", "list"], &[]);
+    assert!(
+        out.contains("account_key") && out.contains("********"),
+        "{out}"
+    );
+    let out = p.refused(None, &["env", "secret", "remove", "account_key"]);
+    assert!(out.contains("uses `vault:account_key`"), "{out}");
+
+    // a new master key re-seals it; the old key no longer opens it
+    let old_key = std::fs::read_to_string(&p.key_file).unwrap();
+    let new_key = p.path().join("new.key");
+    p.ok(
+        None,
+        &["vault", "new-key", "--out", new_key.to_str().unwrap()],
+        &[],
+    );
+    let out = p.ok(
+        None,
+        &[
+            "vault",
+            "rotate",
+            "--new-key",
+            &format!("file:{}", new_key.display()),
+        ],
+        &[],
+    );
+    assert!(out.contains("re-sealed 1 secret"), "{out}");
+    let out = p.run(None, &["env", "check"], &[]);
+    assert!(
+        !out.status.success(),
+        "the old master key still opened the secret"
+    );
+    std::fs::rename(&new_key, &p.key_file).unwrap();
+    p.ok(None, &["env", "check"], &[]);
+
+    let transcript = p.transcript.borrow().clone();
+    assert!(!transcript.contains(&key), "the account key was printed");
+    assert!(
+        !transcript.contains(old_key.trim()),
+        "the master key was printed"
+    );
+    for (path, bytes) in files(p.path()) {
+        if path.ends_with("master.key") {
+            continue;
+        }
+        assert!(
+            !contains(&bytes, &key),
+            "the account key is in {}",
+            path.display()
+        );
+    }
+}

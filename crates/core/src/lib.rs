@@ -30,7 +30,7 @@ pub use export::{Export, ExportId, ExportSchedule};
 pub use ids::{EnvironmentId, RunId};
 pub use project::ProjectFile;
 pub use run::{RunRecord, RunStatus};
-pub use secret::{Secret, SecretRef};
+pub use secret::{Secret, SecretOwner, SecretRef};
 pub use source::{
     ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 /// The text shown wherever a secret would otherwise appear.
 pub const MASK: &str = "********";
 
-/// Where a secret is kept. In TOML: `{ env = "VAR" }` or `{ file = "path" }`.
+/// Where a secret is kept. In TOML: `{ env = "VAR" }`, `{ file = "path" }` or
+/// `{ vault = "name" }` (sealed in the catalog, opened with the master key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SecretRef {
@@ -21,6 +22,8 @@ pub enum SecretRef {
     Env(String),
     /// A file whose content (trimmed of surrounding whitespace) is the secret.
     File(PathBuf),
+    /// A secret of the environment sealed in the catalog under this name.
+    Vault(String),
 }
 
 impl fmt::Display for SecretRef {
@@ -28,6 +31,27 @@ impl fmt::Display for SecretRef {
         match self {
             SecretRef::Env(v) => write!(f, "env:{v}"),
             SecretRef::File(p) => write!(f, "file:{}", p.display()),
+            SecretRef::Vault(n) => write!(f, "vault:{n}"),
+        }
+    }
+}
+
+/// What a secret sealed in the catalog belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretOwner {
+    /// A connection's secret (a password, a key).
+    Connection(crate::connection::ConnectionId),
+    /// An environment's secret, referred to from its storage as `vault:<name>`.
+    Environment(crate::ids::EnvironmentId),
+}
+
+impl SecretOwner {
+    /// The additional data a secret of this owner is sealed under, so that a sealed blob
+    /// opens only for the owner and name it was sealed for.
+    pub fn seal_context(&self, name: &str) -> String {
+        match self {
+            SecretOwner::Connection(id) => format!("connection:{id}:{name}"),
+            SecretOwner::Environment(id) => format!("environment:{id}:{name}"),
         }
     }
 }

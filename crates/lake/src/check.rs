@@ -150,6 +150,8 @@ pub struct CheckOptions {
     pub create_container: bool,
     /// The project folder (relative paths and secret files).
     pub project_dir: Option<PathBuf>,
+    /// Secrets opened from the vault for `vault:` references (none by default).
+    pub sealed: crate::secrets::Secrets,
 }
 
 struct Run {
@@ -235,6 +237,8 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
             .collect(),
     };
     let dir = opts.project_dir.as_deref();
+    let mut secrets = crate::secrets::Secrets::from_refs(dir);
+    secrets.extend(&opts.sealed);
 
     // Gen2 first: a Gen1 address makes the rest meaningless.
     match storage {
@@ -261,7 +265,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
     }
 
     // Configuration and secrets.
-    let handle = match backend::open(storage, dir) {
+    let handle = match backend::open_with(storage, dir, &secrets) {
         Ok(h) => {
             run.pass(
                 Check::Configuration,
@@ -327,7 +331,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
             );
         }
         StorageConfig::Adls(a) => {
-            let service = match AzureService::new(a, dir) {
+            let service = match AzureService::new_with(a, &secrets) {
                 Ok(s) => s,
                 Err(e) => {
                     run.fail(Check::Reachable, e.to_string(), "correct the endpoint");
@@ -420,7 +424,7 @@ pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
             }
         }
         StorageConfig::S3(s) => {
-            let service = match S3Service::new(s, dir) {
+            let service = match S3Service::new_with(s, &secrets) {
                 Ok(sv) => sv,
                 Err(e) => {
                     run.fail(Check::Reachable, e.to_string(), "correct the endpoint");

@@ -4,7 +4,7 @@
 //! reference (`env:VAR`, `file:/path`), never the value.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use lakecdp_core::{Secret, SecretRef};
 
@@ -34,6 +34,13 @@ pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<
             std::fs::read_to_string(&full)
                 .map_err(|e| fail(format!("the file cannot be read: {}", e.kind())))?
         }
+        SecretRef::Vault(name) => {
+            return Err(fail(format!(
+                "it is sealed in the catalog and was not opened; set LAKECDP_MASTER_KEY or \
+                 LAKECDP_MASTER_KEY_FILE to the master key, or seal it with \
+                 `lakecdp env secret set {name} --from env:VAR`"
+            )))
+        }
     };
     let value = value.trim();
     if value.is_empty() {
@@ -44,15 +51,15 @@ pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<
 
 /// Where a backend finds the secrets its configuration refers to: the environment
 /// variables and files named (relative files under `base`), and values handed over in
-/// memory (e.g. opened from the vault) for `env:` references of the given names, which
-/// are looked up before the process environment.
+/// memory, opened from the vault: `vault:` references of the given names, and `env:`
+/// references of the given names (looked up before the process environment).
 #[derive(Clone, Default)]
-pub struct Secrets<'a> {
-    base: Option<&'a Path>,
+pub struct Secrets {
+    base: Option<PathBuf>,
     provided: BTreeMap<String, Secret>,
 }
 
-impl std::fmt::Debug for Secrets<'_> {
+impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Secrets")
             .field("base", &self.base)
@@ -61,29 +68,40 @@ impl std::fmt::Debug for Secrets<'_> {
     }
 }
 
-impl<'a> Secrets<'a> {
+impl Secrets {
     /// Secrets from the variables and files named; relative files are under `base`.
-    pub fn from_refs(base: Option<&'a Path>) -> Self {
+    pub fn from_refs(base: Option<&Path>) -> Self {
         Self {
-            base,
+            base: base.map(Path::to_path_buf),
             provided: BTreeMap::new(),
         }
     }
 
-    /// Hand over a value for the reference `env:<name>`.
+    /// The folder relative secret files are under.
+    pub fn base(&self) -> Option<&Path> {
+        self.base.as_deref()
+    }
+
+    /// Hand over a value for the references `vault:<name>` and `env:<name>`.
     pub fn provide(mut self, name: impl Into<String>, value: Secret) -> Self {
         self.provided.insert(name.into(), value);
         self
     }
 
+    /// Add the values `other` hands over.
+    pub fn extend(&mut self, other: &Secrets) {
+        self.provided
+            .extend(other.provided.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
     /// The secret `reference` names, for the configuration key `key`.
     pub fn resolve(&self, key: &str, reference: &SecretRef) -> Result<Secret> {
-        if let SecretRef::Env(name) = reference {
+        if let SecretRef::Env(name) | SecretRef::Vault(name) = reference {
             if let Some(v) = self.provided.get(name) {
                 return Ok(v.clone());
             }
         }
-        resolve(key, reference, self.base)
+        resolve(key, reference, self.base.as_deref())
     }
 }
 

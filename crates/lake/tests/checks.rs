@@ -12,6 +12,7 @@ fn options(region: Option<&str>, create_container: bool) -> CheckOptions {
         region: region.map(str::to_string),
         create_container,
         project_dir: None,
+        sealed: Default::default(),
     }
 }
 

@@ -39,6 +39,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "principals, roles, connections, sealed secrets and exports",
         sql: include_str!("../../migrations/sqlite/0003_access_connections_exports.sql"),
     },
+    Migration {
+        version: 4,
+        description: "sealed environment secrets",
+        sql: include_str!("../../migrations/sqlite/0004_environment_secrets.sql"),
+    },
 ];
 
 /// The schema version this code writes.

@@ -635,6 +635,42 @@ impl Catalog for SqliteCatalog {
             .await
     }
 
+    async fn set_environment_secret(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<()> {
+        let (n, s) = (name.to_string(), sealed.to_vec());
+        self.write(move |tx| objects::set_environment_secret(tx, environment, &n, &s))
+            .await
+    }
+
+    async fn environment_secret(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let n = name.to_string();
+        self.call(move |conn| objects::environment_secret(conn, environment, &n))
+            .await
+    }
+
+    async fn environment_secret_names(&self, environment: EnvironmentId) -> Result<Vec<String>> {
+        self.call(move |conn| objects::environment_secret_names(conn, environment))
+            .await
+    }
+
+    async fn remove_environment_secret(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<bool> {
+        let n = name.to_string();
+        self.write(move |tx| objects::remove_environment_secret(tx, environment, &n))
+            .await
+    }
+
     async fn create_export(&self, export: &Export) -> Result<()> {
         let e = export.clone();
         self.write(move |tx| objects::create_export(tx, &e)).await

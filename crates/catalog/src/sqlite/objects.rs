@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use lakecdp_core::{
     Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export, ExportId,
-    Principal, PrincipalKind, Role, RoleAssignment,
+    Principal, PrincipalKind, Role, RoleAssignment, SecretOwner,
 };
 use rusqlite::{params, Connection as Db, OptionalExtension, Row, Transaction};
 
@@ -414,21 +414,31 @@ pub(crate) fn connection_secret(
 
 pub(crate) fn sealed_secrets(conn: &Db) -> Result<Vec<SealedSecret>> {
     let mut stmt = conn
-        .prepare_cached("SELECT connection_id, name, sealed FROM connection_secrets ORDER BY connection_id, name")
+        .prepare_cached(
+            "SELECT 'c', connection_id, name, sealed FROM connection_secrets \
+             UNION ALL SELECT 'e', environment_id, name, sealed FROM environment_secrets \
+             ORDER BY 1, 2, 3",
+        )
         .map_err(storage)?;
     let rows = stmt
         .query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
             ))
         })
         .map_err(storage)?;
     rows.map(|r| {
-        let (id, name, sealed) = r.map_err(storage)?;
+        let (kind, id, name, sealed) = r.map_err(storage)?;
+        let owner = if kind == "c" {
+            SecretOwner::Connection(id.parse().map_err(|e| corrupt("connection id", e))?)
+        } else {
+            SecretOwner::Environment(id.parse().map_err(|e| corrupt("environment id", e))?)
+        };
         Ok(SealedSecret {
-            connection_id: id.parse().map_err(|e| corrupt("connection id", e))?,
+            owner,
             name,
             sealed,
         })
@@ -439,21 +449,96 @@ pub(crate) fn sealed_secrets(conn: &Db) -> Result<Vec<SealedSecret>> {
 pub(crate) fn replace_sealed_secrets(tx: &Transaction<'_>, secrets: &[SealedSecret]) -> Result<()> {
     let now = timestamp(Utc::now());
     for s in secrets {
-        let n = tx
-            .execute(
+        let (sql, id) = match s.owner {
+            SecretOwner::Connection(id) => (
                 "UPDATE connection_secrets SET sealed = ?3, updated_at = ?4 \
                  WHERE connection_id = ?1 AND name = ?2",
-                params![s.connection_id.to_string(), s.name, s.sealed, now],
-            )
+                id.to_string(),
+            ),
+            SecretOwner::Environment(id) => (
+                "UPDATE environment_secrets SET sealed = ?3, updated_at = ?4 \
+                 WHERE environment_id = ?1 AND name = ?2",
+                id.to_string(),
+            ),
+        };
+        let n = tx
+            .execute(sql, params![id, s.name, s.sealed, now])
             .map_err(storage)?;
         if n == 0 {
             return Err(Error::NotFound {
                 kind: "secret",
-                name: format!("{}/{}", s.connection_id, s.name),
+                name: format!("{id}/{}", s.name),
             });
         }
     }
     Ok(())
+}
+
+pub(crate) fn set_environment_secret(
+    tx: &Transaction<'_>,
+    env: EnvironmentId,
+    name: &str,
+    sealed: &[u8],
+) -> Result<()> {
+    let id = env.to_string();
+    if !super::environment_exists(tx, &id)? {
+        return Err(Error::environment_not_found(id));
+    }
+    if name.trim().is_empty() || name.contains(char::is_whitespace) {
+        return Err(Error::Invalid(format!(
+            "`{name}` cannot name a secret: use letters, digits, `_` or `-`"
+        )));
+    }
+    tx.execute(
+        "INSERT INTO environment_secrets (environment_id, name, sealed, updated_at) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (environment_id, name) DO UPDATE SET \
+         sealed = excluded.sealed, updated_at = excluded.updated_at",
+        params![id, name, sealed, timestamp(Utc::now())],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
+pub(crate) fn environment_secret(
+    conn: &Db,
+    env: EnvironmentId,
+    name: &str,
+) -> Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT sealed FROM environment_secrets WHERE environment_id = ?1 AND name = ?2",
+        params![env.to_string(), name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(storage)
+}
+
+pub(crate) fn environment_secret_names(conn: &Db, env: EnvironmentId) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT name FROM environment_secrets WHERE environment_id = ?1 ORDER BY name",
+        )
+        .map_err(storage)?;
+    let names = stmt
+        .query_map([env.to_string()], |r| r.get::<_, String>(0))
+        .map_err(storage)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(storage)?;
+    Ok(names)
+}
+
+pub(crate) fn remove_environment_secret(
+    tx: &Transaction<'_>,
+    env: EnvironmentId,
+    name: &str,
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            "DELETE FROM environment_secrets WHERE environment_id = ?1 AND name = ?2",
+            params![env.to_string(), name],
+        )
+        .map_err(storage)?;
+    Ok(n > 0)
 }
 
 // ---- exports ----
@@ -612,6 +697,7 @@ pub(crate) fn delete_environment_objects(tx: &Transaction<'_>, env: &str) -> Res
          (SELECT id FROM connections WHERE environment_id = ?1)",
         "DELETE FROM connections WHERE environment_id = ?1",
         "DELETE FROM role_assignments WHERE environment_id = ?1",
+        "DELETE FROM environment_secrets WHERE environment_id = ?1",
     ] {
         tx.execute(sql, [env]).map_err(storage)?;
     }

@@ -7,11 +7,13 @@ use comfy_table::Cell;
 use lakecdp_catalog::{Acting, Catalog, SealedSecret};
 use lakecdp_connect::{reseal, CheckStatus, MasterKey, Vault};
 use lakecdp_core::secret::MASK;
-use lakecdp_core::{Connection, ConnectionId, ConnectionKind, ConnectionSharing, Operation};
+use lakecdp_core::{
+    Connection, ConnectionId, ConnectionKind, ConnectionSharing, Operation, SecretOwner,
+};
 
 use crate::args::{
     ConnectionAddArgs, ConnectionEditArgs, ConnectionNameArg, ConnectionRotateArgs,
-    VaultNewKeyArgs, VaultRotateArgs,
+    EnvSecretNameArgs, EnvSecretSetArgs, VaultNewKeyArgs, VaultRotateArgs,
 };
 use crate::context::Context;
 use crate::output;
@@ -329,22 +331,25 @@ pub async fn vault_rotate(ctx: &Context, a: VaultRotateArgs) -> anyhow::Result<(
     let mut checked = std::collections::BTreeSet::new();
     let mut out = Vec::with_capacity(sealed.len());
     for s in &sealed {
-        let c = catalog
-            .get_connection(s.connection_id)
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!("a secret's connection {} is missing", s.connection_id)
-            })?;
-        if checked.insert(c.environment_id) {
-            let env = lakecdp_catalog::CatalogExt::environment(&catalog, c.environment_id).await?;
+        let (env_id, what) = match s.owner {
+            SecretOwner::Connection(id) => {
+                let c = catalog.get_connection(id).await?.ok_or_else(|| {
+                    anyhow::anyhow!("the connection {id} of a sealed secret is missing")
+                })?;
+                (c.environment_id, format!("connection `{}`", c.name))
+            }
+            SecretOwner::Environment(id) => (id, "its environment".to_string()),
+        };
+        let env = lakecdp_catalog::CatalogExt::environment(&catalog, env_id).await?;
+        if checked.insert(env_id) {
             Acting::new(&catalog, ctx.principal_for(&env))
                 .require(&env, Operation::EditConnection)
                 .await?;
         }
-        let blob = reseal(&old, &new, &seal_context(&c, &s.name), &s.sealed).map_err(|e| {
+        let blob = reseal(&old, &new, &s.owner.seal_context(&s.name), &s.sealed).map_err(|e| {
             UserError(format!(
-                "secret `{}` of connection `{}` does not open with the current master key: {e}",
-                s.name, c.name
+                "secret `{}` of {what} in environment `{}` does not open with the current master key: {e}",
+                s.name, env.name
             ))
         })?;
         out.push(SealedSecret {
@@ -361,6 +366,102 @@ pub async fn vault_rotate(ctx: &Context, a: VaultRotateArgs) -> anyhow::Result<(
         old.key_id()
     );
     Ok(())
+}
+
+/// `env secret set NAME --from SOURCE`: seal a secret of the environment in the catalog.
+pub async fn env_secret_set(ctx: &Context, a: EnvSecretSetArgs) -> anyhow::Result<()> {
+    let catalog = ctx.catalog().await?;
+    let env = ctx.environment(&catalog, a.env.as_deref()).await?;
+    let acting = Acting::new(&catalog, ctx.principal_for(&env));
+    acting.require(&env, Operation::EditEnvironment).await?;
+    let secret = read_secret(ctx, &a.from)?;
+    let blob = targets::vault()?.seal(
+        &SecretOwner::Environment(env.id).seal_context(&a.name),
+        &secret,
+    )?;
+    acting.set_environment_secret(&env, &a.name, &blob).await?;
+    let used = env
+        .storage
+        .secret_refs()
+        .iter()
+        .any(|(_, r)| matches!(r, lakecdp_core::SecretRef::Vault(n) if n == &a.name));
+    println!(
+        "sealed secret `{}` of environment `{}` in the catalog",
+        a.name, env.name
+    );
+    if !used {
+        println!(
+            "refer to it from the storage as `vault:{0}` (e.g. `lakecdp env update {1} --account-key vault:{0}`, \
+             or `account_key = {{ vault = \"{0}\" }}` in lakecdp.toml)",
+            a.name, env.name
+        );
+    }
+    Ok(())
+}
+
+/// `env secret list`.
+pub async fn env_secret_list(ctx: &Context, env: Option<String>) -> anyhow::Result<()> {
+    let catalog = ctx.catalog().await?;
+    let env = ctx.environment(&catalog, env.as_deref()).await?;
+    Acting::new(&catalog, ctx.principal_for(&env))
+        .require(&env, Operation::EditEnvironment)
+        .await?;
+    let names = catalog.environment_secret_names(env.id).await?;
+    if names.is_empty() {
+        println!("environment `{}` has no sealed secrets", env.name);
+        return Ok(());
+    }
+    let refs = env.storage.secret_refs();
+    let mut t = output::table(&["secret", "value", "used by"]);
+    for n in names {
+        let users: Vec<&str> = refs
+            .iter()
+            .filter(|(_, r)| matches!(r, lakecdp_core::SecretRef::Vault(v) if v == &n))
+            .map(|(k, _)| *k)
+            .collect();
+        t.add_row(vec![
+            Cell::new(&n),
+            Cell::new(MASK),
+            Cell::new(if users.is_empty() {
+                "-".to_string()
+            } else {
+                users.join(", ")
+            }),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+/// `env secret remove NAME`.
+pub async fn env_secret_remove(ctx: &Context, a: EnvSecretNameArgs) -> anyhow::Result<()> {
+    let catalog = ctx.catalog().await?;
+    let env = ctx.environment(&catalog, a.env.as_deref()).await?;
+    let in_use = env
+        .storage
+        .secret_refs()
+        .iter()
+        .any(|(_, r)| matches!(r, lakecdp_core::SecretRef::Vault(n) if n == &a.name));
+    if in_use {
+        return Err(UserError(format!(
+            "environment `{}` uses `vault:{}` in its storage; point the storage at another secret first",
+            env.name, a.name
+        ))
+        .into());
+    }
+    let removed = Acting::new(&catalog, ctx.principal_for(&env))
+        .remove_environment_secret(&env, &a.name)
+        .await?;
+    if removed {
+        println!("removed secret `{}` of environment `{}`", a.name, env.name);
+        Ok(())
+    } else {
+        Err(UserError(format!(
+            "environment `{}` has no secret `{}`",
+            env.name, a.name
+        ))
+        .into())
+    }
 }
 
 /// `vault new-key`: write a new random master key to a file only its owner reads.

@@ -11,7 +11,7 @@ use lakecdp_core::{
     StorageConfig,
 };
 use lakecdp_lake::check::{self, CheckOptions};
-use lakecdp_lake::{backend, CheckReport, Lake};
+use lakecdp_lake::{CheckReport, Lake};
 
 use crate::args::{CheckArgs, DeleteArgs, OutputFormat, UpdateArgs};
 use crate::context::Context;
@@ -29,6 +29,12 @@ async fn run_checks(ctx: &Context, env: &Environment, create_container: bool) ->
         s.enable_steady_tick(Duration::from_millis(100));
         s
     });
+    // sealed secrets that cannot be opened stay unresolved: the configuration check
+    // then names them and the fix
+    let sealed = match ctx.catalog().await {
+        Ok(catalog) => ctx.storage_secrets(&catalog, env).await.unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
     let report = check::run(
         &env.storage,
         &CheckOptions {
@@ -37,6 +43,7 @@ async fn run_checks(ctx: &Context, env: &Environment, create_container: bool) ->
             region: env.region.clone(),
             create_container,
             project_dir: Some(ctx.project_dir.clone()),
+            sealed,
         },
     )
     .await;
@@ -142,7 +149,7 @@ async fn create_environment(
         ))
         .into());
     }
-    let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
+    let handle = ctx.open_storage(catalog, &env).await?;
     let lake = Lake::new(&handle, env.id);
     let marker = serde_json::json!({
         "environmentId": env.id,
@@ -341,8 +348,9 @@ fn parse_ref(flag: &str, value: &str) -> anyhow::Result<SecretRef> {
     match value.split_once(':') {
         Some(("env", var)) if !var.is_empty() => Ok(SecretRef::Env(var.to_string())),
         Some(("file", path)) if !path.is_empty() => Ok(SecretRef::File(path.into())),
+        Some(("vault", name)) if !name.is_empty() => Ok(SecretRef::Vault(name.to_string())),
         _ => Err(UserError(format!(
-            "--{flag} takes where the secret is, `env:VARIABLE` or `file:PATH`, never the secret itself"
+            "--{flag} takes where the secret is, `env:VARIABLE`, `file:PATH` or `vault:NAME` (sealed with `lakecdp env secret set`), never the secret itself"
         ))
         .into()),
     }
@@ -460,7 +468,7 @@ pub async fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<()> {
         }
     }
     if a.purge {
-        let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
+        let handle = ctx.open_storage(&catalog, &env).await?;
         let lake = Lake::new(&handle, env.id);
         let n = lake.delete_folder("").await?;
         println!(

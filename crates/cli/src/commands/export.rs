@@ -9,7 +9,7 @@ use lakecdp_core::{
     Connection, ConnectionKind, Environment, Export, ExportId, ExportSchedule, Operation,
     RunRecord, RunStatus,
 };
-use lakecdp_lake::{backend, Lake};
+use lakecdp_lake::Lake;
 
 use crate::args::{ExportAddArgs, ExportEditArgs, ExportNameArg, ExportRunArgs};
 use crate::context::Context;
@@ -374,7 +374,7 @@ pub async fn run_exports(
     env: &Environment,
     names: &[String],
 ) -> anyhow::Result<()> {
-    let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
+    let handle = ctx.open_storage(catalog, env).await?;
     let lake = Lake::new(&handle, env.id).with_format(env.output_format);
     let mut failed = Vec::new();
     for name in names {

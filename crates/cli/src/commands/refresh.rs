@@ -7,7 +7,7 @@ use lakecdp_core::{RunRecord, RunStatus, SourceSpec, Watermark};
 use lakecdp_engine::ingest::{
     ingest_source, Base, IncrementalReport, IngestOptions, SourceReport, TableReport,
 };
-use lakecdp_lake::{backend, Lake};
+use lakecdp_lake::Lake;
 
 use lakecdp_catalog::SqliteCatalog;
 use lakecdp_core::{Environment, ProjectFile, UnificationSpec};
@@ -30,7 +30,7 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     acting
         .require(&env, lakecdp_core::Operation::RunRefresh)
         .await?;
-    let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
+    let handle = ctx.open_storage(&catalog, &env).await?;
     let lake = Lake::new(&handle, env.id).with_format(env.output_format);
     let run_unify = a.only != Some(ProcessKind::Ingest);
     if a.only == Some(ProcessKind::Unify) && project.unification.is_none() {

@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use lakecdp_engine::unify::{unify, UnifyOptions};
 use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::publish::read_model;
-use lakecdp_lake::{backend, Lake, Process};
+use lakecdp_lake::{Lake, Process};
 
 use crate::args::{ExplainArgs, PreviewArgs};
 use crate::context::Context;
@@ -19,7 +19,7 @@ use crate::UserError;
 async fn open_lake(ctx: &Context) -> anyhow::Result<Lake> {
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, None).await?;
-    let handle = backend::open(&env.storage, Some(&ctx.project_dir))?;
+    let handle = ctx.open_storage(&catalog, &env).await?;
     Ok(Lake::new(&handle, env.id).with_format(env.output_format))
 }
 

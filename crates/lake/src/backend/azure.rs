@@ -27,7 +27,7 @@ enum Auth {
     Bearer(Arc<MicrosoftAzure>),
 }
 
-fn resolved_auth(config: &AdlsConfig, secrets: &Secrets<'_>) -> Result<(AdlsAuth, Option<Secret>)> {
+fn resolved_auth(config: &AdlsConfig, secrets: &Secrets) -> Result<(AdlsAuth, Option<Secret>)> {
     let auth = config.auth().map_err(lakecdp_core::ConfigErrors::from)?;
     let secret = match &auth {
         AdlsAuth::AccountKey(r) => Some(secrets.resolve("environment.storage.account_key", r)?),
@@ -45,7 +45,7 @@ fn sas_pairs(token: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn builder(config: &AdlsConfig, secrets: &Secrets<'_>) -> Result<MicrosoftAzureBuilder> {
+fn builder(config: &AdlsConfig, secrets: &Secrets) -> Result<MicrosoftAzureBuilder> {
     let loc = config
         .location()
         .map_err(lakecdp_core::ConfigErrors::from)?;
@@ -88,7 +88,7 @@ pub fn open(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<StoreHa
 }
 
 /// Open an ADLS Gen2 (or Blob) container, its secrets found through `secrets`.
-pub fn open_with(config: &AdlsConfig, secrets: &Secrets<'_>) -> Result<StoreHandle> {
+pub fn open_with(config: &AdlsConfig, secrets: &Secrets) -> Result<StoreHandle> {
     let loc = config
         .location()
         .map_err(lakecdp_core::ConfigErrors::from)?;
@@ -143,16 +143,21 @@ impl std::fmt::Debug for AzureService {
 impl AzureService {
     /// A client for the account a configuration names.
     pub fn new(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<Self> {
+        Self::new_with(config, &Secrets::from_refs(project_dir))
+    }
+
+    /// A client for the account a configuration names, its secrets found through
+    /// `secrets`.
+    pub fn new_with(config: &AdlsConfig, secrets: &Secrets) -> Result<Self> {
         let loc = config
             .location()
             .map_err(lakecdp_core::ConfigErrors::from)?;
-        let secrets = Secrets::from_refs(project_dir);
-        let (auth, secret) = resolved_auth(config, &secrets)?;
+        let (auth, secret) = resolved_auth(config, secrets)?;
         let auth = match (auth, secret) {
             (AdlsAuth::AccountKey(_), Some(s)) => Auth::Key(s),
             (AdlsAuth::Sas(_), Some(s)) => Auth::Sas(sas_pairs(s.expose())),
             _ => Auth::Bearer(Arc::new(
-                builder(config, &secrets)?.build().map_err(build_err)?,
+                builder(config, secrets)?.build().map_err(build_err)?,
             )),
         };
         let base = match &config.endpoint {

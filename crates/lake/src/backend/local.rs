@@ -53,6 +53,32 @@ pub fn open(config: &LocalConfig, project_dir: Option<&FsPath>) -> Result<StoreH
     })
 }
 
+/// Open a folder that plays the container itself (an export destination, not an
+/// environment's lake): it is created if missing.
+pub fn open_folder(folder: &FsPath) -> Result<StoreHandle> {
+    std::fs::create_dir_all(folder)
+        .map_err(|e| Error::Service(format!("cannot create folder {}: {e}", folder.display())))?;
+    let root = folder
+        .canonicalize()
+        .map_err(|e| Error::Service(format!("cannot resolve folder {}: {e}", folder.display())))?;
+    let store = LocalFileSystem::new_with_prefix(&root)
+        .map_err(|e| Error::Service(format!("cannot open folder {}: {e}", root.display())))?
+        .with_automatic_cleanup(true);
+    let base_url = url::Url::from_directory_path(&root)
+        .map(|u| u.to_string().trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| format!("file://{}", root.display()));
+    Ok(StoreHandle {
+        store: Arc::new(store),
+        container: Path::from(""),
+        capabilities: Capabilities {
+            conditional_update: false,
+            conditional_create: true,
+        },
+        base_url,
+        kind: "local",
+    })
+}
+
 /// Whether the container folder exists.
 pub fn container_exists(config: &LocalConfig, project_dir: Option<&FsPath>) -> bool {
     root_dir(config, project_dir).join(CONTAINER).is_dir()

@@ -73,7 +73,7 @@ pub fn open(config: &StorageConfig, project_dir: Option<&FsPath>) -> Result<Stor
 pub fn open_with(
     config: &StorageConfig,
     project_dir: Option<&FsPath>,
-    secrets: &crate::secrets::Secrets<'_>,
+    secrets: &crate::secrets::Secrets,
 ) -> Result<StoreHandle> {
     let errors = config.validate();
     if !errors.is_empty() {

@@ -19,7 +19,7 @@ use super::{http_client, sign, unreachable, Capabilities, ServiceError, StoreHan
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
 
-fn build(config: &S3Config, secrets: &Secrets<'_>) -> Result<AmazonS3> {
+fn build(config: &S3Config, secrets: &Secrets) -> Result<AmazonS3> {
     let mut b = AmazonS3Builder::from_env()
         .with_bucket_name(&config.bucket)
         .with_region(&config.region)
@@ -73,7 +73,7 @@ pub fn open(config: &S3Config, project_dir: Option<&FsPath>) -> Result<StoreHand
 }
 
 /// Open an S3 bucket, its secrets found through `secrets`.
-pub fn open_with(config: &S3Config, secrets: &Secrets<'_>) -> Result<StoreHandle> {
+pub fn open_with(config: &S3Config, secrets: &Secrets) -> Result<StoreHandle> {
     let store = build(config, secrets)?;
     let container = container_path(config);
     let base_url = if container.as_ref().is_empty() {
@@ -119,7 +119,13 @@ impl std::fmt::Debug for S3Service {
 impl S3Service {
     /// A client for the bucket a configuration names.
     pub fn new(config: &S3Config, project_dir: Option<&FsPath>) -> Result<Self> {
-        let store = build(config, &Secrets::from_refs(project_dir))?;
+        Self::new_with(config, &Secrets::from_refs(project_dir))
+    }
+
+    /// A client for the bucket a configuration names, its secrets found through
+    /// `secrets`.
+    pub fn new_with(config: &S3Config, secrets: &Secrets) -> Result<Self> {
+        let store = build(config, secrets)?;
         let bucket_url = match (&config.endpoint, path_style(config)) {
             (Some(ep), true) => format!("{}/{}", ep.trim_end_matches('/'), config.bucket),
             (Some(ep), false) => {
