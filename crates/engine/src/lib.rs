@@ -130,6 +130,31 @@ impl Session {
     pub fn lake(&self) -> &Lake {
         &self.lake
     }
+
+    /// Register the published entity `entity` of `process` as table `name`, read from
+    /// the files its `model.json` points at (so a run in progress is never seen).
+    /// Returns false, registering nothing, when the folder or the entity is not
+    /// published.
+    pub async fn register_published(
+        &self,
+        process: &lakecdp_lake::Process,
+        entity: &str,
+        name: &str,
+    ) -> Result<bool> {
+        let Some(model) = lakecdp_lake::publish::read_model(&self.lake, process).await? else {
+            return Ok(false);
+        };
+        let Some(e) = model.entity(entity) else {
+            return Ok(false);
+        };
+        let schema = lakecdp_lake::partition::entity_schema(e);
+        let batches =
+            lakecdp_lake::partition::read_entity(&self.lake, &process.folder(), e).await?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        self.ctx.deregister_table(name)?;
+        self.ctx.register_table(name, Arc::new(table))?;
+        Ok(true)
+    }
 }
 
 #[cfg(feature = "distributed")]
@@ -189,6 +214,34 @@ mod tests {
         let run = w.commit().await.unwrap().run_id;
 
         let session = Session::new(&EngineKind::Local, lake).await.unwrap();
+        // the published entity, through its model.json
+        assert!(session
+            .register_published(&Process::Measures, "Numbers", "published")
+            .await
+            .unwrap());
+        assert!(!session
+            .register_published(&Process::Measures, "Nope", "nope")
+            .await
+            .unwrap());
+        assert!(!session
+            .register_published(&Process::Segments, "Numbers", "nope")
+            .await
+            .unwrap());
+        let out = session
+            .context()
+            .sql("SELECT sum(n) AS s FROM published")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let s = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(s, 10);
         let url = session.url_of(&format!("Measures/Numbers/{run}/part-00000.csv"));
         session
             .context()
