@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod activity;
 pub mod connection;
 pub mod environment;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod unify;
 pub mod watermark;
 
 pub use access::{AccessDenied, Operation, Principal, PrincipalKind, Role, RoleAssignment};
+pub use activity::{ActivitySpec, CustomerLink};
 pub use connection::{
     Connection, ConnectionId, ConnectionKind, ConnectionSharing, ConnectionSummary,
 };

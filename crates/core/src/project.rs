@@ -29,6 +29,9 @@ pub struct ProjectFile {
     /// Unification (`[unification]`): which tables become customer profiles, and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unification: Option<crate::unify::UnificationSpec>,
+    /// Activities (`[[activities]]`): source rows that tell what customers did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub activities: Vec<crate::activity::ActivitySpec>,
 }
 
 /// The `[environment]` table.
@@ -144,6 +147,11 @@ impl ProjectFile {
                 ));
             }
         }
+        errors.extend(crate::activity::validate_activities(
+            &self.activities,
+            &self.sources,
+            self.unification.as_ref(),
+        ));
         errors
     }
 

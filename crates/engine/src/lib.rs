@@ -4,6 +4,7 @@
 //! cluster share one code path.
 #![warn(missing_docs)]
 
+pub mod activities;
 pub mod ingest;
 pub mod source;
 pub mod unify;
