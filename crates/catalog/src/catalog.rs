@@ -181,6 +181,9 @@ pub trait Catalog: Send + Sync {
     /// The version of the stored schema.
     async fn schema_version(&self) -> Result<u32>;
 
+    /// The runs whose `parent` is `parent` (the processes of a refresh), in start order.
+    async fn child_runs(&self, parent: &RunId) -> Result<Vec<RunRecord>>;
+
     /// Record a principal unless one with its name exists; returns the stored one.
     async fn upsert_principal(&self, principal: &Principal) -> Result<Principal>;
 

@@ -74,6 +74,7 @@ macro_rules! catalog_conformance_suite {
             exports_need_a_connection_of_their_environment,
             delete_removes_the_environments_connections_and_exports,
             environment_secrets_are_sealed_listed_rotated_and_removed,
+            processes_of_a_refresh_are_its_child_runs,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -175,6 +176,7 @@ pub fn run(environment_id: EnvironmentId, process: &str, started_at: DateTime<Ut
         finished_at: None,
         rows: None,
         error: None,
+        parent: None,
     }
 }
 
@@ -1334,4 +1336,36 @@ pub async fn environment_secrets_are_sealed_listed_rotated_and_removed(catalog: 
         .await
         .unwrap()
         .is_empty());
+}
+
+/// The processes of a refresh are runs that name it; they are listed in start order.
+pub async fn processes_of_a_refresh_are_its_child_runs(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("tree-{}", suffix())).await;
+    let t0 = now();
+    let refresh = run(env.id, "refresh", t0);
+    catalog.record_run(&refresh).await.unwrap();
+    let mut ingest = run(env.id, "ingest:crm", t0 + Duration::milliseconds(1));
+    ingest.parent = Some(refresh.id.clone());
+    let mut unify = run(env.id, "unify", t0 + Duration::milliseconds(2));
+    unify.parent = Some(refresh.id.clone());
+    catalog.record_run(&unify).await.unwrap();
+    catalog.record_run(&ingest).await.unwrap();
+    catalog
+        .record_run(&run(env.id, "env-check", t0))
+        .await
+        .unwrap();
+    let children = catalog.child_runs(&refresh.id).await.unwrap();
+    assert_eq!(
+        children
+            .iter()
+            .map(|r| r.process.as_str())
+            .collect::<Vec<_>>(),
+        ["ingest:crm", "unify"]
+    );
+    assert_eq!(children[0], ingest);
+    assert_eq!(
+        catalog.run(&unify.id).await.unwrap().parent,
+        Some(refresh.id.clone())
+    );
+    assert!(catalog.child_runs(&ingest.id).await.unwrap().is_empty());
 }

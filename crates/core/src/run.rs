@@ -101,6 +101,9 @@ pub struct RunRecord {
     pub rows: Option<u64>,
     /// What went wrong, for failed runs.
     pub error: Option<String>,
+    /// The refresh this run is a process of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<RunId>,
 }
 
 impl RunRecord {
@@ -116,6 +119,15 @@ impl RunRecord {
             finished_at: None,
             rows: None,
             error: None,
+            parent: None,
+        }
+    }
+
+    /// A new running record of `process` in the refresh `parent`, starting now.
+    pub fn child(parent: &RunRecord, process: impl Into<String>) -> Self {
+        Self {
+            parent: Some(parent.id.clone()),
+            ..Self::start(parent.environment_id, process)
         }
     }
 

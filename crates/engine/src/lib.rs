@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod activities;
+pub mod graph;
 pub mod ingest;
 pub mod source;
 pub mod unify;

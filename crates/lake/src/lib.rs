@@ -10,6 +10,7 @@ pub mod cdm;
 pub mod check;
 mod error;
 pub mod layout;
+pub mod lease;
 pub mod partition;
 pub mod publish;
 pub mod secrets;

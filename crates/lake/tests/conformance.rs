@@ -446,6 +446,35 @@ mod cases {
         assert!(csv.contains("\"multi\nline\""), "{csv}");
         Model::from_json("x", &serde_json::to_vec(&raw).unwrap()).unwrap();
     }
+
+    /// One holder at a time; an expired lease is taken over and its old holder learns it.
+    pub async fn leases(kind: &str) {
+        use lakecdp_lake::lease::{Lease, LeaseError};
+        use std::time::Duration;
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let long = Duration::from_secs(600);
+        let a = Lease::acquire(&lake, "refresh", "the refresh", "a", long)
+            .await
+            .unwrap();
+        let held = Lease::acquire(&lake, "refresh", "the refresh", "b", long)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&held, LeaseError::Held { info, .. } if info.holder == "a"),
+            "{held}"
+        );
+        a.release().await.unwrap();
+        let mut dead = Lease::acquire(&lake, "refresh", "the refresh", "c", Duration::ZERO)
+            .await
+            .unwrap();
+        let mut d = Lease::acquire(&lake, "refresh", "the refresh", "d", long)
+            .await
+            .unwrap();
+        assert!(matches!(dead.renew().await, Err(LeaseError::Lost { .. })));
+        d.renew().await.unwrap();
+        d.release().await.unwrap();
+    }
 }
 
 macro_rules! lake_suite {
@@ -468,6 +497,8 @@ macro_rules! lake_suite {
             async fn environments_are_isolated() { cases::environments_are_isolated(stringify!($backend)).await }
             #[tokio::test]
             async fn model_json_is_cdm() { cases::model_json_is_cdm(stringify!($backend)).await }
+            #[tokio::test]
+            async fn leases() { cases::leases(stringify!($backend)).await }
         }
     )*};
 }

@@ -144,7 +144,7 @@ impl EnvironmentRow {
 
 /// The columns [`RunRow::read`] expects, in order.
 pub(crate) const RUN_COLUMNS: &str =
-    "id, environment_id, process, status, started_at, finished_at, \"rows\", error";
+    "id, environment_id, process, status, started_at, finished_at, \"rows\", error, parent_id";
 
 /// A run as the columns of `runs` hold it.
 #[derive(Debug, Clone)]
@@ -157,6 +157,7 @@ pub(crate) struct RunRow {
     pub(crate) finished_at: Option<String>,
     pub(crate) rows: Option<i64>,
     pub(crate) error: Option<String>,
+    pub(crate) parent_id: Option<String>,
 }
 
 impl RunRow {
@@ -182,6 +183,7 @@ impl RunRow {
             finished_at: r.finished_at.map(timestamp),
             rows,
             error: r.error.clone(),
+            parent_id: r.parent.as_ref().map(|p| p.to_string()),
         })
     }
 
@@ -195,6 +197,7 @@ impl RunRow {
         let finished_at: Option<String> = row.get(5)?;
         let rows: Option<i64> = row.get(6)?;
         let error: Option<String> = row.get(7)?;
+        let parent_id: Option<String> = row.get(8)?;
         Ok((|| {
             Ok(RunRecord {
                 environment_id: environment_id.parse().map_err(|e| {
@@ -221,6 +224,7 @@ impl RunRow {
                     })
                     .transpose()?,
                 error,
+                parent: parent_id.map(run_id).transpose()?,
                 id: run_id(id)?,
             })
         })())

@@ -44,6 +44,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "sealed environment secrets",
         sql: include_str!("../../migrations/sqlite/0004_environment_secrets.sql"),
     },
+    Migration {
+        version: 5,
+        description: "runs name the refresh they belong to",
+        sql: include_str!("../../migrations/sqlite/0005_run_parents.sql"),
+    },
 ];
 
 /// The schema version this code writes.

@@ -362,7 +362,7 @@ impl Catalog for SqliteCatalog {
             }
             tx.execute(
                 "INSERT INTO runs (id, environment_id, process, status, started_at, \
-                 finished_at, \"rows\", error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 finished_at, \"rows\", error, parent_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     row.id,
                     row.environment_id,
@@ -371,7 +371,8 @@ impl Catalog for SqliteCatalog {
                     row.started_at,
                     row.finished_at,
                     row.rows,
-                    row.error
+                    row.error,
+                    row.parent_id
                 ],
             )
             .map_err(|e| match violation(&e) {
@@ -537,6 +538,19 @@ impl Catalog for SqliteCatalog {
 
     async fn schema_version(&self) -> Result<u32> {
         self.call(|conn| migrations::current_version(conn)).await
+    }
+
+    async fn child_runs(&self, parent: &RunId) -> Result<Vec<RunRecord>> {
+        let parent = parent.to_string();
+        self.call(move |conn| {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE parent_id = ?1 ORDER BY started_at, id"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+            let rows = stmt.query_map([parent], RunRow::read).map_err(storage)?;
+            rows.map(|row| row.map_err(storage)?).collect()
+        })
+        .await
     }
 
     async fn upsert_principal(&self, principal: &Principal) -> Result<Principal> {

@@ -1,0 +1,331 @@
+//! Leases: one holder at a time for work on an environment (a system refresh), kept in
+//! the lake itself under `_lakecdp/leases/<name>.json`, so every machine and process
+//! that writes the lake sees them.
+//!
+//! - [`Lease::acquire`] creates the lease object with `PutMode::Create`: of two
+//!   acquirers, one wins. A lease that exists and has not expired refuses with
+//!   [`LeaseError::Held`], naming its holder, host, process and since when.
+//! - A lease expires at `expires_at`; the holder [`renews`](Lease::renew) it while it
+//!   works. A holder that died stops renewing, and its lease can be taken over once
+//!   expired: by a conditional replace on the version read (stores with
+//!   compare-and-swap), or on the local file system by deleting and creating it again
+//!   (two processes taking over the same expired lease in the same instant could both
+//!   delete; the create that follows lets only one of them in).
+//! - [`Lease::release`] deletes it; renewing or releasing a lease that another holder has
+//!   taken over in the meantime fails with [`LeaseError::Lost`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::layout::Lake;
+
+/// Who holds a lease, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseInfo {
+    /// The holder, e.g. `refresh by ann (run 20261201T...)`.
+    pub holder: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// A random token that tells this holder from another with the same name.
+    pub token: String,
+    /// When it was acquired.
+    pub acquired_at: DateTime<Utc>,
+    /// When it expires unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a lease could not be taken or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Someone else holds it.
+    #[error(
+        "{what} is held by {} on {} (pid {}) since {}; it expires at {} unless renewed. \
+         Wait for it to finish, or, if that process died, wait until then",
+        .info.holder, .info.host, .info.pid,
+        .info.acquired_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        .info.expires_at.format("%H:%M:%S UTC")
+    )]
+    Held {
+        /// What the lease guards, e.g. `the refresh of environment retail`.
+        what: String,
+        /// The current holder.
+        info: LeaseInfo,
+    },
+    /// It was taken over after it expired.
+    #[error("{what}: the lease expired and was taken over by {}", .info.holder)]
+    Lost {
+        /// What the lease guards.
+        what: String,
+        /// The new holder.
+        info: LeaseInfo,
+    },
+    /// The lake failed.
+    #[error(transparent)]
+    Lake(#[from] Error),
+}
+
+/// A held lease.
+#[derive(Debug)]
+pub struct Lease {
+    lake: Lake,
+    relative: String,
+    what: String,
+    info: LeaseInfo,
+    ttl: Duration,
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".into())
+}
+
+fn ttl_of(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Lease {
+    /// Take the lease `name` for `holder`, valid for `ttl` unless renewed.
+    pub async fn acquire(
+        lake: &Lake,
+        name: &str,
+        what: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, LeaseError> {
+        let relative = lake.internal(&format!("leases/{name}.json"));
+        let now = Utc::now();
+        let info = LeaseInfo {
+            holder: holder.to_string(),
+            host: host_name(),
+            pid: std::process::id(),
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            acquired_at: now,
+            expires_at: now + ttl_of(ttl),
+        };
+        let lease = Lease {
+            lake: lake.clone(),
+            relative,
+            what: what.to_string(),
+            info,
+            ttl,
+        };
+        if lease.put(PutMode::Create).await? {
+            return Ok(lease);
+        }
+        // someone holds it, or held it and died
+        let Some((current, version)) = lease.read().await? else {
+            // released in the meantime: one more try
+            return match lease.put(PutMode::Create).await? {
+                true => Ok(lease),
+                false => Err(lease.held().await),
+            };
+        };
+        if current.expires_at > Utc::now() {
+            return Err(LeaseError::Held {
+                what: lease.what.clone(),
+                info: current,
+            });
+        }
+        tracing::warn!(
+            holder = %current.holder,
+            host = %current.host,
+            "taking over an expired lease"
+        );
+        let taken = if lake.capabilities().conditional_update {
+            lease.put(PutMode::Update(version)).await?
+        } else {
+            lake.delete(&lease.relative).await.or_else(|e| match e {
+                Error::NotFound { .. } => Ok(()),
+                e => Err(e),
+            })?;
+            lease.put(PutMode::Create).await?
+        };
+        if taken {
+            Ok(lease)
+        } else {
+            Err(lease.held().await)
+        }
+    }
+
+    /// What the lease says now.
+    pub fn info(&self) -> &LeaseInfo {
+        &self.info
+    }
+
+    async fn held(&self) -> LeaseError {
+        match self.read().await {
+            Ok(Some((info, _))) => LeaseError::Held {
+                what: self.what.clone(),
+                info,
+            },
+            Ok(None) => LeaseError::Lake(Error::Conflict {
+                path: self.relative.clone(),
+            }),
+            Err(e) => e,
+        }
+    }
+
+    /// Write this lease; false when the mode's condition failed.
+    async fn put(&self, mode: PutMode) -> Result<bool, LeaseError> {
+        let bytes = serde_json::to_vec_pretty(&self.info)
+            .map_err(|e| Error::Unsupported(format!("a lease cannot be written: {e}")))?;
+        let path = self.lake.path(&self.relative);
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match self
+            .lake
+            .store()
+            .put_opts(&path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(Error::store(&path, e).into()),
+        }
+    }
+
+    /// The stored lease and its version, if there is one.
+    async fn read(&self) -> Result<Option<(LeaseInfo, UpdateVersion)>, LeaseError> {
+        let path = self.lake.path(&self.relative);
+        let got = match self.lake.store().get(&path).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Error::store(&path, e).into()),
+        };
+        let version = UpdateVersion {
+            e_tag: got.meta.e_tag.clone(),
+            version: got.meta.version.clone(),
+        };
+        let bytes = got.bytes().await.map_err(|e| Error::store(&path, e))?;
+        let info = serde_json::from_slice::<LeaseInfo>(&bytes).map_err(|e| Error::InvalidCdm {
+            path: path.to_string(),
+            message: format!("not a lease: {e}"),
+        })?;
+        Ok(Some((info, version)))
+    }
+
+    /// The stored lease is still ours: its version, for a conditional replace.
+    async fn check_ours(&self) -> Result<UpdateVersion, LeaseError> {
+        match self.read().await? {
+            Some((info, version)) if info.token == self.info.token => Ok(version),
+            Some((info, _)) => Err(LeaseError::Lost {
+                what: self.what.clone(),
+                info,
+            }),
+            None => Err(LeaseError::Lost {
+                what: self.what.clone(),
+                info: LeaseInfo {
+                    holder: "nobody (it was deleted)".into(),
+                    ..self.info.clone()
+                },
+            }),
+        }
+    }
+
+    /// Extend the lease by its time to live from now.
+    pub async fn renew(&mut self) -> Result<(), LeaseError> {
+        let version = self.check_ours().await?;
+        self.info.expires_at = Utc::now() + ttl_of(self.ttl);
+        let mode = if self.lake.capabilities().conditional_update {
+            PutMode::Update(version)
+        } else {
+            PutMode::Overwrite
+        };
+        if self.put(mode).await? {
+            Ok(())
+        } else {
+            Err(self.held().await)
+        }
+    }
+
+    /// Give the lease up.
+    pub async fn release(self) -> Result<(), LeaseError> {
+        self.check_ours().await?;
+        self.lake.delete(&self.relative).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakecdp_core::{EnvironmentId, LocalConfig, StorageConfig};
+
+    fn lake(dir: &std::path::Path) -> Lake {
+        std::fs::create_dir_all(dir.join("customerinsights")).unwrap();
+        let h = crate::backend::open(
+            &StorageConfig::Local(LocalConfig { path: dir.into() }),
+            None,
+        )
+        .unwrap();
+        Lake::new(&h, EnvironmentId::new())
+    }
+
+    #[tokio::test]
+    async fn a_second_holder_is_refused_with_the_first_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_secs(600);
+        let first = Lease::acquire(&lake, "refresh", "the refresh", "refresh by ann", ttl)
+            .await
+            .unwrap();
+        let err = Lease::acquire(&lake, "refresh", "the refresh", "refresh by bob", ttl)
+            .await
+            .unwrap_err();
+        let m = err.to_string();
+        assert!(
+            m.starts_with("the refresh is held by refresh by ann on "),
+            "{m}"
+        );
+        assert!(m.contains(&format!("(pid {})", std::process::id())), "{m}");
+        first.release().await.unwrap();
+        Lease::acquire(&lake, "refresh", "the refresh", "refresh by bob", ttl)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_and_its_holder_learns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let mut dead = Lease::acquire(&lake, "refresh", "the refresh", "a", Duration::ZERO)
+            .await
+            .unwrap();
+        let mut alive = Lease::acquire(
+            &lake,
+            "refresh",
+            "the refresh",
+            "b",
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+        assert_eq!(alive.info().holder, "b");
+        let lost = dead.renew().await.unwrap_err();
+        assert!(
+            matches!(&lost, LeaseError::Lost { info, .. } if info.holder == "b"),
+            "{lost}"
+        );
+        alive.renew().await.unwrap();
+        assert!(dead.release().await.is_err());
+        alive.release().await.unwrap();
+        assert!(!lake
+            .exists(&lake.internal("leases/refresh.json"))
+            .await
+            .unwrap());
+    }
+}
