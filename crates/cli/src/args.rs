@@ -293,11 +293,12 @@ pub struct VaultRotateArgs {
 /// `refresh`.
 #[derive(Debug, Args)]
 pub struct RefreshArgs {
-    /// Run only this process: `ingest` (the sources) or `unify` (from the sources'
-    /// last loads).
-    #[arg(long, value_enum)]
-    pub only: Option<ProcessKind>,
-    /// Only this source (with `--only ingest`).
+    /// Run only this process and what depends on it: `ingest` (every source),
+    /// `ingest:<Source>`, `unify`, `activities` or `export:<Name>`; what it depends on is
+    /// taken as it last ran.
+    #[arg(long, value_name = "PROCESS")]
+    pub only: Option<String>,
+    /// Only this source's ingestion and what depends on it (as `--only ingest:<Source>`).
     #[arg(long)]
     pub source: Option<String>,
     /// Apply the project file first: create the environment after its checks pass, or
@@ -666,4 +667,21 @@ pub struct RunsArgs {
     /// How many runs to show, newest first.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// `show ID`: one run, and for a refresh its processes as a tree.
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+}
+
+/// `runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run; a refresh with each of its processes, their durations, rows and errors.
+    Show(RunShowArgs),
+}
+
+/// `runs show`.
+#[derive(Debug, Args)]
+pub struct RunShowArgs {
+    /// The run's id (as `lakecdp runs` lists it).
+    pub id: String,
 }

@@ -393,9 +393,11 @@ fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
         ],
     );
     assert!(
-        out.contains("Loyalty.Members") && !out.contains("Crm.Contacts"),
+        out.contains("Loyalty.Members: 10000 read") && !out.contains("Crm.Contacts: "),
         "{out}"
     );
+    // what depends on the source runs after it; the other sources are not loaded
+    assert!(out.contains("ingest:Loyalty → unify"), "{out}");
     user_error(dir.path(), &["refresh", "--source", "Nope"]);
     // running the main command again changes nothing: unchanged sources are not rewritten
     let out = ok(dir.path(), &["refresh", "--apply"]);

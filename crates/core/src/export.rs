@@ -220,9 +220,9 @@ pub struct Export {
 }
 
 impl Export {
-    /// The run-history process name of this export's runs: `export/<Name>`.
+    /// The run-history process name of this export's runs: `export:<Name>`.
     pub fn process_name(&self) -> String {
-        format!("export/{}", self.name)
+        format!("export:{}", self.name)
     }
 
     /// Every problem with the name and the table selection; empty when valid.

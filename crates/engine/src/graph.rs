@@ -112,17 +112,24 @@ impl Graph {
     /// The graph restricted to `name` and every process that depends on it, directly or
     /// not (`refresh --only`). Dependencies outside it are taken as they last ran.
     pub fn only(&self, name: &str) -> Result<Self> {
-        if !self.nodes.iter().any(|n| n.name == name) {
-            return Err(Error::Source(format!(
-                "no process `{name}` in the refresh; there are {}",
-                self.nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+        self.only_many(&[name.to_string()])
+    }
+
+    /// The graph restricted to `names` and every process that depends on one of them.
+    pub fn only_many(&self, names: &[String]) -> Result<Self> {
+        for name in names {
+            if !self.nodes.iter().any(|n| &n.name == name) {
+                return Err(Error::Source(format!(
+                    "no process `{name}` in the refresh; there are {}",
+                    self.nodes
+                        .iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
         }
-        let mut keep: BTreeSet<String> = BTreeSet::from([name.to_string()]);
+        let mut keep: BTreeSet<String> = names.iter().cloned().collect();
         for n in &self.nodes {
             if n.depends_on.iter().any(|d| keep.contains(d)) {
                 keep.insert(n.name.clone());

@@ -374,8 +374,7 @@ pub async fn run_exports(
     env: &Environment,
     names: &[String],
 ) -> anyhow::Result<()> {
-    let handle = ctx.open_storage(catalog, env).await?;
-    let lake = Lake::new(&handle, env.id).with_format(env.output_format);
+    let lake = export_lake(ctx, catalog, env).await?;
     let mut failed = Vec::new();
     for name in names {
         let (export, connection) = acting.runnable_export(env, name).await?;
@@ -409,6 +408,28 @@ pub async fn run_exports(
             failed.join(", ")
         ))
     }
+}
+
+async fn export_lake(
+    ctx: &Context,
+    catalog: &SqliteCatalog,
+    env: &Environment,
+) -> anyhow::Result<Lake> {
+    let handle = ctx.open_storage(catalog, env).await?;
+    Ok(Lake::new(&handle, env.id).with_format(env.output_format))
+}
+
+/// Run one export as a process of a refresh (which records it); the rows it sent.
+pub async fn run_in_refresh(
+    ctx: &Context,
+    catalog: &SqliteCatalog,
+    acting: &Acting<'_>,
+    env: &Environment,
+    name: &str,
+) -> anyhow::Result<u64> {
+    let (export, connection) = acting.runnable_export(env, name).await?;
+    let lake = export_lake(ctx, catalog, env).await?;
+    run_one(ctx, catalog, env, &lake, &export, &connection).await
 }
 
 async fn run_one(

@@ -1,5 +1,9 @@
-//! `refresh`: load the project's sources into the environment's lake, then unify them
-//! into customer profiles when the project declares `[unification]`.
+//! `refresh`: the system refresh. Every process of the project runs in dependency order
+//! (`lakecdp_engine::graph`): each source's ingestion, unification, activities, and the
+//! exports scheduled on refresh. A failure skips only what depends on it; Ctrl-C cancels
+//! the running process without publishing it; a lease in the lake refuses a second
+//! concurrent refresh of the environment. The refresh and each process are runs in the
+//! catalog (`lakecdp runs show ID`).
 
 use chrono::Utc;
 use lakecdp_catalog::Catalog;
@@ -14,10 +18,85 @@ use lakecdp_core::{Environment, ProjectFile, UnificationSpec};
 use lakecdp_engine::unify::{unify, UnifyOptions, UnifyReport};
 use lakecdp_match::ids::ChangeReason;
 
-use crate::args::{ProcessKind, RefreshArgs};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lakecdp_catalog::Acting;
+use lakecdp_core::{ExportSchedule, Operation};
+use lakecdp_engine::graph::{Graph, Node, Outcome};
+use lakecdp_engine::{EngineKind, Session};
+use lakecdp_lake::lease::{Lease, LeaseError};
+
+use crate::args::RefreshArgs;
 use crate::context::Context;
 use crate::output;
 use crate::UserError;
+
+/// How long a refresh lease lives unless renewed; it is renewed every third of that.
+const LEASE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// The processes of the project and what each depends on.
+fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Node> {
+    let mut nodes: Vec<Node> = project
+        .sources
+        .iter()
+        .map(|s| Node::new(format!("ingest:{}", s.name), &[]))
+        .collect();
+    let ingest_of = |source: &str| format!("ingest:{source}");
+    let mut have: Vec<&str> = Vec::new();
+    if let Some(u) = &project.unification {
+        let mut deps: Vec<String> = u.tables.iter().map(|t| ingest_of(&t.source)).collect();
+        deps.sort();
+        deps.dedup();
+        nodes.push(Node {
+            name: "unify".into(),
+            depends_on: deps,
+        });
+        have.push("unify");
+    }
+    if !project.activities.is_empty() && project.unification.is_some() {
+        let mut deps: Vec<String> = project
+            .activities
+            .iter()
+            .map(|a| ingest_of(&a.source))
+            .collect();
+        deps.push("unify".into());
+        deps.sort();
+        deps.dedup();
+        nodes.push(Node {
+            name: "activities".into(),
+            depends_on: deps,
+        });
+        have.push("activities");
+    }
+    let known: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    for e in exports {
+        let mut deps: Vec<String> = e
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let (folder, _) = t.rsplit_once('/')?;
+                Some(match folder.split_once('/') {
+                    Some(("DataIngestion", s)) => ingest_of(s),
+                    _ => match folder {
+                        "Unification" => "unify".to_string(),
+                        "Activities" => "activities".to_string(),
+                        other => other.to_ascii_lowercase(),
+                    },
+                })
+            })
+            .filter(|d| known.contains(d))
+            .collect();
+        deps.sort();
+        deps.dedup();
+        nodes.push(Node {
+            name: format!("export:{}", e.name),
+            depends_on: deps,
+        });
+    }
+    nodes
+}
 
 pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     if a.apply {
@@ -26,111 +105,323 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     let project = ctx.load_project()?;
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, None).await?;
-    let acting = lakecdp_catalog::Acting::new(&catalog, ctx.principal_for(&env));
-    acting
-        .require(&env, lakecdp_core::Operation::RunRefresh)
-        .await?;
+    let acting = Acting::new(&catalog, ctx.principal_for(&env));
+    acting.require(&env, Operation::RunRefresh).await?;
     let handle = ctx.open_storage(&catalog, &env).await?;
     let lake = Lake::new(&handle, env.id).with_format(env.output_format);
-    let run_unify = a.only != Some(ProcessKind::Ingest);
-    if a.only == Some(ProcessKind::Unify) && project.unification.is_none() {
+
+    let exports: Vec<lakecdp_core::Export> = catalog
+        .list_exports(env.id)
+        .await?
+        .into_iter()
+        .filter(|e| e.schedule == ExportSchedule::OnRefresh)
+        .collect();
+    let all = Graph::new(processes(&project, &exports))?;
+    let roots: Vec<String> = match (&a.only, &a.source) {
+        (_, Some(source)) => {
+            let s = project
+                .sources
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(source))
+                .ok_or_else(|| {
+                    UserError(format!(
+                        "no source `{source}` in {}",
+                        ctx.project_file().display()
+                    ))
+                })?;
+            vec![format!("ingest:{}", s.name)]
+        }
+        (Some(only), None) if only == "ingest" => project
+            .sources
+            .iter()
+            .map(|s| format!("ingest:{}", s.name))
+            .collect(),
+        (Some(only), None) => vec![only.clone()],
+        (None, None) => Vec::new(),
+    };
+    let graph = if roots.is_empty() {
+        all
+    } else {
+        all.only_many(&roots)
+            .map_err(|e| UserError(e.to_string()))?
+    };
+    if graph.nodes().is_empty() {
+        println!(
+            "nothing to refresh: {} declares no sources",
+            ctx.project_file().display()
+        );
+        return Ok(());
+    }
+    if a.only.as_deref() == Some("unify") && project.unification.is_none() {
         return Err(UserError(format!(
             "{} declares no [unification]: add the tables that become customer profiles",
             ctx.project_file().display()
         ))
         .into());
     }
-    let ingested = if a.only == Some(ProcessKind::Unify) {
-        Ok(())
-    } else {
-        ingest(ctx, &a, &project, &catalog, &env, &lake).await
+
+    // one refresh of an environment at a time
+    let mut refresh = RunRecord::start(env.id, "refresh");
+    let holder = format!("refresh by {} (run {})", acting.principal(), refresh.id);
+    let what = format!("the refresh of environment `{}`", env.name);
+    let mut lease = match Lease::acquire(&lake, "refresh", &what, &holder, LEASE_TTL).await {
+        Ok(l) => l,
+        Err(e @ LeaseError::Held { .. }) => return Err(UserError(e.to_string()).into()),
+        Err(e) => return Err(e.into()),
     };
-    let processed = match (&project.unification, run_unify) {
-        (Some(spec), true) => {
-            if let Err(e) = &ingested {
-                let used: Vec<&str> = spec.tables.iter().map(|t| t.source.as_str()).collect();
-                println!(
-                    "unification skipped: a source it reads did not load ({})",
-                    used.join(", ")
-                );
-                let mut run = RunRecord::start(env.id, "unify");
-                run.finished_at = Some(Utc::now());
-                run.status = RunStatus::Skipped;
-                run.error = Some(format!("a source failed to load: {e}"));
-                catalog.record_run(&run).await?;
-                ingested
-            } else {
-                unify_step(&project, spec, &catalog, &env, &lake).await
+    catalog.record_run(&refresh).await?;
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let renewer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                _ = tokio::time::sleep(LEASE_TTL / 3) => {
+                    if let Err(e) = lease.renew().await {
+                        tracing::warn!("the refresh lease could not be renewed: {e}");
+                    }
+                }
             }
         }
-        _ => ingested,
+        lease
+    });
+
+    println!(
+        "refreshing environment `{}` (run {}): {}",
+        env.name,
+        refresh.id,
+        graph
+            .nodes()
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
+    let records: Arc<Mutex<BTreeMap<String, RunRecord>>> = Arc::default();
+    let steps = Steps {
+        ctx,
+        a: &a,
+        project: &project,
+        catalog: &catalog,
+        acting: &acting,
+        env: &env,
+        lake: &lake,
     };
-    if a.only.is_some() {
-        return processed;
+    let outcomes = graph
+        .run(
+            |name: &str| {
+                let name = name.to_string();
+                let records = Arc::clone(&records);
+                let parent = refresh.clone();
+                let steps = &steps;
+                async move {
+                    let record = RunRecord::child(&parent, name.clone());
+                    if let Err(e) = steps.catalog.record_run(&record).await {
+                        return Err(format!("the run could not be recorded: {e}"));
+                    }
+                    if let Ok(mut m) = records.lock() {
+                        m.insert(name.clone(), record);
+                    }
+                    steps.run(&name).await.map_err(|e| format!("{e:#}"))
+                }
+            },
+            async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    println!("canceling: the running process stops and publishes nothing");
+                }
+            },
+            |_| {},
+            |o| {
+                if o.status != RunStatus::Succeeded {
+                    println!(
+                        "  {}: {}{}",
+                        o.name,
+                        o.status,
+                        o.reason
+                            .as_ref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    );
+                }
+            },
+        )
+        .await;
+
+    // every process is recorded with its outcome, also those that never started
+    let started: BTreeMap<String, RunRecord> =
+        records.lock().map(|m| m.clone()).unwrap_or_default();
+    for o in &outcomes {
+        let mut record = match started.get(&o.name) {
+            Some(r) => r.clone(),
+            None => {
+                let r = RunRecord::child(&refresh, o.name.clone());
+                catalog.record_run(&r).await?;
+                r
+            }
+        };
+        record.status = o.status;
+        record.finished_at = Some(Utc::now());
+        record.rows = o.rows;
+        record.error = o.reason.clone();
+        catalog.update_run(&record).await?;
     }
-    // exports scheduled on refresh run after the processes they read
-    let exports: Vec<String> = catalog
-        .list_exports(env.id)
-        .await?
-        .into_iter()
-        .filter(|e| e.schedule == lakecdp_core::ExportSchedule::OnRefresh)
-        .map(|e| e.name)
-        .collect();
-    if exports.is_empty() {
-        return processed;
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.status == RunStatus::Failed)
+        .count();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| o.status == RunStatus::Skipped)
+        .count();
+    let canceled = outcomes.iter().any(|o| o.status == RunStatus::Canceled);
+    refresh.finished_at = Some(Utc::now());
+    refresh.status = if canceled {
+        RunStatus::Canceled
+    } else if failed > 0 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    if failed + skipped > 0 || canceled {
+        refresh.error = Some(format!("{failed} failed, {skipped} skipped"));
     }
-    if let Err(e) = &processed {
-        println!(
-            "exports skipped: the refresh failed before them ({})",
-            exports.join(", ")
-        );
-        for name in &exports {
-            let mut run = RunRecord::start(env.id, format!("export/{name}"));
-            run.finished_at = Some(Utc::now());
-            run.status = RunStatus::Skipped;
-            run.error = Some(format!("a process it reads failed: {e}"));
-            catalog.record_run(&run).await?;
+    catalog.update_run(&refresh).await?;
+    let _ = stop_tx.send(());
+    match renewer.await {
+        Ok(lease) => {
+            if let Err(e) = lease.release().await {
+                tracing::warn!("the refresh lease could not be released: {e}");
+            }
         }
-        return processed;
+        Err(e) => tracing::warn!("the lease renewal task failed: {e}"),
     }
-    super::export::run_exports(ctx, &catalog, &acting, &env, &exports).await
+    print_outcomes(&refresh, &outcomes);
+    if refresh.status == RunStatus::Succeeded {
+        return Ok(());
+    }
+    let first = outcomes
+        .iter()
+        .find(|o| o.status == RunStatus::Failed)
+        .or_else(|| outcomes.iter().find(|o| o.status == RunStatus::Canceled));
+    let detail = first
+        .map(|o| format!("{}: {}", o.name, o.reason.clone().unwrap_or_default()))
+        .unwrap_or_default();
+    Err(anyhow::anyhow!(
+        "the refresh {} ({failed} failed, {skipped} skipped); {detail}",
+        if canceled {
+            "was canceled"
+        } else {
+            "finished with failures"
+        }
+    ))
+}
+
+fn print_outcomes(refresh: &RunRecord, outcomes: &[Outcome]) {
+    let mut t = output::table(&["process", "status", "seconds", "rows", "note"]);
+    for o in outcomes {
+        t.add_row(vec![
+            o.name.clone(),
+            o.status.to_string(),
+            format!("{:.1}", o.elapsed.as_secs_f64()),
+            o.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            o.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "refresh {}: {} (see `lakecdp runs show {}`)",
+        refresh.id, refresh.status, refresh.id
+    );
+}
+
+/// What the processes of one refresh need.
+struct Steps<'a> {
+    ctx: &'a Context,
+    a: &'a RefreshArgs,
+    project: &'a ProjectFile,
+    catalog: &'a SqliteCatalog,
+    acting: &'a Acting<'a>,
+    env: &'a Environment,
+    lake: &'a Lake,
+}
+
+impl Steps<'_> {
+    /// Run one process; the rows it wrote, when it says.
+    async fn run(&self, name: &str) -> anyhow::Result<Option<u64>> {
+        if let Some(source) = name.strip_prefix("ingest:") {
+            let spec = self
+                .project
+                .sources
+                .iter()
+                .find(|s| s.name == source)
+                .ok_or_else(|| anyhow::anyhow!("no source `{source}`"))?;
+            return ingest_one(self.ctx, self.a, self.catalog, self.env, self.lake, spec).await;
+        }
+        if let Some(export) = name.strip_prefix("export:") {
+            let rows = super::export::run_in_refresh(
+                self.ctx,
+                self.catalog,
+                self.acting,
+                self.env,
+                export,
+            )
+            .await?;
+            return Ok(Some(rows));
+        }
+        match name {
+            "unify" => {
+                let spec = self
+                    .project
+                    .unification
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("the project declares no [unification]"))?;
+                unify_step(self.project, spec, self.env, self.lake).await
+            }
+            "activities" => {
+                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
+                let r = lakecdp_engine::activities::run(
+                    &session,
+                    &self.project.sources,
+                    &self.project.activities,
+                    self.env.retention_runs,
+                )
+                .await?;
+                for x in &r.activities {
+                    println!(
+                        "  activity {} ({}): {} rows, {} linked to profiles, {} without a customer key, {} matching no profile, {} without a time",
+                        x.name, x.source_table, x.rows, x.linked, x.no_key, x.unmatched, x.no_time
+                    );
+                }
+                println!(
+                    "  published Activities/ (run {}): {} activities in UnifiedActivity, {} rows left out are in UnmatchedActivity",
+                    r.run_id,
+                    r.linked(),
+                    r.left_out()
+                );
+                Ok(Some(r.linked()))
+            }
+            other => Err(anyhow::anyhow!("unknown process `{other}`")),
+        }
+    }
 }
 
 async fn unify_step(
     project: &ProjectFile,
     spec: &UnificationSpec,
-    catalog: &SqliteCatalog,
     env: &Environment,
     lake: &Lake,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<u64>> {
     println!(
         "unifying {} table{} into customer profiles",
         spec.tables.len(),
         if spec.tables.len() == 1 { "" } else { "s" }
     );
-    let mut run = RunRecord::start(env.id, "unify");
-    catalog.record_run(&run).await?;
     let options = UnifyOptions {
         retention: env.retention_runs,
         ..UnifyOptions::default()
     };
-    let result = unify(lake, &project.sources, spec, &options).await;
-    run.finished_at = Some(Utc::now());
-    match result {
-        Ok(report) => {
-            run.status = RunStatus::Succeeded;
-            run.rows = Some(report.profiles as u64);
-            catalog.update_run(&run).await?;
-            print_unify(&report);
-            Ok(())
-        }
-        Err(e) => {
-            run.status = RunStatus::Failed;
-            run.error = Some(e.to_string());
-            catalog.update_run(&run).await?;
-            Err(e.into())
-        }
-    }
+    let report = unify(lake, &project.sources, spec, &options).await?;
+    print_unify(&report);
+    Ok(Some(report.profiles as u64))
 }
 
 pub fn print_unify(r: &UnifyReport) {
@@ -199,171 +490,89 @@ pub fn print_unify(r: &UnifyReport) {
     }
 }
 
-async fn ingest(
+/// Load one source; the rows it wrote (none when it was unchanged).
+async fn ingest_one(
     ctx: &Context,
     a: &RefreshArgs,
-    project: &ProjectFile,
     catalog: &SqliteCatalog,
     env: &Environment,
     lake: &Lake,
-) -> anyhow::Result<()> {
-    let sources: Vec<&SourceSpec> = match &a.source {
-        Some(name) => vec![project
-            .sources
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                UserError(format!(
-                    "no source `{name}` in {}",
-                    ctx.project_file().display()
-                ))
-            })?],
-        None => project.sources.iter().collect(),
-    };
-    if sources.is_empty() {
-        println!(
-            "nothing to refresh: {} declares no sources",
-            ctx.project_file().display()
-        );
-        return Ok(());
-    }
-    println!(
-        "refreshing environment `{}`: loading {} source{}",
-        env.name,
-        sources.len(),
-        if sources.len() == 1 { "" } else { "s" }
-    );
-
-    let base_options = IngestOptions {
+    source: &SourceSpec,
+) -> anyhow::Result<Option<u64>> {
+    let watermarks = catalog
+        .watermarks(env.id, &source.name)
+        .await?
+        .into_iter()
+        .map(|w| (w.table, w.hour))
+        .collect();
+    let options = IngestOptions {
         retention: env.retention_runs,
         force: a.force,
         progress: std::sync::Arc::new(crate::progress::LoadProgress::new()),
         full: a.full,
         incremental_from: a.from,
+        watermarks,
         ..IngestOptions::default()
     };
-    let mut reports: Vec<SourceReport> = Vec::new();
-    let mut failures: Vec<(String, anyhow::Error)> = Vec::new();
-    for source in sources {
-        let mut run = RunRecord::start(env.id, format!("ingest:{}", source.name));
-        catalog.record_run(&run).await?;
-        let watermarks = catalog
-            .watermarks(env.id, &source.name)
-            .await?
-            .into_iter()
-            .map(|w| (w.table, w.hour))
-            .collect();
-        let options = IngestOptions {
-            watermarks,
-            ..base_options.clone()
-        };
-        let result = ingest_source(lake, source, &ctx.project_dir, &options).await;
-        run.finished_at = Some(Utc::now());
-        match result {
-            Ok(report) if report.unchanged => {
-                println!(
-                    "  {}: unchanged since run {} (same declaration and files), not rewritten",
-                    source.name, report.run_id
-                );
-                run.status = RunStatus::Skipped;
-                run.error = Some("unchanged since the last load".into());
-            }
-            Ok(report) => {
-                for t in &report.tables {
-                    println!(
-                        "  {}.{}: {} read, {} written, {} corrupt in {:.1}s",
-                        source.name, t.table, t.read, t.written, t.corrupt, t.seconds
-                    );
-                    if let Some(inc) = &t.incremental {
-                        println!("    {}", describe_incremental(t, inc));
-                        if let Some(hour) = inc.watermark {
-                            // the output is published: record what it applied (a lost
-                            // write only makes the next load apply these hours again,
-                            // which changes nothing)
-                            catalog
-                                .set_watermark(&Watermark {
-                                    environment_id: env.id,
-                                    source: source.name.clone(),
-                                    table: t.table.clone(),
-                                    hour,
-                                    updated_at: Utc::now(),
-                                })
-                                .await?;
-                        }
-                    }
-                }
-                run.status = RunStatus::Succeeded;
-                run.rows = Some(report.tables.iter().map(|t| t.written).sum());
-                reports.push(report);
-            }
-            Err(e) => {
-                println!("  {}: FAILED: {e}", source.name);
-                run.status = RunStatus::Failed;
-                run.error = Some(e.to_string());
-                failures.push((source.name.clone(), e.into()));
-            }
-        }
-        catalog.update_run(&run).await?;
-    }
-
-    let mut t = output::table(&[
-        "source",
-        "table",
-        "read",
-        "written",
-        "corrupt",
-        "seconds",
-        "corrupt reasons",
-    ]);
-    for r in &reports {
-        for table in &r.tables {
-            let reasons = table
-                .reasons
-                .iter()
-                .map(|(k, n)| format!("{k} ({n})"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            t.add_row(vec![
-                r.source.clone(),
-                table.table.clone(),
-                table.read.to_string(),
-                table.written.to_string(),
-                table.corrupt.to_string(),
-                format!("{:.1}", table.seconds),
-                reasons,
-            ]);
-        }
-    }
-    if !reports.is_empty() {
-        println!("{t}");
+    let report: SourceReport = ingest_source(lake, source, &ctx.project_dir, &options)
+        .await
+        .map_err(|e| {
+            println!("  {}: FAILED: {e}", source.name);
+            anyhow::Error::new(e).context(format!("source `{}` was not loaded", source.name))
+        })?;
+    if report.unchanged {
         println!(
-            "published {} source folder{} under {}/{}/DataIngestion/ (corrupt rows are in <Source>_<Table>_corrupt)",
-            reports.len(),
-            if reports.len() == 1 { "" } else { "s" },
-            env.storage.describe(),
-            env.id.folder()
+            "  {}: unchanged since run {} (same declaration and files), not rewritten",
+            source.name, report.run_id
         );
+        return Ok(None);
     }
-    match failures.len() {
-        0 => Ok(()),
-        1 => {
-            let (name, e) = failures.remove(0);
-            Err(e.context(format!(
-                "source `{name}` was not loaded; the other sources were"
-            )))
-        }
-        n => {
-            let names = failures
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let (_, first) = failures.remove(0);
-            Err(first.context(format!(
-                "{n} sources were not loaded ({names}); the first error follows"
-            )))
+    for t in &report.tables {
+        let reasons = t
+            .reasons
+            .iter()
+            .map(|(k, n)| format!("{k} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "  {}.{}: {} read, {} written, {} corrupt in {:.1}s{}",
+            source.name,
+            t.table,
+            t.read,
+            t.written,
+            t.corrupt,
+            t.seconds,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (corrupt: {reasons}; kept in {}_{}_corrupt)",
+                    source.name, t.table
+                )
+            }
+        );
+        if let Some(inc) = &t.incremental {
+            println!("    {}", describe_incremental(t, inc));
+            if let Some(hour) = inc.watermark {
+                // the output is published: record what it applied (a lost write only
+                // makes the next load apply these hours again, which changes nothing)
+                catalog
+                    .set_watermark(&Watermark {
+                        environment_id: env.id,
+                        source: source.name.clone(),
+                        table: t.table.clone(),
+                        hour,
+                        updated_at: Utc::now(),
+                    })
+                    .await?;
+            }
         }
     }
+    println!(
+        "  published DataIngestion/{}/ (run {})",
+        source.name, report.run_id
+    );
+    Ok(Some(report.tables.iter().map(|t| t.written).sum()))
 }
 
 /// One line on what an incremental load applied.

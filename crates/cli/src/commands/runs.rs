@@ -1,15 +1,80 @@
 //! `runs`.
 
-use lakecdp_catalog::Catalog;
+use lakecdp_catalog::{Catalog, CatalogExt};
+use lakecdp_core::{RunId, RunRecord};
 
-use crate::args::RunsArgs;
+use crate::args::{RunsArgs, RunsCommand};
 use crate::context::Context;
 use crate::output;
+use crate::UserError;
+
+fn seconds(r: &RunRecord) -> String {
+    r.duration()
+        .map(|d| format!("{:.1}s", d.num_milliseconds() as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `runs show ID`: the run, and the processes of a refresh as a tree.
+async fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
+    let catalog = ctx.catalog().await?;
+    let id = RunId::parse(id.trim()).ok_or_else(|| {
+        UserError(format!(
+            "`{id}` is not a run id (they look like 20261201T104500123Z-3f9a1c2e; `lakecdp runs` lists them)"
+        ))
+    })?;
+    let run = catalog.run(&id).await?;
+    let env = catalog.environment(run.environment_id).await?;
+    lakecdp_catalog::Acting::new(&catalog, ctx.principal_for(&env))
+        .require(&env, lakecdp_core::Operation::ViewEnvironment)
+        .await?;
+    println!(
+        "{} {} of environment `{}`: {} in {}, started {}",
+        run.process,
+        run.id,
+        env.name,
+        run.status,
+        seconds(&run),
+        run.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if let Some(e) = &run.error {
+        println!("  {e}");
+    }
+    let children = catalog.child_runs(&run.id).await?;
+    for (i, c) in children.iter().enumerate() {
+        let branch = if i + 1 == children.len() {
+            "└─"
+        } else {
+            "├─"
+        };
+        let mut line = format!(
+            "{branch} {:<24} {:<9} {:>7}",
+            c.process,
+            c.status.as_str(),
+            seconds(c)
+        );
+        if let Some(rows) = c.rows {
+            line.push_str(&format!("  {rows} rows"));
+        }
+        if let Some(e) = &c.error {
+            line.push_str(&format!("  ({e})"));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
 
 pub async fn run(ctx: &Context, a: RunsArgs) -> anyhow::Result<()> {
+    if let Some(RunsCommand::Show(s)) = &a.command {
+        return show(ctx, &s.id).await;
+    }
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, a.environment.as_deref()).await?;
-    let runs = catalog.list_runs(env.id, a.limit).await?;
+    let runs: Vec<RunRecord> = catalog
+        .list_runs(env.id, a.limit)
+        .await?
+        .into_iter()
+        .filter(|r| r.parent.is_none())
+        .collect();
     if runs.is_empty() {
         println!("no runs recorded for environment `{}` yet", env.name);
         return Ok(());
@@ -29,9 +94,7 @@ pub async fn run(ctx: &Context, a: RunsArgs) -> anyhow::Result<()> {
             r.process.clone(),
             r.status.to_string(),
             r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            r.duration()
-                .map(|d| format!("{:.1}s", d.num_milliseconds() as f64 / 1000.0))
-                .unwrap_or_else(|| "-".into()),
+            seconds(r),
             r.rows.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
             r.error.clone().unwrap_or_default(),
         ]);

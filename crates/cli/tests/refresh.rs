@@ -1,0 +1,161 @@
+//! The system refresh through the `lakecdp` binary: the process graph, its run records,
+//! and the lease that refuses a second concurrent refresh.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn lakecdp(project: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lakecdp"))
+        .arg("-C")
+        .arg(project)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("LAKECDP_PROJECT")
+        .env_remove("LAKECDP_CATALOG")
+        .env_remove("LAKECDP_PRINCIPAL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn retail() -> tempfile::TempDir {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        example.join("lakecdp.toml"),
+        dir.path().join("lakecdp.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    for f in [
+        "crm_contacts.csv",
+        "shop_customers.parquet",
+        "orders.csv",
+        "loyalty_members.jsonl",
+    ] {
+        std::fs::copy(
+            example.join("data").join(f),
+            dir.path().join("data").join(f),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// The id after "(run " in a refresh's first line.
+fn refresh_id(out: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with("refreshing environment"))
+        .and_then(|l| l.split("(run ").nth(1))
+        .and_then(|l| l.split(')').next())
+        .expect("the refresh line")
+        .to_string()
+}
+
+#[test]
+fn a_failing_source_skips_only_what_depends_on_it_and_runs_show_the_tree() {
+    let dir = retail();
+    let p = dir.path();
+    let o = lakecdp(p, &["refresh", "--apply", "--create-container"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("ingest:Loyalty → unify → activities"), "{out}");
+    assert!(
+        out.contains("activity Orders (Shop.Orders): 49992 rows, 49520 linked"),
+        "{out}"
+    );
+
+    // the loyalty file disappears: its load fails, unification (and what follows) is
+    // skipped, the other sources load
+    std::fs::remove_file(p.join("data/loyalty_members.jsonl")).unwrap();
+    let o = lakecdp(p, &["refresh", "--force"]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("Crm.Contacts: 20000 read"), "{out}");
+    assert!(out.contains("Shop.Orders: "), "{out}");
+    assert!(
+        out.contains("unify: Skipped (`ingest:Loyalty` failed)"),
+        "{out}"
+    );
+    let id = refresh_id(&out);
+
+    let o = lakecdp(p, &["runs", "show", &id]);
+    let tree = text(&o);
+    assert!(o.status.success(), "{tree}");
+    assert!(
+        tree.starts_with(&format!(
+            "refresh {id} of environment `retail-demo`: Failed"
+        )),
+        "{tree}"
+    );
+    let line = |process: &str| {
+        tree.lines()
+            .find(|l| l.contains(&format!(" {process} ")))
+            .unwrap_or_else(|| panic!("{process} in {tree}"))
+            .to_string()
+    };
+    assert!(line("ingest:Crm").contains("Succeeded"), "{tree}");
+    assert!(line("ingest:Loyalty").contains("Failed"), "{tree}");
+    assert!(line("unify").contains("Skipped"), "{tree}");
+    assert!(line("activities").contains("Skipped"), "{tree}");
+    // the last good unification is still published
+    assert!(p.join("lake").exists());
+    let list = text(&lakecdp(p, &["runs"]));
+    assert!(
+        list.contains(&id) && !list.contains("ingest:Crm"),
+        "processes stay under their refresh: {list}"
+    );
+}
+
+#[test]
+fn a_second_refresh_is_refused_while_the_lease_is_held_and_an_expired_lease_is_taken_over() {
+    let dir = retail();
+    let p = dir.path();
+    let o = lakecdp(p, &["refresh", "--apply", "--create-container"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let lease_dir = std::fs::read_dir(p.join("lake/customerinsights"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.file_name().unwrap().to_string_lossy().starts_with("ci_"))
+        .unwrap()
+        .join("_lakecdp/leases");
+    assert!(
+        !lease_dir.join("refresh.json").exists(),
+        "a finished refresh releases its lease"
+    );
+    std::fs::create_dir_all(&lease_dir).unwrap();
+    let lease = |expires: &str| {
+        format!(
+            r#"{{"holder":"refresh by ann (run X)","host":"build-7","pid":4242,"token":"t","acquiredAt":"2026-12-01T08:00:00Z","expiresAt":"{expires}"}}"#
+        )
+    };
+    std::fs::write(
+        lease_dir.join("refresh.json"),
+        lease("2999-01-01T00:00:00Z"),
+    )
+    .unwrap();
+    let o = lakecdp(p, &["refresh"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("is held by refresh by ann (run X) on build-7 (pid 4242)"),
+        "{out}"
+    );
+    // its holder died long ago: the lease has expired and is taken over
+    std::fs::write(
+        lease_dir.join("refresh.json"),
+        lease("2026-12-01T08:10:00Z"),
+    )
+    .unwrap();
+    let o = lakecdp(p, &["refresh"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!lease_dir.join("refresh.json").exists());
+}
