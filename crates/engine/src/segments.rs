@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
-use datafusion::common::ScalarValue;
+use datafusion::common::{Column, ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::functions::string::expr_fn::{btrim, contains, lower, starts_with};
 use datafusion::logical_expr::JoinType;
@@ -259,12 +259,11 @@ pub async fn preview(
     let set = compiler.restrict(set, &customer)?;
     let ids = collect_ids(set, PREVIEW).await?;
     let rows = customer
-        .join(
+        .alias("c")?
+        .join_on(
             ctx.read_batch(ids_batch(&ids)?)?.alias("m")?,
             JoinType::LeftSemi,
-            &[CUSTOMER_ID],
-            &[CUSTOMER_ID],
-            None,
+            [cast(qualified("c", CUSTOMER_ID), DataType::Utf8).eq(qualified("m", CUSTOMER_ID))],
         )?
         .sort(vec![ident(CUSTOMER_ID).sort(true, false)])?
         .limit(0, Some(sample))?;
@@ -314,29 +313,34 @@ async fn table(
     segment: &str,
     rule: Option<usize>,
 ) -> Result<DataFrame> {
-    if !ctx.table_exist(name)? {
-        let state = ctx.state();
-        let options = &state.config().options().catalog;
-        let mut tables = ctx
-            .catalog(&options.default_catalog)
-            .and_then(|c| c.schema(&options.default_schema))
-            .map(|s| s.table_names())
-            .unwrap_or_default();
-        tables.sort();
-        let at = rule.map(|j| format!("rule {j}: ")).unwrap_or_default();
-        return Err(Error::Segment {
-            segment: segment.into(),
-            message: format!(
-                "{at}table `{name}` is not registered; the tables are {}",
-                if tables.is_empty() {
-                    "none".to_string()
-                } else {
-                    tables.join(", ")
-                }
-            ),
-        });
+    // The name as written, then as DataFusion normalises an identifier (lower case).
+    let exact = TableReference::bare(name);
+    if ctx.table_exist(exact.clone())? {
+        return Ok(ctx.table(exact).await?);
     }
-    Ok(ctx.table(name).await?)
+    if ctx.table_exist(name)? {
+        return Ok(ctx.table(name).await?);
+    }
+    let state = ctx.state();
+    let options = &state.config().options().catalog;
+    let mut tables = ctx
+        .catalog(&options.default_catalog)
+        .and_then(|c| c.schema(&options.default_schema))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    tables.sort();
+    let at = rule.map(|j| format!("rule {j}: ")).unwrap_or_default();
+    Err(Error::Segment {
+        segment: segment.into(),
+        message: format!(
+            "{at}table `{name}` is not registered; the tables are {}",
+            if tables.is_empty() {
+                "none".to_string()
+            } else {
+                tables.join(", ")
+            }
+        ),
+    })
 }
 
 /// A condition compiled as far as it can stay one predicate over one table's rows.
@@ -684,6 +688,11 @@ impl<'a> Compiler<'a> {
     }
 }
 
+/// A column of the input aliased `relation`, taken as written.
+fn qualified(relation: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(TableReference::bare(relation)), name))
+}
+
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
@@ -788,12 +797,16 @@ fn segment_table(
     let mut select = vec![cast(ident(CUSTOMER_ID), DataType::Utf8).alias(KEY)];
     select.extend(columns.iter().map(|c| ident(c.as_str())));
     let profile = customer.clone().select(select)?.alias("c")?;
-    let mut out = vec![ident(CUSTOMER_ID)];
+    let mut out = vec![qualified("m", CUSTOMER_ID)];
     out.extend(columns.iter().map(|c| ident(c.as_str())));
     Ok(ctx
         .read_batch(ids_batch(ids)?)?
         .alias("m")?
-        .join(profile, JoinType::Left, &[CUSTOMER_ID], &[KEY], None)?
+        .join_on(
+            profile,
+            JoinType::Left,
+            [qualified("m", CUSTOMER_ID).eq(qualified("c", KEY))],
+        )?
         .select(out)?
         .sort(vec![ident(CUSTOMER_ID).sort(true, false)])?)
 }
