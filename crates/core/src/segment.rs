@@ -150,6 +150,24 @@ impl ConditionNode {
         })
     }
 
+    /// The segments this node refers to, in order of appearance (repeats kept).
+    pub fn references(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_references(&mut out);
+        out
+    }
+
+    /// The tables of this node's leaves, in order of appearance (repeats kept).
+    pub fn tables(&self) -> Vec<&str> {
+        match self {
+            ConditionNode::All { all: children } | ConditionNode::Any { any: children } => {
+                children.iter().flat_map(ConditionNode::tables).collect()
+            }
+            ConditionNode::Segment { .. } => Vec::new(),
+            ConditionNode::Leaf(c) => vec![c.table.as_str()],
+        }
+    }
+
     fn collect_references<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             ConditionNode::All { all: children } | ConditionNode::Any { any: children } => {

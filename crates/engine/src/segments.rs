@@ -17,9 +17,10 @@
 //! # Runs
 //!
 //! Segments are evaluated in dependency order (a segment after those it refers to),
-//! each once; members are always customers of `Customer`. A static segment whose table
-//! the current `Segments/` folder already holds keeps those members; a dynamic one is
-//! recomputed. The run publishes `SegmentMembership` (`CustomerId`, `Segments`: a JSON
+//! each once; computed members are always customers of `Customer`. A static segment
+//! whose table the current `Segments/` folder already holds keeps those members as they
+//! are (computed once, by its first run); a dynamic one is recomputed. A segment that
+//! refers to a static one sees the kept members. The run publishes `SegmentMembership` (`CustomerId`, `Segments`: a JSON
 //! list of segment names, for customers in at least one segment) and one table per
 //! segment (`CustomerId` and its projected `Customer` columns) in one commit, then
 //! appends the member counts to `_lakecdp/segments/history.json`. A run that fails
@@ -228,8 +229,9 @@ pub async fn preview(
     const PREVIEW: &str = "preview";
     let ctx = session.context();
     let mut members = HashMap::new();
-    let mut references = Vec::new();
-    collect_references(condition, &mut references);
+    let mut references = condition.references();
+    references.sort_unstable();
+    references.dedup();
     if !references.is_empty() {
         let model = read_model(session.lake(), &Process::Segments).await?;
         for name in references {
@@ -390,7 +392,7 @@ impl<'a> Compiler<'a> {
     /// `CustomerId`.
     async fn load(&mut self, node: &ConditionNode, rule: usize) -> Result<()> {
         let mut names = BTreeSet::from([CUSTOMER_TABLE.to_string()]);
-        collect_tables(node, &mut names);
+        names.extend(node.tables().into_iter().map(str::to_string));
         for name in names {
             if self.tables.contains_key(&name) {
                 continue;
@@ -695,28 +697,6 @@ fn qualified(relation: &str, name: &str) -> Expr {
 
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-fn collect_tables(node: &ConditionNode, out: &mut BTreeSet<String>) {
-    match node {
-        ConditionNode::All { all: c } | ConditionNode::Any { any: c } => {
-            c.iter().for_each(|n| collect_tables(n, out))
-        }
-        ConditionNode::Segment { .. } => {}
-        ConditionNode::Leaf(c) => {
-            out.insert(c.table.clone());
-        }
-    }
-}
-
-fn collect_references<'a>(node: &'a ConditionNode, out: &mut Vec<&'a str>) {
-    match node {
-        ConditionNode::All { all: c } | ConditionNode::Any { any: c } => {
-            c.iter().for_each(|n| collect_references(n, out))
-        }
-        ConditionNode::Segment { segment } => out.push(segment),
-        ConditionNode::Leaf(_) => {}
-    }
 }
 
 fn ids_schema() -> SchemaRef {
