@@ -1,6 +1,6 @@
 //! Domain types of lakecdp: identifiers, environments and their storage configuration,
-//! runs, incremental-load watermarks, secrets references, and the project file
-//! (`lakecdp.toml`) with its validation.
+//! runs, incremental-load watermarks, secrets references, segment definitions, and the
+//! project file (`lakecdp.toml`) with its validation.
 //!
 //! This crate does no I/O. Resolving a secret reference, building an object store or
 //! touching the catalog happens in the crates above it.
@@ -16,6 +16,7 @@ pub mod ids;
 pub mod project;
 pub mod run;
 pub mod secret;
+pub mod segment;
 pub mod source;
 pub mod storage;
 pub mod unify;
@@ -33,6 +34,10 @@ pub use ids::{EnvironmentId, RunId};
 pub use project::ProjectFile;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretOwner, SecretRef};
+pub use segment::{
+    parse_condition, validate_segments, Condition, ConditionNode, ConditionOp, ConditionValue,
+    SegmentKind, SegmentRule, SegmentSpec, SetOperator,
+};
 pub use source::{
     ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };

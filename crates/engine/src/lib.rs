@@ -7,6 +7,7 @@
 pub mod activities;
 pub mod graph;
 pub mod ingest;
+pub mod segments;
 pub mod source;
 pub mod unify;
 
@@ -46,6 +47,18 @@ pub enum Error {
         /// The first reasons, with file and line.
         examples: String,
     },
+    /// A configuration is invalid; every problem names its key and its fix.
+    #[error(transparent)]
+    Config(#[from] lakecdp_core::ConfigErrors),
+    /// A segment cannot be computed as declared (an unknown table or column, a value of
+    /// the wrong type).
+    #[error("segment `{segment}`: {message}")]
+    Segment {
+        /// The segment (or `preview`).
+        segment: String,
+        /// What is wrong, with the rule and what exists.
+        message: String,
+    },
     /// An invariant of the engine broke.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,11 +71,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for errors the user can fix (a source that cannot be read as declared).
+    /// True for errors the user can fix (a source that cannot be read as declared, an
+    /// invalid configuration, a segment over unknown tables or columns).
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::Source(_) | Error::NotAvailable(_) | Error::CorruptLimit { .. }
+            Error::Source(_)
+                | Error::NotAvailable(_)
+                | Error::CorruptLimit { .. }
+                | Error::Config(_)
+                | Error::Segment { .. }
         ) || matches!(self, Error::Lake(e) if e.is_user_error())
     }
 }
