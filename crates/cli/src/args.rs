@@ -70,6 +70,9 @@ pub enum Command {
     /// Look into unification: explain a profile, preview the rules on a sample.
     #[command(subcommand)]
     Unify(UnifyCommand),
+    /// Segments: their members and trend, and quick segments previewed without saving.
+    #[command(subcommand)]
+    Segment(SegmentCommand),
     /// Who may do what in an environment: Admin, Contributor or Viewer.
     #[command(subcommand)]
     Role(RoleCommand),
@@ -82,6 +85,36 @@ pub enum Command {
     /// The secret vault: rotate the master key that seals connection secrets.
     #[command(subcommand)]
     Vault(VaultCommand),
+}
+
+/// `segment ...`.
+#[derive(Debug, Subcommand)]
+pub enum SegmentCommand {
+    /// The declared segments and their members in the last published run.
+    List,
+    /// One segment: its rules, and its member count run after run.
+    Show(SegmentShowArgs),
+    /// Count and sample the customers a condition selects, without saving anything,
+    /// e.g. `lakecdp segment preview "City = 'Seattle' and Orders.Amount > 100"`.
+    Preview(SegmentPreviewArgs),
+}
+
+/// `segment show`.
+#[derive(Debug, Args)]
+pub struct SegmentShowArgs {
+    /// The segment's name.
+    pub name: String,
+}
+
+/// `segment preview`.
+#[derive(Debug, Args)]
+pub struct SegmentPreviewArgs {
+    /// The condition: `Column op value` joined with and/or; `Table.Column` for a table
+    /// other than Customer.
+    pub condition: String,
+    /// How many customers to show.
+    #[arg(long, default_value_t = 10)]
+    pub sample: usize,
 }
 
 /// `role ...`.

@@ -13,7 +13,7 @@ use clap::Parser;
 
 use crate::args::{
     Cli, Command, ConnectionCommand, EnvCommand, EnvSecretCommand, ExportCommand, RoleCommand,
-    SourceCommand, UnifyCommand, VaultCommand,
+    SegmentCommand, SourceCommand, UnifyCommand, VaultCommand,
 };
 use crate::context::Context;
 
@@ -107,6 +107,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Source(SourceCommand::Inspect(a)) => commands::source::inspect(&ctx, a).await,
         Command::Source(SourceCommand::Add(a)) => commands::source::add(&ctx, a).await,
         Command::Source(SourceCommand::Remove(a)) => commands::source::remove(&ctx, a).await,
+        Command::Segment(SegmentCommand::List) => commands::segment::list(&ctx).await,
+        Command::Segment(SegmentCommand::Show(a)) => commands::segment::show(&ctx, a).await,
+        Command::Segment(SegmentCommand::Preview(a)) => commands::segment::preview(&ctx, a).await,
         Command::Role(RoleCommand::Set(a)) => commands::role::set(&ctx, a).await,
         Command::Role(RoleCommand::List) => commands::role::list(&ctx).await,
         Command::Connection(c) => {

@@ -151,6 +151,35 @@ impl Session {
         &self.lake
     }
 
+    /// Register the published outputs the insight processes read, under their entity
+    /// names: `Customer` (Unification), `UnifiedActivity` and each activity's table
+    /// (Activities), and every entity of `Measures/` (`Customer_Measure` and one table per
+    /// customer measure). Returns the names registered; what is not published yet is
+    /// left out.
+    pub async fn register_outputs(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for process in [
+            lakecdp_lake::Process::Unification,
+            lakecdp_lake::Process::Activities,
+            lakecdp_lake::Process::Measures,
+        ] {
+            let Some(model) = lakecdp_lake::publish::read_model(&self.lake, &process).await? else {
+                continue;
+            };
+            for e in &model.entities {
+                let wanted = match process {
+                    lakecdp_lake::Process::Unification => e.name == "Customer",
+                    lakecdp_lake::Process::Activities => e.name != "UnmatchedActivity",
+                    _ => true,
+                };
+                if wanted && self.register_published(&process, &e.name, &e.name).await? {
+                    names.push(e.name.clone());
+                }
+            }
+        }
+        Ok(names)
+    }
+
     /// Register the published entity `entity` of `process` as table `name`, read from
     /// the files its `model.json` points at (so a run in progress is never seen).
     /// Returns false, registering nothing, when the folder or the entity is not

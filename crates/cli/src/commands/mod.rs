@@ -7,5 +7,6 @@ pub mod init;
 pub mod refresh;
 pub mod role;
 pub mod runs;
+pub mod segment;
 pub mod source;
 pub mod unify;

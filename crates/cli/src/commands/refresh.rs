@@ -70,6 +70,14 @@ fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Nod
         });
         have.push("activities");
     }
+    if !project.segments.is_empty() && project.unification.is_some() {
+        let deps: Vec<&str> = ["unify", "activities", "measures"]
+            .into_iter()
+            .filter(|d| *d == "unify" || have.contains(d))
+            .collect();
+        nodes.push(Node::new("segments", &deps));
+        have.push("segments");
+    }
     let known: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     for e in exports {
         let mut deps: Vec<String> = e
@@ -82,6 +90,7 @@ fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Nod
                     _ => match folder {
                         "Unification" => "unify".to_string(),
                         "Activities" => "activities".to_string(),
+                        "Segments" => "segments".to_string(),
                         other => other.to_ascii_lowercase(),
                     },
                 })
@@ -398,6 +407,35 @@ impl Steps<'_> {
                     r.left_out()
                 );
                 Ok(Some(r.linked()))
+            }
+            "segments" => {
+                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
+                session.register_outputs().await?;
+                let r = lakecdp_engine::segments::run(
+                    &session,
+                    &self.project.segments,
+                    Utc::now(),
+                    self.env.retention_runs,
+                )
+                .await?;
+                for x in &r.segments {
+                    let change = match x.change {
+                        Some(c) => format!(" ({c:+} since the last run)"),
+                        None => String::new(),
+                    };
+                    let kept = if x.kept { ", kept (static)" } else { "" };
+                    println!(
+                        "  segment {} ({}): {} members{change}{kept}",
+                        x.name,
+                        format!("{:?}", x.kind).to_ascii_lowercase(),
+                        x.members
+                    );
+                }
+                println!(
+                    "  published Segments/ (run {}): {} customers in at least one segment",
+                    r.run_id, r.membership_rows
+                );
+                Ok(Some(r.membership_rows))
             }
             other => Err(anyhow::anyhow!("unknown process `{other}`")),
         }
