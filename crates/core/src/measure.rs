@@ -259,13 +259,17 @@ pub struct WindowSpec {
     pub to: Option<NaiveDate>,
 }
 
-/// The bounds of a window at a run's time: rows with `start <= time < end` are in.
+/// The bounds of a window at a run's time: rows with `start <= time` and `time < end`
+/// (`time <= end` when `end_inclusive`) are in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowBounds {
     /// Inclusive start, if bounded.
     pub start: Option<DateTime<Utc>>,
-    /// Exclusive end, if bounded.
+    /// End, if bounded.
     pub end: Option<DateTime<Utc>>,
+    /// True when `end` itself is in the window (relative windows end at the run's time,
+    /// which is in).
+    pub end_inclusive: bool,
 }
 
 impl WindowSpec {
@@ -278,8 +282,8 @@ impl WindowSpec {
                 let period: Period = last.parse().ok()?;
                 Some(WindowBounds {
                     start: Some(period.before(now)?),
-                    // `now` itself is in
-                    end: now.checked_add_signed(chrono::Duration::nanoseconds(1)),
+                    end: Some(now),
+                    end_inclusive: true,
                 })
             }
             (None, from, to) if from.is_some() || to.is_some() => Some(WindowBounds {
@@ -292,6 +296,7 @@ impl WindowSpec {
                     ),
                     None => None,
                 },
+                end_inclusive: false,
             }),
             _ => None,
         }

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod ingest;
+pub mod measures;
 pub mod source;
 pub mod unify;
 
@@ -44,6 +45,18 @@ pub enum Error {
         /// The first reasons, with file and line.
         examples: String,
     },
+    /// A measure cannot run as declared (a table or column it names does not exist, a
+    /// value does not fit its column).
+    #[error("measure `{measure}`: {message}")]
+    Measure {
+        /// The measure's name.
+        measure: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A configuration handed to the engine is invalid.
+    #[error(transparent)]
+    Config(#[from] lakecdp_core::ConfigErrors),
     /// An invariant of the engine broke.
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,7 +73,11 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::Source(_) | Error::NotAvailable(_) | Error::CorruptLimit { .. }
+            Error::Source(_)
+                | Error::NotAvailable(_)
+                | Error::CorruptLimit { .. }
+                | Error::Measure { .. }
+                | Error::Config(_)
         ) || matches!(self, Error::Lake(e) if e.is_user_error())
     }
 }
