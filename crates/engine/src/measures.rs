@@ -137,7 +137,7 @@ async fn compute_and_write(
             continue;
         }
         let started = Instant::now();
-        let values = materialize(ctx, plan(ctx, m, now).await?).await?;
+        let values = in_measure(m, materialize(ctx, plan(ctx, m, now).await?).await)?;
         let missing = match &customers {
             Some(c) => without_data(c.clone(), values.clone()).await?,
             None => 0,
@@ -184,6 +184,7 @@ async fn compute_and_write(
         }
         let table = table.select(columns)?;
         let rows = write(writer, CUSTOMER_MEASURE, None, table).await?;
+        // (every attribute was computed above, so a failure here is not one measure's)
         let shared = started.elapsed() / attributes.len().max(1) as u32;
         for (_, r) in runs.iter_mut() {
             r.rows = rows;
@@ -197,7 +198,7 @@ async fn compute_and_write(
             MeasureKind::CustomerAttribute => continue,
             MeasureKind::Business => (plan(ctx, m, now).await?, 0),
             MeasureKind::Customer => {
-                let values = materialize(ctx, plan(ctx, m, now).await?).await?;
+                let values = in_measure(m, materialize(ctx, plan(ctx, m, now).await?).await)?;
                 let customers = customers.as_ref().ok_or_else(|| {
                     Error::Internal("customer measures run without the customer table".into())
                 })?;
@@ -209,7 +210,10 @@ async fn compute_and_write(
                 (table, missing)
             }
         };
-        let rows = write(writer, &m.name, m.description.as_deref(), table).await?;
+        let rows = in_measure(
+            m,
+            write(writer, &m.name, m.description.as_deref(), table).await,
+        )?;
         runs.push((
             i,
             MeasureRun {
@@ -277,6 +281,15 @@ fn table_names(ctx: &SessionContext) -> Vec<String> {
     names
 }
 
+/// A query failure while computing `m`, as an error naming the measure (data that does
+/// not fit the measure, e.g. text in a time column that is not a time).
+fn in_measure<T>(m: &MeasureSpec, result: Result<T>) -> Result<T> {
+    result.map_err(|e| match e {
+        Error::Query(e) => measure_error(m, format!("cannot be computed: {e}")),
+        e => e,
+    })
+}
+
 fn measure_error(m: &MeasureSpec, message: impl Into<String>) -> Error {
     Error::Measure {
         measure: m.name.clone(),
@@ -316,6 +329,14 @@ fn require_column(
 /// The plan of one measure: `CustomerId` (customer kinds), the dimensions and the value
 /// column named after the measure.
 async fn plan(ctx: &SessionContext, m: &MeasureSpec, now: DateTime<Utc>) -> Result<DataFrame> {
+    in_measure(m, plan_unchecked(ctx, m, now).await)
+}
+
+async fn plan_unchecked(
+    ctx: &SessionContext,
+    m: &MeasureSpec,
+    now: DateTime<Utc>,
+) -> Result<DataFrame> {
     let mut df = table(ctx, m, &m.table).await?;
     let t = m.table.as_str();
     // every column the measure names, checked before planning
@@ -530,8 +551,9 @@ fn scalar_of(v: &Value) -> Option<ScalarValue> {
 type ToLiteral = Box<dyn Fn(&MeasureSpec, DateTime<Utc>) -> Result<ScalarValue>>;
 
 /// The time column as an expression, and how to turn an instant into a literal
-/// comparable with it. Timestamps are compared in their own unit and zone; dates and
-/// text are compared as timestamps (UTC).
+/// comparable with it. Timestamps are compared in their own unit and zone; text is read
+/// as a timestamp (UTC); dates are compared by day (a relative window of `1 day` holds
+/// yesterday and today).
 fn time_expr(m: &MeasureSpec, column: &str, t: &DataType) -> Result<(Expr, ToLiteral)> {
     let out_of_range =
         |m: &MeasureSpec| measure_error(m, "the window is out of range of the time column");
@@ -559,18 +581,35 @@ fn time_expr(m: &MeasureSpec, column: &str, t: &DataType) -> Result<(Expr, ToLit
                 }),
             ))
         }
-        DataType::Date32 | DataType::Date64 | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok((
-            cast(
-                ident(column),
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-            ),
-            Box::new(move |_, at| Ok(ScalarValue::TimestampMicrosecond(Some(at.timestamp_micros()), None))),
+        DataType::Date32 | DataType::Date64 => Ok((
+            cast(ident(column), naive_micros()),
+            // a date is in when its day is: bounds fall to the start of their day
+            Box::new(|_, at| {
+                let day = at.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+                Ok(ScalarValue::TimestampMicrosecond(
+                    Some(day.timestamp_micros()),
+                    None,
+                ))
+            }),
+        )),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok((
+            cast(ident(column), naive_micros()),
+            Box::new(|_, at| {
+                Ok(ScalarValue::TimestampMicrosecond(
+                    Some(at.timestamp_micros()),
+                    None,
+                ))
+            }),
         )),
         other => Err(measure_error(
             m,
             format!("`time_column` `{column}` has type {other}; a window needs a date or timestamp column"),
         )),
     }
+}
+
+fn naive_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, None)
 }
 
 /// `value` or, where it is null, the measure's default (as the value's type).

@@ -716,3 +716,108 @@ async fn unknown_tables_and_columns_name_the_measure_and_publish_nothing() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn windows_over_date_and_text_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (session, lake) = session(dir.path()).await;
+    let day = |s: &str| {
+        (s.parse::<chrono::NaiveDate>().unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("CustomerId", DataType::Utf8, false),
+        Field::new("Day", DataType::Date32, true),
+        Field::new("At", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["C1", "C1", "C1", "C2"])),
+            Arc::new(arrow::array::Date32Array::from(vec![
+                day("2024-03-30"),
+                day("2024-03-31"),
+                day("2024-04-01"),
+                day("2024-04-02"),
+            ])),
+            Arc::new(StringArray::from(vec![
+                "2024-03-31T14:00:00",
+                "2024-03-31T16:00:00",
+                "2024-04-01T15:00:00",
+                "2024-04-01T15:00:01",
+            ])),
+        ],
+    )
+    .unwrap();
+    session
+        .context()
+        .register_table(
+            "Visits",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
+        )
+        .unwrap();
+    let text = r#"
+[[measures]]
+name = "VisitDays"
+kind = "customer_attribute"
+table = "Visits"
+function = "count"
+time_column = "Day"
+window = { last = "1 day" }
+
+[[measures]]
+name = "Visits24h"
+kind = "customer_attribute"
+table = "Visits"
+function = "count"
+time_column = "At"
+window = { last = "1 day" }
+
+[[measures]]
+name = "VisitsMarch"
+kind = "customer_attribute"
+table = "Visits"
+function = "count"
+time_column = "Day"
+window = { from = 2024-03-01, to = 2024-03-31 }
+"#;
+    let at = "2024-04-01T15:00:00Z".parse().unwrap();
+    run(&session, &measures(text), at, 3).await.unwrap();
+    let cm = published(&lake, "Customer_Measure").await;
+    let check = |column: &str, want: &[(&str, &str)]| {
+        assert_eq!(by_customer(&cm, column), expect(want), "{column}");
+    };
+    // yesterday and today count; the day before and tomorrow do not
+    check(
+        "VisitDays",
+        &[("C1", "2"), ("C2", "∅"), ("C3", "∅"), ("C4", "∅")],
+    );
+    // text is a time: from 15:00 yesterday up to now, a second later is out
+    check(
+        "Visits24h",
+        &[("C1", "2"), ("C2", "∅"), ("C3", "∅"), ("C4", "∅")],
+    );
+    check(
+        "VisitsMarch",
+        &[("C1", "2"), ("C2", "∅"), ("C3", "∅"), ("C4", "∅")],
+    );
+
+    // a window over a column that is not a time is refused
+    let bad = attribute(
+        "Spend",
+        "sum",
+        "column = \"Amount\"\ntime_column = \"Amount\"\nwindow = { last = \"1 day\" }",
+    );
+    let err = run(&session, &measures(&bad), at, 3).await.unwrap_err();
+    assert!(err.to_string().contains("measure `Spend`"), "{err}");
+    assert!(err.to_string().contains("date or timestamp"), "{err}");
+    // text that is not a time fails the run, naming the measure
+    let bad = text.replace(
+        "time_column = \"Day\"\nwindow = { last",
+        "time_column = \"CustomerId\"\nwindow = { last",
+    );
+    let err = run(&session, &measures(&bad), at, 3).await.unwrap_err();
+    assert!(err.to_string().contains("measure `VisitDays`"), "{err}");
+    assert!(err.to_string().contains("'C1'"), "{err}");
+}
