@@ -184,7 +184,6 @@ async fn compute_and_write(
         }
         let table = table.select(columns)?;
         let rows = write(writer, CUSTOMER_MEASURE, None, table).await?;
-        // (every attribute was computed above, so a failure here is not one measure's)
         let shared = started.elapsed() / attributes.len().max(1) as u32;
         for (_, r) in runs.iter_mut() {
             r.rows = rows;

@@ -42,7 +42,10 @@ fn now() -> DateTime<Utc> {
 /// | O5    | C2       | 5      | web     | paid     | rush gift   | 2024-01-02T00:00     |
 /// | O6    | C3       | 7      | web     | paid     | null        | 2024-01-01T23:59:59  |
 async fn session(dir: &std::path::Path) -> (Session, Lake) {
-    let lake = lake(dir);
+    session_over(lake(dir)).await
+}
+
+async fn session_over(lake: Lake) -> (Session, Lake) {
     let session = Session::new(&EngineKind::Local, lake.clone())
         .await
         .unwrap();
@@ -820,4 +823,53 @@ window = { from = 2024-03-01, to = 2024-03-31 }
     let err = run(&session, &measures(&bad), at, 3).await.unwrap_err();
     assert!(err.to_string().contains("measure `VisitDays`"), "{err}");
     assert!(err.to_string().contains("'C1'"), "{err}");
+}
+
+#[tokio::test]
+async fn parquet_partitions_hold_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path()).with_format(lakecdp_core::PartitionFormat::Parquet);
+    let (session, lake) = session_over(lake).await;
+    let text = [
+        attribute("TotalSpend", "sum", "column = \"Amount\"\ndefault = 0"),
+        attribute(
+            "LastOrder",
+            "last",
+            "column = \"OrderId\"\norder_by = \"OrderDate\"",
+        ),
+        attribute("LastOrderAt", "max", "column = \"OrderDate\""),
+    ]
+    .concat();
+    let report = run_ok(&session, &text).await;
+    assert_eq!(report.measures[0].rows, 4);
+    let cm = published(&lake, "Customer_Measure").await;
+    assert_eq!(
+        by_customer(&cm, "TotalSpend"),
+        expect(&[("C1", "60"), ("C2", "55"), ("C3", "7"), ("C4", "0")])
+    );
+    assert_eq!(
+        by_customer(&cm, "LastOrder"),
+        expect(&[("C1", "O1"), ("C2", "O4"), ("C3", "O6"), ("C4", "∅")])
+    );
+    assert_eq!(
+        cm.schema()
+            .field_with_name("LastOrderAt")
+            .unwrap()
+            .data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    // the published entity is readable as a table of the session
+    assert!(session
+        .register_published(&Process::Measures, "Customer_Measure", "cm")
+        .await
+        .unwrap());
+    let n = session
+        .context()
+        .table("cm")
+        .await
+        .unwrap()
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
 }
