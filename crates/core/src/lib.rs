@@ -13,6 +13,7 @@ pub mod environment;
 pub mod error;
 pub mod export;
 pub mod ids;
+pub mod measure;
 pub mod project;
 pub mod run;
 pub mod secret;
@@ -31,6 +32,10 @@ pub use environment::{Environment, PartitionFormat};
 pub use error::{ConfigError, ConfigErrors};
 pub use export::{Export, ExportId, ExportSchedule};
 pub use ids::{EnvironmentId, RunId};
+pub use measure::{
+    validate_measures, FilterOp, FilterSpec, MeasureFunction, MeasureKind, MeasureSpec, Period,
+    PeriodUnit, WindowBounds, WindowSpec,
+};
 pub use project::ProjectFile;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretOwner, SecretRef};

@@ -32,6 +32,9 @@ pub struct ProjectFile {
     /// Activities (`[[activities]]`): source rows that tell what customers did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activities: Vec<crate::activity::ActivitySpec>,
+    /// Measures (`[[measures]]`): values computed per customer or for the business.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<crate::measure::MeasureSpec>,
     /// Segments (`[[segments]]`): sets of customers defined by rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<crate::segment::SegmentSpec>,
@@ -155,6 +158,14 @@ impl ProjectFile {
             &self.sources,
             self.unification.as_ref(),
         ));
+        errors.extend(crate::measure::validate_measures(&self.measures));
+        if !self.measures.is_empty() && self.unification.is_none() {
+            errors.push(ConfigError::new(
+                "measures",
+                "measures are computed over unified customers, and the project has no [unification]",
+                "declare the customer tables in [unification]",
+            ));
+        }
         errors.extend(crate::segment::validate_segments(&self.segments));
         if !self.segments.is_empty() && self.unification.is_none() {
             errors.push(ConfigError::new(

@@ -7,6 +7,7 @@
 pub mod activities;
 pub mod graph;
 pub mod ingest;
+pub mod measures;
 pub mod segments;
 pub mod source;
 pub mod unify;
@@ -59,6 +60,15 @@ pub enum Error {
         /// What is wrong, with the rule and what exists.
         message: String,
     },
+    /// A measure cannot run as declared (a table or column it names does not exist, a
+    /// value does not fit its column).
+    #[error("measure `{measure}`: {message}")]
+    Measure {
+        /// The measure's name.
+        measure: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// An invariant of the engine broke.
     #[error("internal error: {0}")]
     Internal(String),
@@ -81,6 +91,7 @@ impl Error {
                 | Error::CorruptLimit { .. }
                 | Error::Config(_)
                 | Error::Segment { .. }
+                | Error::Measure { .. }
         ) || matches!(self, Error::Lake(e) if e.is_user_error())
     }
 }

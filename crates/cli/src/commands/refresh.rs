@@ -70,6 +70,14 @@ fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Nod
         });
         have.push("activities");
     }
+    if !project.measures.is_empty() && project.unification.is_some() {
+        let deps: Vec<&str> = ["unify", "activities"]
+            .into_iter()
+            .filter(|d| *d == "unify" || have.contains(d))
+            .collect();
+        nodes.push(Node::new("measures", &deps));
+        have.push("measures");
+    }
     if !project.segments.is_empty() && project.unification.is_some() {
         let deps: Vec<&str> = ["unify", "activities", "measures"]
             .into_iter()
@@ -91,6 +99,7 @@ fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Nod
                         "Unification" => "unify".to_string(),
                         "Activities" => "activities".to_string(),
                         "Segments" => "segments".to_string(),
+                        "Measures" => "measures".to_string(),
                         other => other.to_ascii_lowercase(),
                     },
                 })
@@ -407,6 +416,35 @@ impl Steps<'_> {
                     r.left_out()
                 );
                 Ok(Some(r.linked()))
+            }
+            "measures" => {
+                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
+                session.register_outputs().await?;
+                let r = lakecdp_engine::measures::run(
+                    &session,
+                    &self.project.measures,
+                    Utc::now(),
+                    self.env.retention_runs,
+                )
+                .await?;
+                for m in &r.measures {
+                    println!(
+                        "  measure {} ({}): {} rows in {}{}",
+                        m.name,
+                        serde_json::to_string(&m.kind)
+                            .unwrap_or_default()
+                            .trim_matches('"'),
+                        m.rows,
+                        m.entity,
+                        if m.customers_without_data > 0 {
+                            format!(", {} customers without data", m.customers_without_data)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                println!("  published Measures/ (run {})", r.run_id);
+                Ok(Some(r.measures.iter().map(|m| m.rows).sum()))
             }
             "segments" => {
                 let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
