@@ -67,7 +67,11 @@ fn a_failing_source_skips_only_what_depends_on_it_and_runs_show_the_tree() {
     let o = lakecdp(p, &["refresh", "--apply", "--create-container"]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("ingest:Loyalty → unify → activities"), "{out}");
+    assert!(
+        out.contains("ingest:Loyalty → unify → reports → activities → measures → segments"),
+        "{out}"
+    );
+    assert!(out.contains("published Reports/"), "{out}");
     assert!(
         out.contains("activity Orders (Shop.Orders): 49992 rows, 49520 linked"),
         "{out}"
@@ -106,6 +110,8 @@ fn a_failing_source_skips_only_what_depends_on_it_and_runs_show_the_tree() {
     assert!(line("ingest:Loyalty").contains("Failed"), "{tree}");
     assert!(line("unify").contains("Skipped"), "{tree}");
     assert!(line("activities").contains("Skipped"), "{tree}");
+    assert!(line("reports").contains("Skipped"), "{tree}");
+    assert!(line("segments").contains("Skipped"), "{tree}");
     // the last good unification is still published
     assert!(p.join("lake").exists());
     let list = text(&lakecdp(p, &["runs"]));

@@ -193,6 +193,68 @@ impl From<ExportSchedule> for String {
     }
 }
 
+/// What a scheduler does at a moment ([`SchedulerClock::tick`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tick {
+    /// A run is due at `due`: start it.
+    Start {
+        /// The time it was due.
+        due: DateTime<Utc>,
+    },
+    /// A run was due at `due`, but the previous one is still running: record it as
+    /// skipped with the reason.
+    Skip {
+        /// The time it was due.
+        due: DateTime<Utc>,
+        /// Why it did not start.
+        reason: String,
+    },
+    /// Nothing is due; the next run is due at `next` (never, for `None`).
+    Wait {
+        /// The next due time.
+        next: Option<DateTime<Utc>>,
+    },
+}
+
+/// The due times of a schedule, taken one at a time: each due time yields one start or
+/// one skip, however late the scheduler looks (a machine that slept through several due
+/// times runs the first and skips the others, since they are due while it runs).
+#[derive(Debug, Clone)]
+pub struct SchedulerClock {
+    schedule: ExportSchedule,
+    cursor: DateTime<Utc>,
+}
+
+impl SchedulerClock {
+    /// A clock of `schedule` whose first due time is the first after `start`.
+    pub fn new(schedule: ExportSchedule, start: DateTime<Utc>) -> Self {
+        Self {
+            schedule,
+            cursor: start,
+        }
+    }
+
+    /// What to do at `now`, given the start time of a run still going on, if any.
+    pub fn tick(&mut self, now: DateTime<Utc>, running_since: Option<DateTime<Utc>>) -> Tick {
+        match self.schedule.next_after(self.cursor) {
+            Some(due) if due <= now => {
+                self.cursor = due;
+                match running_since {
+                    None => Tick::Start { due },
+                    Some(started) => Tick::Skip {
+                        due,
+                        reason: format!(
+                            "the refresh started at {} was still running when this one was due",
+                            started.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
+                    },
+                }
+            }
+            next => Tick::Wait { next },
+        }
+    }
+}
+
 /// An export as the catalog stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Export {
@@ -312,6 +374,65 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 12, 7, 6, 0, 0).unwrap()
         );
         assert_eq!(ExportSchedule::OnRefresh.next_after(tue), None);
+    }
+
+    #[test]
+    fn a_run_still_going_when_the_next_is_due_makes_the_next_skipped() {
+        let s: ExportSchedule = "daily 02:00,14:00 UTC".parse().unwrap();
+        let t = |d, h, m| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        let mut c = SchedulerClock::new(s, t(1, 0, 0));
+        assert_eq!(
+            c.tick(t(1, 1, 0), None),
+            Tick::Wait {
+                next: Some(t(1, 2, 0))
+            }
+        );
+        assert_eq!(c.tick(t(1, 2, 0), None), Tick::Start { due: t(1, 2, 0) });
+        // the 02:00 run is still going at 14:00
+        match c.tick(t(1, 14, 1), Some(t(1, 2, 0))) {
+            Tick::Skip { due, reason } => {
+                assert_eq!(due, t(1, 14, 0));
+                assert!(
+                    reason.contains("started at 2026-12-01 02:00:00 UTC"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            c.tick(t(1, 14, 2), None),
+            Tick::Wait {
+                next: Some(t(2, 2, 0))
+            }
+        );
+        // asleep for a day and a half: the first due time starts, the next is skipped
+        assert_eq!(c.tick(t(3, 9, 0), None), Tick::Start { due: t(2, 2, 0) });
+        assert!(matches!(
+            c.tick(t(3, 9, 0), Some(t(3, 9, 0))),
+            Tick::Skip { .. }
+        ));
+        let mut off = SchedulerClock::new(ExportSchedule::Off, t(1, 0, 0));
+        assert_eq!(off.tick(t(9, 0, 0), None), Tick::Wait { next: None });
+    }
+
+    #[test]
+    fn schedules_keep_local_time_across_the_autumn_change() {
+        // 2026-10-25: Paris goes back from CEST (+2) to CET (+1)
+        let s: ExportSchedule = "daily 02:30 Europe/Paris".parse().unwrap();
+        let mut c = SchedulerClock::new(s, Utc.with_ymd_and_hms(2026, 10, 24, 12, 0, 0).unwrap());
+        let far = Utc.with_ymd_and_hms(2026, 10, 30, 0, 0, 0).unwrap();
+        let mut dues = Vec::new();
+        while let Tick::Start { due } = c.tick(far, None) {
+            dues.push(due);
+        }
+        assert_eq!(
+            dues[..2],
+            [
+                // 02:30 happens twice on the 25th: the first (CEST) one runs
+                Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap(),
+                Utc.with_ymd_and_hms(2026, 10, 26, 1, 30, 0).unwrap(),
+            ]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub use connection::{
 };
 pub use environment::{Environment, PartitionFormat};
 pub use error::{ConfigError, ConfigErrors};
-pub use export::{Export, ExportId, ExportSchedule};
+pub use export::{Export, ExportId, ExportSchedule, SchedulerClock, Tick};
 pub use ids::{EnvironmentId, RunId};
 pub use measure::{
     validate_measures, FilterOp, FilterSpec, MeasureFunction, MeasureKind, MeasureSpec, Period,

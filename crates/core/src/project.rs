@@ -59,8 +59,20 @@ pub struct EnvironmentSpec {
     /// How many runs of each process are kept in the lake (default 3).
     #[serde(default = "default_retention")]
     pub retention_runs: u32,
+    /// When `lakecdp scheduler` starts a refresh: `off` (the default), `daily 02:00
+    /// Europe/Paris`, `daily 06:00,18:00 UTC` or `weekly mon,thu 02:00 UTC`.
+    #[serde(default = "schedule_off", skip_serializing_if = "is_off")]
+    pub refresh_schedule: crate::export::ExportSchedule,
     /// Where the lake is.
     pub storage: StorageConfig,
+}
+
+fn schedule_off() -> crate::export::ExportSchedule {
+    crate::export::ExportSchedule::Off
+}
+
+fn is_off(s: &crate::export::ExportSchedule) -> bool {
+    *s == crate::export::ExportSchedule::Off
 }
 
 fn default_retention() -> u32 {
@@ -139,6 +151,13 @@ impl ProjectFile {
                 "environment.retention_runs",
                 "retention must keep at least the run just published",
                 "set `retention_runs = 1` or more (default 3)",
+            ));
+        }
+        if env.refresh_schedule == crate::export::ExportSchedule::OnRefresh {
+            errors.push(ConfigError::new(
+                "environment.refresh_schedule",
+                "a refresh cannot be scheduled on refresh",
+                "use `off`, `daily 02:00 Europe/Paris` or `weekly mon,thu 02:00 UTC`",
             ));
         }
         errors.extend(env.storage.validate());

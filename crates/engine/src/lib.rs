@@ -8,6 +8,7 @@ pub mod activities;
 pub mod graph;
 pub mod ingest;
 pub mod measures;
+pub mod reports;
 pub mod segments;
 pub mod source;
 pub mod unify;

@@ -41,6 +41,8 @@ pub enum Process {
     Measures,
     /// `Segments`.
     Segments,
+    /// `Reports`: the data of profile reports.
+    Reports,
     /// `Exports/<ExportName>`.
     Export(String),
 }
@@ -54,6 +56,7 @@ impl Process {
             Process::Activities => "Activities".into(),
             Process::Measures => "Measures".into(),
             Process::Segments => "Segments".into(),
+            Process::Reports => "Reports".into(),
             Process::Export(name) => format!("Exports/{name}"),
         }
     }

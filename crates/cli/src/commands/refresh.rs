@@ -54,6 +54,7 @@ fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Nod
             depends_on: deps,
         });
         have.push("unify");
+        nodes.push(Node::new("reports", &["unify"]));
     }
     if !project.activities.is_empty() && project.unification.is_some() {
         let mut deps: Vec<String> = project
@@ -416,6 +417,32 @@ impl Steps<'_> {
                     r.left_out()
                 );
                 Ok(Some(r.linked()))
+            }
+            "reports" => {
+                let spec = self
+                    .project
+                    .unification
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("the project declares no [unification]"))?;
+                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
+                let r = lakecdp_engine::reports::run(
+                    &session,
+                    spec,
+                    Utc::now(),
+                    self.env.retention_runs,
+                )
+                .await?;
+                println!(
+                    "  published Reports/ (run {}): {} of {} profiles",
+                    r.run_id,
+                    r.entities
+                        .iter()
+                        .map(|(n, rows)| format!("{n} ({rows})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    r.profiles
+                );
+                Ok(Some(r.profiles))
             }
             "measures" => {
                 let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
