@@ -64,6 +64,9 @@ pub enum Command {
     Runs(RunsArgs),
     /// Run the processes of the environment: loads every source into the lake.
     Refresh(RefreshArgs),
+    /// Run in the foreground and start refreshes at the times of the environment's
+    /// `refresh_schedule` (Ctrl-C stops it).
+    Scheduler,
     /// List, show and inspect the data sources of the project file.
     #[command(subcommand)]
     Source(SourceCommand),
@@ -324,7 +327,7 @@ pub struct VaultRotateArgs {
 }
 
 /// `refresh`.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RefreshArgs {
     /// Run only this process and what depends on it: `ingest` (every source),
     /// `ingest:<Source>`, `unify`, `activities` or `export:<Name>`; what it depends on is

@@ -100,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply(a) => commands::env::apply(&ctx, a.create_container).await,
         Command::Runs(a) => commands::runs::run(&ctx, a).await,
         Command::Refresh(a) => commands::refresh::run(&ctx, a).await,
+        Command::Scheduler => commands::scheduler::run(&ctx).await,
         Command::Unify(UnifyCommand::Explain(a)) => commands::unify::explain(&ctx, a).await,
         Command::Unify(UnifyCommand::Preview(a)) => commands::unify::preview(&ctx, a).await,
         Command::Source(SourceCommand::List) => commands::source::list(&ctx),

@@ -341,7 +341,47 @@ pub async fn show(ctx: &Context, name: Option<String>) -> anyhow::Result<()> {
     let catalog = ctx.catalog().await?;
     let env = ctx.environment(&catalog, name.as_deref()).await?;
     output::print_environment(&env);
+    // the capacity the profiles entitle to, next to what the lake holds
+    let lake = match ctx.open_storage(&catalog, &env).await {
+        Ok(handle) => Lake::new(&handle, env.id),
+        Err(e) => {
+            println!("capacity: the lake cannot be opened ({e:#})");
+            return Ok(());
+        }
+    };
+    let profiles =
+        match lakecdp_lake::publish::read_model(&lake, &lakecdp_lake::Process::Unification).await {
+            Ok(Some(model)) => match model.entity("Customer") {
+                Some(e) => lakecdp_lake::partition::read_entity(&lake, "Unification", e)
+                    .await
+                    .map(|b| b.iter().map(|b| b.num_rows() as u64).sum::<u64>())
+                    .ok(),
+                None => None,
+            },
+            _ => None,
+        };
+    let used: u64 = lake
+        .list("")
+        .await
+        .map(|o| o.iter().map(|m| m.size).sum())
+        .unwrap_or(0);
+    let (db, files) = capacity(profiles.unwrap_or(0));
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    println!(
+        "capacity: {} profiles entitle to {db} GB of database and {files} GB of file capacity \
+         (15 GB and 20 GB per 100,000 profiles); the lake folder holds {:.2} GB ({:.1}% of the file capacity)",
+        profiles.map(|p| p.to_string()).unwrap_or_else(|| "no".into()),
+        gib(used),
+        gib(used) * 100.0 / files as f64
+    );
     Ok(())
+}
+
+/// Database and file capacity in GB that `profiles` customer profiles entitle to: 15 GB
+/// and 20 GB per started 100,000 profiles (one block at least).
+pub fn capacity(profiles: u64) -> (u64, u64) {
+    let blocks = profiles.div_ceil(100_000).max(1);
+    (blocks * 15, blocks * 20)
 }
 
 fn parse_ref(flag: &str, value: &str) -> anyhow::Result<SecretRef> {
@@ -487,4 +527,17 @@ pub async fn delete(ctx: &Context, a: DeleteArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capacity;
+
+    #[test]
+    fn capacity_grows_by_block_of_100000_profiles() {
+        assert_eq!(capacity(0), (15, 20));
+        assert_eq!(capacity(100_000), (15, 20));
+        assert_eq!(capacity(100_001), (30, 40));
+        assert_eq!(capacity(1_000_000), (150, 200));
+    }
 }

@@ -7,6 +7,7 @@ pub mod init;
 pub mod refresh;
 pub mod role;
 pub mod runs;
+pub mod scheduler;
 pub mod segment;
 pub mod source;
 pub mod unify;
