@@ -354,9 +354,21 @@ fn retail_refresh_loads_every_source_and_quarantines_the_malformed_rows() {
         assert!(out.contains(line), "{line} not in {out}");
     }
     let runs = ok(dir.path(), &["runs"]);
+    let refresh = runs
+        .lines()
+        .find(|l| l.contains(" refresh "))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.len() > 20 && w.contains('T'))
+        })
+        .unwrap_or_else(|| panic!("a refresh in {runs}"))
+        .to_string();
+    let tree = ok(dir.path(), &["runs", "show", &refresh]);
     assert!(
-        runs.contains("ingest:Crm") && runs.contains("Succeeded") && runs.contains("19993"),
-        "{runs}"
+        tree.lines().any(|l| l.contains("ingest:Crm")
+            && l.contains("Succeeded")
+            && l.contains("19993 rows")),
+        "{tree}"
     );
     let lake = std::fs::read_dir(dir.path().join("lake/customerinsights"))
         .unwrap()
