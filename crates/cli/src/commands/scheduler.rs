@@ -1,4 +1,5 @@
-//! `scheduler`: start refreshes at the times of the environment's refresh schedule.
+//! `scheduler`: start refreshes at the times of the environment's refresh schedule, and
+//! exports at the times of their own schedules.
 //!
 //! It runs in the foreground. A refresh still running when the next one is due makes
 //! that one Skipped (recorded in the run history with the reason); a refresh held by
@@ -27,16 +28,28 @@ type Running<'a> = (
 pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     let project = ctx.load_project()?;
     let schedule = project.environment.refresh_schedule.clone();
-    if schedule == ExportSchedule::Off {
+    let catalog = ctx.catalog().await?;
+    let env = ctx.environment(&catalog, None).await?;
+    // exports on their own schedule (not on-refresh, not off)
+    let mut export_clocks: Vec<(String, SchedulerClock)> = catalog
+        .list_exports(env.id)
+        .await?
+        .into_iter()
+        .filter(|e| matches!(e.schedule, ExportSchedule::At { .. }))
+        .map(|e| {
+            println!("scheduler: export `{}` {}", e.name, e.schedule);
+            (e.name, SchedulerClock::new(e.schedule, Utc::now()))
+        })
+        .collect();
+    if schedule == ExportSchedule::Off && export_clocks.is_empty() {
         return Err(UserError(format!(
-            "environment `{}` has no refresh schedule: set `refresh_schedule = \"daily 02:00 Europe/Paris\"` (or `weekly mon,thu 02:00 UTC`) in [environment] of {}",
+            "environment `{}` has no refresh schedule and no export on a schedule of its own: set `refresh_schedule = \"daily 02:00 Europe/Paris\"` (or `weekly mon,thu 02:00 UTC`) in [environment] of {}, or `lakecdp export edit NAME --schedule \"daily 03:00 UTC\"`",
             project.environment.name,
             ctx.project_file().display()
         ))
         .into());
     }
-    let catalog = ctx.catalog().await?;
-    let env = ctx.environment(&catalog, None).await?;
+    let acting = lakecdp_catalog::Acting::new(&catalog, ctx.principal_for(&env));
     let mut clock = SchedulerClock::new(schedule.clone(), Utc::now());
     println!(
         "scheduler: refreshes of environment `{}` {schedule}; next at {} (Ctrl-C stops)",
@@ -76,6 +89,40 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             }
             Tick::Wait { next } => next,
         };
+        // exports due now run one after the other (a refresh may be running meanwhile:
+        // exports read published outputs only)
+        let mut next = next;
+        for (name, c) in export_clocks.iter_mut() {
+            loop {
+                match c.tick(Utc::now(), None) {
+                    Tick::Start { due } => {
+                        println!(
+                            "scheduler: export `{name}` due at {} starts",
+                            due.format("%H:%M UTC")
+                        );
+                        if let Err(e) = super::export::run_exports(
+                            ctx,
+                            &catalog,
+                            &acting,
+                            &env,
+                            std::slice::from_ref(name),
+                        )
+                        .await
+                        {
+                            println!("scheduler: export `{name}` did not succeed: {e:#}");
+                        }
+                    }
+                    Tick::Skip { .. } => {}
+                    Tick::Wait { next: n } => {
+                        next = match (next, n) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                        break;
+                    }
+                }
+            }
+        }
         // wake at the next due time, or each minute to look again
         let wait = next
             .and_then(|n| (n - now).to_std().ok())
