@@ -360,3 +360,90 @@ mod tests {
         assert!(Graph::new(vec![Node::new("a", &["x"])]).is_err());
     }
 }
+
+#[cfg(test)]
+mod publish_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use lakecdp_core::{EnvironmentId, LocalConfig, RunStatus, StorageConfig};
+    use lakecdp_lake::publish::read_model;
+    use lakecdp_lake::{backend, CdmFolderWriter, Lake, Process};
+
+    use super::{Graph, Node};
+
+    async fn publish(lake: &Lake, n: i64, pause: Duration) -> Result<Option<u64>, String> {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![n]))])
+            .map_err(|e| e.to_string())?;
+        let mut w = CdmFolderWriter::begin(lake, Process::Measures, 5)
+            .await
+            .map_err(|e| e.to_string())?;
+        w.write_entity(
+            "N",
+            None,
+            schema,
+            futures::stream::iter([Ok::<_, String>(batch)]),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        // the data files are written; the work goes on before the publish
+        tokio::time::sleep(pause).await;
+        w.commit().await.map_err(|e| e.to_string())?;
+        Ok(Some(1))
+    }
+
+    #[tokio::test]
+    async fn a_canceled_process_leaves_the_previous_output_published() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("customerinsights")).unwrap();
+        let h = backend::open(
+            &StorageConfig::Local(LocalConfig {
+                path: dir.path().into(),
+            }),
+            None,
+        )
+        .unwrap();
+        let lake = Lake::new(&h, EnvironmentId::new());
+        let graph = Graph::new(vec![Node::new("measures", &[])]).unwrap();
+
+        let first = graph
+            .run(
+                |_| publish(&lake, 1, Duration::ZERO),
+                std::future::pending(),
+                |_| {},
+                |_| {},
+            )
+            .await;
+        assert_eq!(first[0].status, RunStatus::Succeeded);
+        let before = read_model(&lake, &Process::Measures)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // canceled after its data files are written, before it publishes
+        let out = graph
+            .run(
+                |_| publish(&lake, 2, Duration::from_secs(30)),
+                tokio::time::sleep(Duration::from_millis(300)),
+                |_| {},
+                |_| {},
+            )
+            .await;
+        assert_eq!(out[0].status, RunStatus::Canceled);
+        let after = read_model(&lake, &Process::Measures)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            after.entities[0].partitions, before.entities[0].partitions,
+            "model.json still points at the previous run"
+        );
+        // the canceled run's files exist, unreferenced, until retention sweeps them
+        let runs = lake.list_folders("Measures/N").await.unwrap();
+        assert_eq!(runs.len(), 2, "{runs:?}");
+    }
+}
