@@ -2,28 +2,9 @@
 //! storage (a local folder, and Azurite started by scripts/test.sh).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-fn lakecdp(project: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lakecdp"))
-        .arg("-C")
-        .arg(project)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("LAKECDP_PROJECT")
-        .env_remove("LAKECDP_CATALOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{lakecdp, service_var, text};
 
 fn ok(project: &Path, args: &[&str]) -> String {
     let o = lakecdp(project, args);
@@ -160,11 +141,6 @@ fn invalid_project_files_name_key_line_and_fix() {
     assert!(out.contains("fix:"), "{out}");
     let out = user_error(dir.path().join("missing").as_path(), &["env", "check"]);
     assert!(out.contains("lakecdp init"), "{out}");
-}
-
-fn service_var(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
 }
 
 #[test]
@@ -314,27 +290,9 @@ fn retail_sources_are_listed_and_inspected() {
 /// The retail quickstart's project file and sources, copied into a new folder; returns
 /// the example folder and the copy.
 fn retail_copy() -> (std::path::PathBuf, tempfile::TempDir) {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        example.join("lakecdp.toml"),
-        dir.path().join("lakecdp.toml"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    for f in [
-        "crm_contacts.csv",
-        "shop_customers.parquet",
-        "orders.csv",
-        "loyalty_members.jsonl",
-    ] {
-        std::fs::copy(
-            example.join("data").join(f),
-            dir.path().join("data").join(f),
-        )
-        .unwrap();
-    }
-    (example, dir)
+    common::copy_retail(dir.path());
+    (common::retail_example(), dir)
 }
 
 #[test]

@@ -5,11 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn service_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with scripts/test.sh, which starts PostgreSQL")
-    })
-}
+mod common;
+use common::{copy_retail, service_var};
 
 struct Project {
     dir: tempfile::TempDir,
@@ -74,26 +71,8 @@ impl Project {
 }
 
 fn retail_project() -> Project {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        example.join("lakecdp.toml"),
-        dir.path().join("lakecdp.toml"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    for f in [
-        "crm_contacts.csv",
-        "shop_customers.parquet",
-        "orders.csv",
-        "loyalty_members.jsonl",
-    ] {
-        std::fs::copy(
-            example.join("data").join(f),
-            dir.path().join("data").join(f),
-        )
-        .unwrap();
-    }
+    copy_retail(dir.path());
     let key_file = dir.path().join("master.key");
     Project {
         dir,

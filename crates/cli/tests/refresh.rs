@@ -1,52 +1,12 @@
 //! The system refresh through the `lakecdp` binary: the process graph, its run records,
 //! and the lease that refuses a second concurrent refresh.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn lakecdp(project: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lakecdp"))
-        .arg("-C")
-        .arg(project)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("LAKECDP_PROJECT")
-        .env_remove("LAKECDP_CATALOG")
-        .env_remove("LAKECDP_PRINCIPAL")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::{copy_retail, lakecdp, text};
 
 fn retail() -> tempfile::TempDir {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        example.join("lakecdp.toml"),
-        dir.path().join("lakecdp.toml"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    for f in [
-        "crm_contacts.csv",
-        "shop_customers.parquet",
-        "orders.csv",
-        "loyalty_members.jsonl",
-    ] {
-        std::fs::copy(
-            example.join("data").join(f),
-            dir.path().join("data").join(f),
-        )
-        .unwrap();
-    }
+    copy_retail(dir.path());
     dir
 }
 

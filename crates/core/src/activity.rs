@@ -71,14 +71,6 @@ impl ActivitySpec {
     }
 }
 
-/// A name usable as an entity and a column: letters, digits and `_`, not starting with
-/// a digit.
-pub fn is_entity_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Every problem of the `[[activities]]` entries, each naming its key and the fix.
 pub fn validate_activities(
     activities: &[ActivitySpec],
@@ -89,7 +81,7 @@ pub fn validate_activities(
     let mut names = std::collections::HashSet::new();
     for (i, a) in activities.iter().enumerate() {
         let key = |k: &str| format!("activities.{i}.{k}");
-        if !is_entity_name(&a.name) {
+        if !crate::names::is_identifier(&a.name) {
             errors.push(ConfigError::new(
                 key("name"),
                 format!("`{}` cannot name an activity's table", a.name),

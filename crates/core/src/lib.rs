@@ -14,6 +14,8 @@ pub mod error;
 pub mod export;
 pub mod ids;
 pub mod measure;
+pub mod names;
+pub mod period;
 pub mod project;
 pub mod run;
 pub mod secret;

@@ -24,10 +24,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Months, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::period::{Period, PeriodError};
 
 /// The table every segment is a subset of.
 pub const CUSTOMER_TABLE: &str = "Customer";
@@ -418,103 +419,47 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
 pub struct RelativeWindow {
     /// Before or after the run's time.
     pub direction: Direction,
-    /// How many units.
-    pub amount: u32,
-    /// The unit.
-    pub unit: WindowUnit,
+    /// How long.
+    pub period: Period,
 }
 
 /// The side of a [`RelativeWindow`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
-    /// From `amount` units before the run's time up to it.
+    /// From one period before the run's time up to it.
     Last,
-    /// From the run's time up to `amount` units after it.
+    /// From the run's time up to one period after it.
     Next,
-}
-
-/// The unit of a [`RelativeWindow`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowUnit {
-    /// Days.
-    Days,
-    /// Weeks (7 days).
-    Weeks,
-    /// Calendar months.
-    Months,
-    /// Calendar years.
-    Years,
 }
 
 impl FromStr for RelativeWindow {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let words: Vec<&str> = s.split_whitespace().collect();
-        let [direction, amount, unit] = words.as_slice() else {
-            return Err(format!(
-                "`{s}` is not a window: write `last <n> <unit>` or `next <n> <unit>`"
-            ));
-        };
+        let (direction, rest) = s.trim().split_once(char::is_whitespace).ok_or_else(|| {
+            format!("`{s}` is not a window: write `last <n> <unit>` or `next <n> <unit>`")
+        })?;
         let direction = match direction.to_ascii_lowercase().as_str() {
             "last" => Direction::Last,
             "next" => Direction::Next,
             other => return Err(format!("`{other}` is not `last` or `next`")),
         };
-        let amount: u32 = amount
-            .parse()
-            .map_err(|_| format!("`{amount}` is not a whole number"))?;
-        let unit = match unit.to_ascii_lowercase().trim_end_matches('s') {
-            "day" => WindowUnit::Days,
-            "week" => WindowUnit::Weeks,
-            "month" => WindowUnit::Months,
-            "year" => WindowUnit::Years,
-            other => {
-                return Err(format!(
-                    "`{other}` is not a unit: use days, weeks, months or years"
-                ))
+        let period = rest.parse::<Period>().map_err(|e| match e {
+            PeriodError::Unit(u) => {
+                format!("`{u}` is not a unit: use days, weeks, months or years")
             }
-        };
-        Ok(RelativeWindow {
-            direction,
-            amount,
-            unit,
-        })
+            other => format!("`{s}` is not a window ({other}): write `last <n> <unit>`"),
+        })?;
+        Ok(RelativeWindow { direction, period })
     }
 }
 
 impl RelativeWindow {
     /// The window `[start, end]` around `now`, or `None` when it leaves chrono's range.
     pub fn bounds(&self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        let shift = |forward: bool| -> Option<DateTime<Utc>> {
-            let n = self.amount;
-            match self.unit {
-                WindowUnit::Days | WindowUnit::Weeks => {
-                    let days = i64::from(n) * if self.unit == WindowUnit::Weeks { 7 } else { 1 };
-                    let d = TimeDelta::try_days(days)?;
-                    if forward {
-                        now.checked_add_signed(d)
-                    } else {
-                        now.checked_sub_signed(d)
-                    }
-                }
-                WindowUnit::Months | WindowUnit::Years => {
-                    let months = if self.unit == WindowUnit::Years {
-                        n.checked_mul(12)?
-                    } else {
-                        n
-                    };
-                    if forward {
-                        now.checked_add_months(Months::new(months))
-                    } else {
-                        now.checked_sub_months(Months::new(months))
-                    }
-                }
-            }
-        };
         match self.direction {
-            Direction::Last => Some((shift(false)?, now)),
-            Direction::Next => Some((now, shift(true)?)),
+            Direction::Last => Some((self.period.before(now)?, now)),
+            Direction::Next => Some((now, self.period.after(now)?)),
         }
     }
 }
@@ -828,14 +773,7 @@ fn cycles(segments: &[SegmentSpec]) -> Vec<ConfigError> {
     errors
 }
 
-/// True when `s` can name a table of the lake.
-pub fn valid_entity_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
+pub use crate::names::is_entity_name as valid_entity_name;
 
 /// A quick-segment condition that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1312,7 +1250,7 @@ rules = [{ condition = { table = "Customer_Measure", column = "Spend", op = "in"
             parse_instant("2024-04-30T12:00:00Z").unwrap()
         );
         let w: RelativeWindow = "next 2 weeks".parse().unwrap();
-        assert_eq!(w.unit, WindowUnit::Weeks);
+        assert_eq!(w.period.unit, crate::period::PeriodUnit::Weeks);
         assert!("last 3 fortnights".parse::<RelativeWindow>().is_err());
         assert!("last days".parse::<RelativeWindow>().is_err());
         assert!("previous 3 days".parse::<RelativeWindow>().is_err());
