@@ -270,6 +270,16 @@ impl<'a> Acting<'a> {
     ) -> Result<()> {
         self.require(environment, Operation::EditConnection).await?;
         self.same_environment(environment, connection.environment_id)?;
+        // the stored connection's environment, not the one the caller says
+        match self.catalog.get_connection(connection.id).await? {
+            Some(stored) => self.same_environment(environment, stored.environment_id)?,
+            None => {
+                return Err(Error::NotFound {
+                    kind: CONNECTION,
+                    name: connection.name.clone(),
+                })
+            }
+        }
         self.catalog.update_connection(connection).await
     }
 
@@ -282,7 +292,16 @@ impl<'a> Acting<'a> {
         sealed: &[u8],
     ) -> Result<()> {
         self.require(environment, Operation::EditConnection).await?;
-        self.same_environment(environment, connection.environment_id)?;
+        // the stored connection's environment, not the one the caller says
+        let stored = self
+            .catalog
+            .get_connection(connection.id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: CONNECTION,
+                name: connection.name.clone(),
+            })?;
+        self.same_environment(environment, stored.environment_id)?;
         self.catalog
             .set_connection_secret(connection.id, name, sealed)
             .await

@@ -21,7 +21,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::JoinType;
-use datafusion::logical_expr::{cast, lit, Expr};
+use datafusion::logical_expr::{cast, lit, try_cast, Expr};
 use lakecdp_core::{ActivitySpec, RunId, SourceSpec};
 use lakecdp_lake::{CdmFolderWriter, Process};
 
@@ -44,6 +44,8 @@ pub struct ActivityReport {
     pub unmatched: u64,
     /// Rows without a time.
     pub no_time: u64,
+    /// Rows without an activity id (an empty primary key).
+    pub no_id: u64,
     /// Time taken.
     pub elapsed: Duration,
 }
@@ -67,7 +69,7 @@ impl ActivitiesReport {
     pub fn left_out(&self) -> u64 {
         self.activities
             .iter()
-            .map(|a| a.no_key + a.unmatched + a.no_time)
+            .map(|a| a.no_key + a.unmatched + a.no_time + a.no_id)
             .sum()
     }
 }
@@ -201,14 +203,16 @@ pub async fn run(
             )?
             .select(vec![
                 ident("AlternateValue").alias("__key"),
-                ident("CustomerId"),
+                // the profile's id under a name no source column has
+                ident("CustomerId").alias("__profile_id"),
             ])?;
         // the source row with its key as text, its time, and its CustomerId (or null)
         let text = |c: &str| cast(ident(c), DataType::Utf8);
         let mut projection: Vec<Expr> = vec![
             text(&spec.customer.column).alias("__customer_key"),
             text(&pk).alias("__activity_id"),
-            cast(ident(&spec.timestamp), TIME).alias("ActivityTimeStamp"),
+            // a value that is not a time becomes null (and the row is left out, with why)
+            try_cast(ident(&spec.timestamp), TIME).alias("ActivityTimeStamp"),
         ];
         projection.extend(columns.iter().map(|c| ident(c)));
         let joined = src.select(projection)?.join(
@@ -288,18 +292,21 @@ async fn split(
             .cloned()
             .ok_or_else(|| Error::Internal(format!("joined activity rows lack `{c}`")))
     };
-    let customer = get("CustomerId")?;
-    let customer = as_text(&customer)?;
+    let customer_ids = get("__profile_id")?;
+    let customer = as_text(&customer_ids)?;
     let key = get("__customer_key")?;
     let key = as_text(&key)?;
     let id = get("__activity_id")?;
     let id = as_text(&id)?;
     let time = get("ActivityTimeStamp")?;
     let mut keep = Vec::with_capacity(n);
-    let (mut no_key, mut unmatched, mut no_time) = (0u64, 0u64, 0u64);
+    let (mut no_key, mut unmatched, mut no_time, mut no_id) = (0u64, 0u64, 0u64, 0u64);
     let mut reasons: Vec<(Option<String>, Option<String>, &'static str)> = Vec::new();
     for i in 0..n {
-        let reason = if key.is_null(i) || key.value(i).is_empty() {
+        let reason = if id.is_null(i) || id.value(i).is_empty() {
+            no_id += 1;
+            Some("no activity id (the primary key is empty)")
+        } else if key.is_null(i) || key.value(i).is_empty() {
             no_key += 1;
             Some("no customer key")
         } else if customer.is_null(i) {
@@ -328,7 +335,7 @@ async fn split(
         Field::new("CustomerId", DataType::Utf8, false),
         Field::new("ActivityTimeStamp", TIME, false),
     ];
-    let mut arrays: Vec<ArrayRef> = vec![take(&get("CustomerId")?)?, take(&time)?];
+    let mut arrays: Vec<ArrayRef> = vec![take(&customer_ids)?, take(&time)?];
     for c in columns {
         if c == "CustomerId" || c == "ActivityTimeStamp" {
             continue;
@@ -407,6 +414,7 @@ async fn split(
         no_key,
         unmatched,
         no_time,
+        no_id,
         elapsed: Duration::ZERO,
     })
 }

@@ -22,7 +22,7 @@ use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::{DateTime, Datelike, Utc};
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct};
-use datafusion::logical_expr::{cast, lit, Expr};
+use datafusion::logical_expr::{cast, lit, try_cast, Expr};
 use datafusion::prelude::{concat, DataFrame};
 use lakecdp_core::unify::SemanticType;
 use lakecdp_core::{RunId, UnificationSpec};
@@ -154,7 +154,7 @@ where
     F: Fn(&arrow::array::ArrayRef, usize) -> &'static str,
 {
     let batches = df
-        .select(vec![cast(ident(column), cast_to).alias("v")])?
+        .select(vec![try_cast(ident(column), cast_to).alias("v")])? // what does not convert is unknown
         .collect()
         .await?;
     let mut counts: std::collections::BTreeMap<&'static str, i64> = Default::default();

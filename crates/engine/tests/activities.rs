@@ -192,6 +192,69 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "mail", with = "Email
         ]
     );
 
+    // a source column named CustomerId does not stand in for the profile's id; a time
+    // that is not a time and an empty id leave the row out with the reason
+    std::fs::write(
+        dir.path().join("visits.csv"),
+        "VisitId,Cid,When,CustomerId\n\
+         V1,S2,2026-11-10T08:00:00Z,not-a-profile\n\
+         V2,S2,yesterday,x\n\
+         ,S2,2026-11-11T08:00:00Z,y\n",
+    )
+    .unwrap();
+    let mut visits = source(
+        "Web",
+        "Visits",
+        "visits.csv",
+        "VisitId",
+        &[("VisitId", S), ("Cid", S), ("When", S), ("CustomerId", S)],
+    );
+    // no key at ingestion: the activity names its own
+    visits.tables[0].primary_key = None;
+    ingest_source(&lake, &visits, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    let mut all_sources = sources.clone();
+    all_sources.push(visits);
+    let visit_spec = ActivitySpec {
+        name: "Visits".into(),
+        source: "Web".into(),
+        table: "Visits".into(),
+        primary_key: Some("VisitId".into()),
+        activity_type: "WebVisit".into(),
+        customer: CustomerLink {
+            table: "Shop.Customers".into(),
+            column: "Cid".into(),
+        },
+        timestamp: "When".into(),
+        title: None,
+        description: None,
+        url: None,
+    };
+    let r = activities::run(&session, &all_sources, &[spec.clone(), visit_spec], 3)
+        .await
+        .unwrap();
+    let v = &r.activities[1];
+    assert_eq!(
+        (v.rows, v.linked, v.no_time, v.no_id),
+        (3, 1, 1, 1),
+        "{v:?}"
+    );
+    let ua = activity_entity(&lake, "UnifiedActivity").await;
+    let ids = strings(&ua, "ActivityId");
+    let at = ids.iter().position(|i| i == "Web.Visits:V1").unwrap();
+    assert_eq!(strings(&ua, "CustomerId")[at], id_of["S2"]);
+    let left = activity_entity(&lake, "UnmatchedActivity").await;
+    let reasons = strings(&left, "Reason");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("no time")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with("no activity id")),
+        "{reasons:?}"
+    );
+
     // a column the table lacks is named
     let mut bad = spec;
     bad.timestamp = "When".into();

@@ -8,9 +8,9 @@
 //! - A lease expires at `expires_at`; the holder [`renews`](Lease::renew) it while it
 //!   works. A holder that died stops renewing, and its lease can be taken over once
 //!   expired: by a conditional replace on the version read (stores with
-//!   compare-and-swap), or on the local file system by deleting and creating it again
-//!   (two processes taking over the same expired lease in the same instant could both
-//!   delete; the create that follows lets only one of them in).
+//!   compare-and-swap), or on the local file system under a take-over guard object
+//!   created with `PutMode::Create` (one taker at a time), which reads the lease again
+//!   and replaces it only if it is still the expired one.
 //! - [`Lease::release`] deletes it; renewing or releasing a lease that another holder has
 //!   taken over in the meantime fails with [`LeaseError::Lost`].
 
@@ -145,17 +145,73 @@ impl Lease {
         let taken = if lake.capabilities().conditional_update {
             lease.put(PutMode::Update(version)).await?
         } else {
-            lake.delete(&lease.relative).await.or_else(|e| match e {
-                Error::NotFound { .. } => Ok(()),
-                e => Err(e),
-            })?;
-            lease.put(PutMode::Create).await?
+            lease.take_over_locked(&current).await?
         };
         if taken {
             Ok(lease)
         } else {
             Err(lease.held().await)
         }
+    }
+
+    /// Take over an expired lease on a store without compare-and-swap: a guard object
+    /// (created with `PutMode::Create`, so one taker at a time) covers reading the lease
+    /// again, deleting it and creating ours. A guard left by a taker that died is broken
+    /// after a minute.
+    async fn take_over_locked(&self, expired: &LeaseInfo) -> Result<bool, LeaseError> {
+        let guard = format!("{}.takeover", self.relative);
+        let path = self.lake.path(&guard);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let mut held = false;
+        for _ in 0..2 {
+            match self
+                .lake
+                .store()
+                .put_opts(
+                    &path,
+                    PutPayload::from(self.info.token.clone()),
+                    opts.clone(),
+                )
+                .await
+            {
+                Ok(_) => {
+                    held = true;
+                    break;
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    // someone is taking it over now, or died doing so
+                    let stale = match self.lake.store().head(&path).await {
+                        Ok(meta) => Utc::now() - meta.last_modified > chrono::Duration::seconds(60),
+                        Err(_) => false,
+                    };
+                    if !stale {
+                        return Ok(false);
+                    }
+                    let _ = self.lake.delete(&guard).await;
+                }
+                Err(e) => return Err(Error::store(&path, e).into()),
+            }
+        }
+        if !held {
+            return Ok(false);
+        }
+        let taken = async {
+            match self.read().await? {
+                // still the expired lease we saw: ours now
+                Some((info, _)) if info.token == expired.token => {
+                    self.lake.delete(&self.relative).await?;
+                    self.put(PutMode::Create).await
+                }
+                Some(_) => Ok(false),
+                None => self.put(PutMode::Create).await,
+            }
+        }
+        .await;
+        let _ = self.lake.delete(&guard).await;
+        taken
     }
 
     /// What the lease says now.

@@ -78,9 +78,14 @@ pub async fn add(ctx: &Context, a: ConnectionAddArgs) -> anyhow::Result<()> {
     }
     acting.create_connection(&env, &connection).await?;
     for (name, blob) in &sealed {
-        acting
+        if let Err(e) = acting
             .set_connection_secret(&env, &connection, name, blob)
-            .await?;
+            .await
+        {
+            // no connection without its secrets
+            let _ = acting.delete_connection(&env, &connection.name).await;
+            return Err(e.into());
+        }
     }
     println!(
         "added {} connection `{}` (usable by {}{})",

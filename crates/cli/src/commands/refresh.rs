@@ -96,6 +96,7 @@ fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Nod
                 let (folder, _) = t.rsplit_once('/')?;
                 Some(match folder.split_once('/') {
                     Some(("DataIngestion", s)) => ingest_of(s),
+                    Some(("Exports", n)) => format!("export:{n}"),
                     _ => match folder {
                         "Unification" => "unify".to_string(),
                         "Activities" => "activities".to_string(),
@@ -158,6 +159,13 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         (Some(only), None) => vec![only.clone()],
         (None, None) => Vec::new(),
     };
+    if a.only.as_deref() == Some("unify") && project.unification.is_none() {
+        return Err(UserError(format!(
+            "{} declares no [unification]: add the tables that become customer profiles",
+            ctx.project_file().display()
+        ))
+        .into());
+    }
     let graph = if roots.is_empty() {
         all
     } else {
@@ -171,13 +179,6 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if a.only.as_deref() == Some("unify") && project.unification.is_none() {
-        return Err(UserError(format!(
-            "{} declares no [unification]: add the tables that become customer profiles",
-            ctx.project_file().display()
-        ))
-        .into());
-    }
 
     // one refresh of an environment at a time
     let mut refresh = RunRecord::start(env.id, "refresh");
@@ -188,15 +189,23 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         Err(e @ LeaseError::Held { .. }) => return Err(UserError(e.to_string()).into()),
         Err(e) => return Err(e.into()),
     };
-    catalog.record_run(&refresh).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<String>();
     let renewer = tokio::spawn(async move {
+        let mut lost_tx = Some(lost_tx);
         loop {
             tokio::select! {
                 _ = &mut stop_rx => break,
                 _ = tokio::time::sleep(LEASE_TTL / 3) => {
-                    if let Err(e) = lease.renew().await {
-                        tracing::warn!("the refresh lease could not be renewed: {e}");
+                    match lease.renew().await {
+                        Ok(()) => {}
+                        Err(e @ LeaseError::Lost { .. }) => {
+                            // someone else holds it now: this refresh must stop
+                            if let Some(tx) = lost_tx.take() {
+                                let _ = tx.send(e.to_string());
+                            }
+                        }
+                        Err(e) => tracing::warn!("the refresh lease could not be renewed: {e}"),
                     }
                 }
             }
@@ -204,6 +213,86 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         lease
     });
 
+    // whatever happens below, the lease is released and the refresh gets a final status
+    let result = run_graph(
+        ctx,
+        &a,
+        &project,
+        &catalog,
+        &acting,
+        &env,
+        &lake,
+        &graph,
+        &mut refresh,
+        lost_rx,
+    )
+    .await;
+    let _ = stop_tx.send(());
+    match renewer.await {
+        Ok(lease) => {
+            if let Err(e) = lease.release().await {
+                tracing::warn!("the refresh lease could not be released: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("the lease renewal task failed: {e}"),
+    }
+    let outcomes = match result {
+        Ok(o) => o,
+        Err(e) => {
+            if !refresh.status.is_final() {
+                refresh.status = RunStatus::Failed;
+                refresh.finished_at = Some(Utc::now());
+                refresh.error = Some(format!("{e:#}"));
+                let _ = catalog.update_run(&refresh).await;
+            }
+            return Err(e);
+        }
+    };
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.status == RunStatus::Failed)
+        .count();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| o.status == RunStatus::Skipped)
+        .count();
+    let canceled = refresh.status == RunStatus::Canceled;
+    print_outcomes(&refresh, &outcomes);
+    if refresh.status == RunStatus::Succeeded {
+        return Ok(());
+    }
+    let first = outcomes
+        .iter()
+        .find(|o| o.status == RunStatus::Failed)
+        .or_else(|| outcomes.iter().find(|o| o.status == RunStatus::Canceled));
+    let detail = first
+        .map(|o| format!("{}: {}", o.name, o.reason.clone().unwrap_or_default()))
+        .unwrap_or_default();
+    Err(anyhow::anyhow!(
+        "the refresh {} ({failed} failed, {skipped} skipped); {detail}",
+        if canceled {
+            "was canceled"
+        } else {
+            "finished with failures"
+        }
+    ))
+}
+
+/// Run the graph of one refresh, recording the refresh and each process.
+#[allow(clippy::too_many_arguments)]
+async fn run_graph(
+    ctx: &Context,
+    a: &RefreshArgs,
+    project: &ProjectFile,
+    catalog: &SqliteCatalog,
+    acting: &Acting<'_>,
+    env: &Environment,
+    lake: &Lake,
+    graph: &Graph,
+    refresh: &mut RunRecord,
+    lost_rx: tokio::sync::oneshot::Receiver<String>,
+) -> anyhow::Result<Vec<Outcome>> {
+    catalog.record_run(refresh).await?;
     println!(
         "refreshing environment `{}` (run {}): {}",
         env.name,
@@ -218,12 +307,12 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     let records: Arc<Mutex<BTreeMap<String, RunRecord>>> = Arc::default();
     let steps = Steps {
         ctx,
-        a: &a,
-        project: &project,
-        catalog: &catalog,
-        acting: &acting,
-        env: &env,
-        lake: &lake,
+        a,
+        project,
+        catalog,
+        acting,
+        env,
+        lake,
     };
     let outcomes = graph
         .run(
@@ -233,19 +322,46 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
                 let parent = refresh.clone();
                 let steps = &steps;
                 async move {
-                    let record = RunRecord::child(&parent, name.clone());
+                    let mut record = RunRecord::child(&parent, name.clone());
+                    // known before it is stored: a cancel in between still finds it
+                    if let Ok(mut m) = records.lock() {
+                        m.insert(name.clone(), record.clone());
+                    }
                     if let Err(e) = steps.catalog.record_run(&record).await {
                         return Err(format!("the run could not be recorded: {e}"));
                     }
-                    if let Ok(mut m) = records.lock() {
-                        m.insert(name.clone(), record);
+                    let result = steps.run(&name).await.map_err(|e| format!("{e:#}"));
+                    // final as soon as it ends, with its own time
+                    record.finished_at = Some(Utc::now());
+                    match &result {
+                        Ok(rows) => {
+                            record.status = RunStatus::Succeeded;
+                            record.rows = *rows;
+                        }
+                        Err(e) => {
+                            record.status = RunStatus::Failed;
+                            record.error = Some(e.clone());
+                        }
                     }
-                    steps.run(&name).await.map_err(|e| format!("{e:#}"))
+                    if steps.catalog.update_run(&record).await.is_ok() {
+                        if let Ok(mut m) = records.lock() {
+                            m.remove(&name);
+                        }
+                    }
+                    result
                 }
             },
             async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    println!("canceling: the running process stops and publishes nothing");
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => match r {
+                        Ok(()) => println!("canceling: the running process stops and publishes nothing"),
+                        // no Ctrl-C handler: never cancel
+                        Err(_) => std::future::pending::<()>().await,
+                    },
+                    lost = lost_rx => match lost {
+                        Ok(why) => println!("canceling: {why}"),
+                        Err(_) => std::future::pending::<()>().await,
+                    },
                 }
             },
             |_| {},
@@ -265,23 +381,27 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
         )
         .await;
 
-    // every process is recorded with its outcome, also those that never started
-    let started: BTreeMap<String, RunRecord> =
-        records.lock().map(|m| m.clone()).unwrap_or_default();
+    // the processes not recorded as ended yet: canceled while running, skipped, or
+    // canceled before they started
+    let open: BTreeMap<String, RunRecord> = records.lock().map(|m| m.clone()).unwrap_or_default();
     for o in &outcomes {
-        let mut record = match started.get(&o.name) {
-            Some(r) => r.clone(),
-            None => {
-                let r = RunRecord::child(&refresh, o.name.clone());
-                catalog.record_run(&r).await?;
-                r
-            }
-        };
+        let started = open.get(&o.name);
+        if started.is_none() && matches!(o.status, RunStatus::Succeeded | RunStatus::Failed) {
+            continue; // it ran and recorded its end itself
+        }
+        let mut record = started
+            .cloned()
+            .unwrap_or_else(|| RunRecord::child(refresh, o.name.clone()));
         record.status = o.status;
-        record.finished_at = Some(Utc::now());
+        record.finished_at =
+            Some(record.started_at + chrono::Duration::from_std(o.elapsed).unwrap_or_default());
         record.rows = o.rows;
         record.error = o.reason.clone();
-        catalog.update_run(&record).await?;
+        match catalog.update_run(&record).await {
+            Ok(()) => {}
+            Err(lakecdp_catalog::Error::NotFound { .. }) => catalog.record_run(&record).await?,
+            Err(e) => return Err(e.into()),
+        }
     }
     let failed = outcomes
         .iter()
@@ -303,35 +423,8 @@ pub async fn run(ctx: &Context, a: RefreshArgs) -> anyhow::Result<()> {
     if failed + skipped > 0 || canceled {
         refresh.error = Some(format!("{failed} failed, {skipped} skipped"));
     }
-    catalog.update_run(&refresh).await?;
-    let _ = stop_tx.send(());
-    match renewer.await {
-        Ok(lease) => {
-            if let Err(e) = lease.release().await {
-                tracing::warn!("the refresh lease could not be released: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("the lease renewal task failed: {e}"),
-    }
-    print_outcomes(&refresh, &outcomes);
-    if refresh.status == RunStatus::Succeeded {
-        return Ok(());
-    }
-    let first = outcomes
-        .iter()
-        .find(|o| o.status == RunStatus::Failed)
-        .or_else(|| outcomes.iter().find(|o| o.status == RunStatus::Canceled));
-    let detail = first
-        .map(|o| format!("{}: {}", o.name, o.reason.clone().unwrap_or_default()))
-        .unwrap_or_default();
-    Err(anyhow::anyhow!(
-        "the refresh {} ({failed} failed, {skipped} skipped); {detail}",
-        if canceled {
-            "was canceled"
-        } else {
-            "finished with failures"
-        }
-    ))
+    catalog.update_run(refresh).await?;
+    Ok(outcomes)
 }
 
 fn print_outcomes(refresh: &RunRecord, outcomes: &[Outcome]) {

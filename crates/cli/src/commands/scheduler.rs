@@ -84,7 +84,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
                 r.status = RunStatus::Skipped;
                 r.finished_at = Some(Utc::now());
                 r.error = Some(reason);
-                catalog.record_run(&r).await?;
+                // never leave the running refresh for a bookkeeping failure
+                if let Err(e) = catalog.record_run(&r).await {
+                    println!("scheduler: the skipped refresh could not be recorded: {e}");
+                }
                 continue;
             }
             Tick::Wait { next } => next,
@@ -93,26 +96,11 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         // exports read published outputs only)
         let mut next = next;
         for (name, c) in export_clocks.iter_mut() {
+            // due times missed while asleep or busy run once, not once each
+            let mut due = None;
             loop {
                 match c.tick(Utc::now(), None) {
-                    Tick::Start { due } => {
-                        println!(
-                            "scheduler: export `{name}` due at {} starts",
-                            due.format("%H:%M UTC")
-                        );
-                        if let Err(e) = super::export::run_exports(
-                            ctx,
-                            &catalog,
-                            &acting,
-                            &env,
-                            std::slice::from_ref(name),
-                        )
-                        .await
-                        {
-                            println!("scheduler: export `{name}` did not succeed: {e:#}");
-                        }
-                    }
-                    Tick::Skip { .. } => {}
+                    Tick::Start { due: d } | Tick::Skip { due: d, .. } => due = Some(d),
                     Tick::Wait { next: n } => {
                         next = match (next, n) {
                             (Some(a), Some(b)) => Some(a.min(b)),
@@ -120,6 +108,23 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
                         };
                         break;
                     }
+                }
+            }
+            if let Some(due) = due {
+                println!(
+                    "scheduler: export `{name}` due at {} starts",
+                    due.format("%H:%M UTC")
+                );
+                if let Err(e) = super::export::run_exports(
+                    ctx,
+                    &catalog,
+                    &acting,
+                    &env,
+                    std::slice::from_ref(name),
+                )
+                .await
+                {
+                    println!("scheduler: export `{name}` did not succeed: {e:#}");
                 }
             }
         }
