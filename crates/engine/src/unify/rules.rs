@@ -12,9 +12,8 @@
 //! behaves as a value that never matches, so a placeholder can never build a giant
 //! cluster.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use arrow::array::{Array, StringArray, StringBuilder};
 use lakecdp_core::unify::AliasSpec;
@@ -277,23 +276,37 @@ struct Blocker<'c> {
     fuzzy: &'c [usize],
 }
 
+/// The hasher of blocking keys (one per `find_pairs`, so both sides hash alike).
+type KeyHasher = hashbrown::DefaultHashBuilder;
+
+/// Scratch space of one thread computing keys.
+#[derive(Default)]
+struct KeyScratch {
+    first: Vec<String>,
+    second: Vec<String>,
+}
+
 impl Blocker<'_> {
-    fn fuzzy_keys(&self, c: usize, side: &[Values], row: usize) -> Option<Vec<String>> {
-        let v = usable(&self.conditions[c], &side[c], row)?;
-        let mut keys = Vec::new();
+    /// The blocking keys of condition `c` for record `row`, sorted and distinct, into
+    /// `out`; false when the value is missing or never matches.
+    fn fuzzy_keys(&self, c: usize, side: &[Values], row: usize, out: &mut Vec<String>) -> bool {
+        out.clear();
+        let Some(v) = usable(&self.conditions[c], &side[c], row) else {
+            return false;
+        };
         blocking_keys(
             self.conditions[c].comparator,
             self.conditions[c].precision,
             v,
-            &mut keys,
+            out,
         );
-        keys.sort();
-        keys.dedup();
-        Some(keys)
+        out.sort_unstable();
+        out.dedup();
+        true
     }
 
-    /// The keys of record `row` of `side` (none when a value it needs is missing); a
-    /// single exact value is borrowed, not copied.
+    /// The hashes of the keys of record `row` of `side` (none when a value it needs is
+    /// missing), and with `texts` the keys as text (to name a giant block).
     ///
     /// - Exact conditions only: their values together are the one key.
     /// - Exact and fuzzy conditions: the exact key crossed with the blocking keys of the
@@ -301,39 +314,56 @@ impl Blocker<'_> {
     ///   a crossed key; and an exact value that many records share (a date of birth, a
     ///   city) no longer makes a block of all of them.
     /// - Fuzzy conditions only: the keys of the two strictest, crossed.
-    fn keys<'v>(&self, side: &'v [Values], row: usize, out: &mut Vec<Cow<'v, str>>) {
+    ///
+    /// Keys are hashed as they are built, never joined into new strings.
+    fn keys(
+        &self,
+        side: &[Values],
+        row: usize,
+        hasher: &KeyHasher,
+        scratch: &mut KeyScratch,
+        out: &mut Vec<u64>,
+        mut texts: Option<&mut Vec<String>>,
+    ) {
         out.clear();
-        let exact_key: Option<Cow<'v, str>> = match self.exact {
-            [] => None,
-            [only] => match usable(&self.conditions[*only], &side[*only], row) {
-                Some(v) => Some(Cow::Borrowed(v)),
-                None => return,
-            },
-            several => {
-                let mut key = String::new();
-                for (n, c) in several.iter().enumerate() {
-                    let Some(v) = usable(&self.conditions[*c], &side[*c], row) else {
-                        return;
-                    };
-                    if n > 0 {
-                        key.push('\u{1}');
-                    }
-                    key.push_str(v);
+        if let Some(t) = texts.as_deref_mut() {
+            t.clear();
+        }
+        if !self.exact.is_empty() {
+            // the exact values hashed in place, without gathering them
+            let mut state = hasher.build_hasher();
+            for c in self.exact {
+                match usable(&self.conditions[*c], &side[*c], row) {
+                    Some(v) => v.hash(&mut state),
+                    None => return,
                 }
-                Some(Cow::Owned(key))
             }
-        };
-        if let Some(exact) = exact_key {
+            let exact_hash = state.finish();
+            // the text only to name a giant block
+            let exact_text = || {
+                self.exact
+                    .iter()
+                    .filter_map(|c| usable(&self.conditions[*c], &side[*c], row))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            };
             match self.fuzzy.first() {
-                None => out.push(exact),
+                None => {
+                    out.push(exact_hash);
+                    if let Some(t) = texts {
+                        t.push(exact_text());
+                    }
+                }
                 Some(c) => {
-                    let Some(keys) = self.fuzzy_keys(*c, side, row) else {
+                    if !self.fuzzy_keys(*c, side, row, &mut scratch.first) {
                         return;
-                    };
-                    out.extend(
-                        keys.into_iter()
-                            .map(|k| Cow::Owned(format!("{exact}\u{2}{k}"))),
-                    );
+                    }
+                    for k in &scratch.first {
+                        out.push(hasher.hash_one((exact_hash, k.as_str())));
+                        if let Some(t) = texts.as_deref_mut() {
+                            t.push(format!("{} + {k}", exact_text()));
+                        }
+                    }
                 }
             }
             return;
@@ -341,22 +371,31 @@ impl Blocker<'_> {
         // the keys of the two strictest fuzzy conditions, crossed: a pair that
         // satisfies every condition shares a key of each, so it shares a crossed key,
         // and crossed keys are far more selective than either condition's own
-        let Some(first) = self
-            .fuzzy
-            .first()
-            .and_then(|c| self.fuzzy_keys(*c, side, row))
-        else {
+        let Some(first) = self.fuzzy.first() else {
             return;
         };
+        if !self.fuzzy_keys(*first, side, row, &mut scratch.first) {
+            return;
+        }
         match self.fuzzy.get(1) {
-            None => out.extend(first.into_iter().map(Cow::Owned)),
+            None => {
+                for k in &scratch.first {
+                    out.push(hasher.hash_one(k.as_str()));
+                    if let Some(t) = texts.as_deref_mut() {
+                        t.push(k.clone());
+                    }
+                }
+            }
             Some(c) => {
-                let Some(second) = self.fuzzy_keys(*c, side, row) else {
+                if !self.fuzzy_keys(*c, side, row, &mut scratch.second) {
                     return;
-                };
-                for a in &first {
-                    for b in &second {
-                        out.push(Cow::Owned(format!("{a}\u{2}{b}")));
+                }
+                for a in &scratch.first {
+                    for b in &scratch.second {
+                        out.push(hasher.hash_one((a.as_str(), b.as_str())));
+                        if let Some(t) = texts.as_deref_mut() {
+                            t.push(format!("{a} + {b}"));
+                        }
                     }
                 }
             }
@@ -426,16 +465,15 @@ pub fn find_pairs(
     // are verified like any other
     let n_b = b.first().map_or(0, |v| v.len());
     let n_a = a.first().map_or(0, |v| v.len());
-    let hasher = hashbrown::DefaultHashBuilder::default();
-    let hash = |k: &str| hasher.hash_one(k);
+    let hasher = KeyHasher::default();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    let blocker = &blocker;
-    let (hash, slices) = (&hash, |n: usize| {
+    let (blocker, hasher) = (&blocker, &hasher);
+    let slices = |n: usize| {
         n.div_ceil(threads.min(n.max(1).div_ceil(4096)).max(1))
             .max(1)
-    });
+    };
     let chunk_b = slices(n_b);
     let mut entries: Vec<(u64, u32)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n_b)
@@ -444,12 +482,13 @@ pub fn find_pairs(
                 scope.spawn(move || {
                     let mut out = Vec::new();
                     let mut keys = Vec::new();
+                    let mut scratch = KeyScratch::default();
                     for row in start..(start + chunk_b).min(n_b) {
                         if !active_b(row) {
                             continue;
                         }
-                        blocker.keys(b, row, &mut keys);
-                        out.extend(keys.drain(..).map(|k| (hash(&k), row as u32)));
+                        blocker.keys(b, row, hasher, &mut scratch, &mut keys, None);
+                        out.extend(keys.iter().map(|h| (*h, row as u32)));
                     }
                     out
                 })
@@ -474,12 +513,19 @@ pub fn find_pairs(
         if j - i > max_block {
             giant.insert(h);
             // the key's text, from one of its records
-            let mut keys = Vec::new();
-            blocker.keys(b, entries[i].1 as usize, &mut keys);
-            let value = keys
+            let (mut hashes, mut texts) = (Vec::new(), Vec::new());
+            blocker.keys(
+                b,
+                entries[i].1 as usize,
+                hasher,
+                &mut KeyScratch::default(),
+                &mut hashes,
+                Some(&mut texts),
+            );
+            let value = hashes
                 .iter()
-                .find(|k| hash(k) == h)
-                .map(|k| k.replace(['\u{1}', '\u{2}'], " + "))
+                .position(|k| *k == h)
+                .and_then(|p| texts.get(p).cloned())
                 .unwrap_or_default();
             found.giant.push(GiantBlock {
                 rule: rule.to_string(),
@@ -508,13 +554,13 @@ pub fn find_pairs(
                     let mut candidates = 0u64;
                     let mut seen: Vec<u32> = vec![u32::MAX; n_b];
                     let mut keys = Vec::new();
+                    let mut scratch = KeyScratch::default();
                     for row in start..(start + chunk).min(n_a) {
                         if !active_a(row) {
                             continue;
                         }
-                        blocker.keys(a, row, &mut keys);
-                        for k in &keys {
-                            let h = hash(k);
+                        blocker.keys(a, row, hasher, &mut scratch, &mut keys, None);
+                        for &h in &keys {
                             if giant.contains(&h) {
                                 continue;
                             }
