@@ -457,6 +457,16 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
+    /// A session over the lake; with `outputs`, the published outputs the insight
+    /// processes read are registered (Customer, the activities, the measures).
+    async fn session(&self, outputs: bool) -> anyhow::Result<Session> {
+        let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
+        if outputs {
+            session.register_outputs().await?;
+        }
+        Ok(session)
+    }
+
     /// Run one process; the rows it wrote, when it says.
     async fn run(&self, name: &str) -> anyhow::Result<Option<u64>> {
         if let Some(source) = name.strip_prefix("ingest:") {
@@ -489,7 +499,7 @@ impl Steps<'_> {
                 unify_step(self.project, spec, self.env, self.lake).await
             }
             "activities" => {
-                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
+                let session = self.session(false).await?;
                 let r = lakecdp_engine::activities::run(
                     &session,
                     &self.project.sources,
@@ -517,7 +527,7 @@ impl Steps<'_> {
                     .unification
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("the project declares no [unification]"))?;
-                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
+                let session = self.session(false).await?;
                 let r = lakecdp_engine::reports::run(
                     &session,
                     spec,
@@ -538,8 +548,7 @@ impl Steps<'_> {
                 Ok(Some(r.profiles))
             }
             "measures" => {
-                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
-                session.register_outputs().await?;
+                let session = self.session(true).await?;
                 let r = lakecdp_engine::measures::run(
                     &session,
                     &self.project.measures,
@@ -567,8 +576,7 @@ impl Steps<'_> {
                 Ok(Some(r.measures.iter().map(|m| m.rows).sum()))
             }
             "segments" => {
-                let session = Session::new(&EngineKind::Local, self.lake.clone()).await?;
-                session.register_outputs().await?;
+                let session = self.session(true).await?;
                 let r = lakecdp_engine::segments::run(
                     &session,
                     &self.project.segments,
