@@ -203,26 +203,12 @@ pub fn split_table(table: &str) -> anyhow::Result<(Process, String)> {
             "table `{table}` must be written <process folder>/<Entity>, e.g. Unification/Customer"
         ))
     })?;
-    let process = match folder.split_once('/') {
-        None => match folder {
-            "Unification" => Process::Unification,
-            "Activities" => Process::Activities,
-            "Measures" => Process::Measures,
-            "Segments" => Process::Segments,
-            other => {
-                return Err(UserError(format!(
-                    "unknown process folder `{other}` in `{table}`: use Unification, Activities, \
-                     Measures, Segments, DataIngestion/<Source> or Exports/<Name>"
-                ))
-                .into())
-            }
-        },
-        Some(("DataIngestion", source)) => Process::Ingestion(source.to_string()),
-        Some(("Exports", name)) => Process::Export(name.to_string()),
-        Some(_) => {
-            return Err(UserError(format!("unknown process folder `{folder}` in `{table}`")).into())
-        }
-    };
+    let process = Process::from_folder(folder).ok_or_else(|| {
+        UserError(format!(
+            "unknown process folder `{folder}` in `{table}`: use Unification, Activities, \
+             Measures, Segments, Reports, DataIngestion/<Source> or Exports/<Name>"
+        ))
+    })?;
     Ok((process, entity.to_string()))
 }
 

@@ -217,10 +217,7 @@ fn exports_reach_postgresql_and_a_lake_and_secrets_never_leak() {
         &pw_env,
     );
     let out = p.ok(None, &["connection", "test", "warehouse"], &[]);
-    assert!(
-        out.contains("all 2 checks passed") || out.contains("checks passed"),
-        "{out}"
-    );
+    assert!(out.contains("all 2 checks passed"), "{out}");
     let out = p.ok(None, &["connection", "show", "warehouse"], &[]);
     assert!(out.contains("******** (sealed in the catalog)"), "{out}");
     // a contributor sees the shared connection's name only; a viewer sees none
@@ -679,10 +676,7 @@ fn an_environment_reads_its_storage_key_from_the_vault() {
     let out = p.ok(None, &["apply"], &[]);
     assert!(out.contains("updated environment"), "{out}");
     let out = p.ok(None, &["env", "check"], &[]);
-    assert!(
-        out.contains("credentials accepted") || out.contains("passed"),
-        "{out}"
-    );
+    assert!(out.contains(" 0 failed"), "{out}");
     let out = p.ok(None, &["env", "secret", "list"], &[]);
     assert!(
         out.contains("account_key") && out.contains("********"),

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use lakecdp_core::{
-    ActivitySpec, ColumnType, CustomerLink, SourceFormat, SourceSpec, UnificationSpec,
-};
+use lakecdp_core::{ActivitySpec, ColumnType, CustomerLink, UnificationSpec};
 use lakecdp_engine::activities;
 use lakecdp_engine::ingest::{ingest_source, IngestOptions};
 use lakecdp_engine::unify::{unify, UnifyOptions};
@@ -15,26 +13,7 @@ use lakecdp_lake::publish::read_model;
 use lakecdp_lake::{Lake, Process};
 
 mod common;
-use common::{col, lake, strings, table, unified};
-
-fn source(
-    name: &str,
-    table_name: &str,
-    file: &str,
-    key: &str,
-    columns: &[(&str, ColumnType)],
-) -> SourceSpec {
-    let mut t = table(table_name, file, SourceFormat::Csv);
-    t.primary_key = Some(key.into());
-    t.schema = columns.iter().map(|(c, ty)| col(c, *ty)).collect();
-    SourceSpec {
-        name: name.into(),
-        description: None,
-        max_corrupt_share: None,
-        access: None,
-        tables: vec![t],
-    }
-}
+use common::{csv_source as source, lake, strings, unified};
 
 async fn activity_entity(lake: &Lake, name: &str) -> arrow::record_batch::RecordBatch {
     let model = read_model(lake, &Process::Activities)

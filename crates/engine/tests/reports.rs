@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::TimeZone;
-use lakecdp_core::{ColumnType, SourceFormat, SourceSpec, UnificationSpec};
+use lakecdp_core::{ColumnType, UnificationSpec};
 use lakecdp_engine::ingest::{ingest_source, IngestOptions};
 use lakecdp_engine::unify::{unify, UnifyOptions};
 use lakecdp_engine::{reports, EngineKind, Session};
@@ -12,7 +12,7 @@ use lakecdp_lake::publish::read_model;
 use lakecdp_lake::{Lake, Process};
 
 mod common;
-use common::{col, lake, strings, table};
+use common::{csv_source, lake, strings};
 
 async fn report(lake: &Lake, name: &str) -> BTreeMap<String, String> {
     let model = read_model(lake, &Process::Reports)
@@ -44,39 +44,30 @@ async fn distributions_count_profiles_by_age_gender_income_place_and_source() {
     std::fs::write(dir.path().join("web.csv"), "Wid,mail\nW1,a@x\nW2,z@x\n").unwrap();
     let lake = lake(dir.path());
     use ColumnType::String as S;
-    let mut crm = table("Contacts", "crm.csv", SourceFormat::Csv);
-    crm.primary_key = Some("Id".into());
-    crm.schema = [
-        ("Id", S),
-        ("Email", S),
-        ("Born", ColumnType::Date),
-        ("Sex", S),
-        ("Town", S),
-        ("Region", S),
-        ("Land", S),
-        ("Income", ColumnType::Double),
-    ]
-    .iter()
-    .map(|(c, t)| col(c, *t))
-    .collect();
-    let mut web = table("Signups", "web.csv", SourceFormat::Csv);
-    web.primary_key = Some("Wid".into());
-    web.schema = vec![col("Wid", S), col("mail", S)];
     let sources = vec![
-        SourceSpec {
-            name: "Crm".into(),
-            description: None,
-            max_corrupt_share: None,
-            access: None,
-            tables: vec![crm],
-        },
-        SourceSpec {
-            name: "Web".into(),
-            description: None,
-            max_corrupt_share: None,
-            access: None,
-            tables: vec![web],
-        },
+        csv_source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &[
+                ("Id", S),
+                ("Email", S),
+                ("Born", ColumnType::Date),
+                ("Sex", S),
+                ("Town", S),
+                ("Region", S),
+                ("Land", S),
+                ("Income", ColumnType::Double),
+            ],
+        ),
+        csv_source(
+            "Web",
+            "Signups",
+            "web.csv",
+            "Wid",
+            &[("Wid", S), ("mail", S)],
+        ),
     ];
     for s in &sources {
         ingest_source(&lake, s, dir.path(), &IngestOptions::default())

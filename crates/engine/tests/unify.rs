@@ -4,26 +4,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use lakecdp_core::{ColumnType, SourceFormat, SourceSpec, TableSpec, UnificationSpec};
+use lakecdp_core::{ColumnType, SourceSpec, UnificationSpec};
 use lakecdp_engine::ingest::{ingest_source, IngestOptions};
 use lakecdp_engine::unify::{unify, UnifyOptions};
 use lakecdp_lake::Lake;
 
 mod common;
-use common::{col, lake, strings, table, unified};
+use common::{csv_source, lake, strings, unified};
 
 /// A source with one CSV table whose columns are all text.
 fn source(name: &str, table_name: &str, file: &str, key: &str, columns: &[&str]) -> SourceSpec {
-    let mut t: TableSpec = table(table_name, file, SourceFormat::Csv);
-    t.primary_key = Some(key.into());
-    t.schema = columns.iter().map(|c| col(c, ColumnType::String)).collect();
-    SourceSpec {
-        name: name.into(),
-        description: None,
-        max_corrupt_share: None,
-        access: None,
-        tables: vec![t],
-    }
+    let typed: Vec<(&str, ColumnType)> = columns.iter().map(|c| (*c, ColumnType::String)).collect();
+    csv_source(name, table_name, file, key, &typed)
 }
 
 async fn ingest(lake: &Lake, dir: &Path, sources: &[SourceSpec]) {

@@ -61,6 +61,28 @@ impl Process {
         }
     }
 
+    /// The process of a folder as [`folder`](Self::folder) writes it
+    /// (`Unification`, `DataIngestion/Crm`, `Exports/nightly`), if it is one.
+    pub fn from_folder(folder: &str) -> Option<Process> {
+        match folder.split_once('/') {
+            None => match folder {
+                "Unification" => Some(Process::Unification),
+                "Activities" => Some(Process::Activities),
+                "Measures" => Some(Process::Measures),
+                "Segments" => Some(Process::Segments),
+                "Reports" => Some(Process::Reports),
+                _ => None,
+            },
+            Some(("DataIngestion", source)) if !source.is_empty() && !source.contains('/') => {
+                Some(Process::Ingestion(source.to_string()))
+            }
+            Some(("Exports", name)) if !name.is_empty() && !name.contains('/') => {
+                Some(Process::Export(name.to_string()))
+            }
+            Some(_) => None,
+        }
+    }
+
     /// The `name` of its `model.json`.
     pub fn model_name(&self) -> String {
         match self {

@@ -41,7 +41,7 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_timestamp(what: &str, text: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_timestamp(what: &str, text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| Error::Storage(format!("stored {what} `{text}` is not a timestamp: {e}")))

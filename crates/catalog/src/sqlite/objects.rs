@@ -2,23 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lakecdp_core::{
     Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export, ExportId,
     Principal, PrincipalKind, Role, RoleAssignment, SecretOwner,
 };
 use rusqlite::{params, Connection as Db, OptionalExtension, Row, Transaction};
 
-use super::codec::{storage, timestamp, violation, Violation};
+use super::codec::{parse_timestamp, storage, timestamp, violation, Violation};
 use crate::catalog::SealedSecret;
 use crate::error::{Error, Result};
 use crate::{CONNECTION, EXPORT};
-
-fn parse_time(what: &str, text: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::Storage(format!("stored {what} `{text}` is not a timestamp: {e}")))
-}
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Storage(format!("stored {what} cannot be read: {e}"))
@@ -54,7 +48,7 @@ fn principal_of(raw: (String, String, String)) -> Result<Principal> {
         kind: kind
             .parse::<PrincipalKind>()
             .map_err(|e| corrupt("principal kind", e))?,
-        created_at: parse_time("principal time", &created_at)?,
+        created_at: parse_timestamp("principal time", &created_at)?,
         name,
     })
 }
@@ -159,7 +153,7 @@ pub(crate) fn list_roles(conn: &Db, env: EnvironmentId) -> Result<Vec<RoleAssign
             principal,
             role: role.parse().map_err(|e| corrupt("role", e))?,
             assigned_by: by,
-            assigned_at: parse_time("role time", &at)?,
+            assigned_at: parse_timestamp("role time", &at)?,
         })
     })
     .collect()
@@ -205,8 +199,8 @@ fn read_connection(conn: &Db, row: &Row<'_>) -> rusqlite::Result<Result<Connecti
                 .parse::<ConnectionSharing>()
                 .map_err(|e| corrupt("connection sharing", e))?,
             created_by,
-            created_at: parse_time("connection time", &created_at)?,
-            updated_at: parse_time("connection time", &updated_at)?,
+            created_at: parse_timestamp("connection time", &created_at)?,
+            updated_at: parse_timestamp("connection time", &updated_at)?,
         })
     })())
 }
@@ -573,8 +567,8 @@ fn read_export(row: &Row<'_>) -> rusqlite::Result<Result<Export>> {
                 .parse()
                 .map_err(|e| corrupt("export schedule", e))?,
             created_by: by,
-            created_at: parse_time("export time", &at)?,
-            updated_at: parse_time("export time", &updated)?,
+            created_at: parse_timestamp("export time", &at)?,
+            updated_at: parse_timestamp("export time", &updated)?,
         })
     })())
 }

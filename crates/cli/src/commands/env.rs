@@ -349,17 +349,13 @@ pub async fn show(ctx: &Context, name: Option<String>) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let profiles =
-        match lakecdp_lake::publish::read_model(&lake, &lakecdp_lake::Process::Unification).await {
-            Ok(Some(model)) => match model.entity("Customer") {
-                Some(e) => lakecdp_lake::partition::read_entity(&lake, "Unification", e)
-                    .await
-                    .map(|b| b.iter().map(|b| b.num_rows() as u64).sum::<u64>())
-                    .ok(),
-                None => None,
-            },
-            _ => None,
-        };
+    // the profiles of the last unification that succeeded, as its run recorded them
+    let profiles = catalog
+        .list_runs(env.id, 1000)
+        .await?
+        .into_iter()
+        .find(|r| r.process == "unify" && r.status == RunStatus::Succeeded)
+        .and_then(|r| r.rows);
     let used: u64 = lake
         .list("")
         .await

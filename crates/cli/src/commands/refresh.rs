@@ -11,7 +11,7 @@ use lakecdp_core::{RunRecord, RunStatus, SourceSpec, Watermark};
 use lakecdp_engine::ingest::{
     ingest_source, Base, IncrementalReport, IngestOptions, SourceReport, TableReport,
 };
-use lakecdp_lake::Lake;
+use lakecdp_lake::{Lake, Process};
 
 use lakecdp_catalog::SqliteCatalog;
 use lakecdp_core::{Environment, ProjectFile, UnificationSpec};
@@ -32,6 +32,19 @@ use crate::args::RefreshArgs;
 use crate::context::Context;
 use crate::output;
 use crate::UserError;
+
+/// The refresh-graph node of the process that writes a folder.
+fn process_node(p: &Process) -> String {
+    match p {
+        Process::Ingestion(source) => format!("ingest:{source}"),
+        Process::Unification => "unify".into(),
+        Process::Activities => "activities".into(),
+        Process::Measures => "measures".into(),
+        Process::Segments => "segments".into(),
+        Process::Reports => "reports".into(),
+        Process::Export(name) => format!("export:{name}"),
+    }
+}
 
 /// How long a refresh lease lives unless renewed; it is renewed every third of that.
 const LEASE_TTL: Duration = Duration::from_secs(10 * 60);
@@ -94,17 +107,7 @@ fn processes(project: &ProjectFile, exports: &[lakecdp_core::Export]) -> Vec<Nod
             .iter()
             .filter_map(|t| {
                 let (folder, _) = t.rsplit_once('/')?;
-                Some(match folder.split_once('/') {
-                    Some(("DataIngestion", s)) => ingest_of(s),
-                    Some(("Exports", n)) => format!("export:{n}"),
-                    _ => match folder {
-                        "Unification" => "unify".to_string(),
-                        "Activities" => "activities".to_string(),
-                        "Segments" => "segments".to_string(),
-                        "Measures" => "measures".to_string(),
-                        other => other.to_ascii_lowercase(),
-                    },
-                })
+                Some(process_node(&Process::from_folder(folder)?))
             })
             .filter(|d| known.contains(d))
             .collect();
@@ -560,9 +563,7 @@ impl Steps<'_> {
                     println!(
                         "  measure {} ({}): {} rows in {}{}",
                         m.name,
-                        serde_json::to_string(&m.kind)
-                            .unwrap_or_default()
-                            .trim_matches('"'),
+                        m.kind.as_str(),
                         m.rows,
                         m.entity,
                         if m.customers_without_data > 0 {
@@ -592,9 +593,7 @@ impl Steps<'_> {
                     let kept = if x.kept { ", kept (static)" } else { "" };
                     println!(
                         "  segment {} ({}): {} members{change}{kept}",
-                        x.name,
-                        format!("{:?}", x.kind).to_ascii_lowercase(),
-                        x.members
+                        x.name, x.kind, x.members
                     );
                 }
                 println!(

@@ -38,7 +38,7 @@ pub async fn list(ctx: &Context) -> anyhow::Result<()> {
     for s in &project.segments {
         t.add_row(vec![
             Cell::new(&s.name),
-            Cell::new(format!("{:?}", s.kind).to_ascii_lowercase()),
+            Cell::new(s.kind.to_string()),
             Cell::new(s.rules.len()),
             Cell::new(
                 last.and_then(|r| r.counts.get(&s.name))
@@ -83,7 +83,7 @@ pub async fn show(ctx: &Context, a: SegmentShowArgs) -> anyhow::Result<()> {
     println!(
         "segment {} ({}){}",
         spec.name,
-        format!("{:?}", spec.kind).to_ascii_lowercase(),
+        spec.kind,
         spec.description
             .as_ref()
             .map(|d| format!(": {d}"))

@@ -38,6 +38,26 @@ pub fn table(name: &str, location: &str, format: SourceFormat) -> TableSpec {
     }
 }
 
+/// A source with one CSV table, its primary key and its typed columns.
+pub fn csv_source(
+    name: &str,
+    table_name: &str,
+    file: &str,
+    key: &str,
+    columns: &[(&str, ColumnType)],
+) -> lakecdp_core::SourceSpec {
+    let mut t = table(table_name, file, SourceFormat::Csv);
+    t.primary_key = Some(key.into());
+    t.schema = columns.iter().map(|(c, ty)| col(c, *ty)).collect();
+    lakecdp_core::SourceSpec {
+        name: name.into(),
+        description: None,
+        max_corrupt_share: None,
+        access: None,
+        tables: vec![t],
+    }
+}
+
 pub fn col(name: &str, t: ColumnType) -> ColumnSpec {
     ColumnSpec {
         name: name.into(),
