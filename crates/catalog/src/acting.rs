@@ -107,6 +107,20 @@ impl<'a> Acting<'a> {
         self.catalog.delete_environment(environment.id).await
     }
 
+    /// Forget the incremental watermarks of a source, or of one of its tables, no longer
+    /// declared (Contributor).
+    pub async fn clear_watermarks(
+        &self,
+        environment: &Environment,
+        source: &str,
+        table: Option<&str>,
+    ) -> Result<u64> {
+        self.require(environment, Operation::EditProject).await?;
+        self.catalog
+            .clear_watermarks(environment.id, source, table)
+            .await
+    }
+
     /// Seal-and-store one secret of the environment (Admin).
     pub async fn set_environment_secret(
         &self,

@@ -2,10 +2,10 @@
 
 mod args;
 mod commands;
-mod context;
+mod input;
 mod output;
 mod progress;
-mod targets;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -15,25 +15,21 @@ use crate::args::{
     Cli, Command, ConnectionCommand, EnvCommand, EnvSecretCommand, ExportCommand, RoleCommand,
     SegmentCommand, SourceCommand, UnifyCommand, VaultCommand,
 };
-use crate::context::Context;
+use lakecdp_app::{Actor, App};
 
 /// A mistake the user can fix; exits with code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UserError(pub String);
 
+/// Exit code 2 for what the user can fix (invalid, not found, denied, conflict), 1 for
+/// the rest.
 fn is_user_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<UserError>()
             || c.is::<lakecdp_core::ConfigErrors>()
-            || c.downcast_ref::<lakecdp_lake::Error>()
-                .is_some_and(|e| e.is_user_error())
-            || c.downcast_ref::<lakecdp_catalog::Error>()
-                .is_some_and(|e| e.is_user_error())
-            || c.downcast_ref::<lakecdp_connect::Error>()
-                .is_some_and(|e| e.is_user_error())
-            || c.downcast_ref::<lakecdp_engine::Error>()
-                .is_some_and(|e| e.is_user_error())
+            || c.downcast_ref::<lakecdp_app::Error>()
+                .is_some_and(|e| e.kind().is_user_error())
     })
 }
 
@@ -77,68 +73,115 @@ fn main() -> ExitCode {
     }
 }
 
+/// The project folder and the catalog file the arguments name.
+pub struct Start {
+    /// Absolute project folder.
+    pub project_dir: std::path::PathBuf,
+    /// Catalog database file.
+    pub catalog_path: std::path::PathBuf,
+}
+
+impl Start {
+    fn new(cli: &Cli) -> anyhow::Result<Self> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| anyhow::anyhow!("cannot read the current folder: {e}"))?;
+        let project_dir = lakecdp_app::absolute(&cwd, &cli.project);
+        let catalog_path = cli
+            .catalog
+            .as_ref()
+            .map(|c| lakecdp_app::absolute(&cwd, c))
+            .unwrap_or_else(|| project_dir.join(".lakecdp").join("catalog.db"));
+        Ok(Self {
+            project_dir,
+            catalog_path,
+        })
+    }
+
+    async fn app(&self) -> anyhow::Result<App> {
+        let catalog = lakecdp_app::open_catalog(&self.catalog_path).await?;
+        Ok(App::new(catalog, self.project_dir.clone()))
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = Context::new(&cli)?;
+    let start = Start::new(&cli)?;
+    let actor = Actor::local(cli.acting_as.as_deref());
     match cli.command {
-        Command::Init(a) => commands::init::run(&ctx, a),
-        Command::Env(EnvCommand::Check(a)) => commands::env::check(&ctx, a).await,
-        Command::Env(EnvCommand::Create(a)) => {
-            commands::env::create(&ctx, a.create_container).await
+        Command::Init(a) => commands::init::run(&start, a),
+        Command::Vault(VaultCommand::NewKey(a)) => commands::connection::vault_new_key(a),
+        command => {
+            let app = start.app().await?;
+            dispatch(&app, &actor, command).await
         }
-        Command::Env(EnvCommand::List) => commands::env::list(&ctx).await,
-        Command::Env(EnvCommand::Show(a)) => commands::env::show(&ctx, a.name).await,
-        Command::Env(EnvCommand::Update(a)) => commands::env::update(&ctx, a).await,
-        Command::Env(EnvCommand::Delete(a)) => commands::env::delete(&ctx, a).await,
+    }
+}
+
+async fn dispatch(app: &App, actor: &Actor, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init(_) | Command::Vault(VaultCommand::NewKey(_)) => Ok(()),
+        Command::Env(EnvCommand::Check(a)) => commands::env::check(app, actor, a).await,
+        Command::Env(EnvCommand::Create(a)) => {
+            commands::env::create(app, actor, a.create_container).await
+        }
+        Command::Env(EnvCommand::List) => commands::env::list(app, actor).await,
+        Command::Env(EnvCommand::Show(a)) => commands::env::show(app, actor, a.name).await,
+        Command::Env(EnvCommand::Update(a)) => commands::env::update(app, actor, a).await,
+        Command::Env(EnvCommand::Delete(a)) => commands::env::delete(app, actor, a).await,
         Command::Env(EnvCommand::Secret(c)) => {
             use commands::connection as cmd;
             match c {
-                EnvSecretCommand::Set(a) => cmd::env_secret_set(&ctx, a).await,
-                EnvSecretCommand::List(a) => cmd::env_secret_list(&ctx, a.name).await,
-                EnvSecretCommand::Remove(a) => cmd::env_secret_remove(&ctx, a).await,
+                EnvSecretCommand::Set(a) => cmd::env_secret_set(app, actor, a).await,
+                EnvSecretCommand::List(a) => cmd::env_secret_list(app, actor, a.name).await,
+                EnvSecretCommand::Remove(a) => cmd::env_secret_remove(app, actor, a).await,
             }
         }
-        Command::Apply(a) => commands::env::apply(&ctx, a.create_container).await,
-        Command::Runs(a) => commands::runs::run(&ctx, a).await,
-        Command::Refresh(a) => commands::refresh::run(&ctx, a).await,
-        Command::Scheduler => commands::scheduler::run(&ctx).await,
-        Command::Unify(UnifyCommand::Explain(a)) => commands::unify::explain(&ctx, a).await,
-        Command::Unify(UnifyCommand::Preview(a)) => commands::unify::preview(&ctx, a).await,
-        Command::Source(SourceCommand::List) => commands::source::list(&ctx),
-        Command::Source(SourceCommand::Show(a)) => commands::source::show(&ctx, &a.name),
-        Command::Source(SourceCommand::Inspect(a)) => commands::source::inspect(&ctx, a).await,
-        Command::Source(SourceCommand::Add(a)) => commands::source::add(&ctx, a).await,
-        Command::Source(SourceCommand::Remove(a)) => commands::source::remove(&ctx, a).await,
-        Command::Segment(SegmentCommand::List) => commands::segment::list(&ctx).await,
-        Command::Segment(SegmentCommand::Show(a)) => commands::segment::show(&ctx, a).await,
-        Command::Segment(SegmentCommand::Preview(a)) => commands::segment::preview(&ctx, a).await,
-        Command::Role(RoleCommand::Set(a)) => commands::role::set(&ctx, a).await,
-        Command::Role(RoleCommand::List) => commands::role::list(&ctx).await,
+        Command::Apply(a) => commands::env::apply(app, actor, a.create_container).await,
+        Command::Runs(a) => commands::runs::run(app, actor, a).await,
+        Command::Refresh(a) => commands::refresh::run(app, actor, a).await,
+        Command::Scheduler => commands::scheduler::run(app, actor).await,
+        Command::Unify(UnifyCommand::Explain(a)) => commands::unify::explain(app, actor, a).await,
+        Command::Unify(UnifyCommand::Preview(a)) => commands::unify::preview(app, actor, a).await,
+        Command::Source(SourceCommand::List) => commands::source::list(app, actor).await,
+        Command::Source(SourceCommand::Show(a)) => {
+            commands::source::show(app, actor, &a.name).await
+        }
+        Command::Source(SourceCommand::Inspect(a)) => {
+            commands::source::inspect(app, actor, a).await
+        }
+        Command::Source(SourceCommand::Add(a)) => commands::source::add(app, actor, a).await,
+        Command::Source(SourceCommand::Remove(a)) => commands::source::remove(app, actor, a).await,
+        Command::Segment(SegmentCommand::List) => commands::segment::list(app, actor).await,
+        Command::Segment(SegmentCommand::Show(a)) => commands::segment::show(app, actor, a).await,
+        Command::Segment(SegmentCommand::Preview(a)) => {
+            commands::segment::preview(app, actor, a).await
+        }
+        Command::Role(RoleCommand::Set(a)) => commands::role::set(app, actor, a).await,
+        Command::Role(RoleCommand::List) => commands::role::list(app, actor).await,
         Command::Connection(c) => {
             use commands::connection as cmd;
             match c {
-                ConnectionCommand::Add(a) => cmd::add(&ctx, a).await,
-                ConnectionCommand::List => cmd::list(&ctx).await,
-                ConnectionCommand::Show(a) => cmd::show(&ctx, a).await,
-                ConnectionCommand::Edit(a) => cmd::edit(&ctx, a).await,
-                ConnectionCommand::Test(a) => cmd::test(&ctx, a).await,
-                ConnectionCommand::Rotate(a) => cmd::rotate(&ctx, a).await,
-                ConnectionCommand::Delete(a) => cmd::delete(&ctx, a).await,
+                ConnectionCommand::Add(a) => cmd::add(app, actor, a).await,
+                ConnectionCommand::List => cmd::list(app, actor).await,
+                ConnectionCommand::Show(a) => cmd::show(app, actor, a).await,
+                ConnectionCommand::Edit(a) => cmd::edit(app, actor, a).await,
+                ConnectionCommand::Test(a) => cmd::test(app, actor, a).await,
+                ConnectionCommand::Rotate(a) => cmd::rotate(app, actor, a).await,
+                ConnectionCommand::Delete(a) => cmd::delete(app, actor, a).await,
             }
         }
         Command::Export(c) => {
             use commands::export as cmd;
             match c {
-                ExportCommand::Add(a) => cmd::add(&ctx, a).await,
-                ExportCommand::Edit(a) => cmd::edit(&ctx, a).await,
-                ExportCommand::List => cmd::list(&ctx).await,
-                ExportCommand::Show(a) => cmd::show(&ctx, a).await,
-                ExportCommand::Run(a) => cmd::run(&ctx, a).await,
-                ExportCommand::Delete(a) => cmd::delete(&ctx, a).await,
+                ExportCommand::Add(a) => cmd::add(app, actor, a).await,
+                ExportCommand::Edit(a) => cmd::edit(app, actor, a).await,
+                ExportCommand::List => cmd::list(app, actor).await,
+                ExportCommand::Show(a) => cmd::show(app, actor, a).await,
+                ExportCommand::Run(a) => cmd::run(app, actor, a).await,
+                ExportCommand::Delete(a) => cmd::delete(app, actor, a).await,
             }
         }
         Command::Vault(VaultCommand::Rotate(a)) => {
-            commands::connection::vault_rotate(&ctx, a).await
+            commands::connection::vault_rotate(app, actor, a).await
         }
-        Command::Vault(VaultCommand::NewKey(a)) => commands::connection::vault_new_key(a),
     }
 }

@@ -2,8 +2,8 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, Color, ContentArrangement, Table};
+use lakecdp_app::{CheckReport, CheckStatus};
 use lakecdp_core::{Environment, SecretRef, StorageConfig};
-use lakecdp_lake::{CheckReport, CheckStatus};
 
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lakecdp_engine::ingest::Progress;
 
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
@@ -58,8 +57,8 @@ impl LoadProgress {
     }
 }
 
-impl Progress for LoadProgress {
-    fn start(&self, table: &str, pass: u8, bytes: u64) {
+impl LoadProgress {
+    pub fn start(&self, table: &str, pass: u8, bytes: u64) {
         self.rows.store(0, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
         let what = if pass == 1 { "reading keys" } else { "loading" };
@@ -86,7 +85,7 @@ impl Progress for LoadProgress {
         }
     }
 
-    fn advance(&self, records: u64, bytes: u64) {
+    pub fn advance(&self, records: u64, bytes: u64) {
         let rows = self.rows.fetch_add(records, Ordering::Relaxed) + records;
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         match &self.bar {
@@ -114,7 +113,7 @@ impl Progress for LoadProgress {
         }
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         } else if let Ok(current) = self.pass.lock() {

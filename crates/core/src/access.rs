@@ -145,6 +145,9 @@ pub enum Operation {
     DeleteEnvironment,
     /// Run a refresh or one of its processes.
     RunRefresh,
+    /// Change the project's sources and processes (not its `[environment]`), or read a
+    /// source's data to declare it.
+    EditProject,
     /// See the role assignments.
     ViewRoles,
     /// Grant or remove roles.
@@ -175,11 +178,12 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 17] = [
+    pub const ALL: [Operation; 18] = [
         Operation::ViewEnvironment,
         Operation::EditEnvironment,
         Operation::DeleteEnvironment,
         Operation::RunRefresh,
+        Operation::EditProject,
         Operation::ViewRoles,
         Operation::ManageRoles,
         Operation::ListConnections,
@@ -200,9 +204,8 @@ impl Operation {
         use Operation::*;
         match self {
             ViewEnvironment | ViewRoles | ViewExports => Role::Viewer,
-            RunRefresh | ListConnections | CreateExport | EditExport | DeleteExport | RunExport => {
-                Role::Contributor
-            }
+            RunRefresh | EditProject | ListConnections | CreateExport | EditExport
+            | DeleteExport | RunExport => Role::Contributor,
             EditEnvironment
             | DeleteEnvironment
             | ManageRoles
@@ -222,6 +225,7 @@ impl Operation {
             EditEnvironment => "change the environment",
             DeleteEnvironment => "delete the environment",
             RunRefresh => "run a refresh",
+            EditProject => "change the project's sources and processes",
             ViewRoles => "see the role assignments",
             ManageRoles => "grant or remove roles",
             ListConnections => "list connections",

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod measure;
 pub mod names;
 pub mod period;
+pub mod process;
 pub mod project;
 pub mod run;
 pub mod secret;
@@ -38,6 +39,7 @@ pub use measure::{
     validate_measures, FilterOp, FilterSpec, MeasureFunction, MeasureKind, MeasureSpec, Period,
     PeriodUnit, WindowBounds, WindowSpec,
 };
+pub use process::Process;
 pub use project::ProjectFile;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretOwner, SecretRef};

@@ -28,70 +28,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use crate::backend::{Capabilities, StoreHandle};
 use crate::error::{Error, Result};
 
-/// A process folder of the layout.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Process {
-    /// `DataIngestion/<Source>`.
-    Ingestion(String),
-    /// `Unification`.
-    Unification,
-    /// `Activities`.
-    Activities,
-    /// `Measures`.
-    Measures,
-    /// `Segments`.
-    Segments,
-    /// `Reports`: the data of profile reports.
-    Reports,
-    /// `Exports/<ExportName>`.
-    Export(String),
-}
-
-impl Process {
-    /// The folder, relative to the environment root.
-    pub fn folder(&self) -> String {
-        match self {
-            Process::Ingestion(source) => format!("DataIngestion/{source}"),
-            Process::Unification => "Unification".into(),
-            Process::Activities => "Activities".into(),
-            Process::Measures => "Measures".into(),
-            Process::Segments => "Segments".into(),
-            Process::Reports => "Reports".into(),
-            Process::Export(name) => format!("Exports/{name}"),
-        }
-    }
-
-    /// The process of a folder as [`folder`](Self::folder) writes it
-    /// (`Unification`, `DataIngestion/Crm`, `Exports/nightly`), if it is one.
-    pub fn from_folder(folder: &str) -> Option<Process> {
-        match folder.split_once('/') {
-            None => match folder {
-                "Unification" => Some(Process::Unification),
-                "Activities" => Some(Process::Activities),
-                "Measures" => Some(Process::Measures),
-                "Segments" => Some(Process::Segments),
-                "Reports" => Some(Process::Reports),
-                _ => None,
-            },
-            Some(("DataIngestion", source)) if !source.is_empty() && !source.contains('/') => {
-                Some(Process::Ingestion(source.to_string()))
-            }
-            Some(("Exports", name)) if !name.is_empty() && !name.contains('/') => {
-                Some(Process::Export(name.to_string()))
-            }
-            Some(_) => None,
-        }
-    }
-
-    /// The `name` of its `model.json`.
-    pub fn model_name(&self) -> String {
-        match self {
-            Process::Ingestion(source) => source.clone(),
-            Process::Export(name) => name.clone(),
-            other => other.folder(),
-        }
-    }
-}
+pub use lakecdp_core::Process;
 
 /// The internal folder of an environment.
 pub const INTERNAL: &str = "_lakecdp";

@@ -13,6 +13,11 @@
 //!   and replaces it only if it is still the expired one.
 //! - [`Lease::release`] deletes it; renewing or releasing a lease that another holder has
 //!   taken over in the meantime fails with [`LeaseError::Lost`].
+//! - [`Lease::keep_alive`] hands the lease to a task that renews it every third of its
+//!   time to live until [`KeepAlive::release`]; [`KeepAlive::lost`] resolves when it was
+//!   taken over, so the work it guards can stop. A renewal that fails for another reason
+//!   (the store briefly unreachable) is retried at the next tick: the lease only lapses
+//!   when a whole time to live passes without one success.
 
 use std::time::Duration;
 
@@ -314,6 +319,78 @@ impl Lease {
         self.lake.delete(&self.relative).await?;
         Ok(())
     }
+
+    /// Renew the lease in the background every third of its time to live, until
+    /// [`KeepAlive::release`]. Needs a Tokio runtime.
+    pub fn keep_alive(self) -> KeepAlive {
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (lost_tx, lost_rx) = tokio::sync::watch::channel::<Option<String>>(None);
+        let every = self.ttl / 3;
+        let relative = self.relative.clone();
+        let mut lease = self;
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop_rx => break,
+                    _ = tokio::time::sleep(every) => match lease.renew().await {
+                        Ok(()) => {}
+                        Err(e @ LeaseError::Lost { .. }) | Err(e @ LeaseError::Held { .. }) => {
+                            // someone else holds it now: the guarded work must stop
+                            let _ = lost_tx.send(Some(e.to_string()));
+                        }
+                        Err(e) => tracing::warn!(lease = %lease.relative, error = %e, "the lease could not be renewed; retrying"),
+                    },
+                }
+            }
+            lease
+        });
+        KeepAlive {
+            relative,
+            stop: Some(stop_tx),
+            task,
+            lost: lost_rx,
+        }
+    }
+}
+
+/// A lease renewed in the background ([`Lease::keep_alive`]).
+#[derive(Debug)]
+pub struct KeepAlive {
+    relative: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Lease>,
+    lost: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+impl KeepAlive {
+    /// Resolves, with the reason, once the lease was taken over by another holder; never
+    /// while it is held.
+    pub async fn lost(&self) -> String {
+        let mut rx = self.lost.clone();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                // the renewing task ended without losing it: it is released
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Stop renewing and give the lease up.
+    pub async fn release(mut self) -> Result<(), LeaseError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(lease) => lease.release().await,
+            Err(e) => Err(LeaseError::Lake(Error::Data {
+                path: self.relative.clone(),
+                message: format!("the lease renewal task failed: {e}"),
+            })),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -383,5 +460,54 @@ mod tests {
             .exists(&lake.internal("leases/refresh.json"))
             .await
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_lease_outlives_its_ttl_and_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_millis(300);
+        let kept = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
+            .await
+            .unwrap()
+            .keep_alive();
+        tokio::time::sleep(ttl * 3).await;
+        // renewed meanwhile: still held
+        let err = Lease::acquire(&lake, "refresh", "the refresh", "b", ttl)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LeaseError::Held { .. }), "{err}");
+        let never = tokio::time::timeout(Duration::from_millis(50), kept.lost()).await;
+        assert!(never.is_err(), "a held lease is not lost");
+        kept.release().await.unwrap();
+        assert!(!lake
+            .exists(&lake.internal("leases/refresh.json"))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_lease_taken_over_reports_it_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_millis(300);
+        let lease = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
+            .await
+            .unwrap();
+        // another holder takes the lease over behind its back
+        let path = lake.internal("leases/refresh.json");
+        let mut info = lease.info().clone();
+        info.holder = "b".into();
+        info.token = "another holder".into();
+        info.expires_at = Utc::now() + chrono::Duration::minutes(10);
+        lake.put(&path, serde_json::to_vec(&info).unwrap())
+            .await
+            .unwrap();
+        let kept = lease.keep_alive();
+        let why = tokio::time::timeout(Duration::from_secs(5), kept.lost())
+            .await
+            .expect("the loss is reported");
+        assert!(why.contains("taken over by b"), "{why}");
+        assert!(kept.release().await.is_err());
     }
 }

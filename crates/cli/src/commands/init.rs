@@ -5,8 +5,7 @@ use lakecdp_core::project::PROJECT_FILE;
 use lakecdp_core::ProjectFile;
 
 use crate::args::{InitArgs, StorageKind};
-use crate::context::{absolute, Context};
-use crate::UserError;
+use crate::{Start, UserError};
 
 const HEADER: &str = r#"# lakecdp project file.
 #
@@ -54,13 +53,13 @@ secret_access_key = { env = "LAKECDP_S3_SECRET_ACCESS_KEY" }
 # endpoint = "http://127.0.0.1:8333"   # S3-compatible stores
 "#;
 
-pub fn run(ctx: &Context, a: InitArgs) -> anyhow::Result<()> {
+pub fn run(start: &Start, a: InitArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
     let dir = a
         .dir
         .as_ref()
-        .map(|d| absolute(&cwd, d))
-        .unwrap_or_else(|| ctx.project_dir.clone());
+        .map(|d| lakecdp_app::absolute(&cwd, d))
+        .unwrap_or_else(|| start.project_dir.clone());
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = dir.join(PROJECT_FILE);
     if file.exists() && !a.force {

@@ -1,30 +1,16 @@
 //! `role set|list`.
 
 use comfy_table::Cell;
-use lakecdp_catalog::Acting;
-use lakecdp_core::Role;
+use lakecdp_app::roles::parse_role;
+use lakecdp_app::{Actor, App};
 
 use crate::args::RoleSetArgs;
-use crate::context::Context;
 use crate::output;
-use crate::UserError;
 
 /// `role set PRINCIPAL ROLE`.
-pub async fn set(ctx: &Context, a: RoleSetArgs) -> anyhow::Result<()> {
-    let catalog = ctx.catalog().await?;
-    let env = ctx.environment(&catalog, None).await?;
-    let role = if a.role.eq_ignore_ascii_case("none") {
-        None
-    } else {
-        Some(
-            a.role
-                .parse::<Role>()
-                .map_err(|e| UserError(format!("{e}, or `none`")))?,
-        )
-    };
-    Acting::new(&catalog, ctx.principal_for(&env))
-        .set_role(&env, &a.principal, role)
-        .await?;
+pub async fn set(app: &App, actor: &Actor, a: RoleSetArgs) -> anyhow::Result<()> {
+    let role = parse_role(&a.role)?;
+    let env = app.set_role(actor, &a.principal, role).await?;
     match role {
         Some(r) => println!("`{}` is now {r} of environment `{}`", a.principal, env.name),
         None => println!(
@@ -36,11 +22,8 @@ pub async fn set(ctx: &Context, a: RoleSetArgs) -> anyhow::Result<()> {
 }
 
 /// `role list`.
-pub async fn list(ctx: &Context) -> anyhow::Result<()> {
-    let catalog = ctx.catalog().await?;
-    let env = ctx.environment(&catalog, None).await?;
-    let acting = Acting::new(&catalog, ctx.principal_for(&env));
-    let mut roles = acting.roles(&env).await?;
+pub async fn list(app: &App, actor: &Actor) -> anyhow::Result<()> {
+    let (env, mut roles, acting_as) = app.roles(actor).await?;
     let mut t = output::table(&["principal", "role", "granted by", "granted at"]);
     if !roles
         .iter()
@@ -64,6 +47,6 @@ pub async fn list(ctx: &Context) -> anyhow::Result<()> {
         ]);
     }
     println!("{t}");
-    println!("you act as `{}`", acting.principal());
+    println!("you act as `{acting_as}`");
     Ok(())
 }

@@ -1,12 +1,10 @@
 //! `runs`.
 
-use lakecdp_catalog::{Catalog, CatalogExt};
-use lakecdp_core::{RunId, RunRecord};
+use lakecdp_app::{Actor, App};
+use lakecdp_core::RunRecord;
 
 use crate::args::{RunsArgs, RunsCommand};
-use crate::context::Context;
 use crate::output;
-use crate::UserError;
 
 fn seconds(r: &RunRecord) -> String {
     r.duration()
@@ -15,18 +13,8 @@ fn seconds(r: &RunRecord) -> String {
 }
 
 /// `runs show ID`: the run, and the processes of a refresh as a tree.
-async fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
-    let catalog = ctx.catalog().await?;
-    let id = RunId::parse(id.trim()).ok_or_else(|| {
-        UserError(format!(
-            "`{id}` is not a run id (they look like 20261201T104500123Z-3f9a1c2e; `lakecdp runs` lists them)"
-        ))
-    })?;
-    let run = catalog.run(&id).await?;
-    let env = catalog.environment(run.environment_id).await?;
-    lakecdp_catalog::Acting::new(&catalog, ctx.principal_for(&env))
-        .require(&env, lakecdp_core::Operation::ViewEnvironment)
-        .await?;
+async fn show(app: &App, actor: &Actor, id: &str) -> anyhow::Result<()> {
+    let (env, run, children) = app.run(actor, id).await?;
     println!(
         "{} {} of environment `{}`: {} in {}, started {}",
         run.process,
@@ -39,7 +27,6 @@ async fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
     if let Some(e) = &run.error {
         println!("  {e}");
     }
-    let children = catalog.child_runs(&run.id).await?;
     for (i, c) in children.iter().enumerate() {
         let branch = if i + 1 == children.len() {
             "└─"
@@ -63,18 +50,11 @@ async fn show(ctx: &Context, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(ctx: &Context, a: RunsArgs) -> anyhow::Result<()> {
+pub async fn run(app: &App, actor: &Actor, a: RunsArgs) -> anyhow::Result<()> {
     if let Some(RunsCommand::Show(s)) = &a.command {
-        return show(ctx, &s.id).await;
+        return show(app, actor, &s.id).await;
     }
-    let catalog = ctx.catalog().await?;
-    let env = ctx.environment(&catalog, a.environment.as_deref()).await?;
-    let runs: Vec<RunRecord> = catalog
-        .list_runs(env.id, a.limit)
-        .await?
-        .into_iter()
-        .filter(|r| r.parent.is_none())
-        .collect();
+    let (env, runs) = app.runs(actor, a.environment.as_deref(), a.limit).await?;
     if runs.is_empty() {
         println!("no runs recorded for environment `{}` yet", env.name);
         return Ok(());

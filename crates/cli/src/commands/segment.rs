@@ -1,41 +1,21 @@
 //! `segment list|show|preview`.
 
-use chrono::Utc;
 use comfy_table::Cell;
-use lakecdp_catalog::Acting;
-use lakecdp_core::segment::parse_condition;
-use lakecdp_core::Operation;
-use lakecdp_engine::segments::{history, preview as preview_segment};
-use lakecdp_engine::{EngineKind, Session};
-use lakecdp_lake::Lake;
+use lakecdp_app::{Actor, App};
 
 use crate::args::{SegmentPreviewArgs, SegmentShowArgs};
-use crate::context::Context;
 use crate::output;
-use crate::UserError;
-
-async fn open(ctx: &Context) -> anyhow::Result<Lake> {
-    let catalog = ctx.catalog().await?;
-    let env = ctx.environment(&catalog, None).await?;
-    Acting::new(&catalog, ctx.principal_for(&env))
-        .require(&env, Operation::ViewEnvironment)
-        .await?;
-    let handle = ctx.open_storage(&catalog, &env).await?;
-    Ok(Lake::new(&handle, env.id).with_format(env.output_format))
-}
 
 /// `segment list`.
-pub async fn list(ctx: &Context) -> anyhow::Result<()> {
-    let project = ctx.load_project()?;
-    let lake = open(ctx).await?;
-    let runs = history(&lake).await?;
+pub async fn list(app: &App, actor: &Actor) -> anyhow::Result<()> {
+    let (segments, runs) = app.segments(actor).await?;
     let last = runs.last();
-    if project.segments.is_empty() {
-        println!("{} declares no segments", ctx.project_file().display());
+    if segments.is_empty() {
+        println!("{} declares no segments", app.project_file().display());
         return Ok(());
     }
     let mut t = output::table(&["segment", "kind", "rules", "members", "description"]);
-    for s in &project.segments {
+    for s in &segments {
         t.add_row(vec![
             Cell::new(&s.name),
             Cell::new(s.kind.to_string()),
@@ -61,25 +41,8 @@ pub async fn list(ctx: &Context) -> anyhow::Result<()> {
 }
 
 /// `segment show NAME`: its rules and its member count per run.
-pub async fn show(ctx: &Context, a: SegmentShowArgs) -> anyhow::Result<()> {
-    let project = ctx.load_project()?;
-    let spec = project
-        .segments
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(&a.name))
-        .ok_or_else(|| {
-            let names: Vec<&str> = project.segments.iter().map(|s| s.name.as_str()).collect();
-            UserError(format!(
-                "no segment `{}`; the segments are {}",
-                a.name,
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            ))
-        })?;
-    let lake = open(ctx).await?;
+pub async fn show(app: &App, actor: &Actor, a: SegmentShowArgs) -> anyhow::Result<()> {
+    let (spec, runs) = app.segment(actor, &a.name).await?;
     println!(
         "segment {} ({}){}",
         spec.name,
@@ -101,7 +64,6 @@ pub async fn show(ctx: &Context, a: SegmentShowArgs) -> anyhow::Result<()> {
             serde_json::to_string(&r.condition)?
         );
     }
-    let runs = history(&lake).await?;
     let counts: Vec<(String, u64)> = runs
         .iter()
         .filter_map(|r| {
@@ -135,19 +97,8 @@ pub async fn show(ctx: &Context, a: SegmentShowArgs) -> anyhow::Result<()> {
 }
 
 /// `segment preview "<condition>"`: the count and a sample, nothing saved.
-pub async fn preview(ctx: &Context, a: SegmentPreviewArgs) -> anyhow::Result<()> {
-    let condition = parse_condition(&a.condition)
-        .map_err(|e| UserError(format!("the condition does not parse: {e}")))?;
-    let lake = open(ctx).await?;
-    let session = Session::new(&EngineKind::Local, lake).await?;
-    let tables = session.register_outputs().await?;
-    if !tables.iter().any(|t| t == "Customer") {
-        return Err(UserError(
-            "no customer profiles are published yet: run `lakecdp refresh` first".into(),
-        )
-        .into());
-    }
-    let (count, sample) = preview_segment(&session, &condition, Utc::now(), a.sample).await?;
+pub async fn preview(app: &App, actor: &Actor, a: SegmentPreviewArgs) -> anyhow::Result<()> {
+    let (count, sample) = app.preview_segment(actor, &a.condition, a.sample).await?;
     println!("{count} customers match `{}`", a.condition);
     if sample.num_rows() > 0 {
         println!("{}", arrow::util::pretty::pretty_format_batches(&[sample])?);

@@ -1,15 +1,12 @@
-//! From catalog objects to live parts: the vault, a connection's secrets, the export
-//! target a connection reaches, and the streams of the tables an export sends.
+//! From catalog objects to live parts: a connection's secrets, the export target a
+//! connection reaches, and the streams of the tables an export sends.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use arrow::datatypes::Schema;
 use futures::stream::{self, StreamExt};
-use lakecdp_catalog::Catalog;
-use lakecdp_connect::{BatchStream, ExportTarget, LakeTarget, MasterKey, PostgresTarget, Vault};
+use lakecdp_connect::{BatchStream, ExportTarget, LakeTarget, PostgresTarget};
 use lakecdp_core::{
     AdlsConfig, Connection, ConnectionKind, Environment, Export, S3Config, Secret, SecretRef,
 };
@@ -20,73 +17,23 @@ use lakecdp_lake::publish::read_model;
 use lakecdp_lake::secrets::Secrets;
 use lakecdp_lake::{Lake, Process};
 
-use crate::context::Context;
-use crate::UserError;
-
-/// The vault of this process's master key (`LAKECDP_MASTER_KEY` or
-/// `LAKECDP_MASTER_KEY_FILE`).
-pub fn vault() -> anyhow::Result<Vault> {
-    let key = MasterKey::from_env().map_err(|e| UserError(e.to_string()))?;
-    Ok(Vault::new(key)?)
-}
+use crate::app::{absolute, App};
+use crate::error::{Error, Result, ResultExt};
 
 /// The additional-data context a connection's secret is sealed under: a blob opens only
 /// for the connection and secret it was sealed for.
-pub fn seal_context(connection: &Connection, name: &str) -> String {
+pub(crate) fn seal_context(connection: &Connection, name: &str) -> String {
     lakecdp_core::SecretOwner::Connection(connection.id).seal_context(name)
 }
 
-/// Read a secret from `env:VAR`, `file:PATH` or `stdin` (one line). Values are never
-/// taken from the command line, where shells and process lists keep them.
-pub fn read_secret(ctx: &Context, source: &str) -> anyhow::Result<Secret> {
-    let source = source.trim();
-    if source == "stdin" || source == "-" {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .context("cannot read the secret from stdin")?;
-        let v = line.trim();
-        if v.is_empty() {
-            return Err(UserError("the secret read from stdin is empty".into()).into());
-        }
-        return Ok(Secret::new(v));
-    }
-    let reference = if let Some(var) = source.strip_prefix("env:") {
-        SecretRef::Env(var.to_string())
-    } else if let Some(path) = source.strip_prefix("file:") {
-        SecretRef::File(PathBuf::from(path))
-    } else {
-        return Err(UserError(
-            "a secret is given as env:VAR, file:PATH or stdin, never as its value on the command line"
-                .into(),
-        )
-        .into());
-    };
-    Ok(lakecdp_lake::secrets::resolve(
-        "secret",
-        &reference,
-        Some(&ctx.project_dir),
-    )?)
-}
-
-/// Split `KEY=VALUE`.
-pub fn key_value(text: &str, what: &str) -> anyhow::Result<(String, String)> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(UserError(format!("{what} `{text}` must be written KEY=VALUE")).into()),
-    }
-}
-
 /// The opened secrets of a connection, by name.
-pub async fn open_secrets(
-    catalog: &dyn Catalog,
-    connection: &Connection,
-) -> anyhow::Result<BTreeMap<String, Secret>> {
+pub async fn open_secrets(app: &App, connection: &Connection) -> Result<BTreeMap<String, Secret>> {
     let mut out = BTreeMap::new();
     if connection.secrets.is_empty() {
         return Ok(out);
     }
-    let vault = vault()?;
+    let catalog = app.catalog();
+    let vault = app.vault()?;
     for name in &connection.secrets {
         let Some(blob) = catalog.connection_secret(connection.id, name).await? else {
             continue;
@@ -94,7 +41,7 @@ pub async fn open_secrets(
         let secret = vault
             .open(&seal_context(connection, name), &blob)
             .map_err(|e| {
-                UserError(format!(
+                Error::invalid(format!(
                     "secret `{name}` of connection `{}` cannot be opened: {e}",
                     connection.name
                 ))
@@ -113,13 +60,12 @@ pub fn database_of(env: &Environment, export: Option<&Export>) -> String {
 
 /// The target a connection reaches, for `export` (or for a test without one).
 pub async fn target_for(
-    ctx: &Context,
-    catalog: &dyn Catalog,
+    app: &App,
     env: &Environment,
     connection: &Connection,
     export: Option<&Export>,
-) -> anyhow::Result<Box<dyn ExportTarget>> {
-    let secrets = open_secrets(catalog, connection).await?;
+) -> Result<Box<dyn ExportTarget>> {
+    let secrets = open_secrets(app, connection).await?;
     let setting = |k: &str| connection.setting(k).map(str::to_string);
     let vault_ref = |name: &str| SecretRef::Env(format!("lakecdp-vault:{name}"));
     match connection.kind {
@@ -130,7 +76,7 @@ pub async fn target_for(
                 .database(database_of(env, export));
             if let Some(port) = setting("port") {
                 b = b.port(port.parse().map_err(|_| {
-                    UserError(format!(
+                    Error::invalid(format!(
                         "connection `{}`: port `{port}` is not a number",
                         connection.name
                     ))
@@ -148,15 +94,15 @@ pub async fn target_for(
             Ok(Box::new(b.build()?))
         }
         kind => {
-            let mut provided = Secrets::from_refs(Some(&ctx.project_dir));
+            let mut provided = Secrets::from_refs(Some(app.project_dir()));
             for (name, value) in &secrets {
                 provided = provided.provide(format!("lakecdp-vault:{name}"), value.clone());
             }
             // an export destination is any folder, bucket or container: the rules of an
             // environment's lake (the `customerinsights` container) do not apply
             let handle = match kind {
-                ConnectionKind::Local => backend::local::open_folder(&crate::context::absolute(
-                    &ctx.project_dir,
+                ConnectionKind::Local => backend::local::open_folder(&absolute(
+                    app.project_dir(),
                     std::path::Path::new(&setting("path").unwrap_or_default()),
                 )),
                 ConnectionKind::S3 => {
@@ -197,14 +143,14 @@ pub async fn target_for(
 }
 
 /// A selected table, `<process folder>/<Entity>`, split into its folder and entity.
-pub fn split_table(table: &str) -> anyhow::Result<(Process, String)> {
+pub fn split_table(table: &str) -> Result<(Process, String)> {
     let (folder, entity) = table.rsplit_once('/').ok_or_else(|| {
-        UserError(format!(
+        Error::invalid(format!(
             "table `{table}` must be written <process folder>/<Entity>, e.g. Unification/Customer"
         ))
     })?;
     let process = Process::from_folder(folder).ok_or_else(|| {
-        UserError(format!(
+        Error::invalid(format!(
             "unknown process folder `{folder}` in `{table}`: use Unification, Activities, \
              Measures, Segments, Reports, DataIngestion/<Source> or Exports/<Name>"
         ))
@@ -214,10 +160,10 @@ pub fn split_table(table: &str) -> anyhow::Result<(Process, String)> {
 
 /// The published entity a selected table names, with its folder; an error names what is
 /// missing and how to produce it.
-pub async fn published_entity(lake: &Lake, table: &str) -> anyhow::Result<(String, Entity)> {
+pub async fn published_entity(lake: &Lake, table: &str) -> Result<(String, Entity)> {
     let (process, entity) = split_table(table)?;
     let model = read_model(lake, &process).await?.ok_or_else(|| {
-        UserError(format!(
+        Error::not_found(format!(
             "{} has not been published yet: run `lakecdp refresh` first",
             process.folder()
         ))
@@ -229,7 +175,7 @@ pub async fn published_entity(lake: &Lake, table: &str) -> anyhow::Result<(Strin
         .cloned()
         .ok_or_else(|| {
             let names: Vec<&str> = model.entities.iter().map(|e| e.name.as_str()).collect();
-            UserError(format!(
+            Error::not_found(format!(
                 "{} has no table `{entity}`; it has {}",
                 process.folder(),
                 names.join(", ")

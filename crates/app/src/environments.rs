@@ -1,0 +1,623 @@
+//! Environments: check, create, apply, update, show, list and delete, and the
+//! environment's own sealed secrets.
+//!
+//! Creating or changing an environment runs the prerequisite checks first and saves
+//! nothing when they fail (an update may be forced). Every check, creation and update
+//! is a run in the history.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use lakecdp_core::{
+    ConfigErrors, Environment, Operation, PartitionFormat, RunRecord, RunStatus, SecretOwner,
+    SecretRef, StorageConfig,
+};
+use lakecdp_lake::check::{self, CheckOptions};
+use lakecdp_lake::{CheckReport, Lake};
+
+use crate::app::{Actor, App};
+use crate::error::{Error, Result};
+use crate::observe::{Event, Observer};
+
+/// An environment with what its storage holds and its profiles entitle to.
+#[derive(Debug, Clone)]
+pub struct EnvironmentDetails {
+    /// The environment.
+    pub environment: Environment,
+    /// The profiles of the last unification that succeeded.
+    pub profiles: Option<u64>,
+    /// Bytes in its lake folder, or why the lake could not be read.
+    pub lake_bytes: std::result::Result<u64, String>,
+}
+
+impl EnvironmentDetails {
+    /// Database and file capacity in GB the profiles entitle to.
+    pub fn capacity(&self) -> (u64, u64) {
+        capacity(self.profiles.unwrap_or(0))
+    }
+}
+
+/// Database and file capacity in GB that `profiles` customer profiles entitle to: 15 GB
+/// and 20 GB per started 100,000 profiles (one block at least).
+pub fn capacity(profiles: u64) -> (u64, u64) {
+    let blocks = profiles.div_ceil(100_000).max(1);
+    (blocks * 15, blocks * 20)
+}
+
+/// What `env update` changes; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentChanges {
+    /// A new name.
+    pub rename: Option<String>,
+    /// A new region; empty removes it.
+    pub region: Option<String>,
+    /// Another output format.
+    pub output_format: Option<PartitionFormat>,
+    /// Another retention.
+    pub retention_runs: Option<u32>,
+    /// ADLS: where the account key is (`env:`, `file:` or `vault:`).
+    pub account_key: Option<String>,
+    /// ADLS: where the SAS token is.
+    pub sas_token: Option<String>,
+    /// ADLS: where the service principal's secret is.
+    pub client_secret: Option<String>,
+    /// S3: where the access key id is.
+    pub access_key_id: Option<String>,
+    /// S3: where the secret access key is.
+    pub secret_access_key: Option<String>,
+    /// Save even when the checks fail.
+    pub force: bool,
+}
+
+/// What `apply` or `env update` did.
+#[derive(Debug, Clone)]
+pub enum Saved {
+    /// The environment was created.
+    Created(Environment),
+    /// It was updated with these changes.
+    Updated(Environment, Vec<String>),
+    /// Nothing changed.
+    UpToDate(Environment),
+}
+
+fn failure_summary(report: &CheckReport) -> String {
+    report
+        .failures()
+        .map(|f| f.check.title())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn changes(old: &Environment, new: &Environment) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.name != new.name {
+        out.push(format!("name: {} -> {}", old.name, new.name));
+    }
+    if old.region != new.region {
+        out.push(format!(
+            "region: {} -> {}",
+            old.region.as_deref().unwrap_or("-"),
+            new.region.as_deref().unwrap_or("-")
+        ));
+    }
+    if old.output_format != new.output_format {
+        out.push(format!(
+            "output format: {} -> {}",
+            old.output_format, new.output_format
+        ));
+    }
+    if old.retention_runs != new.retention_runs {
+        out.push(format!(
+            "retention: {} -> {} runs",
+            old.retention_runs, new.retention_runs
+        ));
+    }
+    if old.storage != new.storage {
+        out.push(format!(
+            "storage: {} -> {}",
+            old.storage.describe(),
+            new.storage.describe()
+        ));
+    }
+    out
+}
+
+fn parse_ref(flag: &str, value: &str) -> Result<SecretRef> {
+    match value.split_once(':') {
+        Some(("env", var)) if !var.is_empty() => Ok(SecretRef::Env(var.to_string())),
+        Some(("file", path)) if !path.is_empty() => Ok(SecretRef::File(path.into())),
+        Some(("vault", name)) if !name.is_empty() => Ok(SecretRef::Vault(name.to_string())),
+        _ => Err(Error::invalid(format!(
+            "--{flag} takes where the secret is, `env:VARIABLE`, `file:PATH` or `vault:NAME` (sealed with `lakecdp env secret set`), never the secret itself"
+        ))),
+    }
+}
+
+impl App {
+    async fn run_checks(
+        &self,
+        env: &Environment,
+        create_container: bool,
+        observer: &dyn Observer,
+    ) -> Arc<CheckReport> {
+        observer.event(&Event::ChecksStarted {
+            environment: env.name.clone(),
+            storage: format!(
+                "{} storage at {}",
+                env.storage.kind(),
+                env.storage.describe()
+            ),
+        });
+        // sealed secrets that cannot be opened stay unresolved: the configuration check
+        // then names them and the fix
+        let sealed = self.storage_secrets(env).await.unwrap_or_default();
+        let report = Arc::new(
+            check::run(
+                &env.storage,
+                &CheckOptions {
+                    environment_id: env.id,
+                    environment_name: env.name.clone(),
+                    region: env.region.clone(),
+                    create_container,
+                    project_dir: Some(self.project_dir().to_path_buf()),
+                    sealed,
+                },
+            )
+            .await,
+        );
+        observer.event(&Event::ChecksFinished(Arc::clone(&report)));
+        report
+    }
+
+    async fn record_check(
+        &self,
+        env: &Environment,
+        report: Option<&CheckReport>,
+        started: RunRecord,
+    ) {
+        let mut run = started;
+        run.finished_at = Some(Utc::now());
+        match report {
+            Some(r) if !r.passed() => {
+                run.status = RunStatus::Failed;
+                run.error = Some(format!("failed checks: {}", failure_summary(r)));
+            }
+            _ => run.status = RunStatus::Succeeded,
+        }
+        // run history is a convenience: a failure to record it must not hide the outcome
+        if let Err(e) = self.catalog().record_run(&run).await {
+            tracing::warn!(environment = %env.name, error = %e, "could not record the run");
+        }
+    }
+
+    /// The environment named, or the project file's (as stored, or as it would be
+    /// created), and whether it is stored.
+    pub async fn environment_to_check(
+        &self,
+        actor: &Actor,
+        name: Option<&str>,
+    ) -> Result<(Environment, bool)> {
+        Ok(match name {
+            Some(name) => (self.environment(Some(name)).await?, true),
+            None => {
+                let project = self.load_project()?;
+                match self
+                    .catalog()
+                    .find_environment(&project.environment.name)
+                    .await?
+                {
+                    Some(existing) => (self.environment_of(actor, &project, Some(&existing)), true),
+                    None => (self.environment_of(actor, &project, None), false),
+                }
+            }
+        })
+    }
+
+    /// Run the prerequisite checks of an environment ([`App::environment_to_check`]).
+    /// Fails when a check fails; the report is observed either way. A stored
+    /// environment needs Viewer, and the check is recorded in its runs.
+    pub async fn check_environment(
+        &self,
+        actor: &Actor,
+        env: &Environment,
+        stored: bool,
+        create_container: bool,
+        observer: &dyn Observer,
+    ) -> Result<Arc<CheckReport>> {
+        if stored {
+            self.require(actor, env, Operation::ViewEnvironment).await?;
+        }
+        let started = RunRecord::start(env.id, "env-check");
+        let report = self.run_checks(env, create_container, observer).await;
+        if stored {
+            self.record_check(env, Some(&report), started).await;
+        }
+        if report.passed() {
+            Ok(report)
+        } else {
+            Err(Error::invalid(format!(
+                "prerequisite checks failed: {}",
+                failure_summary(&report)
+            )))
+        }
+    }
+
+    async fn create_environment(
+        &self,
+        actor: &Actor,
+        env: Environment,
+        create_container: bool,
+        observer: &dyn Observer,
+    ) -> Result<Environment> {
+        if let Some(clash) = self.catalog().get_environment(env.id).await? {
+            return Err(Error::conflict(format!(
+                "the id {} is already used by environment `{}`",
+                env.id, clash.name
+            )));
+        }
+        let started = RunRecord::start(env.id, "env-create");
+        let report = self.run_checks(&env, create_container, observer).await;
+        if !report.passed() {
+            return Err(Error::invalid(format!(
+                "environment `{}` was not created: prerequisite checks failed ({}); fix them and run again",
+                env.name,
+                failure_summary(&report)
+            )));
+        }
+        let handle = self.open_storage(&env).await?;
+        let lake = Lake::new(&handle, env.id);
+        let marker = serde_json::json!({
+            "environmentId": env.id,
+            "name": env.name,
+            "createdAt": env.created_at,
+            "createdBy": env.created_by,
+        });
+        lake.put(
+            &lake.internal("environment.json"),
+            serde_json::to_vec_pretty(&marker)?,
+        )
+        .await?;
+        lakecdp_catalog::Acting::new(self.catalog(), actor.creator())
+            .create_environment(&env)
+            .await?;
+        self.record_check(&env, None, started).await;
+        Ok(env)
+    }
+
+    /// Create the project file's environment (any principal; it becomes its Admin).
+    pub async fn create_environment_from_project(
+        &self,
+        actor: &Actor,
+        create_container: bool,
+        observer: &dyn Observer,
+    ) -> Result<Environment> {
+        let project = self.load_project()?;
+        if self
+            .catalog()
+            .find_environment(&project.environment.name)
+            .await?
+            .is_some()
+        {
+            return Err(Error::conflict(format!(
+                "environment `{}` already exists; run `lakecdp apply` to update it from {}",
+                project.environment.name,
+                self.project_file().display()
+            )));
+        }
+        let env = self.environment_of(actor, &project, None);
+        self.create_environment(actor, env, create_container, observer)
+            .await
+    }
+
+    async fn save_update(
+        &self,
+        actor: &Actor,
+        old: &Environment,
+        new: Environment,
+        create_container: bool,
+        force: bool,
+        observer: &dyn Observer,
+    ) -> Result<Saved> {
+        let changed = changes(old, &new);
+        self.require(
+            actor,
+            old,
+            if changed.is_empty() {
+                Operation::ViewEnvironment
+            } else {
+                Operation::EditEnvironment
+            },
+        )
+        .await?;
+        if changed.is_empty() {
+            return Ok(Saved::UpToDate(new));
+        }
+        observer.event(&Event::EnvironmentChanges(changed.clone()));
+        let started = RunRecord::start(new.id, "env-update");
+        let report = self.run_checks(&new, create_container, observer).await;
+        if !report.passed() && !force {
+            self.record_check(&new, Some(&report), started).await;
+            return Err(Error::invalid(format!(
+                "environment `{}` was not updated: prerequisite checks failed ({}); fix them, or pass --force to save anyway",
+                old.name,
+                failure_summary(&report)
+            )));
+        }
+        self.acting(actor, old).update_environment(&new).await?;
+        self.record_check(&new, None, started).await;
+        Ok(Saved::Updated(new, changed))
+    }
+
+    /// Create or update the project file's environment.
+    pub async fn apply(
+        &self,
+        actor: &Actor,
+        create_container: bool,
+        observer: &dyn Observer,
+    ) -> Result<Saved> {
+        let project = self.load_project()?;
+        match self
+            .catalog()
+            .find_environment(&project.environment.name)
+            .await?
+        {
+            None => {
+                let env = self.environment_of(actor, &project, None);
+                self.create_environment(actor, env, create_container, observer)
+                    .await
+                    .map(Saved::Created)
+            }
+            Some(existing) => {
+                if let Some(id) = project.environment.id {
+                    if id != existing.id {
+                        return Err(Error::conflict(format!(
+                            "environment `{}` has id {} in the catalog, but the project file says {id}; remove `id` from the project file or rename the environment",
+                            existing.name, existing.id
+                        )));
+                    }
+                }
+                let new = self.environment_of(actor, &project, Some(&existing));
+                self.save_update(actor, &existing, new, create_container, false, observer)
+                    .await
+            }
+        }
+    }
+
+    /// Change an environment's settings (Admin); the checks run first.
+    pub async fn update_environment(
+        &self,
+        actor: &Actor,
+        name: &str,
+        c: &EnvironmentChanges,
+        observer: &dyn Observer,
+    ) -> Result<Saved> {
+        let old = self.environment(Some(name)).await?;
+        self.require(actor, &old, Operation::EditEnvironment)
+            .await?;
+        let mut new = old.clone();
+        new.updated_at = Utc::now();
+        if let Some(n) = &c.rename {
+            new.name = n.clone();
+        }
+        if let Some(r) = &c.region {
+            new.region = (!r.is_empty()).then(|| r.clone());
+        }
+        if let Some(f) = c.output_format {
+            new.output_format = f;
+        }
+        if let Some(n) = c.retention_runs {
+            new.retention_runs = n;
+        }
+        let wrong_kind = |flag: &str, kind: &str| {
+            Error::invalid(format!(
+                "--{flag} applies to {kind} storage; environment `{}` uses {} storage",
+                old.name,
+                old.storage.kind()
+            ))
+        };
+        match &mut new.storage {
+            StorageConfig::Adls(s) => {
+                if let Some(v) = &c.account_key {
+                    s.account_key = Some(parse_ref("account-key", v)?);
+                    s.sas_token = None;
+                }
+                if let Some(v) = &c.sas_token {
+                    s.sas_token = Some(parse_ref("sas-token", v)?);
+                    s.account_key = None;
+                }
+                if let Some(v) = &c.client_secret {
+                    s.client_secret = Some(parse_ref("client-secret", v)?);
+                }
+                if c.access_key_id.is_some() || c.secret_access_key.is_some() {
+                    return Err(wrong_kind("access-key-id", "s3"));
+                }
+            }
+            StorageConfig::S3(s) => {
+                if let Some(v) = &c.access_key_id {
+                    s.access_key_id = Some(parse_ref("access-key-id", v)?);
+                }
+                if let Some(v) = &c.secret_access_key {
+                    s.secret_access_key = Some(parse_ref("secret-access-key", v)?);
+                }
+                if c.account_key.is_some() || c.sas_token.is_some() || c.client_secret.is_some() {
+                    return Err(wrong_kind("account-key", "adls"));
+                }
+            }
+            StorageConfig::Local(_) => {
+                if c.account_key.is_some()
+                    || c.sas_token.is_some()
+                    || c.client_secret.is_some()
+                    || c.access_key_id.is_some()
+                    || c.secret_access_key.is_some()
+                {
+                    return Err(Error::invalid(format!(
+                        "environment `{}` uses local storage, which has no credentials",
+                        old.name
+                    )));
+                }
+            }
+        }
+        let errors = new.storage.validate();
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors).into());
+        }
+        self.save_update(actor, &old, new, false, c.force, observer)
+            .await
+    }
+
+    /// Every environment the actor may see.
+    pub async fn list_environments(&self, actor: &Actor) -> Result<Vec<Environment>> {
+        let mut out = Vec::new();
+        for env in self.catalog().list_environments().await? {
+            if self
+                .require(actor, &env, Operation::ViewEnvironment)
+                .await
+                .is_ok()
+            {
+                out.push(env);
+            }
+        }
+        Ok(out)
+    }
+
+    /// An environment with its profiles and lake size (Viewer).
+    pub async fn show_environment(
+        &self,
+        actor: &Actor,
+        name: Option<&str>,
+    ) -> Result<EnvironmentDetails> {
+        let env = self
+            .environment_for(actor, name, Operation::ViewEnvironment)
+            .await?;
+        // the profiles of the last unification that succeeded, as its run recorded them
+        let profiles = self
+            .catalog()
+            .list_runs(env.id, 1000)
+            .await?
+            .into_iter()
+            .find(|r| r.process == "unify" && r.status == RunStatus::Succeeded)
+            .and_then(|r| r.rows);
+        let lake_bytes = match self.open_storage(&env).await {
+            Ok(handle) => Ok(Lake::new(&handle, env.id)
+                .list("")
+                .await
+                .map(|o| o.iter().map(|m| m.size).sum())
+                .unwrap_or(0)),
+            Err(e) => Err(e.full_message()),
+        };
+        Ok(EnvironmentDetails {
+            environment: env,
+            profiles,
+            lake_bytes,
+        })
+    }
+
+    /// Delete an environment from the catalog (Admin); with `purge`, its lake folder
+    /// too. The objects deleted from the lake.
+    pub async fn delete_environment(
+        &self,
+        actor: &Actor,
+        env: &Environment,
+        purge: bool,
+    ) -> Result<Option<usize>> {
+        let acting = self.acting(actor, env);
+        acting.require(env, Operation::DeleteEnvironment).await?;
+        let deleted = if purge {
+            let lake = self.lake(env).await?;
+            Some(lake.delete_folder("").await?)
+        } else {
+            None
+        };
+        acting.delete_environment(env).await?;
+        Ok(deleted)
+    }
+
+    /// Seal a secret of the environment in the catalog (Admin); whether its storage
+    /// refers to it.
+    pub async fn set_environment_secret(
+        &self,
+        actor: &Actor,
+        env: &Environment,
+        name: &str,
+        secret: &lakecdp_core::Secret,
+    ) -> Result<bool> {
+        let acting = self.acting(actor, env);
+        acting.require(env, Operation::EditEnvironment).await?;
+        let blob = self
+            .vault()?
+            .seal(&SecretOwner::Environment(env.id).seal_context(name), secret)?;
+        acting.set_environment_secret(env, name, &blob).await?;
+        Ok(secret_users(env, name).next().is_some())
+    }
+
+    /// The names of the environment's sealed secrets, with the storage settings that use
+    /// each (Admin).
+    pub async fn environment_secrets(
+        &self,
+        actor: &Actor,
+        env: &Environment,
+    ) -> Result<Vec<(String, Vec<&'static str>)>> {
+        self.require(actor, env, Operation::EditEnvironment).await?;
+        let names = self.catalog().environment_secret_names(env.id).await?;
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let users = secret_users(env, &n).collect();
+                (n, users)
+            })
+            .collect())
+    }
+
+    /// Remove a sealed secret its storage no longer uses (Admin).
+    pub async fn remove_environment_secret(
+        &self,
+        actor: &Actor,
+        env: &Environment,
+        name: &str,
+    ) -> Result<()> {
+        self.require(actor, env, Operation::EditEnvironment).await?;
+        if secret_users(env, name).next().is_some() {
+            return Err(Error::conflict(format!(
+                "environment `{}` uses `vault:{name}` in its storage; point the storage at another secret first",
+                env.name
+            )));
+        }
+        let removed = self
+            .acting(actor, env)
+            .remove_environment_secret(env, name)
+            .await?;
+        if removed {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!(
+                "environment `{}` has no secret `{name}`",
+                env.name
+            )))
+        }
+    }
+}
+
+/// The storage settings of `env` that refer to `vault:<name>`.
+fn secret_users<'a>(
+    env: &'a Environment,
+    name: &'a str,
+) -> impl Iterator<Item = &'static str> + 'a {
+    env.storage
+        .secret_refs()
+        .into_iter()
+        .filter(move |(_, r)| matches!(r, SecretRef::Vault(n) if n == name))
+        .map(|(k, _)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capacity;
+
+    #[test]
+    fn capacity_grows_by_block_of_100000_profiles() {
+        assert_eq!(capacity(0), (15, 20));
+        assert_eq!(capacity(100_000), (15, 20));
+        assert_eq!(capacity(100_001), (30, 40));
+        assert_eq!(capacity(1_000_000), (150, 200));
+    }
+}

@@ -1,0 +1,233 @@
+//! Progress of long operations as structured events.
+//!
+//! A refresh or an export reports what happens to an [`Observer`] as it happens: the
+//! terminal draws progress bars and tables from these events, the server streams them.
+//! Events carry the processes' own typed reports; nothing in this crate prints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lakecdp_core::{Process, RunId, RunStatus};
+use lakecdp_engine::activities::ActivitiesReport;
+use lakecdp_engine::ingest::SourceReport;
+use lakecdp_engine::measures::MeasuresReport;
+use lakecdp_engine::reports::ReportsReport;
+use lakecdp_engine::segments::SegmentsReport;
+use lakecdp_engine::unify::UnifyReport;
+use serde::Serialize;
+
+/// The outcome of one process of a refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessOutcome {
+    /// The process.
+    pub process: Process,
+    /// Succeeded, Failed, Skipped or Canceled.
+    pub status: RunStatus,
+    /// Rows it wrote, when it says.
+    pub rows: Option<u64>,
+    /// Why it failed, was skipped or canceled.
+    pub reason: Option<String>,
+    /// Time it ran.
+    #[serde(with = "seconds")]
+    pub elapsed: Duration,
+}
+
+mod seconds {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// One table an export sent, or failed to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedTable {
+    /// The table.
+    pub name: String,
+    /// Rows sent.
+    pub rows: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Time it took.
+    pub elapsed: Duration,
+    /// Why it failed (its previous export is kept).
+    pub error: Option<String>,
+}
+
+/// Something that happened in a long operation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A refresh started; its processes in run order.
+    RefreshStarted {
+        /// The refresh's run.
+        run: RunId,
+        /// The environment's name.
+        environment: String,
+        /// Its processes, in run order.
+        processes: Vec<Process>,
+    },
+    /// The applied project differs from the file on disk; the applied one runs.
+    Notice(String),
+    /// A process starts.
+    ProcessStarted(Process),
+    /// A process ended (also a skipped or canceled one).
+    ProcessFinished(ProcessOutcome),
+    /// A pass over a table starts reading `bytes` (`pass` 1 reads keys, 2 loads).
+    LoadStarted {
+        /// `Source.Table`.
+        table: String,
+        /// 1 or 2.
+        pass: u8,
+        /// Bytes to read.
+        bytes: u64,
+    },
+    /// More of the current pass was read.
+    LoadAdvanced {
+        /// Records read since the last event.
+        records: u64,
+        /// Bytes read since the last event.
+        bytes: u64,
+    },
+    /// The current pass ended.
+    LoadFinished,
+    /// A source was loaded (or found unchanged).
+    Ingested {
+        /// The source.
+        source: String,
+        /// What was read, written and kept as corrupt.
+        report: Arc<SourceReport>,
+    },
+    /// A source could not be loaded.
+    IngestFailed {
+        /// The source.
+        source: String,
+        /// Why.
+        message: String,
+    },
+    /// Unification starts over this many tables.
+    Unifying {
+        /// Tables unified.
+        tables: usize,
+    },
+    /// Unification published (or previewed) its profiles.
+    Unified(Arc<UnifyReport>),
+    /// Activities were published.
+    Activities(Arc<ActivitiesReport>),
+    /// Report data was published.
+    Reports(Arc<ReportsReport>),
+    /// Measures were published.
+    Measures(Arc<MeasuresReport>),
+    /// Segments were published.
+    Segments(Arc<SegmentsReport>),
+    /// An export starts sending its tables.
+    ExportStarted {
+        /// The export.
+        export: String,
+        /// Tables selected.
+        tables: usize,
+        /// Where they go.
+        destination: String,
+    },
+    /// An export sent (or failed to send) one table.
+    ExportedTable {
+        /// The export.
+        export: String,
+        /// The table.
+        table: ExportedTable,
+    },
+    /// An export finished.
+    ExportFinished {
+        /// The export.
+        export: String,
+        /// Rows sent.
+        rows: u64,
+        /// Tables sent.
+        tables: usize,
+        /// Time it took.
+        elapsed: Duration,
+        /// Why it failed, if it did.
+        error: Option<String>,
+    },
+    /// An export run failed (it is recorded as Failed).
+    ExportFailed {
+        /// The export.
+        export: String,
+        /// Why.
+        message: String,
+    },
+    /// The prerequisite checks of an environment start.
+    ChecksStarted {
+        /// The environment.
+        environment: String,
+        /// Its storage, e.g. `local storage at /data/lake`.
+        storage: String,
+    },
+    /// The prerequisite checks ended.
+    ChecksFinished(Arc<lakecdp_lake::CheckReport>),
+    /// An environment is about to change in these ways.
+    EnvironmentChanges(Vec<String>),
+    /// The operation is being canceled, and why.
+    Canceling(String),
+    /// Something worth knowing that did not stop the operation.
+    Warning(String),
+}
+
+/// Receives the events of long operations. Called from the operation's task: keep it
+/// quick (hand heavy work to another task).
+pub trait Observer: Send + Sync {
+    /// One event.
+    fn event(&self, event: &Event);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: &Event) {}
+}
+
+/// Every event, kept in order (for tests and for replaying a run's events).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    events: std::sync::Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Observer for Recorder {
+    fn event(&self, event: &Event) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(event.clone());
+        }
+    }
+}
+
+/// The engine's load progress, as events.
+pub(crate) struct LoadEvents(pub Arc<dyn Observer>);
+
+impl lakecdp_engine::ingest::Progress for LoadEvents {
+    fn start(&self, table: &str, pass: u8, bytes: u64) {
+        self.0.event(&Event::LoadStarted {
+            table: table.to_string(),
+            pass,
+            bytes,
+        });
+    }
+
+    fn advance(&self, records: u64, bytes: u64) {
+        self.0.event(&Event::LoadAdvanced { records, bytes });
+    }
+
+    fn finish(&self) {
+        self.0.event(&Event::LoadFinished);
+    }
+}

@@ -1,0 +1,75 @@
+//! Segments: the declared segments with their member counts per run, and the preview of
+//! a condition (a count and a sample, nothing saved).
+
+use arrow::record_batch::RecordBatch;
+use chrono::Utc;
+use lakecdp_core::segment::parse_condition;
+use lakecdp_core::{Operation, SegmentSpec};
+use lakecdp_engine::segments::{history, preview};
+
+use crate::app::{Actor, App};
+use crate::error::{Error, Result};
+
+pub use lakecdp_engine::segments::HistoryEntry;
+
+impl App {
+    /// The project's segments and the member counts of every published run, oldest first
+    /// (Viewer).
+    pub async fn segments(&self, actor: &Actor) -> Result<(Vec<SegmentSpec>, Vec<HistoryEntry>)> {
+        let project = self.load_project()?;
+        let env = self
+            .environment_for(actor, None, Operation::ViewEnvironment)
+            .await?;
+        let lake = self.lake(&env).await?;
+        Ok((project.segments, history(&lake).await?))
+    }
+
+    /// One segment and the member counts of every published run (Viewer).
+    pub async fn segment(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<(SegmentSpec, Vec<HistoryEntry>)> {
+        let (specs, runs) = self.segments(actor).await?;
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        let spec = specs
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no segment `{name}`; the segments are {}",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })?;
+        Ok((spec, runs))
+    }
+
+    /// How many customers `condition` selects now, and a sample of at most `sample` of
+    /// them; nothing is saved (Viewer).
+    pub async fn preview_segment(
+        &self,
+        actor: &Actor,
+        condition: &str,
+        sample: usize,
+    ) -> Result<(u64, RecordBatch)> {
+        let condition = parse_condition(condition)
+            .map_err(|e| Error::invalid(format!("the condition does not parse: {e}")))?;
+        let env = self
+            .environment_for(actor, None, Operation::ViewEnvironment)
+            .await?;
+        let lake = self.lake(&env).await?;
+        let session = self.session(&lake, false).await?;
+        let tables = session.register_outputs().await?;
+        if !tables.iter().any(|t| t == "Customer") {
+            return Err(Error::not_found(
+                "no customer profiles are published yet: run `lakecdp refresh` first",
+            ));
+        }
+        Ok(preview(&session, &condition, Utc::now(), sample).await?)
+    }
+}

@@ -1,0 +1,316 @@
+//! Unification's explain (why a profile holds its records) and preview (match counts
+//! on a sample, nothing published).
+
+use std::collections::HashSet;
+
+use arrow::array::{Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use lakecdp_core::{Operation, Process};
+use lakecdp_engine::unify::{unify, UnifyOptions, UnifyReport};
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::publish::read_model;
+use lakecdp_lake::Lake;
+
+use crate::app::{Actor, App};
+use crate::error::{Error, Result};
+
+/// One source record of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord {
+    /// Its source.
+    pub source: String,
+    /// Its table.
+    pub table: String,
+    /// Its primary key.
+    pub key: String,
+    /// Its unified columns, name and value.
+    pub values: Vec<(String, String)>,
+}
+
+/// A pair that joined two records of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedPair {
+    /// `Table:key`.
+    pub record: String,
+    /// `Table:key` of the record it matched.
+    pub matched: String,
+    /// The rule.
+    pub rule: String,
+    /// The score.
+    pub score: String,
+}
+
+/// A change of CustomerId.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdChange {
+    /// The id before.
+    pub old: String,
+    /// The id after (empty when removed).
+    pub new: String,
+    /// Merged, split or removed.
+    pub reason: String,
+    /// The unification run.
+    pub run: String,
+}
+
+/// Why a profile holds its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The CustomerId.
+    pub customer_id: String,
+    /// The merged Customer row, column and value (empty when the id is no longer used).
+    pub customer: Vec<(String, String)>,
+    /// Its source records (empty when the id is no longer used).
+    pub records: Vec<SourceRecord>,
+    /// What joined them.
+    pub pairs: Vec<JoinedPair>,
+    /// The history of the id.
+    pub history: Vec<IdChange>,
+}
+
+/// Every row of an entity of a published folder.
+async fn rows(lake: &Lake, process: &Process, entity: &str) -> Result<Vec<RecordBatch>> {
+    let model = read_model(lake, process).await?.ok_or_else(|| {
+        Error::not_found(format!(
+            "{} has not been published yet (run `lakecdp refresh`)",
+            process.folder()
+        ))
+    })?;
+    let Some(e) = model.entity(entity) else {
+        return Ok(Vec::new());
+    };
+    Ok(read_entity(lake, &process.folder(), e).await?)
+}
+
+fn text(batch: &RecordBatch, column: &str) -> Option<StringArray> {
+    let c = batch.column_by_name(column)?;
+    cast(c, &DataType::Utf8)
+        .ok()?
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+}
+
+fn value(a: &StringArray, i: usize) -> String {
+    if a.is_null(i) {
+        String::new()
+    } else {
+        a.value(i).to_string()
+    }
+}
+
+impl App {
+    /// Why a profile holds its records: its source records, the merged row, the pairs
+    /// and duplicate groups that joined them and its CustomerId's history (Viewer).
+    pub async fn explain(&self, actor: &Actor, customer_id: &str) -> Result<Explanation> {
+        let project = self.load_project()?;
+        let env = self
+            .environment_for(actor, None, Operation::ViewEnvironment)
+            .await?;
+        let lake = self.lake(&env).await?;
+        let unification = Process::Unification;
+        let id = customer_id;
+
+        // the profile's records
+        let mut records: Vec<(String, String, String)> = Vec::new();
+        for b in rows(&lake, &unification, "AlternateKey").await? {
+            let (s, t, k, c) = (
+                text(&b, "DataSourceName"),
+                text(&b, "TableName"),
+                text(&b, "AlternateValue"),
+                text(&b, "CustomerId"),
+            );
+            if let (Some(s), Some(t), Some(k), Some(c)) = (s, t, k, c) {
+                for i in 0..b.num_rows() {
+                    if c.value(i) == id {
+                        records.push((value(&s, i), value(&t, i), value(&k, i)));
+                    }
+                }
+            }
+        }
+        let mut history = Vec::new();
+        for b in rows(&lake, &unification, "CustomerIdHistory").await? {
+            let (o, n, r, run) = (
+                text(&b, "OldCustomerId"),
+                text(&b, "NewCustomerId"),
+                text(&b, "Reason"),
+                text(&b, "RunId"),
+            );
+            if let (Some(o), Some(n), Some(r), Some(run)) = (o, n, r, run) {
+                for i in 0..b.num_rows() {
+                    if o.value(i) == id || (!n.is_null(i) && n.value(i) == id) {
+                        history.push(IdChange {
+                            old: value(&o, i),
+                            new: value(&n, i),
+                            reason: value(&r, i),
+                            run: value(&run, i),
+                        });
+                    }
+                }
+            }
+        }
+        if records.is_empty() && history.is_empty() {
+            return Err(Error::not_found(format!(
+                "no profile has CustomerId `{id}`"
+            )));
+        }
+        let mut out = Explanation {
+            customer_id: id.to_string(),
+            customer: Vec::new(),
+            records: Vec::new(),
+            pairs: Vec::new(),
+            history,
+        };
+        if records.is_empty() {
+            return Ok(out);
+        }
+
+        // the merged row
+        for b in rows(&lake, &unification, "Customer").await? {
+            let Some(ids) = text(&b, "CustomerId") else {
+                continue;
+            };
+            for i in 0..b.num_rows() {
+                if ids.value(i) == id {
+                    for f in b.schema().fields().iter().skip(1) {
+                        if let Some(col) = text(&b, f.name()) {
+                            out.customer.push((f.name().clone(), value(&col, i)));
+                        }
+                    }
+                }
+            }
+        }
+
+        // the source records, with their mapped columns
+        let spec = project.unification.as_ref();
+        for (source, table, key) in &records {
+            let columns: Vec<String> = spec
+                .and_then(|u| {
+                    u.tables
+                        .iter()
+                        .find(|x| &x.source == source && &x.table == table)
+                })
+                .map(|x| x.columns.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default();
+            let pk = project
+                .sources
+                .iter()
+                .find(|s| &s.name == source)
+                .and_then(|s| s.tables.iter().find(|x| &x.name == table))
+                .and_then(|x| x.primary_key.clone())
+                .unwrap_or_default();
+            let mut shown = Vec::new();
+            for b in rows(&lake, &Process::Ingestion(source.clone()), table).await? {
+                let Some(keys) = text(&b, &pk) else { continue };
+                for i in 0..b.num_rows() {
+                    if keys.value(i) == key {
+                        shown = columns
+                            .iter()
+                            .filter_map(|c| text(&b, c).map(|a| (c.clone(), value(&a, i))))
+                            .collect();
+                    }
+                }
+            }
+            out.records.push(SourceRecord {
+                source: source.clone(),
+                table: table.clone(),
+                key: key.clone(),
+                values: shown,
+            });
+        }
+
+        // what joined them
+        let in_profile: HashSet<(String, String)> = records
+            .iter()
+            .map(|(_, t, k)| (t.clone(), k.clone()))
+            .collect();
+
+        for b in rows(&lake, &unification, "ConflationMatchPairs").await? {
+            let cols: Vec<Option<StringArray>> =
+                ["TableA", "KeyA", "TableB", "KeyB", "Rule", "Score"]
+                    .iter()
+                    .map(|c| text(&b, c))
+                    .collect();
+            let [Some(ta), Some(ka), Some(tb), Some(kb), Some(rule), Some(score)] = cols.as_slice()
+            else {
+                continue;
+            };
+            for i in 0..b.num_rows() {
+                let x = (value(ta, i), value(ka, i));
+                if in_profile.contains(&x) {
+                    out.pairs.push(JoinedPair {
+                        record: format!("{}:{}", x.0, x.1),
+                        matched: format!("{}:{}", value(tb, i), value(kb, i)),
+                        rule: value(rule, i),
+                        score: value(score, i),
+                    });
+                }
+            }
+        }
+        for (source, table) in records
+            .iter()
+            .map(|(s, t, _)| (s.clone(), t.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let entity = format!("Deduplication_{source}_{table}");
+            for b in rows(&lake, &unification, &entity).await? {
+                let key_col = b.schema().field(0).name().clone();
+                let cols: Vec<Option<StringArray>> = [
+                    key_col.as_str(),
+                    "Deduplication_WinnerId",
+                    "Deduplication_Rule",
+                    "Deduplication_Score",
+                ]
+                .iter()
+                .map(|c| text(&b, c))
+                .collect();
+                let [Some(k), Some(w), Some(rule), Some(score)] = cols.as_slice() else {
+                    continue;
+                };
+                for i in 0..b.num_rows() {
+                    let key = value(k, i);
+                    let winner = value(w, i);
+                    if key != winner && in_profile.contains(&(table.clone(), key.clone())) {
+                        out.pairs.push(JoinedPair {
+                            record: format!("{table}:{key}"),
+                            matched: format!("{table}:{winner} (duplicate group winner)"),
+                            rule: if rule.is_null(i) {
+                                "same primary key".into()
+                            } else {
+                                value(rule, i)
+                            },
+                            score: value(score, i),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl App {
+    /// Unify the first `sample` records of each table and report the matches; nothing is
+    /// published (Viewer).
+    pub async fn preview_unification(&self, actor: &Actor, sample: usize) -> Result<UnifyReport> {
+        let project = self.load_project()?;
+        let spec = project.unification.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "{} declares no [unification]",
+                self.project_file().display()
+            ))
+        })?;
+        let env = self
+            .environment_for(actor, None, Operation::ViewEnvironment)
+            .await?;
+        let lake = self.lake(&env).await?;
+        let options = UnifyOptions {
+            sample: Some(sample),
+            preview: true,
+            ..UnifyOptions::default()
+        };
+        Ok(unify(&lake, &project.sources, spec, &options).await?)
+    }
+}
