@@ -18,6 +18,7 @@ use lakecdp_lake::{CheckReport, Lake};
 use crate::app::{Actor, App};
 use crate::error::{Error, Result};
 use crate::observe::{Event, Observer};
+use crate::revisions::RevisionChange;
 
 /// An environment with what its storage holds and its profiles entitle to.
 #[derive(Debug, Clone)]
@@ -348,15 +349,17 @@ impl App {
         Ok(Saved::Updated(new, changed))
     }
 
-    /// Create or update the project file's environment.
+    /// Create or update the project file's environment, and store the file as its next
+    /// revision unless it is the applied one already. The environment's own settings
+    /// need Admin to change; the rest of the project Contributor.
     pub async fn apply(
         &self,
         actor: &Actor,
         create_container: bool,
         observer: &dyn Observer,
-    ) -> Result<Saved> {
-        let project = self.load_project()?;
-        match self
+    ) -> Result<(Saved, RevisionChange)> {
+        let (text, project) = self.project_text()?;
+        let saved = match self
             .catalog()
             .find_environment(&project.environment.name)
             .await?
@@ -365,7 +368,7 @@ impl App {
                 let env = self.environment_of(actor, &project, None);
                 self.create_environment(actor, env, create_container, observer)
                     .await
-                    .map(Saved::Created)
+                    .map(Saved::Created)?
             }
             Some(existing) => {
                 if let Some(id) = project.environment.id {
@@ -378,9 +381,14 @@ impl App {
                 }
                 let new = self.environment_of(actor, &project, Some(&existing));
                 self.save_update(actor, &existing, new, create_container, false, observer)
-                    .await
+                    .await?
             }
-        }
+        };
+        let env = match &saved {
+            Saved::Created(e) | Saved::Updated(e, _) | Saved::UpToDate(e) => e,
+        };
+        let change = self.apply_revision(actor, env, &text).await?;
+        Ok((saved, change))
     }
 
     /// Change an environment's settings (Admin); the checks run first.

@@ -18,6 +18,7 @@ pub mod error;
 pub mod exports;
 pub mod observe;
 pub mod refresh;
+pub mod revisions;
 pub mod roles;
 pub mod runs;
 pub mod scheduler;

@@ -62,8 +62,14 @@ pub struct RefreshRequest {
 pub struct RefreshPlan {
     /// The environment.
     pub environment: Environment,
-    /// The project it runs.
+    /// The project it runs: the applied revision's.
     pub project: ProjectFile,
+    /// The applied revision it runs.
+    pub revision: u32,
+    /// Where the revision's relative paths resolve.
+    pub base_dir: std::path::PathBuf,
+    /// Set when the file on disk differs from the applied revision, or was just adopted.
+    pub notice: Option<String>,
     /// The graph, in run order.
     graph: Graph,
 }
@@ -185,10 +191,11 @@ impl App {
         actor: &Actor,
         request: &RefreshRequest,
     ) -> Result<Option<RefreshPlan>> {
-        let project = self.load_project()?;
         let env = self
             .environment_for(actor, request.environment.as_deref(), Operation::RunRefresh)
             .await?;
+        let applied = self.applied(actor, &env).await?;
+        let project = applied.project;
         let exports: Vec<lakecdp_core::Export> = self
             .catalog()
             .list_exports(env.id)
@@ -205,7 +212,8 @@ impl App {
                     .find(|s| s.name.eq_ignore_ascii_case(source))
                     .ok_or_else(|| {
                         Error::not_found(format!(
-                            "no source `{source}` in {}",
+                            "no source `{source}` in the applied revision {} of {}",
+                            applied.revision.number,
                             self.project_file().display()
                         ))
                     })?;
@@ -240,6 +248,9 @@ impl App {
         Ok(Some(RefreshPlan {
             environment: env,
             project,
+            revision: applied.revision.number,
+            base_dir: applied.revision.base_dir.into(),
+            notice: applied.notice,
             graph,
         }))
     }
@@ -279,8 +290,12 @@ impl App {
         acting.require(env, Operation::RunRefresh).await?;
         let lake = self.lake(env).await?;
 
+        if let Some(notice) = &plan.notice {
+            observer.event(&Event::Notice(notice.clone()));
+        }
         // one refresh of an environment at a time
         let mut refresh = RunRecord::start(env.id, "refresh");
+        refresh.revision = Some(plan.revision);
         let holder = format!("refresh by {} (run {})", acting.principal(), refresh.id);
         let what = format!("the refresh of environment `{}`", env.name);
         let lease = Lease::acquire(&lake, "refresh", &what, &holder, LEASE_TTL)
@@ -299,6 +314,7 @@ impl App {
             actor,
             request,
             project: &plan.project,
+            base_dir: &plan.base_dir,
             env,
             lake: &lake,
             observer: Arc::clone(&observer),
@@ -522,6 +538,7 @@ struct Steps<'a> {
     actor: &'a Actor,
     request: &'a RefreshRequest,
     project: &'a ProjectFile,
+    base_dir: &'a std::path::Path,
     env: &'a Environment,
     lake: &'a Lake,
     observer: Arc<dyn Observer>,
@@ -639,8 +656,7 @@ impl Steps<'_> {
             watermarks,
             ..IngestOptions::default()
         };
-        let report = match ingest_source(self.lake, source, self.app.project_dir(), &options).await
-        {
+        let report = match ingest_source(self.lake, source, self.base_dir, &options).await {
             Ok(r) => r,
             Err(e) => {
                 self.observer.event(&Event::IngestFailed {

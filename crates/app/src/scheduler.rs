@@ -71,11 +71,12 @@ impl App {
         stop: CancellationToken,
         observer: Arc<dyn SchedulerObserver>,
     ) -> Result<()> {
-        let project = self.load_project()?;
-        let schedule = project.environment.refresh_schedule.clone();
         let env = self
             .environment_for(actor, None, Operation::RunRefresh)
             .await?;
+        // the applied revision's schedule, never the file's
+        let project = self.applied(actor, &env).await?.project;
+        let schedule = project.environment.refresh_schedule.clone();
         // exports on their own schedule (not on-refresh, not off)
         let exports: Vec<(String, ExportSchedule)> = self
             .catalog()

@@ -16,10 +16,10 @@ impl App {
     /// The project's segments and the member counts of every published run, oldest first
     /// (Viewer).
     pub async fn segments(&self, actor: &Actor) -> Result<(Vec<SegmentSpec>, Vec<HistoryEntry>)> {
-        let project = self.load_project()?;
         let env = self
             .environment_for(actor, None, Operation::ViewEnvironment)
             .await?;
+        let project = self.applied(actor, &env).await?.project;
         let lake = self.lake(&env).await?;
         Ok((project.segments, history(&lake).await?))
     }

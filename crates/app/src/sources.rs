@@ -10,6 +10,7 @@ use lakecdp_engine::source::{declarations, effective_columns, infer_schema, prep
 
 use crate::app::{Actor, App};
 use crate::error::{Error, Result, ResultExt};
+use crate::revisions::RevisionChange;
 
 pub use lakecdp_engine::source::SAMPLE_RECORDS;
 
@@ -140,8 +141,27 @@ impl App {
             .map_err(|e| toml_error(&path, e))
     }
 
+    /// Validate the edited document, write it in place of the project file and apply it
+    /// as the environment's next revision (when the environment exists); that revision.
+    async fn save_and_apply(
+        &self,
+        actor: &Actor,
+        doc: &toml_edit::DocumentMut,
+    ) -> Result<Option<RevisionChange>> {
+        let text = self.save_project(doc)?;
+        let project = ProjectFile::parse(&text)?;
+        match self
+            .catalog()
+            .find_environment(&project.environment.name)
+            .await?
+        {
+            Some(env) => Ok(Some(self.apply_revision(actor, &env, &text).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Validate the edited document and write it in place of the project file.
-    fn save_project(&self, doc: &toml_edit::DocumentMut) -> Result<()> {
+    fn save_project(&self, doc: &toml_edit::DocumentMut) -> Result<String> {
         let mut text = doc.to_string();
         if !text.ends_with('\n') {
             text.push('\n');
@@ -152,16 +172,17 @@ impl App {
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, &text)?;
         std::fs::rename(&tmp, &path)?;
-        Ok(())
+        Ok(text)
     }
 
-    /// Add a table to a source of the project file, creating the source when new
-    /// (Contributor); the table as written and the source's name.
+    /// Add a table to a source of the project file, creating the source when new, and
+    /// apply the file (Contributor); the table as written, the source's name and the
+    /// revision applied.
     pub async fn add_source_table(
         &self,
         actor: &Actor,
         new: NewTable,
-    ) -> Result<(TableSpec, String)> {
+    ) -> Result<(TableSpec, String, Option<RevisionChange>)> {
         let project = self.project_for(actor, Operation::EditProject).await?;
         let existing = project
             .sources
@@ -256,19 +277,20 @@ impl App {
                 Error::invalid("`tables` must be written as [[sources.tables]] to be edited here")
             })?
             .push(table_item);
-        self.save_project(&doc)?;
+        let revision = self.save_and_apply(actor, &doc).await?;
         let name = existing.map_or(new.source.clone(), |s| s.name.clone());
-        Ok((spec, name))
+        Ok((spec, name, revision))
     }
 
-    /// Remove a source, or one table of it, from the project file (Contributor); what it
-    /// published stays in the lake. The source and the table removed.
+    /// Remove a source, or one table of it, from the project file and apply the file
+    /// (Contributor); what it published stays in the lake. The source, the table removed
+    /// and the revision applied.
     pub async fn remove_source(
         &self,
         actor: &Actor,
         name: &str,
         table: Option<&str>,
-    ) -> Result<(String, Option<String>)> {
+    ) -> Result<(String, Option<String>, Option<RevisionChange>)> {
         let project = self.project_for(actor, Operation::EditProject).await?;
         let source = find(&project.sources, name)?.clone();
         let mut doc = self.edit_project()?;
@@ -323,7 +345,7 @@ impl App {
                 Some(table.name.clone())
             }
         };
-        self.save_project(&doc)?;
+        let revision = self.save_and_apply(actor, &doc).await?;
         // watermarks of what is no longer declared would only mislead a later declaration
         if let Some(env) = self
             .catalog()
@@ -334,7 +356,7 @@ impl App {
                 .clear_watermarks(&env, &source.name, removed_table.as_deref())
                 .await?;
         }
-        Ok((source.name, removed_table))
+        Ok((source.name, removed_table, revision))
     }
 }
 

@@ -105,10 +105,10 @@ impl App {
     /// Why a profile holds its records: its source records, the merged row, the pairs
     /// and duplicate groups that joined them and its CustomerId's history (Viewer).
     pub async fn explain(&self, actor: &Actor, customer_id: &str) -> Result<Explanation> {
-        let project = self.load_project()?;
         let env = self
             .environment_for(actor, None, Operation::ViewEnvironment)
             .await?;
+        let project = self.applied(actor, &env).await?.project;
         let lake = self.lake(&env).await?;
         let unification = Process::Unification;
         let id = customer_id;

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use lakecdp_core::{
-    Connection, ConnectionId, Environment, EnvironmentId, Export, ExportId, Principal, Role,
-    RoleAssignment, RunId, RunRecord, SecretOwner, Watermark,
+    Connection, ConnectionId, Environment, EnvironmentId, Export, ExportId, Principal, Revision,
+    Role, RoleAssignment, RunId, RunRecord, SecretOwner, Watermark,
 };
 
 use crate::error::{Error, Result};
@@ -177,6 +177,25 @@ pub trait Catalog: Send + Sync {
         source: &str,
         table: Option<&str>,
     ) -> Result<u64>;
+
+    /// Store an applied revision of an environment's project file.
+    ///
+    /// Its number must be the next one: 1 for the first, the latest plus one after. A
+    /// number already taken (another apply won the race) is [`Error::Conflict`]; a gap,
+    /// a zero or an empty text is [`Error::Invalid`]; an unknown environment is
+    /// [`Error::NotFound`]. Revisions are never changed once stored.
+    async fn add_revision(&self, revision: &Revision) -> Result<()>;
+
+    /// The revision `number` of an environment, or its latest with `None`; `None` when
+    /// there is no such revision (an environment without any, or an unknown one).
+    async fn revision(
+        &self,
+        environment: EnvironmentId,
+        number: Option<u32>,
+    ) -> Result<Option<Revision>>;
+
+    /// Every revision of an environment, newest first (empty for an unknown one).
+    async fn list_revisions(&self, environment: EnvironmentId) -> Result<Vec<Revision>>;
 
     /// The version of the stored schema.
     async fn schema_version(&self) -> Result<u32>;

@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use lakecdp_core::{
     AdlsConfig, Connection, ConnectionId, ConnectionKind, ConnectionSharing, Environment,
-    EnvironmentId, Export, ExportId, ExportSchedule, LocalConfig, PartitionFormat, Principal, Role,
-    RoleAssignment, RunId, RunRecord, RunStatus, S3Config, SecretOwner, SecretRef, StorageConfig,
-    Watermark,
+    EnvironmentId, Export, ExportId, ExportSchedule, LocalConfig, PartitionFormat, Principal,
+    Revision, Role, RoleAssignment, RunId, RunRecord, RunStatus, S3Config, SecretOwner, SecretRef,
+    StorageConfig, Watermark,
 };
 
 use crate::{Catalog, CatalogExt, Error, Result, SealedSecret, CONNECTION, ENVIRONMENT, RUN};
@@ -75,6 +75,9 @@ macro_rules! catalog_conformance_suite {
             delete_removes_the_environments_connections_and_exports,
             environment_secrets_are_sealed_listed_rotated_and_removed,
             processes_of_a_refresh_are_its_child_runs,
+            revisions_are_numbered_read_and_listed,
+            invalid_or_racing_revisions_are_refused,
+            delete_removes_the_environments_revisions,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -177,6 +180,7 @@ pub fn run(environment_id: EnvironmentId, process: &str, started_at: DateTime<Ut
         rows: None,
         error: None,
         parent: None,
+        revision: None,
     }
 }
 
@@ -1368,4 +1372,102 @@ pub async fn processes_of_a_refresh_are_its_child_runs(catalog: &dyn Catalog) {
         Some(refresh.id.clone())
     );
     assert!(catalog.child_runs(&ingest.id).await.unwrap().is_empty());
+}
+
+/// Revision `number` of `environment_id` with `text`, applied now.
+pub fn revision(environment_id: EnvironmentId, number: u32, text: &str) -> Revision {
+    Revision {
+        environment_id,
+        number,
+        text: text.to_string(),
+        hash: format!("{:064x}", u128::from(number) + text.len() as u128),
+        base_dir: "/projects/retail".into(),
+        applied_by: "conformance".into(),
+        applied_at: now(),
+    }
+}
+
+/// Revisions are numbered from 1, read by number or latest, listed newest first; a run
+/// records the revision it ran.
+pub async fn revisions_are_numbered_read_and_listed(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("rev-{}", suffix())).await;
+    assert_eq!(catalog.revision(env.id, None).await.unwrap(), None);
+    assert!(catalog.list_revisions(env.id).await.unwrap().is_empty());
+    let first = revision(env.id, 1, "[environment]\nname = \"a\"\n");
+    let second = revision(env.id, 2, "[environment]\nname = \"a\" # changed\n");
+    catalog.add_revision(&first).await.unwrap();
+    catalog.add_revision(&second).await.unwrap();
+    assert_eq!(
+        catalog.revision(env.id, None).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        catalog.revision(env.id, Some(1)).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(catalog.revision(env.id, Some(3)).await.unwrap(), None);
+    assert_eq!(
+        catalog.list_revisions(env.id).await.unwrap(),
+        vec![second.clone(), first.clone()]
+    );
+    // another environment sees none of them
+    let other = create(catalog, &format!("rev-other-{}", suffix())).await;
+    assert_eq!(catalog.revision(other.id, None).await.unwrap(), None);
+    // a run names its revision
+    let mut r = run(env.id, "refresh", now());
+    r.revision = Some(2);
+    record(catalog, &r).await;
+    assert_eq!(get_run(catalog, &r.id).await.unwrap().revision, Some(2));
+}
+
+/// A number taken (two applies racing) is a conflict; a gap, zero, no text or no hash
+/// is invalid; an unknown environment is not found.
+pub async fn invalid_or_racing_revisions_are_refused(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("rev-bad-{}", suffix())).await;
+    catalog
+        .add_revision(&revision(env.id, 1, "text"))
+        .await
+        .unwrap();
+    let taken = catalog
+        .add_revision(&revision(env.id, 1, "other text"))
+        .await
+        .unwrap_err();
+    assert!(matches!(taken, Error::Conflict(_)), "{taken}");
+    let gap = catalog
+        .add_revision(&revision(env.id, 3, "text"))
+        .await
+        .unwrap_err();
+    assert!(matches!(gap, Error::Invalid(_)), "{gap}");
+    let zero = catalog
+        .add_revision(&revision(env.id, 0, "text"))
+        .await
+        .unwrap_err();
+    assert!(matches!(zero, Error::Invalid(_)), "{zero}");
+    let empty = catalog
+        .add_revision(&revision(env.id, 2, " "))
+        .await
+        .unwrap_err();
+    assert!(matches!(empty, Error::Invalid(_)), "{empty}");
+    let mut no_hash = revision(env.id, 2, "text");
+    no_hash.hash = "abc".into();
+    let e = catalog.add_revision(&no_hash).await.unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    let unknown = catalog
+        .add_revision(&revision(EnvironmentId::new(), 1, "text"))
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, Error::NotFound { .. }), "{unknown}");
+    // nothing of the refused ones was stored
+    assert_eq!(catalog.list_revisions(env.id).await.unwrap().len(), 1);
+}
+
+/// Deleting an environment removes its revisions.
+pub async fn delete_removes_the_environments_revisions(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("rev-del-{}", suffix())).await;
+    catalog
+        .add_revision(&revision(env.id, 1, "text"))
+        .await
+        .unwrap();
+    catalog.delete_environment(env.id).await.unwrap();
+    assert!(catalog.list_revisions(env.id).await.unwrap().is_empty());
 }

@@ -52,6 +52,28 @@ pub(crate) fn run(run: &RunRecord) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a revision the catalog must not hold: number 0, an empty text or no hash.
+pub(crate) fn revision(revision: &lakecdp_core::Revision) -> Result<()> {
+    if revision.number == 0 {
+        return Err(Error::Invalid(
+            "revisions are numbered from 1; 0 is not a revision".into(),
+        ));
+    }
+    if revision.text.trim().is_empty() {
+        return Err(Error::Invalid(format!(
+            "revision {} has no text",
+            revision.number
+        )));
+    }
+    if revision.hash.len() != 64 || !revision.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Invalid(format!(
+            "revision {} has no SHA-256 hash",
+            revision.number
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse a watermark the catalog must not hold: one without a source or table name, or
 /// whose hour is not the start of an hour.
 pub(crate) fn watermark(watermark: &Watermark) -> Result<()> {

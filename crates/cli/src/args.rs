@@ -58,8 +58,15 @@ pub enum Command {
     /// Check, create, list, show, update and delete environments.
     #[command(subcommand)]
     Env(EnvCommand),
-    /// Store the project file's environment in the catalog (create it, or update it).
+    /// Store the project file's environment in the catalog (create it, or update it) and
+    /// the file as the environment's next applied revision.
     Apply(ApplyArgs),
+    /// Show the project file against the applied revision.
+    Diff,
+    /// List the applied revisions of the project file.
+    Revisions(RevisionsArgs),
+    /// Write an applied revision back as a project file.
+    ExportConfig(ExportConfigArgs),
     /// List the runs recorded for an environment.
     Runs(RunsArgs),
     /// Run the processes of the environment: loads every source into the lake.
@@ -625,6 +632,25 @@ pub struct CreateArgs {
     /// Create the container (or bucket) if it is missing.
     #[arg(long)]
     pub create_container: bool,
+}
+
+/// `revisions`.
+#[derive(Debug, Args)]
+pub struct RevisionsArgs {
+    /// The environment [default: the project file's].
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+}
+
+/// `export-config`.
+#[derive(Debug, Args)]
+pub struct ExportConfigArgs {
+    /// The revision [default: the applied one].
+    #[arg(long)]
+    pub revision: Option<u32>,
+    /// Write it to this file (never overwritten) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `apply`.

@@ -136,6 +136,9 @@ async fn dispatch(app: &App, actor: &Actor, command: Command) -> anyhow::Result<
             }
         }
         Command::Apply(a) => commands::env::apply(app, actor, a.create_container).await,
+        Command::Diff => commands::revisions::diff(app, actor).await,
+        Command::Revisions(a) => commands::revisions::list(app, actor, a).await,
+        Command::ExportConfig(a) => commands::revisions::export_config(app, actor, a).await,
         Command::Runs(a) => commands::runs::run(app, actor, a).await,
         Command::Refresh(a) => commands::refresh::run(app, actor, a).await,
         Command::Scheduler => commands::scheduler::run(app, actor).await,

@@ -20,6 +20,17 @@ fn refresh_id(out: &str) -> String {
         .to_string()
 }
 
+/// The environment's published `Unification/model.json`.
+fn unification_model(project: &std::path::Path) -> std::path::PathBuf {
+    let container = project.join("lake/customerinsights");
+    let env = std::fs::read_dir(&container)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("ci_"))
+        .expect("the environment folder");
+    env.join("Unification/model.json")
+}
+
 #[test]
 fn a_failing_source_skips_only_what_depends_on_it_and_runs_show_the_tree() {
     let dir = retail();
@@ -36,6 +47,9 @@ fn a_failing_source_skips_only_what_depends_on_it_and_runs_show_the_tree() {
         out.contains("activity Orders (Shop.Orders): 49992 rows, 49520 linked"),
         "{out}"
     );
+
+    let published = unification_model(p);
+    let before = std::fs::read(&published).unwrap();
 
     // the loyalty file disappears: its load fails, unification (and what follows) is
     // skipped, the other sources load
@@ -72,8 +86,23 @@ fn a_failing_source_skips_only_what_depends_on_it_and_runs_show_the_tree() {
     assert!(line("activities").contains("Skipped"), "{tree}");
     assert!(line("reports").contains("Skipped"), "{tree}");
     assert!(line("segments").contains("Skipped"), "{tree}");
-    // the last good unification is still published
-    assert!(p.join("lake").exists());
+    // the last good unification is still published: the same model.json, naming files
+    // that are all still there
+    assert_eq!(std::fs::read(&published).unwrap(), before);
+    let model: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    let mut files = 0;
+    for e in model["entities"].as_array().unwrap() {
+        for part in e["partitions"].as_array().unwrap() {
+            let location = part["location"].as_str().unwrap();
+            let path = location.strip_prefix("file://").unwrap_or(location);
+            assert!(std::path::Path::new(path).is_file(), "{location}");
+            files += 1;
+        }
+    }
+    assert!(
+        files >= 3,
+        "Customer, AlternateKey and the match pairs at least"
+    );
     let list = text(&lakecdp(p, &["runs"]));
     assert!(
         list.contains(&id) && !list.contains("ingest:Crm"),

@@ -18,6 +18,7 @@ pub mod names;
 pub mod period;
 pub mod process;
 pub mod project;
+pub mod revision;
 pub mod run;
 pub mod secret;
 pub mod segment;
@@ -41,6 +42,7 @@ pub use measure::{
 };
 pub use process::Process;
 pub use project::ProjectFile;
+pub use revision::Revision;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretOwner, SecretRef};
 pub use segment::{

@@ -104,6 +104,9 @@ pub struct RunRecord {
     /// The refresh this run is a process of, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RunId>,
+    /// The applied project revision it ran, for the processes of a refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
 }
 
 impl RunRecord {
@@ -120,13 +123,16 @@ impl RunRecord {
             rows: None,
             error: None,
             parent: None,
+            revision: None,
         }
     }
 
-    /// A new running record of `process` in the refresh `parent`, starting now.
+    /// A new running record of `process` in the refresh `parent`, starting now; it ran
+    /// the parent's revision.
     pub fn child(parent: &RunRecord, process: impl Into<String>) -> Self {
         Self {
             parent: Some(parent.id.clone()),
+            revision: parent.revision,
             ..Self::start(parent.environment_id, process)
         }
     }

@@ -144,7 +144,7 @@ impl EnvironmentRow {
 
 /// The columns [`RunRow::read`] expects, in order.
 pub(crate) const RUN_COLUMNS: &str =
-    "id, environment_id, process, status, started_at, finished_at, \"rows\", error, parent_id";
+    "id, environment_id, process, status, started_at, finished_at, \"rows\", error, parent_id, revision";
 
 /// A run as the columns of `runs` hold it.
 #[derive(Debug, Clone)]
@@ -158,6 +158,7 @@ pub(crate) struct RunRow {
     pub(crate) rows: Option<i64>,
     pub(crate) error: Option<String>,
     pub(crate) parent_id: Option<String>,
+    pub(crate) revision: Option<i64>,
 }
 
 impl RunRow {
@@ -184,6 +185,7 @@ impl RunRow {
             rows,
             error: r.error.clone(),
             parent_id: r.parent.as_ref().map(|p| p.to_string()),
+            revision: r.revision.map(i64::from),
         })
     }
 
@@ -198,6 +200,7 @@ impl RunRow {
         let rows: Option<i64> = row.get(6)?;
         let error: Option<String> = row.get(7)?;
         let parent_id: Option<String> = row.get(8)?;
+        let revision: Option<i64> = row.get(9)?;
         Ok((|| {
             Ok(RunRecord {
                 environment_id: environment_id.parse().map_err(|e| {
@@ -225,10 +228,48 @@ impl RunRow {
                     .transpose()?,
                 error,
                 parent: parent_id.map(run_id).transpose()?,
+                revision: revision
+                    .map(|n| {
+                        u32::try_from(n).map_err(|_| {
+                            Error::Storage(format!("stored revision {n} of run `{id}` is not one"))
+                        })
+                    })
+                    .transpose()?,
                 id: run_id(id)?,
             })
         })())
     }
+}
+
+/// The columns [`read_revision`] expects, in order.
+pub(crate) const REVISION_COLUMNS: &str =
+    "environment_id, number, text, hash, base_dir, applied_by, applied_at";
+
+/// Read a row selected with [`REVISION_COLUMNS`] into a revision.
+pub(crate) fn read_revision(row: &Row<'_>) -> rusqlite::Result<Result<lakecdp_core::Revision>> {
+    let environment_id: String = row.get(0)?;
+    let number: i64 = row.get(1)?;
+    let text: String = row.get(2)?;
+    let hash: String = row.get(3)?;
+    let base_dir: String = row.get(4)?;
+    let applied_by: String = row.get(5)?;
+    let applied_at: String = row.get(6)?;
+    Ok((|| {
+        Ok(lakecdp_core::Revision {
+            environment_id: environment_id.parse().map_err(|e| {
+                Error::Storage(format!(
+                    "stored environment id `{environment_id}` of a revision is not an id: {e}"
+                ))
+            })?,
+            number: u32::try_from(number)
+                .map_err(|_| Error::Storage(format!("stored revision number {number}")))?,
+            text,
+            hash,
+            base_dir,
+            applied_by,
+            applied_at: parse_timestamp("applied_at", &applied_at)?,
+        })
+    })())
 }
 
 /// The columns [`WatermarkRow::read`] expects, in order.

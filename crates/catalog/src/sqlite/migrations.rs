@@ -49,6 +49,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "runs name the refresh they belong to",
         sql: include_str!("../../migrations/sqlite/0005_run_parents.sql"),
     },
+    Migration {
+        version: 6,
+        description: "applied project revisions",
+        sql: include_str!("../../migrations/sqlite/0006_revisions.sql"),
+    },
 ];
 
 /// The schema version this code writes.

@@ -19,13 +19,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lakecdp_core::{
     Connection as ConnectionSpec, ConnectionId, Environment, EnvironmentId, Export, ExportId,
-    Principal, Role, RoleAssignment, RunId, RunRecord, Watermark,
+    Principal, Revision, Role, RoleAssignment, RunId, RunRecord, Watermark,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use self::codec::{
-    storage, timestamp, violation, EnvironmentRow, RunRow, Violation, WatermarkRow,
-    ENVIRONMENT_COLUMNS, RUN_COLUMNS, WATERMARK_COLUMNS,
+    read_revision, storage, timestamp, violation, EnvironmentRow, RunRow, Violation, WatermarkRow,
+    ENVIRONMENT_COLUMNS, REVISION_COLUMNS, RUN_COLUMNS, WATERMARK_COLUMNS,
 };
 use self::migrations::MIGRATIONS;
 use crate::catalog::{Catalog, SealedSecret};
@@ -335,6 +335,8 @@ impl Catalog for SqliteCatalog {
                 .map_err(storage)?;
             tx.execute("DELETE FROM watermarks WHERE environment_id = ?1", [&id])
                 .map_err(storage)?;
+            tx.execute("DELETE FROM revisions WHERE environment_id = ?1", [&id])
+                .map_err(storage)?;
             let deleted = tx
                 .execute("DELETE FROM environments WHERE id = ?1", [&id])
                 .map_err(storage)?;
@@ -362,7 +364,8 @@ impl Catalog for SqliteCatalog {
             }
             tx.execute(
                 "INSERT INTO runs (id, environment_id, process, status, started_at, \
-                 finished_at, \"rows\", error, parent_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 finished_at, \"rows\", error, parent_id, revision) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     row.id,
                     row.environment_id,
@@ -372,7 +375,8 @@ impl Catalog for SqliteCatalog {
                     row.finished_at,
                     row.rows,
                     row.error,
-                    row.parent_id
+                    row.parent_id,
+                    row.revision
                 ],
             )
             .map_err(|e| match violation(&e) {
@@ -469,6 +473,107 @@ impl Catalog for SqliteCatalog {
             let rows = stmt
                 .query_map(params![id, source], WatermarkRow::read)
                 .map_err(storage)?;
+            rows.map(|row| row.map_err(storage)?).collect()
+        })
+        .await
+    }
+
+    async fn add_revision(&self, revision: &Revision) -> Result<()> {
+        validate::revision(revision)?;
+        let r = revision.clone();
+        let env = r.environment_id.to_string();
+        self.write(move |tx| {
+            if !environment_exists(tx, &env)? {
+                return Err(Error::environment_not_found(env));
+            }
+            let latest: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(number) FROM revisions WHERE environment_id = ?1",
+                    [&env],
+                    |row| row.get(0),
+                )
+                .map_err(storage)?;
+            let next = latest.unwrap_or(0) + 1;
+            let number = i64::from(r.number);
+            if number < next {
+                return Err(Error::Conflict(format!(
+                    "revision {} of environment `{env}` already exists; the latest is {}",
+                    r.number,
+                    next - 1
+                )));
+            }
+            if number > next {
+                return Err(Error::Invalid(format!(
+                    "revision {} of environment `{env}` would leave a gap; the next is {next}",
+                    r.number
+                )));
+            }
+            tx.execute(
+                "INSERT INTO revisions (environment_id, number, text, hash, base_dir, \
+                 applied_by, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    env,
+                    number,
+                    r.text,
+                    r.hash,
+                    r.base_dir,
+                    r.applied_by,
+                    timestamp(r.applied_at)
+                ],
+            )
+            .map_err(|e| match violation(&e) {
+                Some(Violation::Unique) => Error::Conflict(format!(
+                    "revision {} of environment `{env}` already exists",
+                    r.number
+                )),
+                _ => storage(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revision(
+        &self,
+        environment: EnvironmentId,
+        number: Option<u32>,
+    ) -> Result<Option<Revision>> {
+        let env = environment.to_string();
+        self.call(move |conn| {
+            let (sql, n) = match number {
+                Some(n) => (
+                    format!(
+                        "SELECT {REVISION_COLUMNS} FROM revisions \
+                         WHERE environment_id = ?1 AND number = ?2"
+                    ),
+                    i64::from(n),
+                ),
+                None => (
+                    format!(
+                        "SELECT {REVISION_COLUMNS} FROM revisions \
+                         WHERE environment_id = ?1 AND ?2 = ?2 ORDER BY number DESC LIMIT 1"
+                    ),
+                    0,
+                ),
+            };
+            let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+            let mut rows = stmt
+                .query_map(params![env, n], read_revision)
+                .map_err(storage)?;
+            rows.next().transpose().map_err(storage)?.transpose()
+        })
+        .await
+    }
+
+    async fn list_revisions(&self, environment: EnvironmentId) -> Result<Vec<Revision>> {
+        let env = environment.to_string();
+        self.call(move |conn| {
+            let sql = format!(
+                "SELECT {REVISION_COLUMNS} FROM revisions WHERE environment_id = ?1 \
+                 ORDER BY number DESC"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(storage)?;
+            let rows = stmt.query_map([env], read_revision).map_err(storage)?;
             rows.map(|row| row.map_err(storage)?).collect()
         })
         .await

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use lakecdp_app::environments::{EnvironmentChanges, Saved};
+use lakecdp_app::revisions::RevisionChange;
 use lakecdp_app::{Actor, App, Event, Observer};
 use lakecdp_core::PartitionFormat;
 
@@ -80,6 +81,18 @@ fn print_created(env: &lakecdp_core::Environment) {
     );
 }
 
+/// What applying did to the revisions.
+pub fn print_revision(app: &App, change: &RevisionChange) {
+    match change {
+        RevisionChange::New(n) => {
+            println!("applied {} as revision {n}", app.project_file().display())
+        }
+        RevisionChange::Unchanged(n) => {
+            println!("the project file is the applied revision {n}")
+        }
+    }
+}
+
 fn print_saved(saved: &Saved) {
     match saved {
         Saved::Created(env) => print_created(env),
@@ -126,10 +139,11 @@ pub async fn apply(app: &App, actor: &Actor, create_container: bool) -> anyhow::
             planned.storage.describe()
         );
     }
-    let saved = app
+    let (saved, revision) = app
         .apply(actor, create_container, &Checks::default())
         .await?;
     print_saved(&saved);
+    print_revision(app, &revision);
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod env;
 pub mod export;
 pub mod init;
 pub mod refresh;
+pub mod revisions;
 pub mod role;
 pub mod runs;
 pub mod scheduler;

@@ -24,6 +24,9 @@ async fn show(app: &App, actor: &Actor, id: &str) -> anyhow::Result<()> {
         seconds(&run),
         run.started_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
+    if let Some(n) = run.revision {
+        println!("  ran the applied revision {n} of the project file");
+    }
     if let Some(e) = &run.error {
         println!("  {e}");
     }
@@ -62,6 +65,7 @@ pub async fn run(app: &App, actor: &Actor, a: RunsArgs) -> anyhow::Result<()> {
     let mut t = output::table(&[
         "run",
         "process",
+        "revision",
         "status",
         "started (UTC)",
         "duration",
@@ -72,6 +76,9 @@ pub async fn run(app: &App, actor: &Actor, a: RunsArgs) -> anyhow::Result<()> {
         t.add_row(vec![
             r.id.to_string(),
             r.process.clone(),
+            r.revision
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
             r.status.to_string(),
             r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             seconds(r),

@@ -160,7 +160,7 @@ pub async fn add(app: &App, actor: &Actor, a: AddArgs) -> anyhow::Result<()> {
         csv.header = !a.no_header;
         spec.csv = Some(csv);
     }
-    let (spec, source) = app
+    let (spec, source, revision) = app
         .add_source_table(
             actor,
             NewTable {
@@ -182,6 +182,9 @@ pub async fn add(app: &App, actor: &Actor, a: AddArgs) -> anyhow::Result<()> {
             format!(" with {} declared columns", spec.schema.len())
         }
     );
+    if let Some(r) = &revision {
+        super::env::print_revision(app, r);
+    }
     println!(
         "load it with `lakecdp refresh --only ingest --source {}`",
         a.name
@@ -191,9 +194,12 @@ pub async fn add(app: &App, actor: &Actor, a: AddArgs) -> anyhow::Result<()> {
 
 /// `source remove`.
 pub async fn remove(app: &App, actor: &Actor, a: RemoveArgs) -> anyhow::Result<()> {
-    let (source, table) = app
+    let (source, table, revision) = app
         .remove_source(actor, &a.name, a.table.as_deref())
         .await?;
+    if let Some(r) = &revision {
+        super::env::print_revision(app, r);
+    }
     match table {
         Some(t) => println!(
             "removed table `{t}` from source `{source}`; the next refresh publishes the source without it"
