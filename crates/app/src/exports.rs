@@ -393,12 +393,13 @@ impl App {
             tables: tables.len(),
             destination: target.destination(),
         });
+        let session = self.session(lake, false).await?;
         let mut run = target.begin(&export.name).await?;
         let mut errors = Vec::new();
         for (folder, entity) in tables {
             let schema = targets::entity_schema(&entity);
             let name = entity.name.clone();
-            let stream = targets::entity_stream(lake, folder, entity);
+            let stream = targets::entity_stream(&session, &folder, &entity).await?;
             let table = match run.export_table(&name, schema, stream).await {
                 Ok(t) => ExportedTable {
                     name: t.name,

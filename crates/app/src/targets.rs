@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
-use futures::stream::{self, StreamExt};
 use lakecdp_connect::{BatchStream, ExportTarget, LakeTarget, PostgresTarget};
 use lakecdp_core::{
     AdlsConfig, Connection, ConnectionKind, Environment, Export, S3Config, Secret, SecretRef,
 };
 use lakecdp_lake::backend;
 use lakecdp_lake::cdm::Entity;
-use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::publish::read_model;
 use lakecdp_lake::secrets::Secrets;
 use lakecdp_lake::{Lake, Process};
@@ -184,25 +182,13 @@ pub async fn published_entity(lake: &Lake, table: &str) -> Result<(String, Entit
     Ok((process.folder(), found))
 }
 
-/// The rows of a published entity, read one partition at a time.
-pub fn entity_stream<'a>(lake: &'a Lake, folder: String, entity: Entity) -> BatchStream<'a> {
-    let partitions = entity.partitions.clone();
-    stream::iter(partitions)
-        .then(move |p| {
-            let mut one = entity.clone();
-            one.partitions = vec![p];
-            let folder = folder.clone();
-            async move {
-                read_entity(lake, &folder, &one)
-                    .await
-                    .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))
-            }
-        })
-        .flat_map(|r| match r {
-            Ok(batches) => stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>()),
-            Err(e) => stream::iter(vec![Err(e)]),
-        })
-        .boxed()
+/// The rows of a published entity, streamed from its partition files.
+pub async fn entity_stream(
+    session: &lakecdp_engine::Session,
+    folder: &str,
+    entity: &Entity,
+) -> Result<BatchStream<'static>> {
+    Ok(session.published_stream(folder, entity).await?)
 }
 
 /// The Arrow schema of a published entity.

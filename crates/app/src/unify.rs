@@ -7,11 +7,11 @@ use arrow::array::{Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
+use datafusion::prelude::{cast as df_cast, ident, lit};
 use lakecdp_core::{Operation, Process};
 use lakecdp_engine::unify::{unify, UnifyOptions, UnifyReport};
-use lakecdp_lake::partition::read_entity;
+use lakecdp_engine::Session;
 use lakecdp_lake::publish::read_model;
-use lakecdp_lake::Lake;
 
 use crate::app::{Actor, App};
 use crate::error::{Error, Result};
@@ -70,9 +70,23 @@ pub struct Explanation {
     pub history: Vec<IdChange>,
 }
 
-/// Every row of an entity of a published folder.
-async fn rows(lake: &Lake, process: &Process, entity: &str) -> Result<Vec<RecordBatch>> {
-    let model = read_model(lake, process).await?.ok_or_else(|| {
+/// Which rows of a published entity to read.
+enum Keep<'a> {
+    /// Those where one of the columns (as text) is one of its values.
+    Where(Vec<(&'a str, Vec<String>)>),
+    /// Those whose first column (as text) is one of the values.
+    FirstColumnIn(Vec<String>),
+}
+
+/// The rows of an entity of a published folder that `keep` selects, read through a
+/// listing table with the filter pushed down (never the whole table into memory).
+async fn rows(
+    session: &Session,
+    process: &Process,
+    entity: &str,
+    keep: Keep<'_>,
+) -> Result<Vec<RecordBatch>> {
+    let model = read_model(session.lake(), process).await?.ok_or_else(|| {
         Error::not_found(format!(
             "{} has not been published yet (run `lakecdp refresh`)",
             process.folder()
@@ -81,7 +95,30 @@ async fn rows(lake: &Lake, process: &Process, entity: &str) -> Result<Vec<Record
     let Some(e) = model.entity(entity) else {
         return Ok(Vec::new());
     };
-    Ok(read_entity(lake, &process.folder(), e).await?)
+    let conditions: Vec<(String, Vec<String>)> = match keep {
+        Keep::Where(c) => c.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        Keep::FirstColumnIn(v) => match e.attributes.first() {
+            Some(a) => vec![(a.name.clone(), v)],
+            None => return Ok(Vec::new()),
+        },
+    };
+    let filter = conditions
+        .into_iter()
+        .map(|(c, values)| {
+            df_cast(ident(c), DataType::Utf8).in_list(values.into_iter().map(lit).collect(), false)
+        })
+        .reduce(|a, b| a.or(b));
+    let table = session.published_table(&process.folder(), e).await?;
+    let mut df = session
+        .context()
+        .read_table(table)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    if let Some(f) = filter {
+        df = df.filter(f).map_err(|e| Error::internal(e.to_string()))?;
+    }
+    df.collect()
+        .await
+        .map_err(|e| Error::internal(format!("reading {}/{entity}: {e}", process.folder())))
 }
 
 fn text(batch: &RecordBatch, column: &str) -> Option<StringArray> {
@@ -110,12 +147,21 @@ impl App {
             .await?;
         let project = self.applied(actor, &env).await?.project;
         let lake = self.lake(&env).await?;
+        let session = self.session(&lake, false).await?;
         let unification = Process::Unification;
         let id = customer_id;
+        let this_id = || vec![id.to_string()];
 
         // the profile's records
         let mut records: Vec<(String, String, String)> = Vec::new();
-        for b in rows(&lake, &unification, "AlternateKey").await? {
+        for b in rows(
+            &session,
+            &unification,
+            "AlternateKey",
+            Keep::Where(vec![("CustomerId", this_id())]),
+        )
+        .await?
+        {
             let (s, t, k, c) = (
                 text(&b, "DataSourceName"),
                 text(&b, "TableName"),
@@ -131,7 +177,17 @@ impl App {
             }
         }
         let mut history = Vec::new();
-        for b in rows(&lake, &unification, "CustomerIdHistory").await? {
+        for b in rows(
+            &session,
+            &unification,
+            "CustomerIdHistory",
+            Keep::Where(vec![
+                ("OldCustomerId", this_id()),
+                ("NewCustomerId", this_id()),
+            ]),
+        )
+        .await?
+        {
             let (o, n, r, run) = (
                 text(&b, "OldCustomerId"),
                 text(&b, "NewCustomerId"),
@@ -168,7 +224,14 @@ impl App {
         }
 
         // the merged row
-        for b in rows(&lake, &unification, "Customer").await? {
+        for b in rows(
+            &session,
+            &unification,
+            "Customer",
+            Keep::Where(vec![("CustomerId", this_id())]),
+        )
+        .await?
+        {
             let Some(ids) = text(&b, "CustomerId") else {
                 continue;
             };
@@ -202,7 +265,14 @@ impl App {
                 .and_then(|x| x.primary_key.clone())
                 .unwrap_or_default();
             let mut shown = Vec::new();
-            for b in rows(&lake, &Process::Ingestion(source.clone()), table).await? {
+            for b in rows(
+                &session,
+                &Process::Ingestion(source.clone()),
+                table,
+                Keep::Where(vec![(pk.as_str(), vec![key.clone()])]),
+            )
+            .await?
+            {
                 let Some(keys) = text(&b, &pk) else { continue };
                 for i in 0..b.num_rows() {
                     if keys.value(i) == key {
@@ -226,8 +296,16 @@ impl App {
             .iter()
             .map(|(_, t, k)| (t.clone(), k.clone()))
             .collect();
+        let keys: Vec<String> = records.iter().map(|(_, _, k)| k.clone()).collect();
 
-        for b in rows(&lake, &unification, "ConflationMatchPairs").await? {
+        for b in rows(
+            &session,
+            &unification,
+            "ConflationMatchPairs",
+            Keep::Where(vec![("KeyA", keys.clone())]),
+        )
+        .await?
+        {
             let cols: Vec<Option<StringArray>> =
                 ["TableA", "KeyA", "TableB", "KeyB", "Rule", "Score"]
                     .iter()
@@ -255,7 +333,14 @@ impl App {
             .collect::<std::collections::BTreeSet<_>>()
         {
             let entity = format!("Deduplication_{source}_{table}");
-            for b in rows(&lake, &unification, &entity).await? {
+            for b in rows(
+                &session,
+                &unification,
+                &entity,
+                Keep::FirstColumnIn(keys.clone()),
+            )
+            .await?
+            {
                 let key_col = b.schema().field(0).name().clone();
                 let cols: Vec<Option<StringArray>> = [
                     key_col.as_str(),

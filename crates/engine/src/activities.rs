@@ -215,13 +215,12 @@ pub async fn run(
             try_cast(ident(&spec.timestamp), TIME).alias("ActivityTimeStamp"),
         ];
         projection.extend(columns.iter().map(|c| ident(c)));
-        let joined = src.select(projection)?.join(
-            keys,
-            JoinType::Left,
-            &["__customer_key"],
-            &["__key"],
-            None,
-        )?;
+        // in the order of the activity ids, whatever plan the join gets: the same input
+        // always publishes the same rows in the same order
+        let joined = src
+            .select(projection)?
+            .join(keys, JoinType::Left, &["__customer_key"], &["__key"], None)?
+            .sort(vec![ident("__activity_id").sort(true, false)])?;
         let schema: SchemaRef = Arc::new(joined.schema().as_arrow().clone());
         let batches = joined.collect().await?;
         let all = if batches.is_empty() {

@@ -192,10 +192,11 @@ impl Session {
         Ok(names)
     }
 
-    /// Register the published entity `entity` of `process` as table `name`, read from
-    /// the files its `model.json` points at (so a run in progress is never seen).
-    /// Returns false, registering nothing, when the folder or the entity is not
-    /// published.
+    /// Register the published entity `entity` of `process` as table `name`: a listing
+    /// table over exactly the partition files its `model.json` names (so a run in
+    /// progress is never seen), streamed with projection and filters pushed down, never
+    /// copied into memory. Returns false, registering nothing, when the folder or the
+    /// entity is not published.
     pub async fn register_published(
         &self,
         process: &lakecdp_lake::Process,
@@ -208,13 +209,98 @@ impl Session {
         let Some(e) = model.entity(entity) else {
             return Ok(false);
         };
-        let schema = lakecdp_lake::partition::entity_schema(e);
-        let batches =
-            lakecdp_lake::partition::read_entity(&self.lake, &process.folder(), e).await?;
-        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        let table = self.published_table(&process.folder(), e).await?;
         self.ctx.deregister_table(name)?;
-        self.ctx.register_table(name, Arc::new(table))?;
+        self.ctx.register_table(name, table)?;
         Ok(true)
+    }
+
+    /// The rows of a published entity of the CDM folder `folder`, streamed batch by
+    /// batch from its partition files.
+    pub async fn published_stream(
+        &self,
+        folder: &str,
+        e: &lakecdp_lake::cdm::Entity,
+    ) -> Result<
+        futures::stream::BoxStream<
+            'static,
+            std::result::Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError>,
+        >,
+    > {
+        use futures::{StreamExt, TryStreamExt};
+        let table = self.published_table(folder, e).await?;
+        let stream = self.ctx.read_table(table)?.execute_stream().await?;
+        Ok(stream
+            .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))
+            .boxed())
+    }
+
+    /// The table of a published entity of the CDM folder `folder`: a listing table over
+    /// its partition files when they share one format (always so for what lakecdp
+    /// writes), else its rows read into memory (a document of another tool mixing
+    /// formats).
+    pub async fn published_table(
+        &self,
+        folder: &str,
+        e: &lakecdp_lake::cdm::Entity,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        use datafusion::datasource::file_format::csv::CsvFormat;
+        use datafusion::datasource::file_format::parquet::ParquetFormat;
+        use datafusion::datasource::file_format::FileFormat;
+        use datafusion::datasource::listing::{
+            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+        };
+
+        let schema = lakecdp_lake::partition::entity_schema(e);
+        let csv_settings = |p: &lakecdp_lake::cdm::Partition| {
+            p.file_format_settings.clone().unwrap_or_else(|| {
+                lakecdp_lake::cdm::FileFormatSettings {
+                    column_headers: false,
+                    ..lakecdp_lake::cdm::FileFormatSettings::csv()
+                }
+            })
+        };
+        let format: Option<Arc<dyn FileFormat>> = match e.partitions.first() {
+            None => None,
+            Some(_) if e.partitions.iter().all(|p| p.is_parquet()) => {
+                Some(Arc::new(ParquetFormat::default()))
+            }
+            Some(first) if !first.is_parquet() => {
+                let settings = csv_settings(first);
+                let same = e
+                    .partitions
+                    .iter()
+                    .all(|p| !p.is_parquet() && csv_settings(p) == settings);
+                match settings.delimiter_byte() {
+                    Some(delimiter) if same => Some(Arc::new(
+                        CsvFormat::default()
+                            .with_has_header(settings.column_headers)
+                            .with_delimiter(delimiter)
+                            // quoted values may hold line breaks: never split a file
+                            .with_newlines_in_values(true),
+                    )),
+                    _ => None,
+                }
+            }
+            Some(_) => None,
+        };
+        let Some(format) = format else {
+            let batches = lakecdp_lake::partition::read_entity(&self.lake, folder, e).await?;
+            return Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+                schema,
+                vec![batches],
+            )?));
+        };
+        let mut urls = Vec::with_capacity(e.partitions.len());
+        for p in &e.partitions {
+            let relative = lakecdp_lake::partition::partition_relative(&self.lake, folder, p)?;
+            urls.push(ListingTableUrl::parse(self.url_of(&relative))?);
+        }
+        let options = ListingOptions::new(format).with_file_extension("");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
     }
 }
 
