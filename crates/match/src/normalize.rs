@@ -380,7 +380,12 @@ fn organization(input: &str, out: &mut String) {
         if stop == 0 {
             return None;
         }
-        let begin = input[..stop].rfind(is_sep).map_or(0, |i| i + 1);
+        // A separator can be several bytes long (a no-break space is two): the token
+        // begins after the whole of it.
+        let begin = input[..stop]
+            .char_indices()
+            .rfind(|(_, c)| is_sep(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         Some((begin, stop))
     };
     let mut cut = input.len();
@@ -713,6 +718,17 @@ mod tests {
         assert_eq!(org("Inc Magazine"), "Inc Magazine");
         assert_eq!(org("Ltd Ltd"), "Ltd");
         assert_eq!(org("  "), "  ");
+    }
+
+    #[test]
+    fn legal_suffixes_after_multibyte_separators() {
+        let org = |v: &str| n(v, &[Organization]);
+        // A no-break space (two bytes) or an ideographic space (three) before a suffix
+        // once cut a token inside the separator and panicked.
+        assert_eq!(org("Acme\u{a0}Inc"), "Acme");
+        assert_eq!(org("Acme\u{3000}GmbH\u{a0}&\u{2003}Co.\u{a0}KG"), "Acme");
+        assert_eq!(org("a\u{a0}b"), "a\u{a0}b");
+        assert_eq!(org("\u{a0}Acme,\u{a0}Ltd\u{a0}"), "\u{a0}Acme");
     }
 
     #[test]
