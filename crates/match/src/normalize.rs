@@ -157,10 +157,13 @@ fn is_combining_mark(c: char) -> bool {
 
 fn symbols(input: &str, out: &mut String) {
     if input.is_ascii() {
+        // `char::is_whitespace`, as below, for ASCII: unlike `u8::is_ascii_whitespace`
+        // it includes the vertical tab, so a value keeps the same characters whether or
+        // not it also holds non-ASCII text.
         out.extend(
             input
                 .bytes()
-                .filter(|b| b.is_ascii_alphanumeric() || b.is_ascii_whitespace())
+                .filter(|b| b.is_ascii_alphanumeric() || char::from(*b).is_whitespace())
                 .map(char::from),
         );
         return;
@@ -601,6 +604,20 @@ mod tests {
         assert_eq!(n("e\u{301}mile", &[Symbols]), "e\u{301}mile");
         assert_eq!(n("محمد، علي", &[Symbols]), "محمد علي");
         assert_eq!(n("...", &[Symbols]), "");
+    }
+
+    #[test]
+    fn symbols_keep_the_same_whitespace_in_ascii_and_other_text() {
+        // The ASCII fast path once dropped a vertical tab that other text kept, so
+        // removing symbols twice removed more than once.
+        assert_eq!(n("a\u{b}b", &[Symbols]), "a\u{b}b");
+        assert_eq!(n("\u{18d1f}\u{b}", &[Symbols]), "\u{b}");
+        assert_eq!(
+            n("\u{b}\u{c}", &[Symbols]),
+            n("é\u{b}\u{c}", &[Symbols])[2..]
+        );
+        let once = n("\u{18d1f}\u{b}", &[Symbols]);
+        assert_eq!(n(&once, &[Symbols]), once);
     }
 
     #[test]
