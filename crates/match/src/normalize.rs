@@ -574,6 +574,12 @@ mod tests {
             );
         }
         assert!(NICKNAMES.len() >= 150, "{} nicknames", NICKNAMES.len());
+        // No formal name is itself a nickname, so names normalise in one pass.
+        for (_, formal) in NICKNAMES {
+            for word in formal.split(' ') {
+                assert!(lookup(NICKNAMES, word).is_none(), "{formal}");
+            }
+        }
         assert!(DIGIT_ZEROS.windows(2).all(|w| w[0] + 10 <= w[1]));
         for &zero in DIGIT_ZEROS {
             for d in 0..10 {
