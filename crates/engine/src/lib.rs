@@ -208,7 +208,8 @@ impl Session {
         let Some(e) = model.entity(entity) else {
             return Ok(false);
         };
-        let schema = lakecdp_lake::partition::entity_schema(e);
+        let schema =
+            lakecdp_lake::partition::entity_schema_of(e, lakecdp_lake::cdm::ArrowTypes::Annotated)?;
         let batches =
             lakecdp_lake::partition::read_entity(&self.lake, &process.folder(), e).await?;
         let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;

@@ -327,6 +327,51 @@ async fn a_cdm_folder_written_by_another_tool_is_read() {
 }
 
 #[tokio::test]
+async fn a_partner_cdm_folder_is_read_without_its_arrow_type_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("partner/Sales");
+    std::fs::create_dir_all(folder.join("Customers")).unwrap();
+    // Arrow's type parser recurses once per level: this annotation overflowed the stack.
+    let deep = format!("{}Int64{}", "List(".repeat(100_000), ")".repeat(100_000));
+    let model = serde_json::json!({
+        "name": "Sales", "version": "1.0",
+        "entities": [{
+            "$type": "LocalEntity", "name": "Customers",
+            "attributes": [
+                {"name": "CustomerID", "dataType": "int64",
+                 "annotations": [{"name": "lakecdp:arrowType", "value": "Int8"}]},
+                {"name": "Tags", "dataType": "json",
+                 "annotations": [{"name": "lakecdp:arrowType", "value": deep}]}
+            ],
+            "partitions": [{"name": "p1", "location": "Customers/Part001.csv",
+                "fileFormatSettings": {"$type": "CsvFormatSettings", "columnHeaders": false, "delimiter": ","}}]
+        }]
+    });
+    std::fs::write(folder.join("model.json"), model.to_string()).unwrap();
+    // 300 does not fit the annotated Int8: read with the CDM type, it is an int64
+    std::fs::write(folder.join("Customers/Part001.csv"), "300,a\n2,b\n").unwrap();
+    let lake = lake(dir.path());
+    let mut t = table("Customers", "partner/Sales/model.json", SourceFormat::Cdm);
+    t.entity = Some("Customers".into());
+    t.primary_key = Some("CustomerID".into());
+    let source = SourceSpec {
+        access: None,
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![t],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    let r = &report.tables[0];
+    assert_eq!((r.read, r.written, r.corrupt), (2, 2, 0), "{r:?}");
+    let customers = entity(&lake, "Partner", "Customers").await;
+    assert_eq!(strings(&customers, "CustomerID"), ["300", "2"]);
+    assert_eq!(strings(&customers, "Tags"), ["a", "b"]);
+}
+
+#[tokio::test]
 async fn a_load_that_dies_after_writing_data_leaves_the_last_output_readable() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -177,18 +177,16 @@ fn model_entity(
         .rsplit_once('/')
         .map(|(b, _)| b.to_string())
         .unwrap_or_default();
+    // Someone else's document: its `lakecdp:arrowType` annotations are not read.
+    let mut schema = Vec::with_capacity(entity.attributes.len());
+    for a in &entity.attributes {
+        schema.push(ColumnSpec {
+            name: a.name.clone(),
+            column_type: column_type_of(&a.arrow_type(lakecdp_lake::cdm::ArrowTypes::CdmOnly)?),
+        });
+    }
     Ok(FoundEntity {
-        schema: entity
-            .attributes
-            .iter()
-            .map(|a| ColumnSpec {
-                name: a.name.clone(),
-                column_type: column_type_of(&lakecdp_lake::cdm::arrow_type_of(
-                    a.data_type,
-                    a.arrow_type_annotation(),
-                )),
-            })
-            .collect(),
+        schema,
         parts: entity
             .partitions
             .iter()
