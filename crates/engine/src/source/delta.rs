@@ -8,9 +8,11 @@ use std::path::Path;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
+use futures::TryStreamExt;
 use lakecdp_core::{SourceAccess, TableSpec};
 use url::Url;
 
+use super::confine::{percent_decode, SourceRoot};
 use super::fetch::{Fetched, SourceFile};
 use crate::{Error, Result};
 
@@ -121,7 +123,10 @@ fn storage_options(
     Ok(options)
 }
 
-/// Open the current version of the table.
+/// Open the current version of the table. Every data file of that version must be in
+/// the table's folder: an `add.path` of the log that names another place (an absolute
+/// URL elsewhere, a `file://` path, a path climbing out with `..`) is refused with
+/// [`Error::LocationOutsideSource`] before anything is read.
 pub async fn open(
     table: &TableSpec,
     access: Option<&SourceAccess>,
@@ -129,14 +134,62 @@ pub async fn open(
 ) -> Result<DeltaTable> {
     let url = table_url(&table.location, project_dir)?;
     let options = storage_options(access, project_dir)?;
-    deltalake::open_table_with_storage_options(url, options)
+    let delta = deltalake::open_table_with_storage_options(url.clone(), options)
         .await
         .map_err(|e| {
             Error::Source(format!(
                 "table `{}`: `{}` is not a readable Delta table: {e}",
                 table.name, table.location
             ))
-        })
+        })?;
+    check_files(table, &delta, &url, access, project_dir).await?;
+    Ok(delta)
+}
+
+/// Refuses a data file of the current version outside the table's folder `url`.
+///
+/// deltalake resolves an `add.path` as a URL reference against the table root (so an
+/// absolute URL replaces it and `..` climbs out of it); each path is resolved the same
+/// way here, as stored and once more decoded, and must stay in the table's folder.
+async fn check_files(
+    table: &TableSpec,
+    delta: &DeltaTable,
+    url: &Url,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<()> {
+    let mut root_url = url.clone();
+    if !root_url.path().ends_with('/') {
+        root_url.set_path(&format!("{}/", root_url.path()));
+    }
+    let root = SourceRoot::new(root_url.as_str(), access, project_dir)?;
+    let files: Vec<_> = delta
+        .get_active_add_actions_by_partitions(&[])
+        .try_collect()
+        .await
+        .map_err(|e| Error::Source(format!("table `{}`: {e}", table.name)))?;
+    for file in files {
+        let path = file.path();
+        let decoded_again = percent_decode(&path);
+        let forms = [Some(path.to_string()), decoded_again];
+        for form in &forms {
+            let inside = form
+                .as_deref()
+                .and_then(|form| root_url.join(form).ok())
+                .is_some_and(|resolved| {
+                    root.check(&table.name, resolved.as_str(), access, project_dir)
+                        .is_ok()
+                });
+            if !inside {
+                return Err(Error::LocationOutsideSource {
+                    table: table.name.clone(),
+                    location: path.to_string(),
+                    source_root: table.location.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The table as one pseudo-file whose version is the Delta version: an unchanged
