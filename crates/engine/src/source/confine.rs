@@ -248,6 +248,7 @@ mod tests {
             sas_token: None,
             endpoint: None,
             emulator: false,
+            credentials: Default::default(),
         }
     }
 
