@@ -117,6 +117,8 @@ pub async fn target_for(
                             secret_access_key: Some(vault_ref("secret_access_key")),
                             session_token: None,
                             path_style: None,
+                            // an export connection's keys are always sealed in the catalog
+                            credentials: lakecdp_core::Credentials::Declared,
                         },
                         &provided,
                     )

@@ -149,6 +149,7 @@ pub fn s3_storage() -> StorageConfig {
         secret_access_key: Some(SecretRef::File("/run/secrets/s3-secret".into())),
         session_token: Some(SecretRef::Env("LAKECDP_CONFORMANCE_S3_TOKEN".into())),
         path_style: Some(true),
+        credentials: lakecdp_core::Credentials::Declared,
     })
 }
 

@@ -94,6 +94,34 @@ async fn open_creates_the_file_and_its_folders_at_the_latest_schema() {
     assert_eq!(mode.to_ascii_lowercase(), "wal");
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_and_its_log_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let catalog = SqliteCatalog::open(&path).await.unwrap();
+    let mode = |suffix: &str| {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "catalog.db{suffix}");
+    }
+    drop(catalog);
+
+    // an existing file keeps the mode its owner gave it
+    let shared = dir.path().join("shared.db");
+    std::fs::write(&shared, b"").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+    SqliteCatalog::open(&shared).await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+}
+
 #[tokio::test]
 async fn reopening_keeps_data_and_does_not_rerun_migrations() {
     let h = FileHarness::new().await;

@@ -480,6 +480,7 @@ fn lake_exports_reach_the_s3_server_and_azurite_with_sealed_keys() {
         secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
         session_token: None,
         path_style: Some(true),
+        credentials: lakecdp_core::Credentials::Declared,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(

@@ -46,6 +46,36 @@ const VERSION: u8 = 1;
 const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 const HOW_TO_MAKE: &str = "make one with `head -c 32 /dev/urandom | base64`";
 
+/// Refuses a master key file that its group or others may read or write (on unix):
+/// whoever can read it opens every secret, and whoever can write it can swap the key.
+#[cfg(unix)]
+fn check_key_file_mode(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| {
+            Error::MasterKey(format!(
+                "the master key file {} (from {MASTER_KEY_FILE_ENV}) cannot be read: {e}",
+                path.display()
+            ))
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::MasterKey(format!(
+            "the master key file {} (from {MASTER_KEY_FILE_ENV}) can be read or written by its group or others (mode {:03o}); make it private to its owner with `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_key_file_mode(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
 /// The id of a master key: the first 8 bytes of its SHA-256, shown as hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId([u8; KEY_ID_LEN]);
@@ -130,6 +160,7 @@ impl MasterKey {
         }
         if let Some(file) = lookup(MASTER_KEY_FILE_ENV).filter(|v| !v.trim().is_empty()) {
             let path = Path::new(file.trim());
+            check_key_file_mode(path)?;
             let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
                 Error::MasterKey(format!(
                     "the master key file {} (from {MASTER_KEY_FILE_ENV}) cannot be read: {e}",
@@ -425,6 +456,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         std::fs::write(&path, format!("{}\n", key.to_base64().expose())).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let p = path.display().to_string();
         let loaded =
             MasterKey::from_lookup(|n| (n == MASTER_KEY_FILE_ENV).then(|| p.clone())).unwrap();
@@ -443,5 +479,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot be read"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_or_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let key = MasterKey::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        std::fs::write(&path, key.to_base64().expose()).unwrap();
+        let p = path.display().to_string();
+        let load = || MasterKey::from_lookup(|n| (n == MASTER_KEY_FILE_ENV).then(|| p.clone()));
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = load().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("master key file {p}"))
+                    && err.contains(&format!("mode {mode:03o}"))
+                    && err.contains(&format!("`chmod 600 {p}`")),
+                "{err}"
+            );
+            assert!(!err.contains(key.to_base64().expose()));
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(load().unwrap().id(), key.id());
+        }
     }
 }

@@ -199,6 +199,7 @@ async fn an_s3_lake_keeps_the_contract() {
         secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
         session_token: None,
         path_style: Some(true),
+        credentials: Default::default(),
     };
     S3Service::new(&config, None)
         .unwrap()

@@ -45,6 +45,7 @@ async fn s3() -> Fixture {
         secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
         session_token: None,
         path_style: Some(true),
+        credentials: Default::default(),
     };
     S3Service::new(&config, None)
         .unwrap()

@@ -52,7 +52,10 @@ pub use segment::{
 pub use source::{
     ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };
-pub use storage::{AdlsAuth, AdlsConfig, LocalConfig, S3Config, StorageConfig, CONTAINER};
+pub use storage::{
+    s3_credential_errors, AdlsAuth, AdlsConfig, Credentials, LocalConfig, S3Config, StorageConfig,
+    CONTAINER,
+};
 pub use unify::{
     ConditionSpec, DedupeColumnSpec, MatchRuleSpec, MergeColumnSpec, MergePolicy, Normalization,
     OverridesSpec, Precision, RuleSpec, SemanticColumn, SemanticType, UnificationSpec,

@@ -56,9 +56,16 @@ impl SecretOwner {
     }
 }
 
-/// A secret value. It is never printed: `Debug` and `Display` show [`MASK`].
+/// A secret value. It is never printed: `Debug` and `Display` show [`MASK`], and its
+/// bytes are wiped from memory when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
 
 impl Secret {
     /// Wrap a secret value.
@@ -69,6 +76,11 @@ impl Secret {
     /// The value, for the one place that must send it (a signature, a connection string).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Overwrites the value's bytes (its whole buffer) with zeros and empties it.
+    fn wipe(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -87,6 +99,18 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_wipes_its_buffer() {
+        let mut secret = Secret::new(String::with_capacity(32) + "hunter2");
+        let (ptr, capacity) = (secret.0.as_ptr(), secret.0.capacity());
+        secret.wipe();
+        assert_eq!(secret.expose(), "");
+        // the buffer is still allocated (wiping keeps the capacity), so it can be read
+        assert_eq!(secret.0.capacity(), capacity);
+        let buffer = unsafe { std::slice::from_raw_parts(ptr, capacity) };
+        assert!(buffer.iter().all(|b| *b == 0), "{buffer:?}");
+    }
 
     #[test]
     fn secret_is_masked_in_debug_and_display() {

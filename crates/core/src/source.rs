@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::storage::{s3_credential_errors, Credentials};
 
 /// Default share of corrupt rows above which a table's load fails instead of publishing.
 pub const DEFAULT_MAX_CORRUPT_SHARE: f64 = 0.1;
@@ -49,6 +50,10 @@ pub enum SourceAccess {
         /// Secret access key.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret_access_key: Option<crate::SecretRef>,
+        /// Where credentials come from when no key is declared: the host's (`ambient`)
+        /// or none (`anonymous`). By default only the declared keys are used.
+        #[serde(default, skip_serializing_if = "Credentials::is_declared")]
+        credentials: Credentials,
     },
     /// Azure Blob / Data Lake Storage (account and container come from the URL; `az://`
     /// URLs need `account`).
@@ -68,6 +73,11 @@ pub enum SourceAccess {
         /// The endpoint is the Azurite emulator.
         #[serde(default)]
         emulator: bool,
+        /// Where credentials come from when neither a key nor a SAS token is declared:
+        /// the host's (`ambient`: the `AZURE_*` variables and the managed identity) or none
+        /// (`anonymous`), for Delta tables. By default only the declared ones are used.
+        #[serde(default, skip_serializing_if = "Credentials::is_declared")]
+        credentials: Credentials,
     },
 }
 
@@ -334,6 +344,63 @@ impl SourceSpec {
                 ));
             }
         }
+        match &self.access {
+            Some(SourceAccess::S3 {
+                access_key_id,
+                secret_access_key,
+                credentials,
+                ..
+            }) => errors.extend(s3_credential_errors(
+                &key("access"),
+                access_key_id.is_some(),
+                secret_access_key.is_some(),
+                false,
+                *credentials,
+            )),
+            Some(SourceAccess::Adls {
+                account_key,
+                sas_token,
+                credentials,
+                ..
+            }) => {
+                let declared = account_key.is_some() || sas_token.is_some();
+                match credentials {
+                    Credentials::Declared if !declared => errors.push(ConfigError::new(
+                        key("access.account_key"),
+                        "neither an account key nor a SAS token is declared, and the host's own credentials are used only when the configuration asks for them",
+                        "set `account_key = { env = \"VAR\" }` or `sas_token = { env = \"VAR\" }`; or, for Delta tables, `credentials = \"ambient\"` to use this host's Azure credentials (AZURE_* variables, managed identity) or `credentials = \"anonymous\"` for a public container",
+                    )),
+                    Credentials::Ambient | Credentials::Anonymous if declared => {
+                        errors.push(ConfigError::new(
+                            key("access.credentials"),
+                            format!(
+                                "`credentials = \"{}\"` is set beside a declared key or SAS token",
+                                credentials.as_str()
+                            ),
+                            "keep one: remove `credentials` to use the declared key, or remove the key",
+                        ))
+                    }
+                    Credentials::Ambient | Credentials::Anonymous => {
+                        if let Some(t) = self
+                            .tables
+                            .iter()
+                            .position(|t| t.format != SourceFormat::Delta && t.location.contains("://"))
+                        {
+                            errors.push(ConfigError::new(
+                                key("access.credentials"),
+                                format!(
+                                    "`credentials = \"{}\"` on Azure serves Delta tables only, and table {t} is not one",
+                                    credentials.as_str()
+                                ),
+                                "declare `account_key = { env = \"VAR\" }` or `sas_token = { env = \"VAR\" }` for this source",
+                            ));
+                        }
+                    }
+                    Credentials::Declared => {}
+                }
+            }
+            None => {}
+        }
         if self.tables.is_empty() {
             errors.push(ConfigError::new(
                 key("tables"),
@@ -471,5 +538,59 @@ mod tests {
             .parse::<ColumnType>()
             .unwrap_err()
             .contains("unknown column type"));
+    }
+
+    fn source(access: &str, format: &str, location: &str) -> SourceSpec {
+        let text = format!(
+            "name = \"Partner\"\naccess = {access}\n[[tables]]\nname = \"T\"\nlocation = \"{location}\"\nformat = \"{format}\"\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    fn keys(s: &SourceSpec) -> Vec<String> {
+        s.validate(0).into_iter().map(|e| e.key).collect()
+    }
+
+    #[test]
+    fn a_source_without_keys_needs_an_explicit_credentials_choice() {
+        let s3 = |extra: &str| {
+            source(
+                &format!("{{ kind = \"s3\", region = \"eu-west-1\"{extra} }}"),
+                "csv",
+                "s3://partner/x/*.csv",
+            )
+        };
+        let keyless = s3("");
+        assert_eq!(keys(&keyless), ["sources.0.access.access_key_id"]);
+        let message = keyless.validate(0)[0].to_string();
+        assert!(
+            message.contains("credentials = \"ambient\"")
+                && message.contains("credentials = \"anonymous\""),
+            "{message}"
+        );
+        assert!(keys(&s3(", credentials = \"ambient\"")).is_empty());
+        assert!(keys(&s3(", credentials = \"anonymous\"")).is_empty());
+        let keyed = ", access_key_id = { env = \"A\" }, secret_access_key = { env = \"B\" }";
+        assert!(keys(&s3(keyed)).is_empty());
+        assert_eq!(
+            keys(&s3(&format!("{keyed}, credentials = \"ambient\""))),
+            ["sources.0.access.credentials"]
+        );
+
+        let adls = |extra: &str, format: &str| {
+            source(
+                &format!("{{ kind = \"adls\"{extra} }}"),
+                format,
+                "abfss://c@a.dfs.core.windows.net/t",
+            )
+        };
+        assert_eq!(keys(&adls("", "delta")), ["sources.0.access.account_key"]);
+        assert!(keys(&adls(", credentials = \"ambient\"", "delta")).is_empty());
+        assert!(keys(&adls(", sas_token = { env = \"S\" }", "csv")).is_empty());
+        // files on Azure are read with a declared key or SAS token only
+        assert_eq!(
+            keys(&adls(", credentials = \"anonymous\"", "csv")),
+            ["sources.0.access.credentials"]
+        );
     }
 }

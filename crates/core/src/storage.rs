@@ -103,6 +103,89 @@ pub enum AdlsAuth {
     Sas(SecretRef),
 }
 
+/// Where the credentials of an S3 bucket or an Azure container come from. In TOML:
+/// `credentials = "ambient"` or `credentials = "anonymous"` beside the storage's or the
+/// source's other settings; absent, only the declared keys are used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credentials {
+    /// The keys the configuration declares, and nothing from the host: declaring none
+    /// is a configuration error. The default.
+    #[default]
+    Declared,
+    /// The host's own credentials, declared keys aside: for S3 the `AWS_*` environment
+    /// variables, the shared profile and the instance or container role; for Azure (Delta
+    /// tables) the `AZURE_*` variables and the managed identity.
+    Ambient,
+    /// No credentials at all: unsigned requests, for public buckets and containers.
+    Anonymous,
+}
+
+impl Credentials {
+    /// True for [`Credentials::Declared`] (the default, left out when written).
+    pub fn is_declared(&self) -> bool {
+        *self == Credentials::Declared
+    }
+
+    /// The TOML spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Credentials::Declared => "declared",
+            Credentials::Ambient => "ambient",
+            Credentials::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// The problems of how an S3 store authenticates: keys declared in pairs, some
+/// credentials chosen (declared keys, or `credentials = "ambient"` or `"anonymous"`),
+/// and not both. `prefix` is the configuration key of the settings
+/// (`environment.storage`, `sources.0.access`).
+pub fn s3_credential_errors(
+    prefix: &str,
+    access_key_id: bool,
+    secret_access_key: bool,
+    session_token: bool,
+    credentials: Credentials,
+) -> Vec<ConfigError> {
+    let key = |k: &str| format!("{prefix}.{k}");
+    let mut errors = Vec::new();
+    if access_key_id != secret_access_key {
+        errors.push(ConfigError::new(
+            key(if access_key_id { "secret_access_key" } else { "access_key_id" }),
+            "access keys need both an access key id and a secret access key",
+            "set both `access_key_id = { env = \"VAR\" }` and `secret_access_key = { env = \"VAR\" }`",
+        ));
+    }
+    let keys = access_key_id || secret_access_key;
+    match credentials {
+        Credentials::Declared if !keys => errors.push(ConfigError::new(
+            key("access_key_id"),
+            "no access keys are declared, and the host's own credentials are used only when the configuration asks for them",
+            "set `access_key_id = { env = \"VAR\" }` and `secret_access_key = { env = \"VAR\" }`; or `credentials = \"ambient\"` to use this host's AWS credentials (AWS_* variables, profile, instance role); or `credentials = \"anonymous\"` for a public bucket",
+        )),
+        Credentials::Ambient | Credentials::Anonymous if keys || session_token => {
+            errors.push(ConfigError::new(
+                key("credentials"),
+                format!(
+                    "`credentials = \"{}\"` is set beside declared keys",
+                    credentials.as_str()
+                ),
+                "keep one: remove `credentials` to use the declared keys, or remove the keys",
+            ))
+        }
+        _ => {}
+    }
+    if session_token && !keys && credentials.is_declared() {
+        errors.push(ConfigError::new(
+            key("session_token"),
+            "a session token is declared without access keys",
+            "declare `access_key_id` and `secret_access_key` with it, or remove it",
+        ));
+    }
+    errors
+}
+
 /// S3 or an S3-compatible store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,7 +200,7 @@ pub struct S3Config {
     /// Endpoint override for S3-compatible stores, e.g. `http://127.0.0.1:8333`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// Access key id; without it the standard `AWS_*` environment variables are used.
+    /// Access key id; without it, `credentials` must say where credentials come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key_id: Option<SecretRef>,
     /// Secret access key.
@@ -130,6 +213,10 @@ pub struct S3Config {
     /// need. Defaults to true when an endpoint is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_style: Option<bool>,
+    /// Where credentials come from when no key is declared: the host's (`ambient`) or
+    /// none (`anonymous`). By default only the declared keys are used.
+    #[serde(default, skip_serializing_if = "Credentials::is_declared")]
+    pub credentials: Credentials,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -368,13 +455,13 @@ impl StorageConfig {
                         "set `region = \"us-east-1\"` (or the region of the bucket)",
                     ));
                 }
-                if s.access_key_id.is_some() != s.secret_access_key.is_some() {
-                    errors.push(ConfigError::new(
-                        if s.access_key_id.is_some() { "environment.storage.secret_access_key" } else { "environment.storage.access_key_id" },
-                        "access keys need both an access key id and a secret access key",
-                        "set both `access_key_id = { env = \"VAR\" }` and `secret_access_key = { env = \"VAR\" }`, or neither to use the AWS_* variables",
-                    ));
-                }
+                errors.extend(s3_credential_errors(
+                    "environment.storage",
+                    s.access_key_id.is_some(),
+                    s.secret_access_key.is_some(),
+                    s.session_token.is_some(),
+                    s.credentials,
+                ));
                 if let Some(ep) = &s.endpoint {
                     if Url::parse(ep).is_err() {
                         errors.push(ConfigError::new(
@@ -555,6 +642,58 @@ mod tests {
         a.emulator = true;
         a.endpoint = Some("http://127.0.0.1:10000/devstoreaccount1".into());
         assert!(StorageConfig::Adls(a).validate().is_empty());
+    }
+
+    #[test]
+    fn s3_without_keys_needs_an_explicit_credentials_choice() {
+        let keyless = |credentials: &str| {
+            let text =
+                format!("kind = \"s3\"\nbucket = \"lake\"\nregion = \"eu-west-1\"\n{credentials}");
+            toml::from_str::<StorageConfig>(&text).unwrap()
+        };
+        let errors = keyless("").validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "environment.storage.access_key_id");
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("no access keys are declared")
+                && text.contains("credentials = \"ambient\"")
+                && text.contains("credentials = \"anonymous\"")
+                && text.contains("access_key_id = { env"),
+            "{text}"
+        );
+        for choice in ["ambient", "anonymous"] {
+            let config = keyless(&format!("credentials = \"{choice}\""));
+            assert!(config.validate().is_empty(), "{choice}");
+            // written back as read
+            let again: StorageConfig = toml::from_str(&toml::to_string(&config).unwrap()).unwrap();
+            assert_eq!(again, config);
+        }
+        let StorageConfig::S3(s) = keyless("credentials = \"ambient\"") else {
+            unreachable!()
+        };
+        assert_eq!(s.credentials, Credentials::Ambient);
+        // the default is not written
+        let StorageConfig::S3(mut s) = keyless("") else {
+            unreachable!()
+        };
+        s.access_key_id = Some(SecretRef::Env("A".into()));
+        s.secret_access_key = Some(SecretRef::Env("B".into()));
+        let config = StorageConfig::S3(s.clone());
+        assert!(config.validate().is_empty());
+        assert!(!toml::to_string(&config).unwrap().contains("credentials"));
+        // keys and an ambient choice together are refused
+        s.credentials = Credentials::Ambient;
+        let keys: Vec<_> = StorageConfig::S3(s)
+            .validate()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["environment.storage.credentials"]);
+        assert!(toml::from_str::<StorageConfig>(
+            "kind = \"s3\"\nbucket = \"lake\"\nregion = \"x\"\ncredentials = \"env\""
+        )
+        .is_err());
     }
 
     #[test]

@@ -140,6 +140,14 @@ pub struct ConditionSpec {
 }
 
 /// Normalisations of a value before comparison.
+///
+/// Every normalisation accepts any text. All but [`Normalization::Phone`] and
+/// [`Normalization::Address`] are idempotent: applying one twice gives what applying it
+/// once gives. A phone number's last ten digits can start with `00`, which a second
+/// pass reads as an international prefix (`0000` is `00`, then empty), and an address
+/// abbreviation joined to the next word by its dropped dot can form a new one (`e.r` is
+/// `eastr`, then `eastrasse`). Values are normalised once, so neither matters to
+/// matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Normalization {

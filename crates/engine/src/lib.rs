@@ -76,6 +76,17 @@ pub enum Error {
     /// A source table cannot be read as declared.
     #[error("{0}")]
     Source(String),
+    /// A source's own metadata (a CDM folder's `model.json` or manifest, a Delta log)
+    /// names a location outside the source's declared location; nothing is read there.
+    #[error("table `{table}`: `{location}` is outside the source's location `{source_root}`: lakecdp reads only inside the folder the project declares, whatever the source's metadata names; move the data into that folder, or declare the folder that holds it")]
+    LocationOutsideSource {
+        /// The table.
+        table: String,
+        /// The location as the metadata names it.
+        location: String,
+        /// The source's declared folder.
+        source_root: String,
+    },
     /// The engine was asked for something this build does not include.
     #[error("{0}")]
     NotAvailable(String),
@@ -88,6 +99,7 @@ impl Error {
         matches!(
             self,
             Error::Source(_)
+                | Error::LocationOutsideSource { .. }
                 | Error::NotAvailable(_)
                 | Error::CorruptLimit { .. }
                 | Error::Config(_)
@@ -251,7 +263,9 @@ impl Session {
             ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
         };
 
-        let schema = lakecdp_lake::partition::entity_schema(e);
+        // the lake's own outputs: their Arrow type annotations are trusted (bounded)
+        let schema =
+            lakecdp_lake::partition::entity_schema_of(e, lakecdp_lake::cdm::ArrowTypes::Annotated)?;
         let csv_settings = |p: &lakecdp_lake::cdm::Partition| {
             p.file_format_settings.clone().unwrap_or_else(|| {
                 lakecdp_lake::cdm::FileFormatSettings {

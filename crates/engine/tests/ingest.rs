@@ -327,6 +327,223 @@ async fn a_cdm_folder_written_by_another_tool_is_read() {
 }
 
 #[tokio::test]
+async fn a_partner_cdm_folder_is_read_without_its_arrow_type_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("partner/Sales");
+    std::fs::create_dir_all(folder.join("Customers")).unwrap();
+    // Arrow's type parser recurses once per level: this annotation overflowed the stack.
+    let deep = format!("{}Int64{}", "List(".repeat(100_000), ")".repeat(100_000));
+    let model = serde_json::json!({
+        "name": "Sales", "version": "1.0",
+        "entities": [{
+            "$type": "LocalEntity", "name": "Customers",
+            "attributes": [
+                {"name": "CustomerID", "dataType": "int64",
+                 "annotations": [{"name": "lakecdp:arrowType", "value": "Int8"}]},
+                {"name": "Tags", "dataType": "json",
+                 "annotations": [{"name": "lakecdp:arrowType", "value": deep}]}
+            ],
+            "partitions": [{"name": "p1", "location": "Customers/Part001.csv",
+                "fileFormatSettings": {"$type": "CsvFormatSettings", "columnHeaders": false, "delimiter": ","}}]
+        }]
+    });
+    std::fs::write(folder.join("model.json"), model.to_string()).unwrap();
+    // 300 does not fit the annotated Int8: read with the CDM type, it is an int64
+    std::fs::write(folder.join("Customers/Part001.csv"), "300,a\n2,b\n").unwrap();
+    let lake = lake(dir.path());
+    let mut t = table("Customers", "partner/Sales/model.json", SourceFormat::Cdm);
+    t.entity = Some("Customers".into());
+    t.primary_key = Some("CustomerID".into());
+    let source = SourceSpec {
+        access: None,
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![t],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    let r = &report.tables[0];
+    assert_eq!((r.read, r.written, r.corrupt), (2, 2, 0), "{r:?}");
+    let customers = entity(&lake, "Partner", "Customers").await;
+    assert_eq!(strings(&customers, "CustomerID"), ["300", "2"]);
+    assert_eq!(strings(&customers, "Tags"), ["a", "b"]);
+}
+
+/// A local CDM folder `partner/Sales` whose one entity has the given partition
+/// locations; `other/x.csv` exists beside the folder and `partner/Sales/Customers/p.csv`
+/// in it.
+fn partner_folder(dir: &std::path::Path, locations: &[String]) -> SourceSpec {
+    let folder = dir.join("partner/Sales");
+    std::fs::create_dir_all(folder.join("Customers")).unwrap();
+    std::fs::create_dir_all(dir.join("partner/other")).unwrap();
+    std::fs::write(folder.join("Customers/p.csv"), "1,in\n").unwrap();
+    std::fs::write(dir.join("partner/other/x.csv"), "2,outside\n").unwrap();
+    let partitions: Vec<serde_json::Value> = locations
+        .iter()
+        .enumerate()
+        .map(|(i, l)| serde_json::json!({"name": format!("p{i}"), "location": l}))
+        .collect();
+    let model = serde_json::json!({
+        "name": "Sales", "version": "1.0",
+        "entities": [{
+            "$type": "LocalEntity", "name": "Customers",
+            "attributes": [
+                {"name": "CustomerID", "dataType": "int64"},
+                {"name": "Name", "dataType": "string"}
+            ],
+            "partitions": partitions
+        }]
+    });
+    std::fs::write(folder.join("model.json"), model.to_string()).unwrap();
+    let mut t = table("Customers", "partner/Sales/model.json", SourceFormat::Cdm);
+    t.entity = Some("Customers".into());
+    t.primary_key = Some("CustomerID".into());
+    SourceSpec {
+        access: None,
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![t],
+    }
+}
+
+#[tokio::test]
+async fn a_cdm_folder_cannot_name_files_outside_itself() {
+    // (`/etc/passwd` without a scheme is a path in the folder, as the CDM has it)
+    for outside in [
+        "file:///etc/passwd",
+        "../other/x.csv",
+        "Customers/../../other/*.csv",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let source = partner_folder(dir.path(), &["Customers/p.csv".into(), outside.into()]);
+        let lake = lake(dir.path());
+        let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+            .await
+            .unwrap_err();
+        match &err {
+            Error::LocationOutsideSource {
+                table,
+                location,
+                source_root,
+            } => {
+                assert_eq!(table, "Customers");
+                assert!(
+                    location.contains(outside.trim_start_matches("file://")),
+                    "{err}"
+                );
+                assert_eq!(source_root, "partner/Sales");
+            }
+            other => panic!("{outside}: {other}"),
+        }
+        assert!(
+            err.to_string()
+                .contains("is outside the source's location `partner/Sales`"),
+            "{err}"
+        );
+        // nothing was published
+        assert!(read_model(&lake, &Process::Ingestion("Partner".into()))
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_cdm_folder_may_name_its_own_files_relatively_or_absolutely() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = dir.path().join("partner/Sales/Customers/q.csv");
+    let source = partner_folder(
+        dir.path(),
+        &[
+            "./Customers/sub/../p.csv".into(),
+            format!("file://{}", absolute.display()),
+        ],
+    );
+    std::fs::write(&absolute, "3,absolute\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("partner/Sales/Customers/sub")).unwrap();
+    let lake = lake(dir.path());
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.tables[0].written, 2);
+    let customers = entity(&lake, "Partner", "Customers").await;
+    assert_eq!(strings(&customers, "Name"), ["in", "absolute"]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_local_cdm_folder_cannot_reach_outside_through_a_symbolic_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = partner_folder(dir.path(), &["Customers/*.csv".into()]);
+    std::os::unix::fs::symlink(
+        dir.path().join("partner/other/x.csv"),
+        dir.path().join("partner/Sales/Customers/link.csv"),
+    )
+    .unwrap();
+    let lake = lake(dir.path());
+    let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LocationOutsideSource { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_manifest_cannot_name_patterns_or_definitions_outside_its_folder() {
+    let manifest = |entity_path: &str, root: &str| {
+        serde_json::json!({
+            "jsonSchemaSemanticVersion": "1.0.0",
+            "manifestName": "default",
+            "entities": [{
+                "type": "LocalEntity", "entityName": "Customers", "entityPath": entity_path,
+                "dataPartitionPatterns": [{"name": "all", "rootLocation": root, "globPattern": "/*.csv"}]
+            }]
+        })
+        .to_string()
+    };
+    for (entity_path, root) in [
+        ("Customers.cdm.json/Customers", "local:/../other"),
+        ("local:/../other/Customers.cdm.json/Customers", "Customers"),
+        ("Customers.cdm.json/Customers", "file:///etc"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("partner/Sales");
+        std::fs::create_dir_all(folder.join("Customers")).unwrap();
+        std::fs::create_dir_all(dir.path().join("partner/other")).unwrap();
+        std::fs::write(folder.join("Customers/p.csv"), "CustomerID\n1\n").unwrap();
+        std::fs::write(dir.path().join("partner/other/x.csv"), "CustomerID\n2\n").unwrap();
+        std::fs::write(
+            folder.join("default.manifest.cdm.json"),
+            manifest(entity_path, root),
+        )
+        .unwrap();
+        let mut t = table(
+            "Customers",
+            "partner/Sales/default.manifest.cdm.json",
+            SourceFormat::Cdm,
+        );
+        t.entity = Some("Customers".into());
+        let source = SourceSpec {
+            access: None,
+            name: "Partner".into(),
+            description: None,
+            max_corrupt_share: None,
+            tables: vec![t],
+        };
+        let lake = lake(dir.path());
+        let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::LocationOutsideSource { .. }),
+            "{entity_path} {root}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_load_that_dies_after_writing_data_leaves_the_last_output_readable() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -598,6 +815,77 @@ async fn a_delta_table_is_read_at_its_current_version() {
         .await
         .unwrap();
     assert_eq!(next.tables[0].written, 4);
+}
+
+#[tokio::test]
+async fn a_delta_log_cannot_name_data_files_outside_the_table() {
+    use arrow::array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+    let escapes = |outside: &std::path::Path| {
+        vec![
+            "../outside/x.parquet".to_string(),
+            "%2E%2E/outside/x.parquet".to_string(),
+            format!("file://{}", outside.display()),
+            outside.display().to_string(),
+        ]
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("warehouse/outside/x.parquet");
+    for (i, escape) in escapes(&outside).into_iter().enumerate() {
+        let path = dir.path().join(format!("warehouse/members{i}"));
+        std::fs::create_dir_all(&path).unwrap();
+        let url = url::Url::from_directory_path(&path).unwrap();
+        let batch = RecordBatch::try_from_iter(vec![(
+            "Id",
+            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+        )])
+        .unwrap();
+        deltalake::DeltaTable::try_from_url(url)
+            .await
+            .unwrap()
+            .write(vec![batch])
+            .await
+            .unwrap();
+        // a data file of the table, copied outside it, then named by a new commit
+        let data = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .unwrap();
+        std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+        std::fs::copy(&data, &outside).unwrap();
+        let size = std::fs::metadata(&outside).unwrap().len();
+        let add = serde_json::json!({"add": {
+            "path": escape, "partitionValues": {}, "size": size,
+            "modificationTime": 1_700_000_000_000i64, "dataChange": true
+        }});
+        std::fs::write(
+            path.join("_delta_log/00000000000000000001.json"),
+            format!("{add}\n"),
+        )
+        .unwrap();
+        let lake = lake(dir.path());
+        let mut t = table(
+            "Members",
+            &format!("warehouse/members{i}"),
+            SourceFormat::Delta,
+        );
+        t.primary_key = Some("Id".into());
+        let source = SourceSpec {
+            access: None,
+            name: "Loyalty".into(),
+            description: None,
+            max_corrupt_share: None,
+            tables: vec![t],
+        };
+        let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::LocationOutsideSource { table, .. } if table == "Members"),
+            "{escape}: {err}"
+        );
+    }
 }
 
 fn table_spec_delta() -> TableSpec {

@@ -69,6 +69,7 @@ fn azurite_access() -> SourceAccess {
         sas_token: None,
         endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
         emulator: true,
+        credentials: Default::default(),
     }
 }
 
@@ -84,6 +85,7 @@ async fn s3_bucket(prefix: &str) -> (String, std::sync::Arc<dyn object_store::Ob
         secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
         session_token: None,
         path_style: Some(true),
+        credentials: Default::default(),
     };
     S3Service::new(&config, None)
         .unwrap()
@@ -101,6 +103,7 @@ fn s3_access() -> SourceAccess {
         endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
         access_key_id: Some(SecretRef::Env("LAKECDP_TEST_S3_ACCESS_KEY_ID".into())),
         secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
+        credentials: Default::default(),
     }
 }
 

@@ -42,6 +42,15 @@ pub enum Error {
         message: String,
     },
 
+    /// An attribute's `lakecdp:arrowType` annotation is refused before Arrow parses it.
+    #[error("the `lakecdp:arrowType` annotation of attribute `{attribute}` {reason}; remove the annotation (the attribute then reads with its CDM data type) or publish the table again with lakecdp")]
+    ArrowTypeAnnotation {
+        /// The attribute.
+        attribute: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
     /// Data cannot be represented in the requested format.
     #[error("{0}")]
     Unsupported(String),
@@ -98,6 +107,7 @@ impl Error {
                 | Error::Secret { .. }
                 | Error::Conflict { .. }
                 | Error::InvalidCdm { .. }
+                | Error::ArrowTypeAnnotation { .. }
                 | Error::Unsupported(_)
         )
     }

@@ -16,7 +16,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tokio::io::AsyncWriteExt;
 
-use crate::cdm::{arrow_type_of, Entity, FileFormatSettings, Partition};
+use crate::cdm::{
+    default_arrow_type, ArrowTypes, Attribute, Entity, FileFormatSettings, Partition,
+};
 use crate::error::{Error, Result};
 use crate::layout::Lake;
 
@@ -154,19 +156,38 @@ fn write_csv(
     w.write(batch).map_err(|e| Error::data(path, e))
 }
 
-/// The Arrow schema of an entity, from its attributes.
+/// The Arrow schema of an entity of lakecdp's own lake, from its attributes and their
+/// exact annotated types. An annotation refused as too long or too deeply nested (see
+/// [`crate::cdm::MAX_ARROW_TYPE_LEN`]) is left out with a warning: the attribute reads
+/// with its CDM type. [`entity_schema_of`] reports it as an error instead, and reads
+/// other tools' documents without their annotations.
 pub fn entity_schema(entity: &Entity) -> SchemaRef {
+    schema_of(entity, |a| {
+        a.arrow_type(ArrowTypes::Annotated).unwrap_or_else(|e| {
+            tracing::warn!(entity = %entity.name, error = %e, "annotation ignored");
+            default_arrow_type(a.data_type)
+        })
+    })
+}
+
+/// The Arrow schema of an entity, from its attributes: with [`ArrowTypes::Annotated`]
+/// (only for lakecdp's own lake) their exact annotated types, an annotation refused as
+/// too long or too deeply nested being an error; with [`ArrowTypes::CdmOnly`] the
+/// default types of their CDM data types.
+pub fn entity_schema_of(entity: &Entity, types: ArrowTypes) -> Result<SchemaRef> {
+    let mut fields = Vec::with_capacity(entity.attributes.len());
+    for a in &entity.attributes {
+        fields.push(Field::new(&a.name, a.arrow_type(types)?, true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn schema_of(entity: &Entity, type_of: impl Fn(&Attribute) -> DataType) -> SchemaRef {
     Arc::new(Schema::new(
         entity
             .attributes
             .iter()
-            .map(|a| {
-                Field::new(
-                    &a.name,
-                    arrow_type_of(a.data_type, a.arrow_type_annotation()),
-                    true,
-                )
-            })
+            .map(|a| Field::new(&a.name, type_of(a), true))
             .collect::<Vec<_>>(),
     ))
 }
@@ -199,8 +220,11 @@ pub fn partition_relative(lake: &Lake, folder: &str, p: &Partition) -> Result<St
 /// Meant for checks, tests and small tables; the engine reads large tables through
 /// DataFusion instead. `folder` is the CDM folder (relative to the environment root),
 /// used to resolve relative partition locations of other tools' documents.
+///
+/// Attributes read with their exact annotated types; an annotation refused as too long
+/// or too deeply nested is an error ([`Error::ArrowTypeAnnotation`]).
 pub async fn read_entity(lake: &Lake, folder: &str, entity: &Entity) -> Result<Vec<RecordBatch>> {
-    let schema = entity_schema(entity);
+    let schema = entity_schema_of(entity, ArrowTypes::Annotated)?;
     let mut out = Vec::new();
     for p in &entity.partitions {
         let relative = partition_relative(lake, folder, p)?;

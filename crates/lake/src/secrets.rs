@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lakecdp_core::{Secret, SecretRef};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -17,7 +18,8 @@ pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<
         reference: reference.to_string(),
         reason,
     };
-    let value = match reference {
+    // the value as read is wiped once copied into the Secret
+    let value = Zeroizing::new(match reference {
         SecretRef::Env(var) => std::env::var(var).map_err(|e| match e {
             std::env::VarError::NotPresent => fail(format!(
                 "the environment variable is not set (set `{var}` in the environment of lakecdp)"
@@ -41,7 +43,7 @@ pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<
                  `lakecdp env secret set {name} --from env:VAR`"
             )))
         }
-    };
+    });
     let value = value.trim();
     if value.is_empty() {
         return Err(fail("it is empty".into()));

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use arrow::array::{Array, BooleanArray, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use lakecdp_lake::cdm::{
-    cdm_type_of, Annotation, Attribute, CdmDataType, Entity, FileFormatSettings, Model, Partition,
-    ARROW_TYPE_ANNOTATION,
+    cdm_type_of, Annotation, ArrowTypes, Attribute, CdmDataType, Entity, FileFormatSettings, Model,
+    Partition, ARROW_TYPE_ANNOTATION,
 };
-use lakecdp_lake::partition::{entity_schema, read_entity};
+use lakecdp_lake::partition::{entity_schema, entity_schema_of, read_entity};
 use lakecdp_lake::publish::read_model_at;
 use lakecdp_lake::Error;
 
@@ -196,4 +196,42 @@ fn invalid_documents_name_the_path_and_the_field() {
     assert!(Model::from_json("m.json", b"not json").is_err());
     // a BOM is accepted
     assert!(Model::from_json("m.json", b"\xEF\xBB\xBF{\"name\": \"x\"}").is_ok());
+}
+
+#[tokio::test]
+async fn a_crafted_deep_arrow_type_annotation_is_an_error_not_a_stack_overflow() {
+    let f = common::local_fixture(true);
+    let lake = common::lake(&f);
+    let deep = format!("{}Int64{}", "List(".repeat(100_000), ")".repeat(100_000));
+    let model = serde_json::json!({
+        "name": "Imported",
+        "version": "1.0",
+        "entities": [{
+            "$type": "LocalEntity",
+            "name": "Customers",
+            "attributes": [
+                { "name": "Id", "dataType": "int64" },
+                { "name": "Tags", "dataType": "json",
+                  "annotations": [{ "name": ARROW_TYPE_ANNOTATION, "value": deep }] }
+            ],
+            "partitions": [{ "name": "p", "location": "Customers/p.csv" }]
+        }]
+    });
+    lake.put("Imported/model.json", serde_json::to_vec(&model).unwrap())
+        .await
+        .unwrap();
+    lake.put("Imported/Customers/p.csv", "1,a\n").await.unwrap();
+    let model = read_model_at(&lake, "Imported").await.unwrap().unwrap();
+    let entity = model.entity("Customers").unwrap();
+    let err = read_entity(&lake, "Imported", entity).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ArrowTypeAnnotation { attribute, .. } if attribute == "Tags"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("remove the annotation"), "{err}");
+    // someone else's document: the annotation is not read at all
+    let schema = entity_schema_of(entity, ArrowTypes::CdmOnly).unwrap();
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+    // the infallible schema of the lake's own tables leaves it out
+    assert_eq!(entity_schema(entity).field(1).data_type(), &DataType::Utf8);
 }

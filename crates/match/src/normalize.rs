@@ -157,10 +157,13 @@ fn is_combining_mark(c: char) -> bool {
 
 fn symbols(input: &str, out: &mut String) {
     if input.is_ascii() {
+        // `char::is_whitespace`, as below, for ASCII: unlike `u8::is_ascii_whitespace`
+        // it includes the vertical tab, so a value keeps the same characters whether or
+        // not it also holds non-ASCII text.
         out.extend(
             input
                 .bytes()
-                .filter(|b| b.is_ascii_alphanumeric() || b.is_ascii_whitespace())
+                .filter(|b| b.is_ascii_alphanumeric() || char::from(*b).is_whitespace())
                 .map(char::from),
         );
         return;
@@ -380,7 +383,12 @@ fn organization(input: &str, out: &mut String) {
         if stop == 0 {
             return None;
         }
-        let begin = input[..stop].rfind(is_sep).map_or(0, |i| i + 1);
+        // A separator can be several bytes long (a no-break space is two): the token
+        // begins after the whole of it.
+        let begin = input[..stop]
+            .char_indices()
+            .rfind(|(_, c)| is_sep(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         Some((begin, stop))
     };
     let mut cut = input.len();
@@ -566,6 +574,12 @@ mod tests {
             );
         }
         assert!(NICKNAMES.len() >= 150, "{} nicknames", NICKNAMES.len());
+        // No formal name is itself a nickname, so names normalise in one pass.
+        for (_, formal) in NICKNAMES {
+            for word in formal.split(' ') {
+                assert!(lookup(NICKNAMES, word).is_none(), "{formal}");
+            }
+        }
         assert!(DIGIT_ZEROS.windows(2).all(|w| w[0] + 10 <= w[1]));
         for &zero in DIGIT_ZEROS {
             for d in 0..10 {
@@ -596,6 +610,20 @@ mod tests {
         assert_eq!(n("e\u{301}mile", &[Symbols]), "e\u{301}mile");
         assert_eq!(n("محمد، علي", &[Symbols]), "محمد علي");
         assert_eq!(n("...", &[Symbols]), "");
+    }
+
+    #[test]
+    fn symbols_keep_the_same_whitespace_in_ascii_and_other_text() {
+        // The ASCII fast path once dropped a vertical tab that other text kept, so
+        // removing symbols twice removed more than once.
+        assert_eq!(n("a\u{b}b", &[Symbols]), "a\u{b}b");
+        assert_eq!(n("\u{18d1f}\u{b}", &[Symbols]), "\u{b}");
+        assert_eq!(
+            n("\u{b}\u{c}", &[Symbols]),
+            n("é\u{b}\u{c}", &[Symbols])[2..]
+        );
+        let once = n("\u{18d1f}\u{b}", &[Symbols]);
+        assert_eq!(n(&once, &[Symbols]), once);
     }
 
     #[test]
@@ -713,6 +741,17 @@ mod tests {
         assert_eq!(org("Inc Magazine"), "Inc Magazine");
         assert_eq!(org("Ltd Ltd"), "Ltd");
         assert_eq!(org("  "), "  ");
+    }
+
+    #[test]
+    fn legal_suffixes_after_multibyte_separators() {
+        let org = |v: &str| n(v, &[Organization]);
+        // A no-break space (two bytes) or an ideographic space (three) before a suffix
+        // once cut a token inside the separator and panicked.
+        assert_eq!(org("Acme\u{a0}Inc"), "Acme");
+        assert_eq!(org("Acme\u{3000}GmbH\u{a0}&\u{2003}Co.\u{a0}KG"), "Acme");
+        assert_eq!(org("a\u{a0}b"), "a\u{a0}b");
+        assert_eq!(org("\u{a0}Acme,\u{a0}Ltd\u{a0}"), "\u{a0}Acme");
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl SqliteCatalog {
                     ))
                 })?;
             }
+            let created = create_private(&at)?;
             let mut conn = Connection::open(&at).map_err(|e| {
                 Error::Storage(format!(
                     "cannot open the catalog database `{}`: {e}",
@@ -88,6 +89,14 @@ impl SqliteCatalog {
             })?;
             configure(&conn, true)?;
             let version = migrations::migrate(&mut conn, MIGRATIONS)?;
+            if created {
+                // SQLite gives them the database file's mode; made sure of here
+                for suffix in ["-wal", "-shm"] {
+                    let mut side = at.clone().into_os_string();
+                    side.push(suffix);
+                    make_private(Path::new(&side))?;
+                }
+            }
             tracing::debug!(path = %at.display(), version, "opened sqlite catalog");
             Ok(conn)
         })
@@ -165,6 +174,46 @@ where
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(Error::Storage(format!("the catalog task was stopped: {e}"))),
     }
+}
+
+/// Creates the database file at `path`, readable and writable by its owner only
+/// (mode 0600 on unix), unless it exists; true when it was created here. The catalog
+/// holds sealed secrets, password hashes and sessions: nobody else needs to read it.
+fn create_private(path: &Path) -> Result<bool> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::Storage(format!(
+            "cannot create the catalog database `{}`: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Restricts an existing file to its owner (mode 0600 on unix); a missing file is
+/// fine.
+fn make_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Storage(format!(
+                    "cannot make `{}` private to its owner: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Connection settings: lock waits, foreign keys, and WAL for files.

@@ -419,7 +419,10 @@ fn incremental_load(
                     .as_ref()
                     .and_then(|s| s.delimiter_byte())
                     .unwrap_or(b','),
-                schema: lakecdp_lake::partition::entity_schema(entity),
+                schema: lakecdp_lake::partition::entity_schema_of(
+                    entity,
+                    lakecdp_lake::cdm::ArrowTypes::Annotated,
+                )?,
             };
             let files = Fetched::from_store(lake.store().clone(), objects)?;
             let roles = vec![

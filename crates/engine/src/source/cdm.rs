@@ -7,6 +7,7 @@ use lakecdp_core::{ColumnSpec, ColumnType, SourceAccess, SourceFormat, TableSpec
 use serde_json::Value;
 use url::Url;
 
+use super::confine::SourceRoot;
 use super::fetch::{fetch, Fetched};
 use super::infer::column_type_of;
 use crate::{Error, Result};
@@ -54,18 +55,15 @@ pub async fn prepare(
     };
     let bytes = std::fs::read(&model_file.path)
         .map_err(|e| Error::Source(format!("cannot read {}: {e}", model_file.name)))?;
-    // the folder of the document, as written in the table's location
-    let base = table
-        .location
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or_default();
+    // the folder of the document, as written in the table's location: everything the
+    // document names must be in it
+    let root = SourceRoot::of_file(&table.location, access, project_dir)?;
     let found = if model_file.name.ends_with(".manifest.cdm.json") {
         manifest_entity(
             table,
             access,
             project_dir,
-            &base,
+            &root,
             &model_file.name,
             &bytes,
             &entity_name,
@@ -111,7 +109,11 @@ pub async fn prepare(
             format: effective.format,
             ..table.clone()
         };
+        root.check(&table.name, &part.location, access, project_dir)?;
         let fetched = super::fetch::list(&part.location, access, project_dir).await?;
+        for f in &fetched.files {
+            root.check_local_file(&table.name, &f.path, &f.name)?;
+        }
         match all.as_mut() {
             Some(all) => all.append(fetched),
             None => all = Some(fetched),
@@ -172,23 +174,17 @@ fn model_entity(
         )));
     }
     let settings = entity.partitions[0].file_format_settings.clone();
-    let base = table
-        .location
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or_default();
+    let base = folder_of(&table.location);
+    // Someone else's document: its `lakecdp:arrowType` annotations are not read.
+    let mut schema = Vec::with_capacity(entity.attributes.len());
+    for a in &entity.attributes {
+        schema.push(ColumnSpec {
+            name: a.name.clone(),
+            column_type: column_type_of(&a.arrow_type(lakecdp_lake::cdm::ArrowTypes::CdmOnly)?),
+        });
+    }
     Ok(FoundEntity {
-        schema: entity
-            .attributes
-            .iter()
-            .map(|a| ColumnSpec {
-                name: a.name.clone(),
-                column_type: column_type_of(&lakecdp_lake::cdm::arrow_type_of(
-                    a.data_type,
-                    a.arrow_type_annotation(),
-                )),
-            })
-            .collect(),
+        schema,
         parts: entity
             .partitions
             .iter()
@@ -207,11 +203,13 @@ async fn manifest_entity(
     table: &TableSpec,
     access: Option<&SourceAccess>,
     project_dir: &Path,
-    base: &str,
+    root: &SourceRoot,
     file: &str,
     bytes: &[u8],
     entity_name: &str,
 ) -> Result<FoundEntity> {
+    let base = folder_of(&table.location);
+    let base = base.as_str();
     let invalid = |what: String| Error::Source(format!("{file}: {what}"));
     let doc: Value =
         serde_json::from_slice(bytes).map_err(|e| invalid(format!("not a valid manifest: {e}")))?;
@@ -303,12 +301,14 @@ async fn manifest_entity(
     if let Some(path) = entity.get("entityPath").and_then(Value::as_str) {
         let (document, name) = path.rsplit_once('/').unwrap_or((path, entity_name));
         let location = partition_location(base, corpus_path(document));
+        root.check(&table.name, &location, access, project_dir)?;
         let definition = super::fetch::list(&location, access, project_dir)
             .await?
             .download()
             .await?;
         match definition.files.first() {
             Some(f) => {
+                root.check_local_file(&table.name, &f.path, &f.name)?;
                 let text = std::fs::read(&f.path)
                     .map_err(|e| Error::Source(format!("cannot read {}: {e}", f.name)))?;
                 schema = definition_attributes(&f.name, &text, name)?;
@@ -326,6 +326,15 @@ async fn manifest_entity(
         header: first.1,
         delimiter: first.2,
     })
+}
+
+/// The folder of a document, as written in the table's location (`partner/model.json`
+/// is in `partner`).
+fn folder_of(location: &str) -> String {
+    location
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or_default()
 }
 
 /// A corpus path without its adapter (`local:/x` → `x`); relative paths stay relative.

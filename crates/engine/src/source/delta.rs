@@ -8,9 +8,11 @@ use std::path::Path;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
-use lakecdp_core::{SourceAccess, TableSpec};
+use futures::TryStreamExt;
+use lakecdp_core::{s3_credential_errors, ConfigErrors, Credentials, SourceAccess, TableSpec};
 use url::Url;
 
+use super::confine::{percent_decode, SourceRoot};
 use super::fetch::{Fetched, SourceFile};
 use crate::{Error, Result};
 
@@ -56,7 +58,27 @@ fn storage_options(
             endpoint,
             access_key_id,
             secret_access_key,
+            credentials,
         }) => {
+            let keys = access_key_id.is_some() || secret_access_key.is_some();
+            match credentials {
+                // deltalake itself reads the host's AWS_* variables and roles
+                Credentials::Ambient => {}
+                Credentials::Anonymous => {
+                    options.insert("AWS_SKIP_SIGNATURE".into(), "true".into());
+                }
+                Credentials::Declared if keys => {}
+                Credentials::Declared => {
+                    return Err(ConfigErrors(s3_credential_errors(
+                        "access",
+                        false,
+                        false,
+                        false,
+                        *credentials,
+                    ))
+                    .into())
+                }
+            }
             options.insert("AWS_REGION".into(), region.clone());
             if let Some(e) = endpoint {
                 options.insert("AWS_ENDPOINT_URL".into(), e.clone());
@@ -86,7 +108,21 @@ fn storage_options(
             sas_token,
             endpoint,
             emulator,
+            credentials,
         }) => {
+            match credentials {
+                // deltalake itself reads the host's AZURE_* variables and managed identity
+                Credentials::Ambient => {}
+                Credentials::Anonymous => {
+                    options.insert("azure_skip_signature".into(), "true".into());
+                }
+                Credentials::Declared if account_key.is_some() || sas_token.is_some() => {}
+                Credentials::Declared => {
+                    return Err(Error::Source(
+                        "a Delta table on Azure needs the source's `account_key` or `sas_token`, or `credentials = \"ambient\"` to use this host's Azure credentials, or `credentials = \"anonymous\"` for a public container".into(),
+                    ))
+                }
+            }
             if let Some(a) = account {
                 options.insert("azure_storage_account_name".into(), a.clone());
             }
@@ -121,22 +157,80 @@ fn storage_options(
     Ok(options)
 }
 
-/// Open the current version of the table.
+/// Open the current version of the table. Every data file of that version must be in
+/// the table's folder: an `add.path` of the log that names another place (an absolute
+/// URL elsewhere, a `file://` path, a path climbing out with `..`) is refused with
+/// [`Error::LocationOutsideSource`] before anything is read.
 pub async fn open(
     table: &TableSpec,
     access: Option<&SourceAccess>,
     project_dir: &Path,
 ) -> Result<DeltaTable> {
     let url = table_url(&table.location, project_dir)?;
+    if access.is_none() && super::fetch::is_remote(&table.location) {
+        // without settings, deltalake would use whatever credentials the host has
+        return Err(Error::Source(format!(
+            "table `{}`: `{}` needs the source's `access` settings: keys, or `credentials = \"ambient\"` to use this host's credentials, or `credentials = \"anonymous\"`",
+            table.name, table.location
+        )));
+    }
     let options = storage_options(access, project_dir)?;
-    deltalake::open_table_with_storage_options(url, options)
+    let delta = deltalake::open_table_with_storage_options(url.clone(), options)
         .await
         .map_err(|e| {
             Error::Source(format!(
                 "table `{}`: `{}` is not a readable Delta table: {e}",
                 table.name, table.location
             ))
-        })
+        })?;
+    check_files(table, &delta, &url, access, project_dir).await?;
+    Ok(delta)
+}
+
+/// Refuses a data file of the current version outside the table's folder `url`.
+///
+/// deltalake resolves an `add.path` as a URL reference against the table root (so an
+/// absolute URL replaces it and `..` climbs out of it); each path is resolved the same
+/// way here, as stored and once more decoded, and must stay in the table's folder.
+async fn check_files(
+    table: &TableSpec,
+    delta: &DeltaTable,
+    url: &Url,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<()> {
+    let mut root_url = url.clone();
+    if !root_url.path().ends_with('/') {
+        root_url.set_path(&format!("{}/", root_url.path()));
+    }
+    let root = SourceRoot::new(root_url.as_str(), access, project_dir)?;
+    let files: Vec<_> = delta
+        .get_active_add_actions_by_partitions(&[])
+        .try_collect()
+        .await
+        .map_err(|e| Error::Source(format!("table `{}`: {e}", table.name)))?;
+    for file in files {
+        let path = file.path();
+        let decoded_again = percent_decode(&path);
+        let forms = [Some(path.to_string()), decoded_again];
+        for form in &forms {
+            let inside = form
+                .as_deref()
+                .and_then(|form| root_url.join(form).ok())
+                .is_some_and(|resolved| {
+                    root.check(&table.name, resolved.as_str(), access, project_dir)
+                        .is_ok()
+                });
+            if !inside {
+                return Err(Error::LocationOutsideSource {
+                    table: table.name.clone(),
+                    location: path.to_string(),
+                    source_root: table.location.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The table as one pseudo-file whose version is the Delta version: an unchanged
@@ -166,4 +260,82 @@ pub async fn stream(
         .await
         .map_err(|e| Error::Source(format!("table `{}`: {e}", table.name)))?;
     Ok(ctx.read_table(provider)?.execute_stream().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakecdp_core::{SecretRef, SourceFormat};
+
+    fn s3(credentials: Credentials, keys: bool) -> SourceAccess {
+        SourceAccess::S3 {
+            region: "eu-west-1".into(),
+            endpoint: None,
+            access_key_id: keys.then(|| SecretRef::Env("LAKECDP_DELTA_UNIT_KEY_ID".into())),
+            secret_access_key: keys.then(|| SecretRef::Env("LAKECDP_DELTA_UNIT_SECRET".into())),
+            credentials,
+        }
+    }
+
+    fn adls(credentials: Credentials) -> SourceAccess {
+        SourceAccess::Adls {
+            account: Some("acct".into()),
+            account_key: None,
+            sas_token: None,
+            endpoint: None,
+            emulator: false,
+            credentials,
+        }
+    }
+
+    #[test]
+    fn delta_sources_use_the_hosts_credentials_only_when_asked() {
+        std::env::set_var("LAKECDP_DELTA_UNIT_KEY_ID", "AKIADECLARED");
+        std::env::set_var("LAKECDP_DELTA_UNIT_SECRET", "declared-secret");
+        let dir = Path::new("/project");
+        // no keys and no choice: refused, naming both fixes
+        for access in [
+            s3(Credentials::Declared, false),
+            adls(Credentials::Declared),
+        ] {
+            let err = storage_options(Some(&access), dir).unwrap_err().to_string();
+            assert!(
+                err.contains("credentials = \"ambient\"")
+                    && err.contains("credentials = \"anonymous\""),
+                "{err}"
+            );
+        }
+        let options = storage_options(Some(&s3(Credentials::Declared, true)), dir).unwrap();
+        assert_eq!(options["AWS_ACCESS_KEY_ID"], "AKIADECLARED");
+        assert!(!options.contains_key("AWS_SKIP_SIGNATURE"));
+        let options = storage_options(Some(&s3(Credentials::Anonymous, false)), dir).unwrap();
+        assert_eq!(options["AWS_SKIP_SIGNATURE"], "true");
+        assert!(!options.contains_key("AWS_ACCESS_KEY_ID"));
+        let options = storage_options(Some(&s3(Credentials::Ambient, false)), dir).unwrap();
+        assert!(!options.contains_key("AWS_ACCESS_KEY_ID"));
+        let options = storage_options(Some(&adls(Credentials::Anonymous)), dir).unwrap();
+        assert_eq!(options["azure_skip_signature"], "true");
+        assert!(storage_options(Some(&adls(Credentials::Ambient)), dir).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_remote_delta_table_without_access_settings_is_refused() {
+        let table = TableSpec {
+            name: "Members".into(),
+            location: "s3://partner/members".into(),
+            format: SourceFormat::Delta,
+            primary_key: None,
+            last_updated: None,
+            csv: None,
+            entity: None,
+            schema: vec![],
+            incremental: false,
+        };
+        let err = open(&table, None, Path::new("/project")).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs the source's `access` settings"),
+            "{err}"
+        );
+    }
 }

@@ -362,6 +362,7 @@ fn remote_store(
                 endpoint,
                 access_key_id,
                 secret_access_key,
+                credentials,
             }),
         ) => {
             let bucket = url.host_str().unwrap_or_default().to_string();
@@ -374,6 +375,7 @@ fn remote_store(
                 secret_access_key: secret_access_key.clone(),
                 session_token: None,
                 path_style: None,
+                credentials: *credentials,
             };
             let handle = lakecdp_lake::backend::s3::open(&config, Some(project_dir))?;
             Ok((
@@ -391,8 +393,15 @@ fn remote_store(
                 sas_token,
                 endpoint,
                 emulator,
+                credentials,
             }),
         ) => {
+            if !credentials.is_declared() {
+                return Err(Error::Source(format!(
+                    "`{url}`: files on Azure are read with the source's declared `account_key` or `sas_token`; `credentials = \"{}\"` serves Delta tables only",
+                    credentials.as_str()
+                )));
+            }
             let (container, account) = if scheme == "az" {
                 let account = account.clone().ok_or_else(|| {
                     Error::Source(format!(

@@ -3,6 +3,7 @@
 //! ones, and inferring schemas from a sample.
 
 mod cdm;
+mod confine;
 pub mod delta;
 mod fetch;
 pub mod incremental;

@@ -129,7 +129,10 @@ pub async fn load_table(
         ))
     })?;
     let batches = read_entity(lake, &process.folder(), entity).await?;
-    let schema = lakecdp_lake::partition::entity_schema(entity);
+    let schema = lakecdp_lake::partition::entity_schema_of(
+        entity,
+        lakecdp_lake::cdm::ArrowTypes::Annotated,
+    )?;
     let column = |col: &str| -> Result<ArrayRef> {
         let index = schema.index_of(col).map_err(|_| {
             Error::Source(format!(

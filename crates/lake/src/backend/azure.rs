@@ -53,10 +53,12 @@ fn builder(config: &AdlsConfig, secrets: &Secrets) -> Result<MicrosoftAzureBuild
     let mut b = MicrosoftAzureBuilder::new()
         .with_account(&loc.account)
         .with_container_name(&loc.container);
-    let secret = secret.map(|s| s.expose().to_string()).unwrap_or_default();
+    // kept in the Secret, which wipes it, until the builder copies it
+    let secret = secret.unwrap_or_else(|| Secret::new(""));
+    let secret = secret.expose();
     b = match auth {
         AdlsAuth::AccountKey(_) => b.with_access_key(secret),
-        AdlsAuth::Sas(_) => b.with_sas_authorization(sas_pairs(&secret)),
+        AdlsAuth::Sas(_) => b.with_sas_authorization(sas_pairs(secret)),
         AdlsAuth::ServicePrincipal {
             tenant_id,
             client_id,

@@ -10,7 +10,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use chrono::Utc;
-use lakecdp_core::S3Config;
+use lakecdp_core::{s3_credential_errors, Credentials, S3Config};
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
 use url::Url;
@@ -20,7 +20,33 @@ use crate::error::{Error, Result};
 use crate::secrets::Secrets;
 
 fn build(config: &S3Config, secrets: &Secrets) -> Result<AmazonS3> {
-    let mut b = AmazonS3Builder::from_env()
+    builder(config, secrets)?
+        .build()
+        .map_err(|e| Error::Service(format!("cannot configure S3 storage: {e}")))
+}
+
+/// The store's builder. Only `credentials = "ambient"` reads the host's `AWS_*`
+/// variables (and lets object_store fall back to the profile and the instance role);
+/// otherwise the store knows only what the configuration declares, and with no key and
+/// no choice the configuration is refused (validation says so first).
+fn builder(config: &S3Config, secrets: &Secrets) -> Result<AmazonS3Builder> {
+    let keys = config.access_key_id.is_some() || config.secret_access_key.is_some();
+    let base = match config.credentials {
+        Credentials::Ambient => AmazonS3Builder::from_env(),
+        Credentials::Anonymous => AmazonS3Builder::new().with_skip_signature(true),
+        Credentials::Declared if keys => AmazonS3Builder::new(),
+        Credentials::Declared => {
+            return Err(lakecdp_core::ConfigErrors(s3_credential_errors(
+                "environment.storage",
+                false,
+                false,
+                config.session_token.is_some(),
+                config.credentials,
+            ))
+            .into())
+        }
+    };
+    let mut b = base
         .with_bucket_name(&config.bucket)
         .with_region(&config.region)
         .with_conditional_put(S3ConditionalPut::ETagMatch);
@@ -50,8 +76,7 @@ fn build(config: &S3Config, secrets: &Secrets) -> Result<AmazonS3> {
             .with_allow_http(ep.starts_with("http://"));
     }
     b = b.with_virtual_hosted_style_request(!path_style(config));
-    b.build()
-        .map_err(|e| Error::Service(format!("cannot configure S3 storage: {e}")))
+    Ok(b)
 }
 
 fn path_style(config: &S3Config) -> bool {
@@ -106,6 +131,8 @@ pub struct S3Service {
     store: AmazonS3,
     bucket_url: Url,
     region: String,
+    /// Unsigned requests (`credentials = "anonymous"`).
+    anonymous: bool,
 }
 
 impl std::fmt::Debug for S3Service {
@@ -149,6 +176,7 @@ impl S3Service {
             store,
             bucket_url,
             region: config.region.clone(),
+            anonymous: config.credentials == Credentials::Anonymous,
         })
     }
 
@@ -158,6 +186,20 @@ impl S3Service {
         query: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<reqwest::Response, ServiceError> {
+        let mut url = self.bucket_url.clone();
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter());
+        }
+        if self.anonymous {
+            let resp = self
+                .client
+                .request(method, url)
+                .body(body)
+                .send()
+                .await
+                .map_err(unreachable)?;
+            return Self::answer(resp).await;
+        }
         let cred = self
             .store
             .credentials()
@@ -195,10 +237,6 @@ impl S3Service {
             &payload,
             &amz_date,
         );
-        let mut url = self.bucket_url.clone();
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query.iter());
-        }
         let mut req = self
             .client
             .request(method, url)
@@ -207,6 +245,11 @@ impl S3Service {
             req = req.header(k, v);
         }
         let resp = req.body(body).send().await.map_err(unreachable)?;
+        Self::answer(resp).await
+    }
+
+    /// The response when it succeeded, else the error its status and code say.
+    async fn answer(resp: reqwest::Response) -> Result<reqwest::Response, ServiceError> {
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -275,5 +318,78 @@ impl S3Service {
             Err(ServiceError::Other { code, .. }) if code == "BucketAlreadyOwnedByYou" => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakecdp_core::SecretRef;
+    use object_store::aws::AmazonS3ConfigKey;
+
+    fn config(credentials: Credentials, keys: bool) -> S3Config {
+        S3Config {
+            bucket: "lake".into(),
+            region: "eu-west-1".into(),
+            access_key_id: keys.then(|| SecretRef::Env("LAKECDP_S3_UNIT_KEY_ID".into())),
+            secret_access_key: keys.then(|| SecretRef::Env("LAKECDP_S3_UNIT_SECRET".into())),
+            credentials,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_hosts_credentials_are_read_only_when_the_configuration_asks() {
+        // The host's ambient credentials, as a machine with an AWS profile has them.
+        // (These variables are read by this test only.)
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIAAMBIENT");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "ambient-secret");
+        std::env::set_var("AWS_SESSION_TOKEN", "ambient-token");
+        std::env::set_var("LAKECDP_S3_UNIT_KEY_ID", "AKIADECLARED");
+        std::env::set_var("LAKECDP_S3_UNIT_SECRET", "declared-secret");
+        let secrets = Secrets::from_refs(None);
+        let value = |b: &AmazonS3Builder, k: AmazonS3ConfigKey| b.get_config_value(&k);
+
+        // no key and no choice: refused, naming the key and both fixes
+        let err = builder(&config(Credentials::Declared, false), &secrets).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("environment.storage.access_key_id")
+                && text.contains("credentials = \"ambient\"")
+                && text.contains("credentials = \"anonymous\""),
+            "{text}"
+        );
+        assert!(open(&config(Credentials::Declared, false), None).is_err());
+
+        // declared keys: those, and nothing of the host's (not its session token)
+        let b = builder(&config(Credentials::Declared, true), &secrets).unwrap();
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::AccessKeyId).as_deref(),
+            Some("AKIADECLARED")
+        );
+        assert_eq!(value(&b, AmazonS3ConfigKey::Token), None);
+        assert!(b.build().is_ok());
+
+        // anonymous: unsigned, no key at all
+        let b = builder(&config(Credentials::Anonymous, false), &secrets).unwrap();
+        assert_eq!(value(&b, AmazonS3ConfigKey::AccessKeyId), None);
+        assert_eq!(value(&b, AmazonS3ConfigKey::Token), None);
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::SkipSignature).as_deref(),
+            Some("true")
+        );
+        assert!(open(&config(Credentials::Anonymous, false), None).is_ok());
+
+        // ambient, said explicitly: the host's
+        let b = builder(&config(Credentials::Ambient, false), &secrets).unwrap();
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::AccessKeyId).as_deref(),
+            Some("AKIAAMBIENT")
+        );
+        assert_eq!(
+            value(&b, AmazonS3ConfigKey::Token).as_deref(),
+            Some("ambient-token")
+        );
     }
 }

@@ -11,4 +11,7 @@ pub use model::{
     cdm_time, Annotation, Attribute, Entity, FileFormatSettings, Model, Partition,
     FORMAT_ANNOTATION, MODEL_JSON,
 };
-pub use types::{arrow_type_of, cdm_type_of, CdmDataType, ARROW_TYPE_ANNOTATION};
+pub use types::{
+    cdm_type_of, default_arrow_type, ArrowTypes, CdmDataType, ARROW_TYPE_ANNOTATION,
+    MAX_ARROW_TYPE_DEPTH, MAX_ARROW_TYPE_LEN,
+};

@@ -4,11 +4,13 @@
 //! kept (and written back unchanged), and an invalid document gives an error naming the
 //! path and the field. Writing produces what the CDM `model.json` schema defines.
 
+use arrow::datatypes::DataType;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::types::{CdmDataType, ARROW_TYPE_ANNOTATION};
+use super::types::{arrow_type_of, ArrowTypes, CdmDataType, ARROW_TYPE_ANNOTATION};
+use crate::error::{Error, Result};
 
 /// The file name of a CDM folder's metadata.
 pub const MODEL_JSON: &str = "model.json";
@@ -111,6 +113,19 @@ impl Attribute {
             .iter()
             .find(|a| a.name == ARROW_TYPE_ANNOTATION)
             .and_then(|a| a.value.as_deref())
+    }
+
+    /// The Arrow type this attribute reads as: with [`ArrowTypes::Annotated`] (only for
+    /// lakecdp's own lake) its exact annotated type, refused with
+    /// [`Error::ArrowTypeAnnotation`] when too long or nested too deeply; otherwise the
+    /// default of its CDM type (see [`super::types`]).
+    pub fn arrow_type(&self, types: ArrowTypes) -> Result<DataType> {
+        arrow_type_of(self.data_type, self.arrow_type_annotation(), types).map_err(|reason| {
+            Error::ArrowTypeAnnotation {
+                attribute: self.name.clone(),
+                reason,
+            }
+        })
     }
 }
 

@@ -80,6 +80,7 @@ pub fn s3_config(bucket: &str) -> S3Config {
         secret_access_key: Some(SecretRef::Env("LAKECDP_TEST_S3_SECRET_ACCESS_KEY".into())),
         session_token: None,
         path_style: Some(true),
+        credentials: Default::default(),
     }
 }
 
