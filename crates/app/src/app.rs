@@ -167,6 +167,21 @@ impl App {
             .await?)
     }
 
+    /// The environment the catalog holds under `environment`'s id. Roles are checked
+    /// against it, never against a copy the caller holds, whose creator (its implicit
+    /// Admin) or storage may differ.
+    pub async fn stored_environment(&self, environment: &Environment) -> Result<Environment> {
+        self.catalog()
+            .get_environment(environment.id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no environment `{}` ({}) in the catalog",
+                    environment.name, environment.id
+                ))
+            })
+    }
+
     /// The environment named (or the project file's), once `actor` may perform
     /// `operation` in it.
     pub async fn environment_for(

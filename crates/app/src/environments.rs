@@ -192,14 +192,19 @@ impl App {
     }
 
     /// The environment named, or the project file's (as stored, or as it would be
-    /// created), and whether it is stored.
+    /// created), and whether it is stored. A stored environment needs Viewer.
     pub async fn environment_to_check(
         &self,
         actor: &Actor,
         name: Option<&str>,
     ) -> Result<(Environment, bool)> {
         Ok(match name {
-            Some(name) => (self.environment(Some(name)).await?, true),
+            Some(name) => {
+                let env = self.environment(Some(name)).await?;
+                self.require(actor, &env, Operation::ViewEnvironment)
+                    .await?;
+                (env, true)
+            }
             None => {
                 let project = self.load_project()?;
                 match self
@@ -207,7 +212,11 @@ impl App {
                     .find_environment(&project.environment.name)
                     .await?
                 {
-                    Some(existing) => (self.environment_of(actor, &project, Some(&existing)), true),
+                    Some(existing) => {
+                        self.require(actor, &existing, Operation::ViewEnvironment)
+                            .await?;
+                        (self.environment_of(actor, &project, Some(&existing)), true)
+                    }
                     None => (self.environment_of(actor, &project, None), false),
                 }
             }
@@ -215,8 +224,9 @@ impl App {
     }
 
     /// Run the prerequisite checks of an environment ([`App::environment_to_check`]).
-    /// Fails when a check fails; the report is observed either way. A stored
-    /// environment needs Viewer, and the check is recorded in its runs.
+    /// Fails when a check fails; the report is observed either way. An environment the
+    /// catalog holds (whatever `stored` says) needs Viewer, and the check is recorded in
+    /// its runs.
     pub async fn check_environment(
         &self,
         actor: &Actor,
@@ -225,8 +235,15 @@ impl App {
         create_container: bool,
         observer: &dyn Observer,
     ) -> Result<Arc<CheckReport>> {
+        let held = self.catalog().get_environment(env.id).await?;
+        let stored = stored || held.is_some();
         if stored {
-            self.require(actor, env, Operation::ViewEnvironment).await?;
+            self.require(
+                actor,
+                held.as_ref().unwrap_or(env),
+                Operation::ViewEnvironment,
+            )
+            .await?;
         }
         let started = RunRecord::start(env.id, "env-check");
         let report = self.run_checks(env, create_container, observer).await;
@@ -528,6 +545,8 @@ impl App {
         env: &Environment,
         purge: bool,
     ) -> Result<Option<usize>> {
+        let stored = self.stored_environment(env).await?;
+        let env = &stored;
         let acting = self.acting(actor, env);
         acting.require(env, Operation::DeleteEnvironment).await?;
         let deleted = if purge {
@@ -549,13 +568,16 @@ impl App {
         name: &str,
         secret: &lakecdp_core::Secret,
     ) -> Result<bool> {
+        let stored = self.stored_environment(env).await?;
+        let env = &stored;
         let acting = self.acting(actor, env);
         acting.require(env, Operation::EditEnvironment).await?;
         let blob = self
             .vault()?
             .seal(&SecretOwner::Environment(env.id).seal_context(name), secret)?;
         acting.set_environment_secret(env, name, &blob).await?;
-        Ok(secret_users(env, name).next().is_some())
+        let used = secret_users(env, name).next().is_some();
+        Ok(used)
     }
 
     /// The names of the environment's sealed secrets, with the storage settings that use
@@ -565,6 +587,8 @@ impl App {
         actor: &Actor,
         env: &Environment,
     ) -> Result<Vec<(String, Vec<&'static str>)>> {
+        let stored = self.stored_environment(env).await?;
+        let env = &stored;
         self.require(actor, env, Operation::EditEnvironment).await?;
         let names = self.catalog().environment_secret_names(env.id).await?;
         Ok(names
@@ -583,6 +607,8 @@ impl App {
         env: &Environment,
         name: &str,
     ) -> Result<()> {
+        let stored = self.stored_environment(env).await?;
+        let env = &stored;
         self.require(actor, env, Operation::EditEnvironment).await?;
         if secret_users(env, name).next().is_some() {
             return Err(Error::conflict(format!(

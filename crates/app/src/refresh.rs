@@ -285,7 +285,9 @@ impl App {
         cancel: CancellationToken,
         observer: Arc<dyn Observer>,
     ) -> Result<RefreshReport> {
-        let env = &plan.environment;
+        // the environment as stored, not as the plan's (changeable) copy describes it
+        let stored = self.stored_environment(&plan.environment).await?;
+        let env = &stored;
         let acting = self.acting(actor, env);
         acting.require(env, Operation::RunRefresh).await?;
         let lake = self.lake(env).await?;

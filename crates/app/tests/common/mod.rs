@@ -1,0 +1,162 @@
+//! What the application's tests share: the retail quickstart's project in a fresh folder
+//! (its data generated at a tenth of the size), applied to a catalog of its own, and ways
+//! to look at what a refresh published.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lakecdp_app::environments::Saved;
+use lakecdp_app::{
+    open_catalog, Actor, App, CancellationToken, Event, Observer, RefreshReport, RefreshRequest,
+    Silent, DEFAULT_PRINCIPAL,
+};
+use lakecdp_catalog::Catalog;
+use lakecdp_core::{Environment, RunStatus};
+use lakecdp_lake::cdm::Model;
+
+/// The retail quickstart's folder.
+pub fn retail_example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail")
+}
+
+/// The share of the retail quickstart's rows the tests load. Its full data takes a debug
+/// build some 20 s of CPU per refresh (a minute on two busy cores); a tenth keeps every
+/// test within seconds.
+pub const SCALE: f64 = 0.1;
+
+/// The retail quickstart's project file copied into `dir`, with its sources in `data/`
+/// made by the generator of `examples/retail/data` (same seed, same shape, [`SCALE`] of
+/// the rows).
+pub fn retail_project(dir: &Path) {
+    std::fs::copy(
+        retail_example().join("lakecdp.toml"),
+        dir.join("lakecdp.toml"),
+    )
+    .unwrap();
+    let config =
+        lakecdp_bench::retail::RetailConfig::scaled(lakecdp_bench::retail::DEFAULT_SEED, SCALE)
+            .unwrap();
+    lakecdp_bench::retail::generate(&config, &dir.join("data")).unwrap();
+}
+
+/// The principal that applies the project: the environment's creator, its first Admin.
+pub fn admin() -> Actor {
+    Actor::named(DEFAULT_PRINCIPAL)
+}
+
+/// The retail quickstart in a folder of its own, its environment created in its own
+/// catalog (`.lakecdp/catalog.db`) and local lake (`lake/`).
+pub struct Retail {
+    pub dir: tempfile::TempDir,
+    pub catalog: Arc<dyn Catalog>,
+    pub app: App,
+    pub env: Environment,
+}
+
+/// The retail quickstart, applied by [`admin`] (creating the lake's container).
+pub async fn retail() -> Retail {
+    let dir = tempfile::tempdir().unwrap();
+    retail_project(dir.path());
+    let catalog = open_catalog(&dir.path().join(".lakecdp/catalog.db"))
+        .await
+        .unwrap();
+    let app = App::new(Arc::clone(&catalog), dir.path());
+    let env = match app.apply(&admin(), true, &Silent).await.unwrap() {
+        Saved::Created(env) => env,
+        other => panic!("a new project's environment is created, not {other:?}"),
+    };
+    Retail {
+        dir,
+        catalog,
+        app,
+        env,
+    }
+}
+
+impl Retail {
+    /// The project folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment's folder in the lake, `lake/customerinsights/ci_<id>`.
+    pub fn env_folder(&self) -> PathBuf {
+        self.path()
+            .join("lake/customerinsights")
+            .join(self.env.id.folder())
+    }
+
+    /// A refresh of everything as [`admin`], which must succeed.
+    pub async fn full_refresh(&self, observer: Arc<dyn Observer>) -> RefreshReport {
+        let report = self
+            .app
+            .refresh(
+                &admin(),
+                &RefreshRequest::default(),
+                CancellationToken::new(),
+                observer,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            report.status,
+            RunStatus::Succeeded,
+            "the refresh succeeds: {:?}",
+            report.first_problem()
+        );
+        report
+    }
+
+    /// The bytes of a published folder's `model.json` (`Unification`,
+    /// `DataIngestion/Crm`…), and the model they hold.
+    pub fn model(&self, folder: &str) -> (Vec<u8>, Model) {
+        let path = self.env_folder().join(folder).join("model.json");
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{} is published: {e}", path.display()));
+        let model = serde_json::from_slice(&bytes).unwrap();
+        (bytes, model)
+    }
+
+    /// The files the partitions of `entity` name in `model`; panics when it has none.
+    pub fn partition_files(&self, model: &Model, entity: &str) -> Vec<PathBuf> {
+        let e = model
+            .entity(entity)
+            .unwrap_or_else(|| panic!("{} names {entity}", model.name));
+        assert!(!e.partitions.is_empty(), "{entity} has partitions");
+        e.partitions.iter().map(|p| file_of(&p.location)).collect()
+    }
+}
+
+/// The local file a `file://` partition location names.
+pub fn file_of(location: &str) -> PathBuf {
+    url::Url::parse(location)
+        .ok()
+        .and_then(|u| u.to_file_path().ok())
+        .unwrap_or_else(|| panic!("`{location}` is a file URL"))
+}
+
+/// How many of `events` match `pattern`.
+#[allow(unused_macros)]
+macro_rules! count_events {
+    ($events:expr, $pattern:pat) => {
+        $events.iter().filter(|e| matches!(e, $pattern)).count()
+    };
+}
+
+/// An observer that cancels a token when an event matches, and keeps every
+/// event.
+pub struct CancelWhen<F: Fn(&Event) -> bool + Send + Sync> {
+    pub token: CancellationToken,
+    pub when: F,
+    pub events: lakecdp_app::Recorder,
+}
+
+impl<F: Fn(&Event) -> bool + Send + Sync> Observer for CancelWhen<F> {
+    fn event(&self, event: &Event) {
+        self.events.event(event);
+        if (self.when)(event) {
+            self.token.cancel();
+        }
+    }
+}
