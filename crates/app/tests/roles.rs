@@ -235,7 +235,7 @@ async fn spare(r: &common::Retail, name: &str) -> Environment {
     )
     .unwrap();
     let app = App::new(Arc::clone(&r.catalog), &dir);
-    let Saved::Created(env) = app.apply(&admin(), true, &Silent).await.unwrap() else {
+    let Saved::Created(env) = app.apply(&admin(), true, &Silent).await.unwrap().0 else {
         panic!("{name} is created");
     };
     grant(&app).await;

@@ -62,7 +62,7 @@ pub async fn retail() -> Retail {
         .await
         .unwrap();
     let app = App::new(Arc::clone(&catalog), dir.path());
-    let env = match app.apply(&admin(), true, &Silent).await.unwrap() {
+    let env = match app.apply(&admin(), true, &Silent).await.unwrap().0 {
         Saved::Created(env) => env,
         other => panic!("a new project's environment is created, not {other:?}"),
     };
