@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 use lakecdp_core::{
-    Connection, ConnectionKind, Environment, Export, ExportId, ExportSchedule, Operation,
-    RunRecord, RunStatus,
+    Connection, ConnectionKind, EngineChoice, Environment, Export, ExportId, ExportSchedule,
+    Operation, RunRecord, RunStatus,
 };
 use lakecdp_lake::Lake;
 
@@ -317,13 +317,14 @@ impl App {
         let acting = self.acting(actor, env);
         acting.require(env, Operation::RunExport).await?;
         let lake = self.lake(env).await?;
+        let engine = self.applied(actor, env).await?.project.environment.engine;
         let mut failed = Vec::new();
         for name in names {
             let (export, connection) = acting.runnable_export(env, name).await?;
             let mut record = RunRecord::start(env.id, export.process_name());
             self.catalog().record_run(&record).await?;
             let result = self
-                .run_one_export(env, &lake, &export, &connection, observer)
+                .run_one_export(env, &lake, engine, &export, &connection, observer)
                 .await;
             record.finished_at = Some(Utc::now());
             match result {
@@ -365,11 +366,12 @@ impl App {
         actor: &Actor,
         env: &Environment,
         lake: &Lake,
+        engine: EngineChoice,
         name: &str,
         observer: &dyn Observer,
     ) -> Result<u64> {
         let (export, connection) = self.acting(actor, env).runnable_export(env, name).await?;
-        self.run_one_export(env, lake, &export, &connection, observer)
+        self.run_one_export(env, lake, engine, &export, &connection, observer)
             .await
     }
 
@@ -377,6 +379,7 @@ impl App {
         &self,
         env: &Environment,
         lake: &Lake,
+        engine: EngineChoice,
         export: &Export,
         connection: &Connection,
         observer: &dyn Observer,
@@ -393,7 +396,7 @@ impl App {
             tables: tables.len(),
             destination: target.destination(),
         });
-        let session = self.session(lake, false).await?;
+        let session = self.session(lake, engine, false).await?;
         let mut run = target.begin(&export.name).await?;
         let mut errors = Vec::new();
         for (folder, entity) in tables {

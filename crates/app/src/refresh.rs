@@ -21,8 +21,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lakecdp_catalog::Catalog;
 use lakecdp_core::{
-    Environment, ExportSchedule, Operation, Process, ProjectFile, RunId, RunRecord, RunStatus,
-    SourceSpec, Watermark,
+    EngineChoice, Environment, ExportSchedule, Operation, Process, ProjectFile, RunId, RunRecord,
+    RunStatus, SourceSpec, Watermark,
 };
 use lakecdp_engine::graph::{Graph, Node, Outcome};
 use lakecdp_engine::ingest::{ingest_source, IngestOptions};
@@ -547,6 +547,10 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
+    fn engine(&self) -> EngineChoice {
+        self.project.environment.engine
+    }
+
     /// Run one process; the rows it wrote, when it says.
     async fn run(&self, process: &Process) -> Result<Option<u64>> {
         let now = Utc::now();
@@ -569,6 +573,7 @@ impl Steps<'_> {
                         self.actor,
                         self.env,
                         self.lake,
+                        self.engine(),
                         name,
                         self.observer.as_ref(),
                     )
@@ -594,7 +599,7 @@ impl Steps<'_> {
                 Ok(Some(profiles))
             }
             Process::Activities => {
-                let session = self.app.session(self.lake, false).await?;
+                let session = self.app.session(self.lake, self.engine(), false).await?;
                 let r = lakecdp_engine::activities::run(
                     &session,
                     &self.project.sources,
@@ -612,14 +617,14 @@ impl Steps<'_> {
                     .unification
                     .as_ref()
                     .ok_or_else(no_unification)?;
-                let session = self.app.session(self.lake, false).await?;
+                let session = self.app.session(self.lake, self.engine(), false).await?;
                 let r = lakecdp_engine::reports::run(&session, spec, now, retention).await?;
                 let rows = r.profiles;
                 self.observer.event(&Event::Reports(Arc::new(r)));
                 Ok(Some(rows))
             }
             Process::Measures => {
-                let session = self.app.session(self.lake, true).await?;
+                let session = self.app.session(self.lake, self.engine(), true).await?;
                 let r =
                     lakecdp_engine::measures::run(&session, &self.project.measures, now, retention)
                         .await?;
@@ -628,7 +633,7 @@ impl Steps<'_> {
                 Ok(Some(rows))
             }
             Process::Segments => {
-                let session = self.app.session(self.lake, true).await?;
+                let session = self.app.session(self.lake, self.engine(), true).await?;
                 let r =
                     lakecdp_engine::segments::run(&session, &self.project.segments, now, retention)
                         .await?;
@@ -695,16 +700,25 @@ impl Steps<'_> {
 }
 
 impl App {
-    /// A session over the lake from the environment's engine; with `outputs`, the
-    /// published outputs the insight processes read are registered (Customer, the
-    /// activities, the measures).
+    /// A session over the lake on the engine the project chooses: the one place every
+    /// process gets its session from. With `outputs`, the published outputs the insight
+    /// processes read are registered (Customer, the activities, the measures).
     pub(crate) async fn session(
         &self,
         lake: &Lake,
+        engine: EngineChoice,
         outputs: bool,
     ) -> Result<lakecdp_engine::Session> {
-        let session =
-            lakecdp_engine::Session::new(&lakecdp_engine::EngineKind::Local, lake.clone()).await?;
+        let kind = match engine {
+            EngineChoice::Local => lakecdp_engine::EngineKind::Local,
+            other => {
+                return Err(Error::new(
+                    crate::ErrorKind::NotImplemented,
+                    format!("the engine {other:?} cannot run here; use `engine = \"local\"`"),
+                ))
+            }
+        };
+        let session = lakecdp_engine::Session::new(&kind, lake.clone()).await?;
         if outputs {
             session.register_outputs().await?;
         }

@@ -62,8 +62,9 @@ impl App {
         let env = self
             .environment_for(actor, None, Operation::ViewEnvironment)
             .await?;
+        let engine = self.applied(actor, &env).await?.project.environment.engine;
         let lake = self.lake(&env).await?;
-        let session = self.session(&lake, false).await?;
+        let session = self.session(&lake, engine, false).await?;
         let tables = session.register_outputs().await?;
         if !tables.iter().any(|t| t == "Customer") {
             return Err(Error::not_found(

@@ -147,7 +147,9 @@ impl App {
             .await?;
         let project = self.applied(actor, &env).await?.project;
         let lake = self.lake(&env).await?;
-        let session = self.session(&lake, false).await?;
+        let session = self
+            .session(&lake, project.environment.engine, false)
+            .await?;
         let unification = Process::Unification;
         let id = customer_id;
         let this_id = || vec![id.to_string()];

@@ -41,7 +41,7 @@ pub use measure::{
     PeriodUnit, WindowBounds, WindowSpec,
 };
 pub use process::Process;
-pub use project::ProjectFile;
+pub use project::{EngineChoice, ProjectFile};
 pub use revision::Revision;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretOwner, SecretRef};

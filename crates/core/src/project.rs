@@ -63,8 +63,29 @@ pub struct EnvironmentSpec {
     /// Europe/Paris`, `daily 06:00,18:00 UTC` or `weekly mon,thu 02:00 UTC`.
     #[serde(default = "schedule_off", skip_serializing_if = "is_off")]
     pub refresh_schedule: crate::export::ExportSchedule,
+    /// Where the processes run: `local` (DataFusion in this process, the default).
+    #[serde(default, skip_serializing_if = "EngineChoice::is_local")]
+    pub engine: EngineChoice,
     /// Where the lake is.
     pub storage: StorageConfig,
+}
+
+/// Where an environment's processes run. Every process takes its session from this one
+/// choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EngineChoice {
+    /// DataFusion in the process that runs the refresh.
+    #[default]
+    Local,
+}
+
+impl EngineChoice {
+    /// True for the local engine.
+    pub fn is_local(&self) -> bool {
+        *self == EngineChoice::Local
+    }
 }
 
 fn schedule_off() -> crate::export::ExportSchedule {
@@ -299,6 +320,23 @@ path = "lake"
         assert!(matches!(p.environment.storage, StorageConfig::Local(_)));
         // The written form parses back to the same project.
         assert_eq!(ProjectFile::parse(&p.to_toml()).unwrap(), p);
+    }
+
+    #[test]
+    fn the_engine_is_local_unless_named_and_unknown_engines_are_refused() {
+        assert_eq!(
+            ProjectFile::parse(LOCAL).unwrap().environment.engine,
+            EngineChoice::Local
+        );
+        let text = LOCAL.replace("region = \"westeurope\"", "engine = \"local\"");
+        assert_eq!(
+            ProjectFile::parse(&text).unwrap().environment.engine,
+            EngineChoice::Local
+        );
+        let text = LOCAL.replace("region = \"westeurope\"", "engine = \"spark\"");
+        let err = ProjectFile::parse(&text).unwrap_err();
+        assert!(err.to_string().contains("spark"), "{err}");
+        assert_eq!(err.0[0].line, Some(4), "{err}");
     }
 
     #[test]
