@@ -206,12 +206,33 @@ pub enum FilterOp {
     In,
     /// Equal to none of the values (rows where the column is empty do not pass).
     NotIn,
-    /// Text containing the value.
+    /// Text containing the value, ignoring case (as the segment condition).
     Contains,
     /// Null, or text that is blank.
     IsEmpty,
     /// Neither null nor blank text.
     IsNotEmpty,
+}
+
+/// A measure filter tests its column with the segment condition of the same name: one
+/// condition model, one meaning (`contains` is case-insensitive in both).
+impl From<FilterOp> for crate::segment::ConditionOp {
+    fn from(op: FilterOp) -> Self {
+        use crate::segment::ConditionOp as C;
+        match op {
+            FilterOp::Eq => C::Eq,
+            FilterOp::Ne => C::Ne,
+            FilterOp::Lt => C::Lt,
+            FilterOp::Le => C::Le,
+            FilterOp::Gt => C::Gt,
+            FilterOp::Ge => C::Ge,
+            FilterOp::In => C::In,
+            FilterOp::NotIn => C::NotIn,
+            FilterOp::Contains => C::Contains,
+            FilterOp::IsEmpty => C::IsEmpty,
+            FilterOp::IsNotEmpty => C::IsNotEmpty,
+        }
+    }
 }
 
 impl FilterOp {

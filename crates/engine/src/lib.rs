@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod activities;
+mod condition;
 pub mod graph;
 pub mod ingest;
 pub mod measures;

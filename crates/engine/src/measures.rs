@@ -32,7 +32,6 @@ use chrono::{DateTime, Utc};
 use datafusion::common::{JoinType, ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
-use datafusion::functions::string::expr_fn::{btrim, contains};
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::functions_aggregate::first_last::first_value_udaf;
@@ -40,8 +39,8 @@ use datafusion::logical_expr::{cast, ExprFunctionExt, SortExpr};
 use datafusion::prelude::{coalesce, ident, lit, Expr, SessionContext};
 use lakecdp_core::measure::{CUSTOMER_ID, CUSTOMER_MEASURE};
 use lakecdp_core::{
-    validate_measures, ConfigErrors, FilterOp, FilterSpec, MeasureFunction, MeasureKind,
-    MeasureSpec, RunId,
+    validate_measures, ConditionOp, ConditionValue, ConfigErrors, FilterSpec, MeasureFunction,
+    MeasureKind, MeasureSpec, RunId,
 };
 use lakecdp_lake::{CdmFolderWriter, Process};
 use serde_json::Value;
@@ -439,97 +438,50 @@ async fn plan_unchecked(
     Ok(df.select(columns)?)
 }
 
-/// A filter as an expression over `column_type`.
+/// A filter as an expression over `column_type`: the same condition model as segment
+/// conditions (`crate::condition`).
 fn filter_expr(m: &MeasureSpec, f: &FilterSpec, column_type: &DataType) -> Result<Expr> {
-    let column = ident(&f.column);
-    let text = is_text(column_type);
-    let value = |v: &Value| literal(m, &f.column, v, column_type);
-    let expected = || {
-        Error::Internal(format!(
-            "validated filter of measure `{}` lacks its value",
-            m.name
-        ))
-    };
-    Ok(match f.op {
-        FilterOp::IsEmpty => {
-            let null = column.clone().is_null();
-            if text {
-                null.or(btrim(vec![column]).eq(lit("")))
-            } else {
-                null
-            }
-        }
-        FilterOp::IsNotEmpty => {
-            let not_null = column.clone().is_not_null();
-            if text {
-                not_null.and(btrim(vec![column]).not_eq(lit("")))
-            } else {
-                not_null
-            }
-        }
-        FilterOp::In | FilterOp::NotIn => {
-            let Some(Value::Array(items)) = &f.value else {
-                return Err(expected());
-            };
-            let list = items
-                .iter()
-                .map(|v| value(v).map(lit))
-                .collect::<Result<Vec<_>>>()?;
-            column.in_list(list, f.op == FilterOp::NotIn)
-        }
-        FilterOp::Contains => {
-            let Some(Value::String(s)) = &f.value else {
-                return Err(expected());
-            };
-            let haystack = if text {
-                column
-            } else {
-                cast(column, DataType::Utf8)
-            };
-            contains(haystack, lit(s.clone()))
-        }
-        op => {
-            let v = lit(value(f.value.as_ref().ok_or_else(expected)?)?);
-            match op {
-                FilterOp::Eq => column.eq(v),
-                FilterOp::Ne => column.not_eq(v),
-                FilterOp::Lt => column.lt(v),
-                FilterOp::Le => column.lt_eq(v),
-                FilterOp::Gt => column.gt(v),
-                _ => column.gt_eq(v),
-            }
-        }
+    let op = ConditionOp::from(f.op);
+    let value = f
+        .value
+        .as_ref()
+        .map(|v| {
+            condition_value(v).ok_or_else(|| {
+                measure_error(
+                    m,
+                    format!(
+                        "value {v} for column `{}` is not a number, text, boolean or list of them",
+                        f.column
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    crate::condition::expr(crate::condition::Test {
+        column: ident(&f.column),
+        name: &f.column,
+        dtype: column_type,
+        op: &op,
+        value: value.as_ref(),
+        now: Utc::now(),
     })
+    .map_err(|e| measure_error(m, e))
 }
 
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-/// A project-file value as a literal comparable with a column of `column_type`: text
-/// compared with a column of another type is converted to that type (a date, a number);
-/// numbers and booleans are left to DataFusion's coercion.
-fn literal(
-    m: &MeasureSpec,
-    column: &str,
-    v: &Value,
-    column_type: &DataType,
-) -> Result<ScalarValue> {
-    let scalar = scalar_of(v).ok_or_else(|| {
-        measure_error(
-            m,
-            format!("value {v} for column `{column}` is not a number, text or boolean"),
-        )
-    })?;
-    if matches!(scalar, ScalarValue::Utf8(_)) && !is_text(column_type) {
-        return scalar.cast_to(column_type).map_err(|_| {
-            measure_error(
-                m,
-                format!("value {v} cannot be compared with column `{column}` of type {column_type}: write a value of that type"),
-            )
-        });
-    }
-    Ok(scalar)
+/// A project-file value as a condition value.
+fn condition_value(v: &Value) -> Option<ConditionValue> {
+    Some(match v {
+        Value::Bool(b) => ConditionValue::Bool(*b),
+        Value::String(s) => ConditionValue::Text(s.clone()),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => ConditionValue::Int(i),
+            None => ConditionValue::Float(n.as_f64()?),
+        },
+        Value::Array(items) => {
+            ConditionValue::List(items.iter().map(condition_value).collect::<Option<_>>()?)
+        }
+        _ => return None,
+    })
 }
 
 fn scalar_of(v: &Value) -> Option<ScalarValue> {

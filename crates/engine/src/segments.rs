@@ -32,17 +32,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
-use datafusion::common::{Column, ScalarValue, TableReference};
+use datafusion::common::{Column, TableReference};
 use datafusion::dataframe::DataFrame;
-use datafusion::functions::string::expr_fn::{btrim, contains, lower, starts_with};
 use datafusion::logical_expr::JoinType;
 use datafusion::prelude::{cast, ident, lit, Expr, SessionContext};
 use lakecdp_core::segment::{
-    evaluation_order, parse_instant, validate_segments, Condition, ConditionNode, ConditionOp,
-    ConditionValue, RelativeWindow, SegmentKind, SegmentSpec, SetOperator, CUSTOMER_ID,
-    CUSTOMER_TABLE, MEMBERSHIP_ENTITY,
+    evaluation_order, validate_segments, Condition, ConditionNode, SegmentKind, SegmentSpec,
+    SetOperator, CUSTOMER_ID, CUSTOMER_TABLE, MEMBERSHIP_ENTITY,
 };
 use lakecdp_core::{ConfigErrors, RunId};
 use lakecdp_lake::publish::read_model;
@@ -541,162 +539,22 @@ impl<'a> Compiler<'a> {
                 )));
             }
         };
-        let column = ident(c.column.clone());
-        let dtype = field.data_type();
-        let text = is_text(dtype);
-        let value = c.value.as_ref();
-        let need = |what: &str| self.error(format!("`{}` needs {what}", c.op));
-        Ok(match &c.op {
-            ConditionOp::Eq
-            | ConditionOp::Ne
-            | ConditionOp::Lt
-            | ConditionOp::Le
-            | ConditionOp::Gt
-            | ConditionOp::Ge => {
-                let v = value.ok_or_else(|| need("a value"))?;
-                let v = lit(self.scalar(v, dtype, c)?);
-                match c.op {
-                    ConditionOp::Eq => column.eq(v),
-                    ConditionOp::Ne => column.not_eq(v),
-                    ConditionOp::Lt => column.lt(v),
-                    ConditionOp::Le => column.lt_eq(v),
-                    ConditionOp::Gt => column.gt(v),
-                    _ => column.gt_eq(v),
-                }
-            }
-            ConditionOp::In | ConditionOp::NotIn => {
-                let Some(ConditionValue::List(items)) = value else {
-                    return Err(need("a list of values"));
-                };
-                let items = items
-                    .iter()
-                    .map(|v| self.scalar(v, dtype, c).map(lit))
-                    .collect::<Result<Vec<_>>>()?;
-                column.in_list(items, c.op == ConditionOp::NotIn)
-            }
-            ConditionOp::Contains | ConditionOp::StartsWith => {
-                let Some(ConditionValue::Text(t)) = value else {
-                    return Err(need("a text"));
-                };
-                let haystack = lower(cast(column, DataType::Utf8));
-                let needle = lit(t.to_lowercase());
-                if c.op == ConditionOp::Contains {
-                    contains(haystack, needle)
-                } else {
-                    starts_with(haystack, needle)
-                }
-            }
-            ConditionOp::IsEmpty => {
-                if text {
-                    column
-                        .clone()
-                        .is_null()
-                        .or(btrim(vec![cast(column, DataType::Utf8)]).eq(lit("")))
-                } else {
-                    column.is_null()
-                }
-            }
-            ConditionOp::IsNotEmpty => {
-                if text {
-                    column
-                        .clone()
-                        .is_not_null()
-                        .and(btrim(vec![cast(column, DataType::Utf8)]).not_eq(lit("")))
-                } else {
-                    column.is_not_null()
-                }
-            }
-            ConditionOp::Before | ConditionOp::After => {
-                let Some(ConditionValue::Text(t)) = value else {
-                    return Err(need("a date"));
-                };
-                let at = parse_instant(t)
-                    .ok_or_else(|| self.error(format!("`{t}` is not a date or time")))?;
-                let (column, at) = self.temporal(column, dtype, at, c)?;
-                if c.op == ConditionOp::Before {
-                    column.lt(at)
-                } else {
-                    column.gt(at)
-                }
-            }
-            ConditionOp::Within => {
-                let Some(ConditionValue::Text(t)) = value else {
-                    return Err(need("a window such as `last 30 days`"));
-                };
-                let window: RelativeWindow = t.parse().map_err(|e: String| self.error(e))?;
-                let (start, end) = window.bounds(self.now).ok_or_else(|| {
-                    self.error(format!("the window `{t}` leaves the range of dates"))
-                })?;
-                let (column, start) = self.temporal(column, dtype, start, c)?;
-                let (_, end) = self.temporal(ident(c.column.clone()), dtype, end, c)?;
-                column.clone().gt_eq(start).and(column.lt_eq(end))
-            }
-            ConditionOp::Unknown(op) => {
-                return Err(self.error(format!("`{op}` is not an operator")));
-            }
+        let name = format!("{}.{}", c.table, c.column);
+        crate::condition::expr(crate::condition::Test {
+            column: ident(c.column.clone()),
+            name: &name,
+            dtype: field.data_type(),
+            op: &c.op,
+            value: c.value.as_ref(),
+            now: self.now,
         })
-    }
-
-    /// `value` as a literal of the column's type.
-    fn scalar(
-        &self,
-        value: &ConditionValue,
-        dtype: &DataType,
-        c: &Condition,
-    ) -> Result<ScalarValue> {
-        let v = match value {
-            ConditionValue::Bool(b) => ScalarValue::Boolean(Some(*b)),
-            ConditionValue::Int(i) => ScalarValue::Int64(Some(*i)),
-            ConditionValue::Float(x) => ScalarValue::Float64(Some(*x)),
-            ConditionValue::Text(t) => ScalarValue::Utf8(Some(t.clone())),
-            ConditionValue::List(_) => {
-                return Err(self.error(format!("`{}` compares with one value, not a list", c.op)))
-            }
-        };
-        v.cast_to(dtype).map_err(|_| {
-            self.error(format!(
-                "the value {value} cannot be compared with column `{}.{}` of type {dtype}",
-                c.table, c.column
-            ))
-        })
-    }
-
-    /// The column and an instant, both as comparable times.
-    fn temporal(
-        &self,
-        column: Expr,
-        dtype: &DataType,
-        at: DateTime<Utc>,
-        c: &Condition,
-    ) -> Result<(Expr, Expr)> {
-        let nanos = at
-            .timestamp_nanos_opt()
-            .ok_or_else(|| self.error(format!("{at} is outside the range of times")))?;
-        let at = ScalarValue::TimestampNanosecond(Some(nanos), None);
-        match dtype {
-            DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => {
-                let at = at.cast_to(dtype).map_err(|e| self.error(e.to_string()))?;
-                Ok((column, lit(at)))
-            }
-            t if is_text(t) => Ok((
-                cast(column, DataType::Timestamp(TimeUnit::Nanosecond, None)),
-                lit(at),
-            )),
-            other => Err(self.error(format!(
-                "column `{}.{}` is of type {other}, not a date or time",
-                c.table, c.column
-            ))),
-        }
+        .map_err(|m| self.error(m))
     }
 }
 
 /// A column of the input aliased `relation`, taken as written.
 fn qualified(relation: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(TableReference::bare(relation)), name))
-}
-
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 fn ids_schema() -> SchemaRef {
