@@ -1,7 +1,16 @@
-//! The engine: DataFusion sessions over an environment's lake, on this machine or on a
-//! Ballista cluster (cargo feature `distributed`). Ingestion, unification, measures and
-//! segments run their plans in the sessions made here, so the single machine and the
-//! cluster share one code path.
+//! The engine: the processes of a refresh and the DataFusion sessions they run in.
+//!
+//! - Ingestion reads sources with lakecdp's own readers (exact corrupt-row reasons need
+//!   them) into Arrow batches and publishes them.
+//! - Unification matches in `lakecdp-match`, in memory, over the ingested tables.
+//! - Activities, measures, segments, report data, exports and explain are DataFusion
+//!   plans over published tables, registered as listing tables over the partition files
+//!   their `model.json` names ([`Session::published_table`]): streamed, with projection
+//!   and filters pushed down.
+//!
+//! A [`Session`] runs on DataFusion in this process ([`EngineKind::Local`], what the
+//! application chooses today); [`EngineKind::Ballista`] builds only with the cargo
+//! feature `distributed` and is not yet selected by any environment.
 #![warn(missing_docs)]
 
 pub mod activities;

@@ -217,9 +217,12 @@ pub fn partition_relative(lake: &Lake, folder: &str, p: &Partition) -> Result<St
 
 /// Read every partition of an entity of a CDM folder of this lake into memory.
 ///
-/// Meant for checks, tests and small tables; the engine reads large tables through
-/// DataFusion instead. `folder` is the CDM folder (relative to the environment root),
-/// used to resolve relative partition locations of other tools' documents.
+/// The whole table is held in memory: meant for checks, tests, small tables and
+/// unification (which matches in memory). The insight processes, exports and explain
+/// read published tables as DataFusion listing tables instead
+/// (`lakecdp_engine::Session::published_table`). `folder` is the CDM folder (relative to
+/// the environment root), used to resolve relative partition locations of other tools'
+/// documents.
 ///
 /// Attributes read with their exact annotated types; an annotation refused as too long
 /// or too deeply nested is an error ([`Error::ArrowTypeAnnotation`]).
