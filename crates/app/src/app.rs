@@ -119,17 +119,22 @@ impl App {
         self.inner.project_dir.join(PROJECT_FILE)
     }
 
-    /// Read and validate the project file.
-    pub fn load_project(&self) -> Result<ProjectFile> {
+    /// The project file's text, not yet validated.
+    pub(crate) fn read_project_file(&self) -> Result<String> {
         let path = self.project_file();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        std::fs::read_to_string(&path).map_err(|e| {
             Error::invalid(format!(
                 "cannot read {}: {e} (run `lakecdp init` to create a project, or pass -C <project folder>)",
                 path.display()
             ))
-        })?;
+        })
+    }
+
+    /// Read and validate the project file.
+    pub fn load_project(&self) -> Result<ProjectFile> {
+        let text = self.read_project_file()?;
         ProjectFile::parse(&text)
-            .map_err(|e| Error::from(e).context(format!("in {}", path.display())))
+            .map_err(|e| Error::from(e).context(format!("in {}", self.project_file().display())))
     }
 
     /// The environment named, or the project file's.

@@ -68,12 +68,7 @@ impl App {
     /// The project file's text, validated.
     pub(crate) fn project_text(&self) -> Result<(String, ProjectFile)> {
         let path = self.project_file();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::invalid(format!(
-                "cannot read {}: {e} (run `lakecdp init` to create a project, or pass -C <project folder>)",
-                path.display()
-            ))
-        })?;
+        let text = self.read_project_file()?;
         let project =
             ProjectFile::parse(&text).with_context(|| format!("in {}", path.display()))?;
         Ok((text, project))

@@ -129,12 +129,7 @@ impl App {
     /// The project file as an editable document (comments and layout kept).
     fn edit_project(&self) -> Result<toml_edit::DocumentMut> {
         let path = self.project_file();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::invalid(format!(
-                "cannot read {}: {e} (run `lakecdp init` to create a project, or pass -C <project folder>)",
-                path.display()
-            ))
-        })?;
+        let text = self.read_project_file()?;
         // refuse to edit a file that is already invalid: its errors come first
         ProjectFile::parse(&text).with_context(|| format!("in {}", path.display()))?;
         text.parse::<toml_edit::DocumentMut>()

@@ -106,16 +106,20 @@ fn print_saved(saved: &Saved) {
     }
 }
 
-/// `env create`.
-pub async fn create(app: &App, actor: &Actor, create_container: bool) -> anyhow::Result<()> {
-    let project = app.load_project()?;
-    let planned = app.environment_of(actor, &project, None);
+fn print_creating(app: &App, actor: &Actor, project: &lakecdp_core::ProjectFile) {
+    let planned = app.environment_of(actor, project, None);
     println!(
         "creating environment `{}` ({} storage at {})",
         planned.name,
         planned.storage.kind(),
         planned.storage.describe()
     );
+}
+
+/// `env create`.
+pub async fn create(app: &App, actor: &Actor, create_container: bool) -> anyhow::Result<()> {
+    let project = app.load_project()?;
+    print_creating(app, actor, &project);
     let env = app
         .create_environment_from_project(actor, create_container, &Checks::default())
         .await?;
@@ -131,13 +135,7 @@ pub async fn apply(app: &App, actor: &Actor, create_container: bool) -> anyhow::
         .await
         .is_err()
     {
-        let planned = app.environment_of(actor, &project, None);
-        println!(
-            "creating environment `{}` ({} storage at {})",
-            planned.name,
-            planned.storage.kind(),
-            planned.storage.describe()
-        );
+        print_creating(app, actor, &project);
     }
     let (saved, revision) = app
         .apply(actor, create_container, &Checks::default())
