@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! CustomerInsights_<environmentId>/<ExportName>/
-//!   model.json                                        points at the newest run's files
-//!   <Table>/<yyyy>/<MM>/<dd>/<HHmm>/<Table>_<n>.csv   one folder per run (UTC time)
+//!   model.json                                            points at the newest run's files
+//!   <Table>/<yyyy>/<MM>/<dd>/<HHmm>/<Table>_<runId>.csv   one folder per minute (UTC time)
 //! ```
 //!
 //! CSV files have a header row, RFC 4180 quoting and UTF-8 text. Column types in
@@ -15,17 +15,20 @@
 //! Publish protocol: data files are written first, each as one upload that is either
 //! complete or absent; `model.json` is replaced (a single atomic put) only by
 //! [`ExportRun::finish`], after every table. A run never overwrites a file an earlier
-//! `model.json` points at (two runs in one minute number their files on), so a failed
-//! run leaves the previous `model.json` pointing at complete files. The new `model.json`
-//! points at the newest run's files of the tables it exported and keeps the entities of
-//! tables it did not export, as they were.
+//! `model.json` points at (its files are named by its own run id, never numbered from a
+//! listing another run could make at the same time), so a failed run leaves the previous
+//! `model.json` pointing at complete files. The new `model.json` points at the newest
+//! run's files of the tables it exported and keeps the entities of tables it did not
+//! export, as they were. On stores with compare-and-swap (Azure, S3) it is written
+//! conditionally on the version read and merged again when another run won, so two runs
+//! finishing together both keep their tables; on a local folder the last writer wins.
 
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use lakecdp_core::PartitionFormat;
 use lakecdp_lake::cdm::{
     cdm_time, cdm_type_of, Annotation, Attribute, Entity, FileFormatSettings, Model, Partition,
@@ -34,7 +37,7 @@ use lakecdp_lake::cdm::{
 use lakecdp_lake::StoreHandle;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
@@ -132,15 +135,27 @@ impl LakeTarget {
         lines
     }
 
-    /// The `model.json` at `relative`, if there is one.
-    async fn read_model(&self, relative: &str) -> Result<Option<Model>> {
+    /// The `model.json` at `relative` with the version it was read at, if there is one.
+    async fn read_model_versioned(
+        &self,
+        relative: &str,
+    ) -> Result<(Option<Model>, Option<UpdateVersion>)> {
         let got = match self.store.store.get(&self.path(relative)).await {
-            Ok(r) => r.bytes().await,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Ok(r) => {
+                let version = UpdateVersion {
+                    e_tag: r.meta.e_tag.clone(),
+                    version: r.meta.version.clone(),
+                };
+                r.bytes().await.map(|b| (b, version))
+            }
+            Err(object_store::Error::NotFound { .. }) => return Ok((None, None)),
             Err(e) => Err(e),
         };
-        let bytes = got.map_err(|e| self.store_error(MODEL_JSON, relative, e))?;
-        Ok(Some(Model::from_json(&self.url(relative), &bytes)?))
+        let (bytes, version) = got.map_err(|e| self.store_error(MODEL_JSON, relative, e))?;
+        Ok((
+            Some(Model::from_json(&self.url(relative), &bytes)?),
+            Some(version),
+        ))
     }
 
     fn store_error(&self, table: &str, relative: &str, e: object_store::Error) -> Error {
@@ -179,10 +194,12 @@ impl ExportTarget for LakeTarget {
 
     async fn begin(&self, export_name: &str) -> Result<Box<dyn ExportRun>> {
         check_name("export name", export_name)?;
+        let time = Utc::now();
         Ok(Box::new(LakeRun {
             target: self.clone(),
             export_name: export_name.to_string(),
-            time: Utc::now(),
+            run_id: lakecdp_core::RunId::new(time),
+            time,
             started: Instant::now(),
             model: Model::new(export_name),
             tables: Vec::new(),
@@ -194,6 +211,8 @@ impl ExportTarget for LakeTarget {
 struct LakeRun {
     target: LakeTarget,
     export_name: String,
+    /// Names this run's files.
+    run_id: lakecdp_core::RunId,
     time: DateTime<Utc>,
     started: Instant,
     model: Model,
@@ -208,32 +227,6 @@ impl LakeRun {
             self.target.export_folder(&self.export_name),
             self.time.format("%Y/%m/%d/%H%M")
         )
-    }
-
-    /// The next free file number of `table` in `folder` (1 for a new folder).
-    async fn next_number(&self, folder: &str, table: &str) -> Result<u64> {
-        let prefix = self.target.path(folder);
-        let listed: Vec<_> = self
-            .target
-            .store
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.target.store_error(table, folder, e))?;
-        let stem = format!("{table}_");
-        let highest = listed
-            .iter()
-            .filter_map(|m| m.location.filename())
-            .filter_map(|f| {
-                f.strip_prefix(&stem)?
-                    .strip_suffix(".csv")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
-        Ok(highest + 1)
     }
 }
 
@@ -268,7 +261,7 @@ impl ExportRun for LakeRun {
         }
         lakecdp_lake::partition::check_writable(&schema, PartitionFormat::Csv)?;
         let folder = self.run_folder(table);
-        let n = self.next_number(&folder, table).await?;
+        let n = &self.run_id;
         let relative = format!("{folder}/{table}_{n}.csv");
         let url = self.target.url(&relative);
         let fail = |stage: &'static str, reason: String| Error::Export {
@@ -386,23 +379,45 @@ impl ExportRun for LakeRun {
             "{}/{MODEL_JSON}",
             self.target.export_folder(&self.export_name)
         );
-        // tables of earlier runs that this run did not export keep their entities
-        if let Some(previous) = self.target.read_model(&relative).await? {
-            for e in previous.entities {
-                if model.entity(&e.name).is_none() {
-                    model.entities.push(e);
+        // tables of earlier runs that this run did not export keep their entities; with
+        // compare-and-swap, a run that finished meanwhile is merged in, never lost
+        let path = self.target.path(&relative);
+        let conditional = self.target.store.capabilities.conditional_update;
+        let mut attempts = 0;
+        loop {
+            let (previous, version) = self.target.read_model_versioned(&relative).await?;
+            let mut merged = model.clone();
+            if let Some(previous) = previous {
+                for e in previous.entities {
+                    if merged.entity(&e.name).is_none() {
+                        merged.entities.push(e);
+                    }
                 }
             }
+            let mode = match (conditional, version) {
+                (false, _) => PutMode::Overwrite,
+                (true, Some(v)) => PutMode::Update(v),
+                (true, None) => PutMode::Create,
+            };
+            match self
+                .target
+                .store
+                .store
+                .put_opts(
+                    &path,
+                    PutPayload::from(merged.to_json()),
+                    PutOptions::from(mode),
+                )
+                .await
+            {
+                Ok(_) => break,
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) if attempts < 10 => attempts += 1,
+                Err(e) => return Err(self.target.store_error(MODEL_JSON, &relative, e)),
+            }
         }
-        self.target
-            .store
-            .store
-            .put(
-                &self.target.path(&relative),
-                PutPayload::from(model.to_json()),
-            )
-            .await
-            .map_err(|e| self.target.store_error(MODEL_JSON, &relative, e))?;
         Ok(ExportSummary {
             export_name: self.export_name.clone(),
             destination: self

@@ -104,7 +104,7 @@ fn relative_of(handle: &StoreHandle, location: &str) -> String {
         .to_string()
 }
 
-/// `CustomerInsights_<env>/<Export>/<Table>/<yyyy>/<MM>/<dd>/<HHmm>/<Table>_<n>.csv`
+/// `CustomerInsights_<env>/<Export>/<Table>/<yyyy>/<MM>/<dd>/<HHmm>/<Table>_<runId>.csv`
 fn assert_layout(path: &str, env: &EnvironmentId, export: &str, table: &str) {
     let parts: Vec<&str> = path.split('/').collect();
     assert_eq!(parts.len(), 8, "{path}");
@@ -116,11 +116,14 @@ fn assert_layout(path: &str, env: &EnvironmentId, export: &str, table: &str) {
         assert!(part.chars().all(|c| c.is_ascii_digit()), "{path}");
     }
     let file = parts[7];
-    let n = file
+    let run = file
         .strip_prefix(&format!("{table}_"))
         .and_then(|f| f.strip_suffix(".csv"))
         .unwrap_or_else(|| panic!("{path}"));
-    assert!(n.parse::<u32>().unwrap() >= 1, "{path}");
+    assert!(
+        lakecdp_core::RunId::parse(run).is_some(),
+        "{path} is named by a run id"
+    );
 }
 
 async fn layout_and_model(f: Fixture) {
@@ -260,4 +263,49 @@ async fn local_folder_layout_and_model_json() {
 #[tokio::test]
 async fn s3_layout_and_model_json() {
     layout_and_model(s3().await).await;
+}
+
+/// Two runs of one export finishing together (each sending its own table) both keep
+/// their table in `model.json`, and neither overwrites the other's files.
+async fn concurrent_runs_keep_both_tables(f: Fixture) {
+    let handle = &f.handle;
+    let env = EnvironmentId::new();
+    let target = LakeTarget::new(handle.clone(), env);
+    let one = |name: &'static str| {
+        let target = target.clone();
+        async move {
+            let mut run = target.begin("Nightly").await.unwrap();
+            run.export_table(name, people_schema(), stream(vec![people(0..3, name)]))
+                .await
+                .unwrap();
+            run.finish().await.unwrap()
+        }
+    };
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(one("Customers"), one("Orders"));
+        assert_eq!(a.tables.len() + b.tables.len(), 2);
+        let m = model(&target, handle, "Nightly").await;
+        let mut names: Vec<&str> = m.entities.iter().map(|e| e.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["Customers", "Orders"]);
+        for e in &m.entities {
+            let relative = relative_of(handle, &e.partitions[0].location);
+            assert!(
+                !get(&target, handle, &relative).await.is_empty(),
+                "{relative}"
+            );
+        }
+    }
+    // every run wrote its own files: 3 runs of each table
+    let files = list(&target, handle).await;
+    assert_eq!(
+        files.iter().filter(|f| f.ends_with(".csv")).count(),
+        6,
+        "{files:?}"
+    );
+}
+
+#[tokio::test]
+async fn s3_concurrent_runs_keep_both_tables() {
+    concurrent_runs_keep_both_tables(s3().await).await;
 }
