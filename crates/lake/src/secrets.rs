@@ -18,6 +18,29 @@ pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<
         reference: reference.to_string(),
         reason,
     };
+    // whoever can write a reference must never reach the vault's own master key: it
+    // would open every sealed secret, and could be sent to any endpoint
+    let master_key = || {
+        fail(format!(
+            "it names the vault's master key ({} or {}), which no reference may read",
+            MASTER_KEY_VARIABLES[0], MASTER_KEY_VARIABLES[1]
+        ))
+    };
+    match reference {
+        SecretRef::Env(var) if MASTER_KEY_VARIABLES.contains(&var.as_str()) => {
+            return Err(master_key())
+        }
+        SecretRef::File(path) => {
+            let full = match (path.is_relative(), base) {
+                (true, Some(b)) => b.join(path),
+                _ => path.clone(),
+            };
+            if is_master_key_file(&full) {
+                return Err(master_key());
+            }
+        }
+        _ => {}
+    }
     // the value as read is wiped once copied into the Secret
     let value = Zeroizing::new(match reference {
         SecretRef::Env(var) => std::env::var(var).map_err(|e| match e {
@@ -49,6 +72,24 @@ pub fn resolve(key: &str, reference: &SecretRef, base: Option<&Path>) -> Result<
         return Err(fail("it is empty".into()));
     }
     Ok(Secret::new(value))
+}
+
+/// The variables that hold the vault's master key or name its file.
+pub const MASTER_KEY_VARIABLES: [&str; 2] = ["LAKECDP_MASTER_KEY", "LAKECDP_MASTER_KEY_FILE"];
+
+/// True when `path` is the master key file `LAKECDP_MASTER_KEY_FILE` names (compared
+/// after resolving links).
+fn is_master_key_file(path: &Path) -> bool {
+    let Some(key_file) = std::env::var_os(MASTER_KEY_VARIABLES[1]) else {
+        return false;
+    };
+    match (
+        std::fs::canonicalize(path),
+        std::fs::canonicalize(&key_file),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => path == Path::new(&key_file),
+    }
 }
 
 /// Where a backend finds the secrets its configuration refers to: the environment
@@ -110,6 +151,48 @@ impl Secrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_never_reach_the_master_key() {
+        for var in MASTER_KEY_VARIABLES {
+            let e = resolve("account_key", &SecretRef::Env(var.into()), None).unwrap_err();
+            assert!(e.to_string().contains("master key"), "{e}");
+        }
+        // the key file itself, by any path that leads to it
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("master.key");
+        std::fs::write(&key, "a-key-value").unwrap();
+        // this test's process only: no other test reads this variable
+        std::env::set_var(MASTER_KEY_VARIABLES[1], &key);
+        let by_relative = resolve(
+            "sas_token",
+            &SecretRef::File("master.key".into()),
+            Some(dir.path()),
+        );
+        let by_dots = resolve(
+            "sas_token",
+            &SecretRef::File(dir.path().join(".").join("master.key")),
+            None,
+        );
+        std::env::remove_var(MASTER_KEY_VARIABLES[1]);
+        for r in [by_relative, by_dots] {
+            let e = r.unwrap_err();
+            assert!(e.to_string().contains("master key"), "{e}");
+            assert!(!e.to_string().contains("a-key-value"), "{e}");
+        }
+        // another file in the same folder is read as usual
+        std::fs::write(dir.path().join("sas.txt"), "sv=1").unwrap();
+        assert_eq!(
+            resolve(
+                "sas_token",
+                &SecretRef::File("sas.txt".into()),
+                Some(dir.path())
+            )
+            .unwrap()
+            .expose(),
+            "sv=1"
+        );
+    }
 
     #[test]
     fn file_secrets_are_trimmed_and_errors_never_hold_values() {
