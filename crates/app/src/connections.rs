@@ -329,7 +329,7 @@ impl App {
                 ..s.clone()
             });
         }
-        catalog.replace_sealed_secrets(&out).await?;
+        catalog.rotate_sealed_secrets(&sealed, &out).await?;
         Ok((
             out.len(),
             new.key_id().to_string(),

@@ -285,6 +285,18 @@ pub trait Catalog: Send + Sync {
     /// Replace the blobs of the given secrets in one step.
     async fn replace_sealed_secrets(&self, secrets: &[SealedSecret]) -> Result<()>;
 
+    /// Replace every sealed secret of the catalog in one transaction that sees them all:
+    /// `read` must be exactly what [`sealed_secrets`](Catalog::sealed_secrets) returns
+    /// inside the transaction (a secret sealed, changed or removed since it was read is
+    /// [`Error::Conflict`], and nothing changes); then each of `replacements` replaces
+    /// its blob. Master-key rotation uses it so that no secret is reverted or left
+    /// under the old key.
+    async fn rotate_sealed_secrets(
+        &self,
+        read: &[SealedSecret],
+        replacements: &[SealedSecret],
+    ) -> Result<()>;
+
     /// Store a new export.
     async fn create_export(&self, export: &Export) -> Result<()>;
 

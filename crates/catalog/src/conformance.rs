@@ -74,6 +74,7 @@ macro_rules! catalog_conformance_suite {
             exports_need_a_connection_of_their_environment,
             delete_removes_the_environments_connections_and_exports,
             environment_secrets_are_sealed_listed_rotated_and_removed,
+            a_rotation_sees_every_secret_it_replaces,
             processes_of_a_refresh_are_its_child_runs,
             revisions_are_numbered_read_and_listed,
             invalid_or_racing_revisions_are_refused,
@@ -1471,4 +1472,87 @@ pub async fn delete_removes_the_environments_revisions(catalog: &dyn Catalog) {
         .unwrap();
     catalog.delete_environment(env.id).await.unwrap();
     assert!(catalog.list_revisions(env.id).await.unwrap().is_empty());
+}
+
+/// A rotation replaces every secret only if none was sealed, changed or removed since
+/// they were read.
+pub async fn a_rotation_sees_every_secret_it_replaces(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("rotate-{}", suffix())).await;
+    catalog
+        .set_environment_secret(env.id, "account_key", b"old-1")
+        .await
+        .unwrap();
+    let read = catalog.sealed_secrets().await.unwrap();
+    let resealed: Vec<SealedSecret> = read
+        .iter()
+        .map(|s| SealedSecret {
+            sealed: [s.sealed.as_slice(), b"-new"].concat(),
+            ..s.clone()
+        })
+        .collect();
+    // sealed meanwhile: it would stay under the old key
+    catalog
+        .set_environment_secret(env.id, "client_secret", b"old-2")
+        .await
+        .unwrap();
+    let e = catalog
+        .rotate_sealed_secrets(&read, &resealed)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    assert_eq!(
+        catalog
+            .environment_secret(env.id, "account_key")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"old-1"[..]),
+        "nothing changed"
+    );
+    // changed meanwhile: it would be reverted
+    let read = catalog.sealed_secrets().await.unwrap();
+    catalog
+        .set_environment_secret(env.id, "account_key", b"rotated-by-hand")
+        .await
+        .unwrap();
+    let resealed: Vec<SealedSecret> = read
+        .iter()
+        .map(|s| SealedSecret {
+            sealed: [s.sealed.as_slice(), b"-new"].concat(),
+            ..s.clone()
+        })
+        .collect();
+    assert!(matches!(
+        catalog.rotate_sealed_secrets(&read, &resealed).await,
+        Err(Error::Conflict(_))
+    ));
+    // nothing in between: every secret is replaced
+    let read = catalog.sealed_secrets().await.unwrap();
+    let resealed: Vec<SealedSecret> = read
+        .iter()
+        .map(|s| SealedSecret {
+            sealed: [s.sealed.as_slice(), b"-new"].concat(),
+            ..s.clone()
+        })
+        .collect();
+    catalog
+        .rotate_sealed_secrets(&read, &resealed)
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog
+            .environment_secret(env.id, "account_key")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"rotated-by-hand-new"[..])
+    );
+    assert_eq!(
+        catalog
+            .environment_secret(env.id, "client_secret")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"old-2-new"[..])
+    );
 }

@@ -803,6 +803,25 @@ impl Catalog for SqliteCatalog {
             .await
     }
 
+    async fn rotate_sealed_secrets(
+        &self,
+        read: &[SealedSecret],
+        replacements: &[SealedSecret],
+    ) -> Result<()> {
+        let (read, new) = (read.to_vec(), replacements.to_vec());
+        self.write(move |tx| {
+            if objects::sealed_secrets(tx)? != read {
+                return Err(Error::Conflict(
+                    "a secret was sealed, changed or removed while the master key was being \
+                     rotated; nothing was changed: run the rotation again"
+                        .into(),
+                ));
+            }
+            objects::replace_sealed_secrets(tx, &new)
+        })
+        .await
+    }
+
     async fn set_environment_secret(
         &self,
         environment: EnvironmentId,
