@@ -70,6 +70,15 @@ pub struct EnvironmentChanges {
     pub force: bool,
 }
 
+/// How a new environment is created.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Creation {
+    /// Create the container (or bucket) when it is missing.
+    pub create_container: bool,
+    /// Re-attach a lake folder another environment created (its marker says so).
+    pub adopt: bool,
+}
+
 /// What `apply` or `env update` did.
 #[derive(Debug, Clone)]
 pub enum Saved {
@@ -264,9 +273,10 @@ impl App {
         &self,
         actor: &Actor,
         env: Environment,
-        create_container: bool,
+        create: &Creation,
         observer: &dyn Observer,
     ) -> Result<Environment> {
+        let create_container = create.create_container;
         if let Some(clash) = self.catalog().get_environment(env.id).await? {
             return Err(Error::conflict(format!(
                 "the id {} is already used by environment `{}`",
@@ -284,17 +294,33 @@ impl App {
         }
         let handle = self.open_storage(&env).await?;
         let lake = Lake::new(&handle, env.id);
+        // the lake folder's owner: a folder another catalog created (an explicit id in
+        // the project file can name it) is never taken over by accident, because its
+        // retention and `--purge` would then delete the other's data
+        let marker_path = lake.internal("environment.json");
+        if !create.adopt && lake.exists(&marker_path).await? {
+            let owner: serde_json::Value =
+                serde_json::from_slice(&lake.get(&marker_path).await?).unwrap_or_default();
+            return Err(Error::conflict(format!(
+                "the lake folder {}/{} already belongs to environment `{}` created by {} at {}; \
+                 it was not created. Pass --adopt to re-attach that folder on purpose, or remove \
+                 `id` from the project file to get a new folder",
+                env.storage.describe(),
+                env.id.folder(),
+                owner["name"].as_str().unwrap_or("?"),
+                owner["createdBy"].as_str().unwrap_or("?"),
+                owner["createdAt"].as_str().unwrap_or("?"),
+            )));
+        }
         let marker = serde_json::json!({
             "environmentId": env.id,
             "name": env.name,
             "createdAt": env.created_at,
             "createdBy": env.created_by,
+            "adopted": create.adopt,
         });
-        lake.put(
-            &lake.internal("environment.json"),
-            serde_json::to_vec_pretty(&marker)?,
-        )
-        .await?;
+        lake.put(&marker_path, serde_json::to_vec_pretty(&marker)?)
+            .await?;
         lakecdp_catalog::Acting::new(self.catalog(), actor.creator())
             .create_environment(&env)
             .await?;
@@ -306,7 +332,7 @@ impl App {
     pub async fn create_environment_from_project(
         &self,
         actor: &Actor,
-        create_container: bool,
+        create: &Creation,
         observer: &dyn Observer,
     ) -> Result<Environment> {
         let project = self.load_project()?;
@@ -323,8 +349,7 @@ impl App {
             )));
         }
         let env = self.environment_of(actor, &project, None);
-        self.create_environment(actor, env, create_container, observer)
-            .await
+        self.create_environment(actor, env, create, observer).await
     }
 
     async fn save_update(
@@ -375,6 +400,21 @@ impl App {
         create_container: bool,
         observer: &dyn Observer,
     ) -> Result<(Saved, RevisionChange)> {
+        let create = Creation {
+            create_container,
+            adopt: false,
+        };
+        self.apply_with(actor, &create, observer).await
+    }
+
+    /// [`App::apply`], creating the environment as `create` says.
+    pub async fn apply_with(
+        &self,
+        actor: &Actor,
+        create: &Creation,
+        observer: &dyn Observer,
+    ) -> Result<(Saved, RevisionChange)> {
+        let create_container = create.create_container;
         let (text, project) = self.project_text()?;
         let saved = match self
             .catalog()
@@ -383,7 +423,7 @@ impl App {
         {
             None => {
                 let env = self.environment_of(actor, &project, None);
-                self.create_environment(actor, env, create_container, observer)
+                self.create_environment(actor, env, create, observer)
                     .await
                     .map(Saved::Created)?
             }

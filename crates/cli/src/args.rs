@@ -362,6 +362,9 @@ pub struct RefreshArgs {
     /// With --apply: create the container (or bucket) if it is missing.
     #[arg(long, requires = "apply")]
     pub create_container: bool,
+    /// With --apply: re-attach a lake folder that already belongs to an environment.
+    #[arg(long, requires = "apply")]
+    pub adopt: bool,
 }
 
 /// A UTC date (midnight) or date and time.
@@ -632,6 +635,10 @@ pub struct CreateArgs {
     /// Create the container (or bucket) if it is missing.
     #[arg(long)]
     pub create_container: bool,
+    /// Re-attach a lake folder that already belongs to an environment (of this catalog
+    /// or another); without it such a folder is refused.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// `revisions`.
@@ -659,6 +666,10 @@ pub struct ApplyArgs {
     /// Create the container (or bucket) if it is missing.
     #[arg(long)]
     pub create_container: bool,
+    /// Re-attach a lake folder that already belongs to an environment (of this catalog
+    /// or another); without it such a folder is refused.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 /// `env update`.

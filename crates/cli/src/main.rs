@@ -121,7 +121,7 @@ async fn dispatch(app: &App, actor: &Actor, command: Command) -> anyhow::Result<
         Command::Init(_) | Command::Vault(VaultCommand::NewKey(_)) => Ok(()),
         Command::Env(EnvCommand::Check(a)) => commands::env::check(app, actor, a).await,
         Command::Env(EnvCommand::Create(a)) => {
-            commands::env::create(app, actor, a.create_container).await
+            commands::env::create(app, actor, a.create_container, a.adopt).await
         }
         Command::Env(EnvCommand::List) => commands::env::list(app, actor).await,
         Command::Env(EnvCommand::Show(a)) => commands::env::show(app, actor, a.name).await,
@@ -135,7 +135,7 @@ async fn dispatch(app: &App, actor: &Actor, command: Command) -> anyhow::Result<
                 EnvSecretCommand::Remove(a) => cmd::env_secret_remove(app, actor, a).await,
             }
         }
-        Command::Apply(a) => commands::env::apply(app, actor, a.create_container).await,
+        Command::Apply(a) => commands::env::apply(app, actor, a.create_container, a.adopt).await,
         Command::Diff => commands::revisions::diff(app, actor).await,
         Command::Revisions(a) => commands::revisions::list(app, actor, a).await,
         Command::ExportConfig(a) => commands::revisions::export_config(app, actor, a).await,

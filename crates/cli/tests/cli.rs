@@ -719,3 +719,48 @@ fn applied_revisions_are_listed_diffed_exported_and_run() {
     let err = user_error(p, &["export-config", "--revision", "9"]);
     assert!(err.contains("has no revision 9"), "{err}");
 }
+
+#[test]
+fn a_lake_folder_of_another_catalog_is_adopted_only_on_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("shop");
+    ok(&p, &["init", "--name", "shop-demo"]);
+    let id = "6f0c1c9e-7d7e-4a59-9b1e-0c5d1f1e2a3b";
+    let toml = std::fs::read_to_string(p.join("lakecdp.toml")).unwrap();
+    std::fs::write(
+        p.join("lakecdp.toml"),
+        toml.replace(
+            "name = \"shop-demo\"",
+            &format!("name = \"shop-demo\"\nid = \"{id}\""),
+        ),
+    )
+    .unwrap();
+    ok(&p, &["apply", "--create-container"]);
+    let marker = p.join(format!(
+        "lake/customerinsights/ci_{id}/_lakecdp/environment.json"
+    ));
+    let before = std::fs::read(&marker).unwrap();
+
+    // a second catalog naming the same id would take the folder over
+    let other = dir.path().join("other.db");
+    let other = other.to_str().unwrap();
+    let err = user_error(&p, &["--catalog", other, "apply"]);
+    assert!(
+        err.contains("already belongs to environment `shop-demo` created by local-admin")
+            && err.contains("--adopt"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&marker).unwrap(),
+        before,
+        "the marker is kept"
+    );
+    assert!(ok(&p, &["--catalog", other, "env", "list"]).contains("no environments yet"));
+
+    // on purpose
+    let out = ok(&p, &["--catalog", other, "apply", "--adopt"]);
+    assert!(out.contains("created environment `shop-demo`"), "{out}");
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    assert_eq!(marker["adopted"], true);
+}

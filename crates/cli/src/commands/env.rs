@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use lakecdp_app::environments::{EnvironmentChanges, Saved};
+use lakecdp_app::environments::{Creation, EnvironmentChanges, Saved};
 use lakecdp_app::revisions::RevisionChange;
 use lakecdp_app::{Actor, App, Event, Observer};
 use lakecdp_core::PartitionFormat;
@@ -117,18 +117,35 @@ fn print_creating(app: &App, actor: &Actor, project: &lakecdp_core::ProjectFile)
 }
 
 /// `env create`.
-pub async fn create(app: &App, actor: &Actor, create_container: bool) -> anyhow::Result<()> {
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    create_container: bool,
+    adopt: bool,
+) -> anyhow::Result<()> {
     let project = app.load_project()?;
     print_creating(app, actor, &project);
     let env = app
-        .create_environment_from_project(actor, create_container, &Checks::default())
+        .create_environment_from_project(
+            actor,
+            &Creation {
+                create_container,
+                adopt,
+            },
+            &Checks::default(),
+        )
         .await?;
     print_created(&env);
     Ok(())
 }
 
 /// `apply`: create or update the project file's environment.
-pub async fn apply(app: &App, actor: &Actor, create_container: bool) -> anyhow::Result<()> {
+pub async fn apply(
+    app: &App,
+    actor: &Actor,
+    create_container: bool,
+    adopt: bool,
+) -> anyhow::Result<()> {
     let project = app.load_project()?;
     if app
         .environment(Some(&project.environment.name))
@@ -138,7 +155,14 @@ pub async fn apply(app: &App, actor: &Actor, create_container: bool) -> anyhow::
         print_creating(app, actor, &project);
     }
     let (saved, revision) = app
-        .apply(actor, create_container, &Checks::default())
+        .apply_with(
+            actor,
+            &Creation {
+                create_container,
+                adopt,
+            },
+            &Checks::default(),
+        )
         .await?;
     print_saved(&saved);
     print_revision(app, &revision);

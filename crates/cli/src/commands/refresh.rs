@@ -12,7 +12,7 @@ use crate::terminal::Terminal;
 
 pub async fn run(app: &App, actor: &Actor, a: RefreshArgs) -> anyhow::Result<()> {
     if a.apply {
-        super::env::apply(app, actor, a.create_container).await?;
+        super::env::apply(app, actor, a.create_container, a.adopt).await?;
     }
     let request = RefreshRequest {
         environment: None,
