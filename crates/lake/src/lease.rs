@@ -8,8 +8,8 @@
 //! - A lease expires at `expires_at`; the holder [`renews`](Lease::renew) it while it
 //!   works. A holder that died stops renewing, and its lease can be taken over once
 //!   expired: by a conditional replace on the version read (stores with
-//!   compare-and-swap), or on the local file system under a take-over guard object
-//!   created with `PutMode::Create` (one taker at a time), which reads the lease again
+//!   compare-and-swap), or on the local file system under the lease's lock object
+//!   `<name>.lock` ([`crate::lock`]: one taker at a time), which reads the lease again
 //!   and replaces it only if it is still the expired one.
 //! - [`Lease::release`] deletes it; renewing or releasing a lease that another holder has
 //!   taken over in the meantime fails with [`LeaseError::Lost`].
@@ -26,7 +26,16 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersio
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::holder::host_name;
 use crate::layout::Lake;
+use crate::lock::{LockGuard, LockObject};
+
+/// How long a change of a lease may keep the lease's lock object before it is presumed
+/// dead (a change takes a few requests).
+const LOCK_EXPIRY: Duration = Duration::from_secs(60);
+
+/// How long a change of a lease waits for the lease's lock object.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Who holds a lease, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,15 +93,6 @@ pub struct Lease {
     what: String,
     info: LeaseInfo,
     ttl: Duration,
-}
-
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown host".into())
 }
 
 fn ttl_of(d: Duration) -> chrono::Duration {
@@ -159,64 +159,46 @@ impl Lease {
         }
     }
 
-    /// Take over an expired lease on a store without compare-and-swap: a guard object
-    /// (created with `PutMode::Create`, so one taker at a time) covers reading the lease
-    /// again, deleting it and creating ours. A guard left by a taker that died is broken
-    /// after a minute.
+    /// Take over an expired lease on a store without compare-and-swap: under the
+    /// lease's lock object, read the lease again and replace it only if it is still the
+    /// expired one.
     async fn take_over_locked(&self, expired: &LeaseInfo) -> Result<bool, LeaseError> {
-        let guard = format!("{}.takeover", self.relative);
-        let path = self.lake.path(&guard);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        let mut held = false;
-        for _ in 0..2 {
-            match self
-                .lake
-                .store()
-                .put_opts(
-                    &path,
-                    PutPayload::from(self.info.token.clone()),
-                    opts.clone(),
-                )
-                .await
-            {
-                Ok(_) => {
-                    held = true;
-                    break;
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    // someone is taking it over now, or died doing so
-                    let stale = match self.lake.store().head(&path).await {
-                        Ok(meta) => Utc::now() - meta.last_modified > chrono::Duration::seconds(60),
-                        Err(_) => false,
-                    };
-                    if !stale {
-                        return Ok(false);
-                    }
-                    let _ = self.lake.delete(&guard).await;
-                }
-                Err(e) => return Err(Error::store(&path, e).into()),
-            }
-        }
-        if !held {
+        let Some(guard) = self
+            .lock()
+            .acquire(&format!("take-over by {}", self.info.holder), LOCK_WAIT)
+            .await?
+        else {
             return Ok(false);
-        }
+        };
         let taken = async {
             match self.read().await? {
                 // still the expired lease we saw: ours now
                 Some((info, _)) if info.token == expired.token => {
-                    self.lake.delete(&self.relative).await?;
-                    self.put(PutMode::Create).await
+                    self.put(PutMode::Overwrite).await
                 }
                 Some(_) => Ok(false),
                 None => self.put(PutMode::Create).await,
             }
         }
         .await;
-        let _ = self.lake.delete(&guard).await;
+        self.unlock(guard).await;
         taken
+    }
+
+    /// The lock object that serialises changes of this lease.
+    fn lock(&self) -> LockObject {
+        let base = self
+            .relative
+            .strip_suffix(".json")
+            .unwrap_or(&self.relative);
+        LockObject::new(&self.lake, format!("{base}.lock"), LOCK_EXPIRY)
+    }
+
+    async fn unlock(&self, guard: LockGuard) {
+        if let Err(e) = guard.release().await {
+            // it is stale after its expiry and then broken by the next taker
+            tracing::warn!(lease = %self.relative, error = %e, "the lease's lock could not be released");
+        }
     }
 
     /// What the lease says now.

@@ -13,9 +13,10 @@
 //!    *begin*: `PutMode::Update` where the store implements compare-and-swap (Azure,
 //!    S3 and compatible stores with `If-Match`), `PutMode::Create` when there was no
 //!    `model.json`. On the local file system, which has no compare-and-swap, the
-//!    writer takes a lock object (created with `PutMode::Create`, which the local
-//!    store implements atomically), checks the version and then replaces the file; the
-//!    replacement itself is an atomic rename.
+//!    writer takes the folder's lock object ([`crate::lock`]: created with
+//!    `PutMode::Create`, broken only when stale, and then never by two at once),
+//!    checks the version and then replaces the file; the replacement itself is an
+//!    atomic rename.
 //!
 //! After the commit, a run manifest is written under `_lakecdp/runs/`, Parquet folders
 //! get their `default.manifest.cdm.json`, and run folders beyond the retention count
@@ -55,10 +56,14 @@ use crate::cdm::{
 };
 use crate::error::{Error, Result};
 use crate::layout::{Lake, Process};
+use crate::lock::LockObject;
 use crate::partition;
 
 /// How long a local publish lock may be held before another publisher breaks it.
 const LOCK_EXPIRY: Duration = Duration::from_secs(300);
+
+/// How long a publisher waits for the publish lock before it reports a conflict.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// What a commit published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,8 +309,8 @@ impl CdmFolderWriter {
         }
     }
 
-    /// Compare-and-swap for stores without `PutMode::Update`: a lock object guards the
-    /// version check and the (atomic) replacement.
+    /// Compare-and-swap for stores without `PutMode::Update`: a lock object
+    /// ([`LockObject`]) guards the version check and the (atomic) replacement.
     async fn put_model_locked(
         &self,
         relative: &str,
@@ -316,46 +321,16 @@ impl CdmFolderWriter {
         let lock_rel = self
             .lake
             .internal(&format!("locks/{}.lock", self.folder.replace('/', "__")));
-        let lock = self.lake.path(&lock_rel);
-        let store = self.lake.store();
-        let holder = json!({ "runId": self.run_id, "since": cdm_time(Utc::now()), "pid": std::process::id() });
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        let mut acquired = false;
-        for _ in 0..50 {
-            match store
-                .put_opts(
-                    &lock,
-                    PutPayload::from(holder.to_string().into_bytes()),
-                    create.clone(),
-                )
-                .await
-            {
-                Ok(_) => {
-                    acquired = true;
-                    break;
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    // A lock older than the expiry belongs to a publisher that died.
-                    if let Ok(meta) = store.head(&lock).await {
-                        let age = Utc::now() - meta.last_modified;
-                        if age.to_std().unwrap_or_default() > LOCK_EXPIRY {
-                            let _ = store.delete(&lock).await;
-                            continue;
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(Error::store(&lock, e)),
-            }
-        }
-        if !acquired {
+        let owner = format!("publish of {} (run {})", self.folder, self.run_id);
+        let Some(guard) = LockObject::new(&self.lake, lock_rel, LOCK_EXPIRY)
+            .acquire(&owner, LOCK_WAIT)
+            .await?
+        else {
             return Err(Error::Conflict {
                 path: path.to_string(),
             });
-        }
+        };
+        let store = self.lake.store();
         let result = async {
             let current = match store.head(&path).await {
                 Ok(m) => Some(m.e_tag),
@@ -374,7 +349,10 @@ impl CdmFolderWriter {
             Ok(())
         }
         .await;
-        let _ = store.delete(&lock).await;
+        if let Err(e) = guard.release().await {
+            // the lock is stale after its expiry; the outcome of the commit stands
+            tracing::warn!(error = %e, "the publish lock could not be released");
+        }
         result
     }
 

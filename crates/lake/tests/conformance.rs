@@ -447,6 +447,53 @@ mod cases {
         Model::from_json("x", &serde_json::to_vec(&raw).unwrap()).unwrap();
     }
 
+    /// One holder of a lock object at a time, also when many take a stale one at once.
+    pub async fn lock_objects(kind: &str) {
+        use lakecdp_lake::LockObject;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let relative = lake.internal("locks/conformance.lock");
+        let lock = LockObject::new(&lake, relative.clone(), Duration::from_secs(60));
+        let a = lock.try_acquire("a").await.unwrap().expect("free");
+        assert!(lock.try_acquire("b").await.unwrap().is_none());
+        a.release().await.unwrap();
+        // a holder that died two hours ago (its recorded time; the lock's expiry is a minute)
+        let stale = serde_json::json!({
+            "owner": "a holder that died", "token": "dead", "host": "elsewhere", "pid": 1,
+            "acquiredAt": (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339(),
+        });
+        lake.put(&relative, serde_json::to_vec(&stale).unwrap())
+            .await
+            .unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let lock = lock.clone();
+            let (inside, most) = (inside.clone(), most.clone());
+            tasks.push(tokio::spawn(async move {
+                let guard = lock
+                    .acquire(&format!("taker {i}"), Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .expect("taken within the wait");
+                let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                guard.release().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert!(lake.list(&lake.internal("locks")).await.unwrap().is_empty());
+    }
+
     /// One holder at a time; an expired lease is taken over and its old holder learns it.
     pub async fn leases(kind: &str) {
         use lakecdp_lake::lease::{Lease, LeaseError};
@@ -499,6 +546,8 @@ macro_rules! lake_suite {
             async fn model_json_is_cdm() { cases::model_json_is_cdm(stringify!($backend)).await }
             #[tokio::test]
             async fn leases() { cases::leases(stringify!($backend)).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn lock_objects() { cases::lock_objects(stringify!($backend)).await }
         }
     )*};
 }
