@@ -7,12 +7,18 @@
 //!   [`LeaseError::Held`], naming its holder, host, process and since when.
 //! - A lease expires at `expires_at`; the holder [`renews`](Lease::renew) it while it
 //!   works. A holder that died stops renewing, and its lease can be taken over once
-//!   expired: by a conditional replace on the version read (stores with
-//!   compare-and-swap), or on the local file system under the lease's lock object
-//!   `<name>.lock` ([`crate::lock`]: one taker at a time), which reads the lease again
-//!   and replaces it only if it is still the expired one.
+//!   expired: under the lease's lock object `<name>.lock` ([`crate::lock`]: one taker
+//!   at a time), the taker reads the lease again and replaces it only if it is still the
+//!   expired one.
 //! - [`Lease::release`] deletes it; renewing or releasing a lease that another holder has
 //!   taken over in the meantime fails with [`LeaseError::Lost`].
+//! - Every change of an existing lease (renewal, release, take-over) runs under the
+//!   lease's lock object: it reads the lease again, checks whose it is, writes or deletes
+//!   it and gives the lock back. So a holder that lost its lease can never overwrite or
+//!   delete the new holder's, also on stores without compare-and-swap (where the write
+//!   is a plain overwrite) and for a release (a delete, which no store makes
+//!   conditional). Where the store has compare-and-swap, renewals and take-overs are
+//!   conditional on the version read as well.
 //! - [`Lease::keep_alive`] hands the lease to a task that renews it every third of its
 //!   time to live until [`KeepAlive::release`]; [`KeepAlive::lost`] resolves when it was
 //!   taken over, so the work it guards can stop. A renewal that fails for another reason
@@ -129,7 +135,7 @@ impl Lease {
             return Ok(lease);
         }
         // someone holds it, or held it and died
-        let Some((current, version)) = lease.read().await? else {
+        let Some((current, _)) = lease.read().await? else {
             // released in the meantime: one more try
             return match lease.put(PutMode::Create).await? {
                 true => Ok(lease),
@@ -147,34 +153,27 @@ impl Lease {
             host = %current.host,
             "taking over an expired lease"
         );
-        let taken = if lake.capabilities().conditional_update {
-            lease.put(PutMode::Update(version)).await?
-        } else {
-            lease.take_over_locked(&current).await?
-        };
-        if taken {
+        if lease.take_over(&current).await? {
             Ok(lease)
         } else {
             Err(lease.held().await)
         }
     }
 
-    /// Take over an expired lease on a store without compare-and-swap: under the
-    /// lease's lock object, read the lease again and replace it only if it is still the
-    /// expired one.
-    async fn take_over_locked(&self, expired: &LeaseInfo) -> Result<bool, LeaseError> {
-        let Some(guard) = self
-            .lock()
-            .acquire(&format!("take-over by {}", self.info.holder), LOCK_WAIT)
-            .await?
-        else {
-            return Ok(false);
+    /// Take over an expired lease: under the lease's lock object, read the lease again
+    /// and replace it only if it is still the expired one.
+    async fn take_over(&self, expired: &LeaseInfo) -> Result<bool, LeaseError> {
+        let guard = match self.lock_for("take-over").await {
+            Ok(guard) => guard,
+            // another taker is at it
+            Err(LeaseError::Lake(Error::Locked { .. })) => return Ok(false),
+            Err(e) => return Err(e),
         };
         let taken = async {
             match self.read().await? {
                 // still the expired lease we saw: ours now
-                Some((info, _)) if info.token == expired.token => {
-                    self.put(PutMode::Overwrite).await
+                Some((info, version)) if info.token == expired.token => {
+                    self.put(self.replace_mode(version)).await
                 }
                 Some(_) => Ok(false),
                 None => self.put(PutMode::Create).await,
@@ -183,6 +182,16 @@ impl Lease {
         .await;
         self.unlock(guard).await;
         taken
+    }
+
+    /// How to replace the lease read at `version`, holding its lock: conditionally where
+    /// the store can, else by overwriting (nobody else changes it while the lock is held).
+    fn replace_mode(&self, version: UpdateVersion) -> PutMode {
+        if self.lake.capabilities().conditional_update {
+            PutMode::Update(version)
+        } else {
+            PutMode::Overwrite
+        }
     }
 
     /// The lock object that serialises changes of this lease.
@@ -281,25 +290,46 @@ impl Lease {
 
     /// Extend the lease by its time to live from now.
     pub async fn renew(&mut self) -> Result<(), LeaseError> {
-        let version = self.check_ours().await?;
-        self.info.expires_at = Utc::now() + ttl_of(self.ttl);
-        let mode = if self.lake.capabilities().conditional_update {
-            PutMode::Update(version)
-        } else {
-            PutMode::Overwrite
-        };
-        if self.put(mode).await? {
-            Ok(())
-        } else {
-            Err(self.held().await)
+        let guard = self.lock_for("renewal").await?;
+        let renewed = async {
+            let version = self.check_ours().await?;
+            self.info.expires_at = Utc::now() + ttl_of(self.ttl);
+            if self.put(self.replace_mode(version)).await? {
+                Ok(())
+            } else {
+                Err(self.held().await)
+            }
         }
+        .await;
+        self.unlock(guard).await;
+        renewed
     }
 
     /// Give the lease up.
     pub async fn release(self) -> Result<(), LeaseError> {
-        self.check_ours().await?;
-        self.lake.delete(&self.relative).await?;
-        Ok(())
+        let guard = self.lock_for("release").await?;
+        let released = async {
+            self.check_ours().await?;
+            self.lake.delete(&self.relative).await?;
+            Ok(())
+        }
+        .await;
+        self.unlock(guard).await;
+        released
+    }
+
+    /// Take the lease's lock object, waiting a little; [`Error::Locked`] when another
+    /// change of the lease kept it all that time.
+    async fn lock_for(&self, change: &str) -> Result<LockGuard, LeaseError> {
+        let lock = self.lock();
+        let owner = format!("{change} by {}", self.info.holder);
+        match lock.acquire(&owner, LOCK_WAIT).await? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::Locked {
+                path: lock.relative().to_string(),
+            }
+            .into()),
+        }
     }
 
     /// Renew the lease in the background every third of its time to live, until
@@ -491,5 +521,86 @@ mod tests {
             .expect("the loss is reported");
         assert!(why.contains("taken over by b"), "{why}");
         assert!(kept.release().await.is_err());
+    }
+
+    /// Another process taking the lease over: it holds the lease's lock and writes its
+    /// own lease before giving the lock back.
+    async fn take_over_behind(
+        lake: &Lake,
+        mine: &LeaseInfo,
+        during: impl std::future::Future,
+    ) -> LeaseInfo {
+        let lock = crate::lock::LockObject::new(
+            lake,
+            lake.internal("leases/refresh.lock"),
+            Duration::from_secs(60),
+        );
+        let taker = lock.try_acquire("take-over by b").await.unwrap().unwrap();
+        during.await;
+        let mut theirs = mine.clone();
+        theirs.holder = "b".into();
+        theirs.token = "b's token".into();
+        theirs.expires_at = Utc::now() + chrono::Duration::minutes(10);
+        lake.put(
+            &lake.internal("leases/refresh.json"),
+            serde_json::to_vec(&theirs).unwrap(),
+        )
+        .await
+        .unwrap();
+        taker.release().await.unwrap();
+        theirs
+    }
+
+    async fn stored(lake: &Lake) -> LeaseInfo {
+        serde_json::from_slice(
+            &lake
+                .get(&lake.internal("leases/refresh.json"))
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_renewal_during_a_take_over_never_overwrites_the_new_holders_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_secs(600);
+        let mut old = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
+            .await
+            .unwrap();
+        let mine = old.info().clone();
+        let renewal = tokio::spawn(async move {
+            let renewed = old.renew().await;
+            (old, renewed)
+        });
+        let theirs =
+            take_over_behind(&lake, &mine, tokio::time::sleep(Duration::from_millis(300))).await;
+        let (_, renewed) = renewal.await.unwrap();
+        assert!(
+            matches!(&renewed, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
+            "{renewed:?}"
+        );
+        assert_eq!(stored(&lake).await, theirs);
+    }
+
+    #[tokio::test]
+    async fn a_release_during_a_take_over_never_deletes_the_new_holders_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_secs(600);
+        let old = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
+            .await
+            .unwrap();
+        let mine = old.info().clone();
+        let release = tokio::spawn(old.release());
+        let theirs =
+            take_over_behind(&lake, &mine, tokio::time::sleep(Duration::from_millis(300))).await;
+        let released = release.await.unwrap();
+        assert!(
+            matches!(&released, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
+            "{released:?}"
+        );
+        assert_eq!(stored(&lake).await, theirs);
     }
 }
