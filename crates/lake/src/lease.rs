@@ -7,9 +7,14 @@
 //!   [`LeaseError::Held`], naming its holder, host, process and since when.
 //! - A lease expires at `expires_at`; the holder [`renews`](Lease::renew) it while it
 //!   works. A holder that died stops renewing, and its lease can be taken over once
-//!   expired: under the lease's lock object `<name>.lock` ([`crate::lock`]: one taker
-//!   at a time), the taker reads the lease again and replaces it only if it is still the
-//!   expired one.
+//!   expired, or at once when the holder ran on this host and its process is gone (the
+//!   lease records host, pid and process start time; see [`crate::holder`]), so a
+//!   refresh killed on this machine does not hold the next one off for a time to live.
+//!   The new lease records whom it took over from ([`LeaseInfo::took_over`]). A lease
+//!   held by a process on another host is only ever taken over once expired. A
+//!   take-over runs under the lease's lock object `<name>.lock` ([`crate::lock`]: one
+//!   taker at a time): the taker reads the lease again and replaces it only if it is
+//!   still the one it judged expired or gone.
 //! - [`Lease::release`] deletes it; renewing or releasing a lease that another holder has
 //!   taken over in the meantime fails with [`LeaseError::Lost`].
 //! - Every change of an existing lease (renewal, release, take-over) runs under the
@@ -32,7 +37,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersio
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::holder::host_name;
+use crate::holder::{self, host_name};
 use crate::layout::Lake;
 use crate::lock::{LockGuard, LockObject};
 
@@ -59,6 +64,23 @@ pub struct LeaseInfo {
     pub acquired_at: DateTime<Utc>,
     /// When it expires unless renewed.
     pub expires_at: DateTime<Utc>,
+    /// When its process started, in clock ticks since boot (Linux), so that a later
+    /// process that reuses the pid is not taken for the holder. Leases written by older
+    /// versions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    /// The previous holder this lease was taken over from and why, e.g. `refresh by ann
+    /// (run ...) on build-7 (pid 4242), whose process is gone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over: Option<String>,
+}
+
+impl LeaseInfo {
+    /// Whether its holder's process is certainly gone: it ran on this host and no longer
+    /// exists (see [`crate::holder`]).
+    pub fn holder_is_gone(&self) -> bool {
+        holder::is_gone(&self.host, self.pid, self.started)
+    }
 }
 
 /// Why a lease could not be taken or kept.
@@ -67,7 +89,7 @@ pub enum LeaseError {
     /// Someone else holds it.
     #[error(
         "{what} is held by {} on {} (pid {}) since {}; it expires at {} unless renewed. \
-         Wait for it to finish, or, if that process died, wait until then",
+         Wait for it to finish, or, if that process died on another machine, wait until then",
         .info.holder, .info.host, .info.pid,
         .info.acquired_at.format("%Y-%m-%d %H:%M:%S UTC"),
         .info.expires_at.format("%H:%M:%S UTC")
@@ -107,6 +129,11 @@ fn ttl_of(d: Duration) -> chrono::Duration {
 
 impl Lease {
     /// Take the lease `name` for `holder`, valid for `ttl` unless renewed.
+    ///
+    /// A lease held by someone else is taken over when it has expired, or at once when
+    /// its holder ran on this host and its process is gone (killed, crashed); the new
+    /// lease then names the previous holder in [`LeaseInfo::took_over`], for the caller
+    /// to report.
     pub async fn acquire(
         lake: &Lake,
         name: &str,
@@ -123,8 +150,10 @@ impl Lease {
             token: uuid::Uuid::new_v4().simple().to_string(),
             acquired_at: now,
             expires_at: now + ttl_of(ttl),
+            started: holder::start_time(std::process::id()),
+            took_over: None,
         };
-        let lease = Lease {
+        let mut lease = Lease {
             lake: lake.clone(),
             relative,
             what: what.to_string(),
@@ -142,17 +171,22 @@ impl Lease {
                 false => Err(lease.held().await),
             };
         };
-        if current.expires_at > Utc::now() {
+        let why = if current.expires_at <= Utc::now() {
+            "whose lease expired"
+        } else if current.holder_is_gone() {
+            "whose process is gone"
+        } else {
             return Err(LeaseError::Held {
                 what: lease.what.clone(),
                 info: current,
             });
-        }
-        tracing::warn!(
-            holder = %current.holder,
-            host = %current.host,
-            "taking over an expired lease"
+        };
+        let previous = format!(
+            "{} on {} (pid {}), {why}",
+            current.holder, current.host, current.pid
         );
+        tracing::warn!(previous = %previous, "taking over a lease");
+        lease.info.took_over = Some(previous);
         if lease.take_over(&current).await? {
             Ok(lease)
         } else {
@@ -160,8 +194,8 @@ impl Lease {
         }
     }
 
-    /// Take over an expired lease: under the lease's lock object, read the lease again
-    /// and replace it only if it is still the expired one.
+    /// Take over an expired lease, or one whose holder is gone: under the lease's lock
+    /// object, read the lease again and replace it only if it is still that one.
     async fn take_over(&self, expired: &LeaseInfo) -> Result<bool, LeaseError> {
         let guard = match self.lock_for("take-over").await {
             Ok(guard) => guard,
@@ -602,5 +636,80 @@ mod tests {
             "{released:?}"
         );
         assert_eq!(stored(&lake).await, theirs);
+    }
+
+    /// A lease written by an older lakecdp (no `started`) on `host` by `pid`, expiring in
+    /// an hour.
+    async fn plant(lake: &Lake, host: &str, pid: u32, started: Option<u64>) {
+        let mut lease = serde_json::json!({
+            "holder": "refresh by ann (run X)", "host": host, "pid": pid, "token": "t",
+            "acquiredAt": Utc::now().to_rfc3339(),
+            "expiresAt": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        });
+        if let Some(started) = started {
+            lease["started"] = started.into();
+        }
+        lake.put(
+            &lake.internal("leases/refresh.json"),
+            serde_json::to_vec(&lease).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lease_whose_process_on_this_host_is_gone_is_taken_over_at_once() {
+        if !std::path::Path::new("/proc/self/stat").exists() {
+            return; // not Linux: only the expiry counts
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_secs(600);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        plant(&lake, &host_name(), dead, None).await;
+        let lease = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap();
+        let previous = lease
+            .info()
+            .took_over
+            .clone()
+            .expect("the take-over is recorded");
+        assert_eq!(
+            previous,
+            format!(
+                "refresh by ann (run X) on {} (pid {dead}), whose process is gone",
+                host_name()
+            )
+        );
+        assert_eq!(stored(&lake).await.took_over, Some(previous));
+        assert_eq!(lease.info().started, holder::start_time(std::process::id()));
+        lease.release().await.unwrap();
+
+        // the pid lives on in a later process (this one): a reused pid, taken over
+        let me = std::process::id();
+        let started = holder::start_time(me).unwrap();
+        plant(&lake, &host_name(), me, Some(started + 1)).await;
+        let lease = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap();
+        assert!(lease.info().took_over.is_some());
+        lease.release().await.unwrap();
+
+        // the holder is alive: held
+        plant(&lake, &host_name(), me, Some(started)).await;
+        let err = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LeaseError::Held { .. }), "{err}");
+
+        // on another host nothing is known of its processes: held until it expires
+        plant(&lake, "build-7", dead, None).await;
+        let err = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LeaseError::Held { .. }), "{err}");
     }
 }

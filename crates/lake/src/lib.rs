@@ -9,7 +9,7 @@ pub mod backend;
 pub mod cdm;
 pub mod check;
 mod error;
-mod holder;
+pub mod holder;
 pub mod layout;
 pub mod lease;
 pub mod lock;

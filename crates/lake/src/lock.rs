@@ -20,6 +20,9 @@
 //!   a holder whose clock runs behind the breaker's by less than the allowance is never
 //!   judged stale early. (A lock whose object cannot be read as a [`LockInfo`], e.g. one
 //!   written by an older lakecdp, is judged from the store's modification time instead.)
+//!   A lock whose holder ran on this host and whose process is gone (see
+//!   [`crate::holder`]) is stale at once: a process killed while holding it does not
+//!   hold others off until the expiry.
 //! - **Breaking a stale lock never lets two breakers hold it.**
 //!   - On stores with compare-and-swap (`Capabilities::conditional_update`) the breaker
 //!     replaces the stale object with its own, conditional on the version it read
@@ -50,7 +53,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersio
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::holder::host_name;
+use crate::holder::{self, host_name};
 use crate::layout::Lake;
 
 /// How far apart the clocks of two machines that share a lake may be before a lock is
@@ -83,6 +86,9 @@ pub struct LockInfo {
     pub pid: u32,
     /// When it took the lock, on its own clock.
     pub acquired_at: DateTime<Utc>,
+    /// When its process started (see [`crate::holder::start_time`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
 }
 
 impl LockInfo {
@@ -93,6 +99,7 @@ impl LockInfo {
             host: host_name(),
             pid: std::process::id(),
             acquired_at: Utc::now(),
+            started: holder::start_time(std::process::id()),
         }
     }
 
@@ -144,6 +151,14 @@ struct Seen {
     version: UpdateVersion,
     /// When it stops counting, on the reader's clock.
     stale_after: DateTime<Utc>,
+    /// Its holder ran on this host and its process is gone.
+    gone: bool,
+}
+
+impl Seen {
+    fn is_stale(&self) -> bool {
+        self.gone || Utc::now() > self.stale_after
+    }
 }
 
 fn chrono_of(d: Duration) -> chrono::Duration {
@@ -201,7 +216,7 @@ impl LockObject {
             let Some(seen) = self.read(&self.relative).await? else {
                 continue; // released in the meantime
             };
-            if Utc::now() <= seen.stale_after {
+            if !seen.is_stale() {
                 return Ok(None);
             }
             tracing::warn!(lock = %self.relative, holder = %seen.holder, "breaking a stale lock");
@@ -253,7 +268,7 @@ impl LockObject {
             }
             match self.read(&claim(n)).await? {
                 // that breaker died in the middle: supersede its claim
-                Some(other) if Utc::now() > other.stale_after => continue,
+                Some(other) if other.is_stale() => continue,
                 Some(_) => return Ok(false),
                 // finished in the meantime
                 None => return Ok(true),
@@ -341,6 +356,7 @@ impl LockObject {
                 holder: info.to_string(),
                 version,
                 stale_after: info.acquired_at + allowance,
+                gone: holder::is_gone(&info.host, info.pid, info.started),
             },
             Err(_) => Seen {
                 identity: format!(
@@ -356,6 +372,7 @@ impl LockObject {
                 ),
                 version,
                 stale_after: meta.last_modified + allowance,
+                gone: false,
             },
         }))
     }
@@ -404,11 +421,11 @@ mod tests {
         Lake::new(&h, EnvironmentId::new())
     }
 
-    /// A lock left by a holder that took it `ago`.
+    /// A lock left by a holder on another host that took it `ago`.
     async fn plant(lake: &Lake, relative: &str, ago: chrono::Duration) -> LockInfo {
-        let mut info = LockInfo::new("a holder that died");
+        let mut info = LockInfo::new("a holder elsewhere");
         info.acquired_at = Utc::now() - ago;
-        info.pid = 4_000_000; // no such process
+        info.host = "another-host".into();
         lake.put(relative, serde_json::to_vec(&info).unwrap())
             .await
             .unwrap();
@@ -535,5 +552,33 @@ mod tests {
         assert!(lake.exists(lock.relative()).await.unwrap());
         assert!(lock.try_acquire("third").await.unwrap().is_none());
         fresh.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_whose_process_on_this_host_is_gone_is_taken_at_once() {
+        if !std::path::Path::new("/proc/self/stat").exists() {
+            return; // not Linux: only the expiry counts
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let lock = LockObject::new(&lake, "_lakecdp/locks/x.lock", Duration::from_secs(300));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let mut dead = LockInfo::new("a publisher that was killed");
+        dead.pid = child.id();
+        dead.started = None;
+        child.wait().unwrap();
+        lake.put(lock.relative(), serde_json::to_vec(&dead).unwrap())
+            .await
+            .unwrap();
+        let taken = lock
+            .try_acquire("b")
+            .await
+            .unwrap()
+            .expect("its holder is gone");
+        taken.release().await.unwrap();
+        // alive on this host (this process): held until the expiry
+        let alive = lock.try_acquire("c").await.unwrap().expect("free");
+        assert!(lock.try_acquire("d").await.unwrap().is_none());
+        alive.release().await.unwrap();
     }
 }
