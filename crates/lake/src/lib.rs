@@ -22,4 +22,4 @@ pub use check::{Check, CheckOptions, CheckReport, CheckResult, CheckStatus};
 pub use error::{Error, Result};
 pub use layout::{Lake, Process};
 pub use lock::{LockGuard, LockObject};
-pub use publish::{CdmFolderWriter, Published};
+pub use publish::{CdmFolderWriter, Published, DEFAULT_RETENTION_MIN_AGE};
