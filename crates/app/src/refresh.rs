@@ -6,7 +6,9 @@
 //! - One refresh of an environment at a time: a lease in the lake refuses a second one
 //!   with [`ErrorKind::Conflict`](crate::ErrorKind::Conflict), whichever machine starts
 //!   it. The lease is renewed while the refresh runs ([`Lease::keep_alive`]); if another
-//!   holder takes it over, the refresh cancels itself.
+//!   holder takes it over, the refresh cancels itself. A refresh whose process died on
+//!   this machine (killed, crashed) does not hold the next one off: its lease is taken
+//!   over at once, and the take-over is reported as a notice.
 //! - A failure skips only what depends on it. A cancel (the token) stops the running
 //!   process before it publishes; what was published before stays published.
 //! - The refresh and each process are runs in the catalog, each recorded final as soon
@@ -300,9 +302,13 @@ impl App {
         refresh.revision = Some(plan.revision);
         let holder = format!("refresh by {} (run {})", acting.principal(), refresh.id);
         let what = format!("the refresh of environment `{}`", env.name);
-        let lease = Lease::acquire(&lake, "refresh", &what, &holder, LEASE_TTL)
-            .await?
-            .keep_alive();
+        let lease = Lease::acquire(&lake, "refresh", &what, &holder, LEASE_TTL).await?;
+        if let Some(previous) = &lease.info().took_over {
+            observer.event(&Event::Notice(format!(
+                "took the refresh lease over from {previous}"
+            )));
+        }
+        let lease = lease.keep_alive();
         // holding the lease, no other refresh runs: one still Running died
         if let Err(e) = self.close_interrupted(env).await {
             observer.event(&Event::Warning(format!(

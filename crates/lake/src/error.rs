@@ -33,6 +33,13 @@ pub enum Error {
         path: String,
     },
 
+    /// A lock object stayed held by another lakecdp process for longer than the wait.
+    #[error("{path} stayed locked by another lakecdp process; try again")]
+    Locked {
+        /// The lock's path.
+        path: String,
+    },
+
     /// A `model.json` or manifest is not valid.
     #[error("invalid CDM document {path}: {message}")]
     InvalidCdm {

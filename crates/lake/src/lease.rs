@@ -7,12 +7,23 @@
 //!   [`LeaseError::Held`], naming its holder, host, process and since when.
 //! - A lease expires at `expires_at`; the holder [`renews`](Lease::renew) it while it
 //!   works. A holder that died stops renewing, and its lease can be taken over once
-//!   expired: by a conditional replace on the version read (stores with
-//!   compare-and-swap), or on the local file system under a take-over guard object
-//!   created with `PutMode::Create` (one taker at a time), which reads the lease again
-//!   and replaces it only if it is still the expired one.
+//!   expired, or at once when the holder ran on this host and its process is gone (the
+//!   lease records host, pid and process start time; see [`crate::holder`]), so a
+//!   refresh killed on this machine does not hold the next one off for a time to live.
+//!   The new lease records whom it took over from ([`LeaseInfo::took_over`]). A lease
+//!   held by a process on another host is only ever taken over once expired. A
+//!   take-over runs under the lease's lock object `<name>.lock` ([`crate::lock`]: one
+//!   taker at a time): the taker reads the lease again and replaces it only if it is
+//!   still the one it judged expired or gone.
 //! - [`Lease::release`] deletes it; renewing or releasing a lease that another holder has
 //!   taken over in the meantime fails with [`LeaseError::Lost`].
+//! - Every change of an existing lease (renewal, release, take-over) runs under the
+//!   lease's lock object: it reads the lease again, checks whose it is, writes or deletes
+//!   it and gives the lock back. So a holder that lost its lease can never overwrite or
+//!   delete the new holder's, also on stores without compare-and-swap (where the write
+//!   is a plain overwrite) and for a release (a delete, which no store makes
+//!   conditional). Where the store has compare-and-swap, renewals and take-overs are
+//!   conditional on the version read as well.
 //! - [`Lease::keep_alive`] hands the lease to a task that renews it every third of its
 //!   time to live until [`KeepAlive::release`]; [`KeepAlive::lost`] resolves when it was
 //!   taken over, so the work it guards can stop. A renewal that fails for another reason
@@ -26,7 +37,16 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersio
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::holder::{self, host_name};
 use crate::layout::Lake;
+use crate::lock::{LockGuard, LockObject};
+
+/// How long a change of a lease may keep the lease's lock object before it is presumed
+/// dead (a change takes a few requests).
+const LOCK_EXPIRY: Duration = Duration::from_secs(60);
+
+/// How long a change of a lease waits for the lease's lock object.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Who holds a lease, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +64,23 @@ pub struct LeaseInfo {
     pub acquired_at: DateTime<Utc>,
     /// When it expires unless renewed.
     pub expires_at: DateTime<Utc>,
+    /// When its process started, in clock ticks since boot (Linux), so that a later
+    /// process that reuses the pid is not taken for the holder. Leases written by older
+    /// versions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    /// The previous holder this lease was taken over from and why, e.g. `refresh by ann
+    /// (run ...) on build-7 (pid 4242), whose process is gone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over: Option<String>,
+}
+
+impl LeaseInfo {
+    /// Whether its holder's process is certainly gone: it ran on this host and no longer
+    /// exists (see [`crate::holder`]).
+    pub fn holder_is_gone(&self) -> bool {
+        holder::is_gone(&self.host, self.pid, self.started)
+    }
 }
 
 /// Why a lease could not be taken or kept.
@@ -52,7 +89,7 @@ pub enum LeaseError {
     /// Someone else holds it.
     #[error(
         "{what} is held by {} on {} (pid {}) since {}; it expires at {} unless renewed. \
-         Wait for it to finish, or, if that process died, wait until then",
+         Wait for it to finish, or, if that process died on another machine, wait until then",
         .info.holder, .info.host, .info.pid,
         .info.acquired_at.format("%Y-%m-%d %H:%M:%S UTC"),
         .info.expires_at.format("%H:%M:%S UTC")
@@ -86,21 +123,17 @@ pub struct Lease {
     ttl: Duration,
 }
 
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown host".into())
-}
-
 fn ttl_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Lease {
     /// Take the lease `name` for `holder`, valid for `ttl` unless renewed.
+    ///
+    /// A lease held by someone else is taken over when it has expired, or at once when
+    /// its holder ran on this host and its process is gone (killed, crashed); the new
+    /// lease then names the previous holder in [`LeaseInfo::took_over`], for the caller
+    /// to report.
     pub async fn acquire(
         lake: &Lake,
         name: &str,
@@ -117,8 +150,10 @@ impl Lease {
             token: uuid::Uuid::new_v4().simple().to_string(),
             acquired_at: now,
             expires_at: now + ttl_of(ttl),
+            started: holder::start_time(std::process::id()),
+            took_over: None,
         };
-        let lease = Lease {
+        let mut lease = Lease {
             lake: lake.clone(),
             relative,
             what: what.to_string(),
@@ -129,94 +164,84 @@ impl Lease {
             return Ok(lease);
         }
         // someone holds it, or held it and died
-        let Some((current, version)) = lease.read().await? else {
+        let Some((current, _)) = lease.read().await? else {
             // released in the meantime: one more try
             return match lease.put(PutMode::Create).await? {
                 true => Ok(lease),
                 false => Err(lease.held().await),
             };
         };
-        if current.expires_at > Utc::now() {
+        let why = if current.expires_at <= Utc::now() {
+            "whose lease expired"
+        } else if current.holder_is_gone() {
+            "whose process is gone"
+        } else {
             return Err(LeaseError::Held {
                 what: lease.what.clone(),
                 info: current,
             });
-        }
-        tracing::warn!(
-            holder = %current.holder,
-            host = %current.host,
-            "taking over an expired lease"
-        );
-        let taken = if lake.capabilities().conditional_update {
-            lease.put(PutMode::Update(version)).await?
-        } else {
-            lease.take_over_locked(&current).await?
         };
-        if taken {
+        let previous = format!(
+            "{} on {} (pid {}), {why}",
+            current.holder, current.host, current.pid
+        );
+        tracing::warn!(previous = %previous, "taking over a lease");
+        lease.info.took_over = Some(previous);
+        if lease.take_over(&current).await? {
             Ok(lease)
         } else {
             Err(lease.held().await)
         }
     }
 
-    /// Take over an expired lease on a store without compare-and-swap: a guard object
-    /// (created with `PutMode::Create`, so one taker at a time) covers reading the lease
-    /// again, deleting it and creating ours. A guard left by a taker that died is broken
-    /// after a minute.
-    async fn take_over_locked(&self, expired: &LeaseInfo) -> Result<bool, LeaseError> {
-        let guard = format!("{}.takeover", self.relative);
-        let path = self.lake.path(&guard);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
+    /// Take over an expired lease, or one whose holder is gone: under the lease's lock
+    /// object, read the lease again and replace it only if it is still that one.
+    async fn take_over(&self, expired: &LeaseInfo) -> Result<bool, LeaseError> {
+        let guard = match self.lock_for("take-over").await {
+            Ok(guard) => guard,
+            // another taker is at it
+            Err(LeaseError::Lake(Error::Locked { .. })) => return Ok(false),
+            Err(e) => return Err(e),
         };
-        let mut held = false;
-        for _ in 0..2 {
-            match self
-                .lake
-                .store()
-                .put_opts(
-                    &path,
-                    PutPayload::from(self.info.token.clone()),
-                    opts.clone(),
-                )
-                .await
-            {
-                Ok(_) => {
-                    held = true;
-                    break;
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    // someone is taking it over now, or died doing so
-                    let stale = match self.lake.store().head(&path).await {
-                        Ok(meta) => Utc::now() - meta.last_modified > chrono::Duration::seconds(60),
-                        Err(_) => false,
-                    };
-                    if !stale {
-                        return Ok(false);
-                    }
-                    let _ = self.lake.delete(&guard).await;
-                }
-                Err(e) => return Err(Error::store(&path, e).into()),
-            }
-        }
-        if !held {
-            return Ok(false);
-        }
         let taken = async {
             match self.read().await? {
                 // still the expired lease we saw: ours now
-                Some((info, _)) if info.token == expired.token => {
-                    self.lake.delete(&self.relative).await?;
-                    self.put(PutMode::Create).await
+                Some((info, version)) if info.token == expired.token => {
+                    self.put(self.replace_mode(version)).await
                 }
                 Some(_) => Ok(false),
                 None => self.put(PutMode::Create).await,
             }
         }
         .await;
-        let _ = self.lake.delete(&guard).await;
+        self.unlock(guard).await;
         taken
+    }
+
+    /// How to replace the lease read at `version`, holding its lock: conditionally where
+    /// the store can, else by overwriting (nobody else changes it while the lock is held).
+    fn replace_mode(&self, version: UpdateVersion) -> PutMode {
+        if self.lake.capabilities().conditional_update {
+            PutMode::Update(version)
+        } else {
+            PutMode::Overwrite
+        }
+    }
+
+    /// The lock object that serialises changes of this lease.
+    fn lock(&self) -> LockObject {
+        let base = self
+            .relative
+            .strip_suffix(".json")
+            .unwrap_or(&self.relative);
+        LockObject::new(&self.lake, format!("{base}.lock"), LOCK_EXPIRY)
+    }
+
+    async fn unlock(&self, guard: LockGuard) {
+        if let Err(e) = guard.release().await {
+            // it is stale after its expiry and then broken by the next taker
+            tracing::warn!(lease = %self.relative, error = %e, "the lease's lock could not be released");
+        }
     }
 
     /// What the lease says now.
@@ -299,25 +324,46 @@ impl Lease {
 
     /// Extend the lease by its time to live from now.
     pub async fn renew(&mut self) -> Result<(), LeaseError> {
-        let version = self.check_ours().await?;
-        self.info.expires_at = Utc::now() + ttl_of(self.ttl);
-        let mode = if self.lake.capabilities().conditional_update {
-            PutMode::Update(version)
-        } else {
-            PutMode::Overwrite
-        };
-        if self.put(mode).await? {
-            Ok(())
-        } else {
-            Err(self.held().await)
+        let guard = self.lock_for("renewal").await?;
+        let renewed = async {
+            let version = self.check_ours().await?;
+            self.info.expires_at = Utc::now() + ttl_of(self.ttl);
+            if self.put(self.replace_mode(version)).await? {
+                Ok(())
+            } else {
+                Err(self.held().await)
+            }
         }
+        .await;
+        self.unlock(guard).await;
+        renewed
     }
 
     /// Give the lease up.
     pub async fn release(self) -> Result<(), LeaseError> {
-        self.check_ours().await?;
-        self.lake.delete(&self.relative).await?;
-        Ok(())
+        let guard = self.lock_for("release").await?;
+        let released = async {
+            self.check_ours().await?;
+            self.lake.delete(&self.relative).await?;
+            Ok(())
+        }
+        .await;
+        self.unlock(guard).await;
+        released
+    }
+
+    /// Take the lease's lock object, waiting a little; [`Error::Locked`] when another
+    /// change of the lease kept it all that time.
+    async fn lock_for(&self, change: &str) -> Result<LockGuard, LeaseError> {
+        let lock = self.lock();
+        let owner = format!("{change} by {}", self.info.holder);
+        match lock.acquire(&owner, LOCK_WAIT).await? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::Locked {
+                path: lock.relative().to_string(),
+            }
+            .into()),
+        }
     }
 
     /// Renew the lease in the background every third of its time to live, until
@@ -509,5 +555,161 @@ mod tests {
             .expect("the loss is reported");
         assert!(why.contains("taken over by b"), "{why}");
         assert!(kept.release().await.is_err());
+    }
+
+    /// Another process taking the lease over: it holds the lease's lock and writes its
+    /// own lease before giving the lock back.
+    async fn take_over_behind(
+        lake: &Lake,
+        mine: &LeaseInfo,
+        during: impl std::future::Future,
+    ) -> LeaseInfo {
+        let lock = crate::lock::LockObject::new(
+            lake,
+            lake.internal("leases/refresh.lock"),
+            Duration::from_secs(60),
+        );
+        let taker = lock.try_acquire("take-over by b").await.unwrap().unwrap();
+        during.await;
+        let mut theirs = mine.clone();
+        theirs.holder = "b".into();
+        theirs.token = "b's token".into();
+        theirs.expires_at = Utc::now() + chrono::Duration::minutes(10);
+        lake.put(
+            &lake.internal("leases/refresh.json"),
+            serde_json::to_vec(&theirs).unwrap(),
+        )
+        .await
+        .unwrap();
+        taker.release().await.unwrap();
+        theirs
+    }
+
+    async fn stored(lake: &Lake) -> LeaseInfo {
+        serde_json::from_slice(
+            &lake
+                .get(&lake.internal("leases/refresh.json"))
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_renewal_during_a_take_over_never_overwrites_the_new_holders_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_secs(600);
+        let mut old = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
+            .await
+            .unwrap();
+        let mine = old.info().clone();
+        let renewal = tokio::spawn(async move {
+            let renewed = old.renew().await;
+            (old, renewed)
+        });
+        let theirs =
+            take_over_behind(&lake, &mine, tokio::time::sleep(Duration::from_millis(300))).await;
+        let (_, renewed) = renewal.await.unwrap();
+        assert!(
+            matches!(&renewed, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
+            "{renewed:?}"
+        );
+        assert_eq!(stored(&lake).await, theirs);
+    }
+
+    #[tokio::test]
+    async fn a_release_during_a_take_over_never_deletes_the_new_holders_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_secs(600);
+        let old = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
+            .await
+            .unwrap();
+        let mine = old.info().clone();
+        let release = tokio::spawn(old.release());
+        let theirs =
+            take_over_behind(&lake, &mine, tokio::time::sleep(Duration::from_millis(300))).await;
+        let released = release.await.unwrap();
+        assert!(
+            matches!(&released, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
+            "{released:?}"
+        );
+        assert_eq!(stored(&lake).await, theirs);
+    }
+
+    /// A lease written by an older lakecdp (no `started`) on `host` by `pid`, expiring in
+    /// an hour.
+    async fn plant(lake: &Lake, host: &str, pid: u32, started: Option<u64>) {
+        let mut lease = serde_json::json!({
+            "holder": "refresh by ann (run X)", "host": host, "pid": pid, "token": "t",
+            "acquiredAt": Utc::now().to_rfc3339(),
+            "expiresAt": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        });
+        if let Some(started) = started {
+            lease["started"] = started.into();
+        }
+        lake.put(
+            &lake.internal("leases/refresh.json"),
+            serde_json::to_vec(&lease).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lease_whose_process_on_this_host_is_gone_is_taken_over_at_once() {
+        if !std::path::Path::new("/proc/self/stat").exists() {
+            return; // not Linux: only the expiry counts
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let ttl = Duration::from_secs(600);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        plant(&lake, &host_name(), dead, None).await;
+        let lease = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap();
+        let previous = lease
+            .info()
+            .took_over
+            .clone()
+            .expect("the take-over is recorded");
+        assert_eq!(
+            previous,
+            format!(
+                "refresh by ann (run X) on {} (pid {dead}), whose process is gone",
+                host_name()
+            )
+        );
+        assert_eq!(stored(&lake).await.took_over, Some(previous));
+        assert_eq!(lease.info().started, holder::start_time(std::process::id()));
+        lease.release().await.unwrap();
+
+        // the pid lives on in a later process (this one): a reused pid, taken over
+        let me = std::process::id();
+        let started = holder::start_time(me).unwrap();
+        plant(&lake, &host_name(), me, Some(started + 1)).await;
+        let lease = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap();
+        assert!(lease.info().took_over.is_some());
+        lease.release().await.unwrap();
+
+        // the holder is alive: held
+        plant(&lake, &host_name(), me, Some(started)).await;
+        let err = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LeaseError::Held { .. }), "{err}");
+
+        // on another host nothing is known of its processes: held until it expires
+        plant(&lake, "build-7", dead, None).await;
+        let err = Lease::acquire(&lake, "refresh", "the refresh", "bob", ttl)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LeaseError::Held { .. }), "{err}");
     }
 }

@@ -13,13 +13,30 @@
 //!    *begin*: `PutMode::Update` where the store implements compare-and-swap (Azure,
 //!    S3 and compatible stores with `If-Match`), `PutMode::Create` when there was no
 //!    `model.json`. On the local file system, which has no compare-and-swap, the
-//!    writer takes a lock object (created with `PutMode::Create`, which the local
-//!    store implements atomically), checks the version and then replaces the file; the
-//!    replacement itself is an atomic rename.
+//!    writer takes the folder's lock object ([`crate::lock`]: created with
+//!    `PutMode::Create`, broken only when stale, and then never by two at once),
+//!    checks the version and then replaces the file; the replacement itself is an
+//!    atomic rename.
 //!
 //! After the commit, a run manifest is written under `_lakecdp/runs/`, Parquet folders
-//! get their `default.manifest.cdm.json`, and run folders beyond the retention count
-//! are deleted.
+//! get their `default.manifest.cdm.json`, and retention deletes old run folders.
+//!
+//! # Retention
+//!
+//! A run is *published* when a committed `model.json` named it: the run manifest under
+//! `_lakecdp/runs/<folder>/` is written right after the commit, so the runs with a
+//! manifest are the published ones. Retention keeps:
+//!
+//! - the newest `retention` published runs up to this one: run folders of crashed or
+//!   failed runs (orphans) do not count, so they never push a published run out;
+//! - every published run that stopped being current (its successor was published) less
+//!   than the minimum age ago ([`DEFAULT_RETENTION_MIN_AGE`], an hour, or
+//!   [`CdmFolderWriter::with_min_age`]): a reader that followed the previous
+//!   `model.json` just before the switch can finish;
+//! - orphan run folders written less than the minimum age ago (a run still writing);
+//! - every run newer than this one, and every run the new `model.json` names.
+//!
+//! Everything else is deleted, orphans included, with the manifests of deleted runs.
 //!
 //! # Guarantees
 //!
@@ -28,22 +45,23 @@
 //!   before `model.json` names them, and `model.json` is replaced in one put.
 //! - A run that fails or crashes before its commit leaves `model.json` and every file
 //!   it names untouched; its orphan run folder is removed by a later publish's
-//!   retention sweep.
+//!   retention sweep once older than the minimum age, and never counts as a kept run.
 //! - Two publishers of the same folder cannot silently overwrite each other: the one
 //!   that commits second fails with [`Error::Conflict`] and publishes nothing (on the
 //!   local backend this holds among lakecdp writers, which all take the lock).
 //! - Retention never deletes a run that the current `model.json` names, nor a run
-//!   newer than the one just published (a concurrent writer may still be writing it).
+//!   newer than the one just published (a concurrent writer may still be writing it),
+//!   nor a run that was current less than the minimum age ago.
 //!
 //! The manifest and entity definition documents are derived from `model.json` and are
 //! written after the commit; `model.json` is the single source of truth.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use lakecdp_core::{PartitionFormat, RunId};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -55,10 +73,19 @@ use crate::cdm::{
 };
 use crate::error::{Error, Result};
 use crate::layout::{Lake, Process};
+use crate::lock::LockObject;
 use crate::partition;
 
 /// How long a local publish lock may be held before another publisher breaks it.
 const LOCK_EXPIRY: Duration = Duration::from_secs(300);
+
+/// How long a publisher waits for the publish lock before it reports a conflict.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long retention keeps a run after the next one was published, by default: a
+/// reader that followed the previous `model.json` just before the commit can finish
+/// reading its files.
+pub const DEFAULT_RETENTION_MIN_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// What a commit published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +111,7 @@ pub struct CdmFolderWriter {
     model: Model,
     rows: Vec<(String, u64)>,
     retention: usize,
+    min_age: Duration,
 }
 
 impl CdmFolderWriter {
@@ -109,7 +137,16 @@ impl CdmFolderWriter {
             model,
             rows: Vec::new(),
             retention: retention.max(1) as usize,
+            min_age: DEFAULT_RETENTION_MIN_AGE,
         })
+    }
+
+    /// Keep every run for at least `min_age` after it stopped being current (and every
+    /// unpublished run folder for `min_age` after it was written), whatever the retention
+    /// count; [`DEFAULT_RETENTION_MIN_AGE`] unless set.
+    pub fn with_min_age(mut self, min_age: Duration) -> Self {
+        self.min_age = min_age;
+        self
     }
 
     /// The process this run publishes.
@@ -304,8 +341,8 @@ impl CdmFolderWriter {
         }
     }
 
-    /// Compare-and-swap for stores without `PutMode::Update`: a lock object guards the
-    /// version check and the (atomic) replacement.
+    /// Compare-and-swap for stores without `PutMode::Update`: a lock object
+    /// ([`LockObject`]) guards the version check and the (atomic) replacement.
     async fn put_model_locked(
         &self,
         relative: &str,
@@ -316,46 +353,16 @@ impl CdmFolderWriter {
         let lock_rel = self
             .lake
             .internal(&format!("locks/{}.lock", self.folder.replace('/', "__")));
-        let lock = self.lake.path(&lock_rel);
-        let store = self.lake.store();
-        let holder = json!({ "runId": self.run_id, "since": cdm_time(Utc::now()), "pid": std::process::id() });
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        let mut acquired = false;
-        for _ in 0..50 {
-            match store
-                .put_opts(
-                    &lock,
-                    PutPayload::from(holder.to_string().into_bytes()),
-                    create.clone(),
-                )
-                .await
-            {
-                Ok(_) => {
-                    acquired = true;
-                    break;
-                }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    // A lock older than the expiry belongs to a publisher that died.
-                    if let Ok(meta) = store.head(&lock).await {
-                        let age = Utc::now() - meta.last_modified;
-                        if age.to_std().unwrap_or_default() > LOCK_EXPIRY {
-                            let _ = store.delete(&lock).await;
-                            continue;
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(Error::store(&lock, e)),
-            }
-        }
-        if !acquired {
+        let owner = format!("publish of {} (run {})", self.folder, self.run_id);
+        let Some(guard) = LockObject::new(&self.lake, lock_rel, LOCK_EXPIRY)
+            .acquire(&owner, LOCK_WAIT)
+            .await?
+        else {
             return Err(Error::Conflict {
                 path: path.to_string(),
             });
-        }
+        };
+        let store = self.lake.store();
         let result = async {
             let current = match store.head(&path).await {
                 Ok(m) => Some(m.e_tag),
@@ -374,12 +381,19 @@ impl CdmFolderWriter {
             Ok(())
         }
         .await;
-        let _ = store.delete(&lock).await;
+        if let Err(e) = guard.release().await {
+            // the lock is stale after its expiry; the outcome of the commit stands
+            tracing::warn!(error = %e, "the publish lock could not be released");
+        }
         result
     }
 
-    /// Delete run folders of this process beyond the retention count.
+    /// Delete the run folders of this process that retention no longer keeps (see the
+    /// module documentation).
     async fn apply_retention(&self) -> Result<Vec<RunId>> {
+        let now = Utc::now();
+        let min_age = chrono::Duration::from_std(self.min_age).unwrap_or(chrono::Duration::MAX);
+        let recent = |t: DateTime<Utc>| now.signed_duration_since(t) < min_age;
         let referenced: BTreeSet<String> = self
             .model
             .entities
@@ -389,9 +403,10 @@ impl CdmFolderWriter {
             .filter_map(|rel| rel.split('/').rev().nth(1).map(str::to_string))
             .collect();
         // Runs are found from the objects themselves (some S3-compatible stores keep
-        // empty "directories" listed after their objects are gone).
-        let mut runs_by_entity: std::collections::BTreeMap<String, BTreeSet<RunId>> =
-            Default::default();
+        // empty "directories" listed after their objects are gone), each with the time
+        // its newest file was written.
+        let mut runs_by_entity: BTreeMap<String, BTreeSet<RunId>> = BTreeMap::new();
+        let mut written: BTreeMap<RunId, DateTime<Utc>> = BTreeMap::new();
         let folder_path = self.lake.path(&self.folder);
         for meta in self.lake.list(&self.folder).await? {
             let Some(parts) = meta.location.prefix_match(&folder_path) else {
@@ -400,6 +415,8 @@ impl CdmFolderWriter {
             let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
             if let [entity, run, _file] = parts.as_slice() {
                 if let Some(run) = RunId::parse(run) {
+                    let at = written.entry(run.clone()).or_insert(meta.last_modified);
+                    *at = (*at).max(meta.last_modified);
                     runs_by_entity
                         .entry(entity.clone())
                         .or_default()
@@ -407,14 +424,55 @@ impl CdmFolderWriter {
                 }
             }
         }
-        let all_runs: BTreeSet<RunId> = runs_by_entity.values().flatten().cloned().collect();
-        let older: Vec<&RunId> = all_runs.iter().filter(|r| **r <= self.run_id).collect();
-        let keep: BTreeSet<&RunId> = older.iter().rev().take(self.retention).copied().collect();
+        // Published runs: those whose run manifest was written after their commit, and
+        // this one; each with when it was published.
+        let manifests = self.lake.internal(&format!("runs/{}", self.folder));
+        let manifests_path = self.lake.path(&manifests);
+        let mut published: BTreeMap<RunId, DateTime<Utc>> = BTreeMap::new();
+        for meta in self.lake.list(&manifests).await? {
+            let Some(parts) = meta.location.prefix_match(&manifests_path) else {
+                continue;
+            };
+            let parts: Vec<String> = parts.map(|p| p.as_ref().to_string()).collect();
+            if let [file] = parts.as_slice() {
+                if let Some(run) = file.strip_suffix(".json").and_then(RunId::parse) {
+                    published.insert(run, meta.last_modified);
+                }
+            }
+        }
+        published.insert(self.run_id.clone(), now);
+        // The newest `retention` published runs up to this one (orphans do not count),
+        // and those that stopped being current (their successor was published) less than
+        // the minimum age ago.
+        let mut keep: BTreeSet<RunId> = BTreeSet::new();
+        let counted: Vec<(&RunId, &DateTime<Utc>)> = published
+            .iter()
+            .filter(|(run, _)| **run <= self.run_id && written.contains_key(*run))
+            .collect();
+        keep.extend(
+            counted
+                .iter()
+                .rev()
+                .take(self.retention)
+                .map(|(run, _)| (*run).clone()),
+        );
+        for pair in counted.windows(2) {
+            let (run, (_, successor_published)) = (pair[0].0, pair[1]);
+            if recent(*successor_published) {
+                keep.insert(run.clone());
+            }
+        }
         let mut removed = BTreeSet::new();
         for (entity, runs) in runs_by_entity {
             for run in runs {
                 let newer = run > self.run_id;
-                if newer || keep.contains(&run) || referenced.contains(run.as_str()) {
+                let orphan_being_written = !published.contains_key(&run)
+                    && written.get(&run).is_some_and(|at| recent(*at));
+                if newer
+                    || keep.contains(&run)
+                    || orphan_being_written
+                    || referenced.contains(run.as_str())
+                {
                     continue;
                 }
                 self.lake

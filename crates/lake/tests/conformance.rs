@@ -11,6 +11,7 @@ use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::publish::{read_model, CdmFolderWriter};
 use lakecdp_lake::{Error, Lake, Process};
 use object_store::{PutMode, PutOptions, PutPayload, UpdateVersion};
+use std::time::Duration;
 
 type BatchStream = futures::stream::Iter<std::vec::IntoIter<Result<RecordBatch, String>>>;
 
@@ -18,15 +19,27 @@ fn batches(bs: Vec<RecordBatch>) -> BatchStream {
     stream::iter(bs.into_iter().map(Ok).collect::<Vec<_>>())
 }
 
+/// Publish `tables`; retention keeps no run for a minimum age.
 async fn publish(
     lake: &Lake,
     process: Process,
     retention: u32,
     tables: &[(&str, Vec<RecordBatch>)],
 ) -> lakecdp_lake::Published {
+    publish_with(lake, process, retention, Duration::ZERO, tables).await
+}
+
+async fn publish_with(
+    lake: &Lake,
+    process: Process,
+    retention: u32,
+    min_age: Duration,
+    tables: &[(&str, Vec<RecordBatch>)],
+) -> lakecdp_lake::Published {
     let mut w = CdmFolderWriter::begin(lake, process, retention)
         .await
-        .unwrap();
+        .unwrap()
+        .with_min_age(min_age);
     for (name, bs) in tables {
         let schema = bs[0].schema();
         w.write_entity(name, None, schema, batches(bs.clone()))
@@ -43,6 +56,16 @@ async fn read_back(lake: &Lake, process: &Process, entity: &str) -> Vec<RecordBa
         .expect("model.json exists");
     let e = model.entity(entity).expect("entity exists");
     read_entity(lake, &process.folder(), e).await.unwrap()
+}
+
+/// A run that writes `entity` and crashes before its commit; its id.
+async fn crash(lake: &Lake, process: Process, entity: &str) -> RunId {
+    let mut w = CdmFolderWriter::begin(lake, process, 1).await.unwrap();
+    let schema = common::sample_batch(0).schema();
+    w.write_entity(entity, None, schema, batches(vec![common::sample_batch(7)]))
+        .await
+        .unwrap();
+    w.run_id().clone()
 }
 
 /// The run folders of an entity that hold files.
@@ -303,6 +326,68 @@ mod cases {
         );
     }
 
+    /// Run folders of crashed runs never count toward the retention: they never push a
+    /// published run out, and they are deleted.
+    pub async fn retention_counts_published_runs_only(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let process = Process::Reports;
+        let table = |i| [("Cities", vec![common::sample_batch(i)])];
+        let a = publish(&lake, process.clone(), 2, &table(0)).await;
+        let b = publish(&lake, process.clone(), 2, &table(1)).await;
+        let o1 = crash(&lake, process.clone(), "Cities").await;
+        let o2 = crash(&lake, process.clone(), "Cities").await;
+        let c = publish(&lake, process.clone(), 2, &table(2)).await;
+        assert_eq!(
+            runs_of(&lake, "Reports/Cities").await,
+            [b.run_id.to_string(), c.run_id.to_string()]
+        );
+        for gone in [&a.run_id, &o1, &o2] {
+            assert!(
+                c.removed_runs.contains(gone),
+                "{gone}: {:?}",
+                c.removed_runs
+            );
+        }
+        assert_eq!(
+            concat(&read_back(&lake, &process, "Cities").await),
+            common::sample_batch(2)
+        );
+    }
+
+    /// A run that stopped being current less than the minimum age ago stays whatever the
+    /// count (a reader may still follow the previous model.json), and so does a run
+    /// folder still being written; older ones go.
+    pub async fn retention_keeps_runs_younger_than_the_minimum_age(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let process = Process::Activities;
+        let min_age = Duration::from_secs(3);
+        let table = |i| [("UnifiedActivity", vec![common::sample_batch(i)])];
+        let a = publish_with(&lake, process.clone(), 1, min_age, &table(0)).await;
+        let b = publish_with(&lake, process.clone(), 1, min_age, &table(1)).await;
+        let writing = crash(&lake, process.clone(), "UnifiedActivity").await;
+        let c = publish_with(&lake, process.clone(), 1, min_age, &table(2)).await;
+        assert!(c.removed_runs.is_empty(), "{:?}", c.removed_runs);
+        let mut all = vec![
+            a.run_id.to_string(),
+            b.run_id.to_string(),
+            writing.to_string(),
+            c.run_id.to_string(),
+        ];
+        all.sort();
+        assert_eq!(runs_of(&lake, "Activities/UnifiedActivity").await, all);
+        tokio::time::sleep(min_age + Duration::from_secs(1)).await;
+        let d = publish_with(&lake, process.clone(), 1, min_age, &table(3)).await;
+        // c was current until just now; the rest is older than the minimum age
+        assert_eq!(
+            runs_of(&lake, "Activities/UnifiedActivity").await,
+            [c.run_id.to_string(), d.run_id.to_string()]
+        );
+        let manifests = lake.list(&lake.internal("runs/Activities")).await.unwrap();
+        assert_eq!(manifests.len(), 2);
+    }
+
     pub async fn parquet_partitions(kind: &str) {
         let f = common::fixture(kind).await;
         let lake = common::lake(&f).with_format(PartitionFormat::Parquet);
@@ -447,6 +532,52 @@ mod cases {
         Model::from_json("x", &serde_json::to_vec(&raw).unwrap()).unwrap();
     }
 
+    /// One holder of a lock object at a time, also when many take a stale one at once.
+    pub async fn lock_objects(kind: &str) {
+        use lakecdp_lake::LockObject;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let relative = lake.internal("locks/conformance.lock");
+        let lock = LockObject::new(&lake, relative.clone(), Duration::from_secs(60));
+        let a = lock.try_acquire("a").await.unwrap().expect("free");
+        assert!(lock.try_acquire("b").await.unwrap().is_none());
+        a.release().await.unwrap();
+        // a holder that died two hours ago (its recorded time; the lock's expiry is a minute)
+        let stale = serde_json::json!({
+            "owner": "a holder that died", "token": "dead", "host": "elsewhere", "pid": 1,
+            "acquiredAt": (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339(),
+        });
+        lake.put(&relative, serde_json::to_vec(&stale).unwrap())
+            .await
+            .unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let lock = lock.clone();
+            let (inside, most) = (inside.clone(), most.clone());
+            tasks.push(tokio::spawn(async move {
+                let guard = lock
+                    .acquire(&format!("taker {i}"), Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                    .expect("taken within the wait");
+                let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                guard.release().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert!(lake.list(&lake.internal("locks")).await.unwrap().is_empty());
+    }
+
     /// One holder at a time; an expired lease is taken over and its old holder learns it.
     pub async fn leases(kind: &str) {
         use lakecdp_lake::lease::{Lease, LeaseError};
@@ -492,6 +623,10 @@ macro_rules! lake_suite {
             #[tokio::test]
             async fn retention() { cases::retention(stringify!($backend)).await }
             #[tokio::test]
+            async fn retention_counts_published_runs_only() { cases::retention_counts_published_runs_only(stringify!($backend)).await }
+            #[tokio::test]
+            async fn retention_keeps_runs_younger_than_the_minimum_age() { cases::retention_keeps_runs_younger_than_the_minimum_age(stringify!($backend)).await }
+            #[tokio::test]
             async fn parquet_partitions() { cases::parquet_partitions(stringify!($backend)).await }
             #[tokio::test]
             async fn environments_are_isolated() { cases::environments_are_isolated(stringify!($backend)).await }
@@ -499,6 +634,8 @@ macro_rules! lake_suite {
             async fn model_json_is_cdm() { cases::model_json_is_cdm(stringify!($backend)).await }
             #[tokio::test]
             async fn leases() { cases::leases(stringify!($backend)).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn lock_objects() { cases::lock_objects(stringify!($backend)).await }
         }
     )*};
 }
