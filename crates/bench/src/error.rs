@@ -39,6 +39,18 @@ pub enum Error {
         #[from]
         source: arrow::error::ArrowError,
     },
+    /// A program could not be started or waited for.
+    #[error("cannot run {}: {source}", program.display())]
+    Run {
+        /// The program.
+        program: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An operation of the application layer failed.
+    #[error(transparent)]
+    App(#[from] lakecdp_app::Error),
     /// A benchmark step failed.
     #[error("{0}")]
     Bench(String),

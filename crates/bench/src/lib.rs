@@ -5,12 +5,14 @@
 //! variations, duplicates and broken rows of real company data, plus the ground truth that
 //! says which person each record belongs to, so that unification can be scored.
 //! [`people`] generates the unification benchmark's population of several cultures.
+//! [`refresh`] measures whole refreshes, through `lakecdp-app` or a `lakecdp` binary.
 
 #![warn(missing_docs)]
 
 mod error;
 pub mod ingest;
 pub mod people;
+pub mod refresh;
 pub mod retail;
 pub mod score;
 pub mod unify;

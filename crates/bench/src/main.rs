@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lakecdp_bench::ingest::{self, PhaseResult};
+use lakecdp_bench::refresh::{self, ProcessTime};
 use lakecdp_bench::retail::{self, RetailConfig, Summary, DEFAULT_SEED};
 
 #[derive(Debug, Parser)]
@@ -37,6 +38,50 @@ enum Command {
     /// The measured unification, run in its own process (prints one JSON line).
     #[command(hide = true)]
     UnifyPhase(UnifyPhaseArgs),
+    /// Refresh a whole project (every source's ingestion, unification and whatever else
+    /// it declares) of generated people, or the retail quickstart, each run in its own
+    /// process on a fresh copy of the project folder; prints the seconds of every
+    /// process, the wall time and the peak memory of each run.
+    Refresh(RefreshArgs),
+    /// One measured refresh through lakecdp-app, run in its own process (prints one JSON
+    /// line).
+    #[command(hide = true)]
+    RefreshRun(RefreshRunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RefreshArgs {
+    /// Working folder: the generated project folder (kept between runs, generated again
+    /// only when `--records` or `--seed` change) and the fresh copy each run refreshes.
+    #[arg(long, value_name = "DIR", default_value = "target/bench-refresh")]
+    dir: PathBuf,
+    /// Records of the people data (both sources together).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    records: usize,
+    /// Seed of the people data.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// Measured runs, each printed.
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Run this `lakecdp` binary's `refresh --apply --create-container` instead of the
+    /// refresh through lakecdp-app in this one, on the same project folder.
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
+    /// Refresh the retail quickstart (a fresh copy of `--retail-dir`) instead of the
+    /// people.
+    #[arg(long)]
+    retail: bool,
+    /// The retail quickstart's project folder.
+    #[arg(long, value_name = "DIR", default_value = refresh::RETAIL_EXAMPLE)]
+    retail_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RefreshRunArgs {
+    #[arg(long)]
+    project: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +182,8 @@ fn main() -> ExitCode {
         Command::IngestPhase(args) => run_phase(&args),
         Command::Unify(args) => run_unify(&args),
         Command::UnifyPhase(args) => run_unify_phase(&args),
+        Command::Refresh(args) => run_refresh(&args),
+        Command::RefreshRun(args) => run_refresh_run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -331,6 +378,222 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
     ];
     print!("{}", table(&rows, &[false, false]));
     Ok(())
+}
+
+fn run_refresh_run(args: &RefreshRunArgs) -> anyhow::Result<()> {
+    let result = runtime()?.block_on(refresh::run_app(&args.project))?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+/// One measured refresh, as printed.
+#[derive(Debug, serde::Serialize)]
+struct RefreshFigures<'a> {
+    bench: &'static str,
+    data: &'static str,
+    /// Records asked for (people) and written.
+    records: Option<usize>,
+    records_written: Option<usize>,
+    /// `app` (lakecdp-app in a child of the benchmark) or `binary`.
+    runner: &'static str,
+    binary: Option<&'a std::path::Path>,
+    run: u32,
+    runs: u32,
+    status: String,
+    /// Seconds of every process (as the binary prints them: to a tenth).
+    processes: Vec<ProcessTime>,
+    /// Seconds of the apply and of the refresh, measured in the child (app path only).
+    apply_seconds: Option<f64>,
+    refresh_seconds: Option<f64>,
+    /// Wall seconds of the child process, start to exit.
+    wall_seconds: f64,
+    /// Its peak resident memory (ru_maxrss), in bytes.
+    peak_rss: u64,
+}
+
+fn run_refresh(args: &RefreshArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = args.dir.canonicalize()?;
+    let (data, project, records) = if args.retail {
+        let project = args.retail_dir.canonicalize().with_context(|| {
+            format!("the retail quickstart folder {}", args.retail_dir.display())
+        })?;
+        ("retail", project, None)
+    } else {
+        let (project, written) = refresh::people_project(&dir, args.records, args.seed)?;
+        ("people", project, Some(written))
+    };
+    let binary = match &args.binary {
+        Some(b) => Some(
+            b.canonicalize()
+                .with_context(|| format!("the binary {}", b.display()))?,
+        ),
+        None => None,
+    };
+    let work = dir.join(format!("{data}-run"));
+    let runner = match &binary {
+        Some(b) => format!("binary {}", b.display()),
+        None => "app path (lakecdp-app)".to_string(),
+    };
+    let what = match records {
+        Some(written) => format!("people, {} records ({written} written)", args.records),
+        None => format!("retail quickstart ({})", project.display()),
+    };
+    let mut all = Vec::new();
+    for run in 1..=args.runs {
+        eprintln!(
+            "run {run} of {}: fresh copy in {}",
+            args.runs,
+            work.display()
+        );
+        refresh::fresh_copy(&project, &work)?;
+        let mut command = match &binary {
+            Some(b) => {
+                let mut c = std::process::Command::new(b);
+                c.arg("-C")
+                    .arg(&work)
+                    .args(["refresh", "--apply", "--create-container"])
+                    .env("NO_COLOR", "1")
+                    .env_remove("LAKECDP_PROJECT")
+                    .env_remove("LAKECDP_CATALOG");
+                c
+            }
+            None => {
+                let mut c = std::process::Command::new(std::env::current_exe()?);
+                c.arg("refresh-run").arg("--project").arg(&work);
+                c
+            }
+        };
+        let log = dir.join(format!("{data}-run.stderr"));
+        let stderr =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        command.current_dir(&work).stderr(stderr);
+        eprintln!(
+            "  refreshing ({runner}; its errors go to {})",
+            log.display()
+        );
+        let measured = refresh::run_measured(&mut command)?;
+        let stdout_log = dir.join(format!("{data}-run.stdout"));
+        std::fs::write(&stdout_log, &measured.stdout)?;
+        if !measured.status.success() {
+            let errors = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!(
+                "run {run} failed ({}):\n{}{}",
+                measured.status,
+                tail(&measured.stdout, 20),
+                tail(&errors, 20)
+            );
+        }
+        let figures = match &binary {
+            Some(b) => RefreshFigures {
+                bench: "refresh",
+                data,
+                records: records.map(|_| args.records),
+                records_written: records,
+                runner: "binary",
+                binary: Some(b),
+                run,
+                runs: args.runs,
+                status: "Succeeded".into(),
+                processes: refresh::printed_outcomes(&measured.stdout),
+                apply_seconds: None,
+                refresh_seconds: None,
+                wall_seconds: measured.seconds,
+                peak_rss: measured.peak_rss,
+            },
+            None => {
+                let line = measured.stdout.trim();
+                let result: refresh::AppRefresh = serde_json::from_str(line)
+                    .with_context(|| format!("reading the refresh's result: {line}"))?;
+                if let Some(problem) = &result.problem {
+                    anyhow::bail!("run {run}: the refresh is {}: {problem}", result.status);
+                }
+                RefreshFigures {
+                    bench: "refresh",
+                    data,
+                    records: records.map(|_| args.records),
+                    records_written: records,
+                    runner: "app",
+                    binary: None,
+                    run,
+                    runs: args.runs,
+                    status: result.status,
+                    processes: result.processes,
+                    apply_seconds: Some(result.apply_seconds),
+                    refresh_seconds: Some(result.refresh_seconds),
+                    wall_seconds: measured.seconds,
+                    peak_rss: measured.peak_rss,
+                }
+            }
+        };
+        println!(
+            "\nrefresh benchmark: {what}, {runner}, run {run} of {}\n",
+            args.runs
+        );
+        print!("{}", render_refresh(&figures));
+        println!("{}", serde_json::to_string(&figures)?);
+        all.push((figures.wall_seconds, figures.peak_rss));
+    }
+    if all.len() > 1 {
+        println!(
+            "\nrefresh benchmark: {what}, {runner}, {} runs\n",
+            all.len()
+        );
+        let mut rows = vec![["run".to_string(), "wall time".into(), "peak memory".into()]];
+        for (i, (seconds, peak)) in all.iter().enumerate() {
+            rows.push([(i + 1).to_string(), format!("{seconds:.2} s"), size(*peak)]);
+        }
+        print!("{}", table(&rows, &[true, true, true]));
+    }
+    Ok(())
+}
+
+fn render_refresh(f: &RefreshFigures) -> String {
+    let mut rows = vec![[
+        "process".to_string(),
+        "status".into(),
+        "seconds".into(),
+        "rows".into(),
+    ]];
+    for p in &f.processes {
+        rows.push([
+            p.process.clone(),
+            p.status.clone(),
+            format!("{:.2}", p.seconds),
+            p.rows.map_or_else(|| "-".to_string(), |r| r.to_string()),
+        ]);
+    }
+    if f.processes.is_empty() {
+        rows.push([
+            "(no process table printed)".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    let mut line = |name: &str, value: String| {
+        rows.push([name.to_string(), String::new(), value, String::new()]);
+    };
+    if let Some(s) = f.apply_seconds {
+        line("apply", format!("{s:.2}"));
+    }
+    if let Some(s) = f.refresh_seconds {
+        line("refresh", format!("{s:.2}"));
+    }
+    line("wall time (process)", format!("{:.2}", f.wall_seconds));
+    line("peak memory", size(f.peak_rss));
+    table(&rows, &[false, false, true, true])
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
 }
 
 fn render_ingest(bytes: u64, results: &[PhaseResult]) -> String {
