@@ -9,7 +9,9 @@ use chrono::Utc;
 use lakecdp_catalog::{Acting, Catalog, CatalogExt};
 use lakecdp_connect::{MasterKey, Vault};
 use lakecdp_core::project::PROJECT_FILE;
-use lakecdp_core::{Environment, Operation, ProjectFile, Role, SecretOwner, SecretRef};
+use lakecdp_core::{
+    EngineChoice, Environment, Operation, ProjectFile, Role, SecretOwner, SecretRef,
+};
 use lakecdp_lake::secrets::Secrets;
 use lakecdp_lake::{Lake, StoreHandle};
 
@@ -262,6 +264,31 @@ impl App {
     pub async fn lake(&self, env: &Environment) -> Result<Lake> {
         let handle = self.open_storage(env).await?;
         Ok(Lake::new(&handle, env.id).with_format(env.output_format))
+    }
+
+    /// A session over the lake on the engine the project chooses: the one place every
+    /// process gets its session from. With `outputs`, the published outputs the insight
+    /// processes read are registered (Customer, the activities, the measures).
+    pub(crate) async fn session(
+        &self,
+        lake: &Lake,
+        engine: EngineChoice,
+        outputs: bool,
+    ) -> Result<lakecdp_engine::Session> {
+        let kind = match engine {
+            EngineChoice::Local => lakecdp_engine::EngineKind::Local,
+            other => {
+                return Err(Error::new(
+                    crate::ErrorKind::NotImplemented,
+                    format!("the engine {other:?} cannot run here; use `engine = \"local\"`"),
+                ))
+            }
+        };
+        let session = lakecdp_engine::Session::new(&kind, lake.clone()).await?;
+        if outputs {
+            session.register_outputs().await?;
+        }
+        Ok(session)
     }
 
     /// The environment a project file declares, with local paths made absolute.

@@ -704,30 +704,3 @@ impl Steps<'_> {
         Ok(if unchanged { None } else { Some(written) })
     }
 }
-
-impl App {
-    /// A session over the lake on the engine the project chooses: the one place every
-    /// process gets its session from. With `outputs`, the published outputs the insight
-    /// processes read are registered (Customer, the activities, the measures).
-    pub(crate) async fn session(
-        &self,
-        lake: &Lake,
-        engine: EngineChoice,
-        outputs: bool,
-    ) -> Result<lakecdp_engine::Session> {
-        let kind = match engine {
-            EngineChoice::Local => lakecdp_engine::EngineKind::Local,
-            other => {
-                return Err(Error::new(
-                    crate::ErrorKind::NotImplemented,
-                    format!("the engine {other:?} cannot run here; use `engine = \"local\"`"),
-                ))
-            }
-        };
-        let session = lakecdp_engine::Session::new(&kind, lake.clone()).await?;
-        if outputs {
-            session.register_outputs().await?;
-        }
-        Ok(session)
-    }
-}

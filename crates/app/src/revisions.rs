@@ -74,33 +74,30 @@ impl App {
         Ok((text, project))
     }
 
-    /// Store `text` as the next revision of `env` unless it is the latest already.
+    /// Store `text` as the next revision of `env` unless it is the latest already; what
+    /// happened and the revision now applied.
     pub(crate) async fn store_revision(
         &self,
         applied_by: &str,
         env: &Environment,
         text: &str,
-    ) -> Result<RevisionChange> {
+    ) -> Result<(RevisionChange, Revision)> {
         let latest = self.catalog().revision(env.id, None).await?;
         let digest = hash(text);
-        if let Some(r) = &latest {
-            if r.hash == digest {
-                return Ok(RevisionChange::Unchanged(r.number));
-            }
+        if let Some(r) = latest.as_ref().filter(|r| r.hash == digest) {
+            return Ok((RevisionChange::Unchanged(r.number), r.clone()));
         }
-        let number = latest.map_or(1, |r| r.number + 1);
-        self.catalog()
-            .add_revision(&Revision {
-                environment_id: env.id,
-                number,
-                text: text.to_string(),
-                hash: digest,
-                base_dir: self.project_dir().display().to_string(),
-                applied_by: applied_by.to_string(),
-                applied_at: Utc::now(),
-            })
-            .await?;
-        Ok(RevisionChange::New(number))
+        let revision = Revision {
+            environment_id: env.id,
+            number: latest.map_or(1, |r| r.number + 1),
+            text: text.to_string(),
+            hash: digest,
+            base_dir: self.project_dir().display().to_string(),
+            applied_by: applied_by.to_string(),
+            applied_at: Utc::now(),
+        };
+        self.catalog().add_revision(&revision).await?;
+        Ok((RevisionChange::New(revision.number), revision))
     }
 
     /// Store the project file as the next revision of its environment (Contributor);
@@ -117,7 +114,10 @@ impl App {
         } else {
             self.require(actor, env, Operation::EditProject).await?;
         }
-        self.store_revision(&actor.name_for(env), env, text).await
+        Ok(self
+            .store_revision(&actor.name_for(env), env, text)
+            .await?
+            .0)
     }
 
     /// The applied project of `env`; the file on disk is adopted as revision 1 when the
@@ -126,27 +126,19 @@ impl App {
         let latest = match self.catalog().revision(env.id, None).await? {
             Some(r) => r,
             None => {
-                let (text, _) = self.project_text()?;
-                let n = self
+                let (text, project) = self.project_text()?;
+                let (_, revision) = self
                     .store_revision(&actor.name_for(env), env, &text)
                     .await?;
-                let revision = self
-                    .catalog()
-                    .revision(env.id, None)
-                    .await?
-                    .ok_or_else(|| Error::internal("the adopted revision is not in the catalog"))?;
-                let project = ProjectFile::parse(&revision.text)?;
-                let number = match n {
-                    RevisionChange::New(n) | RevisionChange::Unchanged(n) => n,
-                };
                 return Ok(Applied {
+                    notice: Some(format!(
+                        "environment `{}` had no applied revision: {} was adopted as revision {}",
+                        env.name,
+                        self.project_file().display(),
+                        revision.number
+                    )),
                     revision,
                     project,
-                    notice: Some(format!(
-                        "environment `{}` had no applied revision: {} was adopted as revision {number}",
-                        env.name,
-                        self.project_file().display()
-                    )),
                 });
             }
         };
