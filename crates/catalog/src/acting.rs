@@ -48,12 +48,22 @@ impl<'a> Acting<'a> {
         self.catalog
     }
 
-    /// The principal's role in an environment: the stored one, or Admin for its creator.
+    /// The principal's role in an environment: the highest of its own grant and its
+    /// groups' grants, or Admin for the environment's creator when none is stored. A
+    /// disabled principal holds no role.
     pub async fn role_in(&self, environment: &Environment) -> Result<Option<Role>> {
+        if let Some(p) = self.catalog.get_principal(&self.principal).await? {
+            if p.disabled {
+                return Ok(None);
+            }
+        }
         let stored = self
             .catalog
-            .role_of(environment.id, &self.principal)
-            .await?;
+            .grants(environment.id, &self.principal)
+            .await?
+            .into_iter()
+            .map(|g| g.role)
+            .max();
         Ok(effective_role(
             &self.principal,
             &environment.created_by,

@@ -2,9 +2,11 @@
 //! the conveniences built on it.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use lakecdp_core::{
-    Connection, ConnectionId, Environment, EnvironmentId, Export, ExportId, Principal, Revision,
-    Role, RoleAssignment, RunId, RunRecord, SecretOwner, Watermark,
+    ApiToken, AuditEntry, AuditQuery, Connection, ConnectionId, Environment, EnvironmentId, Export,
+    ExportId, Leadership, PasswordCredential, Principal, Revision, Role, RoleAssignment, RunEvent,
+    RunId, RunRecord, SecretOwner, Session, Throttle, Watermark,
 };
 
 use crate::error::{Error, Result};
@@ -108,6 +110,53 @@ use crate::error::{Error, Result};
 ///   connection must exist in the same environment ([`Error::NotFound`]); an export that
 ///   does not [validate](lakecdp_core::Export::validate) is [`Error::Invalid`].
 /// - Deleting an environment removes its roles, connections, secrets and exports.
+///
+/// # Accounts, groups and grants
+///
+/// - [`set_principal_flags`](Catalog::set_principal_flags) sets a recorded principal's
+///   `disabled` and `administrator` flags ([`Error::NotFound`] for an unknown one).
+///   [`upsert_principal`](Catalog::upsert_principal) never changes them.
+/// - A password credential belongs to a recorded person ([`Error::NotFound`] otherwise,
+///   [`Error::Invalid`] for a group or application); setting one replaces the previous.
+/// - A group is a principal of kind `Group`. Its members are recorded principals that
+///   are not groups (no nesting: [`Error::Invalid`]); adding a member twice, or removing
+///   one that is not there, changes nothing and returns false.
+///   [`grants`](Catalog::grants) returns the principal's own role assignment in an
+///   environment and those of its groups, sorted by principal name without regard to
+///   ASCII case. [`delete_group`](Catalog::delete_group) removes a group, its
+///   memberships and its role assignments.
+///
+/// # Sessions and API tokens
+///
+/// - Sessions are found by their token's digest; their principal must be recorded.
+///   [`touch_session`](Catalog::touch_session) moves `last_seen_at`;
+///   [`delete_session`](Catalog::delete_session) and
+///   [`delete_sessions_of`](Catalog::delete_sessions_of) end them at once.
+/// - API tokens need a known environment; their names are unique per environment without
+///   regard to ASCII case and their digests unique ([`Error::AlreadyExists`]). A revoked
+///   token stays listed with its `revoked_at`; revoking it again changes nothing and
+///   returns false. Deleting an environment removes its tokens.
+///
+/// # Sign-in throttles and the audit log
+///
+/// - [`record_sign_in_failure`](Catalog::record_sign_in_failure) counts a failure under
+///   a key: a key whose first counted failure is older than `window` starts again at 1.
+///   [`clear_sign_in_failures`](Catalog::clear_sign_in_failures) forgets the key.
+/// - Audit entries are numbered in order of writing and never change; they outlive the
+///   environment they name. [`audit`](Catalog::audit) reads them newest first, filtered
+///   by environment and actor (ASCII case ignored), older than `before`, at most `limit`.
+///
+/// # Work shared by several instances
+///
+/// - A run's events are numbered 1, 2, ... in order of writing; the run must exist.
+///   [`run_events`](Catalog::run_events) returns those after a number, in order. They go
+///   with the run's environment.
+/// - [`request_cancel`](Catalog::request_cancel) marks a run to be cancelled (the
+///   instance running it stops it); an unknown run is [`Error::NotFound`].
+/// - [`take_leadership`](Catalog::take_leadership) gives the named work to `holder` until
+///   `expires_at` when no one holds it, its holder's time has passed, or `holder` holds it
+///   already (a renewal); it returns who holds it afterwards.
+///   [`release_leadership`](Catalog::release_leadership) lets it go if `holder` has it.
 ///
 /// # Values
 ///
@@ -311,6 +360,126 @@ pub trait Catalog: Send + Sync {
 
     /// Remove an export.
     async fn delete_export(&self, id: ExportId) -> Result<()>;
+
+    /// The principal with this name (ASCII case ignored), if recorded.
+    async fn get_principal(&self, name: &str) -> Result<Option<Principal>>;
+
+    /// Set a principal's `disabled` and `administrator` flags.
+    async fn set_principal_flags(
+        &self,
+        name: &str,
+        disabled: bool,
+        administrator: bool,
+    ) -> Result<()>;
+
+    /// Store or replace a person's password credential.
+    async fn set_password(&self, credential: &PasswordCredential) -> Result<()>;
+
+    /// A person's password credential, if one is set.
+    async fn password(&self, principal: &str) -> Result<Option<PasswordCredential>>;
+
+    /// Add a principal to a group; false when it was a member already.
+    async fn add_group_member(&self, group: &str, member: &str) -> Result<bool>;
+
+    /// Remove a principal from a group; false when it was not a member.
+    async fn remove_group_member(&self, group: &str, member: &str) -> Result<bool>;
+
+    /// The members of a group, sorted without regard to ASCII case.
+    async fn group_members(&self, group: &str) -> Result<Vec<String>>;
+
+    /// The groups a principal belongs to, sorted without regard to ASCII case.
+    async fn groups_of(&self, principal: &str) -> Result<Vec<String>>;
+
+    /// Remove a group, its memberships and its role assignments; false when unknown.
+    async fn delete_group(&self, group: &str) -> Result<bool>;
+
+    /// The role assignments that hold for a principal in an environment: its own and its
+    /// groups'.
+    async fn grants(
+        &self,
+        environment: EnvironmentId,
+        principal: &str,
+    ) -> Result<Vec<RoleAssignment>>;
+
+    /// Store a new session.
+    async fn create_session(&self, session: &Session) -> Result<()>;
+
+    /// The session whose token has this digest, if any.
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>>;
+
+    /// Record a use of a session; false when there is no such session.
+    async fn touch_session(&self, token_hash: &str, at: DateTime<Utc>) -> Result<bool>;
+
+    /// End a session; false when there was none.
+    async fn delete_session(&self, token_hash: &str) -> Result<bool>;
+
+    /// End every session of a principal; returns how many.
+    async fn delete_sessions_of(&self, principal: &str) -> Result<u64>;
+
+    /// Store a new API token.
+    async fn create_token(&self, token: &ApiToken) -> Result<()>;
+
+    /// The token whose whole value has this digest, if any.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+
+    /// The tokens of an environment, sorted by name without regard to ASCII case.
+    async fn list_tokens(&self, environment: EnvironmentId) -> Result<Vec<ApiToken>>;
+
+    /// Revoke an environment's token by name; false when it is unknown or revoked already.
+    async fn revoke_token(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Record a use of a token.
+    async fn touch_token(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+
+    /// Count one failed sign-in under `key`; returns the count in the current window.
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> Result<Throttle>;
+
+    /// The failures counted under `key`, if any.
+    async fn sign_in_failures(&self, key: &str) -> Result<Option<Throttle>>;
+
+    /// Forget the failures counted under `key`.
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<()>;
+
+    /// Append an entry to the audit log; returns its number.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<i64>;
+
+    /// Audit entries, newest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    /// Append an event to a run; returns its number.
+    async fn append_run_event(&self, run: &RunId, at: DateTime<Utc>, body: &str) -> Result<u64>;
+
+    /// The events of a run after number `after`, in order, at most `limit`.
+    async fn run_events(&self, run: &RunId, after: u64, limit: usize) -> Result<Vec<RunEvent>>;
+
+    /// Ask for a run to be cancelled.
+    async fn request_cancel(&self, run: &RunId, at: DateTime<Utc>) -> Result<()>;
+
+    /// Whether a run's cancellation was asked for.
+    async fn cancel_requested(&self, run: &RunId) -> Result<bool>;
+
+    /// Take or renew the named work for `holder` until `expires_at`, if free, expired at
+    /// `now`, or held by `holder`; returns who holds it afterwards.
+    async fn take_leadership(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Leadership>;
+
+    /// Let the named work go if `holder` holds it.
+    async fn release_leadership(&self, name: &str, holder: &str) -> Result<()>;
 }
 
 /// A secret as the catalog holds it: sealed by the vault.

@@ -25,6 +25,9 @@ use lakecdp_core::{
     Revision, Role, RoleAssignment, RunId, RunRecord, RunStatus, S3Config, SecretOwner, SecretRef,
     StorageConfig, Watermark,
 };
+use lakecdp_core::{
+    ApiToken, AuditEntry, AuditOutcome, AuditQuery, PasswordCredential, PrincipalKind, Session,
+};
 
 use crate::{Catalog, CatalogExt, Error, Result, SealedSecret, CONNECTION, ENVIRONMENT, RUN};
 
@@ -79,6 +82,14 @@ macro_rules! catalog_conformance_suite {
             revisions_are_numbered_read_and_listed,
             invalid_or_racing_revisions_are_refused,
             delete_removes_the_environments_revisions,
+            principal_flags_and_passwords_round_trip,
+            groups_hold_members_and_pass_on_their_roles,
+            sessions_are_created_touched_and_ended,
+            api_tokens_are_scoped_listed_and_revoked,
+            sign_in_failures_are_counted_in_a_window,
+            audit_entries_are_appended_and_read_newest_first,
+            run_events_and_cancel_requests_are_shared,
+            leadership_is_taken_renewed_and_taken_over,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -303,6 +314,26 @@ fn assert_already_exists<T: std::fmt::Debug>(result: Result<T>, kind: &str, name
             assert_eq!((k, n.as_str()), (kind, name), "wrong object reported");
         }
         other => panic!("expected {kind} `{name}` already exists, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_kind_not_found<T: std::fmt::Debug>(result: Result<T>, kind: &str) {
+    match result {
+        Err(Error::NotFound { kind: k, .. }) => {
+            assert_eq!(k, kind, "wrong kind of object reported")
+        }
+        other => panic!("expected a {kind} not found, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_kind_already_exists<T: std::fmt::Debug>(result: Result<T>, kind: &str) {
+    match result {
+        Err(Error::AlreadyExists { kind: k, .. }) => {
+            assert_eq!(k, kind, "wrong kind of object reported")
+        }
+        other => panic!("expected a {kind} that exists already, got {other:?}"),
     }
 }
 
@@ -1555,4 +1586,541 @@ pub async fn a_rotation_sees_every_secret_it_replaces(catalog: &dyn Catalog) {
             .as_deref(),
         Some(&b"old-2-new"[..])
     );
+}
+
+/// Principals' flags are set and read back; passwords belong to people only and are
+/// replaced; `upsert_principal` keeps the flags.
+pub async fn principal_flags_and_passwords_round_trip(catalog: &dyn Catalog) {
+    let ann = format!("ann-{}", suffix());
+    catalog
+        .upsert_principal(&Principal::person(&ann))
+        .await
+        .unwrap();
+    let stored = catalog
+        .get_principal(&ann.to_uppercase())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, ann);
+    assert!(!stored.disabled && !stored.administrator);
+    catalog.set_principal_flags(&ann, true, true).await.unwrap();
+    catalog
+        .upsert_principal(&Principal::person(&ann))
+        .await
+        .unwrap();
+    let stored = catalog.get_principal(&ann).await.unwrap().unwrap();
+    assert!(
+        stored.disabled && stored.administrator,
+        "upsert keeps the flags"
+    );
+    catalog
+        .set_principal_flags(&ann, false, true)
+        .await
+        .unwrap();
+    assert!(!catalog.get_principal(&ann).await.unwrap().unwrap().disabled);
+    assert_kind_not_found(
+        catalog
+            .set_principal_flags(&format!("nobody-{}", suffix()), true, false)
+            .await,
+        "principal",
+    );
+    assert!(catalog.password(&ann).await.unwrap().is_none());
+    let first = PasswordCredential {
+        principal: ann.clone(),
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        changed_at: now(),
+    };
+    catalog.set_password(&first).await.unwrap();
+    assert_eq!(
+        catalog.password(&ann.to_uppercase()).await.unwrap(),
+        Some(first.clone())
+    );
+    let second = PasswordCredential {
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI".into(),
+        ..first.clone()
+    };
+    catalog.set_password(&second).await.unwrap();
+    assert_eq!(catalog.password(&ann).await.unwrap(), Some(second));
+    let group = format!("group-{}", suffix());
+    catalog
+        .upsert_principal(&Principal::new(&group, PrincipalKind::Group))
+        .await
+        .unwrap();
+    assert!(matches!(
+        catalog
+            .set_password(&PasswordCredential {
+                principal: group,
+                ..first.clone()
+            })
+            .await,
+        Err(Error::Invalid(_))
+    ));
+    assert_kind_not_found(
+        catalog
+            .set_password(&PasswordCredential {
+                principal: format!("nobody-{}", suffix()),
+                ..first
+            })
+            .await,
+        "principal",
+    );
+}
+
+/// Groups hold people, not groups; a member's grants include its groups' roles; deleting
+/// a group removes its memberships and roles.
+pub async fn groups_hold_members_and_pass_on_their_roles(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("groups-{}", suffix())).await;
+    let (ann, bob) = (format!("ann-{}", suffix()), format!("bob-{}", suffix()));
+    let (readers, writers) = (
+        format!("Readers-{}", suffix()),
+        format!("writers-{}", suffix()),
+    );
+    for name in [&ann, &bob] {
+        catalog
+            .upsert_principal(&Principal::person(name))
+            .await
+            .unwrap();
+    }
+    for name in [&readers, &writers] {
+        catalog
+            .upsert_principal(&Principal::new(name, PrincipalKind::Group))
+            .await
+            .unwrap();
+    }
+    assert!(catalog.add_group_member(&readers, &ann).await.unwrap());
+    assert!(!catalog
+        .add_group_member(&readers.to_lowercase(), &ann)
+        .await
+        .unwrap());
+    assert!(catalog.add_group_member(&readers, &bob).await.unwrap());
+    assert!(catalog
+        .add_group_member(&writers, &ann.to_uppercase())
+        .await
+        .unwrap());
+    assert!(matches!(
+        catalog.add_group_member(&readers, &writers).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        catalog.add_group_member(&ann, &bob).await,
+        Err(Error::Invalid(_))
+    ));
+    assert_kind_not_found(
+        catalog
+            .add_group_member(&format!("nogroup-{}", suffix()), &ann)
+            .await,
+        "group",
+    );
+    assert_kind_not_found(
+        catalog
+            .add_group_member(&readers, &format!("nobody-{}", suffix()))
+            .await,
+        "principal",
+    );
+    assert_eq!(
+        catalog.group_members(&readers).await.unwrap(),
+        vec![ann.clone(), bob.clone()]
+    );
+    let mut expected = vec![readers.clone(), writers.clone()];
+    expected.sort_by_key(|g| g.to_ascii_lowercase());
+    assert_eq!(catalog.groups_of(&ann).await.unwrap(), expected);
+
+    let assign = |p: &str, role| RoleAssignment {
+        environment_id: env.id,
+        principal: p.to_string(),
+        role,
+        assigned_by: "conformance".into(),
+        assigned_at: now(),
+    };
+    catalog
+        .set_role(&assign(&readers, Role::Viewer))
+        .await
+        .unwrap();
+    catalog
+        .set_role(&assign(&writers, Role::Contributor))
+        .await
+        .unwrap();
+    catalog.set_role(&assign(&bob, Role::Admin)).await.unwrap();
+    let roles = |grants: Vec<RoleAssignment>| {
+        grants
+            .into_iter()
+            .map(|g| (g.principal, g.role))
+            .collect::<Vec<_>>()
+    };
+    let mut ann_expected = vec![
+        (readers.clone(), Role::Viewer),
+        (writers.clone(), Role::Contributor),
+    ];
+    ann_expected.sort_by_key(|(g, _)| g.to_ascii_lowercase());
+    assert_eq!(
+        roles(catalog.grants(env.id, &ann).await.unwrap()),
+        ann_expected
+    );
+    let mut bob_expected = vec![(readers.clone(), Role::Viewer), (bob.clone(), Role::Admin)];
+    bob_expected.sort_by_key(|(g, _)| g.to_ascii_lowercase());
+    assert_eq!(
+        roles(catalog.grants(env.id, &bob).await.unwrap()),
+        bob_expected
+    );
+    let elsewhere = create(catalog, &format!("groups-other-{}", suffix())).await;
+    assert!(catalog.grants(elsewhere.id, &ann).await.unwrap().is_empty());
+
+    assert!(catalog.remove_group_member(&readers, &bob).await.unwrap());
+    assert!(!catalog.remove_group_member(&readers, &bob).await.unwrap());
+    assert_eq!(
+        roles(catalog.grants(env.id, &bob).await.unwrap()),
+        vec![(bob.clone(), Role::Admin)]
+    );
+
+    assert!(catalog.delete_group(&writers).await.unwrap());
+    assert!(!catalog.delete_group(&writers).await.unwrap());
+    assert!(catalog.get_principal(&writers).await.unwrap().is_none());
+    assert_eq!(
+        catalog.groups_of(&ann).await.unwrap(),
+        vec![readers.clone()]
+    );
+    assert_eq!(
+        roles(catalog.grants(env.id, &ann).await.unwrap()),
+        vec![(readers, Role::Viewer)]
+    );
+    assert!(matches!(
+        catalog.delete_group(&ann).await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+/// Sessions are found by digest, touched, and ended one by one or all of a principal's.
+pub async fn sessions_are_created_touched_and_ended(catalog: &dyn Catalog) {
+    let ann = format!("ann-{}", suffix());
+    catalog
+        .upsert_principal(&Principal::person(&ann))
+        .await
+        .unwrap();
+    let at = now();
+    let session = |hash: &str| Session {
+        token_hash: hash.to_string(),
+        principal: ann.clone(),
+        created_at: at,
+        last_seen_at: at,
+        expires_at: at + Duration::hours(12),
+        address: Some("127.0.0.1".into()),
+    };
+    let (one, two) = (format!("h1-{}", suffix()), format!("h2-{}", suffix()));
+    catalog.create_session(&session(&one)).await.unwrap();
+    catalog.create_session(&session(&two)).await.unwrap();
+    assert_kind_already_exists(catalog.create_session(&session(&one)).await, "session");
+    assert_eq!(catalog.session(&one).await.unwrap(), Some(session(&one)));
+    let later = at + Duration::minutes(5);
+    assert!(catalog.touch_session(&one, later).await.unwrap());
+    assert_eq!(
+        catalog.session(&one).await.unwrap().unwrap().last_seen_at,
+        later
+    );
+    assert!(!catalog.touch_session("no-such-hash", later).await.unwrap());
+    assert!(catalog.delete_session(&one).await.unwrap());
+    assert!(!catalog.delete_session(&one).await.unwrap());
+    assert!(catalog.session(&one).await.unwrap().is_none());
+    catalog.create_session(&session(&one)).await.unwrap();
+    assert_eq!(
+        catalog
+            .delete_sessions_of(&ann.to_uppercase())
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(catalog.session(&two).await.unwrap().is_none());
+    assert_kind_not_found(
+        catalog
+            .create_session(&Session {
+                principal: format!("nobody-{}", suffix()),
+                ..session("h3")
+            })
+            .await,
+        "principal",
+    );
+}
+
+/// API tokens need an environment, are found by digest, listed by name, revoked (the name
+/// is free again) and touched; they go with their environment.
+pub async fn api_tokens_are_scoped_listed_and_revoked(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("tokens-{}", suffix())).await;
+    let at = now();
+    let token = |name: &str| ApiToken {
+        id: format!("id-{}", suffix()),
+        name: name.to_string(),
+        environment_id: env.id,
+        role: Role::Viewer,
+        token_hash: format!("hash-{}", suffix()),
+        created_by: "conformance".into(),
+        created_at: at,
+        expires_at: Some(at + Duration::days(90)),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let reports = token("reports");
+    let etl = ApiToken {
+        role: Role::Contributor,
+        expires_at: None,
+        ..token("ETL")
+    };
+    catalog.create_token(&reports).await.unwrap();
+    catalog.create_token(&etl).await.unwrap();
+    assert_already_exists(
+        catalog.create_token(&token("Reports")).await,
+        "token",
+        "Reports",
+    );
+    assert_eq!(
+        catalog.token_by_hash(&reports.token_hash).await.unwrap(),
+        Some(reports.clone())
+    );
+    assert!(catalog
+        .token_by_hash("no-such-hash")
+        .await
+        .unwrap()
+        .is_none());
+    let names: Vec<String> = catalog
+        .list_tokens(env.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, vec!["ETL".to_string(), "reports".to_string()]);
+    let used = at + Duration::seconds(3);
+    catalog.touch_token(&etl.id, used).await.unwrap();
+    assert_eq!(
+        catalog
+            .token_by_hash(&etl.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(used)
+    );
+    assert!(catalog.revoke_token(env.id, "REPORTS", used).await.unwrap());
+    assert!(!catalog.revoke_token(env.id, "reports", used).await.unwrap());
+    let revoked = catalog
+        .token_by_hash(&reports.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(used));
+    assert!(!revoked.is_active(used));
+    // the name of a revoked token may be used again
+    catalog.create_token(&token("reports")).await.unwrap();
+    assert_eq!(catalog.list_tokens(env.id).await.unwrap().len(), 3);
+    assert_kind_not_found(
+        catalog
+            .create_token(&ApiToken {
+                environment_id: EnvironmentId::new(),
+                ..token("x")
+            })
+            .await,
+        "environment",
+    );
+    catalog.delete_environment(env.id).await.unwrap();
+    assert!(catalog
+        .token_by_hash(&etl.token_hash)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Failed sign-ins are counted per key within a window, and forgotten on request.
+pub async fn sign_in_failures_are_counted_in_a_window(catalog: &dyn Catalog) {
+    let key = format!("account:ann-{}", suffix());
+    let window = Duration::minutes(15);
+    let t0 = now();
+    assert!(catalog.sign_in_failures(&key).await.unwrap().is_none());
+    for i in 1..=3 {
+        let t = catalog
+            .record_sign_in_failure(&key, t0 + Duration::minutes(i64::from(i)), window)
+            .await
+            .unwrap();
+        assert_eq!((t.failures, t.first_at), (i, t0 + Duration::minutes(1)));
+    }
+    let stored = catalog.sign_in_failures(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.failures, stored.last_at),
+        (3, t0 + Duration::minutes(3))
+    );
+    // past the window the count starts again
+    let late = t0 + Duration::minutes(30);
+    let t = catalog
+        .record_sign_in_failure(&key, late, window)
+        .await
+        .unwrap();
+    assert_eq!((t.failures, t.first_at), (1, late));
+    let other = format!("address:10.0.0.{}", suffix().len());
+    catalog
+        .record_sign_in_failure(&other, late, window)
+        .await
+        .unwrap();
+    catalog.clear_sign_in_failures(&key).await.unwrap();
+    assert!(catalog.sign_in_failures(&key).await.unwrap().is_none());
+    assert!(catalog.sign_in_failures(&other).await.unwrap().is_some());
+    catalog.clear_sign_in_failures(&other).await.unwrap();
+}
+
+/// The audit log numbers entries in order, reads them newest first with filters and
+/// paging, and outlives the environment it names.
+pub async fn audit_entries_are_appended_and_read_newest_first(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("audit-{}", suffix())).await;
+    let actor = format!("Ann-{}", suffix());
+    let entry = |action: &str, environment_id| AuditEntry {
+        id: 0,
+        at: now(),
+        actor: actor.clone(),
+        action: action.to_string(),
+        environment_id,
+        object: "obj".into(),
+        outcome: AuditOutcome::Succeeded,
+        address: Some("127.0.0.1".into()),
+    };
+    let a = catalog.append_audit(&entry("sign-in", None)).await.unwrap();
+    let b = catalog
+        .append_audit(&entry("refresh.start", Some(env.id)))
+        .await
+        .unwrap();
+    let c = catalog
+        .append_audit(&AuditEntry {
+            outcome: AuditOutcome::Denied,
+            ..entry("role.set", Some(env.id))
+        })
+        .await
+        .unwrap();
+    assert!(a < b && b < c, "entries are numbered in order of writing");
+    let mine = catalog
+        .audit(&AuditQuery {
+            actor: Some(actor.to_lowercase()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c, b, a]);
+    assert_eq!(mine[0].outcome, AuditOutcome::Denied);
+    assert_eq!(mine[2].environment_id, None);
+    let in_env = catalog
+        .audit(&AuditQuery {
+            environment_id: Some(env.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(in_env.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c, b]);
+    let page = catalog
+        .audit(&AuditQuery {
+            environment_id: Some(env.id),
+            before: Some(c),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b]);
+    catalog.delete_environment(env.id).await.unwrap();
+    let kept = catalog
+        .audit(&AuditQuery {
+            environment_id: Some(env.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 2, "the log outlives the environment");
+}
+
+/// A run's events are numbered and read after a number; cancel requests are recorded;
+/// both need a known run and go with its environment.
+pub async fn run_events_and_cancel_requests_are_shared(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("events-{}", suffix())).await;
+    let run = run(env.id, "unify", now());
+    record(catalog, &run).await;
+    let at = now();
+    for (i, body) in ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"].iter().enumerate() {
+        assert_eq!(
+            catalog.append_run_event(&run.id, at, body).await.unwrap(),
+            i as u64 + 1
+        );
+    }
+    let all = catalog.run_events(&run.id, 0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(all[1].body, "{\"b\":2}");
+    let after = catalog.run_events(&run.id, 1, 1).await.unwrap();
+    assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
+    let unknown = RunId::new(now());
+    assert_kind_not_found(catalog.append_run_event(&unknown, at, "{}").await, RUN);
+    assert!(catalog
+        .run_events(&unknown, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert!(!catalog.cancel_requested(&run.id).await.unwrap());
+    catalog.request_cancel(&run.id, at).await.unwrap();
+    catalog.request_cancel(&run.id, at).await.unwrap();
+    assert!(catalog.cancel_requested(&run.id).await.unwrap());
+    assert_kind_not_found(catalog.request_cancel(&unknown, at).await, RUN);
+    catalog.delete_environment(env.id).await.unwrap();
+    assert!(catalog.run_events(&run.id, 0, 10).await.unwrap().is_empty());
+}
+
+/// Leadership goes to one holder at a time, is renewed by it, taken over once expired,
+/// and released only by its holder.
+pub async fn leadership_is_taken_renewed_and_taken_over(catalog: &dyn Catalog) {
+    let name = format!("scheduler-{}", suffix());
+    let t0 = now();
+    let ttl = Duration::seconds(30);
+    let a = catalog
+        .take_leadership(&name, "a", t0, t0 + ttl)
+        .await
+        .unwrap();
+    assert_eq!((a.holder.as_str(), a.expires_at), ("a", t0 + ttl));
+    let b = catalog
+        .take_leadership(&name, "b", t0 + Duration::seconds(1), t0 + ttl * 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (b.holder.as_str(), b.expires_at),
+        ("a", t0 + ttl),
+        "a holds it"
+    );
+    let renewed = catalog
+        .take_leadership(
+            &name,
+            "a",
+            t0 + Duration::seconds(10),
+            t0 + Duration::seconds(40),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (renewed.holder.as_str(), renewed.expires_at),
+        ("a", t0 + Duration::seconds(40))
+    );
+    catalog.release_leadership(&name, "b").await.unwrap();
+    let still = catalog
+        .take_leadership(&name, "b", t0 + Duration::seconds(11), t0 + ttl)
+        .await
+        .unwrap();
+    assert_eq!(still.holder, "a", "only the holder releases");
+    let taken = catalog
+        .take_leadership(
+            &name,
+            "b",
+            t0 + Duration::seconds(41),
+            t0 + Duration::seconds(71),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.holder, "b", "an expired holder is taken over");
+    catalog.release_leadership(&name, "b").await.unwrap();
+    let free = catalog
+        .take_leadership(&name, "a", t0 + Duration::seconds(42), t0 + ttl * 3)
+        .await
+        .unwrap();
+    assert_eq!(free.holder, "a");
 }

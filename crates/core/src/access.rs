@@ -27,6 +27,8 @@ pub enum PrincipalKind {
     Person,
     /// An application (a service account).
     Application,
+    /// A security group: roles granted to it hold for each of its members.
+    Group,
 }
 
 impl PrincipalKind {
@@ -35,6 +37,7 @@ impl PrincipalKind {
         match self {
             PrincipalKind::Person => "person",
             PrincipalKind::Application => "application",
+            PrincipalKind::Group => "group",
         }
     }
 }
@@ -45,8 +48,9 @@ impl FromStr for PrincipalKind {
         match s.to_ascii_lowercase().as_str() {
             "person" | "user" => Ok(PrincipalKind::Person),
             "application" | "app" => Ok(PrincipalKind::Application),
+            "group" => Ok(PrincipalKind::Group),
             other => Err(format!(
-                "unknown principal kind `{other}`: use `person` or `application`"
+                "unknown principal kind `{other}`: use `person`, `application` or `group`"
             )),
         }
     }
@@ -61,15 +65,29 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// When it was first recorded.
     pub created_at: DateTime<Utc>,
+    /// A disabled principal cannot sign in, and its sessions and roles do not act.
+    #[serde(default)]
+    pub disabled: bool,
+    /// A catalog administrator manages users, groups and the audit log of every
+    /// environment (the first admin of a server is one).
+    #[serde(default)]
+    pub administrator: bool,
 }
 
 impl Principal {
     /// A person recorded now.
     pub fn person(name: impl Into<String>) -> Self {
+        Self::new(name, PrincipalKind::Person)
+    }
+
+    /// A principal of `kind` recorded now, enabled, not an administrator.
+    pub fn new(name: impl Into<String>, kind: PrincipalKind) -> Self {
         Self {
             name: name.into(),
-            kind: PrincipalKind::Person,
+            kind,
             created_at: Utc::now(),
+            disabled: false,
+            administrator: false,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod project;
 pub mod revision;
 pub mod run;
 pub mod secret;
+pub mod security;
 pub mod segment;
 pub mod source;
 pub mod storage;
@@ -45,6 +46,10 @@ pub use project::{EngineChoice, ProjectFile};
 pub use revision::Revision;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretOwner, SecretRef};
+pub use security::{
+    ApiToken, AuditEntry, AuditOutcome, AuditQuery, Leadership, PasswordCredential, RunEvent,
+    Session, Throttle,
+};
 pub use segment::{
     parse_condition, validate_segments, Condition, ConditionNode, ConditionOp, ConditionValue,
     SegmentKind, SegmentRule, SegmentSpec, SetOperator,

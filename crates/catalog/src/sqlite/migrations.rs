@@ -54,6 +54,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "applied project revisions",
         sql: include_str!("../../migrations/sqlite/0006_revisions.sql"),
     },
+    Migration {
+        version: 7,
+        description: "accounts, groups, sessions, API tokens, audit log and shared run work",
+        sql: include_str!("../../migrations/sqlite/0007_accounts_sessions_audit.sql"),
+    },
 ];
 
 /// The schema version this code writes.

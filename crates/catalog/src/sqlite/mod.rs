@@ -10,6 +10,7 @@
 mod codec;
 mod migrations;
 mod objects;
+mod security;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,9 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use lakecdp_core::{
-    Connection as ConnectionSpec, ConnectionId, Environment, EnvironmentId, Export, ExportId,
-    Principal, Revision, Role, RoleAssignment, RunId, RunRecord, Watermark,
+    ApiToken, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId, Environment,
+    EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
+    RoleAssignment, RunEvent, RunId, RunRecord, Session, Throttle, Watermark,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -881,6 +884,206 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_export(&self, id: ExportId) -> Result<()> {
         self.write(move |tx| objects::delete_export(tx, id)).await
+    }
+
+    async fn get_principal(&self, name: &str) -> Result<Option<Principal>> {
+        let n = name.to_string();
+        self.call(move |conn| objects::select_principal(conn, &n))
+            .await
+    }
+
+    async fn set_principal_flags(
+        &self,
+        name: &str,
+        disabled: bool,
+        administrator: bool,
+    ) -> Result<()> {
+        let n = name.to_string();
+        self.write(move |tx| security::set_principal_flags(tx, &n, disabled, administrator))
+            .await
+    }
+
+    async fn set_password(&self, credential: &PasswordCredential) -> Result<()> {
+        let c = credential.clone();
+        self.write(move |tx| security::set_password(tx, &c)).await
+    }
+
+    async fn password(&self, principal: &str) -> Result<Option<PasswordCredential>> {
+        let p = principal.to_string();
+        self.call(move |conn| security::password(conn, &p)).await
+    }
+
+    async fn add_group_member(&self, group: &str, member: &str) -> Result<bool> {
+        let (g, m) = (group.to_string(), member.to_string());
+        self.write(move |tx| security::add_group_member(tx, &g, &m))
+            .await
+    }
+
+    async fn remove_group_member(&self, group: &str, member: &str) -> Result<bool> {
+        let (g, m) = (group.to_string(), member.to_string());
+        self.write(move |tx| security::remove_group_member(tx, &g, &m))
+            .await
+    }
+
+    async fn group_members(&self, group: &str) -> Result<Vec<String>> {
+        let g = group.to_string();
+        self.call(move |conn| security::group_members(conn, &g))
+            .await
+    }
+
+    async fn groups_of(&self, principal: &str) -> Result<Vec<String>> {
+        let p = principal.to_string();
+        self.call(move |conn| security::groups_of(conn, &p)).await
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<bool> {
+        let g = group.to_string();
+        self.write(move |tx| security::delete_group(tx, &g)).await
+    }
+
+    async fn grants(
+        &self,
+        environment: EnvironmentId,
+        principal: &str,
+    ) -> Result<Vec<RoleAssignment>> {
+        let p = principal.to_string();
+        self.call(move |conn| security::grants(conn, environment, &p))
+            .await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        let s = session.clone();
+        self.write(move |tx| security::create_session(tx, &s)).await
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>> {
+        let h = token_hash.to_string();
+        self.call(move |conn| security::session(conn, &h)).await
+    }
+
+    async fn touch_session(&self, token_hash: &str, at: DateTime<Utc>) -> Result<bool> {
+        let h = token_hash.to_string();
+        self.write(move |tx| security::touch_session(tx, &h, at))
+            .await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        let h = token_hash.to_string();
+        self.write(move |tx| security::delete_session(tx, &h)).await
+    }
+
+    async fn delete_sessions_of(&self, principal: &str) -> Result<u64> {
+        let p = principal.to_string();
+        self.write(move |tx| security::delete_sessions_of(tx, &p))
+            .await
+    }
+
+    async fn create_token(&self, token: &ApiToken) -> Result<()> {
+        let t = token.clone();
+        self.write(move |tx| security::create_token(tx, &t)).await
+    }
+
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>> {
+        let h = token_hash.to_string();
+        self.call(move |conn| security::token_by_hash(conn, &h))
+            .await
+    }
+
+    async fn list_tokens(&self, environment: EnvironmentId) -> Result<Vec<ApiToken>> {
+        self.call(move |conn| security::list_tokens(conn, environment))
+            .await
+    }
+
+    async fn revoke_token(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let n = name.to_string();
+        self.write(move |tx| security::revoke_token(tx, environment, &n, at))
+            .await
+    }
+
+    async fn touch_token(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |tx| security::touch_token(tx, &id, at))
+            .await
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> Result<Throttle> {
+        let k = key.to_string();
+        self.write(move |tx| security::record_sign_in_failure(tx, &k, at, window))
+            .await
+    }
+
+    async fn sign_in_failures(&self, key: &str) -> Result<Option<Throttle>> {
+        let k = key.to_string();
+        self.call(move |conn| security::sign_in_failures(conn, &k))
+            .await
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<()> {
+        let k = key.to_string();
+        self.write(move |tx| security::clear_sign_in_failures(tx, &k))
+            .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<i64> {
+        let e = entry.clone();
+        self.write(move |tx| security::append_audit(tx, &e)).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let q = query.clone();
+        self.call(move |conn| security::audit(conn, &q)).await
+    }
+
+    async fn append_run_event(&self, run: &RunId, at: DateTime<Utc>, body: &str) -> Result<u64> {
+        let (r, b) = (run.clone(), body.to_string());
+        self.write(move |tx| security::append_run_event(tx, &r, at, &b))
+            .await
+    }
+
+    async fn run_events(&self, run: &RunId, after: u64, limit: usize) -> Result<Vec<RunEvent>> {
+        let r = run.clone();
+        self.call(move |conn| security::run_events(conn, &r, after, limit))
+            .await
+    }
+
+    async fn request_cancel(&self, run: &RunId, at: DateTime<Utc>) -> Result<()> {
+        let r = run.clone();
+        self.write(move |tx| security::request_cancel(tx, &r, at))
+            .await
+    }
+
+    async fn cancel_requested(&self, run: &RunId) -> Result<bool> {
+        let r = run.clone();
+        self.call(move |conn| security::cancel_requested(conn, &r))
+            .await
+    }
+
+    async fn take_leadership(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Leadership> {
+        let (n, h) = (name.to_string(), holder.to_string());
+        self.write(move |tx| security::take_leadership(tx, &n, &h, now, expires_at))
+            .await
+    }
+
+    async fn release_leadership(&self, name: &str, holder: &str) -> Result<()> {
+        let (n, h) = (name.to_string(), holder.to_string());
+        self.write(move |tx| security::release_leadership(tx, &n, &h))
+            .await
     }
 }
 

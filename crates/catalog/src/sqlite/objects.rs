@@ -29,33 +29,51 @@ pub(crate) fn upsert_principal(tx: &Transaction<'_>, p: &Principal) -> Result<Pr
         return Err(Error::Invalid("a principal's name is empty".into()));
     }
     tx.execute(
-        "INSERT INTO principals (name, kind, created_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (name) DO NOTHING",
-        params![p.name, p.kind.as_str(), timestamp(p.created_at)],
+        "INSERT INTO principals (name, kind, created_at, disabled, administrator) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+        params![
+            p.name,
+            p.kind.as_str(),
+            timestamp(p.created_at),
+            p.disabled,
+            p.administrator
+        ],
     )
     .map_err(storage)?;
     select_principal(tx, &p.name)?
         .ok_or_else(|| Error::Storage("a recorded principal cannot be read back".into()))
 }
 
-fn read_principal(row: &Row<'_>) -> rusqlite::Result<(String, String, String)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+const PRINCIPAL_COLUMNS: &str = "name, kind, created_at, disabled, administrator";
+
+type PrincipalRaw = (String, String, String, bool, bool);
+
+fn read_principal(row: &Row<'_>) -> rusqlite::Result<PrincipalRaw> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
-fn principal_of(raw: (String, String, String)) -> Result<Principal> {
-    let (name, kind, created_at) = raw;
+fn principal_of(raw: PrincipalRaw) -> Result<Principal> {
+    let (name, kind, created_at, disabled, administrator) = raw;
     Ok(Principal {
         kind: kind
             .parse::<PrincipalKind>()
             .map_err(|e| corrupt("principal kind", e))?,
         created_at: parse_timestamp("principal time", &created_at)?,
         name,
+        disabled,
+        administrator,
     })
 }
 
-fn select_principal(conn: &Db, name: &str) -> Result<Option<Principal>> {
+pub(crate) fn select_principal(conn: &Db, name: &str) -> Result<Option<Principal>> {
     conn.query_row(
-        "SELECT name, kind, created_at FROM principals WHERE name = ?1",
+        &format!("SELECT {PRINCIPAL_COLUMNS} FROM principals WHERE name = ?1"),
         [name],
         read_principal,
     )
@@ -67,7 +85,9 @@ fn select_principal(conn: &Db, name: &str) -> Result<Option<Principal>> {
 
 pub(crate) fn list_principals(conn: &Db) -> Result<Vec<Principal>> {
     let mut stmt = conn
-        .prepare_cached("SELECT name, kind, created_at FROM principals ORDER BY name")
+        .prepare_cached(&format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM principals ORDER BY name"
+        ))
         .map_err(storage)?;
     let rows = stmt.query_map([], read_principal).map_err(storage)?;
     rows.map(|r| principal_of(r.map_err(storage)?)).collect()
@@ -81,9 +101,8 @@ pub(crate) fn set_role(tx: &Transaction<'_>, a: &RoleAssignment) -> Result<()> {
     upsert_principal(
         tx,
         &Principal {
-            name: a.principal.clone(),
-            kind: PrincipalKind::Person,
             created_at: a.assigned_at,
+            ..Principal::new(a.principal.clone(), PrincipalKind::Person)
         },
     )?;
     tx.execute(
@@ -692,6 +711,9 @@ pub(crate) fn delete_environment_objects(tx: &Transaction<'_>, env: &str) -> Res
         "DELETE FROM connections WHERE environment_id = ?1",
         "DELETE FROM role_assignments WHERE environment_id = ?1",
         "DELETE FROM environment_secrets WHERE environment_id = ?1",
+        "DELETE FROM api_tokens WHERE environment_id = ?1",
+        "DELETE FROM run_events WHERE run_id IN \
+         (SELECT id FROM runs WHERE environment_id = ?1)",
     ] {
         tx.execute(sql, [env]).map_err(storage)?;
     }
