@@ -10,7 +10,8 @@ use lakecdp_catalog::{Acting, Catalog, CatalogExt};
 use lakecdp_connect::{MasterKey, Vault};
 use lakecdp_core::project::PROJECT_FILE;
 use lakecdp_core::{
-    EngineChoice, Environment, Operation, ProjectFile, Role, SecretOwner, SecretRef,
+    ApiToken, EngineChoice, Environment, EnvironmentId, Operation, ProjectFile, Role, SecretOwner,
+    SecretRef,
 };
 use lakecdp_lake::secrets::Secrets;
 use lakecdp_lake::{Lake, StoreHandle};
@@ -25,28 +26,66 @@ pub const DEFAULT_PRINCIPAL: &str = "local-admin";
 /// On the command line of one machine, whoever can read the catalog acts; with no name
 /// given they act as each environment's creator (its first Admin). The server always
 /// names the authenticated principal.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     name: Option<String>,
+    local: bool,
+    scope: Option<(EnvironmentId, Role)>,
+}
+
+impl Default for Actor {
+    fn default() -> Self {
+        Self::local(None)
+    }
 }
 
 impl Actor {
     /// The local user, acting as `name` when given (`--as`), else as each environment's
-    /// creator.
+    /// creator. Whoever can read the catalog on this machine is trusted with it: the
+    /// local user also administers accounts and groups.
     pub fn local(name: Option<&str>) -> Self {
         Self {
             name: name
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
                 .map(str::to_string),
+            local: true,
+            scope: None,
         }
     }
 
-    /// The principal `name`.
+    /// The authenticated principal `name`, holding the roles the catalog grants it.
     pub fn named(name: impl Into<String>) -> Self {
         Self {
             name: Some(name.into()),
+            local: false,
+            scope: None,
         }
+    }
+
+    /// An API token: `token:<name>`, acting with the token's role in its environment
+    /// only.
+    pub fn token(token: &ApiToken) -> Self {
+        Self {
+            name: Some(token.principal()),
+            local: false,
+            scope: Some((token.environment_id, token.role)),
+        }
+    }
+
+    /// Whether it is the local user of the catalog.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// The environment and role an API token is confined to.
+    pub fn scope(&self) -> Option<(EnvironmentId, Role)> {
+        self.scope
+    }
+
+    /// Its name, when it has one of its own.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// The principal acting on `environment`.
@@ -158,7 +197,12 @@ impl App {
 
     /// The catalog seen by `actor` in `environment`: every change through it is checked.
     pub fn acting(&self, actor: &Actor, environment: &Environment) -> Acting<'_> {
-        Acting::new(self.catalog(), actor.name_for(environment))
+        match actor.scope() {
+            Some((id, role)) => {
+                Acting::scoped(self.catalog(), actor.name_for(environment), id, role)
+            }
+            None => Acting::new(self.catalog(), actor.name_for(environment)),
+        }
     }
 
     /// Check that `actor` may perform `operation` in `environment`; its role.

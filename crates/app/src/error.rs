@@ -19,6 +19,8 @@ pub enum ErrorKind {
     NotFound,
     /// The acting principal's role does not allow it.
     Denied,
+    /// No valid credentials: a wrong password, an expired session, a revoked token.
+    Unauthenticated,
     /// It clashes with the state: an object that exists, a refresh already running.
     Conflict,
     /// A storage, database or server it needs is down or unreachable.
@@ -34,7 +36,11 @@ impl ErrorKind {
     pub fn is_user_error(self) -> bool {
         matches!(
             self,
-            ErrorKind::Invalid | ErrorKind::NotFound | ErrorKind::Denied | ErrorKind::Conflict
+            ErrorKind::Invalid
+                | ErrorKind::NotFound
+                | ErrorKind::Denied
+                | ErrorKind::Unauthenticated
+                | ErrorKind::Conflict
         )
     }
 
@@ -44,6 +50,7 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Denied => "denied",
+            ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::NotImplemented => "not_implemented",
@@ -89,6 +96,16 @@ impl Error {
     /// An object that does not exist.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// An operation the acting principal may not perform.
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Denied, message)
+    }
+
+    /// Credentials that are missing, wrong, expired or revoked.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthenticated, message)
     }
 
     /// A clash with the state.

@@ -11,6 +11,7 @@
 //!   reports structured [`Event`]s to an [`Observer`]; nothing here prints.
 #![warn(missing_docs)]
 
+pub mod accounts;
 mod app;
 pub mod connections;
 pub mod environments;
@@ -27,10 +28,11 @@ pub mod sources;
 mod targets;
 pub mod unify;
 
+pub use accounts::{SignInPolicy, SignedIn};
 pub use app::{absolute, open_catalog, Actor, App, DEFAULT_PRINCIPAL};
 pub use error::{Error, ErrorKind, Result, ResultExt};
 pub use observe::{Event, ExportedTable, Observer, ProcessOutcome, Recorder, Silent};
-pub use refresh::{RefreshPlan, RefreshReport, RefreshRequest};
+pub use refresh::{RefreshPlan, RefreshReport, RefreshRequest, StartedRefresh};
 pub use scheduler::{SchedulerEvent, SchedulerObserver};
 pub use tokio_util::sync::CancellationToken;
 

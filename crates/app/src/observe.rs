@@ -231,3 +231,91 @@ impl lakecdp_engine::ingest::Progress for LoadEvents {
         self.0.event(&Event::LoadFinished);
     }
 }
+
+impl Event {
+    /// The event as JSON with a `type` field, as the server streams it and stores it for
+    /// other instances: names and counts only, never a secret or a row of data.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Event::RefreshStarted {
+                run,
+                environment,
+                processes,
+            } => json!({"type": "refresh_started", "run": run, "environment": environment,
+                "processes": processes}),
+            Event::Notice(m) => json!({"type": "notice", "message": m}),
+            Event::ProcessStarted(p) => json!({"type": "process_started", "process": p}),
+            Event::ProcessFinished(o) => json!({"type": "process_finished", "outcome": o}),
+            Event::LoadStarted { table, pass, bytes } => {
+                json!({"type": "load_started", "table": table, "pass": pass, "bytes": bytes})
+            }
+            Event::LoadAdvanced { records, bytes } => {
+                json!({"type": "load_advanced", "records": records, "bytes": bytes})
+            }
+            Event::LoadFinished => json!({"type": "load_finished"}),
+            Event::Ingested { source, report } => json!({
+                "type": "ingested", "source": source, "run": report.run_id,
+                "unchanged": report.unchanged, "tables": report.tables.len(),
+            }),
+            Event::IngestFailed { source, message } => {
+                json!({"type": "ingest_failed", "source": source, "message": message})
+            }
+            Event::Unifying { tables } => json!({"type": "unifying", "tables": tables}),
+            Event::Unified(r) => json!({
+                "type": "unified", "run": r.run_id, "profiles": r.profiles,
+                "tables": r.tables.len(), "id_changes": r.id_changes.len(),
+            }),
+            Event::Activities(r) => json!({"type": "activities", "run": r.run_id}),
+            Event::Reports(r) => json!({"type": "reports", "run": r.run_id}),
+            Event::Measures(r) => json!({
+                "type": "measures", "run": r.run_id,
+                "measures": r.measures.iter().map(|m| json!({"name": m.name, "rows": m.rows}))
+                    .collect::<Vec<_>>(),
+            }),
+            Event::Segments(r) => json!({
+                "type": "segments", "run": r.run_id,
+                "segments": r.segments.iter()
+                    .map(|s| json!({"name": s.name, "members": s.members}))
+                    .collect::<Vec<_>>(),
+            }),
+            Event::ExportStarted {
+                export,
+                tables,
+                destination,
+            } => json!({"type": "export_started", "export": export, "tables": tables,
+                "destination": destination}),
+            Event::ExportedTable { export, table } => json!({
+                "type": "exported_table", "export": export, "table": table.name,
+                "rows": table.rows, "bytes": table.bytes,
+                "seconds": table.elapsed.as_secs_f64(), "error": table.error,
+            }),
+            Event::ExportFinished {
+                export,
+                rows,
+                tables,
+                elapsed,
+                error,
+            } => json!({"type": "export_finished", "export": export, "rows": rows,
+                "tables": tables, "seconds": elapsed.as_secs_f64(), "error": error}),
+            Event::ExportFailed { export, message } => {
+                json!({"type": "export_failed", "export": export, "message": message})
+            }
+            Event::ChecksStarted {
+                environment,
+                storage,
+            } => json!({"type": "checks_started", "environment": environment,
+                "storage": storage}),
+            Event::ChecksFinished(_) => json!({"type": "checks_finished"}),
+            Event::EnvironmentChanges(c) => json!({"type": "environment_changes", "changes": c}),
+            Event::Canceling(why) => json!({"type": "canceling", "reason": why}),
+            Event::Warning(m) => json!({"type": "warning", "message": m}),
+        }
+    }
+
+    /// Whether a stream of events may leave it out when it falls behind (progress that a
+    /// later event supersedes).
+    pub fn is_progress(&self) -> bool {
+        matches!(self, Event::LoadAdvanced { .. })
+    }
+}

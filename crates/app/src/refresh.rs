@@ -287,12 +287,28 @@ impl App {
         cancel: CancellationToken,
         observer: Arc<dyn Observer>,
     ) -> Result<RefreshReport> {
+        self.start_refresh(actor, request, plan, observer.as_ref())
+            .await?
+            .run(cancel, observer)
+            .await
+    }
+
+    /// Take the environment's refresh lease and record the refresh as Running, without
+    /// running it yet: a server answers with the run's id (or a conflict when another
+    /// refresh holds the lease) before it moves the refresh into a background task.
+    /// Needs RunRefresh.
+    pub async fn start_refresh(
+        &self,
+        actor: &Actor,
+        request: &RefreshRequest,
+        plan: &RefreshPlan,
+        observer: &dyn Observer,
+    ) -> Result<StartedRefresh> {
         // the environment as stored, not as the plan's (changeable) copy describes it
-        let stored = self.stored_environment(&plan.environment).await?;
-        let env = &stored;
-        let acting = self.acting(actor, env);
-        acting.require(env, Operation::RunRefresh).await?;
-        let lake = self.lake(env).await?;
+        let env = self.stored_environment(&plan.environment).await?;
+        let acting = self.acting(actor, &env);
+        acting.require(&env, Operation::RunRefresh).await?;
+        let lake = self.lake(&env).await?;
 
         if let Some(notice) = &plan.notice {
             observer.event(&Event::Notice(notice.clone()));
@@ -310,62 +326,24 @@ impl App {
         }
         let lease = lease.keep_alive();
         // holding the lease, no other refresh runs: one still Running died
-        if let Err(e) = self.close_interrupted(env).await {
+        if let Err(e) = self.close_interrupted(&env).await {
             observer.event(&Event::Warning(format!(
                 "interrupted refreshes could not be closed: {e}"
             )));
         }
-
-        // whatever happens below, the lease is released and the refresh gets a final status
-        let steps = Steps {
-            app: self,
-            actor,
-            request,
-            project: &plan.project,
-            base_dir: &plan.base_dir,
-            env,
-            lake: &lake,
-            observer: Arc::clone(&observer),
-        };
-        let lost = async {
-            let why = lease.lost().await;
-            observer.event(&Event::Canceling(why));
-        };
-        let canceled = async {
-            cancel.cancelled().await;
-            observer.event(&Event::Canceling(
-                "the running process stops and publishes nothing".into(),
-            ));
-        };
-        let stop = async {
-            tokio::select! {
-                _ = lost => {},
-                _ = canceled => {},
-            }
-        };
-        let result = run_graph(&steps, &plan.graph, &mut refresh, stop).await;
-        if let Err(e) = lease.release().await {
-            observer.event(&Event::Warning(format!(
-                "the refresh lease could not be released: {e}"
-            )));
+        if let Err(e) = self.catalog().record_run(&refresh).await {
+            let _ = lease.release().await;
+            return Err(e.into());
         }
-        let outcomes = match result {
-            Ok(o) => o,
-            Err(e) => {
-                if !refresh.status.is_final() {
-                    refresh.status = RunStatus::Failed;
-                    refresh.finished_at = Some(Utc::now());
-                    refresh.error = Some(e.full_message());
-                    let _ = final_update(self.catalog(), &refresh).await;
-                }
-                return Err(e);
-            }
-        };
-        Ok(RefreshReport {
-            run: refresh.id.clone(),
-            environment: env.name.clone(),
-            status: refresh.status,
-            processes: outcomes,
+        Ok(StartedRefresh {
+            app: self.clone(),
+            actor: actor.clone(),
+            request: request.clone(),
+            plan: plan.clone(),
+            env,
+            lake,
+            refresh,
+            lease,
         })
     }
 
@@ -400,6 +378,110 @@ impl App {
     }
 }
 
+/// A refresh holding its environment's lease, its run recorded as Running; made by
+/// [`App::start_refresh`], run by [`StartedRefresh::run`]. Dropped without running, its
+/// lease expires and the next refresh records it as interrupted.
+pub struct StartedRefresh {
+    app: App,
+    actor: Actor,
+    request: RefreshRequest,
+    plan: RefreshPlan,
+    env: Environment,
+    lake: Lake,
+    refresh: RunRecord,
+    lease: lakecdp_lake::lease::KeepAlive,
+}
+
+impl std::fmt::Debug for StartedRefresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedRefresh")
+            .field("run", &self.refresh.id)
+            .field("environment", &self.env.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StartedRefresh {
+    /// The refresh's run id.
+    pub fn run_id(&self) -> &RunId {
+        &self.refresh.id
+    }
+
+    /// The environment it refreshes.
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    /// Run it until it ends or `cancel` fires, reporting to `observer`; the lease is
+    /// released and the refresh gets its final status whatever happens.
+    pub async fn run(
+        self,
+        cancel: CancellationToken,
+        observer: Arc<dyn Observer>,
+    ) -> Result<RefreshReport> {
+        let StartedRefresh {
+            app,
+            actor,
+            request,
+            plan,
+            env,
+            lake,
+            mut refresh,
+            lease,
+        } = self;
+        let steps = Steps {
+            app: &app,
+            actor: &actor,
+            request: &request,
+            project: &plan.project,
+            base_dir: &plan.base_dir,
+            env: &env,
+            lake: &lake,
+            observer: Arc::clone(&observer),
+        };
+        let lost = async {
+            let why = lease.lost().await;
+            observer.event(&Event::Canceling(why));
+        };
+        let canceled = async {
+            cancel.cancelled().await;
+            observer.event(&Event::Canceling(
+                "the running process stops and publishes nothing".into(),
+            ));
+        };
+        let stop = async {
+            tokio::select! {
+                _ = lost => {},
+                _ = canceled => {},
+            }
+        };
+        let result = run_graph(&steps, &plan.graph, &mut refresh, stop).await;
+        if let Err(e) = lease.release().await {
+            observer.event(&Event::Warning(format!(
+                "the refresh lease could not be released: {e}"
+            )));
+        }
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(e) => {
+                if !refresh.status.is_final() {
+                    refresh.status = RunStatus::Failed;
+                    refresh.finished_at = Some(Utc::now());
+                    refresh.error = Some(e.full_message());
+                    let _ = final_update(app.catalog(), &refresh).await;
+                }
+                return Err(e);
+            }
+        };
+        Ok(RefreshReport {
+            run: refresh.id.clone(),
+            environment: env.name.clone(),
+            status: refresh.status,
+            processes: outcomes,
+        })
+    }
+}
+
 /// Update a run record, retrying a few times: a final status lost to a brief failure
 /// would leave the run Running.
 async fn final_update(catalog: &dyn Catalog, run: &RunRecord) -> Result<()> {
@@ -430,7 +512,6 @@ async fn run_graph(
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<ProcessOutcome>> {
     let catalog = steps.app.catalog();
-    catalog.record_run(refresh).await?;
     steps.observer.event(&Event::RefreshStarted {
         run: refresh.id.clone(),
         environment: steps.env.name.clone(),

@@ -8,7 +8,7 @@
 use chrono::Utc;
 use lakecdp_core::access::{self, check, check_use_connection, effective_role};
 use lakecdp_core::{
-    Connection, ConnectionSummary, Environment, Export, Operation, Principal, Role, RoleAssignment,
+    Connection, ConnectionSummary, Environment, EnvironmentId, Export, Operation, Principal, Role, RoleAssignment,
 };
 
 use crate::catalog::Catalog;
@@ -19,6 +19,7 @@ use crate::{CONNECTION, EXPORT};
 pub struct Acting<'a> {
     catalog: &'a dyn Catalog,
     principal: String,
+    scope: Option<(EnvironmentId, Role)>,
 }
 
 impl std::fmt::Debug for Acting<'_> {
@@ -35,6 +36,21 @@ impl<'a> Acting<'a> {
         Self {
             catalog,
             principal: principal.into(),
+            scope: None,
+        }
+    }
+
+    /// `principal` acting with exactly `role` in one environment and no role elsewhere,
+    /// whatever the catalog grants it (an API token).
+    pub fn scoped(
+        catalog: &'a dyn Catalog,
+        principal: impl Into<String>,
+        environment: EnvironmentId,
+        role: Role,
+    ) -> Self {
+        Self {
+            scope: Some((environment, role)),
+            ..Self::new(catalog, principal)
         }
     }
 
@@ -52,6 +68,9 @@ impl<'a> Acting<'a> {
     /// groups' grants, or Admin for the environment's creator when none is stored. A
     /// disabled principal holds no role.
     pub async fn role_in(&self, environment: &Environment) -> Result<Option<Role>> {
+        if let Some((id, role)) = self.scope {
+            return Ok((id == environment.id).then_some(role));
+        }
         if let Some(p) = self.catalog.get_principal(&self.principal).await? {
             if p.disabled {
                 return Ok(None);
