@@ -145,8 +145,9 @@ impl App {
     pub async fn list_connections(
         &self,
         actor: &Actor,
+        environment: Option<&str>,
     ) -> Result<(Environment, Vec<ConnectionSummary>)> {
-        let env = self.environment(None).await?;
+        let env = self.environment(environment).await?;
         let list = self.acting(actor, &env).connections(&env).await?;
         Ok((env, list))
     }

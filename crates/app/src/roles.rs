@@ -6,26 +6,32 @@ use crate::app::{Actor, App};
 use crate::error::{Error, Result};
 
 impl App {
-    /// Grant `role` to `principal` in the project's environment, or take its role away
-    /// with `None` (Admin).
+    /// Grant `role` to `principal` (a user, an application or a group) in the
+    /// environment named (the project's with `None`), or take its role away with `None`
+    /// (Admin).
     pub async fn set_role(
         &self,
         actor: &Actor,
+        environment: Option<&str>,
         principal: &str,
         role: Option<Role>,
     ) -> Result<Environment> {
-        let env = self.environment(None).await?;
+        let env = self.environment(environment).await?;
         self.acting(actor, &env)
             .set_role(&env, principal, role)
             .await?;
         Ok(env)
     }
 
-    /// The role assignments of the project's environment, and the name the actor acts as
-    /// (Viewer).
-    pub async fn roles(&self, actor: &Actor) -> Result<(Environment, Vec<RoleAssignment>, String)> {
+    /// The role assignments of the environment named (the project's with `None`), and
+    /// the name the actor acts as (Viewer).
+    pub async fn roles(
+        &self,
+        actor: &Actor,
+        environment: Option<&str>,
+    ) -> Result<(Environment, Vec<RoleAssignment>, String)> {
         let env = self
-            .environment_for(actor, None, Operation::ViewRoles)
+            .environment_for(actor, environment, Operation::ViewRoles)
             .await?;
         let acting = self.acting(actor, &env);
         let roles = acting.roles(&env).await?;

@@ -173,7 +173,7 @@ fn operations() -> Vec<Row> {
         row!("segments", Viewer, Allowed, |c, a| c.app.segments(&a).await),
         row!("segment", Viewer, Allowed, |c, a| c.app.segment(&a, "HighValue").await),
         row!("preview_segment", Viewer, Allowed, |c, a| c.app.preview_segment(&a, "CustomerId is not empty", 3).await),
-        row!("roles", Viewer, Allowed, |c, a| c.app.roles(&a).await),
+        row!("roles", Viewer, Allowed, |c, a| c.app.roles(&a, None).await),
         row!("list_exports", Viewer, Allowed, |c, a| c.app.list_exports(&a).await),
         row!("show_export", Viewer, Allowed, |c, a| c.app.show_export(&a, "exp").await),
         // Contributor
@@ -187,9 +187,9 @@ fn operations() -> Vec<Row> {
         row!("edit_export", Contributor, Allowed, |c, a| c.app.edit_export(&a, "exp-edit", ExportChanges { add_tables: vec!["Unification/AlternateKey".into()], ..Default::default() }).await),
         row!("delete_export", Contributor, Allowed, |c, a| c.app.delete_export(&a, "exp-delete").await),
         row!("run_exports", Contributor, Allowed, |c, a| c.app.run_exports(&a, Some("exp"), &Silent).await),
-        row!("list_connections", Contributor, Allowed, |c, a| c.app.list_connections(&a).await),
+        row!("list_connections", Contributor, Allowed, |c, a| c.app.list_connections(&a, None).await),
         // Admin
-        row!("set_role", Admin, Allowed, |c, a| c.app.set_role(&a, "tess", Some(Role::Viewer)).await),
+        row!("set_role", Admin, Allowed, |c, a| c.app.set_role(&a, None, "tess", Some(Role::Viewer)).await),
         row!("update_environment", Admin, Allowed, |c, a| c.app.update_environment(&a, &c.spare_update, &EnvironmentChanges { retention_runs: Some(5), ..Default::default() }, &Silent).await),
         row!("delete_environment", Admin, Allowed, |c, a| c.app.delete_environment(&a, &c.spare_delete, false).await),
         row!("set_environment_secret", Admin, Allowed, |c, a| c.app.set_environment_secret(&a, &c.env, "s-set", &Secret::new("v")).await),
@@ -221,7 +221,7 @@ async fn grant(app: &App) {
         ("cora", Role::Contributor),
         ("ada", Role::Admin),
     ] {
-        app.set_role(&admin(), who, Some(role)).await.unwrap();
+        app.set_role(&admin(), None, who, Some(role)).await.unwrap();
     }
 }
 
@@ -336,7 +336,7 @@ async fn every_operation_needs_its_role_and_is_refused_one_role_below() {
     let mut names: Vec<&str> = exports.iter().map(|e| e.export.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["exp", "exp-edit", "exp-new"]);
-    let (_, connections) = app.list_connections(&me).await.unwrap();
+    let (_, connections) = app.list_connections(&me, None).await.unwrap();
     let mut names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["conn-edit", "conn-new", "shared"]);
@@ -388,7 +388,7 @@ async fn environments_are_listed_to_their_roles_only() {
     let seen = r.app.list_environments(&Actor::named("sam")).await.unwrap();
     assert!(seen.is_empty(), "{seen:?}");
     // a role taken away takes its environment out of the list
-    r.app.set_role(&admin(), "vic", None).await.unwrap();
+    r.app.set_role(&admin(), None, "vic", None).await.unwrap();
     let seen = names(r.app.list_environments(&Actor::named("vic")).await.unwrap());
     assert_eq!(seen, ["spare"]);
 }
@@ -442,7 +442,7 @@ async fn a_changed_copy_of_an_environment_grants_nothing() {
         ),
     ];
     // a plan made by a Contributor of one environment, pointed at another
-    app.set_role(&admin(), "carl", Some(Role::Contributor))
+    app.set_role(&admin(), None, "carl", Some(Role::Contributor))
         .await
         .unwrap();
     let carl = Actor::named("carl");

@@ -1,4 +1,197 @@
-//! The HTTP API and web pages (axum), wiring the catalog, the lake and the engine.
+//! `lakecdp serve`: the authenticated HTTP API over `lakecdp-app`.
 //!
-//! This crate is filled by the server work; it holds no code yet.
+//! - Every route calls one application operation; nothing is implemented twice. The
+//!   application checks the caller's role; the server authenticates it ([`auth`]).
+//! - Errors are RFC 9457 problem details whose status comes from the application
+//!   error's kind ([`problem`]).
+//! - A refresh started here runs as a background job whose events and cancellation go
+//!   through the catalog, so any instance on the same catalog can serve them ([`jobs`]).
+//! - Every state-changing request is written to the audit log with its caller, object,
+//!   outcome and address.
+//! - The OpenAPI 3.1 description is generated from the routes themselves and served at
+//!   `/api/openapi.json`.
 #![warn(missing_docs)]
+
+mod api;
+pub mod auth;
+pub mod jobs;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use lakecdp_app::{App, SignInPolicy};
+use lakecdp_core::AuditOutcome;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+use crate::auth::CallerSlot;
+use crate::jobs::Jobs;
+
+/// Request bodies larger than this are refused (project files are far smaller).
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// How the server runs.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// Session expiry and sign-in throttling.
+    pub policy: SignInPolicy,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The application.
+    pub app: App,
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// The background jobs of this instance.
+    pub jobs: Jobs,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "lakecdp",
+        description = "The lakecdp API: environments, revisions, refreshes and runs, roles, \
+            connections, API tokens, users, groups and the audit log. Authenticate with a \
+            session (POST /api/session; send the CSRF token it returns in X-CSRF-Token on \
+            every state-changing request) or an API token (Authorization: Bearer)."
+    ),
+    tags(
+        (name = "session", description = "sign in and out"),
+        (name = "environments"), (name = "revisions"), (name = "runs"), (name = "roles"),
+        (name = "connections"), (name = "tokens"), (name = "users"), (name = "groups"),
+        (name = "audit")
+    )
+)]
+struct ApiDoc;
+
+/// The router and the OpenAPI description of its routes.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (api, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::routes())
+        .split_for_parts();
+    let described = doc.clone();
+    let router = api
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = described.clone();
+                async move { Json(doc) }
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state);
+    (router, doc)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.app.catalog().schema_version().await {
+        Ok(_) => "ready".into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the catalog is unreachable").into_response(),
+    }
+}
+
+/// Routes whose operations write their own, more precise, audit entries.
+fn audited_by_app(path: &str) -> bool {
+    path == "/api/session"
+        || path.starts_with("/api/users")
+        || path.starts_with("/api/groups")
+        || path.starts_with("/api/environments/{env}/tokens")
+}
+
+/// Write every state-changing request to the audit log: caller, action (method and
+/// route), object (the path), outcome and address.
+async fn audit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    if audited_by_app(&route) {
+        return next.run(request).await;
+    }
+    let object = request.uri().path().to_string();
+    let address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let slot = CallerSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let response = next.run(request).await;
+    let status = response.status();
+    let outcome = if status.is_success() {
+        AuditOutcome::Succeeded
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        AuditOutcome::Denied
+    } else {
+        AuditOutcome::Failed
+    };
+    let actor = slot
+        .0
+        .lock()
+        .ok()
+        .and_then(|n| n.clone())
+        .unwrap_or_else(|| "anonymous".to_string());
+    let action = format!("{method} {route}");
+    if let Err(e) = state
+        .app
+        .audit(&actor, &action, None, &object, outcome, address.as_deref())
+        .await
+    {
+        tracing::error!(error = %e, "an audit entry could not be written");
+    }
+    response
+}
+
+/// Serve `app` on `listener` until `shutdown` fires; then cancel the running jobs and
+/// wait for them to record their outcome.
+pub async fn serve(
+    app: App,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = AppState {
+        app,
+        config: Arc::new(config),
+        jobs: Jobs::default(),
+    };
+    let jobs = state.jobs.clone();
+    let (router, _) = router(state);
+    let stop = shutdown.clone();
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await })
+    .await?;
+    if !jobs.shut_down(Duration::from_secs(60)).await {
+        tracing::warn!("some jobs did not stop within a minute");
+    }
+    Ok(())
+}

@@ -72,7 +72,7 @@ pub async fn add(app: &App, actor: &Actor, a: ConnectionAddArgs) -> anyhow::Resu
 
 /// `connection list`.
 pub async fn list(app: &App, actor: &Actor) -> anyhow::Result<()> {
-    let (env, list) = app.list_connections(actor).await?;
+    let (env, list) = app.list_connections(actor, None).await?;
     if list.is_empty() {
         println!("no connections you may use in environment `{}`", env.name);
         return Ok(());

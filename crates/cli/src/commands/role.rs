@@ -10,7 +10,7 @@ use crate::output;
 /// `role set PRINCIPAL ROLE`.
 pub async fn set(app: &App, actor: &Actor, a: RoleSetArgs) -> anyhow::Result<()> {
     let role = parse_role(&a.role)?;
-    let env = app.set_role(actor, &a.principal, role).await?;
+    let env = app.set_role(actor, None, &a.principal, role).await?;
     match role {
         Some(r) => println!("`{}` is now {r} of environment `{}`", a.principal, env.name),
         None => println!(
@@ -23,7 +23,7 @@ pub async fn set(app: &App, actor: &Actor, a: RoleSetArgs) -> anyhow::Result<()>
 
 /// `role list`.
 pub async fn list(app: &App, actor: &Actor) -> anyhow::Result<()> {
-    let (env, mut roles, acting_as) = app.roles(actor).await?;
+    let (env, mut roles, acting_as) = app.roles(actor, None).await?;
     let mut t = output::table(&["principal", "role", "granted by", "granted at"]);
     if !roles
         .iter()

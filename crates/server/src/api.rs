@@ -1,0 +1,715 @@
+//! The JSON API: one handler per `lakecdp-app` operation, each documented for the
+//! OpenAPI description by the same macro that routes it.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::Stream;
+use lakecdp_app::accounts::SignedIn;
+use lakecdp_app::roles::parse_role;
+use lakecdp_app::{RefreshRequest, Silent};
+use lakecdp_core::{AuditQuery, RunId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{self, Caller, SESSION_COOKIE};
+use crate::problem::{ApiResult, Problem};
+use crate::AppState;
+
+/// Every API route, with its description.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_in, whoami, sign_out))
+        .routes(routes!(list_environments))
+        .routes(routes!(show_environment))
+        .routes(routes!(list_revisions))
+        .routes(routes!(show_revision))
+        .routes(routes!(list_runs))
+        .routes(routes!(start_refresh))
+        .routes(routes!(show_run, cancel_run))
+        .routes(routes!(run_events))
+        .routes(routes!(list_roles))
+        .routes(routes!(set_role, remove_role))
+        .routes(routes!(list_connections))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_users, add_user))
+        .routes(routes!(disable_user))
+        .routes(routes!(enable_user))
+        .routes(routes!(reset_password))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(delete_group))
+        .routes(routes!(add_member, remove_member))
+        .routes(routes!(audit_log))
+}
+
+fn run_id(text: &str) -> ApiResult<RunId> {
+    RunId::parse(text.trim()).ok_or_else(|| Problem::bad_request(format!("`{text}` is not a run id")))
+}
+
+// ---- sessions ----
+
+/// Credentials to sign in with.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct SignIn {
+    /// The user's name.
+    name: String,
+    /// Its password.
+    password: String,
+}
+
+/// Sign in: sets the session cookie and returns the CSRF token that state-changing
+/// requests must carry in `X-CSRF-Token`.
+#[utoipa::path(post, path = "/api/session", tag = "session", request_body = SignIn,
+    responses((status = 200, description = "signed in"),
+        (status = 401, description = "wrong name or password, or locked out")))]
+async fn sign_in(
+    State(state): State<AppState>,
+    auth::ClientAddress(address): auth::ClientAddress,
+    Json(body): Json<SignIn>,
+) -> ApiResult<Response> {
+    let signed: SignedIn = state
+        .app
+        .sign_in(&body.name, &body.password, address.as_deref(), &state.config.policy)
+        .await?;
+    let max_age = state.config.policy.absolute.num_seconds().max(0);
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax",
+        signed.token
+    );
+    let mut response = Json(json!({
+        "principal": signed.principal,
+        "csrf_token": signed.csrf_token,
+        "expires_at": signed.expires_at,
+    }))
+    .into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// The caller: its name, how it authenticated and, for a session, its CSRF token.
+#[utoipa::path(get, path = "/api/session", tag = "session",
+    responses((status = 200, description = "the caller"), (status = 401, description = "not signed in")))]
+async fn whoami(caller: Caller) -> Json<Value> {
+    Json(match &caller.via {
+        auth::Via::Session { csrf } => {
+            json!({"principal": caller.name, "via": "session", "csrf_token": csrf})
+        }
+        auth::Via::Token(t) => json!({"principal": caller.name, "via": "token",
+            "environment_id": t.environment_id, "role": t.role}),
+    })
+}
+
+/// Sign out: the session ends at once.
+#[utoipa::path(delete, path = "/api/session", tag = "session",
+    responses((status = 204, description = "signed out")))]
+async fn sign_out(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let auth::Via::Session { .. } = caller.via {
+        let token = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| *k == SESSION_COOKIE)
+            .map(|(_, v)| v.to_string());
+        if let Some(token) = token {
+            state.app.sign_out(&token, caller.address.as_deref()).await?;
+        }
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        header::HeaderValue::from_static(
+            "lakecdp_session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+        ),
+    );
+    Ok(response)
+}
+
+// ---- environments, revisions, runs ----
+
+/// The environments the caller may see.
+#[utoipa::path(get, path = "/api/environments", tag = "environments",
+    responses((status = 200, description = "environments")))]
+async fn list_environments(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let list = state.app.list_environments(&caller.actor).await?;
+    Ok(Json(json!(list)))
+}
+
+/// One environment with its profiles and lake size (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}", tag = "environments",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "the environment"), (status = 404, description = "unknown")))]
+async fn show_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let d = state.app.show_environment(&caller.actor, Some(&env)).await?;
+    let (db_gb, files_gb) = d.capacity();
+    Ok(Json(json!({
+        "environment": d.environment,
+        "profiles": d.profiles,
+        "lake_bytes": d.lake_bytes.as_ref().ok(),
+        "lake_error": d.lake_bytes.as_ref().err(),
+        "capacity": {"database_gb": db_gb, "files_gb": files_gb},
+    })))
+}
+
+/// The applied revisions of an environment's project, newest first (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/revisions", tag = "revisions",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "revisions without their text")))]
+async fn list_revisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, revisions) = state.app.revisions(&caller.actor, Some(&env)).await?;
+    let list: Vec<Value> = revisions
+        .iter()
+        .map(|r| json!({"number": r.number, "hash": r.hash, "applied_by": r.applied_by,
+            "applied_at": r.applied_at}))
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+/// One applied revision with its text (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/revisions/{number}", tag = "revisions",
+    params(("env" = String, Path, description = "environment name or id"),
+        ("number" = u32, Path, description = "revision number")),
+    responses((status = 200, description = "the revision"), (status = 404, description = "unknown")))]
+async fn show_revision(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, number)): Path<(String, u32)>,
+) -> ApiResult<Json<Value>> {
+    let (_, revisions) = state.app.revisions(&caller.actor, Some(&env)).await?;
+    let r = revisions
+        .into_iter()
+        .find(|r| r.number == number)
+        .ok_or_else(|| Problem::not_found(format!("no revision {number} of `{env}`")))?;
+    Ok(Json(json!(r)))
+}
+
+/// Paging of lists.
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct Limit {
+    /// At most this many (default 50).
+    limit: Option<usize>,
+}
+
+/// The newest runs of an environment (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/runs", tag = "runs",
+    params(("env" = String, Path, description = "environment name or id"), Limit),
+    responses((status = 200, description = "runs, newest first")))]
+async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let (_, runs) = state.app.runs(&caller.actor, Some(&env), limit).await?;
+    Ok(Json(json!(runs)))
+}
+
+/// What to refresh.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(default)]
+pub(crate) struct RefreshBody {
+    /// Only this process and what depends on it (a process id, or `ingest`).
+    only: Option<String>,
+    /// Only this source's ingestion and what depends on it.
+    source: Option<String>,
+    /// Reload sources even when unchanged.
+    force: bool,
+    /// Load incremental sources in full.
+    full: bool,
+}
+
+/// Start a refresh as a background job (Contributor): returns its run id at once; 409
+/// when another refresh of the environment is running.
+#[utoipa::path(post, path = "/api/environments/{env}/refresh", tag = "runs",
+    params(("env" = String, Path, description = "environment name or id")),
+    request_body(content = RefreshBody, description = "what to refresh (optional)"),
+    responses((status = 202, description = "started"), (status = 409, description = "a refresh is running")))]
+async fn start_refresh(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    body: Option<Json<RefreshBody>>,
+) -> ApiResult<Response> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let request = RefreshRequest {
+        environment: Some(env),
+        only: body.only,
+        source: body.source,
+        force: body.force,
+        full: body.full,
+        from: None,
+    };
+    let plan = state
+        .app
+        .plan_refresh(&caller.actor, &request)
+        .await?
+        .ok_or_else(|| Problem::bad_request("nothing to refresh: the project declares no sources"))?;
+    let started = state
+        .app
+        .start_refresh(&caller.actor, &request, &plan, &Silent)
+        .await?;
+    let run = state.jobs.spawn_refresh(state.app.clone(), started);
+    let location = format!("/api/runs/{run}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({"run": run, "events": format!("{location}/events")})),
+    )
+        .into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// One run, with the processes of a refresh (Viewer).
+#[utoipa::path(get, path = "/api/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, description = "the run"), (status = 404, description = "unknown")))]
+async fn show_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (env, run, children) = state.app.run(&caller.actor, &id).await?;
+    Ok(Json(json!({"environment": env.name, "run": run, "processes": children})))
+}
+
+/// Ask a running refresh to stop (Contributor); whichever instance runs it cancels it.
+#[utoipa::path(delete, path = "/api/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 202, description = "cancel requested"), (status = 409, description = "ended already")))]
+async fn cancel_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = run_id(&id)?;
+    state.app.cancel_run(&caller.actor, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": id, "cancel": "requested"}))).into_response())
+}
+
+/// A run's events as server-sent events (Viewer); the stream ends with the run. Resumes
+/// after `Last-Event-ID`.
+#[utoipa::path(get, path = "/api/runs/{id}/events", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, description = "text/event-stream of JSON events")))]
+async fn run_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let id = run_id(&id)?;
+    let after: u64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // refused before the stream starts, so the status says it
+    state.app.run_events(&caller.actor, &id, after, 1).await?;
+    let stream = futures::stream::unfold(
+        (state, caller, id, after, false),
+        |(state, caller, id, after, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let events = match state.app.run_events(&caller.actor, &id, after, 200).await {
+                    Ok(e) => e,
+                    Err(_) => return None,
+                };
+                if !events.is_empty() {
+                    let last = events.last().map_or(after, |e| e.seq);
+                    let finished = events
+                        .iter()
+                        .any(|e| e.body.starts_with("{\"type\":\"finished\""));
+                    let out: Vec<Result<SseEvent, Infallible>> = events
+                        .into_iter()
+                        .map(|e| Ok(SseEvent::default().id(e.seq.to_string()).data(e.body)))
+                        .collect();
+                    return Some((out, (state, caller, id, last, finished)));
+                }
+                // a run that ended without a job's closing event (run elsewhere) ends too
+                match state.app.run(&caller.actor, id.as_str()).await {
+                    Ok((_, run, _)) if run.status.is_final() => {
+                        let end = json!({"type": "finished", "run": run.id,
+                            "status": run.status.as_str()});
+                        let out = vec![Ok(SseEvent::default().data(end.to_string()))];
+                        return Some((out, (state, caller, id, after, true)));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        },
+    );
+    use futures::StreamExt;
+    let flat = stream.flat_map(futures::stream::iter);
+    Ok(Sse::new(flat).keep_alive(KeepAlive::default()))
+}
+
+// ---- roles, connections, tokens ----
+
+/// The role assignments of an environment (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/roles", tag = "roles",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "role assignments")))]
+async fn list_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, roles, _) = state.app.roles(&caller.actor, Some(&env)).await?;
+    Ok(Json(json!(roles)))
+}
+
+/// A role.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct RoleBody {
+    /// `viewer`, `contributor` or `admin`.
+    role: String,
+}
+
+/// Grant a principal (user, application or group) a role (Admin).
+#[utoipa::path(put, path = "/api/environments/{env}/roles/{principal}", tag = "roles",
+    params(("env" = String, Path, description = "environment name or id"),
+        ("principal" = String, Path, description = "user, application or group")),
+    request_body = RoleBody, responses((status = 204, description = "granted")))]
+async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, principal)): Path<(String, String)>,
+    Json(body): Json<RoleBody>,
+) -> ApiResult<StatusCode> {
+    let role = parse_role(&body.role)?;
+    state
+        .app
+        .set_role(&caller.actor, Some(&env), &principal, role)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Take a principal's role away (Admin).
+#[utoipa::path(delete, path = "/api/environments/{env}/roles/{principal}", tag = "roles",
+    params(("env" = String, Path, description = "environment name or id"),
+        ("principal" = String, Path, description = "user, application or group")),
+    responses((status = 204, description = "removed")))]
+async fn remove_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, principal)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .set_role(&caller.actor, Some(&env), &principal, None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The connections the caller may use: names and kinds, never secrets (Contributor).
+#[utoipa::path(get, path = "/api/environments/{env}/connections", tag = "connections",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "connections")))]
+async fn list_connections(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, list) = state.app.list_connections(&caller.actor, Some(&env)).await?;
+    let out: Vec<Value> = list
+        .iter()
+        .map(|c| json!({"name": c.name, "kind": c.kind.as_str()}))
+        .collect();
+    Ok(Json(json!(out)))
+}
+
+/// The API tokens of an environment, revoked ones included, never their values (Admin).
+#[utoipa::path(get, path = "/api/environments/{env}/tokens", tag = "tokens",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "tokens")))]
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let list = state.app.list_tokens(&caller.actor, Some(&env)).await?;
+    Ok(Json(json!(list)))
+}
+
+/// A new token.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct TokenBody {
+    /// Its name.
+    name: String,
+    /// The role it acts with: `viewer`, `contributor` or `admin`.
+    role: String,
+    /// Days until it expires (never when absent).
+    expires_days: Option<i64>,
+}
+
+/// Create an API token (Admin): its value is in this response only.
+#[utoipa::path(post, path = "/api/environments/{env}/tokens", tag = "tokens",
+    params(("env" = String, Path, description = "environment name or id")),
+    request_body = TokenBody, responses((status = 201, description = "created; `token` is shown once")))]
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Json(body): Json<TokenBody>,
+) -> ApiResult<Response> {
+    let role = parse_role(&body.role)?
+        .ok_or_else(|| Problem::bad_request("a token needs a role: viewer, contributor or admin"))?;
+    let new = state
+        .app
+        .create_token(
+            &caller.actor,
+            Some(&env),
+            &body.name,
+            role,
+            body.expires_days.map(chrono::Duration::days),
+        )
+        .await?;
+    let mut value = json!(new.token);
+    value["token"] = json!(new.secret);
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+/// Revoke a token (Admin): refused from the next request on.
+#[utoipa::path(delete, path = "/api/environments/{env}/tokens/{name}", tag = "tokens",
+    params(("env" = String, Path, description = "environment name or id"),
+        ("name" = String, Path, description = "token name")),
+    responses((status = 204, description = "revoked")))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .revoke_token(&caller.actor, Some(&env), &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- users and groups (catalog administrators) ----
+
+/// Users and applications (administrator).
+#[utoipa::path(get, path = "/api/users", tag = "users",
+    responses((status = 200, description = "users")))]
+async fn list_users(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(state.app.list_users(&caller.actor).await?)))
+}
+
+/// A new user.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct UserBody {
+    /// Its name.
+    name: String,
+    /// Its password (12 characters at least).
+    password: String,
+    /// Whether it administers users, groups and the audit log.
+    #[serde(default)]
+    administrator: bool,
+}
+
+/// Add a user (administrator).
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = UserBody,
+    responses((status = 201, description = "created")))]
+async fn add_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<UserBody>,
+) -> ApiResult<Response> {
+    let p = state
+        .app
+        .add_user(&caller.actor, &body.name, &body.password, body.administrator)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(p))).into_response())
+}
+
+/// Disable a user: its sessions end and it cannot sign in (administrator).
+#[utoipa::path(post, path = "/api/users/{name}/disable", tag = "users",
+    params(("name" = String, Path, description = "user")),
+    responses((status = 204, description = "disabled")))]
+async fn disable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.app.set_user_disabled(&caller.actor, &name, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enable a user again (administrator).
+#[utoipa::path(post, path = "/api/users/{name}/enable", tag = "users",
+    params(("name" = String, Path, description = "user")),
+    responses((status = 204, description = "enabled")))]
+async fn enable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.app.set_user_disabled(&caller.actor, &name, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new password.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct PasswordBody {
+    /// The password (12 characters at least).
+    password: String,
+}
+
+/// Set a user's password (administrator, or the user itself); its sessions end.
+#[utoipa::path(put, path = "/api/users/{name}/password", tag = "users",
+    params(("name" = String, Path, description = "user")), request_body = PasswordBody,
+    responses((status = 204, description = "set")))]
+async fn reset_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(body): Json<PasswordBody>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .reset_password(&caller.actor, &name, &body.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Security groups and their members (administrator).
+#[utoipa::path(get, path = "/api/groups", tag = "groups",
+    responses((status = 200, description = "groups")))]
+async fn list_groups(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(state.app.list_groups(&caller.actor).await?)))
+}
+
+/// A new group.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct GroupBody {
+    /// Its name.
+    name: String,
+}
+
+/// Create a security group (administrator).
+#[utoipa::path(post, path = "/api/groups", tag = "groups", request_body = GroupBody,
+    responses((status = 201, description = "created")))]
+async fn create_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<GroupBody>,
+) -> ApiResult<StatusCode> {
+    state.app.create_group(&caller.actor, &body.name).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Delete a group, its memberships and its roles (administrator).
+#[utoipa::path(delete, path = "/api/groups/{group}", tag = "groups",
+    params(("group" = String, Path, description = "group")),
+    responses((status = 204, description = "deleted")))]
+async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(group): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.app.delete_group(&caller.actor, &group).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add a member to a group (administrator).
+#[utoipa::path(put, path = "/api/groups/{group}/members/{member}", tag = "groups",
+    params(("group" = String, Path, description = "group"), ("member" = String, Path, description = "user")),
+    responses((status = 204, description = "added")))]
+async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((group, member)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .add_group_member(&caller.actor, &group, &member)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a member from a group (administrator).
+#[utoipa::path(delete, path = "/api/groups/{group}/members/{member}", tag = "groups",
+    params(("group" = String, Path, description = "group"), ("member" = String, Path, description = "user")),
+    responses((status = 204, description = "removed")))]
+async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((group, member)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .app
+        .remove_group_member(&caller.actor, &group, &member)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- audit ----
+
+/// Which audit entries.
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct AuditParams {
+    /// Only this environment's (its Admins may read it); every entry otherwise
+    /// (administrators).
+    environment: Option<String>,
+    /// Only this actor's.
+    actor: Option<String>,
+    /// Only entries older than this number.
+    before: Option<i64>,
+    /// At most this many (default 100).
+    limit: Option<usize>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, description = "audit entries")))]
+async fn audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AuditParams>,
+) -> ApiResult<Json<Value>> {
+    let entries = state
+        .app
+        .audit_log(
+            &caller.actor,
+            q.environment.as_deref(),
+            AuditQuery {
+                environment_id: None,
+                actor: q.actor,
+                before: q.before,
+                limit: q.limit.unwrap_or(100),
+            },
+        )
+        .await?;
+    Ok(Json(json!(entries)))
+}
