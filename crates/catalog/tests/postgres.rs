@@ -74,6 +74,8 @@ async fn shared_database() {
 /// A schema of its own in the shared database, dropped with the guard.
 struct Schema {
     name: String,
+    /// A plain connection to the database in the schema, as another tool would read it.
+    raw: Client,
 }
 
 impl Schema {
@@ -83,12 +85,13 @@ impl Schema {
             "{label}_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        client(&url_of(DATABASE, ""))
-            .await
-            .batch_execute(&format!("CREATE SCHEMA \"{name}\""))
-            .await
-            .unwrap_or_else(|e| panic!("CREATE SCHEMA {name}: {e}"));
-        Self { name }
+        let raw = client(&url_of(DATABASE, "")).await;
+        raw.batch_execute(&format!(
+            "CREATE SCHEMA \"{name}\"; SET search_path = \"{name}\""
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("CREATE SCHEMA {name}: {e}"));
+        Self { name, raw }
     }
 
     fn url(&self) -> String {
@@ -125,8 +128,7 @@ impl Drop for Schema {
 /// A catalog in a fresh schema, read raw through a connection of its own.
 struct PgHarness {
     catalog: PostgresCatalog,
-    raw: Client,
-    _schema: Schema,
+    schema: Schema,
 }
 
 async fn harness() -> PgHarness {
@@ -134,12 +136,7 @@ async fn harness() -> PgHarness {
     let catalog = PostgresCatalog::connect(&schema.url())
         .await
         .unwrap_or_else(|e| panic!("connect: {e}"));
-    let raw = client(&schema.url()).await;
-    PgHarness {
-        catalog,
-        raw,
-        _schema: schema,
-    }
+    PgHarness { catalog, schema }
 }
 
 #[async_trait]
@@ -150,6 +147,7 @@ impl CatalogHarness for PgHarness {
 
     async fn raw_environment_row(&self, id: EnvironmentId) -> Result<Option<String>> {
         let row = self
+            .schema
             .raw
             .query_opt(
                 "SELECT concat_ws('|', id, name, coalesce(region, ''), storage_json::text, \
@@ -165,18 +163,16 @@ impl CatalogHarness for PgHarness {
 
 lakecdp_catalog::catalog_conformance_suite!(harness());
 
-async fn applied_versions(url: &str) -> Vec<i64> {
-    client(url)
-        .await
-        .query(
-            "SELECT version FROM schema_migrations ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+async fn applied_versions(raw: &Client) -> Vec<i64> {
+    raw.query(
+        "SELECT version FROM schema_migrations ORDER BY version",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }
 
 fn every_version() -> Vec<i64> {
@@ -190,7 +186,7 @@ async fn connecting_twice_applies_each_migration_once() {
     let env = conformance::environment(&format!("kept-{}", schema.name));
     first.create_environment(&env).await.unwrap();
     let second = PostgresCatalog::connect(&schema.url()).await.unwrap();
-    assert_eq!(applied_versions(&schema.url()).await, every_version());
+    assert_eq!(applied_versions(&schema.raw).await, every_version());
     assert_eq!(
         second.schema_version().await.unwrap(),
         latest_schema_version()
@@ -217,7 +213,7 @@ async fn concurrent_connects_to_an_empty_database_migrate_once() {
     while let Some(joined) = connects.join_next().await {
         catalogs.push(joined.unwrap().unwrap_or_else(|e| panic!("connect: {e}")));
     }
-    assert_eq!(applied_versions(&url).await, every_version());
+    assert_eq!(applied_versions(&client(&url).await).await, every_version());
     for catalog in &catalogs {
         assert_eq!(
             catalog.schema_version().await.unwrap(),
@@ -237,8 +233,8 @@ async fn a_database_at_a_newer_schema_version_is_refused() {
     let schema = Schema::new("newer").await;
     PostgresCatalog::connect(&schema.url()).await.unwrap();
     let newer = latest_schema_version() + 1;
-    client(&schema.url())
-        .await
+    schema
+        .raw
         .execute(
             "INSERT INTO schema_migrations (version, description, applied_at) \
              VALUES ($1, 'from the future', now())",
@@ -255,7 +251,7 @@ async fn a_database_at_a_newer_schema_version_is_refused() {
     // refused, never written to
     let mut expected = every_version();
     expected.push(i64::from(newer));
-    assert_eq!(applied_versions(&schema.url()).await, expected);
+    assert_eq!(applied_versions(&schema.raw).await, expected);
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@
 //!
 //! Connecting applies the missing versions in order, each in its own transaction together
 //! with its record, so a failed migration leaves the database at the previous version.
-//! Every such transaction first takes the transaction-level advisory lock
-//! [`MIGRATION_LOCK`] and then reads the version, so several instances connecting to one
+//! Every such transaction first takes a transaction-level advisory lock (see
+//! [`MIGRATION_LOCK`]) for the schema it creates the tables in, and then reads the version, so several instances connecting to one
 //! empty database at once apply each version exactly once. A database that records a
 //! version newer than this code knows is refused, never written to.
 
@@ -28,8 +28,10 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-/// The key of the advisory lock migrations hold (`pg_advisory_xact_lock`), one per
-/// database: the bytes of `lakecdp_` read as a number.
+/// The base of the key of the advisory lock migrations hold (`pg_advisory_xact_lock`):
+/// the bytes of `lakecdp_` read as a number, combined with a hash of the schema the
+/// tables are created in (`current_schema()`), so that catalogs in different schemas of
+/// one database migrate independently.
 pub(crate) const MIGRATION_LOCK: i64 = 0x6c61_6b65_6364_705f;
 
 /// Every migration, oldest first.
@@ -104,9 +106,12 @@ pub(crate) async fn migrate(client: &mut Client, migrations: &[Migration]) -> Re
             .await
             .map_err(storage)?;
         // Under the lock, one instance at a time reads the version and migrates.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(storage)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1::bigint # hashtext(coalesce(current_schema(), '')))",
+            &[&MIGRATION_LOCK],
+        )
+        .await
+        .map_err(storage)?;
         tx.batch_execute(CREATE_MIGRATIONS_TABLE)
             .await
             .map_err(storage)?;
