@@ -3,7 +3,8 @@
 //! truth for all three.
 //!
 //! [`Catalog`] is the contract; [`SqliteCatalog`] is the embedded implementation and the
-//! default. Every implementation runs the same conformance suite (the module
+//! default, [`PostgresCatalog`] the one for several instances sharing a database server.
+//! Every implementation runs the same conformance suite (the module
 //! `conformance` and the macro `catalog_conformance_suite!`, behind the `testing`
 //! feature).
 //!
@@ -17,12 +18,14 @@ mod catalog;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod error;
+mod postgres;
 mod sqlite;
 mod validate;
 
 pub use acting::Acting;
 pub use catalog::{Catalog, CatalogExt, SealedSecret};
 pub use error::{Error, Result};
+pub use postgres::PostgresCatalog;
 pub use sqlite::{latest_schema_version, SqliteCatalog, BUSY_TIMEOUT};
 
 /// The object kind environments are reported as in [`Error::NotFound`] and
