@@ -123,8 +123,16 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// Open the embedded SQLite catalog at `path` (created if missing).
+/// Open the catalog: a PostgreSQL one for a `postgresql://` URL, else the embedded
+/// SQLite catalog at `path` (created if missing).
 pub async fn open_catalog(path: &Path) -> Result<Arc<dyn Catalog>> {
+    let text = path.to_string_lossy();
+    if text.starts_with("postgresql://") || text.starts_with("postgres://") {
+        let catalog = lakecdp_catalog::PostgresCatalog::connect(&text)
+            .await
+            .map_err(|e| Error::from(e).context("cannot open the PostgreSQL catalog"))?;
+        return Ok(Arc::new(catalog));
+    }
     let catalog = lakecdp_catalog::SqliteCatalog::open(path)
         .await
         .map_err(|e| {

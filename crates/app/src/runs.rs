@@ -41,7 +41,9 @@ impl App {
                 "`{id}` is not a run id (they look like 20261201T104500123Z-3f9a1c2e; `lakecdp runs` lists them)"
             ))
         })?;
-        let (env, run) = self.visible_run(actor, &id, Operation::ViewEnvironment).await?;
+        let (env, run) = self
+            .visible_run(actor, &id, Operation::ViewEnvironment)
+            .await?;
         let children = self.catalog().child_runs(&run.id).await?;
         Ok((env, run, children))
     }
@@ -88,7 +90,9 @@ impl App {
                 run.status.as_str()
             )));
         }
-        self.catalog().request_cancel(id, chrono::Utc::now()).await?;
+        self.catalog()
+            .request_cancel(id, chrono::Utc::now())
+            .await?;
         Ok(run)
     }
 }

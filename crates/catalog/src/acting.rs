@@ -8,7 +8,8 @@
 use chrono::Utc;
 use lakecdp_core::access::{self, check, check_use_connection, effective_role};
 use lakecdp_core::{
-    Connection, ConnectionSummary, Environment, EnvironmentId, Export, Operation, Principal, Role, RoleAssignment,
+    Connection, ConnectionSummary, Environment, EnvironmentId, Export, Operation, Principal, Role,
+    RoleAssignment,
 };
 
 use crate::catalog::Catalog;

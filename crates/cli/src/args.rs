@@ -95,6 +95,178 @@ pub enum Command {
     /// The secret vault: rotate the master key that seals connection secrets.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Run the HTTP API server (every request authenticated; see the README).
+    Serve(ServeArgs),
+    /// Users who sign in to the server (catalog administrators).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens for applications and scripts, scoped to an environment and a role.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Security groups: roles granted to a group hold for its members.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// The audit log: who changed what, and every sign-in.
+    Audit(AuditArgs),
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// On the first start (no administrator yet): the first administrator's name.
+    #[arg(long, default_value = "admin")]
+    pub admin_name: String,
+    /// On the first start: a file holding the first administrator's password, or `-`
+    /// for stdin (never on the command line).
+    #[arg(long, value_name = "PATH")]
+    pub admin_password_file: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (put TLS in front of it).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// A PEM certificate chain to serve HTTPS with (with --tls-key).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user who signs in with a password.
+    Add(UserAddArgs),
+    /// List users and applications.
+    List,
+    /// Disable a user: its sessions end and it cannot sign in.
+    Disable(UserNameArgs),
+    /// Enable a disabled user.
+    Enable(UserNameArgs),
+    /// Set a new password; the user's sessions end.
+    ResetPassword(UserPasswordArgs),
+}
+
+/// `user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The user's name.
+    pub name: String,
+    /// Where the password is read: `stdin`, `env:VAR` or `file:PATH`.
+    #[arg(long, default_value = "stdin", value_name = "SOURCE")]
+    pub password_from: String,
+    /// Make the user a catalog administrator (users, groups, the whole audit log).
+    #[arg(long)]
+    pub administrator: bool,
+}
+
+/// A user's name.
+#[derive(Debug, Args)]
+pub struct UserNameArgs {
+    /// The user's name.
+    pub name: String,
+}
+
+/// `user reset-password`.
+#[derive(Debug, Args)]
+pub struct UserPasswordArgs {
+    /// The user's name.
+    pub name: String,
+    /// Where the password is read: `stdin`, `env:VAR` or `file:PATH`.
+    #[arg(long, default_value = "stdin", value_name = "SOURCE")]
+    pub password_from: String,
+}
+
+/// `token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its value is printed once.
+    Create(TokenCreateArgs),
+    /// List an environment's tokens (never their values).
+    List(TokenEnvArgs),
+    /// Revoke a token: refused from the next request on.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The token's name.
+    pub name: String,
+    /// The environment it acts in [default: the project file's].
+    #[arg(long, short = 'e')]
+    pub environment: Option<String>,
+    /// The role it acts with: viewer, contributor or admin.
+    #[arg(long)]
+    pub role: String,
+    /// Its lifetime, e.g. `90d`, `12h` [default: never expires].
+    #[arg(long)]
+    pub expires: Option<String>,
+}
+
+/// An environment.
+#[derive(Debug, Args)]
+pub struct TokenEnvArgs {
+    /// The environment [default: the project file's].
+    #[arg(long, short = 'e')]
+    pub environment: Option<String>,
+}
+
+/// `token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name.
+    pub name: String,
+    /// The environment [default: the project file's].
+    #[arg(long, short = 'e')]
+    pub environment: Option<String>,
+}
+
+/// `group ...`.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group.
+    Create(GroupArgs),
+    /// Delete a group with its memberships and roles.
+    Delete(GroupArgs),
+    /// Add a user to a group.
+    AddMember(GroupMemberArgs),
+    /// Remove a user from a group.
+    RemoveMember(GroupMemberArgs),
+    /// List groups and their members.
+    List,
+}
+
+/// A group.
+#[derive(Debug, Args)]
+pub struct GroupArgs {
+    /// The group's name.
+    pub name: String,
+}
+
+/// A group and a member.
+#[derive(Debug, Args)]
+pub struct GroupMemberArgs {
+    /// The group.
+    pub group: String,
+    /// The user.
+    pub member: String,
+}
+
+/// `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this environment's entries.
+    #[arg(long, short = 'e')]
+    pub environment: Option<String>,
+    /// Only this actor's entries.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// How many entries, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
 }
 
 /// `segment ...`.

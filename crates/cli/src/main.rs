@@ -89,7 +89,14 @@ impl Start {
         let catalog_path = cli
             .catalog
             .as_ref()
-            .map(|c| lakecdp_app::absolute(&cwd, c))
+            .map(|c| {
+                let text = c.to_string_lossy();
+                if text.starts_with("postgresql://") || text.starts_with("postgres://") {
+                    c.clone()
+                } else {
+                    lakecdp_app::absolute(&cwd, c)
+                }
+            })
             .unwrap_or_else(|| project_dir.join(".lakecdp").join("catalog.db"));
         Ok(Self {
             project_dir,
@@ -183,6 +190,11 @@ async fn dispatch(app: &App, actor: &Actor, command: Command) -> anyhow::Result<
                 ExportCommand::Delete(a) => cmd::delete(app, actor, a).await,
             }
         }
+        Command::Serve(a) => commands::serve::run(app, a).await,
+        Command::User(c) => commands::accounts::user(app, actor, c).await,
+        Command::Token(c) => commands::accounts::token(app, actor, c).await,
+        Command::Group(c) => commands::accounts::group(app, actor, c).await,
+        Command::Audit(a) => commands::accounts::audit(app, actor, a).await,
         Command::Vault(VaultCommand::Rotate(a)) => {
             commands::connection::vault_rotate(app, actor, a).await
         }

@@ -52,7 +52,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 
 fn run_id(text: &str) -> ApiResult<RunId> {
-    RunId::parse(text.trim()).ok_or_else(|| Problem::bad_request(format!("`{text}` is not a run id")))
+    RunId::parse(text.trim())
+        .ok_or_else(|| Problem::bad_request(format!("`{text}` is not a run id")))
 }
 
 // ---- sessions ----
@@ -78,7 +79,12 @@ async fn sign_in(
 ) -> ApiResult<Response> {
     let signed: SignedIn = state
         .app
-        .sign_in(&body.name, &body.password, address.as_deref(), &state.config.policy)
+        .sign_in(
+            &body.name,
+            &body.password,
+            address.as_deref(),
+            &state.config.policy,
+        )
         .await?;
     let max_age = state.config.policy.absolute.num_seconds().max(0);
     let cookie = format!(
@@ -128,7 +134,10 @@ async fn sign_out(
             .find(|(k, _)| *k == SESSION_COOKIE)
             .map(|(_, v)| v.to_string());
         if let Some(token) = token {
-            state.app.sign_out(&token, caller.address.as_deref()).await?;
+            state
+                .app
+                .sign_out(&token, caller.address.as_deref())
+                .await?;
         }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -146,7 +155,10 @@ async fn sign_out(
 /// The environments the caller may see.
 #[utoipa::path(get, path = "/api/environments", tag = "environments",
     responses((status = 200, description = "environments")))]
-async fn list_environments(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+async fn list_environments(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
     let list = state.app.list_environments(&caller.actor).await?;
     Ok(Json(json!(list)))
 }
@@ -160,7 +172,10 @@ async fn show_environment(
     caller: Caller,
     Path(env): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let d = state.app.show_environment(&caller.actor, Some(&env)).await?;
+    let d = state
+        .app
+        .show_environment(&caller.actor, Some(&env))
+        .await?;
     let (db_gb, files_gb) = d.capacity();
     Ok(Json(json!({
         "environment": d.environment,
@@ -183,8 +198,10 @@ async fn list_revisions(
     let (_, revisions) = state.app.revisions(&caller.actor, Some(&env)).await?;
     let list: Vec<Value> = revisions
         .iter()
-        .map(|r| json!({"number": r.number, "hash": r.hash, "applied_by": r.applied_by,
-            "applied_at": r.applied_at}))
+        .map(|r| {
+            json!({"number": r.number, "hash": r.hash, "applied_by": r.applied_by,
+            "applied_at": r.applied_at})
+        })
         .collect();
     Ok(Json(json!(list)))
 }
@@ -268,7 +285,9 @@ async fn start_refresh(
         .app
         .plan_refresh(&caller.actor, &request)
         .await?
-        .ok_or_else(|| Problem::bad_request("nothing to refresh: the project declares no sources"))?;
+        .ok_or_else(|| {
+            Problem::bad_request("nothing to refresh: the project declares no sources")
+        })?;
     let started = state
         .app
         .start_refresh(&caller.actor, &request, &plan, &Silent)
@@ -296,7 +315,9 @@ async fn show_run(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (env, run, children) = state.app.run(&caller.actor, &id).await?;
-    Ok(Json(json!({"environment": env.name, "run": run, "processes": children})))
+    Ok(Json(
+        json!({"environment": env.name, "run": run, "processes": children}),
+    ))
 }
 
 /// Ask a running refresh to stop (Contributor); whichever instance runs it cancels it.
@@ -310,7 +331,11 @@ async fn cancel_run(
 ) -> ApiResult<Response> {
     let id = run_id(&id)?;
     state.app.cancel_run(&caller.actor, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"run": id, "cancel": "requested"}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run": id, "cancel": "requested"})),
+    )
+        .into_response())
 }
 
 /// A run's events as server-sent events (Viewer); the stream ends with the run. Resumes
@@ -441,7 +466,10 @@ async fn list_connections(
     caller: Caller,
     Path(env): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let (_, list) = state.app.list_connections(&caller.actor, Some(&env)).await?;
+    let (_, list) = state
+        .app
+        .list_connections(&caller.actor, Some(&env))
+        .await?;
     let out: Vec<Value> = list
         .iter()
         .map(|c| json!({"name": c.name, "kind": c.kind.as_str()}))
@@ -483,8 +511,9 @@ async fn create_token(
     Path(env): Path<String>,
     Json(body): Json<TokenBody>,
 ) -> ApiResult<Response> {
-    let role = parse_role(&body.role)?
-        .ok_or_else(|| Problem::bad_request("a token needs a role: viewer, contributor or admin"))?;
+    let role = parse_role(&body.role)?.ok_or_else(|| {
+        Problem::bad_request("a token needs a role: viewer, contributor or admin")
+    })?;
     let new = state
         .app
         .create_token(
@@ -548,7 +577,12 @@ async fn add_user(
 ) -> ApiResult<Response> {
     let p = state
         .app
-        .add_user(&caller.actor, &body.name, &body.password, body.administrator)
+        .add_user(
+            &caller.actor,
+            &body.name,
+            &body.password,
+            body.administrator,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(json!(p))).into_response())
 }
@@ -562,7 +596,10 @@ async fn disable_user(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.set_user_disabled(&caller.actor, &name, true).await?;
+    state
+        .app
+        .set_user_disabled(&caller.actor, &name, true)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -575,7 +612,10 @@ async fn enable_user(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.app.set_user_disabled(&caller.actor, &name, false).await?;
+    state
+        .app
+        .set_user_disabled(&caller.actor, &name, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -105,10 +105,7 @@ impl FromRequestParts<AppState> for Caller {
                 address,
             }
         } else if let Some(value) = cookie(parts, SESSION_COOKIE) {
-            let found = state
-                .app
-                .session_actor(value, &state.config.policy)
-                .await?;
+            let found = state.app.session_actor(value, &state.config.policy).await?;
             let csrf = csrf_token(value);
             if !is_safe(&parts.method) {
                 let sent = parts
@@ -158,7 +155,10 @@ mod tests {
     #[test]
     fn cookies_are_found_by_exact_name() {
         let req = axum::http::Request::builder()
-            .header(header::COOKIE, "x_lakecdp_session=evil; lakecdp_session=good; y=1")
+            .header(
+                header::COOKIE,
+                "x_lakecdp_session=evil; lakecdp_session=good; y=1",
+            )
             .body(())
             .unwrap();
         let (parts, _) = req.into_parts();

@@ -108,7 +108,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 async fn ready(State(state): State<AppState>) -> Response {
     match state.app.catalog().schema_version().await {
         Ok(_) => "ready".into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the catalog is unreachable").into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the catalog is unreachable",
+        )
+            .into_response(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod accounts;
 pub mod connection;
 pub mod env;
 pub mod export;
@@ -10,5 +11,6 @@ pub mod role;
 pub mod runs;
 pub mod scheduler;
 pub mod segment;
+pub mod serve;
 pub mod source;
 pub mod unify;

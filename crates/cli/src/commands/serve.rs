@@ -1,0 +1,96 @@
+//! `serve`: the HTTP API server.
+
+use std::io::Read;
+
+use lakecdp_app::App;
+
+use crate::args::ServeArgs;
+use crate::UserError;
+
+/// Read the first administrator's password from a file or stdin (`-`).
+fn read_admin_password(path: &std::path::Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            anyhow::anyhow!("cannot read the administrator's password from stdin: {e}")
+        })?;
+    } else {
+        text = std::fs::read_to_string(path).map_err(|e| {
+            UserError(format!(
+                "cannot read the administrator's password from {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// `serve`.
+pub async fn run(app: &App, a: ServeArgs) -> anyhow::Result<()> {
+    if a.tls_cert.is_some() {
+        return Err(UserError(
+            "--tls-cert/--tls-key: TLS is not built into this server yet; serve on \
+             127.0.0.1 behind a TLS-terminating proxy"
+                .into(),
+        )
+        .into());
+    }
+    if !a.listen.ip().is_loopback() && !a.insecure_http {
+        return Err(UserError(format!(
+            "{} is not a loopback address: plain HTTP there would send passwords and \
+             tokens in the clear; listen on 127.0.0.1 behind a TLS proxy, or pass \
+             --insecure-http if the network is trusted",
+            a.listen
+        ))
+        .into());
+    }
+    if !app.has_administrator().await? {
+        let Some(path) = &a.admin_password_file else {
+            return Err(UserError(
+                "the catalog has no administrator yet: start the server once with \
+                 --admin-password-file PATH (or `-` for stdin) to create one"
+                    .into(),
+            )
+            .into());
+        };
+        let password = read_admin_password(path)?;
+        let admin = app
+            .bootstrap_administrator(&a.admin_name, &password)
+            .await?;
+        eprintln!("created the first administrator `{}`", admin.name);
+    }
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|e| UserError(format!("cannot listen on {}: {e}", a.listen)))?;
+    let shutdown = lakecdp_app::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    #[cfg(unix)]
+    {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                stop.cancel();
+            }
+        });
+    }
+    eprintln!(
+        "lakecdp serves http://{} (API at /api, description at /api/openapi.json); Ctrl-C stops it",
+        listener.local_addr().unwrap_or(a.listen)
+    );
+    lakecdp_server::serve(
+        app.clone(),
+        lakecdp_server::ServerConfig::default(),
+        listener,
+        shutdown,
+    )
+    .await?;
+    eprintln!("stopped; running jobs were canceled");
+    Ok(())
+}

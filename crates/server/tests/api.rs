@@ -1,0 +1,852 @@
+//! The server over real HTTP on 127.0.0.1, with reqwest as the client: authentication,
+//! sessions, CSRF, tokens, lock-out, the role matrix of the routes, refresh jobs with
+//! their event stream and cancellation, the audit log and the OpenAPI description.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lakecdp_app::environments::Saved;
+use lakecdp_app::{open_catalog, Actor, App, SignInPolicy, Silent, DEFAULT_PRINCIPAL};
+use lakecdp_core::Role;
+use lakecdp_server::ServerConfig;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "correct horse battery staple";
+const ROOT_PASSWORD: &str = "root password that is long enough";
+
+fn retail_project(dir: &Path) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
+    std::fs::copy(example.join("lakecdp.toml"), dir.join("lakecdp.toml")).unwrap();
+    let config =
+        lakecdp_bench::retail::RetailConfig::scaled(lakecdp_bench::retail::DEFAULT_SEED, 0.1)
+            .unwrap();
+    lakecdp_bench::retail::generate(&config, &dir.join("data")).unwrap();
+}
+
+/// A server on 127.0.0.1 over the retail quickstart, with users of every role:
+/// `vera` Viewer, `cole` Contributor, `ada` Admin, `nina` no role, `root` administrator.
+struct Server {
+    _dir: tempfile::TempDir,
+    base: String,
+    http: reqwest::Client,
+    env: String,
+    app: App,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+#[derive(Clone, Debug)]
+enum Auth {
+    None,
+    Session {
+        cookie: String,
+        csrf: String,
+    },
+    /// A session cookie sent without its CSRF token.
+    CookieOnly(String),
+    Bearer(String),
+}
+
+fn test_policy() -> SignInPolicy {
+    SignInPolicy {
+        delay_per_failure: Duration::from_millis(5),
+        ..SignInPolicy::default()
+    }
+}
+
+async fn start(policy: SignInPolicy) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    retail_project(dir.path());
+    let catalog = open_catalog(&dir.path().join(".lakecdp/catalog.db"))
+        .await
+        .unwrap();
+    let app = App::new(Arc::clone(&catalog), dir.path());
+    let local = Actor::named(DEFAULT_PRINCIPAL);
+    let env = match app.apply(&local, true, &Silent).await.unwrap().0 {
+        Saved::Created(env) => env,
+        other => panic!("created, not {other:?}"),
+    };
+    app.bootstrap_administrator("root", ROOT_PASSWORD)
+        .await
+        .unwrap();
+    let cli = Actor::local(None);
+    for (name, role) in [
+        ("vera", Some(Role::Viewer)),
+        ("cole", Some(Role::Contributor)),
+        ("ada", Some(Role::Admin)),
+        ("nina", None),
+    ] {
+        app.add_user(&cli, name, PASSWORD, false).await.unwrap();
+        if let Some(role) = role {
+            app.set_role(&local, None, name, Some(role)).await.unwrap();
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(lakecdp_server::serve(
+        app.clone(),
+        ServerConfig { policy },
+        listener,
+        stop.clone(),
+    ));
+    Server {
+        _dir: dir,
+        base,
+        http: reqwest::Client::new(),
+        env: env.name,
+        app,
+        stop,
+        task,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+impl Server {
+    async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        match auth {
+            Auth::None => {}
+            Auth::Session { cookie, csrf } => {
+                req = req
+                    .header("cookie", format!("lakecdp_session={cookie}"))
+                    .header("x-csrf-token", csrf);
+            }
+            Auth::CookieOnly(cookie) => {
+                req = req.header("cookie", format!("lakecdp_session={cookie}"));
+            }
+            Auth::Bearer(t) => req = req.bearer_auth(t),
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    async fn sign_in_reply(&self, name: &str, password: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/api/session",
+            &Auth::None,
+            Some(json!({"name": name, "password": password})),
+        )
+        .await
+    }
+
+    async fn sign_in(&self, name: &str, password: &str) -> Auth {
+        let r = self.sign_in_reply(name, password).await;
+        assert_eq!(r.status, StatusCode::OK, "{name} signs in: {}", r.text);
+        let cookie = r
+            .headers
+            .get("set-cookie")
+            .expect("a session cookie")
+            .to_str()
+            .unwrap()
+            .to_string();
+        for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+        }
+        let value = cookie
+            .split(';')
+            .next()
+            .and_then(|kv| kv.strip_prefix("lakecdp_session="))
+            .unwrap()
+            .to_string();
+        assert!(
+            !r.text.contains(&value),
+            "the session token is only in the cookie"
+        );
+        let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+        Auth::Session {
+            cookie: value,
+            csrf,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn health_checks_answer_without_credentials_and_nothing_else_does() {
+    let s = start(test_policy()).await;
+    assert_eq!(
+        s.call(Method::GET, "/healthz", &Auth::None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.call(Method::GET, "/readyz", &Auth::None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let doc = s
+        .call(Method::GET, "/api/openapi.json", &Auth::None, None)
+        .await
+        .json();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{env}", &s.env)
+            .replace("{id}", "20260101T000000000Z-00000000")
+            .replace("{number}", "1")
+            .replace(['{', '}'], "");
+        for method in ["get", "post", "put", "delete"] {
+            if item.get(method).is_none() || (path == "/api/session" && method == "post") {
+                continue;
+            }
+            let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            let r = s.call(m, &concrete, &Auth::None, Some(json!({}))).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}: {}",
+                r.text
+            );
+            assert_eq!(
+                r.headers.get("content-type").unwrap(),
+                "application/problem+json",
+                "{method} {path}"
+            );
+            let problem = r.json();
+            assert_eq!(problem["status"], 401);
+            assert_eq!(problem["type"], "urn:lakecdp:problem:unauthenticated");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "every route was tried ({checked})");
+    // a made-up token is refused too
+    let r = s
+        .call(
+            Method::GET,
+            "/api/environments",
+            &Auth::Bearer("lcdp_x_y".into()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_description_is_3_1_and_lists_every_route() {
+    let s = start(test_policy()).await;
+    let doc = s
+        .call(Method::GET, "/api/openapi.json", &Auth::None, None)
+        .await
+        .json();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/session", &["get", "post", "delete"][..]),
+        ("/api/environments", &["get"]),
+        ("/api/environments/{env}", &["get"]),
+        ("/api/environments/{env}/revisions", &["get"]),
+        ("/api/environments/{env}/revisions/{number}", &["get"]),
+        ("/api/environments/{env}/runs", &["get"]),
+        ("/api/environments/{env}/refresh", &["post"]),
+        ("/api/runs/{id}", &["get", "delete"]),
+        ("/api/runs/{id}/events", &["get"]),
+        ("/api/environments/{env}/roles", &["get"]),
+        (
+            "/api/environments/{env}/roles/{principal}",
+            &["put", "delete"],
+        ),
+        ("/api/environments/{env}/connections", &["get"]),
+        ("/api/environments/{env}/tokens", &["get", "post"]),
+        ("/api/environments/{env}/tokens/{name}", &["delete"]),
+        ("/api/users", &["get", "post"]),
+        ("/api/users/{name}/disable", &["post"]),
+        ("/api/users/{name}/enable", &["post"]),
+        ("/api/users/{name}/password", &["put"]),
+        ("/api/groups", &["get", "post"]),
+        ("/api/groups/{group}", &["delete"]),
+        ("/api/groups/{group}/members/{member}", &["put", "delete"]),
+        ("/api/audit", &["get"]),
+    ] {
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is described"));
+        for m in methods {
+            let op = item
+                .get(*m)
+                .unwrap_or_else(|| panic!("{m} {path} is described"));
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{m} {path}"
+            );
+        }
+        // every described path answers (not 404 for the route itself, not 405)
+        let concrete = path.replace("{env}", &s.env).replace(['{', '}'], "x");
+        let r = s.call(Method::GET, &concrete, &Auth::None, None).await;
+        assert_ne!(r.status, StatusCode::NOT_FOUND, "{path} is routed");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_csrf_sign_out_and_idle_expiry() {
+    let s = start(SignInPolicy {
+        idle: chrono::Duration::seconds(3),
+        ..test_policy()
+    })
+    .await;
+    let vera = s.sign_in("vera", PASSWORD).await;
+    let me = s
+        .call(Method::GET, "/api/session", &vera, None)
+        .await
+        .json();
+    assert_eq!(me["principal"], "vera");
+    let envs = s.call(Method::GET, "/api/environments", &vera, None).await;
+    assert_eq!(envs.status, StatusCode::OK);
+    assert_eq!(envs.json()[0]["name"], s.env);
+
+    // a state-changing request without the CSRF token is refused
+    let Auth::Session { cookie, csrf } = vera.clone() else {
+        unreachable!()
+    };
+    let r = s
+        .call(
+            Method::DELETE,
+            "/api/session",
+            &Auth::CookieOnly(cookie.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.text.contains("CSRF"));
+    let wrong = Auth::Session {
+        cookie: cookie.clone(),
+        csrf: "0".repeat(csrf.len()),
+    };
+    assert_eq!(
+        s.call(Method::DELETE, "/api/session", &wrong, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // signing out ends the session at once
+    assert_eq!(
+        s.call(Method::DELETE, "/api/session", &vera, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let r = s.call(Method::GET, "/api/environments", &vera, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // an idle session ends
+    let cole = s.sign_in("cole", PASSWORD).await;
+    assert_eq!(
+        s.call(Method::GET, "/api/environments", &cole, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let r = s.call(Method::GET, "/api/environments", &cole, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+
+    // a disabled user's session ends, and it cannot sign in
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let root = s.sign_in("root", ROOT_PASSWORD).await;
+    assert_eq!(
+        s.call(Method::POST, "/api/users/ada/disable", &root, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.call(Method::GET, "/api/environments", &ada, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.sign_in_reply("ada", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_scoped_shown_once_and_refused_once_revoked() {
+    let s = start(test_policy()).await;
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let path = format!("/api/environments/{}/tokens", s.env);
+    let r = s
+        .call(
+            Method::POST,
+            &path,
+            &ada,
+            Some(json!({"name": "etl", "role": "viewer", "expires_days": 30})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let created = r.json();
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("lcdp_"));
+    assert!(
+        created.get("token_hash").is_none(),
+        "the digest is never shown"
+    );
+    let bearer = Auth::Bearer(token.clone());
+    let env_path = format!("/api/environments/{}", s.env);
+    assert_eq!(
+        s.call(Method::GET, &env_path, &bearer, None).await.status,
+        StatusCode::OK
+    );
+    // a Viewer token cannot refresh, manage roles or administer users
+    let refresh = s
+        .call(Method::POST, &format!("{env_path}/refresh"), &bearer, None)
+        .await;
+    assert_eq!(refresh.status, StatusCode::FORBIDDEN, "{}", refresh.text);
+    assert_eq!(
+        s.call(Method::GET, "/api/users", &bearer, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // tokens need no CSRF token (no cookie, nothing a browser sends by itself)
+    let listed = s.call(Method::GET, &path, &ada, None).await;
+    assert!(!listed.text.contains(&token), "the value is never listed");
+    assert_eq!(listed.json()[0]["name"], "etl");
+    assert!(
+        listed.json()[0]["last_used_at"].is_string(),
+        "its use is recorded"
+    );
+    // revoked: refused from the next request on
+    let r = s
+        .call(Method::DELETE, &format!("{path}/etl"), &ada, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        s.call(Method::GET, &env_path, &bearer, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // a Viewer cannot create tokens
+    let vera = s.sign_in("vera", PASSWORD).await;
+    let r = s
+        .call(
+            Method::POST,
+            &path,
+            &vera,
+            Some(json!({"name": "mine", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_lock_the_account_and_the_address() {
+    let s = start(test_policy()).await;
+    for i in 0..5 {
+        let r = s.sign_in_reply("cole", "wrong password!!").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert!(r.text.contains("wrong user name or password"));
+    }
+    let r = s.sign_in_reply("cole", PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "locked even with the right password"
+    );
+    assert!(r.text.contains("locked"), "{}", r.text);
+    // the address is locked too: another account from it is refused
+    let r = s.sign_in_reply("vera", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // an unknown account is answered like a wrong password
+    let s2 = start(test_policy()).await;
+    let unknown = s2.sign_in_reply("nobody", PASSWORD).await;
+    let wrong = s2.sign_in_reply("vera", "not the password").await;
+    assert_eq!(unknown.status, wrong.status);
+    assert_eq!(unknown.json()["detail"], wrong.json()["detail"]);
+    // every attempt is in the audit log, with the address
+    let root = s2.sign_in("root", ROOT_PASSWORD).await;
+    let audit = s2
+        .call(Method::GET, "/api/audit?actor=nobody", &root, None)
+        .await
+        .json();
+    let entry = &audit[0];
+    assert_eq!(
+        (entry["action"].as_str(), entry["outcome"].as_str()),
+        (Some("sign-in"), Some("denied"))
+    );
+    assert_eq!(entry["address"], "127.0.0.1");
+    s.stop().await;
+    s2.stop().await;
+}
+
+/// What each role gets from each route: `allowed` is the weakest role let through.
+#[tokio::test]
+async fn every_route_checks_the_callers_role() {
+    let s = start(test_policy()).await;
+    let env = s.env.clone();
+    let e = format!("/api/environments/{env}");
+    let routes: Vec<(Method, String, Option<Value>, Option<Role>)> = vec![
+        (Method::GET, e.clone(), None, Some(Role::Viewer)),
+        (
+            Method::GET,
+            format!("{e}/revisions"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::GET,
+            format!("{e}/revisions/1"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (Method::GET, format!("{e}/runs"), None, Some(Role::Viewer)),
+        (Method::GET, format!("{e}/roles"), None, Some(Role::Viewer)),
+        (
+            Method::GET,
+            format!("{e}/connections"),
+            None,
+            Some(Role::Contributor),
+        ),
+        // a refresh the plan refuses after the role check: nothing runs
+        (
+            Method::POST,
+            format!("{e}/refresh"),
+            Some(json!({"only": "no-such-process"})),
+            Some(Role::Contributor),
+        ),
+        (Method::GET, format!("{e}/tokens"), None, Some(Role::Admin)),
+        (
+            Method::PUT,
+            format!("{e}/roles/someone"),
+            Some(json!({"role": "viewer"})),
+            Some(Role::Admin),
+        ),
+        (
+            Method::DELETE,
+            format!("{e}/roles/someone"),
+            None,
+            Some(Role::Admin),
+        ),
+        (Method::GET, "/api/users".into(), None, None),
+        (Method::GET, "/api/groups".into(), None, None),
+        (
+            Method::POST,
+            "/api/groups".into(),
+            Some(json!({"name": "g-x"})),
+            None,
+        ),
+        (Method::GET, "/api/audit".into(), None, None),
+        (
+            Method::GET,
+            format!("/api/audit?environment={env}"),
+            None,
+            Some(Role::Admin),
+        ),
+    ];
+    let people = [
+        ("nina", None),
+        ("vera", Some(Role::Viewer)),
+        ("cole", Some(Role::Contributor)),
+        ("ada", Some(Role::Admin)),
+    ];
+    let mut sessions = Vec::new();
+    for (name, role) in people {
+        sessions.push((name, role, s.sign_in(name, PASSWORD).await));
+    }
+    let mut rows = 0;
+    for (method, path, body, allowed) in &routes {
+        for (name, role, auth) in &sessions {
+            let r = s.call(method.clone(), path, auth, body.clone()).await;
+            let may = matches!((role, allowed), (Some(held), Some(needed)) if held >= needed);
+            if may {
+                assert!(
+                    r.status != StatusCode::FORBIDDEN && r.status != StatusCode::UNAUTHORIZED,
+                    "{name} ({role:?}) may {method} {path}: {} {}",
+                    r.status,
+                    r.text
+                );
+            } else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "{name} ({role:?}) may not {method} {path}: {}",
+                    r.text
+                );
+                assert!(
+                    r.text.contains("denied") || r.text.contains("may not"),
+                    "{}",
+                    r.text
+                );
+            }
+            rows += 1;
+        }
+    }
+    // the catalog administrator administers users, groups and the whole audit log
+    let root = s.sign_in("root", ROOT_PASSWORD).await;
+    assert_eq!(
+        s.call(Method::GET, "/api/users", &root, None).await.status,
+        StatusCode::OK
+    );
+    let audit = s.call(Method::GET, "/api/audit", &root, None).await.json();
+    let role_change = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["action"] == "PUT /api/environments/{env}/roles/{principal}" && a["actor"] == "ada"
+        })
+        .expect("the Admin's role change is audited");
+    assert_eq!(role_change["outcome"], "succeeded");
+    assert_eq!(role_change["address"], "127.0.0.1");
+    let denied = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["action"] == "PUT /api/environments/{env}/roles/{principal}" && a["actor"] == "vera"
+        })
+        .expect("the Viewer's refused role change is audited");
+    assert_eq!(denied["outcome"], "denied");
+    assert!(rows >= 60);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn groups_pass_their_roles_to_their_members() {
+    let s = start(test_policy()).await;
+    let root = s.sign_in("root", ROOT_PASSWORD).await;
+    let nina = s.sign_in("nina", PASSWORD).await;
+    let e = format!("/api/environments/{}", s.env);
+    assert_eq!(
+        s.call(Method::GET, &e, &nina, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.call(
+            Method::POST,
+            "/api/groups",
+            &root,
+            Some(json!({"name": "analysts"}))
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.call(
+            Method::PUT,
+            "/api/groups/analysts/members/nina",
+            &root,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("{e}/roles/analysts"),
+            &ada,
+            Some(json!({"role": "contributor"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        s.call(Method::GET, &e, &nina, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.call(Method::GET, &format!("{e}/connections"), &nina, None)
+            .await
+            .status,
+        StatusCode::OK,
+        "the group's Contributor role holds for its member"
+    );
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            "/api/groups/analysts/members/nina",
+            &root,
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.call(Method::GET, &e, &nina, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    s.stop().await;
+}
+
+/// Reads server-sent events until `until` matches one; returns them all.
+async fn read_events(
+    resp: reqwest::Response,
+    mut until: impl FnMut(&Value) -> bool,
+    limit: Duration,
+) -> (
+    Vec<Value>,
+    impl futures::Stream<Item = reqwest::Result<bytes::Bytes>>,
+) {
+    let mut stream = Box::pin(resp.bytes_stream());
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the expected event arrives in time")
+            .expect("the stream goes on")
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            for line in frame.lines() {
+                if let Some(data) = line.strip_prefix("data:") {
+                    let v: Value = serde_json::from_str(data.trim()).unwrap();
+                    let stop = until(&v);
+                    events.push(v);
+                    if stop {
+                        return (events, stream);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_job_is_observed_refused_twice_and_canceled() {
+    let s = start(test_policy()).await;
+    let cole = s.sign_in("cole", PASSWORD).await;
+    let e = format!("/api/environments/{}", s.env);
+    let r = s
+        .call(Method::POST, &format!("{e}/refresh"), &cole, None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let run = r.json()["run"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.headers.get("location").unwrap().to_str().unwrap(),
+        format!("/api/runs/{run}")
+    );
+
+    // a second refresh of the environment is refused while this one runs
+    let again = s
+        .call(Method::POST, &format!("{e}/refresh"), &cole, None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+
+    let shown = s
+        .call(Method::GET, &format!("/api/runs/{run}"), &cole, None)
+        .await
+        .json();
+    assert_eq!(shown["run"]["status"], "Running");
+
+    // observe it until a process has started, then cancel it (as the Viewer: refused)
+    let Auth::Session { cookie, .. } = &cole else {
+        unreachable!()
+    };
+    let resp = s
+        .http
+        .get(format!("{}/api/runs/{run}/events", s.base))
+        .header("cookie", format!("lakecdp_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let (events, rest) = read_events(
+        resp,
+        |v| v["type"] == "process_started",
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(events[0]["type"], "refresh_started");
+    assert_eq!(events[0]["run"], run.as_str());
+
+    let vera = s.sign_in("vera", PASSWORD).await;
+    let r = s
+        .call(Method::DELETE, &format!("/api/runs/{run}"), &vera, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = s
+        .call(Method::DELETE, &format!("/api/runs/{run}"), &cole, None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+
+    // the stream goes on to the end, which says Canceled
+    let mut rest = Box::pin(rest);
+    let mut tail = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, rest.next()).await {
+        tail.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if tail.contains("\"type\":\"finished\"") {
+            break;
+        }
+    }
+    assert!(tail.contains("\"type\":\"canceling\""), "{tail}");
+    assert!(tail.contains("\"status\":\"Canceled\""), "{tail}");
+    let shown = s
+        .call(Method::GET, &format!("/api/runs/{run}"), &cole, None)
+        .await
+        .json();
+    assert_eq!(shown["run"]["status"], "Canceled");
+    // a canceled run cannot be canceled again
+    let r = s
+        .call(Method::DELETE, &format!("/api/runs/{run}"), &cole, None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    // and a run of an environment one cannot see does not exist for them
+    let nina = s.sign_in("nina", PASSWORD).await;
+    let r = s
+        .call(Method::GET, &format!("/api/runs/{run}"), &nina, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // the secrets of the session never reached a response or the audit log
+    let root = s.sign_in("root", ROOT_PASSWORD).await;
+    let audit = s
+        .call(Method::GET, "/api/audit?limit=1000", &root, None)
+        .await
+        .text;
+    assert!(!audit.contains(PASSWORD) && !audit.contains(ROOT_PASSWORD));
+    assert!(!audit.contains(cookie.as_str()));
+    let _ = s.app.catalog();
+    s.stop().await;
+}
