@@ -64,15 +64,17 @@ pub trait SchedulerObserver: Observer {
 }
 
 impl App {
-    /// Run the scheduler of the project's environment until `stop` fires.
+    /// Run the scheduler of the environment named (the project's with `None`) until
+    /// `stop` fires.
     pub async fn run_scheduler(
         &self,
         actor: &Actor,
+        environment: Option<&str>,
         stop: CancellationToken,
         observer: Arc<dyn SchedulerObserver>,
     ) -> Result<()> {
         let env = self
-            .environment_for(actor, None, Operation::RunRefresh)
+            .environment_for(actor, environment, Operation::RunRefresh)
             .await?;
         // the applied revision's schedule, never the file's
         let project = self.applied(actor, &env).await?.project;
@@ -118,9 +120,13 @@ impl App {
                     let (app, actor, token) = (self.clone(), actor.clone(), stop.child_token());
                     let events: Arc<dyn Observer> = Arc::new(Forward(Arc::clone(&observer)));
                     let task_token = token.clone();
+                    let env_name = env.id.to_string();
                     let task = tokio::spawn(async move {
-                        app.refresh(&actor, &RefreshRequest::default(), task_token, events)
-                            .await
+                        let request = RefreshRequest {
+                            environment: Some(env_name),
+                            ..RefreshRequest::default()
+                        };
+                        app.refresh(&actor, &request, task_token, events).await
                     });
                     current = Some((now, token, task));
                     continue;

@@ -182,7 +182,7 @@ fn operations() -> Vec<Row> {
         row!("remove_source", Contributor, Allowed, |c, a| c.app.remove_source(&a, "Spare", None).await),
         row!("plan_refresh", Contributor, Allowed, |c, a| c.app.plan_refresh(&a, &RefreshRequest::default()).await),
         row!("refresh", Contributor, Allowed, |c, a| c.app.refresh(&a, &only("reports"), CancellationToken::new(), Arc::new(Silent)).await),
-        row!("run_scheduler (no schedule)", Contributor, Fails(ErrorKind::Invalid), |c, a| c.app.run_scheduler(&a, stopped(), Arc::new(Quiet)).await),
+        row!("run_scheduler (no schedule)", Contributor, Fails(ErrorKind::Invalid), |c, a| c.app.run_scheduler(&a, None, stopped(), Arc::new(Quiet)).await),
         row!("add_export", Contributor, Allowed, |c, a| c.app.add_export(&a, customer_export("exp-new")).await),
         row!("edit_export", Contributor, Allowed, |c, a| c.app.edit_export(&a, "exp-edit", ExportChanges { add_tables: vec!["Unification/AlternateKey".into()], ..Default::default() }).await),
         row!("delete_export", Contributor, Allowed, |c, a| c.app.delete_export(&a, "exp-delete").await),

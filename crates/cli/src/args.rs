@@ -132,6 +132,14 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// This instance's name among the servers sharing a PostgreSQL catalog
+    /// [default: a new random one].
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Do not take part in running the scheduler (one instance of those sharing the
+    /// catalog runs it).
+    #[arg(long)]
+    pub no_scheduler: bool,
 }
 
 /// `user ...`.

@@ -16,6 +16,7 @@ mod api;
 pub mod auth;
 pub mod jobs;
 pub mod problem;
+pub mod scheduler;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,13 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 pub struct ServerConfig {
     /// Session expiry and sign-in throttling.
     pub policy: SignInPolicy,
+    /// This instance's name among those sharing the catalog [default: a new random one].
+    pub instance: Option<String>,
+    /// Leave the scheduler to other instances (or to `lakecdp scheduler`).
+    pub no_scheduler: bool,
+    /// How long the instance running the scheduler keeps it without renewing (another
+    /// takes over after that when it dies) [default: 30 s].
+    pub scheduler_hold: Option<Duration>,
 }
 
 /// What every handler shares.
@@ -180,6 +188,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let instance = config.instance.clone().unwrap_or_else(|| {
+        format!(
+            "instance-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
+    let elect = (!config.no_scheduler).then(|| {
+        tokio::spawn(scheduler::lead(
+            app.clone(),
+            instance.clone(),
+            config.scheduler_hold.unwrap_or(scheduler::HOLD),
+            shutdown.child_token(),
+        ))
+    });
     let state = AppState {
         app,
         config: Arc::new(config),
@@ -196,6 +219,9 @@ pub async fn serve(
     .await?;
     if !jobs.shut_down(Duration::from_secs(60)).await {
         tracing::warn!("some jobs did not stop within a minute");
+    }
+    if let Some(elect) = elect {
+        let _ = elect.await;
     }
     Ok(())
 }

@@ -90,7 +90,10 @@ async fn start(policy: SignInPolicy) -> Server {
     let stop = CancellationToken::new();
     let task = tokio::spawn(lakecdp_server::serve(
         app.clone(),
-        ServerConfig { policy },
+        ServerConfig {
+            policy,
+            ..ServerConfig::default()
+        },
         listener,
         stop.clone(),
     ));

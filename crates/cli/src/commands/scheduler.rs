@@ -18,7 +18,7 @@ pub async fn run(app: &App, actor: &Actor) -> anyhow::Result<()> {
         })
     };
     let result = app
-        .run_scheduler(actor, stop, Arc::new(Terminal::new()))
+        .run_scheduler(actor, None, stop, Arc::new(Terminal::new()))
         .await;
     on_ctrl_c.abort();
     Ok(result?)

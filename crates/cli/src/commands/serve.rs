@@ -86,7 +86,11 @@ pub async fn run(app: &App, a: ServeArgs) -> anyhow::Result<()> {
     );
     lakecdp_server::serve(
         app.clone(),
-        lakecdp_server::ServerConfig::default(),
+        lakecdp_server::ServerConfig {
+            instance: a.instance,
+            no_scheduler: a.no_scheduler,
+            ..lakecdp_server::ServerConfig::default()
+        },
         listener,
         shutdown,
     )
