@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use lakecdp_core::{
-    ConfigErrors, Environment, Operation, PartitionFormat, RunRecord, RunStatus, SecretOwner,
-    SecretRef, StorageConfig,
+    ConfigErrors, Environment, Operation, PartitionFormat, ProjectFile, RunRecord, RunStatus,
+    SecretOwner, SecretRef, StorageConfig,
 };
 use lakecdp_lake::check::{self, CheckOptions};
 use lakecdp_lake::{CheckReport, Lake};
 
 use crate::app::{Actor, App};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::observe::{Event, Observer};
 use crate::revisions::RevisionChange;
 
@@ -446,6 +446,37 @@ impl App {
         };
         let change = self.apply_revision(actor, env, &text).await?;
         Ok((saved, change))
+    }
+
+    /// Store a project file's text as the next applied revision of `environment`
+    /// (Contributor; nothing changes when it is the applied revision already). Its
+    /// `[environment]` must name this environment and keep its settings: changing the
+    /// storage runs the prerequisite checks, which `lakecdp apply` does.
+    pub async fn apply_text(
+        &self,
+        actor: &Actor,
+        environment: &str,
+        text: &str,
+    ) -> Result<RevisionChange> {
+        let env = self
+            .environment_for(actor, Some(environment), Operation::ViewEnvironment)
+            .await?;
+        let project = ProjectFile::parse(text).context("the project file")?;
+        if !project.environment.name.eq_ignore_ascii_case(&env.name) {
+            return Err(Error::invalid(format!(
+                "the project file is for environment `{}`, not `{}`: its [environment] name must be the environment's",
+                project.environment.name, env.name
+            )));
+        }
+        let new = self.environment_of(actor, &project, Some(&env));
+        let differences = changes(&env, &new);
+        if !differences.is_empty() {
+            return Err(Error::invalid(format!(
+                "the project file changes the environment's settings ({}): apply it with `lakecdp apply`, which runs the prerequisite checks first",
+                differences.join("; ")
+            )));
+        }
+        self.apply_revision(actor, &env, text).await
     }
 
     /// Change an environment's settings (Admin); the checks run first.

@@ -250,10 +250,15 @@ impl App {
         })
     }
 
-    /// The exports of the project's environment, with their last run (Viewer).
-    pub async fn list_exports(&self, actor: &Actor) -> Result<(Environment, Vec<ExportSummary>)> {
+    /// The exports of the environment named (the project's with `None`), with their
+    /// last run (Viewer).
+    pub async fn list_exports(
+        &self,
+        actor: &Actor,
+        environment: Option<&str>,
+    ) -> Result<(Environment, Vec<ExportSummary>)> {
         let env = self
-            .environment_for(actor, None, Operation::ViewExports)
+            .environment_for(actor, environment, Operation::ViewExports)
             .await?;
         let mut out = Vec::new();
         for e in self.catalog().list_exports(env.id).await? {

@@ -198,12 +198,23 @@ impl App {
         let path = self.project_file();
         let file = std::fs::read_to_string(&path)
             .map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
+        self.diff_text(actor, None, &file).await
+    }
+
+    /// A project file's text against the applied revision of the environment named (the
+    /// project's with `None`) (Viewer).
+    pub async fn diff_text(
+        &self,
+        actor: &Actor,
+        environment: Option<&str>,
+        file: &str,
+    ) -> Result<ProjectDiff> {
         let env = self
-            .environment_for(actor, None, Operation::ViewEnvironment)
+            .environment_for(actor, environment, Operation::ViewEnvironment)
             .await?;
         let applied = self.catalog().revision(env.id, None).await?;
         let old = applied.as_ref().map(|r| r.text.as_str()).unwrap_or("");
-        let lines = diff::lines(old, &file)
+        let lines = diff::lines(old, file)
             .into_iter()
             .map(|d| match d {
                 diff::Result::Both(l, _) => DiffLine::Same(l.to_string()),

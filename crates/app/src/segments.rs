@@ -13,11 +13,15 @@ use crate::error::{Error, Result};
 pub use lakecdp_engine::segments::HistoryEntry;
 
 impl App {
-    /// The project's segments and the member counts of every published run, oldest first
-    /// (Viewer).
-    pub async fn segments(&self, actor: &Actor) -> Result<(Vec<SegmentSpec>, Vec<HistoryEntry>)> {
+    /// The segments of the environment named (the project's with `None`) and the member
+    /// counts of every published run, oldest first (Viewer).
+    pub async fn segments(
+        &self,
+        actor: &Actor,
+        environment: Option<&str>,
+    ) -> Result<(Vec<SegmentSpec>, Vec<HistoryEntry>)> {
         let env = self
-            .environment_for(actor, None, Operation::ViewEnvironment)
+            .environment_for(actor, environment, Operation::ViewEnvironment)
             .await?;
         let project = self.applied(actor, &env).await?.project;
         let lake = self.lake(&env).await?;
@@ -30,7 +34,7 @@ impl App {
         actor: &Actor,
         name: &str,
     ) -> Result<(SegmentSpec, Vec<HistoryEntry>)> {
-        let (specs, runs) = self.segments(actor).await?;
+        let (specs, runs) = self.segments(actor, None).await?;
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         let spec = specs
             .iter()

@@ -73,6 +73,24 @@ impl App {
         Ok(project)
     }
 
+    /// The sources of an environment's applied revision; none before its first apply
+    /// (Viewer).
+    pub async fn applied_sources(
+        &self,
+        actor: &Actor,
+        environment: &str,
+    ) -> Result<Vec<SourceSpec>> {
+        let env = self
+            .environment_for(actor, Some(environment), Operation::ViewEnvironment)
+            .await?;
+        match self.catalog().revision(env.id, None).await? {
+            None => Ok(Vec::new()),
+            Some(r) => Ok(ProjectFile::parse(&r.text)
+                .map_err(|e| Error::internal(format!("applied revision {}: {e}", r.number)))?
+                .sources),
+        }
+    }
+
     /// The project's sources (Viewer).
     pub async fn list_sources(&self, actor: &Actor) -> Result<Vec<SourceSpec>> {
         Ok(self

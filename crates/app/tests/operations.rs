@@ -166,7 +166,7 @@ async fn an_export_to_a_local_folder_sends_the_customers_and_is_recorded() {
     assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(run.rows, Some(profiles));
     assert!(run.finished_at.is_some());
-    let (_, listed) = r.app.list_exports(&admin()).await.unwrap();
+    let (_, listed) = r.app.list_exports(&admin(), None).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].runs.first().map(|r| &r.id), Some(&run.id));
 }

@@ -170,11 +170,11 @@ fn operations() -> Vec<Row> {
         row!("show_source", Viewer, Allowed, |c, a| c.app.show_source(&a, "Crm").await),
         row!("explain", Viewer, Allowed, |c, a| c.app.explain(&a, &c.customer_id).await),
         row!("preview_unification", Viewer, Allowed, |c, a| c.app.preview_unification(&a, 50).await),
-        row!("segments", Viewer, Allowed, |c, a| c.app.segments(&a).await),
+        row!("segments", Viewer, Allowed, |c, a| c.app.segments(&a, None).await),
         row!("segment", Viewer, Allowed, |c, a| c.app.segment(&a, "HighValue").await),
         row!("preview_segment", Viewer, Allowed, |c, a| c.app.preview_segment(&a, "CustomerId is not empty", 3).await),
         row!("roles", Viewer, Allowed, |c, a| c.app.roles(&a, None).await),
-        row!("list_exports", Viewer, Allowed, |c, a| c.app.list_exports(&a).await),
+        row!("list_exports", Viewer, Allowed, |c, a| c.app.list_exports(&a, None).await),
         row!("show_export", Viewer, Allowed, |c, a| c.app.show_export(&a, "exp").await),
         // Contributor
         row!("inspect_source", Contributor, Allowed, |c, a| c.app.inspect_source(&a, "Crm", Some("Contacts")).await),
@@ -332,7 +332,7 @@ async fn every_operation_needs_its_role_and_is_refused_one_role_below() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     // the rows did what they say at their role
-    let (_, exports) = app.list_exports(&me).await.unwrap();
+    let (_, exports) = app.list_exports(&me, None).await.unwrap();
     let mut names: Vec<&str> = exports.iter().map(|e| e.export.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["exp", "exp-edit", "exp-new"]);

@@ -30,7 +30,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_in, whoami, sign_out))
         .routes(routes!(list_environments))
         .routes(routes!(show_environment))
-        .routes(routes!(list_revisions))
+        .routes(routes!(list_revisions, apply_revision))
+        .routes(routes!(diff_project))
+        .routes(routes!(list_sources))
+        .routes(routes!(list_segments))
+        .routes(routes!(list_exports))
         .routes(routes!(show_revision))
         .routes(routes!(list_runs))
         .routes(routes!(start_refresh))
@@ -204,6 +208,119 @@ async fn list_revisions(
         })
         .collect();
     Ok(Json(json!(list)))
+}
+
+/// A project file.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ProjectText {
+    /// The whole `lakecdp.toml`.
+    text: String,
+}
+
+/// Store a project file as the environment's next applied revision (Contributor);
+/// unchanged when it is the applied one. Changes to the environment's own settings
+/// (`[environment]`) are refused here: they need the prerequisite checks of
+/// `lakecdp apply`.
+#[utoipa::path(post, path = "/api/environments/{env}/revisions", tag = "revisions",
+    params(("env" = String, Path, description = "environment name or id")),
+    request_body = ProjectText,
+    responses((status = 201, description = "a new revision"), (status = 200, description = "unchanged"),
+        (status = 400, description = "the file does not validate")))]
+async fn apply_revision(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Json(body): Json<ProjectText>,
+) -> ApiResult<Response> {
+    let change = state
+        .app
+        .apply_text(&caller.actor, &env, &body.text)
+        .await?;
+    Ok(match change {
+        lakecdp_app::revisions::RevisionChange::New(n) => (
+            StatusCode::CREATED,
+            Json(json!({"revision": n, "changed": true})),
+        )
+            .into_response(),
+        lakecdp_app::revisions::RevisionChange::Unchanged(n) => {
+            Json(json!({"revision": n, "changed": false})).into_response()
+        }
+    })
+}
+
+/// A project file against the applied revision, line by line (Viewer).
+#[utoipa::path(post, path = "/api/environments/{env}/diff", tag = "revisions",
+    params(("env" = String, Path, description = "environment name or id")),
+    request_body = ProjectText, responses((status = 200, description = "the lines, marked")))]
+async fn diff_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Json(body): Json<ProjectText>,
+) -> ApiResult<Json<Value>> {
+    use lakecdp_app::revisions::DiffLine;
+    let d = state
+        .app
+        .diff_text(&caller.actor, Some(&env), &body.text)
+        .await?;
+    let lines: Vec<Value> = d
+        .lines
+        .iter()
+        .map(|l| match l {
+            DiffLine::Same(t) => json!({"op": "same", "line": t}),
+            DiffLine::Added(t) => json!({"op": "added", "line": t}),
+            DiffLine::Removed(t) => json!({"op": "removed", "line": t}),
+        })
+        .collect();
+    Ok(Json(json!({"revision": d.revision, "lines": lines})))
+}
+
+/// The sources of the applied revision (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/sources", tag = "environments",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "sources")))]
+async fn list_sources(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(
+        state.app.applied_sources(&caller.actor, &env).await?
+    )))
+}
+
+/// The segments and their member counts run after run (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/segments", tag = "environments",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "segments and their history")))]
+async fn list_segments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (segments, history) = state.app.segments(&caller.actor, Some(&env)).await?;
+    Ok(Json(json!({"segments": segments, "history": history})))
+}
+
+/// The exports with their connection and last run (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/exports", tag = "exports",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "exports")))]
+async fn list_exports(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, list) = state.app.list_exports(&caller.actor, Some(&env)).await?;
+    let out: Vec<Value> = list
+        .iter()
+        .map(|e| {
+            json!({"export": e.export,
+                "connection": e.connection.as_ref().map(|(n, k)| json!({"name": n, "kind": k.as_str()})),
+                "last_run": e.runs.first()})
+        })
+        .collect();
+    Ok(Json(json!(out)))
 }
 
 /// One applied revision with its text (Viewer).

@@ -77,7 +77,7 @@ pub struct AppState {
     tags(
         (name = "session", description = "sign in and out"),
         (name = "environments"), (name = "revisions"), (name = "runs"), (name = "roles"),
-        (name = "connections"), (name = "tokens"), (name = "users"), (name = "groups"),
+        (name = "connections"), (name = "exports"), (name = "tokens"), (name = "users"), (name = "groups"),
         (name = "audit")
     )
 )]

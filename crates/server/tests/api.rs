@@ -189,6 +189,12 @@ impl Server {
         }
     }
 
+    /// The project file as applied, with a line added at its end.
+    fn project_text(&self, extra: &str) -> String {
+        let text = std::fs::read_to_string(self._dir.path().join("lakecdp.toml")).unwrap();
+        format!("{text}\n{extra}\n")
+    }
+
     async fn stop(self) {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
@@ -275,7 +281,11 @@ async fn the_openapi_description_is_3_1_and_lists_every_route() {
         ("/api/session", &["get", "post", "delete"][..]),
         ("/api/environments", &["get"]),
         ("/api/environments/{env}", &["get"]),
-        ("/api/environments/{env}/revisions", &["get"]),
+        ("/api/environments/{env}/revisions", &["get", "post"]),
+        ("/api/environments/{env}/diff", &["post"]),
+        ("/api/environments/{env}/sources", &["get"]),
+        ("/api/environments/{env}/segments", &["get"]),
+        ("/api/environments/{env}/exports", &["get"]),
         ("/api/environments/{env}/revisions/{number}", &["get"]),
         ("/api/environments/{env}/runs", &["get"]),
         ("/api/environments/{env}/refresh", &["post"]),
@@ -851,5 +861,201 @@ async fn a_refresh_job_is_observed_refused_twice_and_canceled() {
     assert!(!audit.contains(PASSWORD) && !audit.contains(ROOT_PASSWORD));
     assert!(!audit.contains(cookie.as_str()));
     let _ = s.app.catalog();
+    s.stop().await;
+}
+
+/// A writer that keeps every log line, to look for secrets in it.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn secrets_never_reach_a_log_line_or_a_response() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = start(test_policy()).await;
+    let mut bodies = String::new();
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let Auth::Session { cookie, csrf } = ada.clone() else {
+        unreachable!()
+    };
+    let path = format!("/api/environments/{}/tokens", s.env);
+    let created = s
+        .call(
+            Method::POST,
+            &path,
+            &ada,
+            Some(json!({"name": "t1", "role": "viewer"})),
+        )
+        .await;
+    let token = created.json()["token"].as_str().unwrap().to_string();
+    let bearer = Auth::Bearer(token.clone());
+    for (method, p, auth) in [
+        (Method::GET, format!("/api/environments/{}", s.env), &bearer),
+        (Method::GET, path.clone(), &ada),
+        (Method::GET, "/api/session".to_string(), &bearer),
+        (Method::GET, "/api/users".to_string(), &ada),
+    ] {
+        bodies.push_str(&s.call(method, &p, auth, None).await.text);
+    }
+    bodies.push_str(&s.sign_in_reply("ada", "a wrong password here").await.text);
+    let root = s.sign_in("root", ROOT_PASSWORD).await;
+    let new_password = "a brand new password 123";
+    let r = s
+        .call(
+            Method::PUT,
+            "/api/users/cole/password",
+            &root,
+            Some(json!({"password": new_password})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    bodies.push_str(&s.call(Method::GET, "/api/users", &root, None).await.text);
+    bodies.push_str(
+        &s.call(Method::GET, "/api/audit?limit=1000", &root, None)
+            .await
+            .text,
+    );
+    s.stop().await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for secret in [
+        PASSWORD,
+        ROOT_PASSWORD,
+        new_password,
+        token.as_str(),
+        cookie.as_str(),
+        csrf.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "a secret is in the log:\n{logs}");
+    }
+    for secret in [
+        PASSWORD,
+        ROOT_PASSWORD,
+        new_password,
+        token.as_str(),
+        cookie.as_str(),
+    ] {
+        assert!(!bodies.contains(secret), "a secret is in a response");
+    }
+    assert!(!bodies.contains("argon2"), "no password hash is shown");
+}
+
+#[tokio::test]
+async fn revisions_are_applied_and_diffed_over_the_api() {
+    let s = start(test_policy()).await;
+    let cole = s.sign_in("cole", PASSWORD).await;
+    let e = format!("/api/environments/{}", s.env);
+    let text = s.project_text("# tuned by cole");
+    let d = s
+        .call(
+            Method::POST,
+            &format!("{e}/diff"),
+            &cole,
+            Some(json!({"text": text})),
+        )
+        .await
+        .json();
+    assert_eq!(d["revision"], 1);
+    let added: Vec<&str> = d["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["op"] == "added")
+        .filter_map(|l| l["line"].as_str())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(added, vec!["# tuned by cole"]);
+    assert!(d["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["op"] != "removed"));
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/revisions"),
+            &cole,
+            Some(json!({"text": text})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json()["revision"], 2);
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/revisions"),
+            &cole,
+            Some(json!({"text": text})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["changed"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    let listed = s
+        .call(Method::GET, &format!("{e}/revisions"), &cole, None)
+        .await
+        .json();
+    assert_eq!(listed[0]["number"], 2);
+    assert_eq!(listed[0]["applied_by"], "cole");
+    let shown = s
+        .call(Method::GET, &format!("{e}/revisions/2"), &cole, None)
+        .await
+        .json();
+    assert_eq!(shown["text"], text.as_str());
+    // a file that does not validate names its problem
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/revisions"),
+            &cole,
+            Some(json!({"text": "[environment]\nname = 3"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // another environment's file, or one that changes the environment's settings, is refused
+    let other = text.replacen("name = \"retail-demo\"", "name = \"elsewhere\"", 1);
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/revisions"),
+            &cole,
+            Some(json!({"text": other})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("elsewhere"));
+    let settings = text.replacen("retention_runs = 3", "retention_runs = 5", 1);
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/revisions"),
+            &cole,
+            Some(json!({"text": settings})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("lakecdp apply"), "{}", r.text);
+    let sources = s
+        .call(Method::GET, &format!("{e}/sources"), &cole, None)
+        .await
+        .json();
+    assert_eq!(sources.as_array().unwrap().len(), 3, "{sources}");
     s.stop().await;
 }

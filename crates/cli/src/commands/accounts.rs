@@ -12,7 +12,8 @@ use crate::{output, UserError};
 /// A lifetime written `90d`, `12h` or `30m`.
 pub fn parse_lifetime(text: &str) -> anyhow::Result<chrono::Duration> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let cut = text.char_indices().last().map_or(0, |(i, _)| i);
+    let (number, unit) = text.split_at(cut);
     let n: i64 = number.parse().map_err(|_| {
         UserError(format!(
             "`{text}` is not a lifetime: write a number and d, h or m, e.g. `90d`"

@@ -63,7 +63,7 @@ pub async fn edit(app: &App, actor: &Actor, a: ExportEditArgs) -> anyhow::Result
 
 /// `export list`.
 pub async fn list(app: &App, actor: &Actor) -> anyhow::Result<()> {
-    let (env, exports) = app.list_exports(actor).await?;
+    let (env, exports) = app.list_exports(actor, None).await?;
     if exports.is_empty() {
         println!("no exports in environment `{}`", env.name);
         return Ok(());

@@ -8,7 +8,7 @@ use crate::output;
 
 /// `segment list`.
 pub async fn list(app: &App, actor: &Actor) -> anyhow::Result<()> {
-    let (segments, runs) = app.segments(actor).await?;
+    let (segments, runs) = app.segments(actor, None).await?;
     let last = runs.last();
     if segments.is_empty() {
         println!("{} declares no segments", app.project_file().display());
