@@ -293,11 +293,19 @@ impl AccessDenied {
         if let Some(reason) = &self.reason {
             m.push_str(&format!(" ({reason})"));
         }
-        m.push_str(&format!(
-            "; an Admin of the environment can grant it with `lakecdp role set {} {}`",
-            self.principal,
-            self.needed.as_str().to_ascii_lowercase()
-        ));
+        if let Some(token) = self.principal.strip_prefix("token:") {
+            m.push_str(&format!(
+                "; a token's role is fixed when it is made: an Admin of the environment can make one with `lakecdp token create {token}-{} --role {}`",
+                self.needed.as_str().to_ascii_lowercase(),
+                self.needed.as_str().to_ascii_lowercase()
+            ));
+        } else {
+            m.push_str(&format!(
+                "; an Admin of the environment can grant it with `lakecdp role set {} {}`",
+                self.principal,
+                self.needed.as_str().to_ascii_lowercase()
+            ));
+        }
         m
     }
 }
