@@ -43,6 +43,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_roles))
         .routes(routes!(set_role, remove_role))
         .routes(routes!(list_connections))
+        .routes(routes!(list_secrets))
+        .routes(routes!(set_secret, remove_secret))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_users, add_user))
@@ -592,6 +594,70 @@ async fn list_connections(
         .map(|c| json!({"name": c.name, "kind": c.kind.as_str()}))
         .collect();
     Ok(Json(json!(out)))
+}
+
+/// The names of the environment's sealed secrets and the storage settings that use
+/// each; never a value (Admin).
+#[utoipa::path(get, path = "/api/environments/{env}/secrets", tag = "environments",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "secret names")))]
+async fn list_secrets(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let env = state.app.environment(Some(&env)).await?;
+    let list = state.app.environment_secrets(&caller.actor, &env).await?;
+    let out: Vec<Value> = list
+        .iter()
+        .map(|(name, used_by)| json!({"name": name, "used_by": used_by}))
+        .collect();
+    Ok(Json(json!(out)))
+}
+
+/// A secret's value: written, sealed, never read back.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct SecretBody {
+    /// The value.
+    value: String,
+}
+
+/// Seal a secret of the environment under the vault's master key (Admin); write-only.
+#[utoipa::path(put, path = "/api/environments/{env}/secrets/{name}", tag = "environments",
+    params(("env" = String, Path, description = "environment name or id"),
+        ("name" = String, Path, description = "secret name")),
+    request_body = SecretBody, responses((status = 204, description = "sealed")))]
+async fn set_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, name)): Path<(String, String)>,
+    Json(body): Json<SecretBody>,
+) -> ApiResult<StatusCode> {
+    let env = state.app.environment(Some(&env)).await?;
+    let secret = lakecdp_core::Secret::new(body.value);
+    state
+        .app
+        .set_environment_secret(&caller.actor, &env, &name, &secret)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a sealed secret its storage no longer uses (Admin).
+#[utoipa::path(delete, path = "/api/environments/{env}/secrets/{name}", tag = "environments",
+    params(("env" = String, Path, description = "environment name or id"),
+        ("name" = String, Path, description = "secret name")),
+    responses((status = 204, description = "removed")))]
+async fn remove_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let env = state.app.environment(Some(&env)).await?;
+    state
+        .app
+        .remove_environment_secret(&caller.actor, &env, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The API tokens of an environment, revoked ones included, never their values (Admin).

@@ -297,6 +297,8 @@ async fn the_openapi_description_is_3_1_and_lists_every_route() {
             &["put", "delete"],
         ),
         ("/api/environments/{env}/connections", &["get"]),
+        ("/api/environments/{env}/secrets", &["get"]),
+        ("/api/environments/{env}/secrets/{name}", &["put", "delete"]),
         ("/api/environments/{env}/tokens", &["get", "post"]),
         ("/api/environments/{env}/tokens/{name}", &["delete"]),
         ("/api/users", &["get", "post"]),
@@ -559,6 +561,7 @@ async fn every_route_checks_the_callers_role() {
             Some(Role::Contributor),
         ),
         (Method::GET, format!("{e}/tokens"), None, Some(Role::Admin)),
+        (Method::GET, format!("{e}/secrets"), None, Some(Role::Admin)),
         (
             Method::PUT,
             format!("{e}/roles/someone"),
@@ -1057,5 +1060,55 @@ async fn revisions_are_applied_and_diffed_over_the_api() {
         .await
         .json();
     assert_eq!(sources.as_array().unwrap().len(), 3, "{sources}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn environment_secrets_are_write_only() {
+    // a key of 32 bytes for the vault, as `lakecdp vault new-key` makes
+    // SAFETY of the test: every test of this binary that reads it wants this same key
+    std::env::set_var(
+        "LAKECDP_MASTER_KEY",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    );
+    let s = start(test_policy()).await;
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let cole = s.sign_in("cole", PASSWORD).await;
+    let path = format!("/api/environments/{}/secrets", s.env);
+    let value = "s3cr3t-account-key-value";
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("{path}/account-key"),
+            &cole,
+            Some(json!({"value": value})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a Contributor may not: {}",
+        r.text
+    );
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("{path}/account-key"),
+            &ada,
+            Some(json!({"value": value})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let listed = s.call(Method::GET, &path, &ada, None).await;
+    assert_eq!(listed.json()[0]["name"], "account-key");
+    assert!(!listed.text.contains(value), "the value is never read back");
+    let r = s
+        .call(Method::DELETE, &format!("{path}/account-key"), &ada, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        s.call(Method::GET, &path, &ada, None).await.json(),
+        json!([])
+    );
     s.stop().await;
 }

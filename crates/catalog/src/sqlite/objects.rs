@@ -149,14 +149,26 @@ pub(crate) fn role_of(conn: &Db, env: EnvironmentId, principal: &str) -> Result<
 }
 
 pub(crate) fn list_roles(conn: &Db, env: EnvironmentId) -> Result<Vec<RoleAssignment>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT principal, role, assigned_by, assigned_at FROM role_assignments \
-             WHERE environment_id = ?1 ORDER BY principal COLLATE NOCASE",
-        )
-        .map_err(storage)?;
+    assignments(
+        conn,
+        env,
+        "SELECT principal, role, assigned_by, assigned_at FROM role_assignments \
+         WHERE environment_id = ?1 ORDER BY principal COLLATE NOCASE",
+        params![env.to_string()],
+    )
+}
+
+/// The role assignments of `env` that `sql` selects as (principal, role, assigned_by,
+/// assigned_at).
+pub(crate) fn assignments(
+    conn: &Db,
+    env: EnvironmentId,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RoleAssignment>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(storage)?;
     let rows = stmt
-        .query_map([env.to_string()], |r| {
+        .query_map(params, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,

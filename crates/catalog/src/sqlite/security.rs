@@ -189,35 +189,15 @@ pub(crate) fn grants(
     env: EnvironmentId,
     principal: &str,
 ) -> Result<Vec<RoleAssignment>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT principal, role, assigned_by, assigned_at FROM role_assignments \
-             WHERE environment_id = ?1 AND (principal = ?2 OR principal IN \
-             (SELECT group_name FROM group_members WHERE member = ?2)) \
-             ORDER BY principal COLLATE NOCASE",
-        )
-        .map_err(storage)?;
-    let rows = stmt
-        .query_map(params![env.to_string(), principal], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })
-        .map_err(storage)?;
-    rows.map(|r| {
-        let (principal, role, by, at) = r.map_err(storage)?;
-        Ok(RoleAssignment {
-            environment_id: env,
-            principal,
-            role: role.parse().map_err(|e| corrupt("role", e))?,
-            assigned_by: by,
-            assigned_at: parse_timestamp("role time", &at)?,
-        })
-    })
-    .collect()
+    super::objects::assignments(
+        conn,
+        env,
+        "SELECT principal, role, assigned_by, assigned_at FROM role_assignments \
+         WHERE environment_id = ?1 AND (principal = ?2 OR principal IN \
+         (SELECT group_name FROM group_members WHERE member = ?2)) \
+         ORDER BY principal COLLATE NOCASE",
+        params![env.to_string(), principal],
+    )
 }
 
 // ---- sessions ----
