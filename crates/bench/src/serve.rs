@@ -683,6 +683,39 @@ mod tests {
     }
 
     #[test]
+    fn refusals_and_failures_are_errors_and_counted() {
+        let config = ServeConfig {
+            catalog: CatalogKind::Sqlite,
+            auth: AuthKind::Token,
+            clients: 2,
+            duration: Duration::from_secs(2),
+            scale: 0.1,
+            seed: 1,
+        };
+        let clients = vec![
+            ClientResult {
+                latencies: [vec![3000, 1000], vec![2000]],
+                ..ClientResult::default()
+            },
+            ClientResult {
+                latencies: [vec![4000], vec![]],
+                failed: [0, 1],
+                refused: [1, 0],
+                first_error: Some("refused".into()),
+            },
+        ];
+        let f = figures(&config, 0.0, 2.0, clients);
+        assert_eq!((f.requests, f.errors), (5, 2));
+        assert_eq!(f.first_error.as_deref(), Some("refused"));
+        let [runs, envs, all] = &f.routes[..] else {
+            panic!("two routes and all")
+        };
+        assert_eq!((runs.requests, runs.errors, runs.max_ms), (3, 1, 4.0));
+        assert_eq!((envs.requests, envs.errors, envs.p50_ms), (2, 1, 2.0));
+        assert_eq!((all.requests, all.requests_per_second), (5, 2.5));
+    }
+
+    #[test]
     fn a_postgres_url_gets_another_database() {
         assert_eq!(
             with_database("postgresql://u:p@h:5432/db?sslmode=disable", "x").unwrap(),
