@@ -6,6 +6,7 @@
 //! says which person each record belongs to, so that unification can be scored.
 //! [`people`] generates the unification benchmark's population of several cultures.
 //! [`refresh`] measures whole refreshes, through `lakecdp-app` or a `lakecdp` binary.
+//! [`serve`] measures the HTTP API of `lakecdp-server` under concurrent clients.
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod people;
 pub mod refresh;
 pub mod retail;
 pub mod score;
+pub mod serve;
 pub mod unify;
 
 pub use error::{Error, Result};

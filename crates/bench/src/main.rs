@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use lakecdp_bench::ingest::{self, PhaseResult};
 use lakecdp_bench::refresh::{self, ProcessTime};
 use lakecdp_bench::retail::{self, RetailConfig, Summary, DEFAULT_SEED};
+use lakecdp_bench::serve::{self, AuthKind, CatalogKind, ServeConfig, ServeFigures};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +48,43 @@ enum Command {
     /// line).
     #[command(hide = true)]
     RefreshRun(RefreshRunArgs),
+    /// Serve the API (lakecdp-server, in this process on 127.0.0.1) over a refreshed
+    /// retail quickstart and read it with many concurrent keep-alive clients,
+    /// alternating a run and an environment; prints requests per second and latency
+    /// percentiles per route. Fails when any response is not 200 OK.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The server's catalog: `sqlite` (a file in a temporary folder) or a
+    /// `postgresql://` URL of a server, on which a fresh database is created (through
+    /// its `postgres` database) and dropped at the end.
+    #[arg(long, value_name = "CATALOG", default_value = "sqlite",
+          value_parser = CatalogKind::parse)]
+    catalog: CatalogKind,
+    /// Concurrent clients, each with its own keep-alive connection.
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    clients: u32,
+    /// Seconds the clients send requests.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    seconds: f64,
+    /// How the clients authenticate: a Viewer API token, or the administrator's session.
+    #[arg(long, value_name = "AUTH", default_value = "token")]
+    auth: AuthArg,
+    /// Scale of the retail sample refreshed first (1 is 45,000 customer records).
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    scale: f64,
+    /// Seed of the retail sample.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AuthArg {
+    Token,
+    Session,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +222,7 @@ fn main() -> ExitCode {
         Command::UnifyPhase(args) => run_unify_phase(&args),
         Command::Refresh(args) => run_refresh(&args),
         Command::RefreshRun(args) => run_refresh_run(&args),
+        Command::Serve(args) => run_serve(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -547,6 +586,73 @@ fn run_refresh(args: &RefreshArgs) -> anyhow::Result<()> {
         print!("{}", table(&rows, &[true, true, true]));
     }
     Ok(())
+}
+
+fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be a positive number");
+    }
+    let config = ServeConfig {
+        catalog: args.catalog.clone(),
+        auth: match args.auth {
+            AuthArg::Token => AuthKind::Token,
+            AuthArg::Session => AuthKind::Session,
+        },
+        clients: args.clients as usize,
+        duration: std::time::Duration::from_secs_f64(args.seconds),
+        scale: args.scale,
+        seed: args.seed,
+    };
+    let figures = runtime()?.block_on(serve::run(&config))?;
+    print!("{}", render_serve(&figures));
+    println!("{}", serde_json::to_string(&figures)?);
+    if figures.errors > 0 {
+        anyhow::bail!(
+            "{} of {} requests got no 200 OK; the first: {}",
+            figures.errors,
+            figures.requests,
+            figures.first_error.as_deref().unwrap_or("(not kept)")
+        );
+    }
+    Ok(())
+}
+
+fn render_serve(f: &ServeFigures) -> String {
+    let mut rows = vec![[
+        "route".to_string(),
+        "requests".into(),
+        "req/s".into(),
+        "p50 ms".into(),
+        "p90 ms".into(),
+        "p99 ms".into(),
+        "max ms".into(),
+        "errors".into(),
+    ]];
+    for r in &f.routes {
+        rows.push([
+            r.route.to_string(),
+            r.requests.to_string(),
+            format!("{:.0}", r.requests_per_second),
+            format!("{:.2}", r.p50_ms),
+            format!("{:.2}", r.p90_ms),
+            format!("{:.2}", r.p99_ms),
+            format!("{:.2}", r.max_ms),
+            r.errors.to_string(),
+        ]);
+    }
+    format!(
+        "\nserve benchmark: {} catalog, {}, server {}, {} build, {} cores, {} clients, \
+         {:.1} s measured (setup {:.1} s)\n\n{}",
+        f.catalog,
+        f.auth,
+        f.server,
+        f.profile,
+        f.cores,
+        f.clients,
+        f.seconds,
+        f.setup_seconds,
+        table(&rows, &[false, true, true, true, true, true, true, true])
+    )
 }
 
 fn render_refresh(f: &RefreshFigures) -> String {
