@@ -59,11 +59,13 @@ impl App {
         let hidden = || Error::not_found(format!("no run `{id}` (`lakecdp runs` lists them)"));
         let run = self.catalog().get_run(id).await?.ok_or_else(hidden)?;
         let env = self.catalog().environment(run.environment_id).await?;
-        let role = self.acting(actor, &env).role_in(&env).await?;
+        let acting = self.acting(actor, &env);
+        let role = acting.role_in(&env).await?;
         if role.is_none() {
             return Err(hidden());
         }
-        self.require(actor, &env, operation).await?;
+        // the role read once: checked here rather than read again by `require`
+        lakecdp_core::access::check(acting.principal(), &env.name, role, operation)?;
         Ok((env, run))
     }
 

@@ -2,7 +2,9 @@
 //! things with the same messages.
 
 use chrono::Timelike;
-use lakecdp_core::{ConfigErrors, Environment, RunRecord, Watermark};
+use lakecdp_core::{
+    ConfigErrors, Environment, PasswordCredential, Principal, PrincipalKind, RunRecord, Watermark,
+};
 
 use crate::error::{Error, Result};
 
@@ -96,6 +98,54 @@ pub(crate) fn watermark(watermark: &Watermark) -> Result<()> {
             watermark.source,
             watermark.table,
             hour.to_rfc3339()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a password for anyone but a person, and an empty hash.
+pub(crate) fn password(owner: &Principal, credential: &PasswordCredential) -> Result<()> {
+    if owner.kind != PrincipalKind::Person {
+        let article = if owner.kind == PrincipalKind::Application {
+            "an"
+        } else {
+            "a"
+        };
+        return Err(Error::Invalid(format!(
+            "`{}` is {article} {}, not a person: only people sign in with a password",
+            owner.name,
+            owner.kind.as_str()
+        )));
+    }
+    if credential.hash.is_empty() {
+        return Err(Error::Invalid("a password hash is empty".into()));
+    }
+    Ok(())
+}
+
+/// The stored name of the group `name` looked up as `found`: not found, or not a group,
+/// is refused.
+pub(crate) fn group(found: Option<Principal>, name: &str) -> Result<String> {
+    let p = found.ok_or_else(|| Error::NotFound {
+        kind: "group",
+        name: name.to_string(),
+    })?;
+    if p.kind != PrincipalKind::Group {
+        return Err(Error::Invalid(format!(
+            "`{}` is a {}, not a group",
+            p.name,
+            p.kind.as_str()
+        )));
+    }
+    Ok(p.name)
+}
+
+/// Refuse a group as a member of a group.
+pub(crate) fn group_member(member: &Principal) -> Result<()> {
+    if member.kind == PrincipalKind::Group {
+        return Err(Error::Invalid(format!(
+            "`{}` is a group: groups cannot be members of groups",
+            member.name
         )));
     }
     Ok(())

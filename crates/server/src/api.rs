@@ -131,19 +131,8 @@ async fn sign_out(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let auth::Via::Session { .. } = caller.via {
-        let token = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| *k == SESSION_COOKIE)
-            .map(|(_, v)| v.to_string());
-        if let Some(token) = token {
-            state
-                .app
-                .sign_out(&token, caller.address.as_deref())
-                .await?;
+        if let Some(token) = auth::cookie(&headers, SESSION_COOKIE) {
+            state.app.sign_out(token, caller.address.as_deref()).await?;
         }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, Method};
 use lakecdp_app::accounts::csrf_token;
 use lakecdp_app::Actor;
 use lakecdp_core::ApiToken;
@@ -52,17 +52,15 @@ pub struct Caller {
 pub(crate) struct CallerSlot(pub Arc<Mutex<Option<String>>>);
 
 /// The client's address, when the server knows it.
-pub fn address(parts: &Parts) -> Option<String> {
-    parts
-        .extensions
+pub fn address(extensions: &axum::http::Extensions) -> Option<String> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
 }
 
-/// The value of a cookie of the request.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+/// The value of a cookie of a request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -95,7 +93,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let address = address(parts);
+        let address = address(&parts.extensions);
         let caller = if let Some(value) = bearer(parts) {
             let (actor, token) = state.app.token_actor(value).await?;
             Caller {
@@ -104,7 +102,7 @@ impl FromRequestParts<AppState> for Caller {
                 via: Via::Token(token),
                 address,
             }
-        } else if let Some(value) = cookie(parts, SESSION_COOKIE) {
+        } else if let Some(value) = cookie(&parts.headers, SESSION_COOKIE) {
             let found = state.app.session_actor(value, &state.config.policy).await?;
             let csrf = csrf_token(value);
             if !is_safe(&parts.method) {
@@ -162,7 +160,7 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, _) = req.into_parts();
-        assert_eq!(cookie(&parts, SESSION_COOKIE), Some("good"));
+        assert_eq!(cookie(&parts.headers, SESSION_COOKIE), Some("good"));
     }
 }
 
@@ -175,6 +173,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(address(parts)))
+        Ok(Self(address(&parts.extensions)))
     }
 }

@@ -148,10 +148,7 @@ async fn audit(State(state): State<AppState>, mut request: Request, next: Next) 
         return next.run(request).await;
     }
     let object = request.uri().path().to_string();
-    let address = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let address = auth::address(request.extensions());
     let slot = CallerSlot::default();
     request.extensions_mut().insert(slot.clone());
     let response = next.run(request).await;

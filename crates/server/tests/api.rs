@@ -34,7 +34,6 @@ struct Server {
     base: String,
     http: reqwest::Client,
     env: String,
-    app: App,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -102,7 +101,6 @@ async fn start(policy: SignInPolicy) -> Server {
         base,
         http: reqwest::Client::new(),
         env: env.name,
-        app,
         stop,
         task,
     }
@@ -863,7 +861,6 @@ async fn a_refresh_job_is_observed_refused_twice_and_canceled() {
         .text;
     assert!(!audit.contains(PASSWORD) && !audit.contains(ROOT_PASSWORD));
     assert!(!audit.contains(cookie.as_str()));
-    let _ = s.app.catalog();
     s.stop().await;
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditOutcome, AuditQuery, EnvironmentId, Leadership, PasswordCredential,
-    PrincipalKind, RoleAssignment, RunEvent, RunId, Session, Throttle,
+    RoleAssignment, RunEvent, RunId, Session, Throttle,
 };
 use tokio_postgres::{GenericClient, Row};
 
@@ -49,21 +49,7 @@ pub(crate) async fn set_password(
     let principal = select_principal(client, &c.principal, true)
         .await?
         .ok_or_else(|| principal_not_found(&c.principal))?;
-    if principal.kind != PrincipalKind::Person {
-        return Err(Error::Invalid(format!(
-            "`{}` is {} {}, not a person: only people sign in with a password",
-            principal.name,
-            if principal.kind == PrincipalKind::Application {
-                "an"
-            } else {
-                "a"
-            },
-            principal.kind.as_str()
-        )));
-    }
-    if c.hash.is_empty() {
-        return Err(Error::Invalid("a password hash is empty".into()));
-    }
+    crate::validate::password(&principal, c)?;
     client
         .execute(
             "INSERT INTO passwords (principal, hash, changed_at) VALUES ($1, $2, $3) \
@@ -102,20 +88,7 @@ pub(crate) async fn password(
 /// The stored name of the group `group`; with `lock`, the group stays until the
 /// transaction ends.
 async fn require_group(client: &impl GenericClient, group: &str, lock: bool) -> Result<String> {
-    let p = select_principal(client, group, lock)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            kind: "group",
-            name: group.to_string(),
-        })?;
-    if p.kind != PrincipalKind::Group {
-        return Err(Error::Invalid(format!(
-            "`{}` is a {}, not a group",
-            p.name,
-            p.kind.as_str()
-        )));
-    }
-    Ok(p.name)
+    crate::validate::group(select_principal(client, group, lock).await?, group)
 }
 
 pub(crate) async fn add_group_member(
@@ -127,12 +100,7 @@ pub(crate) async fn add_group_member(
     let m = select_principal(client, member, true)
         .await?
         .ok_or_else(|| principal_not_found(member))?;
-    if m.kind == PrincipalKind::Group {
-        return Err(Error::Invalid(format!(
-            "`{}` is a group: groups cannot be members of groups",
-            m.name
-        )));
-    }
+    crate::validate::group_member(&m)?;
     let n = client
         .execute(
             "INSERT INTO group_members (group_name, member) VALUES ($1, $2) \

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditOutcome, AuditQuery, EnvironmentId, Leadership, PasswordCredential,
-    PrincipalKind, RoleAssignment, RunEvent, RunId, Session, Throttle,
+    RoleAssignment, RunEvent, RunId, Session, Throttle,
 };
 use rusqlite::{params, Connection as Db, OptionalExtension, Row, Transaction};
 
@@ -50,21 +50,7 @@ pub(crate) fn set_principal_flags(
 pub(crate) fn set_password(tx: &Transaction<'_>, c: &PasswordCredential) -> Result<()> {
     let principal =
         select_principal(tx, &c.principal)?.ok_or_else(|| principal_not_found(&c.principal))?;
-    if principal.kind != PrincipalKind::Person {
-        return Err(Error::Invalid(format!(
-            "`{}` is {} {}, not a person: only people sign in with a password",
-            principal.name,
-            if principal.kind == PrincipalKind::Application {
-                "an"
-            } else {
-                "a"
-            },
-            principal.kind.as_str()
-        )));
-    }
-    if c.hash.is_empty() {
-        return Err(Error::Invalid("a password hash is empty".into()));
-    }
+    crate::validate::password(&principal, c)?;
     tx.execute(
         "INSERT INTO passwords (principal, hash, changed_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (principal) DO UPDATE SET hash = excluded.hash, changed_at = excluded.changed_at",
@@ -96,29 +82,13 @@ pub(crate) fn password(conn: &Db, principal: &str) -> Result<Option<PasswordCred
 // ---- groups ----
 
 fn require_group(conn: &Db, group: &str) -> Result<String> {
-    let p = select_principal(conn, group)?.ok_or_else(|| Error::NotFound {
-        kind: "group",
-        name: group.to_string(),
-    })?;
-    if p.kind != PrincipalKind::Group {
-        return Err(Error::Invalid(format!(
-            "`{}` is a {}, not a group",
-            p.name,
-            p.kind.as_str()
-        )));
-    }
-    Ok(p.name)
+    crate::validate::group(select_principal(conn, group)?, group)
 }
 
 pub(crate) fn add_group_member(tx: &Transaction<'_>, group: &str, member: &str) -> Result<bool> {
     let group = require_group(tx, group)?;
     let m = select_principal(tx, member)?.ok_or_else(|| principal_not_found(member))?;
-    if m.kind == PrincipalKind::Group {
-        return Err(Error::Invalid(format!(
-            "`{}` is a group: groups cannot be members of groups",
-            m.name
-        )));
-    }
+    crate::validate::group_member(&m)?;
     let n = tx
         .execute(
             "INSERT INTO group_members (group_name, member) VALUES (?1, ?2) \
