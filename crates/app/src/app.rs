@@ -113,12 +113,18 @@ struct Inner {
 #[derive(Clone)]
 pub struct App {
     inner: Arc<Inner>,
+    /// The environment operations act in when none is named; `None`: the project
+    /// file's.
+    default_environment: Option<Arc<str>>,
+    /// Which local files it may read and write.
+    pub(crate) files: crate::files::LocalFiles,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
             .field("project_dir", &self.inner.project_dir)
+            .field("default_environment", &self.default_environment)
             .finish_non_exhaustive()
     }
 }
@@ -150,7 +156,26 @@ impl App {
                 catalog,
                 project_dir: project_dir.into(),
             }),
+            default_environment: None,
+            files: crate::files::LocalFiles::default(),
         }
+    }
+
+    /// The same application acting in the environment named (a name or id) wherever an
+    /// operation takes the project file's environment by default: how a server, which
+    /// has no project file of its own, runs the operations of one environment.
+    pub fn in_environment(&self, name: &str) -> App {
+        Self {
+            inner: Arc::clone(&self.inner),
+            default_environment: Some(Arc::from(name)),
+            files: self.files.clone(),
+        }
+    }
+
+    /// Whether operations act in an environment named to [`App::in_environment`]
+    /// rather than in the project file's.
+    pub fn has_default_environment(&self) -> bool {
+        self.default_environment.is_some()
     }
 
     /// The catalog.
@@ -169,7 +194,7 @@ impl App {
     }
 
     /// The project file's text, not yet validated.
-    pub(crate) fn read_project_file(&self) -> Result<String> {
+    pub fn read_project_file(&self) -> Result<String> {
         let path = self.project_file();
         std::fs::read_to_string(&path).map_err(|e| {
             Error::invalid(format!(
@@ -186,11 +211,13 @@ impl App {
             .map_err(|e| Error::from(e).context(format!("in {}", self.project_file().display())))
     }
 
-    /// The environment named, or the project file's.
+    /// The environment named, or else the one of [`App::in_environment`], or else the
+    /// project file's.
     pub async fn environment(&self, name: Option<&str>) -> Result<Environment> {
-        let name = match name {
-            Some(n) => n.to_string(),
-            None => self.load_project()?.environment.name,
+        let name = match (name, &self.default_environment) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(n)) => n.to_string(),
+            (None, None) => self.load_project()?.environment.name,
         };
         self.catalog()
             .environment_by_name_or_id(&name)
@@ -354,7 +381,7 @@ impl App {
         let spec = &project.environment;
         let mut storage = spec.storage.clone();
         if let lakecdp_core::StorageConfig::Local(l) = &mut storage {
-            l.path = absolute(self.project_dir(), &l.path);
+            l.path = absolute(Path::new(&self.revision_base()), &l.path);
         }
         let now = Utc::now();
         Environment {

@@ -278,6 +278,43 @@ impl App {
         Ok((field, users))
     }
 
+    /// Set the secret `field` of a connection to `value` (Admin); the exports using the
+    /// connection. `field` must be one of the kind's secrets.
+    pub async fn set_connection_secret(
+        &self,
+        actor: &Actor,
+        name: &str,
+        field: &str,
+        value: &Secret,
+    ) -> Result<Vec<String>> {
+        let env = self
+            .environment_for(actor, None, Operation::EditConnection)
+            .await?;
+        let acting = self.acting(actor, &env);
+        let c = acting.connection(&env, name).await?;
+        let fields: Vec<&str> = c
+            .kind
+            .fields()
+            .iter()
+            .filter(|f| f.secret)
+            .map(|f| f.name)
+            .collect();
+        if !fields.contains(&field) {
+            return Err(Error::invalid(format!(
+                "a {} connection has {}: `{field}` is not one of them",
+                c.kind,
+                if fields.is_empty() {
+                    "no secrets".to_string()
+                } else {
+                    format!("the secrets {}", fields.join(", "))
+                }
+            )));
+        }
+        let blob = self.vault()?.seal(&seal_context(&c, field), value)?;
+        acting.set_connection_secret(&env, &c, field, &blob).await?;
+        self.exports_using(&env, &c).await
+    }
+
     /// Delete a connection and its secrets (Admin).
     pub async fn delete_connection(&self, actor: &Actor, name: &str) -> Result<()> {
         let env = self.environment(None).await?;

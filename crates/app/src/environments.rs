@@ -5,6 +5,7 @@
 //! nothing when they fail (an update may be forced). Every check, creation and update
 //! is a run in the history.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -352,6 +353,40 @@ impl App {
         self.create_environment(actor, env, create, observer).await
     }
 
+    /// Create an environment from a project file's text and store the text as its
+    /// first revision: how a server creates one (the server's administrators only; the
+    /// creator becomes its Admin). Local paths must lie under the server's data root.
+    pub async fn create_environment_from_text(
+        &self,
+        actor: &Actor,
+        text: &str,
+        create: &Creation,
+        observer: &dyn Observer,
+    ) -> Result<Environment> {
+        self.require_administrator(actor).await?;
+        let project = ProjectFile::parse(text).context("the project file")?;
+        if let Some(existing) = self
+            .catalog()
+            .find_environment(&project.environment.name)
+            .await?
+        {
+            return Err(Error::conflict(format!(
+                "environment `{}` already exists: apply the file as its next revision instead",
+                existing.name
+            )));
+        }
+        let base = self.revision_base();
+        let env = self.environment_of(actor, &project, None);
+        self.check_storage(&env.storage, Path::new(&base))?;
+        self.check_project_files(&project, Path::new(&base))?;
+        let env = self
+            .create_environment(actor, env, create, observer)
+            .await?;
+        self.store_revision(&actor.name_for(&env), &env, text)
+            .await?;
+        Ok(env)
+    }
+
     async fn save_update(
         &self,
         actor: &Actor,
@@ -476,6 +511,7 @@ impl App {
                 differences.join("; ")
             )));
         }
+        self.check_project_files(&project, Path::new(&self.revision_base()))?;
         self.apply_revision(actor, &env, text).await
     }
 

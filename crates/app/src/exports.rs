@@ -319,35 +319,15 @@ impl App {
         names: &[String],
         observer: &dyn Observer,
     ) -> Result<()> {
-        let acting = self.acting(actor, env);
-        acting.require(env, Operation::RunExport).await?;
-        let lake = self.lake(env).await?;
-        let engine = self.applied(actor, env).await?.project.environment.engine;
         let mut failed = Vec::new();
         for name in names {
-            let (export, connection) = acting.runnable_export(env, name).await?;
-            let mut record = RunRecord::start(env.id, export.process_name());
-            self.catalog().record_run(&record).await?;
-            let result = self
-                .run_one_export(env, &lake, engine, &export, &connection, observer)
-                .await;
-            record.finished_at = Some(Utc::now());
-            match result {
-                Ok(rows) => {
-                    record.status = RunStatus::Succeeded;
-                    record.rows = Some(rows);
-                }
-                Err(e) => {
-                    observer.event(&Event::ExportFailed {
-                        export: export.name.clone(),
-                        message: e.full_message(),
-                    });
-                    record.status = RunStatus::Failed;
-                    record.error = Some(e.full_message());
-                    failed.push(export.name.clone());
-                }
+            let started = self.start_export_in(actor, env, name).await?;
+            let record = started
+                .run(&crate::CancellationToken::new(), observer)
+                .await?;
+            if record.status != RunStatus::Succeeded {
+                failed.push(name.clone());
             }
-            self.catalog().update_run(&record).await?;
         }
         if failed.is_empty() {
             Ok(())
@@ -363,6 +343,40 @@ impl App {
                 ),
             ))
         }
+    }
+
+    /// Start running the export named (Contributor, with the use of its connection):
+    /// its run is recorded as Running at once, so a server can return its id before
+    /// the work begins.
+    pub async fn start_export(&self, actor: &Actor, name: &str) -> Result<StartedExport> {
+        let env = self
+            .environment_for(actor, None, Operation::RunExport)
+            .await?;
+        self.start_export_in(actor, &env, name).await
+    }
+
+    async fn start_export_in(
+        &self,
+        actor: &Actor,
+        env: &Environment,
+        name: &str,
+    ) -> Result<StartedExport> {
+        let acting = self.acting(actor, env);
+        acting.require(env, Operation::RunExport).await?;
+        let (export, connection) = acting.runnable_export(env, name).await?;
+        let engine = self.applied(actor, env).await?.project.environment.engine;
+        let lake = self.lake(env).await?;
+        let record = RunRecord::start(env.id, export.process_name());
+        self.catalog().record_run(&record).await?;
+        Ok(StartedExport {
+            app: self.clone(),
+            env: env.clone(),
+            lake,
+            engine,
+            export,
+            connection,
+            record,
+        })
     }
 
     /// Run one export as a process of a refresh (which records it); the rows it sent.
@@ -445,5 +459,78 @@ impl App {
             None => Ok(summary.rows()),
             Some(e) => Err(Error::new(crate::ErrorKind::Unavailable, e)),
         }
+    }
+}
+
+/// An export whose run is recorded and about to start.
+pub struct StartedExport {
+    app: App,
+    env: Environment,
+    lake: Lake,
+    engine: EngineChoice,
+    export: Export,
+    connection: Connection,
+    record: RunRecord,
+}
+
+impl std::fmt::Debug for StartedExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedExport")
+            .field("export", &self.export.name)
+            .field("run", &self.record.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StartedExport {
+    /// The run's id.
+    pub fn run_id(&self) -> &lakecdp_core::RunId {
+        &self.record.id
+    }
+
+    /// Send the export's tables until done or `cancel` fires; its run record, final
+    /// (Succeeded, Failed with its error, or Canceled). A canceled export leaves the
+    /// destination's tables as the destination's own transaction left them: a table
+    /// being sent keeps its previous export.
+    pub async fn run(
+        self,
+        cancel: &crate::CancellationToken,
+        observer: &dyn Observer,
+    ) -> Result<RunRecord> {
+        let StartedExport {
+            app,
+            env,
+            lake,
+            engine,
+            export,
+            connection,
+            mut record,
+        } = self;
+        let work = app.run_one_export(&env, &lake, engine, &export, &connection, observer);
+        let result = tokio::select! {
+            r = work => Some(r),
+            _ = cancel.cancelled() => None,
+        };
+        record.finished_at = Some(Utc::now());
+        match result {
+            Some(Ok(rows)) => {
+                record.status = RunStatus::Succeeded;
+                record.rows = Some(rows);
+            }
+            Some(Err(e)) => {
+                observer.event(&Event::ExportFailed {
+                    export: export.name.clone(),
+                    message: e.full_message(),
+                });
+                record.status = RunStatus::Failed;
+                record.error = Some(e.full_message());
+            }
+            None => {
+                record.status = RunStatus::Canceled;
+                record.error = Some("canceled".to_string());
+            }
+        }
+        app.catalog().update_run(&record).await?;
+        Ok(record)
     }
 }

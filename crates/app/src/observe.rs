@@ -319,3 +319,41 @@ impl Event {
         matches!(self, Event::LoadAdvanced { .. })
     }
 }
+
+/// A unification's report as JSON: per table, per rule, the profiles and the sizes of
+/// the clusters (counts only, never a record).
+pub fn unify_report_json(r: &UnifyReport) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "run": r.run_id,
+        "profiles": r.profiles,
+        "tables": r.tables.iter().map(|t| json!({"table": t.table, "records": t.records,
+            "duplicates": t.duplicates, "matched": t.matched, "excluded": t.excluded}))
+            .collect::<Vec<_>>(),
+        "rules": r.rules.iter().map(|x| json!({"table": x.table, "kind": x.kind,
+            "rule": x.rule, "candidates": x.candidates, "pairs": x.pairs}))
+            .collect::<Vec<_>>(),
+        "clusters": {
+            "records": r.clusters.records,
+            "clusters": r.clusters.clusters,
+            "sizes": r.clusters.sizes.iter().map(|(size, n)| json!({"size": size, "count": n}))
+                .collect::<Vec<_>>(),
+        },
+        "skipped_blocks": r.giant.len(),
+        "id_changes": r.id_changes.len(),
+        "phases": r.phases.iter().map(|(name, s)| json!({"phase": name, "seconds": s}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// A prerequisite check table as JSON: one line per check with its status, what was
+/// found and how to fix it.
+pub fn check_report_json(r: &lakecdp_lake::CheckReport) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "passed": r.passed(),
+        "checks": r.results.iter().map(|c| json!({"check": c.check.title(),
+            "status": c.status.to_string(), "detail": c.detail, "fix": c.fix}))
+            .collect::<Vec<_>>(),
+    })
+}

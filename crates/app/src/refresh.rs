@@ -247,6 +247,7 @@ impl App {
         if graph.nodes().is_empty() {
             return Ok(None);
         }
+        self.check_project_files(&project, std::path::Path::new(&applied.revision.base_dir))?;
         Ok(Some(RefreshPlan {
             environment: env,
             project,

@@ -92,7 +92,7 @@ impl App {
             number: latest.map_or(1, |r| r.number + 1),
             text: text.to_string(),
             hash: digest,
-            base_dir: self.project_dir().display().to_string(),
+            base_dir: self.revision_base(),
             applied_by: applied_by.to_string(),
             applied_at: Utc::now(),
         };
@@ -125,6 +125,12 @@ impl App {
     pub async fn applied(&self, actor: &Actor, env: &Environment) -> Result<Applied> {
         let latest = match self.catalog().revision(env.id, None).await? {
             Some(r) => r,
+            None if self.has_default_environment() || self.is_confined() => {
+                return Err(Error::not_found(format!(
+                    "environment `{}` has no applied revision yet: apply its project file first",
+                    env.name
+                )))
+            }
             None => {
                 let (text, project) = self.project_text()?;
                 let (_, revision) = self
@@ -144,8 +150,13 @@ impl App {
         };
         let project = ProjectFile::parse(&latest.text)
             .context(format!("applied revision {}", latest.number))?;
-        let notice = match std::fs::read_to_string(self.project_file()) {
-            Ok(text) if hash(&text) != latest.hash => Some(format!(
+        let on_disk = if self.has_default_environment() {
+            None
+        } else {
+            std::fs::read_to_string(self.project_file()).ok()
+        };
+        let notice = match on_disk {
+            Some(text) if hash(&text) != latest.hash => Some(format!(
                 "{} differs from the applied revision {}: running revision {} (`lakecdp diff` shows the changes, `lakecdp apply` applies them)",
                 self.project_file().display(),
                 latest.number,

@@ -4,7 +4,7 @@
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use lakecdp_core::segment::parse_condition;
-use lakecdp_core::{Operation, SegmentSpec};
+use lakecdp_core::{MeasureSpec, Operation, SegmentSpec};
 use lakecdp_engine::segments::{history, preview};
 
 use crate::app::{Actor, App};
@@ -77,4 +77,32 @@ impl App {
         }
         Ok(preview(&session, &condition, Utc::now(), sample).await?)
     }
+}
+
+impl App {
+    /// The measures of the applied revision (Viewer).
+    pub async fn measures(&self, actor: &Actor) -> Result<Vec<MeasureSpec>> {
+        let env = self
+            .environment_for(actor, None, Operation::ViewEnvironment)
+            .await?;
+        Ok(self.applied(actor, &env).await?.project.measures)
+    }
+}
+
+/// The rows of `batch` as JSON objects, column name to value (a preview's sample as an
+/// API returns it).
+pub fn rows_json(batch: &RecordBatch) -> Result<Vec<serde_json::Value>> {
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    writer
+        .write(batch)
+        .map_err(|e| Error::internal(format!("the sample cannot be written as JSON: {e}")))?;
+    writer
+        .finish()
+        .map_err(|e| Error::internal(format!("the sample cannot be written as JSON: {e}")))?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::internal(format!("the sample cannot be read back as JSON: {e}")))
 }

@@ -99,10 +99,18 @@ pub async fn target_for(
             // an export destination is any folder, bucket or container: the rules of an
             // environment's lake (the `customerinsights` container) do not apply
             let handle = match kind {
-                ConnectionKind::Local => backend::local::open_folder(&absolute(
-                    app.project_dir(),
-                    std::path::Path::new(&setting("path").unwrap_or_default()),
-                )),
+                ConnectionKind::Local => {
+                    let path = setting("path").unwrap_or_default();
+                    app.check_local_path(
+                        app.project_dir(),
+                        &path,
+                        &format!("the folder of connection `{}`", connection.name),
+                    )?;
+                    backend::local::open_folder(&absolute(
+                        app.project_dir(),
+                        std::path::Path::new(&path),
+                    ))
+                }
                 ConnectionKind::S3 => {
                     if let Some(id) = setting("access_key_id") {
                         provided = provided.provide("lakecdp-vault:access_key_id", Secret::new(id));

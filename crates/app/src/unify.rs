@@ -8,16 +8,16 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::{cast as df_cast, ident, lit};
-use lakecdp_core::{Operation, Process};
+use lakecdp_core::{Operation, Process, ProjectFile};
 use lakecdp_engine::unify::{unify, UnifyOptions, UnifyReport};
 use lakecdp_engine::Session;
 use lakecdp_lake::publish::read_model;
 
 use crate::app::{Actor, App};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
 /// One source record of a profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SourceRecord {
     /// Its source.
     pub source: String,
@@ -30,7 +30,7 @@ pub struct SourceRecord {
 }
 
 /// A pair that joined two records of a profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct JoinedPair {
     /// `Table:key`.
     pub record: String,
@@ -43,7 +43,7 @@ pub struct JoinedPair {
 }
 
 /// A change of CustomerId.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IdChange {
     /// The id before.
     pub old: String,
@@ -56,7 +56,7 @@ pub struct IdChange {
 }
 
 /// Why a profile holds its records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Explanation {
     /// The CustomerId.
     pub customer_id: String,
@@ -380,18 +380,36 @@ impl App {
 
 impl App {
     /// Unify the first `sample` records of each table and report the matches; nothing is
-    /// published (Viewer).
-    pub async fn preview_unification(&self, actor: &Actor, sample: usize) -> Result<UnifyReport> {
-        let project = self.load_project()?;
-        let spec = project.unification.as_ref().ok_or_else(|| {
-            Error::invalid(format!(
-                "{} declares no [unification]",
-                self.project_file().display()
-            ))
-        })?;
+    /// published (Viewer). The rules are those of `project` (a project file's text for
+    /// the same environment: rules being edited) or, with `None`, the applied revision's.
+    pub async fn preview_unification(
+        &self,
+        actor: &Actor,
+        project: Option<&str>,
+        sample: usize,
+    ) -> Result<UnifyReport> {
         let env = self
             .environment_for(actor, None, Operation::ViewEnvironment)
             .await?;
+        let project = match project {
+            Some(text) => {
+                let p = ProjectFile::parse(text).context("the project file")?;
+                if !p.environment.name.eq_ignore_ascii_case(&env.name) {
+                    return Err(Error::invalid(format!(
+                        "the project file is for environment `{}`, not `{}`",
+                        p.environment.name, env.name
+                    )));
+                }
+                p
+            }
+            None => self.applied(actor, &env).await?.project,
+        };
+        let spec = project.unification.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "the project of `{}` declares no [unification]",
+                env.name
+            ))
+        })?;
         let lake = self.lake(&env).await?;
         let options = UnifyOptions {
             sample: Some(sample),

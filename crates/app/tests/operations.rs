@@ -233,7 +233,11 @@ async fn explain_shows_a_profiles_records_and_preview_publishes_nothing() {
 
     // a preview unifies a sample and publishes nothing
     let (before, _) = r.model("Unification");
-    let preview = r.app.preview_unification(&admin(), 100).await.unwrap();
+    let preview = r
+        .app
+        .preview_unification(&admin(), None, 100)
+        .await
+        .unwrap();
     assert_eq!(preview.run_id, None);
     assert!(preview.profiles > 0);
     assert!(

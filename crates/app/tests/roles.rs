@@ -169,7 +169,7 @@ fn operations() -> Vec<Row> {
         row!("list_sources", Viewer, Allowed, |c, a| c.app.list_sources(&a).await),
         row!("show_source", Viewer, Allowed, |c, a| c.app.show_source(&a, "Crm").await),
         row!("explain", Viewer, Allowed, |c, a| c.app.explain(&a, &c.customer_id).await),
-        row!("preview_unification", Viewer, Allowed, |c, a| c.app.preview_unification(&a, 50).await),
+        row!("preview_unification", Viewer, Allowed, |c, a| c.app.preview_unification(&a, None, 50).await),
         row!("segments", Viewer, Allowed, |c, a| c.app.segments(&a, None).await),
         row!("segment", Viewer, Allowed, |c, a| c.app.segment(&a, "HighValue").await),
         row!("preview_segment", Viewer, Allowed, |c, a| c.app.preview_segment(&a, "CustomerId is not empty", 3).await),

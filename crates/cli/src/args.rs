@@ -140,6 +140,11 @@ pub struct ServeArgs {
     /// catalog runs it).
     #[arg(long)]
     pub no_scheduler: bool,
+    /// The folder under which local source files, local lakes and local export folders
+    /// may be; revisions applied over the API resolve relative paths in it. Without it
+    /// the server refuses every local path.
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
 }
 
 /// `user ...`.

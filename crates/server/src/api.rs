@@ -608,7 +608,7 @@ async fn list_secrets(
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct SecretBody {
     /// The value.
-    value: String,
+    pub(crate) value: String,
 }
 
 /// Seal a secret of the environment under the vault's master key (Admin); write-only.

@@ -56,6 +56,11 @@ pub fn address(extensions: &axum::http::Extensions) -> Option<String> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<crate::tls::TlsPeer>>()
+                .map(|c| c.0 .0.ip().to_string())
+        })
 }
 
 /// The value of a cookie of a request.

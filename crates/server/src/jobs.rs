@@ -1,5 +1,5 @@
-//! Long work as background jobs: a refresh started over the API runs in a task of its
-//! own, which survives the client going away.
+//! Long work as background jobs: a refresh or an export started over the API runs in a
+//! task of its own, which survives the client going away.
 //!
 //! Its events are written to the catalog (so that any instance serving the same catalog
 //! can stream them) and its cancellation is asked for through the catalog too: the
@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lakecdp_app::{App, Event, Observer, StartedRefresh};
+use std::future::Future;
+
+use lakecdp_app::{App, Event, Observer, StartedExport, StartedRefresh};
 use lakecdp_core::RunId;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -79,6 +81,39 @@ impl Jobs {
     /// Run a started refresh in the background; its run id is known at once.
     pub fn spawn_refresh(&self, app: App, started: StartedRefresh) -> RunId {
         let run = started.run_id().clone();
+        let id = run.clone();
+        self.spawn(app, run, move |cancel, observer| async move {
+            match started.run(cancel, observer).await {
+                Ok(report) => json!({"type": "finished", "run": report.run,
+                    "status": report.status.as_str(), "processes": report.processes}),
+                Err(e) => json!({"type": "finished", "run": id, "status": "Failed",
+                    "error": e.full_message()}),
+            }
+        })
+    }
+
+    /// Run a started export in the background; its run id is known at once.
+    pub fn spawn_export(&self, app: App, started: StartedExport) -> RunId {
+        let run = started.run_id().clone();
+        let id = run.clone();
+        self.spawn(app, run, move |cancel, observer| async move {
+            match started.run(&cancel, observer.as_ref()).await {
+                Ok(record) => json!({"type": "finished", "run": record.id,
+                    "status": record.status.as_str(), "rows": record.rows,
+                    "error": record.error}),
+                Err(e) => json!({"type": "finished", "run": id, "status": "Failed",
+                    "error": e.full_message()}),
+            }
+        })
+    }
+
+    /// Run `work` as the job of `run`: its events go to the catalog, a cancel request
+    /// from any instance fires its token, and the event it returns closes its stream.
+    fn spawn<F, Fut>(&self, app: App, run: RunId, work: F) -> RunId
+    where
+        F: FnOnce(CancellationToken, Arc<dyn Observer>) -> Fut + Send + 'static,
+        Fut: Future<Output = serde_json::Value> + Send + 'static,
+    {
         let cancel = CancellationToken::new();
         if let Ok(mut running) = self.running.lock() {
             running.insert(run.clone(), cancel.clone());
@@ -126,15 +161,7 @@ impl Jobs {
         let running = Arc::clone(&self.running);
         let job_run = run.clone();
         self.tracker.spawn(async move {
-            let result = started
-                .run(cancel.clone(), observer.clone() as Arc<dyn Observer>)
-                .await;
-            let last = match &result {
-                Ok(report) => json!({"type": "finished", "run": report.run,
-                    "status": report.status.as_str(), "processes": report.processes}),
-                Err(e) => json!({"type": "finished", "run": job_run, "status": "Failed",
-                    "error": e.full_message()}),
-            };
+            let last = work(cancel.clone(), observer.clone() as Arc<dyn Observer>).await;
             observer.send(last);
             observer.close();
             // the watcher stops with the token; the writer once every event is stored

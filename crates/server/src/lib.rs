@@ -17,6 +17,8 @@ pub mod auth;
 pub mod jobs;
 pub mod problem;
 pub mod scheduler;
+pub mod tls;
+mod work;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +54,11 @@ pub struct ServerConfig {
     /// How long the instance running the scheduler keeps it without renewing (another
     /// takes over after that when it dies) [default: 30 s].
     pub scheduler_hold: Option<Duration>,
+    /// Where local source files, lakes and export folders may be (none: local paths are
+    /// refused); revisions applied over the API resolve their relative paths here.
+    pub data_root: Option<std::path::PathBuf>,
+    /// Serve HTTPS with this configuration ([`tls::server_config`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What every handler shares.
@@ -77,6 +84,7 @@ pub struct AppState {
     tags(
         (name = "session", description = "sign in and out"),
         (name = "environments"), (name = "revisions"), (name = "runs"), (name = "roles"),
+        (name = "unification"), (name = "segments"),
         (name = "connections"), (name = "exports"), (name = "tokens"), (name = "users"), (name = "groups"),
         (name = "audit")
     )
@@ -87,6 +95,7 @@ struct ApiDoc;
 pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (api, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::routes())
+        .merge(work::routes())
         .split_for_parts();
     let described = doc.clone();
     let router = api
@@ -177,14 +186,26 @@ async fn audit(State(state): State<AppState>, mut request: Request, next: Next) 
     response
 }
 
-/// Serve `app` on `listener` until `shutdown` fires; then cancel the running jobs and
-/// wait for them to record their outcome.
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The application refused the configuration (e.g. the data root).
+    #[error(transparent)]
+    App(#[from] lakecdp_app::Error),
+    /// Listening failed.
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serve `app` on `listener` (HTTPS when the configuration has TLS) until `shutdown`
+/// fires; then cancel the running jobs and wait for them to record their outcome.
 pub async fn serve(
     app: App,
     config: ServerConfig,
     listener: TcpListener,
     shutdown: CancellationToken,
-) -> std::io::Result<()> {
+) -> Result<(), ServeError> {
+    let app = app.confined_to(config.data_root.as_deref())?;
     let instance = config.instance.clone().unwrap_or_else(|| {
         format!(
             "instance-{}-{}",
@@ -200,6 +221,7 @@ pub async fn serve(
             shutdown.child_token(),
         ))
     });
+    let tls = config.tls.clone();
     let state = AppState {
         app,
         config: Arc::new(config),
@@ -208,12 +230,24 @@ pub async fn serve(
     let jobs = state.jobs.clone();
     let (router, _) = router(state);
     let stop = shutdown.clone();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { stop.cancelled().await })
-    .await?;
+    match tls {
+        Some(config) => {
+            axum::serve(
+                tls::TlsListener::new(listener, config)?,
+                router.into_make_service_with_connect_info::<tls::TlsPeer>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?
+        }
+        None => {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?
+        }
+    }
     if !jobs.shut_down(Duration::from_secs(60)).await {
         tracing::warn!("some jobs did not stop within a minute");
     }

@@ -35,7 +35,7 @@ struct Server {
     http: reqwest::Client,
     env: String,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<Result<(), lakecdp_server::ServeError>>,
 }
 
 #[derive(Clone, Debug)]
@@ -91,6 +91,7 @@ async fn start(policy: SignInPolicy) -> Server {
         app.clone(),
         ServerConfig {
             policy,
+            data_root: Some(dir.path().to_path_buf()),
             ..ServerConfig::default()
         },
         listener,
@@ -225,7 +226,7 @@ async fn health_checks_answer_without_credentials_and_nothing_else_does() {
             .replace("{id}", "20260101T000000000Z-00000000")
             .replace("{number}", "1")
             .replace(['{', '}'], "");
-        for method in ["get", "post", "put", "delete"] {
+        for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_none() || (path == "/api/session" && method == "post") {
                 continue;
             }
@@ -307,6 +308,30 @@ async fn the_openapi_description_is_3_1_and_lists_every_route() {
         ("/api/groups/{group}", &["delete"]),
         ("/api/groups/{group}/members/{member}", &["put", "delete"]),
         ("/api/audit", &["get"]),
+        ("/api/environments", &["get", "post"]),
+        ("/api/environments/{env}", &["get", "delete"]),
+        ("/api/environments/{env}/checks", &["post"]),
+        ("/api/environments/{env}/customers/{id}/explain", &["get"]),
+        ("/api/environments/{env}/unification/preview", &["post"]),
+        ("/api/environments/{env}/segments/{name}", &["get"]),
+        ("/api/environments/{env}/segments/preview", &["post"]),
+        ("/api/environments/{env}/measures", &["get"]),
+        ("/api/environments/{env}/connections", &["get", "post"]),
+        (
+            "/api/environments/{env}/connections/{name}",
+            &["get", "patch", "delete"],
+        ),
+        ("/api/environments/{env}/connections/{name}/test", &["post"]),
+        (
+            "/api/environments/{env}/connections/{name}/secrets/{secret}",
+            &["put"],
+        ),
+        ("/api/environments/{env}/exports", &["get", "post"]),
+        (
+            "/api/environments/{env}/exports/{name}",
+            &["get", "patch", "delete"],
+        ),
+        ("/api/environments/{env}/exports/{name}/run", &["post"]),
     ] {
         let item = paths
             .get(path)
@@ -571,6 +596,114 @@ async fn every_route_checks_the_callers_role() {
             format!("{e}/roles/someone"),
             None,
             Some(Role::Admin),
+        ),
+        (
+            Method::GET,
+            format!("{e}/measures"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::GET,
+            format!("{e}/segments/HighValue"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::POST,
+            format!("{e}/segments/preview"),
+            Some(json!({"condition": "CustomerId is not empty"})),
+            Some(Role::Viewer),
+        ),
+        (
+            Method::GET,
+            format!("{e}/customers/nobody/explain"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::POST,
+            format!("{e}/unification/preview"),
+            Some(json!({"sample": 5})),
+            Some(Role::Viewer),
+        ),
+        (
+            Method::POST,
+            format!("{e}/checks"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::POST,
+            format!("{e}/connections"),
+            Some(json!({"name": "c-x", "kind": "no-such-kind"})),
+            Some(Role::Admin),
+        ),
+        (
+            Method::GET,
+            format!("{e}/connections/nope"),
+            None,
+            Some(Role::Admin),
+        ),
+        (
+            Method::PATCH,
+            format!("{e}/connections/nope"),
+            Some(json!({})),
+            Some(Role::Admin),
+        ),
+        (
+            Method::DELETE,
+            format!("{e}/connections/nope"),
+            None,
+            Some(Role::Admin),
+        ),
+        (
+            Method::POST,
+            format!("{e}/connections/nope/test"),
+            None,
+            Some(Role::Admin),
+        ),
+        (
+            Method::PUT,
+            format!("{e}/connections/nope/secrets/password"),
+            Some(json!({"value": "x"})),
+            Some(Role::Admin),
+        ),
+        (
+            Method::POST,
+            format!("{e}/exports"),
+            Some(json!({"name": "x", "connection": "nope", "tables": []})),
+            Some(Role::Contributor),
+        ),
+        (
+            Method::GET,
+            format!("{e}/exports/nope"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::PATCH,
+            format!("{e}/exports/nope"),
+            Some(json!({})),
+            Some(Role::Contributor),
+        ),
+        (
+            Method::DELETE,
+            format!("{e}/exports/nope"),
+            None,
+            Some(Role::Contributor),
+        ),
+        (
+            Method::POST,
+            format!("{e}/exports/nope/run"),
+            None,
+            Some(Role::Contributor),
+        ),
+        (
+            Method::POST,
+            "/api/environments".into(),
+            Some(json!({"text": "not a project"})),
+            None,
         ),
         (Method::GET, "/api/users".into(), None, None),
         (Method::GET, "/api/groups".into(), None, None),
@@ -1107,5 +1240,406 @@ async fn environment_secrets_are_write_only() {
         s.call(Method::GET, &path, &ada, None).await.json(),
         json!([])
     );
+    s.stop().await;
+}
+
+/// Polls a run until it ends; its final JSON.
+async fn wait_for_run(s: &Server, auth: &Auth, run: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = s
+            .call(Method::GET, &format!("/api/runs/{run}"), auth, None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let v = r.json();
+        if v["run"]["status"] != "Running" {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {run} ends in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn profiles_segments_connections_and_export_jobs_over_the_api() {
+    std::env::set_var(
+        "LAKECDP_MASTER_KEY",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    );
+    let s = start(test_policy()).await;
+    let e = format!("/api/environments/{}", s.env);
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let cole = s.sign_in("cole", PASSWORD).await;
+    let vera = s.sign_in("vera", PASSWORD).await;
+
+    // the prerequisite table
+    let checks = s
+        .call(Method::POST, &format!("{e}/checks"), &ada, None)
+        .await;
+    assert_eq!(checks.status, StatusCode::OK, "{}", checks.text);
+    let checks = checks.json();
+    assert_eq!(checks["passed"], true, "{checks}");
+    assert!(checks["checks"].as_array().unwrap().len() >= 4, "{checks}");
+
+    // a refresh, then everything that reads its outputs
+    let r = s
+        .call(Method::POST, &format!("{e}/refresh"), &cole, None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let run = r.json()["run"].as_str().unwrap().to_string();
+    let done = wait_for_run(&s, &cole, &run).await;
+    assert_eq!(done["run"]["status"], "Succeeded", "{done}");
+
+    let measures = s
+        .call(Method::GET, &format!("{e}/measures"), &vera, None)
+        .await
+        .json();
+    let names: Vec<&str> = measures
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"TotalSpend"), "{measures}");
+
+    let segment = s
+        .call(Method::GET, &format!("{e}/segments/HighValue"), &vera, None)
+        .await
+        .json();
+    assert_eq!(segment["segment"]["name"], "HighValue");
+    assert!(
+        !segment["history"].as_array().unwrap().is_empty(),
+        "{segment}"
+    );
+    let missing = s
+        .call(Method::GET, &format!("{e}/segments/NoSuch"), &vera, None)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
+
+    let preview = s
+        .call(
+            Method::POST,
+            &format!("{e}/segments/preview"),
+            &vera,
+            Some(json!({"condition": "CustomerId is not empty", "sample": 3})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.text);
+    let preview = preview.json();
+    assert!(preview["members"].as_u64().unwrap() > 10, "{preview}");
+    let sample = preview["sample"].as_array().unwrap();
+    assert_eq!(sample.len(), 3, "{preview}");
+    let id = sample[0]["CustomerId"].as_str().unwrap().to_string();
+    let bad = s
+        .call(
+            Method::POST,
+            &format!("{e}/segments/preview"),
+            &vera,
+            Some(json!({"condition": "CustomerId is is"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+
+    let explained = s
+        .call(
+            Method::GET,
+            &format!("{e}/customers/{id}/explain"),
+            &vera,
+            None,
+        )
+        .await;
+    assert_eq!(explained.status, StatusCode::OK, "{}", explained.text);
+    let explained = explained.json();
+    assert_eq!(explained["customer_id"], id.as_str());
+    assert!(
+        !explained["records"].as_array().unwrap().is_empty(),
+        "{explained}"
+    );
+
+    let unify = s
+        .call(
+            Method::POST,
+            &format!("{e}/unification/preview"),
+            &vera,
+            Some(json!({"sample": 200})),
+        )
+        .await;
+    assert_eq!(unify.status, StatusCode::OK, "{}", unify.text);
+    let unify = unify.json();
+    assert!(unify["profiles"].as_u64().unwrap() > 0, "{unify}");
+    assert!(!unify["rules"].as_array().unwrap().is_empty(), "{unify}");
+    assert!(unify["run"].is_null(), "a preview publishes nothing");
+
+    // a connection to a folder under the data root, usable by Contributors
+    let folder = s._dir.path().join("exported");
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/connections"),
+            &ada,
+            Some(
+                json!({"name": "files", "kind": "local", "usable_by": "contributors",
+                "settings": {"path": folder.to_str().unwrap()}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let test = s
+        .call(
+            Method::POST,
+            &format!("{e}/connections/files/test"),
+            &ada,
+            None,
+        )
+        .await;
+    assert_eq!(test.status, StatusCode::OK, "{}", test.text);
+    // one outside the data root is refused when it is used
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/connections"),
+            &ada,
+            Some(json!({"name": "outside", "kind": "local",
+                "settings": {"path": "/tmp/lakecdp-outside-the-root"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let outside = s
+        .call(
+            Method::POST,
+            &format!("{e}/connections/outside/test"),
+            &ada,
+            None,
+        )
+        .await;
+    assert_eq!(outside.status, StatusCode::FORBIDDEN, "{}", outside.text);
+    assert!(outside.text.contains("data root"), "{}", outside.text);
+    assert!(!Path::new("/tmp/lakecdp-outside-the-root").exists());
+
+    // a PostgreSQL connection's password: set, never shown, only its own secrets
+    let password = "pg-password-never-shown";
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/connections"),
+            &ada,
+            Some(json!({"name": "warehouse", "kind": "postgresql",
+                "settings": {"host": "127.0.0.1", "user": "lakecdp"},
+                "secrets": {"password": password}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(!r.text.contains(password));
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("{e}/connections/warehouse/secrets/password"),
+            &ada,
+            Some(json!({"value": "another-password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("{e}/connections/warehouse/secrets/token"),
+            &ada,
+            Some(json!({"value": "x"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let shown = s
+        .call(
+            Method::GET,
+            &format!("{e}/connections/warehouse"),
+            &ada,
+            None,
+        )
+        .await;
+    assert_eq!(shown.json()["secrets"], json!(["password"]));
+    assert!(!shown.text.contains(password) && !shown.text.contains("another-password"));
+    let edited = s
+        .call(
+            Method::PATCH,
+            &format!("{e}/connections/warehouse"),
+            &ada,
+            Some(json!({"set": {"port": "5433"}})),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+    assert_eq!(edited.json()["changes"], json!(["port set"]));
+
+    // an export run as a job by the Contributor
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/exports"),
+            &cole,
+            Some(json!({"name": "customers", "connection": "files",
+                "tables": ["Unification/Customer"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = s
+        .call(
+            Method::POST,
+            &format!("{e}/exports/customers/run"),
+            &cole,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let run = r.json()["run"].as_str().unwrap().to_string();
+    let done = wait_for_run(&s, &cole, &run).await;
+    assert_eq!(done["run"]["status"], "Succeeded", "{done}");
+    assert!(done["run"]["rows"].as_u64().unwrap() > 10, "{done}");
+    assert!(folder.exists(), "the export wrote its folder");
+    let shown = s
+        .call(Method::GET, &format!("{e}/exports/customers"), &vera, None)
+        .await
+        .json();
+    assert_eq!(shown["runs"][0]["id"], run.as_str(), "{shown}");
+    let edited = s
+        .call(
+            Method::PATCH,
+            &format!("{e}/exports/customers"),
+            &cole,
+            Some(json!({"schedule": "on-refresh"})),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+    // the connection is in use
+    let r = s
+        .call(
+            Method::DELETE,
+            &format!("{e}/connections/files"),
+            &ada,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = s
+        .call(
+            Method::DELETE,
+            &format!("{e}/exports/customers"),
+            &cole,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = s
+        .call(
+            Method::DELETE,
+            &format!("{e}/connections/files"),
+            &ada,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn local_paths_stay_under_the_data_root_and_administrators_create_environments() {
+    let s = start(test_policy()).await;
+    let e = format!("/api/environments/{}", s.env);
+    let cole = s.sign_in("cole", PASSWORD).await;
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let root = s.sign_in("root", ROOT_PASSWORD).await;
+
+    // a revision naming a file outside the data root is refused, and so is `..`
+    for location in ["/etc/passwd", "../../../etc/passwd", "file:///etc/hostname"] {
+        let text = s.project_text(&format!(
+            "[[sources]]\nname = \"Leak\"\n[[sources.tables]]\nname = \"t\"\nlocation = \"{location}\"\nformat = \"csv\"\n"
+        ));
+        let r = s
+            .call(
+                Method::POST,
+                &format!("{e}/revisions"),
+                &cole,
+                Some(json!({"text": text})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{location}: {}", r.text);
+        assert!(r.text.contains("data root"), "{}", r.text);
+    }
+
+    // a new environment: administrators only, its checks in the answer
+    let project = format!(
+        "[environment]\nname = \"second\"\n[environment.storage]\nkind = \"local\"\npath = \"{}\"\n",
+        s._dir.path().join("second-lake").display()
+    );
+    let r = s
+        .call(
+            Method::POST,
+            "/api/environments",
+            &ada,
+            Some(json!({"text": project, "create_container": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = s
+        .call(
+            Method::POST,
+            "/api/environments",
+            &root,
+            Some(json!({"text": project, "create_container": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let created = r.json();
+    assert_eq!(created["environment"]["name"], "second");
+    assert_eq!(created["checks"]["passed"], true, "{created}");
+    let again = s
+        .call(
+            Method::POST,
+            "/api/environments",
+            &root,
+            Some(json!({"text": project, "create_container": true})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    let revisions = s
+        .call(
+            Method::GET,
+            "/api/environments/second/revisions",
+            &root,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(revisions[0]["number"], 1, "the file is revision 1");
+    // a lake outside the data root is refused
+    let outside = project.replace("second", "third").replace(
+        &s._dir.path().join("third-lake").display().to_string(),
+        "/tmp/lakecdp-third-lake",
+    );
+    let r = s
+        .call(
+            Method::POST,
+            "/api/environments",
+            &root,
+            Some(json!({"text": outside, "create_container": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(!Path::new("/tmp/lakecdp-third-lake").exists());
+    // its creator is its Admin and deletes it; its lake folder stays
+    let r = s
+        .call(Method::DELETE, "/api/environments/second", &ada, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = s
+        .call(Method::DELETE, "/api/environments/second", &root, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert!(s._dir.path().join("second-lake").exists());
+    let r = s
+        .call(Method::GET, "/api/environments/second", &root, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     s.stop().await;
 }

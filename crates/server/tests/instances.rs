@@ -67,7 +67,7 @@ async fn fresh_schema() -> String {
 struct Instance {
     base: String,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<Result<(), lakecdp_server::ServeError>>,
 }
 
 async fn instance(url: &str, project: &Path, name: &str) -> Instance {
@@ -83,6 +83,8 @@ async fn instance(url: &str, project: &Path, name: &str) -> Instance {
             instance: Some(name.to_string()),
             no_scheduler: false,
             scheduler_hold: Some(Duration::from_millis(1500)),
+            data_root: Some(project.to_path_buf()),
+            tls: None,
         },
         listener,
         stop.clone(),

@@ -27,19 +27,17 @@ fn read_admin_password(path: &std::path::Path) -> anyhow::Result<String> {
 
 /// `serve`.
 pub async fn run(app: &App, a: ServeArgs) -> anyhow::Result<()> {
-    if a.tls_cert.is_some() {
-        return Err(UserError(
-            "--tls-cert/--tls-key: TLS is not built into this server yet; serve on \
-             127.0.0.1 behind a TLS-terminating proxy"
-                .into(),
-        )
-        .into());
-    }
-    if !a.listen.ip().is_loopback() && !a.insecure_http {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            lakecdp_server::tls::server_config(cert, key).map_err(|e| UserError(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    if tls.is_none() && !a.listen.ip().is_loopback() && !a.insecure_http {
         return Err(UserError(format!(
             "{} is not a loopback address: plain HTTP there would send passwords and \
-             tokens in the clear; listen on 127.0.0.1 behind a TLS proxy, or pass \
-             --insecure-http if the network is trusted",
+             tokens in the clear; give --tls-cert and --tls-key, or listen on 127.0.0.1 \
+             behind a TLS proxy, or pass --insecure-http if the network is trusted",
             a.listen
         ))
         .into());
@@ -81,20 +79,31 @@ pub async fn run(app: &App, a: ServeArgs) -> anyhow::Result<()> {
         });
     }
     eprintln!(
-        "lakecdp serves http://{} (API at /api, description at /api/openapi.json); Ctrl-C stops it",
+        "lakecdp serves {}://{} (API at /api, description at /api/openapi.json); Ctrl-C stops it",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr().unwrap_or(a.listen)
     );
+    match &a.data_root {
+        Some(d) => eprintln!("local paths are allowed under {}", d.display()),
+        None => eprintln!("local paths are refused (no --data-root)"),
+    }
     lakecdp_server::serve(
         app.clone(),
         lakecdp_server::ServerConfig {
             instance: a.instance,
             no_scheduler: a.no_scheduler,
+            data_root: a.data_root,
+            tls,
             ..lakecdp_server::ServerConfig::default()
         },
         listener,
         shutdown,
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        lakecdp_server::ServeError::App(e) => anyhow::Error::from(e),
+        other => anyhow::anyhow!(other),
+    })?;
     eprintln!("stopped; running jobs were canceled");
     Ok(())
 }

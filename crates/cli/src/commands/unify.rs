@@ -72,7 +72,11 @@ pub async fn preview(app: &App, actor: &Actor, a: PreviewArgs) -> anyhow::Result
         "previewing unification on the first {} records of each table",
         a.sample
     );
-    let report = app.preview_unification(actor, a.sample).await?;
+    // the rules as written in the file, applied or not
+    let text = app.read_project_file()?;
+    let report = app
+        .preview_unification(actor, Some(&text), a.sample)
+        .await?;
     print_unify(&report);
     Ok(())
 }
