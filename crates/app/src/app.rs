@@ -106,7 +106,13 @@ impl Actor {
 struct Inner {
     catalog: Arc<dyn Catalog>,
     project_dir: PathBuf,
+    /// Lake sizes measured lately, by environment.
+    lake_sizes:
+        std::sync::Mutex<std::collections::HashMap<EnvironmentId, (std::time::Instant, u64)>>,
 }
+
+/// How long a measured lake size is shown before it is measured again.
+const LAKE_SIZE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The application: every operation a user can perform is a method of it (or of a
 /// module of this crate taking it).
@@ -155,6 +161,7 @@ impl App {
             inner: Arc::new(Inner {
                 catalog,
                 project_dir: project_dir.into(),
+                lake_sizes: Default::default(),
             }),
             default_environment: None,
             files: crate::files::LocalFiles::default(),
@@ -176,6 +183,22 @@ impl App {
     /// rather than in the project file's.
     pub fn has_default_environment(&self) -> bool {
         self.default_environment.is_some()
+    }
+
+    /// The size of an environment's lake measured less than a minute ago, if any.
+    pub(crate) fn cached_lake_bytes(&self, id: EnvironmentId) -> Option<u64> {
+        let sizes = self.inner.lake_sizes.lock().ok()?;
+        sizes
+            .get(&id)
+            .filter(|(at, _)| at.elapsed() < LAKE_SIZE_AGE)
+            .map(|(_, bytes)| *bytes)
+    }
+
+    /// Remember an environment's lake size.
+    pub(crate) fn cache_lake_bytes(&self, id: EnvironmentId, bytes: u64) {
+        if let Ok(mut sizes) = self.inner.lake_sizes.lock() {
+            sizes.insert(id, (std::time::Instant::now(), bytes));
+        }
     }
 
     /// The catalog.

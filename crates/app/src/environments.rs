@@ -515,6 +515,26 @@ impl App {
         self.apply_revision(actor, &env, text).await
     }
 
+    /// The bytes under the environment's lake folder, measured at most once a minute
+    /// (listing a large lake takes long; a page showing the environment should not).
+    async fn lake_bytes(&self, env: &Environment) -> std::result::Result<u64, String> {
+        if let Some(bytes) = self.cached_lake_bytes(env.id) {
+            return Ok(bytes);
+        }
+        match self.open_storage(env).await {
+            Ok(handle) => {
+                let bytes = Lake::new(&handle, env.id)
+                    .list("")
+                    .await
+                    .map(|o| o.iter().map(|m| m.size).sum())
+                    .unwrap_or(0);
+                self.cache_lake_bytes(env.id, bytes);
+                Ok(bytes)
+            }
+            Err(e) => Err(e.full_message()),
+        }
+    }
+
     /// Change an environment's settings (Admin); the checks run first.
     pub async fn update_environment(
         &self,
@@ -624,19 +644,10 @@ impl App {
         // the profiles of the last unification that succeeded, as its run recorded them
         let profiles = self
             .catalog()
-            .list_runs(env.id, 1000)
+            .latest_run(env.id, "unify", Some(RunStatus::Succeeded))
             .await?
-            .into_iter()
-            .find(|r| r.process == "unify" && r.status == RunStatus::Succeeded)
             .and_then(|r| r.rows);
-        let lake_bytes = match self.open_storage(&env).await {
-            Ok(handle) => Ok(Lake::new(&handle, env.id)
-                .list("")
-                .await
-                .map(|o| o.iter().map(|m| m.size).sum())
-                .unwrap_or(0)),
-            Err(e) => Err(e.full_message()),
-        };
+        let lake_bytes = self.lake_bytes(&env).await;
         Ok(EnvironmentDetails {
             environment: env,
             profiles,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditQuery, Connection, ConnectionId, Environment, EnvironmentId, Export,
     ExportId, Leadership, PasswordCredential, Principal, Revision, Role, RoleAssignment, RunEvent,
-    RunId, RunRecord, SecretOwner, Session, Throttle, Watermark,
+    RunId, RunRecord, RunStatus, SecretOwner, Session, Throttle, Watermark,
 };
 
 use crate::error::{Error, Result};
@@ -203,6 +203,16 @@ pub trait Catalog: Send + Sync {
         environment_id: EnvironmentId,
         limit: usize,
     ) -> Result<Vec<RunRecord>>;
+
+    /// The newest run of `process` in an environment, of `status` when given (e.g. the
+    /// last unification that succeeded, however many runs came after it); `None` when
+    /// there is none. An unknown environment is not found.
+    async fn latest_run(
+        &self,
+        environment_id: EnvironmentId,
+        process: &str,
+        status: Option<RunStatus>,
+    ) -> Result<Option<RunRecord>>;
 
     /// The watermarks of a source's tables, sorted by table name.
     ///

@@ -62,6 +62,7 @@ macro_rules! catalog_conformance_suite {
             environment_is_found_by_name_or_id,
             runs_are_recorded_updated_and_read_back,
             runs_are_listed_newest_first_with_limit,
+            the_latest_run_of_a_process_is_found_past_newer_ones,
             runs_of_one_environment_are_not_visible_from_another,
             update_of_unknown_run_is_not_found,
             runs_need_a_known_environment_and_a_new_id,
@@ -695,6 +696,65 @@ pub async fn runs_are_listed_newest_first_with_limit(catalog: &dyn Catalog) {
     assert_eq!(list_runs(catalog, env.id, 2).await, newest_first[..2]);
     assert_eq!(list_runs(catalog, env.id, 0).await, []);
     assert_eq!(list_runs(catalog, env.id, usize::MAX).await, newest_first);
+}
+
+/// The newest run of a process (of a status) is found however many newer runs of
+/// other processes follow it; none when there is none; an unknown environment is not
+/// found.
+pub async fn the_latest_run_of_a_process_is_found_past_newer_ones(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("latest-{}", suffix())).await;
+    let other = create(catalog, &format!("latest-other-{}", suffix())).await;
+    let t0 = now() - Duration::hours(2);
+    let old = finished(run(env.id, "unify", t0), RunStatus::Succeeded, Some(7));
+    record(catalog, &old).await;
+    let good = finished(
+        run(env.id, "unify", t0 + Duration::minutes(1)),
+        RunStatus::Succeeded,
+        Some(9),
+    );
+    record(catalog, &good).await;
+    let failed = finished(
+        run(env.id, "unify", t0 + Duration::minutes(2)),
+        RunStatus::Failed,
+        None,
+    );
+    record(catalog, &failed).await;
+    for i in 0..30 {
+        record(
+            catalog,
+            &run(env.id, "ingest:crm", t0 + Duration::minutes(3 + i)),
+        )
+        .await;
+    }
+    // a newer unification elsewhere is not this environment's
+    record(
+        catalog,
+        &finished(
+            run(other.id, "unify", t0 + Duration::minutes(50)),
+            RunStatus::Succeeded,
+            Some(1),
+        ),
+    )
+    .await;
+    let latest = |process: &'static str, status| async move {
+        catalog
+            .latest_run(env.id, process, status)
+            .await
+            .expect("latest_run")
+    };
+    assert_eq!(
+        latest("unify", Some(RunStatus::Succeeded)).await,
+        Some(good)
+    );
+    assert_eq!(latest("unify", None).await, Some(failed));
+    assert_eq!(latest("unify", Some(RunStatus::Canceled)).await, None);
+    assert_eq!(latest("segments", None).await, None);
+    let missing = EnvironmentId::new();
+    assert_not_found(
+        catalog.latest_run(missing, "unify", None).await,
+        ENVIRONMENT,
+        &missing.to_string(),
+    );
 }
 
 /// Runs of one environment never appear in another's list, nor move to another by an

@@ -617,6 +617,34 @@ impl Catalog for PostgresCatalog {
         select_run(&*client, id.as_str(), false).await
     }
 
+    async fn latest_run(
+        &self,
+        environment_id: EnvironmentId,
+        process: &str,
+        status: Option<RunStatus>,
+    ) -> Result<Option<RunRecord>> {
+        let id = environment_id.to_string();
+        let status = status.map(|s| s.as_str().to_string());
+        let mut client = self.client().await?;
+        let tx = read(&mut client).await?;
+        let result = async {
+            if !environment_exists(&tx, &id).await? {
+                return Err(Error::environment_not_found(id));
+            }
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE environment_id = $1 AND process = $2 \
+                 AND ($3::text IS NULL OR status = $3) ORDER BY started_at DESC, id DESC LIMIT 1"
+            );
+            let rows = tx
+                .query(&sql, &[&id, &process, &status])
+                .await
+                .map_err(storage)?;
+            Ok(read_all(rows, read_run)?.into_iter().next())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
     async fn list_runs(
         &self,
         environment_id: EnvironmentId,

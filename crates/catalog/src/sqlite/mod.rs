@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId, Environment,
     EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
-    RoleAssignment, RunEvent, RunId, RunRecord, Session, Throttle, Watermark,
+    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Throttle, Watermark,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -483,6 +483,36 @@ impl Catalog for SqliteCatalog {
     async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>> {
         let id = id.to_string();
         self.call(move |conn| select_run(conn, &id)).await
+    }
+
+    async fn latest_run(
+        &self,
+        environment_id: EnvironmentId,
+        process: &str,
+        status: Option<RunStatus>,
+    ) -> Result<Option<RunRecord>> {
+        let id = environment_id.to_string();
+        let process = process.to_string();
+        let status = status.map(|s| s.as_str().to_string());
+        self.call(move |conn| {
+            let tx = conn.transaction().map_err(storage)?;
+            if !environment_exists(&tx, &id)? {
+                return Err(Error::environment_not_found(id));
+            }
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE environment_id = ?1 AND process = ?2 \
+                 AND (?3 IS NULL OR status = ?3) ORDER BY started_at DESC, id DESC LIMIT 1"
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(storage)?;
+            let mut rows = stmt
+                .query_map(params![id, process, status], RunRow::read)
+                .map_err(storage)?;
+            match rows.next() {
+                Some(row) => Ok(Some(row.map_err(storage)??)),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn list_runs(
