@@ -334,6 +334,7 @@ async fn show_revision(
 
 /// Paging of lists.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Limit {
     /// At most this many (default 50).
     limit: Option<usize>,
@@ -890,6 +891,7 @@ async fn remove_member(
 
 /// Which audit entries.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
     /// Only this environment's (its Admins may read it); every entry otherwise
     /// (administrators).

@@ -549,6 +549,52 @@ async fn repeated_failed_sign_ins_lock_the_account_and_the_address() {
 }
 
 /// What each role gets from each route: `allowed` is the weakest role let through.
+/// The description passes openapi-spec-validator (the Python reference validator of
+/// OpenAPI 3.1, installed by scripts/test-services.sh, which names its Python in
+/// `LAKECDP_TEST_PYTHON`).
+#[tokio::test]
+async fn the_openapi_description_passes_openapi_spec_validator() {
+    let python = std::env::var("LAKECDP_TEST_PYTHON").expect(
+        "LAKECDP_TEST_PYTHON names a Python with openapi-spec-validator (scripts/test.sh sets it)",
+    );
+    let s = start(test_policy()).await;
+    let doc = s
+        .call(Method::GET, "/api/openapi.json", &Auth::None, None)
+        .await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let file = s._dir.path().join("openapi.json");
+    std::fs::write(&file, &doc.text).unwrap();
+    let check = "import json, sys\n\
+        from openapi_spec_validator import validate\n\
+        from openapi_spec_validator.validation import OpenAPIV31SpecValidator\n\
+        doc = json.load(open(sys.argv[1]))\n\
+        validate(doc, cls=OpenAPIV31SpecValidator)\n\
+        print(len(doc['paths']))\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", check])
+        .arg(&file)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "the description is valid OpenAPI 3.1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paths: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(paths >= 35, "{paths} paths described");
+    // a broken description is caught: the check can fail
+    let mut broken: Value = serde_json::from_str(&doc.text).unwrap();
+    broken["paths"]["/api/environments"]["get"]["responses"] = json!("none");
+    std::fs::write(&file, broken.to_string()).unwrap();
+    let out = std::process::Command::new(std::env::var("LAKECDP_TEST_PYTHON").unwrap())
+        .args(["-c", check])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a broken description is refused");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn every_route_checks_the_callers_role() {
     let s = start(test_policy()).await;
