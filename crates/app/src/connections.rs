@@ -61,6 +61,16 @@ pub struct ConnectionTest {
     pub lines: Vec<CheckLine>,
 }
 
+/// The names of the secrets a connection's kind has.
+fn secret_fields(c: &Connection) -> Vec<&'static str> {
+    c.kind
+        .fields()
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| f.name)
+        .collect()
+}
+
 fn invalid<E: std::fmt::Display>(e: E) -> Error {
     Error::invalid(e.to_string())
 }
@@ -249,15 +259,8 @@ impl App {
         let env = self
             .environment_for(actor, None, Operation::EditConnection)
             .await?;
-        let acting = self.acting(actor, &env);
-        let c = acting.connection(&env, name).await?;
-        let secret_fields: Vec<&str> = c
-            .kind
-            .fields()
-            .iter()
-            .filter(|f| f.secret)
-            .map(|f| f.name)
-            .collect();
+        let c = self.acting(actor, &env).connection(&env, name).await?;
+        let secret_fields = secret_fields(&c);
         let (field, source) = match secret.split_once('=') {
             Some((n, s)) if secret_fields.contains(&n) => (n.to_string(), s.to_string()),
             _ if secret_fields.len() == 1 => (secret_fields[0].to_string(), secret.to_string()),
@@ -270,11 +273,9 @@ impl App {
             }
         };
         let value = read(&source)?;
-        let blob = self.vault()?.seal(&seal_context(&c, &field), &value)?;
-        acting
-            .set_connection_secret(&env, &c, &field, &blob)
+        let users = self
+            .set_connection_secret(actor, name, &field, &value)
             .await?;
-        let users = self.exports_using(&env, &c).await?;
         Ok((field, users))
     }
 
@@ -292,13 +293,7 @@ impl App {
             .await?;
         let acting = self.acting(actor, &env);
         let c = acting.connection(&env, name).await?;
-        let fields: Vec<&str> = c
-            .kind
-            .fields()
-            .iter()
-            .filter(|f| f.secret)
-            .map(|f| f.name)
-            .collect();
+        let fields = secret_fields(&c);
         if !fields.contains(&field) {
             return Err(Error::invalid(format!(
                 "a {} connection has {}: `{field}` is not one of them",

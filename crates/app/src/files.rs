@@ -9,13 +9,13 @@
 //! remote locations (`s3://`, `abfss://`, `az://`) are reached with their own
 //! credentials and are not affected.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lakecdp_core::{ProjectFile, StorageConfig};
 use lakecdp_engine::source::is_remote;
 
-use crate::app::App;
+use crate::app::{absolute, App};
 use crate::error::{Error, Result};
 
 /// Where local paths may lead.
@@ -73,7 +73,7 @@ impl App {
             )));
         };
         let plain = path.strip_prefix("file://").unwrap_or(path);
-        let lexical = lexical(base, Path::new(plain));
+        let lexical = absolute(base, Path::new(plain));
         // the part before any glob character, with symbolic links resolved as far as it
         // exists
         let fixed = fixed_prefix(&lexical);
@@ -119,26 +119,6 @@ impl App {
             _ => Ok(()),
         }
     }
-}
-
-/// `path` against `base` with `.` and `..` resolved without touching the disk.
-fn lexical(base: &Path, path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// The components of `path` before the first one holding a glob character.
@@ -201,7 +181,7 @@ mod tests {
     #[test]
     fn dot_dot_is_resolved_before_the_check() {
         assert_eq!(
-            lexical(Path::new("/data/root"), Path::new("../../etc/passwd")),
+            absolute(Path::new("/data/root"), Path::new("../../etc/passwd")),
             PathBuf::from("/etc/passwd")
         );
     }

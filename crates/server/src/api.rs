@@ -402,16 +402,7 @@ async fn start_refresh(
         .start_refresh(&caller.actor, &request, &plan, &Silent)
         .await?;
     let run = state.jobs.spawn_refresh(state.app.clone(), started);
-    let location = format!("/api/runs/{run}");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({"run": run, "events": format!("{location}/events")})),
-    )
-        .into_response();
-    if let Ok(v) = header::HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    Ok(crate::jobs::accepted(&run))
 }
 
 /// One run, with the processes of a refresh (Viewer).

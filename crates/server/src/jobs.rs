@@ -197,3 +197,21 @@ impl Jobs {
             .is_ok()
     }
 }
+
+/// The answer to a request that started a job: 202 with the run id, where to follow it
+/// (`Location`) and its event stream.
+pub(crate) fn accepted(run: &RunId) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let location = format!("/api/runs/{run}");
+    let mut response = (
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(json!({"run": run, "events": format!("{location}/events")})),
+    )
+        .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, v);
+    }
+    response
+}

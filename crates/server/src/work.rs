@@ -591,14 +591,5 @@ async fn run_export(
     let app = app_in(&state, &env);
     let started = app.start_export(&caller.actor, &name).await?;
     let run = state.jobs.spawn_export(app, started);
-    let location = format!("/api/runs/{run}");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({"run": run, "events": format!("{location}/events")})),
-    )
-        .into_response();
-    if let Ok(v) = header::HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    Ok(crate::jobs::accepted(&run))
 }
