@@ -272,7 +272,9 @@ _lts_azurite_check() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# SeaweedFS (weed mini: master + volume + filer + S3 + admin in one process; every port chosen here)
+# SeaweedFS (weed mini: master + volume + filer + S3 + admin in one process; every port chosen here).
+# -volume.max is explicit: left at 0 it is the free disk divided by the volume size, and every test
+# bucket is a collection that takes volumes of its own, so on a fuller disk writes failed with 500s.
 
 _lts_seaweedfs_launch() {
   local dir=$LAKECDP_TEST_SERVICES_DIR ports
@@ -303,6 +305,7 @@ EOF
     -admin.port="$9" -admin.port.grpc="${10}" \
     -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -admin.ui=false \
     -master.telemetry=false -volume.preStopSeconds=0 \
+    -volume.max=2000 \
     -s3.config="$dir/seaweedfs/s3.json" \
     -filer.localSocket="$dir/seaweedfs/filer.sock" -s3.localSocket="$dir/seaweedfs/s3.sock"
 }
