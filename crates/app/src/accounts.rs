@@ -20,6 +20,8 @@ use lakecdp_core::{
 use rand::RngCore;
 use serde::Serialize;
 
+use lakecdp_catalog::CatalogExt;
+
 use crate::app::{Actor, App};
 use crate::error::{Error, Result};
 
@@ -720,6 +722,31 @@ impl App {
             })
             .await?;
         Ok(())
+    }
+
+    /// Write one audit entry for a change made in the environment named `environment`,
+    /// so that its Admins read it in the environment's log; an environment that cannot be
+    /// found (deleted, never created) leaves the entry in the catalog-wide log only.
+    pub async fn audit_in(
+        &self,
+        actor: &str,
+        action: &str,
+        environment: Option<&str>,
+        object: &str,
+        outcome: AuditOutcome,
+        address: Option<&str>,
+    ) -> Result<()> {
+        let id = match environment {
+            Some(name) => self
+                .catalog()
+                .environment_by_name_or_id(name)
+                .await
+                .ok()
+                .map(|e| e.id),
+            None => None,
+        };
+        self.audit(actor, action, id, object, outcome, address)
+            .await
     }
 
     async fn audit_change(

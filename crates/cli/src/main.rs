@@ -1,6 +1,7 @@
 //! The `lakecdp` binary: arguments -> validated configuration -> library calls.
 
 mod args;
+mod audit;
 mod commands;
 mod input;
 mod output;
@@ -118,7 +119,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vault(VaultCommand::NewKey(a)) => commands::connection::vault_new_key(a),
         command => {
             let app = start.app().await?;
-            dispatch(&app, &actor, command).await
+            let change = audit::change_of(&command);
+            let before = match &change {
+                Some(c) => audit::environment_of(&app, c).await,
+                None => None,
+            };
+            let result = dispatch(&app, &actor, command).await;
+            if let Some(change) = change {
+                // an environment created by the command is found afterwards
+                let environment = match before {
+                    Some(name) => Some(name),
+                    None => audit::environment_of(&app, &change).await,
+                };
+                let outcome = audit::outcome_of(&result);
+                audit::record(&app, &actor, &change, environment.as_deref(), outcome).await;
+            }
+            result
         }
     }
 }

@@ -257,6 +257,40 @@ fn exports_reach_postgresql_and_a_lake_and_secrets_never_leak() {
     let out = p.refused(Some("vera"), &["export", "run", "nightly"]);
     assert!(out.contains("needs the Contributor role"), "{out}");
 
+    // every change made on the command line is in the environment's audit log, with
+    // who made it and whether it was refused; reads are not
+    let out = p.ok(
+        None,
+        &["audit", "--environment", "retail-demo", "--limit", "200"],
+        &[],
+    );
+    let entry = |actor: &str, action: &str, object: &str, outcome: &str| {
+        out.lines().any(|l| {
+            let cells: Vec<&str> = l.split(['│', '┆']).map(str::trim).collect();
+            cells.contains(&actor)
+                && cells.contains(&action)
+                && cells.contains(&object)
+                && cells.contains(&outcome)
+        })
+    };
+    assert!(entry("carl", "connection add", "x", "denied"), "{out}");
+    assert!(entry("vera", "export run", "nightly", "denied"), "{out}");
+    assert!(entry("carl", "export run", "nightly", "succeeded"), "{out}");
+    assert!(entry("carl", "export add", "nightly", "succeeded"), "{out}");
+    assert!(
+        entry("local-admin", "role set", "vera", "succeeded"),
+        "{out}"
+    );
+    assert!(
+        entry("local-admin", "connection add", "pg", "failed"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("connection list") && !out.contains("connection show"),
+        "{out}"
+    );
+    assert!(!out.contains(&password), "{out}");
+
     // a used connection cannot be deleted
     let out = p.refused(None, &["connection", "delete", "warehouse"]);
     assert!(out.contains("used by the export(s) `nightly`"), "{out}");

@@ -24,12 +24,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Json, RequestExt, Router};
 use lakecdp_app::{App, SignInPolicy};
 use lakecdp_core::AuditOutcome;
 use tokio::net::TcpListener;
@@ -157,6 +157,14 @@ async fn audit(State(state): State<AppState>, mut request: Request, next: Next) 
         return next.run(request).await;
     }
     let object = request.uri().path().to_string();
+    // a change inside an environment goes to its log, which its Admins read
+    let environment = match request.extract_parts::<RawPathParams>().await {
+        Ok(params) => params
+            .iter()
+            .find(|(name, _)| *name == "env")
+            .map(|(_, value)| value.to_string()),
+        Err(_) => None,
+    };
     let address = auth::address(request.extensions());
     let slot = CallerSlot::default();
     request.extensions_mut().insert(slot.clone());
@@ -178,7 +186,14 @@ async fn audit(State(state): State<AppState>, mut request: Request, next: Next) 
     let action = format!("{method} {route}");
     if let Err(e) = state
         .app
-        .audit(&actor, &action, None, &object, outcome, address.as_deref())
+        .audit_in(
+            &actor,
+            &action,
+            environment.as_deref(),
+            &object,
+            outcome,
+            address.as_deref(),
+        )
         .await
     {
         tracing::error!(error = %e, "an audit entry could not be written");

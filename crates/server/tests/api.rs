@@ -831,6 +831,37 @@ async fn every_route_checks_the_callers_role() {
         })
         .expect("the Viewer's refused role change is audited");
     assert_eq!(denied["outcome"], "denied");
+    // the environment's Admin reads both in the environment's own log
+    let ada = &sessions.iter().find(|(n, ..)| *n == "ada").unwrap().2;
+    let env_audit = s
+        .call(
+            Method::GET,
+            &format!("/api/audit?environment={env}&limit=1000"),
+            ada,
+            None,
+        )
+        .await
+        .json();
+    let in_env: Vec<(String, String)> = env_audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "PUT /api/environments/{env}/roles/{principal}")
+        .map(|a| {
+            (
+                a["actor"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        in_env.contains(&("ada".into(), "succeeded".into())),
+        "{in_env:?}"
+    );
+    assert!(
+        in_env.contains(&("vera".into(), "denied".into())),
+        "{in_env:?}"
+    );
     assert!(rows >= 60);
     s.stop().await;
 }
