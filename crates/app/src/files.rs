@@ -24,8 +24,12 @@ pub(crate) enum LocalFiles {
     /// Anywhere; relative paths resolve in the revision's base folder (the command line).
     #[default]
     Anywhere,
-    /// Under this folder only (canonical); nowhere with `None` (a server).
-    Under(Option<Arc<Path>>),
+    /// Under `root` only (canonical); nowhere with `None` (a server). Relative paths
+    /// resolve in `base`, a folder under the root, or in the root itself.
+    Under {
+        root: Option<Arc<Path>>,
+        base: Option<Arc<Path>>,
+    },
 }
 
 impl App {
@@ -43,28 +47,74 @@ impl App {
             None => None,
         };
         let mut app = self.clone();
-        app.files = LocalFiles::Under(root);
+        app.files = LocalFiles::Under { root, base: None };
+        Ok(app)
+    }
+
+    /// The same confined application, with revisions based in `folder`, a folder under
+    /// the data root named relative to it (e.g. one customer's project folder): the
+    /// relative paths of the files it applies resolve there. Refused for a folder
+    /// outside the root, a missing one, and on an application that is not confined.
+    pub fn in_folder(&self, folder: &str) -> Result<App> {
+        let LocalFiles::Under { root, .. } = &self.files else {
+            return Err(Error::invalid(
+                "a base folder is only chosen on a server; on the command line it is the project folder",
+            ));
+        };
+        let root = root.clone();
+        let trimmed = folder.trim();
+        if trimmed.is_empty() || Path::new(trimmed).is_absolute() {
+            return Err(Error::invalid(format!(
+                "the base folder `{folder}` must be a folder under the data root, named relative to it (e.g. `customers/acme`)"
+            )));
+        }
+        let Some(at) = &root else {
+            return Err(Error::denied(
+                "this server reads no local files, so a revision has no base folder: start it with --data-root DIR",
+            ));
+        };
+        self.check_local_path(at, trimmed, "the revision's base folder")?;
+        let base = at.join(trimmed).canonicalize().map_err(|e| {
+            Error::invalid(format!(
+                "the base folder `{folder}` cannot be used: {e} (create it under the data root first)"
+            ))
+        })?;
+        if !base.is_dir() || !base.starts_with(at.as_ref()) {
+            return Err(Error::invalid(format!(
+                "the base folder `{folder}` is not a folder under the data root"
+            )));
+        }
+        let mut app = self.clone();
+        app.files = LocalFiles::Under {
+            root,
+            base: Some(Arc::from(base)),
+        };
         Ok(app)
     }
 
     /// Whether local paths are confined (a server).
     pub fn is_confined(&self) -> bool {
-        matches!(self.files, LocalFiles::Under(_))
+        matches!(self.files, LocalFiles::Under { .. })
     }
 
     /// The base folder of a revision applied through this application.
     pub(crate) fn revision_base(&self) -> String {
         match &self.files {
             LocalFiles::Anywhere => self.project_dir().display().to_string(),
-            LocalFiles::Under(Some(root)) => root.display().to_string(),
-            LocalFiles::Under(None) => String::new(),
+            LocalFiles::Under {
+                base: Some(base), ..
+            } => base.display().to_string(),
+            LocalFiles::Under {
+                root: Some(root), ..
+            } => root.display().to_string(),
+            LocalFiles::Under { root: None, .. } => String::new(),
         }
     }
 
     /// Check that `path` (relative to `base`) may be read or written; `what` names it
     /// in the error.
     pub(crate) fn check_local_path(&self, base: &Path, path: &str, what: &str) -> Result<()> {
-        let LocalFiles::Under(root) = &self.files else {
+        let LocalFiles::Under { root, .. } = &self.files else {
             return Ok(());
         };
         let Some(root) = root else {
@@ -197,5 +247,41 @@ mod tests {
         let resolved = resolve_existing(&root.join("link").join("missing.csv"));
         assert!(resolved.starts_with(outside.canonicalize().unwrap()));
         assert!(!resolved.starts_with(root.canonicalize().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn a_base_folder_lies_under_the_data_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("customers/acme")).unwrap();
+        std::fs::create_dir(dir.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("link")).unwrap();
+        let catalog = lakecdp_catalog::SqliteCatalog::open_in_memory()
+            .await
+            .unwrap();
+        let app = App::new(std::sync::Arc::new(catalog), dir.path().to_path_buf());
+        assert!(app.in_folder("customers/acme").is_err(), "not confined");
+
+        let server = app.confined_to(Some(&root)).unwrap();
+        let acme = server.in_folder("customers/acme").unwrap();
+        assert_eq!(
+            PathBuf::from(acme.revision_base()),
+            root.join("customers/acme").canonicalize().unwrap()
+        );
+        assert_eq!(
+            PathBuf::from(server.revision_base()),
+            root.canonicalize().unwrap()
+        );
+        for bad in ["../outside", "/etc", "link", "customers/missing", ""] {
+            assert!(server.in_folder(bad).is_err(), "{bad} was accepted");
+        }
+        // paths of a revision based in the folder resolve there, and may not climb out
+        let base = PathBuf::from(acme.revision_base());
+        assert!(acme.check_local_path(&base, "crm/*.csv", "t").is_ok());
+        assert!(acme
+            .check_local_path(&base, "../../../outside/x.csv", "t")
+            .is_err());
+        let nowhere = app.confined_to(None).unwrap();
+        assert!(nowhere.in_folder("customers/acme").is_err());
     }
 }

@@ -206,6 +206,21 @@ async fn list_revisions(
 pub(crate) struct ProjectText {
     /// The whole `lakecdp.toml`.
     text: String,
+    /// The folder its relative paths resolve in, named relative to the server's data
+    /// root (e.g. `customers/acme`); the data root itself when left out.
+    #[serde(default)]
+    base: Option<String>,
+}
+
+/// The application with revisions based in `base` (under the data root), or as it is.
+pub(crate) fn based(
+    app: &lakecdp_app::App,
+    base: Option<&str>,
+) -> lakecdp_app::Result<lakecdp_app::App> {
+    match base {
+        Some(folder) => app.in_folder(folder),
+        None => Ok(app.clone()),
+    }
 }
 
 /// Store a project file as the environment's next applied revision (Contributor);
@@ -223,8 +238,7 @@ async fn apply_revision(
     Path(env): Path<String>,
     Json(body): Json<ProjectText>,
 ) -> ApiResult<Response> {
-    let change = state
-        .app
+    let change = based(&state.app, body.base.as_deref())?
         .apply_text(&caller.actor, &env, &body.text)
         .await?;
     Ok(match change {

@@ -92,6 +92,10 @@ pub(crate) struct NewEnvironment {
     /// Create the container (or bucket) when it is missing.
     #[serde(default)]
     create_container: bool,
+    /// The folder its relative paths resolve in, named relative to the server's data
+    /// root (e.g. `customers/acme`); the data root itself when left out.
+    #[serde(default)]
+    base: Option<String>,
 }
 
 /// Create an environment from a project file (the server's administrators): the
@@ -112,8 +116,7 @@ async fn create_environment(
         create_container: body.create_container,
         adopt: false,
     };
-    let env = state
-        .app
+    let env = crate::api::based(&state.app, body.base.as_deref())?
         .create_environment_from_text(&caller.actor, &body.text, &create, &checks)
         .await?;
     let table = checks.take().map(|r| check_report_json(&r));

@@ -1704,6 +1704,59 @@ async fn local_paths_stay_under_the_data_root_and_administrators_create_environm
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert!(!Path::new("/tmp/lakecdp-third-lake").exists());
+    // a project in a folder under the data root: its relative paths resolve there
+    std::fs::create_dir_all(s._dir.path().join("customers/acme")).unwrap();
+    let acme = "[environment]\nname = \"acme\"\n[environment.storage]\nkind = \"local\"\npath = \"lake\"\n";
+    for bad in ["../..", "/etc", "customers/missing"] {
+        let r = s
+            .call(
+                Method::POST,
+                "/api/environments",
+                &root,
+                Some(json!({"text": acme, "create_container": true, "base": bad})),
+            )
+            .await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::FORBIDDEN,
+            "{bad}: {} {}",
+            r.status,
+            r.text
+        );
+    }
+    let r = s
+        .call(
+            Method::POST,
+            "/api/environments",
+            &root,
+            Some(json!({"text": acme, "create_container": true, "base": "customers/acme"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(s._dir.path().join("customers/acme/lake").is_dir());
+    // its next revision, based there too, reads a source beside it but not above it
+    let with_source = |location: &str| {
+        format!(
+            "{acme}[[sources]]\nname = \"Crm\"\n[[sources.tables]]\nname = \"t\"\nlocation = \"{location}\"\nformat = \"csv\"\n"
+        )
+    };
+    let r = s
+        .call(
+            Method::POST,
+            "/api/environments/acme/revisions",
+            &root,
+            Some(json!({"text": with_source("crm/*.csv"), "base": "customers/acme"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = s
+        .call(
+            Method::POST,
+            "/api/environments/acme/revisions",
+            &root,
+            Some(json!({"text": with_source("../../../etc/passwd"), "base": "customers/acme"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // its creator is its Admin and deletes it; its lake folder stays
     let r = s
         .call(Method::DELETE, "/api/environments/second", &ada, None)
