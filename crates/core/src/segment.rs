@@ -802,6 +802,7 @@ pub fn parse_condition(text: &str) -> Result<ConditionNode, ParseError> {
         tokens,
         at: 0,
         end: text.chars().count(),
+        depth: 0,
     };
     let node = p.or()?;
     if let Some((pos, t)) = p.tokens.get(p.at) {
@@ -923,10 +924,15 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ParseError> {
     Ok(out)
 }
 
+/// How deeply parentheses may nest: the parser recurses once per level, and a condition
+/// can come from anyone who may preview a segment.
+pub const MAX_NESTING: usize = 64;
+
 struct Parser {
     tokens: Vec<(usize, Token)>,
     at: usize,
     end: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -995,7 +1001,15 @@ impl Parser {
 
     fn primary(&mut self) -> Result<ConditionNode, ParseError> {
         if self.symbol("(") {
+            if self.depth >= MAX_NESTING {
+                self.at -= 1;
+                return Err(self.error(format!(
+                    "parentheses are nested more than {MAX_NESTING} deep: write the condition flatter"
+                )));
+            }
+            self.depth += 1;
             let node = self.or()?;
+            self.depth -= 1;
             if !self.symbol(")") {
                 return Err(self.error("expected `)`"));
             }
