@@ -202,7 +202,7 @@ impl From<lakecdp_lake::Error> for Error {
         use lakecdp_lake::Error as E;
         let kind = match &e {
             E::NotFound { .. } => ErrorKind::NotFound,
-            E::Conflict { .. } | E::Locked { .. } => ErrorKind::Conflict,
+            E::Conflict { .. } | E::Locked { .. } | E::Fenced { .. } => ErrorKind::Conflict,
             E::Store { .. } | E::Service(_) => ErrorKind::Unavailable,
             _ if e.is_user_error() => ErrorKind::Invalid,
             _ => ErrorKind::Internal,

@@ -326,6 +326,8 @@ impl App {
             )));
         }
         let lease = lease.keep_alive();
+        // what this refresh publishes is refused once another holder takes the lease over
+        let lake = lake.fenced(lease.fence());
         // holding the lease, no other refresh runs: one still Running died
         if let Err(e) = self.close_interrupted(&env).await {
             observer.event(&Event::Warning(format!(

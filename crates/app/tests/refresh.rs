@@ -457,3 +457,67 @@ async fn a_refresh_left_running_is_closed_as_failed_by_the_next_one() {
     let (_, new, _) = r.app.run(&admin(), &report.run.to_string()).await.unwrap();
     assert!(new.status.is_final(), "{new:?}");
 }
+
+/// Takes the refresh lease over (as a refresh on another host would once it expired)
+/// when unification starts.
+struct TakeOverAtUnification {
+    lease_file: std::path::PathBuf,
+}
+
+impl lakecdp_app::Observer for TakeOverAtUnification {
+    fn event(&self, e: &Event) {
+        if matches!(e, Event::Unifying { .. }) {
+            let mut info: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&self.lease_file).unwrap()).unwrap();
+            info["token"] = "another-holder".into();
+            info["holder"] = "refresh by intruder (run Y)".into();
+            info["host"] = "another-host".into();
+            std::fs::write(&self.lease_file, serde_json::to_vec(&info).unwrap()).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_lease_was_taken_over_publishes_nothing_more() {
+    let r = retail().await;
+    r.full_refresh(Arc::new(lakecdp_app::Silent)).await;
+    let (before, _) = r.model("Unification");
+    let report = r
+        .app
+        .refresh(
+            &admin(),
+            &RefreshRequest {
+                force: true,
+                ..Default::default()
+            },
+            CancellationToken::new(),
+            Arc::new(TakeOverAtUnification {
+                lease_file: r.env_folder().join("_lakecdp/leases/refresh.json"),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Failed);
+    let unify = report
+        .processes
+        .iter()
+        .find(|o| o.process == Process::Unification)
+        .unwrap();
+    assert_eq!(unify.status, RunStatus::Failed);
+    assert!(
+        unify
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("was taken over by refresh by intruder")),
+        "{unify:?}"
+    );
+    // the unification of the holder that lost the lease was not published
+    let (after, _) = r.model("Unification");
+    assert!(before == after, "Unification/model.json is unchanged");
+    // and the new holder's lease was left alone
+    let info: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(r.env_folder().join("_lakecdp/leases/refresh.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["token"], "another-holder");
+}

@@ -33,6 +33,15 @@ pub enum Error {
         path: String,
     },
 
+    /// The lease this writer published under was taken over by another holder.
+    #[error("{what} was taken over by {holder}; this run's output was not published (the new holder's outputs stand)")]
+    Fenced {
+        /// What the lease guards, e.g. `the refresh of environment retail`.
+        what: String,
+        /// Who holds the lease now.
+        holder: String,
+    },
+
     /// A lock object stayed held by another lakecdp process for longer than the wait.
     #[error("{path} stayed locked by another lakecdp process; try again")]
     Locked {
@@ -113,6 +122,7 @@ impl Error {
             Error::Config(_)
                 | Error::Secret { .. }
                 | Error::Conflict { .. }
+                | Error::Fenced { .. }
                 | Error::InvalidCdm { .. }
                 | Error::ArrowTypeAnnotation { .. }
                 | Error::Unsupported(_)

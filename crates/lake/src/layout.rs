@@ -44,6 +44,7 @@ pub struct Lake {
     capabilities: Capabilities,
     base_url: String,
     format: PartitionFormat,
+    fence: Option<Arc<crate::lease::Fence>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -67,7 +68,21 @@ impl Lake {
             capabilities: handle.capabilities,
             base_url: format!("{}/{}", handle.base_url, env.folder()),
             format: PartitionFormat::Csv,
+            fence: None,
         }
+    }
+
+    /// The same lake, publishing only while `fence`'s lease is held: every commit of a
+    /// process folder first checks that the lease still carries the fence's token, and
+    /// is refused with [`crate::Error::Fenced`] once another holder has taken it over.
+    pub fn fenced(mut self, fence: crate::lease::Fence) -> Self {
+        self.fence = Some(Arc::new(fence));
+        self
+    }
+
+    /// The fence commits check, if any.
+    pub fn fence(&self) -> Option<&crate::lease::Fence> {
+        self.fence.as_deref()
     }
 
     /// The same lake, writing partitions in `format`.

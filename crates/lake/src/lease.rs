@@ -113,6 +113,54 @@ pub enum LeaseError {
     Lake(#[from] Error),
 }
 
+/// A fencing token: the lease a writer holds, named by its token. A [`Lake`] made
+/// [`fenced`](Lake::fenced) with it publishes only while the stored lease still carries
+/// this token, so a holder that lost its lease (paused, partitioned, too slow to renew)
+/// cannot publish over the output of the holder that took it over.
+///
+/// The check runs just before a process folder's `model.json` is replaced: under the
+/// folder's publish lock on stores without compare-and-swap, so of two holders the one
+/// that took the lease over last is the only one that still publishes after it took it;
+/// on stores with compare-and-swap, a publish that passed the check just before a
+/// take-over lands before anything the new holder commits, whose commit then conflicts
+/// and is run again on top of it rather than being overwritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    relative: String,
+    token: String,
+    what: String,
+}
+
+impl Fence {
+    /// Check that the lease still carries this fence's token.
+    pub async fn check(&self, lake: &Lake) -> Result<(), Error> {
+        let path = lake.path(&self.relative);
+        let got = match lake.store().get(&path).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::Fenced {
+                    what: self.what.clone(),
+                    holder: "nobody (the lease was released or broken)".into(),
+                })
+            }
+            Err(e) => return Err(Error::store(&path, e)),
+        };
+        let bytes = got.bytes().await.map_err(|e| Error::store(&path, e))?;
+        let info = serde_json::from_slice::<LeaseInfo>(&bytes).map_err(|e| Error::InvalidCdm {
+            path: path.to_string(),
+            message: format!("not a lease: {e}"),
+        })?;
+        if info.token == self.token {
+            Ok(())
+        } else {
+            Err(Error::Fenced {
+                what: self.what.clone(),
+                holder: format!("{} on {} (pid {})", info.holder, info.host, info.pid),
+            })
+        }
+    }
+}
+
 /// A held lease.
 #[derive(Debug)]
 pub struct Lease {
@@ -249,6 +297,15 @@ impl Lease {
         &self.info
     }
 
+    /// This lease's fencing token, for [`Lake::fenced`].
+    pub fn fence(&self) -> Fence {
+        Fence {
+            relative: self.relative.clone(),
+            token: self.info.token.clone(),
+            what: self.what.clone(),
+        }
+    }
+
     async fn held(&self) -> LeaseError {
         match self.read().await {
             Ok(Some((info, _))) => LeaseError::Held {
@@ -373,6 +430,7 @@ impl Lease {
         let (lost_tx, lost_rx) = tokio::sync::watch::channel::<Option<String>>(None);
         let every = self.ttl / 3;
         let relative = self.relative.clone();
+        let fence = self.fence();
         let mut lease = self;
         let task = tokio::spawn(async move {
             loop {
@@ -392,6 +450,7 @@ impl Lease {
         });
         KeepAlive {
             relative,
+            fence,
             stop: Some(stop_tx),
             task,
             lost: lost_rx,
@@ -403,12 +462,18 @@ impl Lease {
 #[derive(Debug)]
 pub struct KeepAlive {
     relative: String,
+    fence: Fence,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Lease>,
     lost: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl KeepAlive {
+    /// The lease's fencing token, for [`Lake::fenced`].
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
     /// Resolves, with the reason, once the lease was taken over by another holder; never
     /// while it is held.
     pub async fn lost(&self) -> String {

@@ -319,6 +319,10 @@ impl CdmFolderWriter {
             path: path.to_string(),
         };
         let caps = self.lake.capabilities();
+        if self.base.is_none() || caps.conditional_update {
+            // (the locked path checks under its lock)
+            self.check_fence().await?;
+        }
         let mode = match &self.base {
             None => PutMode::Create,
             Some(v) if caps.conditional_update => PutMode::Update(v.clone()),
@@ -338,6 +342,14 @@ impl CdmFolderWriter {
             Err(object_store::Error::Precondition { .. })
             | Err(object_store::Error::AlreadyExists { .. }) => Err(conflict()),
             Err(e) => Err(Error::store(&path, e)),
+        }
+    }
+
+    /// Refuse to publish when the lake is fenced by a lease that was taken over.
+    async fn check_fence(&self) -> Result<()> {
+        match self.lake.fence() {
+            Some(fence) => fence.check(&self.lake).await,
+            None => Ok(()),
         }
     }
 
@@ -364,6 +376,7 @@ impl CdmFolderWriter {
         };
         let store = self.lake.store();
         let result = async {
+            self.check_fence().await?;
             let current = match store.head(&path).await {
                 Ok(m) => Some(m.e_tag),
                 Err(object_store::Error::NotFound { .. }) => None,

@@ -606,6 +606,90 @@ mod cases {
         d.renew().await.unwrap();
         d.release().await.unwrap();
     }
+
+    /// A lake fenced by a lease publishes only while that lease is held: once another
+    /// holder takes it over, the old holder's commit is refused and leaves the output of
+    /// the new one in place.
+    pub async fn fenced_publishes(kind: &str) {
+        use lakecdp_lake::lease::Lease;
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let process = Process::Segments;
+        let old = Lease::acquire(&lake, "refresh", "the refresh", "old", Duration::ZERO)
+            .await
+            .unwrap();
+        let old_lake = lake.clone().fenced(old.fence());
+        // still its lease: it publishes
+        publish(
+            &old_lake,
+            process.clone(),
+            3,
+            &[("Members", vec![common::sample_batch(0)])],
+        )
+        .await;
+        // its lease expired and was taken over; the new holder publishes
+        let new = Lease::acquire(
+            &lake,
+            "refresh",
+            "the refresh",
+            "new",
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+        let new_lake = lake.clone().fenced(new.fence());
+        publish(
+            &new_lake,
+            process.clone(),
+            3,
+            &[("Members", vec![common::sample_batch(10)])],
+        )
+        .await;
+        // the old holder's next commit is refused, naming the new holder
+        let mut late = CdmFolderWriter::begin(&old_lake, process.clone(), 3)
+            .await
+            .unwrap();
+        late.write_entity(
+            "Members",
+            None,
+            common::sample_batch(20).schema(),
+            batches(vec![common::sample_batch(20)]),
+        )
+        .await
+        .unwrap();
+        let refused = late.commit().await.unwrap_err();
+        assert!(
+            matches!(&refused, Error::Fenced { holder, .. } if holder.starts_with("new")),
+            "{refused}"
+        );
+        assert_eq!(
+            concat(&read_back(&lake, &process, "Members").await),
+            common::sample_batch(10)
+        );
+        // a released lease fences too
+        new.release().await.unwrap();
+        let mut after = CdmFolderWriter::begin(&new_lake, process.clone(), 3)
+            .await
+            .unwrap();
+        after
+            .write_entity(
+                "Members",
+                None,
+                common::sample_batch(30).schema(),
+                batches(vec![common::sample_batch(30)]),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(after.commit().await, Err(Error::Fenced { .. })));
+        // an unfenced lake is not affected
+        publish(
+            &lake,
+            process.clone(),
+            3,
+            &[("Members", vec![common::sample_batch(40)])],
+        )
+        .await;
+    }
 }
 
 macro_rules! lake_suite {
@@ -634,6 +718,8 @@ macro_rules! lake_suite {
             async fn model_json_is_cdm() { cases::model_json_is_cdm(stringify!($backend)).await }
             #[tokio::test]
             async fn leases() { cases::leases(stringify!($backend)).await }
+            #[tokio::test]
+            async fn fenced_publishes() { cases::fenced_publishes(stringify!($backend)).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn lock_objects() { cases::lock_objects(stringify!($backend)).await }
         }
