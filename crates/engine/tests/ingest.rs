@@ -888,6 +888,79 @@ async fn a_delta_log_cannot_name_data_files_outside_the_table() {
     }
 }
 
+#[tokio::test]
+async fn a_delta_deletion_vector_cannot_be_read_from_outside_the_table() {
+    use arrow::array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    // an absolute path elsewhere, and a UUID-named vector whose prefix climbs out
+    let escapes = [
+        (
+            "p",
+            format!("file://{}", dir.path().join("secret.bin").display()),
+        ),
+        ("u", "../../..ab^-aBcD12345678901234".to_string()),
+    ];
+    for (i, (storage, dv_path)) in escapes.iter().enumerate() {
+        let path = dir.path().join(format!("warehouse/dv{i}"));
+        std::fs::create_dir_all(&path).unwrap();
+        let url = url::Url::from_directory_path(&path).unwrap();
+        let batch = RecordBatch::try_from_iter(vec![(
+            "Id",
+            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+        )])
+        .unwrap();
+        deltalake::DeltaTable::try_from_url(url)
+            .await
+            .unwrap()
+            .write(vec![batch])
+            .await
+            .unwrap();
+        let data = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .unwrap();
+        let name = data.file_name().unwrap().to_str().unwrap().to_string();
+        let size = std::fs::metadata(&data).unwrap().len();
+        // the file is removed and added again with a deletion vector
+        let protocol = serde_json::json!({"protocol": {
+            "minReaderVersion": 3, "minWriterVersion": 7,
+            "readerFeatures": ["deletionVectors"], "writerFeatures": ["deletionVectors"]
+        }});
+        let remove = serde_json::json!({"remove": {
+            "path": name, "deletionTimestamp": 1_700_000_000_000i64, "dataChange": true
+        }});
+        let add = serde_json::json!({"add": {
+            "path": name, "partitionValues": {}, "size": size,
+            "modificationTime": 1_700_000_000_000i64, "dataChange": true,
+            "deletionVector": {"storageType": storage, "pathOrInlineDv": dv_path,
+                               "offset": 1, "sizeInBytes": 36, "cardinality": 1}
+        }});
+        std::fs::write(
+            path.join("_delta_log/00000000000000000001.json"),
+            format!("{protocol}\n{remove}\n{add}\n"),
+        )
+        .unwrap();
+        let lake = lake(dir.path());
+        let t = table("Members", &format!("warehouse/dv{i}"), SourceFormat::Delta);
+        let source = SourceSpec {
+            access: None,
+            name: "Loyalty".into(),
+            description: None,
+            max_corrupt_share: None,
+            tables: vec![t],
+        };
+        let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::LocationOutsideSource { table, .. } if table == "Members"),
+            "{storage} {dv_path}: {err}"
+        );
+    }
+}
+
 fn table_spec_delta() -> TableSpec {
     let mut t = table("Members", "warehouse/members", SourceFormat::Delta);
     t.primary_key = Some("Id".into());

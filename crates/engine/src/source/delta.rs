@@ -174,17 +174,61 @@ pub async fn open(
             table.name, table.location
         )));
     }
-    let options = storage_options(access, project_dir)?;
-    let delta = deltalake::open_table_with_storage_options(url.clone(), options)
-        .await
-        .map_err(|e| {
-            Error::Source(format!(
-                "table `{}`: `{}` is not a readable Delta table: {e}",
-                table.name, table.location
-            ))
-        })?;
+    let opened = match own_store(&url, access, project_dir)? {
+        // the store the lake's backends build from the declared settings only
+        Some(store) => {
+            let mut options = HashMap::new();
+            if url.scheme() == "s3" {
+                // reading needs no locking provider
+                options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "true".into());
+            }
+            match deltalake::DeltaTableBuilder::from_url(url.clone()) {
+                Ok(builder) => {
+                    builder
+                        .with_storage_backend(store, url.clone())
+                        .with_storage_options(options)
+                        .load()
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => {
+            let options = storage_options(access, project_dir)?;
+            deltalake::open_table_with_storage_options(url.clone(), options).await
+        }
+    };
+    let delta = opened.map_err(|e| {
+        Error::Source(format!(
+            "table `{}`: `{}` is not a readable Delta table: {e}",
+            table.name, table.location
+        ))
+    })?;
     check_files(table, &delta, &url, access, project_dir).await?;
     Ok(delta)
+}
+
+/// The object store a remote table is read through when its credentials are declared
+/// (keys, or anonymous access on S3): built by the lake's backends from the source's
+/// settings alone, so nothing of the host's `AWS_*` or `AZURE_*` environment (a session
+/// token, an endpoint, a profile) is mixed in, as deltalake's own builders would. Tables
+/// that ask for the host's credentials (`credentials = "ambient"`), and local tables,
+/// are opened by deltalake itself (`None`).
+fn own_store(
+    url: &Url,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<Option<std::sync::Arc<dyn object_store::ObjectStore>>> {
+    let own = match access {
+        Some(SourceAccess::S3 { credentials, .. }) => *credentials != Credentials::Ambient,
+        Some(SourceAccess::Adls { credentials, .. }) => credentials.is_declared(),
+        None => false,
+    };
+    if !own || !super::fetch::is_remote(url.as_str()) {
+        return Ok(None);
+    }
+    let (store, _, _) = super::fetch::remote_store(url, url.scheme(), access, project_dir)?;
+    Ok(Some(store))
 }
 
 /// Refuses a data file of the current version outside the table's folder `url`.
@@ -210,24 +254,62 @@ async fn check_files(
         .await
         .map_err(|e| Error::Source(format!("table `{}`: {e}", table.name)))?;
     for file in files {
-        let path = file.path();
-        let decoded_again = percent_decode(&path);
-        let forms = [Some(path.to_string()), decoded_again];
-        for form in &forms {
-            let inside = form
-                .as_deref()
-                .and_then(|form| root_url.join(form).ok())
-                .is_some_and(|resolved| {
-                    root.check(&table.name, resolved.as_str(), access, project_dir)
-                        .is_ok()
-                });
-            if !inside {
-                return Err(Error::LocationOutsideSource {
-                    table: table.name.clone(),
-                    location: path.to_string(),
-                    source_root: table.location.clone(),
-                });
-            }
+        let mut paths = vec![file.path().to_string()];
+        // a deletion vector in a file names its own place
+        if let Some(dv) = file.deletion_vector_descriptor() {
+            paths.extend(deletion_vector_path(&dv));
+        }
+        for path in &paths {
+            check_file(table, &root_url, &root, path, access, project_dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a deletion vector stored in a file is, as a path to resolve against the table
+/// root: its absolute path (`p`), or for one named by a UUID (`u`) a file under its
+/// prefix folder; `None` for one inline in the log.
+fn deletion_vector_path(dv: &deltalake::kernel::DeletionVectorDescriptor) -> Option<String> {
+    use deltalake::kernel::StorageType;
+    let s = &dv.path_or_inline_dv;
+    match dv.storage_type {
+        StorageType::Inline => None,
+        StorageType::AbsolutePath => Some(s.clone()),
+        // `<random prefix><20 characters of encoded UUID>`: the file is
+        // `<prefix>/deletion_vector_<uuid>.bin` under the table
+        StorageType::UuidRelativePath => match s.len().checked_sub(20).and_then(|n| s.get(..n)) {
+            Some("") => None,
+            Some(prefix) => Some(format!("{prefix}/deletion_vector.bin")),
+            None => Some(s.clone()),
+        },
+    }
+}
+
+/// Refuses one path of the log that resolves outside the table's folder.
+fn check_file(
+    table: &TableSpec,
+    root_url: &Url,
+    root: &SourceRoot,
+    path: &str,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<()> {
+    let decoded_again = percent_decode(path);
+    let forms = [Some(path.to_string()), decoded_again];
+    for form in &forms {
+        let inside = form
+            .as_deref()
+            .and_then(|form| root_url.join(form).ok())
+            .is_some_and(|resolved| {
+                root.check(&table.name, resolved.as_str(), access, project_dir)
+                    .is_ok()
+            });
+        if !inside {
+            return Err(Error::LocationOutsideSource {
+                table: table.name.clone(),
+                location: path.to_string(),
+                source_root: table.location.clone(),
+            });
         }
     }
     Ok(())

@@ -343,7 +343,7 @@ type Remote = (
     String,
 );
 
-fn remote_store(
+pub(crate) fn remote_store(
     url: &Url,
     scheme: &str,
     access: Option<&SourceAccess>,
