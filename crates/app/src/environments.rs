@@ -613,8 +613,105 @@ impl App {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).into());
         }
-        self.save_update(actor, &old, new, false, c.force, observer)
-            .await
+        // the project file of this environment says the same afterwards: edited (its
+        // comments and layout kept), validated before anything changes, written and
+        // stored as the next revision once the environment is saved
+        let edited = if self.is_project_environment(&old) {
+            Some(self.edited_environment(c)?)
+        } else {
+            None
+        };
+        let saved = self
+            .save_update(actor, &old, new, false, c.force, observer)
+            .await?;
+        if let (Some(doc), Saved::Updated(env, _)) = (edited, &saved) {
+            let text = self.save_project(&doc)?;
+            self.apply_revision(actor, env, &text).await?;
+        }
+        Ok(saved)
+    }
+
+    /// Whether `env` is the environment of the project file on disk (on the command
+    /// line; a server has no project file of its own).
+    fn is_project_environment(&self, env: &Environment) -> bool {
+        !self.is_confined()
+            && !self.has_default_environment()
+            && self
+                .load_project()
+                .is_ok_and(|p| p.environment.name.eq_ignore_ascii_case(&env.name))
+    }
+
+    /// The project file with `c` made in its `[environment]`, validated.
+    fn edited_environment(&self, c: &EnvironmentChanges) -> Result<toml_edit::DocumentMut> {
+        use toml_edit::{value, InlineTable};
+        let mut doc = self.edit_project()?;
+        let not_editable = || {
+            Error::invalid("the project file's `[environment]` must be a table to be edited here")
+        };
+        let env = doc
+            .get_mut("environment")
+            .and_then(|i| i.as_table_like_mut())
+            .ok_or_else(not_editable)?;
+        if let Some(n) = &c.rename {
+            env.insert("name", value(n.as_str()));
+        }
+        if let Some(r) = &c.region {
+            if r.is_empty() {
+                env.remove("region");
+            } else {
+                env.insert("region", value(r.as_str()));
+            }
+        }
+        if let Some(f) = c.output_format {
+            env.insert("output_format", value(f.extension()));
+        }
+        if let Some(n) = c.retention_runs {
+            env.insert("retention_runs", value(i64::from(n)));
+        }
+        let secrets = [
+            (
+                "account_key",
+                "account-key",
+                &c.account_key,
+                Some("sas_token"),
+            ),
+            ("sas_token", "sas-token", &c.sas_token, Some("account_key")),
+            ("client_secret", "client-secret", &c.client_secret, None),
+            ("access_key_id", "access-key-id", &c.access_key_id, None),
+            (
+                "secret_access_key",
+                "secret-access-key",
+                &c.secret_access_key,
+                None,
+            ),
+        ];
+        if secrets.iter().any(|(_, _, v, _)| v.is_some()) {
+            let storage = env
+                .get_mut("storage")
+                .and_then(|i| i.as_table_like_mut())
+                .ok_or_else(not_editable)?;
+            for (key, flag, given, replaces) in secrets {
+                let Some(given) = given else { continue };
+                let mut inline = InlineTable::new();
+                match parse_ref(flag, given)? {
+                    SecretRef::Env(v) => inline.insert("env", v.into()),
+                    SecretRef::File(p) => inline.insert("file", p.display().to_string().into()),
+                    SecretRef::Vault(n) => inline.insert("vault", n.into()),
+                };
+                storage.insert(key, value(inline));
+                if let Some(other) = replaces {
+                    storage.remove(other);
+                }
+            }
+        }
+        let mut text = doc.to_string();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        ProjectFile::parse(&text).context(
+            "the project file with these changes would not be valid; nothing was changed",
+        )?;
+        Ok(doc)
     }
 
     /// Every environment the actor may see.

@@ -145,7 +145,7 @@ impl App {
     }
 
     /// The project file as an editable document (comments and layout kept).
-    fn edit_project(&self) -> Result<toml_edit::DocumentMut> {
+    pub(crate) fn edit_project(&self) -> Result<toml_edit::DocumentMut> {
         let path = self.project_file();
         let text = self.read_project_file()?;
         // refuse to edit a file that is already invalid: its errors come first
@@ -174,7 +174,7 @@ impl App {
     }
 
     /// Validate the edited document and write it in place of the project file.
-    fn save_project(&self, doc: &toml_edit::DocumentMut) -> Result<String> {
+    pub(crate) fn save_project(&self, doc: &toml_edit::DocumentMut) -> Result<String> {
         let mut text = doc.to_string();
         if !text.ends_with('\n') {
             text.push('\n');

@@ -73,6 +73,37 @@ fn local_environment_lifecycle() {
     );
     assert!(ok(&p, &["env", "show"]).contains(&id));
     assert!(ok(&p, &["env", "list"]).contains("shop-demo"));
+
+    // `env update` edits the project file too, and stores it as the next revision
+    let out = ok(
+        &p,
+        &[
+            "env",
+            "update",
+            "shop-demo",
+            "--retention-runs",
+            "7",
+            "--region",
+            "westeurope",
+        ],
+    );
+    assert!(out.contains("retention: 5 -> 7 runs"), "{out}");
+    let toml = std::fs::read_to_string(p.join("lakecdp.toml")).unwrap();
+    assert!(
+        toml.contains("retention_runs = 7") && toml.contains("region = \"westeurope\""),
+        "{toml}"
+    );
+    assert!(ok(&p, &["apply"]).contains("up to date"));
+    assert!(ok(&p, &["diff"]).contains("is the applied revision"));
+    // a reference to a secret, never a value, and only for a storage that has one
+    user_error(
+        &p,
+        &["env", "update", "shop-demo", "--account-key", "env:KEY"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("lakecdp.toml")).unwrap(),
+        toml
+    );
     assert!(ok(&p, &["env", "check", "shop-demo"]).contains("4 passed, 0 failed"));
     let runs = ok(&p, &["runs"]);
     for process in ["env-create", "env-update", "env-check"] {
