@@ -738,12 +738,15 @@ impl Steps<'_> {
     async fn ingest(&self, source: &SourceSpec) -> Result<Option<u64>> {
         let catalog = self.app.catalog();
         let env = self.env;
-        let watermarks = catalog
-            .watermarks(env.id, &source.name)
-            .await?
-            .into_iter()
-            .map(|w| (w.table, w.hour))
+        let stored = catalog.watermarks(env.id, &source.name).await?;
+        let applied_at = stored
+            .iter()
+            .map(|w| (w.table.clone(), w.updated_at))
             .collect();
+        let watermarks = stored.into_iter().map(|w| (w.table, w.hour)).collect();
+        // what this load applies is what the listing shows from now on: a file written
+        // after this moment into an hour it applies is late for the next load
+        let listed_at = Utc::now();
         let options = IngestOptions {
             retention: env.retention_runs,
             force: self.request.force,
@@ -751,6 +754,7 @@ impl Steps<'_> {
             full: self.request.full,
             incremental_from: self.request.from,
             watermarks,
+            applied_at,
             ..IngestOptions::default()
         };
         let report = match ingest_source(self.lake, source, self.base_dir, &options).await {
@@ -767,6 +771,18 @@ impl Steps<'_> {
         let unchanged = report.unchanged;
         let written = report.tables.iter().map(|t| t.written).sum();
         for t in &report.tables {
+            let late = t.incremental.as_ref().map_or(&[][..], |i| &i.late[..]);
+            if !late.is_empty() {
+                let shown: Vec<&str> = late.iter().take(5).map(String::as_str).collect();
+                self.observer.event(&Event::Warning(format!(
+                    "table `{}.{}`: {} file(s) were written into hour folders already applied and were not loaded ({}{}); run `lakecdp refresh --full` (or `--full --from HOUR`) to load them",
+                    source.name,
+                    t.table,
+                    late.len(),
+                    shown.join(", "),
+                    if late.len() > shown.len() { ", ..." } else { "" }
+                )));
+            }
             if let Some(hour) = t.incremental.as_ref().and_then(|i| i.watermark) {
                 // the output is published: record what it applied (a lost write only
                 // makes the next load apply these hours again, which changes nothing)
@@ -776,7 +792,7 @@ impl Steps<'_> {
                         source: source.name.clone(),
                         table: t.table.clone(),
                         hour,
-                        updated_at: Utc::now(),
+                        updated_at: listed_at,
                     })
                     .await?;
             }

@@ -187,6 +187,51 @@ async fn hours_apply_once_and_in_order(format: PartitionFormat) {
         ["2:Bob v2", "3:Cy v2", "5:Eve v2", "6:Fay"]
     );
 
+    // 4b. a file written into hour 11 after the hours up to 12 were applied: reported as
+    // late and not loaded (later hours are already applied on top of its hour)
+    let applied = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    write(
+        &root,
+        &format!("{h11}/Upserts/late.csv"),
+        "Id,Name,Updated\n7,Gus,2026-11-23T11:30:00Z\n",
+    );
+    let applied_at = |t| HashMap::from([("Contacts".to_string(), t)]);
+    let late = load(
+        &lake,
+        dir.path(),
+        "2026-11-23T13:10:00Z",
+        Some(at("2026-11-23T12:00:00Z")),
+        |o| o.applied_at = applied_at(applied),
+    )
+    .await;
+    let inc = late.tables[0].incremental.as_ref().unwrap();
+    assert_eq!(inc.late.len(), 1, "{inc:?}");
+    assert!(inc.late[0].ends_with("late.csv"), "{inc:?}");
+    assert!(inc.hours.is_empty());
+    assert_eq!(
+        contents(&lake).await,
+        ["2:Bob v2", "3:Cy v2", "5:Eve v2", "6:Fay"]
+    );
+    // the load after the one that reported it does not report it again
+    let after = load(
+        &lake,
+        dir.path(),
+        "2026-11-23T13:20:00Z",
+        Some(at("2026-11-23T12:00:00Z")),
+        |o| {
+            o.applied_at = applied_at(chrono::Utc::now());
+            o.force = true;
+        },
+    )
+    .await;
+    assert!(after.tables[0]
+        .incremental
+        .as_ref()
+        .unwrap()
+        .late
+        .is_empty());
+
     // 5. a one-time full refresh from FullData, processing incremental files from 11:00
     let full = load(
         &lake,
@@ -207,10 +252,10 @@ async fn hours_apply_once_and_in_order(format: PartitionFormat) {
         [at("2026-11-23T11:00:00Z"), at("2026-11-23T12:00:00Z")]
     );
     // hour 10 is skipped: 3 and 4 keep their FullData rows; hour 11's delete of 2 is
-    // newer than the FullData row and now wins
+    // newer than the FullData row and now wins; the late file of hour 11 is loaded
     assert_eq!(
         contents(&lake).await,
-        ["3:Cy", "4:Dee", "5:Eve v2", "6:Fay"]
+        ["3:Cy", "4:Dee", "5:Eve v2", "6:Fay", "7:Gus"]
     );
     assert_eq!(t.read, t.written + t.corrupt + t.replaced + t.deleted);
 }

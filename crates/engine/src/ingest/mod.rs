@@ -77,6 +77,9 @@ pub struct IncrementalReport {
     pub watermark: Option<DateTime<Utc>>,
     /// Hour folders that had not ended yet, left for a later refresh.
     pub waiting: Vec<DateTime<Utc>>,
+    /// Files written into hour folders after those hours were applied: not loaded (a full
+    /// refresh loads them).
+    pub late: Vec<String>,
 }
 
 /// Where an incremental load starts.
@@ -139,6 +142,9 @@ pub struct IngestOptions {
     pub incremental_from: Option<DateTime<Utc>>,
     /// Per table name, the last hour folder already applied (from the catalog).
     pub watermarks: HashMap<String, DateTime<Utc>>,
+    /// Per table name, when its watermark was last set: files written into applied hours
+    /// after it are reported as late.
+    pub applied_at: HashMap<String, DateTime<Utc>>,
     /// The time hour folders are compared with (now when absent).
     pub now: Option<DateTime<Utc>>,
 }
@@ -152,6 +158,7 @@ impl Default for IngestOptions {
             full: false,
             incremental_from: None,
             watermarks: HashMap::new(),
+            applied_at: HashMap::new(),
             now: None,
         }
     }
@@ -397,9 +404,10 @@ fn incremental_load(
 ) -> Result<Load> {
     let latest = layout.change_of.last().map(|(h, _)| *h);
     let watermark = options.watermarks.get(&table.name).copied();
+    let applied_at = options.applied_at.get(&table.name).copied();
     let waiting = layout.waiting.clone();
     let entity = previous.and_then(|m| m.entity(&table.name));
-    let (base, base_files, base_roles, previous_format, layout) = match entity {
+    let (base, base_files, base_roles, previous_format, mut layout) = match entity {
         Some(entity) => {
             let folder = process.folder();
             let mut objects = Vec::new();
@@ -437,17 +445,18 @@ fn incremental_load(
                 files,
                 roles,
                 Some(format),
-                layout.since(watermark, None),
+                layout.since(watermark, None, applied_at),
             )
         }
         None => {
-            let mut layout = layout.since(None, options.incremental_from);
+            let mut layout = layout.since(None, options.incremental_from, None);
             let full = std::mem::replace(&mut layout.full, Fetched::empty());
             let roles = vec![Role::ROWS; full.files.len()];
             (Base::FullData, full, roles, None, layout)
         }
     };
     let hours = layout.hours();
+    let late = std::mem::take(&mut layout.late);
     let mut roles = base_roles;
     for (hour, kind) in &layout.change_of {
         let group = hours.iter().position(|h| h == hour).unwrap_or(0) as u32 + 1;
@@ -478,6 +487,7 @@ fn incremental_load(
             deletes: 0,
             watermark,
             waiting,
+            late,
         }),
     })
 }

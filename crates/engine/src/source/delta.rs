@@ -323,6 +323,7 @@ pub fn listing(table: &TableSpec, delta: &DeltaTable) -> Fetched {
         path: std::path::PathBuf::new(),
         name: table.location.clone(),
         version: format!("delta version {version}"),
+        modified: None,
     }])
 }
 

@@ -23,6 +23,8 @@ pub struct SourceFile {
     /// What identifies this version of the file: size and modification time locally,
     /// size and ETag remotely. Equal versions mean an unchanged file.
     pub version: String,
+    /// When the file was last written, where the listing says.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The files of a table. Listing is cheap; remote files are copied (streamed) into a
@@ -90,6 +92,7 @@ impl Fetched {
                 path,
                 name,
                 version,
+                modified: None,
             });
         }
         Ok(Self {
@@ -267,6 +270,10 @@ pub async fn list(
                         .display()
                         .to_string(),
                     version: local_version(&path),
+                    modified: std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .map(chrono::DateTime::<chrono::Utc>::from),
                     path,
                 })
                 .collect();
@@ -328,6 +335,7 @@ pub async fn list(
             path: local,
             name,
             version,
+            modified: Some(meta.last_modified),
         });
     }
     Ok(Fetched {

@@ -31,11 +31,38 @@ pub struct Layout {
     pub change_of: Vec<(DateTime<Utc>, ChangeKind)>,
     /// Hours with folders that have not ended yet (read by a later refresh).
     pub waiting: Vec<DateTime<Utc>>,
+    /// Files written into hour folders after those hours were applied (see
+    /// [`Layout::since`]): not loaded, reported.
+    pub late: Vec<String>,
 }
 
 impl Layout {
     /// Keep only the changes of hours after `after` (exclusive) and at or after `from`.
-    pub fn since(self, after: Option<DateTime<Utc>>, from: Option<DateTime<Utc>>) -> Self {
+    ///
+    /// `applied_at` is when the hours up to `after` were last applied: a file of such an
+    /// hour written later than that arrived after its hour was loaded (a late writer, a
+    /// replayed upload). It cannot be applied in its hour's place any more (later hours
+    /// are applied on top of it), so it is listed in [`Layout::late`] for the report;
+    /// a full refresh loads it. Each late file is reported by the one load that follows
+    /// its write. The comparison trusts the storage's clock against this host's.
+    pub fn since(
+        self,
+        after: Option<DateTime<Utc>>,
+        from: Option<DateTime<Utc>>,
+        applied_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        let late: Vec<String> = match (after, applied_at) {
+            (Some(after), Some(applied_at)) => self
+                .change_of
+                .iter()
+                .zip(&self.changes.files)
+                .filter(|((hour, _), file)| {
+                    *hour <= after && file.modified.is_some_and(|m| m > applied_at)
+                })
+                .map(|(_, file)| file.name.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
         let keep: Vec<usize> = self
             .change_of
             .iter()
@@ -51,6 +78,7 @@ impl Layout {
             changes: self.changes.select(&keep),
             change_of,
             waiting: self.waiting,
+            late,
         }
     }
 
@@ -99,6 +127,7 @@ pub async fn list_layout(
         changes: changes.select(&order),
         change_of: entries.iter().map(|e| (e.0, e.1)).collect(),
         waiting,
+        late: Vec::new(),
     })
 }
 
