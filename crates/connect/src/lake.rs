@@ -20,8 +20,10 @@
 //! `model.json` pointing at complete files. The new `model.json` points at the newest
 //! run's files of the tables it exported and keeps the entities of tables it did not
 //! export, as they were. On stores with compare-and-swap (Azure, S3) it is written
-//! conditionally on the version read and merged again when another run won, so two runs
-//! finishing together both keep their tables; on a local folder the last writer wins.
+//! conditionally on the version read and merged again when another run won; on a local
+//! folder the read, merge and write run under the lake's lock object
+//! `<ExportName>/model.json.lock` (gone once the run has finished). Either way two runs
+//! finishing together both keep their tables.
 
 use std::time::Instant;
 
@@ -29,12 +31,13 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use lakecdp_core::PartitionFormat;
+use lakecdp_core::{EnvironmentId, PartitionFormat};
 use lakecdp_lake::cdm::{
     cdm_time, cdm_type_of, Annotation, Attribute, Entity, FileFormatSettings, Model, Partition,
     ARROW_TYPE_ANNOTATION, MODEL_JSON,
 };
-use lakecdp_lake::StoreHandle;
+use lakecdp_lake::lock::LockObject;
+use lakecdp_lake::{Lake, StoreHandle};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -45,6 +48,13 @@ use crate::target::{
     BatchStream, CheckLine, ExportRun, ExportSummary, ExportTarget, TableExported,
 };
 
+/// How long a run may keep the `model.json` lock before it is presumed dead (a merge
+/// takes a read and a write).
+const MODEL_LOCK_EXPIRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a run waits for another run's merge of `model.json`.
+const MODEL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Bytes of CSV buffered before they are uploaded.
 const CHUNK_BYTES: usize = 1 << 20;
 
@@ -53,15 +63,17 @@ const CHUNK_BYTES: usize = 1 << 20;
 pub struct LakeTarget {
     store: StoreHandle,
     root: String,
+    environment: EnvironmentId,
 }
 
 impl LakeTarget {
     /// Exports of environment `environment_id` into `store`, under
     /// `CustomerInsights_<environmentId>/` of its container.
-    pub fn new(store: StoreHandle, environment_id: impl std::fmt::Display) -> Self {
+    pub fn new(store: StoreHandle, environment_id: EnvironmentId) -> Self {
         Self {
             store,
             root: format!("CustomerInsights_{environment_id}"),
+            environment: environment_id,
         }
     }
 
@@ -369,7 +381,7 @@ impl ExportRun for LakeRun {
     }
 
     async fn finish(self: Box<Self>) -> Result<ExportSummary> {
-        let mut model = self.model;
+        let mut model = self.model.clone();
         model.modified_time = Some(cdm_time(Utc::now()));
         model.annotations.push(Annotation {
             name: "lakecdp:exportTime".into(),
@@ -383,9 +395,58 @@ impl ExportRun for LakeRun {
         // compare-and-swap, a run that finished meanwhile is merged in, never lost
         let path = self.target.path(&relative);
         let conditional = self.target.store.capabilities.conditional_update;
+        // without compare-and-swap, one run at a time reads, merges and writes
+        let guard = if conditional {
+            None
+        } else {
+            let folder = self.target.export_folder(&self.export_name);
+            let lake = Lake::at_folder(&self.target.store, &folder, self.target.environment);
+            let lock = LockObject::new(&lake, format!("{MODEL_JSON}.lock"), MODEL_LOCK_EXPIRY);
+            let owner = format!("export `{}`", self.export_name);
+            match lock.acquire(&owner, MODEL_LOCK_WAIT).await? {
+                Some(guard) => Some(guard),
+                None => {
+                    return Err(Error::Lake(lakecdp_lake::Error::Locked {
+                        path: format!("{folder}/{MODEL_JSON}.lock"),
+                    }))
+                }
+            }
+        };
+        let written = self
+            .write_model(&model, &relative, &path, conditional)
+            .await;
+        if let Some(guard) = guard {
+            if let Err(e) = guard.release().await {
+                // stale after its expiry, and then broken by the next run
+                tracing::warn!(error = %e, "the export's model.json lock could not be released");
+            }
+        }
+        written?;
+        Ok(ExportSummary {
+            export_name: self.export_name.clone(),
+            destination: self
+                .target
+                .url(&self.target.export_folder(&self.export_name)),
+            tables: self.tables,
+            elapsed: self.started.elapsed(),
+        })
+    }
+}
+
+impl LakeRun {
+    /// Read `model.json`, merge in the entities of tables this run did not export, and
+    /// write it: conditionally where the store can (again when another run won), else
+    /// plainly (the caller holds the lock).
+    async fn write_model(
+        &self,
+        model: &Model,
+        relative: &str,
+        path: &Path,
+        conditional: bool,
+    ) -> Result<()> {
         let mut attempts = 0;
         loop {
-            let (previous, version) = self.target.read_model_versioned(&relative).await?;
+            let (previous, version) = self.target.read_model_versioned(relative).await?;
             let mut merged = model.clone();
             if let Some(previous) = previous {
                 for e in previous.entities {
@@ -404,27 +465,19 @@ impl ExportRun for LakeRun {
                 .store
                 .store
                 .put_opts(
-                    &path,
+                    path,
                     PutPayload::from(merged.to_json()),
                     PutOptions::from(mode),
                 )
                 .await
             {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(
                     object_store::Error::Precondition { .. }
                     | object_store::Error::AlreadyExists { .. },
                 ) if attempts < 10 => attempts += 1,
-                Err(e) => return Err(self.target.store_error(MODEL_JSON, &relative, e)),
+                Err(e) => return Err(self.target.store_error(MODEL_JSON, relative, e)),
             }
         }
-        Ok(ExportSummary {
-            export_name: self.export_name.clone(),
-            destination: self
-                .target
-                .url(&self.target.export_folder(&self.export_name)),
-            tables: self.tables,
-            elapsed: self.started.elapsed(),
-        })
     }
 }

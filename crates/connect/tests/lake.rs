@@ -305,6 +305,11 @@ async fn concurrent_runs_keep_both_tables(f: Fixture) {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_concurrent_runs_keep_both_tables() {
+    concurrent_runs_keep_both_tables(local()).await;
+}
+
 #[tokio::test]
 async fn s3_concurrent_runs_keep_both_tables() {
     concurrent_runs_keep_both_tables(s3().await).await;

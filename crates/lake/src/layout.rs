@@ -85,6 +85,25 @@ impl Lake {
         self.fence.as_deref()
     }
 
+    /// The lake of environment `env` rooted at `folder` of the container (relative,
+    /// `/`-separated) rather than at the environment's own folder: for writers that keep
+    /// another layout, such as exports into a lake, and use its lock objects.
+    pub fn at_folder(handle: &StoreHandle, folder: &str, env: EnvironmentId) -> Self {
+        let parts: Vec<&str> = folder.split('/').filter(|s| !s.is_empty()).collect();
+        let root = parts
+            .iter()
+            .fold(handle.container.clone(), |p, part| p.join(*part));
+        Self {
+            store: handle.store.clone(),
+            root,
+            env,
+            capabilities: handle.capabilities,
+            base_url: format!("{}/{}", handle.base_url, parts.join("/")),
+            format: PartitionFormat::Csv,
+            fence: None,
+        }
+    }
+
     /// The same lake, writing partitions in `format`.
     pub fn with_format(mut self, format: PartitionFormat) -> Self {
         self.format = format;
