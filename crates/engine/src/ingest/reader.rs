@@ -15,8 +15,10 @@ use lakecdp_core::{ColumnSpec, SourceAccess, SourceFormat, TableSpec};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::convert::{self, Converter};
+use super::corrupt::CorruptSink;
+use super::csv::{self, Limits, Scanner};
 use super::keys::{KeyIndex, Updated, UpdatedColumn};
-use super::records::{self, CsvTokenizer, Dialect, Record};
+use super::records::{self, Dialect, Record};
 use super::{CorruptRow, Progress, BATCH_ROWS};
 use crate::source::SourceFile;
 use crate::{Error, Result};
@@ -61,7 +63,6 @@ pub(super) struct PreviousFormat {
 #[derive(Debug, Default)]
 pub(super) struct Routed {
     pub read: u64,
-    pub corrupt: Vec<CorruptRow>,
     pub replaced: u64,
     pub deleted: u64,
     /// Records read from the base (group 0), from upserts and from deletes.
@@ -85,6 +86,99 @@ pub(super) struct TableReader {
     /// they are).
     pub access: Option<SourceAccess>,
     pub project_dir: PathBuf,
+    pub limits: Limits,
+}
+
+/// The dialect of a table's CSV files.
+pub(super) fn dialect_of(table: &TableSpec) -> Dialect {
+    let csv = table.csv.clone().unwrap_or_default();
+    Dialect {
+        delimiter: csv.delimiter.as_bytes().first().copied().unwrap_or(b','),
+        quote: csv.quote.as_bytes().first().copied().unwrap_or(b'"'),
+        escape: csv
+            .escape
+            .as_ref()
+            .and_then(|e| e.as_bytes().first().copied()),
+        encoding: csv.encoding,
+    }
+}
+
+/// Why the header of a CSV file cannot be used (too long or too wide), read within the
+/// limits; `None` when it can, or when the table's files have no header.
+pub(super) fn unusable_header(
+    table: &TableSpec,
+    path: &std::path::Path,
+    limits: &Limits,
+) -> Result<Option<String>> {
+    if table.format != SourceFormat::Csv || !table.csv.clone().unwrap_or_default().header {
+        return Ok(None);
+    }
+    let dialect = dialect_of(table);
+    let file = File::open(path)
+        .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))?;
+    let mut scanner = Scanner::new(file, dialect.clone(), limits.max_record_bytes, 1 << 16);
+    let chunk = scanner
+        .next_chunk(1)
+        .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))?;
+    let Some(chunk) = chunk else { return Ok(None) };
+    let Some(span) = chunk.spans.first() else {
+        return Ok(None);
+    };
+    Ok(
+        match csv::header_names(
+            &chunk.bytes[span.start..span.end],
+            span.kind,
+            &dialect,
+            limits.max_record_bytes,
+            limits.max_columns,
+        ) {
+            Err(Ok(why)) => Some(why),
+            _ => None,
+        },
+    )
+}
+
+/// Read one line into `buf` (with its line end); returns the length of the line
+/// without its `\n`, `None` at the end of the input. Of a line longer than `limit` only
+/// the first bytes are kept.
+fn read_line(
+    r: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut total = 0usize;
+    let mut ended = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            break;
+        }
+        let (take, done) = match memchr::memchr(b'\n', avail) {
+            Some(k) => (k + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = limit.saturating_add(2).saturating_sub(buf.len());
+        buf.extend_from_slice(&avail[..take.min(room)]);
+        total += take;
+        r.consume(take);
+        if done {
+            ended = true;
+            break;
+        }
+    }
+    if total == 0 {
+        return Ok(None);
+    }
+    let length = total - usize::from(ended);
+    if length > limit {
+        buf.truncate(limit.min(csv::RAW_PREFIX));
+    }
+    Ok(Some(length))
 }
 
 impl TableReader {
@@ -115,6 +209,10 @@ impl TableReader {
                     && Some(&c.name) != self.table.primary_key.as_ref()
                     && Some(&c.name) != self.table.last_updated.as_ref()
             };
+            if self.table.format == SourceFormat::Csv {
+                read += self.read_csv(file_idx, path, &optional, &mut f)?;
+                continue;
+            }
             let mut records: Vec<Record> = Vec::with_capacity(BATCH_ROWS);
             let mut broken = Vec::new();
             let mut flush =
@@ -148,99 +246,43 @@ impl TableReader {
                     .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))
             };
             match self.table.format {
-                SourceFormat::Csv => {
-                    let csv = self.table.csv.clone().unwrap_or_default();
-                    let dialect = Dialect {
-                        delimiter: csv.delimiter.as_bytes().first().copied().unwrap_or(b','),
-                        quote: csv.quote.as_bytes().first().copied().unwrap_or(b'"'),
-                        escape: csv
-                            .escape
-                            .as_ref()
-                            .and_then(|e| e.as_bytes().first().copied()),
-                        encoding: csv.encoding,
-                    };
-                    let mut tok =
-                        CsvTokenizer::new(BufReader::with_capacity(1 << 20, open()?), dialect);
-                    let io = |e: std::io::Error| {
-                        Error::Source(format!("cannot read {}: {e}", path.display()))
-                    };
-                    let (positions, expected) = if csv.header {
-                        let header = tok.next_record().map_err(io)?;
-                        let names = match header.map(|h| h.fields) {
-                            Some(Ok(names)) => names,
-                            Some(Err(e)) => {
-                                return Err(Error::Source(format!(
-                                    "{}: the header line is malformed: {e}",
-                                    path.display()
-                                )))
-                            }
-                            None => Vec::new(),
-                        };
-                        let mut positions = Vec::new();
-                        for c in &self.columns {
-                            let pos = names.iter().position(|n| n.trim() == c.name);
-                            if pos.is_none() && !optional(c) {
-                                return Err(Error::Source(format!(
-                                    "{}: the header has no column `{}` (it has: {})",
-                                    path.display(),
-                                    c.name,
-                                    names.join(", ")
-                                )));
-                            }
-                            positions.push(pos);
-                        }
-                        (positions, names.len())
-                    } else {
-                        (
-                            (0..self.columns.len()).map(Some).collect(),
-                            self.columns.len(),
-                        )
-                    };
-                    while let Some(rec) = tok.next_record().map_err(io)? {
-                        let item = match rec.fields {
-                            Err(reason) => Err(records::Corrupt {
-                                line: rec.line,
-                                raw: rec.raw,
-                                reason,
-                            }),
-                            Ok(fields) if fields.len() != expected => Err(records::Corrupt {
-                                line: rec.line,
-                                raw: rec.raw,
-                                reason: format!(
-                                    "wrong number of fields: expected {expected}, found {}",
-                                    fields.len()
-                                ),
-                            }),
-                            Ok(mut fields) => Ok(Record {
-                                line: rec.line,
-                                raw: rec.raw,
-                                // each field moves to its column (a column reads one field)
-                                fields: positions
-                                    .iter()
-                                    .map(|p| p.and_then(|p| fields.get_mut(p).map(std::mem::take)))
-                                    .collect(),
-                            }),
-                        };
-                        push(item, &mut records, &mut broken)?;
-                    }
-                }
                 SourceFormat::Jsonl => {
                     let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-                    let reader = BufReader::with_capacity(1 << 20, open()?);
-                    for (i, line) in reader.split(b'\n').enumerate() {
-                        let line = line.map_err(|e| {
+                    let mut reader = BufReader::with_capacity(1 << 20, open()?);
+                    let limit = self.limits.max_record_bytes;
+                    let mut line = Vec::new();
+                    let mut n = 0u64;
+                    loop {
+                        let length = read_line(&mut reader, &mut line, limit).map_err(|e| {
                             Error::Source(format!("cannot read {}: {e}", path.display()))
                         })?;
-                        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-                        if line.iter().all(u8::is_ascii_whitespace) {
+                        let Some(length) = length else { break };
+                        n += 1;
+                        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                        let text = text.strip_suffix(b"\r").unwrap_or(text);
+                        if length > limit {
+                            push(
+                                Err(records::Corrupt {
+                                    line: n,
+                                    raw: String::from_utf8_lossy(text).into_owned(),
+                                    reason: format!(
+                                        "record too long: a line of {length} bytes, more than the limit of {limit} (the raw text is its first {} bytes)",
+                                        text.len()
+                                    ),
+                                }),
+                                &mut records,
+                                &mut broken,
+                            )?;
                             continue;
                         }
-                        let n = i as u64 + 1;
-                        let item = match std::str::from_utf8(line) {
+                        if text.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        let item = match std::str::from_utf8(text) {
                             Ok(text) => records::json_record(n, text, &names),
                             Err(_) => Err(records::Corrupt {
                                 line: n,
-                                raw: String::from_utf8_lossy(line).into_owned(),
+                                raw: String::from_utf8_lossy(text).into_owned(),
                                 reason: "not valid UTF-8".into(),
                             }),
                         };
@@ -340,6 +382,205 @@ impl TableReader {
         Ok(read)
     }
 
+    /// Read a CSV file: a scanning thread cuts it into chunks of whole records, workers
+    /// tokenise and convert the chunks, and `f` gets the batches in the file's order.
+    fn read_csv(
+        &self,
+        file_idx: usize,
+        path: &std::path::Path,
+        optional: &dyn Fn(&ColumnSpec) -> bool,
+        f: &mut impl FnMut(usize, convert::Converted) -> Result<()>,
+    ) -> Result<u64> {
+        let csv = self.table.csv.clone().unwrap_or_default();
+        let dialect = dialect_of(&self.table);
+        let io = |e: std::io::Error| Error::Source(format!("cannot read {}: {e}", path.display()));
+        let file = File::open(path).map_err(io)?;
+        let limits = self.limits;
+        let mut scanner = Scanner::new(
+            file,
+            dialect.clone(),
+            limits.max_record_bytes,
+            limits.chunk_bytes,
+        );
+        let mut read = 0u64;
+        let mut unreadable = None;
+        let (positions, expected) = if csv.header {
+            let chunk = scanner.next_chunk(1).map_err(io)?;
+            let header = chunk
+                .as_ref()
+                .and_then(|c| c.spans.first().map(|s| (c, *s)));
+            let names = match header {
+                None => Vec::new(),
+                Some((chunk, span)) => {
+                    let rec = &chunk.bytes[span.start..span.end];
+                    match csv::header_names(
+                        rec,
+                        span.kind,
+                        &dialect,
+                        limits.max_record_bytes,
+                        limits.max_columns,
+                    ) {
+                        Ok(names) => names,
+                        Err(Err(e)) => {
+                            return Err(Error::Source(format!(
+                                "{}: the header line is malformed: {e}",
+                                path.display()
+                            )))
+                        }
+                        Err(Ok(why)) => {
+                            // the header is one corrupt row; so is every record after it
+                            read += 1;
+                            self.progress.advance(1, rec.len() as u64 + 1);
+                            f(
+                                file_idx,
+                                convert::Converted {
+                                    batch: RecordBatch::new_empty(self.converter.schema().clone()),
+                                    lines: Vec::new(),
+                                    corrupt: vec![records::Corrupt {
+                                        line: span.line,
+                                        raw: String::from_utf8_lossy(rec).into_owned(),
+                                        reason: why.clone(),
+                                    }],
+                                },
+                            )?;
+                            unreadable = Some(format!(
+                                "no usable header: line {} of the file is set aside ({})",
+                                span.line,
+                                why.split(';').next().unwrap_or(&why)
+                            ));
+                            Vec::new()
+                        }
+                    }
+                }
+            };
+            let mut positions = Vec::new();
+            for c in &self.columns {
+                let pos = names.iter().position(|n| *n == c.name);
+                if pos.is_none() && !optional(c) && unreadable.is_none() {
+                    return Err(Error::Source(format!(
+                        "{}: the header has no column `{}` (it has: {})",
+                        path.display(),
+                        c.name,
+                        names.join(", ")
+                    )));
+                }
+                positions.push(pos);
+            }
+            (positions, names.len())
+        } else {
+            (
+                (0..self.columns.len()).map(Some).collect::<Vec<_>>(),
+                self.columns.len(),
+            )
+        };
+        let mut column_of = vec![None; expected];
+        let mut absent = Vec::new();
+        for (c, p) in positions.iter().enumerate() {
+            match p {
+                Some(p) => {
+                    if let Some(slot) = column_of.get_mut(*p) {
+                        // a column reads one field: the first of its name
+                        if slot.is_none() {
+                            *slot = Some(c);
+                        }
+                    }
+                }
+                None => absent.push(c),
+            }
+        }
+        let layout = csv::Layout {
+            dialect,
+            column_of,
+            absent,
+            expected,
+            max_fields: limits.max_columns.max(expected + 1),
+            limit: limits.max_record_bytes,
+            null_markers: self
+                .converter
+                .null_markers()
+                .iter()
+                .map(|m| m.as_bytes().to_vec())
+                .collect(),
+            converter: &self.converter,
+            unreadable,
+        };
+        let workers = limits.workers.max(1);
+        type Done = (u64, Result<Vec<convert::Converted>>, u64, u64);
+        let scanned = std::thread::scope(|s| -> Result<()> {
+            let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(u64, csv::Chunk)>(workers);
+            let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+            let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Done>(workers * 2);
+            // chunks between the scan and the batches handed on: memory stays bounded
+            // even when one chunk takes long to convert
+            let in_flight = workers * 2 + 2;
+            let (token_tx, token_rx) = std::sync::mpsc::sync_channel::<()>(in_flight);
+            for _ in 0..in_flight {
+                let _ = token_tx.send(());
+            }
+            let scan = s.spawn(move || -> std::io::Result<()> {
+                let mut seq = 0u64;
+                while token_rx.recv().is_ok() {
+                    let Some(chunk) = scanner.next_chunk(usize::MAX)? else {
+                        break;
+                    };
+                    if work_tx.send((seq, chunk)).is_err() {
+                        break;
+                    }
+                    seq += 1;
+                }
+                Ok(())
+            });
+            for _ in 0..workers {
+                let done_tx = done_tx.clone();
+                let work_rx = work_rx.clone();
+                let layout = &layout;
+                s.spawn(move || loop {
+                    let next = match work_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((seq, chunk)) = next else { break };
+                    let records = chunk.spans.len() as u64;
+                    let bytes = chunk.bytes.len() as u64;
+                    let out = csv::convert_chunk(&chunk, layout, BATCH_ROWS);
+                    drop(chunk);
+                    if done_tx.send((seq, out, records, bytes)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(work_rx);
+            drop(done_tx);
+            let mut pending = std::collections::BTreeMap::new();
+            let mut next = 0u64;
+            let mut failed = Ok(());
+            'receive: for done in done_rx.iter() {
+                pending.insert(done.0, done);
+                while let Some((_, out, records, bytes)) = pending.remove(&next) {
+                    next += 1;
+                    let _ = token_tx.send(());
+                    read += records;
+                    self.progress.advance(records, bytes);
+                    let sent = out
+                        .and_then(|batches| batches.into_iter().try_for_each(|c| f(file_idx, c)));
+                    if let Err(e) = sent {
+                        failed = Err(e);
+                        break 'receive;
+                    }
+                }
+            }
+            drop(done_rx);
+            drop(token_tx);
+            let scanned = scan
+                .join()
+                .map_err(|_| Error::Internal("the CSV scan stopped unexpectedly".into()))?;
+            failed?;
+            scanned.map_err(io)
+        });
+        scanned?;
+        Ok(read)
+    }
+
     /// Read a partition of the table's previous output as it is, in batches aligned to
     /// the converter's schema (columns by name; a column added since is null).
     fn read_previous(
@@ -435,12 +676,13 @@ impl TableReader {
         Ok(index)
     }
 
-    /// Pass 2: send the valid rows that win their key (deletes that win remove it);
-    /// return the counts and the corrupt rows.
+    /// Pass 2: send the valid rows that win their key (deletes that win remove it),
+    /// and the corrupt rows to `sink` as they are found; return the counts.
     pub(super) fn route(
         &self,
         winners: Option<&KeyIndex>,
         tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
+        sink: &mut CorruptSink,
     ) -> Result<Routed> {
         let mut routed = Routed::default();
         let mut corrupt = Vec::new();
@@ -456,7 +698,6 @@ impl TableReader {
             }
             for c in converted.corrupt {
                 corrupt.push(CorruptRow {
-                    file_index: file_idx,
                     file: file.clone(), line: c.line, raw: c.raw, reason: c.reason });
             }
             let mut batch = converted.batch;
@@ -491,7 +732,6 @@ impl TableReader {
                             None => "the last read".into(),
                         };
                         corrupt.push(CorruptRow {
-                    file_index: file_idx,
                     file: file.clone(),
                             line: *line,
                             raw: row_text(&batch, i),
@@ -507,13 +747,16 @@ impl TableReader {
                 let keep = BooleanArray::from(vec![false; batch.num_rows()]);
                 batch = filter_record_batch(&batch, &keep)?;
             }
+            corrupt.sort_by_key(|c: &CorruptRow| c.line);
+            for c in corrupt.drain(..) {
+                sink.push(c)?;
+            }
             if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
                 return Err(Error::Internal("the writer stopped reading".into()));
             }
             Ok(())
         })?;
         routed.read = read;
-        routed.corrupt = corrupt;
         Ok(routed)
     }
 }
