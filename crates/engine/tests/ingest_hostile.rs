@@ -385,3 +385,38 @@ async fn garbage_never_panics_and_every_record_is_accounted_for() {
         }
     }
 }
+
+/// Counts the passes of a load and the records they advance by.
+#[derive(Default)]
+struct Passes(std::sync::Mutex<Vec<(u8, u64, u64)>>);
+
+impl lakecdp_engine::ingest::Progress for Passes {
+    fn start(&self, _: &str, pass: u8, bytes: u64) {
+        self.0.lock().unwrap().push((pass, bytes, 0));
+    }
+    fn advance(&self, records: u64, _: u64) {
+        if let Some(last) = self.0.lock().unwrap().last_mut() {
+            last.2 += records;
+        }
+    }
+    fn finish(&self) {}
+}
+
+#[tokio::test]
+async fn a_keyed_load_reads_its_files_once() {
+    let bytes = orders_bytes();
+    let passes = std::sync::Arc::new(Passes::default());
+    let options = IngestOptions {
+        progress: passes.clone(),
+        split_bytes: 16,
+        ..IngestOptions::default()
+    };
+    let (_dir, _lake, t) = load(&[("orders.csv", &bytes)], orders_table(), options).await;
+    assert_eq!((t.read, t.written, t.corrupt), (14, 3, 11), "{t:?}");
+    let passes = passes.0.lock().unwrap().clone();
+    // pass 1 reads the file; pass 2 routes the rows kept on local disk
+    assert_eq!(passes.len(), 2, "{passes:?}");
+    assert_eq!(passes[0], (1, bytes.len() as u64, 14));
+    assert_eq!((passes[1].0, passes[1].2), (2, 14));
+    assert!(passes[1].1 > 0);
+}

@@ -1,6 +1,8 @@
 //! Typed batches from text records: values are cast with Arrow's cast kernels (the
-//! ones DataFusion uses); a record with a value that does not fit its column's type, or
-//! without its primary key, goes to the corrupt rows with the column, value and type.
+//! ones DataFusion uses); a record with a value that does not fit its column's type
+//! (a date or datetime outside years 1 to 9999, which readers refuse, and a decimal that
+//! would lose digits included), or without its primary key, goes to the corrupt rows
+//! with the column, value and type.
 
 use std::sync::Arc;
 

@@ -11,8 +11,9 @@
 //! than [`IngestOptions::max_columns`] is one corrupt row, not unbounded memory.
 //!
 //! Duplicate primary keys within one load keep the row with the latest last-updated
-//! value (ties and tables without one: the last row read); this takes two passes over
-//! the files, the first of which keeps only the keys.
+//! value (ties and tables without one: the last row read). The files are read once: a
+//! keyed load keeps its converted batches in a local spill file while it learns which
+//! row wins each key, then routes the spilled batches.
 
 pub mod convert;
 mod corrupt;
@@ -109,8 +110,9 @@ pub struct SourceReport {
 
 /// Receives the progress of a load; called from the loading threads.
 pub trait Progress: Send + Sync {
-    /// A pass over a table's files begins: pass 1 reads the keys (tables with a primary
-    /// key), pass 2 loads; `bytes` is the size of the files.
+    /// A pass begins: pass 1 reads a table's files (`bytes`: their size); tables with a
+    /// primary key then route the rows they kept on local disk in pass 2 (`bytes`: the
+    /// size of the spill file).
     fn start(&self, table: &str, pass: u8, bytes: u64);
     /// More records were read.
     fn advance(&self, records: u64, bytes: u64);
@@ -601,26 +603,19 @@ async fn ingest_table(
         limits,
     };
 
-    // Pass 1: which row wins each primary key.
+    // One pass over the files; a keyed load keeps its batches on local disk until it
+    // knows which row wins each key, then routes them.
     let reader = Arc::new(reader);
-    let winners = if reader.converter.primary_key().is_some() {
-        let r = reader.clone();
-        Some(Arc::new(
-            tokio::task::spawn_blocking(move || r.winners())
-                .await
-                .map_err(join_error)??,
-        ))
-    } else {
-        None
-    };
-
-    // Pass 2: route every record; valid batches stream into the writer.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, String>>(4);
     let r = reader.clone();
     let producer = tokio::task::spawn_blocking(move || {
         let mut sink = corrupt::CorruptSink::new();
-        r.route(winners.as_deref(), &tx, &mut sink)
-            .map(|routed| (routed, sink))
+        let routed = if r.converter.primary_key().is_some() {
+            r.load_keyed(&tx, &mut sink)
+        } else {
+            r.route(&tx, &mut sink)
+        };
+        routed.map(|routed| (routed, sink))
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let written = writer

@@ -1,15 +1,18 @@
-//! Reading a table's files record by record: CSV, JSON Lines and Parquet sources through
-//! the converter, the table's previous output (incremental loads) as it is; and the two
-//! passes of a load (which row wins each key, then routing every row).
+//! Reading a table's files: CSV in chunks of whole records tokenised and converted on
+//! every core (handed on in the file's order), JSON Lines and Parquet record by record
+//! through the converter, the table's previous output (incremental loads) as it is; and
+//! the two passes of a load (which row wins each key, then routing every row).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, StringArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use lakecdp_core::{ColumnSpec, SourceAccess, SourceFormat, TableSpec};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -648,117 +651,322 @@ impl TableReader {
         Ok(row)
     }
 
-    /// Pass 1: for each primary key, the position of the row that wins.
-    pub(super) fn winners(&self) -> Result<KeyIndex> {
-        let mut index = KeyIndex::new();
-        let Some(pk) = self.converter.primary_key() else {
-            return Ok(index);
+    /// Offer the valid rows of a converted batch to the key index.
+    fn offer(
+        &self,
+        index: &mut KeyIndex,
+        pk: usize,
+        file_idx: usize,
+        converted: &convert::Converted,
+    ) -> Result<()> {
+        let keys = cast(converted.batch.column(pk), &DataType::Utf8)?;
+        let keys = keys
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::Internal("keys are not text".into()))?;
+        let updated = match self.last_updated {
+            Some(c) => Some(UpdatedColumn::new(converted.batch.column(c))?),
+            None => None,
         };
-        self.for_each(1, |file_idx, converted| {
-            let keys = cast(converted.batch.column(pk), &DataType::Utf8)?;
-            let keys = keys
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| Error::Internal("keys are not text".into()))?;
-            let updated = match self.last_updated {
-                Some(c) => Some(UpdatedColumn::new(converted.batch.column(c))?),
-                None => None,
+        for (i, line) in converted.lines.iter().enumerate() {
+            let value = match &updated {
+                Some(u) => u.value(i)?,
+                None => Updated::Null,
             };
-            for (i, line) in converted.lines.iter().enumerate() {
-                let value = match &updated {
-                    Some(u) => u.value(i)?,
-                    None => Updated::Null,
-                };
-                index.offer(keys.value(i), value, (file_idx, *line));
-            }
-            Ok(())
-        })?;
-        Ok(index)
+            index.offer(keys.value(i), value, (file_idx, *line));
+        }
+        Ok(())
     }
 
-    /// Pass 2: send the valid rows that win their key (deletes that win remove it),
-    /// and the corrupt rows to `sink` as they are found; return the counts.
+    /// A keyed load in one pass over the files: every converted batch goes to a local
+    /// spill file while the key index learns which row wins each key; then the spill is
+    /// routed (valid rows that win their key to `tx`, corrupt rows to `sink`).
+    pub(super) fn load_keyed(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
+        sink: &mut CorruptSink,
+    ) -> Result<Routed> {
+        let pk = self
+            .converter
+            .primary_key()
+            .ok_or_else(|| Error::Internal("a keyed load without a key".into()))?;
+        let mut index = KeyIndex::new();
+        let mut spill = Spill::new(self.converter.schema().clone())?;
+        let read = self.for_each(1, |file_idx, converted| {
+            self.offer(&mut index, pk, file_idx, &converted)?;
+            spill.write(file_idx, converted)
+        })?;
+        let (bytes, batches) = spill.finish()?;
+        self.progress.start(&self.label, 2, bytes);
+        let mut routed = Routed::default();
+        for item in batches {
+            let (file_idx, converted) = item?;
+            let records = (converted.lines.len() + converted.corrupt.len()) as u64;
+            self.route_batch(file_idx, converted, Some(&index), tx, sink, &mut routed)?;
+            self.progress.advance(records, 0);
+        }
+        self.progress.finish();
+        routed.read = read;
+        Ok(routed)
+    }
+
+    /// Send the valid rows of a load without a primary key, and the corrupt rows to
+    /// `sink` as they are found; return the counts.
     pub(super) fn route(
         &self,
-        winners: Option<&KeyIndex>,
         tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
         sink: &mut CorruptSink,
     ) -> Result<Routed> {
         let mut routed = Routed::default();
-        let mut corrupt = Vec::new();
-        let lu_name = self.table.last_updated.clone();
-        let read = self.for_each(2, |file_idx, converted| {
-            let file = self.files[file_idx].name.clone();
-            let role = self.roles.get(file_idx).copied().unwrap_or(Role::ROWS);
-            let records = (converted.lines.len() + converted.corrupt.len()) as u64;
-            match role.kind {
-                _ if role.group == 0 => routed.base += records,
-                FileKind::Deletes => routed.deletes += records,
-                _ => routed.upserts += records,
-            }
-            for c in converted.corrupt {
-                corrupt.push(CorruptRow {
-                    file: file.clone(), line: c.line, raw: c.raw, reason: c.reason });
-            }
-            let mut batch = converted.batch;
-            if let (Some(winners), Some(pk)) = (winners, self.converter.primary_key()) {
-                let keys = cast(batch.column(pk), &DataType::Utf8)?;
-                let keys = keys.as_any().downcast_ref::<StringArray>().ok_or_else(|| Error::Internal("keys are not text".into()))?;
-                let mut keep = Vec::with_capacity(batch.num_rows());
-                for (i, line) in converted.lines.iter().enumerate() {
-                    let key = keys.value(i);
-                    let winner = winners.winner(key);
-                    let wins = winner == Some((file_idx, *line));
-                    let winner_role = winner
-                        .map(|(f, _)| self.roles.get(f).copied().unwrap_or(Role::ROWS));
-                    if wins && role.kind == FileKind::Deletes {
-                        routed.deleted += 1;
-                        keep.push(false);
-                        continue;
-                    }
-                    if !wins && winner_role.is_some_and(|w| w != role) {
-                        // a later change replaced or deleted this row: not a duplicate
-                        routed.replaced += 1;
-                        keep.push(false);
-                        continue;
-                    }
-                    if !wins {
-                        let kept = match winner {
-                            Some((f, l)) => format!("{}:{l}", self.files[f].name),
-                            None => "another row".into(),
-                        };
-                        let rule = match &lu_name {
-                            Some(lu) => format!("the latest `{lu}`, or the last read on a tie"),
-                            None => "the last read".into(),
-                        };
-                        corrupt.push(CorruptRow {
-                    file: file.clone(),
-                            line: *line,
-                            raw: row_text(&batch, i),
-                            reason: format!("duplicate primary key: `{key}` appears again; kept the row at {kept} ({rule})"),
-                        });
-                    }
-                    keep.push(wins);
-                }
-                batch = filter_record_batch(&batch, &BooleanArray::from(keep))?;
-            }
-            if role.kind == FileKind::Deletes {
-                // a delete that lost or had no key: its rows never reach the table
-                let keep = BooleanArray::from(vec![false; batch.num_rows()]);
-                batch = filter_record_batch(&batch, &keep)?;
-            }
-            corrupt.sort_by_key(|c: &CorruptRow| c.line);
-            for c in corrupt.drain(..) {
-                sink.push(c)?;
-            }
-            if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
-                return Err(Error::Internal("the writer stopped reading".into()));
-            }
-            Ok(())
+        let read = self.for_each(1, |file_idx, converted| {
+            self.route_batch(file_idx, converted, None, tx, sink, &mut routed)
         })?;
         routed.read = read;
         Ok(routed)
     }
+
+    /// Route one converted batch: the valid rows that win their key go to `tx` (deletes
+    /// that win remove it), the corrupt rows and the rows that lost to `sink`.
+    fn route_batch(
+        &self,
+        file_idx: usize,
+        converted: convert::Converted,
+        winners: Option<&KeyIndex>,
+        tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
+        sink: &mut CorruptSink,
+        routed: &mut Routed,
+    ) -> Result<()> {
+        let lu_name = &self.table.last_updated;
+        let mut corrupt = Vec::new();
+        let file = self
+            .files
+            .get(file_idx)
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        let role = self.roles.get(file_idx).copied().unwrap_or(Role::ROWS);
+        let records = (converted.lines.len() + converted.corrupt.len()) as u64;
+        match role.kind {
+            _ if role.group == 0 => routed.base += records,
+            FileKind::Deletes => routed.deletes += records,
+            _ => routed.upserts += records,
+        }
+        for c in converted.corrupt {
+            corrupt.push(CorruptRow {
+                file: file.clone(),
+                line: c.line,
+                raw: c.raw,
+                reason: c.reason,
+            });
+        }
+        let mut batch = converted.batch;
+        if let (Some(winners), Some(pk)) = (winners, self.converter.primary_key()) {
+            let keys = cast(batch.column(pk), &DataType::Utf8)?;
+            let keys = keys
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| Error::Internal("keys are not text".into()))?;
+            let mut keep = Vec::with_capacity(batch.num_rows());
+            for (i, line) in converted.lines.iter().enumerate() {
+                let key = keys.value(i);
+                let winner = winners.winner(key);
+                let wins = winner == Some((file_idx, *line));
+                let winner_role =
+                    winner.map(|(f, _)| self.roles.get(f).copied().unwrap_or(Role::ROWS));
+                if wins && role.kind == FileKind::Deletes {
+                    routed.deleted += 1;
+                    keep.push(false);
+                    continue;
+                }
+                if !wins && winner_role.is_some_and(|w| w != role) {
+                    // a later change replaced or deleted this row: not a duplicate
+                    routed.replaced += 1;
+                    keep.push(false);
+                    continue;
+                }
+                if !wins {
+                    let kept = match winner {
+                        Some((f, l)) => format!(
+                            "{}:{l}",
+                            self.files.get(f).map(|f| f.name.as_str()).unwrap_or("")
+                        ),
+                        None => "another row".into(),
+                    };
+                    let rule = match lu_name {
+                        Some(lu) => format!("the latest `{lu}`, or the last read on a tie"),
+                        None => "the last read".into(),
+                    };
+                    corrupt.push(CorruptRow {
+                        file: file.clone(),
+                        line: *line,
+                        raw: row_text(&batch, i),
+                        reason: format!(
+                            "duplicate primary key: `{key}` appears again; kept the row at {kept} ({rule})"
+                        ),
+                    });
+                }
+                keep.push(wins);
+            }
+            batch = filter_record_batch(&batch, &BooleanArray::from(keep))?;
+        }
+        if role.kind == FileKind::Deletes {
+            // a delete that lost or had no key: its rows never reach the table
+            let keep = BooleanArray::from(vec![false; batch.num_rows()]);
+            batch = filter_record_batch(&batch, &keep)?;
+        }
+        corrupt.sort_by_key(|c: &CorruptRow| c.line);
+        for c in corrupt {
+            sink.push(c)?;
+        }
+        if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
+            return Err(Error::Internal("the writer stopped reading".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Converted batches of a keyed load kept on local disk (Arrow IPC) between reading and
+/// routing: the table's columns, then the file, the line, and the raw text and reason
+/// of corrupt rows (whose table columns are null).
+struct Spill {
+    table: SchemaRef,
+    schema: SchemaRef,
+    writer: StreamWriter<std::io::BufWriter<File>>,
+}
+
+impl Spill {
+    fn new(table: SchemaRef) -> Result<Self> {
+        let mut fields: Vec<arrow::datatypes::FieldRef> = table.fields().iter().cloned().collect();
+        for (name, t, nullable) in [
+            ("\u{0}file", DataType::UInt32, false),
+            ("\u{0}line", DataType::UInt64, false),
+            ("\u{0}raw", DataType::Utf8, true),
+            ("\u{0}reason", DataType::Utf8, true),
+        ] {
+            fields.push(Arc::new(arrow::datatypes::Field::new(name, t, nullable)));
+        }
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let file = tempfile::tempfile().map_err(spill_error)?;
+        let writer =
+            StreamWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), &schema)?;
+        Ok(Self {
+            table,
+            schema,
+            writer,
+        })
+    }
+
+    fn write(&mut self, file_idx: usize, converted: convert::Converted) -> Result<()> {
+        let valid = converted.batch.num_rows();
+        let bad = converted.corrupt.len();
+        if valid + bad == 0 {
+            return Ok(());
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for (c, field) in self.table.fields().iter().enumerate() {
+            let nulls = new_null_array(field.data_type(), bad);
+            columns.push(arrow::compute::concat(&[
+                converted.batch.column(c).as_ref(),
+                nulls.as_ref(),
+            ])?);
+        }
+        columns.push(Arc::new(arrow::array::UInt32Array::from(vec![
+            file_idx
+                as u32;
+            valid + bad
+        ])));
+        columns.push(Arc::new(arrow::array::UInt64Array::from_iter_values(
+            converted
+                .lines
+                .iter()
+                .copied()
+                .chain(converted.corrupt.iter().map(|c| c.line)),
+        )));
+        let text = |f: fn(&records::Corrupt) -> &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter(
+                std::iter::repeat_n(None, valid)
+                    .chain(converted.corrupt.iter().map(|c| Some(f(c)))),
+            ))
+        };
+        columns.push(text(|c: &records::Corrupt| c.raw.as_str()));
+        columns.push(text(|c: &records::Corrupt| c.reason.as_str()));
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    /// The bytes written, and the batches read back in order.
+    #[allow(clippy::type_complexity)]
+    fn finish(
+        mut self,
+    ) -> Result<(
+        u64,
+        impl Iterator<Item = Result<(usize, convert::Converted)>>,
+    )> {
+        self.writer.finish()?;
+        let mut file = self
+            .writer
+            .into_inner()?
+            .into_inner()
+            .map_err(|e| spill_error(e.into_error()))?;
+        let bytes = file.stream_position().map_err(spill_error)?;
+        file.rewind().map_err(spill_error)?;
+        let reader = StreamReader::try_new(std::io::BufReader::with_capacity(1 << 20, file), None)?;
+        let table = self.table;
+        Ok((
+            bytes,
+            reader.map(move |batch| -> Result<(usize, convert::Converted)> {
+                let batch = batch?;
+                let n = table.fields().len();
+                let cols = batch.columns();
+                let column = |i: usize| {
+                    cols.get(i)
+                        .ok_or_else(|| Error::Internal("a spilled batch lost a column".into()))
+                };
+                let files = column(n)?
+                    .as_any()
+                    .downcast_ref::<arrow::array::UInt32Array>()
+                    .ok_or_else(|| Error::Internal("spilled files are not numbers".into()))?;
+                let lines = column(n + 1)?
+                    .as_any()
+                    .downcast_ref::<arrow::array::UInt64Array>()
+                    .ok_or_else(|| Error::Internal("spilled lines are not numbers".into()))?;
+                let text = |i: usize| -> Result<&StringArray> {
+                    column(i)?
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| Error::Internal("spilled text is not text".into()))
+                };
+                let (raw, reason) = (text(n + 2)?, text(n + 3)?);
+                let file_idx = files.values().first().copied().unwrap_or(0) as usize;
+                let valid = reason.null_count();
+                let data = RecordBatch::try_new(
+                    table.clone(),
+                    cols[..n].iter().map(|c| c.slice(0, valid)).collect(),
+                )?;
+                let corrupt = (valid..batch.num_rows())
+                    .map(|i| records::Corrupt {
+                        line: lines.value(i),
+                        raw: raw.value(i).to_string(),
+                        reason: reason.value(i).to_string(),
+                    })
+                    .collect();
+                Ok((
+                    file_idx,
+                    convert::Converted {
+                        batch: data,
+                        lines: lines.values()[..valid].to_vec(),
+                        corrupt,
+                    },
+                ))
+            }),
+        ))
+    }
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::Internal(format!(
+        "cannot keep the load's batches in a local file: {e}"
+    ))
 }
 
 pub(super) fn row_text(batch: &RecordBatch, row: usize) -> String {

@@ -4,7 +4,10 @@
 //!
 //! CSV is tokenised here rather than by a lenient parser, because the tokeniser must see
 //! what lenient parsers hide: a quote inside an unquoted field, text after a closing
-//! quote, a quoted field that never closes.
+//! quote, a quoted field that never closes. [`CsvTokenizer`] reads record by record
+//! (schema inference samples with it); loads use the parallel tokeniser of the `csv`
+//! module, which follows the same grammar but takes a quote that never closes as its
+//! line alone and reads on from the next line.
 
 use std::io::BufRead;
 
