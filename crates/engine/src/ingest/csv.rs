@@ -28,9 +28,10 @@ use super::records::{Corrupt, Dialect};
 /// Bytes of an over-long record kept as its raw text in the corrupt table.
 pub(crate) const RAW_PREFIX: usize = 64 * 1024;
 
-/// The largest record length a limit may set: each column of a chunk stays well within
-/// the 2 GiB that 32-bit Arrow offsets address.
-const MAX_LIMIT: usize = 512 * 1024 * 1024;
+/// The largest record length and chunk size: a chunk (a chunk's worth of records and one
+/// record more, twice as long once Latin-1 is decoded) stays well within the 2 GiB that
+/// 32-bit Arrow offsets address.
+pub(crate) const MAX_LIMIT: usize = 256 * 1024 * 1024;
 
 /// How the scan found a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +240,7 @@ impl<R: Read> Scanner<R> {
             reader,
             dialect,
             limit: limit.clamp(1, MAX_LIMIT),
-            chunk_bytes: chunk_bytes.max(1),
+            chunk_bytes: chunk_bytes.clamp(1, MAX_LIMIT),
             buf: Vec::new(),
             pos: 0,
             eof: false,

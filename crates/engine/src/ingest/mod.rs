@@ -148,13 +148,14 @@ pub struct IngestOptions {
     pub watermarks: HashMap<String, DateTime<Utc>>,
     /// The time hour folders are compared with (now when absent).
     pub now: Option<DateTime<Utc>>,
-    /// The longest CSV record or JSON line, in bytes: a longer one is a corrupt row.
+    /// The longest CSV record or JSON line, in bytes (at most 256 MiB): a longer one is a
+    /// corrupt row.
     pub max_record_bytes: usize,
     /// The most fields of a CSV header or record: a wider header is a corrupt row, and so
     /// is every record of its file.
     pub max_columns: usize,
-    /// CSV files are cut, at record boundaries, into pieces of about this many bytes
-    /// that are tokenised in parallel.
+    /// CSV files are cut, at record boundaries, into pieces of about this many bytes (at
+    /// most 256 MiB) that are tokenised in parallel.
     pub split_bytes: usize,
     /// Threads that tokenise and convert CSV pieces (0: one per core).
     pub threads: usize,
@@ -174,7 +175,7 @@ impl IngestOptions {
             n => n,
         };
         csv::Limits {
-            max_record_bytes: self.max_record_bytes.max(1),
+            max_record_bytes: self.max_record_bytes.clamp(1, csv::MAX_LIMIT),
             max_columns: self.max_columns.max(1),
             chunk_bytes: self.split_bytes.max(1),
             workers: threads,

@@ -691,11 +691,31 @@ impl TableReader {
             .primary_key()
             .ok_or_else(|| Error::Internal("a keyed load without a key".into()))?;
         let mut index = KeyIndex::new();
-        let mut spill = Spill::new(self.converter.schema().clone())?;
-        let read = self.for_each(1, |file_idx, converted| {
-            self.offer(&mut index, pk, file_idx, &converted)?;
-            spill.write(file_idx, converted)
-        })?;
+        let spill = Spill::new(self.converter.schema().clone())?;
+        // the spill file is written on its own thread while this one learns the keys
+        let (spill_tx, spill_rx) = std::sync::mpsc::sync_channel::<(usize, convert::Converted)>(4);
+        let (read, spill) = std::thread::scope(|s| {
+            let writer = s.spawn(move || -> Result<Spill> {
+                let mut spill = spill;
+                for (file_idx, converted) in spill_rx {
+                    spill.write(file_idx, converted)?;
+                }
+                Ok(spill)
+            });
+            let read = self.for_each(1, |file_idx, converted| {
+                self.offer(&mut index, pk, file_idx, &converted)?;
+                spill_tx
+                    .send((file_idx, converted))
+                    .map_err(|_| Error::Internal("the spill file stopped taking batches".into()))
+            });
+            drop(spill_tx);
+            let spill = writer.join().map_err(|_| {
+                Error::Internal("the spill file's writer stopped unexpectedly".into())
+            });
+            (read, spill)
+        });
+        let spill = spill??;
+        let read = read?;
         let (bytes, batches) = spill.finish()?;
         self.progress.start(&self.label, 2, bytes);
         let mut routed = Routed::default();
