@@ -161,47 +161,35 @@ impl KeyIndex {
     pub fn offer(&mut self, key: &str, updated: Updated, position: Position) {
         let bytes = key.as_bytes();
         let hash = self.hasher.hash_one(bytes);
-        let (arena, entries) = (&self.arena, &self.entries);
-        let found = self
-            .table
-            .find(hash, |&i| {
-                Self::key_of(arena, &entries[i as usize]) == bytes
-            })
-            .copied();
-        match found {
-            Some(i) => {
-                let current = self.entries[i as usize].updated;
+        let (hasher, arena, entries) = (&self.hasher, &self.arena, &self.entries);
+        let slot = self.table.entry(
+            hash,
+            |&i| Self::key_of(arena, &entries[i as usize]) == bytes,
+            |&i| hasher.hash_one(Self::key_of(arena, &entries[i as usize])),
+        );
+        match slot {
+            Slot::Occupied(o) => {
+                let i = *o.get() as usize;
+                let current = self.entries[i].updated;
                 if !self.older(&updated, current) {
                     let stored = self.store(updated);
-                    let e = &mut self.entries[i as usize];
+                    let e = &mut self.entries[i];
                     e.file = position.0 as u32;
                     e.line = position.1;
                     e.updated = stored;
                 }
             }
-            None => {
+            Slot::Vacant(v) => {
+                v.insert(self.entries.len() as u32);
                 let stored = self.store(updated);
-                let entry = Entry {
+                self.entries.push(Entry {
                     key_start: self.arena.len(),
                     key_len: bytes.len() as u32,
                     file: position.0 as u32,
                     line: position.1,
                     updated: stored,
-                };
+                });
                 self.arena.extend_from_slice(bytes);
-                self.entries.push(entry);
-                let index = (self.entries.len() - 1) as u32;
-                let (hasher, arena, entries) = (&self.hasher, &self.arena, &self.entries);
-                match self.table.entry(
-                    hash,
-                    |&i| Self::key_of(arena, &entries[i as usize]) == bytes,
-                    |&i| hasher.hash_one(Self::key_of(arena, &entries[i as usize])),
-                ) {
-                    Slot::Occupied(_) => {}
-                    Slot::Vacant(v) => {
-                        v.insert(index);
-                    }
-                }
             }
         }
     }

@@ -826,7 +826,9 @@ impl TableReader {
                 }
                 keep.push(wins);
             }
-            batch = filter_record_batch(&batch, &BooleanArray::from(keep))?;
+            if keep.iter().any(|k| !k) {
+                batch = filter_record_batch(&batch, &BooleanArray::from(keep))?;
+            }
         }
         if role.kind == FileKind::Deletes {
             // a delete that lost or had no key: its rows never reach the table
@@ -883,11 +885,13 @@ impl Spill {
         }
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (c, field) in self.table.fields().iter().enumerate() {
+            let column = converted.batch.column(c);
+            if bad == 0 {
+                columns.push(column.clone());
+                continue;
+            }
             let nulls = new_null_array(field.data_type(), bad);
-            columns.push(arrow::compute::concat(&[
-                converted.batch.column(c).as_ref(),
-                nulls.as_ref(),
-            ])?);
+            columns.push(arrow::compute::concat(&[column.as_ref(), nulls.as_ref()])?);
         }
         columns.push(Arc::new(arrow::array::UInt32Array::from(vec![
             file_idx
