@@ -538,18 +538,18 @@ async fn ingest_table(
         Some(previous) => previous.schema.clone(),
         None => {
             let mut rows = Vec::new();
+            let mut unreadable = 0;
             for (i, file) in load.files.files.iter().enumerate() {
+                if load.roles.get(i).map(|r| r.kind) != Some(FileKind::Rows) {
+                    continue;
+                }
                 // a file whose header cannot be read says nothing of the columns
-                if load.roles[i].kind == FileKind::Rows
-                    && reader::unusable_header(table, &file.path, &limits)?.is_none()
-                {
-                    rows.push(file.clone());
+                match reader::unusable_header(table, &file.path, &limits)? {
+                    None => rows.push(file.clone()),
+                    Some(_) => unreadable += 1,
                 }
             }
-            if rows.is_empty()
-                && !load.files.files.is_empty()
-                && table.format == lakecdp_core::SourceFormat::Csv
-            {
+            if rows.is_empty() && unreadable > 0 {
                 if table.schema.is_empty() {
                     return Err(Error::Source(format!(
                         "table `{}`: no file has a header that can be read within the limits, and no column is declared",
