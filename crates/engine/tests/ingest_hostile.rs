@@ -422,3 +422,115 @@ async fn a_keyed_load_reads_its_files_once() {
     assert_eq!((passes[1].0, passes[1].2), (2, 14));
     assert!(passes[1].1 > 0);
 }
+
+/// Rows of `keys` keys repeated all through two files, with last-updated values that go
+/// up and down, ties, nulls and values that do not convert (corrupt rows between the
+/// keyed ones). Returns the files and, per key, the value of the row that must win.
+#[allow(clippy::type_complexity)]
+fn churn(rows: usize, keys: usize) -> (Vec<(String, Vec<u8>)>, BTreeMap<String, String>) {
+    let mut files = vec![
+        (
+            "people1.csv".to_string(),
+            String::from("Id,Updated,Value\n"),
+        ),
+        (
+            "people2.csv".to_string(),
+            String::from("Id,Updated,Value\n"),
+        ),
+    ];
+    // the winner of each key: (updated, value); `None` loses to any value, ties go to
+    // the row read last
+    let mut winners: BTreeMap<String, (Option<i64>, String)> = BTreeMap::new();
+    for i in 0..rows {
+        let key = format!("C{}", (i * 7919) % keys);
+        let value = format!("v{i}");
+        let file = usize::from(i >= rows / 2);
+        if i % 97 == 3 {
+            files[file].1.push_str(&format!("{key},late,{value}\n"));
+            continue;
+        }
+        let updated = match i % 5 {
+            0 => None,
+            1 => Some(((i * 31) % 11) as i64),
+            _ => Some((i % 4) as i64),
+        };
+        let text = updated.map(|u| u.to_string()).unwrap_or_default();
+        files[file].1.push_str(&format!("{key},{text},{value}\n"));
+        let wins = match winners.get(&key) {
+            None => true,
+            Some((old, _)) => match (updated, old) {
+                (None, None) => true,
+                (None, Some(_)) => false,
+                (Some(_), None) => true,
+                (Some(n), Some(o)) => n >= *o,
+            },
+        };
+        if wins {
+            winners.insert(key, (updated, value));
+        }
+    }
+    (
+        files
+            .into_iter()
+            .map(|(n, s)| (n, s.into_bytes()))
+            .collect(),
+        winners.into_iter().map(|(k, (_, v))| (k, v)).collect(),
+    )
+}
+
+#[tokio::test]
+async fn a_key_index_over_its_budget_goes_to_disk_and_keeps_the_same_winners() {
+    let (files, expected) = churn(12_000, 1_300);
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let mut t = people(&[
+        ("Id", ColumnType::String),
+        ("Updated", ColumnType::Int64),
+        ("Value", ColumnType::String),
+    ]);
+    t.primary_key = Some("Id".into());
+    t.last_updated = Some("Updated".into());
+    let mut loads = Vec::new();
+    // the whole index in memory; then a budget so small that every batch of keys makes
+    // a run of its own
+    for budget in [IngestOptions::default().key_index_budget_bytes, 1] {
+        let options = IngestOptions {
+            split_bytes: 4096,
+            key_index_budget_bytes: budget,
+            ..IngestOptions::default()
+        };
+        let (_dir, lake, report) = load(&files, t.clone(), options).await;
+        let rows = entity(&lake, "Shop", "People").await;
+        let table: BTreeMap<String, String> = strings(&rows, "Id")
+            .into_iter()
+            .zip(strings(&rows, "Value"))
+            .collect();
+        assert_eq!(table.len(), rows.num_rows(), "one row per key");
+        assert_eq!(table, expected, "budget {budget}");
+        let corrupt = entity(&lake, "Shop", "Shop_People_corrupt").await;
+        let columns: Vec<Vec<String>> = corrupt
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| strings(&corrupt, f.name()))
+            .collect();
+        let mut corrupt: Vec<Vec<String>> = (0..corrupt.num_rows())
+            .map(|i| columns.iter().map(|c| c[i].clone()).collect())
+            .collect();
+        corrupt.sort();
+        assert_eq!(report.corrupt as usize, corrupt.len());
+        assert!(
+            corrupt
+                .iter()
+                .any(|r| r.iter().any(|v| v.contains("kept the row at people2.csv"))),
+            "{corrupt:?}"
+        );
+        loads.push((report.read, report.written, report.corrupt, corrupt));
+    }
+    assert_eq!(loads[0].0, 12_000);
+    assert_eq!(loads[0].1, 1_300);
+    // the same counts, and every duplicate names the same kept row
+    assert_eq!(loads[0], loads[1]);
+}

@@ -28,6 +28,22 @@ pub enum Updated {
     Other(ScalarValue),
 }
 
+impl Updated {
+    /// True when a row with this value loses to the current winner's `old` value (the
+    /// rule of [`KeyIndex::offer`]).
+    pub fn is_older_than(&self, old: &Updated) -> bool {
+        match (self, old) {
+            (Updated::Null, Updated::Null) => false,
+            (Updated::Null, _) => true,
+            (_, Updated::Null) => false,
+            (Updated::Int(n), Updated::Int(o)) => n < o,
+            (Updated::Other(n), Updated::Other(o)) => n.partial_cmp(o) == Some(Ordering::Less),
+            // one column has one type; mixed forms never meet
+            _ => false,
+        }
+    }
+}
+
 /// Reads [`Updated`] values out of a last-updated column, one batch at a time.
 pub enum UpdatedColumn {
     /// Integers (dates and timestamps as their integer value).
@@ -125,6 +141,14 @@ impl KeyIndex {
     /// True when no key was offered.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Bytes of memory the index holds (its allocations, not its values' heap text).
+    pub fn memory(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.arena.capacity()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.others.capacity() * std::mem::size_of::<ScalarValue>()
     }
 
     fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {

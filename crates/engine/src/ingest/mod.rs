@@ -13,7 +13,9 @@
 //! Duplicate primary keys within one load keep the row with the latest last-updated
 //! value (ties and tables without one: the last row read). The files are read once: a
 //! keyed load keeps its converted batches in a local spill file while it learns which
-//! row wins each key, then routes the spilled batches.
+//! row wins each key, then routes the spilled batches. The key index holds at most
+//! [`IngestOptions::key_index_budget_bytes`]; a larger one goes to sorted runs on local
+//! disk, merged key by key (see `runs`), and picks the same winners.
 
 pub mod convert;
 mod corrupt;
@@ -21,6 +23,7 @@ mod csv;
 pub mod keys;
 mod reader;
 pub mod records;
+mod runs;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -159,6 +162,9 @@ pub struct IngestOptions {
     pub split_bytes: usize,
     /// Threads that tokenise and convert CSV pieces (0: one per core).
     pub threads: usize,
+    /// Memory of a keyed load's key index, in bytes: a larger index goes to sorted runs
+    /// on local disk, merged to find the row that wins each key.
+    pub key_index_budget_bytes: usize,
 }
 
 /// The default longest record: 16 MiB.
@@ -167,6 +173,8 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
 pub const DEFAULT_MAX_COLUMNS: usize = 16_384;
 /// The default size of the pieces CSV files are cut into.
 pub const DEFAULT_SPLIT_BYTES: usize = 4 << 20;
+/// The default memory of a keyed load's key index: 256 MiB.
+pub const DEFAULT_KEY_INDEX_BUDGET_BYTES: usize = 256 << 20;
 
 impl IngestOptions {
     fn limits(&self) -> csv::Limits {
@@ -197,6 +205,7 @@ impl Default for IngestOptions {
             max_columns: DEFAULT_MAX_COLUMNS,
             split_bytes: DEFAULT_SPLIT_BYTES,
             threads: 0,
+            key_index_budget_bytes: DEFAULT_KEY_INDEX_BUDGET_BYTES,
         }
     }
 }
@@ -213,6 +222,7 @@ impl std::fmt::Debug for IngestOptions {
             .field("max_columns", &self.max_columns)
             .field("split_bytes", &self.split_bytes)
             .field("threads", &self.threads)
+            .field("key_index_budget_bytes", &self.key_index_budget_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -602,6 +612,7 @@ async fn ingest_table(
         last_updated,
         progress,
         limits,
+        key_index_budget: options.key_index_budget_bytes.max(1),
     };
 
     // One pass over the files; a keyed load keeps its batches on local disk until it

@@ -20,8 +20,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::convert::{self, Converter};
 use super::corrupt::CorruptSink;
 use super::csv::{self, Limits, Scanner};
-use super::keys::{KeyIndex, Updated, UpdatedColumn};
+use super::keys::{KeyIndex, Position, Updated, UpdatedColumn};
 use super::records::{self, Dialect, Record};
+use super::runs::{Losers, RunBuilder};
 use super::{CorruptRow, Progress, BATCH_ROWS};
 use crate::source::SourceFile;
 use crate::{Error, Result};
@@ -90,6 +91,26 @@ pub(super) struct TableReader {
     pub access: Option<SourceAccess>,
     pub project_dir: PathBuf,
     pub limits: Limits,
+    /// Bytes the key index may hold before it goes to sorted runs on local disk.
+    pub key_index_budget: usize,
+}
+
+/// Which row won each key of a keyed load, asked row by row in the order read.
+enum Winners {
+    /// The whole index fitted its budget.
+    Memory(KeyIndex),
+    /// The index went to disk: the rows that lost, with their key's winner.
+    Spilled(Losers),
+}
+
+impl Winners {
+    /// The winner of the key of the next row read, which has `key` and is at `own`.
+    fn winner(&mut self, key: &str, own: Position) -> Result<Option<Position>> {
+        match self {
+            Winners::Memory(index) => Ok(index.winner(key)),
+            Winners::Spilled(losers) => losers.winner(own).map(Some),
+        }
+    }
 }
 
 /// The dialect of a table's CSV files.
@@ -680,7 +701,9 @@ impl TableReader {
 
     /// A keyed load in one pass over the files: every converted batch goes to a local
     /// spill file while the key index learns which row wins each key; then the spill is
-    /// routed (valid rows that win their key to `tx`, corrupt rows to `sink`).
+    /// routed (valid rows that win their key to `tx`, corrupt rows to `sink`). An index
+    /// that outgrows its budget is dropped, and the keys are read back from the spill
+    /// into sorted runs on local disk that are merged (see [`super::runs`]).
     pub(super) fn load_keyed(
         &self,
         tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
@@ -690,7 +713,7 @@ impl TableReader {
             .converter
             .primary_key()
             .ok_or_else(|| Error::Internal("a keyed load without a key".into()))?;
-        let mut index = KeyIndex::new();
+        let mut index = Some(KeyIndex::new());
         let spill = Spill::new(self.converter.schema().clone())?;
         // the spill file is written on its own thread while this one learns the keys
         let (spill_tx, spill_rx) = std::sync::mpsc::sync_channel::<(usize, convert::Converted)>(4);
@@ -703,7 +726,12 @@ impl TableReader {
                 Ok(spill)
             });
             let read = self.for_each(1, |file_idx, converted| {
-                self.offer(&mut index, pk, file_idx, &converted)?;
+                if let Some(ix) = index.as_mut() {
+                    self.offer(ix, pk, file_idx, &converted)?;
+                    if ix.memory() > self.key_index_budget {
+                        index = None;
+                    }
+                }
                 spill_tx
                     .send((file_idx, converted))
                     .map_err(|_| Error::Internal("the spill file stopped taking batches".into()))
@@ -716,18 +744,47 @@ impl TableReader {
         });
         let spill = spill??;
         let read = read?;
-        let (bytes, batches) = spill.finish()?;
+        let mut spilled = spill.finish()?;
+        let mut winners = match index {
+            Some(index) => Winners::Memory(index),
+            None => Winners::Spilled(self.key_runs(pk, &mut spilled)?),
+        };
+        let bytes = spilled.bytes;
         self.progress.start(&self.label, 2, bytes);
         let mut routed = Routed::default();
-        for item in batches {
+        for item in spilled.batches()? {
             let (file_idx, converted) = item?;
             let records = (converted.lines.len() + converted.corrupt.len()) as u64;
-            self.route_batch(file_idx, converted, Some(&index), tx, sink, &mut routed)?;
+            self.route_batch(
+                file_idx,
+                converted,
+                Some(&mut winners),
+                tx,
+                sink,
+                &mut routed,
+            )?;
             self.progress.advance(records, 0);
         }
         self.progress.finish();
         routed.read = read;
         Ok(routed)
+    }
+
+    /// The keys of the spilled rows, in sorted runs merged into the losers of each key.
+    fn key_runs(&self, pk: usize, spilled: &mut Spilled) -> Result<Losers> {
+        let schema = self.converter.schema().clone();
+        let updated_type = self.last_updated.map(|c| schema.field(c).data_type());
+        let mut runs = RunBuilder::new(self.key_index_budget, updated_type);
+        for batch in spilled.keys(pk, self.last_updated)? {
+            let batch = batch?;
+            let keys = cast(&batch.keys, &DataType::Utf8)?;
+            let keys = keys
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| Error::Internal("keys are not text".into()))?;
+            runs.push(keys, batch.file, &batch.lines, batch.updated.as_ref())?;
+        }
+        runs.finish(self.key_index_budget)
     }
 
     /// Send the valid rows of a load without a primary key, and the corrupt rows to
@@ -751,7 +808,7 @@ impl TableReader {
         &self,
         file_idx: usize,
         converted: convert::Converted,
-        winners: Option<&KeyIndex>,
+        winners: Option<&mut Winners>,
         tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
         sink: &mut CorruptSink,
         routed: &mut Routed,
@@ -788,7 +845,7 @@ impl TableReader {
             let mut keep = Vec::with_capacity(batch.num_rows());
             for (i, line) in converted.lines.iter().enumerate() {
                 let key = keys.value(i);
-                let winner = winners.winner(key);
+                let winner = winners.winner(key, (file_idx, *line))?;
                 let wins = winner == Some((file_idx, *line));
                 let winner_role =
                     winner.map(|(f, _)| self.roles.get(f).copied().unwrap_or(Role::ROWS));
@@ -918,14 +975,8 @@ impl Spill {
         Ok(())
     }
 
-    /// The bytes written, and the batches read back in order.
-    #[allow(clippy::type_complexity)]
-    fn finish(
-        mut self,
-    ) -> Result<(
-        u64,
-        impl Iterator<Item = Result<(usize, convert::Converted)>>,
-    )> {
+    /// The file written, to read back.
+    fn finish(mut self) -> Result<Spilled> {
         self.writer.finish()?;
         let mut file = self
             .writer
@@ -933,11 +984,93 @@ impl Spill {
             .into_inner()
             .map_err(|e| spill_error(e.into_error()))?;
         let bytes = file.stream_position().map_err(spill_error)?;
-        file.rewind().map_err(spill_error)?;
-        let reader = StreamReader::try_new(std::io::BufReader::with_capacity(1 << 20, file), None)?;
-        let table = self.table;
-        Ok((
+        Ok(Spilled {
+            table: self.table,
+            file,
             bytes,
+        })
+    }
+}
+
+/// The key, file, lines and last-updated values of the valid rows of a spilled batch.
+struct SpilledKeys {
+    keys: ArrayRef,
+    file: usize,
+    lines: Vec<u64>,
+    updated: Option<ArrayRef>,
+}
+
+/// A finished spill file.
+struct Spilled {
+    table: SchemaRef,
+    file: File,
+    bytes: u64,
+}
+
+impl Spilled {
+    /// A reader from the start of the file, of the columns `projection` (all if `None`).
+    fn reader(
+        &mut self,
+        projection: Option<Vec<usize>>,
+    ) -> Result<StreamReader<std::io::BufReader<File>>> {
+        let mut file = self.file.try_clone().map_err(spill_error)?;
+        file.rewind().map_err(spill_error)?;
+        Ok(StreamReader::try_new(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            projection,
+        )?)
+    }
+
+    /// The key column `pk` and the last-updated column `updated` of the valid rows, with
+    /// their positions, batch by batch in the order written.
+    fn keys(
+        &mut self,
+        pk: usize,
+        updated: Option<usize>,
+    ) -> Result<impl Iterator<Item = Result<SpilledKeys>>> {
+        let n = self.table.fields().len();
+        // projected columns come back in the file's order
+        let mut projection = vec![pk, n, n + 1, n + 3];
+        projection.extend(updated);
+        projection.sort_unstable();
+        projection.dedup();
+        let at = |c: usize| projection.iter().position(|&p| p == c);
+        let (k, f, l, r) = (at(pk), at(n), at(n + 1), at(n + 3));
+        let u = updated.and_then(at);
+        let reader = self.reader(Some(projection.clone()))?;
+        Ok(reader.map(move |batch| -> Result<SpilledKeys> {
+            let batch = batch?;
+            let cols = batch.columns();
+            let column = |i: Option<usize>| {
+                i.and_then(|i| cols.get(i))
+                    .ok_or_else(|| Error::Internal("a spilled batch lost a column".into()))
+            };
+            let files = column(f)?
+                .as_any()
+                .downcast_ref::<arrow::array::UInt32Array>()
+                .ok_or_else(|| Error::Internal("spilled files are not numbers".into()))?;
+            let lines = column(l)?
+                .as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+                .ok_or_else(|| Error::Internal("spilled lines are not numbers".into()))?;
+            let valid = column(r)?.null_count();
+            Ok(SpilledKeys {
+                keys: column(k)?.slice(0, valid),
+                file: files.values().first().copied().unwrap_or(0) as usize,
+                lines: lines.values()[..valid].to_vec(),
+                updated: match u {
+                    Some(u) => Some(column(Some(u))?.slice(0, valid)),
+                    None => None,
+                },
+            })
+        }))
+    }
+
+    /// The batches, read back in order.
+    fn batches(mut self) -> Result<impl Iterator<Item = Result<(usize, convert::Converted)>>> {
+        let reader = self.reader(None)?;
+        let table = self.table;
+        Ok(
             reader.map(move |batch| -> Result<(usize, convert::Converted)> {
                 let batch = batch?;
                 let n = table.fields().len();
@@ -983,7 +1116,7 @@ impl Spill {
                     },
                 ))
             }),
-        ))
+        )
     }
 }
 
