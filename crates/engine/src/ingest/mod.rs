@@ -25,6 +25,8 @@ mod reader;
 pub mod records;
 mod runs;
 
+pub(crate) use reader::read_line;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -165,7 +165,7 @@ pub(super) fn unusable_header(
 /// Read one line into `buf` (with its line end); returns the length of the line
 /// without its `\n`, `None` at the end of the input. Of a line longer than `limit` only
 /// the first bytes are kept.
-fn read_line(
+pub(crate) fn read_line(
     r: &mut impl BufRead,
     buf: &mut Vec<u8>,
     limit: usize,
