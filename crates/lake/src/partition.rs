@@ -11,7 +11,8 @@ use futures::{Stream, StreamExt};
 use lakecdp_core::PartitionFormat;
 use object_store::buffered::BufWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter};
+use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tokio::io::AsyncWriteExt;
@@ -111,20 +112,195 @@ where
             out.shutdown().await.map_err(|e| Error::data(&path, e))?;
         }
         PartitionFormat::Parquet => {
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .build();
-            let mut writer = AsyncArrowWriter::try_new(upload, schema.clone(), Some(props))
-                .map_err(|e| Error::data(&path, e))?;
-            while let Some(b) = next_batch(&path, &mut batches).await? {
-                stats.rows += b.num_rows() as u64;
-                stats.batches += 1;
-                writer.write(&b).await.map_err(|e| Error::data(&path, e))?;
-            }
-            writer.close().await.map_err(|e| Error::data(&path, e))?;
+            write_parquet(
+                &path,
+                upload,
+                schema,
+                &mut batches,
+                &mut stats,
+                ROW_GROUP_ROWS,
+            )
+            .await?;
         }
     }
     Ok(stats)
+}
+
+/// Rows of a Parquet row group.
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
+
+/// The bytes a Parquet file writer has produced, shared with the task that uploads them.
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Shared {
+    fn take(&self) -> Vec<u8> {
+        match self.0.lock() {
+            Ok(mut b) => std::mem::take(&mut *b),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut b = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("a Parquet buffer writer panicked"))?;
+        b.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Write a Parquet partition (ZSTD), encoding the columns of each row group on every
+/// core: each worker owns the column writers of some columns and encodes them from
+/// every batch, while the next batches arrive. Row groups are written in order, as
+/// [`parquet::arrow::ArrowWriter`] would write them.
+async fn write_parquet<S, E>(
+    path: &object_store::path::Path,
+    mut upload: BufWriter,
+    schema: SchemaRef,
+    batches: &mut S,
+    stats: &mut PartitionStats,
+    row_group_rows: usize,
+) -> Result<()>
+where
+    S: Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let data = |e: parquet::errors::ParquetError| Error::data(path, e);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build();
+    let buffer = Shared::default();
+    let (mut file, factory) = ArrowWriter::try_new(buffer.clone(), schema.clone(), Some(props))
+        .and_then(ArrowWriter::into_serialized_writer)
+        .map_err(data)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, schema.fields().len().max(1));
+    let mut pending: Option<RecordBatch> = None;
+    let mut done = false;
+    let mut row_group = 0usize;
+    while !done {
+        // one row group: each worker encodes its columns of every batch sent to it
+        let writers = factory.create_column_writers(row_group).map_err(data)?;
+        let mut owned: Vec<Vec<(usize, ArrowColumnWriter)>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        // one writer per leaf column, in order; a leaf belongs to one top-level column
+        for (leaf, w) in writers.into_iter().enumerate() {
+            let c = file.schema_descr().get_column_root_idx(leaf);
+            owned[c % workers].push((c, w));
+        }
+        let mut senders = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for mine in owned {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+            let schema = schema.clone();
+            senders.push(tx);
+            handles.push(tokio::task::spawn_blocking(
+                move || -> parquet::errors::Result<Vec<(usize, ArrowColumnChunk)>> {
+                    let mut mine = mine;
+                    while let Some(batch) = rx.blocking_recv() {
+                        let mut last: Option<usize> = None;
+                        let mut leaves = Vec::new();
+                        for (c, w) in mine.iter_mut() {
+                            if last != Some(*c) {
+                                leaves = compute_leaves(schema.field(*c), batch.column(*c))?;
+                                leaves.reverse();
+                                last = Some(*c);
+                            }
+                            let l = leaves.pop().ok_or_else(|| {
+                                parquet::errors::ParquetError::General(
+                                    "a column has fewer leaves than writers".into(),
+                                )
+                            })?;
+                            w.write(&l)?;
+                        }
+                    }
+                    let mut chunks = Vec::with_capacity(mine.len());
+                    for (c, w) in mine {
+                        chunks.push((c, w.close()?));
+                    }
+                    Ok(chunks)
+                },
+            ));
+        }
+        let mut rows = 0usize;
+        while rows < row_group_rows {
+            let batch = match pending.take() {
+                Some(b) => b,
+                None => match next_batch(path, batches).await? {
+                    Some(b) => {
+                        stats.rows += b.num_rows() as u64;
+                        stats.batches += 1;
+                        b
+                    }
+                    None => {
+                        done = true;
+                        break;
+                    }
+                },
+            };
+            let room = row_group_rows - rows;
+            let batch = if batch.num_rows() > room {
+                pending = Some(batch.slice(room, batch.num_rows() - room));
+                batch.slice(0, room)
+            } else {
+                batch
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            rows += batch.num_rows();
+            for tx in &senders {
+                if tx.send(batch.clone()).await.is_err() {
+                    // the worker stopped: its error comes from joining it
+                    break;
+                }
+            }
+        }
+        drop(senders);
+        let mut chunks = Vec::new();
+        for h in handles {
+            let encoded = h
+                .await
+                .map_err(|e| Error::data(path, format!("a Parquet encoder stopped: {e}")))?;
+            chunks.extend(encoded.map_err(data)?);
+        }
+        if rows == 0 {
+            // the end of the input (an empty input writes a file without row groups)
+            break;
+        }
+        // chunks in column order; a column's leaves in their order (stable sort)
+        chunks.sort_by_key(|(c, _)| *c);
+        let mut group = file.next_row_group().map_err(data)?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut group).map_err(data)?;
+        }
+        group.close().map_err(data)?;
+        file.flush().map_err(|e| Error::data(path, e))?;
+        row_group += 1;
+        let bytes = buffer.take();
+        upload
+            .write_all(&bytes)
+            .await
+            .map_err(|e| Error::data(path, e))?;
+    }
+    file.close().map_err(data)?;
+    let bytes = buffer.take();
+    upload
+        .write_all(&bytes)
+        .await
+        .map_err(|e| Error::data(path, e))?;
+    upload.shutdown().await.map_err(|e| Error::data(path, e))?;
+    Ok(())
 }
 
 async fn next_batch<S, E>(
@@ -269,4 +445,109 @@ pub async fn read_entity(lake: &Lake, folder: &str, entity: &Entity) -> Result<V
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, StructArray};
+    use arrow::compute::concat_batches;
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStore, ObjectStoreExt};
+
+    fn batch(schema: &SchemaRef, from: usize, n: usize) -> RecordBatch {
+        let ids = Int64Array::from_iter((from..from + n).map(|i| (i % 7 != 0).then_some(i as i64)));
+        let names = StringArray::from_iter_values((from..from + n).map(|i| format!("name {i}")));
+        let inner = StructArray::from(vec![
+            (
+                Arc::new(Field::new("x", DataType::Float64, true)),
+                Arc::new(Float64Array::from_iter_values(
+                    (from..from + n).map(|i| i as f64 / 2.0),
+                )) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("y", DataType::Utf8, true)),
+                Arc::new(StringArray::from_iter(
+                    (from..from + n).map(|i| (i % 3 != 0).then(|| format!("y{}", i % 11))),
+                )) as ArrayRef,
+            ),
+        ]);
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(ids), Arc::new(names), Arc::new(inner)],
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn parquet_columns_encoded_in_parallel_read_back_in_order() {
+        let inner = arrow::datatypes::Fields::from(vec![
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Utf8, true),
+        ]);
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("nested", DataType::Struct(inner), true),
+        ]));
+        // batches of uneven sizes that straddle the row groups' boundaries
+        let mut input = Vec::new();
+        let mut from = 0;
+        for n in [1, 999, 1000, 2500, 0, 7, 1493] {
+            input.push(batch(&schema, from, n));
+            from += n;
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = object_store::path::Path::from("t/part-00000.parquet");
+        let mut stats = PartitionStats::default();
+        let stream = futures::stream::iter(input.clone().into_iter().map(Ok::<_, String>));
+        write_parquet(
+            &path,
+            BufWriter::new(store.clone(), path.clone()),
+            schema.clone(),
+            &mut Box::pin(stream),
+            &mut stats,
+            1000,
+        )
+        .await
+        .unwrap();
+        assert_eq!(stats.rows, from as u64);
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [1000, 1000, 1000, 1000, 1000, 1000]);
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let read = concat_batches(&schema, &read).unwrap();
+        assert_eq!(read, concat_batches(&schema, &input).unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_empty_parquet_partition_has_its_schema_and_no_rows() {
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = object_store::path::Path::from("t/empty.parquet");
+        let mut stats = PartitionStats::default();
+        let stream = futures::stream::iter(Vec::<std::result::Result<RecordBatch, String>>::new());
+        write_parquet(
+            &path,
+            BufWriter::new(store.clone(), path.clone()),
+            schema.clone(),
+            &mut Box::pin(stream),
+            &mut stats,
+            1000,
+        )
+        .await
+        .unwrap();
+        let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        assert_eq!(reader.schema().fields().len(), 1);
+        assert_eq!(reader.metadata().num_row_groups(), 0);
+        assert_eq!(stats.rows, 0);
+    }
 }

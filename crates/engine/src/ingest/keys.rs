@@ -28,6 +28,22 @@ pub enum Updated {
     Other(ScalarValue),
 }
 
+impl Updated {
+    /// True when a row with this value loses to the current winner's `old` value (the
+    /// rule of [`KeyIndex::offer`]).
+    pub fn is_older_than(&self, old: &Updated) -> bool {
+        match (self, old) {
+            (Updated::Null, Updated::Null) => false,
+            (Updated::Null, _) => true,
+            (_, Updated::Null) => false,
+            (Updated::Int(n), Updated::Int(o)) => n < o,
+            (Updated::Other(n), Updated::Other(o)) => n.partial_cmp(o) == Some(Ordering::Less),
+            // one column has one type; mixed forms never meet
+            _ => false,
+        }
+    }
+}
+
 /// Reads [`Updated`] values out of a last-updated column, one batch at a time.
 pub enum UpdatedColumn {
     /// Integers (dates and timestamps as their integer value).
@@ -127,6 +143,14 @@ impl KeyIndex {
         self.entries.is_empty()
     }
 
+    /// Bytes of memory the index holds (its allocations, not its values' heap text).
+    pub fn memory(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.arena.capacity()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.others.capacity() * std::mem::size_of::<ScalarValue>()
+    }
+
     fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
         &arena[e.key_start..e.key_start + e.key_len as usize]
     }
@@ -161,47 +185,35 @@ impl KeyIndex {
     pub fn offer(&mut self, key: &str, updated: Updated, position: Position) {
         let bytes = key.as_bytes();
         let hash = self.hasher.hash_one(bytes);
-        let (arena, entries) = (&self.arena, &self.entries);
-        let found = self
-            .table
-            .find(hash, |&i| {
-                Self::key_of(arena, &entries[i as usize]) == bytes
-            })
-            .copied();
-        match found {
-            Some(i) => {
-                let current = self.entries[i as usize].updated;
+        let (hasher, arena, entries) = (&self.hasher, &self.arena, &self.entries);
+        let slot = self.table.entry(
+            hash,
+            |&i| Self::key_of(arena, &entries[i as usize]) == bytes,
+            |&i| hasher.hash_one(Self::key_of(arena, &entries[i as usize])),
+        );
+        match slot {
+            Slot::Occupied(o) => {
+                let i = *o.get() as usize;
+                let current = self.entries[i].updated;
                 if !self.older(&updated, current) {
                     let stored = self.store(updated);
-                    let e = &mut self.entries[i as usize];
+                    let e = &mut self.entries[i];
                     e.file = position.0 as u32;
                     e.line = position.1;
                     e.updated = stored;
                 }
             }
-            None => {
+            Slot::Vacant(v) => {
+                v.insert(self.entries.len() as u32);
                 let stored = self.store(updated);
-                let entry = Entry {
+                self.entries.push(Entry {
                     key_start: self.arena.len(),
                     key_len: bytes.len() as u32,
                     file: position.0 as u32,
                     line: position.1,
                     updated: stored,
-                };
+                });
                 self.arena.extend_from_slice(bytes);
-                self.entries.push(entry);
-                let index = (self.entries.len() - 1) as u32;
-                let (hasher, arena, entries) = (&self.hasher, &self.arena, &self.entries);
-                match self.table.entry(
-                    hash,
-                    |&i| Self::key_of(arena, &entries[i as usize]) == bytes,
-                    |&i| hasher.hash_one(Self::key_of(arena, &entries[i as usize])),
-                ) {
-                    Slot::Occupied(_) => {}
-                    Slot::Vacant(v) => {
-                        v.insert(index);
-                    }
-                }
             }
         }
     }

@@ -5,22 +5,33 @@
 //! counts reconcile (`read = written + corrupt`). A table whose corrupt share passes the
 //! source's limit fails the load and nothing of the source is published.
 //!
+//! CSV files are cut at record boundaries and tokenised on every core (see `csv`);
+//! corrupt rows go to a local spill file as they are found. Hostile input stays
+//! bounded: a record longer than [`IngestOptions::max_record_bytes`] or a header wider
+//! than [`IngestOptions::max_columns`] is one corrupt row, not unbounded memory.
+//!
 //! Duplicate primary keys within one load keep the row with the latest last-updated
-//! value (ties and tables without one: the last row read); this takes two passes over
-//! the files, the first of which keeps only the keys.
+//! value (ties and tables without one: the last row read). The files are read once: a
+//! keyed load keeps its converted batches in a local spill file while it learns which
+//! row wins each key, then routes the spilled batches. The key index holds at most
+//! [`IngestOptions::key_index_budget_bytes`]; a larger one goes to sorted runs on local
+//! disk, merged key by key (see `runs`), and picks the same winners.
 
 pub mod convert;
+mod corrupt;
+mod csv;
 pub mod keys;
 mod reader;
 pub mod records;
+mod runs;
+
+pub(crate) use reader::read_line;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, Int64Array, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use lakecdp_core::{RunId, SourceSpec, TableSpec};
@@ -107,8 +118,9 @@ pub struct SourceReport {
 
 /// Receives the progress of a load; called from the loading threads.
 pub trait Progress: Send + Sync {
-    /// A pass over a table's files begins: pass 1 reads the keys (tables with a primary
-    /// key), pass 2 loads; `bytes` is the size of the files.
+    /// A pass begins: pass 1 reads a table's files (`bytes`: their size); tables with a
+    /// primary key then route the rows they kept on local disk in pass 2 (`bytes`: the
+    /// size of the spill file).
     fn start(&self, table: &str, pass: u8, bytes: u64);
     /// More records were read.
     fn advance(&self, records: u64, bytes: u64);
@@ -147,6 +159,44 @@ pub struct IngestOptions {
     pub applied_at: HashMap<String, DateTime<Utc>>,
     /// The time hour folders are compared with (now when absent).
     pub now: Option<DateTime<Utc>>,
+    /// The longest CSV record or JSON line, in bytes (at most 256 MiB): a longer one is a
+    /// corrupt row.
+    pub max_record_bytes: usize,
+    /// The most fields of a CSV header or record: a wider header is a corrupt row, and so
+    /// is every record of its file.
+    pub max_columns: usize,
+    /// CSV files are cut, at record boundaries, into pieces of about this many bytes (at
+    /// most 256 MiB) that are tokenised in parallel.
+    pub split_bytes: usize,
+    /// Threads that tokenise and convert CSV pieces (0: one per core).
+    pub threads: usize,
+    /// Memory of a keyed load's key index, in bytes: a larger index goes to sorted runs
+    /// on local disk, merged to find the row that wins each key.
+    pub key_index_budget_bytes: usize,
+}
+
+/// The default longest record: 16 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
+/// The default most columns of a CSV file.
+pub const DEFAULT_MAX_COLUMNS: usize = 16_384;
+/// The default size of the pieces CSV files are cut into.
+pub const DEFAULT_SPLIT_BYTES: usize = 4 << 20;
+/// The default memory of a keyed load's key index: 256 MiB.
+pub const DEFAULT_KEY_INDEX_BUDGET_BYTES: usize = 256 << 20;
+
+impl IngestOptions {
+    fn limits(&self) -> csv::Limits {
+        let threads = match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        csv::Limits {
+            max_record_bytes: self.max_record_bytes.clamp(1, csv::MAX_LIMIT),
+            max_columns: self.max_columns.max(1),
+            chunk_bytes: self.split_bytes.max(1),
+            workers: threads,
+        }
+    }
 }
 
 impl Default for IngestOptions {
@@ -160,6 +210,11 @@ impl Default for IngestOptions {
             watermarks: HashMap::new(),
             applied_at: HashMap::new(),
             now: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_columns: DEFAULT_MAX_COLUMNS,
+            split_bytes: DEFAULT_SPLIT_BYTES,
+            threads: 0,
+            key_index_budget_bytes: DEFAULT_KEY_INDEX_BUDGET_BYTES,
         }
     }
 }
@@ -172,6 +227,11 @@ impl std::fmt::Debug for IngestOptions {
             .field("full", &self.full)
             .field("incremental_from", &self.incremental_from)
             .field("watermarks", &self.watermarks)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("max_columns", &self.max_columns)
+            .field("split_bytes", &self.split_bytes)
+            .field("threads", &self.threads)
+            .field("key_index_budget_bytes", &self.key_index_budget_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -194,7 +254,6 @@ fn fingerprint_path(lake: &Lake, source: &str) -> String {
 /// A corrupt row with the file it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct CorruptRow {
-    file_index: usize,
     file: String,
     line: u64,
     raw: String,
@@ -316,14 +375,7 @@ pub async fn ingest_source(
         let loaded = match load.files.download().await {
             Ok(files) => {
                 let load = Load { files, ..load };
-                ingest_table(
-                    &mut writer,
-                    source,
-                    load,
-                    project_dir,
-                    options.progress.clone(),
-                )
-                .await
+                ingest_table(&mut writer, source, load, project_dir, options).await
             }
             Err(e) => Err(e),
         };
@@ -497,20 +549,39 @@ async fn ingest_table(
     source: &SourceSpec,
     load: Load,
     project_dir: &Path,
-    progress: Arc<dyn Progress>,
+    options: &IngestOptions,
 ) -> Result<TableReport> {
     let started = Instant::now();
+    let progress = options.progress.clone();
+    let limits = options.limits();
     let table = &load.table;
     let inferred = match &load.previous {
         // the previous output holds the schema the last load settled on
         Some(previous) => previous.schema.clone(),
         None => {
-            let rows: Vec<usize> = (0..load.files.files.len())
-                .filter(|i| load.roles[*i].kind == FileKind::Rows)
-                .collect();
-            let sample =
-                Fetched::local(rows.iter().map(|i| load.files.files[*i].clone()).collect());
-            infer_schema(table, &sample).await?
+            let mut rows = Vec::new();
+            let mut unreadable = 0;
+            for (i, file) in load.files.files.iter().enumerate() {
+                if load.roles.get(i).map(|r| r.kind) != Some(FileKind::Rows) {
+                    continue;
+                }
+                // a file whose header cannot be read says nothing of the columns
+                match reader::unusable_header(table, &file.path, &limits)? {
+                    None => rows.push(file.clone()),
+                    Some(_) => unreadable += 1,
+                }
+            }
+            if rows.is_empty() && unreadable > 0 {
+                if table.schema.is_empty() {
+                    return Err(Error::Source(format!(
+                        "table `{}`: no file has a header that can be read within the limits, and no column is declared",
+                        table.name
+                    )));
+                }
+                convert::output_schema(&table.schema)
+            } else {
+                infer_schema(table, &Fetched::local(rows)).await?
+            }
         }
     };
     let columns = effective_columns(table, &inferred);
@@ -552,35 +623,32 @@ async fn ingest_table(
         converter,
         last_updated,
         progress,
+        limits,
+        key_index_budget: options.key_index_budget_bytes.max(1),
     };
 
-    // Pass 1: which row wins each primary key.
+    // One pass over the files; a keyed load keeps its batches on local disk until it
+    // knows which row wins each key, then routes them.
     let reader = Arc::new(reader);
-    let winners = if reader.converter.primary_key().is_some() {
-        let r = reader.clone();
-        Some(Arc::new(
-            tokio::task::spawn_blocking(move || r.winners())
-                .await
-                .map_err(join_error)??,
-        ))
-    } else {
-        None
-    };
-
-    // Pass 2: route every record; valid batches stream into the writer.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, String>>(4);
     let r = reader.clone();
-    let producer = tokio::task::spawn_blocking(move || r.route(winners.as_deref(), &tx));
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut sink = corrupt::CorruptSink::new();
+        let routed = if r.converter.primary_key().is_some() {
+            r.load_keyed(&tx, &mut sink)
+        } else {
+            r.route(&tx, &mut sink)
+        };
+        routed.map(|routed| (routed, sink))
+    });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let written = writer
         .write_entity(&table.name, None, schema, Box::pin(stream))
         .await;
-    let routed = producer.await.map_err(join_error)??;
+    let (routed, corrupt) = producer.await.map_err(join_error)??;
     let read = routed.read;
-    let mut corrupt = routed.corrupt;
-    corrupt.sort_by_key(|c| (c.file_index, c.line));
     let written = written?;
-    let corrupt_count = corrupt.len() as u64;
+    let corrupt_count = corrupt.count();
     if read != written + corrupt_count + routed.replaced + routed.deleted {
         return Err(Error::Internal(format!(
             "table `{}`: {read} rows read but {written} written, {corrupt_count} corrupt, {} replaced and {} deleted",
@@ -596,8 +664,8 @@ async fn ingest_table(
     let limit = source.corrupt_limit();
     if read > 0 && corrupt_count as f64 / read as f64 > limit {
         let examples = corrupt
+            .examples
             .iter()
-            .take(3)
             .map(|c| format!("{}:{}: {}", c.file, c.line, c.reason))
             .collect::<Vec<_>>()
             .join("; ");
@@ -609,18 +677,19 @@ async fn ingest_table(
             examples,
         });
     }
-    let mut reasons: HashMap<String, u64> = HashMap::new();
-    for c in &corrupt {
-        *reasons
-            .entry(c.reason.split(':').next().unwrap_or(&c.reason).to_string())
-            .or_default() += 1;
-    }
-    let mut reasons: Vec<(String, u64)> = reasons.into_iter().collect();
+    let mut reasons: Vec<(String, u64)> = corrupt
+        .reasons
+        .iter()
+        .map(|(k, n)| (k.clone(), *n))
+        .collect();
     reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let rows = tokio::task::spawn_blocking(move || corrupt.finish())
+        .await
+        .map_err(join_error)??;
     write_corrupt(
         writer,
         &format!("{}_{}_corrupt", source.name, table.name),
-        &corrupt,
+        rows,
     )
     .await?;
     Ok(TableReport {
@@ -643,44 +712,27 @@ fn join_error(e: tokio::task::JoinError) -> Error {
 async fn write_corrupt(
     writer: &mut CdmFolderWriter,
     name: &str,
-    rows: &[CorruptRow],
+    rows: corrupt::CorruptRows,
 ) -> Result<()> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("File", DataType::Utf8, false),
-        Field::new("Line", DataType::Int64, false),
-        Field::new("Raw", DataType::Utf8, false),
-        Field::new("Reason", DataType::Utf8, false),
-    ]));
-    let batches: Vec<std::result::Result<RecordBatch, String>> = rows
-        .chunks(BATCH_ROWS)
-        .map(|chunk| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(StringArray::from_iter_values(
-                        chunk.iter().map(|c| c.file.as_str()),
-                    )) as ArrayRef,
-                    Arc::new(Int64Array::from_iter_values(
-                        chunk.iter().map(|c| c.line as i64),
-                    )),
-                    Arc::new(StringArray::from_iter_values(
-                        chunk.iter().map(|c| c.raw.as_str()),
-                    )),
-                    Arc::new(StringArray::from_iter_values(
-                        chunk.iter().map(|c| c.reason.as_str()),
-                    )),
-                ],
-            )
-            .map_err(|e| e.to_string())
-        })
-        .collect();
-    writer
+    // the rows are read back from a local file, a batch at a time
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::result::Result<RecordBatch, String>>(2);
+    let producer = tokio::task::spawn_blocking(move || {
+        for batch in rows {
+            if tx.blocking_send(batch).is_err() {
+                break;
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let written = writer
         .write_entity(
             name,
             Some("rows that could not be loaded, with the reason"),
-            schema,
-            futures::stream::iter(batches),
+            corrupt::schema(),
+            Box::pin(stream),
         )
-        .await?;
+        .await;
+    producer.await.map_err(join_error)?;
+    written?;
     Ok(())
 }

@@ -4,7 +4,10 @@
 //!
 //! CSV is tokenised here rather than by a lenient parser, because the tokeniser must see
 //! what lenient parsers hide: a quote inside an unquoted field, text after a closing
-//! quote, a quoted field that never closes.
+//! quote, a quoted field that never closes. [`CsvTokenizer`] reads record by record
+//! (schema inference samples with it); loads use the parallel tokeniser of the `csv`
+//! module, which follows the same grammar but takes a quote that never closes as its
+//! line alone and reads on from the next line.
 
 use std::io::BufRead;
 
@@ -37,6 +40,50 @@ pub type Item = Result<Record, Corrupt>;
 
 /// How far a quoted field may run over line ends before it is taken as an unclosed quote.
 const MAX_LINES_PER_RECORD: usize = 1000;
+
+/// The longest record [`CsvTokenizer`] reads: a longer one is corrupt, and only its
+/// first bytes are kept.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// The most fields of a record [`CsvTokenizer`] splits: a wider one is corrupt.
+pub const MAX_FIELDS: usize = 16_384;
+
+/// Read up to a line end, appending at most `room` bytes to `buf`; returns the bytes
+/// consumed and whether the line did not fit (its rest is consumed and dropped).
+fn read_line_capped(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    room: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut kept = 0;
+    let mut over = false;
+    loop {
+        let avail = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((consumed, over));
+        }
+        let (take, done) = match avail.iter().position(|b| *b == b'\n') {
+            Some(k) => (k + 1, true),
+            None => (avail.len(), false),
+        };
+        let fits = take.min(room - kept);
+        if fits < take {
+            over = true;
+        }
+        buf.extend_from_slice(&avail[..fits]);
+        kept += fits;
+        consumed += take;
+        reader.consume(take);
+        if done {
+            return Ok((consumed, over));
+        }
+    }
+}
 
 /// CSV dialect.
 #[derive(Debug, Clone)]
@@ -123,6 +170,11 @@ impl<R: BufRead> CsvTokenizer<R> {
             match s {
                 S::Start if b == quote => s = S::Quoted,
                 S::Start | S::Unquoted if b == delimiter => {
+                    if fields.len() >= MAX_FIELDS {
+                        return Some(Err(format!(
+                            "too many fields: more than the limit of {MAX_FIELDS}"
+                        )));
+                    }
                     // an exact-size copy; the scratch field keeps its capacity
                     fields.push(field.clone());
                     field.clear();
@@ -146,6 +198,11 @@ impl<R: BufRead> CsvTokenizer<R> {
                     s = S::Quoted;
                 }
                 S::AfterQuote if b == delimiter => {
+                    if fields.len() >= MAX_FIELDS {
+                        return Some(Err(format!(
+                            "too many fields: more than the limit of {MAX_FIELDS}"
+                        )));
+                    }
                     // an exact-size copy; the scratch field keeps its capacity
                     fields.push(field.clone());
                     field.clear();
@@ -190,9 +247,16 @@ impl<R: BufRead> CsvTokenizer<R> {
             let mut lines = 0usize;
             // The split of the whole buffer as it stands: `None` while a quoted field is open.
             let mut split = None;
+            let mut too_long = false;
             loop {
-                let n = self.reader.read_until(b'\n', buf)?;
+                let room = MAX_RECORD_BYTES.saturating_sub(buf.len());
+                let (n, over) = read_line_capped(&mut self.reader, buf, room)?;
                 if n == 0 {
+                    break;
+                }
+                if over {
+                    lines += 1;
+                    too_long = true;
                     break;
                 }
                 lines += 1;
@@ -217,6 +281,9 @@ impl<R: BufRead> CsvTokenizer<R> {
             }
             let raw = String::from_utf8_lossy(body).into_owned();
             let fields = match split {
+                _ if too_long => Err(format!(
+                    "record too long: more than the limit of {MAX_RECORD_BYTES} bytes"
+                )),
                 None => Err(format!(
                     "a quoted field is not closed (unescaped quote or newline; {lines} lines read)"
                 )),

@@ -78,19 +78,40 @@ pub async fn infer_schema(table: &TableSpec, fetched: &Fetched) -> Result<Schema
     Ok(df.schema().inner().clone())
 }
 
-/// JSON Lines: the schema of the first valid objects (lines that are not JSON objects
-/// are skipped here; the load puts them in the corrupt table).
+/// The most bytes of JSON lines inference parses in all: a sample of long lines stops
+/// before [`SAMPLE_RECORDS`].
+pub const SAMPLE_BYTES: usize = 32 << 20;
+
+/// JSON Lines: the schema of the first valid objects (lines that are not JSON objects,
+/// are not UTF-8 or are longer than the load's default record limit are skipped here;
+/// the load puts them in the corrupt table). Memory stays bounded: a line is read at
+/// most to the limit, and at most [`SAMPLE_BYTES`] of lines are parsed.
 fn infer_jsonl(path: &Path) -> Result<SchemaRef> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::Source(format!("cannot read {}: {e}", path.display())))?;
-    let values: Vec<serde_json::Value> = std::io::BufReader::new(file)
-        .lines()
-        .map_while(|l| l.ok())
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-        .filter(|v| v.is_object())
-        .take(SAMPLE_RECORDS)
-        .collect();
+    infer_jsonl_within(path, crate::ingest::DEFAULT_MAX_RECORD_BYTES, SAMPLE_BYTES)
+}
+
+fn infer_jsonl_within(path: &Path, max_line: usize, max_sample: usize) -> Result<SchemaRef> {
+    let io = |e: std::io::Error| Error::Source(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::new();
+    let mut values: Vec<serde_json::Value> = Vec::new();
+    let mut sampled = 0usize;
+    while values.len() < SAMPLE_RECORDS && sampled < max_sample {
+        let Some(len) = crate::ingest::read_line(&mut reader, &mut line, max_line).map_err(io)?
+        else {
+            break;
+        };
+        if len > max_line {
+            continue;
+        }
+        sampled += len;
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+            if v.is_object() {
+                values.push(v);
+            }
+        }
+    }
     let schema = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))?;
     Ok(std::sync::Arc::new(schema))
 }
@@ -249,4 +270,35 @@ pub fn effective_columns(table: &TableSpec, inferred: &SchemaRef) -> Vec<ColumnS
                 .unwrap_or(c)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_past_the_limits_are_skipped_and_the_sample_stops_at_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.jsonl");
+        let mut bytes = Vec::new();
+        // longer than the line limit: skipped, its field never reaches the schema
+        bytes.extend_from_slice(format!("{{\"huge\":\"{}\"}}\n", "x".repeat(200)).as_bytes());
+        // not UTF-8: skipped, and the sample goes on
+        bytes.extend_from_slice(b"{\"bad\":\"caf\xe9\"}\n");
+        bytes.extend_from_slice(b"{\"id\":1,\"name\":\"a\"}\n");
+        bytes.extend_from_slice(b"{\"id\":2,\"city\":\"b\"}\r\n");
+        for i in 0..100 {
+            bytes.extend_from_slice(format!("{{\"id\":{i},\"n{i}\":1}}\n").as_bytes());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        // 14 + 19 + 20 bytes, then lines of 15 and 17 bytes until 256 are passed: n0 to n13
+        let schema = infer_jsonl_within(&path, 64, 256).unwrap();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        for present in ["id", "name", "city", "n0", "n13"] {
+            assert!(names.contains(&present), "{present} in {names:?}");
+        }
+        for absent in ["huge", "bad", "n14", "n99"] {
+            assert!(!names.contains(&absent), "{absent} in {names:?}");
+        }
+    }
 }
