@@ -753,6 +753,31 @@ pub(crate) fn convert_chunk(
     Ok(out)
 }
 
+/// Header names made usable as column names: an empty name becomes `column_<n>` (its
+/// 1-based position, as for files without a header) and a name met again (ignoring case,
+/// as CDM names are compared) gets `_2`, `_3`... until it is unique. A header such as
+/// `Id,,Name,name` (a trailing comma, a repeated column of an export) then still loads,
+/// and `model.json` never names an attribute twice or not at all.
+pub(crate) fn unique_column_names(names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate() {
+        let base = if name.is_empty() {
+            format!("column_{}", i + 1)
+        } else {
+            name
+        };
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while !seen.insert(candidate.to_lowercase()) {
+            n += 1;
+            candidate = format!("{base}_{n}");
+        }
+        out.push(candidate);
+    }
+    out
+}
+
 /// The names of a header record, or why it cannot be used: `Err(Ok(reason))` when the
 /// header is too big to read (a corrupt row), `Err(Err(reason))` when it is malformed.
 pub(crate) fn header_names(
@@ -807,11 +832,23 @@ pub(crate) fn header_names(
             };
             Ok(text.trim().to_string())
         })
-        .collect()
+        .collect::<Result<Vec<String>, _>>()
+        .map(unique_column_names)
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn header_names_are_made_unique_and_never_empty() {
+        let names = |v: &[&str]| unique_column_names(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            names(&["Id", "", "id", "Name", "ID", "column_2"]),
+            ["Id", "column_2", "id_2", "Name", "ID_3", "column_2_2"]
+        );
+        assert_eq!(names(&["", ""]), ["column_1", "column_2"]);
+    }
+
     use super::*;
 
     fn dialect() -> Dialect {

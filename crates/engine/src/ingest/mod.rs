@@ -19,7 +19,7 @@
 
 pub mod convert;
 mod corrupt;
-mod csv;
+pub(crate) mod csv;
 pub mod keys;
 mod reader;
 pub mod records;

@@ -28,23 +28,46 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The schema DataFusion infers from a sample of the table's files.
+/// The table's declared columns as a schema.
+fn declared_schema(table: &TableSpec) -> SchemaRef {
+    std::sync::Arc::new(arrow::datatypes::Schema::new(
+        table
+            .schema
+            .iter()
+            .map(|c| {
+                arrow::datatypes::Field::new(
+                    &c.name,
+                    crate::ingest::convert::arrow_type(c.column_type),
+                    true,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The schema inferred from a sample of the table's files. When the files show no
+/// column at all (JSON lines none of which is an object with fields, say), the declared
+/// columns stand in, and without any a table of no columns is refused: it could hold no
+/// row, and its files would not read back.
 pub async fn infer_schema(table: &TableSpec, fetched: &Fetched) -> Result<SchemaRef> {
+    let inferred = infer_from_files(table, fetched).await?;
+    if !inferred.fields().is_empty() {
+        return Ok(inferred);
+    }
+    if !table.schema.is_empty() {
+        return Ok(declared_schema(table));
+    }
+    Err(Error::Source(format!(
+        "table `{}`: its files show no column (no header, no JSON object with fields); declare its columns with `schema = [...]`",
+        table.name
+    )))
+}
+
+/// The schema DataFusion infers from a sample of the table's files.
+async fn infer_from_files(table: &TableSpec, fetched: &Fetched) -> Result<SchemaRef> {
     if table.format == SourceFormat::Delta {
         // the table's own schema, which prepare() put in the declaration
-        return Ok(std::sync::Arc::new(arrow::datatypes::Schema::new(
-            table
-                .schema
-                .iter()
-                .map(|c| {
-                    arrow::datatypes::Field::new(
-                        &c.name,
-                        crate::ingest::convert::arrow_type(c.column_type),
-                        true,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        )));
+        return Ok(declared_schema(table));
     }
     if !fetched.is_downloaded() {
         return Err(Error::Internal(
@@ -141,7 +164,11 @@ fn infer_csv(table: &TableSpec, path: &Path) -> Result<SchemaRef> {
     let mut names: Option<Vec<String>> = None;
     if csv.header {
         match tok.next_record().map_err(io)?.map(|r| r.fields) {
-            Some(Ok(h)) => names = Some(h.into_iter().map(|n| n.trim().to_string()).collect()),
+            Some(Ok(h)) => {
+                names = Some(crate::ingest::csv::unique_column_names(
+                    h.into_iter().map(|n| n.trim().to_string()).collect(),
+                ))
+            }
             Some(Err(e)) => {
                 return Err(Error::Source(format!(
                     "{}: the header line is malformed: {e}",
