@@ -12,30 +12,51 @@
 //! 1. `pg_advisory_xact_lock` on the table's name, so two runs of one export queue up;
 //! 2. `CREATE TABLE <table>__lakecdp_staging` (a leftover one is dropped first);
 //! 3. `COPY <staging> FROM STDIN (FORMAT binary)`, streamed in chunks of about 1 MiB;
-//! 4. `DROP TABLE IF EXISTS <table>; ALTER TABLE <staging> RENAME TO <table>`; commit.
+//! 4. when `<table>` exists: check that this export created it (below), and note what
+//!    others added to it: grants, indexes, constraints, the table's and columns' comments;
+//! 5. `DROP TABLE <table>; ALTER TABLE <staging> RENAME TO <table>`;
+//! 6. give the new table what was noted (each item on its own savepoint: one that no
+//!    longer fits, e.g. an index on a column the export dropped, is skipped with a
+//!    warning), record the table as this export's; commit.
 //!
 //! Readers see the old table or the new one, never a mix; any failure rolls the
 //! transaction back and leaves the old table as it was. Identifiers are always quoted.
 //!
+//! ## Ownership
+//!
+//! An export drops and replaces only tables it created. The schema's table
+//! [`OWNERSHIP_TABLE`] (`lakecdp_exports`: table name, export name, times) records which
+//! export created each table, in the same transaction as the table. A table of the same
+//! name that is not recorded (an analyst's, another application's) or that another export
+//! created is refused with [`Error::NotOwned`], and left as it is. A separate table is
+//! used rather than table comments because the comments belong to the analysts and are
+//! kept across runs. Row-level security policies, triggers, column privileges and
+//! views on a table are not carried over (a view on it makes the drop fail, which leaves
+//! the old table in place).
+//!
 //! The database is created when missing (the user needs `CREATEDB`), then the schema
 //! (default `customerinsights`).
 //!
-//! Connections are not encrypted: this target speaks plain TCP only (`sslmode` `disable`,
-//! or `prefer`, which falls back to plain TCP). Run it on a trusted network or through a
-//! tunnel; any other `sslmode` is refused by [`PostgresTargetBuilder::build`].
+//! Connections are secured as `sslmode` says (see [`lakecdp_pgtls`]): `verify-full` with
+//! the CA file `sslrootcert` checks the server's certificate and host name, `require`
+//! encrypts without checking it. A password is never sent over plain TCP to another
+//! machine unless `sslmode` is set to `disable` explicitly: [`PostgresTargetBuilder::build`]
+//! refuses it.
 
 pub mod copy;
 pub mod types;
 
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt};
-use lakecdp_core::Secret;
+use lakecdp_core::pgssl::check_plain_password;
+use lakecdp_core::{Secret, SslMode};
+use lakecdp_pgtls::PgTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use self::copy::CopyEncoder;
 use self::types::{pg_type_of, quote_ident};
@@ -57,32 +78,6 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Rows encoded at a time from a batch.
 const CHUNK_ROWS: usize = 4096;
 
-/// How the connection is secured. Only plain TCP is implemented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
-    /// Plain TCP.
-    #[default]
-    Disable,
-    /// Plain TCP (TLS is preferred by the setting, but this target has none).
-    Prefer,
-}
-
-impl FromStr for SslMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "disable" => Ok(SslMode::Disable),
-            "prefer" => Ok(SslMode::Prefer),
-            other => Err(Error::Config {
-                key: "sslmode".into(),
-                message: format!(
-                    "`{other}` needs TLS, which the PostgreSQL target does not implement; use `disable` (or `prefer`) and reach the server over a trusted network or a tunnel"
-                ),
-            }),
-        }
-    }
-}
-
 /// Settings of a [`PostgresTarget`]. Setters cannot fail; [`PostgresTargetBuilder::build`]
 /// checks everything and names the bad setting.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +89,7 @@ pub struct PostgresTargetBuilder {
     database: Option<String>,
     schema: Option<String>,
     sslmode: Option<String>,
+    sslrootcert: Option<PathBuf>,
     connect_timeout: Option<Duration>,
 }
 
@@ -134,9 +130,17 @@ impl PostgresTargetBuilder {
         self
     }
 
-    /// `disable` (default) or `prefer`; both connect without TLS.
+    /// `disable`, `prefer`, `require` or `verify-full` (see the module documentation).
+    /// When not set: plain TCP, refused by [`Self::build`] when a password would go to
+    /// another machine.
     pub fn sslmode(mut self, mode: impl Into<String>) -> Self {
         self.sslmode = Some(mode.into());
+        self
+    }
+
+    /// The CA file (PEM) the server's certificate must chain to, for `verify-full`.
+    pub fn sslrootcert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sslrootcert = Some(path.into());
         self
     }
 
@@ -161,10 +165,32 @@ impl PostgresTargetBuilder {
         let schema = self.schema.unwrap_or_else(|| DEFAULT_SCHEMA.into());
         check_ident("database", &database, 0)?;
         check_ident("schema", &schema, 0)?;
-        let ssl = match self.sslmode {
-            Some(m) => m.parse()?,
-            None => SslMode::Disable,
+        let declared = match &self.sslmode {
+            Some(m) => Some(m.parse::<SslMode>().map_err(|message| Error::Config {
+                key: "sslmode".into(),
+                message,
+            })?),
+            None => None,
         };
+        check_plain_password(
+            &format!("the connection to `{host}`"),
+            &host,
+            declared,
+            self.password.is_some(),
+        )
+        .map_err(|message| Error::Config {
+            key: "sslmode".into(),
+            message,
+        })?;
+        let mode = declared.unwrap_or(SslMode::Disable);
+        let tls = PgTls::new(mode, self.sslrootcert.as_deref()).map_err(|e| Error::Config {
+            key: if matches!(e, lakecdp_pgtls::Error::Setup(_)) {
+                "sslmode".into()
+            } else {
+                "sslrootcert".into()
+            },
+            message: e.to_string(),
+        })?;
         Ok(PostgresTarget {
             host,
             port: self.port.unwrap_or(5432),
@@ -172,7 +198,7 @@ impl PostgresTargetBuilder {
             password: self.password,
             database,
             schema,
-            ssl,
+            tls,
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
         })
     }
@@ -208,7 +234,7 @@ pub struct PostgresTarget {
     password: Option<Secret>,
     database: String,
     schema: String,
-    ssl: SslMode,
+    tls: PgTls,
     connect_timeout: Duration,
 }
 
@@ -264,7 +290,7 @@ impl PostgresTarget {
 
     /// The connection security.
     pub fn ssl_mode(&self) -> SslMode {
-        self.ssl
+        self.tls.mode()
     }
 
     async fn connect_to(&self, database: &str) -> Result<Client, tokio_postgres::Error> {
@@ -275,12 +301,12 @@ impl PostgresTarget {
             .user(&self.user)
             .dbname(database)
             .application_name("lakecdp")
-            .connect_timeout(self.connect_timeout)
-            .ssl_mode(tokio_postgres::config::SslMode::Disable);
+            .connect_timeout(self.connect_timeout);
+        self.tls.apply(&mut config);
         if let Some(p) = &self.password {
             config.password(p.expose());
         }
-        let (client, connection) = config.connect(NoTls).await?;
+        let (client, connection) = config.connect(self.tls.connector()).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "postgres connection ended");
@@ -402,7 +428,10 @@ impl PostgresTarget {
                 return;
             }
         };
-        lines.push(CheckLine::ok(reach, "connected (plain TCP, no TLS)"));
+        lines.push(CheckLine::ok(
+            reach,
+            format!("connected ({})", self.tls.describe()),
+        ));
         let db_line = format!("database `{}`", self.database);
         if !db_exists {
             let may_create = client
@@ -678,20 +707,68 @@ mod tests {
 
     #[test]
     fn builder_defaults_and_validation() {
-        let t = base().build().unwrap();
+        let t = base().sslmode("disable").build().unwrap();
         assert_eq!(t.address(), "db.example:5432");
         assert_eq!(t.schema(), DEFAULT_SCHEMA);
         assert_eq!(t.ssl_mode(), SslMode::Disable);
         assert!(!format!("{t:?}").contains("pw-not-shown"));
         assert_eq!(
-            base().sslmode("prefer").build().unwrap().ssl_mode(),
-            SslMode::Prefer
+            base().sslmode("require").build().unwrap().ssl_mode(),
+            SslMode::Require
         );
-        let err = base().sslmode("require").build().unwrap_err().to_string();
-        assert!(err.contains("sslmode") && err.contains("TLS"), "{err}");
+        let err = base().sslmode("verify-ca").build().unwrap_err().to_string();
+        assert!(
+            err.contains("`sslmode`") && err.contains("verify-full"),
+            "{err}"
+        );
+        let err = base()
+            .sslmode("verify-full")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`sslrootcert`"), "{err}");
         let err = PostgresTarget::builder().user("u").database("d").build();
         assert!(err.unwrap_err().to_string().contains("`host`"));
-        let err = base().database("x".repeat(64)).build().unwrap_err();
+        let err = base()
+            .database("x".repeat(64))
+            .sslmode("disable")
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("63 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_password_never_goes_to_another_machine_in_clear_unless_declared() {
+        for mode in [None, Some("prefer")] {
+            let mut b = base();
+            if let Some(m) = mode {
+                b = b.sslmode(m);
+            }
+            let err = b.build().unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if key == "sslmode"),
+                "{text}"
+            );
+            assert!(
+                text.contains("plain TCP") && text.contains("db.example"),
+                "{text}"
+            );
+            assert!(
+                text.contains("verify-full") && text.contains("`disable` explicitly"),
+                "{text}"
+            );
+            assert!(!text.contains("pw-not-shown"), "{text}");
+        }
+        assert!(base().sslmode("disable").build().is_ok());
+        assert!(base().sslmode("require").build().is_ok());
+        // no password, or the machine itself: nothing crosses a network in clear
+        let nopw = PostgresTarget::builder()
+            .host("db.example")
+            .user("u")
+            .database("crm");
+        assert!(nopw.build().is_ok());
+        assert!(base().host("127.0.0.1").build().is_ok());
+        assert!(base().host("localhost").build().is_ok());
     }
 }
