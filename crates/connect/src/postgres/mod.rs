@@ -67,6 +67,8 @@ use crate::target::{
 
 /// The suffix of the staging table a table is loaded into before it replaces the table.
 pub const STAGING_SUFFIX: &str = "__lakecdp_staging";
+/// The table, in each target schema, recording which export created which table.
+pub const OWNERSHIP_TABLE: &str = "lakecdp_exports";
 /// The schema tables go to unless another is set.
 pub const DEFAULT_SCHEMA: &str = "customerinsights";
 /// The database a missing database is created from.
@@ -504,6 +506,34 @@ impl PostgresTarget {
         }
     }
 
+    async fn create_ownership_table(&self, client: &Client) -> Result<()> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {}.{} (\
+               table_name text PRIMARY KEY, \
+               export_name text NOT NULL, \
+               created_at timestamptz NOT NULL DEFAULT now(), \
+               updated_at timestamptz NOT NULL DEFAULT now())",
+            quote_ident(&self.schema),
+            quote_ident(OWNERSHIP_TABLE)
+        );
+        match client.batch_execute(&sql).await {
+            Ok(()) => Ok(()),
+            // two runs creating it at once
+            Err(e)
+                if code(&e) == Some(&SqlState::UNIQUE_VIOLATION)
+                    || code(&e) == Some(&SqlState::DUPLICATE_TABLE) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::Export {
+                table: OWNERSHIP_TABLE.into(),
+                address: self.destination(),
+                stage: "creating the table of export ownership",
+                reason: reason(&e),
+            }),
+        }
+    }
+
     fn connect_failure(&self, name: String, e: &tokio_postgres::Error) -> CheckLine {
         let login = matches!(
             code(e),
@@ -542,8 +572,10 @@ impl ExportTarget for PostgresTarget {
         let started = Instant::now();
         let client = self.connect_or_create().await?;
         self.create_schema(&client).await?;
+        self.create_ownership_table(&client).await?;
         Ok(Box::new(PostgresRun {
             client,
+            address: format!("{}/{}", self.address(), self.database),
             schema: self.schema.clone(),
             destination: self.destination(),
             export_name: export_name.to_string(),
@@ -556,11 +588,141 @@ impl ExportTarget for PostgresTarget {
 /// A run of a PostgreSQL export: one connection, one transaction per table.
 struct PostgresRun {
     client: Client,
+    /// `host:port/database`.
+    address: String,
     schema: String,
     destination: String,
     export_name: String,
     tables: Vec<TableExported>,
     started: Instant,
+}
+
+/// What a table being replaced has that others gave it, as the statements that give it to
+/// the new table; empty when there was no table.
+#[derive(Debug, Default)]
+struct Kept {
+    existed: bool,
+    statements: Vec<String>,
+}
+
+impl Kept {
+    fn is_empty(&self) -> bool {
+        !self.existed
+    }
+
+    fn statements(&self) -> impl Iterator<Item = &str> {
+        self.statements.iter().map(String::as_str)
+    }
+}
+
+/// Why a table cannot be claimed: it is someone else's, or the server failed.
+enum ClaimError {
+    NotOwned { owner: Option<String>, fix: String },
+    Server(&'static str, tokio_postgres::Error),
+}
+
+impl ClaimError {
+    fn into_error(self, table: &str, address: &str) -> Error {
+        match self {
+            ClaimError::NotOwned { owner, fix } => Error::NotOwned {
+                table: table.to_string(),
+                address: address.to_string(),
+                owner: match owner {
+                    Some(o) => format!("was created by export `{o}`"),
+                    None => "was not created by a lakecdp export".to_string(),
+                },
+                fix,
+            },
+            ClaimError::Server(stage, e) => Error::Export {
+                table: table.to_string(),
+                address: address.to_string(),
+                stage,
+                reason: reason(&e),
+            },
+        }
+    }
+}
+
+/// Statements (run before the old table is dropped) that write, for each grant, index,
+/// constraint and comment of the table `$1` (a quoted `schema.table`), the statement
+/// that gives it to a table of the same name.
+const KEEP_SQL: &str = "\
+WITH t AS (SELECT $1::text::regclass AS oid, $1::text AS name) \
+SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', t.name, k.conname, pg_get_constraintdef(k.oid)) \
+  FROM t JOIN pg_constraint k ON k.conrelid = t.oid WHERE k.contype IN ('p', 'u', 'c', 'x') \
+UNION ALL \
+SELECT pg_get_indexdef(i.indexrelid) FROM t JOIN pg_index i ON i.indrelid = t.oid \
+  WHERE NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = t.oid) \
+UNION ALL \
+SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, t.name, \
+         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, \
+         CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+  FROM t JOIN pg_class c ON c.oid = t.oid CROSS JOIN LATERAL aclexplode(c.relacl) a \
+  LEFT JOIN pg_roles r ON r.oid = a.grantee \
+  WHERE a.grantee <> c.relowner \
+UNION ALL \
+SELECT format('COMMENT ON TABLE %s IS %L', t.name, d.description) \
+  FROM t JOIN pg_description d ON d.objoid = t.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 \
+UNION ALL \
+SELECT format('COMMENT ON COLUMN %s.%I IS %L', t.name, a.attname, d.description) \
+  FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped \
+  JOIN pg_description d ON d.objoid = t.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum";
+
+/// Check that `table` (quoted: `target`) of `schema` is the export `export_name`'s to
+/// replace (absent, or recorded as created by it), and note what others gave it.
+async fn claim(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    export_name: &str,
+    table: &str,
+    target: &str,
+) -> std::result::Result<Kept, ClaimError> {
+    let server = |stage| move |e| ClaimError::Server(stage, e);
+    let exists = tx
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
+        .await
+        .and_then(|r| r.try_get::<_, bool>(0))
+        .map_err(server("looking for the table"))?;
+    if !exists {
+        return Ok(Kept::default());
+    }
+    let owner: Option<String> = tx
+        .query_opt(
+            &format!(
+                "SELECT export_name FROM {}.{} WHERE table_name = $1 FOR UPDATE",
+                quote_ident(schema),
+                quote_ident(OWNERSHIP_TABLE)
+            ),
+            &[&table],
+        )
+        .await
+        .and_then(|r| r.map(|r| r.try_get(0)).transpose())
+        .map_err(server("reading who created the table"))?;
+    if owner.as_deref() != Some(export_name) {
+        let fix = match &owner {
+            Some(_) => "give this export another schema or database, or delete the other \
+                        export's table first"
+                .to_string(),
+            None => format!(
+                "rename or drop the table, or give the export another schema; to hand the table to \
+                 this export: INSERT INTO {}.{} (table_name, export_name) VALUES ('{}', '{}')",
+                quote_ident(schema),
+                quote_ident(OWNERSHIP_TABLE),
+                table.replace('\'', "''"),
+                export_name.replace('\'', "''")
+            ),
+        };
+        return Err(ClaimError::NotOwned { owner, fix });
+    }
+    let statements = tx
+        .query(KEEP_SQL, &[&target])
+        .await
+        .and_then(|rows| rows.iter().map(|r| r.try_get(0)).collect())
+        .map_err(server("reading the table's grants, indexes and comments"))?;
+    Ok(Kept {
+        existed: true,
+        statements,
+    })
 }
 
 #[async_trait]
@@ -596,7 +758,7 @@ impl ExportRun for PostgresRun {
             reason: reason(&e),
         };
 
-        let tx = self
+        let mut tx = self
             .client
             .transaction()
             .await
@@ -665,12 +827,49 @@ impl ExportRun for PostgresRun {
             .await
             .map_err(|e| fail("finishing COPY", e))?;
         debug_assert_eq!(rows, expected);
+        let keep = claim(&tx, &self.schema, &self.export_name, table, &target)
+            .await
+            .map_err(|e| e.into_error(&format!("{}.{table}", self.schema), &self.address))?;
+        if !keep.is_empty() {
+            tx.batch_execute(&format!("DROP TABLE {target}"))
+                .await
+                .map_err(|e| fail("dropping the previous table", e))?;
+        }
         tx.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {target}; ALTER TABLE {staging} RENAME TO {}",
+            "ALTER TABLE {staging} RENAME TO {}",
             quote_ident(table)
         ))
         .await
         .map_err(|e| fail("replacing the table", e))?;
+        for statement in keep.statements() {
+            let sp = tx
+                .savepoint("lakecdp_keep")
+                .await
+                .map_err(|e| fail("keeping grants, indexes and comments", e))?;
+            match sp.batch_execute(statement).await {
+                Ok(()) => sp
+                    .commit()
+                    .await
+                    .map_err(|e| fail("keeping grants, indexes and comments", e))?,
+                Err(e) => {
+                    tracing::warn!(table, destination = %self.destination, statement, reason = %reason(&e),
+                        "not carried over to the new table");
+                    sp.rollback()
+                        .await
+                        .map_err(|e| fail("keeping grants, indexes and comments", e))?;
+                }
+            }
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {qs}.{} (table_name, export_name) VALUES ($1, $2) \
+                 ON CONFLICT (table_name) DO UPDATE SET updated_at = now()",
+                quote_ident(OWNERSHIP_TABLE)
+            ),
+            &[&table, &self.export_name],
+        )
+        .await
+        .map_err(|e| fail("recording the table as the export's", e))?;
         tx.commit().await.map_err(|e| fail("committing", e))?;
         let done = TableExported {
             name: table.to_string(),
