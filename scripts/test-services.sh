@@ -12,6 +12,9 @@
 #                                       LAKECDP_TEST_S3_REGION          us-east-1
 #   PostgreSQL 15 (Debian binaries)     LAKECDP_TEST_PG_HOST / _PORT / _USER / _PASSWORD
 #                                       LAKECDP_TEST_PG_URL             postgresql://USER:PASS@127.0.0.1:PORT/postgres
+#                                       LAKECDP_TEST_PG_SSLROOTCERT     the CA (PEM) of the server's TLS certificate
+#                                                                       (made at start with openssl, for 127.0.0.1 and
+#                                                                       localhost); the server takes TLS and plain TCP
 #   the state folder                    LAKECDP_TEST_SERVICES_DIR
 #
 # Use it either way:
@@ -66,7 +69,8 @@ _LTS_VARS=(LAKECDP_TEST_SERVICES_DIR
   LAKECDP_TEST_AZURITE_ENDPOINT LAKECDP_TEST_AZURITE_ACCOUNT LAKECDP_TEST_AZURITE_KEY
   LAKECDP_TEST_AZURITE_BARE_ENDPOINT LAKECDP_TEST_AZURITE_BARE_KEY
   LAKECDP_TEST_S3_ENDPOINT LAKECDP_TEST_S3_ACCESS_KEY_ID LAKECDP_TEST_S3_SECRET_ACCESS_KEY LAKECDP_TEST_S3_REGION
-  LAKECDP_TEST_PG_HOST LAKECDP_TEST_PG_PORT LAKECDP_TEST_PG_USER LAKECDP_TEST_PG_PASSWORD LAKECDP_TEST_PG_URL)
+  LAKECDP_TEST_PG_HOST LAKECDP_TEST_PG_PORT LAKECDP_TEST_PG_USER LAKECDP_TEST_PG_PASSWORD LAKECDP_TEST_PG_URL
+  LAKECDP_TEST_PG_SSLROOTCERT)
 
 # ---------------------------------------------------------------------------------------------------
 # small helpers
@@ -116,6 +120,7 @@ _lts_ensure_prereqs() {
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)
   command -v flock >/dev/null 2>&1 || pkgs+=(util-linux)
   command -v setsid >/dev/null 2>&1 || pkgs+=(util-linux)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   if ((${#pkgs[@]})); then _lts_apt_install "${pkgs[@]}" || return 1; fi
   # Debian's python3 needs python3-venv (ensurepip) to make a venv
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -354,6 +359,7 @@ _lts_pg_init() {
     --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 --locale=C \
     --no-sync --no-instructions >>"$dir/postgres.log" 2>&1 || return 1
   rm -f "$dir/pg/pwfile"
+  _lts_pg_tls "$dir" || return 1
   # the data folder belongs to postgres: its settings go in through its own user
   _lts_pg_run tee -a "$dir/pg/data/postgresql.conf" >/dev/null <<EOF || return 1
 
@@ -367,7 +373,30 @@ synchronous_commit = off
 full_page_writes = off
 log_destination = 'stderr'
 logging_collector = off
+ssl = on
+ssl_cert_file = '$dir/pg/tls/server.pem'
+ssl_key_file = '$dir/pg/tls/server.key'
 EOF
+}
+
+# A throwaway certificate authority and a server certificate it signed, for 127.0.0.1 and
+# localhost: the server takes TLS (and plain TCP); tests verify it against $dir/pg-ca.pem.
+_lts_pg_tls() { # DIR
+  local dir=$1 tls=$1/pg/tls curve=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  mkdir -p "$tls" || return 1
+  {
+    openssl req -x509 "${curve[@]}" -days 30 -subj "/CN=lakecdp test services CA" \
+      -keyout "$tls/ca.key" -out "$dir/pg-ca.pem" &&
+      openssl req "${curve[@]}" -subj "/CN=127.0.0.1" -keyout "$tls/server.key" -out "$tls/server.csr" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/server.ext" &&
+      openssl x509 -req -in "$tls/server.csr" -CA "$dir/pg-ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+        -days 30 -extfile "$tls/server.ext" -out "$tls/server.pem"
+  } >>"$dir/postgres.log" 2>&1 || return 1
+  rm -f "$tls/ca.key" "$tls/server.csr" "$tls/ca.srl"
+  chmod 600 "$tls/server.key"
+  # the server refuses a key file that others may read or that is not its own
+  if [[ $EUID -eq 0 ]]; then chown -R postgres: "$tls" || return 1; fi
+  return 0
 }
 
 _lts_pg_start() { # pg_ctl -w waits until it accepts connections
@@ -562,6 +591,7 @@ lakecdp_services_start() {
   export LAKECDP_TEST_PG_USER=lakecdp_test
   export LAKECDP_TEST_PG_PASSWORD=$_LTS_PG_PASSWORD
   export LAKECDP_TEST_PG_URL="postgresql://lakecdp_test:$_LTS_PG_PASSWORD@127.0.0.1:$_LTS_PG_PORT/postgres"
+  export LAKECDP_TEST_PG_SSLROOTCERT=$dir/pg-ca.pem
   (umask 077 && lakecdp_services_env >"$dir/env.sh")
 
   _lts_log "azurite   $LAKECDP_TEST_AZURITE_ENDPOINT  ready in $(_lts_secs "$az_ms")"

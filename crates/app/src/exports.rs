@@ -108,6 +108,22 @@ fn list_of(e: &Export, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Refuse an export to a PostgreSQL database and schema its connection does not allow
+/// (the connection's `schemas`, set by Admins).
+fn allowed_schema(env: &Environment, export: &Export, connection: &Connection) -> Result<()> {
+    if connection.kind != ConnectionKind::Postgresql {
+        return Ok(());
+    }
+    let schema = export
+        .settings
+        .get("schema")
+        .map(String::as_str)
+        .unwrap_or(lakecdp_connect::postgres::DEFAULT_SCHEMA);
+    connection
+        .check_export_schema(&targets::database_of(env, Some(export)), schema)
+        .map_err(Error::denied)
+}
+
 impl App {
     /// Add an export (Contributor, with the use of its connection).
     pub async fn add_export(&self, actor: &Actor, new: NewExport) -> Result<(Export, Connection)> {
@@ -150,6 +166,7 @@ impl App {
         for t in &export.tables {
             targets::split_table(t)?;
         }
+        allowed_schema(&env, &export, &connection)?;
         acting.create_export(&env, &export).await?;
         Ok((export, connection))
     }
@@ -221,6 +238,9 @@ impl App {
             return Ok(changes);
         }
         invalid(&e.name, e.validate())?;
+        if let Some(conn) = self.catalog().get_connection(e.connection_id).await? {
+            allowed_schema(&env, &e, &conn)?;
+        }
         e.updated_at = Utc::now();
         acting.update_export(&env, &e).await?;
         Ok(changes)
@@ -404,6 +424,8 @@ impl App {
         observer: &dyn Observer,
     ) -> Result<u64> {
         let started = Instant::now();
+        // the connection's allowed schemas may have changed since the export was set up
+        allowed_schema(env, export, connection)?;
         // every selected table must be published before anything is sent
         let mut tables = Vec::new();
         for t in &export.tables {

@@ -83,11 +83,20 @@ pub async fn target_for(
             if let Some(p) = secrets.get("password") {
                 b = b.password(p.clone());
             }
-            if let Some(s) = export.and_then(|e| e.settings.get("schema")) {
-                b = b.schema(s.clone());
-            }
+            let schema = export
+                .and_then(|e| e.settings.get("schema").cloned())
+                .unwrap_or_else(|| lakecdp_connect::postgres::DEFAULT_SCHEMA.to_string());
+            // checked again at every run: the connection's list may have changed since
+            // the export was configured
+            connection
+                .check_export_schema(&database_of(env, export), &schema)
+                .map_err(Error::denied)?;
+            b = b.schema(schema);
             if let Some(mode) = setting("sslmode") {
                 b = b.sslmode(mode);
+            }
+            if let Some(ca) = setting("sslrootcert") {
+                b = b.sslrootcert(absolute(app.project_dir(), std::path::Path::new(&ca)));
             }
             Ok(Box::new(b.build()?))
         }

@@ -248,3 +248,92 @@ async fn explain_shows_a_profiles_records_and_preview_publishes_nothing() {
     let (after, _) = r.model("Unification");
     assert!(before == after, "Unification/model.json is unchanged");
 }
+
+#[tokio::test]
+async fn exports_go_only_to_the_schemas_their_connection_allows() {
+    let r = retail().await;
+    r.app
+        .add_connection(
+            &admin(),
+            NewConnection {
+                name: "warehouse".into(),
+                kind: "postgresql".into(),
+                usable_by: "contributors".into(),
+                settings: BTreeMap::from(
+                    [
+                        ("host", "127.0.0.1"),
+                        ("user", "cdp"),
+                        ("schemas", "crm.cdp, analytics.*"),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+                ),
+                secrets: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let export = |name: &str, database: &str, schema: Option<&str>| NewExport {
+        name: name.into(),
+        connection: "warehouse".into(),
+        tables: vec!["Unification/Customer".into()],
+        schedule: "off".into(),
+        database: Some(database.into()),
+        schema: schema.map(str::to_string),
+    };
+    // at configuration time: another schema, or the default one, is refused
+    for (database, schema) in [("crm", Some("public")), ("crm", None), ("hr", Some("cdp"))] {
+        let err = r
+            .app
+            .add_export(&admin(), export("x", database, schema))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+        assert!(err.to_string().contains("`schemas`"), "{err}");
+    }
+    r.app
+        .add_export(&admin(), export("crm", "crm", Some("cdp")))
+        .await
+        .unwrap();
+    r.app
+        .add_export(&admin(), export("any", "analytics", Some("whatever")))
+        .await
+        .unwrap();
+    let err = r
+        .app
+        .edit_export(
+            &admin(),
+            "crm",
+            lakecdp_app::exports::ExportChanges {
+                schema: Some("public".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+
+    // at run time: an Admin narrowed the connection since; the run is refused before
+    // anything is sent
+    r.app
+        .edit_connection(
+            &admin(),
+            "warehouse",
+            lakecdp_app::connections::ConnectionChanges {
+                set: BTreeMap::from([("schemas".to_string(), "analytics.*".to_string())]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(r
+        .app
+        .run_exports(&admin(), Some("crm"), &Silent)
+        .await
+        .is_err());
+    let shown = r.app.show_export(&admin(), "crm").await.unwrap();
+    let error = shown.runs[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("does not allow exports to schema `cdp` of database `crm`"),
+        "{error}"
+    );
+}

@@ -370,3 +370,99 @@ async fn instances_share_numbering_counting_and_leadership() {
     holders.dedup();
     assert_eq!(holders.len(), 1, "one holder at a time: {holders:?}");
 }
+
+/// Whether the catalog's connections (application name `app`) all use TLS, and exist.
+async fn sessions_use_tls(raw: &Client, app: &str) -> bool {
+    let row = raw
+        .query_one(
+            "SELECT count(*), coalesce(bool_and(s.ssl), false) FROM pg_stat_activity a \
+             JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    row.get::<_, i64>(0) > 0 && row.get::<_, bool>(1)
+}
+
+#[tokio::test]
+async fn the_catalog_connects_over_tls_as_its_url_says() {
+    let ca = service_var("LAKECDP_TEST_PG_SSLROOTCERT");
+    for (i, tls) in [
+        "sslmode=require".to_string(),
+        format!("sslmode=verify-full&sslrootcert={ca}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let schema = Schema::new("tls").await;
+        let app = format!("{}_{i}", schema.name);
+        let url = format!("{}&application_name={app}&{tls}", schema.url());
+        let catalog = PostgresCatalog::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{tls}: {e}"));
+        catalog.list_environments().await.unwrap();
+        assert!(
+            sessions_use_tls(&schema.raw, &app).await,
+            "{tls}: not over TLS"
+        );
+    }
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_certificate_another_ca_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=someone else",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other.pem",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let schema = Schema::new("wrongca").await;
+    let url = format!(
+        "{}&sslmode=verify-full&sslrootcert={}",
+        schema.url(),
+        dir.path().join("other.pem").display()
+    );
+    let err = PostgresCatalog::connect(&url).await.unwrap_err();
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    assert!(
+        !text.contains(&service_var("LAKECDP_TEST_PG_PASSWORD")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_is_not_sent_over_plain_tcp_to_another_machine() {
+    let password = service_var("LAKECDP_TEST_PG_PASSWORD");
+    let url = format!("postgresql://lakecdp_test:{password}@catalog.example.com:5432/lakecdp");
+    let err = PostgresCatalog::connect(&url).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("`sslmode`") && text.contains("plain TCP"),
+        "{text}"
+    );
+    assert!(!text.contains(&password), "{text}");
+}

@@ -365,7 +365,8 @@ pub struct ConnectionAddArgs {
     /// postgresql, adls, s3 or local.
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: String,
-    /// A setting, KEY=VALUE (repeatable): postgresql host, port, user, sslmode; adls
+    /// A setting, KEY=VALUE (repeatable): postgresql host, port, user, sslmode,
+    /// sslrootcert, schemas (the database.schema pairs exports may use); adls
     /// account, container, endpoint, emulator; s3 bucket, region, endpoint, prefix,
     /// access_key_id; local path.
     #[arg(long = "set", value_name = "KEY=VALUE")]

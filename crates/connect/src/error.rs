@@ -77,6 +77,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A table of the destination's name exists, and this export did not create it: an
+    /// export replaces only its own tables.
+    #[error(
+        "table `{table}` at {address} {owner}; an export replaces only tables it created: {fix}"
+    )]
+    NotOwned {
+        /// `schema.table`.
+        table: String,
+        /// `host:port/database`.
+        address: String,
+        /// Who created it, in words.
+        owner: String,
+        /// What to do.
+        fix: String,
+    },
+
     /// A lake operation failed.
     #[error(transparent)]
     Lake(#[from] lakecdp_lake::Error),
@@ -90,7 +106,8 @@ impl Error {
             | Error::Sealed { .. }
             | Error::Config { .. }
             | Error::UnsupportedType { .. }
-            | Error::PermissionDenied { .. } => true,
+            | Error::PermissionDenied { .. }
+            | Error::NotOwned { .. } => true,
             Error::Lake(e) => e.is_user_error(),
             _ => false,
         }

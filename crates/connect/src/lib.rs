@@ -17,7 +17,8 @@ pub mod vault;
 
 pub use error::{Error, Result};
 pub use lake::LakeTarget;
-pub use postgres::{PostgresTarget, PostgresTargetBuilder, SslMode};
+pub use lakecdp_core::SslMode;
+pub use postgres::{PostgresTarget, PostgresTargetBuilder};
 pub use target::{
     BatchStream, CheckLine, CheckStatus, ExportRun, ExportSummary, ExportTarget, TableExported,
 };

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::EnvironmentId;
+use crate::pgssl::{check_plain_password, SslMode};
 
 /// The id of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,10 +100,28 @@ const POSTGRESQL_FIELDS: &[Field] = &[
     setting(
         "sslmode",
         false,
-        "`disable` (default) or `prefer`; TLS is not supported yet",
+        "`verify-full` (TLS, the certificate checked against `sslrootcert`), `require` (TLS, \
+         the certificate not checked), `prefer` or `disable` (plain TCP; needed explicitly \
+         for a password to another machine)",
+    ),
+    setting(
+        "sslrootcert",
+        false,
+        "the CA file (PEM) the server's certificate must chain to, for `verify-full`",
+    ),
+    setting(
+        "schemas",
+        false,
+        "the `database.schema` pairs exports may write to, comma-separated, `*` for any \
+         database or schema, e.g. `crm.customerinsights,analytics.*` (default \
+         `*.customerinsights`)",
     ),
     secret("password", false, "the user's password"),
 ];
+
+/// The schemas a PostgreSQL connection's exports may write to when its `schemas`
+/// setting is not given.
+pub const DEFAULT_EXPORT_SCHEMAS: &str = "*.customerinsights";
 
 const ADLS_FIELDS: &[Field] = &[
     setting("account", true, "the storage account name"),
@@ -314,7 +333,93 @@ impl Connection {
                 ));
             }
         }
+        if kind == ConnectionKind::Postgresql {
+            self.validate_postgresql(&mut problems);
+        }
         problems
+    }
+
+    fn validate_postgresql(&self, problems: &mut Vec<String>) {
+        let mode = match self.setting("sslmode").map(str::parse::<SslMode>) {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                problems.push(format!("`sslmode`: {e}"));
+                return;
+            }
+            None => None,
+        };
+        if mode == Some(SslMode::VerifyFull) && self.setting("sslrootcert").is_none() {
+            problems.push(
+                "`sslmode` `verify-full` needs `sslrootcert`: the CA file (PEM) that signed \
+                 the server's certificate"
+                    .to_string(),
+            );
+        }
+        if let Some(host) = self.setting("host") {
+            let has_password = self.secrets.iter().any(|s| s == "password");
+            if let Err(e) = check_plain_password(
+                &format!("connection `{}`", self.name),
+                host,
+                mode,
+                has_password,
+            ) {
+                problems.push(e);
+            }
+        }
+        if let Err(e) = self.export_schemas() {
+            problems.push(e);
+        }
+    }
+
+    /// The `database.schema` patterns a PostgreSQL connection's exports may write to
+    /// (its `schemas` setting, or [`DEFAULT_EXPORT_SCHEMAS`]); `*` stands for any name.
+    pub fn export_schemas(&self) -> Result<Vec<(String, String)>, String> {
+        let text = self.setting("schemas").unwrap_or(DEFAULT_EXPORT_SCHEMAS);
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item.split_once('.') {
+                Some((db, schema))
+                    if !db.is_empty() && !schema.is_empty() && !schema.contains('.') =>
+                {
+                    out.push((db.to_string(), schema.to_string()))
+                }
+                _ => {
+                    return Err(format!(
+                        "`schemas`: `{item}` is not `database.schema` (`*` for any database or \
+                         schema, e.g. `crm.customerinsights`)"
+                    ))
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(
+                "`schemas` is empty: name the `database.schema` pairs exports may write to"
+                    .to_string(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether exports through this connection may write to `schema` of `database`;
+    /// the error names the setting, what it allows and the fix.
+    pub fn check_export_schema(&self, database: &str, schema: &str) -> Result<(), String> {
+        let allowed = self.export_schemas()?;
+        let fits = |pattern: &str, name: &str| pattern == "*" || pattern == name;
+        if allowed
+            .iter()
+            .any(|(d, s)| fits(d, database) && fits(s, schema))
+        {
+            return Ok(());
+        }
+        let list: Vec<String> = allowed.iter().map(|(d, s)| format!("{d}.{s}")).collect();
+        Err(format!(
+            "connection `{}` does not allow exports to schema `{schema}` of database \
+             `{database}`: its `schemas` setting allows {}; an Admin can add `{database}.{schema}` \
+             (`lakecdp connection edit {} --set schemas=...`)",
+            self.name,
+            list.join(", "),
+            self.name
+        ))
     }
 
     /// A setting, if given.
@@ -373,7 +478,9 @@ mod tests {
 
     #[test]
     fn a_complete_connection_is_valid() {
-        assert_eq!(pg().validate(), Vec::<String>::new());
+        let mut c = pg();
+        c.settings.insert("sslmode".into(), "require".into());
+        assert_eq!(c.validate(), Vec::<String>::new());
     }
 
     #[test]
@@ -383,12 +490,58 @@ mod tests {
         c.settings.insert("password".into(), "x".into());
         c.settings.insert("colour".into(), "red".into());
         c.settings.insert("port".into(), "99999".into());
+        c.settings.insert("sslmode".into(), "require".into());
         let p = c.validate();
         assert_eq!(p.len(), 4, "{p:#?}");
         assert!(p.iter().any(|m| m.contains("`password` is a secret")));
         assert!(p.iter().any(|m| m.contains("unknown setting `colour`")));
         assert!(p.iter().any(|m| m.contains("needs `host`")));
         assert!(p.iter().any(|m| m.contains("`port` must be a number")));
+    }
+
+    #[test]
+    fn a_password_to_another_machine_needs_tls_or_an_explicit_disable() {
+        let p = pg().validate();
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].contains("`sslmode`") && p[0].contains("plain TCP"),
+            "{p:#?}"
+        );
+        for (mode, ok) in [("disable", true), ("require", true), ("prefer", false)] {
+            let mut c = pg();
+            c.settings.insert("sslmode".into(), mode.into());
+            assert_eq!(c.validate().is_empty(), ok, "{mode}: {:#?}", c.validate());
+        }
+        let mut c = pg();
+        c.settings.insert("sslmode".into(), "verify-full".into());
+        assert!(c.validate()[0].contains("needs `sslrootcert`"));
+        c.settings
+            .insert("sslrootcert".into(), "/etc/ca.pem".into());
+        assert_eq!(c.validate(), Vec::<String>::new());
+        c.settings.insert("host".into(), "127.0.0.1".into());
+        c.settings.remove("sslmode");
+        assert_eq!(c.validate(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn exports_go_only_to_the_declared_schemas() {
+        let mut c = pg();
+        c.settings.insert("sslmode".into(), "require".into());
+        assert!(c.check_export_schema("crm", "customerinsights").is_ok());
+        let err = c.check_export_schema("crm", "public").unwrap_err();
+        assert!(
+            err.contains("`schemas`") && err.contains("*.customerinsights"),
+            "{err}"
+        );
+        c.settings
+            .insert("schemas".into(), "crm.cdp, analytics.*".into());
+        assert!(c.validate().is_empty());
+        assert!(c.check_export_schema("crm", "cdp").is_ok());
+        assert!(c.check_export_schema("analytics", "anything").is_ok());
+        assert!(c.check_export_schema("crm", "customerinsights").is_err());
+        assert!(c.check_export_schema("CRM", "cdp").is_err());
+        c.settings.insert("schemas".into(), "crm".into());
+        assert!(c.validate()[0].contains("not `database.schema`"));
     }
 
     #[test]

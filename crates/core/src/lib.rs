@@ -16,6 +16,7 @@ pub mod ids;
 pub mod measure;
 pub mod names;
 pub mod period;
+pub mod pgssl;
 pub mod process;
 pub mod project;
 pub mod revision;
@@ -41,6 +42,7 @@ pub use measure::{
     validate_measures, FilterOp, FilterSpec, MeasureFunction, MeasureKind, MeasureSpec, Period,
     PeriodUnit, WindowBounds, WindowSpec,
 };
+pub use pgssl::SslMode;
 pub use process::Process;
 pub use project::{EngineChoice, ProjectFile};
 pub use revision::Revision;

@@ -34,12 +34,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use lakecdp_core::pgssl::check_plain_password;
+use lakecdp_core::SslMode;
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId, Environment,
     EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
     RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, StorageConfig, Throttle,
     Watermark,
 };
+use lakecdp_pgtls::PgTls;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{Config, GenericClient, IsolationLevel, Row, Transaction};
@@ -79,8 +82,14 @@ impl PostgresCatalog {
     /// The URL takes libpq's parameters, e.g.
     /// `postgresql://lakecdp:PASSWORD@db.example.com:5432/lakecdp?connect_timeout=5`;
     /// `options=-c%20search_path%3Dlakecdp` puts the catalog's tables in the schema
-    /// `lakecdp` (which must exist) instead of `public`. Connections are made without
-    /// TLS. The password never appears in an error.
+    /// `lakecdp` (which must exist) instead of `public`. The password never appears in
+    /// an error.
+    ///
+    /// TLS is set as libpq sets it: `sslmode=disable|prefer|require|verify-full`, and for
+    /// `verify-full` the CA file `sslrootcert=/path/to/ca.pem` (see [`lakecdp_pgtls`]).
+    /// A URL with a password for a host other than this machine must say `sslmode`
+    /// `require` or `verify-full`, or `disable` explicitly; otherwise it is refused with
+    /// [`Error::Invalid`] before anything is sent.
     ///
     /// Fails with [`Error::Invalid`] when the URL is not a PostgreSQL URL,
     /// [`Error::Storage`] when the server cannot be reached or refuses the credentials,
@@ -89,8 +98,8 @@ impl PostgresCatalog {
     /// applied). Several instances may connect to one new database at once: the schema
     /// is created once.
     pub async fn connect(url: &str) -> Result<Self> {
-        let (config, redactor) = parse_url(url)?;
-        let pool = Arc::new(Pool::new(config, redactor));
+        let (config, tls, redactor) = parse_url(url)?;
+        let pool = Arc::new(Pool::new(config, tls, redactor));
         let version = {
             let mut client = pool.get().await?;
             migrations::migrate(&mut client, migrations::MIGRATIONS).await?
@@ -105,8 +114,9 @@ impl PostgresCatalog {
     }
 }
 
-/// The configuration of a catalog URL, and a redactor that knows its password.
-fn parse_url(url: &str) -> Result<(Config, Redactor)> {
+/// The configuration of a catalog URL, its TLS setting, and a redactor that knows its
+/// password.
+fn parse_url(url: &str) -> Result<(Config, PgTls, Redactor)> {
     let url = url.trim();
     if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
         return Err(Error::Invalid(
@@ -120,6 +130,7 @@ fn parse_url(url: &str) -> Result<(Config, Redactor)> {
         .and_then(|authority| authority.rsplit_once('@'))
         .and_then(|(userinfo, _)| userinfo.split_once(':'))
         .map(|(_, password)| password.to_string());
+    let (url, sslmode, sslrootcert) = take_tls_params(url)?;
     let config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
         let early = Redactor::new(raw_password.clone(), String::new());
         Error::Invalid(early.redact(&format!(
@@ -142,9 +153,70 @@ fn parse_url(url: &str) -> Result<(Config, Redactor)> {
         "{user}@{host}:{port}/{}",
         config.get_dbname().unwrap_or(user)
     );
+    let declared = sslmode
+        .as_deref()
+        .map(|m| {
+            m.parse::<SslMode>()
+                .map_err(|e| Error::Invalid(format!("the catalog URL's `sslmode`: {e}")))
+        })
+        .transpose()?;
+    let unix = matches!(config.get_hosts().first(), Some(h) if !matches!(h, Host::Tcp(_)));
+    if !unix {
+        check_plain_password(
+            "the catalog URL",
+            &host,
+            declared,
+            config.get_password().is_some(),
+        )
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "{e} (as URL parameters, e.g. `?sslmode=verify-full&sslrootcert=/path/to/ca.pem`)"
+            ))
+        })?;
+    }
+    let tls = PgTls::new(
+        declared.unwrap_or(SslMode::Disable),
+        sslrootcert.as_deref().map(std::path::Path::new),
+    )
+    .map_err(|e| Error::Invalid(format!("the catalog URL: {e}")))?;
     // Both the decoded password and the URL's spelling of it are redacted.
     let redactor = Redactor::new(password.into_iter().chain(raw_password), target);
-    Ok((config, redactor))
+    Ok((config, tls, redactor))
+}
+
+/// The URL without its `sslmode` and `sslrootcert` parameters (tokio-postgres knows
+/// neither `verify-full` nor `sslrootcert`), and their values.
+fn take_tls_params(url: &str) -> Result<(String, Option<String>, Option<String>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), None, None));
+    };
+    let (mut sslmode, mut sslrootcert) = (None, None);
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        let value = || {
+            url::form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        match key {
+            "sslmode" => sslmode = Some(value()),
+            "sslrootcert" => sslrootcert = Some(value()),
+            _ => kept.push(pair),
+        }
+    }
+    if sslrootcert.as_deref().is_some_and(str::is_empty) {
+        return Err(Error::Invalid(
+            "the catalog URL's `sslrootcert` is empty: give the path of the CA file".into(),
+        ));
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, sslmode, sslrootcert))
 }
 
 /// Begin a transaction that changes the catalog.
@@ -1267,12 +1339,14 @@ mod tests {
 
     #[test]
     fn the_password_is_not_in_the_target_nor_in_debug() {
-        let (_, redactor) =
-            parse_url("postgresql://cdp:p%40ss-w0rd@db.example.com:6543/lakecdp").unwrap();
+        let (_, tls, redactor) =
+            parse_url("postgresql://cdp:p%40ss-w0rd@db.example.com:6543/lakecdp?sslmode=require")
+                .unwrap();
         assert_eq!(redactor.target(), "cdp@db.example.com:6543/lakecdp");
+        assert_eq!(tls.mode(), SslMode::Require);
         let text = redactor.redact("p@ss-w0rd and p%40ss-w0rd");
         assert_eq!(text, "*** and ***");
-        let (_, redactor) = parse_url("postgres://cdp@localhost/lakecdp").unwrap();
+        let (_, _, redactor) = parse_url("postgres://cdp@localhost/lakecdp").unwrap();
         assert_eq!(redactor.target(), "cdp@localhost:5432/lakecdp");
     }
 
@@ -1281,5 +1355,47 @@ mod tests {
         let err = parse_url("postgresql://cdp:hunter2@db:notaport/lakecdp").unwrap_err();
         assert!(matches!(err, Error::Invalid(_)), "{err:?}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_password_goes_to_another_machine_only_over_tls_or_when_declared_plain() {
+        for query in ["", "?connect_timeout=5", "?sslmode=prefer"] {
+            let url = format!("postgresql://cdp:hunter2@db.example.com/lakecdp{query}");
+            let err = parse_url(&url).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, Error::Invalid(_)), "{text}");
+            assert!(
+                text.contains("`sslmode`") && text.contains("plain TCP"),
+                "{text}"
+            );
+            assert!(
+                text.contains("sslrootcert") && !text.contains("hunter2"),
+                "{text}"
+            );
+        }
+        let ok = |url: &str| parse_url(url).map(|(c, t, _)| (c, t.mode())).unwrap();
+        let (config, mode) =
+            ok("postgresql://cdp:hunter2@db.example.com/lakecdp?sslmode=disable&connect_timeout=5");
+        assert_eq!(mode, SslMode::Disable);
+        assert_eq!(
+            config.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            ok("postgresql://cdp:hunter2@127.0.0.1/lakecdp").1,
+            SslMode::Disable
+        );
+        assert_eq!(
+            ok("postgresql://cdp@db.example.com/lakecdp").1,
+            SslMode::Disable
+        );
+        let err =
+            parse_url("postgresql://cdp:pw@db.example.com/x?sslmode=verify-full").unwrap_err();
+        assert!(err.to_string().contains("sslrootcert"), "{err}");
+        let err = parse_url("postgresql://cdp:pw@db.example.com/x?sslmode=verify-full&sslrootcert=%2Fno%2Fsuch%2Fca.pem")
+            .unwrap_err();
+        assert!(err.to_string().contains("/no/such/ca.pem"), "{err}");
+        let err = parse_url("postgresql://cdp:pw@db.example.com/x?sslmode=tls").unwrap_err();
+        assert!(err.to_string().contains("unknown sslmode"), "{err}");
     }
 }

@@ -10,8 +10,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use lakecdp_pgtls::PgTls;
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use super::codec::Redactor;
 use crate::error::{Error, Result};
@@ -26,6 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections to one database, opened on demand.
 pub(crate) struct Pool {
     config: Config,
+    tls: PgTls,
     redactor: Redactor,
     idle: Mutex<Vec<Client>>,
     permits: Semaphore,
@@ -36,6 +38,7 @@ impl fmt::Debug for Pool {
         // `Config`'s own Debug redacts the password too; ours names what matters only.
         f.debug_struct("Pool")
             .field("target", &self.redactor.target())
+            .field("sslmode", &self.tls.mode())
             .field("max_connections", &MAX_CONNECTIONS)
             .finish()
     }
@@ -43,7 +46,8 @@ impl fmt::Debug for Pool {
 
 impl Pool {
     /// A pool for `config`; opens nothing yet.
-    pub(crate) fn new(mut config: Config, redactor: Redactor) -> Self {
+    pub(crate) fn new(mut config: Config, tls: PgTls, redactor: Redactor) -> Self {
+        tls.apply(&mut config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -52,6 +56,7 @@ impl Pool {
         }
         Self {
             config,
+            tls,
             redactor,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(MAX_CONNECTIONS),
@@ -95,7 +100,7 @@ impl Pool {
     async fn open(&self) -> Result<Client> {
         let (client, connection) = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.connector())
             .await
             .map_err(|e| self.redactor.connect_error(&e))?;
         let target = self.redactor.target();

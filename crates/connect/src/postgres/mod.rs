@@ -12,30 +12,51 @@
 //! 1. `pg_advisory_xact_lock` on the table's name, so two runs of one export queue up;
 //! 2. `CREATE TABLE <table>__lakecdp_staging` (a leftover one is dropped first);
 //! 3. `COPY <staging> FROM STDIN (FORMAT binary)`, streamed in chunks of about 1 MiB;
-//! 4. `DROP TABLE IF EXISTS <table>; ALTER TABLE <staging> RENAME TO <table>`; commit.
+//! 4. when `<table>` exists: check that this export created it (below), and note what
+//!    others added to it: grants, indexes, constraints, the table's and columns' comments;
+//! 5. `DROP TABLE <table>; ALTER TABLE <staging> RENAME TO <table>`;
+//! 6. give the new table what was noted (each item on its own savepoint: one that no
+//!    longer fits, e.g. an index on a column the export dropped, is skipped with a
+//!    warning), record the table as this export's; commit.
 //!
 //! Readers see the old table or the new one, never a mix; any failure rolls the
 //! transaction back and leaves the old table as it was. Identifiers are always quoted.
 //!
+//! ## Ownership
+//!
+//! An export drops and replaces only tables it created. The schema's table
+//! [`OWNERSHIP_TABLE`] (`lakecdp_exports`: table name, export name, times) records which
+//! export created each table, in the same transaction as the table. A table of the same
+//! name that is not recorded (an analyst's, another application's) or that another export
+//! created is refused with [`Error::NotOwned`], and left as it is. A separate table is
+//! used rather than table comments because the comments belong to the analysts and are
+//! kept across runs. Row-level security policies, triggers, column privileges and
+//! views on a table are not carried over (a view on it makes the drop fail, which leaves
+//! the old table in place).
+//!
 //! The database is created when missing (the user needs `CREATEDB`), then the schema
 //! (default `customerinsights`).
 //!
-//! Connections are not encrypted: this target speaks plain TCP only (`sslmode` `disable`,
-//! or `prefer`, which falls back to plain TCP). Run it on a trusted network or through a
-//! tunnel; any other `sslmode` is refused by [`PostgresTargetBuilder::build`].
+//! Connections are secured as `sslmode` says (see [`lakecdp_pgtls`]): `verify-full` with
+//! the CA file `sslrootcert` checks the server's certificate and host name, `require`
+//! encrypts without checking it. A password is never sent over plain TCP to another
+//! machine unless `sslmode` is set to `disable` explicitly: [`PostgresTargetBuilder::build`]
+//! refuses it.
 
 pub mod copy;
 pub mod types;
 
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt};
-use lakecdp_core::Secret;
+use lakecdp_core::pgssl::check_plain_password;
+use lakecdp_core::{Secret, SslMode};
+use lakecdp_pgtls::PgTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use self::copy::CopyEncoder;
 use self::types::{pg_type_of, quote_ident};
@@ -46,6 +67,8 @@ use crate::target::{
 
 /// The suffix of the staging table a table is loaded into before it replaces the table.
 pub const STAGING_SUFFIX: &str = "__lakecdp_staging";
+/// The table, in each target schema, recording which export created which table.
+pub const OWNERSHIP_TABLE: &str = "lakecdp_exports";
 /// The schema tables go to unless another is set.
 pub const DEFAULT_SCHEMA: &str = "customerinsights";
 /// The database a missing database is created from.
@@ -56,32 +79,6 @@ const MAX_IDENT: usize = 63;
 const CHUNK_BYTES: usize = 1 << 20;
 /// Rows encoded at a time from a batch.
 const CHUNK_ROWS: usize = 4096;
-
-/// How the connection is secured. Only plain TCP is implemented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
-    /// Plain TCP.
-    #[default]
-    Disable,
-    /// Plain TCP (TLS is preferred by the setting, but this target has none).
-    Prefer,
-}
-
-impl FromStr for SslMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "disable" => Ok(SslMode::Disable),
-            "prefer" => Ok(SslMode::Prefer),
-            other => Err(Error::Config {
-                key: "sslmode".into(),
-                message: format!(
-                    "`{other}` needs TLS, which the PostgreSQL target does not implement; use `disable` (or `prefer`) and reach the server over a trusted network or a tunnel"
-                ),
-            }),
-        }
-    }
-}
 
 /// Settings of a [`PostgresTarget`]. Setters cannot fail; [`PostgresTargetBuilder::build`]
 /// checks everything and names the bad setting.
@@ -94,6 +91,7 @@ pub struct PostgresTargetBuilder {
     database: Option<String>,
     schema: Option<String>,
     sslmode: Option<String>,
+    sslrootcert: Option<PathBuf>,
     connect_timeout: Option<Duration>,
 }
 
@@ -134,9 +132,17 @@ impl PostgresTargetBuilder {
         self
     }
 
-    /// `disable` (default) or `prefer`; both connect without TLS.
+    /// `disable`, `prefer`, `require` or `verify-full` (see the module documentation).
+    /// When not set: plain TCP, refused by [`Self::build`] when a password would go to
+    /// another machine.
     pub fn sslmode(mut self, mode: impl Into<String>) -> Self {
         self.sslmode = Some(mode.into());
+        self
+    }
+
+    /// The CA file (PEM) the server's certificate must chain to, for `verify-full`.
+    pub fn sslrootcert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sslrootcert = Some(path.into());
         self
     }
 
@@ -161,10 +167,32 @@ impl PostgresTargetBuilder {
         let schema = self.schema.unwrap_or_else(|| DEFAULT_SCHEMA.into());
         check_ident("database", &database, 0)?;
         check_ident("schema", &schema, 0)?;
-        let ssl = match self.sslmode {
-            Some(m) => m.parse()?,
-            None => SslMode::Disable,
+        let declared = match &self.sslmode {
+            Some(m) => Some(m.parse::<SslMode>().map_err(|message| Error::Config {
+                key: "sslmode".into(),
+                message,
+            })?),
+            None => None,
         };
+        check_plain_password(
+            &format!("the connection to `{host}`"),
+            &host,
+            declared,
+            self.password.is_some(),
+        )
+        .map_err(|message| Error::Config {
+            key: "sslmode".into(),
+            message,
+        })?;
+        let mode = declared.unwrap_or(SslMode::Disable);
+        let tls = PgTls::new(mode, self.sslrootcert.as_deref()).map_err(|e| Error::Config {
+            key: if matches!(e, lakecdp_pgtls::Error::Setup(_)) {
+                "sslmode".into()
+            } else {
+                "sslrootcert".into()
+            },
+            message: e.to_string(),
+        })?;
         Ok(PostgresTarget {
             host,
             port: self.port.unwrap_or(5432),
@@ -172,7 +200,7 @@ impl PostgresTargetBuilder {
             password: self.password,
             database,
             schema,
-            ssl,
+            tls,
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
         })
     }
@@ -208,7 +236,7 @@ pub struct PostgresTarget {
     password: Option<Secret>,
     database: String,
     schema: String,
-    ssl: SslMode,
+    tls: PgTls,
     connect_timeout: Duration,
 }
 
@@ -264,7 +292,7 @@ impl PostgresTarget {
 
     /// The connection security.
     pub fn ssl_mode(&self) -> SslMode {
-        self.ssl
+        self.tls.mode()
     }
 
     async fn connect_to(&self, database: &str) -> Result<Client, tokio_postgres::Error> {
@@ -275,12 +303,12 @@ impl PostgresTarget {
             .user(&self.user)
             .dbname(database)
             .application_name("lakecdp")
-            .connect_timeout(self.connect_timeout)
-            .ssl_mode(tokio_postgres::config::SslMode::Disable);
+            .connect_timeout(self.connect_timeout);
+        self.tls.apply(&mut config);
         if let Some(p) = &self.password {
             config.password(p.expose());
         }
-        let (client, connection) = config.connect(NoTls).await?;
+        let (client, connection) = config.connect(self.tls.connector()).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "postgres connection ended");
@@ -402,7 +430,10 @@ impl PostgresTarget {
                 return;
             }
         };
-        lines.push(CheckLine::ok(reach, "connected (plain TCP, no TLS)"));
+        lines.push(CheckLine::ok(
+            reach,
+            format!("connected ({})", self.tls.describe()),
+        ));
         let db_line = format!("database `{}`", self.database);
         if !db_exists {
             let may_create = client
@@ -475,6 +506,34 @@ impl PostgresTarget {
         }
     }
 
+    async fn create_ownership_table(&self, client: &Client) -> Result<()> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {}.{} (\
+               table_name text PRIMARY KEY, \
+               export_name text NOT NULL, \
+               created_at timestamptz NOT NULL DEFAULT now(), \
+               updated_at timestamptz NOT NULL DEFAULT now())",
+            quote_ident(&self.schema),
+            quote_ident(OWNERSHIP_TABLE)
+        );
+        match client.batch_execute(&sql).await {
+            Ok(()) => Ok(()),
+            // two runs creating it at once
+            Err(e)
+                if code(&e) == Some(&SqlState::UNIQUE_VIOLATION)
+                    || code(&e) == Some(&SqlState::DUPLICATE_TABLE) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::Export {
+                table: OWNERSHIP_TABLE.into(),
+                address: self.destination(),
+                stage: "creating the table of export ownership",
+                reason: reason(&e),
+            }),
+        }
+    }
+
     fn connect_failure(&self, name: String, e: &tokio_postgres::Error) -> CheckLine {
         let login = matches!(
             code(e),
@@ -513,8 +572,10 @@ impl ExportTarget for PostgresTarget {
         let started = Instant::now();
         let client = self.connect_or_create().await?;
         self.create_schema(&client).await?;
+        self.create_ownership_table(&client).await?;
         Ok(Box::new(PostgresRun {
             client,
+            address: format!("{}/{}", self.address(), self.database),
             schema: self.schema.clone(),
             destination: self.destination(),
             export_name: export_name.to_string(),
@@ -527,11 +588,141 @@ impl ExportTarget for PostgresTarget {
 /// A run of a PostgreSQL export: one connection, one transaction per table.
 struct PostgresRun {
     client: Client,
+    /// `host:port/database`.
+    address: String,
     schema: String,
     destination: String,
     export_name: String,
     tables: Vec<TableExported>,
     started: Instant,
+}
+
+/// What a table being replaced has that others gave it, as the statements that give it to
+/// the new table; empty when there was no table.
+#[derive(Debug, Default)]
+struct Kept {
+    existed: bool,
+    statements: Vec<String>,
+}
+
+impl Kept {
+    fn is_empty(&self) -> bool {
+        !self.existed
+    }
+
+    fn statements(&self) -> impl Iterator<Item = &str> {
+        self.statements.iter().map(String::as_str)
+    }
+}
+
+/// Why a table cannot be claimed: it is someone else's, or the server failed.
+enum ClaimError {
+    NotOwned { owner: Option<String>, fix: String },
+    Server(&'static str, tokio_postgres::Error),
+}
+
+impl ClaimError {
+    fn into_error(self, table: &str, address: &str) -> Error {
+        match self {
+            ClaimError::NotOwned { owner, fix } => Error::NotOwned {
+                table: table.to_string(),
+                address: address.to_string(),
+                owner: match owner {
+                    Some(o) => format!("was created by export `{o}`"),
+                    None => "was not created by a lakecdp export".to_string(),
+                },
+                fix,
+            },
+            ClaimError::Server(stage, e) => Error::Export {
+                table: table.to_string(),
+                address: address.to_string(),
+                stage,
+                reason: reason(&e),
+            },
+        }
+    }
+}
+
+/// Statements (run before the old table is dropped) that write, for each grant, index,
+/// constraint and comment of the table `$1` (a quoted `schema.table`), the statement
+/// that gives it to a table of the same name.
+const KEEP_SQL: &str = "\
+WITH t AS (SELECT $1::text::regclass AS oid, $1::text AS name) \
+SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s', t.name, k.conname, pg_get_constraintdef(k.oid)) \
+  FROM t JOIN pg_constraint k ON k.conrelid = t.oid WHERE k.contype IN ('p', 'u', 'c', 'x') \
+UNION ALL \
+SELECT pg_get_indexdef(i.indexrelid) FROM t JOIN pg_index i ON i.indrelid = t.oid \
+  WHERE NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = t.oid) \
+UNION ALL \
+SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, t.name, \
+         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, \
+         CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+  FROM t JOIN pg_class c ON c.oid = t.oid CROSS JOIN LATERAL aclexplode(c.relacl) a \
+  LEFT JOIN pg_roles r ON r.oid = a.grantee \
+  WHERE a.grantee <> c.relowner \
+UNION ALL \
+SELECT format('COMMENT ON TABLE %s IS %L', t.name, d.description) \
+  FROM t JOIN pg_description d ON d.objoid = t.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0 \
+UNION ALL \
+SELECT format('COMMENT ON COLUMN %s.%I IS %L', t.name, a.attname, d.description) \
+  FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped \
+  JOIN pg_description d ON d.objoid = t.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum";
+
+/// Check that `table` (quoted: `target`) of `schema` is the export `export_name`'s to
+/// replace (absent, or recorded as created by it), and note what others gave it.
+async fn claim(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    export_name: &str,
+    table: &str,
+    target: &str,
+) -> std::result::Result<Kept, ClaimError> {
+    let server = |stage| move |e| ClaimError::Server(stage, e);
+    let exists = tx
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
+        .await
+        .and_then(|r| r.try_get::<_, bool>(0))
+        .map_err(server("looking for the table"))?;
+    if !exists {
+        return Ok(Kept::default());
+    }
+    let owner: Option<String> = tx
+        .query_opt(
+            &format!(
+                "SELECT export_name FROM {}.{} WHERE table_name = $1 FOR UPDATE",
+                quote_ident(schema),
+                quote_ident(OWNERSHIP_TABLE)
+            ),
+            &[&table],
+        )
+        .await
+        .and_then(|r| r.map(|r| r.try_get(0)).transpose())
+        .map_err(server("reading who created the table"))?;
+    if owner.as_deref() != Some(export_name) {
+        let fix = match &owner {
+            Some(_) => "give this export another schema or database, or delete the other \
+                        export's table first"
+                .to_string(),
+            None => format!(
+                "rename or drop the table, or give the export another schema; to hand the table to \
+                 this export: INSERT INTO {}.{} (table_name, export_name) VALUES ('{}', '{}')",
+                quote_ident(schema),
+                quote_ident(OWNERSHIP_TABLE),
+                table.replace('\'', "''"),
+                export_name.replace('\'', "''")
+            ),
+        };
+        return Err(ClaimError::NotOwned { owner, fix });
+    }
+    let statements = tx
+        .query(KEEP_SQL, &[&target])
+        .await
+        .and_then(|rows| rows.iter().map(|r| r.try_get(0)).collect())
+        .map_err(server("reading the table's grants, indexes and comments"))?;
+    Ok(Kept {
+        existed: true,
+        statements,
+    })
 }
 
 #[async_trait]
@@ -567,7 +758,7 @@ impl ExportRun for PostgresRun {
             reason: reason(&e),
         };
 
-        let tx = self
+        let mut tx = self
             .client
             .transaction()
             .await
@@ -636,12 +827,49 @@ impl ExportRun for PostgresRun {
             .await
             .map_err(|e| fail("finishing COPY", e))?;
         debug_assert_eq!(rows, expected);
+        let keep = claim(&tx, &self.schema, &self.export_name, table, &target)
+            .await
+            .map_err(|e| e.into_error(&format!("{}.{table}", self.schema), &self.address))?;
+        if !keep.is_empty() {
+            tx.batch_execute(&format!("DROP TABLE {target}"))
+                .await
+                .map_err(|e| fail("dropping the previous table", e))?;
+        }
         tx.batch_execute(&format!(
-            "DROP TABLE IF EXISTS {target}; ALTER TABLE {staging} RENAME TO {}",
+            "ALTER TABLE {staging} RENAME TO {}",
             quote_ident(table)
         ))
         .await
         .map_err(|e| fail("replacing the table", e))?;
+        for statement in keep.statements() {
+            let sp = tx
+                .savepoint("lakecdp_keep")
+                .await
+                .map_err(|e| fail("keeping grants, indexes and comments", e))?;
+            match sp.batch_execute(statement).await {
+                Ok(()) => sp
+                    .commit()
+                    .await
+                    .map_err(|e| fail("keeping grants, indexes and comments", e))?,
+                Err(e) => {
+                    tracing::warn!(table, destination = %self.destination, statement, reason = %reason(&e),
+                        "not carried over to the new table");
+                    sp.rollback()
+                        .await
+                        .map_err(|e| fail("keeping grants, indexes and comments", e))?;
+                }
+            }
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {qs}.{} (table_name, export_name) VALUES ($1, $2) \
+                 ON CONFLICT (table_name) DO UPDATE SET updated_at = now()",
+                quote_ident(OWNERSHIP_TABLE)
+            ),
+            &[&table, &self.export_name],
+        )
+        .await
+        .map_err(|e| fail("recording the table as the export's", e))?;
         tx.commit().await.map_err(|e| fail("committing", e))?;
         let done = TableExported {
             name: table.to_string(),
@@ -678,20 +906,68 @@ mod tests {
 
     #[test]
     fn builder_defaults_and_validation() {
-        let t = base().build().unwrap();
+        let t = base().sslmode("disable").build().unwrap();
         assert_eq!(t.address(), "db.example:5432");
         assert_eq!(t.schema(), DEFAULT_SCHEMA);
         assert_eq!(t.ssl_mode(), SslMode::Disable);
         assert!(!format!("{t:?}").contains("pw-not-shown"));
         assert_eq!(
-            base().sslmode("prefer").build().unwrap().ssl_mode(),
-            SslMode::Prefer
+            base().sslmode("require").build().unwrap().ssl_mode(),
+            SslMode::Require
         );
-        let err = base().sslmode("require").build().unwrap_err().to_string();
-        assert!(err.contains("sslmode") && err.contains("TLS"), "{err}");
+        let err = base().sslmode("verify-ca").build().unwrap_err().to_string();
+        assert!(
+            err.contains("`sslmode`") && err.contains("verify-full"),
+            "{err}"
+        );
+        let err = base()
+            .sslmode("verify-full")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`sslrootcert`"), "{err}");
         let err = PostgresTarget::builder().user("u").database("d").build();
         assert!(err.unwrap_err().to_string().contains("`host`"));
-        let err = base().database("x".repeat(64)).build().unwrap_err();
+        let err = base()
+            .database("x".repeat(64))
+            .sslmode("disable")
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("63 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_password_never_goes_to_another_machine_in_clear_unless_declared() {
+        for mode in [None, Some("prefer")] {
+            let mut b = base();
+            if let Some(m) = mode {
+                b = b.sslmode(m);
+            }
+            let err = b.build().unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if key == "sslmode"),
+                "{text}"
+            );
+            assert!(
+                text.contains("plain TCP") && text.contains("db.example"),
+                "{text}"
+            );
+            assert!(
+                text.contains("verify-full") && text.contains("`disable` explicitly"),
+                "{text}"
+            );
+            assert!(!text.contains("pw-not-shown"), "{text}");
+        }
+        assert!(base().sslmode("disable").build().is_ok());
+        assert!(base().sslmode("require").build().is_ok());
+        // no password, or the machine itself: nothing crosses a network in clear
+        let nopw = PostgresTarget::builder()
+            .host("db.example")
+            .user("u")
+            .database("crm");
+        assert!(nopw.build().is_ok());
+        assert!(base().host("127.0.0.1").build().is_ok());
+        assert!(base().host("localhost").build().is_ok());
     }
 }
