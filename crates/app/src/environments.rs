@@ -133,6 +133,54 @@ fn changes(old: &Environment, new: &Environment) -> Vec<String> {
     out
 }
 
+/// Where a storage sends its secrets: its account or bucket and its endpoint; `None` for
+/// a local folder, which has none.
+fn secrets_destination(storage: &StorageConfig) -> Option<String> {
+    match storage {
+        StorageConfig::Local(_) => None,
+        StorageConfig::Adls(a) => Some(format!(
+            "{} (endpoint {})",
+            storage.describe(),
+            a.endpoint.as_deref().unwrap_or("of Azure")
+        )),
+        StorageConfig::S3(b) => Some(format!(
+            "s3://{} (endpoint {})",
+            b.bucket,
+            b.endpoint.as_deref().unwrap_or("of AWS")
+        )),
+    }
+}
+
+/// A storage moved to another account, bucket or endpoint must name its secrets anew in
+/// the same change: a reference kept from before would send the old account's keys to
+/// the new destination, which whoever edited the project file chose.
+fn secrets_follow_the_storage(old: &Environment, new: &Environment) -> Result<()> {
+    let (Some(from), Some(to)) = (
+        secrets_destination(&old.storage),
+        secrets_destination(&new.storage),
+    ) else {
+        return Ok(());
+    };
+    if from == to {
+        return Ok(());
+    }
+    let before = old.storage.secret_refs();
+    let kept: Vec<String> = new
+        .storage
+        .secret_refs()
+        .into_iter()
+        .filter(|(field, r)| before.iter().any(|(f, b)| f == field && b == r))
+        .map(|(field, r)| format!("{field} = {r}"))
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "the storage moves from {from} to {to} but keeps the secret references of the old one ({}), which would send its keys to the new destination: name the new storage's secrets in the same change (e.g. seal them with `lakecdp env secret set account_key_new --from env:VAR` and write `account_key = {{ vault = \"account_key_new\" }}`)",
+        kept.join(", ")
+    )))
+}
+
 fn parse_ref(flag: &str, value: &str) -> Result<SecretRef> {
     match value.split_once(':') {
         Some(("env", var)) if !var.is_empty() => Ok(SecretRef::Env(var.to_string())),
@@ -410,6 +458,7 @@ impl App {
         if changed.is_empty() {
             return Ok(Saved::UpToDate(new));
         }
+        secrets_follow_the_storage(old, &new)?;
         observer.event(&Event::EnvironmentChanges(changed.clone()));
         let started = RunRecord::start(new.id, "env-update");
         let report = self.run_checks(&new, create_container, observer).await;

@@ -250,6 +250,39 @@ fn azurite_environment_with_rotated_key_and_masked_secrets() {
         !catalog.windows(key.len()).any(|w| w == key.as_bytes()),
         "the key is in the catalog file"
     );
+
+    // moving the storage to another endpoint with the same key reference is refused:
+    // the key would go to the new endpoint
+    let toml = std::fs::read_to_string(p.join("lakecdp.toml")).unwrap();
+    let elsewhere = "http://127.0.0.1:9/devstoreaccount1";
+    std::fs::write(p.join("lakecdp.toml"), toml.replace(&endpoint, elsewhere)).unwrap();
+    let out = user_error(p, &["apply"]);
+    assert!(
+        out.contains("keeps the secret references of the old one") && out.contains("account_key"),
+        "{out}"
+    );
+    assert!(ok(p, &["env", "show"]).contains(&endpoint));
+    // naming the new storage's key in the same change passes this rule (the checks
+    // then decide: nothing listens there)
+    std::fs::write(p.join("key3"), &key).unwrap();
+    let moved = toml.replace(&endpoint, elsewhere);
+    let moved = moved
+        .lines()
+        .map(|l| {
+            if l.starts_with("account_key") {
+                "account_key = { file = \"key3\" }".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(p.join("lakecdp.toml"), moved).unwrap();
+    let out = user_error(p, &["apply"]);
+    assert!(
+        !out.contains("keeps the secret references") && out.contains("FAILED"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -817,10 +817,33 @@ async fn a_delta_table_is_read_at_its_current_version() {
     assert_eq!(next.tables[0].written, 4);
 }
 
-#[tokio::test]
-async fn a_delta_log_cannot_name_data_files_outside_the_table() {
+/// A Delta table of two rows (`Id` 1 and 2) written by deltalake at `path`; its one
+/// data file.
+async fn two_row_delta_table(path: &std::path::Path) -> std::path::PathBuf {
     use arrow::array::{ArrayRef, Int64Array};
     use std::sync::Arc;
+    std::fs::create_dir_all(path).unwrap();
+    let url = url::Url::from_directory_path(path).unwrap();
+    let batch = RecordBatch::try_from_iter(vec![(
+        "Id",
+        Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+    )])
+    .unwrap();
+    deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .write(vec![batch])
+        .await
+        .unwrap();
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_delta_log_cannot_name_data_files_outside_the_table() {
     let escapes = |outside: &std::path::Path| {
         vec![
             "../outside/x.parquet".to_string(),
@@ -833,25 +856,8 @@ async fn a_delta_log_cannot_name_data_files_outside_the_table() {
     let outside = dir.path().join("warehouse/outside/x.parquet");
     for (i, escape) in escapes(&outside).into_iter().enumerate() {
         let path = dir.path().join(format!("warehouse/members{i}"));
-        std::fs::create_dir_all(&path).unwrap();
-        let url = url::Url::from_directory_path(&path).unwrap();
-        let batch = RecordBatch::try_from_iter(vec![(
-            "Id",
-            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
-        )])
-        .unwrap();
-        deltalake::DeltaTable::try_from_url(url)
-            .await
-            .unwrap()
-            .write(vec![batch])
-            .await
-            .unwrap();
         // a data file of the table, copied outside it, then named by a new commit
-        let data = std::fs::read_dir(&path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "parquet"))
-            .unwrap();
+        let data = two_row_delta_table(&path).await;
         std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
         std::fs::copy(&data, &outside).unwrap();
         let size = std::fs::metadata(&outside).unwrap().len();
@@ -890,8 +896,6 @@ async fn a_delta_log_cannot_name_data_files_outside_the_table() {
 
 #[tokio::test]
 async fn a_delta_deletion_vector_cannot_be_read_from_outside_the_table() {
-    use arrow::array::{ArrayRef, Int64Array};
-    use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     // an absolute path elsewhere, and a UUID-named vector whose prefix climbs out
     let escapes = [
@@ -903,24 +907,7 @@ async fn a_delta_deletion_vector_cannot_be_read_from_outside_the_table() {
     ];
     for (i, (storage, dv_path)) in escapes.iter().enumerate() {
         let path = dir.path().join(format!("warehouse/dv{i}"));
-        std::fs::create_dir_all(&path).unwrap();
-        let url = url::Url::from_directory_path(&path).unwrap();
-        let batch = RecordBatch::try_from_iter(vec![(
-            "Id",
-            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
-        )])
-        .unwrap();
-        deltalake::DeltaTable::try_from_url(url)
-            .await
-            .unwrap()
-            .write(vec![batch])
-            .await
-            .unwrap();
-        let data = std::fs::read_dir(&path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "parquet"))
-            .unwrap();
+        let data = two_row_delta_table(&path).await;
         let name = data.file_name().unwrap().to_str().unwrap().to_string();
         let size = std::fs::metadata(&data).unwrap().len();
         // the file is removed and added again with a deletion vector
