@@ -870,28 +870,30 @@ async fn a_delta_log_cannot_name_data_files_outside_the_table() {
             format!("{add}\n"),
         )
         .unwrap();
-        let lake = lake(dir.path());
-        let mut t = table(
-            "Members",
-            &format!("warehouse/members{i}"),
-            SourceFormat::Delta,
-        );
-        t.primary_key = Some("Id".into());
-        let source = SourceSpec {
-            access: None,
-            name: "Loyalty".into(),
-            description: None,
-            max_corrupt_share: None,
-            tables: vec![t],
-        };
-        let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
-            .await
-            .unwrap_err();
+        let err = load_delta_members(dir.path(), &format!("warehouse/members{i}")).await;
         assert!(
             matches!(&err, Error::LocationOutsideSource { table, .. } if table == "Members"),
             "{escape}: {err}"
         );
     }
+}
+
+/// Load the Delta table at `folder` (under `dir`) as the source `Loyalty.Members`, keyed
+/// on `Id`, expecting it to be refused; the error.
+async fn load_delta_members(dir: &std::path::Path, folder: &str) -> Error {
+    let lake = lake(dir);
+    let mut t = table("Members", folder, SourceFormat::Delta);
+    t.primary_key = Some("Id".into());
+    let source = SourceSpec {
+        access: None,
+        name: "Loyalty".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![t],
+    };
+    ingest_source(&lake, &source, dir, &IngestOptions::default())
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -929,18 +931,7 @@ async fn a_delta_deletion_vector_cannot_be_read_from_outside_the_table() {
             format!("{protocol}\n{remove}\n{add}\n"),
         )
         .unwrap();
-        let lake = lake(dir.path());
-        let t = table("Members", &format!("warehouse/dv{i}"), SourceFormat::Delta);
-        let source = SourceSpec {
-            access: None,
-            name: "Loyalty".into(),
-            description: None,
-            max_corrupt_share: None,
-            tables: vec![t],
-        };
-        let err = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
-            .await
-            .unwrap_err();
+        let err = load_delta_members(dir.path(), &format!("warehouse/dv{i}")).await;
         assert!(
             matches!(&err, Error::LocationOutsideSource { table, .. } if table == "Members"),
             "{storage} {dv_path}: {err}"

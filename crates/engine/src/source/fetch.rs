@@ -171,18 +171,22 @@ impl Fetched {
     }
 }
 
-fn local_version(path: &Path) -> String {
+/// A local file's version (size and modification time) and its modification time, from
+/// one read of its metadata.
+fn local_version(path: &Path) -> (String, Option<chrono::DateTime<chrono::Utc>>) {
     match std::fs::metadata(path) {
         Ok(m) => {
-            let modified = m
-                .modified()
-                .ok()
+            let modified = m.modified().ok();
+            let nanos = modified
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_nanos())
                 .unwrap_or_default();
-            format!("{}:{modified}", m.len())
+            (
+                format!("{}:{nanos}", m.len()),
+                modified.map(chrono::DateTime::<chrono::Utc>::from),
+            )
         }
-        Err(_) => String::new(),
+        Err(_) => (String::new(), None),
     }
 }
 
@@ -263,18 +267,18 @@ pub async fn list(
             let files = glob_files(location, project_dir)?
                 .0
                 .into_iter()
-                .map(|path| SourceFile {
-                    name: path
-                        .strip_prefix(project_dir)
-                        .unwrap_or(&path)
-                        .display()
-                        .to_string(),
-                    version: local_version(&path),
-                    modified: std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .map(chrono::DateTime::<chrono::Utc>::from),
-                    path,
+                .map(|path| {
+                    let (version, modified) = local_version(&path);
+                    SourceFile {
+                        name: path
+                            .strip_prefix(project_dir)
+                            .unwrap_or(&path)
+                            .display()
+                            .to_string(),
+                        version,
+                        modified,
+                        path,
+                    }
                 })
                 .collect();
             return Ok(Fetched::local(files));
