@@ -41,6 +41,51 @@ impl TableData {
         self.keys.is_empty()
     }
 
+    /// Put the records in their canonical order: by primary key, then (for records
+    /// sharing a key) by the text of their columns in name order. Everything
+    /// unification derives from record positions (group and winner ties, the order
+    /// pairs are joined in, the numbering of new CustomerIds) then depends on the
+    /// records alone, never on the order a source listed them in. Records already in
+    /// that order (strictly ascending keys) are left as they are.
+    pub fn canonicalize(&mut self) -> Result<()> {
+        if self.keys.windows(2).all(|w| w[0] < w[1]) {
+            return Ok(());
+        }
+        let mut names: Vec<&String> = self.text.keys().collect();
+        names.sort();
+        let keys: ArrayRef = Arc::new(StringArray::from_iter_values(self.keys.iter()));
+        let mut columns = vec![arrow::compute::SortColumn {
+            values: keys,
+            options: None,
+        }];
+        for name in names {
+            columns.push(arrow::compute::SortColumn {
+                values: self.text[name].clone(),
+                options: None,
+            });
+        }
+        let order = arrow::compute::lexsort_to_indices(&columns, None)?;
+        drop(columns);
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for i in order.values() {
+            keys.push(std::mem::take(&mut self.keys[*i as usize]));
+        }
+        self.keys = keys;
+        for a in self.typed.values_mut() {
+            *a = arrow::compute::take(a.as_ref(), &order, None)?;
+        }
+        for a in self.text.values_mut() {
+            let taken = arrow::compute::take(a.as_ref(), &order, None)?;
+            let taken = taken
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .cloned()
+                .ok_or_else(|| Error::Internal("a text column is not text".into()))?;
+            *a = Arc::new(taken);
+        }
+        Ok(())
+    }
+
     /// Keep only the first `n` records.
     pub fn truncate(&mut self, n: usize) {
         if n >= self.keys.len() {
@@ -163,7 +208,11 @@ pub async fn load_table(
     // columns that later tables' rules compare with
     needed.extend(referenced.iter().cloned());
     for rule in &spec.dedupe {
-        needed.extend(rule.conditions.iter().map(|c| c.column.clone()));
+        // a dedupe condition may compare a column with another one of the same table
+        for c in &rule.conditions {
+            needed.push(c.column.clone());
+            needed.extend(c.with.iter().cloned());
+        }
     }
     for rule in &spec.match_rules {
         needed.extend(rule.conditions.iter().map(|c| c.column.clone()));
@@ -189,14 +238,16 @@ pub async fn load_table(
         text.insert(col.clone(), Arc::new(as_text(&array)?));
         typed.insert(col, array);
     }
-    Ok(TableData {
+    let mut data = TableData {
         spec: spec.clone(),
         name,
         primary_key,
         keys,
         typed,
         text,
-    })
+    };
+    data.canonicalize()?;
+    Ok(data)
 }
 
 fn as_text(array: &ArrayRef) -> Result<StringArray> {

@@ -424,8 +424,12 @@ fn verify(
 }
 
 /// The pairs of records (`a` of this side, `b` of the other) that satisfy every
-/// condition. `same`: both sides are one table (pairs with a < b only). Only records
-/// for which `active_a` / `active_b` hold take part.
+/// condition. `same`: both sides are one table, and each pair is reported once as
+/// (smaller, larger) with its best score; when a condition compares two different
+/// columns of the table (`with`), a pair matches when the rule holds either way round
+/// (the first record's column against the second's other column, or the reverse), so
+/// which of two records comes first never decides whether they match. Only records for
+/// which `active_a` / `active_b` hold take part.
 #[allow(clippy::too_many_arguments)]
 pub fn find_pairs(
     rule: &str,
@@ -460,6 +464,8 @@ pub fn find_pairs(
         exact: &exact,
         fuzzy: &fuzzy,
     };
+    // one table compared with itself on different columns: both ways round
+    let both_ways = same && conditions.iter().any(|c| c.column != c.other);
     // index the other side by the hashes of its keys: (hash, record) sorted by hash,
     // with the range of each hash; two keys with one hash only add candidates, which
     // are verified like any other
@@ -569,13 +575,23 @@ pub fn find_pairs(
                             };
                             for &other in &rows[from as usize..(from + len) as usize] {
                                 let o = other as usize;
-                                if (same && o <= row) || seen[o] == row as u32 {
+                                let skip = if both_ways {
+                                    o == row
+                                } else {
+                                    same && o <= row
+                                };
+                                if skip || seen[o] == row as u32 {
                                     continue;
                                 }
                                 seen[o] = row as u32;
                                 candidates += 1;
                                 if let Some(s) = verify(conditions, a, b, row, o) {
-                                    pairs.push((row as u32, other, s));
+                                    let (x, y) = (row as u32, other);
+                                    pairs.push(if both_ways && y < x {
+                                        (y, x, s)
+                                    } else {
+                                        (x, y, s)
+                                    });
                                 }
                             }
                         }
@@ -593,6 +609,13 @@ pub fn find_pairs(
     for (pairs, candidates) in results {
         found.pairs.extend(pairs);
         found.candidates += candidates;
+    }
+    if both_ways {
+        // a pair found both ways round is one pair, with its better score
+        found
+            .pairs
+            .sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
+        found.pairs.dedup_by_key(|p| (p.0, p.1));
     }
     found
 }
