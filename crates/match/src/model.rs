@@ -638,7 +638,7 @@ fn seeded(values: &[f64]) -> Vec<f64> {
 /// they are.
 fn clamp_distribution(values: &mut [f64]) {
     for v in values.iter_mut() {
-        if !(*v >= PARAMETER_FLOOR) {
+        if v.is_nan() || *v < PARAMETER_FLOOR {
             *v = PARAMETER_FLOOR;
         }
     }
@@ -1101,7 +1101,7 @@ impl Layout {
 /// it is when nothing was expected at any level. Returns the largest change.
 fn maximise(distribution: &mut [f64], expected: &[f64]) -> f64 {
     let sum: f64 = expected.iter().sum();
-    if !(sum > 0.0) {
+    if sum.is_nan() || sum <= 0.0 {
         return 0.0;
     }
     let mut next = [0.0; MAX_LEVELS];
