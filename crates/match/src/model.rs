@@ -745,7 +745,9 @@ impl Model {
         Ok(())
     }
 
-    /// The model as JSON, `version` first; [`Model::from_json`] reads it back equal.
+    /// The model as JSON, `version` first. [`Model::from_json`] reads it back the
+    /// same, every number within a unit in its last place (numbers are written in
+    /// their shortest decimal form, and parsing that form back may round the last bit).
     pub fn to_json(&self) -> String {
         // Serialising plain structs of numbers, strings and booleans cannot fail (no
         // map has non-string keys); non-finite numbers would be written as null and
