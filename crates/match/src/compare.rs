@@ -314,10 +314,10 @@ fn numeric_keys(x: f64, threshold: f64, out: &mut Vec<String>) {
 
 /// A valid calendar date (year 1 to 9999).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Ymd {
-    year: u32,
-    month: u32,
-    day: u32,
+pub(crate) struct Ymd {
+    pub(crate) year: u32,
+    pub(crate) month: u32,
+    pub(crate) day: u32,
 }
 
 impl Ymd {
@@ -339,7 +339,7 @@ impl Ymd {
     }
 
     /// `yyyy-mm-dd` as bytes.
-    fn iso(self) -> [u8; 10] {
+    pub(crate) fn iso(self) -> [u8; 10] {
         let mut text = [b'-'; 10];
         let mut put = |at: usize, width: usize, mut value: u32| {
             for i in (at..at + width).rev() {
@@ -393,7 +393,7 @@ fn month_of(word: &str) -> Option<u32> {
 
 /// A date in one of the layouts [`similarity`] documents; anything after the date (a
 /// time) is ignored.
-fn parse_date(s: &str) -> Option<Ymd> {
+pub(crate) fn parse_date(s: &str) -> Option<Ymd> {
     // Up to three numbers (value, digit count), the first month name, and the first
     // separator after the first number.
     let mut numbers = [(0u32, 0usize); 3];
