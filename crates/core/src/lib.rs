@@ -64,8 +64,8 @@ pub use storage::{
     CONTAINER,
 };
 pub use unify::{
-    ConditionSpec, DedupeColumnSpec, MatchRuleSpec, MergeColumnSpec, MergePolicy, Normalization,
-    OverridesSpec, Precision, RuleSpec, SemanticColumn, SemanticType, UnificationSpec,
-    UnifyTableSpec, WinnerPolicy,
+    CompareSpec, ConditionSpec, DedupeColumnSpec, MatchRuleSpec, MergeColumnSpec, MergePolicy,
+    ModelSpec, Normalization, OverridesSpec, Precision, RuleSpec, SemanticColumn, SemanticType,
+    UnificationSpec, UnifyTableSpec, WinnerPolicy,
 };
 pub use watermark::Watermark;

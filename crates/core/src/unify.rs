@@ -59,6 +59,102 @@ pub struct UnifyTableSpec {
     /// Unmatched records become profiles of their own (default true).
     #[serde(default = "yes")]
     pub include_all: bool,
+    /// A match model finding duplicates within this table, beside its dedupe rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_model: Option<ModelSpec>,
+    /// Match models with earlier tables (one per earlier table), beside the match rules.
+    #[serde(default, rename = "match_model", skip_serializing_if = "Vec::is_empty")]
+    pub match_models: Vec<ModelSpec>,
+}
+
+/// A probabilistic match model (Fellegi–Sunter): every candidate pair is compared on
+/// several columns, each comparison lands on a level (exact, close, far, ...), and the
+/// evidence of all levels is weighed together, rare values counting more than common
+/// ones. Pairs whose match probability reaches the threshold are matched.
+///
+/// ```toml
+/// dedupe_model = { block = [["LastName", "BirthDate"], ["Email"]], compare = [
+///   { column = "FirstName" }, { column = "LastName" }, { column = "BirthDate" },
+///   { column = "Email" }, { column = "City" },
+/// ] }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The earlier table, as `Source.Table` (match models only; a dedupe model compares
+    /// the table with itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
+    /// Blocking keys: each a list of columns of this table whose normalised values
+    /// together form a key. Only records sharing at least one key are compared. On the
+    /// other table, a column's counterpart is the `with` of its `compare` entry (or the
+    /// same name).
+    pub block: Vec<Vec<String>>,
+    /// The columns weighed.
+    pub compare: Vec<CompareSpec>,
+    /// The match probability a pair must reach (default 0.95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The share of candidate pairs that are matches, to start training from (or to
+    /// keep, with `fixed_prior`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<f64>,
+    /// Keep `prior` as given instead of training it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_prior: bool,
+    /// Random record pairs drawn to estimate how often non-matches agree (default
+    /// 1,000,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_pairs: Option<usize>,
+}
+
+/// Default of [`ModelSpec::threshold`].
+pub const DEFAULT_MODEL_THRESHOLD: f64 = 0.95;
+
+/// Default of [`ModelSpec::random_pairs`].
+pub const DEFAULT_RANDOM_PAIRS: usize = 1_000_000;
+
+impl ModelSpec {
+    /// The other table's column compared with (or blocked on against) `column`.
+    pub fn counterpart<'a>(&'a self, column: &'a str) -> &'a str {
+        self.compare
+            .iter()
+            .find(|c| c.column == column)
+            .and_then(|c| c.with.as_deref())
+            .unwrap_or(column)
+    }
+}
+
+/// One column a match model weighs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareSpec {
+    /// The column of this table.
+    pub column: String,
+    /// The column of the other table (match models; default: the same name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<String>,
+    /// Normalisations applied before comparing (default: those of the semantic type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<Vec<Normalization>>,
+    /// The comparison levels: `name`, `text`, `email`, `phone`, `date`,
+    /// `postal_code` or `exact` (default: from the column's semantic type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<String>,
+    /// Weigh an exact agreement by how rare the value is (default: on for names and
+    /// places).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_frequency: Option<bool>,
+    /// The probability of each level among matches, strongest level first, to start
+    /// training from (or to keep, with `fixed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<Vec<f64>>,
+    /// The probability of each level among non-matches, strongest level first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u: Option<Vec<f64>>,
+    /// Keep the given `m` and `u` as they are instead of training them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed: bool,
 }
 
 fn yes() -> bool {

@@ -799,3 +799,162 @@ dedupe = [{ conditions = [{ column = "Phone", with = "AltPhone" }] }]
     .collect();
     assert_eq!(groups(&profiles(&lake).await), expected);
 }
+
+/// A model whose parameters are all given and fixed, so nothing is trained: every
+/// weight below is known. Names: exact +6.4, one typo +2.3, far -1.2, else -5.5 bits;
+/// dates: same day +9.8, else -5.6; emails: exact +13; cities: exact +3, else -4.1;
+/// prior -6.6; threshold 0.95 (+4.25).
+const FIXED_MODEL: &str = r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [
+  { name = "First", type = "Person.FirstName", rename = "FirstName" },
+  { name = "Last", type = "Person.LastName", rename = "LastName" },
+  { name = "Birth", type = "Person.BirthDate", rename = "BirthDate" },
+  { name = "Email", type = "Identity.Email" },
+  { name = "City", type = "Location.City" },
+]
+dedupe = [{ name = "same email", conditions = [{ column = "Email" }] }]
+dedupe_model = { block = [["Last"], ["Birth"], ["Email"]], prior = 0.01, fixed_prior = true, compare = [
+  { column = "First", term_frequency = false, m = [0.85, 0.1, 0.03, 0.02], u = [0.01, 0.02, 0.07, 0.9], fixed = true },
+  { column = "Last", term_frequency = false, m = [0.85, 0.1, 0.03, 0.02], u = [0.01, 0.02, 0.07, 0.9], fixed = true },
+  { column = "Birth", m = [0.9, 0.04, 0.02, 0.02, 0.02], u = [0.001, 0.004, 0.001, 0.01, 0.984], fixed = true },
+  { column = "Email", m = [0.8, 0.1, 0.05, 0.05], u = [0.0001, 0.001, 0.01, 0.9889], fixed = true },
+  { column = "City", term_frequency = false, m = [0.8, 0.1, 0.05, 0.05], u = [0.1, 0.01, 0.01, 0.88], fixed = true },
+] }
+
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+columns = [
+  { name = "Given", type = "Person.FirstName", rename = "FirstName" },
+  { name = "Family", type = "Person.LastName", rename = "LastName" },
+  { name = "Born", type = "Person.BirthDate", rename = "BirthDate" },
+]
+match_model = [{ with = "Crm.Contacts", block = [["Family"], ["Born"]], prior = 0.01, fixed_prior = true, compare = [
+  { column = "Given", with = "First", term_frequency = false, m = [0.85, 0.1, 0.03, 0.02], u = [0.01, 0.02, 0.07, 0.9], fixed = true },
+  { column = "Family", with = "Last", term_frequency = false, m = [0.85, 0.1, 0.03, 0.02], u = [0.01, 0.02, 0.07, 0.9], fixed = true },
+  { column = "Born", with = "Birth", m = [0.9, 0.04, 0.02, 0.02, 0.02], u = [0.001, 0.004, 0.001, 0.01, 0.984], fixed = true },
+] }]
+
+[unification.overrides]
+never_match = [{ table = "Crm.Contacts", key = "C1", other_table = "Crm.Contacts", other_key = "C5" }]
+"#;
+
+#[tokio::test]
+async fn a_match_model_beside_the_rules_with_never_match_winning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crm.csv"),
+        "Id,First,Last,Birth,Email,City\n\
+         C1,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
+         C2,Anna,Smiths,12.03.1985,,Lyon\n\
+         C3,Robert,Jones,1970-01-01,robert@y.com,Paris\n\
+         C4,Rob,Jonas,1971-05-05,robert@y.com,Nice\n\
+         C5,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
+         C6,Maria,Garcia,1990-07-07,maria@z.com,Lyon\n\
+         C7,Mario,Garcia,1962-02-02,,Madrid\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shop.csv"),
+        "Cid,Given,Family,Born\nS1,Anna,Smith,1985-03-12\nS2,Maria,Garcia,1990-07-07\nS3,Maria,Lopez,\n",
+    )
+    .unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "First", "Last", "Birth", "Email", "City"],
+        ),
+        source(
+            "Shop",
+            "Customers",
+            "shop.csv",
+            "Cid",
+            &["Cid", "Given", "Family", "Born"],
+        ),
+    ];
+    ingest(&lake, dir.path(), &sources).await;
+    let report = unify(
+        &lake,
+        &sources,
+        &spec(FIXED_MODEL),
+        &UnifyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let expected: BTreeSet<Vec<String>> = [
+        // C2: the model alone (a typo in the last name, no email, the birth date in
+        // another layout); S1: the match model
+        vec!["Contacts:C1", "Contacts:C2", "Customers:S1"],
+        // the email rule, whatever the model says
+        vec!["Contacts:C3", "Contacts:C4"],
+        // the same person as C1 by every column and by the rule, but never-match wins
+        vec!["Contacts:C5"],
+        vec!["Contacts:C6", "Customers:S2"],
+        // a similar first name and the same last name are not enough
+        vec!["Contacts:C7"],
+        vec!["Customers:S3"],
+    ]
+    .iter()
+    .map(|g| g.iter().map(|s| s.to_string()).collect())
+    .collect();
+    assert_eq!(groups(&profiles(&lake).await), expected);
+
+    // the dedupe table names what joined each record
+    let d = unified(&lake, "Deduplication_Crm_Contacts").await;
+    let rule: BTreeMap<String, String> = strings(&d, "Id")
+        .into_iter()
+        .zip(strings(&d, "Deduplication_Rule"))
+        .collect();
+    assert_eq!(rule["C2"], "model");
+    assert_eq!(rule["C4"], "same email");
+    assert_eq!(rule["C7"], "∅");
+    let pairs = unified(&lake, "ConflationMatchPairs").await;
+    let keys: Vec<(String, String, String)> = strings(&pairs, "KeyA")
+        .into_iter()
+        .zip(strings(&pairs, "KeyB"))
+        .zip(strings(&pairs, "Rule"))
+        .map(|((a, b), r)| (a, b, r))
+        .collect();
+    assert!(
+        keys.contains(&("S1".into(), "C1".into(), "model".into())),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&("S2".into(), "C6".into(), "model".into())),
+        "{keys:?}"
+    );
+    let score: Vec<String> = strings(&pairs, "Score");
+    assert!(
+        score.iter().all(|s| s.parse::<f64>().unwrap() >= 0.95),
+        "{score:?}"
+    );
+
+    // two models ran, nothing was trained (every parameter is fixed), and the report
+    // says what each blocking key added
+    assert_eq!(report.models.len(), 2);
+    let dedupe = &report.models[0];
+    assert_eq!(dedupe.blocking.len(), 3);
+    assert_eq!(
+        dedupe.blocking.iter().map(|b| b.comparisons).sum::<u64>(),
+        dedupe.candidates
+    );
+    // Smith x2 (C1-C5) and Garcia (C6-C7) share a last name; C1/C2/C5 a birth date
+    // (C1-C5 already counted); C1-C5 an email (counted), C3-C4 an email
+    assert_eq!(
+        dedupe
+            .blocking
+            .iter()
+            .map(|b| b.comparisons)
+            .collect::<Vec<_>>(),
+        [2, 2, 1]
+    );
+    assert!(dedupe.thresholds.windows(2).all(|w| w[0].1 >= w[1].1));
+}

@@ -393,6 +393,13 @@ fn month_of(word: &str) -> Option<u32> {
 
 /// A date in one of the layouts [`similarity`] documents; anything after the date (a
 /// time) is ignored.
+/// The date `s` as `yyyy-mm-dd`, read as [`similarity`] reads dates; `None` when it is
+/// not a date. Blocking keys of date columns use it, so that `12.03.1985` and
+/// `1985-03-12` share a key.
+pub fn canonical_date(s: &str) -> Option<String> {
+    parse_date(s).map(|d| String::from_utf8_lossy(&d.iso()).into_owned())
+}
+
 pub(crate) fn parse_date(s: &str) -> Option<Ymd> {
     // Up to three numbers (value, digit count), the first month name, and the first
     // separator after the first number.

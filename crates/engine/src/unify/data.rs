@@ -217,6 +217,11 @@ pub async fn load_table(
     for rule in &spec.match_rules {
         needed.extend(rule.conditions.iter().map(|c| c.column.clone()));
     }
+    // columns of the match models: compared and blocked on
+    for m in spec.dedupe_model.iter().chain(&spec.match_models) {
+        needed.extend(m.compare.iter().map(|c| c.column.clone()));
+        needed.extend(m.block.iter().flatten().cloned());
+    }
     let policies =
         std::iter::once(&spec.dedupe_winner).chain(spec.dedupe_columns.iter().map(|c| &c.policy));
     for policy in policies {

@@ -23,6 +23,7 @@
 
 pub mod data;
 mod merge;
+pub mod model;
 pub mod rules;
 
 use std::collections::{HashMap, HashSet};
@@ -51,6 +52,9 @@ pub struct UnifyOptions {
     pub sample: Option<usize>,
     /// Stop after clustering: report, publish nothing.
     pub preview: bool,
+    /// Train the match models anew (and store them, even in a preview) instead of
+    /// using the stored ones.
+    pub train: bool,
 }
 
 impl Default for UnifyOptions {
@@ -59,6 +63,7 @@ impl Default for UnifyOptions {
             retention: lakecdp_core::environment::DEFAULT_RETENTION_RUNS,
             sample: None,
             preview: false,
+            train: false,
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct UnifyReport {
     pub tables: Vec<TableReport>,
     /// Per rule, in the order they ran.
     pub rules: Vec<RuleReport>,
+    /// Per match model, in the order they ran.
+    pub models: Vec<model::ModelReport>,
     /// Blocking values left out for their size.
     pub giant: Vec<GiantBlock>,
     /// Profiles (`Customer` rows).
@@ -113,6 +120,9 @@ pub struct UnifyReport {
     /// Seconds per phase.
     pub phases: Vec<(&'static str, f64)>,
 }
+
+/// The rule name of pairs a match model found, in reports and `ConflationMatchPairs`.
+pub const MODEL_RULE: &str = "model";
 
 /// A matched pair: (table, record, other table, other record, rule, score).
 type MatchPair = (usize, u32, usize, u32, String, f32);
@@ -153,6 +163,17 @@ pub async fn unify(
                     .push(c.with.clone().unwrap_or_else(|| c.column.clone()));
             }
         }
+        for m in &t.match_models {
+            let Some(with) = &m.with else { continue };
+            let columns = m.compare.iter().map(|c| c.column.as_str());
+            let blocked = m.block.iter().flatten().map(String::as_str);
+            for column in columns.chain(blocked) {
+                referenced
+                    .entry(with.clone())
+                    .or_default()
+                    .push(m.counterpart(column).to_string());
+            }
+        }
     }
     for t in &spec.tables {
         let extra = referenced
@@ -176,14 +197,28 @@ pub async fn unify(
     }
     let mut cache = NormalizedCache::with_aliases(spec.overrides.aliases.clone());
     let mut rule_reports = Vec::new();
+    let mut model_reports = Vec::new();
     let mut giant = Vec::new();
+    // models trained in this run, stored once it is published
+    let mut trained: Vec<(String, lakecdp_core::ModelSpec, lakecdp_match::model::Model)> =
+        Vec::new();
 
     // 2. deduplicate within each table
     let mut deduped = Vec::with_capacity(tables.len());
     let mut overlays = Vec::with_capacity(tables.len());
+    let mut refused_in_dedupe = 0u64;
     for t in &tables {
         let mut uf = UnionFind::new(t.len());
         let mut rule = vec![None; t.len()];
+        // never-match overrides between two records of this table
+        let here = |key: &str| t.keys.iter().position(|k| k == key).map(|r| r as u32);
+        let never_here: Vec<(u32, u32)> = spec
+            .overrides
+            .never_match
+            .iter()
+            .filter(|p| p.table == t.name && p.other_table == t.name)
+            .filter_map(|p| Some((here(&p.key)?, here(&p.other_key)?)))
+            .collect();
         // records with the same primary key are one
         let mut by_key: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::with_capacity(t.len());
         for (i, k) in t.keys.iter().enumerate() {
@@ -207,7 +242,9 @@ pub async fn unify(
                 max_block,
             );
             for &(x, y, s) in &found.pairs {
-                uf.union(x, y);
+                if !join_unless_never(&mut uf, &never_here, x, y, &mut refused_in_dedupe) {
+                    continue;
+                }
                 for r in [x, y] {
                     if rule[r as usize].is_none() {
                         rule[r as usize] = Some((ri as u16, s));
@@ -222,6 +259,49 @@ pub async fn unify(
                 pairs: found.pairs.len() as u64,
             });
             giant.extend(found.giant);
+        }
+        if let Some(ms) = &t.spec.dedupe_model {
+            let name = model::model_name(t, t);
+            let stored = match options.train {
+                true => None,
+                false => model::load(lake, &name, ms).await?.map(|s| s.model),
+            };
+            let outcome = model::run(
+                model::ModelRun {
+                    spec: ms,
+                    a: t,
+                    b: t,
+                    same: true,
+                    active_a: &|_| true,
+                    active_b: &|_| true,
+                    max_block,
+                    stored,
+                },
+                &mut cache,
+            )?;
+            let ri = t.spec.dedupe.len() as u16;
+            for &(x, y, p) in &outcome.pairs {
+                if !join_unless_never(&mut uf, &never_here, x, y, &mut refused_in_dedupe) {
+                    continue;
+                }
+                for r in [x, y] {
+                    if rule[r as usize].is_none() {
+                        rule[r as usize] = Some((ri, p));
+                    }
+                }
+            }
+            rule_reports.push(RuleReport {
+                table: t.name.clone(),
+                kind: "dedupe",
+                rule: MODEL_RULE.into(),
+                candidates: outcome.report.candidates,
+                pairs: outcome.pairs.len() as u64,
+            });
+            giant.extend(outcome.report.giant.iter().cloned());
+            if outcome.report.trained {
+                trained.push((name, ms.clone(), outcome.report.model.clone()));
+            }
+            model_reports.push(outcome.report);
         }
         let mut winner = vec![0u32; t.len()];
         let mut group = vec![0u32; t.len()];
@@ -279,22 +359,9 @@ pub async fn unify(
             never.push((a, b));
         }
     }
-    let mut refused = 0u64;
+    let mut refused = refused_in_dedupe;
     let mut join = |uf: &mut UnionFind, a: u32, b: u32| -> bool {
-        if !never.is_empty() {
-            let (ra, rb) = (uf.find(a), uf.find(b));
-            if ra != rb {
-                let blocked = never.iter().any(|&(p, q)| {
-                    let (rp, rq) = (uf.find(p), uf.find(q));
-                    (rp == ra && rq == rb) || (rp == rb && rq == ra)
-                });
-                if blocked {
-                    refused += 1;
-                    return false;
-                }
-            }
-        }
-        uf.union(a, b)
+        join_unless_never(uf, &never, a, b, &mut refused)
     };
     for p in &spec.overrides.always_match {
         match (
@@ -351,6 +418,50 @@ pub async fn unify(
                 pairs: found.pairs.len() as u64,
             });
             giant.extend(found.giant);
+        }
+        for ms in &t.spec.match_models {
+            let with = ms.with.as_deref().unwrap_or_default();
+            let wi = tables
+                .iter()
+                .position(|o| o.name == with)
+                .ok_or_else(|| Error::Internal(format!("unknown table {with}")))?;
+            let name = model::model_name(t, &tables[wi]);
+            let stored = match options.train {
+                true => None,
+                false => model::load(lake, &name, ms).await?.map(|s| s.model),
+            };
+            let winners_a = &deduped[ti].winner;
+            let winners_b = &deduped[wi].winner;
+            let outcome = model::run(
+                model::ModelRun {
+                    spec: ms,
+                    a: t,
+                    b: &tables[wi],
+                    same: false,
+                    active_a: &|i| winners_a[i] == i as u32,
+                    active_b: &|j| winners_b[j] == j as u32,
+                    max_block,
+                    stored,
+                },
+                &mut cache,
+            )?;
+            for &(x, y, p) in &outcome.pairs {
+                matched[x as usize] = true;
+                join(&mut uf, offsets[ti] + x, offsets[wi] + y);
+                match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
+            }
+            rule_reports.push(RuleReport {
+                table: t.name.clone(),
+                kind: "match",
+                rule: MODEL_RULE.into(),
+                candidates: outcome.report.candidates,
+                pairs: outcome.pairs.len() as u64,
+            });
+            giant.extend(outcome.report.giant.iter().cloned());
+            if outcome.report.trained {
+                trained.push((name, ms.clone(), outcome.report.model.clone()));
+            }
+            model_reports.push(outcome.report);
         }
         let winners = &deduped[ti].winner;
         let mut excluded_here = 0;
@@ -412,10 +523,16 @@ pub async fn unify(
         .collect();
     if options.preview {
         lap("cluster", &mut phases);
+        if options.train {
+            for (name, ms, m) in &trained {
+                model::save(lake, name, ms, m, "preview").await?;
+            }
+        }
         return Ok(UnifyReport {
             run_id: None,
             tables: table_reports,
             rules: rule_reports,
+            models: model_reports,
             giant,
             profiles: clusters.len(),
             clusters: cluster_stats,
@@ -473,17 +590,47 @@ pub async fn unify(
         return Err(e);
     }
     let published = writer.commit().await?;
+    // the models this run trained are kept for the next runs
+    for (name, ms, m) in &trained {
+        model::save(lake, name, ms, m, &published.run_id.to_string()).await?;
+    }
     lap("merge", &mut phases);
     Ok(UnifyReport {
         run_id: Some(published.run_id),
         tables: table_reports,
         rules: rule_reports,
+        models: model_reports,
         giant,
         profiles: clusters.len(),
         clusters: cluster_stats,
         id_changes: assignment.history,
         phases,
     })
+}
+
+/// Join the sets of `a` and `b`, unless that would put the two records of a never-match
+/// pair in one set (counted in `refused`). Returns whether two sets were joined.
+fn join_unless_never(
+    uf: &mut UnionFind,
+    never: &[(u32, u32)],
+    a: u32,
+    b: u32,
+    refused: &mut u64,
+) -> bool {
+    if !never.is_empty() {
+        let (ra, rb) = (uf.find(a), uf.find(b));
+        if ra != rb {
+            let blocked = never.iter().any(|&(p, q)| {
+                let (rp, rq) = (uf.find(p), uf.find(q));
+                (rp == ra && rq == rb) || (rp == rb && rq == ra)
+            });
+            if blocked {
+                *refused += 1;
+                return false;
+            }
+        }
+    }
+    uf.union(a, b)
 }
 
 /// Refuse declarations that cannot run, naming the table and rule.
@@ -497,6 +644,11 @@ fn validate(spec: &UnificationSpec) -> Result<()> {
         let name = t.qualified();
         if seen.contains(&name) {
             problems.push(format!("table `{name}` is listed twice"));
+        }
+        if ti == 0 && !t.match_models.is_empty() {
+            problems.push(format!(
+                "`{name}` is the primary (first) table: it has no earlier table to match with; move its match_model to a later table"
+            ));
         }
         if ti == 0 && !t.match_rules.is_empty() {
             problems.push(format!(
@@ -523,6 +675,31 @@ fn validate(spec: &UnificationSpec) -> Result<()> {
         for (ri, r) in t.dedupe.iter().enumerate() {
             if r.conditions.is_empty() {
                 problems.push(format!("`{name}` dedupe rule {} has no conditions", ri + 1));
+            }
+        }
+        if let Some(m) = &t.dedupe_model {
+            problems.extend(model::validate(&name, m, true));
+        }
+        let mut models_with = Vec::new();
+        for m in &t.match_models {
+            problems.extend(model::validate(&name, m, false));
+            if let Some(with) = &m.with {
+                if !seen.contains(with) {
+                    problems.push(format!(
+                        "`{name}` match_model: `with = \"{with}\"` must name an earlier table ({})",
+                        if seen.is_empty() {
+                            "there is none".to_string()
+                        } else {
+                            seen.join(", ")
+                        }
+                    ));
+                }
+                if models_with.contains(&with) {
+                    problems.push(format!(
+                        "`{name}` has two match models with `{with}`: one per earlier table"
+                    ));
+                }
+                models_with.push(with);
             }
         }
         seen.push(name);
@@ -673,13 +850,14 @@ async fn write_dedupe(writer: &mut CdmFolderWriter, t: &TableData, d: &Deduped) 
         Field::new("Deduplication_Score", DataType::Float32, true),
     ]));
     let key = |r: u32| t.keys[r as usize].as_str();
-    let rules: Vec<String> = t
+    let mut rules: Vec<String> = t
         .spec
         .dedupe
         .iter()
         .enumerate()
         .map(|(i, r)| rule_name(&r.name, i))
         .collect();
+    rules.push(MODEL_RULE.to_string());
     let n = t.len();
     let batch = RecordBatch::try_new(
         schema.clone(),
@@ -750,6 +928,8 @@ mod tests {
                 dedupe_columns: vec![],
                 match_rules: vec![],
                 include_all: true,
+                dedupe_model: None,
+                match_models: vec![],
             },
             name: "S.T".into(),
             primary_key: "Id".into(),

@@ -1,0 +1,800 @@
+//! Match models as they run (see `lakecdp_match::model` for the model itself).
+//!
+//! 1. **Columns.** Every `compare` entry becomes a compared column: its normalised
+//!    values on both sides, its comparison levels (from its semantic type unless the
+//!    project names them) and, for names and places, the share of records holding each
+//!    value (term frequencies, over both sides of a match model).
+//! 2. **Candidates.** Each blocking key (a list of columns whose normalised values
+//!    together are the key) pairs the records that share it. A key shared by more
+//!    records than `max_block` is left out and reported. A pair that an earlier key
+//!    already produced is not produced again, so each key's count is the comparisons it
+//!    adds, and no pair is compared twice.
+//! 3. **Comparison vectors.** Each candidate pair gets one level per compared column.
+//! 4. **Training**, when no stored model fits the declaration (or retraining is asked
+//!    for): `u` from random record pairs, then the prior and `m` by expectation
+//!    maximisation over the candidates' vectors. User-given parameters seed it or stay
+//!    fixed. A model that trained to the mirror solution (non-matches taken for
+//!    matches) is refused with what to do about it.
+//! 5. **Scoring.** A pair matches when its weight reaches the weight of the threshold
+//!    probability; the report gives the weight histogram and how many pairs other
+//!    thresholds would match.
+//!
+//! Records are in their canonical order (see `TableData::canonicalize`) and random
+//! pairs come from a fixed seed, so the same records give the same model and pairs.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::time::Instant;
+
+use arrow::array::{Array, StringArray};
+use lakecdp_core::unify::{DEFAULT_MODEL_THRESHOLD, DEFAULT_RANDOM_PAIRS};
+use lakecdp_core::{ModelSpec, Normalization, SemanticType};
+use lakecdp_lake::Lake;
+use lakecdp_match::compare::canonical_date;
+use lakecdp_match::model::{
+    kind_for, probability, ComparisonKind, EmOptions, Model, Patterns, TrainingReport,
+};
+use serde::{Deserialize, Serialize};
+
+use super::data::TableData;
+use super::rules::{GiantBlock, NormalizedCache, Values};
+use crate::{Error, Result};
+
+/// The probabilities whose pair counts a report lists.
+pub const REPORTED_THRESHOLDS: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999];
+
+/// How many candidate pairs the blocking keys of a model produce, per key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockingReport {
+    /// The key's columns, joined by ` + `.
+    pub key: String,
+    /// The candidate pairs it adds (pairs an earlier key produced are not counted).
+    pub comparisons: u64,
+}
+
+/// What one match model did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReport {
+    /// `Source.Table` of this side.
+    pub table: String,
+    /// `Source.Table` of the other side (the same table for a dedupe model).
+    pub with: String,
+    /// Candidate pairs per blocking key.
+    pub blocking: Vec<BlockingReport>,
+    /// Candidate pairs compared.
+    pub candidates: u64,
+    /// Pairs at or above the threshold.
+    pub matched: u64,
+    /// The threshold, as a match probability.
+    pub threshold: f64,
+    /// Whether the model was trained in this run (false: the stored model was used).
+    pub trained: bool,
+    /// Random pairs drawn to estimate `u` (when trained).
+    pub random_pairs: u64,
+    /// The training's report (of this run or of the run that trained the stored model).
+    pub training: Option<TrainingReport>,
+    /// (probability, candidate pairs at or above it), for [`REPORTED_THRESHOLDS`].
+    pub thresholds: Vec<(f64, u64)>,
+    /// (whole match weight, candidate pairs with that weight rounded down).
+    pub histogram: Vec<(i32, u64)>,
+    /// Blocking values left out for their size.
+    pub giant: Vec<GiantBlock>,
+    /// The model as it ran.
+    pub model: Model,
+}
+
+/// A stored model: the declaration it was trained for, the parameters and the run that
+/// trained it. Kept in `_lakecdp/models/<name>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredModel {
+    /// The declaration, threshold left out (a new threshold needs no new training).
+    pub spec: serde_json::Value,
+    /// The trained model.
+    pub model: Model,
+    /// The unification run (or preview) that trained it.
+    pub trained_in: String,
+}
+
+/// The file name of the model of `table` matched with `with` (equal for dedupe).
+pub fn model_name(table: &TableData, with: &TableData) -> String {
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    };
+    if table.name == with.name {
+        format!("dedupe_{}", clean(&table.name))
+    } else {
+        format!("match_{}__{}", clean(&table.name), clean(&with.name))
+    }
+}
+
+/// The path of a stored model in the lake.
+pub fn model_path(lake: &Lake, name: &str) -> String {
+    lake.internal(&format!("models/{name}.json"))
+}
+
+/// The declaration as stored with a model: what training depends on.
+fn fingerprint(spec: &ModelSpec) -> Result<serde_json::Value> {
+    let mut spec = spec.clone();
+    spec.threshold = None;
+    serde_json::to_value(&spec).map_err(|e| Error::Internal(format!("model declaration: {e}")))
+}
+
+/// The stored model `name`, if there is one and it was trained for `spec`.
+pub async fn load(lake: &Lake, name: &str, spec: &ModelSpec) -> Result<Option<StoredModel>> {
+    let path = model_path(lake, name);
+    if !lake.exists(&path).await? {
+        return Ok(None);
+    }
+    let bytes = lake.get(&path).await?;
+    let stored: StoredModel = match serde_json::from_slice(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(model = name, error = %e, "a stored match model does not read; it is trained anew");
+            return Ok(None);
+        }
+    };
+    if let Err(e) = stored.model.validate() {
+        tracing::warn!(model = name, error = %e, "a stored match model is not valid; it is trained anew");
+        return Ok(None);
+    }
+    Ok((stored.spec == fingerprint(spec)?).then_some(stored))
+}
+
+/// Store a trained model.
+pub async fn save(
+    lake: &Lake,
+    name: &str,
+    spec: &ModelSpec,
+    model: &Model,
+    run: &str,
+) -> Result<()> {
+    let stored = StoredModel {
+        spec: fingerprint(spec)?,
+        model: model.clone(),
+        trained_in: run.to_string(),
+    };
+    let text =
+        serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(format!("model: {e}")))?;
+    lake.put(&model_path(lake, name), text).await?;
+    Ok(())
+}
+
+/// A compared column, ready.
+struct Compared {
+    kind: ComparisonKind,
+    a: Values,
+    b: Values,
+    /// Share of records holding each value, per record of each side (term frequencies).
+    tf_a: Option<Vec<f32>>,
+    tf_b: Option<Vec<f32>>,
+}
+
+/// The value of `row`, unless it is null.
+fn at(values: &StringArray, row: usize) -> Option<&str> {
+    (!values.is_null(row)).then(|| values.value(row))
+}
+
+/// The semantic type of `column`: declared on `a`, else on `b`, else plain text.
+fn semantic_of(a: &TableData, b: &TableData, column: &str, other: &str) -> SemanticType {
+    a.spec
+        .columns
+        .iter()
+        .find(|c| c.name == column)
+        .or_else(|| b.spec.columns.iter().find(|c| c.name == other))
+        .map(|c| c.semantic.clone())
+        .unwrap_or(SemanticType::Custom(String::new()))
+}
+
+/// Refuse a model declaration that cannot run, naming the table and what to fix.
+pub fn validate(table: &str, spec: &ModelSpec, dedupe: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let what = if dedupe {
+        format!("`{table}` dedupe_model")
+    } else {
+        format!(
+            "`{table}` match_model with `{}`",
+            spec.with.as_deref().unwrap_or("?")
+        )
+    };
+    if dedupe && spec.with.is_some() {
+        problems.push(format!(
+            "{what}: `with` names the other table of a match model; a dedupe model compares the table with itself"
+        ));
+    }
+    if !dedupe && spec.with.is_none() {
+        problems.push(format!(
+            "`{table}` match_model: name the earlier table with `with = \"Source.Table\"`"
+        ));
+    }
+    if spec.compare.is_empty() {
+        problems.push(format!("{what}: `compare` lists no column"));
+    }
+    if spec.block.is_empty() || spec.block.iter().any(Vec::is_empty) {
+        problems.push(format!(
+            "{what}: `block` needs at least one key, each a list of columns, e.g. block = [[\"LastName\"], [\"Email\"]]"
+        ));
+    }
+    if let Some(t) = spec.threshold {
+        if !(t > 0.0 && t < 1.0) {
+            problems.push(format!(
+                "{what}: `threshold` is a match probability between 0 and 1 (exclusive), e.g. 0.95; found {t}"
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    for c in &spec.compare {
+        if !seen.insert(c.column.as_str()) {
+            problems.push(format!("{what}: column `{}` is compared twice", c.column));
+        }
+        if dedupe && c.with.is_some() {
+            problems.push(format!(
+                "{what}: compare `{}` has `with`, which only match models take",
+                c.column
+            ));
+        }
+        if let Some(levels) = &c.levels {
+            if parse_kind(levels).is_none() {
+                problems.push(format!(
+                    "{what}: compare `{}`: levels `{levels}` is not one of {}",
+                    c.column,
+                    kind_names().join(", ")
+                ));
+            }
+        }
+        if c.fixed && c.m.is_none() && c.u.is_none() {
+            problems.push(format!(
+                "{what}: compare `{}` is `fixed` but gives neither `m` nor `u`",
+                c.column
+            ));
+        }
+    }
+    problems
+}
+
+fn kind_names() -> Vec<String> {
+    ComparisonKind::ALL
+        .iter()
+        .filter_map(|k| serde_json::to_value(k).ok())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+fn parse_kind(name: &str) -> Option<ComparisonKind> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+/// The model of `spec` before training: its columns with their levels, seeded with
+/// the declared parameters.
+fn untrained(spec: &ModelSpec, a: &TableData, b: &TableData) -> Result<Model> {
+    let mut columns = Vec::with_capacity(spec.compare.len());
+    for c in &spec.compare {
+        let other = c.with.as_deref().unwrap_or(&c.column);
+        let semantic = semantic_of(a, b, &c.column, other);
+        let kind = match &c.levels {
+            Some(name) => parse_kind(name).ok_or_else(|| {
+                Error::Source(format!(
+                    "`{}` model: compare `{}`: levels `{name}` is not one of {}",
+                    a.name,
+                    c.column,
+                    kind_names().join(", ")
+                ))
+            })?,
+            None => kind_for(&semantic),
+        };
+        let tf = c
+            .term_frequency
+            .unwrap_or(kind == ComparisonKind::Name && semantic != SemanticType::Address);
+        columns.push((c.column.clone(), kind, tf));
+    }
+    let mut model = Model::new(columns);
+    let bad = |e: lakecdp_match::model::ModelError| {
+        Error::Source(format!("`{}` model declaration: {e}", a.name))
+    };
+    for c in &spec.compare {
+        let column = model
+            .column_mut(&c.column)
+            .ok_or_else(|| Error::Internal(format!("model column {}", c.column)))?;
+        if let Some(m) = &c.m {
+            column.seed_m(m, c.fixed).map_err(bad)?;
+        }
+        if let Some(u) = &c.u {
+            column.seed_u(u, c.fixed).map_err(bad)?;
+        }
+    }
+    if let Some(p) = spec.prior {
+        model.seed_prior(p, spec.fixed_prior).map_err(bad)?;
+    }
+    model
+        .set_threshold(spec.threshold.unwrap_or(DEFAULT_MODEL_THRESHOLD))
+        .map_err(bad)?;
+    Ok(model)
+}
+
+/// Shares of records holding each value, for both sides together (one side when `same`).
+fn term_frequencies(a: &StringArray, b: &StringArray, same: bool) -> (Vec<f32>, Vec<f32>) {
+    let mut counts: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+    let mut total = 0u64;
+    let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
+    for side in sides {
+        for row in 0..side.len() {
+            if let Some(v) = at(side, row) {
+                *counts.entry(v).or_insert(0) += 1;
+                total += 1;
+            }
+        }
+    }
+    let share = |side: &StringArray| -> Vec<f32> {
+        (0..side.len())
+            .map(|row| {
+                at(side, row)
+                    .and_then(|v| counts.get(v))
+                    .map_or(0.0, |c| (f64::from(*c) / total.max(1) as f64) as f32)
+            })
+            .collect()
+    };
+    let tf_a = share(a);
+    let tf_b = if same { tf_a.clone() } else { share(b) };
+    (tf_a, tf_b)
+}
+
+/// The hasher of blocking keys.
+type KeyHasher = hashbrown::DefaultHashBuilder;
+
+/// The hash of each record's key (0: no key, a value is missing). Columns flagged as
+/// dates are keyed by the day they name, whatever their layout.
+fn key_hashes(values: &[(Values, bool)], hasher: &KeyHasher) -> Vec<u64> {
+    let n = values.first().map_or(0, |v| v.0.len());
+    (0..n)
+        .map(|row| {
+            let mut state = hasher.build_hasher();
+            for (v, date) in values {
+                match at(v, row) {
+                    Some(text) if *date => match canonical_date(text) {
+                        Some(day) => day.hash(&mut state),
+                        None => text.hash(&mut state),
+                    },
+                    Some(text) => text.hash(&mut state),
+                    None => return 0,
+                }
+            }
+            state.finish().max(1)
+        })
+        .collect()
+}
+
+/// One blocking key, hashed on both sides.
+struct Key {
+    name: String,
+    a: Vec<u64>,
+    b: Vec<u64>,
+    giant: hashbrown::HashSet<u64>,
+}
+
+impl Key {
+    /// Whether this key pairs `row` of this side with `o` of the other.
+    fn pairs(&self, row: usize, o: usize) -> bool {
+        let h = self.a[row];
+        h != 0 && h == self.b[o] && !self.giant.contains(&h)
+    }
+}
+
+/// The candidate pairs of one slice of records and their comparison vectors, end to end.
+type SliceCandidates = (Vec<(u32, u32)>, Vec<u8>);
+
+/// Everything a model run needs.
+pub struct ModelRun<'a> {
+    /// The declaration.
+    pub spec: &'a ModelSpec,
+    /// This side.
+    pub a: &'a TableData,
+    /// The other side (`a` again for a dedupe model).
+    pub b: &'a TableData,
+    /// Whether `a` and `b` are one table.
+    pub same: bool,
+    /// Records of this side that take part.
+    pub active_a: &'a (dyn Fn(usize) -> bool + Sync),
+    /// Records of the other side that take part.
+    pub active_b: &'a (dyn Fn(usize) -> bool + Sync),
+    /// The giant-block guard.
+    pub max_block: usize,
+    /// A stored model trained for this declaration, unless retraining.
+    pub stored: Option<Model>,
+}
+
+/// What a model run found: its matched pairs `(a, b, probability)` and its report.
+pub struct ModelOutcome {
+    /// Pairs at or above the threshold.
+    pub pairs: Vec<(u32, u32, f32)>,
+    /// What it did.
+    pub report: ModelReport,
+}
+
+/// Run a match model: candidates, training when needed, scoring.
+pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcome> {
+    let ModelRun {
+        spec,
+        a,
+        b,
+        same,
+        active_a,
+        active_b,
+        max_block,
+        stored,
+    } = run;
+    let mut model = untrained(spec, a, b)?;
+    // 1. compared columns
+    let mut compared = Vec::with_capacity(spec.compare.len());
+    let mut steps_of: HashMap<&str, Vec<Normalization>> = HashMap::new();
+    for (c, column) in spec.compare.iter().zip(&model.columns) {
+        let other = c.with.as_deref().unwrap_or(&c.column);
+        let steps = c
+            .normalize
+            .clone()
+            .unwrap_or_else(|| semantic_of(a, b, &c.column, other).default_normalizations());
+        let va = cache.get(a, &c.column, &steps)?;
+        let vb = if same {
+            va.clone()
+        } else {
+            cache.get(b, other, &steps)?
+        };
+        let (tf_a, tf_b) = if column.term_frequency {
+            let (x, y) = term_frequencies(&va, &vb, same);
+            (Some(x), Some(y))
+        } else {
+            (None, None)
+        };
+        steps_of.insert(c.column.as_str(), steps);
+        compared.push(Compared {
+            kind: column.kind,
+            a: va,
+            b: vb,
+            tf_a,
+            tf_b,
+        });
+    }
+    // 2. blocking keys
+    let hasher = KeyHasher::default();
+    let mut keys: Vec<Key> = Vec::with_capacity(spec.block.len());
+    let mut giant_blocks = Vec::new();
+    for columns in &spec.block {
+        let mut va = Vec::with_capacity(columns.len());
+        let mut vb = Vec::with_capacity(columns.len());
+        for column in columns {
+            let other = spec.counterpart(column);
+            let semantic = semantic_of(a, b, column, other);
+            let date = matches!(semantic, SemanticType::BirthDate | SemanticType::Date);
+            let steps = match steps_of.get(column.as_str()) {
+                Some(s) => s.clone(),
+                None => semantic.default_normalizations(),
+            };
+            let values = cache.get(a, column, &steps)?;
+            vb.push(if same {
+                (values.clone(), date)
+            } else {
+                (cache.get(b, other, &steps)?, date)
+            });
+            va.push((values, date));
+        }
+        let ha = key_hashes(&va, &hasher);
+        let hb = if same {
+            ha.clone()
+        } else {
+            key_hashes(&vb, &hasher)
+        };
+        let name = columns.join(" + ");
+        // a value shared by more records than the guard allows is left out
+        let mut counts: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
+        for (row, h) in hb.iter().enumerate() {
+            if *h != 0 && active_b(row) {
+                counts.entry(*h).or_insert((0, row as u32)).0 += 1;
+            }
+        }
+        let mut giant = hashbrown::HashSet::new();
+        for (h, (n, row)) in counts {
+            if n as usize > max_block {
+                giant.insert(h);
+                let value = vb
+                    .iter()
+                    .filter_map(|v| at(&v.0, row as usize))
+                    .collect::<Vec<_>>()
+                    .join(" + ");
+                giant_blocks.push(GiantBlock {
+                    rule: format!("model ({name})"),
+                    value,
+                    records: n as usize,
+                });
+            }
+        }
+        keys.push(Key {
+            name,
+            a: ha,
+            b: hb,
+            giant,
+        });
+    }
+    giant_blocks.sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
+
+    // 3. candidate pairs and their comparison vectors, key by key
+    let width = compared.len();
+    let n_a = a.len();
+    let n_b = b.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = n_a
+        .div_ceil(threads.min(n_a.max(1).div_ceil(4096)).max(1))
+        .max(1);
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let mut levels: Vec<u8> = Vec::new();
+    let mut blocking = Vec::with_capacity(keys.len());
+    for k in 0..keys.len() {
+        let key = &keys[k];
+        let earlier = &keys[..k];
+        // the other side indexed by key hash
+        let mut entries: Vec<(u64, u32)> = (0..n_b)
+            .filter(|&o| key.b[o] != 0 && active_b(o) && !key.giant.contains(&key.b[o]))
+            .map(|o| (key.b[o], o as u32))
+            .collect();
+        entries.sort_unstable();
+        let mut index: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
+        let mut i = 0;
+        while i < entries.len() {
+            let mut j = i + 1;
+            while j < entries.len() && entries[j].0 == entries[i].0 {
+                j += 1;
+            }
+            index.insert(entries[i].0, (i as u32, (j - i) as u32));
+            i = j;
+        }
+        let rows: Vec<u32> = entries.iter().map(|e| e.1).collect();
+        drop(entries);
+        let (index, rows, compared) = (&index, &rows, &compared);
+        let found: Vec<SliceCandidates> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n_a)
+                .step_by(chunk)
+                .map(|start| {
+                    scope.spawn(move || {
+                        let mut pairs = Vec::new();
+                        let mut levels = Vec::new();
+                        for row in start..(start + chunk).min(n_a) {
+                            let h = key.a[row];
+                            if h == 0 || !active_a(row) {
+                                continue;
+                            }
+                            let Some(&(from, len)) = index.get(&h) else {
+                                continue;
+                            };
+                            for &o in &rows[from as usize..(from + len) as usize] {
+                                let o = o as usize;
+                                if same && o <= row {
+                                    continue;
+                                }
+                                // an earlier key produced this pair already
+                                if earlier.iter().any(|e| e.pairs(row, o)) {
+                                    continue;
+                                }
+                                pairs.push((row as u32, o as u32));
+                                for c in compared {
+                                    levels.push(c.kind.level_of(at(&c.a, row), at(&c.b, o)));
+                                }
+                            }
+                        }
+                        (pairs, levels)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut added = 0u64;
+        for (p, l) in found {
+            added += p.len() as u64;
+            pairs.extend(p);
+            levels.extend(l);
+        }
+        blocking.push(BlockingReport {
+            key: key.name.clone(),
+            comparisons: added,
+        });
+    }
+    drop(keys);
+    let tf_of = |c: &Compared, row: usize, o: usize, level: u8| -> Option<f64> {
+        if level != 0 {
+            return None;
+        }
+        // the values agree exactly: the share of the value (the larger of the two
+        // sides' shares, which differ only by normalisation-equal spellings)
+        match (&c.tf_a, &c.tf_b) {
+            (Some(x), Some(y)) => Some(f64::from(x[row].max(y[o]))),
+            _ => None,
+        }
+    };
+
+    // 4. training, unless a stored model fits
+    let mut random_pairs = 0;
+    let trained = stored.is_none();
+    match stored {
+        Some(mut m) => {
+            m.set_threshold(model.threshold)
+                .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
+            model = m;
+        }
+        None => {
+            let started = Instant::now();
+            // random pairs only when some u is left to estimate, and never more than
+            // there are pairs
+            let possible = if same {
+                n_a.saturating_mul(n_a.saturating_sub(1)) / 2
+            } else {
+                n_a.saturating_mul(n_b)
+            };
+            let wanted = if model.columns.iter().all(|c| c.fixed_u) {
+                0
+            } else {
+                spec.random_pairs
+                    .unwrap_or(DEFAULT_RANDOM_PAIRS)
+                    .min(possible)
+            };
+            let pool_a: Vec<u32> = (0..n_a)
+                .filter(|&r| active_a(r))
+                .map(|r| r as u32)
+                .collect();
+            let pool_b: Vec<u32> = (0..n_b)
+                .filter(|&r| active_b(r))
+                .map(|r| r as u32)
+                .collect();
+            let mut random = Patterns::new();
+            let enough = if same {
+                pool_a.len() >= 2
+            } else {
+                !pool_b.is_empty()
+            };
+            if !pool_a.is_empty() && enough {
+                let mut rng = SplitMix(0x5EED_0FCD);
+                let mut vector = vec![0u8; width];
+                let mut drawn = 0usize;
+                let mut tries = 0usize;
+                while drawn < wanted && tries < wanted.saturating_mul(4) {
+                    tries += 1;
+                    let x = pool_a[rng.below(pool_a.len())] as usize;
+                    let y = pool_b[rng.below(pool_b.len())] as usize;
+                    if same && x == y {
+                        continue;
+                    }
+                    for (slot, c) in vector.iter_mut().zip(&compared) {
+                        *slot = c.kind.level_of(at(&c.a, x), at(&c.b, y));
+                    }
+                    random.add(&vector);
+                    drawn += 1;
+                }
+            }
+            let bad = |e: lakecdp_match::model::ModelError| {
+                Error::Source(format!("`{}` model training: {e}", a.name))
+            };
+            random_pairs = model.estimate_u(&random).map_err(bad)?;
+            let mut candidates = Patterns::new();
+            for vector in levels.chunks(width.max(1)) {
+                candidates.add(vector);
+            }
+            let mut report = model
+                .train(&candidates, &EmOptions::default())
+                .map_err(bad)?;
+            report.seconds = started.elapsed().as_secs_f64();
+            if report.swapped {
+                return Err(Error::Source(format!(
+                    "the match model of `{}` with `{}` trained to the mirror solution (it takes non-matches for matches: {} agree more often among non-matches). Block on columns that true duplicates share, or seed `m` of the strongest columns (for example m = [0.9, 0.05, 0.03, 0.02]) in the project file",
+                    a.name,
+                    b.name,
+                    report.inverted_columns.join(", ")
+                )));
+            }
+            model.training = Some(report);
+        }
+    }
+
+    // 5. scoring
+    let scorer = model.scorer();
+    let threshold = scorer.threshold_weight();
+    let mut matched = Vec::new();
+    let mut histogram: std::collections::BTreeMap<i32, u64> = std::collections::BTreeMap::new();
+    let cuts: Vec<f64> = REPORTED_THRESHOLDS
+        .iter()
+        .map(|p| lakecdp_match::model::weight_for(*p))
+        .collect();
+    let mut above = vec![0u64; cuts.len()];
+    let mut tf = vec![None; width];
+    for (i, &(row, o)) in pairs.iter().enumerate() {
+        let vector = &levels[i * width..(i + 1) * width];
+        for (k, c) in compared.iter().enumerate() {
+            tf[k] = tf_of(c, row as usize, o as usize, vector[k]);
+        }
+        let w = scorer.weight(vector, &tf);
+        *histogram.entry(w.floor() as i32).or_insert(0) += 1;
+        for (n, cut) in above.iter_mut().zip(&cuts) {
+            if w >= *cut {
+                *n += 1;
+            }
+        }
+        if w >= threshold {
+            matched.push((row, o, probability(w) as f32));
+        }
+    }
+    let report = ModelReport {
+        table: a.name.clone(),
+        with: b.name.clone(),
+        blocking,
+        candidates: pairs.len() as u64,
+        matched: matched.len() as u64,
+        threshold: model.threshold,
+        trained,
+        random_pairs,
+        training: model.training.clone(),
+        thresholds: REPORTED_THRESHOLDS.iter().copied().zip(above).collect(),
+        histogram: histogram.into_iter().collect(),
+        giant: giant_blocks,
+        model,
+    };
+    Ok(ModelOutcome {
+        pairs: matched,
+        report,
+    })
+}
+
+/// The comparison vector of records `row` of `a` and `o` of `b` under `spec`, with
+/// the model's weights, for explaining one pair. `None` when a column is missing.
+pub fn explain_pair(
+    spec: &ModelSpec,
+    model: &Model,
+    a: &TableData,
+    b: &TableData,
+    row: usize,
+    o: usize,
+    cache: &mut NormalizedCache,
+) -> Result<Vec<lakecdp_match::model::Contribution>> {
+    let same = a.name == b.name;
+    let mut levels = Vec::with_capacity(spec.compare.len());
+    let mut tf = Vec::with_capacity(spec.compare.len());
+    for (c, column) in spec.compare.iter().zip(&model.columns) {
+        let other = c.with.as_deref().unwrap_or(&c.column);
+        let steps = c
+            .normalize
+            .clone()
+            .unwrap_or_else(|| semantic_of(a, b, &c.column, other).default_normalizations());
+        let va = cache.get(a, &c.column, &steps)?;
+        let vb = if same {
+            va.clone()
+        } else {
+            cache.get(b, other, &steps)?
+        };
+        let level = column.kind.level_of(at(&va, row), at(&vb, o));
+        levels.push(level);
+        tf.push(if column.term_frequency && level == 0 {
+            let (x, y) = term_frequencies(&va, &vb, same);
+            Some(f64::from(x[row].max(y[o])))
+        } else {
+            None
+        });
+    }
+    Ok(model.explain(&levels, &tf))
+}
+
+/// A small seeded generator (splitmix64) for drawing random pairs.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
