@@ -958,3 +958,269 @@ async fn a_match_model_beside_the_rules_with_never_match_winning() {
     );
     assert!(dedupe.thresholds.windows(2).all(|w| w[0].1 >= w[1].1));
 }
+
+/// Noisy records of `persons` people with the truth: (header, rows, person of each row).
+/// Each person has one to three records; each copy may have a typo in a name, a birth
+/// date one digit off, no email, no city, a postal code typo.
+fn people_with_truth(persons: usize, seed: u64) -> (String, Vec<String>, Vec<usize>) {
+    const FIRST: &[&str] = &[
+        "Anna", "Robert", "Maria", "James", "Linda", "Omar", "Chen", "Sofia", "Lukas", "Amara",
+        "Noah", "Ines", "Mateo", "Yuki", "Fatima", "Ivan", "Leila", "Pedro", "Hana", "Tomas",
+        "Elena", "Kofi", "Nadia", "Arjun", "Greta", "Samir", "Olga", "Diego", "Mei", "Jonas",
+    ];
+    const LAST: &[&str] = &[
+        "Smith", "Garcia", "Novak", "Okafor", "Larsen", "Moreau", "Tanaka", "Rossi", "Kowalski",
+        "Haddad", "Nguyen", "Schmidt", "Silva", "Ivanova", "Khan", "Murphy", "Dubois", "Jensen",
+        "Popescu", "Yilmaz", "Costa", "Fischer", "Sato", "Reyes", "Bakker",
+    ];
+    const CITY: &[&str] = &[
+        "Lyon", "Porto", "Brno", "Accra", "Oslo", "Kyoto", "Turin", "Riga",
+    ];
+    let mut rng = Rng(seed);
+    let (mut rows, mut truth) = (Vec::new(), Vec::new());
+    for person in 0..persons {
+        let first = FIRST[rng.below(FIRST.len())];
+        let last = LAST[rng.below(LAST.len())];
+        let birth = format!(
+            "19{:02}-{:02}-{:02}",
+            40 + rng.below(60),
+            1 + rng.below(12),
+            1 + rng.below(28)
+        );
+        let email = format!(
+            "{}.{}{}@mail.example",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            person
+        );
+        let city = CITY[rng.below(CITY.len())];
+        let zip = format!("{:05}", rng.below(100_000));
+        for _ in 0..1 + rng.below(3) {
+            let first = if rng.below(4) == 0 {
+                typo(&mut rng, first)
+            } else {
+                first.to_string()
+            };
+            let last = if rng.below(7) == 0 {
+                typo(&mut rng, last)
+            } else {
+                last.to_string()
+            };
+            let birth = if rng.below(10) == 0 {
+                // one digit of the day off
+                let mut b = birth.clone().into_bytes();
+                b[9] = b'0' + ((b[9] - b'0' + 1) % 10);
+                String::from_utf8(b).unwrap()
+            } else {
+                birth.clone()
+            };
+            let email = if rng.below(10) < 3 {
+                String::new()
+            } else {
+                email.clone()
+            };
+            let city = if rng.below(5) == 0 { "" } else { city };
+            let zip = if rng.below(10) == 0 {
+                typo(&mut rng, &zip)
+            } else {
+                zip.clone()
+            };
+            rows.push(format!("{first},{last},{birth},{email},{city},{zip}"));
+            truth.push(person);
+        }
+    }
+    ("First,Last,Birth,Email,City,Zip".into(), rows, truth)
+}
+
+/// Pairwise precision and recall of profiles (sets of `Contacts:<key>`) against the truth
+/// (`R<n>` is row n, of person truth[n]).
+fn pairwise(groups: &BTreeSet<Vec<String>>, truth: &[usize]) -> (f64, f64) {
+    let row = |r: &str| r.trim_start_matches("Contacts:R").parse::<usize>().unwrap();
+    let (mut found, mut right) = (0u64, 0u64);
+    for g in groups {
+        for i in 0..g.len() {
+            for j in i + 1..g.len() {
+                found += 1;
+                if truth[row(&g[i])] == truth[row(&g[j])] {
+                    right += 1;
+                }
+            }
+        }
+    }
+    let mut per_person: BTreeMap<usize, u64> = BTreeMap::new();
+    for p in truth {
+        *per_person.entry(*p).or_default() += 1;
+    }
+    let expected: u64 = per_person.values().map(|n| n * (n - 1) / 2).sum();
+    (
+        right as f64 / found.max(1) as f64,
+        right as f64 / expected.max(1) as f64,
+    )
+}
+
+const TRAINED_MODEL: &str = r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [
+  { name = "First", type = "Person.FirstName" },
+  { name = "Last", type = "Person.LastName" },
+  { name = "Birth", type = "Person.BirthDate" },
+  { name = "Email", type = "Identity.Email" },
+  { name = "City", type = "Location.City" },
+  { name = "Zip", type = "Location.PostalCode" },
+]
+dedupe_model = { block = [["Last", "Birth"], ["First", "Birth"], ["Email"], ["First", "Zip"], ["Last", "Zip"]], random_pairs = 100000, compare = [
+  { column = "First" }, { column = "Last" }, { column = "Birth" }, { column = "Email" },
+  { column = "City" }, { column = "Zip" },
+] }
+"#;
+
+const PLAIN_RULES: &str = r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [
+  { name = "First", type = "Person.FirstName" },
+  { name = "Last", type = "Person.LastName" },
+  { name = "Birth", type = "Person.BirthDate" },
+  { name = "Email", type = "Identity.Email" },
+]
+dedupe = [
+  { name = "email", conditions = [{ column = "Email" }] },
+  { name = "name and birth date", conditions = [
+      { column = "First", precision = "high" }, { column = "Last", precision = "high" }, { column = "Birth" },
+  ] },
+]
+"#;
+
+#[tokio::test]
+async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
+    let (header, rows, truth) = people_with_truth(600, 3);
+    let sources = vec![source(
+        "Crm",
+        "Contacts",
+        "crm.csv",
+        "Id",
+        &["Id", "First", "Last", "Birth", "Email", "City", "Zip"],
+    )];
+    let write = |dir: &Path, seed: u64| {
+        let mut lines: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("R{i:05},{r}"))
+            .collect();
+        if seed > 0 {
+            Rng(seed).shuffle(&mut lines);
+        }
+        std::fs::write(
+            dir.join("crm.csv"),
+            format!("Id,{header}\n{}\n", lines.join("\n")),
+        )
+        .unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    write(dir.path(), 0);
+    ingest(&lake, dir.path(), &sources).await;
+
+    // rules alone, as a yardstick
+    unify(
+        &lake,
+        &sources,
+        &spec(PLAIN_RULES),
+        &UnifyOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (rules_precision, rules_recall) = pairwise(&groups(&profiles(&lake).await), &truth);
+
+    // the model, trained on these records
+    let model = spec(TRAINED_MODEL);
+    let report = unify(&lake, &sources, &model, &UnifyOptions::default())
+        .await
+        .unwrap();
+    let m = &report.models[0];
+    assert!(m.trained);
+    let training = m.training.as_ref().unwrap();
+    assert!(!training.swapped, "{training:?}");
+    assert!(m.random_pairs > 0);
+    let found = groups(&profiles(&lake).await);
+    let (precision, recall) = pairwise(&found, &truth);
+    eprintln!(
+        "rules: precision {rules_precision:.3} recall {rules_recall:.3}; model: precision {precision:.3} recall {recall:.3}; {} candidates",
+        m.candidates
+    );
+    assert!(precision >= 0.95, "model precision {precision}");
+    assert!(
+        recall > rules_recall + 0.01,
+        "model recall {recall}, rules {rules_recall}"
+    );
+    // agreeing on an email is strong evidence
+    let email = m.model.columns.iter().find(|c| c.name == "Email").unwrap();
+    assert!(email.m[0] > 0.5 && email.u[0] < 0.01, "{email:?}");
+
+    // stored in the lake and reused while the declaration holds
+    let stored = "_lakecdp/models/dedupe_Crm_Contacts.json";
+    assert!(lake
+        .exists(&lake.internal("models/dedupe_Crm_Contacts.json"))
+        .await
+        .unwrap());
+    let text = String::from_utf8(lake.get(stored).await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains(&report.run_id.as_ref().unwrap().to_string()),
+        "the training run is named"
+    );
+    let again = unify(&lake, &sources, &model, &UnifyOptions::default())
+        .await
+        .unwrap();
+    assert!(!again.models[0].trained, "the stored model is reused");
+    assert_eq!(again.models[0].model.columns, m.model.columns);
+    assert_eq!(groups(&profiles(&lake).await), found);
+    assert!(again.id_changes.is_empty());
+    // a new threshold needs no training; retraining is asked for, or follows a change
+    let mut stricter = model.clone();
+    stricter.tables[0].dedupe_model.as_mut().unwrap().threshold = Some(0.999);
+    let strict = unify(&lake, &sources, &stricter, &UnifyOptions::default())
+        .await
+        .unwrap();
+    assert!(!strict.models[0].trained);
+    assert!(strict.models[0].matched <= again.models[0].matched);
+    let retrain = UnifyOptions {
+        train: true,
+        ..UnifyOptions::default()
+    };
+    assert!(
+        unify(&lake, &sources, &model, &retrain)
+            .await
+            .unwrap()
+            .models[0]
+            .trained
+    );
+    let mut changed = model.clone();
+    changed.tables[0]
+        .dedupe_model
+        .as_mut()
+        .unwrap()
+        .compare
+        .retain(|c| c.column != "City");
+    assert!(
+        unify(&lake, &sources, &changed, &UnifyOptions::default())
+            .await
+            .unwrap()
+            .models[0]
+            .trained
+    );
+
+    // the same records in another order, in a lake of their own: the same profiles
+    let other = tempfile::tempdir().unwrap();
+    let other_lake = common::lake(other.path());
+    write(other.path(), 41);
+    ingest(&other_lake, other.path(), &sources).await;
+    unify(&other_lake, &sources, &model, &UnifyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(groups(&profiles(&other_lake).await), found);
+}
