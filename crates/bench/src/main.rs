@@ -140,6 +140,13 @@ struct UnifyArgs {
     /// Seed of the sample.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
     seed: u64,
+    /// How records are matched: the project's `rules`, the match models of
+    /// `people/models.toml` alone (`model`), or `both`.
+    #[arg(long, value_name = "HOW", default_value = "rules")]
+    matching: MatchingArg,
+    /// Train the match models anew instead of using the ones stored by an earlier run.
+    #[arg(long)]
+    train: bool,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +155,35 @@ struct UnifyPhaseArgs {
     dir: PathBuf,
     #[arg(long)]
     data: DataArg,
+    #[arg(long, default_value = "rules")]
+    matching: MatchingArg,
+    #[arg(long)]
+    train: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MatchingArg {
+    Rules,
+    Model,
+    Both,
+}
+
+impl MatchingArg {
+    fn matching(self) -> lakecdp_bench::unify::Matching {
+        match self {
+            MatchingArg::Rules => lakecdp_bench::unify::Matching::Rules,
+            MatchingArg::Model => lakecdp_bench::unify::Matching::Model,
+            MatchingArg::Both => lakecdp_bench::unify::Matching::Both,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            MatchingArg::Rules => "rules",
+            MatchingArg::Model => "model",
+            MatchingArg::Both => "both",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -309,7 +345,12 @@ fn run_ingest(args: &IngestArgs) -> anyhow::Result<()> {
 }
 
 fn run_unify_phase(args: &UnifyPhaseArgs) -> anyhow::Result<()> {
-    let result = runtime()?.block_on(lakecdp_bench::unify::run(&args.dir, args.data.dataset()))?;
+    let result = runtime()?.block_on(lakecdp_bench::unify::run(
+        &args.dir,
+        args.data.dataset(),
+        args.matching.matching(),
+        args.train,
+    ))?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }
@@ -363,7 +404,10 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
     eprintln!("  {seconds:.1} s");
     eprintln!("unifying");
     let output = std::process::Command::new(std::env::current_exe()?)
-        .args(["unify-phase", "--data", args.data.name(), "--dir"])
+        .args(["unify-phase", "--data", args.data.name(), "--matching"])
+        .arg(args.matching.name())
+        .args(args.train.then_some("--train"))
+        .arg("--dir")
         .arg(&dir)
         .stderr(std::process::Stdio::inherit())
         .output()?;
@@ -383,13 +427,14 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     println!(
-        "\nunify benchmark: {} data, {} records -> {} profiles ({} true persons)\n",
+        "\nunify benchmark: {} data, matching by {}, {} records -> {} profiles ({} true persons)\n",
         args.data.name(),
+        args.matching.name(),
         result.records,
         result.profiles,
         s.persons
     );
-    let rows = vec![
+    let mut rows = vec![
         ["measure".to_string(), "value".into()],
         ["wall time".into(), format!("{:.2} s", result.seconds)],
         ["phases".into(), phases],
@@ -415,6 +460,21 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
             ),
         ],
     ];
+    for m in &result.models {
+        rows.push([
+            format!("model {}", m.tables),
+            format!(
+                "{} candidates, {} matched, {}",
+                m.candidates,
+                m.matched,
+                if m.trained {
+                    format!("trained in this run in {:.2} s", m.training_seconds)
+                } else {
+                    format!("stored (trained in {:.2} s)", m.training_seconds)
+                }
+            ),
+        ]);
+    }
     print!("{}", table(&rows, &[false, false]));
     Ok(())
 }

@@ -38,6 +38,48 @@ impl Dataset {
     }
 }
 
+/// How the benchmark's project matches records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matching {
+    /// The project's rules alone.
+    Rules,
+    /// The match models of `people/models.toml` alone (the rules removed).
+    Model,
+    /// Rules and models together.
+    Both,
+}
+
+/// The match models the benchmark adds to the people project.
+pub const PEOPLE_MODELS: &str = include_str!("people/models.toml");
+
+#[derive(Deserialize)]
+struct ModelsFile {
+    tables: Vec<TableModels>,
+}
+
+#[derive(Deserialize)]
+struct TableModels {
+    table: String,
+    dedupe_model: Option<lakecdp_core::ModelSpec>,
+    #[serde(default)]
+    match_model: Vec<lakecdp_core::ModelSpec>,
+}
+
+/// What one match model did in the measured run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// `Source.Table`, and the other table.
+    pub tables: String,
+    /// Candidate pairs compared.
+    pub candidates: u64,
+    /// Pairs matched.
+    pub matched: u64,
+    /// Whether it was trained in this run.
+    pub trained: bool,
+    /// Seconds its training took (in the run that trained it).
+    pub training_seconds: f64,
+}
+
 /// What the unification phase measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnifyResult {
@@ -55,10 +97,39 @@ pub struct UnifyResult {
     pub phases: Vec<(String, f64)>,
     /// Peak resident memory of the process, in bytes.
     pub peak_rss: u64,
+    /// Per match model.
+    #[serde(default)]
+    pub models: Vec<ModelSummary>,
 }
 
-fn project(data: Dataset) -> Result<ProjectFile> {
-    ProjectFile::parse(data.project_text()).map_err(|e| Error::Bench(e.to_string()))
+fn project(data: Dataset, matching: Matching) -> Result<ProjectFile> {
+    let mut project =
+        ProjectFile::parse(data.project_text()).map_err(|e| Error::Bench(e.to_string()))?;
+    if matching == Matching::Rules {
+        return Ok(project);
+    }
+    if data != Dataset::People {
+        return Err(Error::Bench(
+            "match models are declared for the people data only".into(),
+        ));
+    }
+    let models: ModelsFile =
+        toml::from_str(PEOPLE_MODELS).map_err(|e| Error::Bench(format!("models.toml: {e}")))?;
+    let spec = project
+        .unification
+        .as_mut()
+        .ok_or_else(|| Error::Bench("the project declares no unification".into()))?;
+    for t in &mut spec.tables {
+        if matching == Matching::Model {
+            t.dedupe.clear();
+            t.match_rules.clear();
+        }
+        if let Some(m) = models.tables.iter().find(|m| m.table == t.qualified()) {
+            t.dedupe_model = m.dedupe_model.clone();
+            t.match_models = m.match_model.clone();
+        }
+    }
+    Ok(project)
 }
 
 fn lake(dir: &Path) -> Result<Lake> {
@@ -86,7 +157,7 @@ fn lake(dir: &Path) -> Result<Lake> {
 /// Load the sources of `dir/data` into the benchmark's lake.
 pub async fn load(dir: &Path, data: Dataset) -> Result<f64> {
     let started = Instant::now();
-    let project = project(data)?;
+    let project = project(data, Matching::Rules)?;
     let lake = lake(dir)?;
     for source in &project.sources {
         ingest_source(&lake, source, dir, &IngestOptions::default())
@@ -97,15 +168,24 @@ pub async fn load(dir: &Path, data: Dataset) -> Result<f64> {
 }
 
 /// Unify the loaded sources (the measured phase).
-pub async fn run(dir: &Path, data: Dataset) -> Result<UnifyResult> {
-    let project = project(data)?;
+pub async fn run(
+    dir: &Path,
+    data: Dataset,
+    matching: Matching,
+    train: bool,
+) -> Result<UnifyResult> {
+    let project = project(data, matching)?;
     let spec = project
         .unification
         .as_ref()
         .ok_or_else(|| Error::Bench("the project declares no unification".into()))?;
     let lake = lake(dir)?;
     let started = Instant::now();
-    let report = unify(&lake, &project.sources, spec, &UnifyOptions::default())
+    let options = UnifyOptions {
+        train,
+        ..UnifyOptions::default()
+    };
+    let report = unify(&lake, &project.sources, spec, &options)
         .await
         .map_err(|e| Error::Bench(e.to_string()))?;
     Ok(UnifyResult {
@@ -120,6 +200,21 @@ pub async fn run(dir: &Path, data: Dataset) -> Result<UnifyResult> {
             .map(|(p, s)| (p.to_string(), *s))
             .collect(),
         peak_rss: peak_rss(),
+        models: report
+            .models
+            .iter()
+            .map(|m| ModelSummary {
+                tables: if m.table == m.with {
+                    m.table.clone()
+                } else {
+                    format!("{} ~ {}", m.table, m.with)
+                },
+                candidates: m.candidates,
+                matched: m.matched,
+                trained: m.trained,
+                training_seconds: m.training.as_ref().map_or(0.0, |t| t.seconds),
+            })
+            .collect(),
     })
 }
 

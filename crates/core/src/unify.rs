@@ -95,8 +95,10 @@ pub struct ModelSpec {
     /// The match probability a pair must reach (default 0.95).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
-    /// The share of candidate pairs that are matches, to start training from (or to
-    /// keep, with `fixed_prior`).
+    /// The probability that two records drawn at random are the same customer (the
+    /// prior odds every pair's weight starts from). Trained as the share of matches
+    /// among candidate pairs times the candidates over all pairs, unless given with
+    /// `fixed_prior`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior: Option<f64>,
     /// Keep `prior` as given instead of training it.

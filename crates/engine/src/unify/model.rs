@@ -32,7 +32,7 @@ use lakecdp_core::{ModelSpec, Normalization, SemanticType};
 use lakecdp_lake::Lake;
 use lakecdp_match::compare::canonical_date;
 use lakecdp_match::model::{
-    kind_for, probability, ComparisonKind, EmOptions, Model, Patterns, TrainingReport,
+    kind_for, probability, ComparisonKind, EmOptions, Model, Patterns, TrainingReport, NULL_LEVEL,
 };
 use serde::{Deserialize, Serialize};
 
@@ -625,20 +625,6 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         }
         None => {
             let started = Instant::now();
-            // random pairs only when some u is left to estimate, and never more than
-            // there are pairs
-            let possible = if same {
-                n_a.saturating_mul(n_a.saturating_sub(1)) / 2
-            } else {
-                n_a.saturating_mul(n_b)
-            };
-            let wanted = if model.columns.iter().all(|c| c.fixed_u) {
-                0
-            } else {
-                spec.random_pairs
-                    .unwrap_or(DEFAULT_RANDOM_PAIRS)
-                    .min(possible)
-            };
             let pool_a: Vec<u32> = (0..n_a)
                 .filter(|&r| active_a(r))
                 .map(|r| r as u32)
@@ -647,6 +633,20 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                 .filter(|&r| active_b(r))
                 .map(|r| r as u32)
                 .collect();
+            // random pairs only when some u is left to estimate, and never more than
+            // there are pairs
+            let possible = if same {
+                pool_a.len().saturating_mul(pool_a.len().saturating_sub(1)) / 2
+            } else {
+                pool_a.len().saturating_mul(pool_b.len())
+            };
+            let wanted = if model.columns.iter().all(|c| c.fixed_u) {
+                0
+            } else {
+                spec.random_pairs
+                    .unwrap_or(DEFAULT_RANDOM_PAIRS)
+                    .min(possible)
+            };
             let mut random = Patterns::new();
             let enough = if same {
                 pool_a.len() >= 2
@@ -676,13 +676,45 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                 Error::Source(format!("`{}` model training: {e}", a.name))
             };
             random_pairs = model.estimate_u(&random).map_err(bad)?;
+            // Each candidate is trained on without the columns of the key that paired
+            // it: they agree by construction, so they would tell nothing about
+            // matches and make the non-matches among candidates look like matches.
             let mut candidates = Patterns::new();
-            for vector in levels.chunks(width.max(1)) {
-                candidates.add(vector);
+            let mut masked = vec![0u8; width];
+            let mut at_pair = 0usize;
+            for (k, columns) in spec.block.iter().enumerate() {
+                let mask: Vec<bool> = spec
+                    .compare
+                    .iter()
+                    .map(|c| columns.contains(&c.column))
+                    .collect();
+                let count = blocking[k].comparisons as usize;
+                for i in at_pair..at_pair + count {
+                    for (slot, (level, hide)) in masked
+                        .iter_mut()
+                        .zip(levels[i * width..(i + 1) * width].iter().zip(&mask))
+                    {
+                        *slot = if *hide { NULL_LEVEL } else { *level };
+                    }
+                    candidates.add(&masked);
+                }
+                at_pair += count;
             }
+            // The prior EM sees is the share of matches among candidates; what scores
+            // a pair with `u` of random pairs is the share among all pairs.
+            let (declared_prior, fixed_prior) = (model.prior, model.fixed_prior);
+            model.fixed_prior = false;
+            model.prior = 0.5;
             let mut report = model
                 .train(&candidates, &EmOptions::default())
                 .map_err(bad)?;
+            model.fixed_prior = fixed_prior;
+            model.prior = if fixed_prior {
+                declared_prior
+            } else {
+                let all = possible.max(1) as f64;
+                (model.prior * pairs.len() as f64 / all).clamp(f64::MIN_POSITIVE, 0.5)
+            };
             report.seconds = started.elapsed().as_secs_f64();
             if report.swapped {
                 return Err(Error::Source(format!(
