@@ -1,7 +1,7 @@
 //! Unification's explain (why a profile holds its records) and preview (match counts
 //! on a sample, nothing published).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, StringArray};
 use arrow::compute::cast;
@@ -42,6 +42,36 @@ pub struct JoinedPair {
     pub score: String,
 }
 
+/// One row of a match model's waterfall: a compared column's level and its weight.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WeightRow {
+    /// The column (`prior` for the prior odds, `related` for the related-pairs term).
+    pub column: String,
+    /// The comparison level's name.
+    pub level: String,
+    /// The level's probability among matches.
+    pub m: f64,
+    /// The level's probability among non-matches.
+    pub u: f64,
+    /// Its weight, log2(m / u).
+    pub weight: f64,
+}
+
+/// Why a match model joined two records: every comparison's level and weight.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PairWeights {
+    /// `Table:key`.
+    pub record: String,
+    /// `Table:key` of the other record.
+    pub matched: String,
+    /// The rows, prior first; they sum to `weight`.
+    pub rows: Vec<WeightRow>,
+    /// The match weight.
+    pub weight: f64,
+    /// The match probability.
+    pub probability: f64,
+}
+
 /// A change of CustomerId.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct IdChange {
@@ -56,7 +86,7 @@ pub struct IdChange {
 }
 
 /// Why a profile holds its records.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Explanation {
     /// The CustomerId.
     pub customer_id: String,
@@ -66,6 +96,9 @@ pub struct Explanation {
     pub records: Vec<SourceRecord>,
     /// What joined them.
     pub pairs: Vec<JoinedPair>,
+    /// For the pairs a match model joined, the weight of every comparison (without
+    /// term-frequency adjustments, which need the whole table).
+    pub weights: Vec<PairWeights>,
     /// The history of the id.
     pub history: Vec<IdChange>,
 }
@@ -219,6 +252,7 @@ impl App {
             customer: Vec::new(),
             records: Vec::new(),
             pairs: Vec::new(),
+            weights: Vec::new(),
             history,
         };
         if records.is_empty() {
@@ -248,7 +282,9 @@ impl App {
             }
         }
 
-        // the source records, with their mapped columns
+        // the source records, with their mapped columns (and every column, to explain
+        // what a match model compared)
+        let mut raw: HashMap<(String, String), HashMap<String, String>> = HashMap::new();
         let spec = project.unification.as_ref();
         for (source, table, key) in &records {
             let columns: Vec<String> = spec
@@ -282,6 +318,14 @@ impl App {
                             .iter()
                             .filter_map(|c| text(&b, c).map(|a| (c.clone(), value(&a, i))))
                             .collect();
+                        let all = raw.entry((table.clone(), key.clone())).or_default();
+                        for f in b.schema().fields() {
+                            if let Some(a) = text(&b, f.name()) {
+                                if !a.is_null(i) {
+                                    all.insert(f.name().clone(), value(&a, i));
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -320,6 +364,12 @@ impl App {
             for i in 0..b.num_rows() {
                 let x = (value(ta, i), value(ka, i));
                 if in_profile.contains(&x) {
+                    if value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
+                        let y = (value(tb, i), value(kb, i));
+                        if let Some(w) = waterfall(&lake, &records, spec, &raw, &x, &y).await? {
+                            out.weights.push(w);
+                        }
+                    }
                     out.pairs.push(JoinedPair {
                         record: format!("{}:{}", x.0, x.1),
                         matched: format!("{}:{}", value(tb, i), value(kb, i)),
@@ -360,6 +410,13 @@ impl App {
                     let key = value(k, i);
                     let winner = value(w, i);
                     if key != winner && in_profile.contains(&(table.clone(), key.clone())) {
+                        if !rule.is_null(i) && value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
+                            let x = (table.clone(), key.clone());
+                            let y = (table.clone(), winner.clone());
+                            if let Some(w) = waterfall(&lake, &records, spec, &raw, &x, &y).await? {
+                                out.weights.push(w);
+                            }
+                        }
                         out.pairs.push(JoinedPair {
                             record: format!("{table}:{key}"),
                             matched: format!("{table}:{winner} (duplicate group winner)"),
@@ -376,6 +433,83 @@ impl App {
         }
         Ok(out)
     }
+}
+
+/// The waterfall of a pair a match model joined: record `x` (table, key) of the later
+/// table (or of the table, for a dedupe model) and `y`, with the stored model. None
+/// when the declaration or its stored model is gone.
+async fn waterfall(
+    lake: &lakecdp_lake::Lake,
+    records: &[(String, String, String)],
+    spec: Option<&lakecdp_core::UnificationSpec>,
+    raw: &HashMap<(String, String), HashMap<String, String>>,
+    x: &(String, String),
+    y: &(String, String),
+) -> Result<Option<PairWeights>> {
+    let Some(spec) = spec else { return Ok(None) };
+    let source_of = |table: &str| {
+        records
+            .iter()
+            .find(|(_, t, _)| t == table)
+            .map(|(s, _, _)| s.clone())
+    };
+    let find = |table: &str| {
+        let source = source_of(table)?;
+        spec.tables
+            .iter()
+            .find(|t| t.source == source && t.table == table)
+    };
+    let (Some(a), Some(b)) = (find(&x.0), find(&y.0)) else {
+        return Ok(None);
+    };
+    let declared = if a.qualified() == b.qualified() {
+        a.dedupe_model.as_ref()
+    } else {
+        a.match_models
+            .iter()
+            .find(|m| m.with.as_deref() == Some(b.qualified().as_str()))
+    };
+    let Some(declared) = declared else {
+        return Ok(None);
+    };
+    use lakecdp_engine::unify::model;
+    let name = model::model_name_of(&a.qualified(), &b.qualified());
+    let Some(stored) = model::load(lake, &name, declared).await? else {
+        return Ok(None);
+    };
+    let empty = HashMap::new();
+    let va = raw.get(x).unwrap_or(&empty);
+    let vb = raw.get(y).unwrap_or(&empty);
+    let rows = model::explain_records(
+        declared,
+        &stored.model,
+        a,
+        b,
+        &|c| va.get(c).cloned(),
+        &|c| vb.get(c).cloned(),
+    );
+    let weight: f64 = rows.iter().map(|r| r.weight).sum();
+    Ok(Some(PairWeights {
+        record: format!("{}:{}", x.0, x.1),
+        matched: format!("{}:{}", y.0, y.1),
+        rows: rows
+            .into_iter()
+            .map(|r| WeightRow {
+                column: r.column.unwrap_or_else(|| r.level_label.to_string()),
+                level: r.level_label.to_string(),
+                m: r.m,
+                u: r.u,
+                weight: r.weight,
+            })
+            .collect(),
+        weight,
+        probability: probability_of(weight),
+    }))
+}
+
+/// The match probability of a weight, `2^w / (1 + 2^w)`.
+fn probability_of(weight: f64) -> f64 {
+    1.0 / (1.0 + (-weight).exp2())
 }
 
 impl App {
@@ -414,6 +548,46 @@ impl App {
         let options = UnifyOptions {
             sample: Some(sample),
             preview: true,
+            ..UnifyOptions::default()
+        };
+        Ok(unify(&lake, &project.sources, spec, &options).await?)
+    }
+}
+
+impl App {
+    /// Train the match models of the applied revision anew on every record (or the
+    /// first `sample` of each table) and store them in the lake, where later refreshes
+    /// find them; nothing is published (Contributor: it runs part of a refresh).
+    pub async fn train_unification(
+        &self,
+        actor: &Actor,
+        sample: Option<usize>,
+    ) -> Result<UnifyReport> {
+        let env = self
+            .environment_for(actor, None, Operation::RunRefresh)
+            .await?;
+        let project = self.applied(actor, &env).await?.project;
+        let spec = project.unification.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "the project of `{}` declares no [unification]",
+                env.name
+            ))
+        })?;
+        let declares_models = spec
+            .tables
+            .iter()
+            .any(|t| t.dedupe_model.is_some() || !t.match_models.is_empty());
+        if !declares_models {
+            return Err(Error::invalid(format!(
+                "the applied project of `{}` declares no match model: add `dedupe_model` or `match_model` to a `[[unification.tables]]` entry and apply it",
+                env.name
+            )));
+        }
+        let lake = self.lake(&env).await?;
+        let options = UnifyOptions {
+            sample,
+            preview: true,
+            train: true,
             ..UnifyOptions::default()
         };
         Ok(unify(&lake, &project.sources, spec, &options).await?)

@@ -591,6 +591,18 @@ pub enum UnifyCommand {
     /// Run deduplication and matching on the first records of each table and print the
     /// matches per rule, without publishing anything.
     Preview(PreviewArgs),
+    /// Train the applied revision's match models anew and store them in the lake, where
+    /// later refreshes find them (they reuse a stored model until this is run or the
+    /// model's declaration changes).
+    Train(TrainArgs),
+}
+
+/// `unify train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Train on the first N records of each table only (default: all of them).
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
 }
 
 /// `unify explain`.

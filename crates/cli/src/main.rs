@@ -167,6 +167,7 @@ async fn dispatch(app: &App, actor: &Actor, command: Command) -> anyhow::Result<
         Command::Scheduler => commands::scheduler::run(app, actor).await,
         Command::Unify(UnifyCommand::Explain(a)) => commands::unify::explain(app, actor, a).await,
         Command::Unify(UnifyCommand::Preview(a)) => commands::unify::preview(app, actor, a).await,
+        Command::Unify(UnifyCommand::Train(a)) => commands::unify::train(app, actor, a).await,
         Command::Source(SourceCommand::List) => commands::source::list(app, actor).await,
         Command::Source(SourceCommand::Show(a)) => {
             commands::source::show(app, actor, &a.name).await

@@ -303,6 +303,98 @@ fn print_segments(r: &SegmentsReport) {
     );
 }
 
+/// What each match model did: blocking keys and the comparisons each added, pairs per
+/// threshold, the weight histogram, and the training (with `parameters`, every
+/// column's levels with m, u and weight).
+pub fn print_models(r: &UnifyReport, parameters: bool) {
+    for m in &r.models {
+        let what = if m.table == m.with {
+            format!("{} (duplicates)", m.table)
+        } else {
+            format!("{} with {}", m.table, m.with)
+        };
+        println!(
+            "match model {what}: {} candidate pairs, {} matched at probability {} or more",
+            m.candidates, m.matched, m.threshold
+        );
+        let keys = m
+            .blocking
+            .iter()
+            .map(|b| format!("{} {}", b.key, b.comparisons))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("  candidate pairs per blocking key: {keys}");
+        match (&m.training, m.trained) {
+            (Some(t), true) => println!(
+                "  trained in this run: {} random pairs for u, EM {} iterations ({}), {} candidate patterns, {:.2} s",
+                m.random_pairs,
+                t.iterations,
+                if t.converged { "converged" } else { "not converged" },
+                t.patterns,
+                t.seconds
+            ),
+            (Some(t), false) => println!(
+                "  stored model (trained in {:.2} s on {} candidate pairs); `lakecdp unify train` trains it anew",
+                t.seconds, t.pairs
+            ),
+            (None, _) => println!("  every parameter is given: nothing to train"),
+        }
+        let cuts = m
+            .thresholds
+            .iter()
+            .map(|(p, n)| format!("{p}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("  pairs matched at each threshold: {cuts}");
+        let most = m
+            .histogram
+            .iter()
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        // weights in bands of 5 bits
+        let mut bands: std::collections::BTreeMap<i32, u64> = std::collections::BTreeMap::new();
+        for (w, n) in &m.histogram {
+            *bands.entry(w.div_euclid(5) * 5).or_insert(0) += n;
+        }
+        let most = bands.values().copied().max().unwrap_or(most).max(1);
+        println!("  match weight histogram:");
+        for (w, n) in &bands {
+            let width = ((*n as f64 / most as f64) * 40.0).ceil() as usize;
+            println!(
+                "    {:>4} to {:>4}  {:>9}  {}",
+                w,
+                w + 5,
+                n,
+                "#".repeat(width)
+            );
+        }
+        if parameters {
+            let mut t = output::table(&["column", "level", "m", "u", "weight"]);
+            t.add_row(vec![
+                "prior".into(),
+                String::new(),
+                format!("{:.3e}", m.model.prior),
+                String::new(),
+                format!("{:+.2}", m.model.prior_weight()),
+            ]);
+            for c in &m.model.columns {
+                for (l, label) in c.kind.labels().iter().enumerate() {
+                    t.add_row(vec![
+                        c.name.clone(),
+                        label.to_string(),
+                        format!("{:.4}", c.m[l]),
+                        format!("{:.6}", c.u[l]),
+                        format!("{:+.2}", c.level_weight(l as u8, None)),
+                    ]);
+                }
+            }
+            println!("{t}");
+        }
+    }
+}
+
 pub fn print_unify(r: &UnifyReport) {
     let mut t = output::table(&["table", "records", "duplicates", "matched", "left out"]);
     for x in &r.tables {
@@ -332,6 +424,7 @@ pub fn print_unify(r: &UnifyReport) {
             g.rule, g.value, g.records
         );
     }
+    print_models(r, false);
     let sizes = r
         .clusters
         .sizes

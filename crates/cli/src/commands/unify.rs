@@ -2,9 +2,9 @@
 
 use lakecdp_app::{Actor, App};
 
-use crate::args::{ExplainArgs, PreviewArgs};
+use crate::args::{ExplainArgs, PreviewArgs, TrainArgs};
 use crate::output;
-use crate::terminal::print_unify;
+use crate::terminal::{print_models, print_unify};
 
 /// `unify explain`.
 pub async fn explain(app: &App, actor: &Actor, a: ExplainArgs) -> anyhow::Result<()> {
@@ -60,9 +60,46 @@ pub async fn explain(app: &App, actor: &Actor, a: ExplainArgs) -> anyhow::Result
         }
         println!("{pairs}");
     }
+    for w in &x.weights {
+        println!(
+            "match model: {} and {}: weight {:+.2} (probability {:.4})",
+            w.record, w.matched, w.weight, w.probability
+        );
+        let mut t = output::table(&["comparison", "level", "m", "u", "weight", ""]);
+        for r in &w.rows {
+            t.add_row(vec![
+                r.column.clone(),
+                r.level.clone(),
+                format!("{:.4}", r.m),
+                format!("{:.6}", r.u),
+                format!("{:+.2}", r.weight),
+                bar(r.weight),
+            ]);
+        }
+        println!("{t}");
+    }
     if !x.history.is_empty() {
         println!("{history}");
     }
+    Ok(())
+}
+
+/// A weight as a bar of `+` (evidence for a match) or `-` (against), one per 2 bits.
+fn bar(weight: f64) -> String {
+    let n = ((weight.abs() / 2.0).round() as usize).min(20);
+    let c = if weight >= 0.0 { "+" } else { "-" };
+    c.repeat(n)
+}
+
+/// `unify train`.
+pub async fn train(app: &App, actor: &Actor, a: TrainArgs) -> anyhow::Result<()> {
+    match a.sample {
+        Some(n) => println!("training the match models on the first {n} records of each table"),
+        None => println!("training the match models on every record"),
+    }
+    let report = app.train_unification(actor, a.sample).await?;
+    print_models(&report, true);
+    println!("stored in the lake: later refreshes use these models");
     Ok(())
 }
 

@@ -406,9 +406,11 @@ pub async fn unify(
                 max_block,
             );
             for &(x, y, s) in &found.pairs {
-                matched[x as usize] = true;
-                join(&mut uf, offsets[ti] + x, offsets[wi] + y);
-                match_pairs.push((ti, x, wi, y, name.clone(), s));
+                // a pair a never-match override refused joined nothing
+                if join(&mut uf, offsets[ti] + x, offsets[wi] + y) {
+                    matched[x as usize] = true;
+                    match_pairs.push((ti, x, wi, y, name.clone(), s));
+                }
             }
             rule_reports.push(RuleReport {
                 table: t.name.clone(),
@@ -446,9 +448,10 @@ pub async fn unify(
                 &mut cache,
             )?;
             for &(x, y, p) in &outcome.pairs {
-                matched[x as usize] = true;
-                join(&mut uf, offsets[ti] + x, offsets[wi] + y);
-                match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
+                if join(&mut uf, offsets[ti] + x, offsets[wi] + y) {
+                    matched[x as usize] = true;
+                    match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
+                }
             }
             rule_reports.push(RuleReport {
                 table: t.name.clone(),
@@ -609,7 +612,8 @@ pub async fn unify(
 }
 
 /// Join the sets of `a` and `b`, unless that would put the two records of a never-match
-/// pair in one set (counted in `refused`). Returns whether two sets were joined.
+/// pair in one set (counted in `refused`). Returns false when the join was refused
+/// (true when the records are together now, joined here or before).
 fn join_unless_never(
     uf: &mut UnionFind,
     never: &[(u32, u32)],
@@ -630,7 +634,8 @@ fn join_unless_never(
             }
         }
     }
-    uf.union(a, b)
+    uf.union(a, b);
+    true
 }
 
 /// Refuse declarations that cannot run, naming the table and rule.

@@ -97,15 +97,21 @@ pub struct StoredModel {
 
 /// The file name of the model of `table` matched with `with` (equal for dedupe).
 pub fn model_name(table: &TableData, with: &TableData) -> String {
+    model_name_of(&table.name, &with.name)
+}
+
+/// The file name of the model of table `table` (`Source.Table`) matched with `with`
+/// (equal for a dedupe model).
+pub fn model_name_of(table: &str, with: &str) -> String {
     let clean = |s: &str| {
         s.chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect::<String>()
     };
-    if table.name == with.name {
-        format!("dedupe_{}", clean(&table.name))
+    if table == with {
+        format!("dedupe_{}", clean(table))
     } else {
-        format!("match_{}__{}", clean(&table.name), clean(&with.name))
+        format!("match_{}__{}", clean(table), clean(with))
     }
 }
 
@@ -776,42 +782,44 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     })
 }
 
-/// The comparison vector of records `row` of `a` and `o` of `b` under `spec`, with
-/// the model's weights, for explaining one pair. `None` when a column is missing.
-pub fn explain_pair(
+/// Why two records got their weight under a stored model: every compared column's
+/// level and weight (a waterfall whose rows sum to the pair's weight), from the two
+/// records' raw values (`a` of `table`, `b` of `other`; the same table for a dedupe
+/// model). Term frequencies are not known here, so an exact agreement on a column
+/// with term-frequency weighting shows its average weight.
+pub fn explain_records(
     spec: &ModelSpec,
     model: &Model,
-    a: &TableData,
-    b: &TableData,
-    row: usize,
-    o: usize,
-    cache: &mut NormalizedCache,
-) -> Result<Vec<lakecdp_match::model::Contribution>> {
-    let same = a.name == b.name;
+    table: &lakecdp_core::UnifyTableSpec,
+    other: &lakecdp_core::UnifyTableSpec,
+    a: &dyn Fn(&str) -> Option<String>,
+    b: &dyn Fn(&str) -> Option<String>,
+) -> Vec<lakecdp_match::model::Contribution> {
+    let semantic = |column: &str, counterpart: &str| {
+        table
+            .columns
+            .iter()
+            .find(|c| c.name == column)
+            .or_else(|| other.columns.iter().find(|c| c.name == counterpart))
+            .map(|c| c.semantic.clone())
+            .unwrap_or(SemanticType::Custom(String::new()))
+    };
     let mut levels = Vec::with_capacity(spec.compare.len());
-    let mut tf = Vec::with_capacity(spec.compare.len());
     for (c, column) in spec.compare.iter().zip(&model.columns) {
-        let other = c.with.as_deref().unwrap_or(&c.column);
+        let counterpart = c.with.as_deref().unwrap_or(&c.column);
         let steps = c
             .normalize
             .clone()
-            .unwrap_or_else(|| semantic_of(a, b, &c.column, other).default_normalizations());
-        let va = cache.get(a, &c.column, &steps)?;
-        let vb = if same {
-            va.clone()
-        } else {
-            cache.get(b, other, &steps)?
-        };
-        let level = column.kind.level_of(at(&va, row), at(&vb, o));
-        levels.push(level);
-        tf.push(if column.term_frequency && level == 0 {
-            let (x, y) = term_frequencies(&va, &vb, same);
-            Some(f64::from(x[row].max(y[o])))
-        } else {
-            None
-        });
+            .unwrap_or_else(|| semantic(&c.column, counterpart).default_normalizations());
+        let normalizer = lakecdp_match::normalize::Normalizer::new(&steps);
+        let x = a(&c.column).map(|v| normalizer.apply(&v));
+        let y = b(counterpart).map(|v| normalizer.apply(&v));
+        levels.push(column.kind.level_of(
+            x.as_deref().filter(|v| !v.is_empty()),
+            y.as_deref().filter(|v| !v.is_empty()),
+        ));
     }
-    Ok(model.explain(&levels, &tf))
+    model.explain(&levels, &[])
 }
 
 /// A small seeded generator (splitmix64) for drawing random pairs.
