@@ -39,6 +39,27 @@
 //! pattern's probability of being a match under the current parameters, then the
 //! parameters that best explain those probabilities, until they stop moving. Every
 //! probability stays within [`PARAMETER_FLOOR`] of 0 and 1, so no weight is infinite.
+//!
+//! # Related non-matches
+//!
+//! Candidate pairs from blocking hold, besides matches and unrelated pairs, pairs of
+//! *related* records: members of one household share the family name, the address and
+//! often the phone, but not the given name or the birth date. Random pairs never share
+//! an address, so with `u` taken from them two classes cannot explain such pairs as
+//! non-matches, and EM takes them for matches. A model may therefore hold a third
+//! class ([`Related`], asked for with [`EmOptions::related`]): pairs that are not the
+//! same customer but related, with their own level distributions `r[k]` and prior
+//! `lambda_r`; unrelated pairs keep `u` and the rest of the prior,
+//! `lambda_u = 1 - prior - lambda_r`. The weight is then still the log2 odds of
+//! matching:
+//!
+//! ```text
+//! weight = log2(prior * M / (lambda_r * R + lambda_u * U))
+//! ```
+//!
+//! with `M`, `R` and `U` the products of `m`, `r` and `u` at the pair's levels over
+//! the columns with a value (term-frequency adjusted, `U` takes the share of the value
+//! in place of `u[k][0]`). Without a related class it is the two-class weight above.
 
 use hashbrown::HashMap;
 use lakecdp_core::unify::SemanticType;
@@ -108,10 +129,10 @@ pub enum ModelError {
         /// The version this build reads.
         supported: u32,
     },
-    /// A parameter of the whole model (the prior or the threshold) is out of range.
+    /// A parameter of the whole model (a prior or the threshold) is out of range.
     #[error("{parameter} {message}")]
     Model {
-        /// `prior` or `threshold`.
+        /// `prior`, `threshold`, `related` or `related prior`.
         parameter: &'static str,
         /// What is wrong with it.
         message: String,
@@ -121,7 +142,7 @@ pub enum ModelError {
     Column {
         /// The column's name.
         column: String,
-        /// `m`, `u` or `name`.
+        /// `m`, `u`, `r` or `name`.
         parameter: &'static str,
         /// What is wrong with it.
         message: String,
@@ -658,6 +679,20 @@ fn clamp_probability(p: f64) -> f64 {
     p.clamp(PARAMETER_FLOOR, 1.0 - PARAMETER_FLOOR)
 }
 
+/// The class of related non-matches of a [`Model`]: pairs that are not the same
+/// customer but are related (a household, relatives sharing a family name), see the
+/// [module documentation](self#related-non-matches).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Related {
+    /// The probability that a pair is related (lambda_r). The prior of the model and
+    /// this sum to less than 1; unrelated pairs take the rest.
+    pub prior: f64,
+    /// For each compared column, in the order of the model's columns, the probability
+    /// that a related pair is at each level; one value per level, summing to 1 and kept
+    /// at least [`PARAMETER_FLOOR`] from 0 and 1 like `m` and `u`.
+    pub r: Vec<Vec<f64>>,
+}
+
 /// A match model: the prior, the parameters of every compared column in the order of
 /// the comparison vectors, and the threshold. See the [module documentation](self).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -677,6 +712,9 @@ pub struct Model {
     /// How the last training went, if the model was trained.
     #[serde(default)]
     pub training: Option<TrainingReport>,
+    /// The class of related non-matches, if the model has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related: Option<Related>,
 }
 
 impl Model {
@@ -694,6 +732,7 @@ impl Model {
                 .collect(),
             threshold: DEFAULT_THRESHOLD,
             training: None,
+            related: None,
         }
     }
 
@@ -703,10 +742,15 @@ impl Model {
     }
 
     /// Sets the prior from user input, fixed against training when `fixed`. It must be
-    /// strictly between 0 and 1, and is kept at least [`PARAMETER_FLOOR`] from both.
+    /// strictly between 0 and 1 (and, with a related class, leave room for its prior),
+    /// and is kept at least [`PARAMETER_FLOOR`] from both.
     pub fn seed_prior(&mut self, prior: f64, fixed: bool) -> Result<(), ModelError> {
         check_open_unit("prior", prior)?;
-        self.prior = clamp_probability(prior);
+        let prior = clamp_probability(prior);
+        if let Some(related) = &self.related {
+            check_priors(prior, related.prior)?;
+        }
+        self.prior = prior;
         self.fixed_prior = fixed;
         Ok(())
     }
@@ -722,7 +766,9 @@ impl Model {
     /// Checks what [`Model::from_json`] checks: the version, a prior and a threshold
     /// strictly between 0 and 1, and for every column a non-empty unique name and an
     /// `m` and a `u` with one value per level, each in `(0, 1]`, summing to 1 within
-    /// [`SUM_TOLERANCE`].
+    /// [`SUM_TOLERANCE`]. With a related class, its prior is strictly between 0 and 1,
+    /// the two priors sum to less than 1, and it has one `r` per column, checked as
+    /// `m` and `u` are (an error names the column).
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.version != MODEL_VERSION {
             return Err(ModelError::Version {
@@ -742,7 +788,45 @@ impl Model {
                 ));
             }
         }
+        if let Some(related) = &self.related {
+            check_open_unit("related prior", related.prior)?;
+            check_priors(self.prior, related.prior)?;
+            check_related_count(related, self.columns.len())?;
+            for (column, r) in self.columns.iter().zip(&related.r) {
+                check_distribution(&column.name, column.kind, "r", r)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Multiplies the prior, and the related class's prior if there is one, by
+    /// `factor`, whether they are fixed or not: the engine trains on candidate pairs,
+    /// where the priors are shares among candidates, and scores with shares among all
+    /// pairs, `factor = candidates / all pairs`. The priors stay strictly between 0 and
+    /// 1: at least `f64::MIN_POSITIVE` (so a tiny factor may take them below
+    /// [`PARAMETER_FLOOR`]), and if the factor would take their sum to 1 or above,
+    /// both are scaled down to sum to `1 - PARAMETER_FLOOR`. A factor that is not a
+    /// finite positive number leaves them as they are. Weights stay finite.
+    pub fn scale_priors(&mut self, factor: f64) {
+        if !(factor.is_finite() && factor > 0.0) {
+            return;
+        }
+        let scale = |p: f64| (p * factor).clamp(f64::MIN_POSITIVE, 1.0 - PARAMETER_FLOOR);
+        let mut prior = scale(self.prior);
+        match &mut self.related {
+            None => self.prior = prior,
+            Some(related) => {
+                let mut related_prior = scale(related.prior);
+                let sum = prior + related_prior;
+                if sum >= 1.0 - PARAMETER_FLOOR {
+                    let shrink = (1.0 - PARAMETER_FLOOR) / sum;
+                    prior = (prior * shrink).max(f64::MIN_POSITIVE);
+                    related_prior = (related_prior * shrink).max(f64::MIN_POSITIVE);
+                }
+                self.prior = prior;
+                related.prior = related_prior;
+            }
+        }
     }
 
     /// The model as JSON, `version` first. [`Model::from_json`] reads it back the
@@ -794,21 +878,48 @@ impl Model {
     /// the pair agrees exactly (entries beyond its end are `None`, so `&[]` means no
     /// term frequencies). A missing or out-of-range level adds 0.
     ///
+    /// With a related class, the weight is `log2(prior * M / (lambda_r * R +
+    /// lambda_u * U))` (see the [module documentation](self#related-non-matches)),
+    /// computed as `log2(prior / lambda_u)` plus the weights of the levels, minus
+    /// `log2(1 + 2^d)` where `d = log2(lambda_r / lambda_u) + sum of log2(r / u)` is
+    /// the log2 odds of related against unrelated: sums of logarithms, which neither
+    /// underflow nor overflow however many columns there are.
+    ///
     /// This computes logarithms; to score many pairs, use a [`Scorer`].
     pub fn weight(&self, levels: &[u8], tf: &[Option<f64>]) -> f64 {
-        let mut weight = self.prior_weight();
-        for (i, (column, &level)) in self.columns.iter().zip(levels).enumerate() {
-            weight += column.level_weight(level, tf.get(i).copied().flatten());
+        let Some(related) = &self.related else {
+            let mut weight = self.prior_weight();
+            for (i, (column, &level)) in self.columns.iter().zip(levels).enumerate() {
+                weight += column.level_weight(level, tf.get(i).copied().flatten());
+            }
+            return weight;
+        };
+        let ln_u = unrelated_prior(self.prior, related.prior).log2();
+        let mut weight = self.prior.log2() - ln_u;
+        let mut odds = related.prior.log2() - ln_u;
+        for (i, ((column, r), &level)) in
+            self.columns.iter().zip(&related.r).zip(levels).enumerate()
+        {
+            let tf = tf.get(i).copied().flatten();
+            weight += column.level_weight(level, tf);
+            odds += related_level_weight(column, r, level, tf);
         }
-        weight
+        weight - softplus2(odds)
     }
 
     /// What makes up [`Model::weight`]: the prior first (no column; `m` is the prior,
     /// `u` one minus it), then one row per column. The weights add up to the weight of
     /// the pair. A missing level shows `m = u = 1` and weight 0; a term-frequency
     /// adjusted exact level shows the share it used as `u`.
+    ///
+    /// With a related class, one more row follows (no column, no level, label
+    /// `related`): the weight of the pair minus the other rows, the evidence that the
+    /// pair is related rather than the same customer. It is 0 when the columns say
+    /// nothing about related against unrelated, and negative when they speak for a
+    /// related pair; its `m` is the share of non-matches, `1 - prior`, and its `u`
+    /// what they weigh given the columns, `lambda_u + lambda_r * R / U`.
     pub fn explain(&self, levels: &[u8], tf: &[Option<f64>]) -> Vec<Contribution> {
-        let mut rows = Vec::with_capacity(self.columns.len() + 1);
+        let mut rows = Vec::with_capacity(self.columns.len() + 2);
         rows.push(Contribution {
             column: None,
             level: None,
@@ -847,6 +958,20 @@ impl Model {
             };
             rows.push(row);
         }
+        if self.related.is_some() {
+            let others: f64 = rows.iter().map(|r| r.weight).sum();
+            let weight = self.weight(levels, tf) - others;
+            let m = 1.0 - self.prior;
+            rows.push(Contribution {
+                column: None,
+                level: None,
+                level_label: "related",
+                m,
+                u: m * (-weight).exp2(),
+                term_frequency: None,
+                weight,
+            });
+        }
         rows
     }
 
@@ -864,12 +989,33 @@ impl Model {
             starts.push(table.len());
             tf_m0.push(column.m.first().copied().filter(|_| column.term_frequency));
         }
+        let (prior_weight, related) = match &self.related {
+            None => (self.prior_weight(), None),
+            Some(related) => {
+                let ln_u = unrelated_prior(self.prior, related.prior).log2();
+                let mut table = Vec::with_capacity(starts.last().copied().unwrap_or(0));
+                let mut tf_r0 = Vec::with_capacity(self.columns.len());
+                for (k, (column, r)) in self.columns.iter().zip(&related.r).enumerate() {
+                    for l in 0..starts[k + 1] - starts[k] {
+                        table.push(related_level_weight(column, r, l as u8, None));
+                    }
+                    tf_r0.push(r.first().copied().filter(|_| column.term_frequency));
+                }
+                let scorer = RelatedScorer {
+                    prior_weight: related.prior.log2() - ln_u,
+                    table,
+                    tf_r0,
+                };
+                (self.prior.log2() - ln_u, Some(scorer))
+            }
+        };
         Scorer {
-            prior_weight: self.prior_weight(),
+            prior_weight,
             starts,
             table,
             tf_m0,
             threshold_weight: self.threshold_weight(),
+            related,
         }
     }
 
@@ -924,6 +1070,18 @@ impl Model {
     /// mirror solution where "matches" are the non-matches: when most columns end with
     /// `m` at the exact level below `u`, the report says so
     /// ([`TrainingReport::swapped`]) and the model should not be used as it is.
+    ///
+    /// With a related class ([`EmOptions::related`], or one the model has), EM has
+    /// three classes: matches (`m`, the prior), related pairs (`r`, its prior) and
+    /// unrelated pairs (`u`, the rest of the prior). Each pattern's pairs are shared
+    /// among the three by their probabilities (log-sum-exp), both priors become the
+    /// expected shares (a fixed prior stays, the related prior is still trained), and
+    /// `m`, `r` and `u` (when trained) the expected shares at each level among the
+    /// pairs of their class with a value. Matches and related pairs are
+    /// interchangeable to EM: when most columns end with `r` above `m` at the exact
+    /// level, the two classes are exchanged so that "match" is the class that agrees
+    /// most ([`TrainingReport::related_exchanged`]), unless some `m` or the prior is
+    /// fixed, which anchors the match class already.
     pub fn train(
         &mut self,
         candidates: &Patterns,
@@ -935,6 +1093,47 @@ impl Model {
         // A fixed order, so that sums and results are the same on every run.
         patterns.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let total: f64 = patterns.iter().map(|p| p.1).sum();
+        if options.related && self.related.is_none() {
+            self.related = Some(self.start_related());
+        }
+        let (iterations, converged, log_likelihood, related_exchanged) = match self.related.take() {
+            None => self.em(&layout, &patterns, total, options),
+            Some(mut related) => {
+                let outcome = self.em_related(&mut related, &layout, &patterns, total, options);
+                self.related = Some(related);
+                outcome
+            }
+        };
+        let inverted_columns: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| matches!((c.m.first(), c.u.first()), (Some(m), Some(u)) if m < u))
+            .map(|c| c.name.clone())
+            .collect();
+        let report = TrainingReport {
+            iterations,
+            converged,
+            log_likelihood,
+            pairs: candidates.total(),
+            patterns: candidates.len(),
+            swapped: inverted_columns.len() * 2 > self.columns.len(),
+            inverted_columns,
+            related_exchanged,
+            seconds: 0.0,
+        };
+        self.training = Some(report.clone());
+        Ok(report)
+    }
+
+    /// The two-class EM of [`Model::train`]: the iterations run, whether they
+    /// converged, the log-likelihood, and `false` (no classes exchanged).
+    fn em(
+        &mut self,
+        layout: &Layout,
+        patterns: &[(&[u8], f64)],
+        total: f64,
+        options: &EmOptions,
+    ) -> (u32, bool, f64, bool) {
         let size = layout.size();
         let mut ln_m = vec![0.0; size];
         let mut ln_u = vec![0.0; size];
@@ -944,12 +1143,12 @@ impl Model {
         let mut converged = false;
         while iterations < options.max_iterations {
             iterations += 1;
-            self.log_tables(&layout, &mut ln_m, &mut ln_u);
+            self.log_tables(layout, &mut ln_m, &mut ln_u);
             matched.fill(0.0);
             unmatched.fill(0.0);
             let (ln_prior, ln_not) = (self.prior.ln(), (1.0 - self.prior).ln());
             let mut matches = 0.0;
-            for &(levels, count) in &patterns {
+            for &(levels, count) in patterns {
                 let (mut a, mut b) = (ln_prior, ln_not);
                 for (k, &level) in levels.iter().enumerate() {
                     if level != NULL_LEVEL {
@@ -989,10 +1188,10 @@ impl Model {
                 break;
             }
         }
-        self.log_tables(&layout, &mut ln_m, &mut ln_u);
+        self.log_tables(layout, &mut ln_m, &mut ln_u);
         let (ln_prior, ln_not) = (self.prior.ln(), (1.0 - self.prior).ln());
         let mut log_likelihood = 0.0;
-        for &(levels, count) in &patterns {
+        for &(levels, count) in patterns {
             let (mut a, mut b) = (ln_prior, ln_not);
             for (k, &level) in levels.iter().enumerate() {
                 if level != NULL_LEVEL {
@@ -1004,24 +1203,154 @@ impl Model {
             let high = a.max(b);
             log_likelihood += count * (high + ((a - high).exp() + (b - high).exp()).ln());
         }
-        let inverted_columns: Vec<String> = self
+        (iterations, converged, log_likelihood, false)
+    }
+
+    /// The starting related class of [`EmOptions::related`]: its prior is the prior's
+    /// starting value, but at most half of what the prior leaves (so that unrelated
+    /// pairs start with at least as much), and `r[k]` is the mean of `m[k]` and
+    /// `u[k]`, agreeing more than unrelated pairs and less than matches, so that EM
+    /// can move it towards whatever related pairs the candidates hold.
+    fn start_related(&self) -> Related {
+        let prior = self
+            .prior
+            .min((1.0 - self.prior) / 2.0)
+            .max(PARAMETER_FLOOR);
+        let r = self
             .columns
             .iter()
-            .filter(|c| matches!((c.m.first(), c.u.first()), (Some(m), Some(u)) if m < u))
-            .map(|c| c.name.clone())
+            .map(|c| {
+                let mean: Vec<f64> = c.m.iter().zip(&c.u).map(|(m, u)| (m + u) / 2.0).collect();
+                seeded(&mean)
+            })
             .collect();
-        let report = TrainingReport {
-            iterations,
-            converged,
-            log_likelihood,
-            pairs: candidates.total(),
-            patterns: candidates.len(),
-            swapped: inverted_columns.len() * 2 > self.columns.len(),
-            inverted_columns,
-            seconds: 0.0,
+        Related { prior, r }
+    }
+
+    /// The three-class EM of [`Model::train`] (matches, related pairs, unrelated
+    /// pairs): the iterations run, whether they converged, the log-likelihood, and
+    /// whether the match and related classes were exchanged at the end.
+    fn em_related(
+        &mut self,
+        related: &mut Related,
+        layout: &Layout,
+        patterns: &[(&[u8], f64)],
+        total: f64,
+        options: &EmOptions,
+    ) -> (u32, bool, f64, bool) {
+        let size = layout.size();
+        let mut ln_m = vec![0.0; size];
+        let mut ln_u = vec![0.0; size];
+        let mut ln_r = vec![0.0; size];
+        let mut matched = vec![0.0; size];
+        let mut relatives = vec![0.0; size];
+        let mut unrelated = vec![0.0; size];
+        let mut iterations = 0;
+        let mut converged = false;
+        let class_logs =
+            |levels: &[u8], priors: [f64; 3], ln_m: &[f64], ln_r: &[f64], ln_u: &[f64]| {
+                let [mut a, mut b, mut c] = priors;
+                for (k, &level) in levels.iter().enumerate() {
+                    if level != NULL_LEVEL {
+                        let at = layout.starts[k] + usize::from(level);
+                        a += ln_m[at];
+                        b += ln_r[at];
+                        c += ln_u[at];
+                    }
+                }
+                [a, b, c]
+            };
+        let ln_priors = |prior: f64, related: f64| {
+            [
+                prior.ln(),
+                related.ln(),
+                unrelated_prior(prior, related).ln(),
+            ]
         };
-        self.training = Some(report.clone());
-        Ok(report)
+        while iterations < options.max_iterations {
+            iterations += 1;
+            self.log_tables(layout, &mut ln_m, &mut ln_u);
+            log_table(layout, &related.r, &mut ln_r);
+            matched.fill(0.0);
+            relatives.fill(0.0);
+            unrelated.fill(0.0);
+            let priors = ln_priors(self.prior, related.prior);
+            let (mut matches, mut related_pairs) = (0.0, 0.0);
+            for &(levels, count) in patterns {
+                let [a, b, c] = class_logs(levels, priors, &ln_m, &ln_r, &ln_u);
+                let high = a.max(b).max(c);
+                let (ea, eb, ec) = ((a - high).exp(), (b - high).exp(), (c - high).exp());
+                let share = count / (ea + eb + ec);
+                let (as_match, as_related, as_unrelated) = (ea * share, eb * share, ec * share);
+                matches += as_match;
+                related_pairs += as_related;
+                for (k, &level) in levels.iter().enumerate() {
+                    if level != NULL_LEVEL {
+                        let at = layout.starts[k] + usize::from(level);
+                        matched[at] += as_match;
+                        relatives[at] += as_related;
+                        unrelated[at] += as_unrelated;
+                    }
+                }
+            }
+            let mut change: f64 = 0.0;
+            if total > 0.0 {
+                let prior = if self.fixed_prior {
+                    self.prior
+                } else {
+                    clamp_probability(matches / total).min(1.0 - 2.0 * PARAMETER_FLOOR)
+                };
+                let room = (1.0 - PARAMETER_FLOOR - prior).max(f64::MIN_POSITIVE);
+                let related_prior = (related_pairs / total).max(PARAMETER_FLOOR).min(room);
+                change = change
+                    .max((prior - self.prior).abs())
+                    .max((related_prior - related.prior).abs());
+                self.prior = prior;
+                related.prior = related_prior;
+            }
+            for (k, (column, r)) in self.columns.iter_mut().zip(&mut related.r).enumerate() {
+                let range = layout.starts[k]..layout.starts[k + 1];
+                if !column.fixed_m {
+                    change = change.max(maximise(&mut column.m, &matched[range.clone()]));
+                }
+                change = change.max(maximise(r, &relatives[range.clone()]));
+                if options.train_u && !column.fixed_u {
+                    change = change.max(maximise(&mut column.u, &unrelated[range]));
+                }
+            }
+            if change < options.tolerance {
+                converged = true;
+                break;
+            }
+        }
+        self.log_tables(layout, &mut ln_m, &mut ln_u);
+        log_table(layout, &related.r, &mut ln_r);
+        let priors = ln_priors(self.prior, related.prior);
+        let mut log_likelihood = 0.0;
+        for &(levels, count) in patterns {
+            let [a, b, c] = class_logs(levels, priors, &ln_m, &ln_r, &ln_u);
+            let high = a.max(b).max(c);
+            let sum = (a - high).exp() + (b - high).exp() + (c - high).exp();
+            log_likelihood += count * (high + sum.ln());
+        }
+        // Matches and related pairs are interchangeable to EM: "match" is the class
+        // that agrees exactly more often on most columns. Fixed `m` or a fixed prior
+        // say which class matches already, and are not moved.
+        let anchored = self.fixed_prior || self.columns.iter().any(|c| c.fixed_m);
+        let above = self
+            .columns
+            .iter()
+            .zip(&related.r)
+            .filter(|(c, r)| matches!((c.m.first(), r.first()), (Some(m), Some(r)) if r > m))
+            .count();
+        let exchange = !anchored && above * 2 > self.columns.len();
+        if exchange {
+            std::mem::swap(&mut self.prior, &mut related.prior);
+            for (column, r) in self.columns.iter_mut().zip(&mut related.r) {
+                std::mem::swap(&mut column.m, r);
+            }
+        }
+        (iterations, converged, log_likelihood, exchange)
     }
 
     fn log_tables(&self, layout: &Layout, ln_m: &mut [f64], ln_u: &mut [f64]) {
@@ -1044,6 +1373,18 @@ impl Model {
                         &column.name,
                         parameter,
                         format!("has {} values for {} levels", values.len(), column.levels()),
+                    ));
+                }
+            }
+        }
+        if let Some(related) = &self.related {
+            check_related_count(related, self.columns.len())?;
+            for (column, r) in self.columns.iter().zip(&related.r) {
+                if r.len() != column.levels() {
+                    return Err(column_error(
+                        &column.name,
+                        "r",
+                        format!("has {} values for {} levels", r.len(), column.levels()),
                     ));
                 }
             }
@@ -1073,6 +1414,16 @@ impl Model {
             }
         }
         Ok(Layout::of(&self.columns))
+    }
+}
+
+/// Fills `ln` with the natural logarithms of `distributions`, one per column.
+fn log_table(layout: &Layout, distributions: &[Vec<f64>], ln: &mut [f64]) {
+    for (k, distribution) in distributions.iter().enumerate() {
+        let start = layout.starts[k];
+        for (l, p) in distribution.iter().enumerate() {
+            ln[start + l] = p.ln();
+        }
     }
 }
 
@@ -1118,6 +1469,58 @@ fn maximise(distribution: &mut [f64], expected: &[f64]) -> f64 {
         *d = *n;
     }
     change
+}
+
+/// `lambda_u`, the prior of unrelated pairs beside a prior `prior` of matches and
+/// `related` of related pairs.
+fn unrelated_prior(prior: f64, related: f64) -> f64 {
+    1.0 - prior - related
+}
+
+/// The weight of `level` for related against unrelated pairs: `log2(r / u)`, or with
+/// term-frequency adjustment at level 0 and a known share `tf`,
+/// `log2(r[0] / max(tf, TF_FLOOR))`; 0 for [`NULL_LEVEL`] and any level out of range.
+fn related_level_weight(column: &ColumnModel, r: &[f64], level: u8, tf: Option<f64>) -> f64 {
+    let l = usize::from(level);
+    let (Some(&r), Some(&u), true) = (r.get(l), column.u.get(l), l < column.m.len()) else {
+        return 0.0;
+    };
+    match tf {
+        Some(f) if l == 0 && column.term_frequency => tf_weight(r, f),
+        _ => (r / u).log2(),
+    }
+}
+
+/// `log2(1 + 2^x)`, without overflow for large `x` nor loss for very negative `x`.
+fn softplus2(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp2().ln_1p() / std::f64::consts::LN_2
+}
+
+/// Checks that a prior of matches and one of related pairs leave room for unrelated
+/// pairs.
+fn check_priors(prior: f64, related: f64) -> Result<(), ModelError> {
+    if prior + related < 1.0 {
+        Ok(())
+    } else {
+        Err(ModelError::Model {
+            parameter: "related prior",
+            message: format!("is {related}, with the prior {prior} they reach 1"),
+        })
+    }
+}
+
+fn check_related_count(related: &Related, columns: usize) -> Result<(), ModelError> {
+    if related.r.len() == columns {
+        Ok(())
+    } else {
+        Err(ModelError::Model {
+            parameter: "related",
+            message: format!(
+                "has {} distributions r, the model compares {columns} columns",
+                related.r.len()
+            ),
+        })
+    }
 }
 
 fn check_open_unit(parameter: &'static str, value: f64) -> Result<(), ModelError> {
@@ -1230,6 +1633,13 @@ pub struct EmOptions {
     /// Whether `u` is trained too (default `false`: `u` stays as estimated from random
     /// pairs, which is more reliable than what EM makes of candidates).
     pub train_u: bool,
+    /// Whether a model without a related class gets one (default `false`), see the
+    /// [module documentation](self#related-non-matches). It starts with the prior's
+    /// starting value as its prior, at most half of what the prior leaves, and `r`
+    /// halfway between `m` and `u`. A model that has a related class keeps it and
+    /// trains it whatever this says; set [`Model::related`] to `None` to train
+    /// without.
+    pub related: bool,
 }
 
 impl Default for EmOptions {
@@ -1238,6 +1648,7 @@ impl Default for EmOptions {
             max_iterations: 50,
             tolerance: 1e-5,
             train_u: false,
+            related: false,
         }
     }
 }
@@ -1260,6 +1671,11 @@ pub struct TrainingReport {
     pub swapped: bool,
     /// The columns whose `m` is below `u` at the exact level.
     pub inverted_columns: Vec<String>,
+    /// Whether, with a related class, EM ended with the related class agreeing
+    /// exactly more often than the match class on most columns, and the two were
+    /// exchanged so that "match" is the class that agrees most.
+    #[serde(default)]
+    pub related_exchanged: bool,
     /// How long training took, in seconds; 0 unless the caller measured and set it.
     #[serde(default)]
     pub seconds: f64,
@@ -1271,11 +1687,12 @@ pub struct TrainingReport {
 /// One line of [`Model::explain`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contribution {
-    /// The column, `None` for the prior.
+    /// The column, `None` for the prior and the related row.
     pub column: Option<String>,
-    /// The comparison level, `None` for the prior.
+    /// The comparison level, `None` for the prior and the related row.
     pub level: Option<u8>,
-    /// The level's label, `prior` for the prior and `null` for a missing value.
+    /// The level's label, `prior` for the prior, `related` for the related row and
+    /// `null` for a missing value.
     pub level_label: &'static str,
     /// `m` of the level (the prior for the prior row).
     pub m: f64,
@@ -1300,26 +1717,62 @@ pub struct Scorer {
     /// `m` at the exact level of the columns with term-frequency adjustment.
     tf_m0: Vec<Option<f64>>,
     threshold_weight: f64,
+    /// The related class's weights, if the model has one; `prior_weight` is then
+    /// `log2(prior / lambda_u)`.
+    related: Option<RelatedScorer>,
+}
+
+/// The weights of related against unrelated pairs, laid out as those of a [`Scorer`].
+#[derive(Debug, Clone, PartialEq)]
+struct RelatedScorer {
+    /// `log2(lambda_r / lambda_u)`.
+    prior_weight: f64,
+    /// `log2(r / u)` per level, at the [`Scorer`]'s `starts`.
+    table: Vec<f64>,
+    /// `r` at the exact level of the columns with term-frequency adjustment.
+    tf_r0: Vec<Option<f64>>,
 }
 
 impl Scorer {
     /// The weight of a comparison vector, as [`Model::weight`] documents.
     pub fn weight(&self, levels: &[u8], tf: &[Option<f64>]) -> f64 {
+        let Some(related) = &self.related else {
+            let mut weight = self.prior_weight;
+            for (i, (bounds, &level)) in self.starts.windows(2).zip(levels).enumerate() {
+                let at = bounds[0] + usize::from(level);
+                if at >= bounds[1] {
+                    continue;
+                }
+                if level == 0 {
+                    if let (Some(Some(m0)), Some(Some(f))) = (self.tf_m0.get(i), tf.get(i)) {
+                        weight += tf_weight(*m0, *f);
+                        continue;
+                    }
+                }
+                weight += self.table[at];
+            }
+            return weight;
+        };
         let mut weight = self.prior_weight;
+        let mut odds = related.prior_weight;
         for (i, (bounds, &level)) in self.starts.windows(2).zip(levels).enumerate() {
             let at = bounds[0] + usize::from(level);
             if at >= bounds[1] {
                 continue;
             }
             if level == 0 {
-                if let (Some(Some(m0)), Some(Some(f))) = (self.tf_m0.get(i), tf.get(i)) {
+                if let (Some(Some(m0)), Some(Some(r0)), Some(Some(f))) =
+                    (self.tf_m0.get(i), related.tf_r0.get(i), tf.get(i))
+                {
                     weight += tf_weight(*m0, *f);
+                    odds += tf_weight(*r0, *f);
                     continue;
                 }
             }
             weight += self.table[at];
+            odds += related.table[at];
         }
-        weight
+        weight - softplus2(odds)
     }
 
     /// Whether the comparison vector's weight reaches the threshold weight.
