@@ -2426,6 +2426,464 @@ mod tests {
         assert!(Model::from_json("not json").is_err());
     }
 
+    /// People data with households: (kind, m, r, u, share of missing values) for
+    /// given name, family name, birth date, address and phone. Matches agree on nearly
+    /// everything; household members share family name, address and mostly the phone,
+    /// but not the given name or the birth date; unrelated pairs seldom agree.
+    fn people() -> Vec<(ComparisonKind, [f64; 5], [f64; 5], [f64; 5], f64)> {
+        vec![
+            (
+                Name,
+                [0.93, 0.04, 0.02, 0.01, 0.0],
+                [0.02, 0.03, 0.10, 0.85, 0.0],
+                [0.01, 0.02, 0.07, 0.90, 0.0],
+                0.0,
+            ),
+            (
+                Name,
+                [0.90, 0.05, 0.03, 0.02, 0.0],
+                [0.92, 0.04, 0.02, 0.02, 0.0],
+                [0.02, 0.03, 0.05, 0.90, 0.0],
+                0.0,
+            ),
+            (
+                Date,
+                [0.92, 0.04, 0.02, 0.01, 0.01],
+                [0.01, 0.03, 0.01, 0.05, 0.90],
+                [0.003, 0.01, 0.002, 0.03, 0.955],
+                0.1,
+            ),
+            (
+                Name,
+                [0.85, 0.07, 0.03, 0.05, 0.0],
+                [0.90, 0.05, 0.02, 0.03, 0.0],
+                [0.01, 0.02, 0.07, 0.90, 0.0],
+                0.05,
+            ),
+            (
+                Phone,
+                [0.80, 0.05, 0.05, 0.10, 0.0],
+                [0.70, 0.05, 0.05, 0.20, 0.0],
+                [0.001, 0.004, 0.005, 0.99, 0.0],
+                0.3,
+            ),
+        ]
+    }
+
+    /// `pairs` people vectors, each a match with probability `matches`, else related
+    /// with probability `related`, else unrelated.
+    fn people_pairs(rng: &mut SplitMix, pairs: usize, matches: f64, related: f64) -> Patterns {
+        let people = people();
+        let mut patterns = Patterns::new();
+        let mut vector = vec![0u8; people.len()];
+        for _ in 0..pairs {
+            let x = rng.unit();
+            let class = if x < matches {
+                0
+            } else if x < matches + related {
+                1
+            } else {
+                2
+            };
+            for (slot, (kind, m, r, u, missing)) in vector.iter_mut().zip(&people) {
+                let levels = kind.levels();
+                let distribution = [&m[..levels], &r[..levels], &u[..levels]][class];
+                *slot = if rng.unit() < *missing {
+                    NULL_LEVEL
+                } else {
+                    rng.level(distribution)
+                };
+            }
+            patterns.add(&vector);
+        }
+        patterns
+    }
+
+    fn people_model() -> Model {
+        let names = [
+            "given_name",
+            "family_name",
+            "birth_date",
+            "address",
+            "phone",
+        ];
+        Model::new(
+            people()
+                .into_iter()
+                .zip(names)
+                .map(|((kind, ..), name)| (name.to_string(), kind, false))
+                .collect(),
+        )
+    }
+
+    /// The share of the pairs of `patterns` that `scorer` matches.
+    fn matched_share(scorer: &Scorer, patterns: &Patterns) -> f64 {
+        patterns
+            .iter()
+            .filter(|(l, _)| scorer.is_match(l, &[]))
+            .map(|(_, c)| c)
+            .sum::<u64>() as f64
+            / patterns.total() as f64
+    }
+
+    #[test]
+    fn a_related_class_tells_households_from_matches() {
+        let mut rng = SplitMix(2024);
+        let random = people_pairs(&mut rng, 200_000, 0.0, 0.0);
+        let candidates = people_pairs(&mut rng, 100_000, 0.40, 0.35);
+        let mut fresh = SplitMix(77);
+        let households = people_pairs(&mut fresh, 20_000, 0.0, 1.0);
+        let matches = people_pairs(&mut fresh, 20_000, 1.0, 0.0);
+
+        let mut two = people_model();
+        two.estimate_u(&random).unwrap();
+        two.prior = 0.5;
+        let report = two.train(&candidates, &EmOptions::default()).unwrap();
+        assert!(!report.swapped && two.related.is_none(), "{report:?}");
+        let two_households = matched_share(&two.scorer(), &households);
+
+        for start in [0.5, DEFAULT_PRIOR] {
+            let mut three = people_model();
+            three.estimate_u(&random).unwrap();
+            three.prior = start;
+            let options = EmOptions {
+                related: true,
+                max_iterations: 500,
+                ..EmOptions::default()
+            };
+            let report = three.train(&candidates, &options).unwrap();
+            assert!(report.converged && !report.swapped, "{start}: {report:?}");
+            let related = three.related.as_ref().unwrap();
+            three.validate().unwrap();
+            let mut m_error: f64 = 0.0;
+            for (column, (kind, m, ..)) in three.columns.iter().zip(people()) {
+                for l in 0..kind.levels() {
+                    let error = (column.m[l] - m[l]).abs();
+                    m_error = m_error.max(error);
+                    assert!(
+                        error < 0.03,
+                        "{start}: {} m[{l}] = {} for {}",
+                        column.name,
+                        column.m[l],
+                        m[l]
+                    );
+                }
+            }
+            let three_households = matched_share(&three.scorer(), &households);
+            let three_matches = matched_share(&three.scorer(), &matches);
+            eprintln!(
+                "start {start}: households matched {two_households:.4} (two classes) \
+                 {three_households:.4} (three), matches {three_matches:.4}, m error \
+                 {m_error:.4}, priors {:.4} {:.4}, iterations {}, exchanged {}",
+                three.prior, related.prior, report.iterations, report.related_exchanged
+            );
+            assert!(
+                (three.prior - 0.40).abs() < 0.02,
+                "{start}: {}",
+                three.prior
+            );
+            assert!(
+                (related.prior - 0.35).abs() < 0.02,
+                "{start}: {}",
+                related.prior
+            );
+            assert!(three_households < 0.02, "{start}: {three_households}");
+            assert!(three_matches > 0.95, "{start}: {three_matches}");
+        }
+        assert!(two_households > 0.5, "{two_households}");
+    }
+
+    #[test]
+    fn related_classes_are_exchanged_to_agree_most() {
+        let mut rng = SplitMix(31);
+        let random = people_pairs(&mut rng, 100_000, 0.0, 0.0);
+        let candidates = people_pairs(&mut rng, 50_000, 0.40, 0.35);
+        let mut model = people_model();
+        model.estimate_u(&random).unwrap();
+        // Started with the related class agreeing more than the match class.
+        model.prior = 0.3;
+        let r: Vec<Vec<f64>> = model.columns.iter().map(|c| c.m.clone()).collect();
+        for column in &mut model.columns {
+            let flat = vec![1.0 / column.levels() as f64; column.levels()];
+            column.m = flat;
+        }
+        model.related = Some(Related { prior: 0.3, r });
+        let options = EmOptions {
+            max_iterations: 500,
+            ..EmOptions::default()
+        };
+        let report = model.train(&candidates, &options).unwrap();
+        assert!(report.related_exchanged && !report.swapped, "{report:?}");
+        let related = model.related.as_ref().unwrap();
+        let above = model
+            .columns
+            .iter()
+            .zip(&related.r)
+            .filter(|(c, r)| r[0] > c.m[0])
+            .count();
+        assert!(above * 2 < model.columns.len(), "{model:?}");
+        // Given name and birth date tell matches from households.
+        assert!(model.columns[0].m[0] > 0.8, "{:?}", model.columns[0].m);
+        assert!(related.r[0][0] < 0.1, "{:?}", related.r[0]);
+        // Exchanged, it is the model that the ordinary start gives.
+        let mut ordinary = people_model();
+        ordinary.estimate_u(&random).unwrap();
+        ordinary.prior = 0.3;
+        ordinary
+            .train(
+                &candidates,
+                &EmOptions {
+                    related: true,
+                    ..options
+                },
+            )
+            .unwrap();
+        assert!((ordinary.prior - model.prior).abs() < 0.01);
+        assert!((ordinary.columns[0].m[0] - model.columns[0].m[0]).abs() < 0.01);
+    }
+
+    #[test]
+    fn related_training_keeps_fixed_parameters() {
+        let mut rng = SplitMix(8);
+        let random = people_pairs(&mut rng, 50_000, 0.0, 0.0);
+        let candidates = people_pairs(&mut rng, 50_000, 0.40, 0.35);
+        let mut model = people_model();
+        model.estimate_u(&random).unwrap();
+        model.seed_prior(0.3, true).unwrap();
+        model.columns[1]
+            .seed_m(&[0.7, 0.1, 0.1, 0.1], true)
+            .unwrap();
+        let before = model.clone();
+        let options = EmOptions {
+            related: true,
+            ..EmOptions::default()
+        };
+        let report = model.train(&candidates, &options).unwrap();
+        assert!(!report.related_exchanged, "{report:?}");
+        assert_eq!(model.prior, 0.3);
+        assert_eq!(model.columns[1].m, before.columns[1].m);
+        for (column, was) in model.columns.iter().zip(&before.columns) {
+            assert_eq!(column.u, was.u, "{}", column.name);
+        }
+        // The related class started at the prior and moved towards its share.
+        let related = model.related.as_ref().unwrap();
+        assert!((related.prior - 0.35).abs() < 0.05, "{}", related.prior);
+        assert!(related.r[0][0] < 0.1, "{:?}", related.r[0]);
+        assert_ne!(model.columns[0].m, before.columns[0].m);
+        model.validate().unwrap();
+    }
+
+    /// The weight as the two-class formula gives it, written out.
+    fn two_class_weight(model: &Model, levels: &[u8]) -> f64 {
+        let mut weight = (model.prior / (1.0 - model.prior)).log2();
+        for (column, &level) in model.columns.iter().zip(levels) {
+            let l = usize::from(level);
+            if l < column.levels() {
+                weight += (column.m[l] / column.u[l]).log2();
+            }
+        }
+        weight
+    }
+
+    #[test]
+    fn without_a_related_class_weights_are_the_two_class_weights() {
+        let mut model = untrained();
+        model.prior = 0.0123;
+        model.columns[0]
+            .seed_m(&[0.85, 0.08, 0.04, 0.03], false)
+            .unwrap();
+        model.columns[3].seed_u(&[0.05, 0.15, 0.8], false).unwrap();
+        let scorer = model.scorer();
+        for levels in [
+            vec![0, 0, 0, 0],
+            vec![3, 3, 4, 2],
+            vec![1, NULL_LEVEL, 2, 0],
+            vec![NULL_LEVEL; 4],
+        ] {
+            let expected = two_class_weight(&model, &levels);
+            assert_eq!(model.weight(&levels, &[]), expected, "{levels:?}");
+            assert_eq!(scorer.weight(&levels, &[]), expected, "{levels:?}");
+        }
+        // By hand: prior 0.0123, c0 exact 0.85 against u = 0.1 / 7 (the last m of a
+        // new four-level column, reversed).
+        let by_hand = (0.0123f64 / 0.9877).log2() + (0.85f64 / (0.1 / 7.0)).log2();
+        let levels = [0, NULL_LEVEL, NULL_LEVEL, NULL_LEVEL];
+        assert_eq!(model.weight(&levels, &[]), by_hand);
+        assert_eq!(scorer.weight(&levels, &[]), by_hand);
+    }
+
+    /// A model of the `untrained` columns with a related class.
+    fn related_model() -> Model {
+        let mut model = untrained();
+        model.prior = 0.2;
+        model.columns[1].term_frequency = true;
+        let r = model
+            .columns
+            .iter()
+            .map(|c| {
+                let mean: Vec<f64> = c.m.iter().zip(&c.u).map(|(m, u)| (m + u) / 2.0).collect();
+                seeded(&mean)
+            })
+            .collect();
+        model.related = Some(Related { prior: 0.3, r });
+        model
+    }
+
+    #[test]
+    fn related_weights_are_log_odds_of_matching() {
+        let model = related_model();
+        model.validate().unwrap();
+        let related = model.related.as_ref().unwrap();
+        let scorer = model.scorer();
+        let (lm, lr) = (model.prior, related.prior);
+        let lu = 1.0 - lm - lr;
+        let cases: [(Vec<u8>, Vec<Option<f64>>); 5] = [
+            (vec![0, 0, 0, 0], vec![]),
+            (vec![0, 0, 0, 0], vec![None, Some(0.001)]),
+            (vec![3, 3, 4, 2], vec![]),
+            (vec![1, NULL_LEVEL, 2, 0], vec![None, Some(0.5)]),
+            (vec![NULL_LEVEL; 4], vec![]),
+        ];
+        for (levels, tf) in cases {
+            let (mut mm, mut rr, mut uu) = (1.0, 1.0, 1.0);
+            for (k, (column, &level)) in model.columns.iter().zip(&levels).enumerate() {
+                let l = usize::from(level);
+                if l >= column.levels() {
+                    continue;
+                }
+                mm *= column.m[l];
+                rr *= related.r[k][l];
+                uu *= match tf.get(k).copied().flatten() {
+                    Some(f) if l == 0 && column.term_frequency => f.max(TF_FLOOR),
+                    _ => column.u[l],
+                };
+            }
+            let expected = (lm * mm / (lr * rr + lu * uu)).log2();
+            let weight = model.weight(&levels, &tf);
+            assert!(
+                (weight - expected).abs() < 1e-9,
+                "{levels:?}: {weight} {expected}"
+            );
+            assert!((scorer.weight(&levels, &tf) - weight).abs() < 1e-12);
+            // The rows of explain add up to it, the related row last.
+            let rows = model.explain(&levels, &tf);
+            assert_eq!(rows.len(), model.columns.len() + 2);
+            assert_eq!(rows[0].weight, model.prior_weight());
+            let last = rows.last().unwrap();
+            assert_eq!(
+                (last.column.as_deref(), last.level, last.level_label),
+                (None, None, "related")
+            );
+            assert!((last.weight - (last.m / last.u).log2()).abs() < 1e-9);
+            let sum: f64 = rows.iter().map(|r| r.weight).sum();
+            assert!((sum - weight).abs() < 1e-9, "{sum} {weight}");
+        }
+        // A pair with nothing known weighs the prior; a household-like pair weighs
+        // less than the two-class model would give it.
+        assert!((model.weight(&[NULL_LEVEL; 4], &[]) - model.prior_weight()).abs() < 1e-12);
+        let mut two = model.clone();
+        two.related = None;
+        assert!(model.weight(&[3, 0, 4, 0], &[]) < two.weight(&[3, 0, 4, 0], &[]));
+        // Stable however many columns: forty exact agreements.
+        let mut wide = Model::new((0..40).map(|i| (format!("c{i}"), Exact, false)).collect());
+        wide.related = Some(Related {
+            prior: 0.3,
+            r: vec![vec![0.5, 0.5]; 40],
+        });
+        for levels in [vec![0u8; 40], vec![1u8; 40]] {
+            let weight = wide.weight(&levels, &[]);
+            assert!(weight.is_finite(), "{weight}");
+            assert_eq!(wide.scorer().weight(&levels, &[]), weight);
+        }
+        // All agree: M / R = 1.8^40 against related, and R / U = 5^40 against
+        // unrelated pairs, so the weight is log2(0.01 / 0.3) + 40 log2(1.8).
+        let expected = (DEFAULT_PRIOR / 0.3).log2() + 40.0 * 1.8f64.log2();
+        assert!((wide.weight(&[0; 40], &[]) - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn related_json_round_trips_and_is_checked() {
+        let model = related_model();
+        let text = model.to_json();
+        assert!(text.contains("\"related\""), "{text}");
+        assert_eq!(Model::from_json(&text).unwrap(), model);
+        // Without a related class nothing is written for it, and a model written
+        // before it existed reads.
+        let plain = untrained();
+        let text = plain.to_json();
+        assert!(!text.contains("related"), "{text}");
+        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value.as_object_mut().unwrap().remove("related");
+        assert_eq!(Model::from_json(&value.to_string()).unwrap(), plain);
+        // An r that does not fit is refused by column.
+        let value: serde_json::Value = serde_json::from_str(&model.to_json()).unwrap();
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = value.clone();
+            f(&mut v);
+            Model::from_json(&v.to_string()).unwrap_err().to_string()
+        };
+        let err = edit(&|v| v["related"]["r"][2] = serde_json::json!([0.5, 0.5]));
+        assert!(
+            err.contains("`c2`") && err.contains("r has 2 values"),
+            "{err}"
+        );
+        let err = edit(&|v| v["related"]["r"][1][0] = serde_json::json!(0.0));
+        assert!(
+            err.contains("`c1`") && err.contains("r at level 0"),
+            "{err}"
+        );
+        let err = edit(&|v| v["related"]["r"][3] = serde_json::json!([0.5, 0.5, 0.5]));
+        assert!(err.contains("`c3`") && err.contains("sums to 1.5"), "{err}");
+        let err = edit(&|v| {
+            v["related"]["r"].as_array_mut().unwrap().pop();
+        });
+        assert!(err.contains("3 distributions r"), "{err}");
+        let err = edit(&|v| v["related"]["prior"] = serde_json::json!(0.8));
+        assert!(err.contains("related prior"), "{err}");
+        let err = edit(&|v| v["related"]["prior"] = serde_json::json!(0.0));
+        assert!(err.contains("related prior"), "{err}");
+        // Training refuses it too.
+        let mut short = model.clone();
+        short.related.as_mut().unwrap().r[0].pop();
+        let err = short
+            .train(&patterns_of(&[vec![0, 0, 0, 0]]), &EmOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("`c0`"), "{err}");
+    }
+
+    #[test]
+    fn priors_scale() {
+        let mut model = related_model();
+        let levels = [0, 3, 4, 2];
+        model.scale_priors(0.5);
+        assert!((model.prior - 0.1).abs() < 1e-15);
+        assert!((model.related.as_ref().unwrap().prior - 0.15).abs() < 1e-15);
+        model.validate().unwrap();
+        // Down to shares among billions of pairs, or below any floor.
+        for factor in [1e-9, 1e-300, 1e-300] {
+            model.scale_priors(factor);
+            model.validate().unwrap();
+            assert!(model.prior > 0.0);
+            assert!(model.weight(&levels, &[]).is_finite());
+            assert!(model.scorer().weight(&levels, &[]).is_finite());
+            assert!(model.weight(&[0, 0, 0, 0], &[]) > model.weight(&levels, &[]));
+        }
+        assert_eq!(model.prior, f64::MIN_POSITIVE);
+        // Up, the two stay below 1 together.
+        model.scale_priors(1e300);
+        model.validate().unwrap();
+        let related = model.related.as_ref().unwrap().prior;
+        assert!(model.prior + related < 1.0, "{} {related}", model.prior);
+        // Without a related class, only the prior.
+        let mut plain = untrained();
+        plain.scale_priors(0.25);
+        assert_eq!(plain.prior, DEFAULT_PRIOR * 0.25);
+        plain.scale_priors(f64::NAN);
+        plain.scale_priors(0.0);
+        assert_eq!(plain.prior, DEFAULT_PRIOR * 0.25);
+        assert!(plain.weight(&[0, 0, 0, 0], &[]).is_finite());
+    }
+
     fn text_strategy() -> impl Strategy<Value = String> {
         prop_oneof![
             "\\PC{0,12}",
