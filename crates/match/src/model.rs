@@ -2426,11 +2426,13 @@ mod tests {
         assert!(Model::from_json("not json").is_err());
     }
 
+    type PeopleColumn = (ComparisonKind, [f64; 5], [f64; 5], [f64; 5], f64);
+
     /// People data with households: (kind, m, r, u, share of missing values) for
     /// given name, family name, birth date, address and phone. Matches agree on nearly
     /// everything; household members share family name, address and mostly the phone,
     /// but not the given name or the birth date; unrelated pairs seldom agree.
-    fn people() -> Vec<(ComparisonKind, [f64; 5], [f64; 5], [f64; 5], f64)> {
+    fn people() -> Vec<PeopleColumn> {
         vec![
             (
                 Name,
@@ -2557,15 +2559,14 @@ mod tests {
             three.validate().unwrap();
             let mut m_error: f64 = 0.0;
             for (column, (kind, m, ..)) in three.columns.iter().zip(people()) {
-                for l in 0..kind.levels() {
-                    let error = (column.m[l] - m[l]).abs();
+                assert_eq!(column.m.len(), kind.levels());
+                for (l, (got, want)) in column.m.iter().zip(m).enumerate() {
+                    let error = (got - want).abs();
                     m_error = m_error.max(error);
                     assert!(
                         error < 0.03,
-                        "{start}: {} m[{l}] = {} for {}",
-                        column.name,
-                        column.m[l],
-                        m[l]
+                        "{start}: {} m[{l}] = {got} for {want}",
+                        column.name
                     );
                 }
             }
