@@ -1096,6 +1096,14 @@ impl Model {
         if options.related && self.related.is_none() {
             self.related = Some(self.start_related());
         }
+        if let Some(related) = &mut self.related {
+            // A related prior scaled to all pairs, or one that leaves no room beside
+            // the prior, starts again as a new class's does.
+            let room = unrelated_prior(self.prior, related.prior);
+            if !(related.prior >= PARAMETER_FLOOR && room >= PARAMETER_FLOOR) {
+                related.prior = start_related_prior(self.prior);
+            }
+        }
         let (iterations, converged, log_likelihood, related_exchanged) = match self.related.take() {
             None => self.em(&layout, &patterns, total, options),
             Some(mut related) => {
@@ -1212,10 +1220,7 @@ impl Model {
     /// `u[k]`, agreeing more than unrelated pairs and less than matches, so that EM
     /// can move it towards whatever related pairs the candidates hold.
     fn start_related(&self) -> Related {
-        let prior = self
-            .prior
-            .min((1.0 - self.prior) / 2.0)
-            .max(PARAMETER_FLOOR);
+        let prior = start_related_prior(self.prior);
         let r = self
             .columns
             .iter()
@@ -1471,6 +1476,12 @@ fn maximise(distribution: &mut [f64], expected: &[f64]) -> f64 {
     change
 }
 
+/// The starting prior of a related class beside a prior `prior`: the same, but at
+/// most half of what `prior` leaves.
+fn start_related_prior(prior: f64) -> f64 {
+    prior.min((1.0 - prior) / 2.0).max(PARAMETER_FLOOR)
+}
+
 /// `lambda_u`, the prior of unrelated pairs beside a prior `prior` of matches and
 /// `related` of related pairs.
 fn unrelated_prior(prior: f64, related: f64) -> f64 {
@@ -1637,8 +1648,9 @@ pub struct EmOptions {
     /// [module documentation](self#related-non-matches). It starts with the prior's
     /// starting value as its prior, at most half of what the prior leaves, and `r`
     /// halfway between `m` and `u`. A model that has a related class keeps it and
-    /// trains it whatever this says; set [`Model::related`] to `None` to train
-    /// without.
+    /// trains it whatever this says (its prior starts again as a new class's when it
+    /// is below [`PARAMETER_FLOOR`], as after [`Model::scale_priors`], or leaves no
+    /// room beside the prior); set [`Model::related`] to `None` to train without.
     pub related: bool,
 }
 
@@ -2672,6 +2684,29 @@ mod tests {
         assert!(related.r[0][0] < 0.1, "{:?}", related.r[0]);
         assert_ne!(model.columns[0].m, before.columns[0].m);
         model.validate().unwrap();
+        // Scaled to all pairs and retrained from a prior of one half, it comes back.
+        let trained = model.clone();
+        model.scale_priors(1e-9);
+        model.fixed_prior = false;
+        model.prior = 0.5;
+        model.train(&candidates, &EmOptions::default()).unwrap();
+        let related = model.related.as_ref().unwrap();
+        assert!((related.prior - 0.35).abs() < 0.02, "{}", related.prior);
+        assert!((model.prior - 0.40).abs() < 0.02, "{}", model.prior);
+        assert!(model.related.as_ref().unwrap().r[0][0] < 0.1);
+        assert_ne!(model, trained);
+        // Priors that leave no room for unrelated pairs start again too: one
+        // iteration already moves them towards the shares.
+        model.prior = 0.5;
+        model.related.as_mut().unwrap().prior = 0.7;
+        let once = EmOptions {
+            max_iterations: 1,
+            ..EmOptions::default()
+        };
+        let report = model.train(&candidates, &once).unwrap();
+        model.validate().unwrap();
+        assert!(report.log_likelihood.is_finite(), "{report:?}");
+        assert!((model.prior - 0.40).abs() < 0.05, "{}", model.prior);
     }
 
     /// The weight as the two-class formula gives it, written out.
