@@ -74,7 +74,9 @@ use crate::normalize::digit_value;
 pub const NULL_LEVEL: u8 = u8::MAX;
 
 /// The version of the model layout that [`Model::to_json`] writes and
-/// [`Model::from_json`] reads.
+/// [`Model::from_json`] reads. The related class ([`Model::related`]) is an optional
+/// field of version 1: models written without it read as models without one, and it
+/// is written only when there is one, so models without it are written as before.
 pub const MODEL_VERSION: u32 = 1;
 
 /// The match probability from which a pair is a match unless the model says otherwise:
