@@ -39,6 +39,27 @@
 //! pattern's probability of being a match under the current parameters, then the
 //! parameters that best explain those probabilities, until they stop moving. Every
 //! probability stays within [`PARAMETER_FLOOR`] of 0 and 1, so no weight is infinite.
+//!
+//! # Related non-matches
+//!
+//! Candidate pairs from blocking hold, besides matches and unrelated pairs, pairs of
+//! *related* records: members of one household share the family name, the address and
+//! often the phone, but not the given name or the birth date. Random pairs never share
+//! an address, so with `u` taken from them two classes cannot explain such pairs as
+//! non-matches, and EM takes them for matches. A model may therefore hold a third
+//! class ([`Related`], asked for with [`EmOptions::related`]): pairs that are not the
+//! same customer but related, with their own level distributions `r[k]` and prior
+//! `lambda_r`; unrelated pairs keep `u` and the rest of the prior,
+//! `lambda_u = 1 - prior - lambda_r`. The weight is then still the log2 odds of
+//! matching:
+//!
+//! ```text
+//! weight = log2(prior * M / (lambda_r * R + lambda_u * U))
+//! ```
+//!
+//! with `M`, `R` and `U` the products of `m`, `r` and `u` at the pair's levels over
+//! the columns with a value (term-frequency adjusted, `U` takes the share of the value
+//! in place of `u[k][0]`). Without a related class it is the two-class weight above.
 
 use hashbrown::HashMap;
 use lakecdp_core::unify::SemanticType;
@@ -53,7 +74,9 @@ use crate::normalize::digit_value;
 pub const NULL_LEVEL: u8 = u8::MAX;
 
 /// The version of the model layout that [`Model::to_json`] writes and
-/// [`Model::from_json`] reads.
+/// [`Model::from_json`] reads. The related class ([`Model::related`]) is an optional
+/// field of version 1: models written without it read as models without one, and it
+/// is written only when there is one, so models without it are written as before.
 pub const MODEL_VERSION: u32 = 1;
 
 /// The match probability from which a pair is a match unless the model says otherwise:
@@ -108,10 +131,10 @@ pub enum ModelError {
         /// The version this build reads.
         supported: u32,
     },
-    /// A parameter of the whole model (the prior or the threshold) is out of range.
+    /// A parameter of the whole model (a prior or the threshold) is out of range.
     #[error("{parameter} {message}")]
     Model {
-        /// `prior` or `threshold`.
+        /// `prior`, `threshold`, `related` or `related prior`.
         parameter: &'static str,
         /// What is wrong with it.
         message: String,
@@ -121,7 +144,7 @@ pub enum ModelError {
     Column {
         /// The column's name.
         column: String,
-        /// `m`, `u` or `name`.
+        /// `m`, `u`, `r` or `name`.
         parameter: &'static str,
         /// What is wrong with it.
         message: String,
@@ -658,6 +681,20 @@ fn clamp_probability(p: f64) -> f64 {
     p.clamp(PARAMETER_FLOOR, 1.0 - PARAMETER_FLOOR)
 }
 
+/// The class of related non-matches of a [`Model`]: pairs that are not the same
+/// customer but are related (a household, relatives sharing a family name), see the
+/// [module documentation](self#related-non-matches).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Related {
+    /// The probability that a pair is related (lambda_r). The prior of the model and
+    /// this sum to less than 1; unrelated pairs take the rest.
+    pub prior: f64,
+    /// For each compared column, in the order of the model's columns, the probability
+    /// that a related pair is at each level; one value per level, summing to 1 and kept
+    /// at least [`PARAMETER_FLOOR`] from 0 and 1 like `m` and `u`.
+    pub r: Vec<Vec<f64>>,
+}
+
 /// A match model: the prior, the parameters of every compared column in the order of
 /// the comparison vectors, and the threshold. See the [module documentation](self).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -677,6 +714,9 @@ pub struct Model {
     /// How the last training went, if the model was trained.
     #[serde(default)]
     pub training: Option<TrainingReport>,
+    /// The class of related non-matches, if the model has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related: Option<Related>,
 }
 
 impl Model {
@@ -694,6 +734,7 @@ impl Model {
                 .collect(),
             threshold: DEFAULT_THRESHOLD,
             training: None,
+            related: None,
         }
     }
 
@@ -703,10 +744,15 @@ impl Model {
     }
 
     /// Sets the prior from user input, fixed against training when `fixed`. It must be
-    /// strictly between 0 and 1, and is kept at least [`PARAMETER_FLOOR`] from both.
+    /// strictly between 0 and 1 (and, with a related class, leave room for its prior),
+    /// and is kept at least [`PARAMETER_FLOOR`] from both.
     pub fn seed_prior(&mut self, prior: f64, fixed: bool) -> Result<(), ModelError> {
         check_open_unit("prior", prior)?;
-        self.prior = clamp_probability(prior);
+        let prior = clamp_probability(prior);
+        if let Some(related) = &self.related {
+            check_priors(prior, related.prior)?;
+        }
+        self.prior = prior;
         self.fixed_prior = fixed;
         Ok(())
     }
@@ -722,7 +768,9 @@ impl Model {
     /// Checks what [`Model::from_json`] checks: the version, a prior and a threshold
     /// strictly between 0 and 1, and for every column a non-empty unique name and an
     /// `m` and a `u` with one value per level, each in `(0, 1]`, summing to 1 within
-    /// [`SUM_TOLERANCE`].
+    /// [`SUM_TOLERANCE`]. With a related class, its prior is strictly between 0 and 1,
+    /// the two priors sum to less than 1, and it has one `r` per column, checked as
+    /// `m` and `u` are (an error names the column).
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.version != MODEL_VERSION {
             return Err(ModelError::Version {
@@ -742,7 +790,45 @@ impl Model {
                 ));
             }
         }
+        if let Some(related) = &self.related {
+            check_open_unit("related prior", related.prior)?;
+            check_priors(self.prior, related.prior)?;
+            check_related_count(related, self.columns.len())?;
+            for (column, r) in self.columns.iter().zip(&related.r) {
+                check_distribution(&column.name, column.kind, "r", r)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Multiplies the prior, and the related class's prior if there is one, by
+    /// `factor`, whether they are fixed or not: the engine trains on candidate pairs,
+    /// where the priors are shares among candidates, and scores with shares among all
+    /// pairs, `factor = candidates / all pairs`. The priors stay strictly between 0 and
+    /// 1: at least `f64::MIN_POSITIVE` (so a tiny factor may take them below
+    /// [`PARAMETER_FLOOR`]), and if the factor would take their sum to 1 or above,
+    /// both are scaled down to sum to `1 - PARAMETER_FLOOR`. A factor that is not a
+    /// finite positive number leaves them as they are. Weights stay finite.
+    pub fn scale_priors(&mut self, factor: f64) {
+        if !(factor.is_finite() && factor > 0.0) {
+            return;
+        }
+        let scale = |p: f64| (p * factor).clamp(f64::MIN_POSITIVE, 1.0 - PARAMETER_FLOOR);
+        let mut prior = scale(self.prior);
+        match &mut self.related {
+            None => self.prior = prior,
+            Some(related) => {
+                let mut related_prior = scale(related.prior);
+                let sum = prior + related_prior;
+                if sum >= 1.0 - PARAMETER_FLOOR {
+                    let shrink = (1.0 - PARAMETER_FLOOR) / sum;
+                    prior = (prior * shrink).max(f64::MIN_POSITIVE);
+                    related_prior = (related_prior * shrink).max(f64::MIN_POSITIVE);
+                }
+                self.prior = prior;
+                related.prior = related_prior;
+            }
+        }
     }
 
     /// The model as JSON, `version` first. [`Model::from_json`] reads it back the
@@ -794,21 +880,48 @@ impl Model {
     /// the pair agrees exactly (entries beyond its end are `None`, so `&[]` means no
     /// term frequencies). A missing or out-of-range level adds 0.
     ///
+    /// With a related class, the weight is `log2(prior * M / (lambda_r * R +
+    /// lambda_u * U))` (see the [module documentation](self#related-non-matches)),
+    /// computed as `log2(prior / lambda_u)` plus the weights of the levels, minus
+    /// `log2(1 + 2^d)` where `d = log2(lambda_r / lambda_u) + sum of log2(r / u)` is
+    /// the log2 odds of related against unrelated: sums of logarithms, which neither
+    /// underflow nor overflow however many columns there are.
+    ///
     /// This computes logarithms; to score many pairs, use a [`Scorer`].
     pub fn weight(&self, levels: &[u8], tf: &[Option<f64>]) -> f64 {
-        let mut weight = self.prior_weight();
-        for (i, (column, &level)) in self.columns.iter().zip(levels).enumerate() {
-            weight += column.level_weight(level, tf.get(i).copied().flatten());
+        let Some(related) = &self.related else {
+            let mut weight = self.prior_weight();
+            for (i, (column, &level)) in self.columns.iter().zip(levels).enumerate() {
+                weight += column.level_weight(level, tf.get(i).copied().flatten());
+            }
+            return weight;
+        };
+        let ln_u = unrelated_prior(self.prior, related.prior).log2();
+        let mut weight = self.prior.log2() - ln_u;
+        let mut odds = related.prior.log2() - ln_u;
+        for (i, ((column, r), &level)) in
+            self.columns.iter().zip(&related.r).zip(levels).enumerate()
+        {
+            let tf = tf.get(i).copied().flatten();
+            weight += column.level_weight(level, tf);
+            odds += related_level_weight(column, r, level, tf);
         }
-        weight
+        weight - softplus2(odds)
     }
 
     /// What makes up [`Model::weight`]: the prior first (no column; `m` is the prior,
     /// `u` one minus it), then one row per column. The weights add up to the weight of
     /// the pair. A missing level shows `m = u = 1` and weight 0; a term-frequency
     /// adjusted exact level shows the share it used as `u`.
+    ///
+    /// With a related class, one more row follows (no column, no level, label
+    /// `related`): the weight of the pair minus the other rows, the evidence that the
+    /// pair is related rather than the same customer. It is 0 when the columns say
+    /// nothing about related against unrelated, and negative when they speak for a
+    /// related pair; its `m` is the share of non-matches, `1 - prior`, and its `u`
+    /// what they weigh given the columns, `lambda_u + lambda_r * R / U`.
     pub fn explain(&self, levels: &[u8], tf: &[Option<f64>]) -> Vec<Contribution> {
-        let mut rows = Vec::with_capacity(self.columns.len() + 1);
+        let mut rows = Vec::with_capacity(self.columns.len() + 2);
         rows.push(Contribution {
             column: None,
             level: None,
@@ -847,6 +960,20 @@ impl Model {
             };
             rows.push(row);
         }
+        if self.related.is_some() {
+            let others: f64 = rows.iter().map(|r| r.weight).sum();
+            let weight = self.weight(levels, tf) - others;
+            let m = 1.0 - self.prior;
+            rows.push(Contribution {
+                column: None,
+                level: None,
+                level_label: "related",
+                m,
+                u: m * (-weight).exp2(),
+                term_frequency: None,
+                weight,
+            });
+        }
         rows
     }
 
@@ -864,12 +991,33 @@ impl Model {
             starts.push(table.len());
             tf_m0.push(column.m.first().copied().filter(|_| column.term_frequency));
         }
+        let (prior_weight, related) = match &self.related {
+            None => (self.prior_weight(), None),
+            Some(related) => {
+                let ln_u = unrelated_prior(self.prior, related.prior).log2();
+                let mut table = Vec::with_capacity(starts.last().copied().unwrap_or(0));
+                let mut tf_r0 = Vec::with_capacity(self.columns.len());
+                for (k, (column, r)) in self.columns.iter().zip(&related.r).enumerate() {
+                    for l in 0..starts[k + 1] - starts[k] {
+                        table.push(related_level_weight(column, r, l as u8, None));
+                    }
+                    tf_r0.push(r.first().copied().filter(|_| column.term_frequency));
+                }
+                let scorer = RelatedScorer {
+                    prior_weight: related.prior.log2() - ln_u,
+                    table,
+                    tf_r0,
+                };
+                (self.prior.log2() - ln_u, Some(scorer))
+            }
+        };
         Scorer {
-            prior_weight: self.prior_weight(),
+            prior_weight,
             starts,
             table,
             tf_m0,
             threshold_weight: self.threshold_weight(),
+            related,
         }
     }
 
@@ -924,6 +1072,18 @@ impl Model {
     /// mirror solution where "matches" are the non-matches: when most columns end with
     /// `m` at the exact level below `u`, the report says so
     /// ([`TrainingReport::swapped`]) and the model should not be used as it is.
+    ///
+    /// With a related class ([`EmOptions::related`], or one the model has), EM has
+    /// three classes: matches (`m`, the prior), related pairs (`r`, its prior) and
+    /// unrelated pairs (`u`, the rest of the prior). Each pattern's pairs are shared
+    /// among the three by their probabilities (log-sum-exp), both priors become the
+    /// expected shares (a fixed prior stays, the related prior is still trained), and
+    /// `m`, `r` and `u` (when trained) the expected shares at each level among the
+    /// pairs of their class with a value. Matches and related pairs are
+    /// interchangeable to EM: when most columns end with `r` above `m` at the exact
+    /// level, the two classes are exchanged so that "match" is the class that agrees
+    /// most ([`TrainingReport::related_exchanged`]), unless some `m` or the prior is
+    /// fixed, which anchors the match class already.
     pub fn train(
         &mut self,
         candidates: &Patterns,
@@ -935,6 +1095,55 @@ impl Model {
         // A fixed order, so that sums and results are the same on every run.
         patterns.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let total: f64 = patterns.iter().map(|p| p.1).sum();
+        if options.related && self.related.is_none() {
+            self.related = Some(self.start_related());
+        }
+        if let Some(related) = &mut self.related {
+            // A related prior scaled to all pairs, or one that leaves no room beside
+            // the prior, starts again as a new class's does.
+            let room = unrelated_prior(self.prior, related.prior);
+            if !(related.prior >= PARAMETER_FLOOR && room >= PARAMETER_FLOOR) {
+                related.prior = start_related_prior(self.prior);
+            }
+        }
+        let (iterations, converged, log_likelihood, related_exchanged) = match self.related.take() {
+            None => self.em(&layout, &patterns, total, options),
+            Some(mut related) => {
+                let outcome = self.em_related(&mut related, &layout, &patterns, total, options);
+                self.related = Some(related);
+                outcome
+            }
+        };
+        let inverted_columns: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| matches!((c.m.first(), c.u.first()), (Some(m), Some(u)) if m < u))
+            .map(|c| c.name.clone())
+            .collect();
+        let report = TrainingReport {
+            iterations,
+            converged,
+            log_likelihood,
+            pairs: candidates.total(),
+            patterns: candidates.len(),
+            swapped: inverted_columns.len() * 2 > self.columns.len(),
+            inverted_columns,
+            related_exchanged,
+            seconds: 0.0,
+        };
+        self.training = Some(report.clone());
+        Ok(report)
+    }
+
+    /// The two-class EM of [`Model::train`]: the iterations run, whether they
+    /// converged, the log-likelihood, and `false` (no classes exchanged).
+    fn em(
+        &mut self,
+        layout: &Layout,
+        patterns: &[(&[u8], f64)],
+        total: f64,
+        options: &EmOptions,
+    ) -> (u32, bool, f64, bool) {
         let size = layout.size();
         let mut ln_m = vec![0.0; size];
         let mut ln_u = vec![0.0; size];
@@ -944,12 +1153,12 @@ impl Model {
         let mut converged = false;
         while iterations < options.max_iterations {
             iterations += 1;
-            self.log_tables(&layout, &mut ln_m, &mut ln_u);
+            self.log_tables(layout, &mut ln_m, &mut ln_u);
             matched.fill(0.0);
             unmatched.fill(0.0);
             let (ln_prior, ln_not) = (self.prior.ln(), (1.0 - self.prior).ln());
             let mut matches = 0.0;
-            for &(levels, count) in &patterns {
+            for &(levels, count) in patterns {
                 let (mut a, mut b) = (ln_prior, ln_not);
                 for (k, &level) in levels.iter().enumerate() {
                     if level != NULL_LEVEL {
@@ -989,10 +1198,10 @@ impl Model {
                 break;
             }
         }
-        self.log_tables(&layout, &mut ln_m, &mut ln_u);
+        self.log_tables(layout, &mut ln_m, &mut ln_u);
         let (ln_prior, ln_not) = (self.prior.ln(), (1.0 - self.prior).ln());
         let mut log_likelihood = 0.0;
-        for &(levels, count) in &patterns {
+        for &(levels, count) in patterns {
             let (mut a, mut b) = (ln_prior, ln_not);
             for (k, &level) in levels.iter().enumerate() {
                 if level != NULL_LEVEL {
@@ -1004,24 +1213,151 @@ impl Model {
             let high = a.max(b);
             log_likelihood += count * (high + ((a - high).exp() + (b - high).exp()).ln());
         }
-        let inverted_columns: Vec<String> = self
+        (iterations, converged, log_likelihood, false)
+    }
+
+    /// The starting related class of [`EmOptions::related`]: its prior is the prior's
+    /// starting value, but at most half of what the prior leaves (so that unrelated
+    /// pairs start with at least as much), and `r[k]` is the mean of `m[k]` and
+    /// `u[k]`, agreeing more than unrelated pairs and less than matches, so that EM
+    /// can move it towards whatever related pairs the candidates hold.
+    fn start_related(&self) -> Related {
+        let prior = start_related_prior(self.prior);
+        let r = self
             .columns
             .iter()
-            .filter(|c| matches!((c.m.first(), c.u.first()), (Some(m), Some(u)) if m < u))
-            .map(|c| c.name.clone())
+            .map(|c| {
+                let mean: Vec<f64> = c.m.iter().zip(&c.u).map(|(m, u)| (m + u) / 2.0).collect();
+                seeded(&mean)
+            })
             .collect();
-        let report = TrainingReport {
-            iterations,
-            converged,
-            log_likelihood,
-            pairs: candidates.total(),
-            patterns: candidates.len(),
-            swapped: inverted_columns.len() * 2 > self.columns.len(),
-            inverted_columns,
-            seconds: 0.0,
+        Related { prior, r }
+    }
+
+    /// The three-class EM of [`Model::train`] (matches, related pairs, unrelated
+    /// pairs): the iterations run, whether they converged, the log-likelihood, and
+    /// whether the match and related classes were exchanged at the end.
+    fn em_related(
+        &mut self,
+        related: &mut Related,
+        layout: &Layout,
+        patterns: &[(&[u8], f64)],
+        total: f64,
+        options: &EmOptions,
+    ) -> (u32, bool, f64, bool) {
+        let size = layout.size();
+        let mut ln_m = vec![0.0; size];
+        let mut ln_u = vec![0.0; size];
+        let mut ln_r = vec![0.0; size];
+        let mut matched = vec![0.0; size];
+        let mut relatives = vec![0.0; size];
+        let mut unrelated = vec![0.0; size];
+        let mut iterations = 0;
+        let mut converged = false;
+        let class_logs =
+            |levels: &[u8], priors: [f64; 3], ln_m: &[f64], ln_r: &[f64], ln_u: &[f64]| {
+                let [mut a, mut b, mut c] = priors;
+                for (k, &level) in levels.iter().enumerate() {
+                    if level != NULL_LEVEL {
+                        let at = layout.starts[k] + usize::from(level);
+                        a += ln_m[at];
+                        b += ln_r[at];
+                        c += ln_u[at];
+                    }
+                }
+                [a, b, c]
+            };
+        let ln_priors = |prior: f64, related: f64| {
+            [
+                prior.ln(),
+                related.ln(),
+                unrelated_prior(prior, related).ln(),
+            ]
         };
-        self.training = Some(report.clone());
-        Ok(report)
+        while iterations < options.max_iterations {
+            iterations += 1;
+            self.log_tables(layout, &mut ln_m, &mut ln_u);
+            log_table(layout, &related.r, &mut ln_r);
+            matched.fill(0.0);
+            relatives.fill(0.0);
+            unrelated.fill(0.0);
+            let priors = ln_priors(self.prior, related.prior);
+            let (mut matches, mut related_pairs) = (0.0, 0.0);
+            for &(levels, count) in patterns {
+                let [a, b, c] = class_logs(levels, priors, &ln_m, &ln_r, &ln_u);
+                let high = a.max(b).max(c);
+                let (ea, eb, ec) = ((a - high).exp(), (b - high).exp(), (c - high).exp());
+                let share = count / (ea + eb + ec);
+                let (as_match, as_related, as_unrelated) = (ea * share, eb * share, ec * share);
+                matches += as_match;
+                related_pairs += as_related;
+                for (k, &level) in levels.iter().enumerate() {
+                    if level != NULL_LEVEL {
+                        let at = layout.starts[k] + usize::from(level);
+                        matched[at] += as_match;
+                        relatives[at] += as_related;
+                        unrelated[at] += as_unrelated;
+                    }
+                }
+            }
+            let mut change: f64 = 0.0;
+            if total > 0.0 {
+                let prior = if self.fixed_prior {
+                    self.prior
+                } else {
+                    clamp_probability(matches / total).min(1.0 - 2.0 * PARAMETER_FLOOR)
+                };
+                let room = (1.0 - PARAMETER_FLOOR - prior).max(f64::MIN_POSITIVE);
+                let related_prior = (related_pairs / total).max(PARAMETER_FLOOR).min(room);
+                change = change
+                    .max((prior - self.prior).abs())
+                    .max((related_prior - related.prior).abs());
+                self.prior = prior;
+                related.prior = related_prior;
+            }
+            for (k, (column, r)) in self.columns.iter_mut().zip(&mut related.r).enumerate() {
+                let range = layout.starts[k]..layout.starts[k + 1];
+                if !column.fixed_m {
+                    change = change.max(maximise(&mut column.m, &matched[range.clone()]));
+                }
+                change = change.max(maximise(r, &relatives[range.clone()]));
+                if options.train_u && !column.fixed_u {
+                    change = change.max(maximise(&mut column.u, &unrelated[range]));
+                }
+            }
+            if change < options.tolerance {
+                converged = true;
+                break;
+            }
+        }
+        self.log_tables(layout, &mut ln_m, &mut ln_u);
+        log_table(layout, &related.r, &mut ln_r);
+        let priors = ln_priors(self.prior, related.prior);
+        let mut log_likelihood = 0.0;
+        for &(levels, count) in patterns {
+            let [a, b, c] = class_logs(levels, priors, &ln_m, &ln_r, &ln_u);
+            let high = a.max(b).max(c);
+            let sum = (a - high).exp() + (b - high).exp() + (c - high).exp();
+            log_likelihood += count * (high + sum.ln());
+        }
+        // Matches and related pairs are interchangeable to EM: "match" is the class
+        // that agrees exactly more often on most columns. Fixed `m` or a fixed prior
+        // say which class matches already, and are not moved.
+        let anchored = self.fixed_prior || self.columns.iter().any(|c| c.fixed_m);
+        let above = self
+            .columns
+            .iter()
+            .zip(&related.r)
+            .filter(|(c, r)| matches!((c.m.first(), r.first()), (Some(m), Some(r)) if r > m))
+            .count();
+        let exchange = !anchored && above * 2 > self.columns.len();
+        if exchange {
+            std::mem::swap(&mut self.prior, &mut related.prior);
+            for (column, r) in self.columns.iter_mut().zip(&mut related.r) {
+                std::mem::swap(&mut column.m, r);
+            }
+        }
+        (iterations, converged, log_likelihood, exchange)
     }
 
     fn log_tables(&self, layout: &Layout, ln_m: &mut [f64], ln_u: &mut [f64]) {
@@ -1044,6 +1380,18 @@ impl Model {
                         &column.name,
                         parameter,
                         format!("has {} values for {} levels", values.len(), column.levels()),
+                    ));
+                }
+            }
+        }
+        if let Some(related) = &self.related {
+            check_related_count(related, self.columns.len())?;
+            for (column, r) in self.columns.iter().zip(&related.r) {
+                if r.len() != column.levels() {
+                    return Err(column_error(
+                        &column.name,
+                        "r",
+                        format!("has {} values for {} levels", r.len(), column.levels()),
                     ));
                 }
             }
@@ -1073,6 +1421,16 @@ impl Model {
             }
         }
         Ok(Layout::of(&self.columns))
+    }
+}
+
+/// Fills `ln` with the natural logarithms of `distributions`, one per column.
+fn log_table(layout: &Layout, distributions: &[Vec<f64>], ln: &mut [f64]) {
+    for (k, distribution) in distributions.iter().enumerate() {
+        let start = layout.starts[k];
+        for (l, p) in distribution.iter().enumerate() {
+            ln[start + l] = p.ln();
+        }
     }
 }
 
@@ -1118,6 +1476,64 @@ fn maximise(distribution: &mut [f64], expected: &[f64]) -> f64 {
         *d = *n;
     }
     change
+}
+
+/// The starting prior of a related class beside a prior `prior`: the same, but at
+/// most half of what `prior` leaves.
+fn start_related_prior(prior: f64) -> f64 {
+    prior.min((1.0 - prior) / 2.0).max(PARAMETER_FLOOR)
+}
+
+/// `lambda_u`, the prior of unrelated pairs beside a prior `prior` of matches and
+/// `related` of related pairs.
+fn unrelated_prior(prior: f64, related: f64) -> f64 {
+    1.0 - prior - related
+}
+
+/// The weight of `level` for related against unrelated pairs: `log2(r / u)`, or with
+/// term-frequency adjustment at level 0 and a known share `tf`,
+/// `log2(r[0] / max(tf, TF_FLOOR))`; 0 for [`NULL_LEVEL`] and any level out of range.
+fn related_level_weight(column: &ColumnModel, r: &[f64], level: u8, tf: Option<f64>) -> f64 {
+    let l = usize::from(level);
+    let (Some(&r), Some(&u), true) = (r.get(l), column.u.get(l), l < column.m.len()) else {
+        return 0.0;
+    };
+    match tf {
+        Some(f) if l == 0 && column.term_frequency => tf_weight(r, f),
+        _ => (r / u).log2(),
+    }
+}
+
+/// `log2(1 + 2^x)`, without overflow for large `x` nor loss for very negative `x`.
+fn softplus2(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp2().ln_1p() / std::f64::consts::LN_2
+}
+
+/// Checks that a prior of matches and one of related pairs leave room for unrelated
+/// pairs.
+fn check_priors(prior: f64, related: f64) -> Result<(), ModelError> {
+    if prior + related < 1.0 {
+        Ok(())
+    } else {
+        Err(ModelError::Model {
+            parameter: "related prior",
+            message: format!("is {related}, with the prior {prior} they reach 1"),
+        })
+    }
+}
+
+fn check_related_count(related: &Related, columns: usize) -> Result<(), ModelError> {
+    if related.r.len() == columns {
+        Ok(())
+    } else {
+        Err(ModelError::Model {
+            parameter: "related",
+            message: format!(
+                "has {} distributions r, the model compares {columns} columns",
+                related.r.len()
+            ),
+        })
+    }
 }
 
 fn check_open_unit(parameter: &'static str, value: f64) -> Result<(), ModelError> {
@@ -1230,6 +1646,14 @@ pub struct EmOptions {
     /// Whether `u` is trained too (default `false`: `u` stays as estimated from random
     /// pairs, which is more reliable than what EM makes of candidates).
     pub train_u: bool,
+    /// Whether a model without a related class gets one (default `false`), see the
+    /// [module documentation](self#related-non-matches). It starts with the prior's
+    /// starting value as its prior, at most half of what the prior leaves, and `r`
+    /// halfway between `m` and `u`. A model that has a related class keeps it and
+    /// trains it whatever this says (its prior starts again as a new class's when it
+    /// is below [`PARAMETER_FLOOR`], as after [`Model::scale_priors`], or leaves no
+    /// room beside the prior); set [`Model::related`] to `None` to train without.
+    pub related: bool,
 }
 
 impl Default for EmOptions {
@@ -1238,6 +1662,7 @@ impl Default for EmOptions {
             max_iterations: 50,
             tolerance: 1e-5,
             train_u: false,
+            related: false,
         }
     }
 }
@@ -1260,6 +1685,11 @@ pub struct TrainingReport {
     pub swapped: bool,
     /// The columns whose `m` is below `u` at the exact level.
     pub inverted_columns: Vec<String>,
+    /// Whether, with a related class, EM ended with the related class agreeing
+    /// exactly more often than the match class on most columns, and the two were
+    /// exchanged so that "match" is the class that agrees most.
+    #[serde(default)]
+    pub related_exchanged: bool,
     /// How long training took, in seconds; 0 unless the caller measured and set it.
     #[serde(default)]
     pub seconds: f64,
@@ -1271,11 +1701,12 @@ pub struct TrainingReport {
 /// One line of [`Model::explain`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contribution {
-    /// The column, `None` for the prior.
+    /// The column, `None` for the prior and the related row.
     pub column: Option<String>,
-    /// The comparison level, `None` for the prior.
+    /// The comparison level, `None` for the prior and the related row.
     pub level: Option<u8>,
-    /// The level's label, `prior` for the prior and `null` for a missing value.
+    /// The level's label, `prior` for the prior, `related` for the related row and
+    /// `null` for a missing value.
     pub level_label: &'static str,
     /// `m` of the level (the prior for the prior row).
     pub m: f64,
@@ -1300,26 +1731,62 @@ pub struct Scorer {
     /// `m` at the exact level of the columns with term-frequency adjustment.
     tf_m0: Vec<Option<f64>>,
     threshold_weight: f64,
+    /// The related class's weights, if the model has one; `prior_weight` is then
+    /// `log2(prior / lambda_u)`.
+    related: Option<RelatedScorer>,
+}
+
+/// The weights of related against unrelated pairs, laid out as those of a [`Scorer`].
+#[derive(Debug, Clone, PartialEq)]
+struct RelatedScorer {
+    /// `log2(lambda_r / lambda_u)`.
+    prior_weight: f64,
+    /// `log2(r / u)` per level, at the [`Scorer`]'s `starts`.
+    table: Vec<f64>,
+    /// `r` at the exact level of the columns with term-frequency adjustment.
+    tf_r0: Vec<Option<f64>>,
 }
 
 impl Scorer {
     /// The weight of a comparison vector, as [`Model::weight`] documents.
     pub fn weight(&self, levels: &[u8], tf: &[Option<f64>]) -> f64 {
+        let Some(related) = &self.related else {
+            let mut weight = self.prior_weight;
+            for (i, (bounds, &level)) in self.starts.windows(2).zip(levels).enumerate() {
+                let at = bounds[0] + usize::from(level);
+                if at >= bounds[1] {
+                    continue;
+                }
+                if level == 0 {
+                    if let (Some(Some(m0)), Some(Some(f))) = (self.tf_m0.get(i), tf.get(i)) {
+                        weight += tf_weight(*m0, *f);
+                        continue;
+                    }
+                }
+                weight += self.table[at];
+            }
+            return weight;
+        };
         let mut weight = self.prior_weight;
+        let mut odds = related.prior_weight;
         for (i, (bounds, &level)) in self.starts.windows(2).zip(levels).enumerate() {
             let at = bounds[0] + usize::from(level);
             if at >= bounds[1] {
                 continue;
             }
             if level == 0 {
-                if let (Some(Some(m0)), Some(Some(f))) = (self.tf_m0.get(i), tf.get(i)) {
+                if let (Some(Some(m0)), Some(Some(r0)), Some(Some(f))) =
+                    (self.tf_m0.get(i), related.tf_r0.get(i), tf.get(i))
+                {
                     weight += tf_weight(*m0, *f);
+                    odds += tf_weight(*r0, *f);
                     continue;
                 }
             }
             weight += self.table[at];
+            odds += related.table[at];
         }
-        weight
+        weight - softplus2(odds)
     }
 
     /// Whether the comparison vector's weight reaches the threshold weight.
@@ -1971,6 +2438,488 @@ mod tests {
             0.97
         );
         assert!(Model::from_json("not json").is_err());
+    }
+
+    type PeopleColumn = (ComparisonKind, [f64; 5], [f64; 5], [f64; 5], f64);
+
+    /// People data with households: (kind, m, r, u, share of missing values) for
+    /// given name, family name, birth date, address and phone. Matches agree on nearly
+    /// everything; household members share family name, address and mostly the phone,
+    /// but not the given name or the birth date; unrelated pairs seldom agree.
+    fn people() -> Vec<PeopleColumn> {
+        vec![
+            (
+                Name,
+                [0.93, 0.04, 0.02, 0.01, 0.0],
+                [0.02, 0.03, 0.10, 0.85, 0.0],
+                [0.01, 0.02, 0.07, 0.90, 0.0],
+                0.0,
+            ),
+            (
+                Name,
+                [0.90, 0.05, 0.03, 0.02, 0.0],
+                [0.92, 0.04, 0.02, 0.02, 0.0],
+                [0.02, 0.03, 0.05, 0.90, 0.0],
+                0.0,
+            ),
+            (
+                Date,
+                [0.92, 0.04, 0.02, 0.01, 0.01],
+                [0.01, 0.03, 0.01, 0.05, 0.90],
+                [0.003, 0.01, 0.002, 0.03, 0.955],
+                0.1,
+            ),
+            (
+                Name,
+                [0.85, 0.07, 0.03, 0.05, 0.0],
+                [0.90, 0.05, 0.02, 0.03, 0.0],
+                [0.01, 0.02, 0.07, 0.90, 0.0],
+                0.05,
+            ),
+            (
+                Phone,
+                [0.80, 0.05, 0.05, 0.10, 0.0],
+                [0.70, 0.05, 0.05, 0.20, 0.0],
+                [0.001, 0.004, 0.005, 0.99, 0.0],
+                0.3,
+            ),
+        ]
+    }
+
+    /// `pairs` people vectors, each a match with probability `matches`, else related
+    /// with probability `related`, else unrelated.
+    fn people_pairs(rng: &mut SplitMix, pairs: usize, matches: f64, related: f64) -> Patterns {
+        let people = people();
+        let mut patterns = Patterns::new();
+        let mut vector = vec![0u8; people.len()];
+        for _ in 0..pairs {
+            let x = rng.unit();
+            let class = if x < matches {
+                0
+            } else if x < matches + related {
+                1
+            } else {
+                2
+            };
+            for (slot, (kind, m, r, u, missing)) in vector.iter_mut().zip(&people) {
+                let levels = kind.levels();
+                let distribution = [&m[..levels], &r[..levels], &u[..levels]][class];
+                *slot = if rng.unit() < *missing {
+                    NULL_LEVEL
+                } else {
+                    rng.level(distribution)
+                };
+            }
+            patterns.add(&vector);
+        }
+        patterns
+    }
+
+    fn people_model() -> Model {
+        let names = [
+            "given_name",
+            "family_name",
+            "birth_date",
+            "address",
+            "phone",
+        ];
+        Model::new(
+            people()
+                .into_iter()
+                .zip(names)
+                .map(|((kind, ..), name)| (name.to_string(), kind, false))
+                .collect(),
+        )
+    }
+
+    /// The share of the pairs of `patterns` that `scorer` matches.
+    fn matched_share(scorer: &Scorer, patterns: &Patterns) -> f64 {
+        patterns
+            .iter()
+            .filter(|(l, _)| scorer.is_match(l, &[]))
+            .map(|(_, c)| c)
+            .sum::<u64>() as f64
+            / patterns.total() as f64
+    }
+
+    #[test]
+    fn a_related_class_tells_households_from_matches() {
+        let mut rng = SplitMix(2024);
+        let random = people_pairs(&mut rng, 200_000, 0.0, 0.0);
+        let candidates = people_pairs(&mut rng, 100_000, 0.40, 0.35);
+        let mut fresh = SplitMix(77);
+        let households = people_pairs(&mut fresh, 20_000, 0.0, 1.0);
+        let matches = people_pairs(&mut fresh, 20_000, 1.0, 0.0);
+
+        let mut two = people_model();
+        two.estimate_u(&random).unwrap();
+        two.prior = 0.5;
+        let report = two.train(&candidates, &EmOptions::default()).unwrap();
+        assert!(!report.swapped && two.related.is_none(), "{report:?}");
+        let two_households = matched_share(&two.scorer(), &households);
+
+        for start in [0.5, DEFAULT_PRIOR] {
+            let mut three = people_model();
+            three.estimate_u(&random).unwrap();
+            three.prior = start;
+            let options = EmOptions {
+                related: true,
+                max_iterations: 500,
+                ..EmOptions::default()
+            };
+            let report = three.train(&candidates, &options).unwrap();
+            assert!(report.converged && !report.swapped, "{start}: {report:?}");
+            let related = three.related.as_ref().unwrap();
+            three.validate().unwrap();
+            let mut m_error: f64 = 0.0;
+            for (column, (kind, m, ..)) in three.columns.iter().zip(people()) {
+                assert_eq!(column.m.len(), kind.levels());
+                for (l, (got, want)) in column.m.iter().zip(m).enumerate() {
+                    let error = (got - want).abs();
+                    m_error = m_error.max(error);
+                    assert!(
+                        error < 0.03,
+                        "{start}: {} m[{l}] = {got} for {want}",
+                        column.name
+                    );
+                }
+            }
+            let three_households = matched_share(&three.scorer(), &households);
+            let three_matches = matched_share(&three.scorer(), &matches);
+            eprintln!(
+                "start {start}: households matched {two_households:.4} (two classes) \
+                 {three_households:.4} (three), matches {three_matches:.4}, m error \
+                 {m_error:.4}, priors {:.4} {:.4}, iterations {}, exchanged {}",
+                three.prior, related.prior, report.iterations, report.related_exchanged
+            );
+            assert!(
+                (three.prior - 0.40).abs() < 0.02,
+                "{start}: {}",
+                three.prior
+            );
+            assert!(
+                (related.prior - 0.35).abs() < 0.02,
+                "{start}: {}",
+                related.prior
+            );
+            assert!(three_households < 0.02, "{start}: {three_households}");
+            assert!(three_matches > 0.95, "{start}: {three_matches}");
+        }
+        assert!(two_households > 0.5, "{two_households}");
+    }
+
+    #[test]
+    fn related_classes_are_exchanged_to_agree_most() {
+        let mut rng = SplitMix(31);
+        let random = people_pairs(&mut rng, 100_000, 0.0, 0.0);
+        let candidates = people_pairs(&mut rng, 50_000, 0.40, 0.35);
+        let mut model = people_model();
+        model.estimate_u(&random).unwrap();
+        // Started with the related class agreeing more than the match class.
+        model.prior = 0.3;
+        let r: Vec<Vec<f64>> = model.columns.iter().map(|c| c.m.clone()).collect();
+        for column in &mut model.columns {
+            let flat = vec![1.0 / column.levels() as f64; column.levels()];
+            column.m = flat;
+        }
+        model.related = Some(Related { prior: 0.3, r });
+        let options = EmOptions {
+            max_iterations: 500,
+            ..EmOptions::default()
+        };
+        let report = model.train(&candidates, &options).unwrap();
+        assert!(report.related_exchanged && !report.swapped, "{report:?}");
+        let related = model.related.as_ref().unwrap();
+        let above = model
+            .columns
+            .iter()
+            .zip(&related.r)
+            .filter(|(c, r)| r[0] > c.m[0])
+            .count();
+        assert!(above * 2 < model.columns.len(), "{model:?}");
+        // Given name and birth date tell matches from households.
+        assert!(model.columns[0].m[0] > 0.8, "{:?}", model.columns[0].m);
+        assert!(related.r[0][0] < 0.1, "{:?}", related.r[0]);
+        // Exchanged, it is the model that the ordinary start gives.
+        let mut ordinary = people_model();
+        ordinary.estimate_u(&random).unwrap();
+        ordinary.prior = 0.3;
+        ordinary
+            .train(
+                &candidates,
+                &EmOptions {
+                    related: true,
+                    ..options
+                },
+            )
+            .unwrap();
+        assert!((ordinary.prior - model.prior).abs() < 0.01);
+        assert!((ordinary.columns[0].m[0] - model.columns[0].m[0]).abs() < 0.01);
+    }
+
+    #[test]
+    fn related_training_keeps_fixed_parameters() {
+        let mut rng = SplitMix(8);
+        let random = people_pairs(&mut rng, 50_000, 0.0, 0.0);
+        let candidates = people_pairs(&mut rng, 50_000, 0.40, 0.35);
+        let mut model = people_model();
+        model.estimate_u(&random).unwrap();
+        model.seed_prior(0.3, true).unwrap();
+        model.columns[1]
+            .seed_m(&[0.7, 0.1, 0.1, 0.1], true)
+            .unwrap();
+        let before = model.clone();
+        let options = EmOptions {
+            related: true,
+            ..EmOptions::default()
+        };
+        let report = model.train(&candidates, &options).unwrap();
+        assert!(!report.related_exchanged, "{report:?}");
+        assert_eq!(model.prior, 0.3);
+        assert_eq!(model.columns[1].m, before.columns[1].m);
+        for (column, was) in model.columns.iter().zip(&before.columns) {
+            assert_eq!(column.u, was.u, "{}", column.name);
+        }
+        // The related class started at the prior and moved towards its share.
+        let related = model.related.as_ref().unwrap();
+        assert!((related.prior - 0.35).abs() < 0.05, "{}", related.prior);
+        assert!(related.r[0][0] < 0.1, "{:?}", related.r[0]);
+        assert_ne!(model.columns[0].m, before.columns[0].m);
+        model.validate().unwrap();
+        // Scaled to all pairs and retrained from a prior of one half, it comes back.
+        let trained = model.clone();
+        model.scale_priors(1e-9);
+        model.fixed_prior = false;
+        model.prior = 0.5;
+        model.train(&candidates, &EmOptions::default()).unwrap();
+        let related = model.related.as_ref().unwrap();
+        assert!((related.prior - 0.35).abs() < 0.02, "{}", related.prior);
+        assert!((model.prior - 0.40).abs() < 0.02, "{}", model.prior);
+        assert!(model.related.as_ref().unwrap().r[0][0] < 0.1);
+        assert_ne!(model, trained);
+        // Priors that leave no room for unrelated pairs start again too: one
+        // iteration already moves them towards the shares.
+        model.prior = 0.5;
+        model.related.as_mut().unwrap().prior = 0.7;
+        let once = EmOptions {
+            max_iterations: 1,
+            ..EmOptions::default()
+        };
+        let report = model.train(&candidates, &once).unwrap();
+        model.validate().unwrap();
+        assert!(report.log_likelihood.is_finite(), "{report:?}");
+        assert!((model.prior - 0.40).abs() < 0.05, "{}", model.prior);
+    }
+
+    /// The weight as the two-class formula gives it, written out.
+    fn two_class_weight(model: &Model, levels: &[u8]) -> f64 {
+        let mut weight = (model.prior / (1.0 - model.prior)).log2();
+        for (column, &level) in model.columns.iter().zip(levels) {
+            let l = usize::from(level);
+            if l < column.levels() {
+                weight += (column.m[l] / column.u[l]).log2();
+            }
+        }
+        weight
+    }
+
+    #[test]
+    fn without_a_related_class_weights_are_the_two_class_weights() {
+        let mut model = untrained();
+        model.prior = 0.0123;
+        model.columns[0]
+            .seed_m(&[0.85, 0.08, 0.04, 0.03], false)
+            .unwrap();
+        model.columns[3].seed_u(&[0.05, 0.15, 0.8], false).unwrap();
+        let scorer = model.scorer();
+        for levels in [
+            vec![0, 0, 0, 0],
+            vec![3, 3, 4, 2],
+            vec![1, NULL_LEVEL, 2, 0],
+            vec![NULL_LEVEL; 4],
+        ] {
+            let expected = two_class_weight(&model, &levels);
+            assert_eq!(model.weight(&levels, &[]), expected, "{levels:?}");
+            assert_eq!(scorer.weight(&levels, &[]), expected, "{levels:?}");
+        }
+        // By hand: prior 0.0123, c0 exact 0.85 against u = 0.1 / 7 (the last m of a
+        // new four-level column, reversed).
+        let by_hand = (0.0123f64 / 0.9877).log2() + (0.85f64 / (0.1 / 7.0)).log2();
+        let levels = [0, NULL_LEVEL, NULL_LEVEL, NULL_LEVEL];
+        assert_eq!(model.weight(&levels, &[]), by_hand);
+        assert_eq!(scorer.weight(&levels, &[]), by_hand);
+    }
+
+    /// A model of the `untrained` columns with a related class.
+    fn related_model() -> Model {
+        let mut model = untrained();
+        model.prior = 0.2;
+        model.columns[1].term_frequency = true;
+        let r = model
+            .columns
+            .iter()
+            .map(|c| {
+                let mean: Vec<f64> = c.m.iter().zip(&c.u).map(|(m, u)| (m + u) / 2.0).collect();
+                seeded(&mean)
+            })
+            .collect();
+        model.related = Some(Related { prior: 0.3, r });
+        model
+    }
+
+    #[test]
+    fn related_weights_are_log_odds_of_matching() {
+        let model = related_model();
+        model.validate().unwrap();
+        let related = model.related.as_ref().unwrap();
+        let scorer = model.scorer();
+        let (lm, lr) = (model.prior, related.prior);
+        let lu = 1.0 - lm - lr;
+        let cases: [(Vec<u8>, Vec<Option<f64>>); 5] = [
+            (vec![0, 0, 0, 0], vec![]),
+            (vec![0, 0, 0, 0], vec![None, Some(0.001)]),
+            (vec![3, 3, 4, 2], vec![]),
+            (vec![1, NULL_LEVEL, 2, 0], vec![None, Some(0.5)]),
+            (vec![NULL_LEVEL; 4], vec![]),
+        ];
+        for (levels, tf) in cases {
+            let (mut mm, mut rr, mut uu) = (1.0, 1.0, 1.0);
+            for (k, (column, &level)) in model.columns.iter().zip(&levels).enumerate() {
+                let l = usize::from(level);
+                if l >= column.levels() {
+                    continue;
+                }
+                mm *= column.m[l];
+                rr *= related.r[k][l];
+                uu *= match tf.get(k).copied().flatten() {
+                    Some(f) if l == 0 && column.term_frequency => f.max(TF_FLOOR),
+                    _ => column.u[l],
+                };
+            }
+            let expected = (lm * mm / (lr * rr + lu * uu)).log2();
+            let weight = model.weight(&levels, &tf);
+            assert!(
+                (weight - expected).abs() < 1e-9,
+                "{levels:?}: {weight} {expected}"
+            );
+            assert!((scorer.weight(&levels, &tf) - weight).abs() < 1e-12);
+            // The rows of explain add up to it, the related row last.
+            let rows = model.explain(&levels, &tf);
+            assert_eq!(rows.len(), model.columns.len() + 2);
+            assert_eq!(rows[0].weight, model.prior_weight());
+            let last = rows.last().unwrap();
+            assert_eq!(
+                (last.column.as_deref(), last.level, last.level_label),
+                (None, None, "related")
+            );
+            assert!((last.weight - (last.m / last.u).log2()).abs() < 1e-9);
+            let sum: f64 = rows.iter().map(|r| r.weight).sum();
+            assert!((sum - weight).abs() < 1e-9, "{sum} {weight}");
+        }
+        // A pair with nothing known weighs the prior; a household-like pair weighs
+        // less than the two-class model would give it.
+        assert!((model.weight(&[NULL_LEVEL; 4], &[]) - model.prior_weight()).abs() < 1e-12);
+        let mut two = model.clone();
+        two.related = None;
+        assert!(model.weight(&[3, 0, 4, 0], &[]) < two.weight(&[3, 0, 4, 0], &[]));
+        // Stable however many columns: forty exact agreements.
+        let mut wide = Model::new((0..40).map(|i| (format!("c{i}"), Exact, false)).collect());
+        wide.related = Some(Related {
+            prior: 0.3,
+            r: vec![vec![0.5, 0.5]; 40],
+        });
+        for levels in [vec![0u8; 40], vec![1u8; 40]] {
+            let weight = wide.weight(&levels, &[]);
+            assert!(weight.is_finite(), "{weight}");
+            assert_eq!(wide.scorer().weight(&levels, &[]), weight);
+        }
+        // All agree: M / R = 1.8^40 against related, and R / U = 5^40 against
+        // unrelated pairs, so the weight is log2(0.01 / 0.3) + 40 log2(1.8).
+        let expected = (DEFAULT_PRIOR / 0.3).log2() + 40.0 * 1.8f64.log2();
+        assert!((wide.weight(&[0; 40], &[]) - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn related_json_round_trips_and_is_checked() {
+        let model = related_model();
+        let text = model.to_json();
+        assert!(text.contains("\"related\""), "{text}");
+        assert_eq!(Model::from_json(&text).unwrap(), model);
+        // Without a related class nothing is written for it, and a model written
+        // before it existed reads.
+        let plain = untrained();
+        let text = plain.to_json();
+        assert!(!text.contains("related"), "{text}");
+        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value.as_object_mut().unwrap().remove("related");
+        assert_eq!(Model::from_json(&value.to_string()).unwrap(), plain);
+        // An r that does not fit is refused by column.
+        let value: serde_json::Value = serde_json::from_str(&model.to_json()).unwrap();
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = value.clone();
+            f(&mut v);
+            Model::from_json(&v.to_string()).unwrap_err().to_string()
+        };
+        let err = edit(&|v| v["related"]["r"][2] = serde_json::json!([0.5, 0.5]));
+        assert!(
+            err.contains("`c2`") && err.contains("r has 2 values"),
+            "{err}"
+        );
+        let err = edit(&|v| v["related"]["r"][1][0] = serde_json::json!(0.0));
+        assert!(
+            err.contains("`c1`") && err.contains("r at level 0"),
+            "{err}"
+        );
+        let err = edit(&|v| v["related"]["r"][3] = serde_json::json!([0.5, 0.5, 0.5]));
+        assert!(err.contains("`c3`") && err.contains("sums to 1.5"), "{err}");
+        let err = edit(&|v| {
+            v["related"]["r"].as_array_mut().unwrap().pop();
+        });
+        assert!(err.contains("3 distributions r"), "{err}");
+        let err = edit(&|v| v["related"]["prior"] = serde_json::json!(0.8));
+        assert!(err.contains("related prior"), "{err}");
+        let err = edit(&|v| v["related"]["prior"] = serde_json::json!(0.0));
+        assert!(err.contains("related prior"), "{err}");
+        // Training refuses it too.
+        let mut short = model.clone();
+        short.related.as_mut().unwrap().r[0].pop();
+        let err = short
+            .train(&patterns_of(&[vec![0, 0, 0, 0]]), &EmOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("`c0`"), "{err}");
+    }
+
+    #[test]
+    fn priors_scale() {
+        let mut model = related_model();
+        let levels = [0, 3, 4, 2];
+        model.scale_priors(0.5);
+        assert!((model.prior - 0.1).abs() < 1e-15);
+        assert!((model.related.as_ref().unwrap().prior - 0.15).abs() < 1e-15);
+        model.validate().unwrap();
+        // Down to shares among billions of pairs, or below any floor.
+        for factor in [1e-9, 1e-300, 1e-300] {
+            model.scale_priors(factor);
+            model.validate().unwrap();
+            assert!(model.prior > 0.0);
+            assert!(model.weight(&levels, &[]).is_finite());
+            assert!(model.scorer().weight(&levels, &[]).is_finite());
+            assert!(model.weight(&[0, 0, 0, 0], &[]) > model.weight(&levels, &[]));
+        }
+        assert_eq!(model.prior, f64::MIN_POSITIVE);
+        // Up, the two stay below 1 together.
+        model.scale_priors(1e300);
+        model.validate().unwrap();
+        let related = model.related.as_ref().unwrap().prior;
+        assert!(model.prior + related < 1.0, "{} {related}", model.prior);
+        // Without a related class, only the prior.
+        let mut plain = untrained();
+        plain.scale_priors(0.25);
+        assert_eq!(plain.prior, DEFAULT_PRIOR * 0.25);
+        plain.scale_priors(f64::NAN);
+        plain.scale_priors(0.0);
+        assert_eq!(plain.prior, DEFAULT_PRIOR * 0.25);
+        assert!(plain.weight(&[0, 0, 0, 0], &[]).is_finite());
     }
 
     fn text_strategy() -> impl Strategy<Value = String> {
