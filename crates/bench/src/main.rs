@@ -464,9 +464,14 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
         rows.push([
             format!("model {}", m.tables),
             format!(
-                "{} candidates, {} matched, {}",
+                "{} candidates, {} matched ({}), {}",
                 m.candidates,
                 m.matched,
+                m.thresholds
+                    .iter()
+                    .map(|(p, n)| format!("{n} at {p}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if m.trained {
                     format!("trained in this run in {:.2} s", m.training_seconds)
                 } else {

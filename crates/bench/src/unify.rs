@@ -78,6 +78,9 @@ pub struct ModelSummary {
     pub trained: bool,
     /// Seconds its training took (in the run that trained it).
     pub training_seconds: f64,
+    /// (probability, candidate pairs at or above it).
+    #[serde(default)]
+    pub thresholds: Vec<(f64, u64)>,
 }
 
 /// What the unification phase measured.
@@ -213,6 +216,7 @@ pub async fn run(
                 matched: m.matched,
                 trained: m.trained,
                 training_seconds: m.training.as_ref().map_or(0.0, |t| t.seconds),
+                thresholds: m.thresholds.clone(),
             })
             .collect(),
     })

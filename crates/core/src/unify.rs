@@ -92,6 +92,10 @@ pub struct ModelSpec {
     pub block: Vec<Vec<String>>,
     /// The columns weighed.
     pub compare: Vec<CompareSpec>,
+    /// Counterparts on the other table of columns that are blocked on but not
+    /// compared (match models), e.g. `{ Zip = "PostalCode" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub with_columns: std::collections::BTreeMap<String, String>,
     /// The match probability a pair must reach (default 0.95).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
@@ -104,6 +108,13 @@ pub struct ModelSpec {
     /// Keep `prior` as given instead of training it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fixed_prior: bool,
+    /// Learn a class of related records that are not the same customer (members of one
+    /// household share a family name, an address and a phone) beside matches and
+    /// unrelated pairs, so that they are not matched. By default the class is kept when
+    /// it explains the candidate pairs better than its extra parameters cost (Bayesian
+    /// information criterion); `true` or `false` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related: Option<bool>,
     /// Random record pairs drawn to estimate how often non-matches agree (default
     /// 1,000,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +134,7 @@ impl ModelSpec {
             .iter()
             .find(|c| c.column == column)
             .and_then(|c| c.with.as_deref())
+            .or_else(|| self.with_columns.get(column).map(String::as_str))
             .unwrap_or(column)
     }
 }

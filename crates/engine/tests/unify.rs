@@ -230,9 +230,14 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
     assert_eq!(strings(&c, "Email")[row], "zed@w.com");
     assert_eq!(strings(&c, "FirstName")[row], "∅");
 
-    // match pairs name both records, the rule and a score
+    // match pairs name both records, the rule and a score; the pair the never-match
+    // override refused joined nothing and is not listed
     let pairs = unified(&lake, "ConflationMatchPairs").await;
-    assert_eq!(pairs.num_rows(), 4);
+    assert_eq!(pairs.num_rows(), 3);
+    assert!(!strings(&pairs, "KeyB")
+        .iter()
+        .zip(strings(&pairs, "KeyA"))
+        .any(|(b, a)| b == "C6" && a == "S4"));
     assert!(strings(&pairs, "Rule").contains(&"phone and first name".to_string()));
 }
 
@@ -963,6 +968,17 @@ async fn a_match_model_beside_the_rules_with_never_match_winning() {
 /// Each person has one to three records; each copy may have a typo in a name, a birth
 /// date one digit off, no email, no city, a postal code typo.
 fn people_with_truth(persons: usize, seed: u64) -> (String, Vec<String>, Vec<usize>) {
+    people_and_households(persons, seed, 0)
+}
+
+/// As [`people_with_truth`], with one person in `household_in` (never when 0) living
+/// with the previous one: the same family name, city and postal code, another given
+/// name, birth date and email.
+fn people_and_households(
+    persons: usize,
+    seed: u64,
+    household_in: usize,
+) -> (String, Vec<String>, Vec<usize>) {
     const FIRST: &[&str] = &[
         "Anna", "Robert", "Maria", "James", "Linda", "Omar", "Chen", "Sofia", "Lukas", "Amara",
         "Noah", "Ines", "Mateo", "Yuki", "Fatima", "Ivan", "Leila", "Pedro", "Hana", "Tomas",
@@ -978,9 +994,10 @@ fn people_with_truth(persons: usize, seed: u64) -> (String, Vec<String>, Vec<usi
     ];
     let mut rng = Rng(seed);
     let (mut rows, mut truth) = (Vec::new(), Vec::new());
+    let mut home: Option<(&str, &str, String)> = None;
     for person in 0..persons {
         let first = FIRST[rng.below(FIRST.len())];
-        let last = LAST[rng.below(LAST.len())];
+        let mut last = LAST[rng.below(LAST.len())];
         let birth = format!(
             "19{:02}-{:02}-{:02}",
             40 + rng.below(60),
@@ -993,8 +1010,15 @@ fn people_with_truth(persons: usize, seed: u64) -> (String, Vec<String>, Vec<usi
             last.to_lowercase(),
             person
         );
-        let city = CITY[rng.below(CITY.len())];
-        let zip = format!("{:05}", rng.below(100_000));
+        let mut city = CITY[rng.below(CITY.len())];
+        let mut zip = format!("{:05}", rng.below(100_000));
+        match home.clone() {
+            Some((l, c, z)) if household_in > 0 && rng.below(household_in) == 0 => {
+                (last, city, zip) = (l, c, z);
+            }
+            _ => {}
+        }
+        home = Some((last, city, zip.clone()));
         for _ in 0..1 + rng.below(3) {
             let first = if rng.below(4) == 0 {
                 typo(&mut rng, first)
@@ -1095,6 +1119,64 @@ dedupe = [
   ] },
 ]
 "#;
+
+#[tokio::test]
+async fn households_are_learnt_as_related_and_not_matched() {
+    // one person in three lives with the previous one: the two-class model takes
+    // them for duplicates, the related class keeps them apart
+    let (header, rows, truth) = people_and_households(600, 5, 3);
+    let sources = vec![source(
+        "Crm",
+        "Contacts",
+        "crm.csv",
+        "Id",
+        &["Id", "First", "Last", "Birth", "Email", "City", "Zip"],
+    )];
+    let lines: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("R{i:05},{r}"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crm.csv"),
+        format!("Id,{header}\n{}\n", lines.join("\n")),
+    )
+    .unwrap();
+    let lake = lake(dir.path());
+    ingest(&lake, dir.path(), &sources).await;
+    let mut households = spec(TRAINED_MODEL);
+    let declared = households.tables[0].dedupe_model.as_mut().unwrap();
+    // households share a family name and a postal code: a key a user would declare
+    declared.block.push(vec!["Last".into(), "Zip".into()]);
+    let mut measured = Vec::new();
+    for related in [Some(false), None] {
+        let mut s = households.clone();
+        s.tables[0].dedupe_model.as_mut().unwrap().related = related;
+        let report = unify(&lake, &sources, &s, &UnifyOptions::default())
+            .await
+            .unwrap();
+        let (precision, recall) = pairwise(&groups(&profiles(&lake).await), &truth);
+        eprintln!(
+            "related {related:?}: precision {precision:.3} recall {recall:.3}, class learnt: {}",
+            report.models[0].model.related.is_some()
+        );
+        measured.push((precision, recall, report.models[0].model.related.is_some()));
+    }
+    let (two_precision, two_recall, two_related) = measured[0];
+    let (precision, recall, learnt) = measured[1];
+    assert!(!two_related);
+    assert!(learnt, "the related class is chosen for these records");
+    assert!(
+        two_precision < 0.99,
+        "two classes take some households for duplicates: {two_precision}"
+    );
+    assert!(precision >= 0.995, "precision {precision}");
+    assert!(
+        recall >= two_recall - 0.01,
+        "recall {recall}, two classes {two_recall}"
+    );
+}
 
 #[tokio::test]
 async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {

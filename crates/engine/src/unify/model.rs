@@ -607,7 +607,6 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
             comparisons: added,
         });
     }
-    drop(keys);
     let tf_of = |c: &Compared, row: usize, o: usize, level: u8| -> Option<f64> {
         if level != 0 {
             return None;
@@ -682,45 +681,83 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                 Error::Source(format!("`{}` model training: {e}", a.name))
             };
             random_pairs = model.estimate_u(&random).map_err(bad)?;
-            // Each candidate is trained on without the columns of the key that paired
-            // it: they agree by construction, so they would tell nothing about
-            // matches and make the non-matches among candidates look like matches.
-            let mut candidates = Patterns::new();
+            // Training sessions, one per blocking key, as in Splink: a key's session
+            // holds every candidate pair the key produces (also those an earlier key
+            // produced first, so no session is biased by the keys before it), with the
+            // key's own columns left out: they agree by construction and would tell
+            // nothing about matches.
+            let masks: Vec<Vec<bool>> = spec
+                .block
+                .iter()
+                .map(|columns| {
+                    spec.compare
+                        .iter()
+                        .map(|c| columns.contains(&c.column))
+                        .collect()
+                })
+                .collect();
+            let mut sessions = Patterns::new();
             let mut masked = vec![0u8; width];
-            let mut at_pair = 0usize;
-            for (k, columns) in spec.block.iter().enumerate() {
-                let mask: Vec<bool> = spec
-                    .compare
-                    .iter()
-                    .map(|c| columns.contains(&c.column))
-                    .collect();
-                let count = blocking[k].comparisons as usize;
-                for i in at_pair..at_pair + count {
-                    for (slot, (level, hide)) in masked
-                        .iter_mut()
-                        .zip(levels[i * width..(i + 1) * width].iter().zip(&mask))
-                    {
+            for (i, &(row, o)) in pairs.iter().enumerate() {
+                let vector = &levels[i * width..(i + 1) * width];
+                for (key, mask) in keys.iter().zip(&masks) {
+                    if !key.pairs(row as usize, o as usize) {
+                        continue;
+                    }
+                    for (slot, (level, hide)) in masked.iter_mut().zip(vector.iter().zip(mask)) {
                         *slot = if *hide { NULL_LEVEL } else { *level };
                     }
-                    candidates.add(&masked);
+                    sessions.add(&masked);
                 }
-                at_pair += count;
             }
-            // The prior EM sees is the share of matches among candidates; what scores
-            // a pair with `u` of random pairs is the share among all pairs.
             let (declared_prior, fixed_prior) = (model.prior, model.fixed_prior);
             model.fixed_prior = false;
             model.prior = 0.5;
-            let mut report = model
-                .train(&candidates, &EmOptions::default())
-                .map_err(bad)?;
-            model.fixed_prior = fixed_prior;
-            model.prior = if fixed_prior {
-                declared_prior
-            } else {
-                let all = possible.max(1) as f64;
-                (model.prior * pairs.len() as f64 / all).clamp(f64::MIN_POSITIVE, 0.5)
+            // A third class of related non-matches (households: one family name,
+            // address and phone, other given names and birth dates) keeps them from
+            // being taken for matches; it needs more iterations to settle.
+            // Unless declared, the class is kept when it explains the pairs better by
+            // more than its extra parameters cost (the Bayesian information criterion).
+            let two = EmOptions::default();
+            let three = EmOptions {
+                related: true,
+                max_iterations: 400,
+                ..EmOptions::default()
             };
+            let mut report = match spec.related {
+                Some(false) => model.train(&sessions, &two).map_err(bad)?,
+                Some(true) => model.train(&sessions, &three).map_err(bad)?,
+                None => {
+                    let mut plain = model.clone();
+                    let plain_report = plain.train(&sessions, &two).map_err(bad)?;
+                    let related_report = model.train(&sessions, &three).map_err(bad)?;
+                    let extra: usize =
+                        1 + model.columns.iter().map(|c| c.levels() - 1).sum::<usize>();
+                    let cost = 0.5 * extra as f64 * (sessions.total().max(1) as f64).ln();
+                    let gain = related_report.log_likelihood - plain_report.log_likelihood;
+                    if gain > cost && !related_report.swapped {
+                        related_report
+                    } else {
+                        model = plain;
+                        plain_report
+                    }
+                }
+            };
+            // The sessions count a pair once per key that produces it, so the shares
+            // of matches and related pairs are estimated again on the candidates as
+            // they are, then made shares of all pairs (what `u` of random pairs
+            // is scored against).
+            let mut candidates = Patterns::new();
+            for vector in levels.chunks(width.max(1)) {
+                candidates.add(vector);
+            }
+            candidate_priors(&mut model, &candidates);
+            let all = possible.max(1) as f64;
+            model.scale_priors(pairs.len() as f64 / all);
+            model.fixed_prior = fixed_prior;
+            if fixed_prior {
+                model.prior = declared_prior;
+            }
             report.seconds = started.elapsed().as_secs_f64();
             if report.swapped {
                 return Err(Error::Source(format!(
@@ -820,6 +857,78 @@ pub fn explain_records(
         ));
     }
     model.explain(&levels, &[])
+}
+
+/// Set the model's priors (matches, and related pairs when it has that class) to their
+/// shares among `candidates` under its other parameters: a few rounds of expectation
+/// with every level distribution held.
+fn candidate_priors(model: &mut Model, candidates: &Patterns) {
+    let ln = |p: &[f64], level: u8| -> f64 { p.get(usize::from(level)).map_or(0.0, |x| x.ln()) };
+    let vectors: Vec<(Vec<f64>, f64)> = candidates
+        .iter()
+        .map(|(levels, count)| {
+            let mut m = 0.0;
+            let mut u = 0.0;
+            let mut r = 0.0;
+            for (k, (c, &level)) in model.columns.iter().zip(levels).enumerate() {
+                if level == NULL_LEVEL {
+                    continue;
+                }
+                m += ln(&c.m, level);
+                u += ln(&c.u, level);
+                if let Some(rel) = &model.related {
+                    r += rel.r.get(k).map_or(0.0, |p| ln(p, level));
+                }
+            }
+            (vec![m, r, u], count as f64)
+        })
+        .collect();
+    let total: f64 = vectors.iter().map(|v| v.1).sum();
+    if total == 0.0 {
+        return;
+    }
+    let has_related = model.related.is_some();
+    let mut lm = model.prior.clamp(1e-6, 0.98);
+    let mut lr = model
+        .related
+        .as_ref()
+        .map_or(0.0, |r| r.prior.clamp(1e-6, 0.98 - lm));
+    for _ in 0..100 {
+        let (mut sm, mut sr) = (0.0, 0.0);
+        for (ll, count) in &vectors {
+            let a = lm.ln() + ll[0];
+            let b = if has_related {
+                lr.ln() + ll[1]
+            } else {
+                f64::NEG_INFINITY
+            };
+            let c = (1.0 - lm - lr).max(1e-12).ln() + ll[2];
+            let top = a.max(b).max(c);
+            let (ea, eb, ec) = ((a - top).exp(), (b - top).exp(), (c - top).exp());
+            let sum = ea + eb + ec;
+            sm += count * ea / sum;
+            sr += count * eb / sum;
+        }
+        let (nm, nr) = (
+            (sm / total).clamp(1e-6, 0.999),
+            (sr / total).clamp(0.0, 0.999),
+        );
+        let moved = (nm - lm).abs().max((nr - lr).abs());
+        lm = nm;
+        lr = if has_related { nr.max(1e-6) } else { 0.0 };
+        if lm + lr >= 1.0 {
+            let shrink = 0.999 / (lm + lr);
+            lm *= shrink;
+            lr *= shrink;
+        }
+        if moved < 1e-7 {
+            break;
+        }
+    }
+    model.prior = lm;
+    if let Some(rel) = &mut model.related {
+        rel.prior = lr;
+    }
 }
 
 /// A small seeded generator (splitmix64) for drawing random pairs.
