@@ -11,6 +11,7 @@ use lakecdp_app::exports::NewExport;
 use lakecdp_app::{ErrorKind, Event, Recorder, RefreshReport, Silent};
 use lakecdp_core::{ConnectionKind, Process, RunStatus};
 use lakecdp_lake::cdm::Model;
+use lakecdp_lake::partition::read_entity;
 
 #[macro_use]
 mod common;
@@ -336,4 +337,124 @@ async fn exports_go_only_to_the_schemas_their_connection_allows() {
         error.contains("does not allow exports to schema `cdp` of database `crm`"),
         "{error}"
     );
+}
+
+/// A match model on the shop's customers against the CRM, beside the quickstart's rules.
+const SHOP_MODEL: &str = r#"match_model = [{ with = "Crm.Contacts", with_columns = { postal_code = "PostalCode" }, block = [["last_name", "postal_code"], ["email"], ["phone"]], compare = [
+  { column = "first_name", with = "FirstName" }, { column = "last_name", with = "LastName" },
+  { column = "email", with = "Email" }, { column = "phone", with = "Phone" },
+  { column = "address_line1", with = "Street" },
+] }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_match_model_is_trained_stored_reused_and_explained() {
+    let r = retail().await;
+    // the project with a match model, applied
+    let path = r.path().join("lakecdp.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let anchor = "source = \"Shop\"\ntable = \"Customers\"\n";
+    assert!(text.contains(anchor));
+    std::fs::write(
+        &path,
+        text.replacen(anchor, &format!("{anchor}{SHOP_MODEL}"), 1),
+    )
+    .unwrap();
+    r.app.apply(&admin(), false, &Silent).await.unwrap();
+
+    // a Viewer may not train; an Admin trains and stores the model, publishing nothing
+    r.app
+        .set_role(&admin(), None, "vic", Some(lakecdp_core::Role::Viewer))
+        .await
+        .unwrap();
+    let denied = r
+        .app
+        .train_unification(&lakecdp_app::Actor::named("vic"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denied.kind(),
+        ErrorKind::Denied,
+        "{}",
+        denied.full_message()
+    );
+    r.full_refresh(Arc::new(Silent)).await;
+    let lake = r.app.lake(&r.env).await.unwrap();
+    let stored = "_lakecdp/models/match_Shop_Customers__Crm_Contacts.json";
+    let first = lake.get(stored).await.unwrap();
+    let trained = r.app.train_unification(&admin(), None).await.unwrap();
+    assert_eq!(trained.run_id, None, "training publishes nothing");
+    let m = &trained.models[0];
+    assert!(m.trained && m.candidates > 0 && m.matched > 0, "{m:?}");
+    let retrained = lake.get(stored).await.unwrap();
+    assert_ne!(retrained, first, "stored anew");
+
+    // the next refresh reuses it (the stored model is left as it is); the pairs it
+    // joined are explained weight by weight
+    r.full_refresh(Arc::new(Silent)).await;
+    assert_eq!(
+        lake.get(stored).await.unwrap(),
+        retrained,
+        "the stored model is reused"
+    );
+    let (_, model) = r.model("Unification");
+    let pairs = read_entity(
+        &lake,
+        "Unification",
+        model.entity("ConflationMatchPairs").unwrap(),
+    )
+    .await
+    .unwrap();
+    let keys = read_entity(&lake, "Unification", model.entity("AlternateKey").unwrap())
+        .await
+        .unwrap();
+    let mut by_key: BTreeMap<(String, String), String> = BTreeMap::new();
+    for b in &keys {
+        let (t, k, id) = (
+            strings(b, "TableName"),
+            strings(b, "AlternateValue"),
+            strings(b, "CustomerId"),
+        );
+        for i in 0..t.len() {
+            by_key.insert((t[i].clone(), k[i].clone()), id[i].clone());
+        }
+    }
+    let mut model_pair = None;
+    for b in &pairs {
+        let (rule, key) = (strings(b, "Rule"), strings(b, "KeyA"));
+        if let Some(i) = rule.iter().position(|x| x == "model") {
+            model_pair = Some(key[i].clone());
+            break;
+        }
+    }
+    let key = model_pair.expect("the model joined a pair");
+    let id = &by_key[&("Customers".to_string(), key.clone())];
+    let e = r.app.explain(&admin(), id).await.unwrap();
+    let w = e
+        .weights
+        .iter()
+        .find(|w| w.record == format!("Customers:{key}"))
+        .expect("the model's pair is explained");
+    assert_eq!(w.rows[0].column, "prior");
+    let columns: Vec<&str> = w.rows.iter().map(|r| r.column.as_str()).collect();
+    for c in ["first_name", "last_name", "email", "phone", "address_line1"] {
+        assert!(columns.contains(&c), "{columns:?}");
+    }
+    let sum: f64 = w.rows.iter().map(|r| r.weight).sum();
+    assert!((sum - w.weight).abs() < 1e-9);
+    assert!(w.probability > 0.5, "{w:?}");
+}
+
+fn strings(batch: &arrow::record_batch::RecordBatch, column: &str) -> Vec<String> {
+    let c = arrow::compute::cast(batch.column_by_name(column).unwrap(), &DataType::Utf8).unwrap();
+    let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+    (0..c.len())
+        .map(|i| {
+            if c.is_null(i) {
+                String::new()
+            } else {
+                c.value(i).to_string()
+            }
+        })
+        .collect()
 }
