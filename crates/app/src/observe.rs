@@ -339,6 +339,20 @@ pub fn unify_report_json(r: &UnifyReport) -> serde_json::Value {
             "sizes": r.clusters.sizes.iter().map(|(size, n)| json!({"size": size, "count": n}))
                 .collect::<Vec<_>>(),
         },
+        "models": r.models.iter().map(|m| json!({"table": m.table, "with": m.with,
+            "candidates": m.candidates, "matched": m.matched, "threshold": m.threshold,
+            "trained": m.trained, "random_pairs": m.random_pairs,
+            "related_class": m.model.related.is_some(),
+            "blocking": m.blocking.iter().map(|b| json!({"key": b.key, "comparisons": b.comparisons}))
+                .collect::<Vec<_>>(),
+            "thresholds": m.thresholds.iter().map(|(p, n)| json!({"probability": p, "pairs": n}))
+                .collect::<Vec<_>>(),
+            "histogram": m.histogram.iter().map(|(w, n)| json!({"weight": w, "pairs": n}))
+                .collect::<Vec<_>>(),
+            "training": m.training.as_ref().map(|t| json!({"iterations": t.iterations,
+                "converged": t.converged, "pairs": t.pairs, "patterns": t.patterns,
+                "seconds": t.seconds})),
+        })).collect::<Vec<_>>(),
         "skipped_blocks": r.giant.len(),
         "id_changes": r.id_changes.len(),
         "phases": r.phases.iter().map(|(name, s)| json!({"phase": name, "seconds": s}))

@@ -37,6 +37,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(check_environment))
         .routes(routes!(explain))
         .routes(routes!(preview_unification))
+        .routes(routes!(train_unification))
         .routes(routes!(show_segment))
         .routes(routes!(preview_segment))
         .routes(routes!(list_measures))
@@ -213,6 +214,33 @@ async fn preview_unification(
     let sample = body.sample.unwrap_or(1000).clamp(1, 100_000);
     let report = app_in(&state, &env)
         .preview_unification(&caller.actor, body.text.as_deref(), sample)
+        .await?;
+    Ok(Json(unify_report_json(&report)))
+}
+
+/// What to train the match models on.
+#[derive(Deserialize, Default, ToSchema)]
+pub(crate) struct UnifyTrain {
+    /// Train on the first N records of each table only (default: all).
+    sample: Option<usize>,
+}
+
+/// Train the applied revision's match models anew on the records and store them in the
+/// lake for later refreshes; nothing is published (Contributor).
+#[utoipa::path(post, path = "/api/environments/{env}/unification/train", tag = "unification",
+    params(("env" = String, Path, description = "environment name or id")),
+    request_body(content = UnifyTrain, description = "sample size (optional)"),
+    responses((status = 200, description = "the training's report, per model"),
+        (status = 400, description = "the applied project declares no match model")))]
+async fn train_unification(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    body: Option<Json<UnifyTrain>>,
+) -> ApiResult<Json<Value>> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let report = app_in(&state, &env)
+        .train_unification(&caller.actor, body.sample)
         .await?;
     Ok(Json(unify_report_json(&report)))
 }

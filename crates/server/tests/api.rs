@@ -313,6 +313,7 @@ async fn the_openapi_description_is_3_1_and_lists_every_route() {
         ("/api/environments/{env}/checks", &["post"]),
         ("/api/environments/{env}/customers/{id}/explain", &["get"]),
         ("/api/environments/{env}/unification/preview", &["post"]),
+        ("/api/environments/{env}/unification/train", &["post"]),
         ("/api/environments/{env}/segments/{name}", &["get"]),
         ("/api/environments/{env}/segments/preview", &["post"]),
         ("/api/environments/{env}/measures", &["get"]),
@@ -672,6 +673,12 @@ async fn every_route_checks_the_callers_role() {
             format!("{e}/unification/preview"),
             Some(json!({"sample": 5})),
             Some(Role::Viewer),
+        ),
+        (
+            Method::POST,
+            format!("{e}/unification/train"),
+            Some(json!({"sample": 5})),
+            Some(Role::Contributor),
         ),
         (
             Method::POST,
