@@ -353,6 +353,7 @@ pub fn unify_report_json(r: &UnifyReport) -> serde_json::Value {
                 "converged": t.converged, "pairs": t.pairs, "patterns": t.patterns,
                 "seconds": t.seconds})),
         })).collect::<Vec<_>>(),
+        "held_for_review": r.held_for_review,
         "skipped_blocks": r.giant.len(),
         "id_changes": r.id_changes.len(),
         "phases": r.phases.iter().map(|(name, s)| json!({"phase": name, "seconds": s}))

@@ -99,6 +99,14 @@ pub struct ModelSpec {
     /// The match probability a pair must reach (default 0.95).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
+    /// Pairs matched below this probability are weak links (default 0.99): a weak link
+    /// may attach one record to a profile that a strong link (a rule, an override or a
+    /// pair at this probability or more) holds together, or pair two single records,
+    /// but never merge two profiles nor grow a profile made of weak links only; the
+    /// links it refuses are reported as held for review. This keeps chains of
+    /// borderline pairs from building one giant profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strong: Option<f64>,
     /// The probability that two records drawn at random are the same customer (the
     /// prior odds every pair's weight starts from). Trained as the share of matches
     /// among candidate pairs times the candidates over all pairs, unless given with
@@ -123,6 +131,9 @@ pub struct ModelSpec {
 
 /// Default of [`ModelSpec::threshold`].
 pub const DEFAULT_MODEL_THRESHOLD: f64 = 0.95;
+
+/// Default of [`ModelSpec::strong`].
+pub const DEFAULT_STRONG_LINK: f64 = 0.99;
 
 /// Default of [`ModelSpec::random_pairs`].
 pub const DEFAULT_RANDOM_PAIRS: usize = 1_000_000;

@@ -1315,3 +1315,83 @@ async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
         .unwrap();
     assert_eq!(groups(&profiles(&other_lake).await), found);
 }
+
+#[tokio::test]
+async fn weak_links_attach_single_records_but_never_merge_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crm.csv"),
+        "Id,First,Last,Birth,Email,City\n\
+         C1,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
+         C2,Anna,Smiths,12.03.1985,,Lyon\n\
+         C3,Robert,Jones,1970-01-01,robert@y.com,Paris\n\
+         C4,Rob,Jonas,1971-05-05,robert@y.com,Nice\n\
+         C5,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
+         C6,Maria,Garcia,1990-07-07,maria@z.com,Lyon\n\
+         C7,Mario,Garcia,1962-02-02,,Madrid\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("shop.csv"),
+        "Cid,Given,Family,Born\nS1,Anna,Smith,1985-03-12\nS2,Maria,Garcia,1990-07-07\nS3,Maria,Lopez,\n",
+    )
+    .unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "First", "Last", "Birth", "Email", "City"],
+        ),
+        source(
+            "Shop",
+            "Customers",
+            "shop.csv",
+            "Cid",
+            &["Cid", "Given", "Family", "Born"],
+        ),
+    ];
+    ingest(&lake, dir.path(), &sources).await;
+    // every pair the models match is a weak link
+    let mut weak = spec(FIXED_MODEL);
+    weak.tables[0].dedupe_model.as_mut().unwrap().strong = Some(0.999_999_9);
+    weak.tables[1].match_models[0].strong = Some(0.999_999_9);
+    let report = unify(&lake, &sources, &weak, &UnifyOptions::default())
+        .await
+        .unwrap();
+    let expected: BTreeSet<Vec<String>> = [
+        // two single records may pair through a weak link
+        vec!["Contacts:C1", "Contacts:C2"],
+        vec!["Contacts:C3", "Contacts:C4"],
+        // S1 may not grow {C1, C2}, a profile of weak links only (held for review); it
+        // pairs with C5, a single record
+        vec!["Contacts:C5", "Customers:S1"],
+        vec!["Contacts:C6", "Customers:S2"],
+        vec!["Contacts:C7"],
+        vec!["Customers:S3"],
+    ]
+    .iter()
+    .map(|g| g.iter().map(|s| s.to_string()).collect())
+    .collect();
+    assert_eq!(groups(&profiles(&lake).await), expected);
+    // held: C5 joining {C1, C2} (which never-match would refuse too) and S1 joining it
+    assert_eq!(report.held_for_review, 2);
+
+    // with the default (0.99) the same pairs are strong and S1 joins C1's profile
+    let report = unify(
+        &lake,
+        &sources,
+        &spec(FIXED_MODEL),
+        &UnifyOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.held_for_review, 0);
+    assert!(groups(&profiles(&lake).await).contains(&vec![
+        "Contacts:C1".to_string(),
+        "Contacts:C2".into(),
+        "Customers:S1".into()
+    ]));
+}

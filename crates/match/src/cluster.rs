@@ -83,6 +83,16 @@ impl UnionFind {
         root
     }
 
+    /// The number of records in the set holding `a`.
+    ///
+    /// # Panics
+    ///
+    /// When `a` is not below [`UnionFind::len`].
+    pub fn set_size(&mut self, a: u32) -> usize {
+        let root = self.find(a);
+        self.size[root as usize] as usize
+    }
+
     /// Puts `a` and `b` in the same set; the smaller set goes under the larger one
     /// (union by size). Returns `true` when two sets were joined, `false` when `a`
     /// and `b` already were together.

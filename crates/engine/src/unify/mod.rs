@@ -111,6 +111,9 @@ pub struct UnifyReport {
     pub models: Vec<model::ModelReport>,
     /// Blocking values left out for their size.
     pub giant: Vec<GiantBlock>,
+    /// Weak links of match models held for review: they would have merged two profiles
+    /// or grown a profile of weak links only.
+    pub held_for_review: u64,
     /// Profiles (`Customer` rows).
     pub profiles: usize,
     /// Cluster sizes.
@@ -207,8 +210,12 @@ pub async fn unify(
     let mut deduped = Vec::with_capacity(tables.len());
     let mut overlays = Vec::with_capacity(tables.len());
     let mut refused_in_dedupe = 0u64;
+    let mut held = 0u64;
+    // per table, whether each record's duplicate group is held together by a strong link
+    let mut strong_groups: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
     for t in &tables {
         let mut uf = UnionFind::new(t.len());
+        let mut links = Links::new(t.len());
         let mut rule = vec![None; t.len()];
         // never-match overrides between two records of this table
         let here = |key: &str| t.keys.iter().position(|k| k == key).map(|r| r as u32);
@@ -223,7 +230,7 @@ pub async fn unify(
         let mut by_key: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::with_capacity(t.len());
         for (i, k) in t.keys.iter().enumerate() {
             if let Some(&j) = by_key.get(k.as_str()) {
-                uf.union(j, i as u32);
+                links.join(&mut uf, &[], j, i as u32, true, &mut 0);
             } else {
                 by_key.insert(k, i as u32);
             }
@@ -242,7 +249,7 @@ pub async fn unify(
                 max_block,
             );
             for &(x, y, s) in &found.pairs {
-                if !join_unless_never(&mut uf, &never_here, x, y, &mut refused_in_dedupe) {
+                if !links.join(&mut uf, &never_here, x, y, true, &mut refused_in_dedupe) {
                     continue;
                 }
                 for r in [x, y] {
@@ -280,8 +287,12 @@ pub async fn unify(
                 &mut cache,
             )?;
             let ri = t.spec.dedupe.len() as u16;
-            for &(x, y, p) in &outcome.pairs {
-                if !join_unless_never(&mut uf, &never_here, x, y, &mut refused_in_dedupe) {
+            let strong_at = ms
+                .strong
+                .unwrap_or(lakecdp_core::unify::DEFAULT_STRONG_LINK);
+            for (x, y, p) in strongest_first(&outcome.pairs) {
+                let strong = f64::from(p) >= strong_at;
+                if !links.join(&mut uf, &never_here, x, y, strong, &mut refused_in_dedupe) {
                     continue;
                 }
                 for r in [x, y] {
@@ -303,6 +314,12 @@ pub async fn unify(
             }
             model_reports.push(outcome.report);
         }
+        held += links.held;
+        strong_groups.push(
+            (0..t.len() as u32)
+                .map(|r| links.strong[uf.find(r) as usize])
+                .collect(),
+        );
         let mut winner = vec![0u32; t.len()];
         let mut group = vec![0u32; t.len()];
         let groups = uf.clusters();
@@ -340,9 +357,16 @@ pub async fn unify(
         .collect();
     let total: usize = tables.iter().map(TableData::len).sum();
     let mut uf = UnionFind::new(total);
+    let mut links = Links::new(total);
     for (ti, d) in deduped.iter().enumerate() {
         for (r, w) in d.winner.iter().enumerate() {
             uf.union(offsets[ti] + *w, offsets[ti] + r as u32);
+        }
+        for (r, strong) in strong_groups[ti].iter().enumerate() {
+            if *strong {
+                let root = uf.find(offsets[ti] + r as u32) as usize;
+                links.strong[root] = true;
+            }
         }
     }
     let locate = |table: &str, key: &str| -> Option<u32> {
@@ -360,8 +384,8 @@ pub async fn unify(
         }
     }
     let mut refused = refused_in_dedupe;
-    let mut join = |uf: &mut UnionFind, a: u32, b: u32| -> bool {
-        join_unless_never(uf, &never, a, b, &mut refused)
+    let mut join = |uf: &mut UnionFind, a: u32, b: u32, strong: bool| -> bool {
+        links.join(uf, &never, a, b, strong, &mut refused)
     };
     for p in &spec.overrides.always_match {
         match (
@@ -369,7 +393,7 @@ pub async fn unify(
             locate(&p.other_table, &p.other_key),
         ) {
             (Some(a), Some(b)) => {
-                join(&mut uf, a, b);
+                join(&mut uf, a, b, true);
             }
             _ => tracing::warn!(
                 "always-match override {}:{} = {}:{} names a record that does not exist",
@@ -407,7 +431,7 @@ pub async fn unify(
             );
             for &(x, y, s) in &found.pairs {
                 // a pair a never-match override refused joined nothing
-                if join(&mut uf, offsets[ti] + x, offsets[wi] + y) {
+                if join(&mut uf, offsets[ti] + x, offsets[wi] + y, true) {
                     matched[x as usize] = true;
                     match_pairs.push((ti, x, wi, y, name.clone(), s));
                 }
@@ -447,8 +471,12 @@ pub async fn unify(
                 },
                 &mut cache,
             )?;
-            for &(x, y, p) in &outcome.pairs {
-                if join(&mut uf, offsets[ti] + x, offsets[wi] + y) {
+            let strong_at = ms
+                .strong
+                .unwrap_or(lakecdp_core::unify::DEFAULT_STRONG_LINK);
+            for (x, y, p) in strongest_first(&outcome.pairs) {
+                let strong = f64::from(p) >= strong_at;
+                if join(&mut uf, offsets[ti] + x, offsets[wi] + y, strong) {
                     matched[x as usize] = true;
                     match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
                 }
@@ -492,6 +520,7 @@ pub async fn unify(
     if refused > 0 {
         tracing::info!(refused, "joins refused by never-match overrides");
     }
+    held += links.held;
     // the normalised values are not needed any more
     drop(cache);
     lap("match", &mut phases);
@@ -536,6 +565,7 @@ pub async fn unify(
             tables: table_reports,
             rules: rule_reports,
             models: model_reports,
+            held_for_review: held,
             giant,
             profiles: clusters.len(),
             clusters: cluster_stats,
@@ -603,12 +633,73 @@ pub async fn unify(
         tables: table_reports,
         rules: rule_reports,
         models: model_reports,
+        held_for_review: held,
         giant,
         profiles: clusters.len(),
         clusters: cluster_stats,
         id_changes: assignment.history,
         phases,
     })
+}
+
+/// Which profiles a strong link holds together (kept for the roots of a union-find).
+struct Links {
+    strong: Vec<bool>,
+    /// Weak links refused.
+    held: u64,
+}
+
+impl Links {
+    fn new(n: usize) -> Self {
+        Links {
+            strong: vec![false; n],
+            held: 0,
+        }
+    }
+
+    /// Whether a weak link may join the sets of `a` and `b`: it attaches one record to
+    /// a set a strong link holds together, or pairs two single records.
+    fn weak_may_join(&self, uf: &mut UnionFind, a: u32, b: u32) -> bool {
+        let (ra, rb) = (uf.find(a), uf.find(b));
+        if ra == rb {
+            return true;
+        }
+        let (sa, sb) = (uf.set_size(a), uf.set_size(b));
+        (sa == 1 && (sb == 1 || self.strong[rb as usize])) || (sb == 1 && self.strong[ra as usize])
+    }
+
+    /// Join `a` and `b` through a link of this strength, keeping the strength of the
+    /// joined set; false when the link is held (weak) or a never-match override refused
+    /// it.
+    fn join(
+        &mut self,
+        uf: &mut UnionFind,
+        never: &[(u32, u32)],
+        a: u32,
+        b: u32,
+        strong: bool,
+        refused: &mut u64,
+    ) -> bool {
+        if !strong && !self.weak_may_join(uf, a, b) {
+            self.held += 1;
+            return false;
+        }
+        let was = self.strong[uf.find(a) as usize] || self.strong[uf.find(b) as usize];
+        if !join_unless_never(uf, never, a, b, refused) {
+            return false;
+        }
+        let root = uf.find(a) as usize;
+        self.strong[root] = was || strong;
+        true
+    }
+}
+
+/// Model pairs strongest first (then by record), so weak links meet the profiles the
+/// strong ones built, in an order that depends on the records alone.
+fn strongest_first(pairs: &[(u32, u32, f32)]) -> Vec<(u32, u32, f32)> {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|x, y| y.2.total_cmp(&x.2).then((x.0, x.1).cmp(&(y.0, y.1))));
+    sorted
 }
 
 /// Join the sets of `a` and `b`, unless that would put the two records of a never-match
