@@ -848,8 +848,8 @@ match_model = [{ with = "Crm.Contacts", block = [["Family"], ["Born"]], prior = 
 never_match = [{ table = "Crm.Contacts", key = "C1", other_table = "Crm.Contacts", other_key = "C5" }]
 "#;
 
-#[tokio::test]
-async fn a_match_model_beside_the_rules_with_never_match_winning() {
+/// The records of the fixed-model tests, ingested: a lake, its folder and the sources.
+async fn fixed_model_records() -> (tempfile::TempDir, Lake, Vec<SourceSpec>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("crm.csv"),
@@ -886,6 +886,12 @@ async fn a_match_model_beside_the_rules_with_never_match_winning() {
         ),
     ];
     ingest(&lake, dir.path(), &sources).await;
+    (dir, lake, sources)
+}
+
+#[tokio::test]
+async fn a_match_model_beside_the_rules_with_never_match_winning() {
+    let (_dir, lake, sources) = fixed_model_records().await;
     let report = unify(
         &lake,
         &sources,
@@ -1318,42 +1324,7 @@ async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
 
 #[tokio::test]
 async fn weak_links_attach_single_records_but_never_merge_profiles() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("crm.csv"),
-        "Id,First,Last,Birth,Email,City\n\
-         C1,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
-         C2,Anna,Smiths,12.03.1985,,Lyon\n\
-         C3,Robert,Jones,1970-01-01,robert@y.com,Paris\n\
-         C4,Rob,Jonas,1971-05-05,robert@y.com,Nice\n\
-         C5,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
-         C6,Maria,Garcia,1990-07-07,maria@z.com,Lyon\n\
-         C7,Mario,Garcia,1962-02-02,,Madrid\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("shop.csv"),
-        "Cid,Given,Family,Born\nS1,Anna,Smith,1985-03-12\nS2,Maria,Garcia,1990-07-07\nS3,Maria,Lopez,\n",
-    )
-    .unwrap();
-    let lake = lake(dir.path());
-    let sources = vec![
-        source(
-            "Crm",
-            "Contacts",
-            "crm.csv",
-            "Id",
-            &["Id", "First", "Last", "Birth", "Email", "City"],
-        ),
-        source(
-            "Shop",
-            "Customers",
-            "shop.csv",
-            "Cid",
-            &["Cid", "Given", "Family", "Born"],
-        ),
-    ];
-    ingest(&lake, dir.path(), &sources).await;
+    let (_dir, lake, sources) = fixed_model_records().await;
     // every pair the models match is a weak link
     let mut weak = spec(FIXED_MODEL);
     weak.tables[0].dedupe_model.as_mut().unwrap().strong = Some(0.999_999_9);

@@ -75,13 +75,7 @@ impl TableData {
             *a = arrow::compute::take(a.as_ref(), &order, None)?;
         }
         for a in self.text.values_mut() {
-            let taken = arrow::compute::take(a.as_ref(), &order, None)?;
-            let taken = taken
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| Error::Internal("a text column is not text".into()))?;
-            *a = Arc::new(taken);
+            *a = take_text(a, &order)?;
         }
         Ok(())
     }
@@ -107,13 +101,7 @@ impl TableData {
             *a = arrow::compute::take(a.as_ref(), source, None)?;
         }
         if let Some(a) = self.text.get_mut(column) {
-            let taken = arrow::compute::take(a.as_ref(), source, None)?;
-            let taken = taken
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| Error::Internal("a text column is not text".into()))?;
-            *a = Arc::new(taken);
+            *a = take_text(a, source)?;
         }
         Ok(())
     }
@@ -253,6 +241,17 @@ pub async fn load_table(
     };
     data.canonicalize()?;
     Ok(data)
+}
+
+/// The rows `indices` of a text column.
+fn take_text(a: &StringArray, indices: &arrow::array::UInt32Array) -> Result<Arc<StringArray>> {
+    let taken = arrow::compute::take(a, indices, None)?;
+    taken
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .map(Arc::new)
+        .ok_or_else(|| Error::Internal("a text column is not text".into()))
 }
 
 fn as_text(array: &ArrayRef) -> Result<StringArray> {

@@ -203,8 +203,7 @@ pub async fn unify(
     let mut model_reports = Vec::new();
     let mut giant = Vec::new();
     // models trained in this run, stored once it is published
-    let mut trained: Vec<(String, lakecdp_core::ModelSpec, lakecdp_match::model::Model)> =
-        Vec::new();
+    let mut trained: Vec<Trained> = Vec::new();
 
     // 2. deduplicate within each table
     let mut deduped = Vec::with_capacity(tables.len());
@@ -269,10 +268,7 @@ pub async fn unify(
         }
         if let Some(ms) = &t.spec.dedupe_model {
             let name = model::model_name(t, t);
-            let stored = match options.train {
-                true => None,
-                false => model::load(lake, &name, ms).await?.map(|s| s.model),
-            };
+            let stored = stored_model(lake, options, &name, ms).await?;
             let outcome = model::run(
                 model::ModelRun {
                     spec: ms,
@@ -301,18 +297,14 @@ pub async fn unify(
                     }
                 }
             }
-            rule_reports.push(RuleReport {
-                table: t.name.clone(),
-                kind: "dedupe",
-                rule: MODEL_RULE.into(),
-                candidates: outcome.report.candidates,
-                pairs: outcome.pairs.len() as u64,
-            });
-            giant.extend(outcome.report.giant.iter().cloned());
-            if outcome.report.trained {
-                trained.push((name, ms.clone(), outcome.report.model.clone()));
-            }
-            model_reports.push(outcome.report);
+            note_model(
+                "dedupe",
+                (name, ms),
+                outcome,
+                (&mut rule_reports, &mut model_reports),
+                &mut giant,
+                &mut trained,
+            );
         }
         held += links.held;
         strong_groups.push(
@@ -452,10 +444,7 @@ pub async fn unify(
                 .position(|o| o.name == with)
                 .ok_or_else(|| Error::Internal(format!("unknown table {with}")))?;
             let name = model::model_name(t, &tables[wi]);
-            let stored = match options.train {
-                true => None,
-                false => model::load(lake, &name, ms).await?.map(|s| s.model),
-            };
+            let stored = stored_model(lake, options, &name, ms).await?;
             let winners_a = &deduped[ti].winner;
             let winners_b = &deduped[wi].winner;
             let outcome = model::run(
@@ -481,18 +470,14 @@ pub async fn unify(
                     match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
                 }
             }
-            rule_reports.push(RuleReport {
-                table: t.name.clone(),
-                kind: "match",
-                rule: MODEL_RULE.into(),
-                candidates: outcome.report.candidates,
-                pairs: outcome.pairs.len() as u64,
-            });
-            giant.extend(outcome.report.giant.iter().cloned());
-            if outcome.report.trained {
-                trained.push((name, ms.clone(), outcome.report.model.clone()));
-            }
-            model_reports.push(outcome.report);
+            note_model(
+                "match",
+                (name, ms),
+                outcome,
+                (&mut rule_reports, &mut model_reports),
+                &mut giant,
+                &mut trained,
+            );
         }
         let winners = &deduped[ti].winner;
         let mut excluded_here = 0;
@@ -640,6 +625,46 @@ pub async fn unify(
         id_changes: assignment.history,
         phases,
     })
+}
+
+/// A model trained in this run: its file name, declaration and parameters.
+type Trained = (String, lakecdp_core::ModelSpec, lakecdp_match::model::Model);
+
+/// The stored model `name` trained for `ms`, unless the run trains anew.
+async fn stored_model(
+    lake: &Lake,
+    options: &UnifyOptions,
+    name: &str,
+    ms: &lakecdp_core::ModelSpec,
+) -> Result<Option<lakecdp_match::model::Model>> {
+    if options.train {
+        return Ok(None);
+    }
+    Ok(model::load(lake, name, ms).await?.map(|s| s.model))
+}
+
+/// Record what a model run did: its rule line, its report, its giant blocks and, when
+/// it trained, the model to store.
+fn note_model(
+    kind: &'static str,
+    (name, ms): (String, &lakecdp_core::ModelSpec),
+    outcome: model::ModelOutcome,
+    (rules, models): (&mut Vec<RuleReport>, &mut Vec<model::ModelReport>),
+    giant: &mut Vec<GiantBlock>,
+    trained: &mut Vec<Trained>,
+) {
+    rules.push(RuleReport {
+        table: outcome.report.table.clone(),
+        kind,
+        rule: MODEL_RULE.into(),
+        candidates: outcome.report.candidates,
+        pairs: outcome.pairs.len() as u64,
+    });
+    giant.extend(outcome.report.giant.iter().cloned());
+    if outcome.report.trained {
+        trained.push((name, ms.clone(), outcome.report.model.clone()));
+    }
+    models.push(outcome.report);
 }
 
 /// Which profiles a strong link holds together (kept for the roots of a union-find).
