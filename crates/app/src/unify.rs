@@ -343,6 +343,8 @@ impl App {
             .map(|(_, t, k)| (t.clone(), k.clone()))
             .collect();
         let keys: Vec<String> = records.iter().map(|(_, _, k)| k.clone()).collect();
+        // the stored models read so far, by name (each is read once)
+        let mut models: HashMap<String, Option<lakecdp_match::model::Model>> = HashMap::new();
 
         for b in rows(
             &session,
@@ -366,7 +368,9 @@ impl App {
                 if in_profile.contains(&x) {
                     if value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
                         let y = (value(tb, i), value(kb, i));
-                        if let Some(w) = waterfall(&lake, &records, spec, &raw, &x, &y).await? {
+                        if let Some(w) =
+                            waterfall(&lake, &records, spec, &raw, &mut models, &x, &y).await?
+                        {
                             out.weights.push(w);
                         }
                     }
@@ -413,7 +417,9 @@ impl App {
                         if !rule.is_null(i) && value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
                             let x = (table.clone(), key.clone());
                             let y = (table.clone(), winner.clone());
-                            if let Some(w) = waterfall(&lake, &records, spec, &raw, &x, &y).await? {
+                            if let Some(w) =
+                                waterfall(&lake, &records, spec, &raw, &mut models, &x, &y).await?
+                            {
                                 out.weights.push(w);
                             }
                         }
@@ -443,6 +449,7 @@ async fn waterfall(
     records: &[(String, String, String)],
     spec: Option<&lakecdp_core::UnificationSpec>,
     raw: &HashMap<(String, String), HashMap<String, String>>,
+    models: &mut HashMap<String, Option<lakecdp_match::model::Model>>,
     x: &(String, String),
     y: &(String, String),
 ) -> Result<Option<PairWeights>> {
@@ -474,20 +481,19 @@ async fn waterfall(
     };
     use lakecdp_engine::unify::model;
     let name = model::model_name_of(&a.qualified(), &b.qualified());
-    let Some(stored) = model::load(lake, &name, declared).await? else {
+    if !models.contains_key(&name) {
+        let stored = model::load(lake, &name, declared).await?.map(|s| s.model);
+        models.insert(name.clone(), stored);
+    }
+    let Some(Some(stored)) = models.get(&name) else {
         return Ok(None);
     };
     let empty = HashMap::new();
     let va = raw.get(x).unwrap_or(&empty);
     let vb = raw.get(y).unwrap_or(&empty);
-    let rows = model::explain_records(
-        declared,
-        &stored.model,
-        a,
-        b,
-        &|c| va.get(c).cloned(),
-        &|c| vb.get(c).cloned(),
-    );
+    let rows = model::explain_records(declared, stored, a, b, &|c| va.get(c).cloned(), &|c| {
+        vb.get(c).cloned()
+    });
     let weight: f64 = rows.iter().map(|r| r.weight).sum();
     Ok(Some(PairWeights {
         record: format!("{}:{}", x.0, x.1),
@@ -503,13 +509,8 @@ async fn waterfall(
             })
             .collect(),
         weight,
-        probability: probability_of(weight),
+        probability: lakecdp_match::model::probability(weight),
     }))
-}
-
-/// The match probability of a weight, `2^w / (1 + 2^w)`.
-fn probability_of(weight: f64) -> f64 {
-    1.0 / (1.0 + (-weight).exp2())
 }
 
 impl App {

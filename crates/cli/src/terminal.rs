@@ -346,19 +346,12 @@ pub fn print_models(r: &UnifyReport, parameters: bool) {
             .collect::<Vec<_>>()
             .join(", ");
         println!("  pairs matched at each threshold: {cuts}");
-        let most = m
-            .histogram
-            .iter()
-            .map(|(_, n)| *n)
-            .max()
-            .unwrap_or(0)
-            .max(1);
         // weights in bands of 5 bits
         let mut bands: std::collections::BTreeMap<i32, u64> = std::collections::BTreeMap::new();
         for (w, n) in &m.histogram {
             *bands.entry(w.div_euclid(5) * 5).or_insert(0) += n;
         }
-        let most = bands.values().copied().max().unwrap_or(most).max(1);
+        let most = bands.values().copied().max().unwrap_or(0).max(1);
         println!("  match weight histogram:");
         for (w, n) in &bands {
             let width = ((*n as f64 / most as f64) * 40.0).ceil() as usize;

@@ -129,11 +129,11 @@ fn fingerprint(spec: &ModelSpec) -> Result<serde_json::Value> {
 
 /// The stored model `name`, if there is one and it was trained for `spec`.
 pub async fn load(lake: &Lake, name: &str, spec: &ModelSpec) -> Result<Option<StoredModel>> {
-    let path = model_path(lake, name);
-    if !lake.exists(&path).await? {
-        return Ok(None);
-    }
-    let bytes = lake.get(&path).await?;
+    let bytes = match lake.get(&model_path(lake, name)).await {
+        Ok(bytes) => bytes,
+        Err(lakecdp_lake::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let stored: StoredModel = match serde_json::from_slice(&bytes) {
         Ok(s) => s,
         Err(e) => {
@@ -770,6 +770,9 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
             model.training = Some(report);
         }
     }
+
+    // the keys' hashes served candidates and training sessions only
+    drop(keys);
 
     // 5. scoring
     let scorer = model.scorer();
