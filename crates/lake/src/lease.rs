@@ -622,19 +622,28 @@ mod tests {
         assert!(kept.release().await.is_err());
     }
 
-    /// Another process taking the lease over: it holds the lease's lock and writes its
-    /// own lease before giving the lock back.
-    async fn take_over_behind(
-        lake: &Lake,
-        mine: &LeaseInfo,
-        during: impl std::future::Future,
-    ) -> LeaseInfo {
+    /// Another process starting to take the lease over: it holds the lease's lock. Taken
+    /// before the old holder's operation is spawned, so that operation meets the lock.
+    async fn begin_take_over(lake: &Lake) -> crate::lock::LockGuard {
         let lock = crate::lock::LockObject::new(
             lake,
             lake.internal("leases/refresh.lock"),
             Duration::from_secs(60),
         );
-        let taker = lock.try_acquire("take-over by b").await.unwrap().unwrap();
+        lock.try_acquire("take-over by b")
+            .await
+            .unwrap()
+            .expect("the lease's lock is free before the take-over")
+    }
+
+    /// The take-over completed: after `during`, the new holder writes its own lease and
+    /// gives the lock back.
+    async fn finish_take_over(
+        lake: &Lake,
+        taker: crate::lock::LockGuard,
+        mine: &LeaseInfo,
+        during: impl std::future::Future,
+    ) -> LeaseInfo {
         during.await;
         let mut theirs = mine.clone();
         theirs.holder = "b".into();
@@ -669,12 +678,18 @@ mod tests {
             .await
             .unwrap();
         let mine = old.info().clone();
+        let taker = begin_take_over(&lake).await;
         let renewal = tokio::spawn(async move {
             let renewed = old.renew().await;
             (old, renewed)
         });
-        let theirs =
-            take_over_behind(&lake, &mine, tokio::time::sleep(Duration::from_millis(300))).await;
+        let theirs = finish_take_over(
+            &lake,
+            taker,
+            &mine,
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await;
         let (_, renewed) = renewal.await.unwrap();
         assert!(
             matches!(&renewed, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
@@ -692,9 +707,15 @@ mod tests {
             .await
             .unwrap();
         let mine = old.info().clone();
+        let taker = begin_take_over(&lake).await;
         let release = tokio::spawn(old.release());
-        let theirs =
-            take_over_behind(&lake, &mine, tokio::time::sleep(Duration::from_millis(300))).await;
+        let theirs = finish_take_over(
+            &lake,
+            taker,
+            &mine,
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await;
         let released = release.await.unwrap();
         assert!(
             matches!(&released, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
