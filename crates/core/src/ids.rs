@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,9 +63,21 @@ impl RunId {
         ))
     }
 
-    /// A new id for a run starting now.
+    /// A new id for a run starting now. The ids one process makes this way strictly
+    /// increase, even within one millisecond (a later one takes the next millisecond), so
+    /// a run started after another in the same process always sorts after it.
     pub fn now() -> Self {
-        Self::new(Utc::now())
+        static LAST_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+        let now = Utc::now().timestamp_millis();
+        let mut last = LAST_MS.load(Ordering::Relaxed);
+        let ms = loop {
+            let ms = now.max(last.saturating_add(1));
+            match LAST_MS.compare_exchange_weak(last, ms, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break ms,
+                Err(seen) => last = seen,
+            }
+        };
+        Self::new(DateTime::from_timestamp_millis(ms).unwrap_or_else(Utc::now))
     }
 
     /// The id as text.
@@ -110,5 +123,11 @@ mod tests {
         assert_eq!(RunId::parse(a.as_str()), Some(a.clone()));
         assert_eq!(RunId::parse("model.json"), None);
         assert_eq!(RunId::parse("20261123T144500123Z-zzzzzzzz"), None);
+    }
+
+    #[test]
+    fn run_ids_made_now_by_one_process_strictly_increase() {
+        let ids: Vec<RunId> = (0..2000).map(|_| RunId::now()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     }
 }
