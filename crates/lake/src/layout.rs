@@ -43,6 +43,9 @@ pub struct Lake {
     env: EnvironmentId,
     capabilities: Capabilities,
     base_url: String,
+    /// The environment's folder name (`ci_<id>`) for a lake rooted at it: a location that
+    /// names it under another root is a location of this lake copied or moved as a whole.
+    anchor: Option<String>,
     format: PartitionFormat,
     fence: Option<Arc<crate::lease::Fence>>,
 }
@@ -67,6 +70,7 @@ impl Lake {
             env,
             capabilities: handle.capabilities,
             base_url: format!("{}/{}", handle.base_url, env.folder()),
+            anchor: Some(env.folder()),
             format: PartitionFormat::Csv,
             fence: None,
         }
@@ -99,6 +103,7 @@ impl Lake {
             env,
             capabilities: handle.capabilities,
             base_url: format!("{}/{}", handle.base_url, parts.join("/")),
+            anchor: None,
             format: PartitionFormat::Csv,
             fence: None,
         }
@@ -135,15 +140,47 @@ impl Lake {
         &self.root
     }
 
-    /// The absolute URL of a lake path, as written in `model.json` partition locations.
+    /// The absolute location of a lake path, as written in `model.json` partition
+    /// locations: a plain absolute path on a local lake (what the CDM SDK's local adapter
+    /// and pyarrow open), the storage's URL otherwise.
     pub fn url_of(&self, relative: &str) -> String {
         format!("{}/{}", self.base_url, relative.trim_start_matches('/'))
     }
 
-    /// The relative path of an absolute URL of this lake, if it is one.
-    pub fn relative_of_url<'a>(&self, url: &'a str) -> Option<&'a str> {
-        url.strip_prefix(&self.base_url)
-            .map(|r| r.trim_start_matches('/'))
+    /// The path relative to the environment root of an absolute partition location of
+    /// this lake, if it is one.
+    ///
+    /// Besides [`Lake::url_of`]'s form, it accepts the `file://` URLs of local lakes
+    /// written by earlier versions, and a location naming this environment's folder
+    /// (`ci_<id>`) under another root: the lake was copied or moved as a whole, and the
+    /// location is read from this lake, never from the other root. A location with `.`
+    /// or `..` segments after the root is none of this lake's.
+    pub fn relative_of_url(&self, location: &str) -> Option<String> {
+        let decoded;
+        let location = if location.starts_with("file://") {
+            decoded = url::Url::parse(location)
+                .ok()?
+                .to_file_path()
+                .ok()?
+                .to_str()?
+                .to_string();
+            decoded.as_str()
+        } else {
+            location
+        };
+        let rest = match location.strip_prefix(&self.base_url) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => {
+                let needle = format!("/{}/", self.anchor.as_deref()?);
+                let at = location.rfind(&needle)?;
+                &location[at + needle.len() - 1..]
+            }
+        };
+        let rest = rest.trim_start_matches('/');
+        if rest.split('/').any(|s| s == "." || s == "..") {
+            return None;
+        }
+        Some(rest.to_string())
     }
 
     /// A path under the environment root. `relative` uses `/` separators.

@@ -372,8 +372,8 @@ fn schema_of(entity: &Entity, type_of: impl Fn(&Attribute) -> DataType) -> Schem
 /// a partition outside this lake is an error.
 pub fn partition_relative(lake: &Lake, folder: &str, p: &Partition) -> Result<String> {
     let relative = match lake.relative_of_url(&p.location) {
-        Some(r) => r.to_string(),
-        None if !p.location.contains("://") => format!(
+        Some(r) => r,
+        None if !p.location.contains("://") && !p.location.starts_with('/') => format!(
             "{}/{}",
             folder.trim_end_matches('/'),
             p.location.trim_start_matches('/')

@@ -18,8 +18,17 @@
 //!    checks the version and then replaces the file; the replacement itself is an
 //!    atomic rename.
 //!
-//! After the commit, a run manifest is written under `_lakecdp/runs/`, Parquet folders
-//! get their `default.manifest.cdm.json`, and retention deletes old run folders.
+//! After the commit, a run manifest is written under `_lakecdp/runs/`, the folder gets its
+//! `default.manifest.cdm.json`, and retention deletes old run folders.
+//!
+//! # Locations
+//!
+//! `model.json` names its partitions by absolute locations, as the format wants: the
+//! storage's URL, or on a local lake the file's plain absolute path (the CDM SDK's local
+//! adapter and pyarrow open plain paths; neither follows `file://` URLs). The manifest
+//! names them relative to the folder, so a copy of the folder stays readable by the CDM
+//! SDK wherever it is; lakecdp itself reads a copied lake's `model.json` from the copy
+//! ([`Lake::relative_of_url`]).
 //!
 //! # Retention
 //!
@@ -276,9 +285,7 @@ impl CdmFolderWriter {
                 serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
             )
             .await?;
-        if self.lake.format() == PartitionFormat::Parquet {
-            self.write_manifest().await?;
-        }
+        self.write_manifest().await?;
         let removed_runs = self.apply_retention().await?;
         Ok(Published {
             run_id: self.run_id,
@@ -412,7 +419,7 @@ impl CdmFolderWriter {
             .entities
             .iter()
             .flat_map(|e| e.partitions.iter())
-            .filter_map(|p| self.lake.relative_of_url(&p.location).map(str::to_string))
+            .filter_map(|p| self.lake.relative_of_url(&p.location))
             .filter_map(|rel| rel.split('/').rev().nth(1).map(str::to_string))
             .collect();
         // Runs are found from the objects themselves (some S3-compatible stores keep

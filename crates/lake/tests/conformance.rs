@@ -519,7 +519,7 @@ mod cases {
         let rel = lake
             .relative_of_url(location)
             .expect("absolute URL of this lake");
-        let csv = String::from_utf8(lake.get(rel).await.unwrap().to_vec()).unwrap();
+        let csv = String::from_utf8(lake.get(&rel).await.unwrap().to_vec()).unwrap();
         assert!(
             csv.starts_with("Id,Name,Score,Active,Visits,BirthDate,UpdatedAt,SeenAt,Balance\n"),
             "{csv}"
@@ -727,3 +727,109 @@ macro_rules! lake_suite {
 }
 
 lake_suite!(local, azurite, s3);
+
+/// Every file under `from`, copied to the same place under `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A local lake names its partitions by plain absolute paths (what the CDM SDK's local
+/// adapter and pyarrow open; neither follows `file://` URLs), and still reads the
+/// `file://` locations earlier versions wrote.
+#[tokio::test]
+async fn local_partition_locations_are_plain_absolute_paths() {
+    let f = common::fixture("local").await;
+    let lake = common::lake(&f);
+    publish(
+        &lake,
+        Process::Activities,
+        2,
+        &[("UnifiedActivity", vec![common::sample_batch(0)])],
+    )
+    .await;
+    let model = read_model(&lake, &Process::Activities)
+        .await
+        .unwrap()
+        .unwrap();
+    let location = &model.entity("UnifiedActivity").unwrap().partitions[0].location;
+    assert!(!location.contains("://"), "{location}");
+    let file = std::path::Path::new(location);
+    assert!(file.is_absolute() && file.is_file(), "{location}");
+    let relative = lake
+        .relative_of_url(location)
+        .expect("a location of this lake");
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        lake.get(&relative).await.unwrap()
+    );
+
+    let legacy = url::Url::from_file_path(file).unwrap().to_string();
+    assert!(legacy.starts_with("file:///"), "{legacy}");
+    assert_eq!(lake.relative_of_url(&legacy), Some(relative.clone()));
+
+    // climbing out of the environment's folder is never one of its locations
+    let climbing = location.replace("/Activities/", "/Activities/../../other/");
+    assert_eq!(lake.relative_of_url(&climbing), None);
+    // nor is a sibling folder whose name starts like the environment's
+    let sibling = location.replacen(
+        &lake.environment().folder(),
+        &format!("{}x", lake.environment().folder()),
+        1,
+    );
+    assert_eq!(lake.relative_of_url(&sibling), None);
+}
+
+/// A local lake copied (or moved) to another folder as a whole reads back there, from
+/// the copy: its `model.json` files name the old folder, whose files are gone; the next
+/// publish names the new folder and its retention still finds the runs it replaced.
+#[tokio::test]
+async fn a_local_lake_copied_to_another_folder_reads_back_from_the_copy() {
+    let old = common::fixture("local").await;
+    let env = EnvironmentId::new();
+    let lake = Lake::new(&common::open(&old), env);
+    publish(
+        &lake,
+        Process::Segments,
+        1,
+        &[("Vip", vec![common::sample_batch(0)])],
+    )
+    .await;
+    let new = common::fixture("local").await;
+    let (old_dir, new_dir) = (old._dir.as_ref().unwrap(), new._dir.as_ref().unwrap());
+    copy_tree(old_dir.path(), new_dir.path());
+    drop(old);
+    let copied = Lake::new(&common::open(&new), env);
+    assert_eq!(
+        concat(&read_back(&copied, &Process::Segments, "Vip").await),
+        common::sample_batch(0)
+    );
+
+    let next = publish(
+        &copied,
+        Process::Segments,
+        1,
+        &[("Vip", vec![common::sample_batch(1)])],
+    )
+    .await;
+    assert_eq!(next.removed_runs.len(), 1, "{:?}", next.removed_runs);
+    let model = read_model(&copied, &Process::Segments)
+        .await
+        .unwrap()
+        .unwrap();
+    let location = &model.entity("Vip").unwrap().partitions[0].location;
+    let root = new_dir.path().canonicalize().unwrap();
+    assert!(location.starts_with(root.to_str().unwrap()), "{location}");
+    assert_eq!(
+        runs_of(&copied, "Segments/Vip").await,
+        [next.run_id.to_string()]
+    );
+}

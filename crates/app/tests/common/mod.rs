@@ -56,8 +56,20 @@ pub struct Retail {
 
 /// The retail quickstart, applied by [`admin`] (creating the lake's container).
 pub async fn retail() -> Retail {
+    retail_with(|project| project).await
+}
+
+/// The retail quickstart with its project file changed by `edit` (which must change
+/// something), applied by [`admin`].
+pub async fn retail_with(edit: impl FnOnce(String) -> String) -> Retail {
     let dir = tempfile::tempdir().unwrap();
     retail_project(dir.path());
+    let file = dir.path().join("lakecdp.toml");
+    let project = std::fs::read_to_string(&file).unwrap();
+    let edited = edit(project.clone());
+    if edited != project {
+        std::fs::write(&file, edited).unwrap();
+    }
     let catalog = open_catalog(&dir.path().join(".lakecdp/catalog.db"))
         .await
         .unwrap();
@@ -128,12 +140,11 @@ impl Retail {
     }
 }
 
-/// The local file a `file://` partition location names.
+/// The local file a partition location of a local lake names: its plain absolute path.
 pub fn file_of(location: &str) -> PathBuf {
-    url::Url::parse(location)
-        .ok()
-        .and_then(|u| u.to_file_path().ok())
-        .unwrap_or_else(|| panic!("`{location}` is a file URL"))
+    let path = PathBuf::from(location);
+    assert!(path.is_absolute(), "`{location}` is a plain absolute path");
+    path
 }
 
 /// How many of `events` match `pattern`.

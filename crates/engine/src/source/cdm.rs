@@ -188,7 +188,7 @@ fn model_entity(
         parts: entity
             .partitions
             .iter()
-            .map(|p| partition_location(&base, &p.location))
+            .map(|p| model_partition_location(&base, &p.location))
             .collect(),
         parquet,
         header: settings.as_ref().is_some_and(|s| s.column_headers),
@@ -437,6 +437,18 @@ fn data_format_type(format: &str) -> ColumnType {
         "datetime" => ColumnType::DateTime,
         "datetimeoffset" => ColumnType::DateTimeTz,
         _ => ColumnType::String,
+    }
+}
+
+/// Where a partition named in `model.json` is: a plain absolute path in the model.json
+/// of a local folder (lakecdp's local lakes write them) stays as it is; everything else
+/// as [`partition_location`] (corpus paths of manifests, whose leading `/` is the root of
+/// their namespace, never take this turn).
+fn model_partition_location(base: &str, location: &str) -> String {
+    if location.starts_with('/') && !base.contains("://") {
+        location.to_string()
+    } else {
+        partition_location(base, location)
     }
 }
 

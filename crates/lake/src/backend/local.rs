@@ -38,9 +38,7 @@ pub fn open(config: &LocalConfig, project_dir: Option<&FsPath>) -> Result<StoreH
     let store = LocalFileSystem::new_with_prefix(&root)
         .map_err(|e| Error::Service(format!("cannot open lake folder {}: {e}", root.display())))?
         .with_automatic_cleanup(true);
-    let base_url = url::Url::from_directory_path(root.join(CONTAINER))
-        .map(|u| u.to_string().trim_end_matches('/').to_string())
-        .unwrap_or_else(|_| format!("file://{}/{CONTAINER}", root.display()));
+    let base_url = plain_location(&root.join(CONTAINER));
     Ok(StoreHandle {
         store: Arc::new(store),
         container: Path::from(CONTAINER),
@@ -64,9 +62,7 @@ pub fn open_folder(folder: &FsPath) -> Result<StoreHandle> {
     let store = LocalFileSystem::new_with_prefix(&root)
         .map_err(|e| Error::Service(format!("cannot open folder {}: {e}", root.display())))?
         .with_automatic_cleanup(true);
-    let base_url = url::Url::from_directory_path(&root)
-        .map(|u| u.to_string().trim_end_matches('/').to_string())
-        .unwrap_or_else(|_| format!("file://{}", root.display()));
+    let base_url = plain_location(&root);
     Ok(StoreHandle {
         store: Arc::new(store),
         container: Path::from(""),
@@ -77,6 +73,14 @@ pub fn open_folder(folder: &FsPath) -> Result<StoreHandle> {
         base_url,
         kind: "local",
     })
+}
+
+/// The location prefix of a local folder in `model.json` partition locations: its plain
+/// absolute path with `/` separators. The CDM SDK's local adapter and pyarrow open plain
+/// paths; neither resolves `file://` URLs.
+fn plain_location(folder: &FsPath) -> String {
+    let shown = folder.to_string_lossy().replace('\\', "/");
+    shown.trim_end_matches('/').to_string()
 }
 
 /// Whether the container folder exists.

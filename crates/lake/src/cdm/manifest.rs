@@ -1,6 +1,7 @@
-//! `default.manifest.cdm.json` and entity definition documents, written beside
-//! `model.json` when partitions are Parquet: the manifest format declares a Parquet
-//! partition with the `is.partition.format.parquet` trait, which `model.json` cannot.
+//! `default.manifest.cdm.json` and entity definition documents, written beside every
+//! `model.json`: the manifest format declares a Parquet partition with the
+//! `is.partition.format.parquet` trait, which `model.json` cannot, and its locations are
+//! relative to the folder, so a copied folder stays readable.
 //!
 //! These documents are derived from `model.json` and written after it; `model.json`
 //! stays the commit point of a publish.
