@@ -113,6 +113,9 @@ pub struct KeyIndex {
     entries: Vec<Entry>,
     arena: Vec<u8>,
     others: Vec<ScalarValue>,
+    /// Every row that lost its key so far: the incoming row when it is older, the
+    /// previous winner otherwise. Whatever is not here won.
+    losers: Vec<Position>,
 }
 
 impl Default for KeyIndex {
@@ -130,6 +133,7 @@ impl KeyIndex {
             entries: Vec::new(),
             arena: Vec::new(),
             others: Vec::new(),
+            losers: Vec::new(),
         }
     }
 
@@ -149,6 +153,7 @@ impl KeyIndex {
             + self.arena.capacity()
             + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
             + self.others.capacity() * std::mem::size_of::<ScalarValue>()
+            + self.losers.capacity() * std::mem::size_of::<Position>()
     }
 
     fn key_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
@@ -195,9 +200,12 @@ impl KeyIndex {
             Slot::Occupied(o) => {
                 let i = *o.get() as usize;
                 let current = self.entries[i].updated;
-                if !self.older(&updated, current) {
+                if self.older(&updated, current) {
+                    self.losers.push(position);
+                } else {
                     let stored = self.store(updated);
                     let e = &mut self.entries[i];
+                    self.losers.push((e.file as usize, e.line));
                     e.file = position.0 as u32;
                     e.line = position.1;
                     e.updated = stored;
@@ -216,6 +224,13 @@ impl KeyIndex {
                 self.arena.extend_from_slice(bytes);
             }
         }
+    }
+
+    /// The rows that lost their key, sorted (taken: the index keeps none after).
+    pub fn take_losers(&mut self) -> Vec<Position> {
+        let mut losers = std::mem::take(&mut self.losers);
+        losers.sort_unstable();
+        losers
     }
 
     /// The position of the row that won `key`.
@@ -261,6 +276,11 @@ mod tests {
         assert_eq!(index.winner("c"), Some((2, 1)));
         assert_eq!(index.winner("d"), None);
         assert_eq!(index.len(), 3);
+        // every row offered either won its key or is a loser, once
+        assert_eq!(
+            index.take_losers(),
+            [(0, 1), (0, 2), (0, 3), (1, 6), (2, 2)]
+        );
     }
 
     #[test]
@@ -273,5 +293,6 @@ mod tests {
             assert_eq!(index.winner(&format!("K{i}")), Some((0, i)));
         }
         assert_eq!(index.len(), 50_000);
+        assert!(index.take_losers().is_empty());
     }
 }

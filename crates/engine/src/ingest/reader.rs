@@ -97,8 +97,12 @@ pub(super) struct TableReader {
 
 /// Which row won each key of a keyed load, asked row by row in the order read.
 enum Winners {
-    /// The whole index fitted its budget.
-    Memory(KeyIndex),
+    /// The whole index fitted its budget; `losers` (sorted) are the rows that lost their
+    /// key, so every other row won without a look at the index.
+    Memory {
+        index: KeyIndex,
+        losers: Vec<Position>,
+    },
     /// The index went to disk: the rows that lost, with their key's winner.
     Spilled(Losers),
 }
@@ -107,9 +111,18 @@ impl Winners {
     /// The winner of the key of the next row read, which has `key` and is at `own`.
     fn winner(&mut self, key: &str, own: Position) -> Result<Option<Position>> {
         match self {
-            Winners::Memory(index) => Ok(index.winner(key)),
+            Winners::Memory { index, losers } => Ok(if losers.binary_search(&own).is_ok() {
+                index.winner(key)
+            } else {
+                Some(own)
+            }),
             Winners::Spilled(losers) => losers.winner(own).map(Some),
         }
+    }
+
+    /// Whether every row read won its key (no key was seen twice).
+    fn all_won(&self) -> bool {
+        matches!(self, Winners::Memory { losers, .. } if losers.is_empty())
     }
 }
 
@@ -746,7 +759,10 @@ impl TableReader {
         let read = read?;
         let mut spilled = spill.finish()?;
         let mut winners = match index {
-            Some(index) => Winners::Memory(index),
+            Some(mut index) => Winners::Memory {
+                losers: index.take_losers(),
+                index,
+            },
             None => Winners::Spilled(self.key_runs(pk, &mut spilled)?),
         };
         let bytes = spilled.bytes;
@@ -836,6 +852,16 @@ impl TableReader {
             });
         }
         let mut batch = converted.batch;
+        let winners = winners.filter(|w| {
+            if !w.all_won() {
+                return true;
+            }
+            // every row wins its key: a delete removes it, any other row stays
+            if role.kind == FileKind::Deletes {
+                routed.deleted += batch.num_rows() as u64;
+            }
+            false
+        });
         if let (Some(winners), Some(pk)) = (winners, self.converter.primary_key()) {
             let keys = cast(batch.column(pk), &DataType::Utf8)?;
             let keys = keys
