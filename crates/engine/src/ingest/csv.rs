@@ -757,15 +757,19 @@ pub(crate) fn convert_chunk(
 /// 1-based position, as for files without a header) and a name met again (ignoring case,
 /// as CDM names are compared) gets `_2`, `_3`... until it is unique. A header such as
 /// `Id,,Name,name` (a trailing comma, a repeated column of an export) then still loads,
-/// and `model.json` never names an attribute twice or not at all.
+/// and `model.json` never names an attribute twice or not at all. A byte order mark that
+/// starts a name (a header found after blank lines, behind the file's own mark) is not
+/// part of it: readers drop it at the start of the published file, and the name would
+/// then match no column.
 pub(crate) fn unique_column_names(names: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(names.len());
     for (i, name) in names.into_iter().enumerate() {
+        let name = name.trim_start_matches('\u{feff}');
         let base = if name.is_empty() {
             format!("column_{}", i + 1)
         } else {
-            name
+            name.to_string()
         };
         let mut candidate = base.clone();
         let mut n = 1;
@@ -847,6 +851,8 @@ mod tests {
             ["Id", "column_2", "id_2", "Name", "ID_3", "column_2_2"]
         );
         assert_eq!(names(&["", ""]), ["column_1", "column_2"]);
+        // a byte order mark before a header found after blank lines is no name
+        assert_eq!(names(&["\u{feff}", "\u{feff}Id"]), ["column_1", "Id"]);
     }
 
     use super::*;
