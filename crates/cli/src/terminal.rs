@@ -420,7 +420,7 @@ pub fn print_unify(r: &UnifyReport) {
     print_models(r, false);
     if r.held_for_review > 0 {
         println!(
-            "  {} weak links of match models held for review: each would have merged two profiles or grown a profile of weak links only",
+            "  {} weak links of match models held for review (Unification/ConflationReviewPairs): each would have merged two profiles or grown a profile of weak links only",
             r.held_for_review
         );
     }

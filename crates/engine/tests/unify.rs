@@ -1349,6 +1349,35 @@ async fn weak_links_attach_single_records_but_never_merge_profiles() {
     assert_eq!(groups(&profiles(&lake).await), expected);
     // held: C5 joining {C1, C2} (which never-match would refuse too) and S1 joining it
     assert_eq!(report.held_for_review, 2);
+    // and published for review, each with its model, probability and reason
+    let review = unified(&lake, "ConflationReviewPairs").await;
+    let held: BTreeSet<(String, String, String)> = strings(&review, "KeyA")
+        .into_iter()
+        .zip(strings(&review, "KeyB"))
+        .zip(strings(&review, "Reason"))
+        .map(|((a, b), why)| (a, b, why))
+        .collect();
+    let grow = "a weak link would grow a profile that only weak links hold".to_string();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        held.iter()
+            .any(|(a, b, why)| (a == "C5" || b == "C5") && *why == grow),
+        "{held:?}"
+    );
+    assert!(
+        held.iter()
+            .any(|(a, b, why)| a == "S1" && (b == "C1" || b == "C2") && *why == grow),
+        "{held:?}"
+    );
+    let probabilities: Vec<f64> = strings(&review, "Probability")
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        probabilities.windows(2).all(|w| w[0] >= w[1]),
+        "strongest first: {probabilities:?}"
+    );
+    assert!(probabilities.iter().all(|p| *p > 0.5 && *p < 0.999_999_9));
 
     // with the default (0.99) the same pairs are strong and S1 joins C1's profile
     let report = unify(
@@ -1360,6 +1389,7 @@ async fn weak_links_attach_single_records_but_never_merge_profiles() {
     .await
     .unwrap();
     assert_eq!(report.held_for_review, 0);
+    assert_eq!(unified(&lake, "ConflationReviewPairs").await.num_rows(), 0);
     assert!(groups(&profiles(&lake).await).contains(&vec![
         "Contacts:C1".to_string(),
         "Contacts:C2".into(),

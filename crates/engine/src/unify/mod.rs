@@ -130,6 +130,10 @@ pub const MODEL_RULE: &str = "model";
 /// A matched pair: (table, record, other table, other record, rule, score).
 type MatchPair = (usize, u32, usize, u32, String, f32);
 
+/// A weak link held for review: two records as in [`MatchPair`], the model, the
+/// probability, and why it was held.
+type ReviewPair = (usize, u32, usize, u32, String, f32, Held);
+
 /// A deduplication result of one table.
 struct Deduped {
     /// Winner (record index) of each record.
@@ -210,9 +214,11 @@ pub async fn unify(
     let mut overlays = Vec::with_capacity(tables.len());
     let mut refused_in_dedupe = 0u64;
     let mut held = 0u64;
+    // the weak links held for review, published for a person to look at
+    let mut review: Vec<ReviewPair> = Vec::new();
     // per table, whether each record's duplicate group is held together by a strong link
     let mut strong_groups: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
-    for t in &tables {
+    for (ti, t) in tables.iter().enumerate() {
         let mut uf = UnionFind::new(t.len());
         let mut links = Links::new(t.len());
         let mut rule = vec![None; t.len()];
@@ -248,7 +254,9 @@ pub async fn unify(
                 max_block,
             );
             for &(x, y, s) in &found.pairs {
-                if !links.join(&mut uf, &never_here, x, y, true, &mut refused_in_dedupe) {
+                if links.join(&mut uf, &never_here, x, y, true, &mut refused_in_dedupe)
+                    != Join::Joined
+                {
                     continue;
                 }
                 for r in [x, y] {
@@ -288,8 +296,13 @@ pub async fn unify(
                 .unwrap_or(lakecdp_core::unify::DEFAULT_STRONG_LINK);
             for (x, y, p) in strongest_first(&outcome.pairs) {
                 let strong = f64::from(p) >= strong_at;
-                if !links.join(&mut uf, &never_here, x, y, strong, &mut refused_in_dedupe) {
-                    continue;
+                match links.join(&mut uf, &never_here, x, y, strong, &mut refused_in_dedupe) {
+                    Join::Joined => {}
+                    Join::Refused => continue,
+                    Join::Held(why) => {
+                        review.push((ti, x, ti, y, name.clone(), p, why));
+                        continue;
+                    }
                 }
                 for r in [x, y] {
                     if rule[r as usize].is_none() {
@@ -376,7 +389,7 @@ pub async fn unify(
         }
     }
     let mut refused = refused_in_dedupe;
-    let mut join = |uf: &mut UnionFind, a: u32, b: u32, strong: bool| -> bool {
+    let mut join = |uf: &mut UnionFind, a: u32, b: u32, strong: bool| -> Join {
         links.join(uf, &never, a, b, strong, &mut refused)
     };
     for p in &spec.overrides.always_match {
@@ -423,7 +436,7 @@ pub async fn unify(
             );
             for &(x, y, s) in &found.pairs {
                 // a pair a never-match override refused joined nothing
-                if join(&mut uf, offsets[ti] + x, offsets[wi] + y, true) {
+                if join(&mut uf, offsets[ti] + x, offsets[wi] + y, true) == Join::Joined {
                     matched[x as usize] = true;
                     match_pairs.push((ti, x, wi, y, name.clone(), s));
                 }
@@ -465,9 +478,13 @@ pub async fn unify(
                 .unwrap_or(lakecdp_core::unify::DEFAULT_STRONG_LINK);
             for (x, y, p) in strongest_first(&outcome.pairs) {
                 let strong = f64::from(p) >= strong_at;
-                if join(&mut uf, offsets[ti] + x, offsets[wi] + y, strong) {
-                    matched[x as usize] = true;
-                    match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
+                match join(&mut uf, offsets[ti] + x, offsets[wi] + y, strong) {
+                    Join::Joined => {
+                        matched[x as usize] = true;
+                        match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
+                    }
+                    Join::Held(why) => review.push((ti, x, wi, y, name.clone(), p, why)),
+                    Join::Refused => {}
                 }
             }
             note_model(
@@ -594,6 +611,7 @@ pub async fn unify(
         merge::write_customer(&mut writer, &outputs).await?;
         merge::write_alternate_keys(&mut writer, &outputs).await?;
         write_match_pairs(&mut writer, &tables, &match_pairs).await?;
+        write_review_pairs(&mut writer, &tables, &review).await?;
         merge::write_history(&mut writer, previous_history, &assignment.history, &run).await?;
         for (t, d) in tables.iter().zip(&deduped) {
             write_dedupe(&mut writer, t, d).await?;
@@ -674,6 +692,35 @@ struct Links {
     held: u64,
 }
 
+/// What became of a link offered to [`Links::join`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// The records are in one set now (joined here or before).
+    Joined,
+    /// A never-match override refused it.
+    Refused,
+    /// A weak link held for review, and why.
+    Held(Held),
+}
+
+/// Why a weak link was held for review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Both records are in profiles of more than one record.
+    WouldMerge,
+    /// One record would join a profile that only weak links hold.
+    WouldGrowWeak,
+}
+
+impl Held {
+    fn reason(self) -> &'static str {
+        match self {
+            Held::WouldMerge => "a weak link would merge two profiles",
+            Held::WouldGrowWeak => "a weak link would grow a profile that only weak links hold",
+        }
+    }
+}
+
 impl Links {
     fn new(n: usize) -> Self {
         Links {
@@ -682,20 +729,28 @@ impl Links {
         }
     }
 
-    /// Whether a weak link may join the sets of `a` and `b`: it attaches one record to
-    /// a set a strong link holds together, or pairs two single records.
-    fn weak_may_join(&self, uf: &mut UnionFind, a: u32, b: u32) -> bool {
+    /// Whether a weak link may join the sets of `a` and `b` (it attaches one record to
+    /// a set a strong link holds together, or pairs two single records), or why not.
+    fn weak_may_join(&self, uf: &mut UnionFind, a: u32, b: u32) -> Result<(), Held> {
         let (ra, rb) = (uf.find(a), uf.find(b));
         if ra == rb {
-            return true;
+            return Ok(());
         }
         let (sa, sb) = (uf.set_size(a), uf.set_size(b));
-        (sa == 1 && (sb == 1 || self.strong[rb as usize])) || (sb == 1 && self.strong[ra as usize])
+        if sa > 1 && sb > 1 {
+            return Err(Held::WouldMerge);
+        }
+        if (sa == 1 && (sb == 1 || self.strong[rb as usize]))
+            || (sb == 1 && self.strong[ra as usize])
+        {
+            Ok(())
+        } else {
+            Err(Held::WouldGrowWeak)
+        }
     }
 
     /// Join `a` and `b` through a link of this strength, keeping the strength of the
-    /// joined set; false when the link is held (weak) or a never-match override refused
-    /// it.
+    /// joined set, unless the link is held (weak) or a never-match override refuses it.
     fn join(
         &mut self,
         uf: &mut UnionFind,
@@ -704,18 +759,20 @@ impl Links {
         b: u32,
         strong: bool,
         refused: &mut u64,
-    ) -> bool {
-        if !strong && !self.weak_may_join(uf, a, b) {
-            self.held += 1;
-            return false;
+    ) -> Join {
+        if !strong {
+            if let Err(why) = self.weak_may_join(uf, a, b) {
+                self.held += 1;
+                return Join::Held(why);
+            }
         }
         let was = self.strong[uf.find(a) as usize] || self.strong[uf.find(b) as usize];
         if !join_unless_never(uf, never, a, b, refused) {
-            return false;
+            return Join::Refused;
         }
         let root = uf.find(a) as usize;
         self.strong[root] = was || strong;
-        true
+        Join::Joined
     }
 }
 
@@ -955,6 +1012,51 @@ async fn write_match_pairs(
         .write_entity(
             "ConflationMatchPairs",
             Some("pairs of records joined by match rules, with the rule and its score"),
+            schema,
+            futures::stream::iter([Ok::<_, String>(batch)]),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `ConflationReviewPairs`: the weak links of match models held for review, strongest
+/// first, with the model, the probability and why each was held.
+async fn write_review_pairs(
+    writer: &mut CdmFolderWriter,
+    tables: &[TableData],
+    pairs: &[ReviewPair],
+) -> Result<()> {
+    let mut pairs: Vec<&ReviewPair> = pairs.iter().collect();
+    pairs.sort_by(|x, y| y.5.total_cmp(&x.5));
+    let names = [
+        "SourceA", "TableA", "KeyA", "SourceB", "TableB", "KeyB", "Model",
+    ];
+    let mut fields: Vec<Field> = names
+        .iter()
+        .map(|n| Field::new(*n, DataType::Utf8, false))
+        .collect();
+    fields.push(Field::new("Probability", DataType::Float32, false));
+    fields.push(Field::new("Reason", DataType::Utf8, false));
+    let schema = Arc::new(Schema::new(fields));
+    let text = |f: &dyn Fn(&ReviewPair) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(pairs.iter().map(|p| f(p))))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(&|p| tables[p.0].spec.source.clone()),
+        text(&|p| tables[p.0].spec.table.clone()),
+        text(&|p| tables[p.0].keys[p.1 as usize].clone()),
+        text(&|p| tables[p.2].spec.source.clone()),
+        text(&|p| tables[p.2].spec.table.clone()),
+        text(&|p| tables[p.2].keys[p.3 as usize].clone()),
+        text(&|p| p.4.clone()),
+        Arc::new(Float32Array::from_iter_values(pairs.iter().map(|p| p.5))),
+        text(&|p| p.6.reason().to_string()),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    writer
+        .write_entity(
+            "ConflationReviewPairs",
+            Some("weak links of match models held for review: records a model finds likely the same customer, not joined because the link would merge two profiles or grow one that only weak links hold"),
             schema,
             futures::stream::iter([Ok::<_, String>(batch)]),
         )
