@@ -109,10 +109,15 @@ enum Winners {
 
 impl Winners {
     /// The winner of the key of the next row read, which has `key` and is at `own`.
-    fn winner(&mut self, key: &str, own: Position) -> Result<Option<Position>> {
+    /// `key` gives the row's key as text; it is asked only for a row that lost.
+    fn winner(
+        &mut self,
+        key: impl FnOnce() -> Result<String>,
+        own: Position,
+    ) -> Result<Option<Position>> {
         match self {
             Winners::Memory { index, losers } => Ok(if losers.binary_search(&own).is_ok() {
-                index.winner(key)
+                index.winner(&key()?)
             } else {
                 Some(own)
             }),
@@ -863,15 +868,18 @@ impl TableReader {
             false
         });
         if let (Some(winners), Some(pk)) = (winners, self.converter.primary_key()) {
-            let keys = cast(batch.column(pk), &DataType::Utf8)?;
-            let keys = keys
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| Error::Internal("keys are not text".into()))?;
+            // a key's text is made only for a row that lost (most rows win)
+            let key_of = |i: usize| -> Result<String> {
+                let one = cast(&batch.column(pk).slice(i, 1), &DataType::Utf8)?;
+                let one = one
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| Error::Internal("keys are not text".into()))?;
+                Ok(one.value(0).to_string())
+            };
             let mut keep = Vec::with_capacity(batch.num_rows());
             for (i, line) in converted.lines.iter().enumerate() {
-                let key = keys.value(i);
-                let winner = winners.winner(key, (file_idx, *line))?;
+                let winner = winners.winner(|| key_of(i), (file_idx, *line))?;
                 let wins = winner == Some((file_idx, *line));
                 let winner_role =
                     winner.map(|(f, _)| self.roles.get(f).copied().unwrap_or(Role::ROWS));
@@ -887,6 +895,7 @@ impl TableReader {
                     continue;
                 }
                 if !wins {
+                    let key = key_of(i)?;
                     let kept = match winner {
                         Some((f, l)) => format!(
                             "{}:{l}",
