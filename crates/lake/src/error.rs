@@ -49,6 +49,17 @@ pub enum Error {
         path: String,
     },
 
+    /// A column whose Arrow type Delta Sharing's schema cannot state.
+    #[error("column `{column}` of `{entity}` has the type {data_type}, which a Delta Sharing schema cannot state; it cannot be shared (store it as text or as a supported type)")]
+    Unshareable {
+        /// The entity.
+        entity: String,
+        /// The column (a nested field as `column.field`).
+        column: String,
+        /// Its Arrow type.
+        data_type: String,
+    },
+
     /// A `model.json` or manifest is not valid.
     #[error("invalid CDM document {path}: {message}")]
     InvalidCdm {
