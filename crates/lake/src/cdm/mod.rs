@@ -1,7 +1,7 @@
 //! CDM folders: `model.json` (the only code that knows its JSON shape), the
 //! `default.manifest.cdm.json` written beside it, the Spark JSON schema Delta Sharing
-//! states an entity with, and the one
-//! table that maps Arrow types to CDM data types and back.
+//! states an entity with, and the one table that maps Arrow types to CDM data types and
+//! back.
 
 mod manifest;
 mod model;
