@@ -101,12 +101,29 @@ pub const DEFAULT_RETENTION_MIN_AGE: Duration = Duration::from_secs(60 * 60);
 pub struct Published {
     /// The run.
     pub run_id: RunId,
+    /// Its publish ordinal in the folder: 1 for the first run ever published there, one
+    /// more for each later one (the `lakecdp:version` annotation of `model.json`).
+    pub version: u64,
     /// The `model.json` path, relative to the environment root.
     pub model_path: String,
     /// Rows per entity, in the order written.
     pub entities: Vec<(String, u64)>,
     /// Old run folders deleted by retention.
     pub removed_runs: Vec<RunId>,
+}
+
+/// The `model.json` annotation that holds the folder's publish ordinal.
+pub const VERSION_ANNOTATION: &str = "lakecdp:version";
+
+/// The publish ordinal a `model.json` records ([`Published::version`]); none in one
+/// written before lakecdp recorded it.
+pub fn publish_version(model: &Model) -> Option<u64> {
+    model
+        .annotations
+        .iter()
+        .find(|a| a.name == VERSION_ANNOTATION)
+        .and_then(|a| a.value.as_deref())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Writes one run of one process folder and publishes it atomically.
@@ -117,6 +134,8 @@ pub struct CdmFolderWriter {
     folder: String,
     run_id: RunId,
     base: Option<UpdateVersion>,
+    /// The publish ordinal of this run in its folder.
+    version: u64,
     model: Model,
     rows: Vec<(String, u64)>,
     retention: usize,
@@ -128,12 +147,27 @@ impl CdmFolderWriter {
     pub async fn begin(lake: &Lake, process: Process, retention: u32) -> Result<Self> {
         let folder = process.folder();
         let model_path = lake.path(&format!("{folder}/{MODEL_JSON}"));
-        let base = match lake.store().head(&model_path).await {
-            Ok(meta) => Some(UpdateVersion {
-                e_tag: meta.e_tag,
-                version: meta.version,
-            }),
-            Err(object_store::Error::NotFound { .. }) => None,
+        // the current model.json: its version for the commit's compare-and-swap, and its
+        // publish ordinal, which the new one follows
+        let (base, previous) = match lake.store().get(&model_path).await {
+            Ok(found) => {
+                let base = UpdateVersion {
+                    e_tag: found.meta.e_tag.clone(),
+                    version: found.meta.version.clone(),
+                };
+                let bytes = found
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::store(&model_path, e))?;
+                // a model.json of an earlier version of lakecdp (or unreadable) counts as
+                // the first publish
+                let previous = Model::from_json(model_path.as_ref(), &bytes)
+                    .ok()
+                    .and_then(|m| publish_version(&m))
+                    .unwrap_or(1);
+                (Some(base), previous)
+            }
+            Err(object_store::Error::NotFound { .. }) => (None, 0),
             Err(e) => return Err(Error::store(&model_path, e)),
         };
         let model = Model::new(process.model_name());
@@ -143,6 +177,7 @@ impl CdmFolderWriter {
             folder,
             run_id: RunId::now(),
             base,
+            version: previous + 1,
             model,
             rows: Vec::new(),
             retention: retention.max(1) as usize,
@@ -268,6 +303,10 @@ impl CdmFolderWriter {
             name: "lakecdp:runId".into(),
             value: Some(self.run_id.to_string()),
         });
+        self.model.annotations.push(Annotation {
+            name: VERSION_ANNOTATION.into(),
+            value: Some(self.version.to_string()),
+        });
         let model_rel = format!("{}/{MODEL_JSON}", self.folder);
         self.put_model(&model_rel, self.model.to_json()).await?;
 
@@ -289,6 +328,7 @@ impl CdmFolderWriter {
         let removed_runs = self.apply_retention().await?;
         Ok(Published {
             run_id: self.run_id,
+            version: self.version,
             model_path: model_rel,
             entities: self.rows,
             removed_runs,

@@ -326,6 +326,35 @@ mod cases {
         );
     }
 
+    /// Each publish of a folder records its ordinal: 1, 2, 3...; a crashed run takes
+    /// none; a `model.json` written before ordinals were recorded counts as the first.
+    pub async fn publish_versions(kind: &str) {
+        let f = common::fixture(kind).await;
+        let lake = common::lake(&f);
+        let table = |i| [("Cities", vec![common::sample_batch(i)])];
+        let mut versions = Vec::new();
+        for i in 0..2 {
+            versions.push(publish(&lake, Process::Reports, 3, &table(i)).await.version);
+        }
+        crash(&lake, Process::Reports, "Cities").await;
+        let third = publish(&lake, Process::Reports, 3, &table(2)).await;
+        versions.push(third.version);
+        assert_eq!(versions, [1, 2, 3]);
+        let model = read_model(&lake, &Process::Reports).await.unwrap().unwrap();
+        assert_eq!(lakecdp_lake::publish::publish_version(&model), Some(3));
+
+        // a model.json of an earlier version: no ordinal
+        let mut old = model.clone();
+        old.annotations
+            .retain(|a| a.name != lakecdp_lake::publish::VERSION_ANNOTATION);
+        lake.put(&format!("Reports/{MODEL_JSON}"), old.to_json())
+            .await
+            .unwrap();
+        assert_eq!(lakecdp_lake::publish::publish_version(&old), None);
+        let next = publish(&lake, Process::Reports, 3, &table(3)).await;
+        assert_eq!(next.version, 2);
+    }
+
     /// Run folders of crashed runs never count toward the retention: they never push a
     /// published run out, and they are deleted.
     pub async fn retention_counts_published_runs_only(kind: &str) {
@@ -706,6 +735,8 @@ macro_rules! lake_suite {
             async fn concurrent_publishers_conflict() { cases::concurrent_publishers_conflict(stringify!($backend)).await }
             #[tokio::test]
             async fn retention() { cases::retention(stringify!($backend)).await }
+            #[tokio::test]
+            async fn publish_versions() { cases::publish_versions(stringify!($backend)).await }
             #[tokio::test]
             async fn retention_counts_published_runs_only() { cases::retention_counts_published_runs_only(stringify!($backend)).await }
             #[tokio::test]
