@@ -478,6 +478,11 @@ pub trait Catalog: Send + Sync {
     /// Whether a run's cancellation was asked for.
     async fn cancel_requested(&self, run: &RunId) -> Result<bool>;
 
+    /// The catalog's key `name`: 32 random bytes made on first use (`fresh`, kept only
+    /// when no process made one first), then the same for every process that uses the
+    /// catalog.
+    async fn key(&self, name: &str, fresh: [u8; 32], now: DateTime<Utc>) -> Result<[u8; 32]>;
+
     /// Take or renew the named work for `holder` until `expires_at`, if free, expired at
     /// `now`, or held by `holder`; returns who holds it afterwards.
     async fn take_leadership(

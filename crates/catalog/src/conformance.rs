@@ -91,6 +91,7 @@ macro_rules! catalog_conformance_suite {
             audit_entries_are_appended_and_read_newest_first,
             run_events_and_cancel_requests_are_shared,
             leadership_is_taken_renewed_and_taken_over,
+            a_key_is_made_once_and_then_the_same_for_everyone,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -2126,6 +2127,28 @@ pub async fn run_events_and_cancel_requests_are_shared(catalog: &dyn Catalog) {
     assert_kind_not_found(catalog.request_cancel(&unknown, at).await, RUN);
     catalog.delete_environment(env.id).await.unwrap();
     assert!(catalog.run_events(&run.id, 0, 10).await.unwrap().is_empty());
+}
+
+/// A key is made by the first process that asks for it; every later ask, with whatever
+/// fresh bytes, gets the same key; keys of other names are their own.
+pub async fn a_key_is_made_once_and_then_the_same_for_everyone(catalog: &dyn Catalog) {
+    let name = format!("sharing-urls-{}", suffix());
+    let first = catalog.key(&name, [7; 32], now()).await.unwrap();
+    assert_eq!(first, [7; 32]);
+    assert_eq!(catalog.key(&name, [9; 32], now()).await.unwrap(), first);
+    let other = format!("other-{}", suffix());
+    assert_eq!(catalog.key(&other, [9; 32], now()).await.unwrap(), [9; 32]);
+    // many first asks at once: one key wins for all
+    let name = format!("raced-{}", suffix());
+    let t = now();
+    let (a, b, c, d) = tokio::join!(
+        catalog.key(&name, [1; 32], t),
+        catalog.key(&name, [2; 32], t),
+        catalog.key(&name, [3; 32], t),
+        catalog.key(&name, [4; 32], t),
+    );
+    let keys = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()];
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
 }
 
 /// Leadership goes to one holder at a time, is renewed by it, taken over once expired,

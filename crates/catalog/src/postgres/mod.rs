@@ -1304,6 +1304,11 @@ impl Catalog for PostgresCatalog {
         security::cancel_requested(&*client, run).await
     }
 
+    async fn key(&self, name: &str, fresh: [u8; 32], now: DateTime<Utc>) -> Result<[u8; 32]> {
+        let client = self.client().await?;
+        security::key(&*client, name, fresh, now).await
+    }
+
     async fn take_leadership(
         &self,
         name: &str,

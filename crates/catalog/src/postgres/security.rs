@@ -665,6 +665,29 @@ pub(crate) async fn cancel_requested(client: &impl GenericClient, run: &RunId) -
     }
 }
 
+pub(crate) async fn key(
+    client: &impl GenericClient,
+    name: &str,
+    fresh: [u8; 32],
+    now: DateTime<Utc>,
+) -> Result<[u8; 32]> {
+    client
+        .execute(
+            "INSERT INTO keys (name, key, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+            &[&name, &fresh.as_slice(), &ts(now)],
+        )
+        .await
+        .map_err(storage)?;
+    let row = client
+        .query_one("SELECT key FROM keys WHERE name = $1", &[&name])
+        .await
+        .map_err(storage)?;
+    let key: Vec<u8> = get(&row, 0)?;
+    key.try_into()
+        .map_err(|_| Error::Storage(format!("the catalog's key `{name}` is not 32 bytes long")))
+}
+
 pub(crate) async fn take_leadership(
     client: &impl GenericClient,
     name: &str,

@@ -59,6 +59,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "accounts, groups, sessions, API tokens, audit log and shared run work",
         sql: include_str!("../../migrations/sqlite/0007_accounts_sessions_audit.sql"),
     },
+    Migration {
+        version: 8,
+        description: "keys made on first use",
+        sql: include_str!("../../migrations/sqlite/0008_keys.sql"),
+    },
 ];
 
 /// The schema version this code writes.

@@ -1098,6 +1098,12 @@ impl Catalog for SqliteCatalog {
             .await
     }
 
+    async fn key(&self, name: &str, fresh: [u8; 32], now: DateTime<Utc>) -> Result<[u8; 32]> {
+        let n = name.to_string();
+        self.write(move |tx| security::key(tx, &n, fresh, now))
+            .await
+    }
+
     async fn take_leadership(
         &self,
         name: &str,

@@ -636,6 +636,24 @@ pub(crate) fn cancel_requested(conn: &Db, run: &RunId) -> Result<bool> {
     }
 }
 
+pub(crate) fn key(
+    tx: &Transaction<'_>,
+    name: &str,
+    fresh: [u8; 32],
+    now: DateTime<Utc>,
+) -> Result<[u8; 32]> {
+    tx.execute(
+        "INSERT INTO keys (name, key, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
+        params![name, fresh.as_slice(), timestamp(now)],
+    )
+    .map_err(storage)?;
+    let key: Vec<u8> = tx
+        .query_row("SELECT key FROM keys WHERE name = ?1", [name], |r| r.get(0))
+        .map_err(storage)?;
+    key.try_into()
+        .map_err(|_| Error::Storage(format!("the catalog's key `{name}` is not 32 bytes long")))
+}
+
 pub(crate) fn take_leadership(
     tx: &Transaction<'_>,
     name: &str,
