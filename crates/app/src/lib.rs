@@ -25,6 +25,7 @@ pub mod roles;
 pub mod runs;
 pub mod scheduler;
 pub mod segments;
+pub mod sharing;
 pub mod sources;
 mod targets;
 pub mod unify;

@@ -136,6 +136,7 @@ impl Error {
                 | Error::Fenced { .. }
                 | Error::InvalidCdm { .. }
                 | Error::ArrowTypeAnnotation { .. }
+                | Error::Unshareable { .. }
                 | Error::Unsupported(_)
         )
     }

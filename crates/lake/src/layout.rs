@@ -227,6 +227,29 @@ impl Lake {
         r.bytes().await.map_err(|e| Error::store(&path, e))
     }
 
+    /// The metadata of the object at a relative path.
+    pub async fn head(&self, relative: &str) -> Result<ObjectMeta> {
+        let path = self.path(relative);
+        self.store
+            .head(&path)
+            .await
+            .map_err(|e| Error::store(&path, e))
+    }
+
+    /// Read the object at a relative path as `options` say (a range, a version): its
+    /// metadata and a stream of its bytes.
+    pub async fn get_opts(
+        &self,
+        relative: &str,
+        options: object_store::GetOptions,
+    ) -> Result<object_store::GetResult> {
+        let path = self.path(relative);
+        self.store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| Error::store(&path, e))
+    }
+
     /// Whether an object exists at a relative path.
     pub async fn exists(&self, relative: &str) -> Result<bool> {
         let path = self.path(relative);
