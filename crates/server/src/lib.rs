@@ -17,6 +17,7 @@ pub mod auth;
 pub mod jobs;
 pub mod problem;
 pub mod scheduler;
+pub mod sharing;
 pub mod tls;
 mod work;
 
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let described = doc.clone();
     let router = api
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit))
+        .nest("/delta-sharing", sharing::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route(

@@ -1,0 +1,323 @@
+//! The Delta Sharing endpoint read by its real client: `delta-sharing` from PyPI
+//! (`LAKECDP_TEST_PYTHON` names a Python that has it; `scripts/test.sh` sets it) loads
+//! shared tables through a profile file, row for row the lake's; and the file URLs it
+//! is given are signed, short-lived and served with ranges.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::Array;
+use lakecdp_app::environments::Saved;
+use lakecdp_app::{
+    open_catalog, Actor, App, CancellationToken, RefreshRequest, Silent, DEFAULT_PRINCIPAL,
+};
+use lakecdp_core::{Role, RunStatus};
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::publish::read_model;
+use lakecdp_lake::Process;
+use lakecdp_server::ServerConfig;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// The retail quickstart at a tenth of its size, publishing Parquet, refreshed once.
+async fn refreshed_retail(dir: &Path) -> (App, lakecdp_core::Environment) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
+    let project = std::fs::read_to_string(example.join("lakecdp.toml"))
+        .unwrap()
+        .replace("output_format = \"csv\"", "output_format = \"parquet\"");
+    assert!(project.contains("output_format = \"parquet\""));
+    std::fs::write(dir.join("lakecdp.toml"), project).unwrap();
+    let config =
+        lakecdp_bench::retail::RetailConfig::scaled(lakecdp_bench::retail::DEFAULT_SEED, 0.1)
+            .unwrap();
+    lakecdp_bench::retail::generate(&config, &dir.join("data")).unwrap();
+    let catalog = open_catalog(&dir.join(".lakecdp/catalog.db"))
+        .await
+        .unwrap();
+    let app = App::new(Arc::clone(&catalog), dir);
+    let admin = Actor::named(DEFAULT_PRINCIPAL);
+    let env = match app.apply(&admin, true, &Silent).await.unwrap().0 {
+        Saved::Created(env) => env,
+        other => panic!("created, not {other:?}"),
+    };
+    refresh(&app).await;
+    (app, env)
+}
+
+async fn refresh(app: &App) {
+    let report = app
+        .refresh(
+            &Actor::named(DEFAULT_PRINCIPAL),
+            &RefreshRequest::default(),
+            CancellationToken::new(),
+            Arc::new(Silent),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded);
+}
+
+/// What `read_share.py` printed.
+fn read_with_client(profile: &Path, tables: &[&str]) -> Result<Value, String> {
+    let python = std::env::var("LAKECDP_TEST_PYTHON").expect(
+        "LAKECDP_TEST_PYTHON names a Python with the delta-sharing client (scripts/test.sh sets it)",
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sharing/read_share.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(profile)
+        .args(tables)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn profile(dir: &Path, name: &str, endpoint: &str, token: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.share"));
+    std::fs::write(
+        &path,
+        serde_json::json!({
+            "shareCredentialsVersion": 1,
+            "endpoint": endpoint,
+            "bearerToken": token,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, env) = refreshed_retail(dir.path()).await;
+    let admin = Actor::named(DEFAULT_PRINCIPAL);
+    let reader = app
+        .create_token(&admin, Some(&env.name), "partner", Role::Viewer, None)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/delta-sharing", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(lakecdp_server::serve(
+        app.clone(),
+        ServerConfig::default(),
+        listener,
+        stop.clone(),
+    ));
+
+    // what lakecdp itself reads from the lake
+    let lake = app.lake(&env).await.unwrap();
+    let model = read_model(&lake, &Process::Unification)
+        .await
+        .unwrap()
+        .unwrap();
+    let customers = read_entity(&lake, "Unification", model.entity("Customer").unwrap())
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = customers
+        .iter()
+        .flat_map(|b| {
+            let ids = arrow::compute::cast(
+                b.column_by_name("CustomerId").unwrap(),
+                &arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let ids = ids
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap()
+                .clone();
+            (0..ids.len())
+                .map(move |i| ids.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    assert!(ids.len() > 1000, "{} profiles", ids.len());
+
+    let share = env.name.clone();
+    let customer = format!("{share}.Unification.Customer");
+    let profile_file = profile(dir.path(), "reader", &endpoint, &reader.secret);
+    let client = tokio::task::spawn_blocking({
+        let (profile_file, customer) = (profile_file.clone(), customer.clone());
+        move || read_with_client(&profile_file, &[&customer])
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("the client reads the share: {e}"));
+    let tables: Vec<&str> = client["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for expected in [
+        customer.as_str(),
+        &format!("{share}.Unification.AlternateKey"),
+        &format!("{share}.Segments.SegmentMembership"),
+        &format!("{share}.DataIngestion_Crm.Contacts"),
+    ] {
+        assert!(tables.contains(&expected), "{expected} in {tables:?}");
+    }
+    let loaded = &client[&customer];
+    assert_eq!(loaded["rows"].as_u64().unwrap() as usize, ids.len());
+    let columns: Vec<&str> = model
+        .entity("Customer")
+        .unwrap()
+        .attributes
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(loaded["columns"], serde_json::json!(columns));
+    assert_eq!(loaded["first"], serde_json::json!(ids));
+
+    // a token of no role in the environment sees no share; a revoked one is refused
+    let http = reqwest::Client::new();
+    let tables_url = format!("{endpoint}/shares/{share}/all-tables");
+    app.revoke_token(&admin, Some(&env.name), "partner")
+        .await
+        .unwrap();
+    let revoked = http
+        .get(&tables_url)
+        .bearer_auth(&reader.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    let refused = tokio::task::spawn_blocking(move || read_with_client(&profile_file, &[]))
+        .await
+        .unwrap();
+    assert!(refused.is_err(), "a revoked token reads nothing");
+    let anonymous = http.get(&tables_url).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, env) = refreshed_retail(dir.path()).await;
+    let admin = Actor::named(DEFAULT_PRINCIPAL);
+    let token = app
+        .create_token(&admin, Some(&env.name), "partner", Role::Viewer, None)
+        .await
+        .unwrap()
+        .secret;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/delta-sharing", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(lakecdp_server::serve(
+        app.clone(),
+        ServerConfig::default(),
+        listener,
+        stop.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let table = format!(
+        "{endpoint}/shares/{}/schemas/Unification/tables/Customer",
+        env.name
+    );
+
+    let version = http
+        .get(format!("{table}/version"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status(), StatusCode::OK);
+    assert_eq!(version.headers()["delta-table-version"], "1");
+
+    let query = http
+        .post(format!("{table}/query"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), StatusCode::OK);
+    let lines: Vec<Value> = query
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"protocol": {"minReaderVersion": 1}})
+    );
+    let schema: Value =
+        serde_json::from_str(lines[1]["metaData"]["schemaString"].as_str().unwrap()).unwrap();
+    assert_eq!(schema["fields"][0]["name"], "CustomerId");
+    let file = &lines[2]["file"];
+    let url = file["url"].as_str().unwrap().to_string();
+    let size = file["size"].as_u64().unwrap();
+    assert!(url.starts_with(&format!("{endpoint}/files/")), "{url}");
+    assert!(
+        !url.contains("Unification/Customer"),
+        "no lake path in {url}"
+    );
+
+    // HEAD gives the size; a range gives those bytes (the Parquet footer's magic)
+    let head = http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], size.to_string().as_str());
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+    let tail = http
+        .get(&url)
+        .header("range", "bytes=-4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        tail.headers()["content-range"],
+        format!("bytes {}-{}/{size}", size - 4, size - 1).as_str()
+    );
+    assert_eq!(&tail.bytes().await.unwrap()[..], b"PAR1");
+
+    // a tampered URL is refused
+    let mut forged = url.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(
+        http.get(&forged).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // the folder is published again: the version moves on, and the URL given before
+    // still reads the whole file of the run it named
+    refresh(&app).await;
+    let version = http
+        .get(format!("{table}/version"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.headers()["delta-table-version"], "2");
+    let whole = http.get(&url).send().await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.bytes().await.unwrap().len() as u64, size);
+
+    // only the current version is served
+    let old = http
+        .post(format!("{table}/query"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"version": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::BAD_REQUEST);
+    let body: Value = old.json().await.unwrap();
+    assert_eq!(body["errorCode"], "INVALID_PARAMETER_VALUE");
+
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
