@@ -57,6 +57,40 @@ async fn refresh(app: &App) {
     assert_eq!(report.status, RunStatus::Succeeded);
 }
 
+/// A token `partner` (Viewer) of the environment, and a server on 127.0.0.1 over `app`:
+/// the token, the sharing endpoint's URL, and how to stop the server.
+async fn serve(
+    app: &App,
+    env: &lakecdp_core::Environment,
+) -> (
+    String,
+    String,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), lakecdp_server::ServeError>>,
+) {
+    let token = app
+        .create_token(
+            &Actor::named(DEFAULT_PRINCIPAL),
+            Some(&env.name),
+            "partner",
+            Role::Viewer,
+            None,
+        )
+        .await
+        .unwrap()
+        .secret;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/delta-sharing", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(lakecdp_server::serve(
+        app.clone(),
+        ServerConfig::default(),
+        listener,
+        stop.clone(),
+    ));
+    (token, endpoint, stop, server)
+}
+
 /// What `read_share.py` printed.
 fn read_with_client(profile: &Path, tables: &[&str]) -> Result<Value, String> {
     let python = std::env::var("LAKECDP_TEST_PYTHON").expect(
@@ -95,20 +129,7 @@ fn profile(dir: &Path, name: &str, endpoint: &str, token: &str) -> std::path::Pa
 async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
     let dir = tempfile::tempdir().unwrap();
     let (app, env) = refreshed_retail(dir.path()).await;
-    let admin = Actor::named(DEFAULT_PRINCIPAL);
-    let reader = app
-        .create_token(&admin, Some(&env.name), "partner", Role::Viewer, None)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}/delta-sharing", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(lakecdp_server::serve(
-        app.clone(),
-        ServerConfig::default(),
-        listener,
-        stop.clone(),
-    ));
+    let (reader, endpoint, stop, server) = serve(&app, &env).await;
 
     // what lakecdp itself reads from the lake
     let lake = app.lake(&env).await.unwrap();
@@ -142,7 +163,7 @@ async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
 
     let share = env.name.clone();
     let customer = format!("{share}.Unification.Customer");
-    let profile_file = profile(dir.path(), "reader", &endpoint, &reader.secret);
+    let profile_file = profile(dir.path(), "reader", &endpoint, &reader);
     let client = tokio::task::spawn_blocking({
         let (profile_file, customer) = (profile_file.clone(), customer.clone());
         move || read_with_client(&profile_file, &[&customer])
@@ -179,12 +200,12 @@ async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
     // a token of no role in the environment sees no share; a revoked one is refused
     let http = reqwest::Client::new();
     let tables_url = format!("{endpoint}/shares/{share}/all-tables");
-    app.revoke_token(&admin, Some(&env.name), "partner")
+    app.revoke_token(&Actor::named(DEFAULT_PRINCIPAL), Some(&env.name), "partner")
         .await
         .unwrap();
     let revoked = http
         .get(&tables_url)
-        .bearer_auth(&reader.secret)
+        .bearer_auth(&reader)
         .send()
         .await
         .unwrap();
@@ -204,21 +225,7 @@ async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
 async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     let dir = tempfile::tempdir().unwrap();
     let (app, env) = refreshed_retail(dir.path()).await;
-    let admin = Actor::named(DEFAULT_PRINCIPAL);
-    let token = app
-        .create_token(&admin, Some(&env.name), "partner", Role::Viewer, None)
-        .await
-        .unwrap()
-        .secret;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}/delta-sharing", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(lakecdp_server::serve(
-        app.clone(),
-        ServerConfig::default(),
-        listener,
-        stop.clone(),
-    ));
+    let (token, endpoint, stop, server) = serve(&app, &env).await;
     let http = reqwest::Client::new();
     let table = format!(
         "{endpoint}/shares/{}/schemas/Unification/tables/Customer",

@@ -8,7 +8,8 @@
 //!
 //! Memory: about the budget while building a run (a third for the rows, the rest for
 //! sorting them), and while merging one row per run plus the sequence numbers of the
-//! rows of one key; routing holds one buffered reader per run of losers.
+//! rows of one key (at most a quarter of the budget: a key met more often keeps the rest
+//! in a local file); routing holds one buffered reader per run of losers.
 //!
 //! [`KeyIndex::offer`]: super::keys::KeyIndex::offer
 
@@ -166,7 +167,7 @@ impl RunBuilder {
         }
         let mut losers = LoserRuns::new(budget);
         // the rows of the current key read before its current winner, and the winner
-        let mut group: Vec<u64> = Vec::new();
+        let mut group = Group::new(budget);
         let mut current: Option<Row> = None;
         while let Some(Head { row, run }) = heap.pop() {
             if let Some(next) = cursors[run].next()? {
@@ -176,10 +177,10 @@ impl RunBuilder {
                 Some(winner) if winner.key == row.key => {
                     // the rule of `KeyIndex::offer`: the new row wins unless it is older
                     if row.updated.is_older_than(&winner.updated) {
-                        group.push(row.seq);
+                        group.push(row.seq)?;
                         current = Some(winner);
                     } else {
-                        group.push(winner.seq);
+                        group.push(winner.seq)?;
                         current = Some(row);
                     }
                 }
@@ -194,6 +195,64 @@ impl RunBuilder {
             losers.push_group(&mut group, &winner)?;
         }
         losers.finish()
+    }
+}
+
+/// The sequence numbers of the rows of one key that lost to it, until its winner is
+/// known: in memory up to a share of the budget, then in a local file, so a key read a
+/// billion times costs a file, not memory.
+struct Group {
+    seqs: Vec<u64>,
+    cap: usize,
+    spilled: Option<BufWriter<File>>,
+}
+
+impl Group {
+    fn new(budget: usize) -> Self {
+        Self {
+            seqs: Vec::new(),
+            cap: (budget / 4 / std::mem::size_of::<u64>()).max(1),
+            spilled: None,
+        }
+    }
+
+    fn push(&mut self, seq: u64) -> Result<()> {
+        if self.seqs.len() >= self.cap {
+            let w = match &mut self.spilled {
+                Some(w) => w,
+                None => self.spilled.insert(BufWriter::with_capacity(
+                    1 << 16,
+                    tempfile::tempfile().map_err(io)?,
+                )),
+            };
+            for s in self.seqs.drain(..) {
+                w.write_all(&s.to_le_bytes()).map_err(io)?;
+            }
+        }
+        self.seqs.push(seq);
+        Ok(())
+    }
+
+    /// Every sequence number pushed since the last take, to `each`; the group is empty
+    /// after.
+    fn take(&mut self, mut each: impl FnMut(u64) -> Result<()>) -> Result<()> {
+        if let Some(w) = self.spilled.take() {
+            let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
+            file.rewind().map_err(io)?;
+            let mut r = BufReader::with_capacity(1 << 16, file);
+            let mut buf = [0u8; 8];
+            loop {
+                match r.read_exact(&mut buf) {
+                    Ok(()) => each(u64::from_le_bytes(buf))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(io(e)),
+                }
+            }
+        }
+        for seq in self.seqs.drain(..) {
+            each(seq)?;
+        }
+        Ok(())
     }
 }
 
@@ -308,15 +367,15 @@ impl LoserRuns {
     }
 
     /// The rows of `group` lost their key to `winner`.
-    fn push_group(&mut self, group: &mut Vec<u64>, winner: &Row) -> Result<()> {
-        for seq in group.drain(..) {
+    fn push_group(&mut self, group: &mut Group, winner: &Row) -> Result<()> {
+        group.take(|seq| {
             self.pending
                 .push((seq, (winner.file as usize, winner.line)));
             if self.pending.len() >= self.capacity {
                 self.flush()?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -483,6 +542,9 @@ mod tests {
         ] {
             same_winners(&data, budget, batch);
         }
+        // one key read 2,000 times: its losers outgrow the group's share of the budget
+        // and go to a local file
+        same_winners(&rows(2_000, 1), 256, 100);
     }
 
     #[test]

@@ -130,9 +130,9 @@ pub const MODEL_RULE: &str = "model";
 /// A matched pair: (table, record, other table, other record, rule, score).
 type MatchPair = (usize, u32, usize, u32, String, f32);
 
-/// A weak link held for review: two records as in [`MatchPair`], the model, the
-/// probability, and why it was held.
-type ReviewPair = (usize, u32, usize, u32, String, f32, Held);
+/// A weak link held for review: the pair (its rule is the model, its score the
+/// probability), and why it was held.
+type ReviewPair = (MatchPair, Held);
 
 /// A deduplication result of one table.
 struct Deduped {
@@ -300,7 +300,7 @@ pub async fn unify(
                     Join::Joined => {}
                     Join::Refused => continue,
                     Join::Held(why) => {
-                        review.push((ti, x, ti, y, name.clone(), p, why));
+                        review.push(((ti, x, ti, y, name.clone(), p), why));
                         continue;
                     }
                 }
@@ -483,7 +483,7 @@ pub async fn unify(
                         matched[x as usize] = true;
                         match_pairs.push((ti, x, wi, y, MODEL_RULE.to_string(), p));
                     }
-                    Join::Held(why) => review.push((ti, x, wi, y, name.clone(), p, why)),
+                    Join::Held(why) => review.push(((ti, x, wi, y, name.clone(), p), why)),
                     Join::Refused => {}
                 }
             }
@@ -980,22 +980,23 @@ fn column_winners(
     Ok(out)
 }
 
-async fn write_match_pairs(
-    writer: &mut CdmFolderWriter,
+/// The columns of pairs of records: the two records (source, table, key), the rule
+/// that joined them (named `rule`) and its score (named `score`).
+fn pair_columns(
     tables: &[TableData],
-    pairs: &[MatchPair],
-) -> Result<()> {
-    let names = [
-        "SourceA", "TableA", "KeyA", "SourceB", "TableB", "KeyB", "Rule",
-    ];
-    let mut fields: Vec<Field> = names
-        .iter()
-        .map(|n| Field::new(*n, DataType::Utf8, false))
-        .collect();
-    fields.push(Field::new("Score", DataType::Float32, false));
-    let schema = Arc::new(Schema::new(fields));
+    pairs: &[&MatchPair],
+    rule: &str,
+    score: &str,
+) -> (Vec<Field>, Vec<ArrayRef>) {
+    let mut fields: Vec<Field> = [
+        "SourceA", "TableA", "KeyA", "SourceB", "TableB", "KeyB", rule,
+    ]
+    .iter()
+    .map(|n| Field::new(*n, DataType::Utf8, false))
+    .collect();
+    fields.push(Field::new(score, DataType::Float32, false));
     let text = |f: &dyn Fn(&MatchPair) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(pairs.iter().map(f)))
+        Arc::new(StringArray::from_iter_values(pairs.iter().map(|p| f(p))))
     };
     let columns: Vec<ArrayRef> = vec![
         text(&|p| tables[p.0].spec.source.clone()),
@@ -1007,6 +1008,17 @@ async fn write_match_pairs(
         text(&|p| p.4.clone()),
         Arc::new(Float32Array::from_iter_values(pairs.iter().map(|p| p.5))),
     ];
+    (fields, columns)
+}
+
+async fn write_match_pairs(
+    writer: &mut CdmFolderWriter,
+    tables: &[TableData],
+    pairs: &[MatchPair],
+) -> Result<()> {
+    let pairs: Vec<&MatchPair> = pairs.iter().collect();
+    let (fields, columns) = pair_columns(tables, &pairs, "Rule", "Score");
+    let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     writer
         .write_entity(
@@ -1027,31 +1039,14 @@ async fn write_review_pairs(
     pairs: &[ReviewPair],
 ) -> Result<()> {
     let mut pairs: Vec<&ReviewPair> = pairs.iter().collect();
-    pairs.sort_by(|x, y| y.5.total_cmp(&x.5));
-    let names = [
-        "SourceA", "TableA", "KeyA", "SourceB", "TableB", "KeyB", "Model",
-    ];
-    let mut fields: Vec<Field> = names
-        .iter()
-        .map(|n| Field::new(*n, DataType::Utf8, false))
-        .collect();
-    fields.push(Field::new("Probability", DataType::Float32, false));
+    pairs.sort_by(|x, y| y.0 .5.total_cmp(&x.0 .5));
+    let records: Vec<&MatchPair> = pairs.iter().map(|(p, _)| p).collect();
+    let (mut fields, mut columns) = pair_columns(tables, &records, "Model", "Probability");
     fields.push(Field::new("Reason", DataType::Utf8, false));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        pairs.iter().map(|(_, why)| why.reason()),
+    )));
     let schema = Arc::new(Schema::new(fields));
-    let text = |f: &dyn Fn(&ReviewPair) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(pairs.iter().map(|p| f(p))))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(&|p| tables[p.0].spec.source.clone()),
-        text(&|p| tables[p.0].spec.table.clone()),
-        text(&|p| tables[p.0].keys[p.1 as usize].clone()),
-        text(&|p| tables[p.2].spec.source.clone()),
-        text(&|p| tables[p.2].spec.table.clone()),
-        text(&|p| tables[p.2].keys[p.3 as usize].clone()),
-        text(&|p| p.4.clone()),
-        Arc::new(Float32Array::from_iter_values(pairs.iter().map(|p| p.5))),
-        text(&|p| p.6.reason().to_string()),
-    ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     writer
         .write_entity(
