@@ -1,6 +1,7 @@
 //! Unification end to end on a local lake: sources are ingested, then unified; the
 //! published tables are read back.
 
+use lakecdp_match::random::SplitMix;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -454,31 +455,8 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "phone", with = "Phon
     assert_eq!(strings(&c, "Street")[row], "9 Elm Rd");
 }
 
-/// A small seeded generator (splitmix64), so the noisy records are the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
-
 /// A one-character typo: a letter swapped with its neighbour, dropped or doubled.
-fn typo(rng: &mut Rng, s: &str) -> String {
+fn typo(rng: &mut SplitMix, s: &str) -> String {
     let mut c: Vec<char> = s.chars().collect();
     if c.len() < 3 {
         return s.to_string();
@@ -504,7 +482,7 @@ fn noisy_people() -> (String, Vec<String>, String, Vec<String>) {
     const LAST: &[&str] = &[
         "Smith", "Garcia", "Novak", "Okafor", "Larsen", "Moreau", "Tanaka", "Rossi",
     ];
-    let mut rng = Rng(7);
+    let mut rng = SplitMix(7);
     let (mut crm, mut shop) = (Vec::new(), Vec::new());
     let (mut c, mut s) = (0, 0);
     for person in 0..300 {
@@ -681,7 +659,7 @@ async fn the_same_records_in_any_order_give_the_same_profiles_and_ids() {
     let write = |dir: &Path, seed: u64| {
         let (mut crm, mut shop) = (crm.clone(), shop.clone());
         if seed > 0 {
-            let mut rng = Rng(seed);
+            let mut rng = SplitMix(seed);
             rng.shuffle(&mut crm);
             rng.shuffle(&mut shop);
         }
@@ -998,7 +976,7 @@ fn people_and_households(
     const CITY: &[&str] = &[
         "Lyon", "Porto", "Brno", "Accra", "Oslo", "Kyoto", "Turin", "Riga",
     ];
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix(seed);
     let (mut rows, mut truth) = (Vec::new(), Vec::new());
     let mut home: Option<(&str, &str, String)> = None;
     for person in 0..persons {
@@ -1201,7 +1179,7 @@ async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
             .map(|(i, r)| format!("R{i:05},{r}"))
             .collect();
         if seed > 0 {
-            Rng(seed).shuffle(&mut lines);
+            SplitMix(seed).shuffle(&mut lines);
         }
         std::fs::write(
             dir.join("crm.csv"),

@@ -9,3 +9,4 @@ pub mod compare;
 pub mod ids;
 pub mod model;
 pub mod normalize;
+pub mod random;

@@ -34,6 +34,7 @@ use lakecdp_match::compare::canonical_date;
 use lakecdp_match::model::{
     kind_for, probability, ComparisonKind, EmOptions, Model, Patterns, TrainingReport, NULL_LEVEL,
 };
+use lakecdp_match::random::SplitMix;
 use serde::{Deserialize, Serialize};
 
 use super::data::TableData;
@@ -931,22 +932,5 @@ fn candidate_priors(model: &mut Model, candidates: &Patterns) {
     model.prior = lm;
     if let Some(rel) = &mut model.related {
         rel.prior = lr;
-    }
-}
-
-/// A small seeded generator (splitmix64) for drawing random pairs.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
