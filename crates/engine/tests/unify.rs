@@ -19,6 +19,20 @@ fn source(name: &str, table_name: &str, file: &str, key: &str, columns: &[&str])
     csv_source(name, table_name, file, key, &typed)
 }
 
+/// `Crm.Contacts` (key `Id`) and `Shop.Customers` (key `Cid`) from the CSV texts given,
+/// written to `crm.csv` and `shop.csv` in `dir`; their columns are their headers'.
+fn crm_and_shop(dir: &Path, crm: &str, shop: &str) -> Vec<SourceSpec> {
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+    std::fs::write(dir.join("shop.csv"), shop).unwrap();
+    fn header(text: &str) -> Vec<&str> {
+        text.lines().next().unwrap_or_default().split(',').collect()
+    }
+    vec![
+        source("Crm", "Contacts", "crm.csv", "Id", &header(crm)),
+        source("Shop", "Customers", "shop.csv", "Cid", &header(shop)),
+    ]
+}
+
 async fn ingest(lake: &Lake, dir: &Path, sources: &[SourceSpec]) {
     for s in sources {
         ingest_source(lake, s, dir, &IngestOptions::default())
@@ -103,8 +117,8 @@ aliases = [{ column = "*", value = "pat@home.example", aliases = ["patricia@work
 #[tokio::test]
 async fn records_become_profiles_by_rules_in_order_with_overrides() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("crm.csv"),
+    let sources = crm_and_shop(
+        dir.path(),
         "Id,First,Last,Email,Phone,Modified\n\
          C1,Robert,Smith,rsmith@x.com,+1 555 0100,2024-01-01\n\
          C2,Bob,Smith,RSmith@X.com,,2024-03-01\n\
@@ -117,10 +131,6 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
          C9,Dup,Three,same@q.io,,2024-01-01\n\
          C10,Dup,Four,same@q.io,,2024-01-01\n\
          C11,Pat,Doe,pat@home.example,,2024-01-01\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("shop.csv"),
         "Cid,Name,email,phone\n\
          S1,Robert Smith,RSMITH@x.com,\n\
          S2,Ann Lee,,0044 (20) 7946-0958\n\
@@ -128,25 +138,8 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
          S4,Kim Park,kim@z.net,\n\
          S5,Someone Else,else@v.com,\n\
          S6,Patricia Doe,Patricia@Work.example,\n",
-    )
-    .unwrap();
+    );
     let lake = lake(dir.path());
-    let sources = vec![
-        source(
-            "Crm",
-            "Contacts",
-            "crm.csv",
-            "Id",
-            &["Id", "First", "Last", "Email", "Phone", "Modified"],
-        ),
-        source(
-            "Shop",
-            "Customers",
-            "shop.csv",
-            "Cid",
-            &["Cid", "Name", "email", "phone"],
-        ),
-    ];
     ingest(&lake, dir.path(), &sources).await;
     let report = unify(&lake, &sources, &spec(RULES), &UnifyOptions::default())
         .await
@@ -325,23 +318,12 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Emai
 #[tokio::test]
 async fn rules_may_compare_with_columns_the_other_table_does_not_map() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("crm.csv"),
+    let sources = crm_and_shop(
+        dir.path(),
         "Id,Email,Login\nA1,a@x,ann\nA2,b@x,bob\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("shop.csv"), "Cid,handle\nB1,bob\nB2,cy\n").unwrap();
+        "Cid,handle\nB1,bob\nB2,cy\n",
+    );
     let lake = lake(dir.path());
-    let sources = vec![
-        source(
-            "Crm",
-            "Contacts",
-            "crm.csv",
-            "Id",
-            &["Id", "Email", "Login"],
-        ),
-        source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "handle"]),
-    ];
     ingest(&lake, dir.path(), &sources).await;
     let rules = spec(
         r#"
@@ -367,31 +349,16 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "handle", with = "Log
 #[tokio::test]
 async fn the_advanced_winner_mode_picks_each_column_by_its_own_policy() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("crm.csv"),
+    let sources = crm_and_shop(
+        dir.path(),
         "Id,Name,Email,Phone,Street,City,Modified\n\
          A1,Ann Lee,ann@x.org,555 0101,1 Main St,Springfield,2024-01-01\n\
          A2,Ann Lee,ann@x.org,,2 Oak Ave,Shelbyville,2024-05-01\n\
          A3,Ann Lee,ann@x.org,555 0303,,,2024-03-01\n\
          A4,Bo Chan,bo@y.org,555 0404,9 Elm Rd,Ogdenville,2024-02-01\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("shop.csv"),
         "Cid,phone\nS1,555-0303\nS2,555-0101\n",
-    )
-    .unwrap();
+    );
     let lake = lake(dir.path());
-    let sources = vec![
-        source(
-            "Crm",
-            "Contacts",
-            "crm.csv",
-            "Id",
-            &["Id", "Name", "Email", "Phone", "Street", "City", "Modified"],
-        ),
-        source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "phone"]),
-    ];
     ingest(&lake, dir.path(), &sources).await;
     let rules = spec(
         r#"
@@ -829,8 +796,8 @@ never_match = [{ table = "Crm.Contacts", key = "C1", other_table = "Crm.Contacts
 /// The records of the fixed-model tests, ingested: a lake, its folder and the sources.
 async fn fixed_model_records() -> (tempfile::TempDir, Lake, Vec<SourceSpec>) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("crm.csv"),
+    let sources = crm_and_shop(
+        dir.path(),
         "Id,First,Last,Birth,Email,City\n\
          C1,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
          C2,Anna,Smiths,12.03.1985,,Lyon\n\
@@ -839,30 +806,9 @@ async fn fixed_model_records() -> (tempfile::TempDir, Lake, Vec<SourceSpec>) {
          C5,Anna,Smith,1985-03-12,anna@x.com,Lyon\n\
          C6,Maria,Garcia,1990-07-07,maria@z.com,Lyon\n\
          C7,Mario,Garcia,1962-02-02,,Madrid\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("shop.csv"),
         "Cid,Given,Family,Born\nS1,Anna,Smith,1985-03-12\nS2,Maria,Garcia,1990-07-07\nS3,Maria,Lopez,\n",
-    )
-    .unwrap();
+    );
     let lake = lake(dir.path());
-    let sources = vec![
-        source(
-            "Crm",
-            "Contacts",
-            "crm.csv",
-            "Id",
-            &["Id", "First", "Last", "Birth", "Email", "City"],
-        ),
-        source(
-            "Shop",
-            "Customers",
-            "shop.csv",
-            "Cid",
-            &["Cid", "Given", "Family", "Born"],
-        ),
-    ];
     ingest(&lake, dir.path(), &sources).await;
     (dir, lake, sources)
 }
