@@ -145,6 +145,11 @@ pub struct ServeArgs {
     /// the server refuses every local path.
     #[arg(long, value_name = "DIR")]
     pub data_root: Option<PathBuf>,
+    /// The address clients reach this server at, when a proxy stands in front of it
+    /// (`https://cdp.example.com`): the file URLs of the sharing endpoint start with it
+    /// [default: the scheme and Host of each request].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 /// `user ...`.

@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub data_root: Option<std::path::PathBuf>,
     /// Serve HTTPS with this configuration ([`tls::server_config`]).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The address clients reach this server at (behind a proxy), without a trailing
+    /// `/`: the sharing endpoint's file URLs start with it. Without it, with the scheme
+    /// and `Host` of each request.
+    pub public_url: Option<String>,
 }
 
 /// What every handler shares.

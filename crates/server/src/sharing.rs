@@ -278,6 +278,9 @@ struct QueryBody {
 
 /// Where this request reached the server, for the file URLs of its answer.
 fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, SharingError> {
+    if let Some(public) = &state.config.public_url {
+        return Ok(format!("{public}/delta-sharing/files"));
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

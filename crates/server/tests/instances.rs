@@ -85,6 +85,7 @@ async fn instance(url: &str, project: &Path, name: &str) -> Instance {
             scheduler_hold: Some(Duration::from_millis(1500)),
             data_root: Some(project.to_path_buf()),
             tls: None,
+            public_url: None,
         },
         listener,
         stop.clone(),

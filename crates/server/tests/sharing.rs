@@ -57,11 +57,13 @@ async fn refresh(app: &App) {
     assert_eq!(report.status, RunStatus::Succeeded);
 }
 
-/// A token `partner` (Viewer) of the environment, and a server on 127.0.0.1 over `app`:
-/// the token, the sharing endpoint's URL, and how to stop the server.
+/// A token `partner` (Viewer) of the environment, and a server on 127.0.0.1 over `app`
+/// (with `public`, told it is reached at `http://localhost:<port>`): the token, the
+/// sharing endpoint's URL, and how to stop the server.
 async fn serve(
     app: &App,
     env: &lakecdp_core::Environment,
+    public: bool,
 ) -> (
     String,
     String,
@@ -80,11 +82,15 @@ async fn serve(
         .unwrap()
         .secret;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}/delta-sharing", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap();
+    let endpoint = format!("http://{address}/delta-sharing");
     let stop = CancellationToken::new();
     let server = tokio::spawn(lakecdp_server::serve(
         app.clone(),
-        ServerConfig::default(),
+        ServerConfig {
+            public_url: public.then(|| format!("http://localhost:{}", address.port())),
+            ..ServerConfig::default()
+        },
         listener,
         stop.clone(),
     ));
@@ -129,7 +135,7 @@ fn profile(dir: &Path, name: &str, endpoint: &str, token: &str) -> std::path::Pa
 async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
     let dir = tempfile::tempdir().unwrap();
     let (app, env) = refreshed_retail(dir.path()).await;
-    let (reader, endpoint, stop, server) = serve(&app, &env).await;
+    let (reader, endpoint, stop, server) = serve(&app, &env, false).await;
 
     // what lakecdp itself reads from the lake
     let lake = app.lake(&env).await.unwrap();
@@ -225,7 +231,7 @@ async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
 async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     let dir = tempfile::tempdir().unwrap();
     let (app, env) = refreshed_retail(dir.path()).await;
-    let (token, endpoint, stop, server) = serve(&app, &env).await;
+    let (token, endpoint, stop, server) = serve(&app, &env, true).await;
     let http = reqwest::Client::new();
     let table = format!(
         "{endpoint}/shares/{}/schemas/Unification/tables/Customer",
@@ -266,7 +272,9 @@ async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     let file = &lines[2]["file"];
     let url = file["url"].as_str().unwrap().to_string();
     let size = file["size"].as_u64().unwrap();
-    assert!(url.starts_with(&format!("{endpoint}/files/")), "{url}");
+    // the server was told its public address: the file URLs start with it
+    let public = endpoint.replace("127.0.0.1", "localhost");
+    assert!(url.starts_with(&format!("{public}/files/")), "{url}");
     assert!(
         !url.contains("Unification/Customer"),
         "no lake path in {url}"

@@ -94,6 +94,7 @@ pub async fn run(app: &App, a: ServeArgs) -> anyhow::Result<()> {
             no_scheduler: a.no_scheduler,
             data_root: a.data_root,
             tls,
+            public_url: public_url(a.public_url.as_deref())?,
             ..lakecdp_server::ServerConfig::default()
         },
         listener,
@@ -106,4 +107,62 @@ pub async fn run(app: &App, a: ServeArgs) -> anyhow::Result<()> {
     })?;
     eprintln!("stopped; running jobs were canceled");
     Ok(())
+}
+
+/// `--public-url`, checked: `http://` or `https://`, a host, perhaps a path, and nothing
+/// else (no query, fragment, credentials or spaces); without its trailing `/`.
+fn public_url(url: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let bad = |why: &str| {
+        UserError(format!(
+            "--public-url `{url}` {why}: give the address clients reach the server at, such as https://cdp.example.com"
+        ))
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("is not an http:// or https:// URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(bad("has no host").into());
+    }
+    if url.contains(['?', '#', '@', ' ']) {
+        return Err(bad("has a query, a fragment, credentials or a space").into());
+    }
+    Ok(Some(url.trim_end_matches('/').to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_url;
+
+    #[test]
+    fn a_public_url_is_an_address_and_nothing_more() {
+        assert_eq!(public_url(None).unwrap(), None);
+        assert_eq!(
+            public_url(Some("https://cdp.example.com/"))
+                .unwrap()
+                .as_deref(),
+            Some("https://cdp.example.com")
+        );
+        assert_eq!(
+            public_url(Some("http://10.0.0.5:8080/lakecdp"))
+                .unwrap()
+                .as_deref(),
+            Some("http://10.0.0.5:8080/lakecdp")
+        );
+        for bad in [
+            "cdp.example.com",
+            "ftp://cdp.example.com",
+            "https://",
+            "https://cdp.example.com/?a=1",
+            "https://user:pw@cdp.example.com",
+            "https://cdp.example.com/#x",
+        ] {
+            let err = public_url(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("--public-url") && err.contains(bad), "{err}");
+        }
+    }
 }
