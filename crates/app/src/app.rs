@@ -103,12 +103,14 @@ impl Actor {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     catalog: Arc<dyn Catalog>,
     project_dir: PathBuf,
     /// Lake sizes measured lately, by environment.
     lake_sizes:
         std::sync::Mutex<std::collections::HashMap<EnvironmentId, (std::time::Instant, u64)>>,
+    /// The catalog's key that signs the sharing endpoint's file URLs, once read.
+    pub(crate) url_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 /// How long a measured lake size is shown before it is measured again.
@@ -162,6 +164,7 @@ impl App {
                 catalog,
                 project_dir: project_dir.into(),
                 lake_sizes: Default::default(),
+                url_key: Default::default(),
             }),
             default_environment: None,
             files: crate::files::LocalFiles::default(),
@@ -183,6 +186,11 @@ impl App {
     /// rather than in the project file's.
     pub fn has_default_environment(&self) -> bool {
         self.default_environment.is_some()
+    }
+
+    /// What the application keeps between operations.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// The size of an environment's lake measured less than a minute ago, if any.

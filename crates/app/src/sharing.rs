@@ -170,13 +170,20 @@ fn shareable(model: &Model) -> impl Iterator<Item = &Entity> {
 }
 
 impl App {
-    /// The key that signs file URLs, the same for every instance of the catalog.
+    /// The key that signs file URLs, the same for every instance of the catalog: read
+    /// (or made) once per process, as every file request needs it.
     async fn url_key(&self) -> Result<hmac::Key> {
-        let mut fresh = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
-            .map_err(|_| Error::internal("no random bytes for the file URL key"))?;
-        let key = self.catalog().key(URL_KEY, fresh, Utc::now()).await?;
-        Ok(hmac::Key::new(hmac::HMAC_SHA256, &key))
+        let key = self
+            .inner()
+            .url_key
+            .get_or_try_init(|| async {
+                let mut fresh = [0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+                    .map_err(|_| Error::internal("no random bytes for the file URL key"))?;
+                Ok::<_, Error>(self.catalog().key(URL_KEY, fresh, Utc::now()).await?)
+            })
+            .await?;
+        Ok(hmac::Key::new(hmac::HMAC_SHA256, key))
     }
 
     /// The shares `actor` may read: the environments it may view, by name.
