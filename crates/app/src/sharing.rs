@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use crate::{Actor, App, Error, Result};
 
-/// How long a file URL of a query answer can be read.
+/// How long a file URL of a query answer can be read, unless the server says otherwise.
 pub const FILE_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// The name of the catalog key that signs file URLs.
@@ -282,14 +282,15 @@ impl App {
         Ok(out)
     }
 
-    /// A table's version and metadata, and with `files` its files with signed tokens.
+    /// A table's version and metadata, and with `files` its files with tokens signed to
+    /// be read for that long.
     pub async fn shared_table(
         &self,
         actor: &Actor,
         share: &str,
         schema: &str,
         table: &str,
-        files: bool,
+        files: Option<Duration>,
     ) -> Result<TableState> {
         let env = self.share(actor, share).await?;
         let lake = self.lake(&env).await?;
@@ -313,10 +314,10 @@ impl App {
         let version = publish_version(&model).unwrap_or(1);
         let mut state_files = Vec::new();
         let mut size = 0u64;
-        if files {
+        if let Some(lifetime) = files {
             let key = self.url_key().await?;
             let expires_ms = (Utc::now()
-                + chrono::Duration::from_std(FILE_URL_LIFETIME).unwrap_or_default())
+                + chrono::Duration::from_std(lifetime).unwrap_or_default())
             .timestamp_millis();
             for p in &entity.partitions {
                 let path = partition_relative(&lake, &folder, p)?;
@@ -342,7 +343,7 @@ impl App {
         if let Some(d) = &entity.description {
             metadata["description"] = json!(d);
         }
-        if files {
+        if files.is_some() {
             metadata["size"] = json!(size);
             metadata["numFiles"] = json!(state_files.len());
         }

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     /// `/`: the sharing endpoint's file URLs start with it. Without it, with the scheme
     /// and `Host` of each request.
     pub public_url: Option<String>,
+    /// How long the sharing endpoint's file URLs can be read [default: 15 minutes].
+    pub sharing_url_lifetime: Option<Duration>,
 }
 
 /// What every handler shares.

@@ -216,7 +216,7 @@ async fn table_version(
     }
     let t = state
         .app
-        .shared_table(&caller.actor, &share, &schema, &table, false)
+        .shared_table(&caller.actor, &share, &schema, &table, None)
         .await?;
     Ok(with_version(StatusCode::OK.into_response(), t.version))
 }
@@ -252,7 +252,7 @@ async fn table_metadata(
 ) -> Answer {
     let t = state
         .app
-        .shared_table(&caller.actor, &share, &schema, &table, false)
+        .shared_table(&caller.actor, &share, &schema, &table, None)
         .await?;
     Ok(ndjson(
         &[protocol(), json!({ "metaData": t.metadata })],
@@ -321,7 +321,18 @@ async fn query_table(
     let base = base_url(&state, &headers)?;
     let t: TableState = state
         .app
-        .shared_table(&caller.actor, &share, &schema, &table, true)
+        .shared_table(
+            &caller.actor,
+            &share,
+            &schema,
+            &table,
+            Some(
+                state
+                    .config
+                    .sharing_url_lifetime
+                    .unwrap_or(lakecdp_app::sharing::FILE_URL_LIFETIME),
+            ),
+        )
         .await?;
     if let Some(v) = body.version.filter(|v| *v != t.version) {
         return Err(Error::invalid(format!(

@@ -86,6 +86,7 @@ async fn instance(url: &str, project: &Path, name: &str) -> Instance {
             data_root: Some(project.to_path_buf()),
             tls: None,
             public_url: None,
+            sharing_url_lifetime: None,
         },
         listener,
         stop.clone(),

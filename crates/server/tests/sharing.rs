@@ -1,7 +1,7 @@
 //! The Delta Sharing endpoint read by its real client: `delta-sharing` from PyPI
 //! (`LAKECDP_TEST_PYTHON` names a Python that has it; `scripts/test.sh` sets it) loads
 //! shared tables through a profile file, row for row the lake's; and the file URLs it
-//! is given are signed, short-lived and served with ranges.
+//! is given are signed, expire, and are served with ranges.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -332,6 +332,47 @@ async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     assert_eq!(old.status(), StatusCode::BAD_REQUEST);
     let body: Value = old.json().await.unwrap();
     assert_eq!(body["errorCode"], "INVALID_PARAMETER_VALUE");
+
+    // a server whose URLs live one second: the URL reads at once, and is refused after
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let brief = format!("http://{}/delta-sharing", listener.local_addr().unwrap());
+    let brief_stop = CancellationToken::new();
+    let brief_server = tokio::spawn(lakecdp_server::serve(
+        app.clone(),
+        ServerConfig {
+            sharing_url_lifetime: Some(std::time::Duration::from_secs(1)),
+            ..ServerConfig::default()
+        },
+        listener,
+        brief_stop.clone(),
+    ));
+    let answer = http
+        .post(format!(
+            "{brief}/shares/{}/schemas/Unification/tables/Customer/query",
+            env.name
+        ))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line: Value = serde_json::from_str(answer.lines().nth(2).unwrap()).unwrap();
+    let short = line["file"]["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        http.head(&short).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    assert_eq!(
+        http.get(&short).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "an expired URL"
+    );
+    brief_stop.cancel();
+    brief_server.await.unwrap().unwrap();
 
     stop.cancel();
     server.await.unwrap().unwrap();
