@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use lakecdp_core::{Environment, EnvironmentId, Operation};
-use lakecdp_lake::cdm::{spark_schema, ArrowTypes, Entity, Model};
+use lakecdp_lake::cdm::{spark_schema, ArrowTypes, Entity, Model, MODEL_JSON};
 use lakecdp_lake::layout::INTERNAL;
 use lakecdp_lake::partition::partition_relative;
 use lakecdp_lake::publish::{publish_version, read_model_at};
@@ -161,12 +161,9 @@ fn verify(key: &hmac::Key, token: &str, now_ms: i64) -> Result<SignedFile> {
     })
 }
 
-/// The entities of `model` that can be shared: those with Parquet partitions only.
-fn shareable(model: &Model) -> impl Iterator<Item = &Entity> {
-    model
-        .entities
-        .iter()
-        .filter(|e| !e.partitions.is_empty() && e.partitions.iter().all(|p| p.is_parquet()))
+/// Whether an entity can be shared: it has partitions, and every one is Parquet.
+fn is_shareable(e: &Entity) -> bool {
+    !e.partitions.is_empty() && e.partitions.iter().all(|p| p.is_parquet())
 }
 
 impl App {
@@ -216,14 +213,29 @@ impl App {
         Ok(env)
     }
 
-    /// The process folders of `env` that hold a published `model.json`.
-    async fn shared_folders(&self, lake: &Lake) -> Result<Vec<(String, Model)>> {
-        let mut folders: Vec<String> = FOLDERS.iter().map(|f| f.to_string()).collect();
+    /// The process folders a lake may have: the fixed ones, then its ingestion folders.
+    async fn process_folders(&self, lake: &Lake) -> Result<Vec<String>> {
         let mut sources = lake.list_folders("DataIngestion").await?;
         sources.sort();
-        folders.extend(sources.into_iter().map(|s| format!("DataIngestion/{s}")));
+        Ok(FOLDERS
+            .iter()
+            .map(|f| f.to_string())
+            .chain(sources.into_iter().map(|s| format!("DataIngestion/{s}")))
+            .collect())
+    }
+
+    /// The process folders of a lake with a published `model.json`, with it; only the
+    /// one whose schema is `schema` (case-insensitive) when one is named.
+    async fn shared_folders(
+        &self,
+        lake: &Lake,
+        schema: Option<&str>,
+    ) -> Result<Vec<(String, Model)>> {
         let mut out = Vec::new();
-        for folder in folders {
+        for folder in self.process_folders(lake).await? {
+            if schema.is_some_and(|s| !schema_of_folder(&folder).eq_ignore_ascii_case(s)) {
+                continue;
+            }
             if let Some(model) = read_model_at(lake, &folder).await? {
                 out.push((folder, model));
             }
@@ -231,16 +243,22 @@ impl App {
         Ok(out)
     }
 
-    /// The schemas of a share: its process folders with a published `model.json`.
-    pub async fn shared_schemas(&self, actor: &Actor, share: &str) -> Result<Vec<String>> {
+    /// A share's environment and its schemas: its process folders with a published
+    /// `model.json`.
+    pub async fn shared_schemas(
+        &self,
+        actor: &Actor,
+        share: &str,
+    ) -> Result<(Environment, Vec<String>)> {
         let env = self.share(actor, share).await?;
         let lake = self.lake(&env).await?;
-        Ok(self
-            .shared_folders(&lake)
-            .await?
-            .iter()
-            .map(|(f, _)| schema_of_folder(f))
-            .collect())
+        let mut schemas = Vec::new();
+        for folder in self.process_folders(&lake).await? {
+            if lake.exists(&format!("{folder}/{MODEL_JSON}")).await? {
+                schemas.push(schema_of_folder(&folder));
+            }
+        }
+        Ok((env, schemas))
     }
 
     /// The tables of a share, of one schema or of all.
@@ -252,24 +270,16 @@ impl App {
     ) -> Result<Vec<SharedTable>> {
         let env = self.share(actor, share).await?;
         let lake = self.lake(&env).await?;
-        let folders = self.shared_folders(&lake).await?;
-        if let Some(schema) = schema {
-            if !folders
-                .iter()
-                .any(|(f, _)| schema_of_folder(f).eq_ignore_ascii_case(schema))
-            {
-                return Err(Error::not_found(format!(
-                    "no schema `{schema}` in share `{share}`"
-                )));
-            }
+        let folders = self.shared_folders(&lake, schema).await?;
+        if let (Some(schema), true) = (schema, folders.is_empty()) {
+            return Err(Error::not_found(format!(
+                "no schema `{schema}` in share `{share}`"
+            )));
         }
         let mut out = Vec::new();
         for (folder, model) in &folders {
             let name = schema_of_folder(folder);
-            if schema.is_some_and(|s| !s.eq_ignore_ascii_case(&name)) {
-                continue;
-            }
-            for e in shareable(model) {
+            for e in model.entities.iter().filter(|e| is_shareable(e)) {
                 out.push(SharedTable {
                     share: env.name.clone(),
                     share_id: env.id.to_string(),
@@ -296,17 +306,17 @@ impl App {
         let lake = self.lake(&env).await?;
         let not_found = || Error::not_found(format!("no table `{share}.{schema}.{table}`"));
         let (folder, model) = self
-            .shared_folders(&lake)
+            .shared_folders(&lake, Some(schema))
             .await?
             .into_iter()
-            .find(|(f, _)| schema_of_folder(f).eq_ignore_ascii_case(schema))
+            .next()
             .ok_or_else(not_found)?;
         let entity = model
             .entities
             .iter()
             .find(|e| e.name.eq_ignore_ascii_case(table))
             .ok_or_else(not_found)?;
-        if !shareable(&model).any(|e| e.name == entity.name) {
+        if !is_shareable(entity) {
             return Err(Error::invalid(format!(
                 "table `{share}.{schema}.{table}` is written as CSV, and sharing serves Parquet: set `output_format = \"parquet\"` in the environment and refresh"
             )));

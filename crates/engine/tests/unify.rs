@@ -67,6 +67,14 @@ fn groups(p: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<Vec<String>> {
     p.values().map(|s| s.iter().cloned().collect()).collect()
 }
 
+/// Profiles as [`groups`] gives them, from `table:key` names.
+fn expected_groups(groups: &[&[&str]]) -> BTreeSet<Vec<String>> {
+    groups
+        .iter()
+        .map(|g| g.iter().map(|s| s.to_string()).collect())
+        .collect()
+}
+
 fn id_of(p: &BTreeMap<String, BTreeSet<String>>, record: &str) -> String {
     p.iter()
         .find(|(_, s)| s.contains(record))
@@ -146,31 +154,28 @@ async fn records_become_profiles_by_rules_in_order_with_overrides() {
         .unwrap();
 
     let p = profiles(&lake).await;
-    let expected: BTreeSet<Vec<String>> = [
+    let expected = expected_groups(&[
         // dedupe by email (case and spaces normalised), then the shop record by email
-        vec!["Contacts:C1", "Contacts:C2", "Customers:S1"],
+        &["Contacts:C1", "Contacts:C2", "Customers:S1"],
         // rule 2 (phone + first name) for a record rule 1 could not match; plus the
         // always-match override
-        vec!["Contacts:C3", "Customers:S2", "Customers:S5"],
+        &["Contacts:C3", "Customers:S2", "Customers:S5"],
         // bypassed placeholder: never joined
-        vec!["Contacts:C4"],
-        vec!["Contacts:C5"],
+        &["Contacts:C4"],
+        &["Contacts:C5"],
         // never-match override
-        vec!["Contacts:C6"],
-        vec!["Customers:S4"],
+        &["Contacts:C6"],
+        &["Customers:S4"],
         // four records share one email: more than max_block = 3, so it never matches
-        vec!["Contacts:C7"],
-        vec!["Contacts:C8"],
-        vec!["Contacts:C9"],
-        vec!["Contacts:C10"],
+        &["Contacts:C7"],
+        &["Contacts:C8"],
+        &["Contacts:C9"],
+        &["Contacts:C10"],
         // include_all: an unmatched record is a profile of its own
-        vec!["Customers:S3"],
+        &["Customers:S3"],
         // an alias override: her work mailbox counts as her home one
-        vec!["Contacts:C11", "Customers:S6"],
-    ]
-    .into_iter()
-    .map(|g| g.into_iter().map(String::from).collect())
-    .collect();
+        &["Contacts:C11", "Customers:S6"],
+    ]);
     assert_eq!(groups(&p), expected);
     assert_eq!(report.profiles, 12);
     // every record exactly once in AlternateKey
@@ -739,14 +744,11 @@ dedupe = [{ conditions = [{ column = "Phone", with = "AltPhone" }] }]
     unify(&lake, &sources, &rules, &UnifyOptions::default())
         .await
         .unwrap();
-    let expected: BTreeSet<Vec<String>> = [
-        vec!["Contacts:A1", "Contacts:A2"],
-        vec!["Contacts:B1", "Contacts:B2"],
-        vec!["Contacts:C1"],
-    ]
-    .iter()
-    .map(|g| g.iter().map(|s| s.to_string()).collect())
-    .collect();
+    let expected = expected_groups(&[
+        &["Contacts:A1", "Contacts:A2"],
+        &["Contacts:B1", "Contacts:B2"],
+        &["Contacts:C1"],
+    ]);
     assert_eq!(groups(&profiles(&lake).await), expected);
 }
 
@@ -824,22 +826,19 @@ async fn a_match_model_beside_the_rules_with_never_match_winning() {
     )
     .await
     .unwrap();
-    let expected: BTreeSet<Vec<String>> = [
+    let expected = expected_groups(&[
         // C2: the model alone (a typo in the last name, no email, the birth date in
         // another layout); S1: the match model
-        vec!["Contacts:C1", "Contacts:C2", "Customers:S1"],
+        &["Contacts:C1", "Contacts:C2", "Customers:S1"],
         // the email rule, whatever the model says
-        vec!["Contacts:C3", "Contacts:C4"],
+        &["Contacts:C3", "Contacts:C4"],
         // the same person as C1 by every column and by the rule, but never-match wins
-        vec!["Contacts:C5"],
-        vec!["Contacts:C6", "Customers:S2"],
+        &["Contacts:C5"],
+        &["Contacts:C6", "Customers:S2"],
         // a similar first name and the same last name are not enough
-        vec!["Contacts:C7"],
-        vec!["Customers:S3"],
-    ]
-    .iter()
-    .map(|g| g.iter().map(|s| s.to_string()).collect())
-    .collect();
+        &["Contacts:C7"],
+        &["Customers:S3"],
+    ]);
     assert_eq!(groups(&profiles(&lake).await), expected);
 
     // the dedupe table names what joined each record
@@ -1256,20 +1255,17 @@ async fn weak_links_attach_single_records_but_never_merge_profiles() {
     let report = unify(&lake, &sources, &weak, &UnifyOptions::default())
         .await
         .unwrap();
-    let expected: BTreeSet<Vec<String>> = [
+    let expected = expected_groups(&[
         // two single records may pair through a weak link
-        vec!["Contacts:C1", "Contacts:C2"],
-        vec!["Contacts:C3", "Contacts:C4"],
+        &["Contacts:C1", "Contacts:C2"],
+        &["Contacts:C3", "Contacts:C4"],
         // S1 may not grow {C1, C2}, a profile of weak links only (held for review); it
         // pairs with C5, a single record
-        vec!["Contacts:C5", "Customers:S1"],
-        vec!["Contacts:C6", "Customers:S2"],
-        vec!["Contacts:C7"],
-        vec!["Customers:S3"],
-    ]
-    .iter()
-    .map(|g| g.iter().map(|s| s.to_string()).collect())
-    .collect();
+        &["Contacts:C5", "Customers:S1"],
+        &["Contacts:C6", "Customers:S2"],
+        &["Contacts:C7"],
+        &["Customers:S3"],
+    ]);
     assert_eq!(groups(&profiles(&lake).await), expected);
     // held: C5 joining {C1, C2} (which never-match would refuse too) and S1 joining it
     assert_eq!(report.held_for_review, 2);

@@ -622,30 +622,33 @@ mod tests {
         assert!(kept.release().await.is_err());
     }
 
-    /// Another process starting to take the lease over: it holds the lease's lock. Taken
-    /// before the old holder's operation is spawned, so that operation meets the lock.
-    async fn begin_take_over(lake: &Lake) -> crate::lock::LockGuard {
+    /// Run `op` on the lease of holder `a` while another process, `b`, takes the lease
+    /// over: `b` holds the lease's lock before `op` starts, and 300 ms later writes its
+    /// own lease and gives the lock back. What `op` returned, and `b`'s lease.
+    async fn during_take_over<F>(
+        lake: &Lake,
+        op: impl FnOnce(Lease) -> F,
+    ) -> (Result<(), LeaseError>, LeaseInfo)
+    where
+        F: std::future::Future<Output = Result<(), LeaseError>> + Send + 'static,
+    {
+        let ttl = Duration::from_secs(600);
+        let old = Lease::acquire(lake, "refresh", "the refresh", "a", ttl)
+            .await
+            .unwrap();
+        let mut theirs = old.info().clone();
         let lock = crate::lock::LockObject::new(
             lake,
             lake.internal("leases/refresh.lock"),
             Duration::from_secs(60),
         );
-        lock.try_acquire("take-over by b")
+        let taker = lock
+            .try_acquire("take-over by b")
             .await
             .unwrap()
-            .expect("the lease's lock is free before the take-over")
-    }
-
-    /// The take-over completed: after `during`, the new holder writes its own lease and
-    /// gives the lock back.
-    async fn finish_take_over(
-        lake: &Lake,
-        taker: crate::lock::LockGuard,
-        mine: &LeaseInfo,
-        during: impl std::future::Future,
-    ) -> LeaseInfo {
-        during.await;
-        let mut theirs = mine.clone();
+            .expect("the lease's lock is free before the take-over");
+        let running = tokio::spawn(op(old));
+        tokio::time::sleep(Duration::from_millis(300)).await;
         theirs.holder = "b".into();
         theirs.token = "b's token".into();
         theirs.expires_at = Utc::now() + chrono::Duration::minutes(10);
@@ -656,7 +659,7 @@ mod tests {
         .await
         .unwrap();
         taker.release().await.unwrap();
-        theirs
+        (running.await.unwrap(), theirs)
     }
 
     async fn stored(lake: &Lake) -> LeaseInfo {
@@ -673,24 +676,8 @@ mod tests {
     async fn a_renewal_during_a_take_over_never_overwrites_the_new_holders_lease() {
         let dir = tempfile::tempdir().unwrap();
         let lake = lake(dir.path());
-        let ttl = Duration::from_secs(600);
-        let mut old = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
-            .await
-            .unwrap();
-        let mine = old.info().clone();
-        let taker = begin_take_over(&lake).await;
-        let renewal = tokio::spawn(async move {
-            let renewed = old.renew().await;
-            (old, renewed)
-        });
-        let theirs = finish_take_over(
-            &lake,
-            taker,
-            &mine,
-            tokio::time::sleep(Duration::from_millis(300)),
-        )
-        .await;
-        let (_, renewed) = renewal.await.unwrap();
+        let (renewed, theirs) =
+            during_take_over(&lake, |mut old| async move { old.renew().await }).await;
         assert!(
             matches!(&renewed, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
             "{renewed:?}"
@@ -702,21 +689,7 @@ mod tests {
     async fn a_release_during_a_take_over_never_deletes_the_new_holders_lease() {
         let dir = tempfile::tempdir().unwrap();
         let lake = lake(dir.path());
-        let ttl = Duration::from_secs(600);
-        let old = Lease::acquire(&lake, "refresh", "the refresh", "a", ttl)
-            .await
-            .unwrap();
-        let mine = old.info().clone();
-        let taker = begin_take_over(&lake).await;
-        let release = tokio::spawn(old.release());
-        let theirs = finish_take_over(
-            &lake,
-            taker,
-            &mine,
-            tokio::time::sleep(Duration::from_millis(300)),
-        )
-        .await;
-        let released = release.await.unwrap();
+        let (released, theirs) = during_take_over(&lake, |old| old.release()).await;
         assert!(
             matches!(&released, Err(LeaseError::Lost { info, .. }) if info.holder == "b"),
             "{released:?}"

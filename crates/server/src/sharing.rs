@@ -141,8 +141,7 @@ async fn list_schemas(
     Path(share): Path<String>,
     Query(p): Query<Page>,
 ) -> Answer {
-    let env = state.app.share(&caller.actor, &share).await?;
-    let schemas = state.app.shared_schemas(&caller.actor, &env.name).await?;
+    let (env, schemas) = state.app.shared_schemas(&caller.actor, &share).await?;
     let items = schemas
         .into_iter()
         .map(|s| json!({ "name": s, "share": env.name }))
@@ -239,10 +238,9 @@ fn ndjson(lines: &[Value], version: u64) -> Response {
     with_version(response, version)
 }
 
-const PROTOCOL: &str = r#"{"protocol":{"minReaderVersion":1}}"#;
-
+/// The protocol line that starts a metadata or query answer.
 fn protocol() -> Value {
-    serde_json::from_str(PROTOCOL).unwrap_or(Value::Null)
+    json!({ "protocol": { "minReaderVersion": 1 } })
 }
 
 async fn table_metadata(
@@ -260,20 +258,15 @@ async fn table_metadata(
     ))
 }
 
-/// The body of a query: hints are best effort (every file is returned); a version
-/// other than the current one is refused, as are change-data-feed ranges.
+/// The body of a query, as far as it is read: a version other than the current one is
+/// refused, as are change-data-feed ranges. Hints (`limitHint`, `predicateHints`,
+/// `jsonPredicateHints`) are accepted and every file is returned.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct QueryBody {
     version: Option<u64>,
     timestamp: Option<String>,
     starting_version: Option<u64>,
-    #[allow(dead_code)]
-    limit_hint: Option<u64>,
-    #[allow(dead_code)]
-    predicate_hints: Option<Vec<String>>,
-    #[allow(dead_code)]
-    json_predicate_hints: Option<String>,
 }
 
 /// Where this request reached the server, for the file URLs of its answer.

@@ -227,6 +227,44 @@ async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
     server.await.unwrap().unwrap();
 }
 
+/// `POST {table}/query` with `body`, as the holder of `token`.
+async fn query(http: &reqwest::Client, table: &str, token: &str, body: Value) -> reqwest::Response {
+    http.post(format!("{table}/query"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The lines of a query of the current version, which must succeed.
+async fn query_lines(http: &reqwest::Client, table: &str, token: &str) -> Vec<Value> {
+    let answer = query(http, table, token, serde_json::json!({})).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    answer
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The version the version route answers.
+async fn version(http: &reqwest::Client, table: &str, token: &str) -> String {
+    let answer = http
+        .get(format!("{table}/version"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    answer.headers()["delta-table-version"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,30 +276,9 @@ async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
         env.name
     );
 
-    let version = http
-        .get(format!("{table}/version"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(version.status(), StatusCode::OK);
-    assert_eq!(version.headers()["delta-table-version"], "1");
+    assert_eq!(version(&http, &table, &token).await, "1");
 
-    let query = http
-        .post(format!("{table}/query"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(query.status(), StatusCode::OK);
-    let lines: Vec<Value> = query
-        .text()
-        .await
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = query_lines(&http, &table, &token).await;
     assert_eq!(
         lines[0],
         serde_json::json!({"protocol": {"minReaderVersion": 1}})
@@ -298,10 +315,11 @@ async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     );
     assert_eq!(&tail.bytes().await.unwrap()[..], b"PAR1");
 
-    // a tampered URL is refused
+    // a tampered URL is refused: one character of its signed part changed
+    let at = url.find("/files/").unwrap() + "/files/".len();
     let mut forged = url.clone();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let first = if &url[at..=at] == "A" { "B" } else { "A" };
+    forged.replace_range(at..=at, first);
     assert_eq!(
         http.get(&forged).send().await.unwrap().status(),
         StatusCode::FORBIDDEN
@@ -310,25 +328,13 @@ async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     // the folder is published again: the version moves on, and the URL given before
     // still reads the whole file of the run it named
     refresh(&app).await;
-    let version = http
-        .get(format!("{table}/version"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(version.headers()["delta-table-version"], "2");
+    assert_eq!(version(&http, &table, &token).await, "2");
     let whole = http.get(&url).send().await.unwrap();
     assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(whole.bytes().await.unwrap().len() as u64, size);
 
     // only the current version is served
-    let old = http
-        .post(format!("{table}/query"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"version": 1}))
-        .send()
-        .await
-        .unwrap();
+    let old = query(&http, &table, &token, serde_json::json!({"version": 1})).await;
     assert_eq!(old.status(), StatusCode::BAD_REQUEST);
     let body: Value = old.json().await.unwrap();
     assert_eq!(body["errorCode"], "INVALID_PARAMETER_VALUE");
@@ -346,21 +352,12 @@ async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
         listener,
         brief_stop.clone(),
     ));
-    let answer = http
-        .post(format!(
-            "{brief}/shares/{}/schemas/Unification/tables/Customer/query",
-            env.name
-        ))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line: Value = serde_json::from_str(answer.lines().nth(2).unwrap()).unwrap();
-    let short = line["file"]["url"].as_str().unwrap().to_string();
+    let brief_table = format!(
+        "{brief}/shares/{}/schemas/Unification/tables/Customer",
+        env.name
+    );
+    let lines = query_lines(&http, &brief_table, &token).await;
+    let short = lines[2]["file"]["url"].as_str().unwrap().to_string();
     assert_eq!(
         http.head(&short).send().await.unwrap().status(),
         StatusCode::OK

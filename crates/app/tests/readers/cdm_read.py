@@ -24,7 +24,8 @@ from cdm.storage import LocalAdapter
 
 def partition_format(partition):
     """`csv` or `parquet`, and whether a CSV file has a header row, from the partition's
-    `is.partition.format.*` trait."""
+    `is.partition.format.*` trait; `None` when it has none (model.json cannot state
+    Parquet)."""
     for trait in partition.exhibits_traits:
         name = trait.fetch_object_definition_name()
         if name == "is.partition.format.CSV":
@@ -35,10 +36,7 @@ def partition_format(partition):
             return "csv", header
         if name == "is.partition.format.parquet":
             return "parquet", False
-    # model.json: a partition without CSV settings is Parquet only by its annotation
-    for arg in partition.arguments.get("lakecdp:format", []) if isinstance(partition.arguments, dict) else []:
-        if arg == "parquet":
-            return "parquet", False
+    # a model.json partition without CSV settings: read by its file's extension
     return None, False
 
 
