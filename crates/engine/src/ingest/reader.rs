@@ -857,16 +857,16 @@ impl TableReader {
             });
         }
         let mut batch = converted.batch;
-        let winners = winners.filter(|w| {
-            if !w.all_won() {
-                return true;
+        let winners = match winners {
+            // every row won its key: a delete removes it, any other row stays
+            Some(w) if w.all_won() => {
+                if role.kind == FileKind::Deletes {
+                    routed.deleted += batch.num_rows() as u64;
+                }
+                None
             }
-            // every row wins its key: a delete removes it, any other row stays
-            if role.kind == FileKind::Deletes {
-                routed.deleted += batch.num_rows() as u64;
-            }
-            false
-        });
+            other => other,
+        };
         if let (Some(winners), Some(pk)) = (winners, self.converter.primary_key()) {
             // a key's text is made only for a row that lost (most rows win)
             let key_of = |i: usize| -> Result<String> {
