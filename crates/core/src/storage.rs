@@ -114,8 +114,8 @@ pub enum Credentials {
     #[default]
     Declared,
     /// The host's own credentials, declared keys aside: for S3 the `AWS_*` environment
-    /// variables, the shared profile and the instance or container role; for Azure (Delta
-    /// tables) the `AZURE_*` variables and the managed identity.
+    /// variables, the shared profile and the instance or container role; for Azure (sources
+    /// only) the `AZURE_*` variables and the managed identity.
     Ambient,
     /// No credentials at all: unsigned requests, for public buckets and containers.
     Anonymous,

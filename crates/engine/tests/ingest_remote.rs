@@ -6,8 +6,8 @@ use std::path::Path;
 
 use arrow::array::{Array, StringArray};
 use lakecdp_core::{
-    AdlsConfig, EnvironmentId, LocalConfig, S3Config, SecretRef, SourceAccess, SourceFormat,
-    SourceSpec, StorageConfig, TableSpec,
+    AdlsConfig, Credentials, EnvironmentId, LocalConfig, S3Config, SecretRef, SourceAccess,
+    SourceFormat, SourceSpec, StorageConfig, TableSpec,
 };
 use lakecdp_engine::ingest::{ingest_source, IngestOptions};
 use lakecdp_lake::backend::azure::AzureService;
@@ -76,8 +76,14 @@ fn azurite_access() -> SourceAccess {
 /// A new bucket in the S3 server, and a store on it.
 async fn s3_bucket(prefix: &str) -> (String, std::sync::Arc<dyn object_store::ObjectStore>) {
     let bucket = unique(prefix);
+    let store = s3_store(&bucket).await;
+    (bucket, store)
+}
+
+/// A store on the bucket `bucket` of the S3 server, created if it is not there.
+async fn s3_store(bucket: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
     let config = S3Config {
-        bucket: bucket.clone(),
+        bucket: bucket.to_string(),
         prefix: None,
         region: var("LAKECDP_TEST_S3_REGION"),
         endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
@@ -92,8 +98,7 @@ async fn s3_bucket(prefix: &str) -> (String, std::sync::Arc<dyn object_store::Ob
         .create_bucket()
         .await
         .unwrap();
-    let store = backend::s3::open(&config, None).unwrap().store;
-    (bucket, store)
+    backend::s3::open(&config, None).unwrap().store
 }
 
 /// The source access settings for the S3 server.
@@ -471,4 +476,198 @@ async fn every_format_loads_from_an_s3_bucket() {
     // for the source's Delta table was refused
     std::env::set_var("AWS_SESSION_TOKEN", "a-token-of-this-host");
     load_every_format(source).await;
+}
+
+/// The `access` of a source on the S3 server with no keys, and the credentials it asks for.
+fn s3_access_without_keys(credentials: Credentials) -> SourceAccess {
+    SourceAccess::S3 {
+        region: var("LAKECDP_TEST_S3_REGION"),
+        endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
+        access_key_id: None,
+        secret_access_key: None,
+        credentials,
+    }
+}
+
+#[tokio::test]
+async fn every_format_loads_from_a_public_s3_bucket_with_unsigned_requests() {
+    // the S3 server lets anonymous requests read and list this one bucket, nothing else
+    let bucket = var("LAKECDP_TEST_S3_PUBLIC_BUCKET");
+    let store = s3_store(&bucket).await;
+    let prefix = unique("anonymous-");
+    let delta_options = std::collections::HashMap::from([
+        ("AWS_REGION".to_string(), var("LAKECDP_TEST_S3_REGION")),
+        (
+            "AWS_ENDPOINT_URL".to_string(),
+            var("LAKECDP_TEST_S3_ENDPOINT"),
+        ),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_FORCE_PATH_STYLE".to_string(), "true".to_string()),
+        (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            var("LAKECDP_TEST_S3_ACCESS_KEY_ID"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY"),
+        ),
+        ("AWS_S3_ALLOW_UNSAFE_RENAME".to_string(), "true".to_string()),
+    ]);
+    let source = every_format(
+        store.as_ref(),
+        &format!("s3://{bucket}"),
+        &prefix,
+        s3_access_without_keys(Credentials::Anonymous),
+        delta_options,
+    )
+    .await;
+    // keys of this host must not sign the requests of an anonymous source: these are
+    // refused by the server, so one signed request fails the load
+    std::env::set_var("AWS_ACCESS_KEY_ID", "AKIANOTTHISHOSTS");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "not-this-hosts-secret");
+    load_every_format(source).await;
+}
+
+#[tokio::test]
+async fn an_unsigned_source_cannot_read_a_private_s3_bucket() {
+    let (bucket, store) = s3_bucket("private-").await;
+    put(
+        store.as_ref(),
+        "in/delta/_delta_log/00000000000000000000.json",
+        b"{}".to_vec(),
+    )
+    .await;
+    put(store.as_ref(), "in/people.csv", PART1.into()).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (location, format) in [
+        (format!("s3://{bucket}/in/people.csv"), SourceFormat::Csv),
+        (format!("s3://{bucket}/in/delta"), SourceFormat::Delta),
+    ] {
+        let err = load_error(
+            dir.path(),
+            location,
+            format,
+            s3_access_without_keys(Credentials::Anonymous),
+        )
+        .await;
+        assert!(
+            err.contains("403") || err.to_lowercase().contains("access denied"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_source_without_keys_or_a_choice_of_credentials_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    // nothing listens here: a request would fail with another message
+    let unreachable = "http://127.0.0.1:9".to_string();
+    for (location, access) in [
+        (
+            "s3://bucket/people.csv",
+            SourceAccess::S3 {
+                region: "us-east-1".into(),
+                endpoint: Some(unreachable.clone()),
+                access_key_id: None,
+                secret_access_key: None,
+                credentials: Credentials::Declared,
+            },
+        ),
+        (
+            "abfss://data@acct.dfs.core.windows.net/people.csv",
+            SourceAccess::Adls {
+                account: None,
+                account_key: None,
+                sas_token: None,
+                endpoint: Some(unreachable.clone()),
+                emulator: true,
+                credentials: Credentials::Declared,
+            },
+        ),
+    ] {
+        for format in [SourceFormat::Csv, SourceFormat::Delta] {
+            let err = load_error(dir.path(), location.to_string(), format, access.clone()).await;
+            assert!(
+                err.contains("credentials = \"ambient\"")
+                    && err.contains("credentials = \"anonymous\""),
+                "{format:?} {location}: {err}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_format_loads_from_an_azurite_container_with_the_hosts_credentials() {
+    let (container, store) = azurite_container("ambient").await;
+    let account = var("LAKECDP_TEST_AZURITE_ACCOUNT");
+    let delta_options = std::collections::HashMap::from([
+        ("azure_storage_account_name".to_string(), account.clone()),
+        (
+            "azure_storage_account_key".to_string(),
+            var("LAKECDP_TEST_AZURITE_KEY"),
+        ),
+        (
+            "azure_storage_endpoint".to_string(),
+            var("LAKECDP_TEST_AZURITE_ENDPOINT"),
+        ),
+        ("azure_allow_http".to_string(), "true".to_string()),
+    ]);
+    let base = format!("abfss://{container}@{account}.dfs.core.windows.net");
+    let access = SourceAccess::Adls {
+        account: None,
+        account_key: None,
+        sas_token: None,
+        endpoint: Some(var("LAKECDP_TEST_AZURITE_ENDPOINT")),
+        emulator: true,
+        credentials: Credentials::Ambient,
+    };
+    let source = every_format(store.as_ref(), &base, "in", access, delta_options).await;
+    // the host's Azure credentials, which the source asks for (nextest runs each test in
+    // its own process)
+    std::env::set_var("AZURE_STORAGE_ACCOUNT_KEY", var("LAKECDP_TEST_AZURITE_KEY"));
+    load_every_format(source).await;
+}
+
+/// The error of loading one table of `format` at `location`, as text.
+async fn load_error(
+    dir: &Path,
+    location: String,
+    format: SourceFormat,
+    access: SourceAccess,
+) -> String {
+    std::fs::create_dir_all(dir.join("lake/customerinsights")).unwrap();
+    let handle = backend::open(
+        &StorageConfig::Local(LocalConfig {
+            path: dir.join("lake"),
+        }),
+        None,
+    )
+    .unwrap();
+    let lake = Lake::new(&handle, EnvironmentId::new());
+    let source = SourceSpec {
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: None,
+        access: Some(access),
+        tables: vec![TableSpec {
+            name: "People".into(),
+            location,
+            format,
+            primary_key: Some("Id".into()),
+            last_updated: None,
+            csv: None,
+            entity: None,
+            schema: vec![],
+            incremental: false,
+        }],
+    };
+    match ingest_source(&lake, &source, dir, &IngestOptions::default()).await {
+        Err(e) => e.to_string(),
+        Ok(report) => report
+            .tables
+            .iter()
+            .map(|t| format!("{:?}", t))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }

@@ -9,7 +9,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use futures::TryStreamExt;
-use lakecdp_core::{s3_credential_errors, ConfigErrors, Credentials, SourceAccess, TableSpec};
+use lakecdp_core::{SourceAccess, TableSpec};
 use url::Url;
 
 use super::confine::{percent_decode, SourceRoot};
@@ -40,123 +40,6 @@ fn table_url(location: &str, project_dir: &Path) -> Result<Url> {
         .map_err(|()| Error::Source(format!("`{}` is not a folder path", full.display())))
 }
 
-/// deltalake storage options for the source's credentials (resolved here, never logged).
-fn storage_options(
-    access: Option<&SourceAccess>,
-    project_dir: &Path,
-) -> Result<HashMap<String, String>> {
-    let mut options = HashMap::new();
-    let secret = |key: &str, r: &lakecdp_core::SecretRef| -> Result<String> {
-        Ok(lakecdp_lake::secrets::resolve(key, r, Some(project_dir))?
-            .expose()
-            .to_string())
-    };
-    match access {
-        None => {}
-        Some(SourceAccess::S3 {
-            region,
-            endpoint,
-            access_key_id,
-            secret_access_key,
-            credentials,
-        }) => {
-            let keys = access_key_id.is_some() || secret_access_key.is_some();
-            match credentials {
-                // deltalake itself reads the host's AWS_* variables and roles
-                Credentials::Ambient => {}
-                Credentials::Anonymous => {
-                    options.insert("AWS_SKIP_SIGNATURE".into(), "true".into());
-                }
-                Credentials::Declared if keys => {}
-                Credentials::Declared => {
-                    return Err(ConfigErrors(s3_credential_errors(
-                        "access",
-                        false,
-                        false,
-                        false,
-                        *credentials,
-                    ))
-                    .into())
-                }
-            }
-            options.insert("AWS_REGION".into(), region.clone());
-            if let Some(e) = endpoint {
-                options.insert("AWS_ENDPOINT_URL".into(), e.clone());
-                if e.starts_with("http://") {
-                    options.insert("AWS_ALLOW_HTTP".into(), "true".into());
-                }
-                options.insert("AWS_FORCE_PATH_STYLE".into(), "true".into());
-            }
-            if let Some(k) = access_key_id {
-                options.insert(
-                    "AWS_ACCESS_KEY_ID".into(),
-                    secret("access.access_key_id", k)?,
-                );
-            }
-            if let Some(k) = secret_access_key {
-                options.insert(
-                    "AWS_SECRET_ACCESS_KEY".into(),
-                    secret("access.secret_access_key", k)?,
-                );
-            }
-            // reading needs no locking provider
-            options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "true".into());
-        }
-        Some(SourceAccess::Adls {
-            account,
-            account_key,
-            sas_token,
-            endpoint,
-            emulator,
-            credentials,
-        }) => {
-            match credentials {
-                // deltalake itself reads the host's AZURE_* variables and managed identity
-                Credentials::Ambient => {}
-                Credentials::Anonymous => {
-                    options.insert("azure_skip_signature".into(), "true".into());
-                }
-                Credentials::Declared if account_key.is_some() || sas_token.is_some() => {}
-                Credentials::Declared => {
-                    return Err(Error::Source(
-                        "a Delta table on Azure needs the source's `account_key` or `sas_token`, or `credentials = \"ambient\"` to use this host's Azure credentials, or `credentials = \"anonymous\"` for a public container".into(),
-                    ))
-                }
-            }
-            if let Some(a) = account {
-                options.insert("azure_storage_account_name".into(), a.clone());
-            }
-            if let Some(k) = account_key {
-                options.insert(
-                    "azure_storage_account_key".into(),
-                    secret("access.account_key", k)?,
-                );
-            }
-            if let Some(s) = sas_token {
-                options.insert(
-                    "azure_storage_sas_key".into(),
-                    secret("access.sas_token", s)?,
-                );
-            }
-            if let Some(e) = endpoint {
-                options.insert("azure_storage_endpoint".into(), e.clone());
-                if e.starts_with("http://") {
-                    options.insert("azure_allow_http".into(), "true".into());
-                }
-            }
-            if *emulator {
-                // an explicit endpoint wins: the emulator switch alone means the
-                // default Azurite address
-                if endpoint.is_none() {
-                    options.insert("azure_storage_use_emulator".into(), "true".into());
-                }
-                options.insert("azure_allow_http".into(), "true".into());
-            }
-        }
-    }
-    Ok(options)
-}
-
 /// Open the current version of the table. Every data file of that version must be in
 /// the table's folder: an `add.path` of the log that names another place (an absolute
 /// URL elsewhere, a `file://` path, a path climbing out with `..`) is refused with
@@ -174,29 +57,28 @@ pub async fn open(
             table.name, table.location
         )));
     }
-    let opened = match own_store(&url, access, project_dir)? {
-        // the store the lake's backends build from the declared settings only
-        Some(store) => {
-            let mut options = HashMap::new();
-            if url.scheme() == "s3" {
-                // reading needs no locking provider
-                options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "true".into());
-            }
-            match deltalake::DeltaTableBuilder::from_url(url.clone()) {
-                Ok(builder) => {
-                    builder
-                        .with_storage_backend(store, url.clone())
-                        .with_storage_options(options)
-                        .load()
-                        .await
-                }
-                Err(e) => Err(e),
-            }
+    let opened = if super::fetch::is_remote(url.as_str()) {
+        // the store the lake's backends build from the source's settings alone: nothing
+        // of the host's `AWS_*` or `AZURE_*` environment is mixed in unless the source
+        // asks for `credentials = "ambient"`, as deltalake's own builders would
+        let (store, _, _) = super::fetch::remote_store(&url, url.scheme(), access, project_dir)?;
+        let mut options = HashMap::new();
+        if url.scheme() == "s3" {
+            // reading needs no locking provider
+            options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".to_string(), "true".to_string());
         }
-        None => {
-            let options = storage_options(access, project_dir)?;
-            deltalake::open_table_with_storage_options(url.clone(), options).await
+        match deltalake::DeltaTableBuilder::from_url(url.clone()) {
+            Ok(builder) => {
+                builder
+                    .with_storage_backend(store, url.clone())
+                    .with_storage_options(options)
+                    .load()
+                    .await
+            }
+            Err(e) => Err(e),
         }
+    } else {
+        deltalake::open_table_with_storage_options(url.clone(), HashMap::new()).await
     };
     let delta = opened.map_err(|e| {
         Error::Source(format!(
@@ -206,29 +88,6 @@ pub async fn open(
     })?;
     check_files(table, &delta, &url, access, project_dir).await?;
     Ok(delta)
-}
-
-/// The object store a remote table is read through when its credentials are declared
-/// (keys, or anonymous access on S3): built by the lake's backends from the source's
-/// settings alone, so nothing of the host's `AWS_*` or `AZURE_*` environment (a session
-/// token, an endpoint, a profile) is mixed in, as deltalake's own builders would. Tables
-/// that ask for the host's credentials (`credentials = "ambient"`), and local tables,
-/// are opened by deltalake itself (`None`).
-fn own_store(
-    url: &Url,
-    access: Option<&SourceAccess>,
-    project_dir: &Path,
-) -> Result<Option<std::sync::Arc<dyn object_store::ObjectStore>>> {
-    let own = match access {
-        Some(SourceAccess::S3 { credentials, .. }) => *credentials != Credentials::Ambient,
-        Some(SourceAccess::Adls { credentials, .. }) => credentials.is_declared(),
-        None => false,
-    };
-    if !own || !super::fetch::is_remote(url.as_str()) {
-        return Ok(None);
-    }
-    let (store, _, _) = super::fetch::remote_store(url, url.scheme(), access, project_dir)?;
-    Ok(Some(store))
 }
 
 /// Refuses a data file of the current version outside the table's folder `url`.
@@ -348,58 +207,7 @@ pub async fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lakecdp_core::{SecretRef, SourceFormat};
-
-    fn s3(credentials: Credentials, keys: bool) -> SourceAccess {
-        SourceAccess::S3 {
-            region: "eu-west-1".into(),
-            endpoint: None,
-            access_key_id: keys.then(|| SecretRef::Env("LAKECDP_DELTA_UNIT_KEY_ID".into())),
-            secret_access_key: keys.then(|| SecretRef::Env("LAKECDP_DELTA_UNIT_SECRET".into())),
-            credentials,
-        }
-    }
-
-    fn adls(credentials: Credentials) -> SourceAccess {
-        SourceAccess::Adls {
-            account: Some("acct".into()),
-            account_key: None,
-            sas_token: None,
-            endpoint: None,
-            emulator: false,
-            credentials,
-        }
-    }
-
-    #[test]
-    fn delta_sources_use_the_hosts_credentials_only_when_asked() {
-        std::env::set_var("LAKECDP_DELTA_UNIT_KEY_ID", "AKIADECLARED");
-        std::env::set_var("LAKECDP_DELTA_UNIT_SECRET", "declared-secret");
-        let dir = Path::new("/project");
-        // no keys and no choice: refused, naming both fixes
-        for access in [
-            s3(Credentials::Declared, false),
-            adls(Credentials::Declared),
-        ] {
-            let err = storage_options(Some(&access), dir).unwrap_err().to_string();
-            assert!(
-                err.contains("credentials = \"ambient\"")
-                    && err.contains("credentials = \"anonymous\""),
-                "{err}"
-            );
-        }
-        let options = storage_options(Some(&s3(Credentials::Declared, true)), dir).unwrap();
-        assert_eq!(options["AWS_ACCESS_KEY_ID"], "AKIADECLARED");
-        assert!(!options.contains_key("AWS_SKIP_SIGNATURE"));
-        let options = storage_options(Some(&s3(Credentials::Anonymous, false)), dir).unwrap();
-        assert_eq!(options["AWS_SKIP_SIGNATURE"], "true");
-        assert!(!options.contains_key("AWS_ACCESS_KEY_ID"));
-        let options = storage_options(Some(&s3(Credentials::Ambient, false)), dir).unwrap();
-        assert!(!options.contains_key("AWS_ACCESS_KEY_ID"));
-        let options = storage_options(Some(&adls(Credentials::Anonymous)), dir).unwrap();
-        assert_eq!(options["azure_skip_signature"], "true");
-        assert!(storage_options(Some(&adls(Credentials::Ambient)), dir).is_ok());
-    }
+    use lakecdp_core::SourceFormat;
 
     #[tokio::test]
     async fn a_remote_delta_table_without_access_settings_is_refused() {

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
-use lakecdp_core::{AdlsConfig, S3Config, SourceAccess, TableSpec};
+use lakecdp_core::{
+    s3_credential_errors, AdlsConfig, ConfigErrors, S3Config, SourceAccess, TableSpec,
+};
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStoreExt;
 use tokio::io::AsyncWriteExt;
@@ -377,6 +379,17 @@ pub(crate) fn remote_store(
                 credentials,
             }),
         ) => {
+            let keys = access_key_id.is_some() || secret_access_key.is_some();
+            if credentials.is_declared() && !keys {
+                return Err(ConfigErrors(s3_credential_errors(
+                    "access",
+                    false,
+                    false,
+                    false,
+                    *credentials,
+                ))
+                .into());
+            }
             let bucket = url.host_str().unwrap_or_default().to_string();
             let config = S3Config {
                 bucket: bucket.clone(),
@@ -408,12 +421,6 @@ pub(crate) fn remote_store(
                 credentials,
             }),
         ) => {
-            if !credentials.is_declared() {
-                return Err(Error::Source(format!(
-                    "`{url}`: files on Azure are read with the source's declared `account_key` or `sas_token`; `credentials = \"{}\"` serves Delta tables only",
-                    credentials.as_str()
-                )));
-            }
             let (container, account) = if scheme == "az" {
                 let account = account.clone().ok_or_else(|| {
                     Error::Source(format!(
@@ -438,7 +445,16 @@ pub(crate) fn remote_store(
                 allow_flat_namespace: *emulator,
                 ..Default::default()
             };
-            let handle = lakecdp_lake::backend::azure::open(&config, Some(project_dir))?;
+            if credentials.is_declared() && account_key.is_none() && sas_token.is_none() {
+                return Err(Error::Source(format!(
+                    "`{url}` needs the source's `account_key` or `sas_token`, or `credentials = \"ambient\"` to use this host's Azure credentials, or `credentials = \"anonymous\"` for a public container"
+                )));
+            }
+            let handle = lakecdp_lake::backend::azure::open_source(
+                &config,
+                *credentials,
+                Some(project_dir),
+            )?;
             Ok((
                 handle.store,
                 format!("abfss://{container}@{account}.dfs.core.windows.net"),

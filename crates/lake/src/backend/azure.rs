@@ -10,7 +10,7 @@ use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use chrono::Utc;
-use lakecdp_core::{AdlsAuth, AdlsConfig, Secret};
+use lakecdp_core::{AdlsAuth, AdlsConfig, Credentials, Secret};
 use object_store::azure::{AzureConfigKey, AzureCredential, MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path;
 use url::Url;
@@ -79,6 +79,36 @@ fn builder(config: &AdlsConfig, secrets: &Secrets) -> Result<MicrosoftAzureBuild
     Ok(b)
 }
 
+/// The builder of a store whose credentials are the host's (`AZURE_*` variables, the
+/// managed identity) or none at all (unsigned requests to a public container): what a
+/// source may ask for, never an environment's storage.
+fn undeclared_builder(
+    config: &AdlsConfig,
+    credentials: Credentials,
+) -> Result<MicrosoftAzureBuilder> {
+    let loc = config
+        .location()
+        .map_err(lakecdp_core::ConfigErrors::from)?;
+    let b = match credentials {
+        Credentials::Ambient => MicrosoftAzureBuilder::from_env(),
+        Credentials::Anonymous | Credentials::Declared => {
+            MicrosoftAzureBuilder::new().with_skip_signature(true)
+        }
+    };
+    let mut b = b
+        .with_account(&loc.account)
+        .with_container_name(&loc.container);
+    if let Some(ep) = &config.endpoint {
+        b = b.with_endpoint(ep.trim_end_matches('/').to_string());
+    }
+    if config.emulator {
+        b = b
+            .with_allow_http(true)
+            .with_config(AzureConfigKey::DisableTagging, "true");
+    }
+    Ok(b)
+}
+
 fn build_err(e: object_store::Error) -> Error {
     // Builder errors describe configuration (bad key encoding, missing account), never values.
     Error::Service(format!("cannot configure Azure storage: {e}"))
@@ -91,10 +121,14 @@ pub fn open(config: &AdlsConfig, project_dir: Option<&FsPath>) -> Result<StoreHa
 
 /// Open an ADLS Gen2 (or Blob) container, its secrets found through `secrets`.
 pub fn open_with(config: &AdlsConfig, secrets: &Secrets) -> Result<StoreHandle> {
+    open_with_builder(config, builder(config, secrets)?)
+}
+
+fn open_with_builder(config: &AdlsConfig, builder: MicrosoftAzureBuilder) -> Result<StoreHandle> {
     let loc = config
         .location()
         .map_err(lakecdp_core::ConfigErrors::from)?;
-    let store = builder(config, secrets)?.build().map_err(build_err)?;
+    let store = builder.build().map_err(build_err)?;
     let base_url = match &config.endpoint {
         Some(ep) => format!("{}/{}", ep.trim_end_matches('/'), loc.container),
         None => format!(
@@ -112,6 +146,21 @@ pub fn open_with(config: &AdlsConfig, secrets: &Secrets) -> Result<StoreHandle> 
         base_url,
         kind: "adls",
     })
+}
+
+/// Open a container a source reads from, with the credentials it chose: its declared
+/// key or SAS token ([`open`]), the host's own Azure credentials (`ambient`), or none
+/// (`anonymous`, a public container). Nothing of the host's environment is read unless
+/// `ambient` is asked for.
+pub fn open_source(
+    config: &AdlsConfig,
+    credentials: Credentials,
+    project_dir: Option<&FsPath>,
+) -> Result<StoreHandle> {
+    if credentials.is_declared() {
+        return open(config, project_dir);
+    }
+    open_with_builder(config, undeclared_builder(config, credentials)?)
 }
 
 /// What Get Account Information says about an account.
