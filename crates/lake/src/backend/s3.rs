@@ -19,7 +19,7 @@ use super::{http_client, sign, unreachable, Capabilities, ServiceError, StoreHan
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
 
-fn build(config: &S3Config, secrets: &Secrets) -> Result<AmazonS3> {
+pub(crate) fn build(config: &S3Config, secrets: &Secrets) -> Result<AmazonS3> {
     builder(config, secrets)?
         .build()
         .map_err(|e| Error::Service(format!("cannot configure S3 storage: {e}")))

@@ -89,6 +89,35 @@ pub fn aws_sigv4(
     payload_sha256: &str,
     amz_date: &str,
 ) -> String {
+    aws_sigv4_for(
+        "s3",
+        key_id,
+        secret,
+        region,
+        method,
+        path,
+        query,
+        headers,
+        payload_sha256,
+        amz_date,
+    )
+}
+
+/// AWS Signature Version 4 `Authorization` header for a request to `service` (`s3`,
+/// `iam`), as [`aws_sigv4`].
+#[allow(clippy::too_many_arguments)]
+pub fn aws_sigv4_for(
+    service: &str,
+    key_id: &str,
+    secret: &str,
+    region: &str,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    headers: &[(&str, String)],
+    payload_sha256: &str,
+    amz_date: &str,
+) -> String {
     let mut hs: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
@@ -115,7 +144,7 @@ pub fn aws_sigv4(
         uri_encode(path, false)
     );
     let date = &amz_date[..8];
-    let scope = format!("{date}/{region}/s3/aws4_request");
+    let scope = format!("{date}/{region}/{service}/aws4_request");
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         sha256_hex(canonical_request.as_bytes())
@@ -124,7 +153,7 @@ pub fn aws_sigv4(
         &hmac::Key::new(hmac::HMAC_SHA256, format!("AWS4{secret}").as_bytes()),
         date.as_bytes(),
     );
-    for part in [region, "s3", "aws4_request"] {
+    for part in [region, service, "aws4_request"] {
         key = hmac::sign(
             &hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()),
             part.as_bytes(),
