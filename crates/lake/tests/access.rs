@@ -325,7 +325,7 @@ async fn a_shared_s3_prefix_is_read_by_the_readers_key_and_written_by_the_contri
     let contributor_key = iam.create_access_key(&rules.contributor).await.unwrap();
     assert_eq!(
         iam.access_keys(&rules.reader).await.unwrap(),
-        [&reader_key.id]
+        std::slice::from_ref(&reader_key.id)
     );
     // the server takes a moment to load new identities
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
