@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditQuery, Connection, ConnectionId, Environment, EnvironmentId, Export,
     ExportId, Leadership, PasswordCredential, Principal, Revision, Role, RoleAssignment, RunEvent,
-    RunId, RunRecord, RunStatus, SecretOwner, Session, Throttle, Watermark,
+    RunId, RunRecord, RunStatus, SecretOwner, Session, Sharing, Throttle, Watermark,
 };
 
 use crate::error::{Error, Result};
@@ -482,6 +482,16 @@ pub trait Catalog: Send + Sync {
     /// when no process made one first), then the same for every process that uses the
     /// catalog.
     async fn key(&self, name: &str, fresh: [u8; 32], now: DateTime<Utc>) -> Result<[u8; 32]>;
+
+    /// The sharing of an environment's outputs, if it is enabled.
+    async fn sharing(&self, environment: EnvironmentId) -> Result<Option<Sharing>>;
+
+    /// Record the sharing of an environment, replacing what was recorded;
+    /// [`Error::NotFound`] for an unknown environment.
+    async fn set_sharing(&self, sharing: &Sharing) -> Result<()>;
+
+    /// Forget the sharing of an environment; false when none was recorded.
+    async fn remove_sharing(&self, environment: EnvironmentId) -> Result<bool>;
 
     /// Take or renew the named work for `holder` until `expires_at`, if free, expired at
     /// `now`, or held by `holder`; returns who holds it afterwards.

@@ -92,6 +92,7 @@ macro_rules! catalog_conformance_suite {
             run_events_and_cancel_requests_are_shared,
             leadership_is_taken_renewed_and_taken_over,
             a_key_is_made_once_and_then_the_same_for_everyone,
+            sharing_is_recorded_replaced_and_removed,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -2206,4 +2207,52 @@ pub async fn leadership_is_taken_renewed_and_taken_over(catalog: &dyn Catalog) {
         .await
         .unwrap();
     assert_eq!(free.holder, "a");
+}
+
+/// The sharing of an environment is recorded, replaced, refused when invalid or for an
+/// unknown environment, removed, and goes with its environment.
+pub async fn sharing_is_recorded_replaced_and_removed(catalog: &dyn Catalog) {
+    let env = create(catalog, &format!("shared-{}", suffix())).await;
+    assert_eq!(catalog.sharing(env.id).await.unwrap(), None);
+    let mut sharing = lakecdp_core::Sharing {
+        environment: env.id,
+        reader_group: "contoso-readers".into(),
+        contributor_group: "contoso-contributors".into(),
+        storage_reader: "1001".into(),
+        storage_contributor: "1002".into(),
+        enabled_by: "admin".into(),
+        enabled_at: now(),
+    };
+    catalog.set_sharing(&sharing).await.unwrap();
+    assert_eq!(
+        catalog.sharing(env.id).await.unwrap(),
+        Some(sharing.clone())
+    );
+    sharing.storage_reader = "2001".into();
+    sharing.enabled_by = "other-admin".into();
+    catalog.set_sharing(&sharing).await.unwrap();
+    assert_eq!(
+        catalog.sharing(env.id).await.unwrap(),
+        Some(sharing.clone())
+    );
+
+    let mut same_groups = sharing.clone();
+    same_groups.contributor_group = "Contoso-Readers".into();
+    assert!(matches!(
+        catalog.set_sharing(&same_groups).await,
+        Err(Error::Invalid(_))
+    ));
+    let mut unknown = sharing.clone();
+    unknown.environment = EnvironmentId::new();
+    assert!(matches!(
+        catalog.set_sharing(&unknown).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    assert!(catalog.remove_sharing(env.id).await.unwrap());
+    assert!(!catalog.remove_sharing(env.id).await.unwrap());
+    assert_eq!(catalog.sharing(env.id).await.unwrap(), None);
+    catalog.set_sharing(&sharing).await.unwrap();
+    catalog.delete_environment(env.id).await.unwrap();
+    assert_eq!(catalog.sharing(env.id).await.unwrap(), None);
 }

@@ -150,3 +150,27 @@ pub(crate) fn group_member(member: &Principal) -> Result<()> {
     }
     Ok(())
 }
+
+/// The sharing of an environment names two different groups and what they are on the
+/// storage.
+pub(crate) fn sharing(sharing: &lakecdp_core::Sharing) -> Result<()> {
+    let fields = [
+        ("reader_group", &sharing.reader_group),
+        ("contributor_group", &sharing.contributor_group),
+        ("storage_reader", &sharing.storage_reader),
+        ("storage_contributor", &sharing.storage_contributor),
+        ("enabled_by", &sharing.enabled_by),
+    ];
+    if let Some((name, _)) = fields.iter().find(|(_, v)| v.trim().is_empty()) {
+        return Err(Error::Invalid(format!("the sharing's {name} is empty")));
+    }
+    if sharing
+        .reader_group
+        .eq_ignore_ascii_case(&sharing.contributor_group)
+    {
+        return Err(Error::Invalid(
+            "the Reader and Contributor groups of a sharing must differ".into(),
+        ));
+    }
+    Ok(())
+}

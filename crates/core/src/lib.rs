@@ -24,6 +24,7 @@ pub mod run;
 pub mod secret;
 pub mod security;
 pub mod segment;
+pub mod sharing;
 pub mod source;
 pub mod storage;
 pub mod unify;
@@ -56,6 +57,7 @@ pub use segment::{
     parse_condition, validate_segments, Condition, ConditionNode, ConditionOp, ConditionValue,
     SegmentKind, SegmentRule, SegmentSpec, SetOperator,
 };
+pub use sharing::Sharing;
 pub use source::{
     ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };

@@ -76,6 +76,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "keys made on first use",
         sql: include_str!("../../migrations/postgres/0008_keys.sql"),
     },
+    Migration {
+        version: 9,
+        description: "the sharing of environments' outputs",
+        sql: include_str!("../../migrations/postgres/0009_sharing.sql"),
+    },
 ];
 
 /// The schema version this code writes.

@@ -39,8 +39,8 @@ use lakecdp_core::SslMode;
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId, Environment,
     EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
-    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, StorageConfig, Throttle,
-    Watermark,
+    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing, StorageConfig,
+    Throttle, Watermark,
 };
 use lakecdp_pgtls::PgTls;
 use tokio_postgres::config::Host;
@@ -1307,6 +1307,22 @@ impl Catalog for PostgresCatalog {
     async fn key(&self, name: &str, fresh: [u8; 32], now: DateTime<Utc>) -> Result<[u8; 32]> {
         let client = self.client().await?;
         security::key(&*client, name, fresh, now).await
+    }
+
+    async fn sharing(&self, environment: EnvironmentId) -> Result<Option<Sharing>> {
+        let client = self.client().await?;
+        objects::sharing(&*client, environment).await
+    }
+
+    async fn set_sharing(&self, sharing: &Sharing) -> Result<()> {
+        validate::sharing(sharing)?;
+        let client = self.client().await?;
+        objects::set_sharing(&*client, sharing).await
+    }
+
+    async fn remove_sharing(&self, environment: EnvironmentId) -> Result<bool> {
+        let client = self.client().await?;
+        objects::remove_sharing(&*client, environment).await
     }
 
     async fn take_leadership(

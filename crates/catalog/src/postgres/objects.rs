@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use lakecdp_core::{
     Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export, ExportId,
-    Principal, PrincipalKind, Role, RoleAssignment, SecretOwner,
+    Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
 };
 use tokio_postgres::{GenericClient, Row};
 
@@ -743,4 +743,76 @@ pub(crate) async fn delete_export(client: &impl GenericClient, id: ExportId) -> 
         });
     }
     Ok(())
+}
+
+const SHARING_COLUMNS: &str = "environment_id, reader_group, contributor_group, \
+    storage_reader, storage_contributor, enabled_by, enabled_at";
+
+pub(crate) async fn sharing(
+    client: &impl GenericClient,
+    environment: EnvironmentId,
+) -> Result<Option<Sharing>> {
+    let row = client
+        .query_opt(
+            &format!("SELECT {SHARING_COLUMNS} FROM sharing WHERE environment_id = $1"),
+            &[&environment.to_string()],
+        )
+        .await
+        .map_err(storage)?;
+    row.map(|r| {
+        Ok(Sharing {
+            environment,
+            reader_group: get(&r, 1)?,
+            contributor_group: get(&r, 2)?,
+            storage_reader: get(&r, 3)?,
+            storage_contributor: get(&r, 4)?,
+            enabled_by: get(&r, 5)?,
+            enabled_at: from_ts(get(&r, 6)?),
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn set_sharing(client: &impl GenericClient, s: &Sharing) -> Result<()> {
+    let env = s.environment.to_string();
+    client
+        .execute(
+            &format!(
+                "INSERT INTO sharing ({SHARING_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (environment_id) DO UPDATE SET reader_group = excluded.reader_group, \
+                 contributor_group = excluded.contributor_group, \
+                 storage_reader = excluded.storage_reader, \
+                 storage_contributor = excluded.storage_contributor, \
+                 enabled_by = excluded.enabled_by, enabled_at = excluded.enabled_at"
+            ),
+            &[
+                &env,
+                &s.reader_group,
+                &s.contributor_group,
+                &s.storage_reader,
+                &s.storage_contributor,
+                &s.enabled_by,
+                &ts(s.enabled_at),
+            ],
+        )
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(Violation::ForeignKey) => Error::environment_not_found(env.clone()),
+            _ => storage(e),
+        })?;
+    Ok(())
+}
+
+pub(crate) async fn remove_sharing(
+    client: &impl GenericClient,
+    environment: EnvironmentId,
+) -> Result<bool> {
+    let n = client
+        .execute(
+            "DELETE FROM sharing WHERE environment_id = $1",
+            &[&environment.to_string()],
+        )
+        .await
+        .map_err(storage)?;
+    Ok(n > 0)
 }

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use lakecdp_core::{
     ApiToken, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId, Environment,
     EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
-    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Throttle, Watermark,
+    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing, Throttle, Watermark,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -1101,6 +1101,22 @@ impl Catalog for SqliteCatalog {
     async fn key(&self, name: &str, fresh: [u8; 32], now: DateTime<Utc>) -> Result<[u8; 32]> {
         let n = name.to_string();
         self.write(move |tx| security::key(tx, &n, fresh, now))
+            .await
+    }
+
+    async fn sharing(&self, environment: EnvironmentId) -> Result<Option<Sharing>> {
+        self.call(move |conn| objects::sharing(conn, environment))
+            .await
+    }
+
+    async fn set_sharing(&self, sharing: &Sharing) -> Result<()> {
+        validate::sharing(sharing)?;
+        let s = sharing.clone();
+        self.write(move |tx| objects::set_sharing(tx, &s)).await
+    }
+
+    async fn remove_sharing(&self, environment: EnvironmentId) -> Result<bool> {
+        self.write(move |tx| objects::remove_sharing(tx, environment))
             .await
     }
 

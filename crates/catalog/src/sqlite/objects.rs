@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use lakecdp_core::{
     Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export, ExportId,
-    Principal, PrincipalKind, Role, RoleAssignment, SecretOwner,
+    Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
 };
 use rusqlite::{params, Connection as Db, OptionalExtension, Row, Transaction};
 
@@ -730,4 +730,77 @@ pub(crate) fn delete_environment_objects(tx: &Transaction<'_>, env: &str) -> Res
         tx.execute(sql, [env]).map_err(storage)?;
     }
     Ok(())
+}
+
+const SHARING_COLUMNS: &str = "environment_id, reader_group, contributor_group, \
+    storage_reader, storage_contributor, enabled_by, enabled_at";
+
+pub(crate) fn sharing(conn: &Db, environment: EnvironmentId) -> Result<Option<Sharing>> {
+    let row = conn
+        .query_row(
+            &format!("SELECT {SHARING_COLUMNS} FROM sharing WHERE environment_id = ?1"),
+            [environment.to_string()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(storage)?;
+    row.map(|(reader, contributor, sr, sc, by, at)| {
+        Ok(Sharing {
+            environment,
+            reader_group: reader,
+            contributor_group: contributor,
+            storage_reader: sr,
+            storage_contributor: sc,
+            enabled_by: by,
+            enabled_at: parse_timestamp("sharing.enabled_at", &at)?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn set_sharing(tx: &Transaction<'_>, s: &Sharing) -> Result<()> {
+    let env = s.environment.to_string();
+    tx.execute(
+        &format!(
+            "INSERT INTO sharing ({SHARING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (environment_id) DO UPDATE SET reader_group = excluded.reader_group, \
+             contributor_group = excluded.contributor_group, \
+             storage_reader = excluded.storage_reader, \
+             storage_contributor = excluded.storage_contributor, \
+             enabled_by = excluded.enabled_by, enabled_at = excluded.enabled_at"
+        ),
+        params![
+            env,
+            s.reader_group,
+            s.contributor_group,
+            s.storage_reader,
+            s.storage_contributor,
+            s.enabled_by,
+            timestamp(s.enabled_at)
+        ],
+    )
+    .map_err(|e| match violation(&e) {
+        Some(Violation::ForeignKey) => Error::environment_not_found(env.clone()),
+        _ => storage(e),
+    })?;
+    Ok(())
+}
+
+pub(crate) fn remove_sharing(tx: &Transaction<'_>, environment: EnvironmentId) -> Result<bool> {
+    let n = tx
+        .execute(
+            "DELETE FROM sharing WHERE environment_id = ?1",
+            [environment.to_string()],
+        )
+        .map_err(storage)?;
+    Ok(n > 0)
 }
