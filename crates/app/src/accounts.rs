@@ -749,7 +749,7 @@ impl App {
             .await
     }
 
-    async fn audit_change(
+    pub(crate) async fn audit_change(
         &self,
         actor: &Actor,
         action: &str,

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use lakecdp_app::connections::{ConnectionChanges, NewConnection};
 use lakecdp_app::environments::{EnvironmentChanges, Saved};
 use lakecdp_app::exports::{ExportChanges, NewExport};
+use lakecdp_app::sharing::EnableSharing;
 use lakecdp_app::sources::NewTable;
 use lakecdp_app::{
     Actor, App, CancellationToken, ErrorKind, Event, Observer, RefreshRequest, SchedulerEvent,
@@ -175,6 +176,7 @@ fn operations() -> Vec<Row> {
         row!("preview_segment", Viewer, Allowed, |c, a| c.app.preview_segment(&a, "CustomerId is not empty", 3).await),
         row!("roles", Viewer, Allowed, |c, a| c.app.roles(&a, None).await),
         row!("list_exports", Viewer, Allowed, |c, a| c.app.list_exports(&a, None).await),
+        row!("sharing_status (not enabled)", Viewer, Fails(ErrorKind::NotFound), |c, a| c.app.sharing_status(&a, None).await),
         row!("show_export", Viewer, Allowed, |c, a| c.app.show_export(&a, "exp").await),
         // Contributor
         row!("inspect_source", Contributor, Allowed, |c, a| c.app.inspect_source(&a, "Crm", Some("Contacts")).await),
@@ -201,6 +203,9 @@ fn operations() -> Vec<Row> {
         row!("test_connection", Admin, Allowed, |c, a| c.app.test_connection(&a, "shared").await),
         row!("rotate_connection_secret (a local one has none)", Admin, Fails(ErrorKind::Invalid), |c, a| c.app.rotate_connection_secret(&a, "shared", "env:UNSET", |s| c.app.resolve_secret(s)).await),
         row!("delete_connection", Admin, Allowed, |c, a| c.app.delete_connection(&a, "conn-delete").await),
+        row!("enable_sharing (CSV output)", Admin, Fails(ErrorKind::Invalid), |c, a| c.app.enable_sharing(&a, None, &EnableSharing::default()).await),
+        row!("repair_sharing (not enabled)", Admin, Fails(ErrorKind::NotFound), |c, a| c.app.repair_sharing(&a, None).await),
+        row!("add_sharing_recipient (not enabled)", Admin, Fails(ErrorKind::NotFound), |c, a| c.app.add_sharing_recipient(&a, None, "partner", None).await),
         row!("rotate_master_key", Admin, Allowed, |c, a| c.app.rotate_master_key(&a, &c.key, "the test's key").await),
     ]
 }

@@ -108,6 +108,66 @@ pub enum Command {
     Group(GroupCommand),
     /// The audit log: who changed what, and every sign-in.
     Audit(AuditArgs),
+    /// Share the environment's outputs with another organisation's applications: its
+    /// Reader and Contributor groups, with access rules the storage enforces.
+    #[command(subcommand)]
+    Sharing(SharingCommand),
+}
+
+/// `sharing ...`.
+#[derive(Debug, Subcommand)]
+pub enum SharingCommand {
+    /// Create (or reuse) the Reader and Contributor groups, apply the storage's access
+    /// rules, read them back and print the permissions identifier.
+    Enable(SharingEnableArgs),
+    /// The groups, their members, the rules found on the storage and any drift.
+    Status(TokenEnvArgs),
+    /// Apply the storage's access rules again.
+    Repair(TokenEnvArgs),
+    /// Make a recipient of the sharing endpoint: an API token in the Reader group.
+    Recipient(SharingRecipientArgs),
+}
+
+/// `sharing enable`.
+#[derive(Debug, Args)]
+pub struct SharingEnableArgs {
+    /// The environment [default: the project file's].
+    #[arg(long, short = 'e')]
+    pub environment: Option<String>,
+    /// The Reader group [default: `<environment>-readers`].
+    #[arg(long, value_name = "GROUP")]
+    pub reader_group: Option<String>,
+    /// The Contributor group [default: `<environment>-contributors`].
+    #[arg(long, value_name = "GROUP")]
+    pub contributor_group: Option<String>,
+    /// What the Reader group is on the storage: an existing Unix group (local lake), an
+    /// identity name (S3) [default on S3: `lakecdp-<group>`].
+    #[arg(long, value_name = "ID")]
+    pub storage_reader: Option<String>,
+    /// What the Contributor group is on the storage.
+    #[arg(long, value_name = "ID")]
+    pub storage_contributor: Option<String>,
+}
+
+/// `sharing recipient`.
+#[derive(Debug, Args)]
+pub struct SharingRecipientArgs {
+    /// The recipient's name (its token's).
+    pub name: String,
+    /// The environment [default: the project file's].
+    #[arg(long, short = 'e')]
+    pub environment: Option<String>,
+    /// Its lifetime, e.g. `90d` [default: never expires].
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Write a Delta Sharing profile file (created 0600) for the recipient, naming the
+    /// sharing endpoint at this URL (e.g. `https://cdp.example.com/delta-sharing`),
+    /// instead of printing the token.
+    #[arg(long, value_name = "PATH", requires = "endpoint")]
+    pub profile: Option<PathBuf>,
+    /// The sharing endpoint's URL, for --profile.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
 }
 
 /// `serve`.

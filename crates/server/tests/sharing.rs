@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::Array;
 use lakecdp_app::environments::Saved;
+use lakecdp_app::sharing::EnableSharing;
 use lakecdp_app::{
     open_catalog, Actor, App, CancellationToken, RefreshRequest, Silent, DEFAULT_PRINCIPAL,
 };
@@ -57,7 +58,8 @@ async fn refresh(app: &App) {
     assert_eq!(report.status, RunStatus::Succeeded);
 }
 
-/// A token `partner` (Viewer) of the environment, and a server on 127.0.0.1 over `app`
+/// The environment's sharing enabled, a recipient token `partner` (in its Reader group),
+/// and a server on 127.0.0.1 over `app`
 /// (with `public`, told it is reached at `http://localhost:<port>`): the token, the
 /// sharing endpoint's URL, and how to stop the server.
 async fn serve(
@@ -70,14 +72,21 @@ async fn serve(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), lakecdp_server::ServeError>>,
 ) {
+    // sharing bound to two groups every Debian system has (the tests run as root)
+    let admin = Actor::named(DEFAULT_PRINCIPAL);
+    app.enable_sharing(
+        &admin,
+        Some(&env.name),
+        &EnableSharing {
+            storage_reader: Some("users".into()),
+            storage_contributor: Some("staff".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let token = app
-        .create_token(
-            &Actor::named(DEFAULT_PRINCIPAL),
-            Some(&env.name),
-            "partner",
-            Role::Viewer,
-            None,
-        )
+        .add_sharing_recipient(&admin, Some(&env.name), "partner", None)
         .await
         .unwrap()
         .secret;
@@ -203,9 +212,37 @@ async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
     assert_eq!(loaded["columns"], serde_json::json!(columns));
     assert_eq!(loaded["first"], serde_json::json!(ids));
 
-    // a token of no role in the environment sees no share; a revoked one is refused
+    // a Viewer of the environment outside the Reader group sees no share; a revoked
+    // recipient is refused
     let http = reqwest::Client::new();
     let tables_url = format!("{endpoint}/shares/{share}/all-tables");
+    let viewer = app
+        .create_token(
+            &Actor::named(DEFAULT_PRINCIPAL),
+            Some(&env.name),
+            "viewer",
+            Role::Viewer,
+            None,
+        )
+        .await
+        .unwrap()
+        .secret;
+    let shares = http
+        .get(format!("{endpoint}/shares"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shares.status(), StatusCode::OK);
+    let shares: Value = shares.json().await.unwrap();
+    assert_eq!(shares["items"], serde_json::json!([]), "{shares}");
+    let outside = http
+        .get(&tables_url)
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), StatusCode::NOT_FOUND);
     app.revoke_token(&Actor::named(DEFAULT_PRINCIPAL), Some(&env.name), "partner")
         .await
         .unwrap();

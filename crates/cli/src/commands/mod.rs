@@ -12,5 +12,6 @@ pub mod runs;
 pub mod scheduler;
 pub mod segment;
 pub mod serve;
+pub mod sharing;
 pub mod source;
 pub mod unify;

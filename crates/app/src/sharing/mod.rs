@@ -10,13 +10,16 @@
 //! reads a byte. A URL outlives nothing: once expired it is refused, and the lake keeps
 //! a run's files for its retention's minimum age (an hour) after a newer run replaced
 //! it, longer than a URL lives, so a read that started on one run finishes on it.
+//!
+//! Only an environment whose sharing is enabled is a share, and only to the members of
+//! its Reader and Contributor groups ([`setup`]).
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
-use lakecdp_core::{Environment, EnvironmentId, Operation};
+use lakecdp_core::{Environment, EnvironmentId};
 use lakecdp_lake::cdm::{spark_schema, ArrowTypes, Entity, Model, MODEL_JSON};
 use lakecdp_lake::layout::INTERNAL;
 use lakecdp_lake::partition::partition_relative;
@@ -26,6 +29,9 @@ use ring::hmac;
 use serde_json::{json, Value};
 
 use crate::{Actor, App, Error, Result};
+
+mod setup;
+pub use setup::{EnableSharing, PermissionsIdentifier, SharingStatus};
 
 /// How long a file URL of a query answer can be read, unless the server says otherwise.
 pub const FILE_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -183,17 +189,19 @@ impl App {
         Ok(hmac::Key::new(hmac::HMAC_SHA256, key))
     }
 
-    /// The shares `actor` may read: the environments it may view, by name.
+    /// The shares `actor` may read: the environments whose sharing is enabled and whose
+    /// Reader or Contributor group it belongs to, by name.
     pub async fn shares(&self, actor: &Actor) -> Result<Vec<Share>> {
-        Ok(self
-            .list_environments(actor)
-            .await?
-            .into_iter()
-            .map(|e| Share {
-                name: e.name,
-                id: e.id.to_string(),
-            })
-            .collect())
+        let mut shares = Vec::new();
+        for env in self.catalog().list_environments().await? {
+            if self.is_recipient(actor, &env).await? {
+                shares.push(Share {
+                    name: env.name,
+                    id: env.id.to_string(),
+                });
+            }
+        }
+        Ok(shares)
     }
 
     /// The share named `share` (case-insensitive), once `actor` may view it.
@@ -207,9 +215,9 @@ impl App {
             .find(|e| e.name.eq_ignore_ascii_case(share))
             .ok_or_else(not_found)?;
         // a share one may not read is one one does not see
-        self.require(actor, &env, Operation::ViewEnvironment)
-            .await
-            .map_err(|_| not_found())?;
+        if !self.is_recipient(actor, &env).await? {
+            return Err(not_found());
+        }
         Ok(env)
     }
 
