@@ -1,7 +1,8 @@
 //! Sharing an environment's outputs, through `lakecdp-app`: the groups, the storage's
 //! rules (real POSIX ACLs on the local lake, for Unix groups and users this test makes;
 //! it runs as root, as scripts/test.sh does), the permissions identifier, drift and
-//! repair, and who receives the sharing endpoint's shares.
+//! repair, and who receives the sharing endpoint's shares; on S3 (the server the tests
+//! start), one identity per group whose key reads or writes the environment's folder only.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::{admin, retail_with};
-use lakecdp_app::sharing::{EnableSharing, PermissionsIdentifier};
+use lakecdp_app::sharing::{EnableSharing, PermissionsIdentifier, SharingGroup};
 use lakecdp_app::{Actor, ErrorKind, Silent};
 use lakecdp_core::Role;
 
@@ -184,4 +185,147 @@ async fn sharing_a_local_lake_opens_its_outputs_to_the_groups_members_only() {
     assert_eq!(shares[0].name, r.env.name);
     let status = r.app.sharing_status(&me, None).await.unwrap();
     assert_eq!(status.reader_members, ["token:partner"]);
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
+}
+
+/// A store on the S3 server's `bucket` signed with the key given.
+fn s3_store(bucket: &str, key_id: &str, secret: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(var("LAKECDP_TEST_S3_REGION"))
+        .with_endpoint(var("LAKECDP_TEST_S3_ENDPOINT"))
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_access_key_id(key_id)
+        .with_secret_access_key(secret)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_an_s3_lake_hands_each_group_a_key_scoped_to_the_environment() {
+    use object_store::path::Path as ObjectPath;
+    use object_store::{ObjectStoreExt, PutPayload};
+    std::env::set_var(
+        "LAKECDP_MASTER_KEY",
+        lakecdp_connect::MasterKey::generate()
+            .unwrap()
+            .to_base64()
+            .expose(),
+    );
+    let bucket = format!(
+        "sharing-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let storage = format!(
+        "[environment.storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{}\"\nendpoint = \"{}\"\n\
+         access_key_id = {{ env = \"LAKECDP_TEST_S3_ACCESS_KEY_ID\" }}\n\
+         secret_access_key = {{ env = \"LAKECDP_TEST_S3_SECRET_ACCESS_KEY\" }}\n",
+        var("LAKECDP_TEST_S3_REGION"),
+        var("LAKECDP_TEST_S3_ENDPOINT")
+    );
+    let r = retail_with(|p| {
+        p.replace("output_format = \"csv\"", "output_format = \"parquet\"")
+            .replace(
+                "[environment.storage]\nkind = \"local\"\npath = \"lake\"\n",
+                &storage,
+            )
+    })
+    .await;
+    assert!(matches!(r.env.storage, lakecdp_core::StorageConfig::S3(_)));
+    r.full_refresh(Arc::new(Silent)).await;
+    let me = admin();
+    let status = r
+        .app
+        .enable_sharing(&me, None, &EnableSharing::default())
+        .await
+        .unwrap();
+    assert_eq!(status.storage, "s3");
+    assert_eq!(status.rules.drifted, 0, "{:?}", status.rules);
+    assert_eq!(status.sharing.storage_reader, "lakecdp-retail-demo-readers");
+    // the bucket plays the container: the environment's folder is `ci_<id>` in it
+    let env = r.app.lake(&r.env).await.unwrap().root().to_string();
+    assert_eq!(env, format!("ci_{}", r.env.id));
+    let id: PermissionsIdentifier = status.identifier.parse().unwrap();
+    assert_eq!(id.container, format!("s3://{bucket}/{env}"));
+
+    let reader = r
+        .app
+        .sharing_credentials(&me, None, SharingGroup::Reader)
+        .await
+        .unwrap();
+    let contributor = r
+        .app
+        .sharing_credentials(&me, None, SharingGroup::Contributor)
+        .await
+        .unwrap();
+    assert_ne!(reader.access_key_id, contributor.access_key_id);
+    // enabling again keeps the keys handed out
+    r.app
+        .enable_sharing(&me, None, &EnableSharing::default())
+        .await
+        .unwrap();
+    let again = r
+        .app
+        .sharing_credentials(&me, None, SharingGroup::Reader)
+        .await
+        .unwrap();
+    assert_eq!(again.access_key_id, reader.access_key_id);
+    // a Viewer may see the status, not take a key
+    r.app
+        .set_role(&me, None, "vera", Some(Role::Viewer))
+        .await
+        .unwrap();
+    let vera = Actor::named("vera");
+    assert!(r.app.sharing_status(&vera, None).await.is_ok());
+    let err = r
+        .app
+        .sharing_credentials(&vera, None, SharingGroup::Reader)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+
+    // the server takes a moment to load new identities
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let model = ObjectPath::from(format!("{env}/Unification/model.json"));
+    let as_reader = s3_store(
+        &bucket,
+        &reader.access_key_id,
+        reader.secret_access_key.expose(),
+    );
+    let as_contributor = s3_store(
+        &bucket,
+        &contributor.access_key_id,
+        contributor.secret_access_key.expose(),
+    );
+    assert!(as_reader.get(&model).await.is_ok());
+    let dropped = ObjectPath::from(format!("{env}/Inbox/partner.csv"));
+    assert!(as_reader
+        .put(&dropped, PutPayload::from_static(b"x"))
+        .await
+        .is_err());
+    as_contributor
+        .put(&dropped, PutPayload::from_static(b"x"))
+        .await
+        .unwrap();
+    // nothing outside the environment's folder
+    let elsewhere = ObjectPath::from("ci_other/Unification/model.json");
+    let admin_store = s3_store(
+        &bucket,
+        &var("LAKECDP_TEST_S3_ACCESS_KEY_ID"),
+        &var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY"),
+    );
+    admin_store
+        .put(&elsewhere, PutPayload::from_static(b"{}"))
+        .await
+        .unwrap();
+    assert!(as_reader.get(&elsewhere).await.is_err());
+    assert!(as_contributor
+        .put(&elsewhere, PutPayload::from_static(b"x"))
+        .await
+        .is_err());
 }

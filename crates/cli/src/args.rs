@@ -126,6 +126,22 @@ pub enum SharingCommand {
     Repair(TokenEnvArgs),
     /// Make a recipient of the sharing endpoint: an API token in the Reader group.
     Recipient(SharingRecipientArgs),
+    /// On an S3 lake: write a group's access key to a new credentials file (0600) for
+    /// the consuming side; it is never printed.
+    Credentials(SharingCredentialsArgs),
+}
+
+/// `sharing credentials`.
+#[derive(Debug, Args)]
+pub struct SharingCredentialsArgs {
+    /// The group: `reader` or `contributor`.
+    pub group: String,
+    /// The file to create, in the AWS shared credentials format.
+    #[arg(long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// The environment [default: the project file's].
+    #[arg(long, short = 'e')]
+    pub environment: Option<String>,
 }
 
 /// `sharing enable`.

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use crate::{Actor, App, Error, Result};
 
 mod setup;
-pub use setup::{EnableSharing, PermissionsIdentifier, SharingStatus};
+pub use setup::{EnableSharing, GroupKey, PermissionsIdentifier, SharingGroup, SharingStatus};
 
 /// How long a file URL of a query answer can be read, unless the server says otherwise.
 pub const FILE_URL_LIFETIME: Duration = Duration::from_secs(15 * 60);

@@ -133,6 +133,72 @@ impl std::str::FromStr for PermissionsIdentifier {
     }
 }
 
+/// One of the two groups of a sharing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharingGroup {
+    /// Reads the outputs.
+    Reader,
+    /// Also writes them.
+    Contributor,
+}
+
+impl SharingGroup {
+    /// `reader` or `contributor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharingGroup::Reader => "reader",
+            SharingGroup::Contributor => "contributor",
+        }
+    }
+
+    fn secret_name(self) -> &'static str {
+        match self {
+            SharingGroup::Reader => "sharing-reader-key",
+            SharingGroup::Contributor => "sharing-contributor-key",
+        }
+    }
+
+    fn storage_id(self, sharing: &Sharing) -> &str {
+        match self {
+            SharingGroup::Reader => &sharing.storage_reader,
+            SharingGroup::Contributor => &sharing.storage_contributor,
+        }
+    }
+}
+
+impl std::str::FromStr for SharingGroup {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "reader" | "readers" => Ok(SharingGroup::Reader),
+            "contributor" | "contributors" => Ok(SharingGroup::Contributor),
+            _ => Err(Error::invalid(format!(
+                "`{text}` is no sharing group: say `reader` or `contributor`"
+            ))),
+        }
+    }
+}
+
+/// The access key of a group's S3 identity.
+pub struct GroupKey {
+    /// The identity.
+    pub identity: String,
+    /// The key id.
+    pub access_key_id: String,
+    /// The secret key.
+    pub secret_access_key: lakecdp_core::Secret,
+}
+
+impl std::fmt::Debug for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupKey")
+            .field("identity", &self.identity)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a group is on the storage, the backend's kind aside.
 enum Bound {
     Local(LocalRules, std::path::PathBuf, std::path::PathBuf),
@@ -264,10 +330,102 @@ impl App {
                 ),
             ));
         }
+        if let StorageConfig::S3(config) = &env.storage {
+            self.ensure_group_keys(&env, config, &sharing).await?;
+        }
         self.catalog().set_sharing(&sharing).await?;
         self.audit_change(actor, "sharing.enable", Some(env.id), &env.name)
             .await?;
         Ok(status)
+    }
+
+    /// On S3, an access key for each group's identity, made once and sealed in the
+    /// catalog as the environment's secret `sharing-<reader|contributor>-key`, so that
+    /// [`App::sharing_credentials`] can hand it to the consuming side. A key sealed
+    /// earlier is kept while the identity still has it.
+    async fn ensure_group_keys(
+        &self,
+        env: &Environment,
+        config: &lakecdp_core::S3Config,
+        sharing: &Sharing,
+    ) -> Result<()> {
+        let secrets = self.storage_secrets(env).await?;
+        let iam = IamClient::new(config, &secrets).map_err(|e| Error::invalid(e.to_string()))?;
+        let vault = self.vault()?;
+        let owner = lakecdp_core::SecretOwner::Environment(env.id);
+        for group in [SharingGroup::Reader, SharingGroup::Contributor] {
+            let identity = group.storage_id(sharing);
+            let name = group.secret_name();
+            let held = iam
+                .access_keys(identity)
+                .await
+                .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
+            if let Some(blob) = self.catalog().environment_secret(env.id, name).await? {
+                let sealed = vault.open(&owner.seal_context(name), &blob)?;
+                if let Some((id, _)) = sealed.expose().split_once('\n') {
+                    if held.iter().any(|h| h == id) {
+                        continue;
+                    }
+                }
+            }
+            let key = iam
+                .create_access_key(identity)
+                .await
+                .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
+            let both = lakecdp_core::Secret::new(format!("{}\n{}", key.id, key.secret.expose()));
+            let blob = vault.seal(&owner.seal_context(name), &both)?;
+            self.catalog()
+                .set_environment_secret(env.id, name, &blob)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The access key of a group's identity on an S3 lake, for the consuming side
+    /// (the environment's Admin): its id and secret.
+    pub async fn sharing_credentials(
+        &self,
+        actor: &Actor,
+        environment: Option<&str>,
+        group: SharingGroup,
+    ) -> Result<GroupKey> {
+        let (env, sharing) = self
+            .shared_environment(actor, environment, Operation::ManageRoles)
+            .await?;
+        if !matches!(env.storage, StorageConfig::S3(_)) {
+            return Err(Error::invalid(
+                "group keys exist on S3 lakes only; on a local lake the groups' members use their own Unix accounts",
+            ));
+        }
+        let name = group.secret_name();
+        let blob = self
+            .catalog()
+            .environment_secret(env.id, name)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no key of the {} group is sealed; run `lakecdp sharing enable` again to make one",
+                    group.as_str()
+                ))
+            })?;
+        let owner = lakecdp_core::SecretOwner::Environment(env.id);
+        let sealed = self.vault()?.open(&owner.seal_context(name), &blob)?;
+        let (id, secret) = sealed
+            .expose()
+            .split_once('\n')
+            .ok_or_else(|| Error::internal(format!("the sealed secret `{name}` is malformed")))?;
+        self.audit_change(
+            actor,
+            "sharing.credentials",
+            Some(env.id),
+            &format!("{}/{}", env.name, group.as_str()),
+        )
+        .await?;
+        Ok(GroupKey {
+            identity: group.storage_id(&sharing).to_string(),
+            access_key_id: id.to_string(),
+            secret_access_key: lakecdp_core::Secret::new(secret),
+        })
     }
 
     /// The sharing of an environment: its groups and their members, the rules found on

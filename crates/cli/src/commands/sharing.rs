@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
-use lakecdp_app::sharing::{EnableSharing, SharingStatus};
+use lakecdp_app::sharing::{EnableSharing, SharingGroup, SharingStatus};
 use lakecdp_app::{Actor, App};
 
 use crate::args::SharingCommand;
@@ -62,13 +62,7 @@ pub async fn run(app: &App, actor: &Actor, c: SharingCommand) -> anyhow::Result<
                     if let Some(at) = new.token.expires_at {
                         profile["expirationTime"] = serde_json::json!(at.to_rfc3339());
                     }
-                    let mut file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(path)
-                        .map_err(|e| UserError(format!("cannot create {}: {e}", path.display())))?;
-                    file.write_all(format!("{profile:#}\n").as_bytes())?;
+                    create_private(path, &format!("{profile:#}\n"))?;
                     println!(
                         "recipient `{}` is in the Reader group; its Delta Sharing profile is {}",
                         new.token.name,
@@ -84,7 +78,39 @@ pub async fn run(app: &App, actor: &Actor, c: SharingCommand) -> anyhow::Result<
                 }
             }
         }
+        SharingCommand::Credentials(a) => {
+            let group: SharingGroup = a.group.parse()?;
+            let key = app
+                .sharing_credentials(actor, a.environment.as_deref(), group)
+                .await?;
+            let profile = format!("lakecdp-{}", group.as_str());
+            let text = format!(
+                "[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                key.access_key_id,
+                key.secret_access_key.expose()
+            );
+            create_private(&a.output, &text)?;
+            println!(
+                "the {} group's key (identity `{}`, key id {}) is in {} as profile `{profile}`",
+                group.as_str(),
+                key.identity,
+                key.access_key_id,
+                a.output.display()
+            );
+        }
     }
+    Ok(())
+}
+
+/// Create `path` (it must not exist) readable by its owner only, holding `text`.
+fn create_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| UserError(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())?;
     Ok(())
 }
 
