@@ -828,3 +828,75 @@ fn a_lake_folder_of_another_catalog_is_adopted_only_on_purpose() {
         serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
     assert_eq!(marker["adopted"], true);
 }
+
+#[test]
+fn sharing_commands_enable_report_and_make_recipients() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_, dir) = retail_copy();
+    let file = dir.path().join("lakecdp.toml");
+    let project = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        project.replace("output_format = \"csv\"", "output_format = \"parquet\""),
+    )
+    .unwrap();
+    ok(dir.path(), &["apply", "--create-container"]);
+    let out = user_error(dir.path(), &["sharing", "status"]);
+    assert!(out.contains("lakecdp sharing enable"), "{out}");
+    let out = user_error(dir.path(), &["sharing", "enable"]);
+    assert!(out.contains("--storage-reader"), "{out}");
+    // two groups every Debian system has (the tests run as root)
+    let out = ok(
+        dir.path(),
+        &[
+            "sharing",
+            "enable",
+            "--storage-reader",
+            "users",
+            "--storage-contributor",
+            "staff",
+        ],
+    );
+    assert!(out.contains("permissions identifier"), "{out}");
+    assert!(out.contains("/customerinsights?rg=100&cg=50"), "{out}");
+    let out = ok(dir.path(), &["sharing", "status"]);
+    assert!(out.contains("0 drifting"), "{out}");
+    assert!(out.contains("retail-demo-readers = 100"), "{out}");
+
+    let profile = dir.path().join("partner.share");
+    ok(
+        dir.path(),
+        &[
+            "sharing",
+            "recipient",
+            "partner",
+            "--endpoint",
+            "http://127.0.0.1:9/delta-sharing/",
+            "--profile",
+            profile.to_str().unwrap(),
+        ],
+    );
+    let mode = std::fs::metadata(&profile).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(json["endpoint"], "http://127.0.0.1:9/delta-sharing");
+    assert!(json["bearerToken"].as_str().unwrap().len() > 30, "{json}");
+    let out = ok(dir.path(), &["sharing", "status"]);
+    assert!(out.contains("token:partner"), "{out}");
+
+    // a local lake has no group keys, and no file is made
+    let keys = dir.path().join("reader.credentials");
+    let out = user_error(
+        dir.path(),
+        &[
+            "sharing",
+            "credentials",
+            "reader",
+            "--output",
+            keys.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("S3 lakes only"), "{out}");
+    assert!(!keys.exists());
+}
