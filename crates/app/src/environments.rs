@@ -566,7 +566,7 @@ impl App {
 
     /// The bytes under the environment's lake folder, measured at most once a minute
     /// (listing a large lake takes long; a page showing the environment should not).
-    async fn lake_bytes(&self, env: &Environment) -> std::result::Result<u64, String> {
+    pub(crate) async fn lake_bytes(&self, env: &Environment) -> std::result::Result<u64, String> {
         if let Some(bytes) = self.cached_lake_bytes(env.id) {
             return Ok(bytes);
         }

@@ -862,6 +862,10 @@ fn sharing_commands_enable_report_and_make_recipients() {
     let out = ok(dir.path(), &["sharing", "status"]);
     assert!(out.contains("0 drifting"), "{out}");
     assert!(out.contains("retail-demo-readers = 100"), "{out}");
+    assert!(
+        out.contains("20 GB of file capacity for 0 profiles"),
+        "{out}"
+    );
 
     let profile = dir.path().join("partner.share");
     ok(

@@ -57,6 +57,23 @@ pub struct SharingStatus {
     pub rules: RulesReport,
     /// What stands in the way of the groups' members although the rules are in place.
     pub warnings: Vec<String>,
+    /// The profiles of the last unification that succeeded.
+    pub profiles: Option<u64>,
+    /// The file capacity in GB those profiles entitle to (20 GB per started 100,000).
+    pub entitled_gb: u64,
+    /// Bytes the environment's shared folder holds, or why it could not be measured.
+    #[serde(serialize_with = "bytes_or_reason")]
+    pub used_bytes: std::result::Result<u64, String>,
+}
+
+fn bytes_or_reason<S: serde::Serializer>(
+    value: &std::result::Result<u64, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match value {
+        Ok(bytes) => s.serialize_u64(*bytes),
+        Err(reason) => s.serialize_str(reason),
+    }
 }
 
 /// The permissions identifier of a sharing: `<container URL>?rg=<reader>&cg=<contributor>`,
@@ -620,7 +637,15 @@ impl App {
             reader: sharing.storage_reader.clone(),
             contributor: sharing.storage_contributor.clone(),
         };
+        let profiles = self
+            .catalog()
+            .latest_run(env.id, "unify", Some(lakecdp_core::RunStatus::Succeeded))
+            .await?
+            .and_then(|r| r.rows);
         Ok(SharingStatus {
+            profiles,
+            entitled_gb: crate::environments::capacity(profiles.unwrap_or(0)).1,
+            used_bytes: self.lake_bytes(env).await,
             environment: env.name.clone(),
             sharing: sharing.clone(),
             storage: kind,

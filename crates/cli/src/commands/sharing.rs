@@ -145,6 +145,15 @@ fn print_status(s: &SharingStatus) {
             d.path, d.expected, d.found
         );
     }
+    let used = match &s.used_bytes {
+        Ok(bytes) => format!("{:.2} GB used", *bytes as f64 / 1e9),
+        Err(reason) => format!("use unknown ({reason})"),
+    };
+    println!(
+        "capacity     {} GB of file capacity for {} profiles; {used}",
+        s.entitled_gb,
+        s.profiles.unwrap_or(0)
+    );
     for w in &s.warnings {
         println!("warning: {w}");
     }
