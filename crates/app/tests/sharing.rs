@@ -329,3 +329,166 @@ async fn sharing_an_s3_lake_hands_each_group_a_key_scoped_to_the_environment() {
         .await
         .is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_attaches_to_one_shared_account_and_detaches_once_nothing_reads_through_it()
+{
+    use lakecdp_app::connections::NewConnection;
+    use lakecdp_app::exports::NewExport;
+    use lakecdp_lake::access::local::LocalRules;
+    let r =
+        retail_with(|p| p.replace("output_format = \"csv\"", "output_format = \"parquet\"")).await;
+    let me = admin();
+    // two groups every Debian system has (the tests run as root)
+    let status = r
+        .app
+        .enable_sharing(
+            &me,
+            None,
+            &EnableSharing {
+                storage_reader: Some("users".into()),
+                storage_contributor: Some("staff".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let container = r.path().join("lake/customerinsights");
+    // attachments are the catalog administrator's: here the local user of the catalog
+    let operator = Actor::local(None);
+
+    // a container whose rules are not in place is refused
+    let bare = tempfile::tempdir().unwrap();
+    let bare_id = format!("file://{}?rg=100&cg=50", bare.path().display());
+    let err = r
+        .app
+        .attach_sharing(&operator, &bare_id, "Fabrikam", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert!(err.to_string().contains("not in place"), "{err}");
+    // a hostile identifier is refused before anything is read
+    let err = r
+        .app
+        .attach_sharing(&operator, "file:///etc?rg=1&cg=2&path=..", "Fabrikam", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown parameter"), "{err}");
+
+    let kept = r
+        .app
+        .attach_sharing(&operator, &status.identifier, "Fabrikam", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.account,
+        url::Url::from_directory_path(&container)
+            .unwrap()
+            .as_str()
+            .trim_end_matches('/')
+    );
+    // again: the same attachment
+    let again = r
+        .app
+        .attach_sharing(&operator, &status.identifier, "fabrikam", None)
+        .await
+        .unwrap();
+    assert_eq!(again, kept);
+    // another shared account for the same organisation is refused
+    let other = tempfile::tempdir().unwrap();
+    let other_container = other.path().join("customerinsights");
+    let other_env = other_container.join("ci_x");
+    std::fs::create_dir_all(&other_env).unwrap();
+    LocalRules {
+        reader: 100,
+        contributor: 50,
+    }
+    .apply(&other_container, &other_env)
+    .unwrap();
+    let other_id = format!("file://{}?rg=100&cg=50", other_container.display());
+    let err = r
+        .app
+        .attach_sharing(&operator, &other_id, "FABRIKAM", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(
+        err.to_string()
+            .contains("already attached to another lakecdp storage account"),
+        "{err}"
+    );
+
+    // what reads through the attachment keeps it attached
+    r.app
+        .add_connection(
+            &me,
+            NewConnection {
+                name: "to-share".into(),
+                kind: "local".into(),
+                usable_by: "contributors".into(),
+                settings: [(
+                    "path".to_string(),
+                    container.join("exports").display().to_string(),
+                )]
+                .into(),
+                secrets: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    r.app
+        .add_export(
+            &me,
+            NewExport {
+                name: "profiles".into(),
+                connection: "to-share".into(),
+                tables: vec!["Unification/Customer".into()],
+                schedule: "off".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    r.app
+        .add_sharing_recipient(&me, None, "partner", None)
+        .await
+        .unwrap();
+    let err = r
+        .app
+        .detach_sharing(&operator, "Fabrikam", false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    for dependent in [
+        "export retail-demo/profiles",
+        "connection retail-demo/to-share",
+        "recipient token retail-demo/partner",
+    ] {
+        assert!(err.to_string().contains(dependent), "{dependent}: {err}");
+    }
+    assert_eq!(r.app.attachments(&operator).await.unwrap().len(), 1);
+    // a Viewer of the environment is no catalog administrator
+    let err = r
+        .app
+        .detach_sharing(&Actor::named("vera"), "Fabrikam", true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+
+    let removed = r
+        .app
+        .detach_sharing(&operator, "Fabrikam", true)
+        .await
+        .unwrap();
+    assert_eq!(removed.exports, ["retail-demo/profiles"]);
+    assert_eq!(removed.tokens, ["retail-demo/partner"]);
+    assert!(r.app.attachments(&operator).await.unwrap().is_empty());
+    assert!(r.app.list_exports(&me, None).await.unwrap().1.is_empty());
+    let tokens = r.app.list_tokens(&me, None).await.unwrap();
+    assert!(tokens.iter().all(|t| t.revoked_at.is_some()), "{tokens:?}");
+    // detached, it may attach elsewhere
+    r.app
+        .attach_sharing(&operator, &other_id, "Fabrikam", None)
+        .await
+        .unwrap();
+}

@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lakecdp_core::{
-    ApiToken, AuditEntry, AuditQuery, Connection, ConnectionId, Environment, EnvironmentId, Export,
-    ExportId, Leadership, PasswordCredential, Principal, Revision, Role, RoleAssignment, RunEvent,
-    RunId, RunRecord, RunStatus, SecretOwner, Session, Sharing, Throttle, Watermark,
+    ApiToken, Attachment, AuditEntry, AuditQuery, Connection, ConnectionId, Environment,
+    EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
+    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, SecretOwner, Session, Sharing, Throttle,
+    Watermark,
 };
 
 use crate::error::{Error, Result};
@@ -492,6 +493,17 @@ pub trait Catalog: Send + Sync {
 
     /// Forget the sharing of an environment; false when none was recorded.
     async fn remove_sharing(&self, environment: EnvironmentId) -> Result<bool>;
+
+    /// Attach an organisation unless it is attached already; the attachment the catalog
+    /// holds for it afterwards (the one given, or the earlier one, whose account may
+    /// differ: the caller refuses that).
+    async fn attach(&self, attachment: &Attachment) -> Result<Attachment>;
+
+    /// The attached organisations, by name without regard to ASCII case.
+    async fn attachments(&self) -> Result<Vec<Attachment>>;
+
+    /// Detach an organisation; false when it was not attached.
+    async fn detach(&self, organization: &str) -> Result<bool>;
 
     /// Take or renew the named work for `holder` until `expires_at`, if free, expired at
     /// `now`, or held by `holder`; returns who holds it afterwards.

@@ -93,6 +93,7 @@ macro_rules! catalog_conformance_suite {
             leadership_is_taken_renewed_and_taken_over,
             a_key_is_made_once_and_then_the_same_for_everyone,
             sharing_is_recorded_replaced_and_removed,
+            an_organisation_is_attached_once_whatever_its_case,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -2255,4 +2256,50 @@ pub async fn sharing_is_recorded_replaced_and_removed(catalog: &dyn Catalog) {
     catalog.set_sharing(&sharing).await.unwrap();
     catalog.delete_environment(env.id).await.unwrap();
     assert_eq!(catalog.sharing(env.id).await.unwrap(), None);
+}
+
+/// An organisation is attached once (the first attachment stays, whatever the case of a
+/// later one's name and even when many race), listed, and detached.
+pub async fn an_organisation_is_attached_once_whatever_its_case(catalog: &dyn Catalog) {
+    let org = format!("Contoso-{}", suffix());
+    let first = lakecdp_core::Attachment {
+        organization: org.clone(),
+        account: "file:///srv/a/customerinsights".into(),
+        identifier: "file:///srv/a/customerinsights?rg=1&cg=2".into(),
+        attached_by: "admin".into(),
+        attached_at: now(),
+    };
+    assert_eq!(catalog.attach(&first).await.unwrap(), first);
+    let mut second = first.clone();
+    second.organization = org.to_uppercase();
+    second.account = "s3://other".into();
+    assert_eq!(catalog.attach(&second).await.unwrap(), first);
+    assert!(catalog
+        .attachments()
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| a == &first));
+    let invalid = lakecdp_core::Attachment {
+        account: " ".into(),
+        ..first.clone()
+    };
+    assert!(matches!(
+        catalog.attach(&invalid).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(catalog.detach(&org.to_lowercase()).await.unwrap());
+    assert!(!catalog.detach(&org).await.unwrap());
+
+    // many first attachments at once: one wins for all
+    let raced = format!("raced-{}", suffix());
+    let make = |account: &str| lakecdp_core::Attachment {
+        organization: raced.clone(),
+        account: account.into(),
+        ..first.clone()
+    };
+    let (x, y, z) = (make("s3://a"), make("s3://b"), make("s3://c"));
+    let (a, b, c) = tokio::join!(catalog.attach(&x), catalog.attach(&y), catalog.attach(&z));
+    let kept = [a.unwrap(), b.unwrap(), c.unwrap()];
+    assert!(kept.iter().all(|k| k == &kept[0]), "{kept:?}");
 }

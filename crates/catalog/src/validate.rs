@@ -174,3 +174,18 @@ pub(crate) fn sharing(sharing: &lakecdp_core::Sharing) -> Result<()> {
     }
     Ok(())
 }
+
+/// An attachment names its organisation, account and identifier.
+pub(crate) fn attachment(attachment: &lakecdp_core::Attachment) -> Result<()> {
+    for (name, value) in [
+        ("organization", &attachment.organization),
+        ("account", &attachment.account),
+        ("identifier", &attachment.identifier),
+        ("attached_by", &attachment.attached_by),
+    ] {
+        if value.trim().is_empty() {
+            return Err(Error::Invalid(format!("the attachment's {name} is empty")));
+        }
+    }
+    Ok(())
+}

@@ -129,6 +129,48 @@ pub enum SharingCommand {
     /// On an S3 lake: write a group's access key to a new credentials file (0600) for
     /// the consuming side; it is never printed.
     Credentials(SharingCredentialsArgs),
+    /// From the consuming side: attach an organisation to a shared storage account with
+    /// the permissions identifier its sharing printed (one account per organisation).
+    Attach(SharingAttachArgs),
+    /// The attached organisations.
+    Attachments,
+    /// Detach an organisation: refused while exports, connections or recipient tokens
+    /// read through it, unless --with-dependents.
+    Detach(SharingDetachArgs),
+}
+
+/// `sharing attach`.
+#[derive(Debug, Args)]
+pub struct SharingAttachArgs {
+    /// The permissions identifier, e.g.
+    /// `https://<account>.dfs.core.windows.net/customerinsights?rg=<id>&cg=<id>`.
+    pub identifier: String,
+    /// The consuming organisation.
+    #[arg(long)]
+    pub organization: String,
+    /// S3: the group key file `lakecdp sharing credentials` wrote.
+    #[arg(long, value_name = "PATH")]
+    pub credentials: Option<PathBuf>,
+    /// S3: the server's endpoint, for S3-compatible servers.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3: the bucket's region.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+}
+
+/// `sharing detach`.
+#[derive(Debug, Args)]
+pub struct SharingDetachArgs {
+    /// The organisation.
+    pub organization: String,
+    /// Delete the exports and connections and revoke the recipient tokens that read
+    /// through the attachment, after confirming.
+    #[arg(long)]
+    pub with_dependents: bool,
+    /// Confirm without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `sharing credentials`.

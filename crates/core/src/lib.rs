@@ -57,7 +57,7 @@ pub use segment::{
     parse_condition, validate_segments, Condition, ConditionNode, ConditionOp, ConditionValue,
     SegmentKind, SegmentRule, SegmentSpec, SetOperator,
 };
-pub use sharing::Sharing;
+pub use sharing::{Attachment, Sharing};
 pub use source::{
     ColumnSpec, ColumnType, CsvOptions, Encoding, SourceAccess, SourceFormat, SourceSpec, TableSpec,
 };

@@ -25,3 +25,20 @@ pub struct Sharing {
     /// When.
     pub enabled_at: DateTime<Utc>,
 }
+
+/// A consuming organisation attached to a shared storage account, from the consuming
+/// side: one organisation is attached to one storage account at most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The consuming organisation (unique without regard to ASCII case).
+    pub organization: String,
+    /// The storage account: an ADLS account's host, an S3 bucket (`s3://bucket`), a
+    /// local container folder (`file:///...`).
+    pub account: String,
+    /// The permissions identifier it was attached with.
+    pub identifier: String,
+    /// Who attached it.
+    pub attached_by: String,
+    /// When.
+    pub attached_at: DateTime<Utc>,
+}

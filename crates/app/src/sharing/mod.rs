@@ -30,7 +30,9 @@ use serde_json::{json, Value};
 
 use crate::{Actor, App, Error, Result};
 
+mod attach;
 mod setup;
+pub use attach::{Dependents, S3Access};
 pub use setup::{EnableSharing, GroupKey, PermissionsIdentifier, SharingGroup, SharingStatus};
 
 /// How long a file URL of a query answer can be read, unless the server says otherwise.

@@ -37,10 +37,10 @@ use chrono::{DateTime, Utc};
 use lakecdp_core::pgssl::check_plain_password;
 use lakecdp_core::SslMode;
 use lakecdp_core::{
-    ApiToken, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId, Environment,
-    EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
-    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing, StorageConfig,
-    Throttle, Watermark,
+    ApiToken, Attachment, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId,
+    Environment, EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal,
+    Revision, Role, RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing,
+    StorageConfig, Throttle, Watermark,
 };
 use lakecdp_pgtls::PgTls;
 use tokio_postgres::config::Host;
@@ -1323,6 +1323,22 @@ impl Catalog for PostgresCatalog {
     async fn remove_sharing(&self, environment: EnvironmentId) -> Result<bool> {
         let client = self.client().await?;
         objects::remove_sharing(&*client, environment).await
+    }
+
+    async fn attach(&self, attachment: &Attachment) -> Result<Attachment> {
+        validate::attachment(attachment)?;
+        let client = self.client().await?;
+        objects::attach(&*client, attachment).await
+    }
+
+    async fn attachments(&self) -> Result<Vec<Attachment>> {
+        let client = self.client().await?;
+        objects::attachments(&*client).await
+    }
+
+    async fn detach(&self, organization: &str) -> Result<bool> {
+        let client = self.client().await?;
+        objects::detach(&*client, organization).await
     }
 
     async fn take_leadership(

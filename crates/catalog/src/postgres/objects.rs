@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use lakecdp_core::{
-    Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export, ExportId,
-    Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
+    Attachment, Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export,
+    ExportId, Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
 };
 use tokio_postgres::{GenericClient, Row};
 
@@ -811,6 +811,69 @@ pub(crate) async fn remove_sharing(
         .execute(
             "DELETE FROM sharing WHERE environment_id = $1",
             &[&environment.to_string()],
+        )
+        .await
+        .map_err(storage)?;
+    Ok(n > 0)
+}
+
+const ATTACHMENT_COLUMNS: &str = "organization, account, identifier, attached_by, attached_at";
+
+fn attachment_of(r: &Row) -> Result<Attachment> {
+    Ok(Attachment {
+        organization: get(r, 0)?,
+        account: get(r, 1)?,
+        identifier: get(r, 2)?,
+        attached_by: get(r, 3)?,
+        attached_at: from_ts(get(r, 4)?),
+    })
+}
+
+pub(crate) async fn attach(client: &impl GenericClient, a: &Attachment) -> Result<Attachment> {
+    client
+        .execute(
+            &format!(
+                "INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (lower(organization)) DO NOTHING"
+            ),
+            &[
+                &a.organization,
+                &a.account,
+                &a.identifier,
+                &a.attached_by,
+                &ts(a.attached_at),
+            ],
+        )
+        .await
+        .map_err(storage)?;
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE lower(organization) = lower($1)"
+            ),
+            &[&a.organization],
+        )
+        .await
+        .map_err(storage)?;
+    attachment_of(&row)
+}
+
+pub(crate) async fn attachments(client: &impl GenericClient) -> Result<Vec<Attachment>> {
+    let rows = client
+        .query(
+            &format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments ORDER BY lower(organization)"),
+            &[],
+        )
+        .await
+        .map_err(storage)?;
+    rows.iter().map(attachment_of).collect()
+}
+
+pub(crate) async fn detach(client: &impl GenericClient, organization: &str) -> Result<bool> {
+    let n = client
+        .execute(
+            "DELETE FROM attachments WHERE lower(organization) = lower($1)",
+            &[&organization],
         )
         .await
         .map_err(storage)?;

@@ -69,6 +69,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "the sharing of environments' outputs",
         sql: include_str!("../../migrations/sqlite/0009_sharing.sql"),
     },
+    Migration {
+        version: 10,
+        description: "organisations attached to shared storage",
+        sql: include_str!("../../migrations/sqlite/0010_attachments.sql"),
+    },
 ];
 
 /// The schema version this code writes.

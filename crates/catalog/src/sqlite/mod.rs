@@ -20,9 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lakecdp_core::{
-    ApiToken, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId, Environment,
-    EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
-    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing, Throttle, Watermark,
+    ApiToken, Attachment, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId,
+    Environment, EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal,
+    Revision, Role, RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing,
+    Throttle, Watermark,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -1118,6 +1119,21 @@ impl Catalog for SqliteCatalog {
     async fn remove_sharing(&self, environment: EnvironmentId) -> Result<bool> {
         self.write(move |tx| objects::remove_sharing(tx, environment))
             .await
+    }
+
+    async fn attach(&self, attachment: &Attachment) -> Result<Attachment> {
+        validate::attachment(attachment)?;
+        let a = attachment.clone();
+        self.write(move |tx| objects::attach(tx, &a)).await
+    }
+
+    async fn attachments(&self) -> Result<Vec<Attachment>> {
+        self.call(|conn| objects::attachments(conn)).await
+    }
+
+    async fn detach(&self, organization: &str) -> Result<bool> {
+        let o = organization.to_string();
+        self.write(move |tx| objects::detach(tx, &o)).await
     }
 
     async fn take_leadership(

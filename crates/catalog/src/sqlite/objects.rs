@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use lakecdp_core::{
-    Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export, ExportId,
-    Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
+    Attachment, Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export,
+    ExportId, Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
 };
 use rusqlite::{params, Connection as Db, OptionalExtension, Row, Transaction};
 
@@ -800,6 +800,68 @@ pub(crate) fn remove_sharing(tx: &Transaction<'_>, environment: EnvironmentId) -
         .execute(
             "DELETE FROM sharing WHERE environment_id = ?1",
             [environment.to_string()],
+        )
+        .map_err(storage)?;
+    Ok(n > 0)
+}
+
+fn attachment_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn attachment_of(row: (String, String, String, String, String)) -> Result<Attachment> {
+    let (organization, account, identifier, attached_by, at) = row;
+    Ok(Attachment {
+        organization,
+        account,
+        identifier,
+        attached_by,
+        attached_at: parse_timestamp("attachments.attached_at", &at)?,
+    })
+}
+
+const ATTACHMENT_COLUMNS: &str = "organization, account, identifier, attached_by, attached_at";
+
+pub(crate) fn attach(tx: &Transaction<'_>, a: &Attachment) -> Result<Attachment> {
+    tx.execute(
+        &format!(
+            "INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (organization) DO NOTHING"
+        ),
+        params![
+            a.organization,
+            a.account,
+            a.identifier,
+            a.attached_by,
+            timestamp(a.attached_at)
+        ],
+    )
+    .map_err(storage)?;
+    let row = tx
+        .query_row(
+            &format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE organization = ?1"),
+            [&a.organization],
+            attachment_row,
+        )
+        .map_err(storage)?;
+    attachment_of(row)
+}
+
+pub(crate) fn attachments(conn: &Db) -> Result<Vec<Attachment>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments ORDER BY organization"
+        ))
+        .map_err(storage)?;
+    let rows = stmt.query_map([], attachment_row).map_err(storage)?;
+    rows.map(|r| attachment_of(r.map_err(storage)?)).collect()
+}
+
+pub(crate) fn detach(tx: &Transaction<'_>, organization: &str) -> Result<bool> {
+    let n = tx
+        .execute(
+            "DELETE FROM attachments WHERE organization = ?1",
+            [organization],
         )
         .map_err(storage)?;
     Ok(n > 0)

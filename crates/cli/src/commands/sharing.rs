@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
-use lakecdp_app::sharing::{EnableSharing, SharingGroup, SharingStatus};
+use lakecdp_app::sharing::{EnableSharing, S3Access, SharingGroup, SharingStatus};
 use lakecdp_app::{Actor, App};
 
 use crate::args::SharingCommand;
 use crate::commands::accounts::parse_lifetime;
+use crate::output;
 use crate::UserError;
 
 /// `sharing ...`.
@@ -98,8 +99,97 @@ pub async fn run(app: &App, actor: &Actor, c: SharingCommand) -> anyhow::Result<
                 a.output.display()
             );
         }
+        SharingCommand::Attach(a) => {
+            let access = match &a.credentials {
+                None => None,
+                Some(path) => Some(read_key_file(path, &a.region, a.endpoint.clone())?),
+            };
+            let kept = app
+                .attach_sharing(actor, &a.identifier, &a.organization, access.as_ref())
+                .await?;
+            println!(
+                "organisation `{}` is attached to {}",
+                kept.organization, kept.account
+            );
+        }
+        SharingCommand::Attachments => {
+            let mut t = output::table(&["organisation", "account", "attached by", "attached at"]);
+            for a in app.attachments(actor).await? {
+                t.add_row(vec![
+                    a.organization,
+                    a.account,
+                    a.attached_by,
+                    a.attached_at.format("%Y-%m-%d %H:%M").to_string(),
+                ]);
+            }
+            println!("{t}");
+        }
+        SharingCommand::Detach(a) => {
+            if a.with_dependents && !a.yes {
+                let (_, dependents) = app.attachment_dependents(actor, &a.organization).await?;
+                if !dependents.is_empty() {
+                    println!("detaching `{}` removes:", a.organization);
+                    print_dependents(&dependents);
+                    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                        return Err(UserError(
+                            "confirm with --yes (stdin is not a terminal to ask on)".into(),
+                        )
+                        .into());
+                    }
+                    eprint!("type the organisation's name to confirm: ");
+                    let mut answer = String::new();
+                    std::io::stdin().read_line(&mut answer)?;
+                    if answer.trim() != a.organization {
+                        return Err(UserError("not confirmed; nothing was changed".into()).into());
+                    }
+                }
+            }
+            let removed = app
+                .detach_sharing(actor, &a.organization, a.with_dependents)
+                .await?;
+            if !removed.is_empty() {
+                println!("removed:");
+                print_dependents(&removed);
+            }
+            println!("organisation `{}` is detached", a.organization);
+        }
     }
     Ok(())
+}
+
+fn print_dependents(d: &lakecdp_app::sharing::Dependents) {
+    for (what, names) in [
+        ("export", &d.exports),
+        ("connection", &d.connections),
+        ("recipient token", &d.tokens),
+    ] {
+        for n in names {
+            println!("  {what} {n}");
+        }
+    }
+}
+
+/// The key in a credentials file `sharing credentials` wrote (the AWS profile format).
+fn read_key_file(
+    path: &std::path::Path,
+    region: &str,
+    endpoint: Option<String>,
+) -> anyhow::Result<S3Access> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UserError(format!("cannot read {}: {e}", path.display())))?;
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+            .ok_or_else(|| UserError(format!("{} has no `{key}`", path.display())))
+    };
+    Ok(S3Access {
+        access_key_id: value("aws_access_key_id")?,
+        secret_access_key: lakecdp_core::Secret::new(value("aws_secret_access_key")?),
+        region: region.to_string(),
+        endpoint,
+    })
 }
 
 /// Create `path` (it must not exist) readable by its owner only, holding `text`.
