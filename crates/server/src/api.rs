@@ -55,6 +55,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_group))
         .routes(routes!(add_member, remove_member))
         .routes(routes!(audit_log))
+        .routes(routes!(sharing_status, enable_sharing))
+        .routes(routes!(repair_sharing))
+        .routes(routes!(add_sharing_recipient))
+        .routes(routes!(list_attachments, attach_sharing))
+        .routes(routes!(detach_sharing))
 }
 
 fn run_id(text: &str) -> ApiResult<RunId> {
@@ -722,6 +727,195 @@ async fn revoke_token(
         .revoke_token(&caller.actor, Some(&env), &name)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- sharing ----
+
+/// The sharing of an environment: its groups and members, the rules found on the
+/// storage, drift, the permissions identifier and capacity (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/sharing", tag = "sharing",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "the sharing"),
+        (status = 404, description = "sharing is not enabled")))]
+async fn sharing_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let status = state.app.sharing_status(&caller.actor, Some(&env)).await?;
+    Ok(Json(json!(status)))
+}
+
+/// What enabling sharing is asked.
+#[derive(Deserialize, ToSchema, Default)]
+pub(crate) struct EnableSharingBody {
+    /// The Reader group (default `<environment>-readers`).
+    reader_group: Option<String>,
+    /// The Contributor group (default `<environment>-contributors`).
+    contributor_group: Option<String>,
+    /// What the Reader group is on the storage (a Unix group on a local lake).
+    storage_reader: Option<String>,
+    /// What the Contributor group is on the storage.
+    storage_contributor: Option<String>,
+}
+
+/// Enable sharing (Admin): create or reuse the groups, apply the storage's rules and
+/// read them back.
+#[utoipa::path(post, path = "/api/environments/{env}/sharing", tag = "sharing",
+    params(("env" = String, Path, description = "environment name or id")),
+    request_body = EnableSharingBody, responses((status = 200, description = "enabled")))]
+async fn enable_sharing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Json(body): Json<EnableSharingBody>,
+) -> ApiResult<Json<Value>> {
+    let request = lakecdp_app::sharing::EnableSharing {
+        reader_group: body.reader_group,
+        contributor_group: body.contributor_group,
+        storage_reader: body.storage_reader,
+        storage_contributor: body.storage_contributor,
+    };
+    let status = state
+        .app
+        .enable_sharing(&caller.actor, Some(&env), &request)
+        .await?;
+    Ok(Json(json!(status)))
+}
+
+/// Apply the sharing's rules again (Admin).
+#[utoipa::path(post, path = "/api/environments/{env}/sharing/repair", tag = "sharing",
+    params(("env" = String, Path, description = "environment name or id")),
+    responses((status = 200, description = "repaired")))]
+async fn repair_sharing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let status = state.app.repair_sharing(&caller.actor, Some(&env)).await?;
+    Ok(Json(json!(status)))
+}
+
+/// A new recipient.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct RecipientBody {
+    /// Its name (its token's).
+    name: String,
+    /// Days until it expires (never when absent).
+    expires_days: Option<i64>,
+}
+
+/// Make a recipient of the sharing endpoint (Admin): an API token in the Reader group,
+/// its value in this response only.
+#[utoipa::path(post, path = "/api/environments/{env}/sharing/recipients", tag = "sharing",
+    params(("env" = String, Path, description = "environment name or id")),
+    request_body = RecipientBody, responses((status = 201, description = "created; `token` is shown once")))]
+async fn add_sharing_recipient(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Json(body): Json<RecipientBody>,
+) -> ApiResult<Response> {
+    let new = state
+        .app
+        .add_sharing_recipient(
+            &caller.actor,
+            Some(&env),
+            &body.name,
+            body.expires_days.map(chrono::Duration::days),
+        )
+        .await?;
+    let mut value = json!(new.token);
+    value["token"] = json!(new.secret);
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+/// The organisations attached to shared storage (administrator).
+#[utoipa::path(get, path = "/api/sharing/attachments", tag = "sharing",
+    responses((status = 200, description = "attachments")))]
+async fn list_attachments(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(state.app.attachments(&caller.actor).await?)))
+}
+
+/// An attachment to make.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct AttachBody {
+    /// The permissions identifier the sharing printed.
+    identifier: String,
+    /// The consuming organisation.
+    organization: String,
+    /// S3: a group's access key id.
+    access_key_id: Option<String>,
+    /// S3: its secret key (never echoed).
+    secret_access_key: Option<String>,
+    /// S3: the region (default us-east-1).
+    region: Option<String>,
+    /// S3: an endpoint for S3-compatible servers.
+    endpoint: Option<String>,
+}
+
+/// Attach an organisation to shared storage (administrator); a second storage account
+/// for the same organisation is refused (409).
+#[utoipa::path(post, path = "/api/sharing/attachments", tag = "sharing",
+    request_body = AttachBody, responses((status = 201, description = "attached"),
+        (status = 409, description = "attached to another account")))]
+async fn attach_sharing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<AttachBody>,
+) -> ApiResult<Response> {
+    let access = match (body.access_key_id, body.secret_access_key) {
+        (Some(id), Some(secret)) => Some(lakecdp_app::sharing::S3Access {
+            access_key_id: id,
+            secret_access_key: lakecdp_core::Secret::new(secret),
+            region: body.region.unwrap_or_else(|| "us-east-1".into()),
+            endpoint: body.endpoint,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Problem::bad_request(
+                "give both access_key_id and secret_access_key, or neither",
+            ))
+        }
+    };
+    let kept = state
+        .app
+        .attach_sharing(
+            &caller.actor,
+            &body.identifier,
+            &body.organization,
+            access.as_ref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(kept))).into_response())
+}
+
+/// How to detach.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DetachQuery {
+    /// Remove what reads through the attachment first.
+    #[serde(default)]
+    with_dependents: bool,
+}
+
+/// Detach an organisation (administrator): refused (409, listing them) while exports,
+/// connections or recipient tokens read through it, unless `with_dependents`.
+#[utoipa::path(delete, path = "/api/sharing/attachments/{organization}", tag = "sharing",
+    params(("organization" = String, Path, description = "the organisation"), DetachQuery),
+    responses((status = 200, description = "detached; what was removed"),
+        (status = 409, description = "dependents remain")))]
+async fn detach_sharing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(organization): Path<String>,
+    Query(query): Query<DetachQuery>,
+) -> ApiResult<Json<Value>> {
+    let removed = state
+        .app
+        .detach_sharing(&caller.actor, &organization, query.with_dependents)
+        .await?;
+    Ok(Json(json!({ "removed": removed })))
 }
 
 // ---- users and groups (catalog administrators) ----

@@ -411,3 +411,91 @@ async fn file_urls_are_signed_ranged_and_outlive_a_republish() {
     stop.cancel();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_is_set_up_through_the_api_by_the_environments_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, env) = refreshed_retail(dir.path()).await;
+    let (_, endpoint, stop, server) = serve(&app, &env, false).await;
+    let api = endpoint.replace("/delta-sharing", "/api");
+    let admin = Actor::named(DEFAULT_PRINCIPAL);
+    let token = |name: &'static str, role: Role| {
+        let (app, env, admin) = (app.clone(), env.name.clone(), admin.clone());
+        async move {
+            app.create_token(&admin, Some(&env), name, role, None)
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let owner = token("owner", Role::Admin).await;
+    let viewer = token("looker", Role::Viewer).await;
+    let http = reqwest::Client::new();
+    let sharing = format!("{api}/environments/{}/sharing", env.name);
+
+    let status: Value = http
+        .get(&sharing)
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["storage"], "local");
+    assert_eq!(status["rules"]["drifted"], 0);
+    assert!(status["identifier"]
+        .as_str()
+        .unwrap()
+        .ends_with("/customerinsights?rg=100&cg=50"));
+    let repaired = http
+        .post(format!("{sharing}/repair"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repaired.status(), StatusCode::OK);
+    // a Viewer sees the status and may change nothing
+    let refused = http
+        .post(&sharing)
+        .bearer_auth(&viewer)
+        .json(&serde_json::json!({"storage_reader": "users", "storage_contributor": "staff"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // a recipient made through the API reads the share
+    let made = http
+        .post(format!("{sharing}/recipients"))
+        .bearer_auth(&owner)
+        .json(&serde_json::json!({"name": "fabrikam", "expires_days": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let made: Value = made.json().await.unwrap();
+    let recipient = made["token"].as_str().unwrap();
+    let shares: Value = http
+        .get(format!("{endpoint}/shares"))
+        .bearer_auth(recipient)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shares["items"][0]["name"], env.name);
+
+    // attachments are the catalog administrator's, not an environment token's
+    let attachments = http
+        .get(format!("{api}/sharing/attachments"))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attachments.status(), StatusCode::FORBIDDEN);
+
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}

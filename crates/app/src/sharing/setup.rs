@@ -737,3 +737,11 @@ mod tests {
         assert_eq!(identity_name(&"x".repeat(100)).len(), 64);
     }
 }
+
+#[cfg(test)]
+#[allow(dead_code)]
+fn futures_are_send(app: &App, actor: &Actor) {
+    fn send<T: Send>(_: T) {}
+    send(app.sharing_status(actor, None));
+    send(app.enable_sharing(actor, None, &EnableSharing::default()));
+}

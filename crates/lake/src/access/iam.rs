@@ -119,13 +119,16 @@ impl IamClient {
     }
 
     async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String, Error> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("Action", action);
-        form.append_pair("Version", "2010-05-08");
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
-        let body = form.finish().into_bytes();
+        // built apart: the serializer may not be held across an await
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action);
+            form.append_pair("Version", "2010-05-08");
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish().into_bytes()
+        };
         let cred = self
             .store
             .credentials()
