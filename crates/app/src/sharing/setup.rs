@@ -689,6 +689,16 @@ fn adls_not_here() -> Error {
 mod tests {
     use super::*;
 
+    /// The server spawns these operations: their futures must be `Send` (checked when
+    /// this compiles).
+    #[allow(dead_code)]
+    fn futures_are_send(app: &App, actor: &Actor) {
+        fn send<T: Send>(_: T) {}
+        send(app.sharing_status(actor, None));
+        send(app.enable_sharing(actor, None, &EnableSharing::default()));
+        send(app.attach_sharing(actor, "", "", None));
+    }
+
     #[test]
     fn a_permissions_identifier_round_trips_and_bad_ones_say_why() {
         let text = "https://contoso.dfs.core.windows.net/customerinsights?rg=1111&cg=2222";
@@ -736,12 +746,4 @@ mod tests {
         );
         assert_eq!(identity_name(&"x".repeat(100)).len(), 64);
     }
-}
-
-#[cfg(test)]
-#[allow(dead_code)]
-fn futures_are_send(app: &App, actor: &Actor) {
-    fn send<T: Send>(_: T) {}
-    send(app.sharing_status(actor, None));
-    send(app.enable_sharing(actor, None, &EnableSharing::default()));
 }
