@@ -83,6 +83,11 @@ pub struct AdlsConfig {
     /// plane does not report it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The Microsoft Entra authority a service principal gets its tokens from, for
+    /// national clouds (e.g. `https://login.microsoftonline.us`); the public cloud's
+    /// by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_host: Option<String>,
 }
 
 /// How an ADLS environment authenticates, after validation.

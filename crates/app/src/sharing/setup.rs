@@ -3,7 +3,8 @@
 //! identifier the consuming side enters.
 //!
 //! - `enable` creates (or reuses) the two groups, binds them to what they are on the
-//!   storage (local: two existing Unix groups; S3: one identity each, made here), applies
+//!   storage (local: two existing Unix groups; S3: one identity each, made here; ADLS:
+//!   two existing Microsoft Entra groups by object id), applies
 //!   the rules, reads them back and records the sharing; `status` reads the rules and
 //!   reports drift; `repair` applies them again.
 //! - A recipient of the sharing endpoint is a member of one of the two groups: an API
@@ -16,6 +17,7 @@ use lakecdp_core::{
     Environment, Operation, PartitionFormat, Principal, PrincipalKind, Role, Sharing,
     StorageConfig, CONTAINER,
 };
+use lakecdp_lake::access::adls::AdlsRules;
 use lakecdp_lake::access::iam::{IamClient, S3Rules};
 use lakecdp_lake::access::local::{unix_group, unreachable_ancestors, LocalRules};
 use lakecdp_lake::access::RulesReport;
@@ -220,6 +222,11 @@ impl std::fmt::Debug for GroupKey {
 enum Bound {
     Local(LocalRules, std::path::PathBuf, std::path::PathBuf),
     S3(S3Rules, IamClient),
+    Adls(
+        AdlsRules,
+        lakecdp_lake::backend::azure::AzureService,
+        String,
+    ),
 }
 
 impl App {
@@ -302,7 +309,26 @@ impl App {
                     .clone()
                     .unwrap_or_else(|| identity_name(&contributor_group)),
             ),
-            StorageConfig::Adls(_) => return Err(adls_not_here()),
+            StorageConfig::Adls(_) => {
+                let pick = |given: &Option<String>, group: &str, flag: &str| {
+                    let id = given.clone().unwrap_or_default();
+                    if uuid_shaped(&id) {
+                        Ok(id.to_ascii_lowercase())
+                    } else {
+                        Err(Error::invalid(format!(
+                            "an ADLS lake is shared with two existing Microsoft Entra groups: give the object id of the one for `{group}` with `{flag} <object id>` (lakecdp cannot create them)"
+                        )))
+                    }
+                };
+                (
+                    pick(&request.storage_reader, &reader_group, "--storage-reader")?,
+                    pick(
+                        &request.storage_contributor,
+                        &contributor_group,
+                        "--storage-contributor",
+                    )?,
+                )
+            }
         };
         if storage_reader == storage_contributor {
             return Err(Error::invalid(
@@ -573,7 +599,26 @@ impl App {
                     iam,
                 ))
             }
-            StorageConfig::Adls(_) => Err(adls_not_here()),
+            StorageConfig::Adls(config) => {
+                let secrets = self.storage_secrets(env).await?;
+                let service = lakecdp_lake::backend::azure::AzureService::dfs(config, &secrets)?;
+                let location = config
+                    .location()
+                    .map_err(|e| Error::invalid(e.to_string()))?;
+                Ok(Bound::Adls(
+                    AdlsRules {
+                        filesystem: location.container.clone(),
+                        environment: format!("ci_{}", env.id),
+                        reader: sharing.storage_reader.clone(),
+                        contributor: sharing.storage_contributor.clone(),
+                    },
+                    service,
+                    format!(
+                        "https://{}.dfs.core.windows.net/{}",
+                        location.account, location.container
+                    ),
+                ))
+            }
         }
     }
 
@@ -617,6 +662,15 @@ impl App {
                     .map(|u| u.to_string().trim_end_matches('/').to_string())
                     .unwrap_or_else(|()| format!("file://{}", container.display()));
                 (report, url, "local")
+            }
+            Bound::Adls(rules, service, container) => {
+                let report = if fix {
+                    rules.apply(&service).await
+                } else {
+                    rules.check(&service).await
+                }
+                .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
+                (report, container, "adls")
             }
             Bound::S3(rules, iam) => {
                 let report = if fix {
@@ -678,11 +732,14 @@ fn identity_name(group: &str) -> String {
     name
 }
 
-fn adls_not_here() -> Error {
-    Error::new(
-        ErrorKind::NotImplemented,
-        "sharing an Azure Data Lake Storage environment sets ACLs through the DFS endpoint, which this version does not do yet; local and S3 lakes are supported",
-    )
+/// Whether `text` has the shape of a Microsoft Entra object id (a UUID).
+fn uuid_shaped(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -735,6 +792,14 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn entra_object_ids_are_uuids() {
+        assert!(uuid_shaped("11111111-aaaa-4aaa-8aaa-111111111111"));
+        for bad in ["", "readers", "11111111-aaaa-4aaa-8aaa-11111111111", "g:1"] {
+            assert!(!uuid_shaped(bad), "{bad}");
         }
     }
 

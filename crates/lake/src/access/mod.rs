@@ -4,12 +4,15 @@
 //!
 //! - [`local`]: POSIX ACLs on the container and the environment's folder, for two
 //!   existing Unix groups ([`posix`] reads and writes them).
+//! - [`adls`]: ACL entries for two Microsoft Entra groups through the Data Lake
+//!   endpoint of an ADLS Gen2 account.
 //! - [`iam`]: on S3, one identity per group with a policy scoped to the environment's
 //!   prefix, set up through the server's IAM API.
 //!
 //! Every backend applies its rules, then reads them back: what it reports as drift is
 //! what the storage says, not what was asked of it.
 
+pub mod adls;
 pub mod iam;
 pub mod local;
 pub mod posix;

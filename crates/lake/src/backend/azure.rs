@@ -71,6 +71,9 @@ fn builder(config: &AdlsConfig, secrets: &Secrets) -> Result<MicrosoftAzureBuild
     if let Some(ep) = &config.endpoint {
         b = b.with_endpoint(ep.trim_end_matches('/').to_string());
     }
+    if let Some(host) = &config.authority_host {
+        b = b.with_authority_host(host.trim_end_matches('/'));
+    }
     if config.emulator {
         b = b
             .with_allow_http(true)
@@ -163,6 +166,51 @@ pub fn open_source(
     open_with_builder(config, undeclared_builder(config, credentials)?)
 }
 
+/// The path of a file system's path in a DFS request.
+fn dfs_path(filesystem: &str, path: &str) -> String {
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        format!("{filesystem}/")
+    } else {
+        format!("{filesystem}/{path}")
+    }
+}
+
+/// One page of a recursive ACL change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecursiveAclPage {
+    /// Folders changed.
+    #[serde(default)]
+    pub directories_successful: u64,
+    /// Files changed.
+    #[serde(default)]
+    pub files_successful: u64,
+    /// Paths that failed.
+    #[serde(default)]
+    pub failure_count: u64,
+    /// Some of the paths that failed, with why.
+    #[serde(default)]
+    pub failed_entries: Vec<FailedAclEntry>,
+    /// Where the next page starts (`x-ms-continuation`), when there is one.
+    #[serde(skip)]
+    pub continuation: Option<String>,
+}
+
+/// A path a recursive ACL change failed on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedAclEntry {
+    /// The path.
+    pub name: String,
+    /// `FILE` or `DIRECTORY`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Why.
+    #[serde(default)]
+    pub error_message: String,
+}
+
 /// What Get Account Information says about an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountInfo {
@@ -231,6 +279,17 @@ impl AzureService {
         sub_path: &str,
         query: &[(&str, &str)],
     ) -> Result<reqwest::Response, ServiceError> {
+        self.send_with(method, sub_path, query, Vec::new()).await
+    }
+
+    /// A signed request with extra `x-ms-*` headers (signed with the others).
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        sub_path: &str,
+        query: &[(&str, &str)],
+        extra: Vec<(&'static str, String)>,
+    ) -> Result<reqwest::Response, ServiceError> {
         let base_path = self.base.path().trim_end_matches('/');
         let path = format!("{base_path}/{}", sub_path.trim_start_matches('/'));
         let mut url = self.base.clone();
@@ -252,9 +311,10 @@ impl AzureService {
             ),
             ("x-ms-version", API_VERSION.to_string()),
         ];
-        if method == reqwest::Method::PUT {
+        if method == reqwest::Method::PUT || method == reqwest::Method::PATCH {
             headers.push(("content-length", "0".to_string()));
         }
+        headers.extend(extra);
         let mut req = self.client.request(method.clone(), url);
         match &self.auth {
             Auth::Key(key) => {
@@ -305,6 +365,101 @@ impl AzureService {
             (404, _) => ServiceError::NotFound { code },
             _ => ServiceError::Other { status, code },
         })
+    }
+
+    /// A client of the account's Data Lake (DFS) endpoint, for its access control
+    /// calls: `https://<account>.dfs.core.windows.net`, or the configured endpoint.
+    pub fn dfs(config: &AdlsConfig, secrets: &Secrets) -> Result<Self> {
+        let mut service = Self::new_with(config, secrets)?;
+        if config.endpoint.is_none() {
+            service.base = Url::parse(&format!("https://{}.dfs.core.windows.net", service.account))
+                .map_err(|e| Error::Service(format!("invalid DFS endpoint: {e}")))?;
+        }
+        Ok(service)
+    }
+
+    /// The ACL of a path of a file system (`getAccessControl`): the `x-ms-acl` header,
+    /// e.g. `user::rwx,group::r-x,other::---,default:...`.
+    pub async fn get_access_control(
+        &self,
+        filesystem: &str,
+        path: &str,
+    ) -> Result<String, ServiceError> {
+        let resp = self
+            .send(
+                reqwest::Method::HEAD,
+                &dfs_path(filesystem, path),
+                &[("action", "getAccessControl"), ("upn", "false")],
+            )
+            .await?;
+        resp.headers()
+            .get("x-ms-acl")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| ServiceError::Other {
+                status: resp.status().as_u16(),
+                code: "the answer carries no x-ms-acl: the account has no hierarchical namespace"
+                    .into(),
+            })
+    }
+
+    /// Replace the ACL of one path (`setAccessControl`).
+    pub async fn set_access_control(
+        &self,
+        filesystem: &str,
+        path: &str,
+        acl: &str,
+    ) -> Result<(), ServiceError> {
+        self.send_with(
+            reqwest::Method::PATCH,
+            &dfs_path(filesystem, path),
+            &[("action", "setAccessControl")],
+            vec![("x-ms-acl", acl.to_string())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// One page of `setAccessControlRecursive` in `mode` (`modify` adds or changes the
+    /// entries given and keeps the others), from `continuation` when given.
+    pub async fn set_access_control_recursive(
+        &self,
+        filesystem: &str,
+        path: &str,
+        mode: &str,
+        acl: &str,
+        continuation: Option<&str>,
+    ) -> Result<RecursiveAclPage, ServiceError> {
+        let mut query = vec![("action", "setAccessControlRecursive"), ("mode", mode)];
+        if let Some(c) = continuation {
+            query.push(("continuation", c));
+        }
+        let resp = self
+            .send_with(
+                reqwest::Method::PATCH,
+                &dfs_path(filesystem, path),
+                &query,
+                vec![("x-ms-acl", acl.to_string())],
+            )
+            .await?;
+        let next = resp
+            .headers()
+            .get("x-ms-continuation")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| ServiceError::Other {
+            status,
+            code: format!("unreadable setAccessControlRecursive answer: {e}"),
+        })?;
+        let mut page: RecursiveAclPage =
+            serde_json::from_slice(&body).map_err(|e| ServiceError::Other {
+                status,
+                code: format!("unreadable setAccessControlRecursive answer: {e}"),
+            })?;
+        page.continuation = next;
+        Ok(page)
     }
 
     /// Get Account Information.
