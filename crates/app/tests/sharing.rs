@@ -492,3 +492,74 @@ async fn an_organisation_attaches_to_one_shared_account_and_detaches_once_nothin
         .await
         .unwrap();
 }
+
+/// A stand-in for an ADLS account's Data Lake endpoint and its Entra authority (nothing
+/// here serves DFS ACLs): tokens for anyone, and a root whose ACL names `groups`.
+async fn adls_stand_in(groups: &'static str) -> String {
+    use axum::http::{StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |uri: Uri| async move {
+        if uri.path().ends_with("/oauth2/v2.0/token") {
+            return (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                r#"{"access_token":"t","expires_in":3599,"token_type":"Bearer"}"#,
+            )
+                .into_response();
+        }
+        if uri
+            .query()
+            .unwrap_or_default()
+            .contains("action=getAccessControl")
+        {
+            let acl = format!("user::rwx,group::r-x,{groups},mask::r-x,other::---");
+            return (StatusCode::OK, [("x-ms-acl", acl)]).into_response();
+        }
+        StatusCode::BAD_REQUEST.into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attaching_to_adls_reads_the_roots_acl_with_the_consuming_application_from_a_stand_in() {
+    use lakecdp_app::sharing::{AttachAccess, EntraAccess};
+    let r = common::retail().await;
+    let operator = Actor::local(None);
+    let (reader, contributor) = (
+        "11111111-aaaa-4aaa-8aaa-111111111111",
+        "22222222-bbbb-4bbb-8bbb-222222222222",
+    );
+    let base = adls_stand_in("group:11111111-aaaa-4aaa-8aaa-111111111111:r-x,group:22222222-bbbb-4bbb-8bbb-222222222222:r-x").await;
+    let access = AttachAccess::Entra(EntraAccess {
+        tenant_id: "tenant-1".into(),
+        client_id: "fabrikam-app".into(),
+        client_secret: lakecdp_core::Secret::new("s3cret"),
+        endpoint: Some(format!("{base}/contoso")),
+        authority_host: Some(base.clone()),
+    });
+    let identifier = format!(
+        "https://contoso.dfs.core.windows.net/customerinsights?rg={reader}&cg={contributor}"
+    );
+    let err = r
+        .app
+        .attach_sharing(&operator, &identifier, "Fabrikam", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--tenant-id"), "{err}");
+    let other = identifier.replace(contributor, "33333333-cccc-4ccc-8ccc-333333333333");
+    let err = r
+        .app
+        .attach_sharing(&operator, &other, "Fabrikam", Some(&access))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not in place"), "{err}");
+    let kept = r
+        .app
+        .attach_sharing(&operator, &identifier, "Fabrikam", Some(&access))
+        .await
+        .unwrap();
+    assert_eq!(kept.account, "contoso.dfs.core.windows.net");
+}

@@ -151,12 +151,22 @@ pub struct SharingAttachArgs {
     /// S3: the group key file `lakecdp sharing credentials` wrote.
     #[arg(long, value_name = "PATH")]
     pub credentials: Option<PathBuf>,
-    /// S3: the server's endpoint, for S3-compatible servers.
+    /// The storage's endpoint: an S3-compatible server, or a Data Lake endpoint.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// S3: the bucket's region.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// ADLS: the tenant of the Entra application (a member of the Reader group) that
+    /// reads the ACLs.
+    #[arg(long, requires_all = ["client_id", "client_secret_env"])]
+    pub tenant_id: Option<String>,
+    /// ADLS: the application (client) id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// ADLS: the environment variable holding the application's secret.
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
 }
 
 /// `sharing detach`.

@@ -850,8 +850,14 @@ pub(crate) struct AttachBody {
     secret_access_key: Option<String>,
     /// S3: the region (default us-east-1).
     region: Option<String>,
-    /// S3: an endpoint for S3-compatible servers.
+    /// S3: an endpoint for S3-compatible servers; ADLS: a Data Lake endpoint.
     endpoint: Option<String>,
+    /// ADLS: the tenant of the Entra application that reads the ACLs.
+    tenant_id: Option<String>,
+    /// ADLS: the application (client) id.
+    client_id: Option<String>,
+    /// ADLS: its secret (never echoed).
+    client_secret: Option<String>,
 }
 
 /// Attach an organisation to shared storage (administrator); a second storage account
@@ -864,17 +870,33 @@ async fn attach_sharing(
     caller: Caller,
     Json(body): Json<AttachBody>,
 ) -> ApiResult<Response> {
-    let access = match (body.access_key_id, body.secret_access_key) {
-        (Some(id), Some(secret)) => Some(lakecdp_app::sharing::S3Access {
+    use lakecdp_app::sharing::{AttachAccess, EntraAccess, S3Access};
+    let access = match (
+        body.access_key_id,
+        body.secret_access_key,
+        body.tenant_id,
+        body.client_id,
+        body.client_secret,
+    ) {
+        (Some(id), Some(secret), None, None, None) => Some(AttachAccess::S3(S3Access {
             access_key_id: id,
             secret_access_key: lakecdp_core::Secret::new(secret),
             region: body.region.unwrap_or_else(|| "us-east-1".into()),
             endpoint: body.endpoint,
-        }),
-        (None, None) => None,
+        })),
+        (None, None, Some(tenant_id), Some(client_id), Some(secret)) => {
+            Some(AttachAccess::Entra(EntraAccess {
+                tenant_id,
+                client_id,
+                client_secret: lakecdp_core::Secret::new(secret),
+                endpoint: body.endpoint,
+                authority_host: None,
+            }))
+        }
+        (None, None, None, None, None) => None,
         _ => {
             return Err(Problem::bad_request(
-                "give both access_key_id and secret_access_key, or neither",
+                "give an S3 key (access_key_id and secret_access_key), or an Entra application (tenant_id, client_id and client_secret), or neither",
             ))
         }
     };

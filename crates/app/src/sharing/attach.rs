@@ -40,6 +40,40 @@ impl std::fmt::Debug for S3Access {
     }
 }
 
+/// A Microsoft Entra application of the consuming side (a member of the Reader group),
+/// with which the ACLs of an ADLS account are read.
+#[derive(Clone)]
+pub struct EntraAccess {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The application (client) id.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: lakecdp_core::Secret,
+    /// A Data Lake endpoint to use instead of the account's own.
+    pub endpoint: Option<String>,
+    /// The Entra authority, for national clouds.
+    pub authority_host: Option<String>,
+}
+
+impl std::fmt::Debug for EntraAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntraAccess")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credentials the consuming side checks the rules with.
+#[derive(Debug, Clone)]
+pub enum AttachAccess {
+    /// A group's S3 key.
+    S3(S3Access),
+    /// An Entra application, for ADLS.
+    Entra(EntraAccess),
+}
+
 /// What reads through an attachment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Dependents {
@@ -78,7 +112,7 @@ impl App {
         actor: &Actor,
         identifier: &str,
         organization: &str,
-        access: Option<&S3Access>,
+        access: Option<&AttachAccess>,
     ) -> Result<Attachment> {
         self.require_administrator(actor).await?;
         let organization = organization.trim();
@@ -91,12 +125,23 @@ impl App {
         let url = url::Url::parse(&id.container).map_err(|e| Error::invalid(e.to_string()))?;
         match url.scheme() {
             "file" => check_local(&url, &id)?,
-            "s3" => check_s3(&url, access).await?,
+            "s3" => {
+                let access = match access {
+                    Some(AttachAccess::S3(a)) => Some(a),
+                    _ => None,
+                };
+                check_s3(&url, access).await?
+            }
             _ => {
-                return Err(Error::new(
-                    ErrorKind::NotImplemented,
-                    "attaching to Azure Data Lake Storage checks its ACLs through the DFS endpoint, which this version does not do yet",
-                ))
+                let access = match access {
+                    Some(AttachAccess::Entra(a)) => a,
+                    _ => {
+                        return Err(Error::invalid(
+                            "attaching to an ADLS account reads its ACLs as a member of the Reader group: give the Entra application's --tenant-id, --client-id and --client-secret-env",
+                        ))
+                    }
+                };
+                check_adls(&url, &id, access).await?
             }
         }
         let wanted = Attachment {
@@ -301,6 +346,64 @@ fn check_local(url: &url::Url, id: &PermissionsIdentifier) -> Result<()> {
                 group.name,
                 group.gid,
                 folder.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An ADLS file system: its root's ACL, read with the consuming side's application,
+/// names both groups.
+async fn check_adls(
+    url: &url::Url,
+    id: &PermissionsIdentifier,
+    access: &EntraAccess,
+) -> Result<()> {
+    let host = url.host_str().unwrap_or_default();
+    let account = host
+        .strip_suffix(".dfs.core.windows.net")
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "`{host}` is not an ADLS Gen2 account's Data Lake host (<account>.dfs.core.windows.net)"
+            ))
+        })?;
+    let filesystem = url.path().trim_matches('/');
+    if filesystem.is_empty() || filesystem.contains('/') {
+        return Err(Error::invalid(format!(
+            "`{url}` names no file system (container) of the account"
+        )));
+    }
+    let secret_var = "LAKECDP_ATTACH_CLIENT_SECRET";
+    let config = lakecdp_core::AdlsConfig {
+        account: Some(account.to_string()),
+        container: Some(filesystem.to_string()),
+        tenant_id: Some(access.tenant_id.clone()),
+        client_id: Some(access.client_id.clone()),
+        client_secret: Some(lakecdp_core::SecretRef::Vault(secret_var.into())),
+        endpoint: access.endpoint.clone(),
+        emulator: access
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://")),
+        authority_host: access.authority_host.clone(),
+        ..Default::default()
+    };
+    let secrets = lakecdp_lake::secrets::Secrets::from_refs(None)
+        .provide(secret_var, access.client_secret.clone());
+    let service = lakecdp_lake::backend::azure::AzureService::dfs(&config, &secrets)?;
+    let acl = service
+        .get_access_control(filesystem, "/")
+        .await
+        .map_err(|e| {
+            Error::invalid(format!(
+                "the application cannot read the ACL of {url}: it is not a member of the Reader group, or the sharing's rules are not in place ({e})"
+            ))
+        })?;
+    for (role, group) in [("Reader", &id.reader), ("Contributor", &id.contributor)] {
+        let entry = format!("group:{group}:");
+        if !acl.split(',').any(|e| e.trim().starts_with(&entry)) {
+            return Err(Error::invalid(format!(
+                "the {role} group {group} holds no entry on {url}: the sharing's rules are not in place; its Admin runs `lakecdp sharing repair`"
             )));
         }
     }

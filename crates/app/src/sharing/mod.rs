@@ -32,7 +32,7 @@ use crate::{Actor, App, Error, Result};
 
 mod attach;
 mod setup;
-pub use attach::{Dependents, S3Access};
+pub use attach::{AttachAccess, Dependents, EntraAccess, S3Access};
 pub use setup::{EnableSharing, GroupKey, PermissionsIdentifier, SharingGroup, SharingStatus};
 
 /// How long a file URL of a query answer can be read, unless the server says otherwise.

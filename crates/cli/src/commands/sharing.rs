@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
-use lakecdp_app::sharing::{EnableSharing, S3Access, SharingGroup, SharingStatus};
+use lakecdp_app::sharing::{
+    AttachAccess, EnableSharing, EntraAccess, S3Access, SharingGroup, SharingStatus,
+};
 use lakecdp_app::{Actor, App};
 
 use crate::args::SharingCommand;
@@ -100,9 +102,28 @@ pub async fn run(app: &App, actor: &Actor, c: SharingCommand) -> anyhow::Result<
             );
         }
         SharingCommand::Attach(a) => {
-            let access = match &a.credentials {
-                None => None,
-                Some(path) => Some(read_key_file(path, &a.region, a.endpoint.clone())?),
+            let access = match (&a.credentials, &a.tenant_id) {
+                (Some(path), _) => Some(AttachAccess::S3(read_key_file(
+                    path,
+                    &a.region,
+                    a.endpoint.clone(),
+                )?)),
+                (None, Some(tenant)) => {
+                    let var = a.client_secret_env.clone().unwrap_or_default();
+                    let secret = std::env::var(&var).map_err(|_| {
+                        UserError(format!(
+                            "--client-secret-env names `{var}`, which is not set"
+                        ))
+                    })?;
+                    Some(AttachAccess::Entra(EntraAccess {
+                        tenant_id: tenant.clone(),
+                        client_id: a.client_id.clone().unwrap_or_default(),
+                        client_secret: lakecdp_core::Secret::new(secret),
+                        endpoint: a.endpoint.clone(),
+                        authority_host: None,
+                    }))
+                }
+                (None, None) => None,
             };
             let kept = app
                 .attach_sharing(actor, &a.identifier, &a.organization, access.as_ref())
