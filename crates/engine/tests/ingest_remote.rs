@@ -112,6 +112,48 @@ fn s3_access() -> SourceAccess {
     }
 }
 
+/// deltalake's options for writing a test's Delta table to the S3 server, with the
+/// test's own keys.
+fn s3_delta_options() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        ("AWS_REGION".to_string(), var("LAKECDP_TEST_S3_REGION")),
+        (
+            "AWS_ENDPOINT_URL".to_string(),
+            var("LAKECDP_TEST_S3_ENDPOINT"),
+        ),
+        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
+        ("AWS_FORCE_PATH_STYLE".to_string(), "true".to_string()),
+        (
+            "AWS_ACCESS_KEY_ID".to_string(),
+            var("LAKECDP_TEST_S3_ACCESS_KEY_ID"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_string(),
+            var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY"),
+        ),
+        ("AWS_S3_ALLOW_UNSAFE_RENAME".to_string(), "true".to_string()),
+    ])
+}
+
+/// deltalake's options for writing a test's Delta table to Azurite.
+fn azurite_delta_options(account: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        (
+            "azure_storage_account_name".to_string(),
+            account.to_string(),
+        ),
+        (
+            "azure_storage_account_key".to_string(),
+            var("LAKECDP_TEST_AZURITE_KEY"),
+        ),
+        (
+            "azure_storage_endpoint".to_string(),
+            var("LAKECDP_TEST_AZURITE_ENDPOINT"),
+        ),
+        ("azure_allow_http".to_string(), "true".to_string()),
+    ])
+}
+
 const PART1: &str = "Id,Name\n1,Ann\n2,\"Lee, Bo\"\n";
 const PART2: &str = "Id,Name\n3,Kim\nx4,\"bad \"quote\"\n";
 
@@ -424,18 +466,7 @@ async fn every_format_loads_from_an_azurite_container() {
     let (container, store) = azurite_container("formats").await;
     let account = var("LAKECDP_TEST_AZURITE_ACCOUNT");
     let access = azurite_access();
-    let delta_options = std::collections::HashMap::from([
-        ("azure_storage_account_name".to_string(), account.clone()),
-        (
-            "azure_storage_account_key".to_string(),
-            var("LAKECDP_TEST_AZURITE_KEY"),
-        ),
-        (
-            "azure_storage_endpoint".to_string(),
-            var("LAKECDP_TEST_AZURITE_ENDPOINT"),
-        ),
-        ("azure_allow_http".to_string(), "true".to_string()),
-    ]);
+    let delta_options = azurite_delta_options(&account);
     let base = format!("abfss://{container}@{account}.dfs.core.windows.net");
     let source = every_format(store.as_ref(), &base, "in", access, delta_options).await;
     load_every_format(source).await;
@@ -445,24 +476,7 @@ async fn every_format_loads_from_an_azurite_container() {
 async fn every_format_loads_from_an_s3_bucket() {
     let (bucket, store) = s3_bucket("formats-").await;
     let access = s3_access();
-    let delta_options = std::collections::HashMap::from([
-        ("AWS_REGION".to_string(), var("LAKECDP_TEST_S3_REGION")),
-        (
-            "AWS_ENDPOINT_URL".to_string(),
-            var("LAKECDP_TEST_S3_ENDPOINT"),
-        ),
-        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
-        ("AWS_FORCE_PATH_STYLE".to_string(), "true".to_string()),
-        (
-            "AWS_ACCESS_KEY_ID".to_string(),
-            var("LAKECDP_TEST_S3_ACCESS_KEY_ID"),
-        ),
-        (
-            "AWS_SECRET_ACCESS_KEY".to_string(),
-            var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY"),
-        ),
-        ("AWS_S3_ALLOW_UNSAFE_RENAME".to_string(), "true".to_string()),
-    ]);
+    let delta_options = s3_delta_options();
     let source = every_format(
         store.as_ref(),
         &format!("s3://{bucket}"),
@@ -495,24 +509,7 @@ async fn every_format_loads_from_a_public_s3_bucket_with_unsigned_requests() {
     let bucket = var("LAKECDP_TEST_S3_PUBLIC_BUCKET");
     let store = s3_store(&bucket).await;
     let prefix = unique("anonymous-");
-    let delta_options = std::collections::HashMap::from([
-        ("AWS_REGION".to_string(), var("LAKECDP_TEST_S3_REGION")),
-        (
-            "AWS_ENDPOINT_URL".to_string(),
-            var("LAKECDP_TEST_S3_ENDPOINT"),
-        ),
-        ("AWS_ALLOW_HTTP".to_string(), "true".to_string()),
-        ("AWS_FORCE_PATH_STYLE".to_string(), "true".to_string()),
-        (
-            "AWS_ACCESS_KEY_ID".to_string(),
-            var("LAKECDP_TEST_S3_ACCESS_KEY_ID"),
-        ),
-        (
-            "AWS_SECRET_ACCESS_KEY".to_string(),
-            var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY"),
-        ),
-        ("AWS_S3_ALLOW_UNSAFE_RENAME".to_string(), "true".to_string()),
-    ]);
+    let delta_options = s3_delta_options();
     let source = every_format(
         store.as_ref(),
         &format!("s3://{bucket}"),
@@ -600,18 +597,7 @@ async fn a_source_without_keys_or_a_choice_of_credentials_is_refused_before_any_
 async fn every_format_loads_from_an_azurite_container_with_the_hosts_credentials() {
     let (container, store) = azurite_container("ambient").await;
     let account = var("LAKECDP_TEST_AZURITE_ACCOUNT");
-    let delta_options = std::collections::HashMap::from([
-        ("azure_storage_account_name".to_string(), account.clone()),
-        (
-            "azure_storage_account_key".to_string(),
-            var("LAKECDP_TEST_AZURITE_KEY"),
-        ),
-        (
-            "azure_storage_endpoint".to_string(),
-            var("LAKECDP_TEST_AZURITE_ENDPOINT"),
-        ),
-        ("azure_allow_http".to_string(), "true".to_string()),
-    ]);
+    let delta_options = azurite_delta_options(&account);
     let base = format!("abfss://{container}@{account}.dfs.core.windows.net");
     let access = SourceAccess::Adls {
         account: None,

@@ -227,14 +227,7 @@ async fn the_delta_sharing_client_loads_shared_tables_row_for_row() {
         .await
         .unwrap()
         .secret;
-    let shares = http
-        .get(format!("{endpoint}/shares"))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(shares.status(), StatusCode::OK);
-    let shares: Value = shares.json().await.unwrap();
+    let shares = get_json(&http, &format!("{endpoint}/shares"), &viewer).await;
     assert_eq!(shares["items"], serde_json::json!([]), "{shares}");
     let outside = http
         .get(&tables_url)
@@ -433,15 +426,7 @@ async fn sharing_is_set_up_through_the_api_by_the_environments_admin() {
     let http = reqwest::Client::new();
     let sharing = format!("{api}/environments/{}/sharing", env.name);
 
-    let status: Value = http
-        .get(&sharing)
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(&http, &sharing, &owner).await;
     assert_eq!(status["storage"], "local");
     assert_eq!(status["rules"]["drifted"], 0);
     assert!(status["identifier"]
@@ -476,15 +461,7 @@ async fn sharing_is_set_up_through_the_api_by_the_environments_admin() {
     assert_eq!(made.status(), StatusCode::CREATED);
     let made: Value = made.json().await.unwrap();
     let recipient = made["token"].as_str().unwrap();
-    let shares: Value = http
-        .get(format!("{endpoint}/shares"))
-        .bearer_auth(recipient)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shares = get_json(&http, &format!("{endpoint}/shares"), recipient).await;
     assert_eq!(shares["items"][0]["name"], env.name);
 
     // attachments are the catalog administrator's, not an environment token's
@@ -498,4 +475,11 @@ async fn sharing_is_set_up_through_the_api_by_the_environments_admin() {
 
     stop.cancel();
     server.await.unwrap().unwrap();
+}
+
+/// `GET url` as the holder of `token`, which must answer 200 with JSON.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    let answer = http.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "GET {url}");
+    answer.json().await.unwrap()
 }

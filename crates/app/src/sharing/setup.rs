@@ -218,6 +218,10 @@ impl std::fmt::Debug for GroupKey {
     }
 }
 
+/// What a group is on the storage, from what was given for it (if anything), the
+/// group's name and the option that gives it.
+type Binder = dyn Fn(Option<&String>, &str, &str) -> Result<String>;
+
 /// What a group is on the storage, the backend's kind aside.
 enum Bound {
     Local(LocalRules, std::path::PathBuf, std::path::PathBuf),
@@ -278,57 +282,43 @@ impl App {
                 "the Reader and Contributor groups must differ",
             ));
         }
+        // what each group is on the storage: given, or made from its name
+        let given = |bind: &Binder| {
+            Ok::<_, Error>((
+                bind(
+                    request.storage_reader.as_ref(),
+                    &reader_group,
+                    "--storage-reader",
+                )?,
+                bind(
+                    request.storage_contributor.as_ref(),
+                    &contributor_group,
+                    "--storage-contributor",
+                )?,
+            ))
+        };
         let (storage_reader, storage_contributor) = match &env.storage {
-            StorageConfig::Local(_) => {
-                let pick = |given: &Option<String>, group: &str, flag: &str| {
-                    let name = given.clone().ok_or_else(|| {
-                        Error::invalid(format!(
-                            "a local lake is shared with two existing Unix groups: name the one for `{group}` with `{flag} <unix group>`"
-                        ))
-                    })?;
-                    unix_group(&name)
-                        .map(|g| g.gid.to_string())
-                        .map_err(|e| Error::invalid(e.to_string()))
-                };
-                (
-                    pick(&request.storage_reader, &reader_group, "--storage-reader")?,
-                    pick(
-                        &request.storage_contributor,
-                        &contributor_group,
-                        "--storage-contributor",
-                    )?,
-                )
+            StorageConfig::Local(_) => given(&|id, group, flag| {
+                let name = id.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "a local lake is shared with two existing Unix groups: name the one for `{group}` with `{flag} <unix group>`"
+                    ))
+                })?;
+                unix_group(name)
+                    .map(|g| g.gid.to_string())
+                    .map_err(|e| Error::invalid(e.to_string()))
+            })?,
+            StorageConfig::S3(_) => {
+                given(&|id, group, _| Ok(id.cloned().unwrap_or_else(|| identity_name(group))))?
             }
-            StorageConfig::S3(_) => (
-                request
-                    .storage_reader
-                    .clone()
-                    .unwrap_or_else(|| identity_name(&reader_group)),
-                request
-                    .storage_contributor
-                    .clone()
-                    .unwrap_or_else(|| identity_name(&contributor_group)),
-            ),
-            StorageConfig::Adls(_) => {
-                let pick = |given: &Option<String>, group: &str, flag: &str| {
-                    let id = given.clone().unwrap_or_default();
-                    if uuid_shaped(&id) {
-                        Ok(id.to_ascii_lowercase())
-                    } else {
-                        Err(Error::invalid(format!(
-                            "an ADLS lake is shared with two existing Microsoft Entra groups: give the object id of the one for `{group}` with `{flag} <object id>` (lakecdp cannot create them)"
-                        )))
-                    }
-                };
-                (
-                    pick(&request.storage_reader, &reader_group, "--storage-reader")?,
-                    pick(
-                        &request.storage_contributor,
-                        &contributor_group,
-                        "--storage-contributor",
-                    )?,
-                )
+            StorageConfig::Adls(_) => given(&|id, group, flag| {
+                match id {
+                Some(id) if uuid_shaped(id) => Ok(id.to_ascii_lowercase()),
+                _ => Err(Error::invalid(format!(
+                    "an ADLS lake is shared with two existing Microsoft Entra groups: give the object id of the one for `{group}` with `{flag} <object id>` (lakecdp cannot create them)"
+                ))),
             }
+            })?,
         };
         if storage_reader == storage_contributor {
             return Err(Error::invalid(

@@ -13,7 +13,6 @@
 
 use std::fmt;
 
-use chrono::Utc;
 use lakecdp_core::{S3Config, Secret};
 use serde_json::{json, Value};
 use url::Url;
@@ -135,41 +134,21 @@ impl IamClient {
             .get_credential()
             .await
             .map_err(|e| Error::Config(format!("no credentials for the IAM API: {e}")))?;
-        let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        let payload = sign::sha256_hex(&body);
-        let host = match self.endpoint.port() {
-            Some(p) => format!("{}:{p}", self.endpoint.host_str().unwrap_or_default()),
-            None => self.endpoint.host_str().unwrap_or_default().to_string(),
-        };
-        let mut headers = vec![
-            (
-                "content-type",
-                "application/x-www-form-urlencoded".to_string(),
-            ),
-            ("host", host),
-            ("x-amz-content-sha256", payload.clone()),
-            ("x-amz-date", amz_date.clone()),
-        ];
-        if let Some(t) = &cred.token {
-            headers.push(("x-amz-security-token", t.clone()));
-        }
-        let auth = sign::aws_sigv4_for(
+        let headers = sign::aws_signed_headers(
+            &cred,
             "iam",
-            &cred.key_id,
-            &cred.secret_key,
             &self.region,
             "POST",
-            self.endpoint.path(),
+            &self.endpoint,
             &[],
-            &headers,
-            &payload,
-            &amz_date,
+            &body,
+            vec![(
+                "content-type",
+                "application/x-www-form-urlencoded".to_string(),
+            )],
         );
-        let mut req = self
-            .client
-            .post(self.endpoint.clone())
-            .header("authorization", auth);
-        for (k, v) in headers.into_iter().filter(|(k, _)| *k != "host") {
+        let mut req = self.client.post(self.endpoint.clone());
+        for (k, v) in headers {
             req = req.header(k, v);
         }
         let resp = req

@@ -9,7 +9,6 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use chrono::Utc;
 use lakecdp_core::{s3_credential_errors, Credentials, S3Config};
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
@@ -208,40 +207,18 @@ impl S3Service {
             .map_err(|e| ServiceError::Unauthenticated {
                 code: format!("no credentials: {e}"),
             })?;
-        let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        let payload = sign::sha256_hex(&body);
-        let host = match self.bucket_url.port() {
-            Some(p) => format!("{}:{p}", self.bucket_url.host_str().unwrap_or_default()),
-            None => self.bucket_url.host_str().unwrap_or_default().to_string(),
-        };
-        let path = match self.bucket_url.path() {
-            "" => "/".to_string(),
-            p => p.to_string(),
-        };
-        let mut headers = vec![
-            ("host", host),
-            ("x-amz-content-sha256", payload.clone()),
-            ("x-amz-date", amz_date.clone()),
-        ];
-        if let Some(t) = &cred.token {
-            headers.push(("x-amz-security-token", t.clone()));
-        }
-        let auth = sign::aws_sigv4(
-            &cred.key_id,
-            &cred.secret_key,
+        let headers = sign::aws_signed_headers(
+            &cred,
+            "s3",
             &self.region,
             method.as_str(),
-            &path,
+            &self.bucket_url,
             query,
-            &headers,
-            &payload,
-            &amz_date,
+            &body,
+            Vec::new(),
         );
-        let mut req = self
-            .client
-            .request(method, url)
-            .header("authorization", auth);
-        for (k, v) in headers.into_iter().filter(|(k, _)| *k != "host") {
+        let mut req = self.client.request(method, url);
+        for (k, v) in headers {
             req = req.header(k, v);
         }
         let resp = req.body(body).send().await.map_err(unreachable)?;
