@@ -154,14 +154,8 @@ fn azurite_delta_options(account: &str) -> std::collections::HashMap<String, Str
     ])
 }
 
-const PART1: &str = "Id,Name\n1,Ann\n2,\"Lee, Bo\"\n";
-const PART2: &str = "Id,Name\n3,Kim\nx4,\"bad \"quote\"\n";
-
-async fn load(
-    dir: &Path,
-    location: String,
-    access: SourceAccess,
-) -> (Lake, lakecdp_engine::ingest::TableReport) {
+/// A new environment's lake in `dir/lake`, where the sources are loaded to.
+fn local_lake(dir: &Path) -> Lake {
     std::fs::create_dir_all(dir.join("lake/customerinsights")).unwrap();
     let handle = backend::open(
         &StorageConfig::Local(LocalConfig {
@@ -170,7 +164,18 @@ async fn load(
         None,
     )
     .unwrap();
-    let lake = Lake::new(&handle, EnvironmentId::new());
+    Lake::new(&handle, EnvironmentId::new())
+}
+
+const PART1: &str = "Id,Name\n1,Ann\n2,\"Lee, Bo\"\n";
+const PART2: &str = "Id,Name\n3,Kim\nx4,\"bad \"quote\"\n";
+
+async fn load(
+    dir: &Path,
+    location: String,
+    access: SourceAccess,
+) -> (Lake, lakecdp_engine::ingest::TableReport) {
+    let lake = local_lake(dir);
     let table = TableSpec {
         name: "People".into(),
         location,
@@ -421,15 +426,7 @@ async fn every_format(
 /// Load the source of [`every_format`] and check every table's rows.
 async fn load_every_format(source: SourceSpec) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("lake/customerinsights")).unwrap();
-    let handle = backend::open(
-        &StorageConfig::Local(LocalConfig {
-            path: dir.path().join("lake"),
-        }),
-        None,
-    )
-    .unwrap();
-    let lake = Lake::new(&handle, EnvironmentId::new());
+    let lake = local_lake(dir.path());
     let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
         .await
         .unwrap();
@@ -621,15 +618,7 @@ async fn load_error(
     format: SourceFormat,
     access: SourceAccess,
 ) -> String {
-    std::fs::create_dir_all(dir.join("lake/customerinsights")).unwrap();
-    let handle = backend::open(
-        &StorageConfig::Local(LocalConfig {
-            path: dir.join("lake"),
-        }),
-        None,
-    )
-    .unwrap();
-    let lake = Lake::new(&handle, EnvironmentId::new());
+    let lake = local_lake(dir);
     let source = SourceSpec {
         name: "Partner".into(),
         description: None,
