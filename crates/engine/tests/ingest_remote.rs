@@ -167,6 +167,28 @@ fn local_lake(dir: &Path) -> Lake {
     Lake::new(&handle, EnvironmentId::new())
 }
 
+/// The source `Partner` of one table `People` at `location`, keyed by `Id`, half of
+/// whose rows may be corrupt.
+fn people_source(location: String, format: SourceFormat, access: SourceAccess) -> SourceSpec {
+    SourceSpec {
+        name: "Partner".into(),
+        description: None,
+        max_corrupt_share: Some(0.5),
+        access: Some(access),
+        tables: vec![TableSpec {
+            name: "People".into(),
+            location,
+            format,
+            primary_key: Some("Id".into()),
+            last_updated: None,
+            csv: None,
+            entity: None,
+            schema: vec![],
+            incremental: false,
+        }],
+    }
+}
+
 const PART1: &str = "Id,Name\n1,Ann\n2,\"Lee, Bo\"\n";
 const PART2: &str = "Id,Name\n3,Kim\nx4,\"bad \"quote\"\n";
 
@@ -176,24 +198,7 @@ async fn load(
     access: SourceAccess,
 ) -> (Lake, lakecdp_engine::ingest::TableReport) {
     let lake = local_lake(dir);
-    let table = TableSpec {
-        name: "People".into(),
-        location,
-        format: SourceFormat::Csv,
-        primary_key: Some("Id".into()),
-        last_updated: None,
-        csv: None,
-        entity: None,
-        schema: vec![],
-        incremental: false,
-    };
-    let source = SourceSpec {
-        name: "Partner".into(),
-        description: None,
-        max_corrupt_share: Some(0.5),
-        access: Some(access),
-        tables: vec![table],
-    };
+    let source = people_source(location, SourceFormat::Csv, access);
     let report = ingest_source(&lake, &source, dir, &IngestOptions::default())
         .await
         .unwrap();
@@ -619,23 +624,7 @@ async fn load_error(
     access: SourceAccess,
 ) -> String {
     let lake = local_lake(dir);
-    let source = SourceSpec {
-        name: "Partner".into(),
-        description: None,
-        max_corrupt_share: None,
-        access: Some(access),
-        tables: vec![TableSpec {
-            name: "People".into(),
-            location,
-            format,
-            primary_key: Some("Id".into()),
-            last_updated: None,
-            csv: None,
-            entity: None,
-            schema: vec![],
-            incremental: false,
-        }],
-    };
+    let source = people_source(location, format, access);
     match ingest_source(&lake, &source, dir, &IngestOptions::default()).await {
         Err(e) => e.to_string(),
         Ok(report) => report

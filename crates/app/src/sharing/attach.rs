@@ -14,6 +14,7 @@ use lakecdp_lake::access::posix::{self, Tag};
 use object_store::ObjectStore;
 use serde::Serialize;
 
+use super::setup::{folder_url, in_sharing_groups};
 use super::PermissionsIdentifier;
 use crate::{Actor, App, Error, ErrorKind, Result};
 
@@ -215,10 +216,7 @@ impl App {
                     continue;
                 }
                 let groups = self.catalog().groups_of(&token.principal()).await?;
-                if groups.iter().any(|g| {
-                    g.eq_ignore_ascii_case(&sharing.reader_group)
-                        || g.eq_ignore_ascii_case(&sharing.contributor_group)
-                }) {
+                if in_sharing_groups(&sharing, &groups) {
                     dependents
                         .tokens
                         .push(format!("{}/{}", env.name, token.name));
@@ -290,13 +288,10 @@ fn reaches(
 ) -> bool {
     let get = |k: &str| settings.get(k).map(String::as_str).unwrap_or_default();
     match kind {
-        ConnectionKind::Local => url::Url::from_directory_path(get("path"))
-            .map(|u| {
-                u.as_str()
-                    .starts_with(&format!("{}/", account.trim_end_matches('/')))
-                    || u.as_str().trim_end_matches('/') == account
-            })
-            .unwrap_or(false),
+        ConnectionKind::Local => {
+            let folder = folder_url(std::path::Path::new(get("path")));
+            folder == account || folder.starts_with(&format!("{account}/"))
+        }
         ConnectionKind::S3 => account == format!("s3://{}", get("bucket")),
         ConnectionKind::Adls => {
             account.starts_with(&format!("{}.", get("account").to_ascii_lowercase()))
@@ -311,9 +306,7 @@ fn stored_in(account: &str, storage: &StorageConfig, project: &std::path::Path) 
         StorageConfig::Local(c) => {
             let container = lakecdp_lake::backend::local::root_dir(c, Some(project))
                 .join(lakecdp_core::CONTAINER);
-            url::Url::from_directory_path(&container)
-                .map(|u| u.as_str().trim_end_matches('/') == account)
-                .unwrap_or(false)
+            folder_url(&container) == account
         }
         StorageConfig::S3(c) => account == format!("s3://{}", c.bucket),
         StorageConfig::Adls(c) => c
@@ -373,7 +366,7 @@ async fn check_adls(
             "`{url}` names no file system (container) of the account"
         )));
     }
-    let secret_var = "LAKECDP_ATTACH_CLIENT_SECRET";
+    let secret_var = "attach-client-secret";
     let config = lakecdp_core::AdlsConfig {
         account: Some(account.to_string()),
         container: Some(filesystem.to_string()),

@@ -195,8 +195,9 @@ impl App {
     /// Reader or Contributor group it belongs to, by name.
     pub async fn shares(&self, actor: &Actor) -> Result<Vec<Share>> {
         let mut shares = Vec::new();
+        let groups = self.groups_of_actor(actor).await?;
         for env in self.catalog().list_environments().await? {
-            if self.is_recipient(actor, &env).await? {
+            if self.receives(actor, &env, &groups).await? {
                 shares.push(Share {
                     name: env.name,
                     id: env.id.to_string(),

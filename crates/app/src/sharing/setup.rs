@@ -393,12 +393,9 @@ impl App {
                 .access_keys(identity)
                 .await
                 .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
-            if let Some(blob) = self.catalog().environment_secret(env.id, name).await? {
-                let sealed = vault.open(&owner.seal_context(name), &blob)?;
-                if let Some((id, _)) = sealed.expose().split_once('\n') {
-                    if held.iter().any(|h| h == id) {
-                        continue;
-                    }
+            if let Some((id, _)) = self.sealed_group_key(env, group).await? {
+                if held.contains(&id) {
+                    continue;
                 }
             }
             let key = iam
@@ -430,23 +427,12 @@ impl App {
                 "group keys exist on S3 lakes only; on a local lake the groups' members use their own Unix accounts",
             ));
         }
-        let name = group.secret_name();
-        let blob = self
-            .catalog()
-            .environment_secret(env.id, name)
-            .await?
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "no key of the {} group is sealed; run `lakecdp sharing enable` again to make one",
-                    group.as_str()
-                ))
-            })?;
-        let owner = lakecdp_core::SecretOwner::Environment(env.id);
-        let sealed = self.vault()?.open(&owner.seal_context(name), &blob)?;
-        let (id, secret) = sealed
-            .expose()
-            .split_once('\n')
-            .ok_or_else(|| Error::internal(format!("the sealed secret `{name}` is malformed")))?;
+        let (id, secret) = self.sealed_group_key(&env, group).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no key of the {} group is sealed; run `lakecdp sharing enable` again to make one",
+                group.as_str()
+            ))
+        })?;
         self.audit_change(
             actor,
             "sharing.credentials",
@@ -456,8 +442,8 @@ impl App {
         .await?;
         Ok(GroupKey {
             identity: group.storage_id(&sharing).to_string(),
-            access_key_id: id.to_string(),
-            secret_access_key: lakecdp_core::Secret::new(secret),
+            access_key_id: id,
+            secret_access_key: secret,
         })
     }
 
@@ -528,23 +514,55 @@ impl App {
     /// Contributor group (an API token of another environment never is). The local
     /// user of the catalog always does.
     pub(crate) async fn is_recipient(&self, actor: &Actor, env: &Environment) -> Result<bool> {
+        let groups = self.groups_of_actor(actor).await?;
+        self.receives(actor, env, &groups).await
+    }
+
+    /// The groups of a named actor (none for the local user and the unnamed).
+    pub(crate) async fn groups_of_actor(&self, actor: &Actor) -> Result<Vec<String>> {
+        match actor.name() {
+            Some(name) if !actor.is_local() => Ok(self.catalog().groups_of(name).await?),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Whether `actor`, member of `groups`, receives the sharing of `env`.
+    pub(crate) async fn receives(
+        &self,
+        actor: &Actor,
+        env: &Environment,
+        groups: &[String],
+    ) -> Result<bool> {
         let Some(sharing) = self.catalog().sharing(env.id).await? else {
             return Ok(false);
         };
         if actor.is_local() {
             return Ok(true);
         }
-        if actor.scope().is_some_and(|(id, _)| id != env.id) {
+        if actor.scope().is_some_and(|(id, _)| id != env.id) || actor.name().is_none() {
             return Ok(false);
         }
-        let Some(name) = actor.name() else {
-            return Ok(false);
+        Ok(in_sharing_groups(&sharing, groups))
+    }
+
+    /// A group's S3 key as sealed in the catalog: its id and secret; `None` when none
+    /// is sealed.
+    async fn sealed_group_key(
+        &self,
+        env: &Environment,
+        group: SharingGroup,
+    ) -> Result<Option<(String, lakecdp_core::Secret)>> {
+        let name = group.secret_name();
+        let Some(blob) = self.catalog().environment_secret(env.id, name).await? else {
+            return Ok(None);
         };
-        let groups = self.catalog().groups_of(name).await?;
-        Ok(groups.iter().any(|g| {
-            g.eq_ignore_ascii_case(&sharing.reader_group)
-                || g.eq_ignore_ascii_case(&sharing.contributor_group)
-        }))
+        let owner = lakecdp_core::SecretOwner::Environment(env.id);
+        let sealed = self.vault()?.open(&owner.seal_context(name), &blob)?;
+        let (id, secret) = sealed
+            .expose()
+            .split_once('\n')
+            .ok_or_else(|| Error::internal(format!("the sealed secret `{name}` is malformed")))?;
+        Ok(Some((id.to_string(), lakecdp_core::Secret::new(secret))))
     }
 
     async fn bind(&self, env: &Environment, sharing: &Sharing) -> Result<Bound> {
@@ -648,10 +666,7 @@ impl App {
                         ));
                     }
                 }
-                let url = url::Url::from_directory_path(&container)
-                    .map(|u| u.to_string().trim_end_matches('/').to_string())
-                    .unwrap_or_else(|()| format!("file://{}", container.display()));
-                (report, url, "local")
+                (report, folder_url(&container), "local")
             }
             Bound::Adls(rules, service, container) => {
                 let report = if fix {
@@ -703,6 +718,22 @@ impl App {
             warnings,
         })
     }
+}
+
+/// Whether one of `groups` is the sharing's Reader or Contributor group.
+pub(crate) fn in_sharing_groups(sharing: &Sharing, groups: &[String]) -> bool {
+    groups.iter().any(|g| {
+        g.eq_ignore_ascii_case(&sharing.reader_group)
+            || g.eq_ignore_ascii_case(&sharing.contributor_group)
+    })
+}
+
+/// The `file://` URL of a local folder, without a trailing slash: how a local
+/// container is named in permissions identifiers and attachments.
+pub(crate) fn folder_url(folder: &std::path::Path) -> String {
+    url::Url::from_directory_path(folder)
+        .map(|u| u.as_str().trim_end_matches('/').to_string())
+        .unwrap_or_else(|()| format!("file://{}", folder.display()))
 }
 
 /// The S3 identity of a group: `lakecdp-<group>`, in the characters IAM user names take.
