@@ -111,6 +111,8 @@ pub(crate) struct Inner {
         std::sync::Mutex<std::collections::HashMap<EnvironmentId, (std::time::Instant, u64)>>,
     /// The catalog's key that signs the sharing endpoint's file URLs, once read.
     pub(crate) url_key: tokio::sync::OnceCell<[u8; 32]>,
+    /// The customer search indexes of this process.
+    pub(crate) searches: crate::search::Searches,
 }
 
 /// How long a measured lake size is shown before it is measured again.
@@ -165,6 +167,7 @@ impl App {
                 project_dir: project_dir.into(),
                 lake_sizes: Default::default(),
                 url_key: Default::default(),
+                searches: Default::default(),
             }),
             default_environment: None,
             files: crate::files::LocalFiles::default(),

@@ -24,6 +24,7 @@ pub mod revisions;
 pub mod roles;
 pub mod runs;
 pub mod scheduler;
+pub mod search;
 pub mod segments;
 pub mod sharing;
 pub mod sources;
