@@ -131,6 +131,9 @@ _lts_ensure_prereqs() {
   command -v getfacl >/dev/null 2>&1 || pkgs+=(acl)
   command -v useradd >/dev/null 2>&1 || pkgs+=(passwd)
   command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
+  # the web admin centre's tests drive a real headless Chromium through its WebDriver
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
   if ((${#pkgs[@]})); then _lts_apt_install "${pkgs[@]}" || return 1; fi
   # Debian's python3 needs python3-venv (ensurepip) to make a venv
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

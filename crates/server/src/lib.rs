@@ -19,6 +19,7 @@ pub mod problem;
 pub mod scheduler;
 pub mod sharing;
 pub mod tls;
+mod web;
 mod work;
 
 use std::net::SocketAddr;
@@ -107,6 +108,12 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let described = doc.clone();
     let router = api
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit))
+        .merge(
+            web::routes()
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), audit))
+                .layer(axum::middleware::map_response(web::page_headers)),
+        )
+        .merge(web::asset_routes())
         .nest("/delta-sharing", sharing::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -118,10 +125,13 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             }),
         )
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        ))
+        // assets set their own (long) cache lifetime; nothing else is cached
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            ),
+        )
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             axum::http::header::X_CONTENT_TYPE_OPTIONS,
             axum::http::HeaderValue::from_static("nosniff"),
@@ -144,6 +154,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 /// Routes whose operations write their own, more precise, audit entries.
 fn audited_by_app(path: &str) -> bool {
     path == "/api/session"
+        || path == "/signin"
+        || path == "/signout"
         || path.starts_with("/api/users")
         || path.starts_with("/api/groups")
         || path.starts_with("/api/environments/{env}/tokens")

@@ -61,6 +61,11 @@ impl Problem {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// What went wrong, as the response says it.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
 }
 
 /// The HTTP status of an application error's kind.

@@ -36,6 +36,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_environment))
         .routes(routes!(check_environment))
         .routes(routes!(explain))
+        .routes(routes!(search_customers))
+        .routes(routes!(customer_card))
         .routes(routes!(preview_unification))
         .routes(routes!(train_unification))
         .routes(routes!(show_segment))
@@ -186,6 +188,58 @@ async fn explain(
 ) -> ApiResult<Json<Value>> {
     let x = app_in(&state, &env).explain(&caller.actor, &id).await?;
     Ok(Json(json!(x)))
+}
+
+/// A customer search.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[serde(default)]
+pub(crate) struct CustomerQuery {
+    /// Words (typos allowed), or a whole email, phone or CustomerId.
+    q: String,
+    /// The first result's position (default 0).
+    offset: usize,
+    /// Results in the page (default 20, at most 100).
+    limit: Option<usize>,
+}
+
+/// Search the unified profiles by name, email, phone, city or CustomerId; typos are
+/// allowed (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/customers", tag = "unification",
+    params(("env" = String, Path, description = "environment name or id"), CustomerQuery),
+    responses((status = 200, description = "a page of profiles, best first"),
+        (status = 503, description = "the search index is still being built")))]
+async fn search_customers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(env): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<CustomerQuery>,
+) -> ApiResult<Json<Value>> {
+    let found = app_in(&state, &env)
+        .search_customers(
+            &caller.actor,
+            &query.q,
+            query.offset,
+            query.limit.unwrap_or(20),
+        )
+        .await?;
+    Ok(Json(json!(found)))
+}
+
+/// A customer's card: the profile, its source records, measures, segments and latest
+/// activities (Viewer).
+#[utoipa::path(get, path = "/api/environments/{env}/customers/{id}", tag = "unification",
+    params(("env" = String, Path, description = "environment name or id"),
+        ("id" = String, Path, description = "CustomerId")),
+    responses((status = 200, description = "the card"), (status = 404, description = "no such profile")))]
+async fn customer_card(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((env, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let card = app_in(&state, &env)
+        .customer_card(&caller.actor, &id)
+        .await?;
+    Ok(Json(json!(card)))
 }
 
 /// What to preview.

@@ -1,0 +1,923 @@
+//! The web admin centre: server-rendered pages (askama templates, htmx for the parts
+//! that update in place) over the same `lakecdp-app` operations as the API. Every page
+//! acts as the signed-in principal; what its role does not allow is neither shown nor
+//! accepted.
+//!
+//! - Pages authenticate with the session cookie only; a request without one is sent to
+//!   `/signin`. State-changing requests carry the session's CSRF token in
+//!   `X-CSRF-Token`, which htmx adds to each of them from the page's `hx-headers`.
+//! - Static assets are compiled in, served with a content hash in their URL, an
+//!   immutable cache header and a Subresource Integrity hash in the page.
+//! - Pages send a Content-Security-Policy that allows only this server's own scripts
+//!   and styles; htmx runs with `eval` and script tags off.
+
+use std::sync::LazyLock;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use base64::Engine;
+use lakecdp_app::search::{CustomerCard, CustomerResults};
+use lakecdp_app::{Actor, App, RefreshRequest, Silent};
+use lakecdp_core::{Operation, Role, RunRecord};
+use serde::Deserialize;
+
+use crate::auth::{self, Caller, Via, SESSION_COOKIE};
+use crate::problem::Problem;
+use crate::AppState;
+
+/// Results in one page of a customer search.
+const PAGE_SIZE: usize = 20;
+
+// ---- static assets ----
+
+/// A compiled-in asset: its bytes, type, versioned URL and integrity hash.
+pub(crate) struct Asset {
+    bytes: &'static [u8],
+    content_type: &'static str,
+    path: &'static str,
+    /// `path?v=<hash>`.
+    pub href: String,
+    /// `sha384-<base64>`.
+    pub integrity: String,
+    etag: String,
+}
+
+impl Asset {
+    fn new(path: &'static str, content_type: &'static str, bytes: &'static [u8]) -> Self {
+        let sha384 = ring::digest::digest(&ring::digest::SHA384, bytes);
+        let sha256 = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let version = hex_prefix(sha256.as_ref(), 12);
+        Self {
+            bytes,
+            content_type,
+            path,
+            href: format!("{path}?v={version}"),
+            integrity: format!(
+                "sha384-{}",
+                base64::engine::general_purpose::STANDARD.encode(sha384.as_ref())
+            ),
+            etag: format!("\"{version}\""),
+        }
+    }
+}
+
+fn hex_prefix(bytes: &[u8], chars: usize) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .chars()
+        .take(chars)
+        .collect()
+}
+
+/// The assets every page links.
+pub(crate) struct Assets {
+    /// The style sheet.
+    pub css: Asset,
+    /// htmx (vendored, 0BSD).
+    pub htmx: Asset,
+}
+
+static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
+    css: Asset::new(
+        "/static/lakecdp.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/lakecdp.css"),
+    ),
+    htmx: Asset::new(
+        "/static/vendor/htmx-2.0.4.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/vendor/htmx-2.0.4.min.js"),
+    ),
+});
+
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    let path = format!("/static/{path}");
+    let Some(a) = [&ASSETS.css, &ASSETS.htmx]
+        .into_iter()
+        .find(|a| a.path == path)
+    else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    let cache = [
+        (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        (header::CONTENT_TYPE, a.content_type),
+    ];
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == a.etag);
+    if matches {
+        return (
+            StatusCode::NOT_MODIFIED,
+            cache,
+            [(header::ETAG, a.etag.clone())],
+        )
+            .into_response();
+    }
+    (cache, [(header::ETAG, a.etag.clone())], a.bytes).into_response()
+}
+
+// ---- the page frame and its caller ----
+
+/// What every page's frame shows.
+pub(crate) struct Chrome {
+    assets: &'static Assets,
+    csrf: String,
+    principal: String,
+    environment: Option<String>,
+}
+
+impl Chrome {
+    fn anonymous() -> Self {
+        Self {
+            assets: &ASSETS,
+            csrf: String::new(),
+            principal: String::new(),
+            environment: None,
+        }
+    }
+}
+
+/// The signed-in caller of a page.
+pub(crate) struct Page {
+    caller: Caller,
+    csrf: String,
+    /// Whether htmx asked (it wants a fragment, and redirects as `HX-Redirect`).
+    partial: bool,
+}
+
+impl Page {
+    fn actor(&self) -> &Actor {
+        &self.caller.actor
+    }
+
+    fn chrome(&self, environment: Option<&str>) -> Chrome {
+        Chrome {
+            assets: &ASSETS,
+            csrf: self.csrf.clone(),
+            principal: self.caller.name.clone(),
+            environment: environment.map(str::to_string),
+        }
+    }
+
+    /// An error as a page (or, for htmx, a fragment) with the error's status.
+    fn problem(&self, environment: Option<&str>, problem: Problem) -> Response {
+        let status = problem.status();
+        if self.partial {
+            let body = format!(
+                "<p class=\"problem\" role=\"alert\">{}</p>",
+                escape(problem.detail())
+            );
+            return (status, Html(body)).into_response();
+        }
+        error_page(self.chrome(environment), problem)
+    }
+}
+
+fn escape(text: &str) -> String {
+    askama::filters::escape(text, askama::filters::Html)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    c: Chrome,
+    title: String,
+    detail: String,
+}
+
+fn error_page(c: Chrome, problem: Problem) -> Response {
+    let status = problem.status();
+    let page = ErrorPage {
+        c,
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        detail: problem.detail().to_string(),
+    };
+    (status, render(&page)).into_response()
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered; the server's log says why",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn is_htmx(parts: &Parts) -> bool {
+    parts.headers.get("hx-request").is_some()
+}
+
+/// Where to go after signing in: a path of this site only.
+fn safe_next(next: &str) -> &str {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.contains(['\r', '\n']);
+    if ok {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn to_sign_in(parts: &Parts) -> Response {
+    let here = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let target = format!(
+        "/signin?next={}",
+        url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+    );
+    if is_htmx(parts) {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&target) {
+            r.headers_mut().insert("hx-redirect", v);
+        }
+        return r;
+    }
+    Redirect::to(&target).into_response()
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        // pages are for people: a session, never an API token
+        if auth::cookie(&parts.headers, SESSION_COOKIE).is_none() {
+            return Err(to_sign_in(parts));
+        }
+        parts.headers.remove(header::AUTHORIZATION);
+        let partial = is_htmx(parts);
+        match Caller::from_request_parts(parts, state).await {
+            Ok(caller) => {
+                let csrf = match &caller.via {
+                    Via::Session { csrf } => csrf.clone(),
+                    Via::Token(_) => String::new(),
+                };
+                Ok(Self {
+                    caller,
+                    csrf,
+                    partial,
+                })
+            }
+            Err(p) if p.status() == StatusCode::UNAUTHORIZED => Err(to_sign_in(parts)),
+            Err(p) if partial => Err((
+                p.status(),
+                Html(format!(
+                    "<p class=\"problem\" role=\"alert\">{}</p>",
+                    escape(p.detail())
+                )),
+            )
+                .into_response()),
+            Err(p) => Err(error_page(Chrome::anonymous(), p)),
+        }
+    }
+}
+
+/// Pages: their routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(environments))
+        .route("/signin", get(sign_in_form).post(sign_in))
+        .route("/signout", post(sign_out))
+        .route("/environments/{env}", get(environment))
+        .route("/environments/{env}/refresh", post(refresh))
+        .route("/environments/{env}/runs/{id}", get(run))
+        .route("/environments/{env}/customers", get(customers))
+        .route("/environments/{env}/customers/{id}", get(card))
+        .route("/environments/{env}/customers/{id}/explain", get(explain))
+}
+
+/// Assets: their routes (cached, so outside the pages' `no-store`).
+pub(crate) fn asset_routes() -> Router<AppState> {
+    Router::new().route("/static/{*path}", get(asset))
+}
+
+/// The headers every page carries.
+pub(crate) async fn page_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+// ---- sign in and out ----
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Next {
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    c: Chrome,
+    next: String,
+    name: String,
+    error: String,
+}
+
+async fn sign_in_form(Query(q): Query<Next>) -> Response {
+    render(&SignInPage {
+        c: Chrome::anonymous(),
+        next: safe_next(&q.next).to_string(),
+        name: String::new(),
+        error: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    auth::ClientAddress(address): auth::ClientAddress,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let signed = state
+        .app
+        .sign_in(
+            &form.name,
+            &form.password,
+            address.as_deref(),
+            &state.config.policy,
+        )
+        .await;
+    match signed {
+        Ok(signed) => {
+            let max_age = state.config.policy.absolute.num_seconds().max(0);
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax",
+                signed.token
+            );
+            let mut r = Redirect::to(safe_next(&form.next)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => {
+            let problem = Problem::from(e);
+            let status = problem.status();
+            let page = SignInPage {
+                c: Chrome::anonymous(),
+                next: safe_next(&form.next).to_string(),
+                name: form.name,
+                error: problem.detail().to_string(),
+            };
+            (status, render(&page)).into_response()
+        }
+    }
+}
+
+async fn sign_out(State(state): State<AppState>, page: Page, headers: HeaderMap) -> Response {
+    if let Some(token) = auth::cookie(&headers, SESSION_COOKIE) {
+        if let Err(e) = state
+            .app
+            .sign_out(token, page.caller.address.as_deref())
+            .await
+        {
+            return page.problem(None, e.into());
+        }
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert("hx-redirect", HeaderValue::from_static("/signin"));
+    h.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "lakecdp_session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+        ),
+    );
+    r
+}
+
+// ---- environments ----
+
+struct EnvRow {
+    name: String,
+    storage: String,
+    format: String,
+    created_by: String,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "environments.html")]
+struct EnvironmentsPage {
+    c: Chrome,
+    rows: Vec<EnvRow>,
+}
+
+fn storage_text(env: &lakecdp_core::Environment) -> String {
+    format!("{}: {}", env.storage.kind(), env.storage.describe())
+}
+
+async fn environments(State(state): State<AppState>, page: Page) -> Response {
+    match state.app.list_environments(page.actor()).await {
+        Ok(list) => render(&EnvironmentsPage {
+            c: page.chrome(None),
+            rows: list
+                .iter()
+                .map(|e| EnvRow {
+                    name: e.name.clone(),
+                    storage: storage_text(e),
+                    format: e.output_format.to_string(),
+                    created_by: e.created_by.clone(),
+                    created_at: e.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                })
+                .collect(),
+        }),
+        Err(e) => page.problem(None, e.into()),
+    }
+}
+
+struct RunRow {
+    id: String,
+    process: String,
+    status: String,
+    started: String,
+    took: String,
+    rows: String,
+}
+
+impl RunRow {
+    fn of(r: &RunRecord) -> Self {
+        Self {
+            id: r.id.to_string(),
+            process: r.process.clone(),
+            status: r.status.to_string(),
+            started: r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            took: r
+                .finished_at
+                .map(|f| {
+                    let ms = (f - r.started_at).num_milliseconds().max(0);
+                    format!("{:.1} s", ms as f64 / 1000.0)
+                })
+                .unwrap_or_default(),
+            rows: r.rows.map(|n| n.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "environment.html")]
+struct EnvironmentPage {
+    c: Chrome,
+    name: String,
+    id: String,
+    role: String,
+    profiles: String,
+    lake: String,
+    database_gb: u64,
+    files_gb: u64,
+    storage: String,
+    can_refresh: bool,
+    runs: Vec<RunRow>,
+    sources: Vec<(String, String, String, String)>,
+}
+
+fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The caller's role in an environment (refused when it has none).
+async fn role_in(app: &App, actor: &Actor, env: &str) -> lakecdp_app::Result<Role> {
+    let e = app.environment(Some(env)).await?;
+    app.require(actor, &e, Operation::ViewEnvironment).await
+}
+
+async fn environment(
+    State(state): State<AppState>,
+    page: Page,
+    Path(env): Path<String>,
+) -> Response {
+    let app = &state.app;
+    let built = async {
+        let role = role_in(app, page.actor(), &env).await?;
+        let d = app.show_environment(page.actor(), Some(&env)).await?;
+        let (database_gb, files_gb) = d.capacity();
+        let (_, runs) = app.runs(page.actor(), Some(&env), 10).await?;
+        let sources = app.applied_sources(page.actor(), &env).await?;
+        let name = d.environment.name.clone();
+        Ok::<_, lakecdp_app::Error>(EnvironmentPage {
+            c: page.chrome(Some(&name)),
+            id: d.environment.id.to_string(),
+            role: format!("{role:?}"),
+            profiles: d
+                .profiles
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "none yet".into()),
+            lake: match &d.lake_bytes {
+                Ok(b) => bytes_text(*b),
+                Err(why) => format!("unreadable: {why}"),
+            },
+            database_gb,
+            files_gb,
+            storage: storage_text(&d.environment),
+            can_refresh: role >= Role::Contributor,
+            runs: runs.iter().map(RunRow::of).collect(),
+            sources: sources
+                .iter()
+                .flat_map(|s| {
+                    s.tables.iter().map(move |t| {
+                        (
+                            s.name.clone(),
+                            t.name.clone(),
+                            t.format.to_string(),
+                            t.location.clone(),
+                        )
+                    })
+                })
+                .collect(),
+            name,
+        })
+    }
+    .await;
+    match built {
+        Ok(p) => render(&p),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+// ---- refresh and runs ----
+
+#[derive(Template)]
+#[template(path = "run_status.html")]
+struct RunStatusFragment {
+    name: String,
+    run: RunRow,
+    done: bool,
+    error: String,
+    processes: Vec<RunRow>,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    c: Chrome,
+    name: String,
+    run: RunRow,
+    done: bool,
+    error: String,
+    processes: Vec<RunRow>,
+}
+
+async fn refresh(State(state): State<AppState>, page: Page, Path(env): Path<String>) -> Response {
+    let request = RefreshRequest {
+        environment: Some(env.clone()),
+        ..RefreshRequest::default()
+    };
+    let started = async {
+        let plan = state
+            .app
+            .plan_refresh(page.actor(), &request)
+            .await?
+            .ok_or_else(|| {
+                lakecdp_app::Error::invalid("nothing to refresh: the project declares no sources")
+            })?;
+        let started = state
+            .app
+            .start_refresh(page.actor(), &request, &plan, &Silent)
+            .await?;
+        Ok::<_, lakecdp_app::Error>(state.jobs.spawn_refresh(state.app.clone(), started))
+    }
+    .await;
+    match started {
+        Ok(run) => run_view(&state, &page, &env, &run.to_string(), true).await,
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+async fn run(
+    State(state): State<AppState>,
+    page: Page,
+    Path((env, id)): Path<(String, String)>,
+) -> Response {
+    let partial = page.partial;
+    run_view(&state, &page, &env, &id, partial).await
+}
+
+async fn run_view(state: &AppState, page: &Page, env: &str, id: &str, partial: bool) -> Response {
+    let (e, run, children) = match state.app.run(page.actor(), id).await {
+        Ok(found) => found,
+        Err(e) => return page.problem(Some(env), e.into()),
+    };
+    if e.name != env && e.id.to_string() != env {
+        return page.problem(
+            Some(env),
+            Problem::not_found(format!("run {id} is not a run of environment `{env}`")),
+        );
+    }
+    let done = run.status.is_final();
+    let error = run.error.clone().unwrap_or_default();
+    let processes: Vec<RunRow> = children.iter().map(RunRow::of).collect();
+    if partial {
+        render(&RunStatusFragment {
+            name: e.name.clone(),
+            run: RunRow::of(&run),
+            done,
+            error,
+            processes,
+        })
+    } else {
+        render(&RunPage {
+            c: page.chrome(Some(&e.name)),
+            name: e.name.clone(),
+            run: RunRow::of(&run),
+            done,
+            error,
+            processes,
+        })
+    }
+}
+
+// ---- customers ----
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SearchQuery {
+    q: String,
+    page: Option<usize>,
+}
+
+struct HitRow {
+    id: String,
+    name: String,
+    email: String,
+    phone: String,
+    city: String,
+}
+
+#[derive(Default)]
+struct ResultsView {
+    query: String,
+    query_url: String,
+    total: usize,
+    rebuilding: bool,
+    hits: Vec<HitRow>,
+    page: usize,
+    pages: usize,
+    previous: Option<usize>,
+    next: Option<usize>,
+}
+
+impl ResultsView {
+    fn of(found: CustomerResults, page: usize) -> Self {
+        let pages = found.total.div_ceil(PAGE_SIZE).max(1);
+        Self {
+            query_url: url::form_urlencoded::byte_serialize(found.query.as_bytes()).collect(),
+            query: found.query,
+            total: found.total,
+            rebuilding: found.index.rebuilding,
+            hits: found
+                .hits
+                .into_iter()
+                .map(|h| HitRow {
+                    id: h.customer_id,
+                    name: h.summary.name,
+                    email: h.summary.email,
+                    phone: h.summary.phone,
+                    city: h.summary.city,
+                })
+                .collect(),
+            page,
+            pages,
+            previous: (page > 1).then(|| page - 1),
+            next: (page < pages).then(|| page + 1),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "customers.html")]
+struct CustomersPage {
+    c: Chrome,
+    name: String,
+    results: ResultsView,
+}
+
+#[derive(Template)]
+#[template(path = "customer_results.html")]
+struct ResultsFragment {
+    name: String,
+    results: ResultsView,
+}
+
+async fn customers(
+    State(state): State<AppState>,
+    page: Page,
+    Path(env): Path<String>,
+    Query(q): Query<SearchQuery>,
+) -> Response {
+    let app = state.app.in_environment(&env);
+    let number = q.page.unwrap_or(1).max(1);
+    let results = if q.q.trim().is_empty() {
+        // the page itself still needs the caller to see the environment
+        if let Err(e) = role_in(&state.app, page.actor(), &env).await {
+            return page.problem(Some(&env), e.into());
+        }
+        ResultsView {
+            page: 1,
+            pages: 1,
+            ..ResultsView::default()
+        }
+    } else {
+        let offset = (number - 1).saturating_mul(PAGE_SIZE);
+        match app
+            .search_customers(page.actor(), q.q.trim(), offset, PAGE_SIZE)
+            .await
+        {
+            Ok(found) => ResultsView::of(found, number),
+            Err(e) => return page.problem(Some(&env), e.into()),
+        }
+    };
+    if page.partial {
+        render(&ResultsFragment { name: env, results })
+    } else {
+        render(&CustomersPage {
+            c: page.chrome(Some(&env)),
+            name: env,
+            results,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "card.html")]
+struct CardPage {
+    c: Chrome,
+    name: String,
+    title: String,
+    card: CustomerCard,
+}
+
+fn card_title(card: &CustomerCard) -> String {
+    let get = |c: &str| {
+        card.profile
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(c))
+            .map(|(_, v)| v.clone())
+    };
+    get("FullName")
+        .or_else(|| {
+            let name = format!(
+                "{} {}",
+                get("FirstName").unwrap_or_default(),
+                get("LastName").unwrap_or_default()
+            );
+            let name = name.trim();
+            (!name.is_empty()).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| card.customer_id.clone())
+}
+
+async fn card(
+    State(state): State<AppState>,
+    page: Page,
+    Path((env, id)): Path<(String, String)>,
+) -> Response {
+    match state
+        .app
+        .in_environment(&env)
+        .customer_card(page.actor(), &id)
+        .await
+    {
+        Ok(card) => render(&CardPage {
+            c: page.chrome(Some(&env)),
+            title: card_title(&card),
+            name: env,
+            card,
+        }),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+struct WeightsView {
+    record: String,
+    matched: String,
+    weight: String,
+    probability: String,
+    rows: Vec<(String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "explain.html")]
+struct ExplainFragment {
+    pairs: Vec<lakecdp_app::unify::JoinedPair>,
+    weights: Vec<WeightsView>,
+}
+
+async fn explain(
+    State(state): State<AppState>,
+    page: Page,
+    Path((env, id)): Path<(String, String)>,
+) -> Response {
+    match state
+        .app
+        .in_environment(&env)
+        .explain(page.actor(), &id)
+        .await
+    {
+        Ok(x) => render(&ExplainFragment {
+            pairs: x.pairs,
+            weights: x
+                .weights
+                .into_iter()
+                .map(|w| WeightsView {
+                    record: w.record,
+                    matched: w.matched,
+                    weight: format!("{:.2}", w.weight),
+                    probability: format!("{:.4}", w.probability),
+                    rows: w
+                        .rows
+                        .into_iter()
+                        .map(|r| (r.column, r.level, format!("{:+.2}", r.weight)))
+                        .collect(),
+                })
+                .collect(),
+        }),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_sign_in() {
+        assert_eq!(safe_next("/environments/x?q=1"), "/environments/x?q=1");
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil",
+            "x",
+            "/a\r\nb",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn assets_carry_their_hash() {
+        let a = &ASSETS.htmx;
+        assert!(a.href.starts_with("/static/vendor/htmx-2.0.4.min.js?v="));
+        assert!(a.integrity.starts_with("sha384-"));
+        assert_eq!(a.integrity.len(), "sha384-".len() + 64);
+        assert_ne!(ASSETS.css.href, a.href);
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(bytes_text(512), "512 B");
+        assert_eq!(bytes_text(1536), "1.5 KiB");
+        assert_eq!(bytes_text(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -1,0 +1,532 @@
+//! The web admin centre in a real headless Chromium (Debian's `chromium` driven by its
+//! `chromedriver` over WebDriver) against a served instance: signing in, an
+//! environment, a refresh watched to its end, a customer found with a typo and its card,
+//! and what a Viewer and a principal without a role are refused. A screenshot of each
+//! page is kept under the test's target folder (`web-screenshots/`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use fantoccini::{Client, ClientBuilder, Locator};
+use lakecdp_app::environments::Saved;
+use lakecdp_app::{open_catalog, Actor, App, Silent, DEFAULT_PRINCIPAL};
+use lakecdp_core::{Environment, Role};
+use lakecdp_server::ServerConfig;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn program(var: &str, names: &[&str]) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        return PathBuf::from(p);
+    }
+    for name in names {
+        for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "{} not found: install Debian's chromium and chromium-driver (scripts/test-services.sh \
+         does) or set {var}",
+        names.join(" or ")
+    )
+}
+
+/// A chromedriver on 127.0.0.1 and one headless Chromium session through it.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+}
+
+impl Browser {
+    async fn start(shots: &str) -> Self {
+        let driver_bin = program("LAKECDP_TEST_CHROMEDRIVER", &["chromedriver"]);
+        let chromium = program("LAKECDP_TEST_CHROMIUM", &["chromium", "chromium-browser"]);
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", driver_bin.display()));
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-dev-shm-usage", "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.path().display())],
+            }
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no WebDriver session: {e}"),
+            }
+        };
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("web-screenshots")
+            .join(shots);
+        std::fs::create_dir_all(&shots).unwrap();
+        Self {
+            client,
+            driver,
+            _profile: profile,
+            shots,
+        }
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("`{css}` appears: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn exists(&self, css: &str) -> bool {
+        !self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let e = self.client.find(Locator::Css(css)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let u = self.client.current_url().await.unwrap();
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    }
+
+    async fn sign_in(&self, base: &str, name: &str, password: &str) {
+        self.client.goto(&format!("{base}/signin")).await.unwrap();
+        self.fill("#name", name).await;
+        self.fill("#password", password).await;
+        self.click("form button[type=submit]").await;
+        self.text("#principal").await;
+    }
+
+    async fn sign_out(&self) {
+        self.click("form.who button").await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.path().await.starts_with("/signin") {
+            assert!(
+                Instant::now() < deadline,
+                "signing out leads to the sign-in page"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The status of a request the page itself sends with its CSRF token.
+    async fn fetch_status(&self, method: &str, path: &str) -> u64 {
+        let script = r#"
+            const [method, path, done] = arguments;
+            const headers = JSON.parse(document.body.getAttribute('hx-headers') || '{}');
+            fetch(path, {method, headers}).then(r => done(r.status), e => done(-1));
+        "#;
+        self.client
+            .execute_async(script, vec![json!(method), json!(path)])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+struct Served {
+    dir: tempfile::TempDir,
+    _search: tempfile::TempDir,
+    base: String,
+    app: App,
+    env: Environment,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), lakecdp_server::ServeError>>,
+}
+
+/// The retail quickstart served on 127.0.0.1 with `ada` Admin, `vera` Viewer and
+/// `nina` without a role.
+async fn serve() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
+    std::fs::copy(
+        example.join("lakecdp.toml"),
+        dir.path().join("lakecdp.toml"),
+    )
+    .unwrap();
+    let config =
+        lakecdp_bench::retail::RetailConfig::scaled(lakecdp_bench::retail::DEFAULT_SEED, 0.1)
+            .unwrap();
+    lakecdp_bench::retail::generate(&config, &dir.path().join("data")).unwrap();
+    let catalog = open_catalog(&dir.path().join(".lakecdp/catalog.db"))
+        .await
+        .unwrap();
+    let app = App::new(Arc::clone(&catalog), dir.path());
+    let search = tempfile::tempdir().unwrap();
+    app.set_search_dir(search.path());
+    let local = Actor::named(DEFAULT_PRINCIPAL);
+    let env = match app.apply(&local, true, &Silent).await.unwrap().0 {
+        Saved::Created(env) => env,
+        other => panic!("created, not {other:?}"),
+    };
+    let cli = Actor::local(None);
+    for (name, role) in [
+        ("ada", Some(Role::Admin)),
+        ("vera", Some(Role::Viewer)),
+        ("nina", None),
+    ] {
+        app.add_user(&cli, name, PASSWORD, false).await.unwrap();
+        if let Some(role) = role {
+            app.set_role(&local, None, name, Some(role)).await.unwrap();
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(lakecdp_server::serve(
+        app.clone(),
+        ServerConfig {
+            data_root: Some(dir.path().to_path_buf()),
+            ..ServerConfig::default()
+        },
+        listener,
+        stop.clone(),
+    ));
+    Served {
+        dir,
+        _search: search,
+        base,
+        app,
+        env,
+        stop,
+        task,
+    }
+}
+
+/// The published Customer rows and the records behind each profile.
+async fn published(s: &Served) -> (Vec<BTreeMap<String, String>>, BTreeMap<String, usize>) {
+    let lake = s.app.lake(&s.env).await.unwrap();
+    let model = lakecdp_lake::publish::read_model(&lake, &lakecdp_core::Process::Unification)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut rows = Vec::new();
+    for b in lakecdp_lake::partition::read_entity(
+        &lake,
+        "Unification",
+        model.entity("Customer").unwrap(),
+    )
+    .await
+    .unwrap()
+    {
+        let cols: Vec<(String, StringArray)> = b
+            .schema()
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .map(|(f, c)| {
+                let t = cast(c, &DataType::Utf8).unwrap();
+                (
+                    f.name().clone(),
+                    t.as_any().downcast_ref::<StringArray>().unwrap().clone(),
+                )
+            })
+            .collect();
+        for i in 0..b.num_rows() {
+            rows.push(
+                cols.iter()
+                    .filter(|(_, a)| !a.is_null(i))
+                    .map(|(n, a)| (n.clone(), a.value(i).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    let mut records = BTreeMap::new();
+    for b in lakecdp_lake::partition::read_entity(
+        &lake,
+        "Unification",
+        model.entity("AlternateKey").unwrap(),
+    )
+    .await
+    .unwrap()
+    {
+        let ids = b.column_by_name("CustomerId").unwrap();
+        let ids = cast(ids, &DataType::Utf8).unwrap();
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        for i in 0..ids.len() {
+            *records.entry(ids.value(i).to_string()).or_insert(0) += 1;
+        }
+    }
+    (rows, records)
+}
+
+fn typo(word: &str) -> String {
+    let mut c: Vec<char> = word.chars().collect();
+    let m = c.len() / 2;
+    c.swap(m - 1, m);
+    c.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_centre_in_chromium() {
+    let s = serve().await;
+    let b = Browser::start("admin-centre").await;
+    let base = &s.base;
+    let env = s.env.name.clone();
+
+    // a page asks for a session first, and comes back after it
+    b.client
+        .goto(&format!("{base}/environments/{env}"))
+        .await
+        .unwrap();
+    assert_eq!(b.text("h1").await, "Sign in");
+    assert!(
+        b.path().await.starts_with("/signin?next="),
+        "{}",
+        b.path().await
+    );
+    b.shot("01-sign-in").await;
+    // a wrong password is said next to the field
+    b.fill("#name", "ada").await;
+    b.fill("#password", "not the password").await;
+    b.click("form button[type=submit]").await;
+    let error = b.text("#password-error").await;
+    assert!(!error.is_empty());
+    assert_eq!(
+        b.client
+            .find(Locator::Css("#password"))
+            .await
+            .unwrap()
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    b.shot("02-sign-in-refused").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form button[type=submit]").await;
+    assert_eq!(b.text("#principal").await, "ada");
+    assert_eq!(
+        b.path().await,
+        format!("/environments/{env}"),
+        "back where it was asked"
+    );
+    assert_eq!(b.text("h1").await, env);
+    assert_eq!(b.text("#role").await, "Admin");
+    assert_eq!(b.text("#profiles").await, "none yet");
+
+    // the environments list
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    let listed = b.text("table tbody").await;
+    assert!(listed.contains(&env), "{listed}");
+    assert!(listed.contains("local:"), "{listed}");
+    b.shot("03-environments").await;
+
+    // a refresh, watched to its end
+    b.click(&format!("a[href='/environments/{env}']")).await;
+    b.click("#refresh").await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        let status = b.text("#run-status").await;
+        if ["Succeeded", "Failed", "Canceled"].contains(&status.as_str()) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the refresh ends: {status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(status, "Succeeded", "{}", b.text("#refresh-status").await);
+    let processes = b.text("#refresh-status .tree").await;
+    for p in ["ingest:Crm", "unify", "measures", "segments"] {
+        assert!(processes.contains(p), "{p} in {processes}");
+    }
+    b.shot("04-refresh-finished").await;
+    let (customers, records) = published(&s).await;
+    b.client.refresh().await.unwrap();
+    assert_eq!(b.text("#profiles").await, customers.len().to_string());
+
+    // a customer found with a typo in each name, and its card
+    let target = customers
+        .iter()
+        .find(|c| {
+            records.get(&c["CustomerId"]).copied().unwrap_or(0) >= 2
+                && c.get("FirstName").is_some_and(|n| n.len() >= 5)
+                && c.get("LastName").is_some_and(|n| n.len() >= 5)
+        })
+        .expect("a merged profile with names");
+    let id = &target["CustomerId"];
+    b.click(&format!("nav a[href='/environments/{env}/customers']"))
+        .await;
+    let query = format!(
+        "{} {}",
+        typo(&target["FirstName"]),
+        typo(&target["LastName"])
+    );
+    b.fill("#q", &query).await;
+    let count = b.text("#result-count").await;
+    assert!(count.contains(&query), "{count}");
+    b.click(&format!(
+        "#results a[href='/environments/{env}/customers/{id}']"
+    ))
+    .await;
+    assert_eq!(&b.text("#customer-id").await, id);
+    let title = b.text("#card-name").await;
+    assert!(title.contains(&target["LastName"]), "{title}");
+    let rows = b
+        .client
+        .find_all(Locator::Css("#records tbody tr"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(rows, records[id], "every source record behind the profile");
+    // the explanation loads into the card
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let why = b.text("#explain").await;
+        if !why.contains("Loading") {
+            assert!(
+                b.exists("#explain table").await,
+                "a merged profile shows what joined it: {why}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the explanation loads");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.shot("05-customer-card").await;
+    // the search page keeps its query in the address, so Back and links work
+    b.client.back().await.unwrap();
+    assert!(b.path().await.contains("q="), "{}", b.path().await);
+    b.sign_out().await;
+    b.shot("06-signed-out").await;
+
+    // a Viewer sees no edit controls and is refused if it posts anyway
+    b.sign_in(base, "vera", PASSWORD).await;
+    b.client
+        .goto(&format!("{base}/environments/{env}"))
+        .await
+        .unwrap();
+    assert_eq!(b.text("#role").await, "Viewer");
+    assert!(
+        !b.exists("#refresh").await,
+        "no refresh button for a Viewer"
+    );
+    b.shot("07-viewer").await;
+    assert_eq!(
+        b.fetch_status("POST", &format!("/environments/{env}/refresh"))
+            .await,
+        403
+    );
+    // but it may search
+    b.client
+        .goto(&format!("{base}/environments/{env}/customers?q={id}"))
+        .await
+        .unwrap();
+    assert!(b.text("#results").await.contains(id.as_str()));
+    b.sign_out().await;
+
+    // a principal without a role sees nothing of the environment, page or API
+    b.sign_in(base, "nina", PASSWORD).await;
+    b.client
+        .goto(&format!("{base}/environments/{env}"))
+        .await
+        .unwrap();
+    assert_eq!(b.text("h1").await, "Forbidden");
+    b.client
+        .goto(&format!("{base}/environments/{env}/customers/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(b.text("h1").await, "Forbidden");
+    let body = b.text("main").await;
+    assert!(!body.contains(&target["LastName"]), "no data leaks: {body}");
+    b.shot("08-no-role").await;
+    assert_eq!(
+        b.fetch_status("GET", &format!("/api/environments/{env}/customers/{id}"))
+            .await,
+        403
+    );
+    assert_eq!(
+        b.fetch_status("GET", &format!("/api/environments/{env}/customers?q=a"))
+            .await,
+        403
+    );
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    assert!(b.text("main").await.contains("no role in any environment"));
+
+    b.stop().await;
+    s.stop.cancel();
+    s.task.await.unwrap().unwrap();
+    drop(s.dir);
+}
