@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lakecdp_core::{
     ApiToken, Attachment, AuditEntry, AuditQuery, Connection, ConnectionId, Environment,
-    EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal, Revision, Role,
-    RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, SecretOwner, Session, Sharing, Throttle,
-    Watermark,
+    EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal,
+    ReportingConnection, Revision, Role, RoleAssignment, RunEvent, RunId, RunRecord, RunStatus,
+    SecretOwner, Session, Sharing, Throttle, Watermark,
 };
 
 use crate::error::{Error, Result};
@@ -501,6 +501,23 @@ pub trait Catalog: Send + Sync {
 
     /// The attached organisations, by name without regard to ASCII case.
     async fn attachments(&self) -> Result<Vec<Attachment>>;
+
+    /// Store a reporting connection of its environment, replacing the one of the same
+    /// name (without regard to ASCII case); `NotFound` when the environment is gone.
+    async fn put_reporting_connection(&self, connection: &ReportingConnection) -> Result<()>;
+
+    /// The reporting connections of an environment, by name.
+    async fn reporting_connections(
+        &self,
+        environment: EnvironmentId,
+    ) -> Result<Vec<ReportingConnection>>;
+
+    /// Remove a reporting connection; false when there was none of that name.
+    async fn delete_reporting_connection(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<bool>;
 
     /// Detach an organisation; false when it was not attached.
     async fn detach(&self, organization: &str) -> Result<bool>;

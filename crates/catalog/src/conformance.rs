@@ -94,6 +94,7 @@ macro_rules! catalog_conformance_suite {
             a_key_is_made_once_and_then_the_same_for_everyone,
             sharing_is_recorded_replaced_and_removed,
             an_organisation_is_attached_once_whatever_its_case,
+            reporting_connections_are_stored_replaced_and_removed,
         );
         $crate::catalog_conformance_suite!(@harness $harness;
             stored_storage_holds_secret_references_only,
@@ -2302,4 +2303,82 @@ pub async fn an_organisation_is_attached_once_whatever_its_case(catalog: &dyn Ca
     let (a, b, c) = tokio::join!(catalog.attach(&x), catalog.attach(&y), catalog.attach(&z));
     let kept = [a.unwrap(), b.unwrap(), c.unwrap()];
     assert!(kept.iter().all(|k| k == &kept[0]), "{kept:?}");
+}
+
+/// A reporting connection is stored and read back equal, replaced by name whatever its
+/// case, listed by name, refused for a missing environment or an unusable name, removed,
+/// and removed with its environment.
+pub async fn reporting_connections_are_stored_replaced_and_removed(catalog: &dyn Catalog) {
+    use lakecdp_core::{ReportingConnection, ReportingStatus};
+    let env = create(catalog, &format!("reporting-{}", suffix())).await;
+    let first = ReportingConnection {
+        environment_id: env.id,
+        name: "Sales-BI".into(),
+        storage: local_storage("/srv/lake"),
+        instance: env.id,
+        status: ReportingStatus::Pending,
+        reason: None,
+        checked_at: None,
+        members: vec![],
+        created_by: "ada".into(),
+        created_at: now(),
+    };
+    catalog.put_reporting_connection(&first).await.unwrap();
+    let other = ReportingConnection {
+        name: "audience".into(),
+        ..first.clone()
+    };
+    catalog.put_reporting_connection(&other).await.unwrap();
+    assert_eq!(
+        catalog.reporting_connections(env.id).await.unwrap(),
+        [other.clone(), first.clone()],
+        "listed by name, without regard to case"
+    );
+    // the same name in another case replaces it
+    let ready = ReportingConnection {
+        name: "sales-bi".into(),
+        status: ReportingStatus::Ready,
+        checked_at: Some(now()),
+        members: vec!["vera".into(), "analysts".into()],
+        ..first.clone()
+    };
+    catalog.put_reporting_connection(&ready).await.unwrap();
+    let listed = catalog.reporting_connections(env.id).await.unwrap();
+    assert_eq!(listed, [other.clone(), ready.clone()]);
+
+    let missing = ReportingConnection {
+        environment_id: EnvironmentId::new(),
+        ..first.clone()
+    };
+    assert!(matches!(
+        catalog.put_reporting_connection(&missing).await,
+        Err(Error::NotFound { .. })
+    ));
+    let unusable = ReportingConnection {
+        name: "../x".into(),
+        ..first.clone()
+    };
+    assert!(matches!(
+        catalog.put_reporting_connection(&unusable).await,
+        Err(Error::Invalid(_))
+    ));
+
+    assert!(catalog
+        .delete_reporting_connection(env.id, "SALES-BI")
+        .await
+        .unwrap());
+    assert!(!catalog
+        .delete_reporting_connection(env.id, "sales-bi")
+        .await
+        .unwrap());
+    assert_eq!(
+        catalog.reporting_connections(env.id).await.unwrap(),
+        [other]
+    );
+    catalog.delete_environment(env.id).await.unwrap();
+    assert!(catalog
+        .reporting_connections(env.id)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -189,3 +189,20 @@ pub(crate) fn attachment(attachment: &lakecdp_core::Attachment) -> Result<()> {
     }
     Ok(())
 }
+
+/// A reporting connection has a name a secret can be named after.
+pub(crate) fn reporting(c: &lakecdp_core::ReportingConnection) -> Result<()> {
+    let ok = !c.name.is_empty()
+        && c.name.len() <= 64
+        && c.name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "reporting connection name `{}`: use 1 to 64 letters, digits, `-` and `_`",
+            c.name
+        )))
+    }
+}

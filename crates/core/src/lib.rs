@@ -19,6 +19,7 @@ pub mod period;
 pub mod pgssl;
 pub mod process;
 pub mod project;
+pub mod reporting;
 pub mod revision;
 pub mod run;
 pub mod secret;
@@ -46,6 +47,7 @@ pub use measure::{
 pub use pgssl::SslMode;
 pub use process::Process;
 pub use project::{EngineChoice, ProjectFile};
+pub use reporting::{ReportingConnection, ReportingStatus};
 pub use revision::Revision;
 pub use run::{RunRecord, RunStatus};
 pub use secret::{Secret, SecretOwner, SecretRef};

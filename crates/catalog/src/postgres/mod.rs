@@ -39,8 +39,8 @@ use lakecdp_core::SslMode;
 use lakecdp_core::{
     ApiToken, Attachment, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId,
     Environment, EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal,
-    Revision, Role, RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing,
-    StorageConfig, Throttle, Watermark,
+    ReportingConnection, Revision, Role, RoleAssignment, RunEvent, RunId, RunRecord, RunStatus,
+    Session, Sharing, StorageConfig, Throttle, Watermark,
 };
 use lakecdp_pgtls::PgTls;
 use tokio_postgres::config::Host;
@@ -1339,6 +1339,29 @@ impl Catalog for PostgresCatalog {
     async fn detach(&self, organization: &str) -> Result<bool> {
         let client = self.client().await?;
         objects::detach(&*client, organization).await
+    }
+
+    async fn put_reporting_connection(&self, connection: &ReportingConnection) -> Result<()> {
+        validate::reporting(connection)?;
+        let client = self.client().await?;
+        objects::put_reporting(&*client, connection).await
+    }
+
+    async fn reporting_connections(
+        &self,
+        environment: EnvironmentId,
+    ) -> Result<Vec<ReportingConnection>> {
+        let client = self.client().await?;
+        objects::reporting(&*client, environment).await
+    }
+
+    async fn delete_reporting_connection(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<bool> {
+        let client = self.client().await?;
+        objects::delete_reporting(&*client, environment, name).await
     }
 
     async fn take_leadership(

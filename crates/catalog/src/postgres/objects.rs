@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use lakecdp_core::{
     Attachment, Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export,
-    ExportId, Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
+    ExportId, Principal, PrincipalKind, ReportingConnection, Role, RoleAssignment, SecretOwner,
+    Sharing,
 };
 use tokio_postgres::{GenericClient, Row};
 
@@ -874,6 +875,71 @@ pub(crate) async fn detach(client: &impl GenericClient, organization: &str) -> R
         .execute(
             "DELETE FROM attachments WHERE lower(organization) = lower($1)",
             &[&organization],
+        )
+        .await
+        .map_err(storage)?;
+    Ok(n > 0)
+}
+
+// ---- reporting connections ----
+
+pub(crate) async fn put_reporting(
+    client: &impl GenericClient,
+    c: &ReportingConnection,
+) -> Result<()> {
+    let env = c.environment_id.to_string();
+    if !environment_exists(client, &env).await? {
+        return Err(Error::environment_not_found(env));
+    }
+    client
+        .execute(
+            "INSERT INTO reporting_connections \
+             (environment_id, name, name_key, body, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (environment_id, name_key) \
+             DO UPDATE SET name = excluded.name, body = excluded.body",
+            &[
+                &env,
+                &c.name,
+                &fold(&c.name),
+                &json(c)?,
+                &c.created_by,
+                &ts(c.created_at),
+            ],
+        )
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+pub(crate) async fn reporting(
+    client: &impl GenericClient,
+    environment: EnvironmentId,
+) -> Result<Vec<ReportingConnection>> {
+    let rows = client
+        .query(
+            "SELECT body FROM reporting_connections WHERE environment_id = $1 ORDER BY name_key",
+            &[&environment.to_string()],
+        )
+        .await
+        .map_err(storage)?;
+    rows.iter()
+        .map(|r| {
+            let body: String = r.get(0);
+            serde_json::from_str(&body).map_err(|e| corrupt("reporting connection", e))
+        })
+        .collect()
+}
+
+pub(crate) async fn delete_reporting(
+    client: &impl GenericClient,
+    environment: EnvironmentId,
+    name: &str,
+) -> Result<bool> {
+    let n = client
+        .execute(
+            "DELETE FROM reporting_connections WHERE environment_id = $1 AND name_key = $2",
+            &[&environment.to_string(), &fold(name)],
         )
         .await
         .map_err(storage)?;

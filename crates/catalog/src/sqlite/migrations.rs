@@ -74,6 +74,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "organisations attached to shared storage",
         sql: include_str!("../../migrations/sqlite/0010_attachments.sql"),
     },
+    Migration {
+        version: 11,
+        description: "reporting connections",
+        sql: include_str!("../../migrations/sqlite/0011_reporting.sql"),
+    },
 ];
 
 /// The schema version this code writes.

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use lakecdp_core::{
     ApiToken, Attachment, AuditEntry, AuditQuery, Connection as ConnectionSpec, ConnectionId,
     Environment, EnvironmentId, Export, ExportId, Leadership, PasswordCredential, Principal,
-    Revision, Role, RoleAssignment, RunEvent, RunId, RunRecord, RunStatus, Session, Sharing,
-    Throttle, Watermark,
+    ReportingConnection, Revision, Role, RoleAssignment, RunEvent, RunId, RunRecord, RunStatus,
+    Session, Sharing, Throttle, Watermark,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -1129,6 +1129,30 @@ impl Catalog for SqliteCatalog {
 
     async fn attachments(&self) -> Result<Vec<Attachment>> {
         self.call(|conn| objects::attachments(conn)).await
+    }
+
+    async fn put_reporting_connection(&self, connection: &ReportingConnection) -> Result<()> {
+        validate::reporting(connection)?;
+        let c = connection.clone();
+        self.write(move |tx| objects::put_reporting(tx, &c)).await
+    }
+
+    async fn reporting_connections(
+        &self,
+        environment: EnvironmentId,
+    ) -> Result<Vec<ReportingConnection>> {
+        self.call(move |conn| objects::reporting(conn, environment))
+            .await
+    }
+
+    async fn delete_reporting_connection(
+        &self,
+        environment: EnvironmentId,
+        name: &str,
+    ) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |tx| objects::delete_reporting(tx, environment, &name))
+            .await
     }
 
     async fn detach(&self, organization: &str) -> Result<bool> {

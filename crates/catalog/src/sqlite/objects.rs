@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use lakecdp_core::{
     Attachment, Connection, ConnectionId, ConnectionKind, ConnectionSharing, EnvironmentId, Export,
-    ExportId, Principal, PrincipalKind, Role, RoleAssignment, SecretOwner, Sharing,
+    ExportId, Principal, PrincipalKind, ReportingConnection, Role, RoleAssignment, SecretOwner,
+    Sharing,
 };
 use rusqlite::{params, Connection as Db, OptionalExtension, Row, Transaction};
 
@@ -723,6 +724,7 @@ pub(crate) fn delete_environment_objects(tx: &Transaction<'_>, env: &str) -> Res
         "DELETE FROM connections WHERE environment_id = ?1",
         "DELETE FROM role_assignments WHERE environment_id = ?1",
         "DELETE FROM environment_secrets WHERE environment_id = ?1",
+        "DELETE FROM reporting_connections WHERE environment_id = ?1",
         "DELETE FROM api_tokens WHERE environment_id = ?1",
         "DELETE FROM run_events WHERE run_id IN \
          (SELECT id FROM runs WHERE environment_id = ?1)",
@@ -862,6 +864,59 @@ pub(crate) fn detach(tx: &Transaction<'_>, organization: &str) -> Result<bool> {
         .execute(
             "DELETE FROM attachments WHERE organization = ?1",
             [organization],
+        )
+        .map_err(storage)?;
+    Ok(n > 0)
+}
+
+// ---- reporting connections ----
+
+pub(crate) fn put_reporting(tx: &Transaction<'_>, c: &ReportingConnection) -> Result<()> {
+    let env = c.environment_id.to_string();
+    let found = tx
+        .query_row("SELECT 1 FROM environments WHERE id = ?1", [&env], |_| {
+            Ok(())
+        })
+        .optional()
+        .map_err(storage)?;
+    if found.is_none() {
+        return Err(Error::environment_not_found(env));
+    }
+    tx.execute(
+        "INSERT INTO reporting_connections (environment_id, name, body, created_by, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (environment_id, name) DO UPDATE SET name = excluded.name, body = excluded.body",
+        params![env, c.name, json(c)?, c.created_by, timestamp(c.created_at)],
+    )
+    .map_err(storage)?;
+    Ok(())
+}
+
+pub(crate) fn reporting(conn: &Db, environment: EnvironmentId) -> Result<Vec<ReportingConnection>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT body FROM reporting_connections WHERE environment_id = ?1 ORDER BY name",
+        )
+        .map_err(storage)?;
+    let rows = stmt
+        .query_map([environment.to_string()], |r| r.get::<_, String>(0))
+        .map_err(storage)?;
+    rows.map(|r| {
+        let body = r.map_err(storage)?;
+        serde_json::from_str(&body).map_err(|e| corrupt("reporting connection", e))
+    })
+    .collect()
+}
+
+pub(crate) fn delete_reporting(
+    tx: &Transaction<'_>,
+    environment: EnvironmentId,
+    name: &str,
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            "DELETE FROM reporting_connections WHERE environment_id = ?1 AND name = ?2",
+            params![environment.to_string(), name],
         )
         .map_err(storage)?;
     Ok(n > 0)
