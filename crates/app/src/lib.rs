@@ -20,6 +20,7 @@ pub mod exports;
 mod files;
 pub mod observe;
 pub mod refresh;
+pub mod reporting;
 pub mod revisions;
 pub mod roles;
 pub mod runs;

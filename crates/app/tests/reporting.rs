@@ -1,0 +1,211 @@
+//! Reporting connections over the retail quickstart's lake: created Ready (or Failed
+//! with the reason), profile reports equal to what `Reports/` holds, and access for the
+//! creator and the members it grants only.
+
+mod common;
+
+use std::sync::Arc;
+
+use lakecdp_app::reporting::{NewReporting, ReportingLocation};
+use lakecdp_app::{Actor, ErrorKind, Silent};
+use lakecdp_core::{ReportingStatus, Role};
+
+use common::{admin, retail};
+
+fn local(r: &common::Retail, path: &std::path::Path) -> NewReporting {
+    NewReporting {
+        name: "bi".into(),
+        location: ReportingLocation::Local {
+            path: path.display().to_string(),
+        },
+        environment_id: r.env.id.to_string(),
+        folder: format!("customerinsights/{}", r.env.id.folder()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_read_through_the_connection_by_its_members_only() {
+    let r = retail().await;
+    r.full_refresh(Arc::new(Silent)).await;
+    let app = &r.app;
+    let cli = Actor::local(None);
+    for (name, role) in [
+        ("vera", Role::Viewer),
+        ("cole", Role::Contributor),
+        ("otto", Role::Admin),
+    ] {
+        app.add_user(&cli, name, "a long enough password", false)
+            .await
+            .unwrap();
+        app.set_role(&admin(), None, name, Some(role))
+            .await
+            .unwrap();
+    }
+    app.create_group(&cli, "analysts").await.unwrap();
+    app.add_group_member(&cli, "analysts", "cole")
+        .await
+        .unwrap();
+    let (vera, cole, otto) = (
+        Actor::named("vera"),
+        Actor::named("cole"),
+        Actor::named("otto"),
+    );
+
+    // a wrong folder is refused, naming the field
+    let mut wrong = local(&r, &r.path().join("lake"));
+    wrong.folder = "customerinsights/ci_other".into();
+    let e = app
+        .create_reporting_connection(&admin(), None, wrong)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert!(e.message().starts_with("folder:"), "{e}");
+    // a Viewer cannot create one
+    let e = app
+        .create_reporting_connection(&vera, None, local(&r, &r.path().join("lake")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied);
+    // a folder without the environment's outputs is Failed, with the reason
+    let empty = tempfile::tempdir().unwrap();
+    let mut elsewhere = local(&r, empty.path());
+    elsewhere.name = "empty".into();
+    let failed = app
+        .create_reporting_connection(&admin(), None, elsewhere)
+        .await
+        .unwrap();
+    assert_eq!(failed.status, ReportingStatus::Failed);
+    assert!(
+        failed.reason.as_deref().unwrap().contains("Unification"),
+        "{failed:?}"
+    );
+
+    // the lake itself is Ready
+    let c = app
+        .create_reporting_connection(&admin(), None, local(&r, &r.path().join("lake")))
+        .await
+        .unwrap();
+    assert_eq!(c.status, ReportingStatus::Ready, "{c:?}");
+    assert!(c.checked_at.is_some());
+    let again = app
+        .create_reporting_connection(&admin(), None, local(&r, &r.path().join("lake")))
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict);
+
+    // the report holds what Reports/ holds
+    let (_, report) = app.profile_report(&admin(), None, "BI").await.unwrap();
+    let unified = r.model("Unification").1;
+    let lake = app.lake(&r.env).await.unwrap();
+    let profiles: i64 = lakecdp_lake::partition::read_entity(
+        &lake,
+        "Unification",
+        unified.entity("Customer").unwrap(),
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|b| b.num_rows() as i64)
+    .sum();
+    let ages = report
+        .distributions
+        .iter()
+        .find(|d| d.name == "AgeBands")
+        .expect("the retail project maps a birth date");
+    assert_eq!(ages.title, "Age");
+    assert_eq!(
+        ages.rows.iter().map(|(_, n)| n).sum::<i64>(),
+        profiles,
+        "every profile is in one age band: {ages:?}"
+    );
+    assert!(report
+        .distributions
+        .iter()
+        .any(|d| d.name == "ProfilesPerSource"));
+    let (_, history) = app.segments(&admin(), None).await.unwrap();
+    let latest = history.last().unwrap();
+    let counts: Vec<(String, u64)> = latest.counts.clone().into_iter().collect();
+    assert_eq!(report.segments, counts);
+
+    // nobody else sees it: not a Viewer, not a group member, not another Admin
+    for (who, actor) in [("vera", &vera), ("cole", &cole), ("otto", &otto)] {
+        assert!(
+            app.reporting_connections(actor, None)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{who} lists nothing"
+        );
+        let e = app.profile_report(actor, None, "bi").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Denied, "{who}: {e}");
+    }
+    // and only its creator grants
+    let e = app
+        .grant_reporting(&otto, None, "bi", "otto", true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied);
+    let e = app
+        .grant_reporting(&admin(), None, "bi", "nobody", true)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+
+    // a granted principal and a granted group's member see it
+    app.grant_reporting(&admin(), None, "bi", "vera", true)
+        .await
+        .unwrap();
+    app.grant_reporting(&admin(), None, "bi", "analysts", true)
+        .await
+        .unwrap();
+    for actor in [&vera, &cole] {
+        let (_, seen) = app.profile_report(actor, None, "bi").await.unwrap();
+        assert_eq!(seen, report);
+        let listed = app.reporting_connections(actor, None).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "bi");
+    }
+    assert_eq!(
+        app.profile_report(&otto, None, "bi")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Denied
+    );
+    // revoked: refused at once
+    app.grant_reporting(&admin(), None, "bi", "vera", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.profile_report(&vera, None, "bi")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Denied
+    );
+
+    // the workspace keeps reading after a refresh (the ages are read again)
+    r.full_refresh(Arc::new(Silent)).await;
+    let (after, _) = app.profile_report(&cole, None, "bi").await.unwrap();
+    assert_eq!(after.status, ReportingStatus::Ready);
+
+    // removed (an Admin may remove it): refused at once, to everyone
+    app.delete_reporting_connection(&otto, None, "bi")
+        .await
+        .unwrap();
+    for actor in [&admin(), &cole] {
+        assert_eq!(
+            app.profile_report(actor, None, "bi")
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Denied
+        );
+    }
+    // a Viewer cannot remove one it does not own
+    let e = app
+        .delete_reporting_connection(&vera, None, "empty")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Denied);
+}
