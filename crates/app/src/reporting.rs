@@ -502,6 +502,13 @@ impl App {
                     }
                 }
             }
+            if entity == "AgeBands" {
+                // bands read youngest first, the unknown last
+                const ORDER: [&str; 8] = [
+                    "<18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown",
+                ];
+                rows.sort_by_key(|(v, _)| ORDER.iter().position(|o| o == v).unwrap_or(ORDER.len()));
+            }
             distributions.push(Distribution {
                 name: entity.to_string(),
                 title: title.to_string(),

@@ -16,6 +16,7 @@ mod api;
 pub mod auth;
 pub mod jobs;
 pub mod problem;
+mod reports;
 pub mod scheduler;
 pub mod sharing;
 pub mod tls;
@@ -94,7 +95,7 @@ pub struct AppState {
         (name = "environments"), (name = "revisions"), (name = "runs"), (name = "roles"),
         (name = "unification"), (name = "segments"),
         (name = "connections"), (name = "exports"), (name = "tokens"), (name = "users"), (name = "groups"),
-        (name = "audit")
+        (name = "audit"), (name = "reporting")
     )
 )]
 struct ApiDoc;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (api, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::routes())
         .merge(work::routes())
+        .merge(reports::routes())
         .split_for_parts();
     let described = doc.clone();
     let router = api

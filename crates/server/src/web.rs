@@ -304,6 +304,19 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/environments/{env}/customers", get(customers))
         .route("/environments/{env}/customers/{id}", get(card))
         .route("/environments/{env}/customers/{id}/explain", get(explain))
+        .route(
+            "/environments/{env}/reports",
+            get(reports).post(create_reporting),
+        )
+        .route("/environments/{env}/reports/{name}", get(report))
+        .route(
+            "/environments/{env}/reports/{name}/members",
+            post(grant_reporting),
+        )
+        .route(
+            "/environments/{env}/reports/{name}/delete",
+            post(delete_reporting),
+        )
 }
 
 /// Assets: their routes (cached, so outside the pages' `no-store`).
@@ -886,6 +899,322 @@ async fn explain(
     }
 }
 
+// ---- reporting connections and profile reports ----
+
+struct ReportingRow {
+    name: String,
+    status: String,
+    reason: String,
+    reads: String,
+    created_by: String,
+}
+
+fn reads(c: &lakecdp_core::ReportingConnection) -> String {
+    format!(
+        "{}/customerinsights/{}",
+        c.storage.describe().trim_end_matches("/customerinsights"),
+        c.instance.folder()
+    )
+}
+
+struct FormField {
+    name: &'static str,
+    label: &'static str,
+    value: String,
+    secret: bool,
+    help: &'static str,
+    error: String,
+}
+
+struct ReportingForm {
+    fields: Vec<FormField>,
+    general: String,
+}
+
+impl ReportingForm {
+    fn new(body: &crate::reports::NewReportingBody) -> Self {
+        let field = |name, label, value: &str, secret, help| FormField {
+            name,
+            label,
+            value: if secret {
+                String::new()
+            } else {
+                value.to_string()
+            },
+            secret,
+            help,
+            error: String::new(),
+        };
+        Self {
+            fields: vec![
+                field(
+                    "name",
+                    "Name",
+                    &body.name,
+                    false,
+                    "letters, digits, - and _",
+                ),
+                field("kind", "Storage", &body.kind, false, ""),
+                field(
+                    "path",
+                    "Local folder (holding customerinsights/)",
+                    &body.path,
+                    false,
+                    "",
+                ),
+                field("account", "Storage account name", &body.account, false, ""),
+                field("account_key", "Account key", "", true, "write-only"),
+                field("bucket", "S3 bucket", &body.bucket, false, ""),
+                field("region", "S3 region", &body.region, false, "us-east-1"),
+                field("access_key_id", "S3 access key id", "", true, "write-only"),
+                field(
+                    "secret_access_key",
+                    "S3 secret access key",
+                    "",
+                    true,
+                    "write-only",
+                ),
+                field(
+                    "endpoint",
+                    "Endpoint (emulators, private endpoints)",
+                    &body.endpoint,
+                    false,
+                    "",
+                ),
+                field(
+                    "environment_id",
+                    "Environment id",
+                    &body.environment_id,
+                    false,
+                    "",
+                ),
+                field(
+                    "folder",
+                    "Instance folder",
+                    &body.folder,
+                    false,
+                    "customerinsights/ci_<environmentId>",
+                ),
+            ],
+            general: String::new(),
+        }
+    }
+
+    /// Put an error next to the field it names (`field: ...`), else above the form.
+    fn with_error(mut self, message: &str) -> Self {
+        let named = message.split_once(':').and_then(|(field, rest)| {
+            self.fields
+                .iter_mut()
+                .find(|f| f.name == field.trim())
+                .map(|f| (f, rest.trim()))
+        });
+        match named {
+            Some((f, rest)) => f.error = rest.to_string(),
+            None => self.general = message.to_string(),
+        }
+        self
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reports.html")]
+struct ReportsPage {
+    c: Chrome,
+    name: String,
+    rows: Vec<ReportingRow>,
+    can_create: bool,
+    form: ReportingForm,
+}
+
+#[derive(Template)]
+#[template(path = "reporting_form.html")]
+struct ReportingFormFragment {
+    name: String,
+    form: ReportingForm,
+}
+
+async fn reports(State(state): State<AppState>, page: Page, Path(env): Path<String>) -> Response {
+    let built = async {
+        let role = role_in(&state.app, page.actor(), &env).await?;
+        let e = state.app.environment(Some(&env)).await?;
+        let list = state
+            .app
+            .reporting_connections(page.actor(), Some(&env))
+            .await?;
+        let defaults = crate::reports::NewReportingBody {
+            kind: "local".into(),
+            environment_id: e.id.to_string(),
+            folder: format!("customerinsights/{}", e.id.folder()),
+            ..Default::default()
+        };
+        Ok::<_, lakecdp_app::Error>(ReportsPage {
+            c: page.chrome(Some(&env)),
+            name: env.clone(),
+            rows: list
+                .iter()
+                .map(|c| ReportingRow {
+                    name: c.name.clone(),
+                    status: c.status.to_string(),
+                    reason: c.reason.clone().unwrap_or_default(),
+                    reads: reads(c),
+                    created_by: c.created_by.clone(),
+                })
+                .collect(),
+            can_create: role >= Role::Admin,
+            form: ReportingForm::new(&defaults),
+        })
+    }
+    .await;
+    match built {
+        Ok(p) => render(&p),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+async fn create_reporting(
+    State(state): State<AppState>,
+    page: Page,
+    Path(env): Path<String>,
+    Form(body): Form<crate::reports::NewReportingBody>,
+) -> Response {
+    let form = ReportingForm::new(&body);
+    let created = match body.into_new() {
+        Ok(new) => state
+            .app
+            .create_reporting_connection(page.actor(), Some(&env), new)
+            .await
+            .map_err(Problem::from),
+        Err(p) => Err(p),
+    };
+    match created {
+        Ok(c) => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            let target = format!("/environments/{env}/reports/{}", c.name);
+            if let Ok(v) = HeaderValue::from_str(&target) {
+                r.headers_mut().insert("hx-redirect", v);
+            }
+            r
+        }
+        Err(problem) => {
+            let status = problem.status();
+            let fragment = ReportingFormFragment {
+                name: env,
+                form: form.with_error(problem.detail()),
+            };
+            (status, render(&fragment)).into_response()
+        }
+    }
+}
+
+struct ChartView {
+    name: String,
+    title: String,
+    src: Option<String>,
+    rows: Vec<(String, i64)>,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage {
+    c: Chrome,
+    name: String,
+    connection: String,
+    status: String,
+    reads: String,
+    created_by: String,
+    is_creator: bool,
+    members: Vec<String>,
+    charts: Vec<ChartView>,
+    segments: Vec<(String, u64)>,
+}
+
+async fn report(
+    State(state): State<AppState>,
+    page: Page,
+    Path((env, name)): Path<(String, String)>,
+) -> Response {
+    match state
+        .app
+        .profile_report(page.actor(), Some(&env), &name)
+        .await
+    {
+        Ok((c, report)) => {
+            let is_creator = c.created_by.eq_ignore_ascii_case(&page.caller.name);
+            render(&ReportPage {
+                c: page.chrome(Some(&env)),
+                name: env,
+                status: c.status.to_string(),
+                reads: reads(&c),
+                created_by: c.created_by.clone(),
+                is_creator,
+                members: c.members.clone(),
+                connection: c.name,
+                charts: report
+                    .distributions
+                    .iter()
+                    .map(|d| ChartView {
+                        name: d.name.clone(),
+                        title: d.title.clone(),
+                        src: crate::reports::chart(d),
+                        rows: d.rows.clone(),
+                    })
+                    .collect(),
+                segments: report.segments,
+            })
+        }
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    member: String,
+}
+
+fn refresh_page() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert("hx-refresh", HeaderValue::from_static("true"));
+    r
+}
+
+async fn grant_reporting(
+    State(state): State<AppState>,
+    page: Page,
+    Path((env, name)): Path<(String, String)>,
+    Form(form): Form<MemberForm>,
+) -> Response {
+    match state
+        .app
+        .grant_reporting(page.actor(), Some(&env), &name, &form.member, true)
+        .await
+    {
+        Ok(_) => refresh_page(),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+async fn delete_reporting(
+    State(state): State<AppState>,
+    page: Page,
+    Path((env, name)): Path<(String, String)>,
+) -> Response {
+    match state
+        .app
+        .delete_reporting_connection(page.actor(), Some(&env), &name)
+        .await
+    {
+        Ok(()) => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("/environments/{env}/reports")) {
+                r.headers_mut().insert("hx-redirect", v);
+            }
+            r
+        }
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -912,6 +1241,27 @@ mod tests {
         assert!(a.integrity.starts_with("sha384-"));
         assert_eq!(a.integrity.len(), "sha384-".len() + 64);
         assert_ne!(ASSETS.css.href, a.href);
+    }
+
+    #[test]
+    fn form_errors_go_next_to_the_field_they_name() {
+        let body = crate::reports::NewReportingBody {
+            name: "bi".into(),
+            account_key: "secret".into(),
+            ..Default::default()
+        };
+        let form = ReportingForm::new(&body).with_error("folder: not the instance folder");
+        let folder = form.fields.iter().find(|f| f.name == "folder").unwrap();
+        assert_eq!(folder.error, "not the instance folder");
+        assert!(form.general.is_empty());
+        let key = form
+            .fields
+            .iter()
+            .find(|f| f.name == "account_key")
+            .unwrap();
+        assert!(key.value.is_empty(), "a key is never echoed");
+        let form = ReportingForm::new(&body).with_error("the catalog is unreachable");
+        assert_eq!(form.general, "the catalog is unreachable");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
+use base64::Engine;
 use fantoccini::{Client, ClientBuilder, Locator};
 use lakecdp_app::environments::Saved;
 use lakecdp_app::{open_catalog, Actor, App, Silent, DEFAULT_PRINCIPAL};
@@ -469,6 +470,67 @@ async fn the_admin_centre_in_chromium() {
     // the search page keeps its query in the address, so Back and links work
     b.client.back().await.unwrap();
     assert!(b.path().await.contains("q="), "{}", b.path().await);
+
+    // a reporting connection to the lake's instance folder, and its age chart
+    b.click(&format!("nav a[href='/environments/{env}/reports']"))
+        .await;
+    assert_eq!(
+        b.text("#no-reports").await,
+        "No reporting connection you may see."
+    );
+    let lake_root = s.dir.path().join("lake").display().to_string();
+    b.fill("#f-name", "bi").await;
+    b.fill("#f-path", &lake_root).await;
+    // a folder that is not the instance folder is refused next to its field
+    b.fill("#f-folder", "customerinsights/ci_elsewhere").await;
+    b.click("#create-reporting").await;
+    let err = b.text("#err-folder").await;
+    assert!(err.contains("instance folder"), "{err}");
+    b.shot("09-reporting-refused").await;
+    b.fill("#f-name", "bi").await;
+    b.fill("#f-path", &lake_root).await;
+    b.fill(
+        "#f-folder",
+        &format!("customerinsights/{}", s.env.id.folder()),
+    )
+    .await;
+    b.click("#create-reporting").await;
+    assert_eq!(b.text("#reporting-status").await, "Ready");
+    assert_eq!(b.path().await, format!("/environments/{env}/reports/bi"));
+    let chart = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#chart-AgeBands"))
+        .await
+        .unwrap();
+    let src = chart.attr("src").await.unwrap().unwrap();
+    let svg = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(src.strip_prefix("data:image/svg+xml;base64,").unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let bands = b.text("#table-AgeBands tbody").await;
+    let mut total = 0;
+    for line in bands.lines() {
+        let (band, n) = line.rsplit_once(' ').unwrap();
+        assert!(svg.contains(band), "the chart draws the band {band}");
+        total += n.parse::<usize>().unwrap();
+    }
+    assert_eq!(total, customers.len(), "every profile is in one age band");
+    let shown: bool = b
+        .client
+        .execute(
+            "const i = document.getElementById('chart-AgeBands'); return i.complete && i.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    assert!(shown, "the browser draws the chart");
+    b.shot("10-age-chart").await;
     b.sign_out().await;
     b.shot("06-signed-out").await;
 
@@ -495,6 +557,34 @@ async fn the_admin_centre_in_chromium() {
         .await
         .unwrap();
     assert!(b.text("#results").await.contains(id.as_str()));
+    // but not the reports it was not granted, from the page or the API
+    b.client
+        .goto(&format!("{base}/environments/{env}/reports/bi"))
+        .await
+        .unwrap();
+    assert_eq!(b.text("h1").await, "Forbidden");
+    assert!(!b.exists("#chart-AgeBands").await);
+    b.client
+        .goto(&format!("{base}/environments/{env}/reports"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.text("#no-reports").await,
+        "No reporting connection you may see."
+    );
+    assert!(
+        !b.exists("#reporting-form").await,
+        "a Viewer creates no connection"
+    );
+    assert_eq!(
+        b.fetch_status(
+            "GET",
+            &format!("/api/environments/{env}/reporting/bi/report")
+        )
+        .await,
+        403
+    );
+    b.shot("11-viewer-refused-report").await;
     b.sign_out().await;
 
     // a principal without a role sees nothing of the environment, page or API
