@@ -80,6 +80,29 @@ impl App {
 }
 
 impl App {
+    /// The columns a condition may name: those of the published `Customer` and
+    /// `Customer_Measure`, sorted (Viewer).
+    pub async fn condition_columns(&self, actor: &Actor) -> Result<Vec<String>> {
+        let env = self
+            .environment_for(actor, None, Operation::ViewEnvironment)
+            .await?;
+        let lake = self.lake(&env).await?;
+        let mut columns = Vec::new();
+        for (process, entity) in [
+            (lakecdp_core::Process::Unification, "Customer"),
+            (lakecdp_core::Process::Measures, "Customer_Measure"),
+        ] {
+            if let Some(model) = lakecdp_lake::publish::read_model(&lake, &process).await? {
+                if let Some(e) = model.entity(entity) {
+                    columns.extend(e.attributes.iter().map(|a| a.name.clone()));
+                }
+            }
+        }
+        columns.sort();
+        columns.dedup();
+        Ok(columns)
+    }
+
     /// The measures of the applied revision (Viewer).
     pub async fn measures(&self, actor: &Actor) -> Result<Vec<MeasureSpec>> {
         let env = self

@@ -191,7 +191,7 @@ async fn connecting_twice_applies_each_migration_once() {
         second.schema_version().await.unwrap(),
         latest_schema_version()
     );
-    assert_eq!(latest_schema_version(), 10, "the SQLite catalog's version");
+    assert_eq!(latest_schema_version(), 11, "the SQLite catalog's version");
     assert_eq!(second.get_environment(env.id).await.unwrap(), Some(env));
 }
 

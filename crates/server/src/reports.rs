@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use charts_rs::{BarChart, HorizontalBarChart, Series};
+use charts_rs::{BarChart, HorizontalBarChart, LineChart, Series};
 use lakecdp_app::reporting::{Distribution, NewReporting, ReportingLocation};
 use lakecdp_core::Secret;
 use serde::Deserialize;
@@ -229,6 +229,29 @@ pub(crate) fn chart(d: &Distribution) -> Option<String> {
         )),
         Err(e) => {
             tracing::warn!(chart = %d.name, error = %e, "a chart could not be drawn");
+            None
+        }
+    }
+}
+
+/// A segment's members run after run as a small line chart (a `data:` URL); none
+/// before two runs.
+pub(crate) fn trend(counts: &[u64], labels: &[String]) -> Option<String> {
+    if counts.len() < 2 {
+        return None;
+    }
+    let values: Vec<f32> = counts.iter().map(|&c| c as f32).collect();
+    let mut c = LineChart::new(vec![Series::new("Members".into(), values)], labels.to_vec());
+    c.width = 320.0;
+    c.height = 140.0;
+    c.legend.show = Some(false);
+    match c.svg() {
+        Ok(svg) => Some(format!(
+            "data:image/svg+xml;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(svg)
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "a trend could not be drawn");
             None
         }
     }

@@ -298,12 +298,21 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(environments))
         .route("/signin", get(sign_in_form).post(sign_in))
         .route("/signout", post(sign_out))
+        .route(
+            "/environments/new",
+            get(new_environment).post(create_environment),
+        )
         .route("/environments/{env}", get(environment))
         .route("/environments/{env}/refresh", post(refresh))
         .route("/environments/{env}/runs/{id}", get(run))
         .route("/environments/{env}/customers", get(customers))
         .route("/environments/{env}/customers/{id}", get(card))
         .route("/environments/{env}/customers/{id}/explain", get(explain))
+        .route("/environments/{env}/segments", get(segments))
+        .route(
+            "/environments/{env}/segments/preview",
+            post(preview_segment),
+        )
         .route(
             "/environments/{env}/reports",
             get(reports).post(create_reporting),
@@ -454,6 +463,114 @@ struct EnvRow {
 struct EnvironmentsPage {
     c: Chrome,
     rows: Vec<EnvRow>,
+    can_create: bool,
+}
+
+#[derive(Template)]
+#[template(path = "environment_new.html")]
+struct NewEnvironmentPage {
+    c: Chrome,
+}
+
+async fn new_environment(State(state): State<AppState>, page: Page) -> Response {
+    match state.app.require_administrator(page.actor()).await {
+        Ok(()) => render(&NewEnvironmentPage {
+            c: page.chrome(None),
+        }),
+        Err(e) => page.problem(None, e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewEnvironmentForm {
+    text: String,
+    #[serde(default)]
+    base: String,
+    #[serde(default)]
+    create_container: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "environment_created.html")]
+struct CreatedFragment {
+    error: String,
+    checks: Vec<(String, String, String, String)>,
+    created: String,
+}
+
+/// Keeps the prerequisite table the checks report.
+#[derive(Default)]
+struct CheckTable(std::sync::Mutex<Option<std::sync::Arc<lakecdp_app::CheckReport>>>);
+
+impl lakecdp_app::Observer for CheckTable {
+    fn event(&self, event: &lakecdp_app::Event) {
+        if let lakecdp_app::Event::ChecksFinished(report) = event {
+            if let Ok(mut slot) = self.0.lock() {
+                *slot = Some(std::sync::Arc::clone(report));
+            }
+        }
+    }
+}
+
+async fn create_environment(
+    State(state): State<AppState>,
+    page: Page,
+    Form(form): Form<NewEnvironmentForm>,
+) -> Response {
+    let checks = CheckTable::default();
+    let create = lakecdp_app::environments::Creation {
+        create_container: form.create_container.is_some(),
+        adopt: false,
+    };
+    let base = form.base.trim();
+    let app = if base.is_empty() {
+        Ok(state.app.clone())
+    } else {
+        state.app.in_folder(base)
+    };
+    let outcome = match app {
+        Ok(app) => {
+            app.create_environment_from_text(page.actor(), &form.text, &create, &checks)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let table = checks
+        .0
+        .lock()
+        .ok()
+        .and_then(|mut s| s.take())
+        .map(|r| {
+            r.results
+                .iter()
+                .map(|c| {
+                    (
+                        c.check.title().to_string(),
+                        c.status.to_string(),
+                        c.detail.clone(),
+                        c.fix.clone().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    match outcome {
+        Ok(env) => render(&CreatedFragment {
+            error: String::new(),
+            checks: table,
+            created: env.name,
+        }),
+        Err(e) => {
+            let problem = Problem::from(e);
+            let status = problem.status();
+            let fragment = CreatedFragment {
+                error: problem.detail().to_string(),
+                checks: table,
+                created: String::new(),
+            };
+            (status, render(&fragment)).into_response()
+        }
+    }
 }
 
 fn storage_text(env: &lakecdp_core::Environment) -> String {
@@ -461,8 +578,10 @@ fn storage_text(env: &lakecdp_core::Environment) -> String {
 }
 
 async fn environments(State(state): State<AppState>, page: Page) -> Response {
+    let can_create = state.app.require_administrator(page.actor()).await.is_ok();
     match state.app.list_environments(page.actor()).await {
         Ok(list) => render(&EnvironmentsPage {
+            can_create,
             c: page.chrome(None),
             rows: list
                 .iter()
@@ -899,6 +1018,263 @@ async fn explain(
     }
 }
 
+// ---- segments and measures ----
+
+/// Rows of the condition builder.
+const BUILDER_ROWS: usize = 3;
+
+/// The builder's operators: the condition syntax's, and their names for people.
+const OPERATORS: [(&str, &str); 12] = [
+    ("=", "equals"),
+    ("!=", "does not equal"),
+    ("<", "is less than"),
+    ("<=", "is at most"),
+    (">", "is more than"),
+    (">=", "is at least"),
+    ("contains", "contains"),
+    ("starts_with", "starts with"),
+    ("in", "is one of (comma-separated)"),
+    ("not in", "is none of (comma-separated)"),
+    ("is empty", "is empty"),
+    ("is not empty", "is not empty"),
+];
+
+/// The tables a condition may read.
+const CONDITION_TABLES: [&str; 3] = ["Customer", "Customer_Measure", "UnifiedActivity"];
+
+struct SegmentRow {
+    name: String,
+    description: String,
+    members: String,
+    trend: Option<String>,
+    runs: usize,
+    history: String,
+}
+
+#[derive(Template)]
+#[template(path = "segments.html")]
+struct SegmentsPage {
+    c: Chrome,
+    name: String,
+    rows: Vec<SegmentRow>,
+    row_numbers: Vec<usize>,
+    tables: Vec<&'static str>,
+    operators: Vec<(&'static str, &'static str)>,
+    columns: Vec<String>,
+    measures: Vec<(String, String, String)>,
+}
+
+async fn segments(State(state): State<AppState>, page: Page, Path(env): Path<String>) -> Response {
+    let app = state.app.in_environment(&env);
+    let built = async {
+        let (specs, history) = state.app.segments(page.actor(), Some(&env)).await?;
+        let measures = app.measures(page.actor()).await?;
+        let columns = app.condition_columns(page.actor()).await?;
+        let recent = &history[history.len().saturating_sub(20)..];
+        let rows = specs
+            .iter()
+            .map(|spec| {
+                let counts: Vec<u64> = recent
+                    .iter()
+                    .map(|h| h.counts.get(&spec.name).copied().unwrap_or(0))
+                    .collect();
+                let labels: Vec<String> = recent
+                    .iter()
+                    .map(|h| h.time.format("%m-%d %H:%M").to_string())
+                    .collect();
+                SegmentRow {
+                    name: spec.name.clone(),
+                    description: spec.description.clone().unwrap_or_default(),
+                    members: counts
+                        .last()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "not run".into()),
+                    trend: crate::reports::trend(&counts, &labels),
+                    runs: counts.len(),
+                    history: counts
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            })
+            .collect();
+        Ok::<_, lakecdp_app::Error>(SegmentsPage {
+            c: page.chrome(Some(&env)),
+            name: env.clone(),
+            rows,
+            row_numbers: (0..BUILDER_ROWS).collect(),
+            tables: CONDITION_TABLES.to_vec(),
+            operators: OPERATORS.to_vec(),
+            columns,
+            measures: measures
+                .iter()
+                .map(|m| {
+                    (
+                        m.name.clone(),
+                        format!("{:?}", m.function).to_lowercase(),
+                        match &m.column {
+                            Some(c) => format!("{}.{c}", m.table),
+                            None => m.table.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+    .await;
+    match built {
+        Ok(p) => render(&p),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+/// A value of a condition: a number or `true`/`false` as it is, anything else quoted.
+fn literal(value: &str) -> String {
+    let v = value.trim();
+    if v.parse::<f64>().is_ok() || v == "true" || v == "false" {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "''"))
+    }
+}
+
+/// The condition text of the builder's rows (`field: why` when a row is wrong; empty
+/// when no row names a column).
+fn builder_condition(form: &[(String, String)]) -> Result<String, String> {
+    let get = |key: String| {
+        form.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let any = get("combine".into()) == "any";
+    let mut parts = Vec::new();
+    for i in 0..BUILDER_ROWS {
+        let column = get(format!("column{i}"));
+        if column.is_empty() {
+            continue;
+        }
+        if !column
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(format!("column: `{column}` is not a column name"));
+        }
+        let table = get(format!("table{i}"));
+        if !CONDITION_TABLES.contains(&table.as_str()) {
+            return Err(format!("table: `{table}` is not a table a condition reads"));
+        }
+        let op = get(format!("op{i}"));
+        if !OPERATORS.iter().any(|(o, _)| *o == op) {
+            return Err(format!("operator: `{op}` is not an operator"));
+        }
+        let column = if table == "Customer" {
+            column
+        } else {
+            format!("{table}.{column}")
+        };
+        let value = get(format!("value{i}"));
+        let part = match op.as_str() {
+            "is empty" | "is not empty" => format!("{column} {op}"),
+            "in" | "not in" => {
+                let items: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(literal)
+                    .collect();
+                if items.is_empty() {
+                    return Err(format!(
+                        "value: give the values of row {} separated by commas",
+                        i + 1
+                    ));
+                }
+                format!("{column} {op} ({})", items.join(", "))
+            }
+            _ => {
+                if value.is_empty() {
+                    return Err(format!("value: give a value for row {}", i + 1));
+                }
+                format!("{column} {op} {}", literal(&value))
+            }
+        };
+        parts.push(part);
+    }
+    Ok(parts.join(if any { " or " } else { " and " }))
+}
+
+#[derive(Template)]
+#[template(path = "segment_preview.html")]
+struct PreviewFragment {
+    name: String,
+    condition: String,
+    count: u64,
+    sample: Vec<String>,
+    error: String,
+}
+
+async fn preview_segment(
+    State(state): State<AppState>,
+    page: Page,
+    Path(env): Path<String>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
+    let mut fragment = PreviewFragment {
+        name: env.clone(),
+        condition: String::new(),
+        count: 0,
+        sample: Vec::new(),
+        error: String::new(),
+    };
+    let condition = match builder_condition(&form) {
+        Ok(c) => c,
+        Err(why) => {
+            fragment.error = why;
+            return (StatusCode::BAD_REQUEST, render(&fragment)).into_response();
+        }
+    };
+    if condition.is_empty() {
+        return render(&fragment);
+    }
+    match state
+        .app
+        .in_environment(&env)
+        .preview_segment(page.actor(), &condition, 5)
+        .await
+    {
+        Ok((count, batch)) => {
+            fragment.count = count;
+            if let Some(ids) = batch
+                .column_by_name("CustomerId")
+                .and_then(|c| arrow_cast_text(c))
+            {
+                fragment.sample = ids;
+            }
+            fragment.condition = condition;
+            render(&fragment)
+        }
+        Err(e) => {
+            let problem = Problem::from(e);
+            fragment.error = problem.detail().to_string();
+            (problem.status(), render(&fragment)).into_response()
+        }
+    }
+}
+
+fn arrow_cast_text(column: &arrow::array::ArrayRef) -> Option<Vec<String>> {
+    use arrow::array::Array;
+    let text = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).ok()?;
+    let text = text.as_any().downcast_ref::<arrow::array::StringArray>()?;
+    Some(
+        (0..text.len())
+            .filter(|&i| !text.is_null(i))
+            .map(|i| text.value(i).to_string())
+            .collect(),
+    )
+}
+
 // ---- reporting connections and profile reports ----
 
 struct ReportingRow {
@@ -1262,6 +1638,63 @@ mod tests {
         assert!(key.value.is_empty(), "a key is never echoed");
         let form = ReportingForm::new(&body).with_error("the catalog is unreachable");
         assert_eq!(form.general, "the catalog is unreachable");
+    }
+
+    #[test]
+    fn the_builder_writes_the_condition_syntax() {
+        let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let all = form(&[
+            ("combine", "all"),
+            ("table0", "Customer"),
+            ("column0", "Country"),
+            ("op0", "in"),
+            ("value0", "US, O'Hare ,"),
+            ("table1", "Customer_Measure"),
+            ("column1", "TotalSpend"),
+            ("op1", ">="),
+            ("value1", "100"),
+            ("table2", "Customer"),
+            ("column2", "Email"),
+            ("op2", "is not empty"),
+            ("value2", "ignored"),
+        ]);
+        let text = builder_condition(&all).unwrap();
+        assert_eq!(
+            text,
+            "Country in ('US', 'O''Hare') and Customer_Measure.TotalSpend >= 100 and Email is not empty"
+        );
+        assert!(lakecdp_core::segment::parse_condition(&text).is_ok());
+        let any = form(&[
+            ("combine", "any"),
+            ("table0", "Customer"),
+            ("column0", "City"),
+            ("op0", "="),
+            ("value0", "Denver"),
+            ("table1", "Customer"),
+            ("column1", "City"),
+            ("op1", "starts_with"),
+            ("value1", "Bos"),
+        ]);
+        assert_eq!(
+            builder_condition(&any).unwrap(),
+            "City = 'Denver' or City starts_with 'Bos'"
+        );
+        assert_eq!(builder_condition(&form(&[("combine", "all")])).unwrap(), "");
+        let bad = form(&[
+            ("table0", "Customer"),
+            ("column0", "x'); drop"),
+            ("op0", "="),
+        ]);
+        assert!(builder_condition(&bad).unwrap_err().starts_with("column:"));
+        let empty = form(&[("table0", "Customer"), ("column0", "City"), ("op0", "=")]);
+        assert!(builder_condition(&empty).unwrap_err().starts_with("value:"));
+        let table = form(&[("table0", "secrets"), ("column0", "City"), ("op0", "=")]);
+        assert!(builder_condition(&table).unwrap_err().starts_with("table:"));
     }
 
     #[test]

@@ -193,6 +193,7 @@ async fn explain(
 /// A customer search.
 #[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CustomerQuery {
     /// Words (typos allowed), or a whole email, phone or CustomerId.
     q: String,

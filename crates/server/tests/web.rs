@@ -23,6 +23,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 const PASSWORD: &str = "correct horse battery staple";
+const ROOT_PASSWORD: &str = "the administrator's long password";
 
 fn program(var: &str, names: &[&str]) -> PathBuf {
     if let Some(p) = std::env::var_os(var) {
@@ -184,7 +185,12 @@ impl Browser {
         let script = r#"
             const [method, path, done] = arguments;
             const headers = JSON.parse(document.body.getAttribute('hx-headers') || '{}');
-            fetch(path, {method, headers}).then(r => done(r.status), e => done(-1));
+            const init = {method, headers};
+            if (method === 'POST') {
+                headers['content-type'] = 'application/x-www-form-urlencoded';
+                init.body = 'text=x';
+            }
+            fetch(path, init).then(r => done(r.status), e => done(-1));
         "#;
         self.client
             .execute_async(script, vec![json!(method), json!(path)])
@@ -242,6 +248,9 @@ async fn serve() -> Served {
         Saved::Created(env) => env,
         other => panic!("created, not {other:?}"),
     };
+    app.bootstrap_administrator("root", ROOT_PASSWORD)
+        .await
+        .unwrap();
     let cli = Actor::local(None);
     for (name, role) in [
         ("ada", Some(Role::Admin)),
@@ -377,6 +386,43 @@ async fn the_admin_centre_in_chromium() {
         Some("true")
     );
     b.shot("02-sign-in-refused").await;
+    // the administrator creates a second environment from the retail example's file,
+    // and sees its prerequisite table
+    b.fill("#name", "root").await;
+    b.fill("#password", ROOT_PASSWORD).await;
+    b.click("form button[type=submit]").await;
+    assert_eq!(b.text("#principal").await, "root");
+    b.client.goto(&format!("{base}/")).await.unwrap();
+    b.click("#new-environment-link").await;
+    let project = std::fs::read_to_string(s.dir.path().join("lakecdp.toml"))
+        .unwrap()
+        .replace("name = \"retail-demo\"", "name = \"retail-web\"")
+        .replace("path = \"lake\"", "path = \"lake-web\"");
+    b.client
+        .execute(
+            "document.getElementById('text').value = arguments[0];",
+            vec![json!(project)],
+        )
+        .await
+        .unwrap();
+    b.click("#create-environment").await;
+    assert_eq!(b.text("#created a").await, "retail-web");
+    let checks = b.text("#checks tbody").await;
+    assert!(checks.contains("storage reachable ok"), "{checks}");
+    assert!(!checks.contains("FAILED"), "{checks}");
+    assert!(s.dir.path().join("lake-web/customerinsights").is_dir());
+    b.shot("02b-environment-created").await;
+    // the same name again is refused, and said
+    b.click("#create-environment").await;
+    let refused = b.text("#creation-error").await;
+    assert!(refused.contains("already exists"), "{refused}");
+    b.sign_out().await;
+    // a user who is not an administrator is offered no creation, and is refused
+    b.client
+        .goto(&format!("{base}/environments/{env}"))
+        .await
+        .unwrap();
+    b.fill("#name", "ada").await;
     b.fill("#password", PASSWORD).await;
     b.click("form button[type=submit]").await;
     assert_eq!(b.text("#principal").await, "ada");
@@ -394,6 +440,12 @@ async fn the_admin_centre_in_chromium() {
     let listed = b.text("table tbody").await;
     assert!(listed.contains(&env), "{listed}");
     assert!(listed.contains("local:"), "{listed}");
+    assert!(!listed.contains("retail-web"), "no role there: {listed}");
+    assert!(
+        !b.exists("#new-environment-link").await,
+        "not an administrator"
+    );
+    assert_eq!(b.fetch_status("POST", "/environments/new").await, 403);
     b.shot("03-environments").await;
 
     // a refresh, watched to its end
@@ -471,6 +523,29 @@ async fn the_admin_centre_in_chromium() {
     b.client.back().await.unwrap();
     assert!(b.path().await.contains("q="), "{}", b.path().await);
 
+    // the segments with their members, and a condition built row by row with its count
+    b.click(&format!("nav a[href='/environments/{env}/segments']"))
+        .await;
+    let listed = b.text("#segments tbody").await;
+    assert!(listed.contains("HighValue"), "{listed}");
+    b.fill("#column-0", "City").await;
+    let city = target["City"].clone();
+    b.fill("#value-0", &city).await;
+    let count: u64 = b.text("#preview-count").await.parse().unwrap();
+    let expected = customers
+        .iter()
+        .filter(|c| c.get("City") == Some(&city))
+        .count() as u64;
+    assert_eq!(count, expected, "the preview counts the profiles of {city}");
+    assert_eq!(
+        b.text("#preview-condition").await,
+        format!("City = '{}'", city.replace('\'', "''"))
+    );
+    b.shot("09-segment-builder").await;
+    // a bad column name is said, not run
+    b.fill("#column-0", "City; drop").await;
+    assert!(b.text("#preview-error").await.starts_with("column:"));
+
     // a reporting connection to the lake's instance folder, and its age chart
     b.click(&format!("nav a[href='/environments/{env}/reports']"))
         .await;
@@ -486,7 +561,7 @@ async fn the_admin_centre_in_chromium() {
     b.click("#create-reporting").await;
     let err = b.text("#err-folder").await;
     assert!(err.contains("instance folder"), "{err}");
-    b.shot("09-reporting-refused").await;
+    b.shot("10-reporting-refused").await;
     b.fill("#f-name", "bi").await;
     b.fill("#f-path", &lake_root).await;
     b.fill(
@@ -530,7 +605,7 @@ async fn the_admin_centre_in_chromium() {
         .as_bool()
         .unwrap();
     assert!(shown, "the browser draws the chart");
-    b.shot("10-age-chart").await;
+    b.shot("11-age-chart").await;
     b.sign_out().await;
     b.shot("06-signed-out").await;
 
@@ -584,7 +659,7 @@ async fn the_admin_centre_in_chromium() {
         .await,
         403
     );
-    b.shot("11-viewer-refused-report").await;
+    b.shot("12-viewer-refused-report").await;
     b.sign_out().await;
 
     // a principal without a role sees nothing of the environment, page or API
