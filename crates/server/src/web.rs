@@ -1246,10 +1246,7 @@ async fn preview_segment(
     {
         Ok((count, batch)) => {
             fragment.count = count;
-            if let Some(ids) = batch
-                .column_by_name("CustomerId")
-                .and_then(|c| arrow_cast_text(c))
-            {
+            if let Some(ids) = batch.column_by_name("CustomerId").and_then(arrow_cast_text) {
                 fragment.sample = ids;
             }
             fragment.condition = condition;
