@@ -308,6 +308,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/environments/{env}/customers", get(customers))
         .route("/environments/{env}/customers/{id}", get(card))
         .route("/environments/{env}/customers/{id}/explain", get(explain))
+        .route("/environments/{env}/access", get(access))
+        .route("/environments/{env}/access/roles", post(set_role))
         .route("/environments/{env}/segments", get(segments))
         .route(
             "/environments/{env}/segments/preview",
@@ -1014,6 +1016,131 @@ async fn explain(
                 })
                 .collect(),
         }),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+// ---- access: roles, tokens, the audit log ----
+
+#[derive(Template)]
+#[template(path = "access.html")]
+struct AccessPage {
+    c: Chrome,
+    name: String,
+    creator: String,
+    is_admin: bool,
+    roles: Vec<(String, String, String, String)>,
+    tokens: Vec<(String, String, String, String, String, String)>,
+    audit: Vec<(String, String, String, String, String, String)>,
+}
+
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+async fn access(State(state): State<AppState>, page: Page, Path(env): Path<String>) -> Response {
+    let app = &state.app;
+    let built = async {
+        let role = role_in(app, page.actor(), &env).await?;
+        let (e, roles, _) = app.roles(page.actor(), Some(&env)).await?;
+        let is_admin = role >= Role::Admin;
+        let (tokens, audit) = if is_admin {
+            let now = chrono::Utc::now();
+            let tokens = app
+                .list_tokens(page.actor(), Some(&env))
+                .await?
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.name.clone(),
+                        format!("{:?}", t.role),
+                        t.created_by.clone(),
+                        t.expires_at.map(when).unwrap_or_else(|| "never".into()),
+                        t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+                        if t.is_active(now) {
+                            "active"
+                        } else {
+                            "revoked or expired"
+                        }
+                        .to_string(),
+                    )
+                })
+                .collect();
+            let audit = app
+                .audit_log(
+                    page.actor(),
+                    Some(&env),
+                    lakecdp_core::AuditQuery {
+                        limit: 50,
+                        ..Default::default()
+                    },
+                )
+                .await?
+                .into_iter()
+                .map(|a| {
+                    (
+                        when(a.at),
+                        a.actor,
+                        a.action,
+                        a.object,
+                        format!("{:?}", a.outcome),
+                        a.address.unwrap_or_default(),
+                    )
+                })
+                .collect();
+            (tokens, audit)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok::<_, lakecdp_app::Error>(AccessPage {
+            c: page.chrome(Some(&env)),
+            name: env.clone(),
+            creator: e.created_by.clone(),
+            is_admin,
+            roles: roles
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.principal,
+                        format!("{:?}", r.role),
+                        r.assigned_by,
+                        when(r.assigned_at),
+                    )
+                })
+                .collect(),
+            tokens,
+            audit,
+        })
+    }
+    .await;
+    match built {
+        Ok(p) => render(&p),
+        Err(e) => page.problem(Some(&env), e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    principal: String,
+    role: String,
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    page: Page,
+    Path(env): Path<String>,
+    Form(form): Form<RoleForm>,
+) -> Response {
+    let done = async {
+        let role = lakecdp_app::roles::parse_role(&form.role)?;
+        state
+            .app
+            .set_role(page.actor(), Some(&env), form.principal.trim(), role)
+            .await
+    }
+    .await;
+    match done {
+        Ok(_) => refresh_page(),
         Err(e) => page.problem(Some(&env), e.into()),
     }
 }

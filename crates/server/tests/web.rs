@@ -113,16 +113,27 @@ impl Browser {
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// The text of the element, once it appears (found again when the page was
+    /// replaced between finding and reading it).
     async fn text(&self, css: &str) -> String {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(30))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("`{css}` appears: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self
+                .client
+                .wait()
+                .at_most(Duration::from_secs(30))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("`{css}` appears: {e}"));
+            match found.text().await {
+                Ok(text) => return text,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("`{css}` cannot be read: {e}"),
+            }
+        }
     }
 
     async fn exists(&self, css: &str) -> bool {
@@ -188,7 +199,7 @@ impl Browser {
             const init = {method, headers};
             if (method === 'POST') {
                 headers['content-type'] = 'application/x-www-form-urlencoded';
-                init.body = 'text=x';
+                init.body = 'text=x&principal=vera&role=admin';
             }
             fetch(path, init).then(r => done(r.status), e => done(-1));
         "#;
@@ -606,6 +617,38 @@ async fn the_admin_centre_in_chromium() {
         .unwrap();
     assert!(shown, "the browser draws the chart");
     b.shot("11-age-chart").await;
+
+    // roles, tokens and the audit log; a role given and taken back from the page
+    b.click(&format!("nav a[href='/environments/{env}/access']"))
+        .await;
+    let roles = b.text("#roles tbody").await;
+    assert!(roles.contains("vera Viewer"), "{roles}");
+    let audit = b.text("#audit tbody").await;
+    assert!(
+        audit.contains("POST /environments/{env}/refresh"),
+        "the refresh started from the page is in the audit log: {audit}"
+    );
+    b.fill("#role-principal", "nina").await;
+    b.click("#set-role").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b.text("#roles tbody").await.contains("nina Viewer") {
+        assert!(Instant::now() < deadline, "the new role is listed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.shot("12-access").await;
+    b.fill("#role-principal", "nina").await;
+    b.client
+        .find(Locator::Css("#role option[value=none]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.click("#set-role").await;
+    while b.text("#roles tbody").await.contains("nina") {
+        assert!(Instant::now() < deadline, "the role is taken back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     b.sign_out().await;
     b.shot("06-signed-out").await;
 
@@ -659,7 +702,20 @@ async fn the_admin_centre_in_chromium() {
         .await,
         403
     );
-    b.shot("12-viewer-refused-report").await;
+    b.shot("13-viewer-refused-report").await;
+    // a Viewer reads the roles, but neither the audit log nor the role form
+    b.client
+        .goto(&format!("{base}/environments/{env}/access"))
+        .await
+        .unwrap();
+    assert!(b.text("#roles tbody").await.contains("vera Viewer"));
+    assert!(!b.exists("#audit").await && !b.exists("#role-form").await);
+    assert_eq!(
+        b.fetch_status("POST", &format!("/environments/{env}/access/roles"))
+            .await,
+        403,
+        "and cannot give roles"
+    );
     b.sign_out().await;
 
     // a principal without a role sees nothing of the environment, page or API
