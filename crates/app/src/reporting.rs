@@ -42,6 +42,8 @@ pub enum ReportingLocation {
         key: Secret,
         /// A blob endpoint override (a private endpoint or an emulator).
         endpoint: Option<String>,
+        /// The endpoint is the Azurite emulator (path-style account URLs, no DFS).
+        emulator: bool,
     },
     /// An S3 bucket and an access key.
     S3 {
@@ -194,7 +196,7 @@ impl App {
         env: &Environment,
         c: &ReportingConnection,
     ) -> std::result::Result<Lake, String> {
-        let folder = format!("customerinsights/{}", c.instance.folder());
+        let folder = format!("{}/{}", c.storage.describe(), c.instance.folder());
         let lake = self
             .reporting_lake(env, c)
             .await
@@ -252,11 +254,17 @@ impl App {
                 new.environment_id
             ))
         })?;
-        let expected = format!("customerinsights/{}", instance.folder());
-        if new.folder.trim().trim_matches('/') != expected {
+        // the instance folder in the container; in an S3 bucket (which plays the
+        // container) it is `ci_<id>` alone
+        let folder = new.folder.trim().trim_matches('/');
+        let folder = folder.strip_prefix("customerinsights/").unwrap_or(folder);
+        if folder != instance.folder() {
             return Err(Error::invalid(format!(
-                "folder: `{}` is not the instance folder of environment {instance}; it is `{expected}`",
-                new.folder
+                "folder: `{}` is not the instance folder of environment {instance}; it is \
+                 `customerinsights/{}` (`{}` in an S3 bucket)",
+                new.folder,
+                instance.folder(),
+                instance.folder()
             )));
         }
         if self.find_reporting(&env, &new.name).await?.is_some() {
@@ -285,6 +293,7 @@ impl App {
                 account,
                 key: secret,
                 endpoint,
+                emulator,
             } => {
                 if account.trim().is_empty() {
                     return Err(Error::invalid("account: give the storage account's name"));
@@ -294,8 +303,9 @@ impl App {
                     account: Some(account.trim().to_string()),
                     container: Some("customerinsights".into()),
                     account_key: Some(SecretRef::Vault(key.clone())),
-                    emulator: endpoint.is_some(),
+                    emulator,
                     endpoint,
+                    // a report reads files; it needs no hierarchical namespace
                     allow_flat_namespace: true,
                     ..AdlsConfig::default()
                 })

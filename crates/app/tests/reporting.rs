@@ -209,3 +209,184 @@ async fn reports_are_read_through_the_connection_by_its_members_only() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Denied);
 }
+
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_reads_an_instance_folder_in_an_s3_bucket_with_sealed_keys() {
+    std::env::set_var(
+        "LAKECDP_MASTER_KEY",
+        lakecdp_connect::MasterKey::generate()
+            .unwrap()
+            .to_base64()
+            .expose(),
+    );
+    let bucket = format!(
+        "reporting-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let storage = format!(
+        "[environment.storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{}\"\nendpoint = \"{}\"\n\
+         access_key_id = {{ env = \"LAKECDP_TEST_S3_ACCESS_KEY_ID\" }}\n\
+         secret_access_key = {{ env = \"LAKECDP_TEST_S3_SECRET_ACCESS_KEY\" }}\n",
+        var("LAKECDP_TEST_S3_REGION"),
+        var("LAKECDP_TEST_S3_ENDPOINT")
+    );
+    let r = common::retail_with(|p| {
+        p.replace("output_format = \"csv\"", "output_format = \"parquet\"")
+            .replace(
+                "[environment.storage]\nkind = \"local\"\npath = \"lake\"\n",
+                &storage,
+            )
+    })
+    .await;
+    r.full_refresh(Arc::new(Silent)).await;
+    let secret = var("LAKECDP_TEST_S3_SECRET_ACCESS_KEY");
+    let s3 = |name: &str, secret: &str| NewReporting {
+        name: name.into(),
+        location: ReportingLocation::S3 {
+            bucket: bucket.clone(),
+            region: var("LAKECDP_TEST_S3_REGION"),
+            endpoint: Some(var("LAKECDP_TEST_S3_ENDPOINT")),
+            access_key_id: lakecdp_core::Secret::new(var("LAKECDP_TEST_S3_ACCESS_KEY_ID")),
+            secret_access_key: lakecdp_core::Secret::new(secret),
+        },
+        environment_id: r.env.id.to_string(),
+        // in a bucket, the instance folder is `ci_<id>` at its root
+        folder: r.env.id.folder(),
+    };
+    let c = r
+        .app
+        .create_reporting_connection(&admin(), None, s3("s3-bi", &secret))
+        .await
+        .unwrap();
+    assert_eq!(c.status, ReportingStatus::Ready, "{c:?}");
+    // the keys are sealed: the stored connection refers to them only
+    let stored =
+        serde_json::to_string(&r.catalog.reporting_connections(r.env.id).await.unwrap()).unwrap();
+    assert!(!stored.contains(&secret), "{stored}");
+    assert!(stored.contains("vault"), "{stored}");
+    let (_, report) = r.app.profile_report(&admin(), None, "s3-bi").await.unwrap();
+    let ages: i64 = report
+        .distributions
+        .iter()
+        .find(|d| d.name == "AgeBands")
+        .unwrap()
+        .rows
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    let (_, customer) = r
+        .app
+        .show_environment(&admin(), None)
+        .await
+        .map(|d| ((), d))
+        .unwrap();
+    assert_eq!(Some(ages as u64), customer.profiles);
+
+    // a wrong key: Failed, with a reason that holds no key
+    let wrong = "not-the-secret-key-0123456789";
+    let failed = r
+        .app
+        .create_reporting_connection(&admin(), None, s3("s3-wrong", wrong))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, ReportingStatus::Failed);
+    let reason = failed.reason.unwrap();
+    assert!(
+        !reason.contains(wrong) && !reason.contains(&secret),
+        "{reason}"
+    );
+    // removing a connection removes its sealed keys
+    let before = r.catalog.environment_secret_names(r.env.id).await.unwrap();
+    assert!(
+        before.iter().any(|n| n == "reporting-s3-bi-key"),
+        "{before:?}"
+    );
+    r.app
+        .delete_reporting_connection(&admin(), None, "s3-bi")
+        .await
+        .unwrap();
+    let after = r.catalog.environment_secret_names(r.env.id).await.unwrap();
+    assert!(
+        !after.iter().any(|n| n.starts_with("reporting-s3-bi")),
+        "{after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_reads_an_instance_folder_in_azurite_with_its_account_key() {
+    std::env::set_var(
+        "LAKECDP_MASTER_KEY",
+        lakecdp_connect::MasterKey::generate()
+            .unwrap()
+            .to_base64()
+            .expose(),
+    );
+    let endpoint = var("LAKECDP_TEST_AZURITE_ENDPOINT");
+    let storage = format!(
+        "[environment.storage]\nkind = \"adls\"\naccount = \"{}\"\n\
+         account_key = {{ env = \"LAKECDP_TEST_AZURITE_KEY\" }}\nendpoint = \"{endpoint}\"\n\
+         emulator = true\nallow_flat_namespace = true\n",
+        var("LAKECDP_TEST_AZURITE_ACCOUNT")
+    );
+    let r = common::retail_with(|p| {
+        p.replace(
+            "[environment.storage]\nkind = \"local\"\npath = \"lake\"\n",
+            &storage,
+        )
+    })
+    .await;
+    r.full_refresh(Arc::new(Silent)).await;
+    let adls = |key: &str| NewReporting {
+        name: "azure-bi".into(),
+        location: ReportingLocation::Adls {
+            account: var("LAKECDP_TEST_AZURITE_ACCOUNT"),
+            key: lakecdp_core::Secret::new(key),
+            endpoint: Some(endpoint.clone()),
+            emulator: true,
+        },
+        environment_id: r.env.id.to_string(),
+        folder: format!("customerinsights/{}", r.env.id.folder()),
+    };
+    // the environment's lake is in the container `customerinsights`, as Customer Insights
+    // keeps it: the connection reads it with the account key
+    let c = r
+        .app
+        .create_reporting_connection(&admin(), None, adls(&var("LAKECDP_TEST_AZURITE_KEY")))
+        .await
+        .unwrap();
+    assert_eq!(c.status, ReportingStatus::Ready, "{c:?}");
+    let (_, report) = r
+        .app
+        .profile_report(&admin(), None, "azure-bi")
+        .await
+        .unwrap();
+    let ages: i64 = report
+        .distributions
+        .iter()
+        .find(|d| d.name == "AgeBands")
+        .unwrap()
+        .rows
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    let details = r.app.show_environment(&admin(), None).await.unwrap();
+    assert_eq!(Some(ages as u64), details.profiles);
+    // another key of the right shape is refused by the storage: Failed, the key unsaid
+    r.app
+        .delete_reporting_connection(&admin(), None, "azure-bi")
+        .await
+        .unwrap();
+    let wrong = "d3JvbmcgYWNjb3VudCBrZXkgZm9yIGF6dXJpdGUgdGVzdHMgMDEyMzQ1Njc4OWFiY2RlZg==";
+    let failed = r
+        .app
+        .create_reporting_connection(&admin(), None, adls(wrong))
+        .await
+        .unwrap();
+    assert_eq!(failed.status, ReportingStatus::Failed, "{failed:?}");
+    assert!(!failed.reason.as_deref().unwrap().contains(wrong));
+}

@@ -43,6 +43,8 @@ pub(crate) struct NewReportingBody {
     pub account_key: String,
     /// adls or s3: an endpoint override.
     pub endpoint: String,
+    /// adls: the endpoint is the Azurite emulator.
+    pub emulator: bool,
     /// s3: the bucket.
     pub bucket: String,
     /// s3: the region.
@@ -67,6 +69,7 @@ impl NewReportingBody {
                 account: self.account,
                 key: Secret::new(self.account_key),
                 endpoint,
+                emulator: self.emulator,
             },
             "s3" => ReportingLocation::S3 {
                 bucket: self.bucket,

@@ -1410,11 +1410,7 @@ struct ReportingRow {
 }
 
 fn reads(c: &lakecdp_core::ReportingConnection) -> String {
-    format!(
-        "{}/customerinsights/{}",
-        c.storage.describe().trim_end_matches("/customerinsights"),
-        c.instance.folder()
-    )
+    format!("{}/{}", c.storage.describe(), c.instance.folder())
 }
 
 struct FormField {
@@ -1478,6 +1474,13 @@ impl ReportingForm {
                     "endpoint",
                     "Endpoint (emulators, private endpoints)",
                     &body.endpoint,
+                    false,
+                    "",
+                ),
+                field(
+                    "emulator",
+                    "The endpoint is the Azurite emulator",
+                    if body.emulator { "true" } else { "" },
                     false,
                     "",
                 ),
