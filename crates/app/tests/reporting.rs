@@ -10,7 +10,7 @@ use lakecdp_app::reporting::{NewReporting, ReportingLocation};
 use lakecdp_app::{Actor, ErrorKind, Silent};
 use lakecdp_core::{ReportingStatus, Role};
 
-use common::{admin, retail};
+use common::{admin, retail, var};
 
 fn local(r: &common::Retail, path: &std::path::Path) -> NewReporting {
     NewReporting {
@@ -210,37 +210,17 @@ async fn reports_are_read_through_the_connection_by_its_members_only() {
     assert_eq!(e.kind(), ErrorKind::Denied);
 }
 
-fn var(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_reads_an_instance_folder_in_an_s3_bucket_with_sealed_keys() {
-    std::env::set_var(
-        "LAKECDP_MASTER_KEY",
-        lakecdp_connect::MasterKey::generate()
-            .unwrap()
-            .to_base64()
-            .expose(),
-    );
+    common::fresh_master_key();
     let bucket = format!(
         "reporting-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let storage = format!(
-        "[environment.storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{}\"\nendpoint = \"{}\"\n\
-         access_key_id = {{ env = \"LAKECDP_TEST_S3_ACCESS_KEY_ID\" }}\n\
-         secret_access_key = {{ env = \"LAKECDP_TEST_S3_SECRET_ACCESS_KEY\" }}\n",
-        var("LAKECDP_TEST_S3_REGION"),
-        var("LAKECDP_TEST_S3_ENDPOINT")
-    );
+    let storage = common::s3_storage(&bucket);
     let r = common::retail_with(|p| {
         p.replace("output_format = \"csv\"", "output_format = \"parquet\"")
-            .replace(
-                "[environment.storage]\nkind = \"local\"\npath = \"lake\"\n",
-                &storage,
-            )
+            .replace(common::LOCAL_STORAGE, &storage)
     })
     .await;
     r.full_refresh(Arc::new(Silent)).await;
@@ -319,13 +299,7 @@ async fn a_connection_reads_an_instance_folder_in_an_s3_bucket_with_sealed_keys(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_reads_an_instance_folder_in_azurite_with_its_account_key() {
-    std::env::set_var(
-        "LAKECDP_MASTER_KEY",
-        lakecdp_connect::MasterKey::generate()
-            .unwrap()
-            .to_base64()
-            .expose(),
-    );
+    common::fresh_master_key();
     let endpoint = var("LAKECDP_TEST_AZURITE_ENDPOINT");
     let storage = format!(
         "[environment.storage]\nkind = \"adls\"\naccount = \"{}\"\n\
@@ -333,13 +307,7 @@ async fn a_connection_reads_an_instance_folder_in_azurite_with_its_account_key()
          emulator = true\nallow_flat_namespace = true\n",
         var("LAKECDP_TEST_AZURITE_ACCOUNT")
     );
-    let r = common::retail_with(|p| {
-        p.replace(
-            "[environment.storage]\nkind = \"local\"\npath = \"lake\"\n",
-            &storage,
-        )
-    })
-    .await;
+    let r = common::retail_with(|p| p.replace(common::LOCAL_STORAGE, &storage)).await;
     r.full_refresh(Arc::new(Silent)).await;
     let adls = |key: &str| NewReporting {
         name: "azure-bi".into(),

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{admin, retail_with};
+use common::{admin, retail_with, var};
 use lakecdp_app::sharing::{EnableSharing, PermissionsIdentifier, SharingGroup};
 use lakecdp_app::{Actor, ErrorKind, Silent};
 use lakecdp_core::Role;
@@ -187,11 +187,6 @@ async fn sharing_a_local_lake_opens_its_outputs_to_the_groups_members_only() {
     assert_eq!(status.reader_members, ["token:partner"]);
 }
 
-fn var(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
-}
-
 /// A store on the S3 server's `bucket` signed with the key given.
 fn s3_store(bucket: &str, key_id: &str, secret: &str) -> object_store::aws::AmazonS3 {
     object_store::aws::AmazonS3Builder::new()
@@ -210,30 +205,15 @@ fn s3_store(bucket: &str, key_id: &str, secret: &str) -> object_store::aws::Amaz
 async fn sharing_an_s3_lake_hands_each_group_a_key_scoped_to_the_environment() {
     use object_store::path::Path as ObjectPath;
     use object_store::{ObjectStoreExt, PutPayload};
-    std::env::set_var(
-        "LAKECDP_MASTER_KEY",
-        lakecdp_connect::MasterKey::generate()
-            .unwrap()
-            .to_base64()
-            .expose(),
-    );
+    common::fresh_master_key();
     let bucket = format!(
         "sharing-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let storage = format!(
-        "[environment.storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{}\"\nendpoint = \"{}\"\n\
-         access_key_id = {{ env = \"LAKECDP_TEST_S3_ACCESS_KEY_ID\" }}\n\
-         secret_access_key = {{ env = \"LAKECDP_TEST_S3_SECRET_ACCESS_KEY\" }}\n",
-        var("LAKECDP_TEST_S3_REGION"),
-        var("LAKECDP_TEST_S3_ENDPOINT")
-    );
+    let storage = common::s3_storage(&bucket);
     let r = retail_with(|p| {
         p.replace("output_format = \"csv\"", "output_format = \"parquet\"")
-            .replace(
-                "[environment.storage]\nkind = \"local\"\npath = \"lake\"\n",
-                &storage,
-            )
+            .replace(common::LOCAL_STORAGE, &storage)
     })
     .await;
     assert!(matches!(r.env.storage, lakecdp_core::StorageConfig::S3(_)));

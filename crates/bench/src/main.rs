@@ -720,28 +720,6 @@ fn run_search(args: &SearchArgs) -> anyhow::Result<()> {
         work_dir: args.dir.clone(),
     };
     let f = runtime()?.block_on(lakecdp_bench::search::run(&config))?;
-    let mut rows = vec![[
-        "route".to_string(),
-        "requests".into(),
-        "req/s".into(),
-        "p50 ms".into(),
-        "p90 ms".into(),
-        "p99 ms".into(),
-        "max ms".into(),
-        "errors".into(),
-    ]];
-    for r in &f.routes {
-        rows.push([
-            r.route.to_string(),
-            r.requests.to_string(),
-            format!("{:.0}", r.requests_per_second),
-            format!("{:.2}", r.p50_ms),
-            format!("{:.2}", r.p90_ms),
-            format!("{:.2}", r.p99_ms),
-            format!("{:.2}", r.max_ms),
-            r.errors.to_string(),
-        ]);
-    }
     print!(
         "\nsearch benchmark: {} build, {} cores, {} records, {} profiles\n\
          refresh {:.1} s; index built in {:.1} s, {} on disk; typo searches finding their \
@@ -758,7 +736,7 @@ fn run_search(args: &SearchArgs) -> anyhow::Result<()> {
         f.clients,
         f.seconds,
         size(f.peak_rss),
-        table(&rows, &[false, true, true, true, true, true, true, true])
+        routes_table(&f.routes)
     );
     println!("{}", serde_json::to_string(&f)?);
     if f.errors > 0 {
@@ -771,7 +749,8 @@ fn run_search(args: &SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn render_serve(f: &ServeFigures) -> String {
+/// The latency table of a load benchmark's routes.
+fn routes_table(routes: &[lakecdp_bench::serve::RouteFigures]) -> String {
     let mut rows = vec![[
         "route".to_string(),
         "requests".into(),
@@ -782,7 +761,7 @@ fn render_serve(f: &ServeFigures) -> String {
         "max ms".into(),
         "errors".into(),
     ]];
-    for r in &f.routes {
+    for r in routes {
         rows.push([
             r.route.to_string(),
             r.requests.to_string(),
@@ -794,6 +773,10 @@ fn render_serve(f: &ServeFigures) -> String {
             r.errors.to_string(),
         ]);
     }
+    table(&rows, &[false, true, true, true, true, true, true, true])
+}
+
+fn render_serve(f: &ServeFigures) -> String {
     format!(
         "\nserve benchmark: {} catalog, {}, server {}, {} build, {} cores, {} clients, \
          {:.1} s measured (setup {:.1} s)\n\n{}",
@@ -805,7 +788,7 @@ fn render_serve(f: &ServeFigures) -> String {
         f.clients,
         f.seconds,
         f.setup_seconds,
-        table(&rows, &[false, true, true, true, true, true, true, true])
+        routes_table(&f.routes)
     )
 }
 

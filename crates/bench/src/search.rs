@@ -20,7 +20,6 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use lakecdp_app::{open_catalog, Actor, App, CancellationToken, ErrorKind, RefreshRequest, Silent};
 use lakecdp_core::{Process, Role, RunStatus};
-use lakecdp_server::ServerConfig;
 use serde::Serialize;
 
 use crate::ingest::peak_rss;
@@ -237,20 +236,8 @@ pub async fn run(config: &SearchConfig) -> Result<SearchFigures> {
         .await?;
     app.set_role(&local, Some(&env.name), serve::ADMIN, Some(Role::Admin))
         .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| Error::Bench(format!("cannot listen on 127.0.0.1: {e}")))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::Bench(format!("cannot read the server's address: {e}")))?;
+    let (address, stop, server) = serve::start_server(&app).await?;
     let base = format!("http://{address}");
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(lakecdp_server::serve(
-        app.clone(),
-        ServerConfig::default(),
-        listener,
-        stop.clone(),
-    ));
     let result = async {
         let credential = serve::credential(&base, &env.name, AuthKind::Token).await?;
         let encode =

@@ -277,20 +277,8 @@ async fn measure(
     app.set_role(&local, Some(&env), ADMIN, Some(Role::Admin))
         .await?;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| Error::Bench(format!("cannot listen on 127.0.0.1: {e}")))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::Bench(format!("cannot read the server's address: {e}")))?;
+    let (address, stop, server) = start_server(&app).await?;
     let base = format!("http://{address}");
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(lakecdp_server::serve(
-        app.clone(),
-        ServerConfig::default(),
-        listener,
-        stop.clone(),
-    ));
     drop(app);
 
     let result = async {
@@ -321,6 +309,31 @@ async fn measure(
     let (setup_seconds, (seconds, clients)) = result?;
     served.map_err(|e| Error::Bench(format!("the server failed: {e}")))?;
     Ok(figures(config, setup_seconds, seconds, clients))
+}
+
+/// The server in this process on a free port of 127.0.0.1: its address, what stops it,
+/// and its task.
+pub(crate) async fn start_server(
+    app: &App,
+) -> Result<(
+    std::net::SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<std::result::Result<(), lakecdp_server::ServeError>>,
+)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::Bench(format!("cannot listen on 127.0.0.1: {e}")))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::Bench(format!("cannot read the server's address: {e}")))?;
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(lakecdp_server::serve(
+        app.clone(),
+        ServerConfig::default(),
+        listener,
+        stop.clone(),
+    ));
+    Ok((address, stop, server))
 }
 
 /// The header every measured request carries.

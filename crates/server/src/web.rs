@@ -236,6 +236,15 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
+/// An answer to htmx that sends the browser to `target`.
+fn hx_redirect(target: &str) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(target) {
+        r.headers_mut().insert("hx-redirect", v);
+    }
+    r
+}
+
 fn to_sign_in(parts: &Parts) -> Response {
     let here = parts
         .uri
@@ -247,11 +256,7 @@ fn to_sign_in(parts: &Parts) -> Response {
         url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
     );
     if is_htmx(parts) {
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        if let Ok(v) = HeaderValue::from_str(&target) {
-            r.headers_mut().insert("hx-redirect", v);
-        }
-        return r;
+        return hx_redirect(&target);
     }
     Redirect::to(&target).into_response()
 }
@@ -438,10 +443,8 @@ async fn sign_out(State(state): State<AppState>, page: Page, headers: HeaderMap)
             return page.problem(None, e.into());
         }
     }
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    let h = r.headers_mut();
-    h.insert("hx-redirect", HeaderValue::from_static("/signin"));
-    h.insert(
+    let mut r = hx_redirect("/signin");
+    r.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
             "lakecdp_session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
@@ -500,26 +503,12 @@ struct CreatedFragment {
     created: String,
 }
 
-/// Keeps the prerequisite table the checks report.
-#[derive(Default)]
-struct CheckTable(std::sync::Mutex<Option<std::sync::Arc<lakecdp_app::CheckReport>>>);
-
-impl lakecdp_app::Observer for CheckTable {
-    fn event(&self, event: &lakecdp_app::Event) {
-        if let lakecdp_app::Event::ChecksFinished(report) = event {
-            if let Ok(mut slot) = self.0.lock() {
-                *slot = Some(std::sync::Arc::clone(report));
-            }
-        }
-    }
-}
-
 async fn create_environment(
     State(state): State<AppState>,
     page: Page,
     Form(form): Form<NewEnvironmentForm>,
 ) -> Response {
-    let checks = CheckTable::default();
+    let checks = crate::work::Checks::default();
     let create = lakecdp_app::environments::Creation {
         create_container: form.create_container.is_some(),
         adopt: false,
@@ -538,10 +527,7 @@ async fn create_environment(
         Err(e) => Err(e),
     };
     let table = checks
-        .0
-        .lock()
-        .ok()
-        .and_then(|mut s| s.take())
+        .take()
         .map(|r| {
             r.results
                 .iter()
@@ -1590,14 +1576,7 @@ async fn create_reporting(
         Err(p) => Err(p),
     };
     match created {
-        Ok(c) => {
-            let mut r = StatusCode::NO_CONTENT.into_response();
-            let target = format!("/environments/{env}/reports/{}", c.name);
-            if let Ok(v) = HeaderValue::from_str(&target) {
-                r.headers_mut().insert("hx-redirect", v);
-            }
-            r
-        }
+        Ok(c) => hx_redirect(&format!("/environments/{env}/reports/{}", c.name)),
         Err(problem) => {
             let status = problem.status();
             let fragment = ReportingFormFragment {
@@ -1707,13 +1686,7 @@ async fn delete_reporting(
         .delete_reporting_connection(page.actor(), Some(&env), &name)
         .await
     {
-        Ok(()) => {
-            let mut r = StatusCode::NO_CONTENT.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("/environments/{env}/reports")) {
-                r.headers_mut().insert("hx-redirect", v);
-            }
-            r
-        }
+        Ok(()) => hx_redirect(&format!("/environments/{env}/reports")),
         Err(e) => page.problem(Some(&env), e.into()),
     }
 }

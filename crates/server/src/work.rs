@@ -59,7 +59,7 @@ fn app_in(state: &AppState, env: &str) -> App {
 
 /// Keeps the prerequisite table a check reports.
 #[derive(Default)]
-struct Checks(Mutex<Option<Arc<CheckReport>>>);
+pub(crate) struct Checks(Mutex<Option<Arc<CheckReport>>>);
 
 impl Observer for Checks {
     fn event(&self, event: &Event) {
@@ -72,7 +72,7 @@ impl Observer for Checks {
 }
 
 impl Checks {
-    fn take(&self) -> Option<Arc<CheckReport>> {
+    pub(crate) fn take(&self) -> Option<Arc<CheckReport>> {
         self.0.lock().ok().and_then(|mut s| s.take())
     }
 }

@@ -171,3 +171,35 @@ impl<F: Fn(&Event) -> bool + Send + Sync> Observer for CancelWhen<F> {
         }
     }
 }
+
+/// A test variable the test services set.
+pub fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
+}
+
+/// A new master key for this test process's vault (`LAKECDP_MASTER_KEY`).
+pub fn fresh_master_key() {
+    std::env::set_var(
+        "LAKECDP_MASTER_KEY",
+        lakecdp_connect::MasterKey::generate()
+            .unwrap()
+            .to_base64()
+            .expose(),
+    );
+}
+
+/// The `[environment.storage]` of a lake in `bucket` of the test S3 server, with the
+/// test keys read from the environment.
+pub fn s3_storage(bucket: &str) -> String {
+    format!(
+        "[environment.storage]\nkind = \"s3\"\nbucket = \"{bucket}\"\nregion = \"{}\"\nendpoint = \"{}\"\n\
+         access_key_id = {{ env = \"LAKECDP_TEST_S3_ACCESS_KEY_ID\" }}\n\
+         secret_access_key = {{ env = \"LAKECDP_TEST_S3_SECRET_ACCESS_KEY\" }}\n",
+        var("LAKECDP_TEST_S3_REGION"),
+        var("LAKECDP_TEST_S3_ENDPOINT")
+    )
+}
+
+/// The local storage section of the retail project, to replace.
+pub const LOCAL_STORAGE: &str = "[environment.storage]\nkind = \"local\"\npath = \"lake\"\n";
