@@ -167,6 +167,18 @@ impl Page {
         }
     }
 
+    /// The page `built` made, or its error as a page.
+    fn show<T: Template>(
+        &self,
+        environment: Option<&str>,
+        built: lakecdp_app::Result<T>,
+    ) -> Response {
+        match built {
+            Ok(page) => render(&page),
+            Err(e) => self.problem(environment, e.into()),
+        }
+    }
+
     /// An error as a page (or, for htmx, a fragment) with the error's status.
     fn problem(&self, environment: Option<&str>, problem: Problem) -> Response {
         let status = problem.status();
@@ -699,10 +711,7 @@ async fn environment(
         })
     }
     .await;
-    match built {
-        Ok(p) => render(&p),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.show(Some(&env), built)
 }
 
 // ---- refresh and runs ----
@@ -1099,10 +1108,7 @@ async fn access(State(state): State<AppState>, page: Page, Path(env): Path<Strin
         })
     }
     .await;
-    match built {
-        Ok(p) => render(&p),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.show(Some(&env), built)
 }
 
 #[derive(Deserialize)]
@@ -1236,10 +1242,7 @@ async fn segments(State(state): State<AppState>, page: Page, Path(env): Path<Str
         })
     }
     .await;
-    match built {
-        Ok(p) => render(&p),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.show(Some(&env), built)
 }
 
 /// A value of a condition: a number or `true`/`false` as it is, anything else quoted.
@@ -1554,10 +1557,7 @@ async fn reports(State(state): State<AppState>, page: Page, Path(env): Path<Stri
         })
     }
     .await;
-    match built {
-        Ok(p) => render(&p),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.show(Some(&env), built)
 }
 
 async fn create_reporting(
