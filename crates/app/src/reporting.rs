@@ -126,24 +126,14 @@ impl App {
             .await
     }
 
-    /// Whether `actor` may see the reports of `c`: its creator, or a member (itself or
-    /// through a group).
-    async fn sees(
-        &self,
-        actor: &Actor,
-        env: &Environment,
-        c: &ReportingConnection,
-    ) -> Result<bool> {
+    /// Whether `actor`, member of `groups`, may see the reports of `c`: its creator, or
+    /// a member (itself or through a group).
+    fn sees(actor: &Actor, env: &Environment, groups: &[String], c: &ReportingConnection) -> bool {
         let name = actor.name_for(env);
-        if name.eq_ignore_ascii_case(&c.created_by)
-            || c.members.iter().any(|m| m.eq_ignore_ascii_case(&name))
-        {
-            return Ok(true);
-        }
-        let groups = self.groups_of_actor(actor).await?;
-        Ok(c.members
-            .iter()
-            .any(|m| groups.iter().any(|g| g.eq_ignore_ascii_case(m))))
+        name.eq_ignore_ascii_case(&c.created_by)
+            || c.members.iter().any(|m| {
+                m.eq_ignore_ascii_case(&name) || groups.iter().any(|g| g.eq_ignore_ascii_case(m))
+            })
     }
 
     async fn find_reporting(
@@ -173,7 +163,8 @@ impl App {
             ))
         };
         let c = self.find_reporting(env, name).await?.ok_or_else(refused)?;
-        if self.sees(actor, env, &c).await? {
+        let groups = self.groups_of_actor(actor).await?;
+        if Self::sees(actor, env, &groups, &c) {
             Ok(c)
         } else {
             Err(refused())
@@ -195,7 +186,7 @@ impl App {
         &self,
         env: &Environment,
         c: &ReportingConnection,
-    ) -> std::result::Result<Lake, String> {
+    ) -> std::result::Result<(Lake, lakecdp_lake::cdm::Model), String> {
         let folder = format!("{}/{}", c.storage.describe(), c.instance.folder());
         let lake = self
             .reporting_lake(env, c)
@@ -210,18 +201,18 @@ impl App {
         if unification.entity("Customer").is_none() {
             return Err(format!("{folder}/Unification has no Customer table"));
         }
-        read_model(&lake, &Process::Reports)
+        let reports = read_model(&lake, &Process::Reports)
             .await
             .map_err(|e| format!("{folder}/Reports cannot be read: {e}"))?
             .ok_or_else(|| format!("{folder} holds no Reports/model.json: run a refresh"))?;
-        Ok(lake)
+        Ok((lake, reports))
     }
 
     /// Record the outcome of a check.
     async fn record_reporting_check(
         &self,
         mut c: ReportingConnection,
-        outcome: &std::result::Result<Lake, String>,
+        outcome: &std::result::Result<(Lake, lakecdp_lake::cdm::Model), String>,
     ) -> Result<ReportingConnection> {
         let (status, reason) = match outcome {
             Ok(_) => (ReportingStatus::Ready, None),
@@ -374,13 +365,10 @@ impl App {
         environment: Option<&str>,
     ) -> Result<Vec<ReportingConnection>> {
         let env = self.reporting_env(actor, environment).await?;
-        let mut out = Vec::new();
-        for c in self.catalog().reporting_connections(env.id).await? {
-            if self.sees(actor, &env, &c).await? {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        let groups = self.groups_of_actor(actor).await?;
+        let mut all = self.catalog().reporting_connections(env.id).await?;
+        all.retain(|c| Self::sees(actor, &env, &groups, c));
+        Ok(all)
     }
 
     /// Grant (or, with `grant` false, revoke) a principal's or group's access to a
@@ -467,14 +455,11 @@ impl App {
         let c = self.visible_reporting(actor, &env, name).await?;
         let outcome = self.check_reporting_folder(&env, &c).await;
         let c = self.record_reporting_check(c, &outcome).await?;
-        let lake = outcome.map_err(|why| {
+        let (lake, model) = outcome.map_err(|why| {
             Error::new(
                 crate::ErrorKind::Unavailable,
                 format!("reporting connection `{name}` failed: {why}"),
             )
-        })?;
-        let model = read_model(&lake, &Process::Reports).await?.ok_or_else(|| {
-            Error::new(crate::ErrorKind::Unavailable, "the Reports folder is gone")
         })?;
         let mut distributions = Vec::new();
         for (entity, title) in DISTRIBUTIONS {

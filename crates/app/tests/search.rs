@@ -77,11 +77,18 @@ async fn typos_find_profiles_and_cards_hold_what_was_published() {
             k["AlternateValue"].clone(),
         ));
     }
-    // a profile of several records whose names are long enough for a typo
+    let activities = table(&r, "Activities", "UnifiedActivity").await;
+    let active: BTreeSet<&str> = activities
+        .iter()
+        .map(|a| a["CustomerId"].as_str())
+        .collect();
+    // a profile of several records, with activities, whose names are long enough for
+    // a typo
     let target = customers
         .iter()
         .find(|c| {
             records[&c["CustomerId"]].len() >= 2
+                && active.contains(c["CustomerId"].as_str())
                 && c.get("FirstName").is_some_and(|n| n.len() >= 5)
                 && c.get("LastName").is_some_and(|n| n.len() >= 5)
                 && c.contains_key("Email")
@@ -154,7 +161,6 @@ async fn typos_find_profiles_and_cards_hold_what_was_published() {
         .map(|m| serde_json::from_str(&m["Segments"]).unwrap())
         .unwrap_or_default();
     assert_eq!(card.segments, segments);
-    let activities = table(&r, "Activities", "UnifiedActivity").await;
     let mut times: Vec<String> = activities
         .iter()
         .filter(|a| &a["CustomerId"] == id)
@@ -163,6 +169,7 @@ async fn typos_find_profiles_and_cards_hold_what_was_published() {
     times.sort_by(|a, b| b.cmp(a));
     times.truncate(lakecdp_app::search::CARD_ACTIVITIES);
     let card_times: Vec<String> = card.activities.iter().map(|a| a.time.clone()).collect();
+    assert!(!times.is_empty(), "the profile has activities");
     assert_eq!(card_times, times, "the latest activities, newest first");
 
     // an unknown id is not found; a principal without a role is refused

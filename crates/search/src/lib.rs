@@ -325,7 +325,7 @@ impl Builder {
         writer.commit()?;
         let segments = writer.index().searchable_segment_ids()?;
         if segments.len() > 1 {
-            futures_lite_block_on(writer.merge(&segments))?;
+            writer.merge(&segments).wait()?;
         }
         writer.wait_merging_threads()?;
         match std::fs::rename(&self.partial, &self.done) {
@@ -349,26 +349,6 @@ impl Drop for Builder {
         if self.writer.is_some() {
             self.writer = None;
             let _ = std::fs::remove_dir_all(&self.partial);
-        }
-    }
-}
-
-/// Wait for tantivy's merge future (it completes on tantivy's own merge thread).
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Thread(std::thread::Thread);
-    impl Wake for Thread {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(std::sync::Arc::new(Thread(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        match f.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => std::thread::park(),
         }
     }
 }

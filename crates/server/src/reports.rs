@@ -176,11 +176,7 @@ async fn grant_member(
     caller: Caller,
     Path((env, name, member)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let c = state
-        .app
-        .grant_reporting(&caller.actor, Some(&env), &name, &member, true)
-        .await?;
-    Ok(Json(json!(c)))
+    set_member(&state, &caller, &env, &name, &member, true).await
 }
 
 /// Revoke a principal's or group's access (its creator).
@@ -194,9 +190,20 @@ async fn revoke_member(
     caller: Caller,
     Path((env, name, member)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
+    set_member(&state, &caller, &env, &name, &member, false).await
+}
+
+async fn set_member(
+    state: &AppState,
+    caller: &Caller,
+    env: &str,
+    name: &str,
+    member: &str,
+    grant: bool,
+) -> ApiResult<Json<Value>> {
     let c = state
         .app
-        .grant_reporting(&caller.actor, Some(&env), &name, &member, false)
+        .grant_reporting(&caller.actor, Some(env), name, member, grant)
         .await?;
     Ok(Json(json!(c)))
 }

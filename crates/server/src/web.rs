@@ -951,20 +951,20 @@ async fn card(
     page: Page,
     Path((env, id)): Path<(String, String)>,
 ) -> Response {
-    match state
+    let card = state
         .app
         .in_environment(&env)
         .customer_card(page.actor(), &id)
-        .await
-    {
-        Ok(card) => render(&CardPage {
+        .await;
+    page.show(
+        Some(&env),
+        card.map(|card| CardPage {
             c: page.chrome(Some(&env)),
             title: card_title(&card),
-            name: env,
+            name: env.clone(),
             card,
         }),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    )
 }
 
 struct WeightsView {
@@ -987,13 +987,14 @@ async fn explain(
     page: Page,
     Path((env, id)): Path<(String, String)>,
 ) -> Response {
-    match state
+    let x = state
         .app
         .in_environment(&env)
         .explain(page.actor(), &id)
-        .await
-    {
-        Ok(x) => render(&ExplainFragment {
+        .await;
+    page.show(
+        Some(&env),
+        x.map(|x| ExplainFragment {
             pairs: x.pairs,
             weights: x
                 .weights
@@ -1011,8 +1012,7 @@ async fn explain(
                 })
                 .collect(),
         }),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    )
 }
 
 // ---- access: roles, tokens, the audit log ----
