@@ -287,6 +287,41 @@ impl App {
         Ok((env, out))
     }
 
+    /// The tables an export may select: `<process folder>/<Entity>` of every entity
+    /// published now in the environment named (Viewer).
+    pub async fn exportable_tables(&self, actor: &Actor, environment: &str) -> Result<Vec<String>> {
+        let env = self
+            .environment_for(actor, Some(environment), Operation::ViewExports)
+            .await?;
+        let project = self.applied(actor, &env).await?.project;
+        let lake = self.lake(&env).await?;
+        let mut processes: Vec<lakecdp_core::Process> = project
+            .sources
+            .iter()
+            .map(|s| lakecdp_core::Process::Ingestion(s.name.clone()))
+            .collect();
+        processes.extend([
+            lakecdp_core::Process::Unification,
+            lakecdp_core::Process::Activities,
+            lakecdp_core::Process::Measures,
+            lakecdp_core::Process::Segments,
+            lakecdp_core::Process::Reports,
+        ]);
+        let mut out = Vec::new();
+        for p in &processes {
+            if let Some(model) = lakecdp_lake::publish::read_model(&lake, p).await? {
+                let folder = p.folder();
+                out.extend(
+                    model
+                        .entities
+                        .iter()
+                        .map(|e| format!("{folder}/{}", e.name)),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// One export with its last five runs (Viewer).
     pub async fn show_export(&self, actor: &Actor, name: &str) -> Result<ExportSummary> {
         let env = self

@@ -29,6 +29,7 @@ pub mod search;
 pub mod segments;
 pub mod sharing;
 pub mod sources;
+pub mod status;
 mod targets;
 pub mod unify;
 

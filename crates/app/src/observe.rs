@@ -361,6 +361,32 @@ pub fn unify_report_json(r: &UnifyReport) -> serde_json::Value {
     })
 }
 
+/// A source load's report as JSON: per table what was read, written, kept as corrupt
+/// (with the reasons' kinds) and, for incremental tables, what the load applied.
+pub fn source_report_json(r: &lakecdp_engine::ingest::SourceReport) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "run": r.run_id,
+        "source": r.source,
+        "tables": r.tables.iter().map(|t| json!({
+            "table": t.table, "read": t.read, "written": t.written, "corrupt": t.corrupt,
+            "replaced": t.replaced, "deleted": t.deleted, "seconds": t.seconds,
+            "reasons": t.reasons.iter().map(|(k, n)| json!({"reason": k, "rows": n}))
+                .collect::<Vec<_>>(),
+            "incremental": t.incremental.as_ref().map(|i| json!({
+                "base": match i.base {
+                    lakecdp_engine::ingest::Base::Previous => "previous output",
+                    lakecdp_engine::ingest::Base::FullData => "FullData",
+                },
+                "base_rows": i.base_rows, "hours": i.hours.len(),
+                "first_hour": i.hours.first(), "last_hour": i.hours.last(),
+                "upserts": i.upserts, "deletes": i.deletes, "watermark": i.watermark,
+                "waiting": i.waiting.len(), "late": i.late.len(),
+            })),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// A prerequisite check table as JSON: one line per check with its status, what was
 /// found and how to fix it.
 pub fn check_report_json(r: &lakecdp_lake::CheckReport) -> serde_json::Value {

@@ -641,6 +641,18 @@ impl Steps<'_> {
         self.project.environment.engine
     }
 
+    /// Keep what a published run did beside it in the lake; its output stands even when
+    /// the report cannot be kept, which is then a warning.
+    async fn keep_report(&self, process: &Process, run: &RunId, report: serde_json::Value) {
+        if let Err(e) =
+            lakecdp_lake::publish::attach_run_report(self.lake, process, run, report).await
+        {
+            self.observer.event(&Event::Warning(format!(
+                "the report of run {run} of {process} could not be kept in the lake: {e}"
+            )));
+        }
+    }
+
     /// Run one process; the rows it wrote, when it says.
     async fn run(&self, process: &Process) -> Result<Option<u64>> {
         let now = Utc::now();
@@ -685,6 +697,10 @@ impl Steps<'_> {
                 };
                 let report = unify(self.lake, &self.project.sources, spec, &options).await?;
                 let profiles = report.profiles as u64;
+                if let Some(run) = &report.run_id {
+                    let json = crate::observe::unify_report_json(&report);
+                    self.keep_report(&Process::Unification, run, json).await;
+                }
                 self.observer.event(&Event::Unified(Arc::new(report)));
                 Ok(Some(profiles))
             }
@@ -796,6 +812,14 @@ impl Steps<'_> {
                     })
                     .await?;
             }
+        }
+        if !unchanged {
+            self.keep_report(
+                &Process::Ingestion(source.name.clone()),
+                &report.run_id,
+                crate::observe::source_report_json(&report),
+            )
+            .await;
         }
         self.observer.event(&Event::Ingested {
             source: source.name.clone(),

@@ -112,6 +112,9 @@ pub struct Published {
     pub removed_runs: Vec<RunId>,
 }
 
+/// The `model.json` annotation that names the run published.
+pub const RUN_ANNOTATION: &str = "lakecdp:runId";
+
 /// The `model.json` annotation that holds the folder's publish ordinal.
 pub const VERSION_ANNOTATION: &str = "lakecdp:version";
 
@@ -300,7 +303,7 @@ impl CdmFolderWriter {
     pub async fn commit(mut self) -> Result<Published> {
         self.model.modified_time = Some(cdm_time(Utc::now()));
         self.model.annotations.push(Annotation {
-            name: "lakecdp:runId".into(),
+            name: RUN_ANNOTATION.into(),
             value: Some(self.run_id.to_string()),
         });
         self.model.annotations.push(Annotation {
@@ -565,4 +568,60 @@ pub async fn read_model_at(lake: &Lake, folder: &str) -> Result<Option<Model>> {
         Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The run whose `model.json` this is (its `lakecdp:runId` annotation).
+pub fn published_run(model: &Model) -> Option<RunId> {
+    model
+        .annotations
+        .iter()
+        .find(|a| a.name == RUN_ANNOTATION)
+        .and_then(|a| a.value.as_deref())
+        .and_then(RunId::parse)
+}
+
+fn run_manifest_path(lake: &Lake, process: &Process, run: &RunId) -> String {
+    lake.internal(&format!("runs/{}/{run}.json", process.folder()))
+}
+
+/// The manifest of a published run of `process` under `_lakecdp/runs/` (its entities
+/// and rows, and the report attached to it), if the run was published and is kept.
+pub async fn run_manifest(
+    lake: &Lake,
+    process: &Process,
+    run: &RunId,
+) -> Result<Option<serde_json::Value>> {
+    let rel = run_manifest_path(lake, process, run);
+    match lake.get(&rel).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::InvalidCdm {
+                path: lake.path(&rel).to_string(),
+                message: e.to_string(),
+            }),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Attach what a published run did (counts and names, never a row of data) to its
+/// manifest as `report`, where the admin centre reads it; retention removes it with
+/// the run. A run whose manifest is gone (removed by retention meanwhile) is left so.
+pub async fn attach_run_report(
+    lake: &Lake,
+    process: &Process,
+    run: &RunId,
+    report: serde_json::Value,
+) -> Result<()> {
+    let Some(mut manifest) = run_manifest(lake, process, run).await? else {
+        return Ok(());
+    };
+    if let Some(m) = manifest.as_object_mut() {
+        m.insert("report".into(), report);
+    }
+    lake.put(
+        &run_manifest_path(lake, process, run),
+        serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )
+    .await
 }

@@ -218,7 +218,10 @@ pub(crate) fn chart(d: &Distribution) -> Option<String> {
     let labels: Vec<String> = shown.iter().map(|(v, _)| v.clone()).collect();
     let values: Vec<f32> = shown.iter().map(|(_, n)| *n as f32).collect();
     let series = vec![Series::new("Profiles".into(), values)];
-    let bands = matches!(d.name.as_str(), "AgeBands" | "IncomeBands" | "Genders");
+    let bands = matches!(
+        d.name.as_str(),
+        "AgeBands" | "IncomeBands" | "Genders" | "ProfileSizes"
+    );
     let svg = if bands {
         let mut c = BarChart::new(series, labels);
         c.width = 520.0;

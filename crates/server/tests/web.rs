@@ -107,6 +107,18 @@ impl Browser {
         }
     }
 
+    /// A screenshot with the element `css` scrolled into view.
+    async fn shot_at(&self, css: &str, name: &str) {
+        self.client
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        self.shot(name).await;
+    }
+
     async fn shot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
@@ -193,18 +205,24 @@ impl Browser {
 
     /// The status of a request the page itself sends with its CSRF token.
     async fn fetch_status(&self, method: &str, path: &str) -> u64 {
+        self.send_status(method, path, "text=x&principal=vera&role=admin")
+            .await
+    }
+
+    /// [`Browser::fetch_status`] with this form body for a POST.
+    async fn send_status(&self, method: &str, path: &str, body: &str) -> u64 {
         let script = r#"
-            const [method, path, done] = arguments;
+            const [method, path, body, done] = arguments;
             const headers = JSON.parse(document.body.getAttribute('hx-headers') || '{}');
             const init = {method, headers};
             if (method === 'POST') {
                 headers['content-type'] = 'application/x-www-form-urlencoded';
-                init.body = 'text=x&principal=vera&role=admin';
+                init.body = body;
             }
             fetch(path, init).then(r => done(r.status), e => done(-1));
         "#;
         self.client
-            .execute_async(script, vec![json!(method), json!(path)])
+            .execute_async(script, vec![json!(method), json!(path), json!(body)])
             .await
             .unwrap()
             .as_u64()
@@ -234,9 +252,25 @@ struct Served {
     task: tokio::task::JoinHandle<Result<(), lakecdp_server::ServeError>>,
 }
 
+/// The vault's master key of this test binary, set in `LAKECDP_MASTER_KEY` once, before
+/// any test reads the environment (each starts with [`serve`]).
+fn master_key() {
+    static KEY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key).unwrap();
+        std::env::remove_var("LAKECDP_MASTER_KEY_FILE");
+        std::env::set_var(
+            "LAKECDP_MASTER_KEY",
+            base64::engine::general_purpose::STANDARD.encode(key),
+        );
+    });
+}
+
 /// The retail quickstart served on 127.0.0.1 with `ada` Admin, `vera` Viewer and
 /// `nina` without a role.
 async fn serve() -> Served {
+    master_key();
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail");
     std::fs::copy(
@@ -750,4 +784,379 @@ async fn the_admin_centre_in_chromium() {
     s.stop.cancel();
     s.task.await.unwrap().unwrap();
     drop(s.dir);
+}
+
+/// A number as a page shows it (grouped with narrow spaces).
+fn number(text: &str) -> u64 {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("`{text}` is a number"))
+}
+
+/// Wait until `css`'s text holds `what`.
+async fn until_text(b: &Browser, css: &str, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let text = b.text(css).await;
+        if text.contains(what) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "`{css}` shows {what}: {text}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Wait until the run shown in `within` has ended; it must have succeeded.
+async fn until_succeeded(b: &Browser, within: &str) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let css = format!("{within} #run-status");
+    loop {
+        let status = b.text(&css).await;
+        if ["Succeeded", "Failed", "Canceled"].contains(&status.as_str()) {
+            assert_eq!(status, "Succeeded", "{}", b.text(within).await);
+            return;
+        }
+        assert!(Instant::now() < deadline, "the run ends: {status}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Rows of a published entity.
+async fn rows_of(s: &Served, process: lakecdp_core::Process, entity: &str) -> u64 {
+    let lake = s.app.lake(&s.env).await.unwrap();
+    let model = lakecdp_lake::publish::read_model(&lake, &process)
+        .await
+        .unwrap()
+        .unwrap();
+    lakecdp_lake::partition::read_entity(&lake, &process.folder(), model.entity(entity).unwrap())
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows() as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_and_administration_pages_in_chromium() {
+    let s = serve().await;
+    let b = Browser::start("data-and-administration").await;
+    let base = &s.base;
+    let env = s.env.name.clone();
+    b.sign_in(base, "ada", PASSWORD).await;
+
+    // a refresh whose end only the run's event stream can announce (the run fragment
+    // does not poll): the tree ends Succeeded without the page being loaded again
+    b.client
+        .goto(&format!("{base}/environments/{env}"))
+        .await
+        .unwrap();
+    b.click("#refresh").await;
+    let run = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#refresh-status .run"))
+        .await
+        .unwrap();
+    assert!(
+        run.attr("data-events").await.unwrap().is_some(),
+        "a run in progress follows its events"
+    );
+    assert_eq!(
+        run.attr("hx-trigger").await.unwrap().as_deref(),
+        Some("run-ended")
+    );
+    until_succeeded(&b, "#refresh-status").await;
+    let tree = b.text("#refresh-status .tree").await;
+    assert!(tree.contains("ingest:Loyalty"), "{tree}");
+    b.shot("01-refresh-followed").await;
+
+    // sources: what each load read, wrote and kept as corrupt, and the corrupt rows
+    b.click(&format!("nav a[href='/environments/{env}/sources']"))
+        .await;
+    assert_eq!(b.text("#source-s2").await, "Loyalty");
+    let members = lakecdp_core::Process::Ingestion("Loyalty".into());
+    let written = rows_of(&s, members.clone(), "Members").await;
+    let corrupt = rows_of(&s, members, "Loyalty_Members_corrupt").await;
+    assert!(corrupt > 0, "the retail loyalty file has defects");
+    assert_eq!(number(&b.text("#written-s2-t0").await), written);
+    assert_eq!(number(&b.text("#corrupt-count-s2-t0").await), corrupt);
+    assert_eq!(
+        number(&b.text("#read-s2-t0").await),
+        written + corrupt,
+        "read = written + corrupt for a full load"
+    );
+    b.click("#corrupt-button-s2-t0").await;
+    let sample = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#corrupt-table-s2-t0"))
+        .await
+        .unwrap();
+    let lines = sample
+        .find_all(Locator::Css("tbody tr"))
+        .await
+        .unwrap()
+        .len() as u64;
+    assert_eq!(lines, corrupt.min(20));
+    let first = b.text("#corrupt-table-s2-t0 tbody tr").await;
+    assert!(first.contains("loyalty_members.jsonl"), "{first}");
+    b.shot_at("#corrupt-table-s2-t0", "02-sources").await;
+
+    // unification: the last run's figures, the rules previewed and saved as a revision
+    b.click(&format!("nav a[href='/environments/{env}/unification']"))
+        .await;
+    let (customers, _) = published(&s).await;
+    assert_eq!(
+        number(&b.text("#last-h + dl .profiles").await),
+        customers.len() as u64
+    );
+    let rules = b.text(".rule-matches tbody").await;
+    assert!(rules.contains("same name and phone"), "{rules}");
+    let sizes = b.text(".profile-sizes tbody").await;
+    let total: u64 = sizes
+        .lines()
+        .map(|l| number(l.split_once(' ').unwrap().1))
+        .sum();
+    assert_eq!(total, customers.len() as u64, "every profile has one size");
+    let section: String = b
+        .client
+        .execute("return document.getElementById('rules').value;", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(section.contains("[[unification.tables]]"), "{section}");
+    assert!(
+        !section.contains("[[sources]]"),
+        "only the rules: {section}"
+    );
+    let edited = section.replacen("[unification]", "[unification]\nmax_block = 500", 1);
+    b.client
+        .execute(
+            "document.getElementById('rules').value = arguments[0];",
+            vec![json!(edited)],
+        )
+        .await
+        .unwrap();
+    b.click("#preview-rules").await;
+    let preview = until_text(&b, "#rules-result", "nothing was published").await;
+    assert!(preview.contains("Pairs per rule"), "{preview}");
+    b.shot_at("#rules-result", "03-unification-preview").await;
+    b.click("#save-rules").await;
+    assert_eq!(b.text("#saved-revision").await, "2");
+    let (_, revisions) = s
+        .app
+        .revisions(&Actor::local(None), Some(&env))
+        .await
+        .unwrap();
+    let stored = &revisions[0];
+    assert_eq!(stored.number, 2);
+    assert!(stored.text.contains("max_block = 500"));
+    assert!(
+        stored.text.contains("[[sources]]"),
+        "the rest of the project is kept"
+    );
+    b.shot("04-unification-saved").await;
+    // a section with another part of the project is refused, and said
+    b.client
+        .execute(
+            "document.getElementById('rules').value = '[environment]\\nname = \"x\"\\n';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.click("#save-rules").await;
+    let refused = until_text(&b, "#rules-result", "another part").await;
+    assert!(refused.contains("`environment`"), "{refused}");
+
+    // connections: a secret is a write-only field, never shown again
+    b.click(&format!("nav a[href='/environments/{env}/connections']"))
+        .await;
+    let folder = s.dir.path().join("archive");
+    std::fs::create_dir_all(&folder).unwrap();
+    b.fill("#connection-name", "warehouse").await;
+    b.client
+        .find(Locator::Css("#connection-kind option[value=postgresql]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let kind = b.client.find(Locator::Css("#field-password")).await;
+    let kind = match kind {
+        Ok(k) => k,
+        Err(_) => {
+            until_text(&b, "#connection-fields", "password").await;
+            b.client
+                .find(Locator::Css("#field-password"))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        kind.attr("type").await.unwrap().as_deref(),
+        Some("password")
+    );
+    b.fill("#field-host", "127.0.0.1").await;
+    b.fill("#field-user", "exporter").await;
+    b.fill("#field-sslmode", "disable").await;
+    b.fill("#field-password", "pw-never-shown-9731").await;
+    b.click("#add-connection").await;
+    let listed = until_text(&b, "#connections tbody", "warehouse").await;
+    assert!(listed.contains("host = 127.0.0.1"), "{listed}");
+    assert!(listed.contains("password"), "the secret's name: {listed}");
+    let html = b.client.source().await.unwrap();
+    assert!(
+        !html.contains("pw-never-shown-9731"),
+        "the secret is not echoed"
+    );
+    // a local folder for an export
+    b.fill("#connection-name", "archive").await;
+    b.client
+        .find(Locator::Css("#connection-kind option[value=local]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_text(&b, "#connection-fields", "path").await;
+    b.fill("#field-path", &folder.display().to_string()).await;
+    b.click("#add-connection").await;
+    until_text(&b, "#connections tbody", "archive").await;
+    b.shot("05-connections").await;
+
+    // exports: one added, run now, followed to its end, in the history
+    b.click(&format!("nav a[href='/environments/{env}/exports']"))
+        .await;
+    b.fill("#export-name", "nightly").await;
+    b.client
+        .find(Locator::Css("#export-connection option[value=archive]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.click("input[name=table][value='Unification/Customer']")
+        .await;
+    b.click("#add-export").await;
+    until_text(&b, "#export-e0", "nightly").await;
+    b.click("#run-e0").await;
+    until_succeeded(&b, "#export-result-e0").await;
+    b.client.refresh().await.unwrap();
+    let history = b.text("#export-e0 ~ .history tbody").await;
+    assert!(history.contains("Succeeded"), "{history}");
+    let files = walk(&folder);
+    assert!(
+        files.iter().any(|f| f.contains("Customer")),
+        "the export wrote the Customer table: {files:?}"
+    );
+    b.shot("06-exports").await;
+
+    // tokens: the value shown once, then revoked
+    b.click(&format!("nav a[href='/environments/{env}/access']"))
+        .await;
+    b.fill("#token-name", "pipeline").await;
+    b.click("#create-token").await;
+    let value = b.text("#token-value").await;
+    assert!(value.len() > 30, "{value}");
+    let token = s.app.token_actor(&value).await;
+    assert!(token.is_ok(), "the value shown is the token");
+    b.client.refresh().await.unwrap();
+    assert!(
+        !b.client.source().await.unwrap().contains(&value),
+        "shown once"
+    );
+    let tokens = b.text("#tokens tbody").await;
+    assert!(tokens.contains("pipeline Viewer ada"), "{tokens}");
+    b.click("#tokens button").await;
+    // the page asks first
+    b.client.accept_alert().await.unwrap();
+    until_text(&b, "#tokens tbody", "revoked").await;
+    assert!(
+        s.app.token_actor(&value).await.is_err(),
+        "refused once revoked"
+    );
+    b.shot("07-tokens").await;
+
+    // groups are the catalog administrators'
+    b.client.goto(&format!("{base}/groups")).await.unwrap();
+    assert_eq!(b.text("h1").await, "Forbidden");
+    b.sign_out().await;
+    b.sign_in(base, "root", ROOT_PASSWORD).await;
+    b.client.goto(&format!("{base}/groups")).await.unwrap();
+    b.fill("#group-name", "analysts").await;
+    b.click("#create-group").await;
+    until_text(&b, "#groups tbody", "analysts").await;
+    b.fill("#member-name", "vera").await;
+    b.click("#change-member").await;
+    until_text(&b, "#groups tbody", "analysts vera").await;
+    b.shot("08-groups").await;
+    b.sign_out().await;
+
+    // a Viewer reads the sources and the rules, and changes nothing
+    b.sign_in(base, "vera", PASSWORD).await;
+    b.client
+        .goto(&format!("{base}/environments/{env}/unification"))
+        .await
+        .unwrap();
+    let rules = b.client.find(Locator::Css("#rules")).await.unwrap();
+    assert!(rules.attr("readonly").await.unwrap().is_some());
+    assert!(!b.exists("#save-rules").await);
+    assert_eq!(
+        b.send_status(
+            "POST",
+            &format!("/environments/{env}/unification"),
+            "rules=%5Bunification%5D"
+        )
+        .await,
+        403
+    );
+    b.client
+        .goto(&format!("{base}/environments/{env}/exports"))
+        .await
+        .unwrap();
+    assert!(b.text("#export-e0").await.contains("nightly"));
+    assert!(!b.exists("#run-e0").await && !b.exists("#export-form").await);
+    assert_eq!(
+        b.fetch_status("POST", &format!("/environments/{env}/exports/nightly/run"))
+            .await,
+        403
+    );
+    assert_eq!(
+        b.send_status(
+            "POST",
+            &format!("/environments/{env}/access/tokens"),
+            "name=mine&role=admin"
+        )
+        .await,
+        403
+    );
+    b.client
+        .goto(&format!("{base}/environments/{env}/sources"))
+        .await
+        .unwrap();
+    assert_eq!(number(&b.text("#written-s2-t0").await), written);
+    b.shot("09-viewer").await;
+
+    b.stop().await;
+    s.stop.cancel();
+    s.task.await.unwrap().unwrap();
+    drop(s.dir);
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }

@@ -26,6 +26,9 @@ use lakecdp_app::{Actor, App, RefreshRequest, Silent};
 use lakecdp_core::{Operation, Role, RunRecord};
 use serde::Deserialize;
 
+mod admin;
+mod data;
+
 use crate::auth::{self, Caller, Via, SESSION_COOKIE};
 use crate::problem::Problem;
 use crate::AppState;
@@ -82,24 +85,31 @@ pub(crate) struct Assets {
     pub css: Asset,
     /// htmx (vendored, 0BSD).
     pub htmx: Asset,
+    /// The admin centre's own script (live run progress).
+    pub js: Asset,
 }
 
 static ASSETS: LazyLock<Assets> = LazyLock::new(|| Assets {
     css: Asset::new(
         "/static/lakecdp.css",
         "text/css; charset=utf-8",
-        include_bytes!("../static/lakecdp.css"),
+        include_bytes!("../../static/lakecdp.css"),
     ),
     htmx: Asset::new(
         "/static/vendor/htmx-2.0.4.min.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../static/vendor/htmx-2.0.4.min.js"),
+        include_bytes!("../../static/vendor/htmx-2.0.4.min.js"),
+    ),
+    js: Asset::new(
+        "/static/lakecdp.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/lakecdp.js"),
     ),
 });
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     let path = format!("/static/{path}");
-    let Some(a) = [&ASSETS.css, &ASSETS.htmx]
+    let Some(a) = [&ASSETS.css, &ASSETS.htmx, &ASSETS.js]
         .into_iter()
         .find(|a| a.path == path)
     else {
@@ -327,6 +337,58 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/environments/{env}/customers/{id}/explain", get(explain))
         .route("/environments/{env}/access", get(access))
         .route("/environments/{env}/access/roles", post(set_role))
+        .route(
+            "/environments/{env}/access/tokens",
+            post(admin::create_token),
+        )
+        .route(
+            "/environments/{env}/access/tokens/{name}/revoke",
+            post(admin::revoke_token),
+        )
+        .route(
+            "/environments/{env}/connections",
+            get(admin::connections).post(admin::add_connection),
+        )
+        .route(
+            "/environments/{env}/connections/fields",
+            get(admin::connection_fields),
+        )
+        .route(
+            "/environments/{env}/connections/{name}/test",
+            post(admin::test_connection),
+        )
+        .route(
+            "/environments/{env}/connections/{name}/delete",
+            post(admin::delete_connection),
+        )
+        .route(
+            "/environments/{env}/exports",
+            get(admin::exports).post(admin::add_export),
+        )
+        .route(
+            "/environments/{env}/exports/{name}/run",
+            post(admin::run_export),
+        )
+        .route(
+            "/environments/{env}/exports/{name}/delete",
+            post(admin::delete_export),
+        )
+        .route("/groups", get(admin::groups).post(admin::create_group))
+        .route("/groups/members", post(admin::change_member))
+        .route("/groups/{name}/delete", post(admin::delete_group))
+        .route("/environments/{env}/sources", get(data::sources))
+        .route(
+            "/environments/{env}/sources/{source}/tables/{table}/corrupt",
+            get(data::corrupt_rows),
+        )
+        .route(
+            "/environments/{env}/unification",
+            get(data::unification).post(data::save_rules),
+        )
+        .route(
+            "/environments/{env}/unification/preview",
+            post(data::preview_rules),
+        )
         .route("/environments/{env}/segments", get(segments))
         .route(
             "/environments/{env}/segments/preview",
@@ -1025,7 +1087,7 @@ struct AccessPage {
     creator: String,
     is_admin: bool,
     roles: Vec<(String, String, String, String)>,
-    tokens: Vec<(String, String, String, String, String, String)>,
+    tokens: Vec<(String, String, String, String, String, String, String)>,
     audit: Vec<(String, String, String, String, String, String)>,
 }
 
@@ -1058,6 +1120,7 @@ async fn access(State(state): State<AppState>, page: Page, Path(env): Path<Strin
                             "revoked or expired"
                         }
                         .to_string(),
+                        url::form_urlencoded::byte_serialize(t.name.as_bytes()).collect(),
                     )
                 })
                 .collect();

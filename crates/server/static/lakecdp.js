@@ -1,0 +1,139 @@
+// lakecdp admin centre: live progress of a run from its event stream.
+//
+// An element with `data-events` (a run in progress) subscribes to the run's
+// server-sent events, marks each process of its tree as it starts and ends, and
+// shows the load progress; when the run ends it asks htmx to load the element
+// again (its `run-ended` trigger), which shows the final state from the catalog.
+// Text from events is only ever set as text, never as markup.
+(function () {
+  "use strict";
+
+  function mib(bytes) {
+    return (bytes / 1048576).toFixed(1) + " MiB";
+  }
+
+  function row(tree, process) {
+    var found = null;
+    tree.querySelectorAll("li[data-process]").forEach(function (li) {
+      if (li.getAttribute("data-process") === process) {
+        found = li;
+      }
+    });
+    if (!found) {
+      found = document.createElement("li");
+      found.setAttribute("data-process", process);
+      var status = document.createElement("span");
+      status.className = "status-queued";
+      status.textContent = "Queued";
+      var name = document.createElement("span");
+      name.textContent = " " + process + " ";
+      var progress = document.createElement("span");
+      progress.className = "progress";
+      found.append(status, name, progress);
+      tree.appendChild(found);
+    }
+    return found;
+  }
+
+  function mark(li, status, detail) {
+    var s = li.querySelector("span");
+    s.className = "status-" + status.toLowerCase();
+    s.textContent = status;
+    var p = li.querySelector(".progress");
+    if (p) {
+      p.textContent = detail || "";
+    }
+  }
+
+  function follow(el) {
+    if (el.getAttribute("data-following")) {
+      return;
+    }
+    el.setAttribute("data-following", "1");
+    var tree = el.querySelector(".tree");
+    var line = el.querySelector(".live");
+    var current = null;
+    var load = { table: "", bytes: 0, read: 0, records: 0 };
+    var ended = false;
+    var source = new EventSource(el.getAttribute("data-events"));
+
+    function end(wait) {
+      if (ended) {
+        return;
+      }
+      ended = true;
+      source.close();
+      // after a broken stream, a pause before the run is read again
+      setTimeout(function () { htmx.trigger(el, "run-ended"); }, wait || 0);
+    }
+
+    source.onmessage = function (message) {
+      var e;
+      try {
+        e = JSON.parse(message.data);
+      } catch (_) {
+        return;
+      }
+      switch (e.type) {
+        case "refresh_started":
+          (e.processes || []).forEach(function (p) { row(tree, String(p)); });
+          break;
+        case "process_started":
+          current = row(tree, String(e.process));
+          mark(current, "Running", "");
+          break;
+        case "process_finished":
+          var o = e.outcome || {};
+          var detail = [];
+          if (o.rows !== null && o.rows !== undefined) { detail.push(o.rows + " rows"); }
+          if (o.elapsed !== undefined) { detail.push(Number(o.elapsed).toFixed(1) + " s"); }
+          if (o.reason) { detail.push(o.reason); }
+          mark(row(tree, String(o.process)), String(o.status), detail.join(" · "));
+          break;
+        case "load_started":
+          load = { table: e.table, bytes: e.bytes, read: 0, records: 0, pass: e.pass };
+          break;
+        case "load_advanced":
+          load.read += e.bytes;
+          load.records += e.records;
+          if (line) {
+            line.textContent = "Loading " + load.table + " (pass " + load.pass + "): " +
+              load.records + " records, " + mib(load.read) + " of " + mib(load.bytes);
+          }
+          break;
+        case "load_finished":
+          if (line) { line.textContent = ""; }
+          break;
+        case "unifying":
+          if (line) { line.textContent = "Unifying " + e.tables + " tables"; }
+          break;
+        case "exported_table":
+          if (line) { line.textContent = "Sent " + e.table + ": " + e.rows + " rows"; }
+          break;
+        case "finished":
+          end();
+          break;
+      }
+    };
+    source.onerror = function () {
+      // the stream ended or broke: the element loads the run's state again
+      end(1000);
+    };
+  }
+
+  function scan(root) {
+    if (root.querySelectorAll) {
+      root.querySelectorAll("[data-events]").forEach(follow);
+    }
+    if (root.getAttribute && root.getAttribute("data-events")) {
+      follow(root);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    scan(document);
+    if (window.htmx) {
+      htmx.onLoad(scan);
+    }
+  });
+})();
