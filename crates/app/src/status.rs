@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use lakecdp_core::{Operation, Process, ProjectFile, RunId, RunRecord, Watermark};
 use lakecdp_lake::publish::{published_run, read_model, run_manifest};
 use lakecdp_lake::Lake;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::{Actor, App};
 use crate::error::{Error, Result, ResultExt};
@@ -21,8 +21,11 @@ use crate::revisions::RevisionChange;
 /// Corrupt rows a page shows at most per table.
 pub const CORRUPT_SAMPLE: usize = 20;
 
+/// Records per table a preview of unification rules unifies unless told otherwise.
+pub const PREVIEW_SAMPLE: usize = 5_000;
+
 /// Corrupt rows counted under one reason kind.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReasonCount {
     /// The reason's kind (the text before its first `:`).
     pub reason: String,
@@ -31,7 +34,7 @@ pub struct ReasonCount {
 }
 
 /// What a load applied to a table in the incremental layout.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IncrementalLoad {
     /// Where it started: `previous output` or `FullData`.
     pub base: String,
@@ -54,7 +57,7 @@ pub struct IncrementalLoad {
 }
 
 /// What the last load of one table did.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TableLoad {
     /// The table.
     pub table: String,
@@ -82,7 +85,7 @@ struct SourceLoad {
 }
 
 /// A published run of a process folder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Published {
     /// The run.
     pub run: RunId,
@@ -91,7 +94,7 @@ pub struct Published {
 }
 
 /// One source as its loads left it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SourceStatus {
     /// The source.
     pub source: String,
@@ -109,7 +112,7 @@ pub struct SourceStatus {
 }
 
 /// A corrupt row as its table keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CorruptRow {
     /// The file it was read from.
     pub file: String,
@@ -122,7 +125,7 @@ pub struct CorruptRow {
 }
 
 /// Records and what became of them, per unified table.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UnifiedTable {
     /// `Source.Table`.
     pub table: String,
@@ -137,7 +140,7 @@ pub struct UnifiedTable {
 }
 
 /// Pairs one rule matched.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RuleMatches {
     /// `Source.Table`.
     pub table: String,
@@ -152,7 +155,7 @@ pub struct RuleMatches {
 }
 
 /// Profiles of one size.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SizeCount {
     /// Source records in the profile.
     pub size: u64,
@@ -161,7 +164,7 @@ pub struct SizeCount {
 }
 
 /// The clusters a unification built.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Clusters {
     /// Records clustered.
     pub records: u64,
@@ -172,7 +175,7 @@ pub struct Clusters {
 }
 
 /// A match model's figures in a unification.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelMatches {
     /// `Source.Table`.
     pub table: String,
@@ -187,7 +190,7 @@ pub struct ModelMatches {
 }
 
 /// What a unification did.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UnifyStats {
     /// Profiles published.
     pub profiles: u64,
@@ -220,7 +223,7 @@ impl UnifyStats {
 }
 
 /// The unification of an environment: its rules and its last run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UnificationStatus {
     /// The applied revision.
     pub revision: u32,
@@ -486,6 +489,18 @@ impl App {
         Ok(text)
     }
 
+    /// The applied project's text with `section` as its `[unification]`, validated;
+    /// nothing is stored (Viewer).
+    pub async fn project_with_rules(
+        &self,
+        actor: &Actor,
+        environment: &str,
+        section: &str,
+    ) -> Result<String> {
+        self.with_rules(actor, environment, section, Operation::ViewEnvironment)
+            .await
+    }
+
     /// Store the applied project with `section` as its `[unification]` as the next
     /// revision (Contributor); the next refresh unifies with it.
     pub async fn apply_unification(
@@ -509,9 +524,7 @@ impl App {
         section: &str,
         sample: usize,
     ) -> Result<UnifyStats> {
-        let text = self
-            .with_rules(actor, environment, section, Operation::ViewEnvironment)
-            .await?;
+        let text = self.project_with_rules(actor, environment, section).await?;
         let report = self
             .in_environment(environment)
             .preview_unification(actor, Some(&text), sample)

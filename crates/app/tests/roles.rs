@@ -178,6 +178,14 @@ fn operations() -> Vec<Row> {
         row!("list_exports", Viewer, Allowed, |c, a| c.app.list_exports(&a, None).await),
         row!("sharing_status (not enabled)", Viewer, Fails(ErrorKind::NotFound), |c, a| c.app.sharing_status(&a, None).await),
         row!("show_export", Viewer, Allowed, |c, a| c.app.show_export(&a, "exp").await),
+        row!("exportable_tables", Viewer, Allowed, |c, a| c.app.exportable_tables(&a, "retail-demo").await),
+        row!("ingestion_status", Viewer, Allowed, |c, a| c.app.ingestion_status(&a, "retail-demo").await),
+        row!("corrupt_rows", Viewer, Allowed, |c, a| c.app.corrupt_rows(&a, "retail-demo", "Loyalty", "Members", 5).await),
+        row!("unification_status", Viewer, Allowed, |c, a| c.app.unification_status(&a, "retail-demo").await),
+        row!("preview_unification_rules", Viewer, Allowed, |c, a| async {
+            let rules = lakecdp_app::status::unification_section(&c.app.read_project_file()?)?;
+            c.app.preview_unification_rules(&a, "retail-demo", &rules, 50).await
+        }.await),
         // Contributor
         row!("inspect_source", Contributor, Allowed, |c, a| c.app.inspect_source(&a, "Crm", Some("Contacts")).await),
         row!("add_source_table", Contributor, Allowed, |c, a| c.app.add_source_table(&a, contacts_table("Extra")).await),
@@ -190,6 +198,10 @@ fn operations() -> Vec<Row> {
         row!("delete_export", Contributor, Allowed, |c, a| c.app.delete_export(&a, "exp-delete").await),
         row!("run_exports", Contributor, Allowed, |c, a| c.app.run_exports(&a, Some("exp"), &Silent).await),
         row!("list_connections", Contributor, Allowed, |c, a| c.app.list_connections(&a, None).await),
+        row!("apply_unification", Contributor, Allowed, |c, a| async {
+            let rules = lakecdp_app::status::unification_section(&c.app.read_project_file()?)?;
+            c.app.apply_unification(&a, "retail-demo", &rules).await
+        }.await),
         // Admin
         row!("set_role", Admin, Allowed, |c, a| c.app.set_role(&a, None, "tess", Some(Role::Viewer)).await),
         row!("update_environment", Admin, Allowed, |c, a| c.app.update_environment(&a, &c.spare_update, &EnvironmentChanges { retention_runs: Some(5), ..Default::default() }, &Silent).await),

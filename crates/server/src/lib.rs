@@ -15,6 +15,7 @@
 mod api;
 pub mod auth;
 pub mod jobs;
+mod loads;
 pub mod problem;
 mod reports;
 pub mod scheduler;
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(api::routes())
         .merge(work::routes())
         .merge(reports::routes())
+        .merge(loads::routes())
         .split_for_parts();
     let described = doc.clone();
     let router = api

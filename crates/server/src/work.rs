@@ -26,7 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Caller;
-use crate::problem::ApiResult;
+use crate::problem::{ApiResult, Problem};
 use crate::AppState;
 
 /// The routes of this module.
@@ -251,6 +251,8 @@ pub(crate) struct UnifyPreview {
     sample: Option<usize>,
     /// A project file whose rules to try instead of the applied revision's.
     text: Option<String>,
+    /// Or only a `[unification]` section to try in the applied project.
+    rules: Option<String>,
 }
 
 /// Unify a sample of each table and report the matches per rule; nothing is published
@@ -267,8 +269,22 @@ async fn preview_unification(
 ) -> ApiResult<Json<Value>> {
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let sample = body.sample.unwrap_or(1000).clamp(1, 100_000);
+    let text = match (body.text, body.rules) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::bad_request(
+                "give either `text` (a whole project file) or `rules` (its [unification] section), not both",
+            ))
+        }
+        (None, Some(rules)) => Some(
+            state
+                .app
+                .project_with_rules(&caller.actor, &env, &rules)
+                .await?,
+        ),
+        (text, None) => text,
+    };
     let report = app_in(&state, &env)
-        .preview_unification(&caller.actor, body.text.as_deref(), sample)
+        .preview_unification(&caller.actor, text.as_deref(), sample)
         .await?;
     Ok(Json(unify_report_json(&report)))
 }

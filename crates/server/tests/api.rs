@@ -313,6 +313,12 @@ async fn the_openapi_description_is_3_1_and_lists_every_route() {
         ("/api/environments/{env}/checks", &["post"]),
         ("/api/environments/{env}/customers/{id}/explain", &["get"]),
         ("/api/environments/{env}/unification/preview", &["post"]),
+        ("/api/environments/{env}/unification", &["get", "put"]),
+        ("/api/environments/{env}/ingestion", &["get"]),
+        (
+            "/api/environments/{env}/ingestion/{source}/{table}/corrupt",
+            &["get"],
+        ),
         ("/api/environments/{env}/unification/train", &["post"]),
         ("/api/environments/{env}/segments/{name}", &["get"]),
         ("/api/environments/{env}/segments/preview", &["post"]),
@@ -672,6 +678,31 @@ async fn every_route_checks_the_callers_role() {
             Method::POST,
             format!("{e}/unification/preview"),
             Some(json!({"sample": 5})),
+            Some(Role::Viewer),
+        ),
+        (
+            Method::GET,
+            format!("{e}/unification"),
+            None,
+            Some(Role::Viewer),
+        ),
+        // rules refused after the role check: nothing is stored
+        (
+            Method::PUT,
+            format!("{e}/unification"),
+            Some(json!({"rules": "[environment]\nname = \"x\"\n"})),
+            Some(Role::Contributor),
+        ),
+        (
+            Method::GET,
+            format!("{e}/ingestion"),
+            None,
+            Some(Role::Viewer),
+        ),
+        (
+            Method::GET,
+            format!("{e}/ingestion/Crm/Contacts/corrupt"),
+            None,
             Some(Role::Viewer),
         ),
         (
@@ -1456,6 +1487,88 @@ async fn profiles_segments_connections_and_export_jobs_over_the_api() {
     assert!(unify["profiles"].as_u64().unwrap() > 0, "{unify}");
     assert!(!unify["rules"].as_array().unwrap().is_empty(), "{unify}");
     assert!(unify["run"].is_null(), "a preview publishes nothing");
+
+    // the sources' last loads and the unification, as the admin centre's pages show them
+    let loads = s
+        .call(Method::GET, &format!("{e}/ingestion"), &vera, None)
+        .await;
+    assert_eq!(loads.status, StatusCode::OK, "{}", loads.text);
+    let loads = loads.json();
+    let crm = loads["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["source"] == "Crm")
+        .unwrap();
+    let contacts = &crm["loads"][0];
+    assert_eq!(contacts["table"], "Contacts");
+    let corrupt = contacts["corrupt"].as_u64().unwrap();
+    assert!(corrupt > 0, "{contacts}");
+    assert_eq!(
+        contacts["read"].as_u64().unwrap(),
+        contacts["written"].as_u64().unwrap() + corrupt
+    );
+    let sample = s
+        .call(
+            Method::GET,
+            &format!("{e}/ingestion/Crm/Contacts/corrupt?limit=2"),
+            &vera,
+            None,
+        )
+        .await
+        .json();
+    let rows = sample["rows"].as_array().unwrap();
+    assert_eq!(rows.len() as u64, corrupt.min(2));
+    assert!(rows
+        .iter()
+        .all(|r| !r["reason"].as_str().unwrap().is_empty()));
+    let unification = s
+        .call(Method::GET, &format!("{e}/unification"), &vera, None)
+        .await
+        .json();
+    let rules = unification["section"].as_str().unwrap().to_string();
+    assert!(rules.contains("[[unification.tables]]"), "{unification}");
+    assert!(unification["last"]["profiles"].as_u64().unwrap() > 0);
+    let edited = rules.replacen("[unification]", "[unification]\nmax_block = 400", 1);
+    let preview = s
+        .call(
+            Method::POST,
+            &format!("{e}/unification/preview"),
+            &vera,
+            Some(json!({"sample": 200, "rules": edited})),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.text);
+    let saved = s
+        .call(
+            Method::PUT,
+            &format!("{e}/unification"),
+            &vera,
+            Some(json!({"rules": edited})),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::FORBIDDEN, "{}", saved.text);
+    let saved = s
+        .call(
+            Method::PUT,
+            &format!("{e}/unification"),
+            &ada,
+            Some(json!({"rules": edited})),
+        )
+        .await
+        .json();
+    assert_eq!(saved["changed"], true, "{saved}");
+    let again = s
+        .call(
+            Method::PUT,
+            &format!("{e}/unification"),
+            &ada,
+            Some(json!({"rules": edited})),
+        )
+        .await
+        .json();
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["revision"], saved["revision"]);
 
     // a connection to a folder under the data root, usable by Contributors
     let folder = s._dir.path().join("exported");

@@ -9,15 +9,13 @@ use axum::Form;
 use lakecdp_app::revisions::RevisionChange;
 use lakecdp_app::status::{
     ModelMatches, RuleMatches, SourceStatus, UnifiedTable, UnifyStats, CORRUPT_SAMPLE,
+    PREVIEW_SAMPLE,
 };
 use lakecdp_core::Role;
 use serde::Deserialize;
 
 use super::{role_in, Chrome, Page, RunRow};
 use crate::AppState;
-
-/// Records per table a rules preview unifies.
-const PREVIEW_SAMPLE: usize = 5_000;
 
 fn segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
