@@ -210,8 +210,9 @@ impl App {
         // sealed secrets that cannot be opened stay unresolved: the configuration check
         // then names them and the fix
         let sealed = self.storage_secrets(env).await.unwrap_or_default();
+        let each = |r: &check::CheckResult| observer.event(&Event::CheckResult(r.clone()));
         let report = Arc::new(
-            check::run(
+            check::run_observed(
                 &env.storage,
                 &CheckOptions {
                     environment_id: env.id,
@@ -221,6 +222,7 @@ impl App {
                     project_dir: Some(self.project_dir().to_path_buf()),
                     sealed,
                 },
+                &each,
             )
             .await,
         );

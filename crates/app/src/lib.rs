@@ -42,6 +42,7 @@ pub use refresh::{RefreshPlan, RefreshReport, RefreshRequest, StartedRefresh};
 pub use scheduler::{SchedulerEvent, SchedulerObserver};
 pub use tokio_util::sync::CancellationToken;
 
+pub use lakecdp_lake::check::CheckResult as CheckResultLine;
 pub use lakecdp_lake::{CheckReport, CheckStatus};
 
 /// The reports of the processes, as events carry them.

@@ -165,6 +165,9 @@ pub enum Event {
         /// Its storage, e.g. `local storage at /data/lake`.
         storage: String,
     },
+    /// One prerequisite check has its result (a check may be reported again when a
+    /// later step changes it; [`Event::ChecksFinished`] holds the final table).
+    CheckResult(lakecdp_lake::check::CheckResult),
     /// The prerequisite checks ended.
     ChecksFinished(Arc<lakecdp_lake::CheckReport>),
     /// An environment is about to change in these ways.
@@ -306,6 +309,8 @@ impl Event {
                 storage,
             } => json!({"type": "checks_started", "environment": environment,
                 "storage": storage}),
+            Event::CheckResult(c) => json!({"type": "check_result", "check": c.check.title(),
+                "status": c.status.to_string()}),
             Event::ChecksFinished(_) => json!({"type": "checks_finished"}),
             Event::EnvironmentChanges(c) => json!({"type": "environment_changes", "changes": c}),
             Event::Canceling(why) => json!({"type": "canceling", "reason": why}),

@@ -154,11 +154,15 @@ pub struct CheckOptions {
     pub sealed: crate::secrets::Secrets,
 }
 
-struct Run {
+/// Receives each check's result as soon as it is known.
+pub type OnResult<'a> = &'a (dyn Fn(&CheckResult) + Sync);
+
+struct Run<'a> {
     results: Vec<CheckResult>,
+    each: OnResult<'a>,
 }
 
-impl Run {
+impl Run<'_> {
     fn set(
         &mut self,
         check: Check,
@@ -170,6 +174,7 @@ impl Run {
             r.status = status;
             r.detail = detail.into();
             r.fix = fix;
+            (self.each)(r);
         }
     }
     fn pass(&mut self, check: Check, detail: impl Into<String>) {
@@ -225,7 +230,18 @@ impl Run {
 
 /// Run every prerequisite check of `storage` for an environment.
 pub async fn run(storage: &StorageConfig, opts: &CheckOptions) -> CheckReport {
+    run_observed(storage, opts, &|_| {}).await
+}
+
+/// [`run`], handing each result to `each` as soon as it is known (a check may be
+/// reported again when a later step changes its result; the report holds the last).
+pub async fn run_observed(
+    storage: &StorageConfig,
+    opts: &CheckOptions,
+    each: OnResult<'_>,
+) -> CheckReport {
     let mut run = Run {
+        each,
         results: Check::ALL
             .iter()
             .map(|c| CheckResult {
@@ -524,7 +540,7 @@ fn normalise_region(r: &str) -> String {
 }
 
 fn region_check(
-    run: &mut Run,
+    run: &mut Run<'_>,
     env: Option<&str>,
     configured: Option<&str>,
     reported: Option<&str>,
@@ -558,7 +574,12 @@ fn region_check(
     }
 }
 
-async fn probe_permissions(run: &mut Run, handle: &StoreHandle, env: EnvironmentId, kind: &str) {
+async fn probe_permissions(
+    run: &mut Run<'_>,
+    handle: &StoreHandle,
+    env: EnvironmentId,
+    kind: &str,
+) {
     let lake = Lake::new(handle, env);
     let rel = lake.internal(&format!("probe-{}", uuid::Uuid::new_v4().simple()));
     let path = lake.path(&rel);

@@ -1,10 +1,13 @@
-// lakecdp admin centre: live progress of a run from its event stream.
+// lakecdp admin centre: what updates while it happens.
 //
-// An element with `data-events` (a run in progress) subscribes to the run's
-// server-sent events, marks each process of its tree as it starts and ends, and
-// shows the load progress; when the run ends it asks htmx to load the element
-// again (its `run-ended` trigger), which shows the final state from the catalog.
-// Text from events is only ever set as text, never as markup.
+// - An element with `data-events` (a run in progress) subscribes to the run's
+//   server-sent events, marks each process of its tree as it starts and ends, and
+//   shows the load progress; when the run ends it asks htmx to load the element
+//   again (its `run-ended` trigger), which shows the final state from the catalog.
+//   Text from events is only ever set as text, never as markup.
+// - A form with `data-stream` posts itself and shows the server's answer in the
+//   element it names while the answer arrives (the prerequisite checks of a new
+//   environment, row by row); what follows the final mark replaces the rest.
 (function () {
   "use strict";
 
@@ -121,9 +124,71 @@
     };
   }
 
+  var FINAL = "<!--final-->";
+
+  function stream(form) {
+    if (form.getAttribute("data-streaming")) {
+      return;
+    }
+    form.setAttribute("data-streaming", "1");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var target = document.querySelector(form.getAttribute("data-stream"));
+      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      // answers for a part of the page (errors as fragments, redirects as headers)
+      headers["hx-request"] = "true";
+      var button = form.querySelector("button[type=submit]");
+      if (button) {
+        button.disabled = true;
+      }
+      target.textContent = "Running the prerequisite checks…";
+      fetch(form.getAttribute("action"), {
+        method: "POST",
+        headers: headers,
+        body: new URLSearchParams(new FormData(form)),
+        credentials: "same-origin"
+      }).then(function (response) {
+        var redirect = response.headers.get("hx-redirect");
+        if (redirect) {
+          window.location.assign(redirect);
+          return null;
+        }
+        var reader = response.body.getReader();
+        var decoder = new TextDecoder();
+        var text = "";
+        // the server's own escaped markup, shown as it grows
+        var show = function () {
+          var at = text.indexOf(FINAL);
+          target.innerHTML = at >= 0 ? text.slice(at + FINAL.length) : text;
+        };
+        var pump = function () {
+          return reader.read().then(function (part) {
+            if (part.done) {
+              text += decoder.decode();
+              show();
+              return null;
+            }
+            text += decoder.decode(part.value, { stream: true });
+            show();
+            return pump();
+          });
+        };
+        return pump();
+      }).catch(function (e) {
+        target.textContent = "The request failed: " + e;
+      }).finally(function () {
+        if (button) {
+          button.disabled = false;
+        }
+      });
+    });
+  }
+
   function scan(root) {
     if (root.querySelectorAll) {
       root.querySelectorAll("[data-events]").forEach(follow);
+      root.querySelectorAll("form[data-stream]").forEach(stream);
     }
     if (root.getAttribute && root.getAttribute("data-events")) {
       follow(root);

@@ -1893,3 +1893,83 @@ async fn local_paths_stay_under_the_data_root_and_administrators_create_environm
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     s.stop().await;
 }
+
+/// The admin centre's page for a new environment answers with the prerequisite table
+/// growing as the checks run: one live row per check result, in the order the checks
+/// end, then the final table and the outcome after the final mark.
+#[tokio::test]
+async fn a_new_environments_checks_are_streamed_as_they_run() {
+    let s = start(test_policy()).await;
+    let root = s.sign_in("root", ROOT_PASSWORD).await;
+    let Auth::Session { cookie, csrf } = &root else {
+        unreachable!()
+    };
+    let project = format!(
+        "[environment]\nname = \"streamed\"\n[environment.storage]\nkind = \"local\"\npath = \"{}\"\n",
+        s._dir.path().join("streamed-lake").display()
+    );
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("text", &project)
+        .append_pair("create_container", "true")
+        .finish();
+    let resp = s
+        .http
+        .post(format!("{}/environments/new", s.base))
+        .header("cookie", format!("lakecdp_session={cookie}"))
+        .header("x-csrf-token", csrf)
+        .header("hx-request", "true")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers().get("content-length").is_none(),
+        "the answer is streamed, its length unknown when it starts"
+    );
+    use futures::StreamExt;
+    let mut text = String::new();
+    let mut parts = resp.bytes_stream();
+    while let Some(part) = parts.next().await {
+        text.push_str(std::str::from_utf8(&part.unwrap()).unwrap());
+    }
+    let (live, last) = text
+        .split_once("<!--final-->")
+        .unwrap_or_else(|| panic!("a final part: {text}"));
+    assert!(live.starts_with("<table id=\"checks-live\">"), "{live}");
+    let live_rows = live.matches("<tr><td>").count();
+    let final_rows = last.matches("<tr><td>").count();
+    assert!(final_rows >= 5, "{last}");
+    assert!(
+        live_rows >= final_rows,
+        "every check was shown as it ended ({live_rows} live rows, {final_rows} checks)"
+    );
+    assert!(
+        last.contains("id=\"created\"") && last.contains("streamed"),
+        "{last}"
+    );
+    assert!(s
+        ._dir
+        .path()
+        .join("streamed-lake/customerinsights")
+        .is_dir());
+    // an administrator's refusal is said before anything streams
+    let ada = s.sign_in("ada", PASSWORD).await;
+    let Auth::Session { cookie, csrf } = &ada else {
+        unreachable!()
+    };
+    let refused = s
+        .http
+        .post(format!("{}/environments/new", s.base))
+        .header("cookie", format!("lakecdp_session={cookie}"))
+        .header("x-csrf-token", csrf)
+        .header("hx-request", "true")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("text=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    s.stop().await;
+}

@@ -456,7 +456,7 @@ async fn the_admin_centre_in_chromium() {
     assert!(checks.contains("storage reachable ok"), "{checks}");
     assert!(!checks.contains("FAILED"), "{checks}");
     assert!(s.dir.path().join("lake-web/customerinsights").is_dir());
-    b.shot("02b-environment-created").await;
+    b.shot_at("#checks", "02b-environment-created").await;
     // the same name again is refused, and said
     b.click("#create-environment").await;
     let refused = b.text("#creation-error").await;

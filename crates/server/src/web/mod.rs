@@ -577,62 +577,126 @@ struct CreatedFragment {
     created: String,
 }
 
+/// Where a streamed answer's final part begins: the page's script shows only what
+/// follows it once it arrives.
+const FINAL_MARK: &str = "<!--final-->";
+
+#[derive(Template)]
+#[template(path = "check_row.html")]
+struct CheckRow {
+    c: (String, String, String, String),
+}
+
+fn check_row(r: &lakecdp_app::CheckResultLine) -> (String, String, String, String) {
+    (
+        r.check.title().to_string(),
+        r.status.to_string(),
+        r.detail.clone(),
+        r.fix.clone().unwrap_or_default(),
+    )
+}
+
+/// Sends each check's row as it is known, and keeps the final report.
+struct Creating {
+    live: tokio::sync::mpsc::UnboundedSender<String>,
+    report: std::sync::Mutex<Option<std::sync::Arc<lakecdp_app::CheckReport>>>,
+}
+
+impl lakecdp_app::Observer for Creating {
+    fn event(&self, event: &lakecdp_app::Event) {
+        match event {
+            lakecdp_app::Event::CheckResult(r) => {
+                if let Ok(row) = (CheckRow { c: check_row(r) }).render() {
+                    let _ = self.live.send(row);
+                }
+            }
+            lakecdp_app::Event::ChecksFinished(report) => {
+                if let Ok(mut kept) = self.report.lock() {
+                    *kept = Some(std::sync::Arc::clone(report));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Create an environment from a project file's text, streaming the prerequisite table
+/// as the checks run: each row as its check ends, then (after [`FINAL_MARK`]) the final
+/// table with the outcome.
 async fn create_environment(
     State(state): State<AppState>,
     page: Page,
     Form(form): Form<NewEnvironmentForm>,
 ) -> Response {
-    let checks = crate::work::Checks::default();
+    if let Err(e) = state.app.require_administrator(page.actor()).await {
+        return page.problem(None, e.into());
+    }
+    let base = form.base.trim();
+    let app = if base.is_empty() {
+        state.app.clone()
+    } else {
+        match state.app.in_folder(base) {
+            Ok(app) => app,
+            Err(e) => return page.problem(None, e.into()),
+        }
+    };
     let create = lakecdp_app::environments::Creation {
         create_container: form.create_container.is_some(),
         adopt: false,
     };
-    let base = form.base.trim();
-    let app = if base.is_empty() {
-        Ok(state.app.clone())
-    } else {
-        state.app.in_folder(base)
-    };
-    let outcome = match app {
-        Ok(app) => {
-            app.create_environment_from_text(page.actor(), &form.text, &create, &checks)
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    let table = checks
-        .take()
-        .map(|r| {
-            r.results
-                .iter()
-                .map(|c| {
-                    (
-                        c.check.title().to_string(),
-                        c.status.to_string(),
-                        c.detail.clone(),
-                        c.fix.clone().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    match outcome {
-        Ok(env) => render(&CreatedFragment {
-            error: String::new(),
-            checks: table,
-            created: env.name,
-        }),
-        Err(e) => {
-            let problem = Problem::from(e);
-            let status = problem.status();
-            let fragment = CreatedFragment {
-                error: problem.detail().to_string(),
-                checks: table,
+    let (live, rows) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let head = "<table id=\"checks-live\"><caption>Prerequisite checks, as they run</caption>\
+        <thead><tr><th scope=\"col\">Check</th><th scope=\"col\">Result</th>\
+        <th scope=\"col\">Found</th><th scope=\"col\">Fix</th></tr></thead><tbody>"
+        .to_string();
+    let _ = live.send(head);
+    let actor = page.actor().clone();
+    tokio::spawn(async move {
+        let observer = Creating {
+            live: live.clone(),
+            report: std::sync::Mutex::new(None),
+        };
+        let outcome = app
+            .create_environment_from_text(&actor, &form.text, &create, &observer)
+            .await;
+        let checks = observer
+            .report
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .map(|r| r.results.iter().map(check_row).collect())
+            .unwrap_or_default();
+        let fragment = match outcome {
+            Ok(env) => CreatedFragment {
+                error: String::new(),
+                checks,
+                created: env.name,
+            },
+            Err(e) => CreatedFragment {
+                error: Problem::from(e).detail().to_string(),
+                checks,
                 created: String::new(),
-            };
-            (status, render(&fragment)).into_response()
-        }
-    }
+            },
+        };
+        let last = match fragment.render() {
+            Ok(html) => html,
+            Err(e) => {
+                tracing::error!(error = %e, "a page could not be rendered");
+                "<p class=\"problem\" role=\"alert\">the outcome could not be shown; the server's log says why</p>".into()
+            }
+        };
+        let _ = live.send(format!("</tbody></table>{FINAL_MARK}{last}"));
+    });
+    let body = futures::stream::unfold(rows, |mut rows| async move {
+        rows.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rows))
+    });
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 fn storage_text(env: &lakecdp_core::Environment) -> String {
