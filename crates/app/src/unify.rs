@@ -51,8 +51,12 @@ pub struct WeightRow {
     pub level: String,
     /// The level's probability among matches.
     pub m: f64,
-    /// The level's probability among non-matches.
+    /// The level's probability among non-matches (for an exact agreement weighed by
+    /// term frequency: the share of records holding the value, floored).
     pub u: f64,
+    /// The share of records holding the value, when the weight is adjusted by it (a
+    /// rare value weighs more than a common one).
+    pub term_frequency: Option<f64>,
     /// Its weight, log2(m / u).
     pub weight: f64,
 }
@@ -282,9 +286,7 @@ impl App {
             }
         }
 
-        // the source records, with their mapped columns (and every column, to explain
-        // what a match model compared)
-        let mut raw: HashMap<(String, String), HashMap<String, String>> = HashMap::new();
+        // the source records, with their mapped columns
         let spec = project.unification.as_ref();
         for (source, table, key) in &records {
             let columns: Vec<String> = spec
@@ -318,14 +320,6 @@ impl App {
                             .iter()
                             .filter_map(|c| text(&b, c).map(|a| (c.clone(), value(&a, i))))
                             .collect();
-                        let all = raw.entry((table.clone(), key.clone())).or_default();
-                        for f in b.schema().fields() {
-                            if let Some(a) = text(&b, f.name()) {
-                                if !a.is_null(i) {
-                                    all.insert(f.name().clone(), value(&a, i));
-                                }
-                            }
-                        }
                     }
                 }
             }
@@ -369,7 +363,8 @@ impl App {
                     if value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
                         let y = (value(tb, i), value(kb, i));
                         if let Some(w) =
-                            waterfall(&lake, &records, spec, &raw, &mut models, &x, &y).await?
+                            waterfall(&lake, &project.sources, &records, spec, &mut models, &x, &y)
+                                .await?
                         {
                             out.weights.push(w);
                         }
@@ -417,8 +412,16 @@ impl App {
                         if !rule.is_null(i) && value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
                             let x = (table.clone(), key.clone());
                             let y = (table.clone(), winner.clone());
-                            if let Some(w) =
-                                waterfall(&lake, &records, spec, &raw, &mut models, &x, &y).await?
+                            if let Some(w) = waterfall(
+                                &lake,
+                                &project.sources,
+                                &records,
+                                spec,
+                                &mut models,
+                                &x,
+                                &y,
+                            )
+                            .await?
                             {
                                 out.weights.push(w);
                             }
@@ -446,9 +449,9 @@ impl App {
 /// when the declaration or its stored model is gone.
 async fn waterfall(
     lake: &lakecdp_lake::Lake,
+    sources: &[lakecdp_core::SourceSpec],
     records: &[(String, String, String)],
     spec: Option<&lakecdp_core::UnificationSpec>,
-    raw: &HashMap<(String, String), HashMap<String, String>>,
     models: &mut HashMap<String, Option<lakecdp_match::model::Model>>,
     x: &(String, String),
     y: &(String, String),
@@ -488,12 +491,20 @@ async fn waterfall(
     let Some(Some(stored)) = models.get(&name) else {
         return Ok(None);
     };
-    let empty = HashMap::new();
-    let va = raw.get(x).unwrap_or(&empty);
-    let vb = raw.get(y).unwrap_or(&empty);
-    let rows = model::explain_records(declared, stored, a, b, &|c| va.get(c).cloned(), &|c| {
-        vb.get(c).cloned()
-    });
+    let Some(rows) = model::explain_pair(
+        lake,
+        sources,
+        spec,
+        declared,
+        stored,
+        a,
+        b,
+        (x.1.as_str(), y.1.as_str()),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
     let weight: f64 = rows.iter().map(|r| r.weight).sum();
     Ok(Some(PairWeights {
         record: format!("{}:{}", x.0, x.1),
@@ -505,6 +516,7 @@ async fn waterfall(
                 level: r.level_label.to_string(),
                 m: r.m,
                 u: r.u,
+                term_frequency: r.term_frequency,
                 weight: r.weight,
             })
             .collect(),

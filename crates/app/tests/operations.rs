@@ -421,13 +421,13 @@ async fn a_match_model_is_trained_stored_reused_and_explained() {
     }
     let mut model_pair = None;
     for b in &pairs {
-        let (rule, key) = (strings(b, "Rule"), strings(b, "KeyA"));
+        let (rule, key, score) = (strings(b, "Rule"), strings(b, "KeyA"), strings(b, "Score"));
         if let Some(i) = rule.iter().position(|x| x == "model") {
-            model_pair = Some(key[i].clone());
+            model_pair = Some((key[i].clone(), score[i].parse::<f64>().unwrap()));
             break;
         }
     }
-    let key = model_pair.expect("the model joined a pair");
+    let (key, score) = model_pair.expect("the model joined a pair");
     let id = &by_key[&("Customers".to_string(), key.clone())];
     let e = r.app.explain(&admin(), id).await.unwrap();
     let w = e
@@ -443,6 +443,23 @@ async fn a_match_model_is_trained_stored_reused_and_explained() {
     let sum: f64 = w.rows.iter().map(|r| r.weight).sum();
     assert!((sum - w.weight).abs() < 1e-9);
     assert!(w.probability > 0.5, "{w:?}");
+    // the waterfall weighs as the run did, term frequencies included: its probability
+    // is the one the run published for the pair
+    assert!(
+        (w.probability - score).abs() < 1e-4,
+        "explained {} against {score} published: {w:?}",
+        w.probability
+    );
+    for row in &w.rows {
+        if let Some(share) = row.term_frequency {
+            assert_eq!(row.level, "exact", "{row:?}");
+            assert!(share > 0.0 && share < 1.0, "{row:?}");
+        }
+    }
+    assert!(
+        w.rows.iter().any(|r| r.term_frequency.is_some()),
+        "an exact name agreement weighs by the name's share: {w:?}"
+    );
 }
 
 fn strings(batch: &arrow::record_batch::RecordBatch, column: &str) -> Vec<String> {

@@ -65,13 +65,25 @@ pub async fn explain(app: &App, actor: &Actor, a: ExplainArgs) -> anyhow::Result
             "match model: {} and {}: weight {:+.2} (probability {:.4})",
             w.record, w.matched, w.weight, w.probability
         );
-        let mut t = output::table(&["comparison", "level", "m", "u", "weight", ""]);
+        let mut t = output::table(&[
+            "comparison",
+            "level",
+            "m",
+            "u",
+            "value's share",
+            "weight",
+            "",
+        ]);
         for r in &w.rows {
             t.add_row(vec![
                 r.column.clone(),
                 r.level.clone(),
                 format!("{:.4}", r.m),
                 format!("{:.6}", r.u),
+                // an exact agreement on a rare value weighs more than on a common one
+                r.term_frequency
+                    .map(|f| format!("{:.6}", f))
+                    .unwrap_or_default(),
                 format!("{:+.2}", r.weight),
                 bar(r.weight),
             ]);

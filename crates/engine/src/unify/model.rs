@@ -823,44 +823,87 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     })
 }
 
+/// The share of records holding `value` among the values of `a` (and `b`, unless one
+/// table): what a term-frequency adjusted exact agreement weighs with, as
+/// [`term_frequencies`] counts it.
+fn share_of(a: &StringArray, b: &StringArray, same: bool, value: &str) -> f64 {
+    let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
+    let (mut holding, mut total) = (0u64, 0u64);
+    for side in sides {
+        for row in 0..side.len() {
+            if let Some(v) = at(side, row) {
+                total += 1;
+                holding += u64::from(v == value);
+            }
+        }
+    }
+    holding as f64 / total.max(1) as f64
+}
+
 /// Why two records got their weight under a stored model: every compared column's
-/// level and weight (a waterfall whose rows sum to the pair's weight), from the two
-/// records' raw values (`a` of `table`, `b` of `other`; the same table for a dedupe
-/// model). Term frequencies are not known here, so an exact agreement on a column
-/// with term-frequency weighting shows its average weight.
-pub fn explain_records(
+/// level and weight, a waterfall whose rows sum to the pair's weight. The records are
+/// `key_a` of `table` and `key_b` of `other` (the same table for a dedupe model); their
+/// values are normalised as the unification normalises them (the alias overrides
+/// included), and an exact agreement on a term-frequency adjusted column weighs with
+/// the share of records holding the value, as in the run. None when a key is no longer
+/// in its table.
+#[allow(clippy::too_many_arguments)]
+pub async fn explain_pair(
+    lake: &Lake,
+    sources: &[lakecdp_core::SourceSpec],
+    unification: &lakecdp_core::UnificationSpec,
     spec: &ModelSpec,
     model: &Model,
     table: &lakecdp_core::UnifyTableSpec,
     other: &lakecdp_core::UnifyTableSpec,
-    a: &dyn Fn(&str) -> Option<String>,
-    b: &dyn Fn(&str) -> Option<String>,
-) -> Vec<lakecdp_match::model::Contribution> {
-    let semantic = |column: &str, counterpart: &str| {
-        table
-            .columns
-            .iter()
-            .find(|c| c.name == column)
-            .or_else(|| other.columns.iter().find(|c| c.name == counterpart))
-            .map(|c| c.semantic.clone())
-            .unwrap_or(SemanticType::Custom(String::new()))
+    (key_a, key_b): (&str, &str),
+) -> Result<Option<Vec<lakecdp_match::model::Contribution>>> {
+    let same = table.qualified() == other.qualified();
+    let own: Vec<String> = spec.compare.iter().map(|c| c.column.clone()).collect();
+    let counterparts: Vec<String> = spec
+        .compare
+        .iter()
+        .map(|c| c.with.clone().unwrap_or_else(|| c.column.clone()))
+        .collect();
+    let a = super::data::load_table(lake, table, sources, &own).await?;
+    let loaded_b = if same {
+        None
+    } else {
+        Some(super::data::load_table(lake, other, sources, &counterparts).await?)
     };
+    let b = loaded_b.as_ref().unwrap_or(&a);
+    let (Some(x), Some(y)) = (
+        a.keys.iter().position(|k| k == key_a),
+        b.keys.iter().position(|k| k == key_b),
+    ) else {
+        return Ok(None);
+    };
+    let mut cache =
+        super::rules::NormalizedCache::with_aliases(unification.overrides.aliases.clone());
     let mut levels = Vec::with_capacity(spec.compare.len());
+    let mut shares = Vec::with_capacity(spec.compare.len());
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
         let steps = c
             .normalize
             .clone()
-            .unwrap_or_else(|| semantic(&c.column, counterpart).default_normalizations());
-        let normalizer = lakecdp_match::normalize::Normalizer::new(&steps);
-        let x = a(&c.column).map(|v| normalizer.apply(&v));
-        let y = b(counterpart).map(|v| normalizer.apply(&v));
-        levels.push(column.kind.level_of(
-            x.as_deref().filter(|v| !v.is_empty()),
-            y.as_deref().filter(|v| !v.is_empty()),
-        ));
+            .unwrap_or_else(|| semantic_of(&a, b, &c.column, counterpart).default_normalizations());
+        let va = cache.get(&a, &c.column, &steps)?;
+        let vb = if same {
+            va.clone()
+        } else {
+            cache.get(b, counterpart, &steps)?
+        };
+        let level = column.kind.level_of(at(&va, x), at(&vb, y));
+        shares.push(match at(&va, x) {
+            Some(value) if column.term_frequency && level == 0 => {
+                Some(share_of(&va, &vb, same, value))
+            }
+            _ => None,
+        });
+        levels.push(level);
     }
-    model.explain(&levels, &[])
+    Ok(Some(model.explain(&levels, &shares)))
 }
 
 /// Set the model's priors (matches, and related pairs when it has that class) to their

@@ -1098,7 +1098,7 @@ struct WeightsView {
     matched: String,
     weight: String,
     probability: String,
-    rows: Vec<(String, String, String)>,
+    rows: Vec<(String, String, String, String)>,
 }
 
 #[derive(Template)]
@@ -1133,7 +1133,13 @@ async fn explain(
                     rows: w
                         .rows
                         .into_iter()
-                        .map(|r| (r.column, r.level, format!("{:+.2}", r.weight)))
+                        .map(|r| {
+                            let share = r
+                                .term_frequency
+                                .map(|f| format!("{:.4}%", f * 100.0))
+                                .unwrap_or_default();
+                            (r.column, r.level, share, format!("{:+.2}", r.weight))
+                        })
                         .collect(),
                 })
                 .collect(),
