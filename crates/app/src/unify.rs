@@ -339,6 +339,7 @@ impl App {
         let keys: Vec<String> = records.iter().map(|(_, _, k)| k.clone()).collect();
         // the stored models read so far, by name (each is read once)
         let mut models: HashMap<String, Option<lakecdp_match::model::Model>> = HashMap::new();
+        let mut explaining = spec.map(lakecdp_engine::unify::model::Explaining::new);
 
         for b in rows(
             &session,
@@ -362,9 +363,17 @@ impl App {
                 if in_profile.contains(&x) {
                     if value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
                         let y = (value(tb, i), value(kb, i));
-                        if let Some(w) =
-                            waterfall(&lake, &project.sources, &records, spec, &mut models, &x, &y)
-                                .await?
+                        if let Some(w) = waterfall(
+                            &lake,
+                            &project.sources,
+                            &records,
+                            spec,
+                            &mut models,
+                            &mut explaining,
+                            &x,
+                            &y,
+                        )
+                        .await?
                         {
                             out.weights.push(w);
                         }
@@ -418,6 +427,7 @@ impl App {
                                 &records,
                                 spec,
                                 &mut models,
+                                &mut explaining,
                                 &x,
                                 &y,
                             )
@@ -447,12 +457,14 @@ impl App {
 /// The waterfall of a pair a match model joined: record `x` (table, key) of the later
 /// table (or of the table, for a dedupe model) and `y`, with the stored model. None
 /// when the declaration or its stored model is gone.
+#[allow(clippy::too_many_arguments)]
 async fn waterfall(
     lake: &lakecdp_lake::Lake,
     sources: &[lakecdp_core::SourceSpec],
     records: &[(String, String, String)],
     spec: Option<&lakecdp_core::UnificationSpec>,
     models: &mut HashMap<String, Option<lakecdp_match::model::Model>>,
+    explaining: &mut Option<lakecdp_engine::unify::model::Explaining>,
     x: &(String, String),
     y: &(String, String),
 ) -> Result<Option<PairWeights>> {
@@ -491,10 +503,13 @@ async fn waterfall(
     let Some(Some(stored)) = models.get(&name) else {
         return Ok(None);
     };
+    let Some(explaining) = explaining.as_mut() else {
+        return Ok(None);
+    };
     let Some(rows) = model::explain_pair(
         lake,
         sources,
-        spec,
+        explaining,
         declared,
         stored,
         a,

@@ -840,18 +840,53 @@ fn share_of(a: &StringArray, b: &StringArray, same: bool, value: &str) -> f64 {
     holding as f64 / total.max(1) as f64
 }
 
+/// What explaining the pairs of one profile reads once: the compared tables and their
+/// normalised values (normalised as the unification normalises them, the alias
+/// overrides included).
+pub struct Explaining {
+    tables: HashMap<(String, Vec<String>), std::sync::Arc<TableData>>,
+    cache: super::rules::NormalizedCache,
+}
+
+impl Explaining {
+    /// Nothing read yet, for the unification `unification`.
+    pub fn new(unification: &lakecdp_core::UnificationSpec) -> Self {
+        Self {
+            tables: HashMap::new(),
+            cache: super::rules::NormalizedCache::with_aliases(
+                unification.overrides.aliases.clone(),
+            ),
+        }
+    }
+
+    async fn table(
+        &mut self,
+        lake: &Lake,
+        sources: &[lakecdp_core::SourceSpec],
+        spec: &lakecdp_core::UnifyTableSpec,
+        columns: Vec<String>,
+    ) -> Result<std::sync::Arc<TableData>> {
+        let key = (spec.qualified(), columns);
+        if let Some(t) = self.tables.get(&key) {
+            return Ok(std::sync::Arc::clone(t));
+        }
+        let t = std::sync::Arc::new(super::data::load_table(lake, spec, sources, &key.1).await?);
+        self.tables.insert(key, std::sync::Arc::clone(&t));
+        Ok(t)
+    }
+}
+
 /// Why two records got their weight under a stored model: every compared column's
 /// level and weight, a waterfall whose rows sum to the pair's weight. The records are
 /// `key_a` of `table` and `key_b` of `other` (the same table for a dedupe model); their
-/// values are normalised as the unification normalises them (the alias overrides
-/// included), and an exact agreement on a term-frequency adjusted column weighs with
-/// the share of records holding the value, as in the run. None when a key is no longer
-/// in its table.
+/// values are normalised as the unification normalises them, and an exact agreement on
+/// a term-frequency adjusted column weighs with the share of records holding the value,
+/// as in the run. None when a key is no longer in its table.
 #[allow(clippy::too_many_arguments)]
 pub async fn explain_pair(
     lake: &Lake,
     sources: &[lakecdp_core::SourceSpec],
-    unification: &lakecdp_core::UnificationSpec,
+    explaining: &mut Explaining,
     spec: &ModelSpec,
     model: &Model,
     table: &lakecdp_core::UnifyTableSpec,
@@ -865,34 +900,30 @@ pub async fn explain_pair(
         .iter()
         .map(|c| c.with.clone().unwrap_or_else(|| c.column.clone()))
         .collect();
-    let a = super::data::load_table(lake, table, sources, &own).await?;
-    let loaded_b = if same {
-        None
+    let a = explaining.table(lake, sources, table, own).await?;
+    let b = if same {
+        std::sync::Arc::clone(&a)
     } else {
-        Some(super::data::load_table(lake, other, sources, &counterparts).await?)
+        explaining.table(lake, sources, other, counterparts).await?
     };
-    let b = loaded_b.as_ref().unwrap_or(&a);
     let (Some(x), Some(y)) = (
         a.keys.iter().position(|k| k == key_a),
         b.keys.iter().position(|k| k == key_b),
     ) else {
         return Ok(None);
     };
-    let mut cache =
-        super::rules::NormalizedCache::with_aliases(unification.overrides.aliases.clone());
     let mut levels = Vec::with_capacity(spec.compare.len());
     let mut shares = Vec::with_capacity(spec.compare.len());
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
-        let steps = c
-            .normalize
-            .clone()
-            .unwrap_or_else(|| semantic_of(&a, b, &c.column, counterpart).default_normalizations());
-        let va = cache.get(&a, &c.column, &steps)?;
+        let steps = c.normalize.clone().unwrap_or_else(|| {
+            semantic_of(&a, &b, &c.column, counterpart).default_normalizations()
+        });
+        let va = explaining.cache.get(&a, &c.column, &steps)?;
         let vb = if same {
             va.clone()
         } else {
-            cache.get(b, counterpart, &steps)?
+            explaining.cache.get(&b, counterpart, &steps)?
         };
         let level = column.kind.level_of(at(&va, x), at(&vb, y));
         shares.push(match at(&va, x) {
