@@ -191,10 +191,25 @@ fn check_password_rules(name: &str, password: &str) -> Result<()> {
     Ok(())
 }
 
+/// The longest lifetime a token may have, in days (ten years).
+pub const MAX_TOKEN_DAYS: i64 = 3650;
+
+fn max_token_lifetime() -> Duration {
+    Duration::days(MAX_TOKEN_DAYS)
+}
+
+/// `n` days as a lifetime, however large `n` is (one too large to state is refused by
+/// the operation it is given to, after the caller's role is checked).
+pub fn lifetime_days(n: i64) -> Duration {
+    Duration::try_days(n).unwrap_or(Duration::MAX)
+}
+
 fn check_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with("token:")
+        // `.` and `..` would be path steps in the admin centre's addresses
+        && !name.chars().all(|c| c == '.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._@-+".contains(c));
@@ -203,7 +218,7 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     } else {
         Err(Error::invalid(format!(
             "`{name}` is not a valid {what} name: use 1 to 128 letters, digits and `._@-+`, \
-             not starting with `token:`"
+             not starting with `token:` and not only dots"
         )))
     }
 }
@@ -452,8 +467,10 @@ impl App {
             .environment_for(actor, environment, Operation::ManageRoles)
             .await?;
         check_name("token", name)?;
-        if expires_in.is_some_and(|d| d <= Duration::zero()) {
-            return Err(Error::invalid("a token's lifetime must be positive"));
+        if expires_in.is_some_and(|d| d <= Duration::zero() || d > max_token_lifetime()) {
+            return Err(Error::invalid(format!(
+                "a token's lifetime must be positive and at most {MAX_TOKEN_DAYS} days"
+            )));
         }
         let id = random_token(9);
         let secret = format!("{TOKEN_PREFIX}{id}_{}", random_token(32));
@@ -768,5 +785,27 @@ impl App {
             None,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_letters_digits_and_a_few_marks_never_only_dots() {
+        for ok in ["ada", "etl.nightly", "a-b_c+d@e", "x."] {
+            assert!(check_name("token", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "token:x", &"x".repeat(129)] {
+            assert!(check_name("token", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_lifetime_too_long_to_state_saturates() {
+        assert_eq!(lifetime_days(2), Duration::days(2));
+        assert_eq!(lifetime_days(i64::MAX), Duration::MAX);
+        assert!(lifetime_days(i64::MAX) > max_token_lifetime());
     }
 }

@@ -18,6 +18,8 @@ use crate::app::{Actor, App};
 use crate::error::{Error, Result, ResultExt};
 use crate::revisions::RevisionChange;
 
+pub use lakecdp_engine::ingest::corrupt_entity;
+
 /// Corrupt rows a page shows at most per table.
 pub const CORRUPT_SAMPLE: usize = 20;
 
@@ -91,6 +93,15 @@ pub struct Published {
     pub run: RunId,
     /// When it was published (CDM time), when its manifest is kept.
     pub at: Option<String>,
+}
+
+/// The sources of an applied revision as their loads left them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ingestion {
+    /// The applied revision whose sources these are.
+    pub revision: u32,
+    /// Each source, in the order the revision declares them.
+    pub sources: Vec<SourceStatus>,
 }
 
 /// One source as its loads left it.
@@ -247,7 +258,15 @@ async fn published(
     let Some(run) = published_run(&model) else {
         return Ok(None);
     };
-    let manifest = run_manifest(lake, process, &run).await?;
+    // a manifest that does not read only hides the figures, like a report that does not
+    let manifest = match run_manifest(lake, process, &run).await {
+        Ok(m) => m,
+        Err(lakecdp_lake::Error::InvalidCdm { path, message }) => {
+            tracing::warn!(%path, %message, "a run manifest in the lake does not read; its figures are not shown");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let at = manifest
         .as_ref()
         .and_then(|m| m.get("publishedAt"))
@@ -287,8 +306,8 @@ pub fn unification_section(text: &str) -> Result<String> {
 }
 
 /// A project file's text with its `[unification]` section replaced by `section` (at the
-/// end of the file; none when `section` is empty). `section` must hold the
-/// `unification` table and nothing else.
+/// end of the file). `section` must hold the `unification` table and nothing else:
+/// removing the unification is an edit of the whole project file, never an empty form.
 pub fn with_unification(text: &str, section: &str) -> Result<String> {
     let new: toml_edit::DocumentMut = section
         .parse()
@@ -298,16 +317,16 @@ pub fn with_unification(text: &str, section: &str) -> Result<String> {
             "only the `[unification]` section is edited here; `{key}` belongs to another part of the project file (edit that with `lakecdp apply`)"
         )));
     }
+    if new.get("unification").is_none() {
+        return Err(Error::invalid(
+            "the rules hold no `[unification]` section; to stop unifying, remove it from the project file and apply that with `lakecdp apply`",
+        ));
+    }
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e| Error::invalid(format!("the applied project is not valid TOML: {e}")))?;
     doc.remove("unification");
-    let base = doc.to_string();
-    let joined = if new.get("unification").is_none() {
-        base
-    } else {
-        format!("{}\n\n{}\n", base.trim_end(), section.trim())
-    };
+    let joined = format!("{}\n\n{}\n", doc.to_string().trim_end(), section.trim());
     // the section must mean the same at the end of the file as alone (a bare key would
     // otherwise join the table before it)
     let again: toml::Table = toml::from_str(&joined).map_err(|e| {
@@ -339,13 +358,10 @@ impl App {
     }
 
     /// Each source of the applied revision with its last load (Viewer).
-    pub async fn ingestion_status(
-        &self,
-        actor: &Actor,
-        environment: &str,
-    ) -> Result<Vec<SourceStatus>> {
+    pub async fn ingestion_status(&self, actor: &Actor, environment: &str) -> Result<Ingestion> {
         let (env, lake) = self.viewable(actor, environment).await?;
-        let project = self.applied(actor, &env).await?.project;
+        let applied = self.applied(actor, &env).await?;
+        let project = applied.project;
         let mut out = Vec::with_capacity(project.sources.len());
         for source in &project.sources {
             let process = Process::Ingestion(source.name.clone());
@@ -370,7 +386,10 @@ impl App {
                 watermarks: self.catalog().watermarks(env.id, &source.name).await?,
             });
         }
-        Ok(out)
+        Ok(Ingestion {
+            revision: applied.revision.number,
+            sources: out,
+        })
     }
 
     /// The first `limit` corrupt rows of a source table's last load (Viewer).
@@ -392,7 +411,7 @@ impl App {
             .ok_or_else(|| {
                 Error::not_found(format!("source `{}` has no table `{table}`", spec.name))
             })?;
-        let entity = format!("{}_{}_corrupt", spec.name, t.name);
+        let entity = corrupt_entity(&spec.name, &t.name);
         let session = self
             .session(&lake, project.environment.engine, false)
             .await?;
@@ -403,8 +422,12 @@ impl App {
         {
             return Ok(Vec::new());
         }
-        let sql =
-            format!("SELECT \"File\", \"Line\", \"Raw\", \"Reason\" FROM corrupt LIMIT {limit}");
+        // in the order the rows were read; the record as read cut to its first 1,000
+        // characters (a hostile file's line may be huge)
+        let sql = format!(
+            "SELECT \"File\", \"Line\", substr(\"Raw\", 1, 1000), \"Reason\" \
+             FROM corrupt ORDER BY \"File\", \"Line\" LIMIT {limit}"
+        );
         let batches = session
             .context()
             .sql(&sql)
@@ -433,11 +456,17 @@ impl App {
                     })
                     .collect())
             };
-            let (file, line, raw, reason) = (text(0)?, text(1)?, text(2)?, text(3)?);
+            let (file, raw, reason) = (text(0)?, text(2)?, text(3)?);
+            let lines = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Int64)
+                .map_err(|e| Error::internal(format!("the corrupt table's lines: {e}")))?;
+            let lines = lines
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .ok_or_else(|| Error::internal("the corrupt table's lines are not numbers"))?;
             for r in 0..b.num_rows() {
                 rows.push(CorruptRow {
                     file: file[r].clone(),
-                    line: line[r].parse().unwrap_or(0),
+                    line: lines.value(r),
                     raw: raw[r].clone(),
                     reason: reason[r].clone(),
                 });
@@ -503,15 +532,28 @@ impl App {
 
     /// Store the applied project with `section` as its `[unification]` as the next
     /// revision (Contributor); the next refresh unifies with it.
+    ///
+    /// `edited` is the revision whose rules were edited: when another revision was
+    /// applied since, nothing is stored and the conflict is said (the edit would undo it).
     pub async fn apply_unification(
         &self,
         actor: &Actor,
         environment: &str,
         section: &str,
+        edited: Option<u32>,
     ) -> Result<RevisionChange> {
         let text = self
             .with_rules(actor, environment, section, Operation::EditProject)
             .await?;
+        if let Some(edited) = edited {
+            let env = self.environment(Some(environment)).await?;
+            let applied = self.applied(actor, &env).await?.revision.number;
+            if applied != edited {
+                return Err(Error::conflict(format!(
+                    "these rules were edited from revision {edited}, but revision {applied} was applied since: load the page again to edit the rules of revision {applied}"
+                )));
+            }
+        }
         self.apply_text(actor, environment, &text).await
     }
 
@@ -587,10 +629,10 @@ name = "contacts"
     }
 
     #[test]
-    fn an_empty_section_removes_the_unification() {
-        let text = with_unification(PROJECT, "").unwrap();
-        let t: toml::Table = toml::from_str(&text).unwrap();
-        assert!(t.get("unification").is_none());
-        assert!(t.get("sources").is_some());
+    fn rules_without_the_section_are_refused() {
+        for empty in ["", "# only a comment\n"] {
+            let e = with_unification(PROJECT, empty).unwrap_err();
+            assert!(e.to_string().contains("no `[unification]`"), "{e}");
+        }
     }
 }

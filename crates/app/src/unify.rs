@@ -506,7 +506,7 @@ async fn waterfall(
     let Some(explaining) = explaining.as_mut() else {
         return Ok(None);
     };
-    let Some(rows) = model::explain_pair(
+    let explained = model::explain_pair(
         lake,
         sources,
         explaining,
@@ -516,9 +516,15 @@ async fn waterfall(
         b,
         (x.1.as_str(), y.1.as_str()),
     )
-    .await?
-    else {
-        return Ok(None);
+    .await;
+    let rows = match explained {
+        Ok(Some(rows)) => rows,
+        Ok(None) => return Ok(None),
+        // the rest of the explanation stands without this pair's weights
+        Err(e) => {
+            tracing::warn!(error = %e, record = %x.1, "a model pair's weights could not be explained");
+            return Ok(None);
+        }
     };
     let weight: f64 = rows.iter().map(|r| r.weight).sum();
     Ok(Some(PairWeights {

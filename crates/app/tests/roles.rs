@@ -200,7 +200,7 @@ fn operations() -> Vec<Row> {
         row!("list_connections", Contributor, Allowed, |c, a| c.app.list_connections(&a, None).await),
         row!("apply_unification", Contributor, Allowed, |c, a| async {
             let rules = lakecdp_app::status::unification_section(&c.app.read_project_file()?)?;
-            c.app.apply_unification(&a, "retail-demo", &rules).await
+            c.app.apply_unification(&a, "retail-demo", &rules, None).await
         }.await),
         // Admin
         row!("set_role", Admin, Allowed, |c, a| c.app.set_role(&a, None, "tess", Some(Role::Viewer)).await),

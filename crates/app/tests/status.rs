@@ -31,6 +31,8 @@ async fn the_load_and_unification_reports_match_the_published_tables() {
     let env = r.env.name.clone();
     // before any refresh: the sources are declared, nothing is loaded
     let before = r.app.ingestion_status(&admin(), &env).await.unwrap();
+    assert_eq!(before.revision, 1);
+    let before = before.sources;
     assert_eq!(before.len(), 3);
     assert!(before
         .iter()
@@ -44,7 +46,12 @@ async fn the_load_and_unification_reports_match_the_published_tables() {
         .is_none());
 
     r.full_refresh(Arc::new(Recorder::default())).await;
-    let status = r.app.ingestion_status(&admin(), &env).await.unwrap();
+    let status = r
+        .app
+        .ingestion_status(&admin(), &env)
+        .await
+        .unwrap()
+        .sources;
     for s in &status {
         let process = Process::Ingestion(s.source.clone());
         let loads = s.loads.as_ref().expect("the load's report is kept");
@@ -53,7 +60,7 @@ async fn the_load_and_unification_reports_match_the_published_tables() {
         for load in loads {
             let written = rows(&r, &process, &load.table).await;
             assert_eq!(load.written, written, "{}.{}", s.source, load.table);
-            let corrupt_entity = format!("{}_{}_corrupt", s.source, load.table);
+            let corrupt_entity = lakecdp_app::status::corrupt_entity(&s.source, &load.table);
             let corrupt = rows(&r, &process, &corrupt_entity).await;
             assert_eq!(load.corrupt, corrupt, "{corrupt_entity}");
             assert_eq!(
@@ -72,6 +79,12 @@ async fn the_load_and_unification_reports_match_the_published_tables() {
                 .await
                 .unwrap();
             assert_eq!(sample.len() as u64, load.corrupt.min(CORRUPT_SAMPLE as u64));
+            assert!(
+                sample
+                    .windows(2)
+                    .all(|w| (&w[0].file, w[0].line) <= (&w[1].file, w[1].line)),
+                "in the order they were read"
+            );
             for row in &sample {
                 let kind = row.reason.split(':').next().unwrap();
                 assert!(
@@ -118,7 +131,12 @@ async fn the_load_and_unification_reports_match_the_published_tables() {
 
     // a refresh that loads nothing new keeps the reports of the runs still published
     r.full_refresh(Arc::new(Recorder::default())).await;
-    let again = r.app.ingestion_status(&admin(), &env).await.unwrap();
+    let again = r
+        .app
+        .ingestion_status(&admin(), &env)
+        .await
+        .unwrap()
+        .sources;
     for (a, b) in status.iter().zip(&again) {
         assert_eq!(a.published, b.published, "{} was unchanged", a.source);
         assert_eq!(a.loads, b.loads);

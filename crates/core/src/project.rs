@@ -166,6 +166,12 @@ impl ProjectFile {
                 "the environment name must be at most 64 printable characters",
                 "choose a shorter name",
             ));
+        } else if env.name.trim().chars().all(|c| c == '.') {
+            errors.push(ConfigError::new(
+                "environment.name",
+                "an environment name of dots only would be a step in paths and addresses",
+                "choose a name with a letter or digit",
+            ));
         }
         if env.retention_runs == 0 {
             errors.push(ConfigError::new(
@@ -310,6 +316,16 @@ region = "westeurope"
 kind = "local"
 path = "lake"
 "#;
+
+    #[test]
+    fn an_environment_named_only_dots_is_refused() {
+        for name in [".", ".."] {
+            let text = LOCAL.replace("name = \"retail\"", &format!("name = \"{name}\""));
+            let e = ProjectFile::parse(&text).unwrap_err().to_string();
+            assert!(e.contains("environment.name") && e.contains("dots"), "{e}");
+        }
+        assert!(ProjectFile::parse(&LOCAL.replace("\"retail\"", "\"r.1\"")).is_ok());
+    }
 
     #[test]
     fn parses_a_local_project_with_defaults() {

@@ -619,9 +619,10 @@ pub async fn attach_run_report(
     if let Some(m) = manifest.as_object_mut() {
         m.insert("report".into(), report);
     }
-    lake.put(
-        &run_manifest_path(lake, process, run),
-        serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
-    )
-    .await
+    let path = run_manifest_path(lake, process, run);
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::InvalidCdm {
+        path: lake.path(&path).to_string(),
+        message: e.to_string(),
+    })?;
+    lake.put(&path, bytes).await
 }

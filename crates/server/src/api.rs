@@ -704,7 +704,7 @@ async fn create_token(
             Some(&env),
             &body.name,
             role,
-            body.expires_days.map(chrono::Duration::days),
+            body.expires_days.map(lakecdp_app::accounts::lifetime_days),
         )
         .await?;
     let mut value = json!(new.token);
@@ -822,7 +822,7 @@ async fn add_sharing_recipient(
             &caller.actor,
             Some(&env),
             &body.name,
-            body.expires_days.map(chrono::Duration::days),
+            body.expires_days.map(lakecdp_app::accounts::lifetime_days),
         )
         .await?;
     let mut value = json!(new.token);

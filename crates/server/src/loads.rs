@@ -38,8 +38,11 @@ async fn ingestion_status(
     caller: Caller,
     Path(env): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let list = state.app.ingestion_status(&caller.actor, &env).await?;
-    Ok(Json(json!({"environment": env, "sources": list})))
+    let status = state.app.ingestion_status(&caller.actor, &env).await?;
+    Ok(Json(
+        json!({"environment": env, "revision": status.revision,
+        "sources": status.sources}),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -90,6 +93,10 @@ async fn unification_status(
 pub(crate) struct RulesBody {
     /// The section, as TOML.
     rules: String,
+    /// The revision whose rules were edited: refused with 409 when another was applied
+    /// since.
+    #[serde(default)]
+    revision: Option<u32>,
 }
 
 /// Store the applied project with these rules as its next revision (Contributor).
@@ -97,7 +104,8 @@ pub(crate) struct RulesBody {
     params(("env" = String, Path, description = "environment name or id")),
     request_body = RulesBody,
     responses((status = 200, description = "the revision"), (status = 400, description = "invalid rules"),
-        (status = 403, description = "below Contributor")))]
+        (status = 403, description = "below Contributor"),
+        (status = 409, description = "another revision was applied since the one edited")))]
 async fn save_rules(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,7 +114,7 @@ async fn save_rules(
 ) -> ApiResult<Json<Value>> {
     let change = state
         .app
-        .apply_unification(&caller.actor, &env, &body.rules)
+        .apply_unification(&caller.actor, &env, &body.rules, body.revision)
         .await?;
     Ok(Json(match change {
         RevisionChange::New(n) => json!({"revision": n, "changed": true}),

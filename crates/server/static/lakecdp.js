@@ -48,17 +48,24 @@
     }
   }
 
+  // how often each run's stream was followed to its end, to pause before following
+  // it again when the run still shows as unfinished
+  var followed = {};
+
   function follow(el) {
     if (el.getAttribute("data-following")) {
       return;
     }
     el.setAttribute("data-following", "1");
+    var url = el.getAttribute("data-events");
+    followed[url] = (followed[url] || 0) + 1;
+    var pause = followed[url] > 1 ? Math.min(500 * Math.pow(2, followed[url] - 2), 10000) : 0;
     var tree = el.querySelector(".tree");
     var line = el.querySelector(".live");
     var current = null;
     var load = { table: "", bytes: 0, read: 0, records: 0 };
     var ended = false;
-    var source = new EventSource(el.getAttribute("data-events"));
+    var source = new EventSource(url);
 
     function end(wait) {
       if (ended) {
@@ -66,11 +73,24 @@
       }
       ended = true;
       source.close();
-      // after a broken stream, a pause before the run is read again
-      setTimeout(function () { htmx.trigger(el, "run-ended"); }, wait || 0);
+      if (!document.body.contains(el)) {
+        return;
+      }
+      // after a broken stream, or a run read again still unfinished, a pause first
+      setTimeout(function () { htmx.trigger(el, "run-ended"); }, Math.max(wait || 0, pause));
     }
+    // an element swapped out of the page stops following (a stream holds a connection)
+    el.addEventListener("htmx:beforeCleanupElement", function () {
+      ended = true;
+      source.close();
+    });
 
     source.onmessage = function (message) {
+      if (!document.body.contains(el)) {
+        ended = true;
+        source.close();
+        return;
+      }
       var e;
       try {
         e = JSON.parse(message.data);

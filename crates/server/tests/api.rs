@@ -463,6 +463,19 @@ async fn tokens_are_scoped_shown_once_and_refused_once_revoked() {
     let created = r.json();
     let token = created["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("lcdp_"));
+    // a lifetime too long to state is refused, not a crash
+    for days in [99_999_999_999_999_i64, 3651, 0] {
+        let r = s
+            .call(
+                Method::POST,
+                &path,
+                &ada,
+                Some(json!({"name": "long", "role": "viewer", "expires_days": days})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{days}: {}", r.text);
+        assert!(r.text.contains("at most 3650 days"), "{}", r.text);
+    }
     assert!(
         created.get("token_hash").is_none(),
         "the digest is never shown"

@@ -867,6 +867,31 @@ async fn the_data_and_administration_pages_in_chromium() {
         run.attr("hx-trigger").await.unwrap().as_deref(),
         Some("run-ended")
     );
+    // a process shown ended while the run itself still shows Running: only the event
+    // stream marks it so (the fragment is not loaded again before the run ends)
+    let marked = r#"
+        const done = [...document.querySelectorAll('#refresh-status li[data-process] span:first-child')]
+            .some(s => s.textContent === 'Succeeded');
+        const status = document.getElementById('run-status');
+        return done && status !== null && status.textContent === 'Running';
+    "#;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut live = false;
+    while Instant::now() < deadline {
+        if b.client.execute(marked, vec![]).await.unwrap() == json!(true) {
+            live = true;
+            break;
+        }
+        let status = b.text("#run-status").await;
+        if status != "Running" && status != "Queued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        live,
+        "a process was marked ended from the event stream while the run ran"
+    );
     until_succeeded(&b, "#refresh-status").await;
     let tree = b.text("#refresh-status .tree").await;
     assert!(tree.contains("ingest:Loyalty"), "{tree}");
@@ -1141,6 +1166,44 @@ async fn the_data_and_administration_pages_in_chromium() {
         .unwrap();
     assert_eq!(number(&b.text("#written-s2-t0").await), written);
     b.shot("09-viewer").await;
+    b.sign_out().await;
+
+    // a principal without a role sees neither page, and its forms are refused for the
+    // role before anything in them is judged
+    b.sign_in(base, "nina", PASSWORD).await;
+    for page in ["sources", "unification", "exports", "connections"] {
+        b.client
+            .goto(&format!("{base}/environments/{env}/{page}"))
+            .await
+            .unwrap();
+        assert_eq!(b.text("h1").await, "Forbidden", "{page}");
+    }
+    assert!(!b.text("main").await.contains("Loyalty"));
+    for (path, body) in [
+        (
+            "access/tokens",
+            "name=mine&role=nonsense&days=99999999999999",
+        ),
+        ("connections", "name=x&kind=nonsense"),
+        ("exports", "name=x"),
+        ("unification", "rules=not+toml+%5B"),
+    ] {
+        assert_eq!(
+            b.send_status("POST", &format!("/environments/{env}/{path}"), body)
+                .await,
+            403,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        b.send_status(
+            "POST",
+            "/groups/members",
+            "group=analysts&member=nina&action=nonsense"
+        )
+        .await,
+        403
+    );
 
     b.stop().await;
     s.stop.cancel();

@@ -20,9 +20,9 @@ pub fn parse_lifetime(text: &str) -> anyhow::Result<chrono::Duration> {
         ))
     })?;
     let d = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
         _ => {
             return Err(UserError(format!(
                 "`{text}` is not a lifetime: end it with d, h or m, e.g. `90d`"
@@ -33,6 +33,7 @@ pub fn parse_lifetime(text: &str) -> anyhow::Result<chrono::Duration> {
     if n <= 0 {
         return Err(UserError(format!("`{text}`: a lifetime must be positive")).into());
     }
+    let d = d.ok_or_else(|| UserError(format!("`{text}`: that lifetime is too long")))?;
     Ok(d)
 }
 

@@ -102,6 +102,12 @@ pub enum Base {
     FullData,
 }
 
+/// The entity of a source table's corrupt rows (file, line, raw record, reason), in the
+/// source's ingestion folder.
+pub fn corrupt_entity(source: &str, table: &str) -> String {
+    format!("{source}_{table}_corrupt")
+}
+
 /// What loading one source did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceReport {
@@ -686,12 +692,7 @@ async fn ingest_table(
     let rows = tokio::task::spawn_blocking(move || corrupt.finish())
         .await
         .map_err(join_error)??;
-    write_corrupt(
-        writer,
-        &format!("{}_{}_corrupt", source.name, table.name),
-        rows,
-    )
-    .await?;
+    write_corrupt(writer, &corrupt_entity(&source.name, &table.name), rows).await?;
     Ok(TableReport {
         table: table.name.clone(),
         read,

@@ -823,29 +823,52 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     })
 }
 
-/// The share of records holding `value` among the values of `a` (and `b`, unless one
-/// table): what a term-frequency adjusted exact agreement weighs with, as
-/// [`term_frequencies`] counts it.
-fn share_of(a: &StringArray, b: &StringArray, same: bool, value: &str) -> f64 {
-    let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
-    let (mut holding, mut total) = (0u64, 0u64);
-    for side in sides {
-        for row in 0..side.len() {
-            if let Some(v) = at(side, row) {
-                total += 1;
-                holding += u64::from(v == value);
-            }
-        }
-    }
-    holding as f64 / total.max(1) as f64
+/// A table read for an explanation, with the row of each key.
+struct ExplainedTable {
+    data: TableData,
+    rows: HashMap<String, usize>,
 }
 
-/// What explaining the pairs of one profile reads once: the compared tables and their
+/// Records holding each value of a compared column (both sides together, one side for
+/// one table), and the values counted: the term frequencies of [`term_frequencies`].
+struct ValueCounts {
+    counts: HashMap<String, u64>,
+    total: u64,
+}
+
+impl ValueCounts {
+    fn of(a: &StringArray, b: &StringArray, same: bool) -> Self {
+        let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        let mut total = 0u64;
+        for side in sides {
+            for row in 0..side.len() {
+                if let Some(v) = at(side, row) {
+                    total += 1;
+                    match counts.get_mut(v) {
+                        Some(n) => *n += 1,
+                        None => {
+                            counts.insert(v.to_string(), 1);
+                        }
+                    }
+                }
+            }
+        }
+        Self { counts, total }
+    }
+
+    fn share(&self, value: &str) -> f64 {
+        self.counts.get(value).copied().unwrap_or(0) as f64 / self.total.max(1) as f64
+    }
+}
+
+/// What explaining the pairs of one profile reads once: the compared tables, their
 /// normalised values (normalised as the unification normalises them, the alias
-/// overrides included).
+/// overrides included) and the counts of the values of term-frequency adjusted columns.
 pub struct Explaining {
-    tables: HashMap<(String, Vec<String>), std::sync::Arc<TableData>>,
+    tables: HashMap<(String, Vec<String>), std::sync::Arc<ExplainedTable>>,
     cache: super::rules::NormalizedCache,
+    counts: HashMap<(String, String, String, String), std::sync::Arc<ValueCounts>>,
 }
 
 impl Explaining {
@@ -856,6 +879,7 @@ impl Explaining {
             cache: super::rules::NormalizedCache::with_aliases(
                 unification.overrides.aliases.clone(),
             ),
+            counts: HashMap::new(),
         }
     }
 
@@ -865,12 +889,19 @@ impl Explaining {
         sources: &[lakecdp_core::SourceSpec],
         spec: &lakecdp_core::UnifyTableSpec,
         columns: Vec<String>,
-    ) -> Result<std::sync::Arc<TableData>> {
+    ) -> Result<std::sync::Arc<ExplainedTable>> {
         let key = (spec.qualified(), columns);
         if let Some(t) = self.tables.get(&key) {
             return Ok(std::sync::Arc::clone(t));
         }
-        let t = std::sync::Arc::new(super::data::load_table(lake, spec, sources, &key.1).await?);
+        let data = super::data::load_table(lake, spec, sources, &key.1).await?;
+        let rows = data
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
+        let t = std::sync::Arc::new(ExplainedTable { data, rows });
         self.tables.insert(key, std::sync::Arc::clone(&t));
         Ok(t)
     }
@@ -880,8 +911,9 @@ impl Explaining {
 /// level and weight, a waterfall whose rows sum to the pair's weight. The records are
 /// `key_a` of `table` and `key_b` of `other` (the same table for a dedupe model); their
 /// values are normalised as the unification normalises them, and an exact agreement on
-/// a term-frequency adjusted column weighs with the share of records holding the value,
-/// as in the run. None when a key is no longer in its table.
+/// a term-frequency adjusted column weighs with the share of records holding the value
+/// (the larger of the two sides', as in the run). None when a key is no longer in its
+/// table.
 #[allow(clippy::too_many_arguments)]
 pub async fn explain_pair(
     lake: &Lake,
@@ -906,32 +938,41 @@ pub async fn explain_pair(
     } else {
         explaining.table(lake, sources, other, counterparts).await?
     };
-    let (Some(x), Some(y)) = (
-        a.keys.iter().position(|k| k == key_a),
-        b.keys.iter().position(|k| k == key_b),
-    ) else {
+    let (Some(&x), Some(&y)) = (a.rows.get(key_a), b.rows.get(key_b)) else {
         return Ok(None);
     };
+    let (ta, tb) = (&a.data, &b.data);
     let mut levels = Vec::with_capacity(spec.compare.len());
     let mut shares = Vec::with_capacity(spec.compare.len());
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
         let steps = c.normalize.clone().unwrap_or_else(|| {
-            semantic_of(&a, &b, &c.column, counterpart).default_normalizations()
+            semantic_of(ta, tb, &c.column, counterpart).default_normalizations()
         });
-        let va = explaining.cache.get(&a, &c.column, &steps)?;
+        let va = explaining.cache.get(ta, &c.column, &steps)?;
         let vb = if same {
             va.clone()
         } else {
-            explaining.cache.get(&b, counterpart, &steps)?
+            explaining.cache.get(tb, counterpart, &steps)?
         };
         let level = column.kind.level_of(at(&va, x), at(&vb, y));
-        shares.push(match at(&va, x) {
-            Some(value) if column.term_frequency && level == 0 => {
-                Some(share_of(&va, &vb, same, value))
+        let share = match (at(&va, x), at(&vb, y)) {
+            (Some(vx), Some(vy)) if column.term_frequency && level == 0 => {
+                let key = (
+                    ta.name.clone(),
+                    tb.name.clone(),
+                    c.column.clone(),
+                    format!("{counterpart}{steps:?}"),
+                );
+                let counts = explaining
+                    .counts
+                    .entry(key)
+                    .or_insert_with(|| std::sync::Arc::new(ValueCounts::of(&va, &vb, same)));
+                Some(counts.share(vx).max(counts.share(vy)))
             }
             _ => None,
-        });
+        };
+        shares.push(share);
         levels.push(level);
     }
     Ok(Some(model.explain(&levels, &shares)))

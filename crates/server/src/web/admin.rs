@@ -10,15 +10,34 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use lakecdp_app::connections::NewConnection;
 use lakecdp_app::exports::NewExport;
-use lakecdp_core::{ConnectionKind, Role, Secret};
+use lakecdp_core::{ConnectionKind, Operation, Role, Secret};
 use serde::Deserialize;
 
-use super::{escape, refresh_page, role_in, run_view, Chrome, Page, RunRow};
+use super::{escape, path_segment, role_in, run_view, Chrome, Page, RunRow};
 use crate::problem::Problem;
 use crate::AppState;
 
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+/// Whether the caller may perform `operation` in the environment, checked before a
+/// form is read (below the role, nothing of the input is judged).
+async fn allowed(
+    state: &AppState,
+    page: &Page,
+    env: &str,
+    operation: Operation,
+) -> lakecdp_app::Result<()> {
+    state
+        .app
+        .environment_for(page.actor(), Some(env), operation)
+        .await
+        .map(drop)
+}
+
+/// A form field's value, trimmed (empty when absent).
+fn form_value(form: &[(String, String)], key: &str) -> String {
+    form.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 // ---- connections ----
@@ -83,8 +102,8 @@ pub(super) async fn connections(
         for summary in list {
             let href = format!(
                 "/environments/{}/connections/{}",
-                segment(&env),
-                segment(&summary.name)
+                path_segment(&env),
+                path_segment(&summary.name)
             );
             let mut row = ConnectionRow {
                 name: summary.name.clone(),
@@ -163,12 +182,9 @@ pub(super) async fn add_connection(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
     let done = async {
-        let value = |key: &str| {
-            form.iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default()
-        };
+        // the role before the form: below it, nothing of the input is judged
+        allowed(&state, &page, &env, Operation::CreateConnection).await?;
+        let value = |key: &str| form_value(&form, key);
         let kind: ConnectionKind = value("kind")
             .parse()
             .map_err(|e: String| lakecdp_app::Error::invalid(e))?;
@@ -212,10 +228,7 @@ pub(super) async fn add_connection(
             .await
     }
     .await;
-    match done {
-        Ok(_) => refresh_page(),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.changed(Some(&env), done)
 }
 
 #[derive(Template)]
@@ -259,15 +272,12 @@ pub(super) async fn delete_connection(
     page: Page,
     Path((env, name)): Path<(String, String)>,
 ) -> Response {
-    match state
+    let done = state
         .app
         .in_environment(&env)
         .delete_connection(page.actor(), &name)
-        .await
-    {
-        Ok(()) => refresh_page(),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+        .await;
+    page.changed(Some(&env), done)
 }
 
 // ---- exports ----
@@ -317,8 +327,8 @@ pub(super) async fn exports(
                 slot: format!("e{i}"),
                 href: format!(
                     "/environments/{}/exports/{}",
-                    segment(&env),
-                    segment(&e.name)
+                    path_segment(&env),
+                    path_segment(&e.name)
                 ),
                 connection: shown
                     .connection
@@ -368,12 +378,10 @@ pub(super) async fn add_export(
     Path(env): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let value = |key: &str| {
-        form.iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    if let Err(e) = allowed(&state, &page, &env, Operation::CreateExport).await {
+        return page.problem(Some(&env), e.into());
+    }
+    let value = |key: &str| form_value(&form, key);
     let schema = value("schema");
     let new = NewExport {
         name: value("name"),
@@ -393,15 +401,14 @@ pub(super) async fn add_export(
             Problem::bad_request("choose at least one table to export"),
         );
     }
-    match state
-        .app
-        .in_environment(&env)
-        .add_export(page.actor(), new)
-        .await
-    {
-        Ok(_) => refresh_page(),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.changed(
+        Some(&env),
+        state
+            .app
+            .in_environment(&env)
+            .add_export(page.actor(), new)
+            .await,
+    )
 }
 
 pub(super) async fn run_export(
@@ -428,15 +435,14 @@ pub(super) async fn delete_export(
     page: Page,
     Path((env, name)): Path<(String, String)>,
 ) -> Response {
-    match state
-        .app
-        .in_environment(&env)
-        .delete_export(page.actor(), &name)
-        .await
-    {
-        Ok(()) => refresh_page(),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.changed(
+        Some(&env),
+        state
+            .app
+            .in_environment(&env)
+            .delete_export(page.actor(), &name)
+            .await,
+    )
 }
 
 // ---- groups ----
@@ -458,7 +464,7 @@ pub(super) async fn groups(State(state): State<AppState>, page: Page) -> Respons
             groups: list
                 .into_iter()
                 .map(|g| {
-                    let href = segment(&g.name);
+                    let href = path_segment(&g.name);
                     (g.name, g.members, href)
                 })
                 .collect(),
@@ -476,10 +482,10 @@ pub(super) async fn create_group(
     page: Page,
     Form(form): Form<GroupForm>,
 ) -> Response {
-    match state.app.create_group(page.actor(), form.name.trim()).await {
-        Ok(()) => refresh_page(),
-        Err(e) => page.problem(None, e.into()),
-    }
+    page.changed(
+        None,
+        state.app.create_group(page.actor(), form.name.trim()).await,
+    )
 }
 
 pub(super) async fn delete_group(
@@ -487,10 +493,7 @@ pub(super) async fn delete_group(
     page: Page,
     Path(name): Path<String>,
 ) -> Response {
-    match state.app.delete_group(page.actor(), &name).await {
-        Ok(()) => refresh_page(),
-        Err(e) => page.problem(None, e.into()),
-    }
+    page.changed(None, state.app.delete_group(page.actor(), &name).await)
 }
 
 #[derive(Deserialize)]
@@ -505,6 +508,9 @@ pub(super) async fn change_member(
     page: Page,
     Form(form): Form<MemberForm>,
 ) -> Response {
+    if let Err(e) = state.app.require_administrator(page.actor()).await {
+        return page.problem(None, e.into());
+    }
     let member = form.member.trim();
     let done = match form.action.as_str() {
         "add" => {
@@ -523,10 +529,7 @@ pub(super) async fn change_member(
             "`{other}` is not an action: use add or remove"
         ))),
     };
-    match done {
-        Ok(_) => refresh_page(),
-        Err(e) => page.problem(None, e.into()),
-    }
+    page.changed(None, done)
 }
 
 // ---- tokens ----
@@ -546,6 +549,7 @@ pub(super) async fn create_token(
     Form(form): Form<TokenForm>,
 ) -> Response {
     let made = async {
+        allowed(&state, &page, &env, Operation::ManageRoles).await?;
         let role = lakecdp_app::roles::parse_role(&form.role)?.ok_or_else(|| {
             lakecdp_app::Error::invalid("a token needs a role: viewer, contributor or admin")
         })?;
@@ -558,7 +562,7 @@ pub(super) async fn create_token(
                     "`{days}` is not a number of days: leave it empty for a token that does not expire"
                 ))
             })?;
-            Some(chrono::Duration::days(n))
+            Some(lakecdp_app::accounts::lifetime_days(n))
         };
         state
             .app
@@ -583,12 +587,11 @@ pub(super) async fn revoke_token(
     page: Page,
     Path((env, name)): Path<(String, String)>,
 ) -> Response {
-    match state
-        .app
-        .revoke_token(page.actor(), Some(&env), &name)
-        .await
-    {
-        Ok(()) => refresh_page(),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.changed(
+        Some(&env),
+        state
+            .app
+            .revoke_token(page.actor(), Some(&env), &name)
+            .await,
+    )
 }

@@ -3,7 +3,7 @@
 //! previewed, and what its last run did).
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use lakecdp_app::revisions::RevisionChange;
@@ -14,12 +14,8 @@ use lakecdp_app::status::{
 use lakecdp_core::Role;
 use serde::Deserialize;
 
-use super::{role_in, Chrome, Page, RunRow};
+use super::{path_segment, role_in, Chrome, Page, RunRow};
 use crate::AppState;
-
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 fn count(n: u64) -> String {
     // thin grouping for people: 1 234 567
@@ -139,10 +135,10 @@ fn source_view(env: &str, index: usize, s: SourceStatus) -> SourceView {
                     .unwrap_or_else(|| "no".into()),
                 watermark,
                 corrupt_href: format!(
-                    "/environments/{}/sources/{}/tables/{}/corrupt",
-                    segment(env),
-                    segment(&s.source),
-                    segment(table)
+                    "/environments/{}/sources/{}/tables/{}/corrupt?slot={slot}-t{j}",
+                    path_segment(env),
+                    path_segment(&s.source),
+                    path_segment(table)
                 ),
                 slot: format!("{slot}-t{j}"),
             }
@@ -177,13 +173,13 @@ pub(super) async fn sources(
     Path(env): Path<String>,
 ) -> Response {
     let built = async {
-        let list = state.app.ingestion_status(page.actor(), &env).await?;
-        let (_, revisions) = state.app.revisions(page.actor(), Some(&env)).await?;
+        let status = state.app.ingestion_status(page.actor(), &env).await?;
         Ok(SourcesPage {
             c: page.chrome(Some(&env)),
             name: env.clone(),
-            revision: revisions.first().map_or(0, |r| r.number),
-            sources: list
+            revision: status.revision,
+            sources: status
+                .sources
                 .into_iter()
                 .enumerate()
                 .map(|(i, s)| source_view(&env, i, s))
@@ -200,7 +196,6 @@ struct CorruptFragment {
     slot: String,
     table: String,
     entity: String,
-    total: String,
     rows: Vec<(String, i64, String, String)>,
 }
 
@@ -214,45 +209,43 @@ fn shortened(text: &str) -> String {
     }
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct SlotQuery {
+    /// Where the page shows the rows (`s<source>-t<table>`).
+    slot: String,
+}
+
 pub(super) async fn corrupt_rows(
     State(state): State<AppState>,
     page: Page,
     Path((env, source, table)): Path<(String, String, String)>,
+    Query(q): Query<SlotQuery>,
 ) -> Response {
-    let built = async {
-        let rows = state
-            .app
-            .corrupt_rows(page.actor(), &env, &source, &table, CORRUPT_SAMPLE)
-            .await?;
-        let status = state.app.ingestion_status(page.actor(), &env).await?;
-        let (index, s) = status
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.source.eq_ignore_ascii_case(&source))
-            .ok_or_else(|| lakecdp_app::Error::not_found(format!("no source `{source}`")))?;
-        let j = s
-            .tables
-            .iter()
-            .position(|(t, _)| t.eq_ignore_ascii_case(&table))
-            .unwrap_or(0);
-        let total = s
-            .loads
-            .as_ref()
-            .and_then(|l| l.iter().find(|l| l.table.eq_ignore_ascii_case(&table)))
-            .map_or_else(|| "?".into(), |l| count(l.corrupt));
-        let name = s.tables.get(j).map_or(table.clone(), |t| t.0.clone());
-        Ok(CorruptFragment {
-            slot: format!("s{index}-t{j}"),
-            entity: format!("{}_{}_corrupt", s.source, name),
-            table: format!("{}.{}", s.source, name),
-            total,
-            rows: rows
-                .into_iter()
-                .map(|r| (r.file, r.line, r.reason, shortened(&r.raw)))
-                .collect(),
-        })
-    }
-    .await;
+    let built = state
+        .app
+        .corrupt_rows(page.actor(), &env, &source, &table, CORRUPT_SAMPLE)
+        .await
+        .map(|rows| {
+            let slot = if q
+                .slot
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                q.slot
+            } else {
+                String::new()
+            };
+            CorruptFragment {
+                slot,
+                entity: lakecdp_app::status::corrupt_entity(&source, &table),
+                table: format!("{source}.{table}"),
+                rows: rows
+                    .into_iter()
+                    .map(|r| (r.file, r.line, r.reason, shortened(&r.raw)))
+                    .collect(),
+            }
+        });
     page.show(Some(&env), built)
 }
 
@@ -361,6 +354,9 @@ pub(super) async fn unification(
 #[derive(Deserialize)]
 pub(super) struct RulesForm {
     rules: String,
+    /// The revision whose rules the page showed.
+    #[serde(default)]
+    revision: Option<u32>,
 }
 
 #[derive(Template)]
@@ -395,7 +391,7 @@ pub(super) async fn save_rules(
 ) -> Response {
     match state
         .app
-        .apply_unification(page.actor(), &env, &form.rules)
+        .apply_unification(page.actor(), &env, &form.rules, form.revision)
         .await
     {
         Ok(RevisionChange::New(n)) => Html(format!(

@@ -189,6 +189,14 @@ impl Page {
         }
     }
 
+    /// The page loaded again after a change that succeeded, or the change's error.
+    fn changed<T>(&self, environment: Option<&str>, done: lakecdp_app::Result<T>) -> Response {
+        match done {
+            Ok(_) => refresh_page(),
+            Err(e) => self.problem(environment, e.into()),
+        }
+    }
+
     /// An error as a page (or, for htmx, a fragment) with the error's status.
     fn problem(&self, environment: Option<&str>, problem: Problem) -> Response {
         let status = problem.status();
@@ -201,6 +209,19 @@ impl Page {
         }
         error_page(self.chrome(environment), problem)
     }
+}
+
+/// What a path segment keeps as it is: RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as one segment of a path (a name with `/`, `?`, `#` or spaces stays one
+/// segment), as templates write it with `urlencode_strict`.
+fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 fn escape(text: &str) -> String {
@@ -596,9 +617,11 @@ fn check_row(r: &lakecdp_app::CheckResultLine) -> (String, String, String, Strin
     )
 }
 
-/// Sends each check's row as it is known, and keeps the final report.
+/// Sends each check's row as it is first known, and keeps the final report (which the
+/// answer ends with, should a later step change a check).
 struct Creating {
     live: tokio::sync::mpsc::UnboundedSender<String>,
+    shown: std::sync::Mutex<std::collections::HashSet<&'static str>>,
     report: std::sync::Mutex<Option<std::sync::Arc<lakecdp_app::CheckReport>>>,
 }
 
@@ -606,6 +629,13 @@ impl lakecdp_app::Observer for Creating {
     fn event(&self, event: &lakecdp_app::Event) {
         match event {
             lakecdp_app::Event::CheckResult(r) => {
+                let first = self
+                    .shown
+                    .lock()
+                    .is_ok_and(|mut shown| shown.insert(r.check.title()));
+                if !first {
+                    return;
+                }
                 if let Ok(row) = (CheckRow { c: check_row(r) }).render() {
                     let _ = self.live.send(row);
                 }
@@ -654,6 +684,7 @@ async fn create_environment(
     tokio::spawn(async move {
         let observer = Creating {
             live: live.clone(),
+            shown: std::sync::Mutex::new(std::collections::HashSet::new()),
             report: std::sync::Mutex::new(None),
         };
         let outcome = app
@@ -1190,7 +1221,7 @@ async fn access(State(state): State<AppState>, page: Page, Path(env): Path<Strin
                             "revoked or expired"
                         }
                         .to_string(),
-                        url::form_urlencoded::byte_serialize(t.name.as_bytes()).collect(),
+                        path_segment(&t.name),
                     )
                 })
                 .collect();
@@ -1264,10 +1295,7 @@ async fn set_role(
             .await
     }
     .await;
-    match done {
-        Ok(_) => refresh_page(),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.changed(Some(&env), done)
 }
 
 // ---- segments and measures ----
@@ -1799,14 +1827,13 @@ async fn grant_reporting(
     Path((env, name)): Path<(String, String)>,
     Form(form): Form<MemberForm>,
 ) -> Response {
-    match state
-        .app
-        .grant_reporting(page.actor(), Some(&env), &name, &form.member, true)
-        .await
-    {
-        Ok(_) => refresh_page(),
-        Err(e) => page.problem(Some(&env), e.into()),
-    }
+    page.changed(
+        Some(&env),
+        state
+            .app
+            .grant_reporting(page.actor(), Some(&env), &name, &form.member, true)
+            .await,
+    )
 }
 
 async fn delete_reporting(
