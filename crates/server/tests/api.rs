@@ -1582,6 +1582,17 @@ async fn profiles_segments_connections_and_export_jobs_over_the_api() {
         .json();
     assert_eq!(again["changed"], false, "{again}");
     assert_eq!(again["revision"], saved["revision"]);
+    // rules edited from an older revision would undo what was applied since
+    let stale = s
+        .call(
+            Method::PUT,
+            &format!("{e}/unification"),
+            &ada,
+            Some(json!({"rules": rules, "revision": 1})),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.text);
+    assert!(stale.text.contains("was applied since"), "{}", stale.text);
 
     // a connection to a folder under the data root, usable by Contributors
     let folder = s._dir.path().join("exported");
