@@ -338,7 +338,8 @@ impl App {
             .collect();
         let keys: Vec<String> = records.iter().map(|(_, _, k)| k.clone()).collect();
         // the stored models read so far, by name (each is read once)
-        let mut models: HashMap<String, Option<lakecdp_match::model::Model>> = HashMap::new();
+        let mut models: HashMap<String, Option<lakecdp_engine::unify::model::StoredModel>> =
+            HashMap::new();
         let mut explaining = spec.map(lakecdp_engine::unify::model::Explaining::new);
 
         for b in rows(
@@ -463,7 +464,7 @@ async fn waterfall(
     sources: &[lakecdp_core::SourceSpec],
     records: &[(String, String, String)],
     spec: Option<&lakecdp_core::UnificationSpec>,
-    models: &mut HashMap<String, Option<lakecdp_match::model::Model>>,
+    models: &mut HashMap<String, Option<lakecdp_engine::unify::model::StoredModel>>,
     explaining: &mut Option<lakecdp_engine::unify::model::Explaining>,
     x: &(String, String),
     y: &(String, String),
@@ -497,7 +498,7 @@ async fn waterfall(
     use lakecdp_engine::unify::model;
     let name = model::model_name_of(&a.qualified(), &b.qualified());
     if !models.contains_key(&name) {
-        let stored = model::load(lake, &name, declared).await?.map(|s| s.model);
+        let stored = model::load(lake, &name, declared).await?;
         models.insert(name.clone(), stored);
     }
     let Some(Some(stored)) = models.get(&name) else {

@@ -1200,6 +1200,45 @@ async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
     assert!(!again.models[0].trained, "the stored model is reused");
     assert_eq!(again.models[0].model.columns, m.model.columns);
     assert_eq!(groups(&profiles(&lake).await), found);
+    // the term frequencies are stored with the model, counted over these records
+    let stored_model: lakecdp_engine::unify::model::StoredModel =
+        serde_json::from_slice(&lake.get(stored).await.unwrap()).unwrap();
+    let names: Vec<&str> = m.model.columns.iter().map(|c| c.name.as_str()).collect();
+    let last = names.iter().position(|n| *n == "Last").unwrap();
+    let counts = stored_model.terms[last]
+        .as_ref()
+        .expect("last names weigh by their frequency");
+    assert_eq!(counts.total, rows.len() as u64, "one last name per record");
+    assert_eq!(
+        counts.counts.values().map(|&n| u64::from(n)).sum::<u64>(),
+        counts.total
+    );
+    let email = names.iter().position(|n| *n == "Email").unwrap();
+    assert!(stored_model.terms[email].is_none(), "emails weigh alike");
+    // and a later run weighs with them, not with the records it reads: counts that
+    // make every last name common make agreeing on one weak evidence, so fewer pairs
+    // match, though the records are the same
+    let mut common = stored_model.clone();
+    if let Some(Some(c)) = common.terms.get_mut(last) {
+        let total = c.total as u32;
+        c.counts.values_mut().for_each(|n| *n = total);
+    }
+    lake.put(stored, serde_json::to_vec(&common).unwrap())
+        .await
+        .unwrap();
+    let weaker = unify(&lake, &sources, &model, &UnifyOptions::default())
+        .await
+        .unwrap();
+    assert!(!weaker.models[0].trained);
+    assert!(
+        weaker.models[0].matched < again.models[0].matched,
+        "{} pairs with common last names, {} with the counts of the records",
+        weaker.models[0].matched,
+        again.models[0].matched
+    );
+    lake.put(stored, serde_json::to_vec(&stored_model).unwrap())
+        .await
+        .unwrap();
     // a new threshold needs no training; retraining is asked for, or follows a change
     let mut stricter = model.clone();
     stricter.tables[0].dedupe_model.as_mut().unwrap().threshold = Some(0.999);

@@ -558,8 +558,8 @@ pub async fn unify(
     if options.preview {
         lap("cluster", &mut phases);
         if options.train {
-            for (name, ms, m) in &trained {
-                model::save(lake, name, ms, m, "preview").await?;
+            for (name, ms, m, terms) in &trained {
+                model::save(lake, name, ms, m, terms, "preview").await?;
             }
         }
         return Ok(UnifyReport {
@@ -627,8 +627,8 @@ pub async fn unify(
     }
     let published = writer.commit().await?;
     // the models this run trained are kept for the next runs
-    for (name, ms, m) in &trained {
-        model::save(lake, name, ms, m, &published.run_id.to_string()).await?;
+    for (name, ms, m, terms) in &trained {
+        model::save(lake, name, ms, m, terms, &published.run_id.to_string()).await?;
     }
     lap("merge", &mut phases);
     Ok(UnifyReport {
@@ -645,8 +645,14 @@ pub async fn unify(
     })
 }
 
-/// A model trained in this run: its file name, declaration and parameters.
-type Trained = (String, lakecdp_core::ModelSpec, lakecdp_match::model::Model);
+/// A model trained in this run: its file name, declaration, parameters and the term
+/// counts it weighed with.
+type Trained = (
+    String,
+    lakecdp_core::ModelSpec,
+    lakecdp_match::model::Model,
+    Vec<Option<model::TermCounts>>,
+);
 
 /// The stored model `name` trained for `ms`, unless the run trains anew.
 async fn stored_model(
@@ -654,11 +660,11 @@ async fn stored_model(
     options: &UnifyOptions,
     name: &str,
     ms: &lakecdp_core::ModelSpec,
-) -> Result<Option<lakecdp_match::model::Model>> {
+) -> Result<Option<model::StoredModel>> {
     if options.train {
         return Ok(None);
     }
-    Ok(model::load(lake, name, ms).await?.map(|s| s.model))
+    model::load(lake, name, ms).await
 }
 
 /// Record what a model run did: its rule line, its report, its giant blocks and, when
@@ -680,7 +686,12 @@ fn note_model(
     });
     giant.extend(outcome.report.giant.iter().cloned());
     if outcome.report.trained {
-        trained.push((name, ms.clone(), outcome.report.model.clone()));
+        trained.push((
+            name,
+            ms.clone(),
+            outcome.report.model.clone(),
+            outcome.terms.clone(),
+        ));
     }
     models.push(outcome.report);
 }

@@ -84,8 +84,9 @@ pub struct ModelReport {
     pub model: Model,
 }
 
-/// A stored model: the declaration it was trained for, the parameters and the run that
-/// trained it. Kept in `_lakecdp/models/<name>.json`.
+/// A stored model: the declaration it was trained for, the parameters, the run that
+/// trained it and the term frequencies it weighs with. Kept in
+/// `_lakecdp/models/<name>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredModel {
     /// The declaration, threshold left out (a new threshold needs no new training).
@@ -94,6 +95,59 @@ pub struct StoredModel {
     pub model: Model,
     /// The unification run (or preview) that trained it.
     pub trained_in: String,
+    /// Per compared column, the counts of its values when it is term-frequency adjusted
+    /// (none for a model stored before they were kept: the run then counts anew).
+    #[serde(default)]
+    pub terms: Vec<Option<TermCounts>>,
+}
+
+/// How many records held each (normalised) value of a compared column when the model
+/// was trained, both sides together: the term frequencies a stored model weighs exact
+/// agreements with, frozen with it so that a later refresh weighs an unchanged pair as
+/// the training run did (and ids do not move as frequencies wander). A value unseen
+/// then counts as held once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TermCounts {
+    /// Values counted.
+    pub total: u64,
+    /// Records per value.
+    pub counts: HashMap<String, u32>,
+}
+
+impl TermCounts {
+    /// The counts of the values of `a` (and `b`, unless one table).
+    pub fn of(a: &StringArray, b: &StringArray, same: bool) -> Self {
+        let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        let mut total = 0u64;
+        for side in sides {
+            for row in 0..side.len() {
+                if let Some(v) = at(side, row) {
+                    total += 1;
+                    match counts.get_mut(v) {
+                        Some(n) => *n = n.saturating_add(1),
+                        None => {
+                            counts.insert(v.to_string(), 1);
+                        }
+                    }
+                }
+            }
+        }
+        Self { counts, total }
+    }
+
+    /// The share of records holding `value` (an unseen value counts as held once).
+    pub fn share(&self, value: &str) -> f64 {
+        let n = self.counts.get(value).copied().unwrap_or(1);
+        f64::from(n) / self.total.max(1) as f64
+    }
+
+    /// The share of each record's value of `side` (0 for a missing value).
+    fn shares(&self, side: &StringArray) -> Vec<f32> {
+        (0..side.len())
+            .map(|row| at(side, row).map_or(0.0, |v| self.share(v) as f32))
+            .collect()
+    }
 }
 
 /// The file name of the model of `table` matched with `with` (equal for dedupe).
@@ -155,12 +209,14 @@ pub async fn save(
     name: &str,
     spec: &ModelSpec,
     model: &Model,
+    terms: &[Option<TermCounts>],
     run: &str,
 ) -> Result<()> {
     let stored = StoredModel {
         spec: fingerprint(spec)?,
         model: model.clone(),
         trained_in: run.to_string(),
+        terms: terms.to_vec(),
     };
     let text =
         serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(format!("model: {e}")))?;
@@ -319,33 +375,6 @@ fn untrained(spec: &ModelSpec, a: &TableData, b: &TableData) -> Result<Model> {
     Ok(model)
 }
 
-/// Shares of records holding each value, for both sides together (one side when `same`).
-fn term_frequencies(a: &StringArray, b: &StringArray, same: bool) -> (Vec<f32>, Vec<f32>) {
-    let mut counts: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
-    let mut total = 0u64;
-    let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
-    for side in sides {
-        for row in 0..side.len() {
-            if let Some(v) = at(side, row) {
-                *counts.entry(v).or_insert(0) += 1;
-                total += 1;
-            }
-        }
-    }
-    let share = |side: &StringArray| -> Vec<f32> {
-        (0..side.len())
-            .map(|row| {
-                at(side, row)
-                    .and_then(|v| counts.get(v))
-                    .map_or(0.0, |c| (f64::from(*c) / total.max(1) as f64) as f32)
-            })
-            .collect()
-    };
-    let tf_a = share(a);
-    let tf_b = if same { tf_a.clone() } else { share(b) };
-    (tf_a, tf_b)
-}
-
 /// The hasher of blocking keys.
 type KeyHasher = hashbrown::DefaultHashBuilder;
 
@@ -407,7 +436,7 @@ pub struct ModelRun<'a> {
     /// The giant-block guard.
     pub max_block: usize,
     /// A stored model trained for this declaration, unless retraining.
-    pub stored: Option<Model>,
+    pub stored: Option<StoredModel>,
 }
 
 /// What a model run found: its matched pairs `(a, b, probability)` and its report.
@@ -416,6 +445,8 @@ pub struct ModelOutcome {
     pub pairs: Vec<(u32, u32, f32)>,
     /// What it did.
     pub report: ModelReport,
+    /// The term counts it weighed with (to store with a model it trained).
+    pub terms: Vec<Option<TermCounts>>,
 }
 
 /// Run a match model: candidates, training when needed, scoring.
@@ -433,6 +464,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     let mut model = untrained(spec, a, b)?;
     // 1. compared columns
     let mut compared = Vec::with_capacity(spec.compare.len());
+    let mut terms: Vec<Option<TermCounts>> = Vec::with_capacity(spec.compare.len());
     let mut steps_of: HashMap<&str, Vec<Normalization>> = HashMap::new();
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let other = c.with.as_deref().unwrap_or(&c.column);
@@ -447,9 +479,17 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
             cache.get(b, other, &steps)?
         };
         let (tf_a, tf_b) = if column.term_frequency {
-            let (x, y) = term_frequencies(&va, &vb, same);
+            // a stored model's counts, else this run's
+            let frozen = stored
+                .as_ref()
+                .and_then(|s| s.terms.get(compared.len()).cloned().flatten());
+            let counts = frozen.unwrap_or_else(|| TermCounts::of(&va, &vb, same));
+            let x = counts.shares(&va);
+            let y = if same { x.clone() } else { counts.shares(&vb) };
+            terms.push(Some(counts));
             (Some(x), Some(y))
         } else {
+            terms.push(None);
             (None, None)
         };
         steps_of.insert(c.column.as_str(), steps);
@@ -623,7 +663,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     // 4. training, unless a stored model fits
     let mut random_pairs = 0;
     let trained = stored.is_none();
-    match stored {
+    match stored.map(|s| s.model) {
         Some(mut m) => {
             m.set_threshold(model.threshold)
                 .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
@@ -820,6 +860,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     Ok(ModelOutcome {
         pairs: matched,
         report,
+        terms,
     })
 }
 
@@ -829,46 +870,13 @@ struct ExplainedTable {
     rows: HashMap<String, usize>,
 }
 
-/// Records holding each value of a compared column (both sides together, one side for
-/// one table), and the values counted: the term frequencies of [`term_frequencies`].
-struct ValueCounts {
-    counts: HashMap<String, u64>,
-    total: u64,
-}
-
-impl ValueCounts {
-    fn of(a: &StringArray, b: &StringArray, same: bool) -> Self {
-        let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
-        let mut counts: HashMap<String, u64> = HashMap::new();
-        let mut total = 0u64;
-        for side in sides {
-            for row in 0..side.len() {
-                if let Some(v) = at(side, row) {
-                    total += 1;
-                    match counts.get_mut(v) {
-                        Some(n) => *n += 1,
-                        None => {
-                            counts.insert(v.to_string(), 1);
-                        }
-                    }
-                }
-            }
-        }
-        Self { counts, total }
-    }
-
-    fn share(&self, value: &str) -> f64 {
-        self.counts.get(value).copied().unwrap_or(0) as f64 / self.total.max(1) as f64
-    }
-}
-
 /// What explaining the pairs of one profile reads once: the compared tables, their
 /// normalised values (normalised as the unification normalises them, the alias
 /// overrides included) and the counts of the values of term-frequency adjusted columns.
 pub struct Explaining {
     tables: HashMap<(String, Vec<String>), std::sync::Arc<ExplainedTable>>,
     cache: super::rules::NormalizedCache,
-    counts: HashMap<(String, String, String, String), std::sync::Arc<ValueCounts>>,
+    counts: HashMap<(String, String, String, String), std::sync::Arc<TermCounts>>,
 }
 
 impl Explaining {
@@ -920,7 +928,7 @@ pub async fn explain_pair(
     sources: &[lakecdp_core::SourceSpec],
     explaining: &mut Explaining,
     spec: &ModelSpec,
-    model: &Model,
+    stored: &StoredModel,
     table: &lakecdp_core::UnifyTableSpec,
     other: &lakecdp_core::UnifyTableSpec,
     (key_a, key_b): (&str, &str),
@@ -942,9 +950,10 @@ pub async fn explain_pair(
         return Ok(None);
     };
     let (ta, tb) = (&a.data, &b.data);
+    let model = &stored.model;
     let mut levels = Vec::with_capacity(spec.compare.len());
     let mut shares = Vec::with_capacity(spec.compare.len());
-    for (c, column) in spec.compare.iter().zip(&model.columns) {
+    for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
         let steps = c.normalize.clone().unwrap_or_else(|| {
             semantic_of(ta, tb, &c.column, counterpart).default_normalizations()
@@ -958,16 +967,23 @@ pub async fn explain_pair(
         let level = column.kind.level_of(at(&va, x), at(&vb, y));
         let share = match (at(&va, x), at(&vb, y)) {
             (Some(vx), Some(vy)) if column.term_frequency && level == 0 => {
-                let key = (
-                    ta.name.clone(),
-                    tb.name.clone(),
-                    c.column.clone(),
-                    format!("{counterpart}{steps:?}"),
-                );
-                let counts = explaining
-                    .counts
-                    .entry(key)
-                    .or_insert_with(|| std::sync::Arc::new(ValueCounts::of(&va, &vb, same)));
+                // the counts frozen with the model, as the run weighs; else counted now
+                let counts = match stored.terms.get(i).cloned().flatten() {
+                    Some(frozen) => std::sync::Arc::new(frozen),
+                    None => {
+                        let key = (
+                            ta.name.clone(),
+                            tb.name.clone(),
+                            c.column.clone(),
+                            format!("{counterpart}{steps:?}"),
+                        );
+                        let counted = explaining
+                            .counts
+                            .entry(key)
+                            .or_insert_with(|| std::sync::Arc::new(TermCounts::of(&va, &vb, same)));
+                        std::sync::Arc::clone(counted)
+                    }
+                };
                 Some(counts.share(vx).max(counts.share(vy)))
             }
             _ => None,
@@ -1047,5 +1063,28 @@ fn candidate_priors(model: &mut Model, candidates: &Patterns) {
     model.prior = lm;
     if let Some(rel) = &mut model.related {
         rel.prior = lr;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn term_counts_cover_both_sides_and_an_unseen_value_counts_once() {
+        let a = StringArray::from(vec![Some("smith"), Some("smith"), None, Some("ng")]);
+        let b = StringArray::from(vec![Some("smith"), Some("okafor")]);
+        let both = TermCounts::of(&a, &b, false);
+        assert_eq!(both.total, 5);
+        assert_eq!(both.counts["smith"], 3);
+        assert!((both.share("smith") - 0.6).abs() < 1e-12);
+        assert!((both.share("never-seen") - 0.2).abs() < 1e-12);
+        let one = TermCounts::of(&a, &a, true);
+        assert_eq!(one.total, 3, "one table counts once");
+        assert_eq!(one.shares(&a), vec![2.0 / 3.0, 2.0 / 3.0, 0.0, 1.0 / 3.0]);
+        // a rare value weighs more than a common one
+        assert!(both.share("ng") < both.share("smith"));
+        let json = serde_json::to_string(&both).unwrap();
+        assert_eq!(serde_json::from_str::<TermCounts>(&json).unwrap(), both);
     }
 }
