@@ -286,7 +286,9 @@ impl App {
             }
         }
 
-        // the source records, with their mapped columns
+        // the source records, with their mapped columns (and every column, to explain
+        // what a match model compared)
+        let mut raw: HashMap<(String, String), HashMap<String, String>> = HashMap::new();
         let spec = project.unification.as_ref();
         for (source, table, key) in &records {
             let columns: Vec<String> = spec
@@ -320,6 +322,14 @@ impl App {
                             .iter()
                             .filter_map(|c| text(&b, c).map(|a| (c.clone(), value(&a, i))))
                             .collect();
+                        let all = raw.entry((table.clone(), key.clone())).or_default();
+                        for f in b.schema().fields() {
+                            if let Some(a) = text(&b, f.name()) {
+                                if !a.is_null(i) {
+                                    all.insert(f.name().clone(), value(&a, i));
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -371,6 +381,7 @@ impl App {
                             spec,
                             &mut models,
                             &mut explaining,
+                            &raw,
                             &x,
                             &y,
                         )
@@ -429,6 +440,7 @@ impl App {
                                 spec,
                                 &mut models,
                                 &mut explaining,
+                                &raw,
                                 &x,
                                 &y,
                             )
@@ -466,6 +478,7 @@ async fn waterfall(
     spec: Option<&lakecdp_core::UnificationSpec>,
     models: &mut HashMap<String, Option<lakecdp_engine::unify::model::StoredModel>>,
     explaining: &mut Option<lakecdp_engine::unify::model::Explaining>,
+    raw: &HashMap<(String, String), HashMap<String, String>>,
     x: &(String, String),
     y: &(String, String),
 ) -> Result<Option<PairWeights>> {
@@ -516,6 +529,10 @@ async fn waterfall(
         a,
         b,
         (x.1.as_str(), y.1.as_str()),
+        (
+            &|c: &str| raw.get(x).and_then(|v| v.get(c).cloned()),
+            &|c: &str| raw.get(y).and_then(|v| v.get(c).cloned()),
+        ),
     )
     .await;
     let rows = match explained {

@@ -460,6 +460,28 @@ async fn a_match_model_is_trained_stored_reused_and_explained() {
         w.rows.iter().any(|r| r.term_frequency.is_some()),
         "an exact name agreement weighs by the name's share: {w:?}"
     );
+    // a model stored before its counts were kept is explained by counting the tables,
+    // with the same result on the same records
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&lake.get(stored).await.unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("terms");
+    lake.put(stored, serde_json::to_vec(&old).unwrap())
+        .await
+        .unwrap();
+    let counted = r.app.explain(&admin(), id).await.unwrap();
+    let again = counted
+        .weights
+        .iter()
+        .find(|x| x.record == w.record)
+        .expect("explained again");
+    assert!(
+        (again.weight - w.weight).abs() < 1e-6,
+        "{again:?} against {w:?}"
+    );
+    for (a, b) in again.rows.iter().zip(&w.rows) {
+        assert_eq!((&a.column, &a.level), (&b.column, &b.level));
+        assert_eq!(a.term_frequency.is_some(), b.term_frequency.is_some());
+    }
 }
 
 fn strings(batch: &arrow::record_batch::RecordBatch, column: &str) -> Vec<String> {

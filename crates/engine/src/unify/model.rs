@@ -241,13 +241,7 @@ fn at(values: &StringArray, row: usize) -> Option<&str> {
 
 /// The semantic type of `column`: declared on `a`, else on `b`, else plain text.
 fn semantic_of(a: &TableData, b: &TableData, column: &str, other: &str) -> SemanticType {
-    a.spec
-        .columns
-        .iter()
-        .find(|c| c.name == column)
-        .or_else(|| b.spec.columns.iter().find(|c| c.name == other))
-        .map(|c| c.semantic.clone())
-        .unwrap_or(SemanticType::Custom(String::new()))
+    semantic_in(&a.spec, &b.spec, column, other)
 }
 
 /// Refuse a model declaration that cannot run, naming the table and what to fix.
@@ -864,6 +858,26 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     })
 }
 
+/// A record's values by column (as text, before normalisation).
+pub type RawValues<'a> = dyn Fn(&str) -> Option<String> + Sync + 'a;
+
+/// The semantic type of `column`: declared on `table`, else on `other`, else plain
+/// text.
+fn semantic_in(
+    table: &lakecdp_core::UnifyTableSpec,
+    other: &lakecdp_core::UnifyTableSpec,
+    column: &str,
+    counterpart: &str,
+) -> SemanticType {
+    table
+        .columns
+        .iter()
+        .find(|c| c.name == column)
+        .or_else(|| other.columns.iter().find(|c| c.name == counterpart))
+        .map(|c| c.semantic.clone())
+        .unwrap_or(SemanticType::Custom(String::new()))
+}
+
 /// A table read for an explanation, with the row of each key.
 struct ExplainedTable {
     data: TableData,
@@ -932,7 +946,52 @@ pub async fn explain_pair(
     table: &lakecdp_core::UnifyTableSpec,
     other: &lakecdp_core::UnifyTableSpec,
     (key_a, key_b): (&str, &str),
+    (raw_a, raw_b): (&RawValues<'_>, &RawValues<'_>),
 ) -> Result<Option<Vec<lakecdp_match::model::Contribution>>> {
+    let model = &stored.model;
+    let frozen = spec
+        .compare
+        .iter()
+        .zip(&model.columns)
+        .enumerate()
+        .all(|(i, (_, column))| {
+            !column.term_frequency || stored.terms.get(i).is_some_and(Option::is_some)
+        });
+    if frozen {
+        // every share is stored with the model: the two records' own values suffice
+        let mut levels = Vec::with_capacity(spec.compare.len());
+        let mut shares = Vec::with_capacity(spec.compare.len());
+        for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
+            let counterpart = c.with.as_deref().unwrap_or(&c.column);
+            let steps = c.normalize.clone().unwrap_or_else(|| {
+                semantic_in(table, other, &c.column, counterpart).default_normalizations()
+            });
+            let x = explaining.cache.one(
+                &table.qualified(),
+                &c.column,
+                &steps,
+                raw_a(&c.column).as_deref(),
+            );
+            let y = explaining.cache.one(
+                &other.qualified(),
+                counterpart,
+                &steps,
+                raw_b(counterpart).as_deref(),
+            );
+            let level = column.kind.level_of(x.as_deref(), y.as_deref());
+            shares.push(
+                match (&x, &y, stored.terms.get(i).and_then(Option::as_ref)) {
+                    (Some(vx), Some(vy), Some(counts)) if column.term_frequency && level == 0 => {
+                        Some(counts.share(vx).max(counts.share(vy)))
+                    }
+                    _ => None,
+                },
+            );
+            levels.push(level);
+        }
+        return Ok(Some(model.explain(&levels, &shares)));
+    }
+    // a model stored before its counts were kept: count as the run does, over the tables
     let same = table.qualified() == other.qualified();
     let own: Vec<String> = spec.compare.iter().map(|c| c.column.clone()).collect();
     let counterparts: Vec<String> = spec
@@ -950,7 +1009,6 @@ pub async fn explain_pair(
         return Ok(None);
     };
     let (ta, tb) = (&a.data, &b.data);
-    let model = &stored.model;
     let mut levels = Vec::with_capacity(spec.compare.len());
     let mut shares = Vec::with_capacity(spec.compare.len());
     for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {

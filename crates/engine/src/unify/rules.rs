@@ -139,6 +139,28 @@ pub struct NormalizedCache {
     aliases: Vec<AliasSpec>,
 }
 
+/// The alias overrides of `column` of table `table` (`Source.Table`), normalised: each
+/// alias to the value it stands for.
+fn alias_map(
+    aliases: &[AliasSpec],
+    table: &str,
+    column: &str,
+    normalizer: &Normalizer,
+) -> HashMap<String, String> {
+    let qualified = format!("{table}.{column}");
+    let mut alias: HashMap<String, String> = HashMap::new();
+    for a in aliases
+        .iter()
+        .filter(|a| a.column == "*" || a.column == qualified)
+    {
+        let value = normalizer.apply(&a.value);
+        for x in &a.aliases {
+            alias.insert(normalizer.apply(x), value.clone());
+        }
+    }
+    alias
+}
+
 impl NormalizedCache {
     /// A cache applying these alias overrides.
     pub fn with_aliases(aliases: Vec<AliasSpec>) -> Self {
@@ -146,6 +168,22 @@ impl NormalizedCache {
             values: HashMap::new(),
             aliases,
         }
+    }
+
+    /// One value of `column` of table `table` (`Source.Table`) normalised as
+    /// [`NormalizedCache::get`] normalises the column (None: null or empty).
+    pub fn one(
+        &self,
+        table: &str,
+        column: &str,
+        steps: &[Normalization],
+        value: Option<&str>,
+    ) -> Option<String> {
+        let normalizer = Normalizer::new(steps);
+        let alias = alias_map(&self.aliases, table, column, &normalizer);
+        let v = normalizer.apply(value?);
+        let n = alias.get(v.as_str()).cloned().unwrap_or(v);
+        (!n.is_empty()).then_some(n)
     }
 
     /// Drop the cached values of `column` of `table` (its values changed).
@@ -165,20 +203,9 @@ impl NormalizedCache {
         if let Some(v) = self.values.get(&key) {
             return Ok(v.clone());
         }
-        let qualified = format!("{}.{column}", table.name);
-        let aliases = &self.aliases;
         let values: Values = {
             let normalizer = Normalizer::new(steps);
-            let mut alias: HashMap<String, String> = HashMap::new();
-            for a in aliases
-                .iter()
-                .filter(|a| a.column == "*" || a.column == qualified)
-            {
-                let value = normalizer.apply(&a.value);
-                for x in &a.aliases {
-                    alias.insert(normalizer.apply(x), value.clone());
-                }
-            }
+            let alias = alias_map(&self.aliases, &table.name, column, &normalizer);
             // normalise slices of the rows on every core, then join them
             let n = table.len();
             let threads = std::thread::available_parallelism()
