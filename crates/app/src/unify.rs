@@ -347,10 +347,15 @@ impl App {
             .map(|(_, t, k)| (t.clone(), k.clone()))
             .collect();
         let keys: Vec<String> = records.iter().map(|(_, _, k)| k.clone()).collect();
-        // the stored models read so far, by name (each is read once)
-        let mut models: HashMap<String, Option<lakecdp_engine::unify::model::StoredModel>> =
-            HashMap::new();
-        let mut explaining = spec.map(lakecdp_engine::unify::model::Explaining::new);
+        let mut waterfalls = Waterfalls {
+            lake: &lake,
+            sources: &project.sources,
+            records: &records,
+            spec,
+            raw: &raw,
+            models: HashMap::new(),
+            explaining: spec.map(lakecdp_engine::unify::model::Explaining::new),
+        };
 
         for b in rows(
             &session,
@@ -374,19 +379,7 @@ impl App {
                 if in_profile.contains(&x) {
                     if value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
                         let y = (value(tb, i), value(kb, i));
-                        if let Some(w) = waterfall(
-                            &lake,
-                            &project.sources,
-                            &records,
-                            spec,
-                            &mut models,
-                            &mut explaining,
-                            &raw,
-                            &x,
-                            &y,
-                        )
-                        .await?
-                        {
+                        if let Some(w) = waterfalls.of(&x, &y).await? {
                             out.weights.push(w);
                         }
                     }
@@ -433,19 +426,7 @@ impl App {
                         if !rule.is_null(i) && value(rule, i) == lakecdp_engine::unify::MODEL_RULE {
                             let x = (table.clone(), key.clone());
                             let y = (table.clone(), winner.clone());
-                            if let Some(w) = waterfall(
-                                &lake,
-                                &project.sources,
-                                &records,
-                                spec,
-                                &mut models,
-                                &mut explaining,
-                                &raw,
-                                &x,
-                                &y,
-                            )
-                            .await?
-                            {
+                            if let Some(w) = waterfalls.of(&x, &y).await? {
                                 out.weights.push(w);
                             }
                         }
@@ -467,101 +448,111 @@ impl App {
     }
 }
 
-/// The waterfall of a pair a match model joined: record `x` (table, key) of the later
-/// table (or of the table, for a dedupe model) and `y`, with the stored model. None
-/// when the declaration or its stored model is gone.
-#[allow(clippy::too_many_arguments)]
-async fn waterfall(
-    lake: &lakecdp_lake::Lake,
-    sources: &[lakecdp_core::SourceSpec],
-    records: &[(String, String, String)],
-    spec: Option<&lakecdp_core::UnificationSpec>,
-    models: &mut HashMap<String, Option<lakecdp_engine::unify::model::StoredModel>>,
-    explaining: &mut Option<lakecdp_engine::unify::model::Explaining>,
-    raw: &HashMap<(String, String), HashMap<String, String>>,
-    x: &(String, String),
-    y: &(String, String),
-) -> Result<Option<PairWeights>> {
-    let Some(spec) = spec else { return Ok(None) };
-    let source_of = |table: &str| {
-        records
-            .iter()
-            .find(|(_, t, _)| t == table)
-            .map(|(s, _, _)| s.clone())
-    };
-    let find = |table: &str| {
-        let source = source_of(table)?;
-        spec.tables
-            .iter()
-            .find(|t| t.source == source && t.table == table)
-    };
-    let (Some(a), Some(b)) = (find(&x.0), find(&y.0)) else {
-        return Ok(None);
-    };
-    let declared = if a.qualified() == b.qualified() {
-        a.dedupe_model.as_ref()
-    } else {
-        a.match_models
-            .iter()
-            .find(|m| m.with.as_deref() == Some(b.qualified().as_str()))
-    };
-    let Some(declared) = declared else {
-        return Ok(None);
-    };
-    use lakecdp_engine::unify::model;
-    let name = model::model_name_of(&a.qualified(), &b.qualified());
-    if !models.contains_key(&name) {
-        let stored = model::load(lake, &name, declared).await?;
-        models.insert(name.clone(), stored);
-    }
-    let Some(Some(stored)) = models.get(&name) else {
-        return Ok(None);
-    };
-    let Some(explaining) = explaining.as_mut() else {
-        return Ok(None);
-    };
-    let explained = model::explain_pair(
-        lake,
-        sources,
-        explaining,
-        declared,
-        stored,
-        a,
-        b,
-        (x.1.as_str(), y.1.as_str()),
-        (
-            &|c: &str| raw.get(x).and_then(|v| v.get(c).cloned()),
-            &|c: &str| raw.get(y).and_then(|v| v.get(c).cloned()),
-        ),
-    )
-    .await;
-    let rows = match explained {
-        Ok(Some(rows)) => rows,
-        Ok(None) => return Ok(None),
-        // the rest of the explanation stands without this pair's weights
-        Err(e) => {
-            tracing::warn!(error = %e, record = %x.1, "a model pair's weights could not be explained");
+/// What explaining a profile's model pairs reads once: the stored models by name, the
+/// compared tables when needed, and the profile's records with every column.
+struct Waterfalls<'a> {
+    lake: &'a lakecdp_lake::Lake,
+    sources: &'a [lakecdp_core::SourceSpec],
+    records: &'a [(String, String, String)],
+    spec: Option<&'a lakecdp_core::UnificationSpec>,
+    raw: &'a HashMap<(String, String), HashMap<String, String>>,
+    models: HashMap<String, Option<lakecdp_engine::unify::model::StoredModel>>,
+    explaining: Option<lakecdp_engine::unify::model::Explaining>,
+}
+
+impl Waterfalls<'_> {
+    /// The waterfall of a pair a match model joined: record `x` (table, key) of the
+    /// later table (or of the table, for a dedupe model) and `y`, with the stored model.
+    /// None when the declaration or its stored model is gone.
+    async fn of(
+        &mut self,
+        x: &(String, String),
+        y: &(String, String),
+    ) -> Result<Option<PairWeights>> {
+        let (lake, sources, records, spec, raw) =
+            (self.lake, self.sources, self.records, self.spec, self.raw);
+        let (models, explaining) = (&mut self.models, &mut self.explaining);
+        let Some(spec) = spec else { return Ok(None) };
+        let source_of = |table: &str| {
+            records
+                .iter()
+                .find(|(_, t, _)| t == table)
+                .map(|(s, _, _)| s.clone())
+        };
+        let find = |table: &str| {
+            let source = source_of(table)?;
+            spec.tables
+                .iter()
+                .find(|t| t.source == source && t.table == table)
+        };
+        let (Some(a), Some(b)) = (find(&x.0), find(&y.0)) else {
             return Ok(None);
+        };
+        let declared = if a.qualified() == b.qualified() {
+            a.dedupe_model.as_ref()
+        } else {
+            a.match_models
+                .iter()
+                .find(|m| m.with.as_deref() == Some(b.qualified().as_str()))
+        };
+        let Some(declared) = declared else {
+            return Ok(None);
+        };
+        use lakecdp_engine::unify::model;
+        let name = model::model_name_of(&a.qualified(), &b.qualified());
+        if !models.contains_key(&name) {
+            let stored = model::load(lake, &name, declared).await?;
+            models.insert(name.clone(), stored);
         }
-    };
-    let weight: f64 = rows.iter().map(|r| r.weight).sum();
-    Ok(Some(PairWeights {
-        record: format!("{}:{}", x.0, x.1),
-        matched: format!("{}:{}", y.0, y.1),
-        rows: rows
-            .into_iter()
-            .map(|r| WeightRow {
-                column: r.column.unwrap_or_else(|| r.level_label.to_string()),
-                level: r.level_label.to_string(),
-                m: r.m,
-                u: r.u,
-                term_frequency: r.term_frequency,
-                weight: r.weight,
-            })
-            .collect(),
-        weight,
-        probability: lakecdp_match::model::probability(weight),
-    }))
+        let Some(Some(stored)) = models.get(&name) else {
+            return Ok(None);
+        };
+        let Some(explaining) = explaining.as_mut() else {
+            return Ok(None);
+        };
+        let explained = model::explain_pair(
+            lake,
+            sources,
+            explaining,
+            declared,
+            stored,
+            a,
+            b,
+            (x.1.as_str(), y.1.as_str()),
+            (
+                &|c: &str| raw.get(x).and_then(|v| v.get(c).cloned()),
+                &|c: &str| raw.get(y).and_then(|v| v.get(c).cloned()),
+            ),
+        )
+        .await;
+        let rows = match explained {
+            Ok(Some(rows)) => rows,
+            Ok(None) => return Ok(None),
+            // the rest of the explanation stands without this pair's weights
+            Err(e) => {
+                tracing::warn!(error = %e, record = %x.1, "a model pair's weights could not be explained");
+                return Ok(None);
+            }
+        };
+        let weight: f64 = rows.iter().map(|r| r.weight).sum();
+        Ok(Some(PairWeights {
+            record: format!("{}:{}", x.0, x.1),
+            matched: format!("{}:{}", y.0, y.1),
+            rows: rows
+                .into_iter()
+                .map(|r| WeightRow {
+                    column: r.column.unwrap_or_else(|| r.level_label.to_string()),
+                    level: r.level_label.to_string(),
+                    m: r.m,
+                    u: r.u,
+                    term_frequency: r.term_frequency,
+                    weight: r.weight,
+                })
+                .collect(),
+            weight,
+            probability: lakecdp_match::model::probability(weight),
+        }))
+    }
 }
 
 impl App {
