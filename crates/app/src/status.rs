@@ -500,22 +500,22 @@ impl App {
         })
     }
 
-    /// The applied project with its `[unification]` section replaced, once `actor` may
-    /// perform `operation`.
+    /// The applied project's text with its `[unification]` section replaced, validated,
+    /// and the number of the revision replaced, once `actor` may perform `operation`.
     async fn with_rules(
         &self,
         actor: &Actor,
         environment: &str,
         section: &str,
         operation: Operation,
-    ) -> Result<String> {
+    ) -> Result<(String, u32)> {
         let env = self
             .environment_for(actor, Some(environment), operation)
             .await?;
         let applied = self.applied(actor, &env).await?;
         let text = with_unification(&applied.revision.text, section)?;
         ProjectFile::parse(&text).context("the project file with these rules")?;
-        Ok(text)
+        Ok((text, applied.revision.number))
     }
 
     /// The applied project's text with `section` as its `[unification]`, validated;
@@ -526,8 +526,10 @@ impl App {
         environment: &str,
         section: &str,
     ) -> Result<String> {
-        self.with_rules(actor, environment, section, Operation::ViewEnvironment)
-            .await
+        Ok(self
+            .with_rules(actor, environment, section, Operation::ViewEnvironment)
+            .await?
+            .0)
     }
 
     /// Store the applied project with `section` as its `[unification]` as the next
@@ -542,17 +544,13 @@ impl App {
         section: &str,
         edited: Option<u32>,
     ) -> Result<RevisionChange> {
-        let text = self
+        let (text, applied) = self
             .with_rules(actor, environment, section, Operation::EditProject)
             .await?;
-        if let Some(edited) = edited {
-            let env = self.environment(Some(environment)).await?;
-            let applied = self.applied(actor, &env).await?.revision.number;
-            if applied != edited {
-                return Err(Error::conflict(format!(
-                    "these rules were edited from revision {edited}, but revision {applied} was applied since: load the page again to edit the rules of revision {applied}"
-                )));
-            }
+        if let Some(edited) = edited.filter(|&e| e != applied) {
+            return Err(Error::conflict(format!(
+                "these rules were edited from revision {edited}, but revision {applied} was applied since: load the page again to edit the rules of revision {applied}"
+            )));
         }
         self.apply_text(actor, environment, &text).await
     }

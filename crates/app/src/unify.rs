@@ -518,7 +518,6 @@ impl Waterfalls<'_> {
             stored,
             a,
             b,
-            (x.1.as_str(), y.1.as_str()),
             (
                 &|c: &str| raw.get(x).and_then(|v| v.get(c).cloned()),
                 &|c: &str| raw.get(y).and_then(|v| v.get(c).cloned()),
@@ -526,8 +525,7 @@ impl Waterfalls<'_> {
         )
         .await;
         let rows = match explained {
-            Ok(Some(rows)) => rows,
-            Ok(None) => return Ok(None),
+            Ok(rows) => rows,
             // the rest of the explanation stands without this pair's weights
             Err(e) => {
                 tracing::warn!(error = %e, record = %x.1, "a model pair's weights could not be explained");

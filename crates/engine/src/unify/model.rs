@@ -878,26 +878,18 @@ fn semantic_in(
         .unwrap_or(SemanticType::Custom(String::new()))
 }
 
-/// A table read for an explanation, with the row of each key.
-struct ExplainedTable {
-    data: TableData,
-    rows: HashMap<String, usize>,
-}
-
-/// What explaining the pairs of one profile reads once: the compared tables, their
-/// normalised values (normalised as the unification normalises them, the alias
-/// overrides included) and the counts of the values of term-frequency adjusted columns.
+/// What explaining the pairs of one profile keeps between pairs: the alias overrides
+/// (normalising as the run normalises) and, for a model stored before its term counts
+/// were kept, the counts taken from the tables.
 pub struct Explaining {
-    tables: HashMap<(String, Vec<String>), std::sync::Arc<ExplainedTable>>,
     cache: super::rules::NormalizedCache,
     counts: HashMap<(String, String, String, String), std::sync::Arc<TermCounts>>,
 }
 
 impl Explaining {
-    /// Nothing read yet, for the unification `unification`.
+    /// Nothing counted yet, for the unification `unification`.
     pub fn new(unification: &lakecdp_core::UnificationSpec) -> Self {
         Self {
-            tables: HashMap::new(),
             cache: super::rules::NormalizedCache::with_aliases(
                 unification.overrides.aliases.clone(),
             ),
@@ -905,37 +897,54 @@ impl Explaining {
         }
     }
 
-    async fn table(
+    /// The counts of `column` of `table` and `counterpart` of `other` (one side for one
+    /// table), as the run counts them: read from the tables once per explanation.
+    #[allow(clippy::too_many_arguments)]
+    async fn counted(
         &mut self,
         lake: &Lake,
         sources: &[lakecdp_core::SourceSpec],
-        spec: &lakecdp_core::UnifyTableSpec,
-        columns: Vec<String>,
-    ) -> Result<std::sync::Arc<ExplainedTable>> {
-        let key = (spec.qualified(), columns);
-        if let Some(t) = self.tables.get(&key) {
-            return Ok(std::sync::Arc::clone(t));
+        table: &lakecdp_core::UnifyTableSpec,
+        other: &lakecdp_core::UnifyTableSpec,
+        column: &str,
+        counterpart: &str,
+        steps: &[Normalization],
+    ) -> Result<std::sync::Arc<TermCounts>> {
+        let same = table.qualified() == other.qualified();
+        let key = (
+            table.qualified(),
+            other.qualified(),
+            column.to_string(),
+            format!("{counterpart}{steps:?}"),
+        );
+        if let Some(c) = self.counts.get(&key) {
+            return Ok(std::sync::Arc::clone(c));
         }
-        let data = super::data::load_table(lake, spec, sources, &key.1).await?;
-        let rows = data
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i))
-            .collect();
-        let t = std::sync::Arc::new(ExplainedTable { data, rows });
-        self.tables.insert(key, std::sync::Arc::clone(&t));
-        Ok(t)
+        let a = super::data::load_table(lake, table, sources, &[column.to_string()]).await?;
+        let va = self.cache.get(&a, column, steps)?;
+        let vb = if same {
+            va.clone()
+        } else {
+            let b =
+                super::data::load_table(lake, other, sources, &[counterpart.to_string()]).await?;
+            self.cache.get(&b, counterpart, steps)?
+        };
+        // the tables' values are counted; they need not stay
+        self.cache.forget(&table.qualified(), column);
+        self.cache.forget(&other.qualified(), counterpart);
+        let counts = std::sync::Arc::new(TermCounts::of(&va, &vb, same));
+        self.counts.insert(key, std::sync::Arc::clone(&counts));
+        Ok(counts)
     }
 }
 
 /// Why two records got their weight under a stored model: every compared column's
 /// level and weight, a waterfall whose rows sum to the pair's weight. The records are
-/// `key_a` of `table` and `key_b` of `other` (the same table for a dedupe model); their
-/// values are normalised as the unification normalises them, and an exact agreement on
-/// a term-frequency adjusted column weighs with the share of records holding the value
-/// (the larger of the two sides', as in the run). None when a key is no longer in its
-/// table.
+/// given by their values (`raw_a` of `table`, `raw_b` of `other`; the same table for a
+/// dedupe model), normalised as the unification normalises them, and an exact agreement
+/// on a term-frequency adjusted column weighs with the share of records holding the
+/// value (the larger of the two sides', as in the run): from the counts stored with
+/// the model, or, for a model stored before they were kept, counted over the tables.
 #[allow(clippy::too_many_arguments)]
 pub async fn explain_pair(
     lake: &Lake,
@@ -945,101 +954,37 @@ pub async fn explain_pair(
     stored: &StoredModel,
     table: &lakecdp_core::UnifyTableSpec,
     other: &lakecdp_core::UnifyTableSpec,
-    (key_a, key_b): (&str, &str),
     (raw_a, raw_b): (&RawValues<'_>, &RawValues<'_>),
-) -> Result<Option<Vec<lakecdp_match::model::Contribution>>> {
+) -> Result<Vec<lakecdp_match::model::Contribution>> {
     let model = &stored.model;
-    let frozen = spec
-        .compare
-        .iter()
-        .zip(&model.columns)
-        .enumerate()
-        .all(|(i, (_, column))| {
-            !column.term_frequency || stored.terms.get(i).is_some_and(Option::is_some)
-        });
-    if frozen {
-        // every share is stored with the model: the two records' own values suffice
-        let mut levels = Vec::with_capacity(spec.compare.len());
-        let mut shares = Vec::with_capacity(spec.compare.len());
-        for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
-            let counterpart = c.with.as_deref().unwrap_or(&c.column);
-            let steps = c.normalize.clone().unwrap_or_else(|| {
-                semantic_in(table, other, &c.column, counterpart).default_normalizations()
-            });
-            let x = explaining.cache.one(
-                &table.qualified(),
-                &c.column,
-                &steps,
-                raw_a(&c.column).as_deref(),
-            );
-            let y = explaining.cache.one(
-                &other.qualified(),
-                counterpart,
-                &steps,
-                raw_b(counterpart).as_deref(),
-            );
-            let level = column.kind.level_of(x.as_deref(), y.as_deref());
-            shares.push(
-                match (&x, &y, stored.terms.get(i).and_then(Option::as_ref)) {
-                    (Some(vx), Some(vy), Some(counts)) if column.term_frequency && level == 0 => {
-                        Some(counts.share(vx).max(counts.share(vy)))
-                    }
-                    _ => None,
-                },
-            );
-            levels.push(level);
-        }
-        return Ok(Some(model.explain(&levels, &shares)));
-    }
-    // a model stored before its counts were kept: count as the run does, over the tables
-    let same = table.qualified() == other.qualified();
-    let own: Vec<String> = spec.compare.iter().map(|c| c.column.clone()).collect();
-    let counterparts: Vec<String> = spec
-        .compare
-        .iter()
-        .map(|c| c.with.clone().unwrap_or_else(|| c.column.clone()))
-        .collect();
-    let a = explaining.table(lake, sources, table, own).await?;
-    let b = if same {
-        std::sync::Arc::clone(&a)
-    } else {
-        explaining.table(lake, sources, other, counterparts).await?
-    };
-    let (Some(&x), Some(&y)) = (a.rows.get(key_a), b.rows.get(key_b)) else {
-        return Ok(None);
-    };
-    let (ta, tb) = (&a.data, &b.data);
     let mut levels = Vec::with_capacity(spec.compare.len());
     let mut shares = Vec::with_capacity(spec.compare.len());
     for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
         let steps = c.normalize.clone().unwrap_or_else(|| {
-            semantic_of(ta, tb, &c.column, counterpart).default_normalizations()
+            semantic_in(table, other, &c.column, counterpart).default_normalizations()
         });
-        let va = explaining.cache.get(ta, &c.column, &steps)?;
-        let vb = if same {
-            va.clone()
-        } else {
-            explaining.cache.get(tb, counterpart, &steps)?
-        };
-        let level = column.kind.level_of(at(&va, x), at(&vb, y));
-        let share = match (at(&va, x), at(&vb, y)) {
+        let x = explaining.cache.one(
+            &table.qualified(),
+            &c.column,
+            &steps,
+            raw_a(&c.column).as_deref(),
+        );
+        let y = explaining.cache.one(
+            &other.qualified(),
+            counterpart,
+            &steps,
+            raw_b(counterpart).as_deref(),
+        );
+        let level = column.kind.level_of(x.as_deref(), y.as_deref());
+        let share = match (&x, &y) {
             (Some(vx), Some(vy)) if column.term_frequency && level == 0 => {
-                // the counts frozen with the model, as the run weighs; else counted now
                 let counts = match stored.terms.get(i).cloned().flatten() {
                     Some(frozen) => std::sync::Arc::new(frozen),
                     None => {
-                        let key = (
-                            ta.name.clone(),
-                            tb.name.clone(),
-                            c.column.clone(),
-                            format!("{counterpart}{steps:?}"),
-                        );
-                        let counted = explaining
-                            .counts
-                            .entry(key)
-                            .or_insert_with(|| std::sync::Arc::new(TermCounts::of(&va, &vb, same)));
-                        std::sync::Arc::clone(counted)
+                        explaining
+                            .counted(lake, sources, table, other, &c.column, counterpart, &steps)
+                            .await?
                     }
                 };
                 Some(counts.share(vx).max(counts.share(vy)))
@@ -1049,7 +994,7 @@ pub async fn explain_pair(
         shares.push(share);
         levels.push(level);
     }
-    Ok(Some(model.explain(&levels, &shares)))
+    Ok(model.explain(&levels, &shares))
 }
 
 /// Set the model's priors (matches, and related pairs when it has that class) to their

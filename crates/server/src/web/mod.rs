@@ -622,7 +622,7 @@ fn check_row(r: &lakecdp_app::CheckResultLine) -> (String, String, String, Strin
 struct Creating {
     live: tokio::sync::mpsc::UnboundedSender<String>,
     shown: std::sync::Mutex<std::collections::HashSet<&'static str>>,
-    report: std::sync::Mutex<Option<std::sync::Arc<lakecdp_app::CheckReport>>>,
+    report: crate::work::Checks,
 }
 
 impl lakecdp_app::Observer for Creating {
@@ -640,12 +640,7 @@ impl lakecdp_app::Observer for Creating {
                     let _ = self.live.send(row);
                 }
             }
-            lakecdp_app::Event::ChecksFinished(report) => {
-                if let Ok(mut kept) = self.report.lock() {
-                    *kept = Some(std::sync::Arc::clone(report));
-                }
-            }
-            _ => {}
+            other => self.report.event(other),
         }
     }
 }
@@ -685,16 +680,14 @@ async fn create_environment(
         let observer = Creating {
             live: live.clone(),
             shown: std::sync::Mutex::new(std::collections::HashSet::new()),
-            report: std::sync::Mutex::new(None),
+            report: crate::work::Checks::default(),
         };
         let outcome = app
             .create_environment_from_text(&actor, &form.text, &create, &observer)
             .await;
         let checks = observer
             .report
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
+            .take()
             .map(|r| r.results.iter().map(check_row).collect())
             .unwrap_or_default();
         let fragment = match outcome {
