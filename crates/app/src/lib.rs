@@ -52,6 +52,6 @@ pub mod reports {
     pub use lakecdp_engine::measures::MeasuresReport;
     pub use lakecdp_engine::reports::ReportsReport;
     pub use lakecdp_engine::segments::SegmentsReport;
-    pub use lakecdp_engine::unify::UnifyReport;
+    pub use lakecdp_engine::unify::{UnifyMode, UnifyReport};
     pub use lakecdp_match::ids::ChangeReason;
 }

@@ -359,6 +359,13 @@ pub fn unify_report_json(r: &UnifyReport) -> serde_json::Value {
                 "seconds": t.seconds})),
         })).collect::<Vec<_>>(),
         "held_for_review": r.held_for_review,
+        "mode": match &r.mode {
+            lakecdp_engine::unify::UnifyMode::Full { reason } =>
+                json!({"kind": "full", "reason": reason}),
+            lakecdp_engine::unify::UnifyMode::Incremental { changed, deleted, rematched, kept } =>
+                json!({"kind": "incremental", "changed": changed, "deleted": deleted,
+                    "rematched": rematched, "kept": kept}),
+        },
         "skipped_blocks": r.giant.len(),
         "id_changes": r.id_changes.len(),
         "phases": r.phases.iter().map(|(name, s)| json!({"phase": name, "seconds": s}))

@@ -57,6 +57,8 @@ pub struct RefreshRequest {
     pub full: bool,
     /// Apply incremental hour folders from this time on.
     pub from: Option<DateTime<Utc>>,
+    /// Match every record in unification, even when only some changed.
+    pub full_unify: bool,
 }
 
 /// The processes a refresh would run.
@@ -693,6 +695,7 @@ impl Steps<'_> {
                 });
                 let options = UnifyOptions {
                     retention,
+                    full: self.request.full_unify,
                     ..UnifyOptions::default()
                 };
                 let report = unify(self.lake, &self.project.sources, spec, &options).await?;

@@ -678,6 +678,10 @@ pub struct RefreshArgs {
     /// (2026-11-01 or 2026-11-01T06:00); earlier ones are skipped.
     #[arg(long, requires = "full", value_name = "DATE", value_parser = parse_from)]
     pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Match every record in unification, not only the records that changed since the
+    /// last run and those they can reach.
+    #[arg(long)]
+    pub full_unify: bool,
     /// With --apply: create the container (or bucket) if it is missing.
     #[arg(long, requires = "apply")]
     pub create_container: bool,

@@ -3,7 +3,7 @@
 
 use lakecdp_app::reports::{
     ActivitiesReport, Base, ChangeReason, IncrementalReport, MeasuresReport, ReportsReport,
-    SegmentsReport, SourceReport, TableReport, UnifyReport,
+    SegmentsReport, SourceReport, TableReport, UnifyMode, UnifyReport,
 };
 use lakecdp_app::{Event, Observer, SchedulerEvent, SchedulerObserver};
 use lakecdp_core::RunStatus;
@@ -435,6 +435,19 @@ pub fn print_unify(r: &UnifyReport) {
         "{} profiles from {} records (profile sizes: {sizes})",
         r.profiles, r.clusters.records
     );
+    match &r.mode {
+        UnifyMode::Incremental {
+            changed,
+            deleted,
+            rematched,
+            kept,
+        } => println!(
+            "  incremental: {changed} records new or changed, {deleted} keys gone; {rematched} records matched again, {kept} kept with their profiles (refresh --full-unify matches all)"
+        ),
+        UnifyMode::Full { reason } => {
+            println!("  every record matched: {reason}")
+        }
+    }
     if let Some((size, _)) = r.clusters.largest.first() {
         println!("  largest profile: {size} records");
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use lakecdp_core::{ColumnType, SourceSpec, UnificationSpec};
 use lakecdp_engine::ingest::{ingest_source, IngestOptions};
-use lakecdp_engine::unify::{unify, UnifyOptions};
+use lakecdp_engine::unify::{unify, UnifyMode, UnifyOptions};
 use lakecdp_lake::Lake;
 
 mod common;
@@ -1194,9 +1194,12 @@ async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
         text.contains(&report.run_id.as_ref().unwrap().to_string()),
         "the training run is named"
     );
-    let again = unify(&lake, &sources, &model, &UnifyOptions::default())
-        .await
-        .unwrap();
+    // every record matched again (an unchanged refresh would match nothing)
+    let full = UnifyOptions {
+        full: true,
+        ..UnifyOptions::default()
+    };
+    let again = unify(&lake, &sources, &model, &full).await.unwrap();
     assert!(!again.models[0].trained, "the stored model is reused");
     assert_eq!(again.models[0].model.columns, m.model.columns);
     assert_eq!(groups(&profiles(&lake).await), found);
@@ -1229,6 +1232,11 @@ async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
     let weaker = unify(&lake, &sources, &model, &UnifyOptions::default())
         .await
         .unwrap();
+    assert!(
+        matches!(&weaker.mode, UnifyMode::Full { reason } if reason.contains("model changed")),
+        "a stored model changed by hand makes the run a full one: {:?}",
+        weaker.mode
+    );
     assert!(!weaker.models[0].trained);
     assert!(
         weaker.models[0].matched < again.models[0].matched,
@@ -1354,4 +1362,255 @@ async fn weak_links_attach_single_records_but_never_merge_profiles() {
         "Contacts:C2".into(),
         "Customers:S1".into()
     ]));
+}
+
+/// The noisy people matched by models beside rules: a dedupe model with a
+/// term-frequency adjusted last name (its counts frozen with the stored model) and weak
+/// links held for review, and a match model of the shop's records with the CRM's.
+const NOISY_MODELS: &str = r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [
+  { name = "First", type = "Person.FirstName", rename = "FirstName" },
+  { name = "Last", type = "Person.LastName", rename = "LastName" },
+  { name = "Email", type = "Identity.Email" },
+  { name = "Phone", type = "Identity.Phone" },
+]
+dedupe = [{ name = "email", conditions = [{ column = "Email" }] }]
+dedupe_model = { block = [["Last"], ["Phone"]], prior = 0.01, fixed_prior = true, strong = 0.9999, compare = [
+  { column = "First", term_frequency = false, m = [0.85, 0.1, 0.03, 0.02], u = [0.01, 0.02, 0.07, 0.9], fixed = true },
+  { column = "Last", m = [0.85, 0.1, 0.03, 0.02], u = [0.01, 0.02, 0.07, 0.9], fixed = true },
+  { column = "Email", m = [0.8, 0.1, 0.05, 0.05], u = [0.0001, 0.001, 0.01, 0.9889], fixed = true },
+  { column = "Phone", m = [0.8, 0.1, 0.05, 0.05], u = [0.002, 0.001, 0.01, 0.987], fixed = true },
+] }
+
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+columns = [
+  { name = "Name", type = "Person.FullName", rename = "FullName" },
+  { name = "email", type = "Identity.Email", rename = "Email" },
+  { name = "phone", type = "Identity.Phone", rename = "Phone" },
+]
+match_model = [{ with = "Crm.Contacts", block = [["email"], ["phone"]], prior = 0.01, fixed_prior = true, compare = [
+  { column = "email", with = "Email", m = [0.8, 0.1, 0.05, 0.05], u = [0.0001, 0.001, 0.01, 0.9889], fixed = true },
+  { column = "phone", with = "Phone", m = [0.8, 0.1, 0.05, 0.05], u = [0.002, 0.001, 0.01, 0.987], fixed = true },
+] }]
+
+[unification.overrides]
+never_match = [{ table = "Crm.Contacts", key = "C0005", other_table = "Crm.Contacts", other_key = "C0006" }]
+always_match = [{ table = "Crm.Contacts", key = "C0010", other_table = "Shop.Customers", other_key = "S0040" }]
+"#;
+
+/// Copy a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Everything a unification published, independent of row order, with the CustomerIds
+/// created by `runs` written as the run's position and their number.
+async fn everything(lake: &Lake, runs: &[String]) -> Vec<String> {
+    let stamps: Vec<String> = runs
+        .iter()
+        .map(|r| r.replace(['T', 'Z', '-'], ""))
+        .collect();
+    let id = |id: &str| {
+        stamps
+            .iter()
+            .enumerate()
+            .find_map(|(b, s)| id.strip_prefix(s.as_str()).map(|n| format!("run {b} {n}")))
+            .unwrap_or_else(|| id.to_string())
+    };
+    let (groups, rows, dedupe) = published(lake).await;
+    let mut out: Vec<String> = groups.into_iter().map(|g| g.join(" ")).collect();
+    out.extend(rows);
+    out.extend(dedupe);
+    for (records, customer) in profiles(lake).await.into_iter().map(|(i, r)| (r, i)) {
+        out.push(format!(
+            "id {} = {}",
+            records.into_iter().collect::<Vec<_>>().join(" "),
+            id(&customer)
+        ));
+    }
+    for table in ["ConflationMatchPairs", "ConflationReviewPairs"] {
+        let t = unified(lake, table).await;
+        let names: Vec<String> = t
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let columns: Vec<Vec<String>> = names.iter().map(|n| strings(&t, n)).collect();
+        for row in 0..t.num_rows() {
+            let values: Vec<&str> = columns.iter().map(|c| c[row].as_str()).collect();
+            out.push(format!("{table} {}", values.join("|")));
+        }
+    }
+    let history = unified(lake, "CustomerIdHistory").await;
+    for ((old, new), reason) in strings(&history, "OldCustomerId")
+        .into_iter()
+        .zip(strings(&history, "NewCustomerId"))
+        .zip(strings(&history, "Reason"))
+    {
+        out.push(format!("history {} {} {reason}", id(&old), id(&new)));
+    }
+    out.sort();
+    out
+}
+
+/// One batch of changes to noisy records (`C0001,...` rows): some deleted, some
+/// changed (an email taken from another record, a phone dropped, a typo), some added
+/// (a record of a known person with a typo, under a new key).
+fn change_batch(rows: &mut Vec<String>, prefix: char, batch: usize, rng: &mut SplitMix) {
+    for _ in 0..6 {
+        let i = rng.below(rows.len());
+        rows.remove(i);
+    }
+    for _ in 0..8 {
+        let i = rng.below(rows.len());
+        let mut fields: Vec<String> = rows[i].split(',').map(str::to_string).collect();
+        let donor: Vec<String> = rows[rng.below(rows.len())]
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let column = 1 + rng.below(fields.len() - 1);
+        fields[column] = match rng.below(3) {
+            0 => donor[column].clone(),
+            1 => String::new(),
+            _ => typo(rng, &fields[column]),
+        };
+        rows[i] = fields.join(",");
+    }
+    for n in 0..10 {
+        let donor = rows[rng.below(rows.len())].clone();
+        let mut fields: Vec<String> = donor.split(',').map(str::to_string).collect();
+        fields[0] = format!("{prefix}9{batch}{n:02}");
+        fields[1] = typo(rng, &fields[1]);
+        rows.push(fields.join(","));
+    }
+}
+
+#[tokio::test]
+async fn incremental_unification_publishes_what_a_full_run_does_over_three_batches() {
+    let (crm_header, crm, shop_header, shop) = noisy_people();
+    let sources = vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "First", "Last", "Email", "Phone", "AltPhone"],
+        ),
+        source(
+            "Shop",
+            "Customers",
+            "shop.csv",
+            "Cid",
+            &["Cid", "Name", "email", "phone"],
+        ),
+    ];
+    for (declaration, text) in [("rules", NOISY_RULES), ("models", NOISY_MODELS)] {
+        let rules = spec(text);
+        let write = |dir: &Path, crm: &[String], shop: &[String]| {
+            std::fs::write(
+                dir.join("crm.csv"),
+                format!("{crm_header}\n{}\n", crm.join("\n")),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("shop.csv"),
+                format!("{shop_header}\n{}\n", shop.join("\n")),
+            )
+            .unwrap();
+        };
+        // one lake unified in full, copied: from then on one is refreshed incrementally,
+        // the other in full, with the same records
+        let incremental_dir = tempfile::tempdir().unwrap();
+        let lake_inc = lake(incremental_dir.path());
+        write(incremental_dir.path(), &crm, &shop);
+        ingest(&lake_inc, incremental_dir.path(), &sources).await;
+        let first = unify(&lake_inc, &sources, &rules, &UnifyOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            matches!(first.mode, UnifyMode::Full { .. }),
+            "{declaration}: the first run matches everything"
+        );
+        let full_dir = tempfile::tempdir().unwrap();
+        copy_tree(incremental_dir.path(), full_dir.path());
+        let handle = lakecdp_lake::backend::open(
+            &lakecdp_core::StorageConfig::Local(lakecdp_core::LocalConfig {
+                path: full_dir.path().join("lake"),
+            }),
+            None,
+        )
+        .unwrap();
+        let lake_full = Lake::new(&handle, lake_inc.environment());
+
+        let (mut crm, mut shop) = (crm.clone(), shop.clone());
+        let mut rng = SplitMix(41);
+        let mut runs: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+        for batch in 1..=3 {
+            change_batch(&mut crm, 'C', batch, &mut rng);
+            change_batch(&mut shop, 'S', batch, &mut rng);
+            let mut outputs = Vec::new();
+            for (dir, lake, full) in [
+                (incremental_dir.path(), &lake_inc, false),
+                (full_dir.path(), &lake_full, true),
+            ] {
+                write(dir, &crm, &shop);
+                ingest(lake, dir, &sources).await;
+                let options = UnifyOptions {
+                    full,
+                    ..UnifyOptions::default()
+                };
+                let report = unify(lake, &sources, &rules, &options).await.unwrap();
+                println!("{declaration} batch {batch}: {:?}", report.mode);
+                match (&report.mode, full) {
+                    (
+                        UnifyMode::Incremental {
+                            changed,
+                            rematched,
+                            kept,
+                            ..
+                        },
+                        false,
+                    ) => {
+                        assert!(*changed > 0, "{declaration} batch {batch}: changes seen");
+                        assert!(
+                            rematched < &(crm.len() + shop.len()) && *kept > 0,
+                            "{declaration} batch {batch}: only part is matched again ({rematched} of {})",
+                            crm.len() + shop.len()
+                        );
+                    }
+                    (UnifyMode::Full { reason }, true) => {
+                        assert!(reason.contains("asked for"), "{reason}")
+                    }
+                    (mode, _) => panic!("{declaration} batch {batch}: {mode:?}"),
+                }
+                let side = usize::from(full);
+                runs[side].push(report.run_id.unwrap().to_string());
+                outputs.push(everything(lake, &runs[side]).await);
+            }
+            let (inc, full) = (&outputs[0], &outputs[1]);
+            let only_inc: Vec<&String> = inc.iter().filter(|x| !full.contains(x)).collect();
+            let only_full: Vec<&String> = full.iter().filter(|x| !inc.contains(x)).collect();
+            assert!(
+                only_inc.is_empty() && only_full.is_empty(),
+                "{declaration} batch {batch}: incremental only {only_inc:#?}\nfull only {only_full:#?}"
+            );
+            assert!(inc.iter().any(|x| x.starts_with("ConflationMatchPairs")));
+        }
+    }
 }

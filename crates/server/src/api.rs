@@ -386,6 +386,8 @@ pub(crate) struct RefreshBody {
     force: bool,
     /// Load incremental sources in full.
     full: bool,
+    /// Match every record in unification, not only what changed.
+    full_unify: bool,
 }
 
 /// Start a refresh as a background job (Contributor): returns its run id at once; 409
@@ -408,6 +410,7 @@ async fn start_refresh(
         force: body.force,
         full: body.full,
         from: None,
+        full_unify: body.full_unify,
     };
     let plan = state
         .app

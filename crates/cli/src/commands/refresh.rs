@@ -21,6 +21,7 @@ pub async fn run(app: &App, actor: &Actor, a: RefreshArgs) -> anyhow::Result<()>
         force: a.force,
         full: a.full,
         from: a.from,
+        full_unify: a.full_unify,
     };
     let Some(plan) = app.plan_refresh(actor, &request).await? else {
         println!(

@@ -22,6 +22,7 @@
 //! `ConflationMatchPairs`, `CustomerIdHistory` and `Deduplication_<Source>_<Table>`.
 
 pub mod data;
+pub mod incremental;
 mod merge;
 pub mod model;
 pub mod rules;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, Float32Array, StringArray};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use lakecdp_core::unify::DEFAULT_MAX_BLOCK;
@@ -40,6 +42,8 @@ use lakecdp_match::cluster::{stats, ClusterStats, UnionFind};
 use lakecdp_match::ids::{assign, IdChange};
 
 use self::data::{load_table, TableData};
+use self::incremental::Closure;
+pub use self::incremental::Mode as UnifyMode;
 use self::rules::{find_pairs, prepare, rule_name, GiantBlock, NormalizedCache};
 use crate::{Error, Result};
 
@@ -55,6 +59,8 @@ pub struct UnifyOptions {
     /// Train the match models anew (and store them, even in a preview) instead of
     /// using the stored ones.
     pub train: bool,
+    /// Match every record, even when only some changed since the last run.
+    pub full: bool,
 }
 
 impl Default for UnifyOptions {
@@ -64,6 +70,7 @@ impl Default for UnifyOptions {
             sample: None,
             preview: false,
             train: false,
+            full: false,
         }
     }
 }
@@ -122,6 +129,8 @@ pub struct UnifyReport {
     pub id_changes: Vec<IdChange>,
     /// Seconds per phase.
     pub phases: Vec<(&'static str, f64)>,
+    /// Whether every record was matched, or only those a change could reach.
+    pub mode: UnifyMode,
 }
 
 /// The rule name of pairs a match model found, in reports and `ConflationMatchPairs`.
@@ -208,6 +217,116 @@ pub async fn unify(
     let mut giant = Vec::new();
     // models trained in this run, stored once it is published
     let mut trained: Vec<Trained> = Vec::new();
+    let offsets: Vec<u32> = tables
+        .iter()
+        .scan(0u32, |acc, t| {
+            let o = *acc;
+            *acc += t.len() as u32;
+            Some(o)
+        })
+        .collect();
+    let total: usize = tables.iter().map(TableData::len).sum();
+    let locate = |tables: &[TableData], table: &str, key: &str| -> Option<(usize, usize)> {
+        let ti = tables.iter().position(|t| t.name == table)?;
+        let r = tables[ti].keys.iter().position(|k| k == key)?;
+        Some((ti, r))
+    };
+    let mut always: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for p in &spec.overrides.always_match {
+        match (
+            locate(&tables, &p.table, &p.key),
+            locate(&tables, &p.other_table, &p.other_key),
+        ) {
+            (Some((ta, ra)), Some((tb, rb))) => always.push((ta, ra, tb, rb)),
+            _ => tracing::warn!(
+                "always-match override {}:{} = {}:{} names a record that does not exist",
+                p.table,
+                p.key,
+                p.other_table,
+                p.other_key
+            ),
+        }
+    }
+
+    // the stored models, and whether this run can match only what changed
+    let mut models: HashMap<String, model::StoredModel> = HashMap::new();
+    let mut untrained_model = false;
+    for t in &tables {
+        let declared = t
+            .spec
+            .dedupe_model
+            .iter()
+            .map(|m| (m, t.name.clone()))
+            .chain(t.spec.match_models.iter().map(|m| {
+                let with = m.with.clone().unwrap_or_default();
+                (m, with)
+            }));
+        for (ms, with) in declared {
+            let name = match tables.iter().find(|o| o.name == with) {
+                Some(other) => model::model_name(t, other),
+                None => continue,
+            };
+            match stored_model(lake, options, &name, ms).await? {
+                Some(m) => {
+                    let counted = m.model.columns.iter().enumerate().all(|(k, c)| {
+                        !c.term_frequency || m.terms.get(k).is_some_and(Option::is_some)
+                    });
+                    untrained_model |= !counted;
+                    models.insert(name, m);
+                }
+                None => untrained_model = true,
+            }
+        }
+    }
+    // each stored model by its content: a model trained anew or changed by hand is
+    // another model
+    let model_ids =
+        |models: &HashMap<String, model::StoredModel>| -> Result<Vec<(String, String)>> {
+            let mut ids = Vec::with_capacity(models.len());
+            for (n, m) in models {
+                let text = serde_json::to_string(m)
+                    .map_err(|e| Error::Internal(format!("model {n}: {e}")))?;
+                ids.push((n.clone(), incremental::stable_hash(&text)));
+            }
+            ids.sort();
+            Ok(ids)
+        };
+    let full_because = if options.full {
+        Some("a full unification was asked for".to_string())
+    } else if options.train {
+        Some("the match models are trained anew".to_string())
+    } else if options.preview || options.sample.is_some() {
+        Some("a preview matches every record".to_string())
+    } else if untrained_model {
+        Some("a match model is trained (or its term counts counted) in this run".to_string())
+    } else {
+        None
+    };
+    let mut closure: Option<Closure> = None;
+    let mode_reason = match full_because {
+        Some(reason) => reason,
+        None => {
+            let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
+            match incremental::load_state(lake, &tables, &inputs).await? {
+                Err(reason) => reason,
+                Ok(state) => {
+                    let c = Closure::start(&tables, &offsets, state);
+                    closure = Some(c);
+                    String::new()
+                }
+            }
+        }
+    };
+    // the components of the graph of every pair found, kept for the next run
+    let mut components = UnionFind::new(total);
+    let mut kept_dedupe: Vec<incremental::KeptDedupe> = Vec::new();
+    if let Some(c) = closure.as_mut() {
+        c.dedupe(&tables, &mut cache, &bypass, max_block, &models, &always)?;
+        for (ti, t) in tables.iter().enumerate() {
+            kept_dedupe.push(incremental::kept_dedupe(lake, t, &c.in_dedupe[ti]).await?);
+        }
+        lap("closure (dedupe)", &mut phases);
+    }
 
     // 2. deduplicate within each table
     let mut deduped = Vec::with_capacity(tables.len());
@@ -219,6 +338,7 @@ pub async fn unify(
     // per table, whether each record's duplicate group is held together by a strong link
     let mut strong_groups: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
     for (ti, t) in tables.iter().enumerate() {
+        let offset = offsets[ti];
         let mut uf = UnionFind::new(t.len());
         let mut links = Links::new(t.len());
         let mut rule = vec![None; t.len()];
@@ -236,24 +356,53 @@ pub async fn unify(
         for (i, k) in t.keys.iter().enumerate() {
             if let Some(&j) = by_key.get(k.as_str()) {
                 links.join(&mut uf, &[], j, i as u32, true, &mut 0);
+                components.union(offset + j, offset + i as u32);
             } else {
                 by_key.insert(k, i as u32);
             }
         }
+        // the records kept from the last run keep their groups and rules
+        if let (Some(kept), Some(c)) = (kept_dedupe.get(ti), &closure) {
+            for (r, k) in kept.iter().enumerate() {
+                if let Some((first, attributed)) = k {
+                    uf.union(*first, r as u32);
+                    rule[r] = *attributed;
+                }
+            }
+            for (r, k) in kept.iter().enumerate() {
+                if k.is_some() && c.was_strong(offset + r as u32) {
+                    let root = uf.find(r as u32) as usize;
+                    links.strong[root] = true;
+                }
+            }
+        }
         for (ri, r) in t.spec.dedupe.iter().enumerate() {
             let name = rule_name(&r.name, ri);
-            let p = prepare(&r.conditions, t, t, &bypass, &mut cache)?;
-            let found = find_pairs(
-                &name,
-                &p.conditions,
-                &p.a,
-                &p.b,
-                &|_| true,
-                &|_| true,
-                true,
-                max_block,
-            );
-            for &(x, y, s) in &found.pairs {
+            let (pairs, candidates) = match &closure {
+                Some(c) => {
+                    let pairs = c.dedupe_rules[ti][ri].clone();
+                    let n = pairs.len() as u64;
+                    (pairs, n)
+                }
+                None => {
+                    let p = prepare(&r.conditions, t, t, &bypass, &mut cache)?;
+                    let mut found = find_pairs(
+                        &name,
+                        &p.conditions,
+                        &p.a,
+                        &p.b,
+                        &|_| true,
+                        &|_| true,
+                        true,
+                        max_block,
+                    );
+                    giant.append(&mut found.giant);
+                    found.pairs.sort_unstable_by_key(|p| (p.0, p.1));
+                    (found.pairs, found.candidates)
+                }
+            };
+            for &(x, y, s) in &pairs {
+                components.union(offset + x, offset + y);
                 if links.join(&mut uf, &never_here, x, y, true, &mut refused_in_dedupe)
                     != Join::Joined
                 {
@@ -269,32 +418,57 @@ pub async fn unify(
                 table: t.name.clone(),
                 kind: "dedupe",
                 rule: name,
-                candidates: found.candidates,
-                pairs: found.pairs.len() as u64,
+                candidates,
+                pairs: pairs.len() as u64,
             });
-            giant.extend(found.giant);
         }
         if let Some(ms) = &t.spec.dedupe_model {
             let name = model::model_name(t, t);
-            let stored = stored_model(lake, options, &name, ms).await?;
-            let outcome = model::run(
-                model::ModelRun {
-                    spec: ms,
-                    a: t,
-                    b: t,
-                    same: true,
-                    active_a: &|_| true,
-                    active_b: &|_| true,
-                    max_block,
-                    stored,
-                },
-                &mut cache,
-            )?;
+            let pairs = match &closure {
+                Some(c) => {
+                    let pairs = c.dedupe_model[ti].clone();
+                    rule_reports.push(RuleReport {
+                        table: t.name.clone(),
+                        kind: "dedupe",
+                        rule: MODEL_RULE.into(),
+                        candidates: pairs.len() as u64,
+                        pairs: pairs.len() as u64,
+                    });
+                    pairs
+                }
+                None => {
+                    let outcome = model::run(
+                        model::ModelRun {
+                            spec: ms,
+                            a: t,
+                            b: t,
+                            same: true,
+                            active_a: &|_| true,
+                            active_b: &|_| true,
+                            max_block,
+                            stored: models.get(&name).cloned(),
+                            touching: None,
+                        },
+                        &mut cache,
+                    )?;
+                    let pairs = outcome.pairs.clone();
+                    note_model(
+                        "dedupe",
+                        (name.clone(), ms),
+                        outcome,
+                        (&mut rule_reports, &mut model_reports),
+                        &mut giant,
+                        &mut trained,
+                    );
+                    pairs
+                }
+            };
             let ri = t.spec.dedupe.len() as u16;
             let strong_at = ms
                 .strong
                 .unwrap_or(lakecdp_core::unify::DEFAULT_STRONG_LINK);
-            for (x, y, p) in strongest_first(&outcome.pairs) {
+            for (x, y, p) in strongest_first(&pairs) {
+                components.union(offset + x, offset + y);
                 let strong = f64::from(p) >= strong_at;
                 match links.join(&mut uf, &never_here, x, y, strong, &mut refused_in_dedupe) {
                     Join::Joined => {}
@@ -310,14 +484,6 @@ pub async fn unify(
                     }
                 }
             }
-            note_model(
-                "dedupe",
-                (name, ms),
-                outcome,
-                (&mut rule_reports, &mut model_reports),
-                &mut giant,
-                &mut trained,
-            );
         }
         held += links.held;
         strong_groups.push(
@@ -351,16 +517,33 @@ pub async fn unify(
     }
     lap("deduplicate", &mut phases);
 
+    // the records kept from the last run: their profiles, and the pairs that made them
+    let mut kept_match_pairs = Vec::new();
+    let mut kept_review_pairs = Vec::new();
+    let mut previous: Option<merge::PreviousIds> = None;
+    if let Some(c) = closure.as_mut() {
+        let winners: Vec<Vec<u32>> = deduped.iter().map(|d| d.winner.clone()).collect();
+        c.matches(
+            &tables, &mut cache, &bypass, max_block, &models, &always, &winners,
+        )?;
+        let mut dropped: hashbrown::HashSet<String> = c.gone.clone();
+        for (ti, t) in tables.iter().enumerate() {
+            for (row, inside) in c.in_set[ti].iter().enumerate() {
+                if *inside {
+                    dropped.insert(format!("{}\u{1}{}", t.name, t.keys[row]));
+                }
+            }
+        }
+        let is_dropped = |k: &str| dropped.contains(k);
+        kept_match_pairs =
+            incremental::kept_pairs(lake, "ConflationMatchPairs", &is_dropped).await?;
+        kept_review_pairs =
+            incremental::kept_pairs(lake, "ConflationReviewPairs", &is_dropped).await?;
+        previous = Some(merge::previous_ids(lake).await?);
+        lap("closure (match)", &mut phases);
+    }
+
     // 3. match tables in order
-    let offsets: Vec<u32> = tables
-        .iter()
-        .scan(0u32, |acc, t| {
-            let o = *acc;
-            *acc += t.len() as u32;
-            Some(o)
-        })
-        .collect();
-    let total: usize = tables.iter().map(TableData::len).sum();
     let mut uf = UnionFind::new(total);
     let mut links = Links::new(total);
     for (ti, d) in deduped.iter().enumerate() {
@@ -374,67 +557,94 @@ pub async fn unify(
             }
         }
     }
-    let locate = |table: &str, key: &str| -> Option<u32> {
-        let ti = tables.iter().position(|t| t.name == table)?;
-        let r = tables[ti].keys.iter().position(|k| k == key)?;
-        Some(offsets[ti] + r as u32)
-    };
     let mut never = Vec::new();
     for p in &spec.overrides.never_match {
-        if let (Some(a), Some(b)) = (
-            locate(&p.table, &p.key),
-            locate(&p.other_table, &p.other_key),
+        if let (Some((ta, ra)), Some((tb, rb))) = (
+            locate(&tables, &p.table, &p.key),
+            locate(&tables, &p.other_table, &p.other_key),
         ) {
-            never.push((a, b));
+            never.push((offsets[ta] + ra as u32, offsets[tb] + rb as u32));
         }
     }
     let mut refused = refused_in_dedupe;
     let mut join = |uf: &mut UnionFind, a: u32, b: u32, strong: bool| -> Join {
         links.join(uf, &never, a, b, strong, &mut refused)
     };
-    for p in &spec.overrides.always_match {
-        match (
-            locate(&p.table, &p.key),
-            locate(&p.other_table, &p.other_key),
-        ) {
-            (Some(a), Some(b)) => {
-                join(&mut uf, a, b, true);
+    for &(ta, ra, tb, rb) in &always {
+        let (a, b) = (offsets[ta] + ra as u32, offsets[tb] + rb as u32);
+        if closure.as_ref().is_none_or(|c| c.contains(a)) {
+            components.union(a, b);
+        }
+        join(&mut uf, a, b, true);
+    }
+    // records of the last run that joined an earlier table (for the report)
+    let mut kept_matched: HashSet<(String, String)> = HashSet::new();
+    for batch in &kept_match_pairs {
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| cast(c, &DataType::Utf8).ok())
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        };
+        if let (Some(s), Some(t), Some(k)) = (text("SourceA"), text("TableA"), text("KeyA")) {
+            for i in 0..batch.num_rows() {
+                kept_matched.insert((
+                    format!("{}.{}", s.value(i), t.value(i)),
+                    k.value(i).to_string(),
+                ));
             }
-            _ => tracing::warn!(
-                "always-match override {}:{} = {}:{} names a record that does not exist",
-                p.table,
-                p.key,
-                p.other_table,
-                p.other_key
-            ),
         }
     }
     let mut match_pairs: Vec<MatchPair> = Vec::new();
     let mut table_reports = Vec::with_capacity(tables.len());
     let mut excluded: HashSet<u32> = HashSet::new();
     for (ti, t) in tables.iter().enumerate() {
-        let mut matched = vec![false; t.len()];
+        let mut matched: Vec<bool> = match &closure {
+            Some(c) => (0..t.len())
+                .map(|r| {
+                    !c.in_set[ti][r] && kept_matched.contains(&(t.name.clone(), t.keys[r].clone()))
+                })
+                .collect(),
+            None => vec![false; t.len()],
+        };
         for (ri, r) in t.spec.match_rules.iter().enumerate() {
             let name = rule_name(&r.name, ri);
             let wi = tables
                 .iter()
                 .position(|o| o.name == r.with)
                 .ok_or_else(|| Error::Internal(format!("unknown table {}", r.with)))?;
-            let p = prepare(&r.conditions, t, &tables[wi], &bypass, &mut cache)?;
             let winners_a = &deduped[ti].winner;
             let winners_b = &deduped[wi].winner;
             let already = matched.clone();
-            let found = find_pairs(
-                &name,
-                &p.conditions,
-                &p.a,
-                &p.b,
-                &|i| winners_a[i] == i as u32 && !already[i],
-                &|j| winners_b[j] == j as u32,
-                false,
-                max_block,
-            );
-            for &(x, y, s) in &found.pairs {
+            let (pairs, candidates) = match &closure {
+                Some(c) => {
+                    let all = &c.match_rules[ti][ri];
+                    let pairs: Vec<(u32, u32, f32)> = all
+                        .iter()
+                        .filter(|p| winners_a[p.0 as usize] == p.0 && !already[p.0 as usize])
+                        .copied()
+                        .collect();
+                    (pairs, all.len() as u64)
+                }
+                None => {
+                    let p = prepare(&r.conditions, t, &tables[wi], &bypass, &mut cache)?;
+                    let mut found = find_pairs(
+                        &name,
+                        &p.conditions,
+                        &p.a,
+                        &p.b,
+                        &|i| winners_a[i] == i as u32 && !already[i],
+                        &|j| winners_b[j] == j as u32,
+                        false,
+                        max_block,
+                    );
+                    giant.append(&mut found.giant);
+                    found.pairs.sort_unstable_by_key(|p| (p.0, p.1));
+                    (found.pairs, found.candidates)
+                }
+            };
+            for &(x, y, s) in &pairs {
+                components.union(offsets[ti] + x, offsets[wi] + y);
                 // a pair a never-match override refused joined nothing
                 if join(&mut uf, offsets[ti] + x, offsets[wi] + y, true) == Join::Joined {
                     matched[x as usize] = true;
@@ -445,38 +655,67 @@ pub async fn unify(
                 table: t.name.clone(),
                 kind: "match",
                 rule: name,
-                candidates: found.candidates,
-                pairs: found.pairs.len() as u64,
+                candidates,
+                pairs: pairs.len() as u64,
             });
-            giant.extend(found.giant);
         }
-        for ms in &t.spec.match_models {
+        for (mi, ms) in t.spec.match_models.iter().enumerate() {
             let with = ms.with.as_deref().unwrap_or_default();
             let wi = tables
                 .iter()
                 .position(|o| o.name == with)
                 .ok_or_else(|| Error::Internal(format!("unknown table {with}")))?;
             let name = model::model_name(t, &tables[wi]);
-            let stored = stored_model(lake, options, &name, ms).await?;
             let winners_a = &deduped[ti].winner;
             let winners_b = &deduped[wi].winner;
-            let outcome = model::run(
-                model::ModelRun {
-                    spec: ms,
-                    a: t,
-                    b: &tables[wi],
-                    same: false,
-                    active_a: &|i| winners_a[i] == i as u32,
-                    active_b: &|j| winners_b[j] == j as u32,
-                    max_block,
-                    stored,
-                },
-                &mut cache,
-            )?;
+            let pairs = match &closure {
+                Some(c) => {
+                    let pairs: Vec<(u32, u32, f32)> = c.match_models[ti][mi]
+                        .iter()
+                        .filter(|p| winners_a[p.0 as usize] == p.0)
+                        .copied()
+                        .collect();
+                    rule_reports.push(RuleReport {
+                        table: t.name.clone(),
+                        kind: "match",
+                        rule: MODEL_RULE.into(),
+                        candidates: c.match_models[ti][mi].len() as u64,
+                        pairs: pairs.len() as u64,
+                    });
+                    pairs
+                }
+                None => {
+                    let outcome = model::run(
+                        model::ModelRun {
+                            spec: ms,
+                            a: t,
+                            b: &tables[wi],
+                            same: false,
+                            active_a: &|i| winners_a[i] == i as u32,
+                            active_b: &|j| winners_b[j] == j as u32,
+                            max_block,
+                            stored: models.get(&name).cloned(),
+                            touching: None,
+                        },
+                        &mut cache,
+                    )?;
+                    let pairs = outcome.pairs.clone();
+                    note_model(
+                        "match",
+                        (name.clone(), ms),
+                        outcome,
+                        (&mut rule_reports, &mut model_reports),
+                        &mut giant,
+                        &mut trained,
+                    );
+                    pairs
+                }
+            };
             let strong_at = ms
                 .strong
                 .unwrap_or(lakecdp_core::unify::DEFAULT_STRONG_LINK);
-            for (x, y, p) in strongest_first(&outcome.pairs) {
+            for (x, y, p) in strongest_first(&pairs) {
+                components.union(offsets[ti] + x, offsets[wi] + y);
                 let strong = f64::from(p) >= strong_at;
                 match join(&mut uf, offsets[ti] + x, offsets[wi] + y, strong) {
                     Join::Joined => {
@@ -487,21 +726,15 @@ pub async fn unify(
                     Join::Refused => {}
                 }
             }
-            note_model(
-                "match",
-                (name, ms),
-                outcome,
-                (&mut rule_reports, &mut model_reports),
-                &mut giant,
-                &mut trained,
-            );
         }
         let winners = &deduped[ti].winner;
         let mut excluded_here = 0;
         if ti > 0 && !t.spec.include_all {
-            // unmatched winners leave with their whole dedupe group
+            // unmatched winners leave with their whole dedupe group (a record kept from
+            // the last run stays out when it was out)
+            let decided = |i: usize| closure.as_ref().is_none_or(|c| c.in_set[ti][i]);
             let unmatched: HashSet<u32> = (0..t.len())
-                .filter(|&i| winners[i] == i as u32 && !matched[i])
+                .filter(|&i| decided(i) && winners[i] == i as u32 && !matched[i])
                 .map(|i| i as u32)
                 .collect();
             for (r, w) in winners.iter().enumerate() {
@@ -525,6 +758,35 @@ pub async fn unify(
     held += links.held;
     // the normalised values are not needed any more
     drop(cache);
+    let record_key = |r: u32| -> String {
+        let ti = offsets.partition_point(|&o| o <= r) - 1;
+        let row = (r - offsets[ti]) as usize;
+        format!("{}\u{1}{}", tables[ti].name, tables[ti].keys[row])
+    };
+    // the records kept from the last run keep their profiles
+    if let (Some(c), Some(previous)) = (&closure, &previous) {
+        let mut first_of: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+        let mut excluded_kept = vec![0usize; tables.len()];
+        for g in (0..total as u32).filter(|g| !c.contains(*g)) {
+            match previous.get(&record_key(g)) {
+                Some(id) => match first_of.get(id.as_str()) {
+                    Some(&f) => {
+                        uf.union(f, g);
+                    }
+                    None => {
+                        first_of.insert(id.as_str(), g);
+                    }
+                },
+                None => {
+                    excluded.insert(g);
+                    excluded_kept[offsets.partition_point(|&o| o <= g) - 1] += 1;
+                }
+            }
+        }
+        for (report, n) in table_reports.iter_mut().zip(excluded_kept) {
+            report.excluded += n;
+        }
+    }
     lap("match", &mut phases);
 
     // 4. profiles and their ids
@@ -539,14 +801,6 @@ pub async fn unify(
         .filter(|c| !c.is_empty())
         .collect();
     let cluster_stats = stats(&clusters, 10);
-    let table_of = |r: u32| -> (usize, usize) {
-        let ti = offsets.partition_point(|&o| o <= r) - 1;
-        (ti, (r - offsets[ti]) as usize)
-    };
-    let record_key = |r: u32| -> String {
-        let (ti, row) = table_of(r);
-        format!("{}\u{1}{}", tables[ti].name, tables[ti].keys[row])
-    };
     let keys: Vec<Vec<String>> = clusters
         .iter()
         .map(|c| c.iter().map(|r| record_key(*r)).collect())
@@ -555,6 +809,17 @@ pub async fn unify(
         .iter()
         .map(|c| c.iter().map(String::as_str).collect())
         .collect();
+    let mode = match &closure {
+        Some(c) => UnifyMode::Incremental {
+            changed: c.changed,
+            deleted: c.deleted,
+            rematched: c.rematched(),
+            kept: total - c.rematched(),
+        },
+        None => UnifyMode::Full {
+            reason: mode_reason,
+        },
+    };
     if options.preview {
         lap("cluster", &mut phases);
         if options.train {
@@ -573,9 +838,13 @@ pub async fn unify(
             clusters: cluster_stats,
             id_changes: Vec::new(),
             phases,
+            mode,
         });
     }
-    let previous = merge::previous_ids(lake).await?;
+    let previous = match previous {
+        Some(p) => p,
+        None => merge::previous_ids(lake).await?,
+    };
     let previous_history = merge::previous_history(lake).await?;
     let mut winners = vec![false; total];
     for (ti, d) in deduped.iter().enumerate() {
@@ -610,8 +879,8 @@ pub async fn unify(
     let result = async {
         merge::write_customer(&mut writer, &outputs).await?;
         merge::write_alternate_keys(&mut writer, &outputs).await?;
-        write_match_pairs(&mut writer, &tables, &match_pairs).await?;
-        write_review_pairs(&mut writer, &tables, &review).await?;
+        write_match_pairs(&mut writer, &tables, &match_pairs, kept_match_pairs).await?;
+        write_review_pairs(&mut writer, &tables, &review, kept_review_pairs).await?;
         merge::write_history(&mut writer, previous_history, &assignment.history, &run).await?;
         for (t, d) in tables.iter().zip(&deduped) {
             write_dedupe(&mut writer, t, d).await?;
@@ -626,9 +895,33 @@ pub async fn unify(
         return Err(e);
     }
     let published = writer.commit().await?;
+    let run_text = published.run_id.to_string();
     // the models this run trained are kept for the next runs
     for (name, ms, m, terms) in &trained {
-        model::save(lake, name, ms, m, terms, &published.run_id.to_string()).await?;
+        model::save(lake, name, ms, m, terms, &run_text).await?;
+        if let Some(stored) = model::load(lake, name, ms).await? {
+            models.insert(name.clone(), stored);
+        }
+    }
+    // and what the next run needs to match only what changes
+    let component: Vec<u64> = match &closure {
+        Some(c) => c.components(|g| components.find(g)),
+        None => (0..total as u32)
+            .map(|g| u64::from(components.find(g)))
+            .collect(),
+    };
+    let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
+    if let Err(e) = incremental::save_state(
+        lake,
+        &run_text,
+        &inputs,
+        &tables,
+        &offsets,
+        (&component, &strong_groups),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
     }
     lap("merge", &mut phases);
     Ok(UnifyReport {
@@ -642,6 +935,7 @@ pub async fn unify(
         clusters: cluster_stats,
         id_changes: assignment.history,
         phases,
+        mode,
     })
 }
 
@@ -1022,21 +1316,47 @@ fn pair_columns(
     (fields, columns)
 }
 
+/// The rows kept from the last run's table, cast to this run's schema, then this run's.
+fn with_kept(
+    schema: &Arc<Schema>,
+    kept: Vec<RecordBatch>,
+    batch: RecordBatch,
+) -> Result<Vec<std::result::Result<RecordBatch, String>>> {
+    let mut batches = Vec::with_capacity(kept.len() + 1);
+    for b in kept {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = b.column_by_name(f.name()).ok_or_else(|| {
+                    Error::Internal(format!("a kept pair row has no `{}`", f.name()))
+                })?;
+                Ok(cast(c, f.data_type())?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batches.push(Ok(RecordBatch::try_new(schema.clone(), columns)?));
+    }
+    batches.push(Ok(batch));
+    Ok(batches)
+}
+
 async fn write_match_pairs(
     writer: &mut CdmFolderWriter,
     tables: &[TableData],
     pairs: &[MatchPair],
+    kept: Vec<RecordBatch>,
 ) -> Result<()> {
     let pairs: Vec<&MatchPair> = pairs.iter().collect();
     let (fields, columns) = pair_columns(tables, &pairs, "Rule", "Score");
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let batches = with_kept(&schema, kept, batch)?;
     writer
         .write_entity(
             "ConflationMatchPairs",
             Some("pairs of records joined by match rules, with the rule and its score"),
             schema,
-            futures::stream::iter([Ok::<_, String>(batch)]),
+            futures::stream::iter(batches),
         )
         .await?;
     Ok(())
@@ -1048,6 +1368,7 @@ async fn write_review_pairs(
     writer: &mut CdmFolderWriter,
     tables: &[TableData],
     pairs: &[ReviewPair],
+    kept: Vec<RecordBatch>,
 ) -> Result<()> {
     let mut pairs: Vec<&ReviewPair> = pairs.iter().collect();
     pairs.sort_by(|x, y| y.0 .5.total_cmp(&x.0 .5));
@@ -1059,12 +1380,13 @@ async fn write_review_pairs(
     )));
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let batches = with_kept(&schema, kept, batch)?;
     writer
         .write_entity(
             "ConflationReviewPairs",
             Some("weak links of match models held for review: records a model finds likely the same customer, not joined because the link would merge two profiles or grow one that only weak links hold"),
             schema,
-            futures::stream::iter([Ok::<_, String>(batch)]),
+            futures::stream::iter(batches),
         )
         .await?;
     Ok(())

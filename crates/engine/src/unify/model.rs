@@ -38,7 +38,7 @@ use lakecdp_match::random::SplitMix;
 use serde::{Deserialize, Serialize};
 
 use super::data::TableData;
-use super::rules::{GiantBlock, NormalizedCache, Values};
+use super::rules::{GiantBlock, NormalizedCache, Touching, Values};
 use crate::{Error, Result};
 
 /// The probabilities whose pair counts a report lists.
@@ -110,8 +110,18 @@ pub struct StoredModel {
 pub struct TermCounts {
     /// Values counted.
     pub total: u64,
-    /// Records per value.
+    /// Records per value (stored in value order, so a model's file is the same for the
+    /// same counts).
+    #[serde(serialize_with = "in_value_order")]
     pub counts: HashMap<String, u32>,
+}
+
+fn in_value_order<S: serde::Serializer>(
+    counts: &HashMap<String, u32>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let sorted: std::collections::BTreeMap<&String, &u32> = counts.iter().collect();
+    serde::Serialize::serialize(&sorted, serializer)
 }
 
 impl TermCounts {
@@ -431,6 +441,9 @@ pub struct ModelRun<'a> {
     pub max_block: usize,
     /// A stored model trained for this declaration, unless retraining.
     pub stored: Option<StoredModel>,
+    /// Only the pairs touching these records, whatever `active_a` says (an incremental
+    /// unification); needs a stored model.
+    pub touching: Option<Touching<'a>>,
 }
 
 /// What a model run found: its matched pairs `(a, b, probability)` and its report.
@@ -454,7 +467,14 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         active_b,
         max_block,
         stored,
+        touching,
     } = run;
+    if touching.is_some() && stored.is_none() {
+        return Err(Error::Internal(format!(
+            "the match model of `{}` with `{}` has no stored parameters to score new records with",
+            a.name, b.name
+        )));
+    }
     let mut model = untrained(spec, a, b)?;
     // 1. compared columns
     let mut compared = Vec::with_capacity(spec.compare.len());
@@ -601,7 +621,11 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                         let mut levels = Vec::new();
                         for row in start..(start + chunk).min(n_a) {
                             let h = key.a[row];
-                            if h == 0 || !active_a(row) {
+                            let probes = match touching {
+                                Some(t) => t.a[row],
+                                None => active_a(row),
+                            };
+                            if h == 0 || !probes {
                                 continue;
                             }
                             let Some(&(from, len)) = index.get(&h) else {
@@ -609,16 +633,23 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                             };
                             for &o in &rows[from as usize..(from + len) as usize] {
                                 let o = o as usize;
-                                if same && o <= row {
+                                // one table: each pair once, from its smaller record (or
+                                // from this one when the smaller does not look)
+                                let found_there = match touching {
+                                    Some(t) => o < row && t.a[o],
+                                    None => o < row,
+                                };
+                                if same && (o == row || found_there) {
                                     continue;
                                 }
+                                let (x, y) = if same && o < row { (o, row) } else { (row, o) };
                                 // an earlier key produced this pair already
-                                if earlier.iter().any(|e| e.pairs(row, o)) {
+                                if earlier.iter().any(|e| e.pairs(x, y)) {
                                     continue;
                                 }
-                                pairs.push((row as u32, o as u32));
+                                pairs.push((x as u32, y as u32));
                                 for c in compared {
-                                    levels.push(c.kind.level_of(at(&c.a, row), at(&c.b, o)));
+                                    levels.push(c.kind.level_of(at(&c.a, x), at(&c.b, y)));
                                 }
                             }
                         }
@@ -636,6 +667,32 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
             added += p.len() as u64;
             pairs.extend(p);
             levels.extend(l);
+        }
+        if let Some(t) = touching.filter(|_| !same) {
+            // the other side's records look this side up: pairs found from their end
+            let mut by_hash: hashbrown::HashMap<u64, Vec<u32>> = hashbrown::HashMap::new();
+            for (x, h) in key.a.iter().enumerate() {
+                if *h != 0 && !t.a[x] {
+                    by_hash.entry(*h).or_default().push(x as u32);
+                }
+            }
+            for o in (0..n_b).filter(|o| t.b[*o] && active_b(*o)) {
+                let h = key.b[o];
+                if h == 0 || key.giant.contains(&h) {
+                    continue;
+                }
+                for &x in by_hash.get(&h).map(Vec::as_slice).unwrap_or_default() {
+                    let x = x as usize;
+                    if earlier.iter().any(|e| e.pairs(x, o)) {
+                        continue;
+                    }
+                    pairs.push((x as u32, o as u32));
+                    for c in compared {
+                        levels.push(c.kind.level_of(at(&c.a, x), at(&c.b, o)));
+                    }
+                    added += 1;
+                }
+            }
         }
         blocking.push(BlockingReport {
             key: key.name.clone(),

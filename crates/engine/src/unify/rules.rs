@@ -646,3 +646,153 @@ pub fn find_pairs(
     }
     found
 }
+
+/// The records whose pairs an incremental unification looks for: every pair with a
+/// record of this side in `a` or an active record of the other side in `b`, whatever
+/// else a run would filter (winners, records matched by an earlier rule), so that the
+/// records whose pairs may have changed can be closed over the pairs they take part in.
+#[derive(Clone, Copy)]
+pub struct Touching<'a> {
+    /// Records of this side.
+    pub a: &'a [bool],
+    /// Records of the other side (the same as `a` for one table).
+    pub b: &'a [bool],
+}
+
+/// Every pair of a rule with a record in `touching`, as a run over all records would
+/// find it: the same blocks (the other side's `active_b` records, with the same giant
+/// values left out), the same orientation ((smaller, larger) for one table, verified that
+/// way round) and the same best score for a rule that holds either way round. Sorted by
+/// record.
+#[allow(clippy::too_many_arguments)]
+pub fn pairs_touching(
+    conditions: &[Condition],
+    a: &[Values],
+    b: &[Values],
+    touching: Touching<'_>,
+    active_b: &(dyn Fn(usize) -> bool + Sync),
+    same: bool,
+    max_block: usize,
+) -> Vec<(u32, u32, f32)> {
+    if conditions.is_empty() {
+        return Vec::new();
+    }
+    let exact: Vec<usize> = (0..conditions.len())
+        .filter(|c| conditions[*c].precision.is_exact())
+        .collect();
+    let mut fuzzy: Vec<usize> = (0..conditions.len())
+        .filter(|c| !conditions[*c].precision.is_exact())
+        .collect();
+    fuzzy.sort_by(|x, y| {
+        conditions[*y]
+            .precision
+            .threshold()
+            .total_cmp(&conditions[*x].precision.threshold())
+            .then(x.cmp(y))
+    });
+    let blocker = Blocker {
+        conditions,
+        exact: &exact,
+        fuzzy: &fuzzy,
+    };
+    let both_ways = same && conditions.iter().any(|c| c.column != c.other);
+    let n_a = a.first().map_or(0, |v| v.len());
+    let n_b = b.first().map_or(0, |v| v.len());
+    let hasher = KeyHasher::default();
+    let mut scratch = KeyScratch::default();
+    let mut keys = Vec::new();
+    // index a side by the hashes of its keys
+    let index = |side: &[Values], n: usize, take: &dyn Fn(usize) -> bool| {
+        let mut scratch = KeyScratch::default();
+        let mut keys = Vec::new();
+        let mut entries: Vec<(u64, u32)> = Vec::new();
+        for row in (0..n).filter(|r| take(*r)) {
+            blocker.keys(side, row, &hasher, &mut scratch, &mut keys, None);
+            entries.extend(keys.iter().map(|h| (*h, row as u32)));
+        }
+        entries.sort_unstable();
+        entries.dedup();
+        let mut ranges: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
+        let mut i = 0;
+        while i < entries.len() {
+            let mut j = i + 1;
+            while j < entries.len() && entries[j].0 == entries[i].0 {
+                j += 1;
+            }
+            ranges.insert(entries[i].0, (i as u32, (j - i) as u32));
+            i = j;
+        }
+        let rows: Vec<u32> = entries.into_iter().map(|e| e.1).collect();
+        (ranges, rows)
+    };
+    // the other side's blocks, and which are too large (counted as a full run counts)
+    let (b_index, b_rows) = index(b, n_b, &|r| active_b(r));
+    let giant: hashbrown::HashSet<u64> = b_index
+        .iter()
+        .filter(|(_, (_, len))| *len as usize > max_block)
+        .map(|(h, _)| *h)
+        .collect();
+    let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
+    let mut push = |x: usize, o: usize, s: f32| {
+        let (x, o) = if same && o < x { (o, x) } else { (x, o) };
+        pairs.push((x as u32, o as u32, s));
+    };
+    let mut seen: Vec<u32> = vec![u32::MAX; n_b];
+    for row in (0..n_a).filter(|r| touching.a[*r]) {
+        blocker.keys(a, row, &hasher, &mut scratch, &mut keys, None);
+        for &h in &keys {
+            if giant.contains(&h) {
+                continue;
+            }
+            let Some(&(from, len)) = b_index.get(&h) else {
+                continue;
+            };
+            for &other in &b_rows[from as usize..(from + len) as usize] {
+                let o = other as usize;
+                if (same && o == row) || seen[o] == row as u32 {
+                    continue;
+                }
+                seen[o] = row as u32;
+                let score = if same && !both_ways {
+                    // one table, one way round: verified as (smaller, larger)
+                    verify(conditions, a, b, row.min(o), row.max(o))
+                } else {
+                    verify(conditions, a, b, row, o)
+                };
+                if let Some(s) = score {
+                    push(row, o, s);
+                }
+            }
+        }
+    }
+    if !same || both_ways {
+        // the other side's records look up this side: pairs found from their end
+        let (a_index, a_rows) = index(a, n_a, &|_| true);
+        let mut seen: Vec<u32> = vec![u32::MAX; n_a];
+        for o in (0..n_b).filter(|r| touching.b[*r] && active_b(*r)) {
+            blocker.keys(b, o, &hasher, &mut scratch, &mut keys, None);
+            for &h in &keys {
+                if giant.contains(&h) || !b_index.contains_key(&h) {
+                    continue;
+                }
+                let Some(&(from, len)) = a_index.get(&h) else {
+                    continue;
+                };
+                for &x in &a_rows[from as usize..(from + len) as usize] {
+                    let x = x as usize;
+                    if (same && x == o) || seen[x] == o as u32 {
+                        continue;
+                    }
+                    seen[x] = o as u32;
+                    if let Some(s) = verify(conditions, a, b, x, o) {
+                        push(x, o, s);
+                    }
+                }
+            }
+        }
+    }
+    // a pair found twice (from both ends, or both ways round) is one, with its best score
+    pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
+    pairs.dedup_by_key(|p| (p.0, p.1));
+    pairs
+}

@@ -1,0 +1,801 @@
+//! Incremental unification: only the records a change can reach are matched again.
+//!
+//! Every run stores, beside the published `Unification/` run, the state a later run needs
+//! to tell what changed and what it can reach (`_lakecdp/unify/`): per record key of each
+//! table a fingerprint of the values unification reads, and its *component*: the
+//! connected part of the graph of every pair the run found (dedupe and match rules,
+//! models at their threshold, always-match overrides, records sharing a key), whether
+//! the pair was joined, held or refused.
+//!
+//! A later run (same declaration, same stored models) then:
+//! 1. finds the keys that are new, changed or gone;
+//! 2. takes their old components, and closes them over the pairs the changed records
+//!    take part in now: every pair touching the set is searched for, from both ends and
+//!    whatever a run would filter (winners, records matched by an earlier rule), with
+//!    the blocks and giant values of all records; a partner outside the set brings its
+//!    whole old component in, whose records look for pairs in turn, until nothing new
+//!    comes in;
+//! 3. deduplicates and matches that closed set with the pairs found, exactly as a full
+//!    run would (the same pairs in the same order), and keeps for every other record its
+//!    duplicate group, its profile and its CustomerId.
+//!
+//! Why the result is a full run's: the decisions about a record (its group, winner,
+//! joins, holds and refusals) depend only on the pairs of its component and the order
+//! they come in, which depends on the records alone. A record outside the closed set
+//! has no pair with a record inside it, and its own pairs, values and blocks did not
+//! change, so a full run would decide about it as the last run did. The one thing that
+//! could reach outside — a block growing past the giant-block guard, or shrinking below
+//! it — is avoided by counting blocks over all records, as a full run does.
+//!
+//! Anything else that could change the outcome (another declaration, a model trained
+//! anew, a model without stored term counts, a sample, more than half the records to
+//! match again) makes the run a full one, and says why.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray, UInt64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use lakecdp_core::UnificationSpec;
+use lakecdp_lake::partition::read_entity;
+use lakecdp_lake::{Lake, Process};
+use serde::{Deserialize, Serialize};
+
+use super::data::TableData;
+use super::model::StoredModel;
+use super::rules::{pairs_touching, prepare, NormalizedCache, Touching};
+use super::{model, MODEL_RULE};
+use crate::{Error, Result};
+
+/// Pairs `(record, other record, score)` as a rule or model finds them.
+pub(super) type Pairs = Vec<(u32, u32, f32)>;
+
+/// The state pointer: which run the state belongs to, and what it was computed with.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pointer {
+    /// The `Unification` run published with this state.
+    run: String,
+    /// The declaration and models the state was computed with.
+    inputs: String,
+    /// The state file, relative to the environment's internal folder.
+    file: String,
+}
+
+fn pointer_path(lake: &Lake) -> String {
+    lake.internal("unify/state.json")
+}
+
+/// A stable hash (the same in every process) of what decides the pairs: the declaration
+/// and the models it scores with (each named with the run that trained it).
+pub(super) fn inputs_of(spec: &UnificationSpec, models: &[(String, String)]) -> Result<String> {
+    let text = serde_json::to_string(&(spec, models))
+        .map_err(|e| Error::Internal(format!("declaration: {e}")))?;
+    Ok(stable_hash(&text))
+}
+
+/// A hash of `text` that every process computes alike, as hex.
+pub(super) fn stable_hash(text: &str) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    text.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The fingerprint of each record key of a table (rows sharing a key together), in key
+/// order: a hash of every value unification reads.
+fn fingerprints(t: &TableData) -> Vec<(usize, u64)> {
+    let mut names: Vec<&String> = t.text.keys().collect();
+    names.sort();
+    let columns: Vec<&StringArray> = names.iter().map(|n| t.text[*n].as_ref()).collect();
+    let mut out: Vec<(usize, u64)> = Vec::new();
+    let mut row = 0;
+    while row < t.len() {
+        let mut h = std::hash::DefaultHasher::new();
+        let first = row;
+        while row < t.len() && t.keys[row] == t.keys[first] {
+            for c in &columns {
+                if c.is_null(row) {
+                    0u8.hash(&mut h);
+                } else {
+                    1u8.hash(&mut h);
+                    c.value(row).hash(&mut h);
+                }
+            }
+            row += 1;
+        }
+        out.push((first, h.finish()));
+    }
+    out
+}
+
+/// A key as the last run left it: its fingerprint, its component, and whether its
+/// duplicate group was held together by a strong link.
+type KeyState = (u64, u64, bool);
+
+/// What the last run left: per table, key to its state.
+pub(super) struct State {
+    keys: Vec<hashbrown::HashMap<String, KeyState>>,
+    /// A component number no component of the state has.
+    next_component: u64,
+}
+
+/// Why a run is a full one, or what an incremental run re-matched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// Every record matched.
+    Full {
+        /// Why not incremental.
+        reason: String,
+    },
+    /// Only the records a change could reach matched again.
+    Incremental {
+        /// Records of new or changed keys.
+        changed: usize,
+        /// Keys gone since the last run.
+        deleted: usize,
+        /// Records matched again (the changed ones and everything they reach).
+        rematched: usize,
+        /// Records kept as the last run left them.
+        kept: usize,
+    },
+}
+
+/// Read the state of the published run, if it was computed with these inputs.
+pub(super) async fn load_state(
+    lake: &Lake,
+    tables: &[TableData],
+    inputs: &str,
+) -> Result<std::result::Result<State, String>> {
+    let pointer: Pointer = match lake.get(&pointer_path(lake)).await {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("the stored state does not read ({e})"))),
+        },
+        Err(lakecdp_lake::Error::NotFound { .. }) => {
+            return Ok(Err("no state of an earlier run is stored".into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let published = lakecdp_lake::publish::read_model(lake, &Process::Unification)
+        .await?
+        .and_then(|m| lakecdp_lake::publish::published_run(&m));
+    if published.map(|r| r.to_string()).as_deref() != Some(pointer.run.as_str()) {
+        return Ok(Err(
+            "the stored state belongs to another run than the one published".into(),
+        ));
+    }
+    if pointer.inputs != inputs {
+        return Ok(Err(
+            "the declaration or a match model changed since the last run".into(),
+        ));
+    }
+    let bytes = match lake.get(&lake.internal(&pointer.file)).await {
+        Ok(b) => b,
+        Err(lakecdp_lake::Error::NotFound { .. }) => {
+            return Ok(Err("the stored state file is missing".into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| Error::Internal(format!("unification state: {e}")))?
+        .build()
+        .map_err(|e| Error::Internal(format!("unification state: {e}")))?;
+    let index: HashMap<&str, usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    let mut keys: Vec<hashbrown::HashMap<String, KeyState>> =
+        tables.iter().map(|_| hashbrown::HashMap::new()).collect();
+    let mut next_component = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Internal(format!("unification state: {e}")))?;
+        let text = |i: usize| -> Result<StringArray> {
+            let c = cast(batch.column(i), &DataType::Utf8)?;
+            c.as_any()
+                .downcast_ref::<StringArray>()
+                .cloned()
+                .ok_or_else(|| Error::Internal("unification state: not text".into()))
+        };
+        let number = |i: usize| -> Result<UInt64Array> {
+            batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .cloned()
+                .ok_or_else(|| Error::Internal("unification state: not a number".into()))
+        };
+        let (table, key, print, component) = (text(0)?, text(1)?, number(2)?, number(3)?);
+        let strong = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<arrow::array::BooleanArray>()
+            .cloned()
+            .ok_or_else(|| Error::Internal("unification state: not a flag".into()))?;
+        for i in 0..batch.num_rows() {
+            let Some(&ti) = index.get(table.value(i)) else {
+                return Ok(Err(format!(
+                    "the stored state names table `{}`, which is not unified now",
+                    table.value(i)
+                )));
+            };
+            let c = component.value(i);
+            next_component = next_component.max(c + 1);
+            keys[ti].insert(
+                key.value(i).to_string(),
+                (print.value(i), c, strong.value(i)),
+            );
+        }
+    }
+    Ok(Ok(State {
+        keys,
+        next_component,
+    }))
+}
+
+/// Store the state of a published run: every key's fingerprint, component
+/// (`component[global row]`) and group strength (`strong[table][row]`), then point at
+/// it; the previous state file is removed.
+pub(super) async fn save_state(
+    lake: &Lake,
+    run: &str,
+    inputs: &str,
+    tables: &[TableData],
+    offsets: &[u32],
+    (component, strong): (&[u64], &[Vec<bool>]),
+) -> Result<()> {
+    let (mut table, mut key, mut print, mut comp) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut strength = Vec::new();
+    for (ti, t) in tables.iter().enumerate() {
+        for (row, fp) in fingerprints(t) {
+            table.push(t.name.as_str());
+            key.push(t.keys[row].as_str());
+            print.push(fp);
+            comp.push(component[offsets[ti] as usize + row]);
+            strength.push(strong[ti][row]);
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Table", DataType::Utf8, false),
+        Field::new("Key", DataType::Utf8, false),
+        Field::new("Fingerprint", DataType::UInt64, false),
+        Field::new("Component", DataType::UInt64, false),
+        Field::new("StrongGroup", DataType::Boolean, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(table)),
+        Arc::new(StringArray::from(key)),
+        Arc::new(UInt64Array::from(print)),
+        Arc::new(UInt64Array::from(comp)),
+        Arc::new(arrow::array::BooleanArray::from(strength)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let mut bytes = Vec::new();
+    {
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None)
+            .map_err(|e| Error::Internal(format!("unification state: {e}")))?;
+        writer
+            .write(&batch)
+            .map_err(|e| Error::Internal(format!("unification state: {e}")))?;
+        writer
+            .close()
+            .map_err(|e| Error::Internal(format!("unification state: {e}")))?;
+    }
+    let file = format!("unify/state-{run}.parquet");
+    lake.put(&lake.internal(&file), bytes).await?;
+    let previous: Option<Pointer> = match lake.get(&pointer_path(lake)).await {
+        Ok(b) => serde_json::from_slice(&b).ok(),
+        Err(_) => None,
+    };
+    let pointer = Pointer {
+        run: run.to_string(),
+        inputs: inputs.to_string(),
+        file: file.clone(),
+    };
+    let text =
+        serde_json::to_vec_pretty(&pointer).map_err(|e| Error::Internal(format!("state: {e}")))?;
+    lake.put(&pointer_path(lake), text).await?;
+    if let Some(p) = previous.filter(|p| p.file != file) {
+        if let Err(e) = lake.delete(&lake.internal(&p.file)).await {
+            tracing::warn!(error = %e, "could not remove an earlier unification state");
+        }
+    }
+    Ok(())
+}
+
+/// What an incremental run starts from: the changed records and the components they
+/// reach, grown by [`Closure::dedupe`] and [`Closure::matches`] until closed.
+pub(super) struct Closure {
+    offsets: Vec<u32>,
+    /// Old component of each record (None: a key the last run did not have).
+    component: Vec<Option<u64>>,
+    /// Whether each record's duplicate group was held together by a strong link.
+    strong: Vec<bool>,
+    /// Records of each old component.
+    members: hashbrown::HashMap<u64, Vec<u32>>,
+    /// Per table, the records matched again.
+    pub in_set: Vec<Vec<bool>>,
+    /// Per table, the records whose duplicate groups are decided again (the set as it
+    /// stood after the dedupe closure).
+    pub in_dedupe: Vec<Vec<bool>>,
+    /// Records taken in and not yet searched from, per table.
+    frontier: Vec<Vec<bool>>,
+    /// Components taken in.
+    taken: hashbrown::HashSet<u64>,
+    /// Records of new or changed keys.
+    pub changed: usize,
+    /// Keys gone.
+    pub deleted: usize,
+    /// Keys gone (`Source.Table` + U+0001 + key), to drop their carried rows.
+    pub gone: hashbrown::HashSet<String>,
+    /// Per table and dedupe rule, the pairs touching the set.
+    pub dedupe_rules: Vec<Vec<Pairs>>,
+    /// Per table, the dedupe model's pairs touching the set.
+    pub dedupe_model: Vec<Pairs>,
+    /// Per table and match rule.
+    pub match_rules: Vec<Vec<Pairs>>,
+    /// Per table and match model.
+    pub match_models: Vec<Vec<Pairs>>,
+    /// The first component number free for the components of this run.
+    next_component: u64,
+}
+
+impl Closure {
+    /// The changed records of `tables` against `state`, and the old components they and
+    /// the keys gone belong to.
+    pub(super) fn start(tables: &[TableData], offsets: &[u32], state: State) -> Self {
+        let total = tables.iter().map(TableData::len).sum::<usize>();
+        let mut component = vec![None; total];
+        let mut strong = vec![false; total];
+        let mut members: hashbrown::HashMap<u64, Vec<u32>> = hashbrown::HashMap::new();
+        let mut in_set: Vec<Vec<bool>> = tables.iter().map(|t| vec![false; t.len()]).collect();
+        let mut seeds: Vec<u64> = Vec::new();
+        let mut changed = 0;
+        let mut deleted = 0;
+        let mut gone = hashbrown::HashSet::new();
+        let State {
+            keys,
+            next_component,
+        } = state;
+        for (ti, t) in tables.iter().enumerate() {
+            let old = &keys[ti];
+            let prints = fingerprints(t);
+            let mut present: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
+            for (n, &(first, fp)) in prints.iter().enumerate() {
+                let end = prints.get(n + 1).map_or(t.len(), |p| p.0);
+                let key = t.keys[first].as_str();
+                present.insert(key);
+                let fresh = match old.get(key) {
+                    Some(&(was, c, held)) => {
+                        for row in first..end {
+                            let g = offsets[ti] + row as u32;
+                            component[g as usize] = Some(c);
+                            strong[g as usize] = held;
+                            members.entry(c).or_default().push(g);
+                        }
+                        if was != fp {
+                            seeds.push(c);
+                        }
+                        was != fp
+                    }
+                    None => true,
+                };
+                if fresh {
+                    for flag in &mut in_set[ti][first..end] {
+                        *flag = true;
+                    }
+                    changed += end - first;
+                }
+            }
+            for (key, &(_, c, _)) in old {
+                if !present.contains(key.as_str()) {
+                    deleted += 1;
+                    seeds.push(c);
+                    gone.insert(format!("{}\u{1}{key}", t.name));
+                }
+            }
+        }
+        let frontier = in_set.clone();
+        let mut closure = Closure {
+            offsets: offsets.to_vec(),
+            component,
+            strong,
+            members,
+            in_dedupe: in_set.clone(),
+            in_set,
+            frontier,
+            taken: hashbrown::HashSet::new(),
+            changed,
+            deleted,
+            gone,
+            dedupe_rules: tables
+                .iter()
+                .map(|t| vec![Vec::new(); t.spec.dedupe.len()])
+                .collect(),
+            dedupe_model: vec![Vec::new(); tables.len()],
+            match_rules: tables
+                .iter()
+                .map(|t| vec![Vec::new(); t.spec.match_rules.len()])
+                .collect(),
+            match_models: tables
+                .iter()
+                .map(|t| vec![Vec::new(); t.spec.match_models.len()])
+                .collect(),
+            next_component,
+        };
+        for c in seeds {
+            closure.take_component(c);
+        }
+        closure
+    }
+
+    fn locate(&self, g: u32) -> (usize, usize) {
+        let ti = self.offsets.partition_point(|&o| o <= g) - 1;
+        (ti, (g - self.offsets[ti]) as usize)
+    }
+
+    fn take_component(&mut self, c: u64) {
+        if !self.taken.insert(c) {
+            return;
+        }
+        let rows = self.members.get(&c).cloned().unwrap_or_default();
+        for g in rows {
+            let (ti, row) = self.locate(g);
+            if !self.in_set[ti][row] {
+                self.in_set[ti][row] = true;
+                self.frontier[ti][row] = true;
+            }
+        }
+    }
+
+    /// Take in record `row` of table `ti` (found as a partner) with its old component.
+    fn take(&mut self, ti: usize, row: usize) {
+        if !self.in_set[ti][row] {
+            self.in_set[ti][row] = true;
+            self.frontier[ti][row] = true;
+        }
+        if let Some(c) = self.component[self.offsets[ti] as usize + row] {
+            self.take_component(c);
+        }
+    }
+
+    /// Whether the duplicate group of global record `g` was held together by a strong
+    /// link in the last run.
+    pub(super) fn was_strong(&self, g: u32) -> bool {
+        self.strong[g as usize]
+    }
+
+    /// Records matched again.
+    pub(super) fn rematched(&self) -> usize {
+        self.in_set.iter().flatten().filter(|x| **x).count()
+    }
+
+    /// Whether global record `g` is matched again.
+    pub(super) fn contains(&self, g: u32) -> bool {
+        let (ti, row) = self.locate(g);
+        self.in_set[ti][row]
+    }
+
+    /// Take in the records an always-match override pairs with a record of the set.
+    fn overrides(&mut self, always: &[(usize, usize, usize, usize)]) {
+        for &(ta, ra, tb, rb) in always {
+            match (self.in_set[ta][ra], self.in_set[tb][rb]) {
+                (true, false) => self.take(tb, rb),
+                (false, true) => self.take(ta, ra),
+                _ => {}
+            }
+        }
+    }
+
+    /// Close the set over the pairs of the deduplication rules and models, searching from
+    /// each record once.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dedupe(
+        &mut self,
+        tables: &[TableData],
+        cache: &mut NormalizedCache,
+        bypass: &HashMap<String, Vec<String>>,
+        max_block: usize,
+        models: &HashMap<String, StoredModel>,
+        always: &[(usize, usize, usize, usize)],
+    ) -> Result<()> {
+        self.overrides(always);
+        while self.frontier.iter().flatten().any(|x| *x) {
+            let frontier = std::mem::replace(
+                &mut self.frontier,
+                tables.iter().map(|t| vec![false; t.len()]).collect(),
+            );
+            for (ti, t) in tables.iter().enumerate() {
+                if !frontier[ti].iter().any(|x| *x) {
+                    continue;
+                }
+                let touching = Touching {
+                    a: &frontier[ti],
+                    b: &frontier[ti],
+                };
+                let mut found: Vec<(u32, u32)> = Vec::new();
+                for (ri, r) in t.spec.dedupe.iter().enumerate() {
+                    let p = prepare(&r.conditions, t, t, bypass, cache)?;
+                    let pairs = pairs_touching(
+                        &p.conditions,
+                        &p.a,
+                        &p.b,
+                        touching,
+                        &|_| true,
+                        true,
+                        max_block,
+                    );
+                    found.extend(pairs.iter().map(|p| (p.0, p.1)));
+                    self.dedupe_rules[ti][ri].extend(pairs);
+                }
+                if let Some(ms) = &t.spec.dedupe_model {
+                    let name = model::model_name(t, t);
+                    let outcome = model::run(
+                        model::ModelRun {
+                            spec: ms,
+                            a: t,
+                            b: t,
+                            same: true,
+                            active_a: &|_| true,
+                            active_b: &|_| true,
+                            max_block,
+                            stored: models.get(&name).cloned(),
+                            touching: Some(touching),
+                        },
+                        cache,
+                    )?;
+                    found.extend(outcome.pairs.iter().map(|p| (p.0, p.1)));
+                    self.dedupe_model[ti].extend(outcome.pairs);
+                }
+                for (x, y) in found {
+                    self.take(ti, x as usize);
+                    self.take(ti, y as usize);
+                }
+            }
+            self.overrides(always);
+        }
+        self.in_dedupe = self.in_set.clone();
+        for pairs in self.dedupe_rules.iter_mut().flatten() {
+            tidy(pairs);
+        }
+        for pairs in &mut self.dedupe_model {
+            tidy(pairs);
+        }
+        // every record of the set looks for its match pairs next
+        self.frontier = self.in_set.clone();
+        Ok(())
+    }
+
+    /// Close the set over the pairs of the match rules and models (every record of the
+    /// set searching once, then each record taken in), with the winners decided.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn matches(
+        &mut self,
+        tables: &[TableData],
+        cache: &mut NormalizedCache,
+        bypass: &HashMap<String, Vec<String>>,
+        max_block: usize,
+        models: &HashMap<String, StoredModel>,
+        always: &[(usize, usize, usize, usize)],
+        winners: &[Vec<u32>],
+    ) -> Result<()> {
+        let position = |name: &str| -> Result<usize> {
+            tables
+                .iter()
+                .position(|o| o.name == name)
+                .ok_or_else(|| Error::Internal(format!("unknown table {name}")))
+        };
+        while self.frontier.iter().flatten().any(|x| *x) {
+            let frontier = std::mem::replace(
+                &mut self.frontier,
+                tables.iter().map(|t| vec![false; t.len()]).collect(),
+            );
+            let mut found: Vec<(usize, u32, usize, u32)> = Vec::new();
+            for (ti, t) in tables.iter().enumerate() {
+                for (ri, r) in t.spec.match_rules.iter().enumerate() {
+                    let wi = position(&r.with)?;
+                    if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
+                        continue;
+                    }
+                    let p = prepare(&r.conditions, t, &tables[wi], bypass, cache)?;
+                    let winners_b = &winners[wi];
+                    let pairs = pairs_touching(
+                        &p.conditions,
+                        &p.a,
+                        &p.b,
+                        Touching {
+                            a: &frontier[ti],
+                            b: &frontier[wi],
+                        },
+                        &|j| winners_b[j] == j as u32,
+                        false,
+                        max_block,
+                    );
+                    found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
+                    self.match_rules[ti][ri].extend(pairs);
+                }
+                for (mi, ms) in t.spec.match_models.iter().enumerate() {
+                    let wi = position(ms.with.as_deref().unwrap_or_default())?;
+                    if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
+                        continue;
+                    }
+                    let name = model::model_name(t, &tables[wi]);
+                    let winners_b = &winners[wi];
+                    let outcome = model::run(
+                        model::ModelRun {
+                            spec: ms,
+                            a: t,
+                            b: &tables[wi],
+                            same: false,
+                            active_a: &|_| true,
+                            active_b: &|j| winners_b[j] == j as u32,
+                            max_block,
+                            stored: models.get(&name).cloned(),
+                            touching: Some(Touching {
+                                a: &frontier[ti],
+                                b: &frontier[wi],
+                            }),
+                        },
+                        cache,
+                    )?;
+                    found.extend(outcome.pairs.iter().map(|p| (ti, p.0, wi, p.1)));
+                    self.match_models[ti][mi].extend(outcome.pairs);
+                }
+            }
+            for (ti, x, wi, y) in found {
+                self.take(ti, x as usize);
+                self.take(wi, y as usize);
+            }
+            self.overrides(always);
+        }
+        for pairs in self.match_rules.iter_mut().flatten() {
+            tidy(pairs);
+        }
+        for pairs in self.match_models.iter_mut().flatten() {
+            tidy(pairs);
+        }
+        Ok(())
+    }
+
+    /// Every record's component after this run: the old one outside the set; inside it,
+    /// new numbers for the components `joined` (a union-find over the set's pairs) holds.
+    pub(super) fn components(&self, mut roots: impl FnMut(u32) -> u32) -> Vec<u64> {
+        let total = self.component.len();
+        (0..total as u32)
+            .map(|g| {
+                if self.contains(g) {
+                    self.next_component + u64::from(roots(g))
+                } else {
+                    // a record outside the set kept its key, so it has its old component
+                    self.component[g as usize].unwrap_or(u64::MAX)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Pairs found more than once (from both ends, or in two rounds) kept once, best score
+/// first, in record order.
+fn tidy(pairs: &mut Pairs) {
+    pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
+    pairs.dedup_by_key(|p| (p.0, p.1));
+}
+
+/// The last run's duplicate groups of a table, for the records kept: per record, the
+/// first record of its group, its rule (index, as the run numbers them) and score.
+pub(super) type KeptDedupe = Vec<Option<(u32, Option<(u16, f32)>)>>;
+
+/// Read the last run's `Deduplication_<Source>_<Table>` for the records of `t` outside
+/// the set: each one's group (as its first record) and the rule that put it there.
+pub(super) async fn kept_dedupe(
+    lake: &Lake,
+    t: &TableData,
+    in_dedupe: &[bool],
+) -> Result<KeptDedupe> {
+    let mut out: KeptDedupe = vec![None; t.len()];
+    let process = Process::Unification;
+    let name = format!("Deduplication_{}_{}", t.spec.source, t.spec.table);
+    let model = lakecdp_lake::publish::read_model(lake, &process)
+        .await?
+        .ok_or_else(|| Error::Internal("no unification is published".into()))?;
+    let entity = model
+        .entity(&name)
+        .ok_or_else(|| Error::Internal(format!("the last unification has no `{name}`")))?;
+    let mut rules: Vec<String> = t
+        .spec
+        .dedupe
+        .iter()
+        .enumerate()
+        .map(|(i, r)| super::rules::rule_name(&r.name, i))
+        .collect();
+    rules.push(MODEL_RULE.to_string());
+    // the rows of a key in the order they were written (the canonical order)
+    let mut seen: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
+    for batch in read_entity(lake, &process.folder(), entity).await? {
+        let text = |i: usize| -> Result<StringArray> {
+            let c = cast(batch.column(i), &DataType::Utf8)?;
+            c.as_any()
+                .downcast_ref::<StringArray>()
+                .cloned()
+                .ok_or_else(|| Error::Internal(format!("`{name}`: not text")))
+        };
+        let (key, group, rule) = (text(0)?, text(1)?, text(3)?);
+        let score = cast(batch.column(4), &DataType::Float32)?;
+        let score = score
+            .as_any()
+            .downcast_ref::<arrow::array::Float32Array>()
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("`{name}`: score is not a number")))?;
+        for i in 0..batch.num_rows() {
+            let k = key.value(i);
+            let n = seen.entry(k.to_string()).or_insert(0);
+            let nth = *n;
+            *n += 1;
+            let first = t.keys.partition_point(|x| x.as_str() < k);
+            let row = first + nth;
+            if row >= t.len() || t.keys[row] != k || in_dedupe[row] {
+                continue;
+            }
+            let g = group.value(i);
+            let group_row = t.keys.partition_point(|x| x.as_str() < g);
+            if group_row >= t.len() || t.keys[group_row] != g {
+                return Err(Error::Internal(format!(
+                    "`{name}`: the group of `{k}` names `{g}`, which is not a record now"
+                )));
+            }
+            let attributed = (!rule.is_null(i))
+                .then(|| {
+                    rules
+                        .iter()
+                        .position(|r| r == rule.value(i))
+                        .map(|r| (r as u16, score.value(i)))
+                })
+                .flatten();
+            out[row] = Some((group_row as u32, attributed));
+        }
+    }
+    Ok(out)
+}
+
+/// The rows of a pair table of the last run (`ConflationMatchPairs`,
+/// `ConflationReviewPairs`) whose two records are both kept.
+pub(super) async fn kept_pairs(
+    lake: &Lake,
+    entity_name: &str,
+    dropped: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<RecordBatch>> {
+    let process = Process::Unification;
+    let Some(model) = lakecdp_lake::publish::read_model(lake, &process).await? else {
+        return Ok(Vec::new());
+    };
+    let Some(entity) = model.entity(entity_name) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for batch in read_entity(lake, &process.folder(), entity).await? {
+        let text = |name: &str| -> Result<StringArray> {
+            let c = batch.column_by_name(name).ok_or_else(|| {
+                Error::Internal(format!("the last `{entity_name}` has no `{name}`"))
+            })?;
+            let c = cast(c, &DataType::Utf8)?;
+            c.as_any()
+                .downcast_ref::<StringArray>()
+                .cloned()
+                .ok_or_else(|| Error::Internal(format!("`{entity_name}`: not text")))
+        };
+        let (sa, ta, ka) = (text("SourceA")?, text("TableA")?, text("KeyA")?);
+        let (sb, tb, kb) = (text("SourceB")?, text("TableB")?, text("KeyB")?);
+        let keep: arrow::array::BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let a = format!("{}.{}\u{1}{}", sa.value(i), ta.value(i), ka.value(i));
+                let b = format!("{}.{}\u{1}{}", sb.value(i), tb.value(i), kb.value(i));
+                Some(!dropped(&a) && !dropped(&b))
+            })
+            .collect();
+        out.push(arrow::compute::filter_record_batch(&batch, &keep)?);
+    }
+    Ok(out)
+}
