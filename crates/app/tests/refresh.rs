@@ -521,3 +521,85 @@ async fn a_refresh_whose_lease_was_taken_over_publishes_nothing_more() {
     .unwrap();
     assert_eq!(info["token"], "another-holder");
 }
+
+/// The unification report a refresh's events carry.
+fn unified(recorder: &Recorder) -> Arc<lakecdp_app::reports::UnifyReport> {
+    recorder
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Unified(r) => Some(r),
+            _ => None,
+        })
+        .expect("the refresh unified")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_after_a_source_changed_unifies_only_what_changed_unless_asked_for_all() {
+    use lakecdp_app::reports::UnifyMode;
+    let r = retail().await;
+    let first = Arc::new(Recorder::default());
+    r.full_refresh(first.clone()).await;
+    assert!(matches!(unified(&first).mode, UnifyMode::Full { .. }));
+
+    // a contact's row changes in the CRM file: its load and the unification run again
+    let file = r.dir.path().join("data/crm_contacts.csv");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let city = header
+        .iter()
+        .position(|c| *c == "City")
+        .expect("a City column");
+    let row = (1..lines.len())
+        .find(|i| lines[*i].split(',').count() == header.len())
+        .unwrap();
+    let mut fields: Vec<String> = lines[row].split(',').map(str::to_string).collect();
+    fields[city] = "Somewhere Else".into();
+    lines[row] = fields.join(",");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let second = Arc::new(Recorder::default());
+    let report = r
+        .app
+        .refresh(
+            &admin(),
+            &RefreshRequest::default(),
+            CancellationToken::new(),
+            second.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+    match &unified(&second).mode {
+        UnifyMode::Incremental {
+            changed,
+            rematched,
+            kept,
+            ..
+        } => {
+            assert_eq!(*changed, 1, "one record changed");
+            assert!(*rematched >= 1 && *kept > *rematched, "{rematched} {kept}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // asked for, everything is matched again
+    let third = Arc::new(Recorder::default());
+    r.app
+        .refresh(
+            &admin(),
+            &RefreshRequest {
+                force: true,
+                full_unify: true,
+                ..Default::default()
+            },
+            CancellationToken::new(),
+            third.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        &unified(&third).mode,
+        UnifyMode::Full { reason } if reason.contains("asked for")
+    ));
+}

@@ -172,6 +172,11 @@ struct UnifyArgs {
     /// Train the match models anew instead of using the ones stored by an earlier run.
     #[arg(long)]
     train: bool,
+    /// Then change N records of the people (half added, half changed), load them and
+    /// unify again incrementally, then in full, and compare the two (the data is
+    /// generated anew by the next run).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    incremental: usize,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +189,9 @@ struct UnifyPhaseArgs {
     matching: MatchingArg,
     #[arg(long)]
     train: bool,
+    /// Match every record (no incremental run).
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -376,9 +384,34 @@ fn run_unify_phase(args: &UnifyPhaseArgs) -> anyhow::Result<()> {
         args.data.dataset(),
         args.matching.matching(),
         args.train,
+        args.full,
     ))?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
+}
+
+/// Run the measured unification in a child process.
+fn unify_child(
+    args: &UnifyArgs,
+    dir: &std::path::Path,
+    train: bool,
+    full: bool,
+) -> anyhow::Result<lakecdp_bench::unify::UnifyResult> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["unify-phase", "--data", args.data.name(), "--matching"])
+        .arg(args.matching.name())
+        .args(train.then_some("--train"))
+        .args(full.then_some("--full"))
+        .arg("--dir")
+        .arg(dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        anyhow::bail!("the unification failed ({})", output.status);
+    }
+    let line = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("reading the unification's result: {line}"))
 }
 
 fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
@@ -429,20 +462,7 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
     let seconds = rt.block_on(lakecdp_bench::unify::load(&dir, args.data.dataset()))?;
     eprintln!("  {seconds:.1} s");
     eprintln!("unifying");
-    let output = std::process::Command::new(std::env::current_exe()?)
-        .args(["unify-phase", "--data", args.data.name(), "--matching"])
-        .arg(args.matching.name())
-        .args(args.train.then_some("--train"))
-        .arg("--dir")
-        .arg(&dir)
-        .stderr(std::process::Stdio::inherit())
-        .output()?;
-    if !output.status.success() {
-        anyhow::bail!("the unification failed ({})", output.status);
-    }
-    let line = String::from_utf8_lossy(&output.stdout);
-    let result: lakecdp_bench::unify::UnifyResult = serde_json::from_str(line.trim())
-        .with_context(|| format!("reading the unification's result: {line}"))?;
+    let result = unify_child(args, &dir, args.train, true)?;
     let predicted = rt.block_on(lakecdp_bench::unify::profiles(&dir))?;
     let truth = lakecdp_bench::unify::truth(&dir)?;
     let s = lakecdp_bench::score::score(&truth, &predicted);
@@ -507,6 +527,118 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
         ]);
     }
     print!("{}", table(&rows, &[false, false]));
+    if args.incremental > 0 {
+        incremental_run(args, &dir, &rt, &predicted)?;
+    }
+    Ok(())
+}
+
+/// Change records, load them, unify incrementally and then in full; print both and
+/// whether they published the same profiles with the same ids.
+fn incremental_run(
+    args: &UnifyArgs,
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+    before: &std::collections::HashMap<(String, String), String>,
+) -> anyhow::Result<()> {
+    if !matches!(args.data, DataArg::People) {
+        anyhow::bail!("--incremental changes the people data only");
+    }
+    // the changed data is not the generated sample any more: the next run makes it anew
+    let _ = std::fs::remove_file(dir.join("data.params"));
+    let added = args.incremental / 2;
+    let summary = lakecdp_bench::people::change::change(
+        &dir.join("data"),
+        added,
+        args.incremental - added,
+        args.seed,
+        1,
+    )?;
+    eprintln!(
+        "changed the people: {} records added, {} changed; loading them",
+        summary.added, summary.changed
+    );
+    let seconds = rt.block_on(lakecdp_bench::unify::load(dir, args.data.dataset()))?;
+    eprintln!("  {seconds:.1} s");
+    eprintln!("unifying what changed");
+    let inc = unify_child(args, dir, false, false)?;
+    let after_inc = rt.block_on(lakecdp_bench::unify::profiles(dir))?;
+    eprintln!("unifying everything, to compare");
+    let full = unify_child(args, dir, false, true)?;
+    let after_full = rt.block_on(lakecdp_bench::unify::profiles(dir))?;
+    let truth = lakecdp_bench::unify::truth(dir)?;
+    let s = lakecdp_bench::score::score(&truth, &after_inc);
+    let differing = after_inc
+        .iter()
+        .filter(|(k, id)| after_full.get(*k) != Some(*id))
+        .count()
+        + after_full
+            .keys()
+            .filter(|k| !after_inc.contains_key(*k))
+            .count();
+    let kept_ids = before
+        .iter()
+        .filter(|(k, id)| after_inc.get(*k) == Some(*id))
+        .count();
+    let phases = |r: &lakecdp_bench::unify::UnifyResult| {
+        r.phases
+            .iter()
+            .map(|(p, t)| format!("{p} {t:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let matching = |r: &lakecdp_bench::unify::UnifyResult| {
+        r.phases
+            .iter()
+            .filter(|(p, _)| *p != "load" && *p != "merge")
+            .map(|(_, t)| t)
+            .sum::<f64>()
+    };
+    println!(
+        "\nincremental unification: {} records added, {} changed\n",
+        summary.added, summary.changed
+    );
+    let rows = vec![
+        ["measure".to_string(), "value".into()],
+        ["mode".into(), inc.mode.clone()],
+        ["wall time".into(), format!("{:.2} s", inc.seconds)],
+        ["phases".into(), phases(&inc)],
+        [
+            "matching, clustering and ids".into(),
+            format!(
+                "{:.2} s (the full run: {:.2} s)",
+                matching(&inc),
+                matching(&full)
+            ),
+        ],
+        ["peak memory".into(), size(inc.peak_rss)],
+        [
+            "full run wall time".into(),
+            format!("{:.2} s", full.seconds),
+        ],
+        ["full run phases".into(), phases(&full)],
+        [
+            "records whose CustomerId differs from the full run's".into(),
+            differing.to_string(),
+        ],
+        [
+            "records keeping the CustomerId they had before".into(),
+            format!("{kept_ids} of {}", before.len()),
+        ],
+        [
+            "cluster precision / recall / F1".into(),
+            format!(
+                "{:.4} / {:.4} / {:.4}",
+                s.cluster.precision,
+                s.cluster.recall,
+                s.cluster.f1()
+            ),
+        ],
+    ];
+    print!("{}", table(&rows, &[false, false]));
+    if differing > 0 {
+        anyhow::bail!("the incremental run published other profiles than a full run");
+    }
     Ok(())
 }
 

@@ -103,6 +103,9 @@ pub struct UnifyResult {
     /// Per match model.
     #[serde(default)]
     pub models: Vec<ModelSummary>,
+    /// Whether every record was matched, and why, or what an incremental run matched.
+    #[serde(default)]
+    pub mode: String,
 }
 
 fn project(data: Dataset, matching: Matching) -> Result<ProjectFile> {
@@ -176,6 +179,7 @@ pub async fn run(
     data: Dataset,
     matching: Matching,
     train: bool,
+    full: bool,
 ) -> Result<UnifyResult> {
     let project = project(data, matching)?;
     let spec = project
@@ -186,6 +190,7 @@ pub async fn run(
     let started = Instant::now();
     let options = UnifyOptions {
         train,
+        full,
         ..UnifyOptions::default()
     };
     let report = unify(&lake, &project.sources, spec, &options)
@@ -203,6 +208,17 @@ pub async fn run(
             .map(|(p, s)| (p.to_string(), *s))
             .collect(),
         peak_rss: peak_rss(),
+        mode: match &report.mode {
+            lakecdp_engine::unify::UnifyMode::Full { reason } => format!("full ({reason})"),
+            lakecdp_engine::unify::UnifyMode::Incremental {
+                changed,
+                deleted,
+                rematched,
+                kept,
+            } => format!(
+                "incremental: {changed} records new or changed, {deleted} gone, {rematched} matched again, {kept} kept"
+            ),
+        },
         models: report
             .models
             .iter()

@@ -34,6 +34,7 @@
 //! Every person and every record draws from its own seeded stream (see `retail::rng`), so
 //! a configuration always gives the same files.
 
+pub mod change;
 mod cultures;
 
 use std::path::Path;
