@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::TableData;
 use super::model::StoredModel;
-use super::rules::{pairs_touching, prepare, NormalizedCache, Touching};
+use super::rules::{prepare, NormalizedCache, RuleIndex, Touching};
 use super::{model, MODEL_RULE};
 use crate::{Error, Result};
 
@@ -341,6 +341,14 @@ pub(super) struct Closure {
     pub match_models: Vec<Vec<Pairs>>,
     /// The first component number free for the components of this run.
     next_component: u64,
+    /// Per table and dedupe rule, its blocks (built at the first round that needs them).
+    dedupe_index: Vec<Vec<Option<RuleIndex>>>,
+    /// Per table and match rule.
+    match_index: Vec<Vec<Option<RuleIndex>>>,
+    /// Per table, its dedupe model's blocks.
+    dedupe_model_index: Vec<Option<model::ModelIndex>>,
+    /// Per table and match model.
+    match_model_index: Vec<Vec<Option<model::ModelIndex>>>,
 }
 
 impl Closure {
@@ -425,6 +433,19 @@ impl Closure {
                 .map(|t| vec![Vec::new(); t.spec.match_models.len()])
                 .collect(),
             next_component,
+            dedupe_index: tables
+                .iter()
+                .map(|t| t.spec.dedupe.iter().map(|_| None).collect())
+                .collect(),
+            match_index: tables
+                .iter()
+                .map(|t| t.spec.match_rules.iter().map(|_| None).collect())
+                .collect(),
+            dedupe_model_index: tables.iter().map(|_| None).collect(),
+            match_model_index: tables
+                .iter()
+                .map(|t| t.spec.match_models.iter().map(|_| None).collect())
+                .collect(),
         };
         for c in seeds {
             closure.take_component(c);
@@ -518,37 +539,40 @@ impl Closure {
                 };
                 let mut found: Vec<(u32, u32)> = Vec::new();
                 for (ri, r) in t.spec.dedupe.iter().enumerate() {
-                    let p = prepare(&r.conditions, t, t, bypass, cache)?;
-                    let pairs = pairs_touching(
-                        &p.conditions,
-                        &p.a,
-                        &p.b,
-                        touching,
-                        &|_| true,
-                        true,
-                        max_block,
-                    );
+                    let index = match &mut self.dedupe_index[ti][ri] {
+                        Some(index) => index,
+                        slot => {
+                            let p = prepare(&r.conditions, t, t, bypass, cache)?;
+                            slot.insert(RuleIndex::new(p, &|_| true, true, max_block))
+                        }
+                    };
+                    let pairs = index.touching(touching);
                     found.extend(pairs.iter().map(|p| (p.0, p.1)));
                     self.dedupe_rules[ti][ri].extend(pairs);
                 }
                 if let Some(ms) = &t.spec.dedupe_model {
-                    let name = model::model_name(t, t);
-                    let outcome = model::run(
-                        model::ModelRun {
-                            spec: ms,
-                            a: t,
-                            b: t,
-                            same: true,
-                            active_a: &|_| true,
-                            active_b: &|_| true,
-                            max_block,
-                            stored: models.get(&name).cloned(),
-                            touching: Some(touching),
-                        },
-                        cache,
-                    )?;
-                    found.extend(outcome.pairs.iter().map(|p| (p.0, p.1)));
-                    self.dedupe_model[ti].extend(outcome.pairs);
+                    let index = match &mut self.dedupe_model_index[ti] {
+                        Some(index) => index,
+                        slot => {
+                            let name = model::model_name(t, t);
+                            slot.insert(model::ModelIndex::new(
+                                model::ModelRun {
+                                    spec: ms,
+                                    a: t,
+                                    b: t,
+                                    same: true,
+                                    active_a: &|_| true,
+                                    active_b: &|_| true,
+                                    max_block,
+                                    stored: models.get(&name).cloned(),
+                                },
+                                cache,
+                            )?)
+                        }
+                    };
+                    let pairs = index.touching(touching);
+                    found.extend(pairs.iter().map(|p| (p.0, p.1)));
+                    self.dedupe_model[ti].extend(pairs);
                 }
                 for (x, y) in found {
                     self.take(ti, x as usize);
@@ -558,6 +582,12 @@ impl Closure {
             self.overrides(always);
         }
         self.in_dedupe = self.in_set.clone();
+        // the blocks hold normalised values: free them
+        self.dedupe_index
+            .iter_mut()
+            .flatten()
+            .for_each(|i| *i = None);
+        self.dedupe_model_index.iter_mut().for_each(|i| *i = None);
         for pairs in self.dedupe_rules.iter_mut().flatten() {
             tidy(pairs);
         }
@@ -600,20 +630,19 @@ impl Closure {
                     if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
                         continue;
                     }
-                    let p = prepare(&r.conditions, t, &tables[wi], bypass, cache)?;
-                    let winners_b = &winners[wi];
-                    let pairs = pairs_touching(
-                        &p.conditions,
-                        &p.a,
-                        &p.b,
-                        Touching {
-                            a: &frontier[ti],
-                            b: &frontier[wi],
-                        },
-                        &|j| winners_b[j] == j as u32,
-                        false,
-                        max_block,
-                    );
+                    let index = match &mut self.match_index[ti][ri] {
+                        Some(index) => index,
+                        slot => {
+                            let p = prepare(&r.conditions, t, &tables[wi], bypass, cache)?;
+                            let winners_b = &winners[wi];
+                            let active = |j: usize| winners_b[j] == j as u32;
+                            slot.insert(RuleIndex::new(p, &active, false, max_block))
+                        }
+                    };
+                    let pairs = index.touching(Touching {
+                        a: &frontier[ti],
+                        b: &frontier[wi],
+                    });
                     found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
                     self.match_rules[ti][ri].extend(pairs);
                 }
@@ -622,27 +651,32 @@ impl Closure {
                     if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
                         continue;
                     }
-                    let name = model::model_name(t, &tables[wi]);
-                    let winners_b = &winners[wi];
-                    let outcome = model::run(
-                        model::ModelRun {
-                            spec: ms,
-                            a: t,
-                            b: &tables[wi],
-                            same: false,
-                            active_a: &|_| true,
-                            active_b: &|j| winners_b[j] == j as u32,
-                            max_block,
-                            stored: models.get(&name).cloned(),
-                            touching: Some(Touching {
-                                a: &frontier[ti],
-                                b: &frontier[wi],
-                            }),
-                        },
-                        cache,
-                    )?;
-                    found.extend(outcome.pairs.iter().map(|p| (ti, p.0, wi, p.1)));
-                    self.match_models[ti][mi].extend(outcome.pairs);
+                    let index = match &mut self.match_model_index[ti][mi] {
+                        Some(index) => index,
+                        slot => {
+                            let name = model::model_name(t, &tables[wi]);
+                            let winners_b = &winners[wi];
+                            slot.insert(model::ModelIndex::new(
+                                model::ModelRun {
+                                    spec: ms,
+                                    a: t,
+                                    b: &tables[wi],
+                                    same: false,
+                                    active_a: &|_| true,
+                                    active_b: &|j| winners_b[j] == j as u32,
+                                    max_block,
+                                    stored: models.get(&name).cloned(),
+                                },
+                                cache,
+                            )?)
+                        }
+                    };
+                    let pairs = index.touching(Touching {
+                        a: &frontier[ti],
+                        b: &frontier[wi],
+                    });
+                    found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
+                    self.match_models[ti][mi].extend(pairs);
                 }
             }
             for (ti, x, wi, y) in found {
@@ -651,6 +685,14 @@ impl Closure {
             }
             self.overrides(always);
         }
+        self.match_index
+            .iter_mut()
+            .flatten()
+            .for_each(|i| *i = None);
+        self.match_model_index
+            .iter_mut()
+            .flatten()
+            .for_each(|i| *i = None);
         for pairs in self.match_rules.iter_mut().flatten() {
             tidy(pairs);
         }

@@ -447,7 +447,6 @@ pub async fn unify(
                             active_b: &|_| true,
                             max_block,
                             stored: models.get(&name).cloned(),
-                            touching: None,
                         },
                         &mut cache,
                     )?;
@@ -695,7 +694,6 @@ pub async fn unify(
                             active_b: &|j| winners_b[j] == j as u32,
                             max_block,
                             stored: models.get(&name).cloned(),
-                            touching: None,
                         },
                         &mut cache,
                     )?;

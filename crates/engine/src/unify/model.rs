@@ -244,6 +244,22 @@ struct Compared {
     tf_b: Option<Vec<f32>>,
 }
 
+impl Compared {
+    /// The term frequency of an exact agreement of `row` of this side and `o` of the
+    /// other (None for any other level, or a column not adjusted): the share of the
+    /// value, the larger of the two sides' shares (which differ only by
+    /// normalisation-equal spellings).
+    fn tf_of(&self, row: usize, o: usize, level: u8) -> Option<f64> {
+        if level != 0 {
+            return None;
+        }
+        match (&self.tf_a, &self.tf_b) {
+            (Some(x), Some(y)) => Some(f64::from(x[row].max(y[o]))),
+            _ => None,
+        }
+    }
+}
+
 /// The value of `row`, unless it is null.
 fn at(values: &StringArray, row: usize) -> Option<&str> {
     (!values.is_null(row)).then(|| values.value(row))
@@ -441,9 +457,6 @@ pub struct ModelRun<'a> {
     pub max_block: usize,
     /// A stored model trained for this declaration, unless retraining.
     pub stored: Option<StoredModel>,
-    /// Only the pairs touching these records, whatever `active_a` says (an incremental
-    /// unification); needs a stored model.
-    pub touching: Option<Touching<'a>>,
 }
 
 /// What a model run found: its matched pairs `(a, b, probability)` and its report.
@@ -456,26 +469,27 @@ pub struct ModelOutcome {
     pub terms: Vec<Option<TermCounts>>,
 }
 
-/// Run a match model: candidates, training when needed, scoring.
-pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcome> {
-    let ModelRun {
-        spec,
-        a,
-        b,
-        same,
-        active_a,
-        active_b,
-        max_block,
-        stored,
-        touching,
-    } = run;
-    if touching.is_some() && stored.is_none() {
-        return Err(Error::Internal(format!(
-            "the match model of `{}` with `{}` has no stored parameters to score new records with",
-            a.name, b.name
-        )));
-    }
-    let mut model = untrained(spec, a, b)?;
+/// What a model run computes before its candidates: the untrained model, the compared
+/// columns (normalised, with term-frequency shares), the term counts, the blocking keys
+/// of both sides with their giant values, and the giant blocks to report.
+struct Parts {
+    model: Model,
+    compared: Vec<Compared>,
+    terms: Vec<Option<TermCounts>>,
+    keys: Vec<Key>,
+    giant_blocks: Vec<GiantBlock>,
+}
+
+fn parts(
+    spec: &ModelSpec,
+    (a, b): (&TableData, &TableData),
+    same: bool,
+    active_b: &(dyn Fn(usize) -> bool + Sync),
+    max_block: usize,
+    stored: Option<&StoredModel>,
+    cache: &mut NormalizedCache,
+) -> Result<Parts> {
+    let model = untrained(spec, a, b)?;
     // 1. compared columns
     let mut compared = Vec::with_capacity(spec.compare.len());
     let mut terms: Vec<Option<TermCounts>> = Vec::with_capacity(spec.compare.len());
@@ -576,6 +590,42 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         });
     }
     giant_blocks.sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
+    Ok(Parts {
+        model,
+        compared,
+        terms,
+        keys,
+        giant_blocks,
+    })
+}
+
+/// Run a match model: candidates, training when needed, scoring.
+pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcome> {
+    let ModelRun {
+        spec,
+        a,
+        b,
+        same,
+        active_a,
+        active_b,
+        max_block,
+        stored,
+    } = run;
+    let Parts {
+        mut model,
+        compared,
+        terms,
+        keys,
+        giant_blocks,
+    } = parts(
+        spec,
+        (a, b),
+        same,
+        active_b,
+        max_block,
+        stored.as_ref(),
+        cache,
+    )?;
 
     // 3. candidate pairs and their comparison vectors, key by key
     let width = compared.len();
@@ -621,11 +671,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                         let mut levels = Vec::new();
                         for row in start..(start + chunk).min(n_a) {
                             let h = key.a[row];
-                            let probes = match touching {
-                                Some(t) => t.a[row],
-                                None => active_a(row),
-                            };
-                            if h == 0 || !probes {
+                            if h == 0 || !active_a(row) {
                                 continue;
                             }
                             let Some(&(from, len)) = index.get(&h) else {
@@ -633,23 +679,16 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                             };
                             for &o in &rows[from as usize..(from + len) as usize] {
                                 let o = o as usize;
-                                // one table: each pair once, from its smaller record (or
-                                // from this one when the smaller does not look)
-                                let found_there = match touching {
-                                    Some(t) => o < row && t.a[o],
-                                    None => o < row,
-                                };
-                                if same && (o == row || found_there) {
+                                if same && o <= row {
                                     continue;
                                 }
-                                let (x, y) = if same && o < row { (o, row) } else { (row, o) };
                                 // an earlier key produced this pair already
-                                if earlier.iter().any(|e| e.pairs(x, y)) {
+                                if earlier.iter().any(|e| e.pairs(row, o)) {
                                     continue;
                                 }
-                                pairs.push((x as u32, y as u32));
+                                pairs.push((row as u32, o as u32));
                                 for c in compared {
-                                    levels.push(c.kind.level_of(at(&c.a, x), at(&c.b, y)));
+                                    levels.push(c.kind.level_of(at(&c.a, row), at(&c.b, o)));
                                 }
                             }
                         }
@@ -668,48 +707,11 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
             pairs.extend(p);
             levels.extend(l);
         }
-        if let Some(t) = touching.filter(|_| !same) {
-            // the other side's records look this side up: pairs found from their end
-            let mut by_hash: hashbrown::HashMap<u64, Vec<u32>> = hashbrown::HashMap::new();
-            for (x, h) in key.a.iter().enumerate() {
-                if *h != 0 && !t.a[x] {
-                    by_hash.entry(*h).or_default().push(x as u32);
-                }
-            }
-            for o in (0..n_b).filter(|o| t.b[*o] && active_b(*o)) {
-                let h = key.b[o];
-                if h == 0 || key.giant.contains(&h) {
-                    continue;
-                }
-                for &x in by_hash.get(&h).map(Vec::as_slice).unwrap_or_default() {
-                    let x = x as usize;
-                    if earlier.iter().any(|e| e.pairs(x, o)) {
-                        continue;
-                    }
-                    pairs.push((x as u32, o as u32));
-                    for c in compared {
-                        levels.push(c.kind.level_of(at(&c.a, x), at(&c.b, o)));
-                    }
-                    added += 1;
-                }
-            }
-        }
         blocking.push(BlockingReport {
             key: key.name.clone(),
             comparisons: added,
         });
     }
-    let tf_of = |c: &Compared, row: usize, o: usize, level: u8| -> Option<f64> {
-        if level != 0 {
-            return None;
-        }
-        // the values agree exactly: the share of the value (the larger of the two
-        // sides' shares, which differ only by normalisation-equal spellings)
-        match (&c.tf_a, &c.tf_b) {
-            (Some(x), Some(y)) => Some(f64::from(x[row].max(y[o]))),
-            _ => None,
-        }
-    };
 
     // 4. training, unless a stored model fits
     let mut random_pairs = 0;
@@ -880,7 +882,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     for (i, &(row, o)) in pairs.iter().enumerate() {
         let vector = &levels[i * width..(i + 1) * width];
         for (k, c) in compared.iter().enumerate() {
-            tf[k] = tf_of(c, row as usize, o as usize, vector[k]);
+            tf[k] = c.tf_of(row as usize, o as usize, vector[k]);
         }
         let w = scorer.weight(vector, &tf);
         *histogram.entry(w.floor() as i32).or_insert(0) += 1;
@@ -1123,6 +1125,153 @@ fn candidate_priors(model: &mut Model, candidates: &Patterns) {
     model.prior = lm;
     if let Some(rel) = &mut model.related {
         rel.prior = lr;
+    }
+}
+
+/// A stored model's blocks over every record, built once and asked for the pairs
+/// touching a set of records as often as an incremental run grows the set.
+pub struct ModelIndex {
+    model: Model,
+    compared: Vec<Compared>,
+    keys: Vec<Key>,
+    /// Per key, the other side's active records outside giant blocks, by hash.
+    b: Vec<hashbrown::HashMap<u64, Vec<u32>>>,
+    /// Per key, this side's records by hash (two tables only: pairs found from the other
+    /// side's end).
+    a: Vec<hashbrown::HashMap<u64, Vec<u32>>>,
+    active_b: Vec<bool>,
+    same: bool,
+}
+
+impl ModelIndex {
+    /// Index a model run's records (its stored model scores them; `active_a` is not
+    /// used: every record of this side may look).
+    pub fn new(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<Self> {
+        let ModelRun {
+            spec,
+            a,
+            b,
+            same,
+            active_b,
+            max_block,
+            stored,
+            ..
+        } = run;
+        let Some(stored) = stored else {
+            return Err(Error::Internal(format!(
+                "the match model of `{}` with `{}` has no stored parameters to score new records with",
+                a.name, b.name
+            )));
+        };
+        let Parts {
+            model: declared,
+            compared,
+            keys,
+            ..
+        } = parts(
+            spec,
+            (a, b),
+            same,
+            active_b,
+            max_block,
+            Some(&stored),
+            cache,
+        )?;
+        let mut model = stored.model;
+        model
+            .set_threshold(declared.threshold)
+            .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
+        let active: Vec<bool> = (0..b.len()).map(active_b).collect();
+        let by_hash = |hashes: &[u64], take: &dyn Fn(usize) -> bool| {
+            let mut out: hashbrown::HashMap<u64, Vec<u32>> = hashbrown::HashMap::new();
+            for (row, h) in hashes.iter().enumerate() {
+                if *h != 0 && take(row) {
+                    out.entry(*h).or_default().push(row as u32);
+                }
+            }
+            out
+        };
+        let b_index = keys
+            .iter()
+            .map(|k| by_hash(&k.b, &|o| active[o] && !k.giant.contains(&k.b[o])))
+            .collect();
+        let a_index = if same {
+            Vec::new()
+        } else {
+            keys.iter().map(|k| by_hash(&k.a, &|_| true)).collect()
+        };
+        Ok(ModelIndex {
+            model,
+            compared,
+            keys,
+            b: b_index,
+            a: a_index,
+            active_b: active,
+            same,
+        })
+    }
+
+    /// Every pair at or above the threshold with a record in `touching`, as a run over
+    /// all records would find and score it (one table: (smaller, larger)), by record.
+    pub fn touching(&self, t: Touching<'_>) -> Vec<(u32, u32, f32)> {
+        let same = self.same;
+        let mut candidates: Vec<(u32, u32)> = Vec::new();
+        for (k, key) in self.keys.iter().enumerate() {
+            let earlier = &self.keys[..k];
+            for row in (0..t.a.len()).filter(|r| t.a[*r]) {
+                let h = key.a[row];
+                let Some(rows) = self.b[k].get(&h).filter(|_| h != 0) else {
+                    continue;
+                };
+                for &o in rows {
+                    let o = o as usize;
+                    // one table: each pair once, from its smaller record when that one
+                    // looks too
+                    if same && (o == row || (o < row && t.a[o])) {
+                        continue;
+                    }
+                    let (x, y) = if same && o < row { (o, row) } else { (row, o) };
+                    if !earlier.iter().any(|e| e.pairs(x, y)) {
+                        candidates.push((x as u32, y as u32));
+                    }
+                }
+            }
+            if same {
+                continue;
+            }
+            // the other side's records look this side up: pairs found from their end
+            for o in (0..t.b.len()).filter(|o| t.b[*o] && self.active_b[*o]) {
+                let h = key.b[o];
+                if h == 0 || key.giant.contains(&h) {
+                    continue;
+                }
+                for &x in self.a[k].get(&h).map(Vec::as_slice).unwrap_or_default() {
+                    let x = x as usize;
+                    if !t.a[x] && !earlier.iter().any(|e| e.pairs(x, o)) {
+                        candidates.push((x as u32, o as u32));
+                    }
+                }
+            }
+        }
+        let scorer = self.model.scorer();
+        let threshold = scorer.threshold_weight();
+        let mut vector = vec![0u8; self.compared.len()];
+        let mut tf = vec![None; self.compared.len()];
+        let mut matched = Vec::new();
+        for (x, y) in candidates {
+            let (row, o) = (x as usize, y as usize);
+            for (k, c) in self.compared.iter().enumerate() {
+                vector[k] = c.kind.level_of(at(&c.a, row), at(&c.b, o));
+                tf[k] = c.tf_of(row, o, vector[k]);
+            }
+            let w = scorer.weight(&vector, &tf);
+            if w >= threshold {
+                matched.push((x, y, probability(w) as f32));
+            }
+        }
+        matched.sort_unstable_by_key(|p| (p.0, p.1));
+        matched.dedup_by_key(|p| (p.0, p.1));
+        matched
     }
 }
 

@@ -659,55 +659,100 @@ pub struct Touching<'a> {
     pub b: &'a [bool],
 }
 
-/// Every pair of a rule with a record in `touching`, as a run over all records would
-/// find it: the same blocks (the other side's `active_b` records, with the same giant
-/// values left out), the same orientation ((smaller, larger) for one table, verified that
-/// way round) and the same best score for a rule that holds either way round. Sorted by
-/// record.
-#[allow(clippy::too_many_arguments)]
-pub fn pairs_touching(
-    conditions: &[Condition],
-    a: &[Values],
-    b: &[Values],
-    touching: Touching<'_>,
-    active_b: &(dyn Fn(usize) -> bool + Sync),
+/// Blocks of records by the hashes of their keys: (hash -> range in `rows`, rows).
+type BlockIndex = (hashbrown::HashMap<u64, (u32, u32)>, Vec<u32>);
+
+/// A rule's blocks over every record, built once and asked for the pairs touching a set
+/// of records as often as an incremental run grows the set.
+pub struct RuleIndex {
+    prepared: Prepared,
+    exact: Vec<usize>,
+    fuzzy: Vec<usize>,
     same: bool,
-    max_block: usize,
-) -> Vec<(u32, u32, f32)> {
-    if conditions.is_empty() {
-        return Vec::new();
+    both_ways: bool,
+    hasher: KeyHasher,
+    /// The other side's active records by key.
+    b: BlockIndex,
+    /// Keys of the other side shared by more records than the guard allows.
+    giant: hashbrown::HashSet<u64>,
+    /// Which records of the other side are active.
+    active_b: Vec<bool>,
+    /// This side's records by key (every record), when pairs may be found from the other
+    /// side's end.
+    a: Option<BlockIndex>,
+}
+
+impl RuleIndex {
+    /// Index the records of a prepared rule: the other side's `active_b` records (counted
+    /// for the giant-block guard as a run over all records counts them), and this side's
+    /// records too when a pair may be found from the other end (two tables, or one table
+    /// compared either way round).
+    pub fn new(
+        prepared: Prepared,
+        active_b: &(dyn Fn(usize) -> bool + Sync),
+        same: bool,
+        max_block: usize,
+    ) -> Self {
+        let conditions = &prepared.conditions;
+        let exact: Vec<usize> = (0..conditions.len())
+            .filter(|c| conditions[*c].precision.is_exact())
+            .collect();
+        let mut fuzzy: Vec<usize> = (0..conditions.len())
+            .filter(|c| !conditions[*c].precision.is_exact())
+            .collect();
+        fuzzy.sort_by(|x, y| {
+            conditions[*y]
+                .precision
+                .threshold()
+                .total_cmp(&conditions[*x].precision.threshold())
+                .then(x.cmp(y))
+        });
+        let both_ways = same && conditions.iter().any(|c| c.column != c.other);
+        let mut index = RuleIndex {
+            prepared,
+            exact,
+            fuzzy,
+            same,
+            both_ways,
+            hasher: KeyHasher::default(),
+            b: Default::default(),
+            giant: Default::default(),
+            active_b: Vec::new(),
+            a: None,
+        };
+        let n_a = index.prepared.a.first().map_or(0, |v| v.len());
+        let n_b = index.prepared.b.first().map_or(0, |v| v.len());
+        index.active_b = (0..n_b).map(active_b).collect();
+        index.b = index.blocks(&index.prepared.b, n_b, &|r| active_b(r));
+        index.giant = index
+            .b
+            .0
+            .iter()
+            .filter(|(_, (_, len))| *len as usize > max_block)
+            .map(|(h, _)| *h)
+            .collect();
+        if !same || both_ways {
+            index.a = Some(index.blocks(&index.prepared.a, n_a, &|_| true));
+        }
+        index
     }
-    let exact: Vec<usize> = (0..conditions.len())
-        .filter(|c| conditions[*c].precision.is_exact())
-        .collect();
-    let mut fuzzy: Vec<usize> = (0..conditions.len())
-        .filter(|c| !conditions[*c].precision.is_exact())
-        .collect();
-    fuzzy.sort_by(|x, y| {
-        conditions[*y]
-            .precision
-            .threshold()
-            .total_cmp(&conditions[*x].precision.threshold())
-            .then(x.cmp(y))
-    });
-    let blocker = Blocker {
-        conditions,
-        exact: &exact,
-        fuzzy: &fuzzy,
-    };
-    let both_ways = same && conditions.iter().any(|c| c.column != c.other);
-    let n_a = a.first().map_or(0, |v| v.len());
-    let n_b = b.first().map_or(0, |v| v.len());
-    let hasher = KeyHasher::default();
-    let mut scratch = KeyScratch::default();
-    let mut keys = Vec::new();
-    // index a side by the hashes of its keys
-    let index = |side: &[Values], n: usize, take: &dyn Fn(usize) -> bool| {
+
+    fn blocker(&self) -> Blocker<'_> {
+        Blocker {
+            conditions: &self.prepared.conditions,
+            exact: &self.exact,
+            fuzzy: &self.fuzzy,
+        }
+    }
+
+    /// The records of one side that `take` lets through, by the hashes of their keys.
+    fn blocks(&self, side: &[Values], n: usize, take: &dyn Fn(usize) -> bool) -> BlockIndex {
+        let blocker = self.blocker();
         let mut scratch = KeyScratch::default();
         let mut keys = Vec::new();
         let mut entries: Vec<(u64, u32)> = Vec::new();
         for row in (0..n).filter(|r| take(*r)) {
-            blocker.keys(side, row, &hasher, &mut scratch, &mut keys, None);
+            blocker.keys(side, row, &self.hasher, &mut scratch, &mut keys, None);
             entries.extend(keys.iter().map(|h| (*h, row as u32)));
         }
         entries.sort_unstable();
@@ -722,77 +767,89 @@ pub fn pairs_touching(
             ranges.insert(entries[i].0, (i as u32, (j - i) as u32));
             i = j;
         }
-        let rows: Vec<u32> = entries.into_iter().map(|e| e.1).collect();
-        (ranges, rows)
-    };
-    // the other side's blocks, and which are too large (counted as a full run counts)
-    let (b_index, b_rows) = index(b, n_b, &|r| active_b(r));
-    let giant: hashbrown::HashSet<u64> = b_index
-        .iter()
-        .filter(|(_, (_, len))| *len as usize > max_block)
-        .map(|(h, _)| *h)
-        .collect();
-    let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
-    let mut push = |x: usize, o: usize, s: f32| {
-        let (x, o) = if same && o < x { (o, x) } else { (x, o) };
-        pairs.push((x as u32, o as u32, s));
-    };
-    let mut seen: Vec<u32> = vec![u32::MAX; n_b];
-    for row in (0..n_a).filter(|r| touching.a[*r]) {
-        blocker.keys(a, row, &hasher, &mut scratch, &mut keys, None);
-        for &h in &keys {
-            if giant.contains(&h) {
-                continue;
-            }
-            let Some(&(from, len)) = b_index.get(&h) else {
-                continue;
-            };
-            for &other in &b_rows[from as usize..(from + len) as usize] {
-                let o = other as usize;
-                if (same && o == row) || seen[o] == row as u32 {
-                    continue;
-                }
-                seen[o] = row as u32;
-                let score = if same && !both_ways {
-                    // one table, one way round: verified as (smaller, larger)
-                    verify(conditions, a, b, row.min(o), row.max(o))
-                } else {
-                    verify(conditions, a, b, row, o)
-                };
-                if let Some(s) = score {
-                    push(row, o, s);
-                }
-            }
-        }
+        (ranges, entries.into_iter().map(|e| e.1).collect())
     }
-    if !same || both_ways {
-        // the other side's records look up this side: pairs found from their end
-        let (a_index, a_rows) = index(a, n_a, &|_| true);
-        let mut seen: Vec<u32> = vec![u32::MAX; n_a];
-        for o in (0..n_b).filter(|r| touching.b[*r] && active_b(*r)) {
-            blocker.keys(b, o, &hasher, &mut scratch, &mut keys, None);
+
+    /// Every pair of the rule with a record in `touching`, as a run over all records
+    /// would find it: the same blocks, the same orientation ((smaller, larger) for one
+    /// table, verified that way round) and the same best score for a rule that holds
+    /// either way round. Pairs found from the other side's end need its record to be
+    /// active. Sorted by record.
+    pub fn touching(&self, touching: Touching<'_>) -> Vec<(u32, u32, f32)> {
+        let Prepared { conditions, a, b } = &self.prepared;
+        if conditions.is_empty() {
+            return Vec::new();
+        }
+        let (same, both_ways) = (self.same, self.both_ways);
+        let blocker = self.blocker();
+        let mut scratch = KeyScratch::default();
+        let mut keys = Vec::new();
+        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
+        let mut push = |x: usize, o: usize, s: f32| {
+            let (x, o) = if same && o < x { (o, x) } else { (x, o) };
+            pairs.push((x as u32, o as u32, s));
+        };
+        let n_b = b.first().map_or(0, |v| v.len());
+        let mut seen: Vec<u32> = vec![u32::MAX; n_b];
+        let (b_index, b_rows) = &self.b;
+        for row in (0..touching.a.len()).filter(|r| touching.a[*r]) {
+            blocker.keys(a, row, &self.hasher, &mut scratch, &mut keys, None);
             for &h in &keys {
-                if giant.contains(&h) || !b_index.contains_key(&h) {
+                if self.giant.contains(&h) {
                     continue;
                 }
-                let Some(&(from, len)) = a_index.get(&h) else {
+                let Some(&(from, len)) = b_index.get(&h) else {
                     continue;
                 };
-                for &x in &a_rows[from as usize..(from + len) as usize] {
-                    let x = x as usize;
-                    if (same && x == o) || seen[x] == o as u32 {
+                for &other in &b_rows[from as usize..(from + len) as usize] {
+                    let o = other as usize;
+                    if (same && o == row) || seen[o] == row as u32 {
                         continue;
                     }
-                    seen[x] = o as u32;
-                    if let Some(s) = verify(conditions, a, b, x, o) {
-                        push(x, o, s);
+                    seen[o] = row as u32;
+                    let score = if same && !both_ways {
+                        // one table, one way round: verified as (smaller, larger)
+                        verify(conditions, a, b, row.min(o), row.max(o))
+                    } else {
+                        verify(conditions, a, b, row, o)
+                    };
+                    if let Some(s) = score {
+                        push(row, o, s);
                     }
                 }
             }
         }
+        if let Some((a_index, a_rows)) = &self.a {
+            // the other side's records look up this side: pairs found from their end
+            let n_a = a.first().map_or(0, |v| v.len());
+            let mut seen: Vec<u32> = vec![u32::MAX; n_a];
+            // (an inactive record of the other side is in no block)
+            for o in (0..touching.b.len()).filter(|r| touching.b[*r] && self.active_b[*r]) {
+                blocker.keys(b, o, &self.hasher, &mut scratch, &mut keys, None);
+                for &h in &keys {
+                    if self.giant.contains(&h) {
+                        continue;
+                    }
+                    let Some(&(from, len)) = a_index.get(&h) else {
+                        continue;
+                    };
+                    for &x in &a_rows[from as usize..(from + len) as usize] {
+                        let x = x as usize;
+                        if (same && x == o) || seen[x] == o as u32 {
+                            continue;
+                        }
+                        seen[x] = o as u32;
+                        if let Some(s) = verify(conditions, a, b, x, o) {
+                            push(x, o, s);
+                        }
+                    }
+                }
+            }
+        }
+        // a pair found twice (from both ends, or both ways round) is one, with its best
+        // score
+        pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
+        pairs.dedup_by_key(|p| (p.0, p.1));
+        pairs
     }
-    // a pair found twice (from both ends, or both ways round) is one, with its best score
-    pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
-    pairs.dedup_by_key(|p| (p.0, p.1));
-    pairs
 }
