@@ -518,6 +518,44 @@ fn noisy_people() -> (String, Vec<String>, String, Vec<String>) {
     )
 }
 
+/// The sources of [`noisy_people`]: `crm.csv` and `shop.csv`.
+fn noisy_sources() -> Vec<SourceSpec> {
+    vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "First", "Last", "Email", "Phone", "AltPhone"],
+        ),
+        source(
+            "Shop",
+            "Customers",
+            "shop.csv",
+            "Cid",
+            &["Cid", "Name", "email", "phone"],
+        ),
+    ]
+}
+
+/// Write the rows of [`noisy_people`] (header first) as the files of [`noisy_sources`].
+fn write_noisy(
+    dir: &Path,
+    (crm_header, crm): (&str, &[String]),
+    (shop_header, shop): (&str, &[String]),
+) {
+    std::fs::write(
+        dir.join("crm.csv"),
+        format!("{crm_header}\n{}\n", crm.join("\n")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("shop.csv"),
+        format!("{shop_header}\n{}\n", shop.join("\n")),
+    )
+    .unwrap();
+}
+
 const NOISY_RULES: &str = r#"
 [unification]
 [[unification.tables]]
@@ -611,22 +649,7 @@ fn id_numbers(p: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<Vec<String>, S
 #[tokio::test]
 async fn the_same_records_in_any_order_give_the_same_profiles_and_ids() {
     let (crm_header, crm, shop_header, shop) = noisy_people();
-    let sources = vec![
-        source(
-            "Crm",
-            "Contacts",
-            "crm.csv",
-            "Id",
-            &["Id", "First", "Last", "Email", "Phone", "AltPhone"],
-        ),
-        source(
-            "Shop",
-            "Customers",
-            "shop.csv",
-            "Cid",
-            &["Cid", "Name", "email", "phone"],
-        ),
-    ];
+    let sources = noisy_sources();
     let rules = spec(NOISY_RULES);
     let write = |dir: &Path, seed: u64| {
         let (mut crm, mut shop) = (crm.clone(), shop.clone());
@@ -635,16 +658,7 @@ async fn the_same_records_in_any_order_give_the_same_profiles_and_ids() {
             rng.shuffle(&mut crm);
             rng.shuffle(&mut shop);
         }
-        std::fs::write(
-            dir.join("crm.csv"),
-            format!("{crm_header}\n{}\n", crm.join("\n")),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("shop.csv"),
-            format!("{shop_header}\n{}\n", shop.join("\n")),
-        )
-        .unwrap();
+        write_noisy(dir, (&crm_header, &crm), (&shop_header, &shop));
     };
 
     // three orders, each in a lake of its own: the same profiles, values, groups,
@@ -1504,35 +1518,11 @@ fn change_batch(rows: &mut Vec<String>, prefix: char, batch: usize, rng: &mut Sp
 #[tokio::test]
 async fn incremental_unification_publishes_what_a_full_run_does_over_three_batches() {
     let (crm_header, crm, shop_header, shop) = noisy_people();
-    let sources = vec![
-        source(
-            "Crm",
-            "Contacts",
-            "crm.csv",
-            "Id",
-            &["Id", "First", "Last", "Email", "Phone", "AltPhone"],
-        ),
-        source(
-            "Shop",
-            "Customers",
-            "shop.csv",
-            "Cid",
-            &["Cid", "Name", "email", "phone"],
-        ),
-    ];
+    let sources = noisy_sources();
     for (declaration, text) in [("rules", NOISY_RULES), ("models", NOISY_MODELS)] {
         let rules = spec(text);
         let write = |dir: &Path, crm: &[String], shop: &[String]| {
-            std::fs::write(
-                dir.join("crm.csv"),
-                format!("{crm_header}\n{}\n", crm.join("\n")),
-            )
-            .unwrap();
-            std::fs::write(
-                dir.join("shop.csv"),
-                format!("{shop_header}\n{}\n", shop.join("\n")),
-            )
-            .unwrap();
+            write_noisy(dir, (&crm_header, crm), (&shop_header, shop));
         };
         // one lake unified in full, copied: from then on one is refreshed incrementally,
         // the other in full, with the same records

@@ -450,7 +450,6 @@ pub async fn unify(
                         },
                         &mut cache,
                     )?;
-                    let pairs = outcome.pairs.clone();
                     note_model(
                         "dedupe",
                         (name.clone(), ms),
@@ -458,8 +457,7 @@ pub async fn unify(
                         (&mut rule_reports, &mut model_reports),
                         &mut giant,
                         &mut trained,
-                    );
-                    pairs
+                    )
                 }
             };
             let ri = t.spec.dedupe.len() as u16;
@@ -697,7 +695,6 @@ pub async fn unify(
                         },
                         &mut cache,
                     )?;
-                    let pairs = outcome.pairs.clone();
                     note_model(
                         "match",
                         (name.clone(), ms),
@@ -705,8 +702,7 @@ pub async fn unify(
                         (&mut rule_reports, &mut model_reports),
                         &mut giant,
                         &mut trained,
-                    );
-                    pairs
+                    )
                 }
             };
             let strong_at = ms
@@ -960,7 +956,7 @@ async fn stored_model(
 }
 
 /// Record what a model run did: its rule line, its report, its giant blocks and, when
-/// it trained, the model to store.
+/// it trained, the model to store. Returns its pairs.
 fn note_model(
     kind: &'static str,
     (name, ms): (String, &lakecdp_core::ModelSpec),
@@ -968,7 +964,7 @@ fn note_model(
     (rules, models): (&mut Vec<RuleReport>, &mut Vec<model::ModelReport>),
     giant: &mut Vec<GiantBlock>,
     trained: &mut Vec<Trained>,
-) {
+) -> Vec<(u32, u32, f32)> {
     rules.push(RuleReport {
         table: outcome.report.table.clone(),
         kind,
@@ -986,6 +982,7 @@ fn note_model(
         ));
     }
     models.push(outcome.report);
+    outcome.pairs
 }
 
 /// Which profiles a strong link holds together (kept for the roots of a union-find).
