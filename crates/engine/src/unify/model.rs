@@ -38,7 +38,7 @@ use lakecdp_match::random::SplitMix;
 use serde::{Deserialize, Serialize};
 
 use super::data::TableData;
-use super::rules::{GiantBlock, NormalizedCache, Touching, Values};
+use super::rules::{Blocks, GiantBlock, NormalizedCache, Touching, Values};
 use crate::{Error, Result};
 
 /// The probabilities whose pair counts a report lists.
@@ -1128,6 +1128,18 @@ fn candidate_priors(model: &mut Model, candidates: &Patterns) {
     }
 }
 
+/// The rows with a key (hash not 0) that `take` lets through, by hash.
+fn blocks_of(hashes: &[u64], take: &dyn Fn(usize) -> bool) -> Blocks {
+    Blocks::from_entries(
+        hashes
+            .iter()
+            .enumerate()
+            .filter(|(row, h)| **h != 0 && take(*row))
+            .map(|(row, h)| (*h, row as u32))
+            .collect(),
+    )
+}
+
 /// A stored model's blocks over every record, built once and asked for the pairs
 /// touching a set of records as often as an incremental run grows the set.
 pub struct ModelIndex {
@@ -1135,10 +1147,10 @@ pub struct ModelIndex {
     compared: Vec<Compared>,
     keys: Vec<Key>,
     /// Per key, the other side's active records outside giant blocks, by hash.
-    b: Vec<hashbrown::HashMap<u64, Vec<u32>>>,
+    b: Vec<Blocks>,
     /// Per key, this side's records by hash (two tables only: pairs found from the other
     /// side's end).
-    a: Vec<hashbrown::HashMap<u64, Vec<u32>>>,
+    a: Vec<Blocks>,
     active_b: Vec<bool>,
     same: bool,
 }
@@ -1182,23 +1194,14 @@ impl ModelIndex {
             .set_threshold(declared.threshold)
             .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
         let active: Vec<bool> = (0..b.len()).map(active_b).collect();
-        let by_hash = |hashes: &[u64], take: &dyn Fn(usize) -> bool| {
-            let mut out: hashbrown::HashMap<u64, Vec<u32>> = hashbrown::HashMap::new();
-            for (row, h) in hashes.iter().enumerate() {
-                if *h != 0 && take(row) {
-                    out.entry(*h).or_default().push(row as u32);
-                }
-            }
-            out
-        };
         let b_index = keys
             .iter()
-            .map(|k| by_hash(&k.b, &|o| active[o] && !k.giant.contains(&k.b[o])))
+            .map(|k| blocks_of(&k.b, &|o| active[o] && !k.giant.contains(&k.b[o])))
             .collect();
         let a_index = if same {
             Vec::new()
         } else {
-            keys.iter().map(|k| by_hash(&k.a, &|_| true)).collect()
+            keys.iter().map(|k| blocks_of(&k.a, &|_| true)).collect()
         };
         Ok(ModelIndex {
             model,
@@ -1220,10 +1223,10 @@ impl ModelIndex {
             let earlier = &self.keys[..k];
             for row in (0..t.a.len()).filter(|r| t.a[*r]) {
                 let h = key.a[row];
-                let Some(rows) = self.b[k].get(&h).filter(|_| h != 0) else {
+                if h == 0 {
                     continue;
-                };
-                for &o in rows {
+                }
+                for &o in self.b[k].get(h) {
                     let o = o as usize;
                     // one table: each pair once, from its smaller record when that one
                     // looks too
@@ -1245,7 +1248,7 @@ impl ModelIndex {
                 if h == 0 || key.giant.contains(&h) {
                     continue;
                 }
-                for &x in self.a[k].get(&h).map(Vec::as_slice).unwrap_or_default() {
+                for &x in self.a[k].get(h) {
                     let x = x as usize;
                     if !t.a[x] && !earlier.iter().any(|e| e.pairs(x, o)) {
                         candidates.push((x as u32, o as u32));

@@ -659,8 +659,51 @@ pub struct Touching<'a> {
     pub b: &'a [bool],
 }
 
-/// Blocks of records by the hashes of their keys: (hash -> range in `rows`, rows).
-type BlockIndex = (hashbrown::HashMap<u64, (u32, u32)>, Vec<u32>);
+/// Records by the hashes of their keys: the rows sorted by hash, and each hash's range
+/// of them.
+#[derive(Default)]
+pub(super) struct Blocks {
+    ranges: hashbrown::HashMap<u64, (u32, u32)>,
+    rows: Vec<u32>,
+}
+
+impl Blocks {
+    /// The blocks of `(hash, row)` entries.
+    pub(super) fn from_entries(mut entries: Vec<(u64, u32)>) -> Self {
+        entries.sort_unstable();
+        entries.dedup();
+        let mut ranges = hashbrown::HashMap::new();
+        let mut i = 0;
+        while i < entries.len() {
+            let mut j = i + 1;
+            while j < entries.len() && entries[j].0 == entries[i].0 {
+                j += 1;
+            }
+            ranges.insert(entries[i].0, (i as u32, (j - i) as u32));
+            i = j;
+        }
+        Blocks {
+            ranges,
+            rows: entries.into_iter().map(|e| e.1).collect(),
+        }
+    }
+
+    /// The rows of `hash`.
+    pub(super) fn get(&self, hash: u64) -> &[u32] {
+        self.ranges.get(&hash).map_or(&[], |&(from, len)| {
+            &self.rows[from as usize..(from + len) as usize]
+        })
+    }
+
+    /// The hashes shared by more than `max` rows.
+    fn larger_than(&self, max: usize) -> hashbrown::HashSet<u64> {
+        self.ranges
+            .iter()
+            .filter(|(_, (_, len))| *len as usize > max)
+            .map(|(h, _)| *h)
+            .collect()
+    }
+}
 
 /// A rule's blocks over every record, built once and asked for the pairs touching a set
 /// of records as often as an incremental run grows the set.
@@ -672,14 +715,14 @@ pub struct RuleIndex {
     both_ways: bool,
     hasher: KeyHasher,
     /// The other side's active records by key.
-    b: BlockIndex,
+    b: Blocks,
     /// Keys of the other side shared by more records than the guard allows.
     giant: hashbrown::HashSet<u64>,
     /// Which records of the other side are active.
     active_b: Vec<bool>,
     /// This side's records by key (every record), when pairs may be found from the other
     /// side's end.
-    a: Option<BlockIndex>,
+    a: Option<Blocks>,
 }
 
 impl RuleIndex {
@@ -723,14 +766,8 @@ impl RuleIndex {
         let n_a = index.prepared.a.first().map_or(0, |v| v.len());
         let n_b = index.prepared.b.first().map_or(0, |v| v.len());
         index.active_b = (0..n_b).map(active_b).collect();
-        index.b = index.blocks(&index.prepared.b, n_b, &|r| active_b(r));
-        index.giant = index
-            .b
-            .0
-            .iter()
-            .filter(|(_, (_, len))| *len as usize > max_block)
-            .map(|(h, _)| *h)
-            .collect();
+        index.b = index.blocks(&index.prepared.b, n_b, active_b);
+        index.giant = index.b.larger_than(max_block);
         if !same || both_ways {
             index.a = Some(index.blocks(&index.prepared.a, n_a, &|_| true));
         }
@@ -745,29 +782,38 @@ impl RuleIndex {
         }
     }
 
-    /// The records of one side that `take` lets through, by the hashes of their keys.
-    fn blocks(&self, side: &[Values], n: usize, take: &dyn Fn(usize) -> bool) -> BlockIndex {
+    /// The records of one side that `take` lets through, by the hashes of their keys
+    /// (computed on every core).
+    fn blocks(&self, side: &[Values], n: usize, take: &(dyn Fn(usize) -> bool + Sync)) -> Blocks {
         let blocker = self.blocker();
-        let mut scratch = KeyScratch::default();
-        let mut keys = Vec::new();
-        let mut entries: Vec<(u64, u32)> = Vec::new();
-        for row in (0..n).filter(|r| take(*r)) {
-            blocker.keys(side, row, &self.hasher, &mut scratch, &mut keys, None);
-            entries.extend(keys.iter().map(|h| (*h, row as u32)));
-        }
-        entries.sort_unstable();
-        entries.dedup();
-        let mut ranges: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
-        let mut i = 0;
-        while i < entries.len() {
-            let mut j = i + 1;
-            while j < entries.len() && entries[j].0 == entries[i].0 {
-                j += 1;
-            }
-            ranges.insert(entries[i].0, (i as u32, (j - i) as u32));
-            i = j;
-        }
-        (ranges, entries.into_iter().map(|e| e.1).collect())
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, 8)
+            .min(n.div_ceil(16_384).max(1));
+        let chunk = n.div_ceil(threads).max(1);
+        let (blocker, hasher) = (&blocker, &self.hasher);
+        let entries: Vec<(u64, u32)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .step_by(chunk)
+                .map(|start| {
+                    scope.spawn(move || {
+                        let mut scratch = KeyScratch::default();
+                        let mut keys = Vec::new();
+                        let mut out = Vec::new();
+                        for row in (start..(start + chunk).min(n)).filter(|r| take(*r)) {
+                            blocker.keys(side, row, hasher, &mut scratch, &mut keys, None);
+                            out.extend(keys.iter().map(|h| (*h, row as u32)));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        Blocks::from_entries(entries)
     }
 
     /// Every pair of the rule with a record in `touching`, as a run over all records
@@ -791,17 +837,13 @@ impl RuleIndex {
         };
         let n_b = b.first().map_or(0, |v| v.len());
         let mut seen: Vec<u32> = vec![u32::MAX; n_b];
-        let (b_index, b_rows) = &self.b;
         for row in (0..touching.a.len()).filter(|r| touching.a[*r]) {
             blocker.keys(a, row, &self.hasher, &mut scratch, &mut keys, None);
             for &h in &keys {
                 if self.giant.contains(&h) {
                     continue;
                 }
-                let Some(&(from, len)) = b_index.get(&h) else {
-                    continue;
-                };
-                for &other in &b_rows[from as usize..(from + len) as usize] {
+                for &other in self.b.get(h) {
                     let o = other as usize;
                     if (same && o == row) || seen[o] == row as u32 {
                         continue;
@@ -819,7 +861,7 @@ impl RuleIndex {
                 }
             }
         }
-        if let Some((a_index, a_rows)) = &self.a {
+        if let Some(a_blocks) = &self.a {
             // the other side's records look up this side: pairs found from their end
             let n_a = a.first().map_or(0, |v| v.len());
             let mut seen: Vec<u32> = vec![u32::MAX; n_a];
@@ -830,10 +872,7 @@ impl RuleIndex {
                     if self.giant.contains(&h) {
                         continue;
                     }
-                    let Some(&(from, len)) = a_index.get(&h) else {
-                        continue;
-                    };
-                    for &x in &a_rows[from as usize..(from + len) as usize] {
+                    for &x in a_blocks.get(h) {
                         let x = x as usize;
                         if (same && x == o) || seen[x] == o as u32 {
                             continue;
