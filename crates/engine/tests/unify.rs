@@ -1604,3 +1604,71 @@ async fn incremental_unification_publishes_what_a_full_run_does_over_three_batch
         }
     }
 }
+
+#[tokio::test]
+async fn a_block_crossing_the_giant_guard_makes_the_refresh_match_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
+    let rules = spec(
+        r#"
+[unification]
+max_block = 3
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [{ name = "Email", type = "Identity.Email" }]
+dedupe = [{ conditions = [{ column = "Email" }] }]
+"#,
+    );
+    let run = |crm: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let (lake, sources, rules) = (&lake, &sources, &rules);
+        async move {
+            std::fs::write(dir.join("crm.csv"), crm).unwrap();
+            ingest(lake, &dir, sources).await;
+            let report = unify(lake, sources, rules, &UnifyOptions::default())
+                .await
+                .unwrap();
+            (report.mode, groups(&profiles(lake).await))
+        }
+    };
+    // three records share an email: one profile
+    let (_, first) = run("Id,Email\nA1,x@q\nA2,x@q\nA3,x@q\nB1,b@q\n").await;
+    assert_eq!(
+        first,
+        expected_groups(&[
+            &["Contacts:A1", "Contacts:A2", "Contacts:A3"],
+            &["Contacts:B1"]
+        ])
+    );
+    // a fourth makes the email a giant block, which matches nothing: every record of
+    // the block leaves the profile, although only one changed
+    let (mode, second) = run("Id,Email\nA1,x@q\nA2,x@q\nA3,x@q\nA4,x@q\nB1,b@q\n").await;
+    assert!(
+        matches!(&mode, UnifyMode::Full { reason } if reason.contains("giant-block guard")),
+        "{mode:?}"
+    );
+    assert_eq!(
+        second,
+        expected_groups(&[
+            &["Contacts:A1"],
+            &["Contacts:A2"],
+            &["Contacts:A3"],
+            &["Contacts:A4"],
+            &["Contacts:B1"]
+        ])
+    );
+    // an unrelated change is matched incrementally again
+    let (mode, third) = run("Id,Email\nA1,x@q\nA2,x@q\nA3,x@q\nA4,x@q\nB1,b@q\nB2,b@q\n").await;
+    assert!(matches!(mode, UnifyMode::Incremental { .. }), "{mode:?}");
+    assert!(third.contains(&vec!["Contacts:B1".to_string(), "Contacts:B2".to_string()]));
+    // and the block shrinking below the guard joins its records again
+    let (mode, fourth) = run("Id,Email\nA1,x@q\nA2,x@q\nA3,x@q\nB1,b@q\nB2,b@q\n").await;
+    assert!(matches!(mode, UnifyMode::Full { .. }), "{mode:?}");
+    assert!(fourth.contains(&vec![
+        "Contacts:A1".to_string(),
+        "Contacts:A2".to_string(),
+        "Contacts:A3".to_string()
+    ]));
+}

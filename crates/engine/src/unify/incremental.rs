@@ -31,7 +31,7 @@
 //! anew, a model without stored term counts, a sample, more than half the records to
 //! match again) makes the run a full one, and says why.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -46,9 +46,10 @@ use serde::{Deserialize, Serialize};
 
 use super::data::TableData;
 use super::model::StoredModel;
-use super::rules::{prepare, NormalizedCache, RuleIndex, Touching};
+use super::rules::{prepare, GiantBlock, NormalizedCache, RuleIndex, Touching};
 use super::{model, MODEL_RULE};
 use crate::{Error, Result};
+use lakecdp_match::cluster::UnionFind;
 
 /// Pairs `(record, other record, score)` as a rule or model finds them.
 pub(super) type Pairs = Vec<(u32, u32, f32)>;
@@ -62,7 +63,33 @@ struct Pointer {
     inputs: String,
     /// The state file, relative to the environment's internal folder.
     file: String,
+    /// Per rule and model key, the blocking values it left out for their size.
+    #[serde(default)]
+    giant: GiantValues,
 }
+
+/// Per rule and model key ([`giant_id`]), the blocking values left out for their size.
+pub(super) type GiantValues = BTreeMap<String, BTreeSet<String>>;
+
+/// The name of a rule's (or a model key's) giant values: its kind, table, other table
+/// and rule (`model (<key>)` for a model key).
+pub(super) fn giant_id(kind: &str, table: &str, with: &str, rule: &str) -> String {
+    format!("{kind} {table} {with} {rule}")
+}
+
+/// Note the giant blocks a rule or model key left out.
+pub(super) fn note_giant(values: &mut GiantValues, id: String, blocks: &[GiantBlock]) {
+    if !blocks.is_empty() {
+        values
+            .entry(id)
+            .or_default()
+            .extend(blocks.iter().map(|b| b.value.clone()));
+    }
+}
+
+/// The version of the state and of the decisions it keeps: a run of another version
+/// matches every record.
+const STATE_VERSION: &str = concat!("1/", env!("CARGO_PKG_VERSION"));
 
 fn pointer_path(lake: &Lake) -> String {
     lake.internal("unify/state.json")
@@ -71,7 +98,7 @@ fn pointer_path(lake: &Lake) -> String {
 /// A stable hash (the same in every process) of what decides the pairs: the declaration
 /// and the models it scores with (each named with the run that trained it).
 pub(super) fn inputs_of(spec: &UnificationSpec, models: &[(String, String)]) -> Result<String> {
-    let text = serde_json::to_string(&(spec, models))
+    let text = serde_json::to_string(&(STATE_VERSION, spec, models))
         .map_err(|e| Error::Internal(format!("declaration: {e}")))?;
     Ok(stable_hash(&text))
 }
@@ -83,9 +110,12 @@ pub(super) fn stable_hash(text: &str) -> String {
     format!("{:016x}", h.finish())
 }
 
+/// Per record key of a table, in key order: its first row and fingerprint.
+pub(super) type Prints = Vec<(usize, u64)>;
+
 /// The fingerprint of each record key of a table (rows sharing a key together), in key
-/// order: a hash of every value unification reads.
-fn fingerprints(t: &TableData) -> Vec<(usize, u64)> {
+/// order: a hash of every value unification reads, as read.
+pub(super) fn fingerprints(t: &TableData) -> Prints {
     let mut names: Vec<&String> = t.text.keys().collect();
     names.sort();
     let columns: Vec<&StringArray> = names.iter().map(|n| t.text[*n].as_ref()).collect();
@@ -117,6 +147,8 @@ type KeyState = (u64, u64, bool);
 /// What the last run left: per table, key to its state.
 pub(super) struct State {
     keys: Vec<hashbrown::HashMap<String, KeyState>>,
+    /// The values each rule and model key left out for their size.
+    giant: GiantValues,
     /// A component number no component of the state has.
     next_component: u64,
 }
@@ -231,26 +263,49 @@ pub(super) async fn load_state(
     }
     Ok(Ok(State {
         keys,
+        giant: pointer.giant,
         next_component,
     }))
 }
 
-/// Store the state of a published run: every key's fingerprint, component
-/// (`component[global row]`) and group strength (`strong[table][row]`), then point at
-/// it; the previous state file is removed.
-pub(super) async fn save_state(
-    lake: &Lake,
-    run: &str,
-    inputs: &str,
-    tables: &[TableData],
-    offsets: &[u32],
-    (component, strong): (&[u64], &[Vec<bool>]),
-) -> Result<()> {
+/// What a published run leaves for the next.
+pub(super) struct Saved<'a> {
+    /// The run.
+    pub run: &'a str,
+    /// What it was computed with ([`inputs_of`]).
+    pub inputs: &'a str,
+    /// The tables.
+    pub tables: &'a [TableData],
+    /// Their fingerprints, as read.
+    pub prints: &'a [Prints],
+    /// Where each table's records start among all.
+    pub offsets: &'a [u32],
+    /// Every record's component.
+    pub component: &'a [u64],
+    /// Per table and record, whether its duplicate group is held by a strong link.
+    pub strong: &'a [Vec<bool>],
+    /// The values each rule and model key left out for their size.
+    pub giant: &'a GiantValues,
+}
+
+/// Store the state of a published run: every key's fingerprint, component and group
+/// strength, then point at it; the previous state file is removed.
+pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
+    let Saved {
+        run,
+        inputs,
+        tables,
+        prints,
+        offsets,
+        component,
+        strong,
+        giant,
+    } = saved;
     let (mut table, mut key, mut print, mut comp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut strength = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
-        for (row, fp) in fingerprints(t) {
+        for &(row, fp) in &prints[ti] {
             table.push(t.name.as_str());
             key.push(t.keys[row].as_str());
             print.push(fp);
@@ -294,6 +349,7 @@ pub(super) async fn save_state(
         run: run.to_string(),
         inputs: inputs.to_string(),
         file: file.clone(),
+        giant: giant.clone(),
     };
     let text =
         serde_json::to_vec_pretty(&pointer).map_err(|e| Error::Internal(format!("state: {e}")))?;
@@ -349,12 +405,22 @@ pub(super) struct Closure {
     dedupe_model_index: Vec<Option<model::ModelIndex>>,
     /// Per table and match model.
     match_model_index: Vec<Vec<Option<model::ModelIndex>>>,
+    /// The values each rule and model key left out for their size in the last run.
+    giant: GiantValues,
+    /// Per table, whether a key of it is new, changed or gone: its blocks may have grown
+    /// past the giant-block guard or shrunk below it, whatever records the set holds.
+    touched: Vec<bool>,
 }
 
 impl Closure {
     /// The changed records of `tables` against `state`, and the old components they and
     /// the keys gone belong to.
-    pub(super) fn start(tables: &[TableData], offsets: &[u32], state: State) -> Self {
+    pub(super) fn start(
+        tables: &[TableData],
+        offsets: &[u32],
+        prints: &[Prints],
+        state: State,
+    ) -> Self {
         let total = tables.iter().map(TableData::len).sum::<usize>();
         let mut component = vec![None; total];
         let mut strong = vec![false; total];
@@ -364,13 +430,15 @@ impl Closure {
         let mut changed = 0;
         let mut deleted = 0;
         let mut gone = hashbrown::HashSet::new();
+        let mut touched = vec![false; tables.len()];
         let State {
             keys,
+            giant,
             next_component,
         } = state;
         for (ti, t) in tables.iter().enumerate() {
             let old = &keys[ti];
-            let prints = fingerprints(t);
+            let prints = &prints[ti];
             let mut present: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
             for (n, &(first, fp)) in prints.iter().enumerate() {
                 let end = prints.get(n + 1).map_or(t.len(), |p| p.0);
@@ -396,11 +464,13 @@ impl Closure {
                         *flag = true;
                     }
                     changed += end - first;
+                    touched[ti] = true;
                 }
             }
             for (key, &(_, c, _)) in old {
                 if !present.contains(key.as_str()) {
                     deleted += 1;
+                    touched[ti] = true;
                     seeds.push(c);
                     gone.insert(format!("{}\u{1}{key}", t.name));
                 }
@@ -446,6 +516,8 @@ impl Closure {
                 .iter()
                 .map(|t| t.spec.match_models.iter().map(|_| None).collect())
                 .collect(),
+            giant,
+            touched,
         };
         for c in seeds {
             closure.take_component(c);
@@ -481,6 +553,24 @@ impl Closure {
         if let Some(c) = self.component[self.offsets[ti] as usize + row] {
             self.take_component(c);
         }
+    }
+
+    /// The values each rule and model key left out for their size (the same as the last
+    /// run's, or the run would not have gone on).
+    pub(super) fn giant(&self) -> &GiantValues {
+        &self.giant
+    }
+
+    /// Why the run cannot go on, when a rule or model key leaves out other values than
+    /// the last run did (a block grew past the guard, or shrank below it): records
+    /// outside the set would pair otherwise.
+    fn giant_changed(&self, id: &str, now: BTreeSet<String>) -> Option<String> {
+        let before = self.giant.get(id).cloned().unwrap_or_default();
+        (before != now).then(|| {
+            format!(
+                "a blocking value crossed the giant-block guard (`{id}`): every record is matched"
+            )
+        })
     }
 
     /// Whether the duplicate group of global record `g` was held together by a strong
@@ -522,15 +612,17 @@ impl Closure {
         max_block: usize,
         models: &HashMap<String, StoredModel>,
         always: &[(usize, usize, usize, usize)],
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         self.overrides(always);
-        while self.frontier.iter().flatten().any(|x| *x) {
+        // the first round indexes every table a key changed in, to see its giant blocks
+        let mut first = true;
+        while first || self.frontier.iter().flatten().any(|x| *x) {
             let frontier = std::mem::replace(
                 &mut self.frontier,
                 tables.iter().map(|t| vec![false; t.len()]).collect(),
             );
             for (ti, t) in tables.iter().enumerate() {
-                if !frontier[ti].iter().any(|x| *x) {
+                if !(frontier[ti].iter().any(|x| *x) || first && self.touched[ti]) {
                     continue;
                 }
                 let touching = Touching {
@@ -539,36 +631,46 @@ impl Closure {
                 };
                 let mut found: Vec<(u32, u32)> = Vec::new();
                 for (ri, r) in t.spec.dedupe.iter().enumerate() {
-                    let index = match &mut self.dedupe_index[ti][ri] {
-                        Some(index) => index,
-                        slot => {
-                            let p = prepare(&r.conditions, t, t, bypass, cache)?;
-                            slot.insert(RuleIndex::new(p, &|_| true, true, max_block))
+                    if self.dedupe_index[ti][ri].is_none() {
+                        let p = prepare(&r.conditions, t, t, bypass, cache)?;
+                        let index = RuleIndex::new(p, &|_| true, true, max_block);
+                        let name = super::rules::rule_name(&r.name, ri);
+                        let id = giant_id("dedupe", &t.name, &t.name, &name);
+                        if let Some(why) = self.giant_changed(&id, index.giant_values()) {
+                            return Ok(Some(why));
                         }
+                        self.dedupe_index[ti][ri] = Some(index);
+                    }
+                    let Some(index) = &self.dedupe_index[ti][ri] else {
+                        continue;
                     };
                     let pairs = index.touching(touching);
                     found.extend(pairs.iter().map(|p| (p.0, p.1)));
                     self.dedupe_rules[ti][ri].extend(pairs);
                 }
                 if let Some(ms) = &t.spec.dedupe_model {
-                    let index = match &mut self.dedupe_model_index[ti] {
-                        Some(index) => index,
-                        slot => {
-                            let name = model::model_name(t, t);
-                            slot.insert(model::ModelIndex::new(
-                                model::ModelRun {
-                                    spec: ms,
-                                    a: t,
-                                    b: t,
-                                    same: true,
-                                    active_a: &|_| true,
-                                    active_b: &|_| true,
-                                    max_block,
-                                    stored: models.get(&name).cloned(),
-                                },
-                                cache,
-                            )?)
+                    if self.dedupe_model_index[ti].is_none() {
+                        let name = model::model_name(t, t);
+                        let index = model::ModelIndex::new(
+                            model::ModelRun {
+                                spec: ms,
+                                a: t,
+                                b: t,
+                                same: true,
+                                active_a: &|_| true,
+                                active_b: &|_| true,
+                                max_block,
+                                stored: models.get(&name).cloned(),
+                            },
+                            cache,
+                        )?;
+                        if let Some(why) = self.model_giant_changed("dedupe", t, t, &index) {
+                            return Ok(Some(why));
                         }
+                        self.dedupe_model_index[ti] = Some(index);
+                    }
+                    let Some(index) = &self.dedupe_model_index[ti] else {
+                        continue;
                     };
                     let pairs = index.touching(touching);
                     found.extend(pairs.iter().map(|p| (p.0, p.1)));
@@ -580,6 +682,7 @@ impl Closure {
                 }
             }
             self.overrides(always);
+            first = false;
         }
         self.in_dedupe = self.in_set.clone();
         // the blocks hold normalised values: free them
@@ -596,7 +699,20 @@ impl Closure {
         }
         // every record of the set looks for its match pairs next
         self.frontier = self.in_set.clone();
-        Ok(())
+        Ok(None)
+    }
+
+    /// [`Closure::giant_changed`] for each key of a model.
+    fn model_giant_changed(
+        &self,
+        kind: &str,
+        t: &TableData,
+        other: &TableData,
+        index: &model::ModelIndex,
+    ) -> Option<String> {
+        index.giant_values().into_iter().find_map(|(rule, values)| {
+            self.giant_changed(&giant_id(kind, &t.name, &other.name, &rule), values)
+        })
     }
 
     /// Close the set over the pairs of the match rules and models (every record of the
@@ -611,14 +727,20 @@ impl Closure {
         models: &HashMap<String, StoredModel>,
         always: &[(usize, usize, usize, usize)],
         winners: &[Vec<u32>],
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let position = |name: &str| -> Result<usize> {
             tables
                 .iter()
                 .position(|o| o.name == name)
                 .ok_or_else(|| Error::Internal(format!("unknown table {name}")))
         };
-        while self.frontier.iter().flatten().any(|x| *x) {
+        // the first round indexes every rule of a table a record changed in (its
+        // winners too), to see its giant blocks
+        let mut first = true;
+        let changed: Vec<bool> = (0..tables.len())
+            .map(|ti| self.touched[ti] || self.in_set[ti].iter().any(|x| *x))
+            .collect();
+        while first || self.frontier.iter().flatten().any(|x| *x) {
             let frontier = std::mem::replace(
                 &mut self.frontier,
                 tables.iter().map(|t| vec![false; t.len()]).collect(),
@@ -627,17 +749,24 @@ impl Closure {
             for (ti, t) in tables.iter().enumerate() {
                 for (ri, r) in t.spec.match_rules.iter().enumerate() {
                     let wi = position(&r.with)?;
-                    if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
+                    let looks = frontier[ti].iter().chain(&frontier[wi]).any(|x| *x);
+                    if !(looks || first && (changed[ti] || changed[wi])) {
                         continue;
                     }
-                    let index = match &mut self.match_index[ti][ri] {
-                        Some(index) => index,
-                        slot => {
-                            let p = prepare(&r.conditions, t, &tables[wi], bypass, cache)?;
-                            let winners_b = &winners[wi];
-                            let active = |j: usize| winners_b[j] == j as u32;
-                            slot.insert(RuleIndex::new(p, &active, false, max_block))
+                    if self.match_index[ti][ri].is_none() {
+                        let p = prepare(&r.conditions, t, &tables[wi], bypass, cache)?;
+                        let winners_b = &winners[wi];
+                        let active = |j: usize| winners_b[j] == j as u32;
+                        let index = RuleIndex::new(p, &active, false, max_block);
+                        let name = super::rules::rule_name(&r.name, ri);
+                        let id = giant_id("match", &t.name, &r.with, &name);
+                        if let Some(why) = self.giant_changed(&id, index.giant_values()) {
+                            return Ok(Some(why));
                         }
+                        self.match_index[ti][ri] = Some(index);
+                    }
+                    let Some(index) = &self.match_index[ti][ri] else {
+                        continue;
                     };
                     let pairs = index.touching(Touching {
                         a: &frontier[ti],
@@ -648,28 +777,34 @@ impl Closure {
                 }
                 for (mi, ms) in t.spec.match_models.iter().enumerate() {
                     let wi = position(ms.with.as_deref().unwrap_or_default())?;
-                    if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
+                    let looks = frontier[ti].iter().chain(&frontier[wi]).any(|x| *x);
+                    if !(looks || first && (changed[ti] || changed[wi])) {
                         continue;
                     }
-                    let index = match &mut self.match_model_index[ti][mi] {
-                        Some(index) => index,
-                        slot => {
-                            let name = model::model_name(t, &tables[wi]);
-                            let winners_b = &winners[wi];
-                            slot.insert(model::ModelIndex::new(
-                                model::ModelRun {
-                                    spec: ms,
-                                    a: t,
-                                    b: &tables[wi],
-                                    same: false,
-                                    active_a: &|_| true,
-                                    active_b: &|j| winners_b[j] == j as u32,
-                                    max_block,
-                                    stored: models.get(&name).cloned(),
-                                },
-                                cache,
-                            )?)
+                    if self.match_model_index[ti][mi].is_none() {
+                        let name = model::model_name(t, &tables[wi]);
+                        let winners_b = &winners[wi];
+                        let index = model::ModelIndex::new(
+                            model::ModelRun {
+                                spec: ms,
+                                a: t,
+                                b: &tables[wi],
+                                same: false,
+                                active_a: &|_| true,
+                                active_b: &|j| winners_b[j] == j as u32,
+                                max_block,
+                                stored: models.get(&name).cloned(),
+                            },
+                            cache,
+                        )?;
+                        if let Some(why) = self.model_giant_changed("match", t, &tables[wi], &index)
+                        {
+                            return Ok(Some(why));
                         }
+                        self.match_model_index[ti][mi] = Some(index);
+                    }
+                    let Some(index) = &self.match_model_index[ti][mi] else {
+                        continue;
                     };
                     let pairs = index.touching(Touching {
                         a: &frontier[ti],
@@ -684,6 +819,7 @@ impl Closure {
                 self.take(wi, y as usize);
             }
             self.overrides(always);
+            first = false;
         }
         self.match_index
             .iter_mut()
@@ -699,17 +835,32 @@ impl Closure {
         for pairs in self.match_models.iter_mut().flatten() {
             tidy(pairs);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Every record's component after this run: the old one outside the set; inside it,
     /// new numbers for the components `joined` (a union-find over the set's pairs) holds.
-    pub(super) fn components(&self, mut roots: impl FnMut(u32) -> u32) -> Vec<u64> {
+    /// A record taken in while matching kept its duplicate group without looking for its
+    /// dedupe pairs again: it stays with the rest of its old component (a part that
+    /// may be larger than needed, never smaller).
+    pub(super) fn components(&self, joined: &mut UnionFind) -> Vec<u64> {
+        for c in &self.taken {
+            let rows = self.members.get(c).map(Vec::as_slice).unwrap_or_default();
+            let kept_group = rows.iter().any(|&g| {
+                let (ti, row) = self.locate(g);
+                !self.in_dedupe[ti][row]
+            });
+            if kept_group {
+                for w in rows.windows(2) {
+                    joined.union(w[0], w[1]);
+                }
+            }
+        }
         let total = self.component.len();
         (0..total as u32)
             .map(|g| {
                 if self.contains(g) {
-                    self.next_component + u64::from(roots(g))
+                    self.next_component + u64::from(joined.find(g))
                 } else {
                     // a record outside the set kept its key, so it has its old component
                     self.component[g as usize].unwrap_or(u64::MAX)

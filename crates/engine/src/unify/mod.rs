@@ -160,6 +160,39 @@ pub async fn unify(
     spec: &UnificationSpec,
     options: &UnifyOptions,
 ) -> Result<UnifyReport> {
+    let reason = match unify_once(lake, sources, spec, options, None).await? {
+        Attempt::Done(report) => return Ok(*report),
+        Attempt::Again(reason) => reason,
+    };
+    tracing::info!(%reason, "the incremental unification stopped: every record is matched");
+    let full = UnifyOptions {
+        full: true,
+        ..options.clone()
+    };
+    match unify_once(lake, sources, spec, &full, Some(reason)).await? {
+        Attempt::Done(report) => Ok(*report),
+        Attempt::Again(reason) => Err(Error::Internal(format!(
+            "a full unification asked to be run again: {reason}"
+        ))),
+    }
+}
+
+/// How one attempt at a unification ended.
+enum Attempt {
+    /// Done (published, or previewed).
+    Done(Box<UnifyReport>),
+    /// An incremental run found that it cannot match only what changed (a block crossed
+    /// the giant-block guard): it published nothing, and every record is to be matched.
+    Again(String),
+}
+
+async fn unify_once(
+    lake: &Lake,
+    sources: &[SourceSpec],
+    spec: &UnificationSpec,
+    options: &UnifyOptions,
+    full_reason: Option<String>,
+) -> Result<Attempt> {
     let mut phases = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
@@ -202,6 +235,8 @@ pub async fn unify(
         }
         tables.push(data);
     }
+    // the values as read (before a winner's columns take other members' values)
+    let prints: Vec<incremental::Prints> = tables.iter().map(incremental::fingerprints).collect();
     lap("load", &mut phases);
     let max_block = spec.max_block.unwrap_or(DEFAULT_MAX_BLOCK);
     let mut bypass: HashMap<String, Vec<String>> = HashMap::new();
@@ -291,14 +326,16 @@ pub async fn unify(
             ids.sort();
             Ok(ids)
         };
-    let full_because = if options.full {
+    let full_because = if let Some(reason) = full_reason {
+        Some(reason)
+    } else if options.full {
         Some("a full unification was asked for".to_string())
     } else if options.train {
         Some("the match models are trained anew".to_string())
     } else if options.preview || options.sample.is_some() {
         Some("a preview matches every record".to_string())
     } else if untrained_model {
-        Some("a match model is trained (or its term counts counted) in this run".to_string())
+        Some("a match model is trained in this run, or was stored without its term counts (`lakecdp unify train` stores them)".to_string())
     } else {
         None
     };
@@ -310,18 +347,26 @@ pub async fn unify(
             match incremental::load_state(lake, &tables, &inputs).await? {
                 Err(reason) => reason,
                 Ok(state) => {
-                    let c = Closure::start(&tables, &offsets, state);
-                    closure = Some(c);
-                    String::new()
+                    let c = Closure::start(&tables, &offsets, &prints, state);
+                    if c.rematched() * 2 > total {
+                        "more than half the records changed or are reached by a change".into()
+                    } else {
+                        closure = Some(c);
+                        String::new()
+                    }
                 }
             }
         }
     };
-    // the components of the graph of every pair found, kept for the next run
+    // the components of the graph of every pair found, and the values each rule and
+    // model left out for their size, kept for the next run
     let mut components = UnionFind::new(total);
+    let mut giant_values = incremental::GiantValues::new();
     let mut kept_dedupe: Vec<incremental::KeptDedupe> = Vec::new();
     if let Some(c) = closure.as_mut() {
-        c.dedupe(&tables, &mut cache, &bypass, max_block, &models, &always)?;
+        if let Some(reason) = c.dedupe(&tables, &mut cache, &bypass, max_block, &models, &always)? {
+            return Ok(Attempt::Again(reason));
+        }
         for (ti, t) in tables.iter().enumerate() {
             kept_dedupe.push(incremental::kept_dedupe(lake, t, &c.in_dedupe[ti]).await?);
         }
@@ -396,6 +441,11 @@ pub async fn unify(
                         true,
                         max_block,
                     );
+                    incremental::note_giant(
+                        &mut giant_values,
+                        incremental::giant_id("dedupe", &t.name, &t.name, &name),
+                        &found.giant,
+                    );
                     giant.append(&mut found.giant);
                     found.pairs.sort_unstable_by_key(|p| (p.0, p.1));
                     (found.pairs, found.candidates)
@@ -450,6 +500,13 @@ pub async fn unify(
                         },
                         &mut cache,
                     )?;
+                    for g in &outcome.report.giant {
+                        incremental::note_giant(
+                            &mut giant_values,
+                            incremental::giant_id("dedupe", &t.name, &t.name, &g.rule),
+                            std::slice::from_ref(g),
+                        );
+                    }
                     note_model(
                         "dedupe",
                         (name.clone(), ms),
@@ -520,9 +577,11 @@ pub async fn unify(
     let mut previous: Option<merge::PreviousIds> = None;
     if let Some(c) = closure.as_mut() {
         let winners: Vec<Vec<u32>> = deduped.iter().map(|d| d.winner.clone()).collect();
-        c.matches(
+        if let Some(reason) = c.matches(
             &tables, &mut cache, &bypass, max_block, &models, &always, &winners,
-        )?;
+        )? {
+            return Ok(Attempt::Again(reason));
+        }
         let mut dropped: hashbrown::HashSet<String> = c.gone.clone();
         for (ti, t) in tables.iter().enumerate() {
             for (row, inside) in c.in_set[ti].iter().enumerate() {
@@ -635,6 +694,11 @@ pub async fn unify(
                         false,
                         max_block,
                     );
+                    incremental::note_giant(
+                        &mut giant_values,
+                        incremental::giant_id("match", &t.name, &r.with, &name),
+                        &found.giant,
+                    );
                     giant.append(&mut found.giant);
                     found.pairs.sort_unstable_by_key(|p| (p.0, p.1));
                     (found.pairs, found.candidates)
@@ -695,6 +759,13 @@ pub async fn unify(
                         },
                         &mut cache,
                     )?;
+                    for g in &outcome.report.giant {
+                        incremental::note_giant(
+                            &mut giant_values,
+                            incremental::giant_id("match", &t.name, with, &g.rule),
+                            std::slice::from_ref(g),
+                        );
+                    }
                     note_model(
                         "match",
                         (name.clone(), ms),
@@ -821,7 +892,7 @@ pub async fn unify(
                 model::save(lake, name, ms, m, terms, "preview").await?;
             }
         }
-        return Ok(UnifyReport {
+        return Ok(Attempt::Done(Box::new(UnifyReport {
             run_id: None,
             tables: table_reports,
             rules: rule_reports,
@@ -833,7 +904,7 @@ pub async fn unify(
             id_changes: Vec::new(),
             phases,
             mode,
-        });
+        })));
     }
     let previous = match previous {
         Some(p) => p,
@@ -899,26 +970,27 @@ pub async fn unify(
     }
     // and what the next run needs to match only what changes
     let component: Vec<u64> = match &closure {
-        Some(c) => c.components(|g| components.find(g)),
+        Some(c) => c.components(&mut components),
         None => (0..total as u32)
             .map(|g| u64::from(components.find(g)))
             .collect(),
     };
     let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
-    if let Err(e) = incremental::save_state(
-        lake,
-        &run_text,
-        &inputs,
-        &tables,
-        &offsets,
-        (&component, &strong_groups),
-    )
-    .await
-    {
+    let saved = incremental::Saved {
+        run: &run_text,
+        inputs: &inputs,
+        tables: &tables,
+        prints: &prints,
+        offsets: &offsets,
+        component: &component,
+        strong: &strong_groups,
+        giant: closure.as_ref().map_or(&giant_values, |c| c.giant()),
+    };
+    if let Err(e) = incremental::save_state(lake, saved).await {
         tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
     }
     lap("merge", &mut phases);
-    Ok(UnifyReport {
+    Ok(Attempt::Done(Box::new(UnifyReport {
         run_id: Some(published.run_id),
         tables: table_reports,
         rules: rule_reports,
@@ -930,7 +1002,7 @@ pub async fn unify(
         id_changes: assignment.history,
         phases,
         mode,
-    })
+    })))
 }
 
 /// A model trained in this run: its file name, declaration, parameters and the term
@@ -1316,7 +1388,7 @@ fn with_kept(
     schema: &Arc<Schema>,
     kept: Vec<RecordBatch>,
     batch: RecordBatch,
-) -> Result<Vec<std::result::Result<RecordBatch, String>>> {
+) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::with_capacity(kept.len() + 1);
     for b in kept {
         let columns = schema
@@ -1329,9 +1401,9 @@ fn with_kept(
                 Ok(cast(c, f.data_type())?)
             })
             .collect::<Result<Vec<_>>>()?;
-        batches.push(Ok(RecordBatch::try_new(schema.clone(), columns)?));
+        batches.push(RecordBatch::try_new(schema.clone(), columns)?);
     }
-    batches.push(Ok(batch));
+    batches.push(batch);
     Ok(batches)
 }
 
@@ -1351,7 +1423,7 @@ async fn write_match_pairs(
             "ConflationMatchPairs",
             Some("pairs of records joined by match rules, with the rule and its score"),
             schema,
-            futures::stream::iter(batches),
+            futures::stream::iter(batches.into_iter().map(Ok::<_, String>)),
         )
         .await?;
     Ok(())
@@ -1375,7 +1447,19 @@ async fn write_review_pairs(
     )));
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    let batches = with_kept(&schema, kept, batch)?;
+    // the rows kept from the last run among this run's, strongest first
+    let all = arrow::compute::concat_batches(&schema, &with_kept(&schema, kept, batch)?)?;
+    let order = arrow::compute::sort_to_indices(
+        all.column(7),
+        Some(arrow::compute::SortOptions {
+            descending: true,
+            nulls_first: false,
+        }),
+        None,
+    )?;
+    let batches = [Ok::<_, String>(arrow::compute::take_record_batch(
+        &all, &order,
+    )?)];
     writer
         .write_entity(
             "ConflationReviewPairs",

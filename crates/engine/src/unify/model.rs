@@ -1153,6 +1153,8 @@ pub struct ModelIndex {
     a: Vec<Blocks>,
     active_b: Vec<bool>,
     same: bool,
+    /// The blocking values each key left out for their size.
+    giant_blocks: Vec<GiantBlock>,
 }
 
 impl ModelIndex {
@@ -1179,6 +1181,7 @@ impl ModelIndex {
             model: declared,
             compared,
             keys,
+            giant_blocks,
             ..
         } = parts(
             spec,
@@ -1211,7 +1214,26 @@ impl ModelIndex {
             a: a_index,
             active_b: active,
             same,
+            giant_blocks,
         })
+    }
+
+    /// Per key (named as a run's report names it, `model (<columns>)`), the blocking
+    /// values it leaves out for their size; a key that leaves out none is listed too.
+    pub fn giant_values(&self) -> Vec<(String, std::collections::BTreeSet<String>)> {
+        self.keys
+            .iter()
+            .map(|k| {
+                let rule = format!("model ({})", k.name);
+                let values = self
+                    .giant_blocks
+                    .iter()
+                    .filter(|g| g.rule == rule)
+                    .map(|g| g.value.clone())
+                    .collect();
+                (rule, values)
+            })
+            .collect()
     }
 
     /// Every pair at or above the threshold with a record in `touching`, as a run over

@@ -782,6 +782,29 @@ impl RuleIndex {
         }
     }
 
+    /// The blocking values left out for their size, as text (as a full run reports them).
+    pub fn giant_values(&self) -> std::collections::BTreeSet<String> {
+        let blocker = self.blocker();
+        let (mut hashes, mut texts) = (Vec::new(), Vec::new());
+        let mut scratch = KeyScratch::default();
+        self.giant
+            .iter()
+            .filter_map(|h| {
+                let row = *self.b.get(*h).first()? as usize;
+                blocker.keys(
+                    &self.prepared.b,
+                    row,
+                    &self.hasher,
+                    &mut scratch,
+                    &mut hashes,
+                    Some(&mut texts),
+                );
+                let at = hashes.iter().position(|k| k == h)?;
+                texts.get(at).cloned()
+            })
+            .collect()
+    }
+
     /// The records of one side that `take` lets through, by the hashes of their keys
     /// (computed on every core).
     fn blocks(&self, side: &[Values], n: usize, take: &(dyn Fn(usize) -> bool + Sync)) -> Blocks {
