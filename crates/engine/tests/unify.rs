@@ -1672,3 +1672,66 @@ dedupe = [{ conditions = [{ column = "Email" }] }]
         "Contacts:A3".to_string()
     ]));
 }
+
+#[tokio::test]
+async fn a_record_taken_in_while_matching_keeps_its_group_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"]),
+        source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "email"]),
+    ];
+    let rules = spec(
+        r#"
+[unification]
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [{ name = "Email", type = "Identity.Email" }]
+dedupe = [{ conditions = [{ column = "Email" }] }]
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+columns = [{ name = "email", type = "Identity.Email", rename = "Email" }]
+match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Email" }] }]
+"#,
+    );
+    let run = |crm: &'static str, shop: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let (lake, sources, rules) = (&lake, &sources, &rules);
+        async move {
+            std::fs::write(dir.join("crm.csv"), crm).unwrap();
+            std::fs::write(dir.join("shop.csv"), shop).unwrap();
+            ingest(lake, &dir, sources).await;
+            let report = unify(lake, sources, rules, &UnifyOptions::default())
+                .await
+                .unwrap();
+            (report.mode, groups(&profiles(lake).await))
+        }
+    };
+    run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\n", "Cid,email\nB0,z@x\n").await;
+    // a new shop record matches the duplicates A1 and A2, taken in while matching
+    let (mode, second) = run(
+        "Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\n",
+        "Cid,email\nB0,z@x\nB1,e@x\n",
+    )
+    .await;
+    assert!(matches!(mode, UnifyMode::Incremental { .. }), "{mode:?}");
+    assert!(second.contains(&vec![
+        "Contacts:A1".to_string(),
+        "Contacts:A2".to_string(),
+        "Customers:B1".to_string()
+    ]));
+    // A1 goes: its duplicate A2 is matched again with it, not left with a group of a
+    // record that is gone
+    let (mode, third) = run("Id,Email\nA2,e@x\nA3,o@x\n", "Cid,email\nB0,z@x\nB1,e@x\n").await;
+    assert!(matches!(mode, UnifyMode::Incremental { .. }), "{mode:?}");
+    assert_eq!(
+        third,
+        expected_groups(&[
+            &["Contacts:A2", "Customers:B1"],
+            &["Contacts:A3"],
+            &["Customers:B0"]
+        ])
+    );
+}
