@@ -537,7 +537,9 @@ fn unified(recorder: &Recorder) -> Arc<lakecdp_app::reports::UnifyReport> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_after_a_source_changed_unifies_only_what_changed_unless_asked_for_all() {
     use lakecdp_app::reports::UnifyMode;
-    let r = retail().await;
+    let r =
+        common::retail_with(|p| p.replace("[unification]", "[unification]\nincremental = true"))
+            .await;
     let first = Arc::new(Recorder::default());
     r.full_refresh(first.clone()).await;
     assert!(matches!(unified(&first).mode, UnifyMode::Full { .. }));

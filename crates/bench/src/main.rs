@@ -192,6 +192,9 @@ struct UnifyPhaseArgs {
     /// Match every record (no incremental run).
     #[arg(long)]
     full: bool,
+    /// Keep the state an incremental run needs (`incremental = true`).
+    #[arg(long)]
+    keep_state: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -385,6 +388,7 @@ fn run_unify_phase(args: &UnifyPhaseArgs) -> anyhow::Result<()> {
         args.matching.matching(),
         args.train,
         args.full,
+        args.keep_state,
     ))?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
@@ -402,6 +406,7 @@ fn unify_child(
         .arg(args.matching.name())
         .args(train.then_some("--train"))
         .args(full.then_some("--full"))
+        .args((args.incremental > 0).then_some("--keep-state"))
         .arg("--dir")
         .arg(dir)
         .stderr(std::process::Stdio::inherit())

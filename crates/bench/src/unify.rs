@@ -180,12 +180,15 @@ pub async fn run(
     matching: Matching,
     train: bool,
     full: bool,
+    keep_state: bool,
 ) -> Result<UnifyResult> {
-    let project = project(data, matching)?;
+    let mut project = project(data, matching)?;
     let spec = project
         .unification
-        .as_ref()
+        .as_mut()
         .ok_or_else(|| Error::Bench("the project declares no unification".into()))?;
+    spec.incremental = keep_state;
+    let spec = &*spec;
     let lake = lake(dir)?;
     let started = Instant::now();
     let options = UnifyOptions {

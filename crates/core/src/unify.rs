@@ -24,6 +24,10 @@ pub struct UnificationSpec {
     /// value that never matches (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_block: Option<usize>,
+    /// Keep what each run decided, so that a refresh matches only the records that
+    /// changed and those they reach (`refresh --full-unify` still matches all).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incremental: bool,
 }
 
 /// Default of [`UnificationSpec::max_block`].

@@ -1163,7 +1163,9 @@ async fn a_trained_model_finds_what_rules_miss_is_stored_and_reused() {
     let (rules_precision, rules_recall) = pairwise(&groups(&profiles(&lake).await), &truth);
 
     // the model, trained on these records
-    let model = spec(TRAINED_MODEL);
+    let mut model = spec(TRAINED_MODEL);
+    // kept for incremental runs, to see a changed model make a run a full one
+    model.incremental = true;
     let report = unify(&lake, &sources, &model, &UnifyOptions::default())
         .await
         .unwrap();
@@ -1520,7 +1522,8 @@ async fn incremental_unification_publishes_what_a_full_run_does_over_three_batch
     let (crm_header, crm, shop_header, shop) = noisy_people();
     let sources = noisy_sources();
     for (declaration, text) in [("rules", NOISY_RULES), ("models", NOISY_MODELS)] {
-        let rules = spec(text);
+        let mut rules = spec(text);
+        rules.incremental = true;
         let write = |dir: &Path, crm: &[String], shop: &[String]| {
             write_noisy(dir, (&crm_header, crm), (&shop_header, shop));
         };
@@ -1614,6 +1617,7 @@ async fn a_block_crossing_the_giant_guard_makes_the_refresh_match_everything() {
         r#"
 [unification]
 max_block = 3
+incremental = true
 [[unification.tables]]
 source = "Crm"
 table = "Contacts"
@@ -1684,6 +1688,7 @@ async fn a_record_taken_in_while_matching_keeps_its_group_for_the_next_run() {
     let rules = spec(
         r#"
 [unification]
+incremental = true
 [[unification.tables]]
 source = "Crm"
 table = "Contacts"

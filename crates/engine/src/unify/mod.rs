@@ -236,7 +236,11 @@ async fn unify_once(
         tables.push(data);
     }
     // the values as read (before a winner's columns take other members' values)
-    let prints: Vec<incremental::Prints> = tables.iter().map(incremental::fingerprints).collect();
+    let prints: Vec<incremental::Prints> = if spec.incremental {
+        tables.iter().map(incremental::fingerprints).collect()
+    } else {
+        Vec::new()
+    };
     lap("load", &mut phases);
     let max_block = spec.max_block.unwrap_or(DEFAULT_MAX_BLOCK);
     let mut bypass: HashMap<String, Vec<String>> = HashMap::new();
@@ -328,6 +332,8 @@ async fn unify_once(
         };
     let full_because = if let Some(reason) = full_reason {
         Some(reason)
+    } else if !spec.incremental {
+        Some("`incremental` is not set in `[unification]`".to_string())
     } else if options.full {
         Some("a full unification was asked for".to_string())
     } else if options.train {
@@ -986,8 +992,10 @@ async fn unify_once(
         strong: &strong_groups,
         giant: closure.as_ref().map_or(&giant_values, |c| c.giant()),
     };
-    if let Err(e) = incremental::save_state(lake, saved).await {
-        tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
+    if spec.incremental {
+        if let Err(e) = incremental::save_state(lake, saved).await {
+            tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
+        }
     }
     lap("merge", &mut phases);
     Ok(Attempt::Done(Box::new(UnifyReport {
