@@ -430,6 +430,24 @@ impl Blocker<'_> {
     }
 }
 
+/// The exact conditions of a rule, and its fuzzy ones strictest first (by index).
+fn exact_and_fuzzy(conditions: &[Condition]) -> (Vec<usize>, Vec<usize>) {
+    let exact: Vec<usize> = (0..conditions.len())
+        .filter(|c| conditions[*c].precision.is_exact())
+        .collect();
+    let mut fuzzy: Vec<usize> = (0..conditions.len())
+        .filter(|c| !conditions[*c].precision.is_exact())
+        .collect();
+    fuzzy.sort_by(|x, y| {
+        conditions[*y]
+            .precision
+            .threshold()
+            .total_cmp(&conditions[*x].precision.threshold())
+            .then(x.cmp(y))
+    });
+    (exact, fuzzy)
+}
+
 /// The pairs and the candidate count of one slice of records.
 type SliceResult = (Vec<(u32, u32, f32)>, u64);
 
@@ -472,20 +490,7 @@ pub fn find_pairs(
     if conditions.is_empty() {
         return found;
     }
-    let exact: Vec<usize> = (0..conditions.len())
-        .filter(|c| conditions[*c].precision.is_exact())
-        .collect();
-    // fuzzy conditions, strictest first
-    let mut fuzzy: Vec<usize> = (0..conditions.len())
-        .filter(|c| !conditions[*c].precision.is_exact())
-        .collect();
-    fuzzy.sort_by(|x, y| {
-        conditions[*y]
-            .precision
-            .threshold()
-            .total_cmp(&conditions[*x].precision.threshold())
-            .then(x.cmp(y))
-    });
+    let (exact, fuzzy) = exact_and_fuzzy(conditions);
     let blocker = Blocker {
         conditions,
         exact: &exact,
@@ -737,19 +742,7 @@ impl RuleIndex {
         max_block: usize,
     ) -> Self {
         let conditions = &prepared.conditions;
-        let exact: Vec<usize> = (0..conditions.len())
-            .filter(|c| conditions[*c].precision.is_exact())
-            .collect();
-        let mut fuzzy: Vec<usize> = (0..conditions.len())
-            .filter(|c| !conditions[*c].precision.is_exact())
-            .collect();
-        fuzzy.sort_by(|x, y| {
-            conditions[*y]
-                .precision
-                .threshold()
-                .total_cmp(&conditions[*x].precision.threshold())
-                .then(x.cmp(y))
-        });
+        let (exact, fuzzy) = exact_and_fuzzy(conditions);
         let both_ways = same && conditions.iter().any(|c| c.column != c.other);
         let mut index = RuleIndex {
             prepared,
