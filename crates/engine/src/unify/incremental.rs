@@ -77,13 +77,19 @@ pub(super) fn giant_id(kind: &str, table: &str, with: &str, rule: &str) -> Strin
     format!("{kind} {table} {with} {rule}")
 }
 
-/// Note the giant blocks a rule or model key left out.
-pub(super) fn note_giant(values: &mut GiantValues, id: String, blocks: &[GiantBlock]) {
-    if !blocks.is_empty() {
+/// Note the giant blocks a rule or model of `kind` (`dedupe`, `match`) between two
+/// tables left out, each under its rule (or model key).
+pub(super) fn note_giant(
+    values: &mut GiantValues,
+    kind: &str,
+    (table, with): (&str, &str),
+    blocks: &[GiantBlock],
+) {
+    for b in blocks {
         values
-            .entry(id)
+            .entry(giant_id(kind, table, with, &b.rule))
             .or_default()
-            .extend(blocks.iter().map(|b| b.value.clone()));
+            .insert(b.value.clone());
     }
 }
 
@@ -650,20 +656,7 @@ impl Closure {
                 }
                 if let Some(ms) = &t.spec.dedupe_model {
                     if self.dedupe_model_index[ti].is_none() {
-                        let name = model::model_name(t, t);
-                        let index = model::ModelIndex::new(
-                            model::ModelRun {
-                                spec: ms,
-                                a: t,
-                                b: t,
-                                same: true,
-                                active_a: &|_| true,
-                                active_b: &|_| true,
-                                max_block,
-                                stored: models.get(&name).cloned(),
-                            },
-                            cache,
-                        )?;
+                        let index = model_index(ms, (t, t), &|_| true, max_block, models, cache)?;
                         if let Some(why) = self.model_giant_changed("dedupe", t, t, &index) {
                             return Ok(Some(why));
                         }
@@ -782,21 +775,10 @@ impl Closure {
                         continue;
                     }
                     if self.match_model_index[ti][mi].is_none() {
-                        let name = model::model_name(t, &tables[wi]);
                         let winners_b = &winners[wi];
-                        let index = model::ModelIndex::new(
-                            model::ModelRun {
-                                spec: ms,
-                                a: t,
-                                b: &tables[wi],
-                                same: false,
-                                active_a: &|_| true,
-                                active_b: &|j| winners_b[j] == j as u32,
-                                max_block,
-                                stored: models.get(&name).cloned(),
-                            },
-                            cache,
-                        )?;
+                        let active = |j: usize| winners_b[j] == j as u32;
+                        let pair = (t, &tables[wi]);
+                        let index = model_index(ms, pair, &active, max_block, models, cache)?;
                         if let Some(why) = self.model_giant_changed("match", t, &tables[wi], &index)
                         {
                             return Ok(Some(why));
@@ -868,6 +850,31 @@ impl Closure {
             })
             .collect()
     }
+}
+
+/// The blocks of a model between `a` and `b` (one table for a dedupe model) over every
+/// record, scored by its stored parameters.
+fn model_index(
+    ms: &lakecdp_core::ModelSpec,
+    (a, b): (&TableData, &TableData),
+    active_b: &(dyn Fn(usize) -> bool + Sync),
+    max_block: usize,
+    models: &HashMap<String, StoredModel>,
+    cache: &mut NormalizedCache,
+) -> Result<model::ModelIndex> {
+    model::ModelIndex::new(
+        model::ModelRun {
+            spec: ms,
+            a,
+            b,
+            same: a.name == b.name,
+            active_a: &|_| true,
+            active_b,
+            max_block,
+            stored: models.get(&model::model_name(a, b)).cloned(),
+        },
+        cache,
+    )
 }
 
 /// Pairs found more than once (from both ends, or in two rounds) kept once, best score

@@ -449,11 +449,11 @@ async fn unify_once(
                     );
                     incremental::note_giant(
                         &mut giant_values,
-                        incremental::giant_id("dedupe", &t.name, &t.name, &name),
+                        "dedupe",
+                        (&t.name, &t.name),
                         &found.giant,
                     );
                     giant.append(&mut found.giant);
-                    found.pairs.sort_unstable_by_key(|p| (p.0, p.1));
                     (found.pairs, found.candidates)
                 }
             };
@@ -506,13 +506,8 @@ async fn unify_once(
                         },
                         &mut cache,
                     )?;
-                    for g in &outcome.report.giant {
-                        incremental::note_giant(
-                            &mut giant_values,
-                            incremental::giant_id("dedupe", &t.name, &t.name, &g.rule),
-                            std::slice::from_ref(g),
-                        );
-                    }
+                    let g = &outcome.report.giant;
+                    incremental::note_giant(&mut giant_values, "dedupe", (&t.name, &t.name), g);
                     note_model(
                         "dedupe",
                         (name.clone(), ms),
@@ -702,11 +697,11 @@ async fn unify_once(
                     );
                     incremental::note_giant(
                         &mut giant_values,
-                        incremental::giant_id("match", &t.name, &r.with, &name),
+                        "match",
+                        (&t.name, &r.with),
                         &found.giant,
                     );
                     giant.append(&mut found.giant);
-                    found.pairs.sort_unstable_by_key(|p| (p.0, p.1));
                     (found.pairs, found.candidates)
                 }
             };
@@ -765,13 +760,8 @@ async fn unify_once(
                         },
                         &mut cache,
                     )?;
-                    for g in &outcome.report.giant {
-                        incremental::note_giant(
-                            &mut giant_values,
-                            incremental::giant_id("match", &t.name, with, &g.rule),
-                            std::slice::from_ref(g),
-                        );
-                    }
+                    let g = &outcome.report.giant;
+                    incremental::note_giant(&mut giant_values, "match", (&t.name, with), g);
                     note_model(
                         "match",
                         (name.clone(), ms),
@@ -970,29 +960,32 @@ async fn unify_once(
     // the models this run trained are kept for the next runs
     for (name, ms, m, terms) in &trained {
         model::save(lake, name, ms, m, terms, &run_text).await?;
-        if let Some(stored) = model::load(lake, name, ms).await? {
-            models.insert(name.clone(), stored);
+        if spec.incremental {
+            // the state names each model by what is stored
+            if let Some(stored) = model::load(lake, name, ms).await? {
+                models.insert(name.clone(), stored);
+            }
         }
     }
     // and what the next run needs to match only what changes
-    let component: Vec<u64> = match &closure {
-        Some(c) => c.components(&mut components),
-        None => (0..total as u32)
-            .map(|g| u64::from(components.find(g)))
-            .collect(),
-    };
-    let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
-    let saved = incremental::Saved {
-        run: &run_text,
-        inputs: &inputs,
-        tables: &tables,
-        prints: &prints,
-        offsets: &offsets,
-        component: &component,
-        strong: &strong_groups,
-        giant: closure.as_ref().map_or(&giant_values, |c| c.giant()),
-    };
     if spec.incremental {
+        let component: Vec<u64> = match &closure {
+            Some(c) => c.components(&mut components),
+            None => (0..total as u32)
+                .map(|g| u64::from(components.find(g)))
+                .collect(),
+        };
+        let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
+        let saved = incremental::Saved {
+            run: &run_text,
+            inputs: &inputs,
+            tables: &tables,
+            prints: &prints,
+            offsets: &offsets,
+            component: &component,
+            strong: &strong_groups,
+            giant: closure.as_ref().map_or(&giant_values, |c| c.giant()),
+        };
         if let Err(e) = incremental::save_state(lake, saved).await {
             tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
         }

@@ -642,11 +642,12 @@ pub fn find_pairs(
         found.pairs.extend(pairs);
         found.candidates += candidates;
     }
+    // in record order (the order they are joined in, so it depends on the records
+    // alone); a pair found both ways round is one pair, with its better score
+    found
+        .pairs
+        .sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
     if both_ways {
-        // a pair found both ways round is one pair, with its better score
-        found
-            .pairs
-            .sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
         found.pairs.dedup_by_key(|p| (p.0, p.1));
     }
     found
