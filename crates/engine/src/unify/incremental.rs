@@ -44,9 +44,10 @@ use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::{Lake, Process};
 use serde::{Deserialize, Serialize};
 
+use super::blocks::{BlockIndex, RuleBlocks, RuleDef, Stored};
 use super::data::TableData;
 use super::model::StoredModel;
-use super::rules::{prepare, GiantBlock, NormalizedCache, RuleIndex, Touching};
+use super::rules::{GiantBlock, NormalizedCache, Touching};
 use super::{model, MODEL_RULE};
 use crate::{Error, Result};
 use lakecdp_match::cluster::UnionFind;
@@ -66,6 +67,9 @@ struct Pointer {
     /// Per rule and model key, the blocking values it left out for their size.
     #[serde(default)]
     giant: GiantValues,
+    /// The block index of the rules, relative to the environment's internal folder.
+    #[serde(default)]
+    blocks: Option<String>,
 }
 
 /// Per rule and model key ([`giant_id`]), the blocking values left out for their size.
@@ -95,7 +99,7 @@ pub(super) fn note_giant(
 
 /// The version of the state and of the decisions it keeps: a run of another version
 /// matches every record.
-const STATE_VERSION: &str = concat!("1/", env!("CARGO_PKG_VERSION"));
+const STATE_VERSION: &str = concat!("2/", env!("CARGO_PKG_VERSION"));
 
 fn pointer_path(lake: &Lake) -> String {
     lake.internal("unify/state.json")
@@ -146,13 +150,16 @@ pub(super) fn fingerprints(t: &TableData) -> Prints {
     out
 }
 
-/// A key as the last run left it: its fingerprint, its component, and whether its
-/// duplicate group was held together by a strong link.
-type KeyState = (u64, u64, bool);
+/// A key as the last run left it: its fingerprint, its component, whether its
+/// duplicate group was held together by a strong link, and its rows (the first, and how
+/// many).
+type KeyState = (u64, u64, bool, u32, u32);
 
 /// What the last run left: per table, key to its state.
 pub(super) struct State {
     keys: Vec<hashbrown::HashMap<String, KeyState>>,
+    /// The rules' block index.
+    blocks: Stored,
     /// The values each rule and model key left out for their size.
     giant: GiantValues,
     /// A component number no component of the state has.
@@ -209,6 +216,19 @@ pub(super) async fn load_state(
             "the declaration or a match model changed since the last run".into(),
         ));
     }
+    let Some(blocks_file) = &pointer.blocks else {
+        return Ok(Err("no block index of an earlier run is stored".into()));
+    };
+    let blocks = match lake.get(&lake.internal(blocks_file)).await {
+        Ok(b) => match super::blocks::decode(&b, HashMap::new()) {
+            Ok(stored) => stored,
+            Err(why) => return Ok(Err(why)),
+        },
+        Err(lakecdp_lake::Error::NotFound { .. }) => {
+            return Ok(Err("the stored block index is missing".into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let bytes = match lake.get(&lake.internal(&pointer.file)).await {
         Ok(b) => b,
         Err(lakecdp_lake::Error::NotFound { .. }) => {
@@ -228,6 +248,8 @@ pub(super) async fn load_state(
     let mut keys: Vec<hashbrown::HashMap<String, KeyState>> =
         tables.iter().map(|_| hashbrown::HashMap::new()).collect();
     let mut next_component = 0u64;
+    // each table's rows of the last run, in key order as stored
+    let mut first_row: Vec<u32> = vec![0; tables.len()];
     for batch in reader {
         let batch = batch.map_err(|e| Error::Internal(format!("unification state: {e}")))?;
         let text = |i: usize| -> Result<StringArray> {
@@ -252,6 +274,12 @@ pub(super) async fn load_state(
             .downcast_ref::<arrow::array::BooleanArray>()
             .cloned()
             .ok_or_else(|| Error::Internal("unification state: not a flag".into()))?;
+        let rows = batch
+            .column(5)
+            .as_any()
+            .downcast_ref::<arrow::array::UInt32Array>()
+            .cloned()
+            .ok_or_else(|| Error::Internal("unification state: rows are not a count".into()))?;
         for i in 0..batch.num_rows() {
             let Some(&ti) = index.get(table.value(i)) else {
                 return Ok(Err(format!(
@@ -261,14 +289,17 @@ pub(super) async fn load_state(
             };
             let c = component.value(i);
             next_component = next_component.max(c + 1);
+            let first = first_row[ti];
+            first_row[ti] += rows.value(i);
             keys[ti].insert(
                 key.value(i).to_string(),
-                (print.value(i), c, strong.value(i)),
+                (print.value(i), c, strong.value(i), first, rows.value(i)),
             );
         }
     }
     Ok(Ok(State {
         keys,
+        blocks,
         giant: pointer.giant,
         next_component,
     }))
@@ -292,6 +323,8 @@ pub(super) struct Saved<'a> {
     pub strong: &'a [Vec<bool>],
     /// The values each rule and model key left out for their size.
     pub giant: &'a GiantValues,
+    /// The rules' blocks.
+    pub blocks: &'a BlockIndex,
 }
 
 /// Store the state of a published run: every key's fingerprint, component and group
@@ -306,12 +339,16 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         component,
         strong,
         giant,
+        blocks,
     } = saved;
     let (mut table, mut key, mut print, mut comp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut strength = Vec::new();
+    let mut rows = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
-        for &(row, fp) in &prints[ti] {
+        for (n, &(row, fp)) in prints[ti].iter().enumerate() {
+            let end = prints[ti].get(n + 1).map_or(t.len(), |p| p.0);
+            rows.push((end - row) as u32);
             table.push(t.name.as_str());
             key.push(t.keys[row].as_str());
             print.push(fp);
@@ -325,6 +362,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Field::new("Fingerprint", DataType::UInt64, false),
         Field::new("Component", DataType::UInt64, false),
         Field::new("StrongGroup", DataType::Boolean, false),
+        Field::new("Rows", DataType::UInt32, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(table)),
@@ -332,6 +370,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Arc::new(UInt64Array::from(print)),
         Arc::new(UInt64Array::from(comp)),
         Arc::new(arrow::array::BooleanArray::from(strength)),
+        Arc::new(arrow::array::UInt32Array::from(rows)),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
@@ -347,6 +386,9 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     }
     let file = format!("unify/state-{run}.parquet");
     lake.put(&lake.internal(&file), bytes).await?;
+    let blocks_file = format!("unify/blocks-{run}.bin");
+    lake.put(&lake.internal(&blocks_file), blocks.encode())
+        .await?;
     let previous: Option<Pointer> = match lake.get(&pointer_path(lake)).await {
         Ok(b) => serde_json::from_slice(&b).ok(),
         Err(_) => None,
@@ -356,13 +398,17 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         inputs: inputs.to_string(),
         file: file.clone(),
         giant: giant.clone(),
+        blocks: Some(blocks_file.clone()),
     };
     let text =
         serde_json::to_vec_pretty(&pointer).map_err(|e| Error::Internal(format!("state: {e}")))?;
     lake.put(&pointer_path(lake), text).await?;
-    if let Some(p) = previous.filter(|p| p.file != file) {
-        if let Err(e) = lake.delete(&lake.internal(&p.file)).await {
-            tracing::warn!(error = %e, "could not remove an earlier unification state");
+    if let Some(p) = previous {
+        let old = std::iter::once(p.file).chain(p.blocks);
+        for f in old.filter(|f| *f != file && *f != blocks_file) {
+            if let Err(e) = lake.delete(&lake.internal(&f)).await {
+                tracing::warn!(error = %e, "could not remove an earlier unification state");
+            }
         }
     }
     Ok(())
@@ -403,10 +449,10 @@ pub(super) struct Closure {
     pub match_models: Vec<Vec<Pairs>>,
     /// The first component number free for the components of this run.
     next_component: u64,
-    /// Per table and dedupe rule, its blocks (built at the first round that needs them).
-    dedupe_index: Vec<Vec<Option<RuleIndex>>>,
-    /// Per table and match rule.
-    match_index: Vec<Vec<Option<RuleIndex>>>,
+    /// The rules' blocks, from the last run's and the changed records' keys.
+    index: BlockIndex,
+    /// Per table, the records of new or changed keys.
+    changed_rows: Vec<Vec<bool>>,
     /// Per table, its dedupe model's blocks.
     dedupe_model_index: Vec<Option<model::ModelIndex>>,
     /// Per table and match model.
@@ -439,6 +485,7 @@ impl Closure {
         let mut touched = vec![false; tables.len()];
         let State {
             keys,
+            mut blocks,
             giant,
             next_component,
         } = state;
@@ -446,22 +493,32 @@ impl Closure {
             let old = &keys[ti];
             let prints = &prints[ti];
             let mut present: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
+            // the last run's rows, by their rows now (unchanged keys only)
+            let old_rows = old.values().map(|k| k.4 as usize).sum::<usize>();
+            let mut renumber: Vec<Option<u32>> = vec![None; old_rows];
             for (n, &(first, fp)) in prints.iter().enumerate() {
                 let end = prints.get(n + 1).map_or(t.len(), |p| p.0);
                 let key = t.keys[first].as_str();
                 present.insert(key);
                 let fresh = match old.get(key) {
-                    Some(&(was, c, held)) => {
+                    Some(&(was, c, held, old_first, old_n)) => {
                         for row in first..end {
                             let g = offsets[ti] + row as u32;
                             component[g as usize] = Some(c);
                             strong[g as usize] = held;
                             members.entry(c).or_default().push(g);
                         }
-                        if was != fp {
+                        let same = was == fp && old_n as usize == end - first;
+                        if same {
+                            for (i, row) in (first..end).enumerate() {
+                                if let Some(slot) = renumber.get_mut(old_first as usize + i) {
+                                    *slot = Some(row as u32);
+                                }
+                            }
+                        } else {
                             seeds.push(c);
                         }
-                        was != fp
+                        !same
                     }
                     None => true,
                 };
@@ -473,7 +530,7 @@ impl Closure {
                     touched[ti] = true;
                 }
             }
-            for (key, &(_, c, _)) in old {
+            for (key, &(_, c, ..)) in old {
                 if !present.contains(key.as_str()) {
                     deleted += 1;
                     touched[ti] = true;
@@ -481,8 +538,10 @@ impl Closure {
                     gone.insert(format!("{}\u{1}{key}", t.name));
                 }
             }
+            blocks.renumber.insert(t.name.clone(), renumber);
         }
         let frontier = in_set.clone();
+        let changed_rows = in_set.clone();
         let mut closure = Closure {
             offsets: offsets.to_vec(),
             component,
@@ -509,14 +568,8 @@ impl Closure {
                 .map(|t| vec![Vec::new(); t.spec.match_models.len()])
                 .collect(),
             next_component,
-            dedupe_index: tables
-                .iter()
-                .map(|t| t.spec.dedupe.iter().map(|_| None).collect())
-                .collect(),
-            match_index: tables
-                .iter()
-                .map(|t| t.spec.match_rules.iter().map(|_| None).collect())
-                .collect(),
+            index: BlockIndex::from_stored(blocks),
+            changed_rows,
             dedupe_model_index: tables.iter().map(|_| None).collect(),
             match_model_index: tables
                 .iter()
@@ -620,7 +673,34 @@ impl Closure {
         always: &[(usize, usize, usize, usize)],
     ) -> Result<Option<String>> {
         self.overrides(always);
-        // the first round indexes every table a key changed in, to see its giant blocks
+        // every rule's blocks, from the last run's keys and the changed records' (a block
+        // crossing the giant-block guard ends the attempt here)
+        let mut rules: Vec<Vec<RuleBlocks>> = Vec::with_capacity(tables.len());
+        for (ti, t) in tables.iter().enumerate() {
+            let mut here = Vec::with_capacity(t.spec.dedupe.len());
+            for (ri, r) in t.spec.dedupe.iter().enumerate() {
+                let name = super::rules::rule_name(&r.name, ri);
+                let def = RuleDef {
+                    kind: "dedupe",
+                    name: &name,
+                    tables: (ti, ti),
+                    specs: &r.conditions,
+                    winners: false,
+                };
+                let mut rule = RuleBlocks::new(&def, tables, bypass);
+                let fresh = (&self.changed_rows[..], &self.in_set[..]);
+                if let Err(why) =
+                    self.index
+                        .prepare(&mut rule, tables, cache, fresh, &|_| true, max_block)?
+                {
+                    return Ok(Some(why));
+                }
+                here.push(rule);
+            }
+            rules.push(here);
+        }
+        // the first round indexes every table a key changed in with a model, to see its
+        // giant blocks
         let mut first = true;
         while first || self.frontier.iter().flatten().any(|x| *x) {
             let frontier = std::mem::replace(
@@ -628,33 +708,21 @@ impl Closure {
                 tables.iter().map(|t| vec![false; t.len()]).collect(),
             );
             for (ti, t) in tables.iter().enumerate() {
-                if !(frontier[ti].iter().any(|x| *x) || first && self.touched[ti]) {
-                    continue;
-                }
+                let looks = frontier[ti].iter().any(|x| *x);
                 let touching = Touching {
                     a: &frontier[ti],
                     b: &frontier[ti],
                 };
                 let mut found: Vec<(u32, u32)> = Vec::new();
-                for (ri, r) in t.spec.dedupe.iter().enumerate() {
-                    if self.dedupe_index[ti][ri].is_none() {
-                        let p = prepare(&r.conditions, t, t, bypass, cache)?;
-                        let index = RuleIndex::new(p, &|_| true, true, max_block);
-                        let name = super::rules::rule_name(&r.name, ri);
-                        let id = giant_id("dedupe", &t.name, &t.name, &name);
-                        if let Some(why) = self.giant_changed(&id, index.giant_values()) {
-                            return Ok(Some(why));
-                        }
-                        self.dedupe_index[ti][ri] = Some(index);
+                if looks {
+                    for (ri, rule) in rules[ti].iter().enumerate() {
+                        let pairs = self.index.touching(rule, tables, cache, touching);
+                        found.extend(pairs.iter().map(|p| (p.0, p.1)));
+                        self.dedupe_rules[ti][ri].extend(pairs);
                     }
-                    let Some(index) = &self.dedupe_index[ti][ri] else {
-                        continue;
-                    };
-                    let pairs = index.touching(touching);
-                    found.extend(pairs.iter().map(|p| (p.0, p.1)));
-                    self.dedupe_rules[ti][ri].extend(pairs);
                 }
-                if let Some(ms) = &t.spec.dedupe_model {
+                let model = t.spec.dedupe_model.as_ref();
+                if let Some(ms) = model.filter(|_| looks || first && self.touched[ti]) {
                     if self.dedupe_model_index[ti].is_none() {
                         let index = model_index(ms, (t, t), &|_| true, max_block, models, cache)?;
                         if let Some(why) = self.model_giant_changed("dedupe", t, t, &index) {
@@ -662,12 +730,11 @@ impl Closure {
                         }
                         self.dedupe_model_index[ti] = Some(index);
                     }
-                    let Some(index) = &self.dedupe_model_index[ti] else {
-                        continue;
-                    };
-                    let pairs = index.touching(touching);
-                    found.extend(pairs.iter().map(|p| (p.0, p.1)));
-                    self.dedupe_model[ti].extend(pairs);
+                    if let Some(index) = &self.dedupe_model_index[ti] {
+                        let pairs = index.touching(touching);
+                        found.extend(pairs.iter().map(|p| (p.0, p.1)));
+                        self.dedupe_model[ti].extend(pairs);
+                    }
                 }
                 for (x, y) in found {
                     self.take(ti, x as usize);
@@ -678,11 +745,7 @@ impl Closure {
             first = false;
         }
         self.in_dedupe = self.in_set.clone();
-        // the blocks hold normalised values: free them
-        self.dedupe_index
-            .iter_mut()
-            .flatten()
-            .for_each(|i| *i = None);
+        // the model's blocks hold normalised values: free them
         self.dedupe_model_index.iter_mut().for_each(|i| *i = None);
         for pairs in self.dedupe_rules.iter_mut().flatten() {
             tidy(pairs);
@@ -727,7 +790,35 @@ impl Closure {
                 .position(|o| o.name == name)
                 .ok_or_else(|| Error::Internal(format!("unknown table {name}")))
         };
-        // the first round indexes every rule of a table a record changed in (its
+        // every rule's blocks, with the other side's winners active
+        let mut rules: Vec<Vec<(usize, RuleBlocks)>> = Vec::with_capacity(tables.len());
+        for (ti, t) in tables.iter().enumerate() {
+            let mut here = Vec::with_capacity(t.spec.match_rules.len());
+            for (ri, r) in t.spec.match_rules.iter().enumerate() {
+                let wi = position(&r.with)?;
+                let name = super::rules::rule_name(&r.name, ri);
+                let def = RuleDef {
+                    kind: "match",
+                    name: &name,
+                    tables: (ti, wi),
+                    specs: &r.conditions,
+                    winners: true,
+                };
+                let mut rule = RuleBlocks::new(&def, tables, bypass);
+                let winners_b = &winners[wi];
+                let active = |j: usize| winners_b[j] == j as u32;
+                let fresh = (&self.changed_rows[..], &self.in_set[..]);
+                if let Err(why) = self
+                    .index
+                    .prepare(&mut rule, tables, cache, fresh, &active, max_block)?
+                {
+                    return Ok(Some(why));
+                }
+                here.push((wi, rule));
+            }
+            rules.push(here);
+        }
+        // the first round indexes every model of a table a record changed in (its
         // winners too), to see its giant blocks
         let mut first = true;
         let changed: Vec<bool> = (0..tables.len())
@@ -740,31 +831,16 @@ impl Closure {
             );
             let mut found: Vec<(usize, u32, usize, u32)> = Vec::new();
             for (ti, t) in tables.iter().enumerate() {
-                for (ri, r) in t.spec.match_rules.iter().enumerate() {
-                    let wi = position(&r.with)?;
-                    let looks = frontier[ti].iter().chain(&frontier[wi]).any(|x| *x);
-                    if !(looks || first && (changed[ti] || changed[wi])) {
+                for (ri, (wi, rule)) in rules[ti].iter().enumerate() {
+                    let wi = *wi;
+                    if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
                         continue;
                     }
-                    if self.match_index[ti][ri].is_none() {
-                        let p = prepare(&r.conditions, t, &tables[wi], bypass, cache)?;
-                        let winners_b = &winners[wi];
-                        let active = |j: usize| winners_b[j] == j as u32;
-                        let index = RuleIndex::new(p, &active, false, max_block);
-                        let name = super::rules::rule_name(&r.name, ri);
-                        let id = giant_id("match", &t.name, &r.with, &name);
-                        if let Some(why) = self.giant_changed(&id, index.giant_values()) {
-                            return Ok(Some(why));
-                        }
-                        self.match_index[ti][ri] = Some(index);
-                    }
-                    let Some(index) = &self.match_index[ti][ri] else {
-                        continue;
-                    };
-                    let pairs = index.touching(Touching {
+                    let touching = Touching {
                         a: &frontier[ti],
                         b: &frontier[wi],
-                    });
+                    };
+                    let pairs = self.index.touching(rule, tables, cache, touching);
                     found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
                     self.match_rules[ti][ri].extend(pairs);
                 }
@@ -803,10 +879,7 @@ impl Closure {
             self.overrides(always);
             first = false;
         }
-        self.match_index
-            .iter_mut()
-            .flatten()
-            .for_each(|i| *i = None);
+        self.index.forget_values();
         self.match_model_index
             .iter_mut()
             .flatten()
@@ -818,6 +891,11 @@ impl Closure {
             tidy(pairs);
         }
         Ok(None)
+    }
+
+    /// The rules' blocks of this run, for the next.
+    pub(super) fn blocks(&self) -> &BlockIndex {
+        &self.index
     }
 
     /// Every record's component after this run: the old one outside the set; inside it,

@@ -21,6 +21,7 @@
 //! Outputs, published together in `Unification/`: `Customer`, `AlternateKey`,
 //! `ConflationMatchPairs`, `CustomerIdHistory` and `Deduplication_<Source>_<Table>`.
 
+mod blocks;
 pub mod data;
 pub mod incremental;
 mod merge;
@@ -368,6 +369,9 @@ async fn unify_once(
     // model left out for their size, kept for the next run
     let mut components = UnionFind::new(total);
     let mut giant_values = incremental::GiantValues::new();
+    // a run over every record that keeps state keys every record for the next
+    let mut full_blocks =
+        (spec.incremental && closure.is_none() && !options.preview).then(blocks::BlockIndex::new);
     let mut kept_dedupe: Vec<incremental::KeptDedupe> = Vec::new();
     if let Some(c) = closure.as_mut() {
         if let Some(reason) = c.dedupe(&tables, &mut cache, &bypass, max_block, &models, &always)? {
@@ -454,6 +458,17 @@ async fn unify_once(
                         &found.giant,
                     );
                     giant.append(&mut found.giant);
+                    if let Some(index) = full_blocks.as_mut() {
+                        let def = blocks::RuleDef {
+                            kind: "dedupe",
+                            name: &name,
+                            tables: (ti, ti),
+                            specs: &r.conditions,
+                            winners: false,
+                        };
+                        let rule = blocks::RuleBlocks::new(&def, &tables, &bypass);
+                        index.key_all(&rule, &tables, (&p.a, &p.b), &|_| true, max_block);
+                    }
                     (found.pairs, found.candidates)
                 }
             };
@@ -702,6 +717,18 @@ async fn unify_once(
                         &found.giant,
                     );
                     giant.append(&mut found.giant);
+                    if let Some(index) = full_blocks.as_mut() {
+                        let def = blocks::RuleDef {
+                            kind: "match",
+                            name: &name,
+                            tables: (ti, wi),
+                            specs: &r.conditions,
+                            winners: true,
+                        };
+                        let rule = blocks::RuleBlocks::new(&def, &tables, &bypass);
+                        let active = |j: usize| winners_b[j] == j as u32;
+                        index.key_all(&rule, &tables, (&p.a, &p.b), &active, max_block);
+                    }
                     (found.pairs, found.candidates)
                 }
             };
@@ -985,6 +1012,11 @@ async fn unify_once(
             component: &component,
             strong: &strong_groups,
             giant: closure.as_ref().map_or(&giant_values, |c| c.giant()),
+            blocks: match (&closure, &full_blocks) {
+                (Some(c), _) => c.blocks(),
+                (None, Some(index)) => index,
+                (None, None) => return Err(Error::Internal("no block index to keep".into())),
+            },
         };
         if let Err(e) = incremental::save_state(lake, saved).await {
             tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");

@@ -131,6 +131,31 @@ fn at(values: &StringArray, row: usize) -> Option<&str> {
     (!values.is_null(row)).then(|| values.value(row))
 }
 
+/// Normalised values of a column by record: the whole column, or the records an
+/// incremental run normalised (see `blocks::Sparse`).
+pub trait Column: Sync {
+    /// The value of `row` (None: null, empty, or not normalised).
+    fn get(&self, row: usize) -> Option<&str>;
+}
+
+impl Column for StringArray {
+    fn get(&self, row: usize) -> Option<&str> {
+        at(self, row)
+    }
+}
+
+impl<C: Column + Send> Column for std::sync::Arc<C> {
+    fn get(&self, row: usize) -> Option<&str> {
+        self.as_ref().get(row)
+    }
+}
+
+impl<C: Column> Column for &C {
+    fn get(&self, row: usize) -> Option<&str> {
+        (*self).get(row)
+    }
+}
+
 /// Normalised values, cached per (table, column, normalisations), with the alias
 /// overrides applied (an alias becomes its value, after normalisation).
 #[derive(Default)]
@@ -184,6 +209,28 @@ impl NormalizedCache {
         let v = normalizer.apply(value?);
         let n = alias.get(v.as_str()).cloned().unwrap_or(v);
         (!n.is_empty()).then_some(n)
+    }
+
+    /// The values of `rows` of `column` of `table` normalised as [`NormalizedCache::get`]
+    /// normalises the column (None: null or empty), without normalising the others.
+    pub fn rows(
+        &self,
+        table: &TableData,
+        column: &str,
+        steps: &[Normalization],
+        rows: &[u32],
+    ) -> Vec<Option<Box<str>>> {
+        let normalizer = Normalizer::new(steps);
+        let alias = alias_map(&self.aliases, &table.name, column, &normalizer);
+        let (mut buf, mut scratch) = (String::new(), String::new());
+        rows.iter()
+            .map(|&row| {
+                let v = table.value(column, row as usize)?;
+                normalizer.apply_into(v, &mut buf, &mut scratch);
+                let n = alias.get(buf.as_str()).map_or(buf.as_str(), |a| a.as_str());
+                (!n.is_empty()).then(|| n.into())
+            })
+            .collect()
     }
 
     /// Drop the cached values of `column` of `table` (its values changed).
@@ -290,12 +337,12 @@ pub struct Found {
 }
 
 /// A value, unless it is null or a value that never matches.
-fn usable<'v>(condition: &Condition, values: &'v StringArray, row: usize) -> Option<&'v str> {
-    at(values, row).filter(|v| !condition.never.contains(*v))
+fn usable<'v, C: Column>(condition: &Condition, values: &'v C, row: usize) -> Option<&'v str> {
+    values.get(row).filter(|v| !condition.never.contains(*v))
 }
 
 /// Blocking keys of the records of a rule.
-struct Blocker<'c> {
+pub(super) struct Blocker<'c> {
     conditions: &'c [Condition],
     /// Exact conditions: together, one key.
     exact: &'c [usize],
@@ -303,20 +350,52 @@ struct Blocker<'c> {
     fuzzy: &'c [usize],
 }
 
-/// The hasher of blocking keys (one per `find_pairs`, so both sides hash alike).
-type KeyHasher = hashbrown::DefaultHashBuilder;
+/// The hasher of blocking keys: the same in every process, so that the block index an
+/// incremental run keeps holds the hashes the next run computes.
+pub(super) type KeyHasher = foldhash::fast::FixedState;
+
+/// The hasher of blocking keys (see [`KeyHasher`]).
+pub(super) fn key_hasher() -> KeyHasher {
+    foldhash::fast::FixedState::with_seed(0x6c61_6b65_6364_7001)
+}
 
 /// Scratch space of one thread computing keys.
 #[derive(Default)]
-struct KeyScratch {
+pub(super) struct KeyScratch {
     first: Vec<String>,
     second: Vec<String>,
 }
 
-impl Blocker<'_> {
+impl<'c> Blocker<'c> {
+    /// The blocker of `conditions`, split by [`exact_and_fuzzy`].
+    pub(super) fn new(conditions: &'c [Condition], exact: &'c [usize], fuzzy: &'c [usize]) -> Self {
+        Blocker {
+            conditions,
+            exact,
+            fuzzy,
+        }
+    }
+
+    /// The conditions whose values make the keys: the exact ones, then the strictest
+    /// fuzzy one (and the second strictest when there is no exact one).
+    pub(super) fn keyed(&self) -> Vec<usize> {
+        let fuzzy = if self.exact.is_empty() { 2 } else { 1 };
+        self.exact
+            .iter()
+            .chain(self.fuzzy.iter().take(fuzzy))
+            .copied()
+            .collect()
+    }
+
     /// The blocking keys of condition `c` for record `row`, sorted and distinct, into
     /// `out`; false when the value is missing or never matches.
-    fn fuzzy_keys(&self, c: usize, side: &[Values], row: usize, out: &mut Vec<String>) -> bool {
+    fn fuzzy_keys<C: Column>(
+        &self,
+        c: usize,
+        side: &[C],
+        row: usize,
+        out: &mut Vec<String>,
+    ) -> bool {
         out.clear();
         let Some(v) = usable(&self.conditions[c], &side[c], row) else {
             return false;
@@ -343,9 +422,9 @@ impl Blocker<'_> {
     /// - Fuzzy conditions only: the keys of the two strictest, crossed.
     ///
     /// Keys are hashed as they are built, never joined into new strings.
-    fn keys(
+    pub(super) fn keys<C: Column>(
         &self,
-        side: &[Values],
+        side: &[C],
         row: usize,
         hasher: &KeyHasher,
         scratch: &mut KeyScratch,
@@ -431,7 +510,7 @@ impl Blocker<'_> {
 }
 
 /// The exact conditions of a rule, and its fuzzy ones strictest first (by index).
-fn exact_and_fuzzy(conditions: &[Condition]) -> (Vec<usize>, Vec<usize>) {
+pub(super) fn exact_and_fuzzy(conditions: &[Condition]) -> (Vec<usize>, Vec<usize>) {
     let exact: Vec<usize> = (0..conditions.len())
         .filter(|c| conditions[*c].precision.is_exact())
         .collect();
@@ -452,17 +531,17 @@ fn exact_and_fuzzy(conditions: &[Condition]) -> (Vec<usize>, Vec<usize>) {
 type SliceResult = (Vec<(u32, u32, f32)>, u64);
 
 /// The mean score of the conditions when every one holds for records `row` and `o`.
-fn verify(
+pub(super) fn verify<A: Column, B: Column>(
     conditions: &[Condition],
-    a: &[Values],
-    b: &[Values],
+    a: &[A],
+    b: &[B],
     row: usize,
     o: usize,
 ) -> Option<f32> {
     let mut total = 0.0;
     for (c, cond) in conditions.iter().enumerate() {
-        let x = at(&a[c], row).filter(|v| !cond.never.contains(*v))?;
-        let y = at(&b[c], o).filter(|v| !cond.never.contains(*v))?;
+        let x = usable(cond, &a[c], row)?;
+        let y = usable(cond, &b[c], o)?;
         total += score(cond.comparator, cond.precision, x, y)?;
     }
     Some((total / conditions.len() as f64) as f32)
@@ -503,7 +582,7 @@ pub fn find_pairs(
     // are verified like any other
     let n_b = b.first().map_or(0, |v| v.len());
     let n_a = a.first().map_or(0, |v| v.len());
-    let hasher = KeyHasher::default();
+    let hasher = key_hasher();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
@@ -699,213 +778,5 @@ impl Blocks {
         self.ranges.get(&hash).map_or(&[], |&(from, len)| {
             &self.rows[from as usize..(from + len) as usize]
         })
-    }
-
-    /// The hashes shared by more than `max` rows.
-    fn larger_than(&self, max: usize) -> hashbrown::HashSet<u64> {
-        self.ranges
-            .iter()
-            .filter(|(_, (_, len))| *len as usize > max)
-            .map(|(h, _)| *h)
-            .collect()
-    }
-}
-
-/// A rule's blocks over every record, built once and asked for the pairs touching a set
-/// of records as often as an incremental run grows the set.
-pub struct RuleIndex {
-    prepared: Prepared,
-    exact: Vec<usize>,
-    fuzzy: Vec<usize>,
-    same: bool,
-    both_ways: bool,
-    hasher: KeyHasher,
-    /// The other side's active records by key.
-    b: Blocks,
-    /// Keys of the other side shared by more records than the guard allows.
-    giant: hashbrown::HashSet<u64>,
-    /// Which records of the other side are active.
-    active_b: Vec<bool>,
-    /// This side's records by key (every record), when pairs may be found from the other
-    /// side's end.
-    a: Option<Blocks>,
-}
-
-impl RuleIndex {
-    /// Index the records of a prepared rule: the other side's `active_b` records (counted
-    /// for the giant-block guard as a run over all records counts them), and this side's
-    /// records too when a pair may be found from the other end (two tables, or one table
-    /// compared either way round).
-    pub fn new(
-        prepared: Prepared,
-        active_b: &(dyn Fn(usize) -> bool + Sync),
-        same: bool,
-        max_block: usize,
-    ) -> Self {
-        let conditions = &prepared.conditions;
-        let (exact, fuzzy) = exact_and_fuzzy(conditions);
-        let both_ways = same && conditions.iter().any(|c| c.column != c.other);
-        let mut index = RuleIndex {
-            prepared,
-            exact,
-            fuzzy,
-            same,
-            both_ways,
-            hasher: KeyHasher::default(),
-            b: Default::default(),
-            giant: Default::default(),
-            active_b: Vec::new(),
-            a: None,
-        };
-        let n_a = index.prepared.a.first().map_or(0, |v| v.len());
-        let n_b = index.prepared.b.first().map_or(0, |v| v.len());
-        index.active_b = (0..n_b).map(active_b).collect();
-        index.b = index.blocks(&index.prepared.b, n_b, active_b);
-        index.giant = index.b.larger_than(max_block);
-        if !same || both_ways {
-            index.a = Some(index.blocks(&index.prepared.a, n_a, &|_| true));
-        }
-        index
-    }
-
-    fn blocker(&self) -> Blocker<'_> {
-        Blocker {
-            conditions: &self.prepared.conditions,
-            exact: &self.exact,
-            fuzzy: &self.fuzzy,
-        }
-    }
-
-    /// The blocking values left out for their size, as text (as a full run reports them).
-    pub fn giant_values(&self) -> std::collections::BTreeSet<String> {
-        let blocker = self.blocker();
-        let (mut hashes, mut texts) = (Vec::new(), Vec::new());
-        let mut scratch = KeyScratch::default();
-        self.giant
-            .iter()
-            .filter_map(|h| {
-                let row = *self.b.get(*h).first()? as usize;
-                blocker.keys(
-                    &self.prepared.b,
-                    row,
-                    &self.hasher,
-                    &mut scratch,
-                    &mut hashes,
-                    Some(&mut texts),
-                );
-                let at = hashes.iter().position(|k| k == h)?;
-                texts.get(at).cloned()
-            })
-            .collect()
-    }
-
-    /// The records of one side that `take` lets through, by the hashes of their keys
-    /// (computed on every core).
-    fn blocks(&self, side: &[Values], n: usize, take: &(dyn Fn(usize) -> bool + Sync)) -> Blocks {
-        let blocker = self.blocker();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .clamp(1, 8)
-            .min(n.div_ceil(16_384).max(1));
-        let chunk = n.div_ceil(threads).max(1);
-        let (blocker, hasher) = (&blocker, &self.hasher);
-        let entries: Vec<(u64, u32)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..n)
-                .step_by(chunk)
-                .map(|start| {
-                    scope.spawn(move || {
-                        let mut scratch = KeyScratch::default();
-                        let mut keys = Vec::new();
-                        let mut out = Vec::new();
-                        for row in (start..(start + chunk).min(n)).filter(|r| take(*r)) {
-                            blocker.keys(side, row, hasher, &mut scratch, &mut keys, None);
-                            out.extend(keys.iter().map(|h| (*h, row as u32)));
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
-        Blocks::from_entries(entries)
-    }
-
-    /// Every pair of the rule with a record in `touching`, as a run over all records
-    /// would find it: the same blocks, the same orientation ((smaller, larger) for one
-    /// table, verified that way round) and the same best score for a rule that holds
-    /// either way round. Pairs found from the other side's end need its record to be
-    /// active. Sorted by record.
-    pub fn touching(&self, touching: Touching<'_>) -> Vec<(u32, u32, f32)> {
-        let Prepared { conditions, a, b } = &self.prepared;
-        if conditions.is_empty() {
-            return Vec::new();
-        }
-        let (same, both_ways) = (self.same, self.both_ways);
-        let blocker = self.blocker();
-        let mut scratch = KeyScratch::default();
-        let mut keys = Vec::new();
-        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
-        let mut push = |x: usize, o: usize, s: f32| {
-            let (x, o) = if same && o < x { (o, x) } else { (x, o) };
-            pairs.push((x as u32, o as u32, s));
-        };
-        let n_b = b.first().map_or(0, |v| v.len());
-        let mut seen: Vec<u32> = vec![u32::MAX; n_b];
-        for row in (0..touching.a.len()).filter(|r| touching.a[*r]) {
-            blocker.keys(a, row, &self.hasher, &mut scratch, &mut keys, None);
-            for &h in &keys {
-                if self.giant.contains(&h) {
-                    continue;
-                }
-                for &other in self.b.get(h) {
-                    let o = other as usize;
-                    if (same && o == row) || seen[o] == row as u32 {
-                        continue;
-                    }
-                    seen[o] = row as u32;
-                    let score = if same && !both_ways {
-                        // one table, one way round: verified as (smaller, larger)
-                        verify(conditions, a, b, row.min(o), row.max(o))
-                    } else {
-                        verify(conditions, a, b, row, o)
-                    };
-                    if let Some(s) = score {
-                        push(row, o, s);
-                    }
-                }
-            }
-        }
-        if let Some(a_blocks) = &self.a {
-            // the other side's records look up this side: pairs found from their end
-            let n_a = a.first().map_or(0, |v| v.len());
-            let mut seen: Vec<u32> = vec![u32::MAX; n_a];
-            // (an inactive record of the other side is in no block)
-            for o in (0..touching.b.len()).filter(|r| touching.b[*r] && self.active_b[*r]) {
-                blocker.keys(b, o, &self.hasher, &mut scratch, &mut keys, None);
-                for &h in &keys {
-                    if self.giant.contains(&h) {
-                        continue;
-                    }
-                    for &x in a_blocks.get(h) {
-                        let x = x as usize;
-                        if (same && x == o) || seen[x] == o as u32 {
-                            continue;
-                        }
-                        seen[x] = o as u32;
-                        if let Some(s) = verify(conditions, a, b, x, o) {
-                            push(x, o, s);
-                        }
-                    }
-                }
-            }
-        }
-        // a pair found twice (from both ends, or both ways round) is one, with its best
-        // score
-        pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
-        pairs.dedup_by_key(|p| (p.0, p.1));
-        pairs
     }
 }

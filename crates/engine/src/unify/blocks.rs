@@ -1,0 +1,808 @@
+//! The block index an incremental unification keeps between runs.
+//!
+//! Each side of a rule keys its records with blocking keys (see `rules`). A run that
+//! keeps state stores, per *key definition* (a table, and the columns, normalisations,
+//! comparators and thresholds its keys are made of: two rules keyed alike share one),
+//! the hash of every key of every record, sorted, with its record; and per rule the
+//! hashes its giant-block guard left out.
+//!
+//! The next run takes the entries of the records that did not change (renumbered to the
+//! rows they have now), keys the changed ones anew, and so holds the blocks a full run
+//! would build while normalising and keying only what changed. The records a change
+//! reaches are then found by looking their keys up in those blocks, and compared with
+//! the values of the few records involved, normalised one by one.
+//!
+//! Keys are hashed with a fixed seed ([`super::rules::key_hasher`]); the file carries
+//! the hash of a known text, so a build hashing otherwise reads it as another index.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use lakecdp_core::{ConditionSpec, Normalization};
+
+use super::data::TableData;
+use super::rules::{
+    exact_and_fuzzy, key_hasher, verify, Blocker, Column, Condition, KeyScratch, NormalizedCache,
+    Touching, Values,
+};
+use crate::{Error, Result};
+
+/// The first bytes of a block index file.
+const MAGIC: &[u8] = b"lakecdp block index 1\n";
+
+/// The hash of this text, stored with the index: another hasher reads as another index.
+const PROBE: &str = "lakecdp blocking keys";
+
+/// One key definition's blocks: every record's key hashes, sorted, with their records
+/// (rows of the definition's table), and where each 16-bit hash prefix starts.
+pub(super) struct DefIndex {
+    table: String,
+    hashes: Vec<u64>,
+    rows: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl DefIndex {
+    /// The index of entries sorted by hash, then row.
+    fn from_sorted(table: String, hashes: Vec<u64>, rows: Vec<u32>) -> Self {
+        let mut starts = vec![0u32; (1 << 16) + 1];
+        for h in &hashes {
+            starts[(h >> 48) as usize + 1] += 1;
+        }
+        for p in 1..starts.len() {
+            starts[p] += starts[p - 1];
+        }
+        DefIndex {
+            table,
+            hashes,
+            rows,
+            starts,
+        }
+    }
+
+    /// The index of `(hash, row)` entries in any order.
+    fn from_entries(table: String, mut entries: Vec<(u64, u32)>) -> Self {
+        entries.sort_unstable();
+        entries.dedup();
+        let (hashes, rows) = entries.into_iter().unzip();
+        Self::from_sorted(table, hashes, rows)
+    }
+
+    /// The records keyed `hash`.
+    pub(super) fn get(&self, hash: u64) -> &[u32] {
+        let p = (hash >> 48) as usize;
+        let (lo, hi) = (self.starts[p] as usize, self.starts[p + 1] as usize);
+        let slice = &self.hashes[lo..hi];
+        let from = lo + slice.partition_point(|x| *x < hash);
+        let to = lo + slice.partition_point(|x| *x <= hash);
+        &self.rows[from..to]
+    }
+
+    /// The hashes shared by more than `max` records for which `active` holds.
+    fn giant(&self, active: &dyn Fn(usize) -> bool, max: usize) -> hashbrown::HashSet<u64> {
+        let mut out = hashbrown::HashSet::new();
+        let mut i = 0;
+        while i < self.hashes.len() {
+            let h = self.hashes[i];
+            let mut j = i;
+            let mut count = 0;
+            while j < self.hashes.len() && self.hashes[j] == h {
+                if active(self.rows[j] as usize) {
+                    count += 1;
+                }
+                j += 1;
+            }
+            if count > max {
+                out.insert(h);
+            }
+            i = j;
+        }
+        out
+    }
+
+    /// Entries kept.
+    pub(super) fn len(&self) -> usize {
+        self.hashes.len()
+    }
+}
+
+/// The normalised values of the records of a column an incremental run looked at.
+#[derive(Default)]
+pub(super) struct Sparse(hashbrown::HashMap<u32, Option<Box<str>>>);
+
+impl Column for Sparse {
+    fn get(&self, row: usize) -> Option<&str> {
+        self.0.get(&(row as u32)).and_then(|v| v.as_deref())
+    }
+}
+
+/// Which values: a column of a table normalised so, before or after the winners took
+/// their columns' values.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ValueKey {
+    table: usize,
+    column: String,
+    steps: Vec<Normalization>,
+    winners: bool,
+}
+
+/// One side of a rule as it is keyed.
+struct Side {
+    /// The key definition.
+    def: String,
+    /// The table.
+    table: usize,
+    /// Whether its values are those after the winners took their columns' values.
+    winners: bool,
+    /// Per condition, the values of this side.
+    values: Vec<ValueKey>,
+}
+
+/// A rule as an incremental run looks up its pairs: its conditions, both sides' key
+/// definitions, and the values its giant-block guard leaves out.
+pub(super) struct RuleBlocks {
+    /// The rule's name for its giant values ([`super::incremental::giant_id`]).
+    pub id: String,
+    conditions: Vec<Condition>,
+    exact: Vec<usize>,
+    fuzzy: Vec<usize>,
+    same: bool,
+    both_ways: bool,
+    a: Side,
+    b: Side,
+    /// Whether this side is looked up (pairs found from the other side's end).
+    a_indexed: bool,
+    giant: hashbrown::HashSet<u64>,
+    active_b: Vec<bool>,
+}
+
+/// A rule to key: its kind and name, its tables, and its conditions.
+pub(super) struct RuleDef<'a> {
+    /// `dedupe` or `match`.
+    pub kind: &'static str,
+    /// Its name in reports.
+    pub name: &'a str,
+    /// This side's table, and the other's (the same for deduplication).
+    pub tables: (usize, usize),
+    /// The conditions.
+    pub specs: &'a [ConditionSpec],
+    /// Whether the values are those after the winners took their columns' values.
+    pub winners: bool,
+}
+
+impl RuleBlocks {
+    /// Compile a rule for looking up.
+    pub(super) fn new(
+        rule: &RuleDef<'_>,
+        tables: &[TableData],
+        bypass: &HashMap<String, Vec<String>>,
+    ) -> Self {
+        let (ta, tb) = rule.tables;
+        let (t, other) = (&tables[ta], &tables[tb]);
+        let conditions: Vec<Condition> = rule
+            .specs
+            .iter()
+            .map(|c| Condition::compile(c, t, other, bypass))
+            .collect();
+        let (exact, fuzzy) = exact_and_fuzzy(&conditions);
+        let same = ta == tb;
+        let both_ways = same && conditions.iter().any(|c| c.column != c.other);
+        let keyed = Blocker::new(&conditions, &exact, &fuzzy).keyed();
+        // a table's columns after the winners took values, when any do
+        let side = |ti: usize, this: bool| {
+            let overlaid = rule.winners && !tables[ti].spec.dedupe_columns.is_empty();
+            let column = |c: &Condition| {
+                if this {
+                    c.column.clone()
+                } else {
+                    c.other.clone()
+                }
+            };
+            let values = conditions
+                .iter()
+                .map(|c| ValueKey {
+                    table: ti,
+                    column: column(c),
+                    steps: c.steps.clone(),
+                    winners: overlaid,
+                })
+                .collect();
+            let parts: Vec<String> = keyed
+                .iter()
+                .map(|&k| {
+                    let c = &conditions[k];
+                    let mut never: Vec<&String> = c.never.iter().collect();
+                    never.sort();
+                    format!(
+                        "{}: {:?} {:?} {:?} {never:?}",
+                        column(c),
+                        c.steps,
+                        c.comparator,
+                        c.precision
+                    )
+                })
+                .collect();
+            let winners = if overlaid { " (winners)" } else { "" };
+            Side {
+                def: format!("{}{winners} [{}]", tables[ti].name, parts.join("; ")),
+                table: ti,
+                winners: overlaid,
+                values,
+            }
+        };
+        let (a, b) = (side(ta, true), side(tb, false));
+        let id = super::incremental::giant_id(rule.kind, &t.name, &other.name, rule.name);
+        RuleBlocks {
+            id,
+            exact,
+            fuzzy,
+            same,
+            both_ways,
+            a_indexed: !same || both_ways,
+            conditions,
+            a,
+            b,
+            giant: hashbrown::HashSet::new(),
+            active_b: Vec::new(),
+        }
+    }
+
+    fn blocker(&self) -> Blocker<'_> {
+        Blocker::new(&self.conditions, &self.exact, &self.fuzzy)
+    }
+
+    /// The sides whose definitions the rule looks up.
+    fn indexed(&self) -> impl Iterator<Item = &Side> {
+        std::iter::once(&self.b).chain(self.a_indexed.then_some(&self.a))
+    }
+}
+
+/// The blocks of every key definition of a run, and the values it normalised.
+#[derive(Default)]
+pub(super) struct BlockIndex {
+    defs: Vec<DefIndex>,
+    by_def: HashMap<String, usize>,
+    /// Per rule, the hashes its giant-block guard left out.
+    giant: BTreeMap<String, Vec<u64>>,
+    values: HashMap<ValueKey, Sparse>,
+    /// What the last run stored, taken as each definition is first needed.
+    stored: Option<Stored>,
+}
+
+/// A block index as the last run stored it.
+pub(super) struct Stored {
+    defs: HashMap<String, (String, Vec<u64>, Vec<u32>)>,
+    giant: HashMap<String, Vec<u64>>,
+    /// Per table (by name), each row of the last run's records: its row now, if its key
+    /// is unchanged.
+    pub renumber: HashMap<String, Vec<Option<u32>>>,
+}
+
+impl BlockIndex {
+    /// The blocks of a run that keys every record.
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The blocks of an incremental run, built from what the last run stored.
+    pub(super) fn from_stored(stored: Stored) -> Self {
+        BlockIndex {
+            stored: Some(stored),
+            ..Self::default()
+        }
+    }
+
+    /// Drop the values normalised for looking up (the blocks stay).
+    pub(super) fn forget_values(&mut self) {
+        self.values = HashMap::new();
+    }
+
+    /// Entries held, over every definition.
+    pub(super) fn entries(&self) -> usize {
+        self.defs.iter().map(DefIndex::len).sum()
+    }
+
+    /// Key every record of the sides of `rule` whose definition has no blocks yet, with
+    /// the whole normalised columns of a run over every record, and note the values its
+    /// giant-block guard leaves out.
+    pub(super) fn key_all(
+        &mut self,
+        rule: &RuleBlocks,
+        tables: &[TableData],
+        (a, b): (&[Values], &[Values]),
+        active_b: &(dyn Fn(usize) -> bool + Sync),
+        max_block: usize,
+    ) {
+        for side in rule.indexed() {
+            if self.by_def.contains_key(&side.def) {
+                continue;
+            }
+            let values = if std::ptr::eq(side, &rule.a) { a } else { b };
+            let n = tables[side.table].len();
+            let entries = key_rows(&rule.blocker(), values, &(0..n as u32).collect::<Vec<_>>());
+            let name = tables[side.table].name.clone();
+            self.insert(side.def.clone(), DefIndex::from_entries(name, entries));
+        }
+        let b = &self.defs[self.by_def[&rule.b.def]];
+        let mut giant: Vec<u64> = b.giant(active_b, max_block).into_iter().collect();
+        giant.sort_unstable();
+        self.giant.insert(rule.id.clone(), giant);
+    }
+
+    fn insert(&mut self, def: String, index: DefIndex) {
+        self.by_def.insert(def, self.defs.len());
+        self.defs.push(index);
+    }
+
+    /// Make the blocks of the sides of `rule` from the last run's entries and the rows
+    /// keyed anew (per table: `changed`, the records of new or changed keys; `decided`,
+    /// every record whose duplicate group is decided again, for the values after the
+    /// winners took their columns' values), and decide which values its giant-block guard
+    /// leaves out with `active_b`. `Ok(Err(why))` when the run cannot match only what
+    /// changed: the stored index lacks a definition, or a block crossed the guard.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn prepare(
+        &mut self,
+        rule: &mut RuleBlocks,
+        tables: &[TableData],
+        cache: &NormalizedCache,
+        (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
+        active_b: &(dyn Fn(usize) -> bool + Sync),
+        max_block: usize,
+    ) -> Result<std::result::Result<(), String>> {
+        for side in [&rule.b, &rule.a]
+            .into_iter()
+            .take(1 + rule.a_indexed as usize)
+        {
+            if self.by_def.contains_key(&side.def) {
+                continue;
+            }
+            let table = &tables[side.table];
+            let Some(stored) = self.stored.as_mut() else {
+                return Err(Error::Internal("no stored block index to build on".into()));
+            };
+            let Some((_, hashes, rows)) = stored.defs.remove(&side.def) else {
+                return Ok(Err(format!(
+                    "the stored block index has no keys of `{}`: every record is matched",
+                    side.def
+                )));
+            };
+            let fresh = if side.winners {
+                &decided[side.table]
+            } else {
+                &changed[side.table]
+            };
+            let empty = Vec::new();
+            let renumber = stored.renumber.get(&table.name).unwrap_or(&empty);
+            let mut kept: Vec<(u64, u32)> = Vec::with_capacity(hashes.len());
+            for (h, r) in hashes.into_iter().zip(rows) {
+                if let Some(Some(now)) = renumber.get(r as usize) {
+                    if !fresh[*now as usize] {
+                        kept.push((h, *now));
+                    }
+                }
+            }
+            let rows_now: Vec<u32> = (0..table.len() as u32)
+                .filter(|r| fresh[*r as usize])
+                .collect();
+            self.fill(&side.values, &rows_now, tables, cache);
+            let values: Vec<&Sparse> = side.values.iter().map(|k| &self.values[k]).collect();
+            let mut new = key_rows(&rule.blocker(), &values, &rows_now);
+            new.sort_unstable();
+            let merged = merge(kept, new);
+            let (hashes, rows) = merged.into_iter().unzip();
+            let index = DefIndex::from_sorted(table.name.clone(), hashes, rows);
+            self.insert(side.def.clone(), index);
+        }
+        let b = &self.defs[self.by_def[&rule.b.def]];
+        let giant = b.giant(active_b, max_block);
+        let before: hashbrown::HashSet<u64> = self
+            .stored
+            .as_ref()
+            .and_then(|s| s.giant.get(&rule.id))
+            .map(|g| g.iter().copied().collect())
+            .unwrap_or_default();
+        if giant != before {
+            return Ok(Err(format!(
+                "a blocking value crossed the giant-block guard (`{}`): every record is matched",
+                rule.id
+            )));
+        }
+        let mut sorted: Vec<u64> = giant.iter().copied().collect();
+        sorted.sort_unstable();
+        self.giant.insert(rule.id.clone(), sorted);
+        rule.giant = giant;
+        rule.active_b = (0..tables[rule.b.table].len()).map(active_b).collect();
+        Ok(Ok(()))
+    }
+
+    /// Normalise the values of `rows` not normalised yet.
+    fn fill(
+        &mut self,
+        keys: &[ValueKey],
+        rows: &[u32],
+        tables: &[TableData],
+        cache: &NormalizedCache,
+    ) {
+        for key in keys {
+            let sparse = self.values.entry(key.clone()).or_default();
+            let missing: Vec<u32> = rows
+                .iter()
+                .copied()
+                .filter(|r| !sparse.0.contains_key(r))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let values = cache.rows(&tables[key.table], &key.column, &key.steps, &missing);
+            sparse.0.extend(missing.into_iter().zip(values));
+        }
+    }
+
+    /// Every pair of `rule` with a record in `touching`, as a run over all records would
+    /// find it (see `find_pairs`): the same blocks and giant values, the same orientation
+    /// ((smaller, larger) for one table, verified that way round) and the same best
+    /// score for a rule that holds either way round. Pairs found from the other side's
+    /// end need its record to be active. Sorted by record.
+    pub(super) fn touching(
+        &mut self,
+        rule: &RuleBlocks,
+        tables: &[TableData],
+        cache: &NormalizedCache,
+        touching: Touching<'_>,
+    ) -> Vec<(u32, u32, f32)> {
+        if rule.conditions.is_empty() {
+            return Vec::new();
+        }
+        let (same, both_ways) = (rule.same, rule.both_ways);
+        let from_a: Vec<u32> = (0..touching.a.len() as u32)
+            .filter(|r| touching.a[*r as usize])
+            .collect();
+        let from_b: Vec<u32> = if rule.a_indexed {
+            (0..touching.b.len() as u32)
+                .filter(|r| touching.b[*r as usize] && rule.active_b[*r as usize])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if from_a.is_empty() && from_b.is_empty() {
+            return Vec::new();
+        }
+        self.fill(&rule.a.values, &from_a, tables, cache);
+        self.fill(&rule.b.values, &from_b, tables, cache);
+        // the candidates, as (record of this side, record of the other side) to verify
+        // that way round, and the pair to report
+        let mut candidates: Vec<(u32, u32)> = Vec::new();
+        {
+            let blocker = rule.blocker();
+            let hasher = key_hasher();
+            let mut scratch = KeyScratch::default();
+            let mut keys = Vec::new();
+            let a_values: Vec<&Sparse> = rule.a.values.iter().map(|k| &self.values[k]).collect();
+            let b_values: Vec<&Sparse> = rule.b.values.iter().map(|k| &self.values[k]).collect();
+            let b_def = &self.defs[self.by_def[&rule.b.def]];
+            let n_b = tables[rule.b.table].len();
+            let mut seen: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+            for &row in &from_a {
+                seen.clear();
+                blocker.keys(
+                    &a_values,
+                    row as usize,
+                    &hasher,
+                    &mut scratch,
+                    &mut keys,
+                    None,
+                );
+                for &h in &keys {
+                    if rule.giant.contains(&h) {
+                        continue;
+                    }
+                    for &o in b_def.get(h) {
+                        if !rule.active_b[o as usize] || (same && o == row) || !seen.insert(o) {
+                            continue;
+                        }
+                        debug_assert!((o as usize) < n_b);
+                        candidates.push(if same && !both_ways {
+                            (row.min(o), row.max(o))
+                        } else {
+                            (row, o)
+                        });
+                    }
+                }
+            }
+            if rule.a_indexed {
+                let a_def = &self.defs[self.by_def[&rule.a.def]];
+                for &o in &from_b {
+                    seen.clear();
+                    blocker.keys(
+                        &b_values,
+                        o as usize,
+                        &hasher,
+                        &mut scratch,
+                        &mut keys,
+                        None,
+                    );
+                    for &h in &keys {
+                        if rule.giant.contains(&h) {
+                            continue;
+                        }
+                        for &x in a_def.get(h) {
+                            if (same && x == o) || !seen.insert(x) {
+                                continue;
+                            }
+                            candidates.push((x, o));
+                        }
+                    }
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let xs: Vec<u32> = candidates.iter().map(|c| c.0).collect();
+        let os: Vec<u32> = candidates.iter().map(|c| c.1).collect();
+        self.fill(&rule.a.values, &xs, tables, cache);
+        self.fill(&rule.b.values, &os, tables, cache);
+        let a_values: Vec<&Sparse> = rule.a.values.iter().map(|k| &self.values[k]).collect();
+        let b_values: Vec<&Sparse> = rule.b.values.iter().map(|k| &self.values[k]).collect();
+        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
+        for (x, o) in candidates {
+            if let Some(s) = verify(
+                &rule.conditions,
+                &a_values,
+                &b_values,
+                x as usize,
+                o as usize,
+            ) {
+                // one table: reported as (smaller, larger)
+                pairs.push(if same && o < x { (o, x, s) } else { (x, o, s) });
+            }
+        }
+        // a pair found twice (from both ends, or both ways round) is one, with its best
+        // score
+        pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
+        pairs.dedup_by_key(|p| (p.0, p.1));
+        pairs
+    }
+
+    /// The index as bytes, for the next run.
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.entries() * 12);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&key_hasher().hash_one(PROBE).to_le_bytes());
+        let mut defs: Vec<(&String, &usize)> = self.by_def.iter().collect();
+        defs.sort();
+        put_len(&mut out, defs.len());
+        for (def, &i) in defs {
+            let d = &self.defs[i];
+            put_text(&mut out, def);
+            put_text(&mut out, &d.table);
+            put_len(&mut out, d.hashes.len());
+            for h in &d.hashes {
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+            for r in &d.rows {
+                out.extend_from_slice(&r.to_le_bytes());
+            }
+        }
+        put_len(&mut out, self.giant.len());
+        for (id, hashes) in &self.giant {
+            put_text(&mut out, id);
+            put_len(&mut out, hashes.len());
+            for h in hashes {
+                out.extend_from_slice(&h.to_le_bytes());
+            }
+        }
+        out
+    }
+}
+
+/// The blocking keys of `rows` of one side, as `(hash, row)` (on every core).
+fn key_rows<C: Column>(blocker: &Blocker<'_>, side: &[C], rows: &[u32]) -> Vec<(u64, u32)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, 8)
+        .min(rows.len().div_ceil(16_384).max(1));
+    let chunk = rows.len().div_ceil(threads).max(1);
+    let hasher = key_hasher();
+    let hasher = &hasher;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut scratch = KeyScratch::default();
+                    let mut keys = Vec::new();
+                    let mut out = Vec::new();
+                    for &row in part {
+                        blocker.keys(side, row as usize, hasher, &mut scratch, &mut keys, None);
+                        out.extend(keys.iter().map(|h| (*h, row)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Two runs of entries sorted by (hash, row), merged and without repeats.
+fn merge(mut a: Vec<(u64, u32)>, b: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
+    if !a.is_sorted() {
+        a.sort_unstable();
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x <= y => {
+                i += 1;
+                *x
+            }
+            (_, Some(y)) => {
+                j += 1;
+                *y
+            }
+            (Some(x), None) => {
+                i += 1;
+                *x
+            }
+            (None, None) => break,
+        };
+        if out.last() != Some(&next) {
+            out.push(next);
+        }
+    }
+    out
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u64).to_le_bytes());
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    put_len(out, text.len());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A reader of the encoded index that fails, never panics, on a short or bad file.
+struct Reader<'b> {
+    bytes: &'b [u8],
+    at: usize,
+}
+
+impl<'b> Reader<'b> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'b [u8], String> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or("the stored block index is cut short")?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u64(&mut self) -> std::result::Result<u64, String> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(b.try_into().map_err(|_| "bad number")?))
+    }
+
+    fn len(&mut self) -> std::result::Result<usize, String> {
+        let n = self.u64()?;
+        // no count is larger than the bytes left
+        usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= self.bytes.len() - self.at)
+            .ok_or_else(|| "the stored block index is cut short".to_string())
+    }
+
+    fn text(&mut self) -> std::result::Result<String, String> {
+        let n = self.len()?;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "bad text".to_string())
+    }
+}
+
+/// Read a block index the last run stored; `Err(why)` when it does not read (another
+/// version, another hasher, a damaged file): the run then matches every record.
+pub(super) fn decode(
+    bytes: &[u8],
+    renumber: HashMap<String, Vec<Option<u32>>>,
+) -> std::result::Result<Stored, String> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(MAGIC.len())? != MAGIC {
+        return Err("the stored block index is of another version".into());
+    }
+    if r.u64()? != key_hasher().hash_one(PROBE) {
+        return Err("the stored block index was hashed otherwise".into());
+    }
+    let mut defs = HashMap::new();
+    for _ in 0..r.len()? {
+        let def = r.text()?;
+        let table = r.text()?;
+        let n = r.len()?;
+        let hashes: Vec<u64> = r
+            .take(n.checked_mul(8).ok_or("bad count")?)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        let rows: Vec<u32> = r
+            .take(n.checked_mul(4).ok_or("bad count")?)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        if !hashes.is_sorted() {
+            return Err("the stored block index is not in order".into());
+        }
+        defs.insert(def, (table, hashes, rows));
+    }
+    let mut giant = HashMap::new();
+    for _ in 0..r.len()? {
+        let id = r.text()?;
+        let n = r.len()?;
+        let hashes: Vec<u64> = r
+            .take(n.checked_mul(8).ok_or("bad count")?)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        giant.insert(id, hashes);
+    }
+    Ok(Stored {
+        defs,
+        giant,
+        renumber,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_entries_are_sorted_and_distinct() {
+        let a = vec![(1, 1), (3, 0), (3, 2), (9, 9)];
+        let b = vec![(0, 5), (3, 1), (3, 2), (10, 0)];
+        assert_eq!(
+            merge(a, b),
+            vec![(0, 5), (1, 1), (3, 0), (3, 1), (3, 2), (9, 9), (10, 0)]
+        );
+    }
+
+    #[test]
+    fn a_block_is_found_by_its_hash_and_counted_over_active_records() {
+        let entries = vec![(u64::MAX, 1), (7, 3), (7, 1), (1 << 50, 2), (7, 2)];
+        let index = DefIndex::from_entries("t".into(), entries);
+        assert_eq!(index.get(7), &[1, 2, 3]);
+        assert_eq!(index.get(u64::MAX), &[1]);
+        assert_eq!(index.get(1 << 50), &[2]);
+        assert!(index.get(8).is_empty());
+        assert_eq!(index.giant(&|_| true, 2), [7].into_iter().collect());
+        assert!(index.giant(&|r| r != 3, 2).is_empty());
+    }
+
+    #[test]
+    fn a_damaged_index_is_refused_without_panicking() {
+        let mut index = BlockIndex::new();
+        index.insert(
+            "d".into(),
+            DefIndex::from_entries("t".into(), vec![(5, 1), (2, 0)]),
+        );
+        index.giant.insert("rule".into(), vec![5]);
+        let bytes = index.encode();
+        let stored = decode(&bytes, HashMap::new()).expect("reads");
+        assert_eq!(stored.defs["d"].1, vec![2, 5]);
+        assert_eq!(stored.defs["d"].2, vec![0, 1]);
+        assert_eq!(stored.giant["rule"], vec![5]);
+        for cut in 0..bytes.len() {
+            assert!(
+                decode(&bytes[..cut], HashMap::new()).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut other = bytes.clone();
+        other[MAGIC.len()] ^= 1;
+        assert!(decode(&other, HashMap::new()).is_err());
+    }
+}
