@@ -1521,7 +1521,19 @@ fn change_batch(rows: &mut Vec<String>, prefix: char, batch: usize, rng: &mut Sp
 async fn incremental_unification_publishes_what_a_full_run_does_over_three_batches() {
     let (crm_header, crm, shop_header, shop) = noisy_people();
     let sources = noisy_sources();
-    for (declaration, text) in [("rules", NOISY_RULES), ("models", NOISY_MODELS)] {
+    // the rules again, with CRM winners taking the phone and first name of other members
+    // (the match rules then compare values that depend on the duplicate groups)
+    let winners = NOISY_RULES.replacen(
+        "\n[[unification.tables]]\nsource = \"Shop\"",
+        "dedupe_columns = [\n  { name = \"Phone\", policy = { least_recent = \"Email\" } },\n  { name = \"First\", policy = { most_recent = \"Last\" } },\n]\n\n[[unification.tables]]\nsource = \"Shop\"",
+        1,
+    );
+    assert_ne!(winners, NOISY_RULES);
+    for (declaration, text) in [
+        ("rules", NOISY_RULES),
+        ("winners", winners.as_str()),
+        ("models", NOISY_MODELS),
+    ] {
         let mut rules = spec(text);
         rules.incremental = true;
         let write = |dir: &Path, crm: &[String], shop: &[String]| {
