@@ -1752,3 +1752,68 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Emai
         ])
     );
 }
+
+/// The files under `dir` whose names start with `prefix`.
+fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_named(&path, prefix));
+        } else if entry.file_name().to_string_lossy().starts_with(prefix) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_damaged_block_index_makes_the_next_run_match_everything_and_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
+    let rules = spec(
+        r#"
+[unification]
+incremental = true
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [{ name = "Email", type = "Identity.Email" }]
+dedupe = [{ conditions = [{ column = "Email" }] }]
+"#,
+    );
+    let run = |crm: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let (lake, sources, rules) = (&lake, &sources, &rules);
+        async move {
+            std::fs::write(dir.join("crm.csv"), crm).unwrap();
+            ingest(lake, &dir, sources).await;
+            let report = unify(lake, sources, rules, &UnifyOptions::default())
+                .await
+                .unwrap();
+            (report.mode, groups(&profiles(lake).await))
+        }
+    };
+    run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\n").await;
+    let index = files_named(&dir.path().join("lake"), "blocks-");
+    assert_eq!(index.len(), 1, "one block index is kept: {index:?}");
+    let bytes = std::fs::read(&index[0]).unwrap();
+    std::fs::write(&index[0], &bytes[..bytes.len() / 2]).unwrap();
+    let (mode, second) = run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\nA4,o@x\n").await;
+    assert!(
+        matches!(&mode, UnifyMode::Full { reason } if reason.contains("block index")),
+        "{mode:?}"
+    );
+    assert!(second.contains(&vec!["Contacts:A3".to_string(), "Contacts:A4".to_string()]));
+    // the full run stored a sound index again, and the one before is gone
+    let index = files_named(&dir.path().join("lake"), "blocks-");
+    assert_eq!(index.len(), 1, "{index:?}");
+    let (mode, third) = run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\nA4,o@x\nA5,e@x\n").await;
+    assert!(matches!(mode, UnifyMode::Incremental { .. }), "{mode:?}");
+    assert!(third.contains(&vec![
+        "Contacts:A1".to_string(),
+        "Contacts:A2".to_string(),
+        "Contacts:A5".to_string()
+    ]));
+}
