@@ -355,6 +355,7 @@ async fn unify_once(
                 Err(reason) => reason,
                 Ok(state) => {
                     let c = Closure::start(&tables, &offsets, &prints, state);
+                    lap("state", &mut phases);
                     if c.rematched() * 2 > total {
                         "more than half the records changed or are reached by a change".into()
                     } else {
@@ -377,10 +378,11 @@ async fn unify_once(
         if let Some(reason) = c.dedupe(&tables, &mut cache, &bypass, max_block, &models, &always)? {
             return Ok(Attempt::Again(reason));
         }
+        lap("closure (dedupe)", &mut phases);
         for (ti, t) in tables.iter().enumerate() {
             kept_dedupe.push(incremental::kept_dedupe(lake, t, &c.in_dedupe[ti]).await?);
         }
-        lap("closure (dedupe)", &mut phases);
+        lap("kept groups", &mut phases);
     }
 
     // 2. deduplicate within each table
@@ -598,6 +600,7 @@ async fn unify_once(
         )? {
             return Ok(Attempt::Again(reason));
         }
+        lap("closure (match)", &mut phases);
         let mut dropped: hashbrown::HashSet<String> = c.gone.clone();
         for (ti, t) in tables.iter().enumerate() {
             for (row, inside) in c.in_set[ti].iter().enumerate() {
@@ -612,7 +615,7 @@ async fn unify_once(
         kept_review_pairs =
             incremental::kept_pairs(lake, "ConflationReviewPairs", &is_dropped).await?;
         previous = Some(merge::previous_ids(lake).await?);
-        lap("closure (match)", &mut phases);
+        lap("kept pairs and ids", &mut phases);
     }
 
     // 3. match tables in order
