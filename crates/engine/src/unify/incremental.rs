@@ -893,6 +893,11 @@ impl Closure {
         Ok(None)
     }
 
+    /// Each row of table `table` in the last run: its row now, when its key is unchanged.
+    pub(super) fn renumber(&self, table: &str) -> Option<&[Option<u32>]> {
+        self.index.renumber(table)
+    }
+
     /// The rules' blocks of this run, for the next.
     pub(super) fn blocks(&self) -> &BlockIndex {
         &self.index
@@ -968,10 +973,14 @@ pub(super) type KeptDedupe = Vec<Option<(u32, Option<(u16, f32)>)>>;
 
 /// Read the last run's `Deduplication_<Source>_<Table>` for the records of `t` outside
 /// the set: each one's group (as its first record) and the rule that put it there.
+/// `renumber` (each row of the last run: its row now, when its key is unchanged) finds
+/// the records by their place when the table reads in the order it was written; by
+/// their keys otherwise.
 pub(super) async fn kept_dedupe(
     lake: &Lake,
     t: &TableData,
     in_dedupe: &[bool],
+    renumber: Option<&[Option<u32>]>,
 ) -> Result<KeptDedupe> {
     let mut out: KeptDedupe = vec![None; t.len()];
     let process = Process::Unification;
@@ -992,7 +1001,12 @@ pub(super) async fn kept_dedupe(
     rules.push(MODEL_RULE.to_string());
     // the rows of a key in the order they were written (the canonical order)
     let mut seen: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
-    for batch in read_entity(lake, &process.folder(), entity).await? {
+    let batches = read_entity(lake, &process.folder(), entity).await?;
+    let rows_read: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    // in the order written, each row is the last run's row of that number
+    let by_place = renumber.filter(|r| r.len() == rows_read);
+    let mut place = 0usize;
+    for batch in batches {
         let text = |i: usize| -> Result<StringArray> {
             let c = cast(batch.column(i), &DataType::Utf8)?;
             c.as_any()
@@ -1009,16 +1023,35 @@ pub(super) async fn kept_dedupe(
             .ok_or_else(|| Error::Internal(format!("`{name}`: score is not a number")))?;
         for i in 0..batch.num_rows() {
             let k = key.value(i);
-            let n = seen.entry(k.to_string()).or_insert(0);
-            let nth = *n;
-            *n += 1;
-            let first = t.keys.partition_point(|x| x.as_str() < k);
-            let row = first + nth;
+            let row = match by_place.map(|r| r[place]) {
+                // the row is where the last run wrote it, renumbered
+                Some(Some(now)) if t.keys[now as usize] == k => now as usize,
+                // a key changed or gone
+                Some(None) => {
+                    place += 1;
+                    continue;
+                }
+                Some(Some(_)) => {
+                    // not in the order written: find every row by its key
+                    return Box::pin(kept_dedupe(lake, t, in_dedupe, None)).await;
+                }
+                None => {
+                    let n = seen.entry(k.to_string()).or_insert(0);
+                    let nth = *n;
+                    *n += 1;
+                    t.keys.partition_point(|x| x.as_str() < k) + nth
+                }
+            };
+            place += 1;
             if row >= t.len() || t.keys[row] != k || in_dedupe[row] {
                 continue;
             }
             let g = group.value(i);
-            let group_row = t.keys.partition_point(|x| x.as_str() < g);
+            let group_row = if g == k && t.keys[row.saturating_sub(1)] != k {
+                row
+            } else {
+                t.keys.partition_point(|x| x.as_str() < g)
+            };
             if group_row >= t.len() || t.keys[group_row] != g {
                 return Err(Error::Internal(format!(
                     "`{name}`: the group of `{k}` names `{g}`, which is not a record now"

@@ -380,7 +380,9 @@ async fn unify_once(
         }
         lap("closure (dedupe)", &mut phases);
         for (ti, t) in tables.iter().enumerate() {
-            kept_dedupe.push(incremental::kept_dedupe(lake, t, &c.in_dedupe[ti]).await?);
+            let renumber = c.renumber(&t.name);
+            let kept = incremental::kept_dedupe(lake, t, &c.in_dedupe[ti], renumber).await?;
+            kept_dedupe.push(kept);
         }
         lap("kept groups", &mut phases);
     }
