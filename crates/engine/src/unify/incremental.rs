@@ -150,14 +150,28 @@ pub(super) fn fingerprints(t: &TableData) -> Prints {
     out
 }
 
-/// A key as the last run left it: its fingerprint, its component, whether its
-/// duplicate group was held together by a strong link, and its rows (the first, and how
-/// many).
-type KeyState = (u64, u64, bool, u32, u32);
+/// The keys of a table as the last run left them, in key order: each one's fingerprint,
+/// its component, whether its duplicate group was held together by a strong link, and
+/// how many rows it had.
+#[derive(Default)]
+struct OldKeys {
+    keys: Vec<StringArray>,
+    print: Vec<u64>,
+    component: Vec<u64>,
+    strong: Vec<bool>,
+    rows: Vec<u32>,
+}
 
-/// What the last run left: per table, key to its state.
+impl OldKeys {
+    /// The keys, one after the other.
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().flat_map(|a| a.iter().flatten())
+    }
+}
+
+/// What the last run left: per table, its keys.
 pub(super) struct State {
-    keys: Vec<hashbrown::HashMap<String, KeyState>>,
+    keys: Vec<OldKeys>,
     /// The rules' block index.
     blocks: Stored,
     /// The values each rule and model key left out for their size.
@@ -245,11 +259,10 @@ pub(super) async fn load_state(
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
-    let mut keys: Vec<hashbrown::HashMap<String, KeyState>> =
-        tables.iter().map(|_| hashbrown::HashMap::new()).collect();
+    let mut keys: Vec<OldKeys> = tables.iter().map(|_| OldKeys::default()).collect();
     let mut next_component = 0u64;
-    // each table's rows of the last run, in key order as stored
-    let mut first_row: Vec<u32> = vec![0; tables.len()];
+    // each table's last key, to check the order
+    let mut last: Vec<Option<String>> = vec![None; tables.len()];
     for batch in reader {
         let batch = batch.map_err(|e| Error::Internal(format!("unification state: {e}")))?;
         let text = |i: usize| -> Result<StringArray> {
@@ -280,22 +293,41 @@ pub(super) async fn load_state(
             .downcast_ref::<arrow::array::UInt32Array>()
             .cloned()
             .ok_or_else(|| Error::Internal("unification state: rows are not a count".into()))?;
-        for i in 0..batch.num_rows() {
-            let Some(&ti) = index.get(table.value(i)) else {
+        if table.null_count() + key.null_count() > 0 {
+            return Ok(Err("the stored state has a key without its table".into()));
+        }
+        // each table's keys come together, in key order
+        let mut i = 0;
+        while i < batch.num_rows() {
+            let name = table.value(i);
+            let Some(&ti) = index.get(name) else {
                 return Ok(Err(format!(
-                    "the stored state names table `{}`, which is not unified now",
-                    table.value(i)
+                    "the stored state names table `{name}`, which is not unified now"
                 )));
             };
-            let c = component.value(i);
-            next_component = next_component.max(c + 1);
-            let first = first_row[ti];
-            first_row[ti] += rows.value(i);
-            keys[ti].insert(
-                key.value(i).to_string(),
-                (print.value(i), c, strong.value(i), first, rows.value(i)),
-            );
+            let mut j = i;
+            while j < batch.num_rows() && table.value(j) == name {
+                let k = key.value(j);
+                if last[ti].as_deref().is_some_and(|l| l >= k) {
+                    return Ok(Err("the stored state is not in key order".into()));
+                }
+                if j + 1 == batch.num_rows() || table.value(j + 1) != name {
+                    last[ti] = Some(k.to_string());
+                } else if key.value(j + 1) <= k {
+                    return Ok(Err("the stored state is not in key order".into()));
+                }
+                j += 1;
+            }
+            let old = &mut keys[ti];
+            old.keys.push(key.slice(i, j - i));
+            old.print.extend(print.values()[i..j].iter().copied());
+            old.component
+                .extend(component.values()[i..j].iter().copied());
+            old.strong.extend((i..j).map(|r| strong.value(r)));
+            old.rows.extend(rows.values()[i..j].iter().copied());
+            i = j;
         }
+        next_component = next_component.max(component.values().iter().max().map_or(0, |c| c + 1));
     }
     Ok(Ok(State {
         keys,
@@ -414,6 +446,30 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The records of each old component.
+struct Members {
+    components: Vec<u64>,
+    records: Vec<u32>,
+}
+
+impl Members {
+    fn new(mut pairs: Vec<(u64, u32)>) -> Self {
+        pairs.sort_unstable();
+        let (components, records) = pairs.into_iter().unzip();
+        Members {
+            components,
+            records,
+        }
+    }
+
+    /// The records of component `c`, in order.
+    fn get(&self, c: u64) -> &[u32] {
+        let from = self.components.partition_point(|x| *x < c);
+        let to = self.components.partition_point(|x| *x <= c);
+        &self.records[from..to]
+    }
+}
+
 /// What an incremental run starts from: the changed records and the components they
 /// reach, grown by [`Closure::dedupe`] and [`Closure::matches`] until closed.
 pub(super) struct Closure {
@@ -423,7 +479,7 @@ pub(super) struct Closure {
     /// Whether each record's duplicate group was held together by a strong link.
     strong: Vec<bool>,
     /// Records of each old component.
-    members: hashbrown::HashMap<u64, Vec<u32>>,
+    members: Members,
     /// Per table, the records matched again.
     pub in_set: Vec<Vec<bool>>,
     /// Per table, the records whose duplicate groups are decided again (the set as it
@@ -476,7 +532,7 @@ impl Closure {
         let total = tables.iter().map(TableData::len).sum::<usize>();
         let mut component = vec![None; total];
         let mut strong = vec![false; total];
-        let mut members: hashbrown::HashMap<u64, Vec<u32>> = hashbrown::HashMap::new();
+        let mut members: Vec<(u64, u32)> = Vec::new();
         let mut in_set: Vec<Vec<bool>> = tables.iter().map(|t| vec![false; t.len()]).collect();
         let mut seeds: Vec<u64> = Vec::new();
         let mut changed = 0;
@@ -492,21 +548,42 @@ impl Closure {
         for (ti, t) in tables.iter().enumerate() {
             let old = &keys[ti];
             let prints = &prints[ti];
-            let mut present: hashbrown::HashSet<&str> = hashbrown::HashSet::new();
             // the last run's rows, by their rows now (unchanged keys only)
-            let old_rows = old.values().map(|k| k.4 as usize).sum::<usize>();
+            let old_rows = old.rows.iter().map(|n| *n as usize).sum::<usize>();
             let mut renumber: Vec<Option<u32>> = vec![None; old_rows];
+            // both in key order: walked together
+            let mut old_keys = old.iter().enumerate().peekable();
+            let mut old_first = 0u32;
+            // keys of the last run not here now
+            let mut gone_keys: Vec<(usize, &str)> = Vec::new();
             for (n, &(first, fp)) in prints.iter().enumerate() {
                 let end = prints.get(n + 1).map_or(t.len(), |p| p.0);
                 let key = t.keys[first].as_str();
-                present.insert(key);
-                let fresh = match old.get(key) {
-                    Some(&(was, c, held, old_first, old_n)) => {
+                let mut found = None;
+                while let Some(&(j, k)) = old_keys.peek() {
+                    if k > key {
+                        break;
+                    }
+                    old_keys.next();
+                    let at = old_first;
+                    old_first += old.rows[j];
+                    if k == key {
+                        found = Some((j, at));
+                        break;
+                    }
+                    gone_keys.push((j, k));
+                }
+                let found = found.map(|(j, at)| {
+                    let o = old;
+                    (o.print[j], o.component[j], o.strong[j], at, o.rows[j])
+                });
+                let fresh = match found {
+                    Some((was, c, held, old_first, old_n)) => {
                         for row in first..end {
                             let g = offsets[ti] + row as u32;
                             component[g as usize] = Some(c);
                             strong[g as usize] = held;
-                            members.entry(c).or_default().push(g);
+                            members.push((c, g));
                         }
                         let same = was == fp && old_n as usize == end - first;
                         if same {
@@ -530,13 +607,12 @@ impl Closure {
                     touched[ti] = true;
                 }
             }
-            for (key, &(_, c, ..)) in old {
-                if !present.contains(key.as_str()) {
-                    deleted += 1;
-                    touched[ti] = true;
-                    seeds.push(c);
-                    gone.insert(format!("{}\u{1}{key}", t.name));
-                }
+            gone_keys.extend(old_keys);
+            for (j, key) in gone_keys {
+                deleted += 1;
+                touched[ti] = true;
+                seeds.push(old.component[j]);
+                gone.insert(format!("{}\u{1}{key}", t.name));
             }
             blocks.renumber.insert(t.name.clone(), renumber);
         }
@@ -546,7 +622,7 @@ impl Closure {
             offsets: offsets.to_vec(),
             component,
             strong,
-            members,
+            members: Members::new(members),
             in_dedupe: in_set.clone(),
             in_set,
             frontier,
@@ -593,7 +669,7 @@ impl Closure {
         if !self.taken.insert(c) {
             return;
         }
-        let rows = self.members.get(&c).cloned().unwrap_or_default();
+        let rows = self.members.get(c).to_vec();
         for g in rows {
             let (ti, row) = self.locate(g);
             if !self.in_set[ti][row] {
@@ -910,7 +986,7 @@ impl Closure {
     /// may be larger than needed, never smaller).
     pub(super) fn components(&self, joined: &mut UnionFind) -> Vec<u64> {
         for c in &self.taken {
-            let rows = self.members.get(c).map(Vec::as_slice).unwrap_or_default();
+            let rows = self.members.get(*c);
             let kept_group = rows.iter().any(|&g| {
                 let (ti, row) = self.locate(g);
                 !self.in_dedupe[ti][row]
