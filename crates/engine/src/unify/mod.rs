@@ -655,7 +655,7 @@ async fn unify_once(
         join(&mut uf, a, b, true);
     }
     // records of the last run that joined an earlier table (for the report)
-    let mut kept_matched: HashSet<(String, String)> = HashSet::new();
+    let mut kept_columns: Vec<(StringArray, StringArray, StringArray)> = Vec::new();
     for batch in &kept_match_pairs {
         let text = |name: &str| {
             batch
@@ -664,11 +664,30 @@ async fn unify_once(
                 .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
         };
         if let (Some(s), Some(t), Some(k)) = (text("SourceA"), text("TableA"), text("KeyA")) {
-            for i in 0..batch.num_rows() {
-                kept_matched.insert((
-                    format!("{}.{}", s.value(i), t.value(i)),
-                    k.value(i).to_string(),
-                ));
+            kept_columns.push((s, t, k));
+        }
+    }
+    // per table (`Source.Table`), the keys of those records
+    let mut kept_matched: HashMap<String, hashbrown::HashSet<&str>> = HashMap::new();
+    for (s, t, k) in &kept_columns {
+        let mut table = String::new();
+        for i in 0..arrow::array::Array::len(k) {
+            let (source, name) = (s.value(i), t.value(i));
+            // the rows of one table come together: its name is written once
+            if table.len() != source.len() + 1 + name.len()
+                || !table.starts_with(source)
+                || !table.ends_with(name)
+                || table.as_bytes()[source.len()] != b'.'
+            {
+                table = format!("{source}.{name}");
+            }
+            match kept_matched.get_mut(&table) {
+                Some(keys) => {
+                    keys.insert(k.value(i));
+                }
+                None => {
+                    kept_matched.insert(table.clone(), [k.value(i)].into_iter().collect());
+                }
             }
         }
     }
@@ -676,13 +695,11 @@ async fn unify_once(
     let mut table_reports = Vec::with_capacity(tables.len());
     let mut excluded: HashSet<u32> = HashSet::new();
     for (ti, t) in tables.iter().enumerate() {
-        let mut matched: Vec<bool> = match &closure {
-            Some(c) => (0..t.len())
-                .map(|r| {
-                    !c.in_set[ti][r] && kept_matched.contains(&(t.name.clone(), t.keys[r].clone()))
-                })
+        let mut matched: Vec<bool> = match (&closure, kept_matched.get(&t.name)) {
+            (Some(c), Some(kept)) => (0..t.len())
+                .map(|r| !c.in_set[ti][r] && kept.contains(t.keys[r].as_str()))
                 .collect(),
-            None => vec![false; t.len()],
+            _ => vec![false; t.len()],
         };
         for (ri, r) in t.spec.match_rules.iter().enumerate() {
             let name = rule_name(&r.name, ri);
@@ -851,17 +868,24 @@ async fn unify_once(
     held += links.held;
     // the normalised values are not needed any more
     drop(cache);
-    let record_key = |r: u32| -> String {
-        let ti = offsets.partition_point(|&o| o <= r) - 1;
-        let row = (r - offsets[ti]) as usize;
-        format!("{}\u{1}{}", tables[ti].name, tables[ti].keys[row])
-    };
     // the records kept from the last run keep their profiles
     if let (Some(c), Some(previous)) = (&closure, &previous) {
         let mut first_of: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
         let mut excluded_kept = vec![0usize; tables.len()];
-        for g in (0..total as u32).filter(|g| !c.contains(*g)) {
-            match previous.get(&record_key(g)) {
+        // each key looked up in one buffer
+        let mut key = String::new();
+        let kept = tables.iter().enumerate().flat_map(|(ti, t)| {
+            (0..t.len())
+                .filter(move |r| !c.in_set[ti][*r])
+                .map(move |r| (ti, r))
+        });
+        for (ti, r) in kept {
+            let g = offsets[ti] + r as u32;
+            key.clear();
+            key.push_str(&tables[ti].name);
+            key.push('\u{1}');
+            key.push_str(&tables[ti].keys[r]);
+            match previous.get(key.as_str()) {
                 Some(id) => match first_of.get(id.as_str()) {
                     Some(&f) => {
                         uf.union(f, g);
@@ -872,7 +896,7 @@ async fn unify_once(
                 },
                 None => {
                     excluded.insert(g);
-                    excluded_kept[offsets.partition_point(|&o| o <= g) - 1] += 1;
+                    excluded_kept[ti] += 1;
                 }
             }
         }
@@ -894,13 +918,33 @@ async fn unify_once(
         .filter(|c| !c.is_empty())
         .collect();
     let cluster_stats = stats(&clusters, 10);
-    let keys: Vec<Vec<String>> = clusters
+    // every record's key, written one after the other into one text
+    let mut keys = String::new();
+    let mut ends: Vec<usize> = Vec::with_capacity(total);
+    for c in &clusters {
+        for &r in c {
+            let ti = offsets.partition_point(|&o| o <= r) - 1;
+            let row = (r - offsets[ti]) as usize;
+            keys.push_str(&tables[ti].name);
+            keys.push('\u{1}');
+            keys.push_str(&tables[ti].keys[row]);
+            ends.push(keys.len());
+        }
+    }
+    let mut at = 0;
+    let mut start = 0;
+    let key_refs: Vec<Vec<&str>> = clusters
         .iter()
-        .map(|c| c.iter().map(|r| record_key(*r)).collect())
-        .collect();
-    let key_refs: Vec<Vec<&str>> = keys
-        .iter()
-        .map(|c| c.iter().map(String::as_str).collect())
+        .map(|c| {
+            c.iter()
+                .map(|_| {
+                    let k = &keys[start..ends[at]];
+                    start = ends[at];
+                    at += 1;
+                    k
+                })
+                .collect()
+        })
         .collect();
     let mode = match &closure {
         Some(c) => UnifyMode::Incremental {
