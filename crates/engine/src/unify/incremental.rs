@@ -493,8 +493,8 @@ pub(super) struct Closure {
     pub changed: usize,
     /// Keys gone.
     pub deleted: usize,
-    /// Keys gone (`Source.Table` + U+0001 + key), to drop their carried rows.
-    pub gone: hashbrown::HashSet<String>,
+    /// Keys gone, per table (`Source.Table`), to drop their carried rows.
+    pub gone: HashMap<String, hashbrown::HashSet<String>>,
     /// Per table and dedupe rule, the pairs touching the set.
     pub dedupe_rules: Vec<Vec<Pairs>>,
     /// Per table, the dedupe model's pairs touching the set.
@@ -537,7 +537,7 @@ impl Closure {
         let mut seeds: Vec<u64> = Vec::new();
         let mut changed = 0;
         let mut deleted = 0;
-        let mut gone = hashbrown::HashSet::new();
+        let mut gone: HashMap<String, hashbrown::HashSet<String>> = HashMap::new();
         let mut touched = vec![false; tables.len()];
         let State {
             keys,
@@ -612,7 +612,9 @@ impl Closure {
                 deleted += 1;
                 touched[ti] = true;
                 seeds.push(old.component[j]);
-                gone.insert(format!("{}\u{1}{key}", t.name));
+                gone.entry(t.name.clone())
+                    .or_default()
+                    .insert(key.to_string());
             }
             blocks.renumber.insert(t.name.clone(), renumber);
         }
@@ -1147,12 +1149,26 @@ pub(super) async fn kept_dedupe(
     Ok(out)
 }
 
+/// Make `out` the qualified name `source.table`, unless it is already.
+pub(super) fn qualify(out: &mut String, source: &str, table: &str) {
+    let same = out.len() == source.len() + 1 + table.len()
+        && out.starts_with(source)
+        && out.ends_with(table)
+        && out.as_bytes()[source.len()] == b'.';
+    if !same {
+        out.clear();
+        out.push_str(source);
+        out.push('.');
+        out.push_str(table);
+    }
+}
+
 /// The rows of a pair table of the last run (`ConflationMatchPairs`,
 /// `ConflationReviewPairs`) whose two records are both kept.
 pub(super) async fn kept_pairs(
     lake: &Lake,
     entity_name: &str,
-    dropped: &(dyn Fn(&str) -> bool + Sync),
+    dropped: &(dyn Fn(&str, &str) -> bool + Sync),
 ) -> Result<Vec<RecordBatch>> {
     let process = Process::Unification;
     let Some(model) = lakecdp_lake::publish::read_model(lake, &process).await? else {
@@ -1175,11 +1191,13 @@ pub(super) async fn kept_pairs(
         };
         let (sa, ta, ka) = (text("SourceA")?, text("TableA")?, text("KeyA")?);
         let (sb, tb, kb) = (text("SourceB")?, text("TableB")?, text("KeyB")?);
+        // the tables of the pairs, named once per run of rows
+        let (mut table_a, mut table_b) = (String::new(), String::new());
         let keep: arrow::array::BooleanArray = (0..batch.num_rows())
             .map(|i| {
-                let a = format!("{}.{}\u{1}{}", sa.value(i), ta.value(i), ka.value(i));
-                let b = format!("{}.{}\u{1}{}", sb.value(i), tb.value(i), kb.value(i));
-                Some(!dropped(&a) && !dropped(&b))
+                qualify(&mut table_a, sa.value(i), ta.value(i));
+                qualify(&mut table_b, sb.value(i), tb.value(i));
+                Some(!dropped(&table_a, ka.value(i)) && !dropped(&table_b, kb.value(i)))
             })
             .collect();
         out.push(arrow::compute::filter_record_batch(&batch, &keep)?);

@@ -603,15 +603,22 @@ async fn unify_once(
             return Ok(Attempt::Again(reason));
         }
         lap("closure (match)", &mut phases);
-        let mut dropped: hashbrown::HashSet<String> = c.gone.clone();
-        for (ti, t) in tables.iter().enumerate() {
-            for (row, inside) in c.in_set[ti].iter().enumerate() {
-                if *inside {
-                    dropped.insert(format!("{}\u{1}{}", t.name, t.keys[row]));
-                }
-            }
-        }
-        let is_dropped = |k: &str| dropped.contains(k);
+        // the records matched again, and the keys gone: their pairs are not kept
+        let set: HashMap<&str, hashbrown::HashSet<&str>> = tables
+            .iter()
+            .enumerate()
+            .map(|(ti, t)| {
+                let keys = (0..t.len())
+                    .filter(|r| c.in_set[ti][*r])
+                    .map(|r| t.keys[r].as_str())
+                    .collect();
+                (t.name.as_str(), keys)
+            })
+            .collect();
+        let is_dropped = |table: &str, key: &str| {
+            c.gone.get(table).is_some_and(|g| g.contains(key))
+                || set.get(table).is_some_and(|s| s.contains(key))
+        };
         kept_match_pairs =
             incremental::kept_pairs(lake, "ConflationMatchPairs", &is_dropped).await?;
         kept_review_pairs =
