@@ -1005,7 +1005,10 @@ async fn unify_once(
         n += 1;
         format!("{stamp}{n:08}")
     };
-    let assignment = assign(&key_refs, &previous, &mut new_id);
+    let assignment = match &closure {
+        None => assign(&key_refs, &previous, &mut new_id),
+        Some(c) => assign_changed(c, &clusters, &key_refs, &previous, &tables, &mut new_id),
+    };
     drop(key_refs);
     drop(keys);
     drop(previous);
@@ -1092,6 +1095,69 @@ async fn unify_once(
         phases,
         mode,
     })))
+}
+
+/// The CustomerIds of an incremental run. A profile of records kept from the last run is
+/// the profile it was (every record of a profile belongs to one component, and a
+/// component is kept or matched again whole), so it keeps its id and changes nothing in
+/// the history; the profiles of the records matched again are assigned ids from the
+/// previous ids of their own records and of the keys gone, exactly as a run over every
+/// profile assigns them (no other profile holds a key of those ids).
+fn assign_changed(
+    c: &Closure,
+    clusters: &[Vec<u32>],
+    key_refs: &[Vec<&str>],
+    previous: &merge::PreviousIds,
+    tables: &[TableData],
+    new_id: &mut dyn FnMut() -> String,
+) -> lakecdp_match::ids::Assignment {
+    let mut ids: Vec<Option<String>> = vec![None; clusters.len()];
+    let mut again: Vec<usize> = Vec::new();
+    for (i, (members, keys)) in clusters.iter().zip(key_refs).enumerate() {
+        let kept = members.iter().all(|g| !c.contains(*g));
+        match keys.first().and_then(|k| previous.get(*k)).filter(|_| kept) {
+            Some(id) => ids[i] = Some(id.clone()),
+            None => again.push(i),
+        }
+    }
+    // the previous ids of the records matched again and of the keys gone
+    let mut restricted = merge::PreviousIds::default();
+    for &i in &again {
+        for k in &key_refs[i] {
+            if let Some(id) = previous.get(*k) {
+                restricted.insert(k.to_string(), id.clone());
+            }
+        }
+    }
+    for (table, keys) in &c.gone {
+        for key in keys {
+            let k = format!("{table}\u{1}{key}");
+            if let Some(id) = previous.get(&k) {
+                restricted.insert(k, id.clone());
+            }
+        }
+    }
+    // a record matched again that is in no profile now (left out) may still hold a
+    // previous id: its key is one of those ids' keys that no profile holds
+    for (ti, t) in tables.iter().enumerate() {
+        for (r, key) in t.keys.iter().enumerate() {
+            if c.in_set[ti][r] {
+                let k = format!("{}\u{1}{key}", t.name);
+                if let Some(id) = previous.get(&k) {
+                    restricted.entry(k).or_insert_with(|| id.clone());
+                }
+            }
+        }
+    }
+    let refs: Vec<Vec<&str>> = again.iter().map(|i| key_refs[*i].clone()).collect();
+    let assigned = assign(&refs, &restricted, new_id);
+    for (i, id) in again.into_iter().zip(assigned.ids) {
+        ids[i] = Some(id);
+    }
+    lakecdp_match::ids::Assignment {
+        ids: ids.into_iter().map(Option::unwrap_or_default).collect(),
+        history: assigned.history,
+    }
 }
 
 /// A model trained in this run: its file name, declaration, parameters and the term
