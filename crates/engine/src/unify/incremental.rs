@@ -2,7 +2,8 @@
 //!
 //! Every run stores, beside the published `Unification/` run, the state a later run needs
 //! to tell what changed and what it can reach (`_lakecdp/unify/`): per record key of each
-//! table a fingerprint of the values unification reads, and its *component*: the
+//! table a fingerprint of the values unification reads, its CustomerId, the rules' block
+//! index (see `blocks`), and its *component*: the
 //! connected part of the graph of every pair the run found (dedupe and match rules,
 //! models at their threshold, always-match overrides, records sharing a key), whether
 //! the pair was joined, held or refused.
@@ -156,6 +157,8 @@ pub(super) fn fingerprints(t: &TableData) -> Prints {
 #[derive(Default)]
 struct OldKeys {
     keys: Vec<StringArray>,
+    /// Each key's CustomerId (null: left out of every profile).
+    ids: Vec<StringArray>,
     print: Vec<u64>,
     component: Vec<u64>,
     strong: Vec<bool>,
@@ -293,6 +296,7 @@ pub(super) async fn load_state(
             .downcast_ref::<arrow::array::UInt32Array>()
             .cloned()
             .ok_or_else(|| Error::Internal("unification state: rows are not a count".into()))?;
+        let ids = text(6)?;
         if table.null_count() + key.null_count() > 0 {
             return Ok(Err("the stored state has a key without its table".into()));
         }
@@ -320,6 +324,7 @@ pub(super) async fn load_state(
             }
             let old = &mut keys[ti];
             old.keys.push(key.slice(i, j - i));
+            old.ids.push(ids.slice(i, j - i));
             old.print.extend(print.values()[i..j].iter().copied());
             old.component
                 .extend(component.values()[i..j].iter().copied());
@@ -357,6 +362,8 @@ pub(super) struct Saved<'a> {
     pub giant: &'a GiantValues,
     /// The rules' blocks.
     pub blocks: &'a BlockIndex,
+    /// Every record's CustomerId (None: left out of every profile).
+    pub ids: &'a [Option<&'a str>],
 }
 
 /// Store the state of a published run: every key's fingerprint, component and group
@@ -372,15 +379,18 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         strong,
         giant,
         blocks,
+        ids,
     } = saved;
     let (mut table, mut key, mut print, mut comp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut strength = Vec::new();
     let mut rows = Vec::new();
+    let mut customer = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         for (n, &(row, fp)) in prints[ti].iter().enumerate() {
             let end = prints[ti].get(n + 1).map_or(t.len(), |p| p.0);
             rows.push((end - row) as u32);
+            customer.push(ids[offsets[ti] as usize + row]);
             table.push(t.name.as_str());
             key.push(t.keys[row].as_str());
             print.push(fp);
@@ -395,6 +405,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Field::new("Component", DataType::UInt64, false),
         Field::new("StrongGroup", DataType::Boolean, false),
         Field::new("Rows", DataType::UInt32, false),
+        Field::new("CustomerId", DataType::Utf8, true),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(table)),
@@ -403,6 +414,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Arc::new(UInt64Array::from(comp)),
         Arc::new(arrow::array::BooleanArray::from(strength)),
         Arc::new(arrow::array::UInt32Array::from(rows)),
+        Arc::new(StringArray::from(customer)),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
@@ -507,6 +519,13 @@ pub(super) struct Closure {
     next_component: u64,
     /// The rules' blocks, from the last run's and the changed records' keys.
     index: BlockIndex,
+    /// Per table, the CustomerId of each key of the last run, in its order.
+    old_ids: Vec<StringArray>,
+    /// Per record, its key's place among the last run's keys of its table (u32::MAX: a
+    /// new key).
+    old_key: Vec<u32>,
+    /// Per table, the CustomerIds of the keys gone.
+    gone_ids: Vec<Vec<(String, String)>>,
     /// Per table, the records of new or changed keys.
     changed_rows: Vec<Vec<bool>>,
     /// Per table, its dedupe model's blocks.
@@ -539,6 +558,9 @@ impl Closure {
         let mut deleted = 0;
         let mut gone: HashMap<String, hashbrown::HashSet<String>> = HashMap::new();
         let mut touched = vec![false; tables.len()];
+        let mut old_key = vec![u32::MAX; total];
+        let mut old_ids = Vec::with_capacity(tables.len());
+        let mut gone_ids = vec![Vec::new(); tables.len()];
         let State {
             keys,
             mut blocks,
@@ -547,6 +569,9 @@ impl Closure {
         } = state;
         for (ti, t) in tables.iter().enumerate() {
             let old = &keys[ti];
+            old_ids.push(StringArray::from_iter(
+                old.ids.iter().flat_map(|a| a.iter()),
+            ));
             let prints = &prints[ti];
             // the last run's rows, by their rows now (unchanged keys only)
             let old_rows = old.rows.iter().map(|n| *n as usize).sum::<usize>();
@@ -572,6 +597,11 @@ impl Closure {
                         break;
                     }
                     gone_keys.push((j, k));
+                }
+                if let Some((j, _)) = found {
+                    for row in first..end {
+                        old_key[offsets[ti] as usize + row] = j as u32;
+                    }
                 }
                 let found = found.map(|(j, at)| {
                     let o = old;
@@ -615,6 +645,10 @@ impl Closure {
                 gone.entry(t.name.clone())
                     .or_default()
                     .insert(key.to_string());
+                let id = &old_ids[ti];
+                if id.is_valid(j) {
+                    gone_ids[ti].push((key.to_string(), id.value(j).to_string()));
+                }
             }
             blocks.renumber.insert(t.name.clone(), renumber);
         }
@@ -647,6 +681,9 @@ impl Closure {
                 .collect(),
             next_component,
             index: BlockIndex::from_stored(blocks),
+            old_ids,
+            old_key,
+            gone_ids,
             changed_rows,
             dedupe_model_index: tables.iter().map(|_| None).collect(),
             match_model_index: tables
@@ -969,6 +1006,35 @@ impl Closure {
             tidy(pairs);
         }
         Ok(None)
+    }
+
+    /// The CustomerId the last run gave global record `g` (None: a new key, or a record
+    /// left out of every profile).
+    pub(super) fn old_id(&self, g: u32) -> Option<&str> {
+        let j = self.old_key[g as usize];
+        let (ti, _) = self.locate(g);
+        let ids = &self.old_ids[ti];
+        (j != u32::MAX && ids.is_valid(j as usize)).then(|| ids.value(j as usize))
+    }
+
+    /// The CustomerIds the last run gave the records matched again and the keys gone,
+    /// by record key (`Source.Table` + U+0001 + key).
+    pub(super) fn previous_ids(&self, tables: &[TableData]) -> super::merge::PreviousIds {
+        let mut out = super::merge::PreviousIds::default();
+        for (ti, t) in tables.iter().enumerate() {
+            for (r, key) in t.keys.iter().enumerate() {
+                if !self.in_set[ti][r] {
+                    continue;
+                }
+                if let Some(id) = self.old_id(self.offsets[ti] + r as u32) {
+                    out.insert(format!("{}\u{1}{key}", t.name), id.to_string());
+                }
+            }
+            for (key, id) in &self.gone_ids[ti] {
+                out.insert(format!("{}\u{1}{key}", t.name), id.clone());
+            }
+        }
+        out
     }
 
     /// Each row of table `table` in the last run: its row now, when its key is unchanged.

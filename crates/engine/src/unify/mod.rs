@@ -15,7 +15,9 @@
 //!    joins that would put a never-match pair in one profile, and make values never
 //!    match. Unmatched records are profiles of their own unless `include_all = false`.
 //! 4. **Cluster** the pairs (union-find) and give each profile its stable CustomerId
-//!    (see `lakecdp_match::ids`): ids carry over from the previous run's AlternateKey.
+//!    (see `lakecdp_match::ids`): ids carry over from the previous run's AlternateKey
+//!    (an incremental run takes them from its state, and assigns ids only to the profiles
+//!    of the records it matched again).
 //! 5. **Merge** each profile into one `Customer` row, column by column by policy.
 //!
 //! Outputs, published together in `Unification/`: `Customer`, `AlternateKey`,
@@ -623,7 +625,8 @@ async fn unify_once(
             incremental::kept_pairs(lake, "ConflationMatchPairs", &is_dropped).await?;
         kept_review_pairs =
             incremental::kept_pairs(lake, "ConflationReviewPairs", &is_dropped).await?;
-        previous = Some(merge::previous_ids(lake).await?);
+        // the ids of the records matched again and of the keys gone, from the state
+        previous = Some(c.previous_ids(&tables));
         lap("kept pairs and ids", &mut phases);
     }
 
@@ -876,11 +879,9 @@ async fn unify_once(
     // the normalised values are not needed any more
     drop(cache);
     // the records kept from the last run keep their profiles
-    if let (Some(c), Some(previous)) = (&closure, &previous) {
+    if let Some(c) = &closure {
         let mut first_of: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
         let mut excluded_kept = vec![0usize; tables.len()];
-        // each key looked up in one buffer
-        let mut key = String::new();
         let kept = tables.iter().enumerate().flat_map(|(ti, t)| {
             (0..t.len())
                 .filter(move |r| !c.in_set[ti][*r])
@@ -888,17 +889,13 @@ async fn unify_once(
         });
         for (ti, r) in kept {
             let g = offsets[ti] + r as u32;
-            key.clear();
-            key.push_str(&tables[ti].name);
-            key.push('\u{1}');
-            key.push_str(&tables[ti].keys[r]);
-            match previous.get(key.as_str()) {
-                Some(id) => match first_of.get(id.as_str()) {
+            match c.old_id(g) {
+                Some(id) => match first_of.get(id) {
                     Some(&f) => {
                         uf.union(f, g);
                     }
                     None => {
-                        first_of.insert(id.as_str(), g);
+                        first_of.insert(id, g);
                     }
                 },
                 None => {
@@ -1007,7 +1004,7 @@ async fn unify_once(
     };
     let assignment = match &closure {
         None => assign(&key_refs, &previous, &mut new_id),
-        Some(c) => assign_changed(c, &clusters, &key_refs, &previous, &tables, &mut new_id),
+        Some(c) => assign_changed(c, &clusters, &key_refs, &previous, &mut new_id),
     };
     drop(key_refs);
     drop(keys);
@@ -1062,6 +1059,12 @@ async fn unify_once(
                 .collect(),
         };
         let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
+        let mut record_ids: Vec<Option<&str>> = vec![None; total];
+        for (members, id) in clusters.iter().zip(&assignment.ids) {
+            for &r in members {
+                record_ids[r as usize] = Some(id.as_str());
+            }
+        }
         let saved = incremental::Saved {
             run: &run_text,
             inputs: &inputs,
@@ -1076,6 +1079,7 @@ async fn unify_once(
                 (None, Some(index)) => index,
                 (None, None) => return Err(Error::Internal("no block index to keep".into())),
             },
+            ids: &record_ids,
         };
         if let Err(e) = incremental::save_state(lake, saved).await {
             tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
@@ -1108,49 +1112,19 @@ fn assign_changed(
     clusters: &[Vec<u32>],
     key_refs: &[Vec<&str>],
     previous: &merge::PreviousIds,
-    tables: &[TableData],
     new_id: &mut dyn FnMut() -> String,
 ) -> lakecdp_match::ids::Assignment {
     let mut ids: Vec<Option<String>> = vec![None; clusters.len()];
     let mut again: Vec<usize> = Vec::new();
-    for (i, (members, keys)) in clusters.iter().zip(key_refs).enumerate() {
+    for (i, members) in clusters.iter().enumerate() {
         let kept = members.iter().all(|g| !c.contains(*g));
-        match keys.first().and_then(|k| previous.get(*k)).filter(|_| kept) {
-            Some(id) => ids[i] = Some(id.clone()),
+        match members.first().and_then(|g| c.old_id(*g)).filter(|_| kept) {
+            Some(id) => ids[i] = Some(id.to_string()),
             None => again.push(i),
         }
     }
-    // the previous ids of the records matched again and of the keys gone
-    let mut restricted = merge::PreviousIds::default();
-    for &i in &again {
-        for k in &key_refs[i] {
-            if let Some(id) = previous.get(*k) {
-                restricted.insert(k.to_string(), id.clone());
-            }
-        }
-    }
-    for (table, keys) in &c.gone {
-        for key in keys {
-            let k = format!("{table}\u{1}{key}");
-            if let Some(id) = previous.get(&k) {
-                restricted.insert(k, id.clone());
-            }
-        }
-    }
-    // a record matched again that is in no profile now (left out) may still hold a
-    // previous id: its key is one of those ids' keys that no profile holds
-    for (ti, t) in tables.iter().enumerate() {
-        for (r, key) in t.keys.iter().enumerate() {
-            if c.in_set[ti][r] {
-                let k = format!("{}\u{1}{key}", t.name);
-                if let Some(id) = previous.get(&k) {
-                    restricted.entry(k).or_insert_with(|| id.clone());
-                }
-            }
-        }
-    }
     let refs: Vec<Vec<&str>> = again.iter().map(|i| key_refs[*i].clone()).collect();
-    let assigned = assign(&refs, &restricted, new_id);
+    let assigned = assign(&refs, previous, new_id);
     for (i, id) in again.into_iter().zip(assigned.ids) {
         ids[i] = Some(id);
     }
