@@ -378,16 +378,6 @@ impl BlockIndex {
             } else {
                 &changed[side.table]
             };
-            let empty = Vec::new();
-            let renumber = stored.renumber.get(&table.name).unwrap_or(&empty);
-            let mut kept: Vec<(u64, u32)> = Vec::with_capacity(hashes.len());
-            for (h, r) in hashes.into_iter().zip(rows) {
-                if let Some(Some(now)) = renumber.get(r as usize) {
-                    if !fresh[*now as usize] {
-                        kept.push((h, *now));
-                    }
-                }
-            }
             let rows_now: Vec<u32> = (0..table.len() as u32)
                 .filter(|r| fresh[*r as usize])
                 .collect();
@@ -395,8 +385,19 @@ impl BlockIndex {
             let values: Vec<&Sparse> = side.values.iter().map(|k| &self.values[k]).collect();
             let mut new = key_rows(&rule.blocker(), &values, &rows_now);
             new.sort_unstable();
-            let merged = merge(kept, new);
-            let (hashes, rows) = merged.into_iter().unzip();
+            let empty = Vec::new();
+            let renumber = self
+                .stored
+                .as_ref()
+                .and_then(|s| s.renumber.get(&table.name))
+                .unwrap_or(&empty);
+            // the kept entries renumbered (still in order: the rows of unchanged keys keep
+            // their order) merged with the new ones in one pass
+            let kept = hashes.into_iter().zip(rows).filter_map(|(h, r)| {
+                let now = renumber.get(r as usize).copied().flatten()?;
+                (!fresh[now as usize]).then_some((h, now))
+            });
+            let (hashes, rows) = merge(kept, new);
             let index = DefIndex::from_sorted(table.name.clone(), hashes, rows);
             self.insert(side.def.clone(), index);
         }
@@ -634,34 +635,39 @@ fn key_rows<C: Column>(blocker: &Blocker<'_>, side: &[C], rows: &[u32]) -> Vec<(
     })
 }
 
-/// Two runs of entries sorted by (hash, row), merged and without repeats.
-fn merge(mut a: Vec<(u64, u32)>, b: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
-    if !a.is_sorted() {
-        a.sort_unstable();
-    }
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let next = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x <= y => {
-                i += 1;
-                *x
-            }
-            (_, Some(y)) => {
-                j += 1;
-                *y
-            }
-            (Some(x), None) => {
-                i += 1;
-                *x
-            }
-            (None, None) => break,
-        };
-        if out.last() != Some(&next) {
-            out.push(next);
+/// Entries sorted by (hash, row) and more of them, merged without repeats, as hashes and
+/// rows. Sorted again should `a` not be in order.
+fn merge(a: impl Iterator<Item = (u64, u32)>, b: Vec<(u64, u32)>) -> (Vec<u64>, Vec<u32>) {
+    let (low, _) = a.size_hint();
+    let mut hashes = Vec::with_capacity(low + b.len());
+    let mut rows = Vec::with_capacity(low + b.len());
+    let mut last: Option<(u64, u32)> = None;
+    let mut sorted = true;
+    let mut push = |e: (u64, u32), hashes: &mut Vec<u64>, rows: &mut Vec<u32>| {
+        if last != Some(e) {
+            sorted &= last.is_none_or(|l| l < e);
+            hashes.push(e.0);
+            rows.push(e.1);
+            last = Some(e);
         }
+    };
+    let mut b = b.into_iter().peekable();
+    for x in a {
+        while let Some(y) = b.next_if(|y| *y < x) {
+            push(y, &mut hashes, &mut rows);
+        }
+        push(x, &mut hashes, &mut rows);
     }
-    out
+    for y in b {
+        push(y, &mut hashes, &mut rows);
+    }
+    if !sorted {
+        let mut entries: Vec<(u64, u32)> = hashes.into_iter().zip(rows).collect();
+        entries.sort_unstable();
+        entries.dedup();
+        return entries.into_iter().unzip();
+    }
+    (hashes, rows)
 }
 
 fn put_len(out: &mut Vec<u8>, n: usize) {
@@ -770,10 +776,12 @@ mod tests {
     fn merged_entries_are_sorted_and_distinct() {
         let a = vec![(1, 1), (3, 0), (3, 2), (9, 9)];
         let b = vec![(0, 5), (3, 1), (3, 2), (10, 0)];
-        assert_eq!(
-            merge(a, b),
-            vec![(0, 5), (1, 1), (3, 0), (3, 1), (3, 2), (9, 9), (10, 0)]
-        );
+        let merged = merge(a.into_iter(), b.clone());
+        assert_eq!(merged.0, vec![0, 1, 3, 3, 3, 9, 10]);
+        assert_eq!(merged.1, vec![5, 1, 0, 1, 2, 9, 0]);
+        // out of order: sorted all the same
+        let shuffled = vec![(9, 9), (1, 1), (3, 2), (3, 0)];
+        assert_eq!(merge(shuffled.into_iter(), b), merged);
     }
 
     #[test]
