@@ -922,10 +922,20 @@ async fn unify_once(
         .filter(|c| !c.is_empty())
         .collect();
     let cluster_stats = stats(&clusters, 10);
-    // every record's key, written one after the other into one text
+    // the profiles whose ids are assigned: every one, or in an incremental run those
+    // that are not a kept profile
+    let assigned: Vec<bool> = clusters
+        .iter()
+        .map(|members| {
+            closure
+                .as_ref()
+                .is_none_or(|c| kept_id(c, members).is_none())
+        })
+        .collect();
+    // their records' keys, written one after the other into one text
     let mut keys = String::new();
-    let mut ends: Vec<usize> = Vec::with_capacity(total);
-    for c in &clusters {
+    let mut ends: Vec<usize> = Vec::new();
+    for c in clusters.iter().zip(&assigned).filter(|x| *x.1).map(|x| x.0) {
         for &r in c {
             let ti = offsets.partition_point(|&o| o <= r) - 1;
             let row = (r - offsets[ti]) as usize;
@@ -939,8 +949,10 @@ async fn unify_once(
     let mut start = 0;
     let key_refs: Vec<Vec<&str>> = clusters
         .iter()
-        .map(|c| {
+        .zip(&assigned)
+        .map(|(c, keyed)| {
             c.iter()
+                .filter(|_| *keyed)
                 .map(|_| {
                     let k = &keys[start..ends[at]];
                     start = ends[at];
@@ -1117,8 +1129,7 @@ fn assign_changed(
     let mut ids: Vec<Option<String>> = vec![None; clusters.len()];
     let mut again: Vec<usize> = Vec::new();
     for (i, members) in clusters.iter().enumerate() {
-        let kept = members.iter().all(|g| !c.contains(*g));
-        match members.first().and_then(|g| c.old_id(*g)).filter(|_| kept) {
+        match kept_id(c, members) {
             Some(id) => ids[i] = Some(id.to_string()),
             None => again.push(i),
         }
@@ -1132,6 +1143,15 @@ fn assign_changed(
         ids: ids.into_iter().map(Option::unwrap_or_default).collect(),
         history: assigned.history,
     }
+}
+
+/// The id of a profile of records all kept from the last run (None: a record of it is
+/// matched again, or it had no id).
+fn kept_id<'c>(c: &'c Closure, members: &[u32]) -> Option<&'c str> {
+    if members.iter().any(|g| c.contains(*g)) {
+        return None;
+    }
+    c.old_id(*members.first()?)
 }
 
 /// A model trained in this run: its file name, declaration, parameters and the term
