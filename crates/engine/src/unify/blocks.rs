@@ -28,10 +28,22 @@ use super::rules::{
 use crate::{Error, Result};
 
 /// The first bytes of a block index file.
-const MAGIC: &[u8] = b"lakecdp block index 1\n";
+const MAGIC: &[u8] = b"lakecdp block index 2\n";
 
-/// The hash of this text, stored with the index: another hasher reads as another index.
-const PROBE: &str = "lakecdp blocking keys";
+/// The hashes of a short text, a long one and a crossed key, as the keys are hashed,
+/// stored with the index: a build hashing otherwise reads it as another index.
+fn probe() -> u64 {
+    let h = key_hasher();
+    h.hash_one("ab")
+        ^ h.hash_one("lakecdp blocking keys, the long way")
+            .rotate_left(21)
+        ^ h.hash_one((7u64, "lakecdp")).rotate_left(42)
+}
+
+/// The checksum of an index's bytes.
+fn checksum(bytes: &[u8]) -> u64 {
+    key_hasher().hash_one(bytes)
+}
 
 /// One key definition's blocks: every record's key hashes, sorted, with their records
 /// (rows of the definition's table), and where each 16-bit hash prefix starts.
@@ -162,6 +174,8 @@ pub(super) struct RuleDef<'a> {
     pub kind: &'static str,
     /// Its name in reports.
     pub name: &'a str,
+    /// Its place among the rules of its kind and table (two rules may share a name).
+    pub index: usize,
     /// This side's table, and the other's (the same for deduplication).
     pub tables: (usize, usize),
     /// The conditions.
@@ -231,7 +245,8 @@ impl RuleBlocks {
             }
         };
         let (a, b) = (side(ta, true), side(tb, false));
-        let id = super::incremental::giant_id(rule.kind, &t.name, &other.name, rule.name);
+        let named = super::incremental::giant_id(rule.kind, &t.name, &other.name, rule.name);
+        let id = format!("{named} #{}", rule.index + 1);
         RuleBlocks {
             id,
             exact,
@@ -373,6 +388,13 @@ impl BlockIndex {
                     side.def
                 )));
             };
+            let old_rows = stored.renumber.get(&table.name).map_or(0, Vec::len);
+            if rows.iter().any(|r| *r as usize >= old_rows) {
+                return Ok(Err(
+                    "the stored block index names records the state does not have: every record is matched"
+                        .into(),
+                ));
+            }
             let fresh = if side.winners {
                 &decided[side.table]
             } else {
@@ -393,11 +415,12 @@ impl BlockIndex {
                 .unwrap_or(&empty);
             // the kept entries renumbered (still in order: the rows of unchanged keys keep
             // their order) merged with the new ones in one pass
+            let capacity = rows.len() + new.len();
             let kept = hashes.into_iter().zip(rows).filter_map(|(h, r)| {
                 let now = renumber.get(r as usize).copied().flatten()?;
                 (!fresh[now as usize]).then_some((h, now))
             });
-            let (hashes, rows) = merge(kept, new);
+            let (hashes, rows) = merge(kept, new, capacity);
             let index = DefIndex::from_sorted(table.name.clone(), hashes, rows);
             self.insert(side.def.clone(), index);
         }
@@ -575,7 +598,7 @@ impl BlockIndex {
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.entries() * 12);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&key_hasher().hash_one(PROBE).to_le_bytes());
+        out.extend_from_slice(&probe().to_le_bytes());
         let mut defs: Vec<(&String, &usize)> = self.by_def.iter().collect();
         defs.sort();
         put_len(&mut out, defs.len());
@@ -599,6 +622,8 @@ impl BlockIndex {
                 out.extend_from_slice(&h.to_le_bytes());
             }
         }
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
         out
     }
 }
@@ -637,10 +662,13 @@ fn key_rows<C: Column>(blocker: &Blocker<'_>, side: &[C], rows: &[u32]) -> Vec<(
 
 /// Entries sorted by (hash, row) and more of them, merged without repeats, as hashes and
 /// rows. Sorted again should `a` not be in order.
-fn merge(a: impl Iterator<Item = (u64, u32)>, b: Vec<(u64, u32)>) -> (Vec<u64>, Vec<u32>) {
-    let (low, _) = a.size_hint();
-    let mut hashes = Vec::with_capacity(low + b.len());
-    let mut rows = Vec::with_capacity(low + b.len());
+fn merge(
+    a: impl Iterator<Item = (u64, u32)>,
+    b: Vec<(u64, u32)>,
+    capacity: usize,
+) -> (Vec<u64>, Vec<u32>) {
+    let mut hashes = Vec::with_capacity(capacity);
+    let mut rows = Vec::with_capacity(capacity);
     let mut last: Option<(u64, u32)> = None;
     let mut sorted = true;
     let mut push = |e: (u64, u32), hashes: &mut Vec<u64>, rows: &mut Vec<u32>| {
@@ -723,12 +751,20 @@ pub(super) fn decode(
     bytes: &[u8],
     renumber: HashMap<String, Vec<Option<u32>>>,
 ) -> std::result::Result<Stored, String> {
-    let mut r = Reader { bytes, at: 0 };
+    let Some(body) = bytes.len().checked_sub(8).map(|n| &bytes[..n]) else {
+        return Err("the stored block index is cut short".into());
+    };
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(&bytes[body.len()..]);
+    let mut r = Reader { bytes: body, at: 0 };
     if r.take(MAGIC.len())? != MAGIC {
         return Err("the stored block index is of another version".into());
     }
-    if r.u64()? != key_hasher().hash_one(PROBE) {
+    if r.u64()? != probe() {
         return Err("the stored block index was hashed otherwise".into());
+    }
+    if checksum(body) != u64::from_le_bytes(sum) {
+        return Err("the stored block index is damaged".into());
     }
     let mut defs = HashMap::new();
     for _ in 0..r.len()? {
@@ -776,12 +812,12 @@ mod tests {
     fn merged_entries_are_sorted_and_distinct() {
         let a = vec![(1, 1), (3, 0), (3, 2), (9, 9)];
         let b = vec![(0, 5), (3, 1), (3, 2), (10, 0)];
-        let merged = merge(a.into_iter(), b.clone());
+        let merged = merge(a.into_iter(), b.clone(), 0);
         assert_eq!(merged.0, vec![0, 1, 3, 3, 3, 9, 10]);
         assert_eq!(merged.1, vec![5, 1, 0, 1, 2, 9, 0]);
         // out of order: sorted all the same
         let shuffled = vec![(9, 9), (1, 1), (3, 2), (3, 0)];
-        assert_eq!(merge(shuffled.into_iter(), b), merged);
+        assert_eq!(merge(shuffled.into_iter(), b, 8), merged);
     }
 
     #[test]
@@ -815,8 +851,13 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        let mut other = bytes.clone();
-        other[MAGIC.len()] ^= 1;
-        assert!(decode(&other, HashMap::new()).is_err());
+        for at in [MAGIC.len(), bytes.len() / 2, bytes.len() - 1] {
+            let mut other = bytes.clone();
+            other[at] ^= 1;
+            assert!(
+                decode(&other, HashMap::new()).is_err(),
+                "a bit changed at {at}"
+            );
+        }
     }
 }

@@ -12,10 +12,10 @@
 //! 1. finds the keys that are new, changed or gone;
 //! 2. takes their old components, and closes them over the pairs the changed records
 //!    take part in now: every pair touching the set is searched for, from both ends and
-//!    whatever a run would filter (winners, records matched by an earlier rule), with
-//!    the blocks and giant values of all records; a partner outside the set brings its
-//!    whole old component in, whose records look for pairs in turn, until nothing new
-//!    comes in;
+//!    whatever a run would filter on this side (records matched by an earlier rule; the
+//!    other side's records are its winners, as in a full run), with the blocks and giant
+//!    values of all records; a partner outside the set brings its whole old component
+//!    in, whose records look for pairs in turn, until nothing new comes in;
 //! 3. deduplicates and matches that closed set with the pairs found, exactly as a full
 //!    run would (the same pairs in the same order), and keeps for every other record its
 //!    duplicate group, its profile and its CustomerId.
@@ -26,7 +26,8 @@
 //! has no pair with a record inside it, and its own pairs, values and blocks did not
 //! change, so a full run would decide about it as the last run did. The one thing that
 //! could reach outside — a block growing past the giant-block guard, or shrinking below
-//! it — is avoided by counting blocks over all records, as a full run does.
+//! it — is detected by counting the blocks over all records, as a full run does; the
+//! run then starts again over every record.
 //!
 //! Anything else that could change the outcome (another declaration, a model trained
 //! anew, a model without stored term counts, a sample, more than half the records to
@@ -100,7 +101,7 @@ pub(super) fn note_giant(
 
 /// The version of the state and of the decisions it keeps: a run of another version
 /// matches every record.
-const STATE_VERSION: &str = concat!("2/", env!("CARGO_PKG_VERSION"));
+const STATE_VERSION: &str = concat!("3/", env!("CARGO_PKG_VERSION"));
 
 fn pointer_path(lake: &Lake) -> String {
     lake.internal("unify/state.json")
@@ -253,10 +254,28 @@ pub(super) async fn load_state(
         }
         Err(e) => return Err(e.into()),
     };
+    let (keys, next_component) = match read_keys(bytes, tables) {
+        Ok(read) => read,
+        Err(why) => return Ok(Err(format!("the stored state does not read ({why})"))),
+    };
+    Ok(Ok(State {
+        keys,
+        blocks,
+        giant: pointer.giant,
+        next_component,
+    }))
+}
+
+/// The keys of each table in a stored state file, and the first component number free;
+/// `Err(why)` when the file is not a state this version wrote, or is damaged.
+fn read_keys(
+    bytes: impl parquet::file::reader::ChunkReader + 'static,
+    tables: &[TableData],
+) -> std::result::Result<(Vec<OldKeys>, u64), String> {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| Error::Internal(format!("unification state: {e}")))?
+        .map_err(|e| e.to_string())?
         .build()
-        .map_err(|e| Error::Internal(format!("unification state: {e}")))?;
+        .map_err(|e| e.to_string())?;
     let index: HashMap<&str, usize> = tables
         .iter()
         .enumerate()
@@ -264,63 +283,63 @@ pub(super) async fn load_state(
         .collect();
     let mut keys: Vec<OldKeys> = tables.iter().map(|_| OldKeys::default()).collect();
     let mut next_component = 0u64;
-    // each table's last key, to check the order
+    // each table's last key, to check the order, and its rows, to check their count
     let mut last: Vec<Option<String>> = vec![None; tables.len()];
+    let mut rows_of: Vec<u64> = vec![0; tables.len()];
     for batch in reader {
-        let batch = batch.map_err(|e| Error::Internal(format!("unification state: {e}")))?;
-        let text = |i: usize| -> Result<StringArray> {
-            let c = cast(batch.column(i), &DataType::Utf8)?;
+        let batch = batch.map_err(|e| e.to_string())?;
+        let column = |i: usize| {
+            batch
+                .columns()
+                .get(i)
+                .ok_or_else(|| format!("it has {} columns", batch.num_columns()))
+        };
+        let text = |i: usize| -> std::result::Result<StringArray, String> {
+            let c = cast(column(i)?, &DataType::Utf8).map_err(|e| e.to_string())?;
             c.as_any()
                 .downcast_ref::<StringArray>()
                 .cloned()
-                .ok_or_else(|| Error::Internal("unification state: not text".into()))
+                .ok_or_else(|| "a text column is not text".to_string())
         };
-        let number = |i: usize| -> Result<UInt64Array> {
-            batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<UInt64Array>()
+        fn typed<T: Clone + 'static>(c: &ArrayRef, what: &str) -> std::result::Result<T, String> {
+            c.as_any()
+                .downcast_ref::<T>()
                 .cloned()
-                .ok_or_else(|| Error::Internal("unification state: not a number".into()))
-        };
-        let (table, key, print, component) = (text(0)?, text(1)?, number(2)?, number(3)?);
-        let strong = batch
-            .column(4)
-            .as_any()
-            .downcast_ref::<arrow::array::BooleanArray>()
-            .cloned()
-            .ok_or_else(|| Error::Internal("unification state: not a flag".into()))?;
-        let rows = batch
-            .column(5)
-            .as_any()
-            .downcast_ref::<arrow::array::UInt32Array>()
-            .cloned()
-            .ok_or_else(|| Error::Internal("unification state: rows are not a count".into()))?;
+                .ok_or_else(|| format!("{what} is not of its type"))
+        }
+        let table = text(0)?;
+        let key = text(1)?;
+        let print: UInt64Array = typed(column(2)?, "Fingerprint")?;
+        let component: UInt64Array = typed(column(3)?, "Component")?;
+        let strong: arrow::array::BooleanArray = typed(column(4)?, "StrongGroup")?;
+        let rows: arrow::array::UInt32Array = typed(column(5)?, "Rows")?;
         let ids = text(6)?;
         if table.null_count() + key.null_count() > 0 {
-            return Ok(Err("the stored state has a key without its table".into()));
+            return Err("a key without its table".into());
         }
         // each table's keys come together, in key order
         let mut i = 0;
         while i < batch.num_rows() {
             let name = table.value(i);
             let Some(&ti) = index.get(name) else {
-                return Ok(Err(format!(
-                    "the stored state names table `{name}`, which is not unified now"
-                )));
+                return Err(format!("it names table `{name}`, which is not unified now"));
             };
             let mut j = i;
             while j < batch.num_rows() && table.value(j) == name {
                 let k = key.value(j);
                 if last[ti].as_deref().is_some_and(|l| l >= k) {
-                    return Ok(Err("the stored state is not in key order".into()));
+                    return Err("its keys are not in order".into());
                 }
                 if j + 1 == batch.num_rows() || table.value(j + 1) != name {
                     last[ti] = Some(k.to_string());
                 } else if key.value(j + 1) <= k {
-                    return Ok(Err("the stored state is not in key order".into()));
+                    return Err("its keys are not in order".into());
                 }
+                rows_of[ti] += u64::from(rows.value(j));
                 j += 1;
+            }
+            if rows_of[ti] > tables[ti].len().max(1) as u64 * 1024 {
+                return Err("its row counts are out of bounds".into());
             }
             let old = &mut keys[ti];
             old.keys.push(key.slice(i, j - i));
@@ -334,12 +353,10 @@ pub(super) async fn load_state(
         }
         next_component = next_component.max(component.values().iter().max().map_or(0, |c| c + 1));
     }
-    Ok(Ok(State {
-        keys,
-        blocks,
-        giant: pointer.giant,
-        next_component,
-    }))
+    if rows_of.iter().any(|n| *n > u64::from(u32::MAX)) {
+        return Err("its row counts are out of bounds".into());
+    }
+    Ok((keys, next_component))
 }
 
 /// What a published run leaves for the next.
@@ -798,6 +815,7 @@ impl Closure {
                 let def = RuleDef {
                     kind: "dedupe",
                     name: &name,
+                    index: ri,
                     tables: (ti, ti),
                     specs: &r.conditions,
                     winners: false,
@@ -915,6 +933,7 @@ impl Closure {
                 let def = RuleDef {
                     kind: "match",
                     name: &name,
+                    index: ri,
                     tables: (ti, wi),
                     specs: &r.conditions,
                     winners: true,

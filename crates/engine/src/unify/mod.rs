@@ -359,7 +359,7 @@ async fn unify_once(
                     let c = Closure::start(&tables, &offsets, &prints, state);
                     lap("state", &mut phases);
                     if c.rematched() * 2 > total {
-                        "more than half the records changed or are reached by a change".into()
+                        MOST_REACHED.into()
                     } else {
                         closure = Some(c);
                         String::new()
@@ -379,6 +379,9 @@ async fn unify_once(
     if let Some(c) = closure.as_mut() {
         if let Some(reason) = c.dedupe(&tables, &mut cache, &bypass, max_block, &models, &always)? {
             return Ok(Attempt::Again(reason));
+        }
+        if reached_most(c.rematched(), total) {
+            return Ok(Attempt::Again(MOST_REACHED.into()));
         }
         lap("closure (dedupe)", &mut phases);
         for (ti, t) in tables.iter().enumerate() {
@@ -468,6 +471,7 @@ async fn unify_once(
                         let def = blocks::RuleDef {
                             kind: "dedupe",
                             name: &name,
+                            index: ri,
                             tables: (ti, ti),
                             specs: &r.conditions,
                             winners: false,
@@ -603,6 +607,9 @@ async fn unify_once(
             &tables, &mut cache, &bypass, max_block, &models, &always, &winners,
         )? {
             return Ok(Attempt::Again(reason));
+        }
+        if reached_most(c.rematched(), total) {
+            return Ok(Attempt::Again(MOST_REACHED.into()));
         }
         lap("closure (match)", &mut phases);
         // the records matched again, and the keys gone: their pairs are not kept
@@ -753,6 +760,7 @@ async fn unify_once(
                         let def = blocks::RuleDef {
                             kind: "match",
                             name: &name,
+                            index: ri,
                             tables: (ti, wi),
                             specs: &r.conditions,
                             winners: true,
@@ -1071,6 +1079,9 @@ async fn unify_once(
                 .collect(),
         };
         let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
+        // (a run that keeps state always has an index; an empty one makes the next run
+        // a full one)
+        let empty_blocks = blocks::BlockIndex::new();
         let mut record_ids: Vec<Option<&str>> = vec![None; total];
         for (members, id) in clusters.iter().zip(&assignment.ids) {
             for &r in members {
@@ -1089,7 +1100,7 @@ async fn unify_once(
             blocks: match (&closure, &full_blocks) {
                 (Some(c), _) => c.blocks(),
                 (None, Some(index)) => index,
-                (None, None) => return Err(Error::Internal("no block index to keep".into())),
+                (None, None) => &empty_blocks,
             },
             ids: &record_ids,
         };
@@ -1153,6 +1164,16 @@ fn kept_id<'c>(c: &'c Closure, members: &[u32]) -> Option<&'c str> {
     }
     c.old_id(*members.first()?)
 }
+
+/// Whether a closure that grew to `rematched` of `total` records is better matched in full:
+/// past half of them, and past the size at which comparing records one by one costs more
+/// than indexing them all.
+fn reached_most(rematched: usize, total: usize) -> bool {
+    rematched * 2 > total && rematched > 50_000
+}
+
+/// Why an incremental run matches every record when a change reaches most of them.
+const MOST_REACHED: &str = "more than half the records changed or are reached by a change";
 
 /// A model trained in this run: its file name, declaration, parameters and the term
 /// counts it weighed with.
