@@ -1620,6 +1620,22 @@ async fn incremental_unification_publishes_what_a_full_run_does_over_three_batch
     }
 }
 
+/// Write `crm.csv` into `dir`, load it and unify: the run's mode and the profiles.
+async fn unify_crm(
+    dir: &Path,
+    lake: &Lake,
+    sources: &[SourceSpec],
+    rules: &UnificationSpec,
+    crm: &str,
+) -> (UnifyMode, BTreeSet<Vec<String>>) {
+    std::fs::write(dir.join("crm.csv"), crm).unwrap();
+    ingest(lake, dir, sources).await;
+    let report = unify(lake, sources, rules, &UnifyOptions::default())
+        .await
+        .unwrap();
+    (report.mode, groups(&profiles(lake).await))
+}
+
 #[tokio::test]
 async fn a_block_crossing_the_giant_guard_makes_the_refresh_match_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -1637,18 +1653,7 @@ columns = [{ name = "Email", type = "Identity.Email" }]
 dedupe = [{ conditions = [{ column = "Email" }] }]
 "#,
     );
-    let run = |crm: &'static str| {
-        let dir = dir.path().to_path_buf();
-        let (lake, sources, rules) = (&lake, &sources, &rules);
-        async move {
-            std::fs::write(dir.join("crm.csv"), crm).unwrap();
-            ingest(lake, &dir, sources).await;
-            let report = unify(lake, sources, rules, &UnifyOptions::default())
-                .await
-                .unwrap();
-            (report.mode, groups(&profiles(lake).await))
-        }
-    };
+    let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
     // three records share an email: one profile
     let (_, first) = run("Id,Email\nA1,x@q\nA2,x@q\nA3,x@q\nB1,b@q\n").await;
     assert_eq!(
@@ -1783,18 +1788,7 @@ columns = [{ name = "Email", type = "Identity.Email" }]
 dedupe = [{ conditions = [{ column = "Email" }] }]
 "#,
     );
-    let run = |crm: &'static str| {
-        let dir = dir.path().to_path_buf();
-        let (lake, sources, rules) = (&lake, &sources, &rules);
-        async move {
-            std::fs::write(dir.join("crm.csv"), crm).unwrap();
-            ingest(lake, &dir, sources).await;
-            let report = unify(lake, sources, rules, &UnifyOptions::default())
-                .await
-                .unwrap();
-            (report.mode, groups(&profiles(lake).await))
-        }
-    };
+    let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
     run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\n").await;
     let index = files_named(&dir.path().join("lake"), "blocks-");
     assert_eq!(index.len(), 1, "one block index is kept: {index:?}");

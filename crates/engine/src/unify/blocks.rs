@@ -22,8 +22,8 @@ use lakecdp_core::{ConditionSpec, Normalization};
 
 use super::data::TableData;
 use super::rules::{
-    exact_and_fuzzy, key_hasher, verify, Blocker, Column, Condition, KeyScratch, NormalizedCache,
-    Touching, Values,
+    exact_and_fuzzy, key_hasher, key_rows, verify, Blocker, Column, Condition, KeyScratch,
+    NormalizedCache, Touching, Values,
 };
 use crate::{Error, Result};
 
@@ -505,65 +505,27 @@ impl BlockIndex {
         let mut candidates: Vec<(u32, u32)> = Vec::new();
         {
             let blocker = rule.blocker();
-            let hasher = key_hasher();
-            let mut scratch = KeyScratch::default();
-            let mut keys = Vec::new();
             let a_values: Vec<&Sparse> = rule.a.values.iter().map(|k| &self.values[k]).collect();
             let b_values: Vec<&Sparse> = rule.b.values.iter().map(|k| &self.values[k]).collect();
             let b_def = &self.defs[self.by_def[&rule.b.def]];
-            let n_b = tables[rule.b.table].len();
-            let mut seen: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
-            for &row in &from_a {
-                seen.clear();
-                blocker.keys(
-                    &a_values,
-                    row as usize,
-                    &hasher,
-                    &mut scratch,
-                    &mut keys,
-                    None,
-                );
-                for &h in &keys {
-                    if rule.giant.contains(&h) {
-                        continue;
+            // this side's records look the other side up (its active records only)
+            let forward = |row: u32, o: u32| {
+                (rule.active_b[o as usize] && !(same && o == row)).then(|| {
+                    if same && !both_ways {
+                        (row.min(o), row.max(o))
+                    } else {
+                        (row, o)
                     }
-                    for &o in b_def.get(h) {
-                        if !rule.active_b[o as usize] || (same && o == row) || !seen.insert(o) {
-                            continue;
-                        }
-                        debug_assert!((o as usize) < n_b);
-                        candidates.push(if same && !both_ways {
-                            (row.min(o), row.max(o))
-                        } else {
-                            (row, o)
-                        });
-                    }
-                }
-            }
+                })
+            };
+            let looking = (&blocker, &a_values[..], &from_a[..]);
+            look_up(looking, b_def, &rule.giant, &forward, &mut candidates);
             if rule.a_indexed {
+                // and the other side's records look this side up
                 let a_def = &self.defs[self.by_def[&rule.a.def]];
-                for &o in &from_b {
-                    seen.clear();
-                    blocker.keys(
-                        &b_values,
-                        o as usize,
-                        &hasher,
-                        &mut scratch,
-                        &mut keys,
-                        None,
-                    );
-                    for &h in &keys {
-                        if rule.giant.contains(&h) {
-                            continue;
-                        }
-                        for &x in a_def.get(h) {
-                            if (same && x == o) || !seen.insert(x) {
-                                continue;
-                            }
-                            candidates.push((x, o));
-                        }
-                    }
-                }
+                let backward = |o: u32, x: u32| (!(same && x == o)).then_some((x, o));
+                let looking = (&blocker, &b_values[..], &from_b[..]);
+                look_up(looking, a_def, &rule.giant, &backward, &mut candidates);
             }
         }
         candidates.sort_unstable();
@@ -628,36 +590,31 @@ impl BlockIndex {
     }
 }
 
-/// The blocking keys of `rows` of one side, as `(hash, row)` (on every core).
-fn key_rows<C: Column>(blocker: &Blocker<'_>, side: &[C], rows: &[u32]) -> Vec<(u64, u32)> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .clamp(1, 8)
-        .min(rows.len().div_ceil(16_384).max(1));
-    let chunk = rows.len().div_ceil(threads).max(1);
+/// Look the keys of some records (`rows` of the side whose values are given) up in `def`,
+/// skipping the giant blocks, and push the candidate `accept` makes of each record found
+/// (once per looking record).
+fn look_up<C: Column>(
+    (blocker, values, rows): (&Blocker<'_>, &[C], &[u32]),
+    def: &DefIndex,
+    giant: &hashbrown::HashSet<u64>,
+    accept: &dyn Fn(u32, u32) -> Option<(u32, u32)>,
+    out: &mut Vec<(u32, u32)>,
+) {
     let hasher = key_hasher();
-    let hasher = &hasher;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut scratch = KeyScratch::default();
-                    let mut keys = Vec::new();
-                    let mut out = Vec::new();
-                    for &row in part {
-                        blocker.keys(side, row as usize, hasher, &mut scratch, &mut keys, None);
-                        out.extend(keys.iter().map(|h| (*h, row)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    let mut scratch = KeyScratch::default();
+    let mut keys = Vec::new();
+    let mut seen: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+    for &row in rows {
+        seen.clear();
+        blocker.keys(values, row as usize, &hasher, &mut scratch, &mut keys, None);
+        for &h in keys.iter().filter(|h| !giant.contains(*h)) {
+            for &found in def.get(h) {
+                if seen.insert(found) {
+                    out.extend(accept(row, found));
+                }
+            }
+        }
+    }
 }
 
 /// Entries sorted by (hash, row) and more of them, merged without repeats, as hashes and

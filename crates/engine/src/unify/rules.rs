@@ -509,6 +509,42 @@ impl<'c> Blocker<'c> {
     }
 }
 
+/// The blocking keys of `rows` of one side, as `(hash, row)` (on every core).
+pub(super) fn key_rows<C: Column>(
+    blocker: &Blocker<'_>,
+    side: &[C],
+    rows: &[u32],
+) -> Vec<(u64, u32)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, 8)
+        .min(rows.len().div_ceil(16_384).max(1));
+    let chunk = rows.len().div_ceil(threads).max(1);
+    let hasher = key_hasher();
+    let hasher = &hasher;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut scratch = KeyScratch::default();
+                    let mut keys = Vec::new();
+                    let mut out = Vec::new();
+                    for &row in part {
+                        blocker.keys(side, row as usize, hasher, &mut scratch, &mut keys, None);
+                        out.extend(keys.iter().map(|h| (*h, row)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// The exact conditions of a rule, and its fuzzy ones strictest first (by index).
 pub(super) fn exact_and_fuzzy(conditions: &[Condition]) -> (Vec<usize>, Vec<usize>) {
     let exact: Vec<usize> = (0..conditions.len())
@@ -591,31 +627,8 @@ pub fn find_pairs(
         n.div_ceil(threads.min(n.max(1).div_ceil(4096)).max(1))
             .max(1)
     };
-    let chunk_b = slices(n_b);
-    let mut entries: Vec<(u64, u32)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n_b)
-            .step_by(chunk_b)
-            .map(|start| {
-                scope.spawn(move || {
-                    let mut out = Vec::new();
-                    let mut keys = Vec::new();
-                    let mut scratch = KeyScratch::default();
-                    for row in start..(start + chunk_b).min(n_b) {
-                        if !active_b(row) {
-                            continue;
-                        }
-                        blocker.keys(b, row, hasher, &mut scratch, &mut keys, None);
-                        out.extend(keys.iter().map(|h| (*h, row as u32)));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let active: Vec<u32> = (0..n_b as u32).filter(|r| active_b(*r as usize)).collect();
+    let mut entries = key_rows(blocker, b, &active);
     entries.sort_unstable();
     entries.dedup();
     let mut index: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
