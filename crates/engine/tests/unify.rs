@@ -1620,6 +1620,14 @@ async fn incremental_unification_publishes_what_a_full_run_does_over_three_batch
     }
 }
 
+/// The CRM contacts deduplicated by email.
+const CRM_BY_EMAIL: &str = r#"[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [{ name = "Email", type = "Identity.Email" }]
+dedupe = [{ conditions = [{ column = "Email" }] }]
+"#;
+
 /// Write `crm.csv` into `dir`, load it and unify: the run's mode and the profiles.
 async fn unify_crm(
     dir: &Path,
@@ -1641,18 +1649,9 @@ async fn a_block_crossing_the_giant_guard_makes_the_refresh_match_everything() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path());
     let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
-    let rules = spec(
-        r#"
-[unification]
-max_block = 3
-incremental = true
-[[unification.tables]]
-source = "Crm"
-table = "Contacts"
-columns = [{ name = "Email", type = "Identity.Email" }]
-dedupe = [{ conditions = [{ column = "Email" }] }]
-"#,
-    );
+    let rules = spec(&format!(
+        "[unification]\nmax_block = 3\nincremental = true\n{CRM_BY_EMAIL}"
+    ));
     let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
     // three records share an email: one profile
     let (_, first) = run("Id,Email\nA1,x@q\nA2,x@q\nA3,x@q\nB1,b@q\n").await;
@@ -1702,22 +1701,17 @@ async fn a_record_taken_in_while_matching_keeps_its_group_for_the_next_run() {
         source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"]),
         source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "email"]),
     ];
-    let rules = spec(
+    let rules = spec(&format!(
         r#"
 [unification]
 incremental = true
-[[unification.tables]]
-source = "Crm"
-table = "Contacts"
-columns = [{ name = "Email", type = "Identity.Email" }]
-dedupe = [{ conditions = [{ column = "Email" }] }]
-[[unification.tables]]
+{CRM_BY_EMAIL}[[unification.tables]]
 source = "Shop"
 table = "Customers"
-columns = [{ name = "email", type = "Identity.Email", rename = "Email" }]
-match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Email" }] }]
+columns = [{{ name = "email", type = "Identity.Email", rename = "Email" }}]
+match = [{{ with = "Crm.Contacts", conditions = [{{ column = "email", with = "Email" }}] }}]
 "#,
-    );
+    ));
     let run = |crm: &'static str, shop: &'static str| {
         let dir = dir.path().to_path_buf();
         let (lake, sources, rules) = (&lake, &sources, &rules);
@@ -1777,17 +1771,9 @@ async fn a_damaged_block_index_makes_the_next_run_match_everything_and_is_rebuil
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path());
     let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
-    let rules = spec(
-        r#"
-[unification]
-incremental = true
-[[unification.tables]]
-source = "Crm"
-table = "Contacts"
-columns = [{ name = "Email", type = "Identity.Email" }]
-dedupe = [{ conditions = [{ column = "Email" }] }]
-"#,
-    );
+    let rules = spec(&format!(
+        "[unification]\nincremental = true\n{CRM_BY_EMAIL}"
+    ));
     let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
     run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\n").await;
     let index = files_named(&dir.path().join("lake"), "blocks-");

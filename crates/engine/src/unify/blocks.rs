@@ -184,6 +184,43 @@ pub(super) struct RuleDef<'a> {
     pub winners: bool,
 }
 
+impl<'a> RuleDef<'a> {
+    /// Deduplication rule `index` of table `table`.
+    pub(super) fn dedupe(
+        name: &'a str,
+        index: usize,
+        table: usize,
+        specs: &'a [ConditionSpec],
+    ) -> Self {
+        RuleDef {
+            kind: "dedupe",
+            name,
+            index,
+            tables: (table, table),
+            specs,
+            winners: false,
+        }
+    }
+
+    /// Match rule `index` of table `table` with table `with` (compared after the winners
+    /// took their columns' values).
+    pub(super) fn matching(
+        name: &'a str,
+        index: usize,
+        (table, with): (usize, usize),
+        specs: &'a [ConditionSpec],
+    ) -> Self {
+        RuleDef {
+            kind: "match",
+            name,
+            index,
+            tables: (table, with),
+            specs,
+            winners: true,
+        }
+    }
+}
+
 impl RuleBlocks {
     /// Compile a rule for looking up.
     pub(super) fn new(
@@ -696,6 +733,16 @@ impl<'b> Reader<'b> {
             .ok_or_else(|| "the stored block index is cut short".to_string())
     }
 
+    /// A count, then as many hashes.
+    fn hashes(&mut self) -> std::result::Result<Vec<u64>, String> {
+        let n = self.len()?;
+        Ok(self
+            .take(n.checked_mul(8).ok_or("bad count")?)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect())
+    }
+
     fn text(&mut self) -> std::result::Result<String, String> {
         let n = self.len()?;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "bad text".to_string())
@@ -727,12 +774,8 @@ pub(super) fn decode(
     for _ in 0..r.len()? {
         let def = r.text()?;
         let table = r.text()?;
-        let n = r.len()?;
-        let hashes: Vec<u64> = r
-            .take(n.checked_mul(8).ok_or("bad count")?)?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect();
+        let hashes = r.hashes()?;
+        let n = hashes.len();
         let rows: Vec<u32> = r
             .take(n.checked_mul(4).ok_or("bad count")?)?
             .chunks_exact(4)
@@ -746,13 +789,7 @@ pub(super) fn decode(
     let mut giant = HashMap::new();
     for _ in 0..r.len()? {
         let id = r.text()?;
-        let n = r.len()?;
-        let hashes: Vec<u64> = r
-            .take(n.checked_mul(8).ok_or("bad count")?)?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect();
-        giant.insert(id, hashes);
+        giant.insert(id, r.hashes()?);
     }
     Ok(Stored {
         defs,

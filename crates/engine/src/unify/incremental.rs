@@ -812,14 +812,7 @@ impl Closure {
             let mut here = Vec::with_capacity(t.spec.dedupe.len());
             for (ri, r) in t.spec.dedupe.iter().enumerate() {
                 let name = super::rules::rule_name(&r.name, ri);
-                let def = RuleDef {
-                    kind: "dedupe",
-                    name: &name,
-                    index: ri,
-                    tables: (ti, ti),
-                    specs: &r.conditions,
-                    winners: false,
-                };
+                let def = RuleDef::dedupe(&name, ri, ti, &r.conditions);
                 let mut rule = RuleBlocks::new(&def, tables, bypass);
                 let fresh = (&self.changed_rows[..], &self.in_set[..]);
                 if let Err(why) =
@@ -930,14 +923,7 @@ impl Closure {
             for (ri, r) in t.spec.match_rules.iter().enumerate() {
                 let wi = position(&r.with)?;
                 let name = super::rules::rule_name(&r.name, ri);
-                let def = RuleDef {
-                    kind: "match",
-                    name: &name,
-                    index: ri,
-                    tables: (ti, wi),
-                    specs: &r.conditions,
-                    winners: true,
-                };
+                let def = RuleDef::matching(&name, ri, (ti, wi), &r.conditions);
                 let mut rule = RuleBlocks::new(&def, tables, bypass);
                 let winners_b = &winners[wi];
                 let active = |j: usize| winners_b[j] == j as u32;

@@ -468,14 +468,7 @@ async fn unify_once(
                     );
                     giant.append(&mut found.giant);
                     if let Some(index) = full_blocks.as_mut() {
-                        let def = blocks::RuleDef {
-                            kind: "dedupe",
-                            name: &name,
-                            index: ri,
-                            tables: (ti, ti),
-                            specs: &r.conditions,
-                            winners: false,
-                        };
+                        let def = blocks::RuleDef::dedupe(&name, ri, ti, &r.conditions);
                         let rule = blocks::RuleBlocks::new(&def, &tables, &bypass);
                         index.key_all(&rule, &tables, (&p.a, &p.b), &|_| true, max_block);
                     }
@@ -757,14 +750,7 @@ async fn unify_once(
                     );
                     giant.append(&mut found.giant);
                     if let Some(index) = full_blocks.as_mut() {
-                        let def = blocks::RuleDef {
-                            kind: "match",
-                            name: &name,
-                            index: ri,
-                            tables: (ti, wi),
-                            specs: &r.conditions,
-                            winners: true,
-                        };
+                        let def = blocks::RuleDef::matching(&name, ri, (ti, wi), &r.conditions);
                         let rule = blocks::RuleBlocks::new(&def, &tables, &bypass);
                         let active = |j: usize| winners_b[j] == j as u32;
                         index.key_all(&rule, &tables, (&p.a, &p.b), &active, max_block);
