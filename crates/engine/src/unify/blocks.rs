@@ -319,6 +319,55 @@ pub(super) struct BlockIndex {
     values: HashMap<ValueKey, Sparse>,
     /// What the last run stored, taken as each definition is first needed.
     stored: Option<Stored>,
+    /// Blocks got ready to make.
+    pending: Vec<Pending>,
+}
+
+/// A rule whose giant-block guard is decided, with its other side's active records.
+pub(super) type Guarded<'r> = (&'r mut RuleBlocks, &'r (dyn Fn(usize) -> bool + Sync));
+
+/// A definition's blocks got ready to make: the last run's entries and the new ones.
+struct Pending {
+    def: String,
+    table: usize,
+    winners: bool,
+    hashes: Vec<u64>,
+    rows: Vec<u32>,
+    new: Vec<(u64, u32)>,
+}
+
+/// `work` done on each item, on every core (two items or more at once), in the items'
+/// order.
+fn in_parallel<T: Send, R: Send>(items: Vec<T>, work: &(dyn Fn(T) -> R + Sync)) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, 8);
+    if threads == 1 || items.len() < 2 {
+        return items.into_iter().map(work).collect();
+    }
+    // dealt round-robin, so that large and small items spread
+    let mut hands: Vec<Vec<(usize, T)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        hands[i % threads].push((i, item));
+    }
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hands
+            .into_iter()
+            .map(|hand| {
+                scope.spawn(move || {
+                    hand.into_iter()
+                        .map(|(i, item)| (i, work(item)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    done.sort_by_key(|d| d.0);
+    done.into_iter().map(|d| d.1).collect()
 }
 
 /// A block index as the last run stored it.
@@ -392,27 +441,26 @@ impl BlockIndex {
         self.defs.push(index);
     }
 
-    /// Make the blocks of the sides of `rule` from the last run's entries and the rows
-    /// keyed anew (per table: `changed`, the records of new or changed keys; `decided`,
-    /// every record whose duplicate group is decided again, for the values after the
-    /// winners took their columns' values), and decide which values its giant-block guard
-    /// leaves out with `active_b`. `Ok(Err(why))` when the run cannot match only what
-    /// changed: the stored index lacks a definition, or a block crossed the guard.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn prepare(
+    /// Get ready to make the blocks of the sides of `rule` that have none yet: take the
+    /// last run's entries and key the records keyed anew (per table: `changed`, the
+    /// records of new or changed keys; `decided`, every record whose duplicate group is
+    /// decided again, for the values after the winners took their columns' values).
+    /// [`BlockIndex::build`] then makes them. `Ok(Err(why))` when the run cannot match only
+    /// what changed: the stored index lacks a definition or names rows the state does not
+    /// have.
+    pub(super) fn schedule(
         &mut self,
-        rule: &mut RuleBlocks,
+        rule: &RuleBlocks,
         tables: &[TableData],
         cache: &NormalizedCache,
         (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
-        active_b: &(dyn Fn(usize) -> bool + Sync),
-        max_block: usize,
     ) -> Result<std::result::Result<(), String>> {
         for side in [&rule.b, &rule.a]
             .into_iter()
             .take(1 + rule.a_indexed as usize)
         {
-            if self.by_def.contains_key(&side.def) {
+            if self.by_def.contains_key(&side.def) || self.pending.iter().any(|p| p.def == side.def)
+            {
                 continue;
             }
             let table = &tables[side.table];
@@ -432,55 +480,102 @@ impl BlockIndex {
                         .into(),
                 ));
             }
-            let fresh = if side.winners {
-                &decided[side.table]
-            } else {
-                &changed[side.table]
-            };
+            let fresh = if side.winners { decided } else { changed };
             let rows_now: Vec<u32> = (0..table.len() as u32)
-                .filter(|r| fresh[*r as usize])
+                .filter(|r| fresh[side.table][*r as usize])
                 .collect();
             self.fill(&side.values, &rows_now, tables, cache);
             let values: Vec<&Sparse> = side.values.iter().map(|k| &self.values[k]).collect();
             let mut new = key_rows(&rule.blocker(), &values, &rows_now);
             new.sort_unstable();
-            let empty = Vec::new();
-            let renumber = self
-                .stored
-                .as_ref()
-                .and_then(|s| s.renumber.get(&table.name))
-                .unwrap_or(&empty);
-            // the kept entries renumbered (still in order: the rows of unchanged keys keep
-            // their order) merged with the new ones in one pass
-            let capacity = rows.len() + new.len();
-            let kept = hashes.into_iter().zip(rows).filter_map(|(h, r)| {
+            self.pending.push(Pending {
+                def: side.def.clone(),
+                table: side.table,
+                winners: side.winners,
+                hashes,
+                rows,
+                new,
+            });
+        }
+        Ok(Ok(()))
+    }
+
+    /// Make the blocks [`BlockIndex::schedule`] got ready, on every core: each one's kept
+    /// entries renumbered (still in order: the rows of unchanged keys keep their order)
+    /// and merged with the new ones in one pass.
+    pub(super) fn build(
+        &mut self,
+        tables: &[TableData],
+        (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
+    ) {
+        let pending = std::mem::take(&mut self.pending);
+        let empty = Vec::new();
+        let renumbers: Vec<&Vec<Option<u32>>> = tables
+            .iter()
+            .map(|t| {
+                self.stored
+                    .as_ref()
+                    .and_then(|s| s.renumber.get(&t.name))
+                    .unwrap_or(&empty)
+            })
+            .collect();
+        let make = |p: Pending| {
+            let fresh = if p.winners { decided } else { changed };
+            let (fresh, renumber) = (&fresh[p.table], renumbers[p.table]);
+            let capacity = p.rows.len() + p.new.len();
+            let kept = p.hashes.into_iter().zip(p.rows).filter_map(|(h, r)| {
                 let now = renumber.get(r as usize).copied().flatten()?;
                 (!fresh[now as usize]).then_some((h, now))
             });
-            let (hashes, rows) = merge(kept, new, capacity);
-            let index = DefIndex::from_sorted(table.name.clone(), hashes, rows);
-            self.insert(side.def.clone(), index);
+            let (hashes, rows) = merge(kept, p.new, capacity);
+            (
+                p.def,
+                DefIndex::from_sorted(tables[p.table].name.clone(), hashes, rows),
+            )
+        };
+        let built = in_parallel(pending, &make);
+        for (def, index) in built {
+            self.insert(def, index);
         }
-        let b = &self.defs[self.by_def[&rule.b.def]];
-        let giant = b.giant(active_b, max_block);
-        let before: hashbrown::HashSet<u64> = self
-            .stored
-            .as_ref()
-            .and_then(|s| s.giant.get(&rule.id))
-            .map(|g| g.iter().copied().collect())
-            .unwrap_or_default();
-        if giant != before {
-            return Ok(Err(format!(
-                "a blocking value crossed the giant-block guard (`{}`): every record is matched",
-                rule.id
-            )));
+    }
+
+    /// Decide which values the giant-block guard of each rule leaves out (with its other
+    /// side's active records, `active_b`), on every core. `Err(why)` when a rule leaves
+    /// out other values than the last run did: a block crossed the guard.
+    pub(super) fn guard<'r>(
+        &mut self,
+        rules: Vec<Guarded<'r>>,
+        tables: &[TableData],
+        max_block: usize,
+    ) -> std::result::Result<(), String> {
+        let defs = &self.defs;
+        let by_def = &self.by_def;
+        let count = |(rule, active): Guarded<'r>| {
+            let giant = defs[by_def[&rule.b.def]].giant(active, max_block);
+            rule.active_b = (0..tables[rule.b.table].len()).map(active).collect();
+            (rule, giant)
+        };
+        let counted = in_parallel(rules, &count);
+        let mut crossed = None;
+        for (rule, giant) in counted {
+            let before: hashbrown::HashSet<u64> = self
+                .stored
+                .as_ref()
+                .and_then(|s| s.giant.get(&rule.id))
+                .map(|g| g.iter().copied().collect())
+                .unwrap_or_default();
+            if giant != before && crossed.is_none() {
+                crossed = Some(format!(
+                    "a blocking value crossed the giant-block guard (`{}`): every record is matched",
+                    rule.id
+                ));
+            }
+            let mut sorted: Vec<u64> = giant.iter().copied().collect();
+            sorted.sort_unstable();
+            self.giant.insert(rule.id.clone(), sorted);
+            rule.giant = giant;
         }
-        let mut sorted: Vec<u64> = giant.iter().copied().collect();
-        sorted.sort_unstable();
-        self.giant.insert(rule.id.clone(), sorted);
-        rule.giant = giant;
-        rule.active_b = (0..tables[rule.b.table].len()).map(active_b).collect();
-        Ok(Ok(()))
+        crossed.map_or(Ok(()), Err)
     }
 
     /// Normalise the values of `rows` not normalised yet.
@@ -812,6 +907,14 @@ mod tests {
         // out of order: sorted all the same
         let shuffled = vec![(9, 9), (1, 1), (3, 2), (3, 0)];
         assert_eq!(merge(shuffled.into_iter(), b, 8), merged);
+    }
+
+    #[test]
+    fn work_in_parallel_comes_back_in_the_items_order() {
+        let items: Vec<u64> = (0..37).collect();
+        let done = in_parallel(items, &|x| x * x);
+        assert_eq!(done, (0..37).map(|x| x * x).collect::<Vec<u64>>());
+        assert!(in_parallel(Vec::<u8>::new(), &|x| x).is_empty());
     }
 
     #[test]

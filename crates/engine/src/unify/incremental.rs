@@ -813,17 +813,20 @@ impl Closure {
             for (ri, r) in t.spec.dedupe.iter().enumerate() {
                 let name = super::rules::rule_name(&r.name, ri);
                 let def = RuleDef::dedupe(&name, ri, ti, &r.conditions);
-                let mut rule = RuleBlocks::new(&def, tables, bypass);
+                let rule = RuleBlocks::new(&def, tables, bypass);
                 let fresh = (&self.changed_rows[..], &self.in_set[..]);
-                if let Err(why) =
-                    self.index
-                        .prepare(&mut rule, tables, cache, fresh, &|_| true, max_block)?
-                {
+                if let Err(why) = self.index.schedule(&rule, tables, cache, fresh)? {
                     return Ok(Some(why));
                 }
                 here.push(rule);
             }
             rules.push(here);
+        }
+        self.index.build(tables, (&self.changed_rows, &self.in_set));
+        let all = |_: usize| true;
+        let guarded = rules.iter_mut().flatten().map(|r| (r, &all as _)).collect();
+        if let Err(why) = self.index.guard(guarded, tables, max_block) {
+            return Ok(Some(why));
         }
         // the first round indexes every table a key changed in with a model, to see its
         // giant blocks
@@ -924,19 +927,28 @@ impl Closure {
                 let wi = position(&r.with)?;
                 let name = super::rules::rule_name(&r.name, ri);
                 let def = RuleDef::matching(&name, ri, (ti, wi), &r.conditions);
-                let mut rule = RuleBlocks::new(&def, tables, bypass);
-                let winners_b = &winners[wi];
-                let active = |j: usize| winners_b[j] == j as u32;
+                let rule = RuleBlocks::new(&def, tables, bypass);
                 let fresh = (&self.changed_rows[..], &self.in_set[..]);
-                if let Err(why) = self
-                    .index
-                    .prepare(&mut rule, tables, cache, fresh, &active, max_block)?
-                {
+                if let Err(why) = self.index.schedule(&rule, tables, cache, fresh)? {
                     return Ok(Some(why));
                 }
                 here.push((wi, rule));
             }
             rules.push(here);
+        }
+        self.index.build(tables, (&self.changed_rows, &self.in_set));
+        // each rule's other side: its winners
+        let actives: Vec<Box<dyn Fn(usize) -> bool + Sync + '_>> = winners
+            .iter()
+            .map(|w| Box::new(move |j: usize| w[j] == j as u32) as Box<_>)
+            .collect();
+        let guarded = rules
+            .iter_mut()
+            .flatten()
+            .map(|(wi, r)| (r, actives[*wi].as_ref()))
+            .collect();
+        if let Err(why) = self.index.guard(guarded, tables, max_block) {
+            return Ok(Some(why));
         }
         // the first round indexes every model of a table a record changed in (its
         // winners too), to see its giant blocks
