@@ -844,6 +844,9 @@ impl<'b> Reader<'b> {
     }
 }
 
+/// One definition of a stored index: its name, table, and entries as bytes.
+type Part<'b> = (String, String, &'b [u8], &'b [u8]);
+
 /// Read a block index the last run stored; `Err(why)` when it does not read (another
 /// version, another hasher, a damaged file): the run then matches every record.
 pub(super) fn decode(
@@ -862,24 +865,41 @@ pub(super) fn decode(
     if r.u64()? != probe() {
         return Err("the stored block index was hashed otherwise".into());
     }
-    if checksum(body) != u64::from_le_bytes(sum) {
-        return Err("the stored block index is damaged".into());
-    }
-    let mut defs = HashMap::new();
+    // each definition's entries as bytes, then read on every core, with the checksum
+    let mut parts: Vec<Option<Part<'_>>> = Vec::new();
     for _ in 0..r.len()? {
         let def = r.text()?;
         let table = r.text()?;
-        let hashes = r.hashes()?;
-        let n = hashes.len();
-        let rows: Vec<u32> = r
-            .take(n.checked_mul(4).ok_or("bad count")?)?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect();
-        if !hashes.is_sorted() {
-            return Err("the stored block index is not in order".into());
+        let n = r.len()?;
+        let hashes = r.take(n.checked_mul(8).ok_or("bad count")?)?;
+        let rows = r.take(n.checked_mul(4).ok_or("bad count")?)?;
+        parts.push(Some((def, table, hashes, rows)));
+    }
+    // the checksum as one more piece of work
+    parts.push(None);
+    let read = |part: Option<Part<'_>>| match part {
+        Some((def, table, hashes, rows)) => {
+            let hashes: Vec<u64> = hashes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+                .collect();
+            let rows: Vec<u32> = rows
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+                .collect();
+            Ok(Some((def, (table, hashes, rows))))
         }
-        defs.insert(def, (table, hashes, rows));
+        None if checksum(body) == u64::from_le_bytes(sum) => Ok(None),
+        None => Err("the stored block index is damaged".to_string()),
+    };
+    let mut defs = HashMap::new();
+    for done in in_parallel(parts, &read) {
+        if let Some((def, entries)) = done? {
+            if !entries.1.is_sorted() {
+                return Err("the stored block index is not in order".into());
+            }
+            defs.insert(def, entries);
+        }
     }
     let mut giant = HashMap::new();
     for _ in 0..r.len()? {
