@@ -1616,6 +1616,16 @@ async fn incremental_unification_publishes_what_a_full_run_does_over_three_batch
                 "{declaration} batch {batch}: incremental only {only_inc:#?}\nfull only {only_full:#?}"
             );
             assert!(inc.iter().any(|x| x.starts_with("ConflationMatchPairs")));
+            // the block index the incremental run kept is the one the full run built
+            let index = |dir: &Path| {
+                let files = files_named(&dir.join("lake"), "blocks-");
+                assert_eq!(files.len(), 1, "{declaration} batch {batch}: {files:?}");
+                std::fs::read(&files[0]).unwrap()
+            };
+            assert!(
+                index(incremental_dir.path()) == index(full_dir.path()),
+                "{declaration} batch {batch}: the block indexes differ"
+            );
         }
     }
 }
