@@ -475,6 +475,21 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     Ok(())
 }
 
+/// What the closures search with.
+#[derive(Clone, Copy)]
+pub(super) struct Search<'a> {
+    /// The records.
+    pub tables: &'a [TableData],
+    /// Values that never match, per `Source.Table.column`.
+    pub bypass: &'a HashMap<String, Vec<String>>,
+    /// The giant-block guard.
+    pub max_block: usize,
+    /// The stored models, by file name.
+    pub models: &'a HashMap<String, StoredModel>,
+    /// The always-match overrides, as (table, row, table, row).
+    pub always: &'a [(usize, usize, usize, usize)],
+}
+
 /// The records of each old component.
 struct Members {
     components: Vec<u64>,
@@ -794,16 +809,18 @@ impl Closure {
 
     /// Close the set over the pairs of the deduplication rules and models, searching from
     /// each record once.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn dedupe(
         &mut self,
-        tables: &[TableData],
+        search: Search<'_>,
         cache: &mut NormalizedCache,
-        bypass: &HashMap<String, Vec<String>>,
-        max_block: usize,
-        models: &HashMap<String, StoredModel>,
-        always: &[(usize, usize, usize, usize)],
     ) -> Result<Option<String>> {
+        let Search {
+            tables,
+            bypass,
+            max_block,
+            models,
+            always,
+        } = search;
         self.overrides(always);
         // every rule's blocks, from the last run's keys and the changed records' (a block
         // crossing the giant-block guard ends the attempt here)
@@ -902,17 +919,19 @@ impl Closure {
 
     /// Close the set over the pairs of the match rules and models (every record of the
     /// set searching once, then each record taken in), with the winners decided.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn matches(
         &mut self,
-        tables: &[TableData],
+        search: Search<'_>,
         cache: &mut NormalizedCache,
-        bypass: &HashMap<String, Vec<String>>,
-        max_block: usize,
-        models: &HashMap<String, StoredModel>,
-        always: &[(usize, usize, usize, usize)],
         winners: &[Vec<u32>],
     ) -> Result<Option<String>> {
+        let Search {
+            tables,
+            bypass,
+            max_block,
+            models,
+            always,
+        } = search;
         let position = |name: &str| -> Result<usize> {
             tables
                 .iter()
@@ -1253,25 +1272,9 @@ pub(super) async fn kept_pairs(
     entity_name: &str,
     dropped: &(dyn Fn(&str, &str) -> bool + Sync),
 ) -> Result<Vec<RecordBatch>> {
-    let process = Process::Unification;
-    let Some(model) = lakecdp_lake::publish::read_model(lake, &process).await? else {
-        return Ok(Vec::new());
-    };
-    let Some(entity) = model.entity(entity_name) else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for batch in read_entity(lake, &process.folder(), entity).await? {
-        let text = |name: &str| -> Result<StringArray> {
-            let c = batch.column_by_name(name).ok_or_else(|| {
-                Error::Internal(format!("the last `{entity_name}` has no `{name}`"))
-            })?;
-            let c = cast(c, &DataType::Utf8)?;
-            c.as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| Error::Internal(format!("`{entity_name}`: not text")))
-        };
+    for batch in super::merge::last_unified(lake, entity_name).await? {
+        let text = |name: &str| super::merge::text_column(&batch, entity_name, name);
         let (sa, ta, ka) = (text("SourceA")?, text("TableA")?, text("KeyA")?);
         let (sb, tb, kb) = (text("SourceB")?, text("TableB")?, text("KeyB")?);
         // the tables of the pairs, named once per run of rows

@@ -47,25 +47,9 @@ pub(super) type PreviousIds = HashMap<String, String, hashbrown::DefaultHashBuil
 /// Record key (`Source.Table` + U+0001 + primary key) to CustomerId, from the previous
 /// run's `AlternateKey` (empty on the first run).
 pub(super) async fn previous_ids(lake: &Lake) -> Result<PreviousIds> {
-    let process = Process::Unification;
-    let Some(model) = lakecdp_lake::publish::read_model(lake, &process).await? else {
-        return Ok(PreviousIds::default());
-    };
-    let Some(entity) = model.entity("AlternateKey") else {
-        return Ok(PreviousIds::default());
-    };
     let mut out = PreviousIds::default();
-    for batch in read_entity(lake, &process.folder(), entity).await? {
-        let col = |name: &str| -> Result<StringArray> {
-            let c = batch.column_by_name(name).ok_or_else(|| {
-                Error::Internal(format!("the previous AlternateKey has no `{name}`"))
-            })?;
-            let c = cast(c, &DataType::Utf8)?;
-            c.as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| Error::Internal("not text".into()))
-        };
+    for batch in last_unified(lake, "AlternateKey").await? {
+        let col = |name: &str| text_column(&batch, "AlternateKey", name);
         let (source, table, value, id) = (
             col("DataSourceName")?,
             col("TableName")?,
@@ -345,14 +329,32 @@ pub(super) async fn write_alternate_keys(
 
 /// The rows of the previous run's `CustomerIdHistory`.
 pub(super) async fn previous_history(lake: &Lake) -> Result<Vec<RecordBatch>> {
+    last_unified(lake, "CustomerIdHistory").await
+}
+
+/// The rows of table `entity` of the published unification (none when nothing is
+/// published, or it has no such table).
+pub(super) async fn last_unified(lake: &Lake, entity: &str) -> Result<Vec<RecordBatch>> {
     let process = Process::Unification;
     let Some(model) = lakecdp_lake::publish::read_model(lake, &process).await? else {
         return Ok(Vec::new());
     };
-    let Some(entity) = model.entity("CustomerIdHistory") else {
+    let Some(entity) = model.entity(entity) else {
         return Ok(Vec::new());
     };
     Ok(read_entity(lake, &process.folder(), entity).await?)
+}
+
+/// Column `name` of a batch of table `entity` of the last unification, as text.
+pub(super) fn text_column(batch: &RecordBatch, entity: &str, name: &str) -> Result<StringArray> {
+    let c = batch
+        .column_by_name(name)
+        .ok_or_else(|| Error::Internal(format!("the last `{entity}` has no `{name}`")))?;
+    let c = cast(c, &DataType::Utf8)?;
+    c.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| Error::Internal(format!("`{entity}`.`{name}` is not text")))
 }
 
 /// Write `CustomerIdHistory`: the previous rows, then the ids merged, split or removed

@@ -377,7 +377,14 @@ async fn unify_once(
         (spec.incremental && closure.is_none() && !options.preview).then(blocks::BlockIndex::new);
     let mut kept_dedupe: Vec<incremental::KeptDedupe> = Vec::new();
     if let Some(c) = closure.as_mut() {
-        if let Some(reason) = c.dedupe(&tables, &mut cache, &bypass, max_block, &models, &always)? {
+        let search = incremental::Search {
+            tables: &tables,
+            bypass: &bypass,
+            max_block,
+            models: &models,
+            always: &always,
+        };
+        if let Some(reason) = c.dedupe(search, &mut cache)? {
             return Ok(Attempt::Again(reason));
         }
         if reached_most(c.rematched(), total) {
@@ -596,9 +603,14 @@ async fn unify_once(
     let mut previous: Option<merge::PreviousIds> = None;
     if let Some(c) = closure.as_mut() {
         let winners: Vec<Vec<u32>> = deduped.iter().map(|d| d.winner.clone()).collect();
-        if let Some(reason) = c.matches(
-            &tables, &mut cache, &bypass, max_block, &models, &always, &winners,
-        )? {
+        let search = incremental::Search {
+            tables: &tables,
+            bypass: &bypass,
+            max_block,
+            models: &models,
+            always: &always,
+        };
+        if let Some(reason) = c.matches(search, &mut cache, &winners)? {
             return Ok(Attempt::Again(reason));
         }
         if reached_most(c.rematched(), total) {
@@ -667,12 +679,7 @@ async fn unify_once(
     // records of the last run that joined an earlier table (for the report)
     let mut kept_columns: Vec<(StringArray, StringArray, StringArray)> = Vec::new();
     for batch in &kept_match_pairs {
-        let text = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| cast(c, &DataType::Utf8).ok())
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-        };
+        let text = |name: &str| merge::text_column(batch, "ConflationMatchPairs", name).ok();
         if let (Some(s), Some(t), Some(k)) = (text("SourceA"), text("TableA"), text("KeyA")) {
             kept_columns.push((s, t, k));
         }
