@@ -385,11 +385,17 @@ impl App {
     pub(crate) async fn session(
         &self,
         lake: &Lake,
-        engine: EngineChoice,
+        engine: &EngineChoice,
         outputs: bool,
     ) -> Result<lakecdp_engine::Session> {
         let kind = match engine {
             EngineChoice::Local => lakecdp_engine::EngineKind::Local,
+            EngineChoice::BallistaStandalone => {
+                lakecdp_engine::EngineKind::Ballista { scheduler: None }
+            }
+            EngineChoice::Ballista { scheduler } => lakecdp_engine::EngineKind::Ballista {
+                scheduler: Some(scheduler.clone()),
+            },
             other => {
                 return Err(Error::new(
                     crate::ErrorKind::NotImplemented,

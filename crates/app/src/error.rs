@@ -225,6 +225,9 @@ impl From<lakecdp_engine::Error> for Error {
     fn from(e: lakecdp_engine::Error) -> Self {
         match e {
             lakecdp_engine::Error::Lake(e) => e.into(),
+            e @ lakecdp_engine::Error::Cluster(_) => {
+                Error::new(ErrorKind::Unavailable, e.to_string())
+            }
             e if e.is_user_error() => Error::invalid(e.to_string()),
             e => Error::internal(e.to_string()),
         }

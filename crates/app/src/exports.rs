@@ -472,7 +472,7 @@ impl App {
             tables: tables.len(),
             destination: target.destination(),
         });
-        let session = self.session(lake, engine, false).await?;
+        let session = self.session(lake, &engine, false).await?;
         let mut run = target.begin(&export.name).await?;
         let mut errors = Vec::new();
         for (folder, entity) in tables {

@@ -30,6 +30,9 @@ pub struct ProcessOutcome {
     /// Time it ran.
     #[serde(with = "seconds")]
     pub elapsed: Duration,
+    /// Where its plans ran: `local`, `ballista (standalone)` or `ballista (df://host:port)`.
+    /// A process that cannot run on the environment's cluster yet says so, and ran here.
+    pub ran_on: String,
 }
 
 mod seconds {

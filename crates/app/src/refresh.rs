@@ -444,6 +444,15 @@ impl StartedRefresh {
             lake: &lake,
             observer: Arc::clone(&observer),
         };
+        if !steps.engine().is_local() {
+            // tables a cluster session computed for itself, left by a process that ended
+            // before it could remove them
+            match lakecdp_engine::Session::clear_scratch(&lake).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "old scratch files removed"),
+                Err(e) => tracing::warn!(error = %e, "old scratch files could not be removed"),
+            }
+        }
         let lost = async {
             let why = lease.lost().await;
             observer.event(&Event::Canceling(why));
@@ -573,7 +582,7 @@ async fn run_graph(
                 }
             },
             |o| {
-                if let Some(o) = outcome_of(o) {
+                if let Some(o) = outcome_of(o, steps.engine()) {
                     steps.observer.event(&Event::ProcessFinished(o));
                 }
             },
@@ -613,17 +622,38 @@ async fn run_graph(
         refresh.error = Some(format!("{failed} failed, {skipped} skipped"));
     }
     final_update(catalog, refresh).await?;
-    Ok(outcomes.iter().filter_map(outcome_of).collect())
+    let engine = steps.engine();
+    Ok(outcomes
+        .iter()
+        .filter_map(|o| outcome_of(o, engine))
+        .collect())
 }
 
-fn outcome_of(o: &Outcome) -> Option<ProcessOutcome> {
+fn outcome_of(o: &Outcome, engine: &EngineChoice) -> Option<ProcessOutcome> {
+    let process = o.name.parse().ok()?;
     Some(ProcessOutcome {
-        process: o.name.parse().ok()?,
+        ran_on: ran_on(engine, &process),
+        process,
         status: o.status,
         rows: o.rows,
         reason: o.reason.clone(),
         elapsed: o.elapsed,
     })
+}
+
+/// Where `process` runs on `engine`, as the run summary says it.
+fn ran_on(engine: &EngineChoice, process: &Process) -> String {
+    let cluster = match engine {
+        EngineChoice::BallistaStandalone => "ballista (standalone)".to_string(),
+        EngineChoice::Ballista { scheduler } => format!("ballista ({scheduler})"),
+        _ => return "local".into(),
+    };
+    match process {
+        // lakecdp's own readers (exact corrupt-row reasons) and the matcher run here
+        Process::Ingestion(_) => "local: ingestion is not distributed yet".into(),
+        Process::Unification => "local: unification is not distributed yet".into(),
+        _ => cluster,
+    }
 }
 
 /// What the processes of one refresh need.
@@ -639,8 +669,8 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    fn engine(&self) -> EngineChoice {
-        self.project.environment.engine
+    fn engine(&self) -> &EngineChoice {
+        &self.project.environment.engine
     }
 
     /// Keep what a published run did beside it in the lake; its output stands even when
@@ -677,7 +707,7 @@ impl Steps<'_> {
                         self.actor,
                         self.env,
                         self.lake,
-                        self.engine(),
+                        self.engine().clone(),
                         name,
                         self.observer.as_ref(),
                     )

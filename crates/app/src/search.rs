@@ -346,7 +346,7 @@ impl App {
         let project = self.applied(actor, env).await?.project;
         let lake = self.lake(env).await?;
         let session = self
-            .session(&lake, project.environment.engine, false)
+            .session(&lake, &project.environment.engine, false)
             .await?;
         let plan = card_query(&session).await?;
         let mut stream = session

@@ -68,7 +68,7 @@ impl App {
             .await?;
         let engine = self.applied(actor, &env).await?.project.environment.engine;
         let lake = self.lake(&env).await?;
-        let session = self.session(&lake, engine, false).await?;
+        let session = self.session(&lake, &engine, false).await?;
         let tables = session.register_outputs().await?;
         if !tables.iter().any(|t| t == "Customer") {
             return Err(Error::not_found(

@@ -413,7 +413,7 @@ impl App {
             })?;
         let entity = corrupt_entity(&spec.name, &t.name);
         let session = self
-            .session(&lake, project.environment.engine, false)
+            .session(&lake, &project.environment.engine, false)
             .await?;
         let process = Process::Ingestion(spec.name.clone());
         if !session

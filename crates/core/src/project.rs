@@ -63,7 +63,8 @@ pub struct EnvironmentSpec {
     /// Europe/Paris`, `daily 06:00,18:00 UTC` or `weekly mon,thu 02:00 UTC`.
     #[serde(default = "schedule_off", skip_serializing_if = "is_off")]
     pub refresh_schedule: crate::export::ExportSchedule,
-    /// Where the processes run: `local` (DataFusion in this process, the default).
+    /// Where the processes run: `local` (DataFusion in this process, the default) or a
+    /// Ballista cluster, standalone in this process or behind a scheduler.
     #[serde(default, skip_serializing_if = "EngineChoice::is_local")]
     pub engine: EngineChoice,
     /// Where the lake is.
@@ -71,20 +72,153 @@ pub struct EnvironmentSpec {
 }
 
 /// Where an environment's processes run. Every process takes its session from this one
-/// choice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// choice. Written `engine = "local"`, `engine = { kind = "ballista", mode = "standalone" }`
+/// or `engine = { kind = "ballista", scheduler = "df://host:50050" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EngineChoice {
     /// DataFusion in the process that runs the refresh.
     #[default]
     Local,
+    /// A Ballista scheduler and executor started inside the process that runs the
+    /// refresh: the cluster's code paths on one machine, for tests and trials.
+    BallistaStandalone,
+    /// A Ballista cluster of lakecdp's own scheduler and executors
+    /// (`lakecdp cluster scheduler`, `lakecdp cluster executor`).
+    Ballista {
+        /// The scheduler, `df://host:port`.
+        scheduler: String,
+    },
 }
+
+/// The port of a Ballista scheduler when its address names none.
+pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 
 impl EngineChoice {
     /// True for the local engine.
     pub fn is_local(&self) -> bool {
         *self == EngineChoice::Local
+    }
+
+    /// The scheduler's host and port from `df://host[:port]`, or what is wrong with it.
+    pub fn scheduler_address(url: &str) -> Result<(String, u16), String> {
+        let rest = url
+            .strip_prefix("df://")
+            .ok_or_else(|| format!("the scheduler `{url}` is not a `df://host:port` address"))?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+                let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    format!("the scheduler `{url}` names the port `{port}`, which is not a port number")
+                })?;
+                (host, port)
+            }
+            _ => (rest, DEFAULT_SCHEDULER_PORT),
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.is_empty()
+            || bare.contains(['/', '@', '?', '#', ' '])
+            || url::Host::parse(bare).is_err() && bare.parse::<std::net::Ipv6Addr>().is_err()
+        {
+            return Err(format!("the scheduler `{url}` names no valid host"));
+        }
+        Ok((bare.to_string(), port))
+    }
+
+    fn fix() -> &'static str {
+        "write `engine = \"local\"`, `engine = { kind = \"ballista\", mode = \"standalone\" }` or `engine = { kind = \"ballista\", scheduler = \"df://host:50050\" }`"
+    }
+}
+
+impl Serialize for EngineChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            EngineChoice::Local => s.serialize_str("local"),
+            EngineChoice::BallistaStandalone => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("kind", "ballista")?;
+                m.serialize_entry("mode", "standalone")?;
+                m.end()
+            }
+            EngineChoice::Ballista { scheduler } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("kind", "ballista")?;
+                m.serialize_entry("scheduler", scheduler)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EngineChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            kind: String,
+            #[serde(default)]
+            mode: Option<String>,
+            #[serde(default)]
+            scheduler: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Name(String),
+            Table(Table),
+        }
+        let written = Written::deserialize(d).map_err(|_| {
+            D::Error::custom(format!(
+                "the engine is neither a name nor a table of `kind`, `mode` and `scheduler`: {}",
+                EngineChoice::fix()
+            ))
+        })?;
+        let table = match written {
+            Written::Name(name) if name == "local" => return Ok(EngineChoice::Local),
+            Written::Name(name) if name == "ballista" => {
+                return Err(D::Error::custom(format!(
+                    "the Ballista engine needs a mode or a scheduler: {}",
+                    EngineChoice::fix()
+                )))
+            }
+            Written::Name(name) => {
+                return Err(D::Error::custom(format!(
+                    "unknown engine `{name}`: {}",
+                    EngineChoice::fix()
+                )))
+            }
+            Written::Table(table) => table,
+        };
+        match (table.kind.as_str(), table.mode.as_deref(), table.scheduler) {
+            ("local", None, None) => Ok(EngineChoice::Local),
+            ("ballista", Some("standalone"), None) => Ok(EngineChoice::BallistaStandalone),
+            ("ballista", Some(mode), None) => Err(D::Error::custom(format!(
+                "unknown Ballista mode `{mode}`: the only mode is `standalone` (scheduler and executor inside this process); for a cluster name its `scheduler = \"df://host:50050\"`"
+            ))),
+            ("ballista", None, Some(scheduler)) => {
+                EngineChoice::scheduler_address(&scheduler).map_err(|e| {
+                    D::Error::custom(format!("{e}: write `scheduler = \"df://host:50050\"`"))
+                })?;
+                Ok(EngineChoice::Ballista { scheduler })
+            }
+            ("ballista", Some(_), Some(_)) => Err(D::Error::custom(
+                "a Ballista engine is either `mode = \"standalone\"` or a `scheduler`, not both",
+            )),
+            ("ballista", None, None) => Err(D::Error::custom(format!(
+                "the Ballista engine needs a mode or a scheduler: {}",
+                EngineChoice::fix()
+            ))),
+            ("local", _, _) => Err(D::Error::custom(
+                "the local engine takes no `mode` or `scheduler`: write `engine = \"local\"`",
+            )),
+            (kind, _, _) => Err(D::Error::custom(format!(
+                "unknown engine kind `{kind}`: {}",
+                EngineChoice::fix()
+            ))),
+        }
     }
 }
 
@@ -353,6 +487,73 @@ path = "lake"
         let err = ProjectFile::parse(&text).unwrap_err();
         assert!(err.to_string().contains("spark"), "{err}");
         assert_eq!(err.0[0].line, Some(4), "{err}");
+    }
+
+    #[test]
+    fn a_ballista_engine_is_standalone_or_names_its_scheduler_and_writes_back_as_read() {
+        let with = |engine: &str| {
+            ProjectFile::parse(
+                &LOCAL.replace("region = \"westeurope\"", &format!("engine = {engine}")),
+            )
+        };
+        let standalone = with(r#"{ kind = "ballista", mode = "standalone" }"#).unwrap();
+        assert_eq!(
+            standalone.environment.engine,
+            EngineChoice::BallistaStandalone
+        );
+        let cluster = with(r#"{ kind = "ballista", scheduler = "df://10.0.0.5:50051" }"#).unwrap();
+        assert_eq!(
+            cluster.environment.engine,
+            EngineChoice::Ballista {
+                scheduler: "df://10.0.0.5:50051".into()
+            }
+        );
+        for p in [&standalone, &cluster] {
+            assert_eq!(&ProjectFile::parse(&p.to_toml()).unwrap(), p);
+        }
+        assert_eq!(
+            EngineChoice::scheduler_address("df://sched.internal").unwrap(),
+            ("sched.internal".to_string(), DEFAULT_SCHEDULER_PORT)
+        );
+        assert_eq!(
+            EngineChoice::scheduler_address("df://[::1]:7000").unwrap(),
+            ("::1".to_string(), 7000)
+        );
+        // each mistake names the engine key, its line, and what to write
+        for (engine, says) in [
+            (r#""ballista""#, "needs a mode or a scheduler"),
+            (r#"{ kind = "ballista" }"#, "needs a mode or a scheduler"),
+            (
+                r#"{ kind = "ballista", mode = "cluster" }"#,
+                "unknown Ballista mode `cluster`",
+            ),
+            (
+                r#"{ kind = "ballista", mode = "standalone", scheduler = "df://h:1" }"#,
+                "not both",
+            ),
+            (
+                r#"{ kind = "ballista", scheduler = "http://h:50050" }"#,
+                "not a `df://host:port`",
+            ),
+            (
+                r#"{ kind = "ballista", scheduler = "df://h:99999" }"#,
+                "not a port number",
+            ),
+            (
+                r#"{ kind = "ballista", scheduler = "df://:50050" }"#,
+                "no valid host",
+            ),
+            (r#"{ kind = "spark" }"#, "unknown engine kind `spark`"),
+            (
+                r#"{ kind = "ballista", mode = "standalone", cores = 4 }"#,
+                "neither a name nor a table",
+            ),
+        ] {
+            let err = with(engine).unwrap_err();
+            assert!(err.to_string().contains(says), "{engine}: {err}");
+            assert_eq!(err.0[0].key, "environment.engine", "{engine}: {err}");
+            assert_eq!(err.0[0].line, Some(4), "{engine}: {err}");
+        }
     }
 
     #[test]

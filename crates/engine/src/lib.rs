@@ -8,12 +8,15 @@
 //!   their `model.json` names ([`Session::published_table`]): streamed, with projection
 //!   and filters pushed down.
 //!
-//! A [`Session`] runs on DataFusion in this process ([`EngineKind::Local`], what the
-//! application chooses today); [`EngineKind::Ballista`] builds only with the cargo
-//! feature `distributed` and is not yet selected by any environment.
+//! A [`Session`] runs on DataFusion in this process ([`EngineKind::Local`], the default)
+//! or on a Ballista cluster ([`EngineKind::Ballista`], with the cargo feature
+//! `distributed`, on by default): standalone inside the process, or lakecdp's own
+//! scheduler and executor processes ([`cluster`]).
 #![warn(missing_docs)]
 
 pub mod activities;
+#[cfg(feature = "distributed")]
+pub mod cluster;
 mod condition;
 pub mod graph;
 pub mod ingest;
@@ -31,6 +34,21 @@ use url::Url;
 
 /// The URL scheme under which an environment's lake is registered in a session.
 pub const LAKE_SCHEME: &str = "lakecdp";
+
+/// The URL under which the store of environment `env`'s lake is registered in a session
+/// (and in a cluster's scheduler and executors): `lakecdp://<environment id>/`.
+pub fn lake_url(env: lakecdp_core::EnvironmentId) -> Url {
+    // A UUID is a valid host: parsing cannot fail.
+    Url::parse(&format!("{LAKE_SCHEME}://{env}/")).unwrap_or_else(|_| unreachable!("a UUID host"))
+}
+
+/// The environment whose lake `url` names, if it is a lake URL.
+pub fn environment_of(url: &Url) -> Option<lakecdp_core::EnvironmentId> {
+    if url.scheme() != LAKE_SCHEME {
+        return None;
+    }
+    url.host_str()?.parse().ok()
+}
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +115,9 @@ pub enum Error {
         /// The source's declared folder.
         source_root: String,
     },
+    /// A Ballista cluster cannot be reached or started.
+    #[error("Ballista cluster: {0}")]
+    Cluster(String),
     /// The engine was asked for something this build does not include.
     #[error("{0}")]
     NotAvailable(String),
@@ -139,6 +160,15 @@ pub enum EngineKind {
 pub struct Session {
     ctx: SessionContext,
     lake: Lake,
+    /// On a cluster: the lake folder of the tables this session computes for itself
+    /// (`_lakecdp/scratch/<session>`), which the executors read; removed when the session
+    /// is dropped. `None` on the local engine, which keeps them in memory.
+    scratch: Option<Scratch>,
+}
+
+struct Scratch {
+    folder: String,
+    written: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Session {
@@ -149,30 +179,131 @@ impl std::fmt::Debug for Session {
     }
 }
 
-impl Session {
-    /// A session of `kind` over `lake`.
-    pub async fn new(kind: &EngineKind, lake: Lake) -> Result<Self> {
-        let ctx = match kind {
-            EngineKind::Local => {
-                SessionContext::new_with_config(SessionConfig::new().with_information_schema(true))
-            }
-            EngineKind::Ballista { scheduler } => ballista_context(scheduler.as_deref()).await?,
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(scratch) = self.scratch.take() else {
+            return;
         };
-        let url = Self::base_url();
-        ctx.register_object_store(&url, Arc::clone(lake.store()));
-        Ok(Self { ctx, lake })
+        if scratch.written.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return;
+        }
+        // Best effort: a folder left by a process that ended first is removed by the
+        // next refresh (`Session::clear_scratch`).
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let lake = self.lake.clone();
+            handle.spawn(async move {
+                if let Err(e) = lake.delete_folder(&scratch.folder).await {
+                    tracing::warn!(error = %e, "a session's scratch folder was not removed");
+                }
+            });
+        }
+    }
+}
+
+impl Session {
+    /// Remove the scratch files older than a day from `lake` (those of sessions that
+    /// ended before they could remove their own); returns how many. A refresh calls it
+    /// when it starts. A day leaves alone the files of any session still running.
+    pub async fn clear_scratch(lake: &Lake) -> Result<usize> {
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(1);
+        let mut removed = 0;
+        for object in lake.list(&lake.internal("scratch")).await? {
+            if object.last_modified < cutoff {
+                if let Some(relative) = lake.relative(&object.location) {
+                    lake.delete(&relative).await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
-    fn base_url() -> Url {
-        // A constant, valid URL: parsing cannot fail.
-        Url::parse(&format!("{LAKE_SCHEME}://lake/"))
-            .unwrap_or_else(|_| unreachable!("constant URL"))
+    /// A session of `kind` over `lake`.
+    ///
+    /// The lake is registered under [`lake_url`] of its environment. On Ballista the
+    /// plans run on the cluster's executors, which find the same store by that URL: the
+    /// standalone cluster shares this process's registry ([`cluster::standalone`]), and
+    /// lakecdp's own executor processes open the environment's storage themselves
+    /// ([`cluster::run_executor`]).
+    pub async fn new(kind: &EngineKind, lake: Lake) -> Result<Self> {
+        let config = SessionConfig::new().with_information_schema(true);
+        let (ctx, scratch) = match kind {
+            EngineKind::Local => {
+                let ctx = SessionContext::new_with_config(config);
+                ctx.register_object_store(&lake_url(lake.environment()), Arc::clone(lake.store()));
+                (ctx, None)
+            }
+            EngineKind::Ballista { scheduler } => {
+                let ctx = ballista_context(scheduler.as_deref(), config, &lake).await?;
+                let scratch = Scratch {
+                    folder: lake.internal(&format!("scratch/{}", ctx.session_id())),
+                    written: std::sync::atomic::AtomicUsize::new(0),
+                };
+                (ctx, Some(scratch))
+            }
+        };
+        Ok(Self { ctx, lake, scratch })
+    }
+
+    /// True when the session's plans run on a cluster.
+    pub fn is_distributed(&self) -> bool {
+        self.scratch.is_some()
+    }
+
+    /// A table of rows the process computed itself (a measure's values, a segment's
+    /// members) for the session's later plans: in memory on the local engine; on a
+    /// cluster a Parquet file in the session's scratch folder of the lake, which the
+    /// executors read (an in-memory table cannot travel in a plan).
+    pub async fn table_of(
+        &self,
+        schema: arrow::datatypes::SchemaRef,
+        batches: Vec<arrow::record_batch::RecordBatch>,
+    ) -> Result<datafusion::dataframe::DataFrame> {
+        use datafusion::datasource::file_format::parquet::ParquetFormat;
+        use datafusion::datasource::listing::{
+            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+        };
+
+        let Some(scratch) = &self.scratch else {
+            let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+            return Ok(self.ctx.read_table(Arc::new(table))?);
+        };
+        let n = scratch
+            .written
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let relative = format!("{}/{n}.parquet", scratch.folder);
+        let mut bytes = Vec::new();
+        {
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(&mut bytes, Arc::clone(&schema), None)
+                    .map_err(|e| Error::Internal(format!("a scratch table: {e}")))?;
+            for batch in &batches {
+                writer
+                    .write(batch)
+                    .map_err(|e| Error::Internal(format!("a scratch table: {e}")))?;
+            }
+            writer
+                .close()
+                .map_err(|e| Error::Internal(format!("a scratch table: {e}")))?;
+        }
+        self.lake.put(&relative, bytes).await?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
+        let config = ListingTableConfig::new(ListingTableUrl::parse(self.url_of(&relative))?)
+            .with_listing_options(options)
+            .with_schema(schema);
+        Ok(self
+            .ctx
+            .read_table(Arc::new(ListingTable::try_new(config)?))?)
     }
 
     /// The URL of a path of the lake (relative to the environment root), for
     /// `register_csv`, `register_parquet` and `CREATE EXTERNAL TABLE`.
     pub fn url_of(&self, relative: &str) -> String {
-        format!("{LAKE_SCHEME}://lake/{}", self.lake.path(relative))
+        format!(
+            "{}{}",
+            lake_url(self.lake.environment()),
+            self.lake.path(relative)
+        )
     }
 
     /// The DataFusion context.
@@ -329,16 +460,24 @@ impl Session {
 }
 
 #[cfg(feature = "distributed")]
-async fn ballista_context(scheduler: Option<&str>) -> Result<SessionContext> {
-    use ballista::prelude::SessionContextExt;
-    Ok(match scheduler {
-        None => SessionContext::standalone().await?,
-        Some(url) => SessionContext::remote(url).await?,
-    })
+async fn ballista_context(
+    scheduler: Option<&str>,
+    config: SessionConfig,
+    lake: &Lake,
+) -> Result<SessionContext> {
+    let url = match scheduler {
+        Some(url) => url.to_string(),
+        None => cluster::standalone(lake).await?,
+    };
+    cluster::driver_context(&url, config, lake).await
 }
 
 #[cfg(not(feature = "distributed"))]
-async fn ballista_context(_scheduler: Option<&str>) -> Result<SessionContext> {
+async fn ballista_context(
+    _scheduler: Option<&str>,
+    _config: SessionConfig,
+    _lake: &Lake,
+) -> Result<SessionContext> {
     Err(Error::NotAvailable(
         "this build of lakecdp has no Ballista support: rebuild with `--features lakecdp-engine/distributed`".into(),
     ))

@@ -31,7 +31,6 @@ use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, Utc};
 use datafusion::common::{JoinType, ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::MemTable;
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::functions_aggregate::first_last::first_value_udaf;
@@ -104,7 +103,7 @@ pub async fn run(
 
     let mut writer = CdmFolderWriter::begin(session.lake(), Process::Measures, retention).await?;
     writer.describe("measures");
-    match compute_and_write(ctx, specs, customers, now, &mut writer).await {
+    match compute_and_write(session, specs, customers, now, &mut writer).await {
         Ok(measures) => {
             let published = writer.commit().await?;
             Ok(MeasuresReport {
@@ -122,12 +121,13 @@ pub async fn run(
 }
 
 async fn compute_and_write(
-    ctx: &SessionContext,
+    session: &Session,
     specs: &[MeasureSpec],
     customers: Option<DataFrame>,
     now: DateTime<Utc>,
     writer: &mut CdmFolderWriter,
 ) -> Result<Vec<MeasureRun>> {
+    let ctx = session.context();
     let mut runs = Vec::with_capacity(specs.len());
     // customer attributes: computed first, joined into one entity
     let mut attributes: Vec<(usize, DataFrame)> = Vec::new();
@@ -136,7 +136,7 @@ async fn compute_and_write(
             continue;
         }
         let started = Instant::now();
-        let values = in_measure(m, materialize(ctx, plan(ctx, m, now).await?).await)?;
+        let values = in_measure(m, materialize(session, plan(ctx, m, now).await?).await)?;
         let missing = match &customers {
             Some(c) => without_data(c.clone(), values.clone()).await?,
             None => 0,
@@ -196,7 +196,7 @@ async fn compute_and_write(
             MeasureKind::CustomerAttribute => continue,
             MeasureKind::Business => (plan(ctx, m, now).await?, 0),
             MeasureKind::Customer => {
-                let values = in_measure(m, materialize(ctx, plan(ctx, m, now).await?).await)?;
+                let values = in_measure(m, materialize(session, plan(ctx, m, now).await?).await)?;
                 let customers = customers.as_ref().ok_or_else(|| {
                     Error::Internal("customer measures run without the customer table".into())
                 })?;
@@ -583,12 +583,11 @@ fn default_literal(m: &MeasureSpec, d: &Value, value_type: &DataType) -> Result<
         })
 }
 
-/// Collect a plan into an in-memory table, so it is computed once.
-async fn materialize(ctx: &SessionContext, df: DataFrame) -> Result<DataFrame> {
+/// Collect a plan into a table of the session, so it is computed once.
+async fn materialize(session: &Session, df: DataFrame) -> Result<DataFrame> {
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
-    let table = MemTable::try_new(schema, vec![batches])?;
-    Ok(ctx.read_table(Arc::new(table))?)
+    session.table_of(schema, batches).await
 }
 
 /// Customers of `customers` without a row in `values`.

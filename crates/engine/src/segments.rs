@@ -109,6 +109,9 @@ pub async fn run(
     let lake = session.lake();
     let previous = read_model(lake, &Process::Segments).await?;
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
+    // each segment's members as a table of the session, for the segments that refer to
+    // it and for its own table
+    let mut sets: HashMap<String, DataFrame> = HashMap::new();
     let mut results: HashMap<String, SegmentResult> = HashMap::new();
     for i in evaluation_order(specs) {
         let spec = &specs[i];
@@ -132,7 +135,7 @@ pub async fn run(
                 ids.dedup();
                 ids
             }
-            None => compute(ctx, spec, now, &members).await?,
+            None => compute(ctx, spec, now, &sets).await?,
         };
         results.insert(
             spec.name.clone(),
@@ -145,6 +148,12 @@ pub async fn run(
                 elapsed: started.elapsed(),
             },
         );
+        sets.insert(
+            spec.name.clone(),
+            session
+                .table_of(ids_schema(), vec![ids_batch(&ids)?])
+                .await?,
+        );
         members.insert(spec.name.clone(), ids);
     }
 
@@ -152,11 +161,11 @@ pub async fn run(
     let customer = table(ctx, CUSTOMER_TABLE, "", None).await?;
     let mut outputs = Vec::with_capacity(specs.len());
     for spec in specs {
-        let ids = members
+        let set = sets
             .get(&spec.name)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        outputs.push(segment_table(ctx, &customer, spec, ids)?);
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("segment `{}` was not computed", spec.name)))?;
+        outputs.push(segment_table(&customer, spec, set)?);
     }
     let membership = membership(specs, &members)?;
 
@@ -226,7 +235,7 @@ pub async fn preview(
 ) -> Result<(u64, RecordBatch)> {
     const PREVIEW: &str = "preview";
     let ctx = session.context();
-    let mut members = HashMap::new();
+    let mut sets = HashMap::new();
     let mut references = condition.references();
     references.sort_unstable();
     references.dedup();
@@ -239,20 +248,27 @@ pub async fn preview(
                     message: format!("segment `{name}` is not published; run the segments first"),
                 });
             };
-            let batches = lakecdp_lake::partition::read_entity(
-                session.lake(),
-                &Process::Segments.folder(),
-                entity,
-            )
-            .await?;
-            let mut ids = Vec::new();
-            for b in &batches {
-                ids.extend(customer_ids(b, name)?);
+            // the published members, read where they are
+            let table = session
+                .published_table(&Process::Segments.folder(), entity)
+                .await?;
+            if table.schema().field_with_name(CUSTOMER_ID).is_err() {
+                return Err(Error::Segment {
+                    segment: name.to_string(),
+                    message: format!("the published members have no `{CUSTOMER_ID}` column"),
+                });
             }
-            members.insert(name.to_string(), ids);
+            let set = ctx
+                .read_table(table)?
+                .filter(ident(CUSTOMER_ID).is_not_null())?
+                .select(vec![
+                    cast(ident(CUSTOMER_ID), DataType::Utf8).alias(CUSTOMER_ID)
+                ])?
+                .distinct()?;
+            sets.insert(name.to_string(), set);
         }
     }
-    let mut compiler = Compiler::new(ctx, PREVIEW, now, &members);
+    let mut compiler = Compiler::new(ctx, PREVIEW, now, &sets);
     compiler.load(condition, 0).await?;
     let customer = compiler.table(CUSTOMER_TABLE, 0)?;
     let set = compiler.set(condition)?;
@@ -261,7 +277,10 @@ pub async fn preview(
     let rows = customer
         .alias("c")?
         .join_on(
-            ctx.read_batch(ids_batch(&ids)?)?.alias("m")?,
+            session
+                .table_of(ids_schema(), vec![ids_batch(&ids)?])
+                .await?
+                .alias("m")?,
             JoinType::LeftSemi,
             [cast(qualified("c", CUSTOMER_ID), DataType::Utf8).eq(qualified("m", CUSTOMER_ID))],
         )?
@@ -278,9 +297,9 @@ async fn compute(
     ctx: &SessionContext,
     spec: &SegmentSpec,
     now: DateTime<Utc>,
-    members: &HashMap<String, Vec<String>>,
+    sets: &HashMap<String, DataFrame>,
 ) -> Result<Vec<String>> {
-    let mut compiler = Compiler::new(ctx, &spec.name, now, members);
+    let mut compiler = Compiler::new(ctx, &spec.name, now, sets);
     for (j, rule) in spec.rules.iter().enumerate() {
         compiler.load(&rule.condition, j).await?;
     }
@@ -355,7 +374,8 @@ struct Compiler<'a> {
     ctx: &'a SessionContext,
     segment: String,
     now: DateTime<Utc>,
-    members: &'a HashMap<String, Vec<String>>,
+    /// The members of the segments a condition may name, as tables of `CustomerId`.
+    sets: &'a HashMap<String, DataFrame>,
     tables: HashMap<String, DataFrame>,
     rule: usize,
     aliases: std::cell::Cell<usize>,
@@ -366,13 +386,13 @@ impl<'a> Compiler<'a> {
         ctx: &'a SessionContext,
         segment: &str,
         now: DateTime<Utc>,
-        members: &'a HashMap<String, Vec<String>>,
+        sets: &'a HashMap<String, DataFrame>,
     ) -> Self {
         Self {
             ctx,
             segment: segment.into(),
             now,
-            members,
+            sets,
             tables: HashMap::new(),
             rule: 0,
             aliases: std::cell::Cell::new(0),
@@ -463,12 +483,10 @@ impl<'a> Compiler<'a> {
                 expr: self.leaf(c)?,
             }),
             ConditionNode::Segment { segment } => {
-                let ids = self.members.get(segment).ok_or_else(|| {
+                let set = self.sets.get(segment).ok_or_else(|| {
                     self.error(format!("segment `{segment}` has no members computed"))
                 })?;
-                Ok(Compiled::Set(
-                    self.alias(self.ctx.read_batch(ids_batch(ids)?)?)?,
-                ))
+                Ok(Compiled::Set(self.alias(set.clone())?))
             }
             ConditionNode::All { all: children } => self.group(children, true),
             ConditionNode::Any { any: children } => self.group(children, false),
@@ -604,10 +622,9 @@ async fn collect_ids(set: DataFrame, segment: &str) -> Result<Vec<String>> {
 
 /// The plan of a segment's table: its members with their projected `Customer` columns.
 fn segment_table(
-    ctx: &SessionContext,
     customer: &DataFrame,
     spec: &SegmentSpec,
-    ids: &[String],
+    members: DataFrame,
 ) -> Result<DataFrame> {
     let columns: Vec<&String> = spec
         .projected_columns
@@ -637,8 +654,7 @@ fn segment_table(
     let profile = customer.clone().select(select)?.alias("c")?;
     let mut out = vec![qualified("m", CUSTOMER_ID)];
     out.extend(columns.iter().map(|c| ident(c.as_str())));
-    Ok(ctx
-        .read_batch(ids_batch(ids)?)?
+    Ok(members
         .alias("m")?
         .join_on(
             profile,

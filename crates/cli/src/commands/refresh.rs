@@ -65,15 +65,26 @@ pub async fn run(app: &App, actor: &Actor, a: RefreshArgs) -> anyhow::Result<()>
 }
 
 fn print_outcomes(report: &RefreshReport) {
-    let mut t = output::table(&["process", "status", "seconds", "rows", "note"]);
+    // where each process ran is worth a column only when not everything ran here
+    let engines = report.processes.iter().any(|o| o.ran_on != "local");
+    let mut header = vec!["process", "status", "seconds", "rows"];
+    if engines {
+        header.push("ran on");
+    }
+    header.push("note");
+    let mut t = output::table(&header);
     for o in &report.processes {
-        t.add_row(vec![
+        let mut row = vec![
             o.process.to_string(),
             o.status.to_string(),
             format!("{:.1}", o.elapsed.as_secs_f64()),
             o.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-            o.reason.clone().unwrap_or_default(),
-        ]);
+        ];
+        if engines {
+            row.push(o.ran_on.clone());
+        }
+        row.push(o.reason.clone().unwrap_or_default());
+        t.add_row(row);
     }
     println!("{t}");
     println!(
