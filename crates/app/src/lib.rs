@@ -13,6 +13,7 @@
 
 pub mod accounts;
 mod app;
+pub mod cluster;
 pub mod connections;
 pub mod environments;
 pub mod error;

@@ -12,6 +12,7 @@
 
 mod error;
 pub mod ingest;
+pub mod outputs;
 pub mod people;
 pub mod refresh;
 pub mod retail;

@@ -108,10 +108,63 @@ pub enum Command {
     Group(GroupCommand),
     /// The audit log: who changed what, and every sign-in.
     Audit(AuditArgs),
+    /// A Ballista cluster for environments whose `engine` names a scheduler: lakecdp's
+    /// own scheduler and executor processes.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Share the environment's outputs with another organisation's applications: its
     /// Reader and Contributor groups, with access rules the storage enforces.
     #[command(subcommand)]
     Sharing(SharingCommand),
+}
+
+/// `cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Run the scheduler in the foreground (Ctrl-C stops it). Environments point at it
+    /// with `engine = { kind = "ballista", scheduler = "df://host:port" }`.
+    Scheduler(ClusterSchedulerArgs),
+    /// Run an executor in the foreground, joined to a scheduler (Ctrl-C stops it).
+    Executor(ClusterExecutorArgs),
+}
+
+/// `cluster scheduler`.
+#[derive(Debug, Args)]
+pub struct ClusterSchedulerArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50050")]
+    pub bind: std::net::SocketAddr,
+    /// Serve only these environments (by name; repeatable). Default: every environment
+    /// of the catalog in which the acting principal may run refreshes.
+    #[arg(long = "environment", value_name = "NAME")]
+    pub environments: Vec<String>,
+}
+
+/// `cluster executor`.
+#[derive(Debug, Args)]
+pub struct ClusterExecutorArgs {
+    /// The scheduler to join, `df://host:port`.
+    #[arg(long)]
+    pub scheduler: String,
+    /// The address to listen on, which the scheduler and the other executors reach.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// The Arrow Flight port (shuffle data and results).
+    #[arg(long, default_value_t = 50051)]
+    pub port: u16,
+    /// The gRPC port.
+    #[arg(long, default_value_t = 50052)]
+    pub grpc_port: u16,
+    /// Tasks run at once (default: the machine's cores).
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Where shuffle files are kept (default: a temporary folder).
+    #[arg(long)]
+    pub work_dir: Option<std::path::PathBuf>,
+    /// Serve only these environments (by name; repeatable). Default: every environment
+    /// of the catalog in which the acting principal may run refreshes.
+    #[arg(long = "environment", value_name = "NAME")]
+    pub environments: Vec<String>,
 }
 
 /// `sharing ...`.

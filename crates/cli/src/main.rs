@@ -213,6 +213,7 @@ async fn dispatch(app: &App, actor: &Actor, command: Command) -> anyhow::Result<
         Command::Group(c) => commands::accounts::group(app, actor, c).await,
         Command::Audit(a) => commands::accounts::audit(app, actor, a).await,
         Command::Sharing(c) => commands::sharing::run(app, actor, c).await,
+        Command::Cluster(c) => commands::cluster::run(app, actor, c).await,
         Command::Vault(VaultCommand::Rotate(a)) => {
             commands::connection::vault_rotate(app, actor, a).await
         }

@@ -383,9 +383,17 @@ async fn plan_unchecked(
     let needs = |e: Option<Expr>| {
         e.ok_or_else(|| Error::Internal(format!("validated measure `{}` lacks a column", m.name)))
     };
+    // Sums and averages of floating-point values are computed over exact decimals, so
+    // they do not depend on the order rows arrive in: the same on every partitioning, on
+    // one machine and on a cluster.
+    let float = value_type.as_ref().filter(|t| t.is_floating()).cloned();
+    let exact = |e: Expr| match &float {
+        Some(_) => cast(e, DataType::Decimal128(38, EXACT_SCALE)),
+        None => e,
+    };
     let aggregate = match m.function {
-        MeasureFunction::Sum => sum(needs(value)?),
-        MeasureFunction::Average => avg(needs(value)?),
+        MeasureFunction::Sum => sum(exact(needs(value)?)),
+        MeasureFunction::Average => avg(exact(needs(value)?)),
         MeasureFunction::Count => match value {
             Some(v) => count(v),
             None => count_all(),
@@ -434,9 +442,18 @@ async fn plan_unchecked(
             )
         })?;
     let mut columns = group;
-    columns.push(ident(&m.name));
+    columns.push(match (&float, m.function) {
+        (Some(t), MeasureFunction::Sum | MeasureFunction::Average) => {
+            cast(ident(&m.name), t.clone()).alias(&m.name)
+        }
+        _ => ident(&m.name),
+    });
     Ok(df.select(columns)?)
 }
+
+/// Decimal places kept of floating-point values summed or averaged: sums are exact up
+/// to 10^28.
+const EXACT_SCALE: i8 = 10;
 
 /// A filter as an expression over `column_type`: the same condition model as segment
 /// conditions (`crate::condition`).

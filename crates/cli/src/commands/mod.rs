@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod accounts;
+pub mod cluster;
 pub mod connection;
 pub mod env;
 pub mod export;

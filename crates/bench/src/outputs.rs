@@ -1,0 +1,202 @@
+//! Every table an environment published, as sorted rows of text, to compare the outputs
+//! of two refreshes of the same inputs (on the local engine and on a cluster).
+//!
+//! CustomerIds are minted from the time of the run that creates them, so two
+//! environments never share them. Each is replaced by the smallest record key of its
+//! profile (`Source.Table:key`, from `Unification/AlternateKey`), which names the same
+//! profile in both: any difference in how records were grouped shows as a difference.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use lakecdp_lake::cdm::Model;
+use lakecdp_lake::Lake;
+
+use crate::{Error, Result};
+
+/// The published tables of `lake`: `folder/entity` → its rows, each cell rendered as text
+/// (nulls as `∅`) and joined by `|`, CustomerIds made canonical, rows sorted.
+pub async fn published_rows(lake: &Lake) -> Result<BTreeMap<String, Vec<String>>> {
+    let bench = |e: &dyn std::fmt::Display| Error::Bench(e.to_string());
+    let mut folders: Vec<String> = Vec::new();
+    for object in lake.list("").await.map_err(|e| bench(&e))? {
+        let Some(relative) = lake.relative(&object.location) else {
+            continue;
+        };
+        if relative.starts_with("_lakecdp/") {
+            continue;
+        }
+        if let Some(folder) = relative.strip_suffix("/model.json") {
+            folders.push(folder.to_string());
+        }
+    }
+    folders.sort();
+    let mut tables: BTreeMap<String, (Vec<String>, Vec<Vec<String>>)> = BTreeMap::new();
+    let options = FormatOptions::default().with_null("∅");
+    for folder in folders {
+        let bytes = lake
+            .get(&format!("{folder}/model.json"))
+            .await
+            .map_err(|e| bench(&e))?;
+        let model: Model = serde_json::from_slice(&bytes).map_err(|e| bench(&e))?;
+        for e in &model.entities {
+            let batches = lakecdp_lake::partition::read_entity(lake, &folder, e)
+                .await
+                .map_err(|err| Error::Bench(format!("{folder}/{}: {err}", e.name)))?;
+            let names: Vec<String> = e.attributes.iter().map(|a| a.name.clone()).collect();
+            let mut rows = Vec::new();
+            for batch in &batches {
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                for row in 0..batch.num_rows() {
+                    rows.push(columns.iter().map(|c| c.value(row).to_string()).collect());
+                }
+            }
+            tables.insert(format!("{folder}/{}", e.name), (names, rows));
+        }
+    }
+    let canonical = canonical_ids(&tables)?;
+    Ok(tables
+        .into_iter()
+        .map(|(name, (_, rows))| {
+            let mut rendered: Vec<String> = rows
+                .into_iter()
+                .map(|cells| {
+                    let cells: Vec<&str> = cells
+                        .iter()
+                        .map(|c| canonical.get(c).map_or(c.as_str(), String::as_str))
+                        .collect();
+                    cells.join("|")
+                })
+                .collect();
+            rendered.sort_unstable();
+            (name, rendered)
+        })
+        .collect())
+}
+
+type Tables = BTreeMap<String, (Vec<String>, Vec<Vec<String>>)>;
+
+/// CustomerId → the smallest record key of its profile.
+fn canonical_ids(tables: &Tables) -> Result<HashMap<String, String>> {
+    let mut canonical: HashMap<String, String> = HashMap::new();
+    let Some((names, rows)) = tables.get("Unification/AlternateKey") else {
+        return Ok(canonical);
+    };
+    let at = |n: &str| {
+        names
+            .iter()
+            .position(|c| c == n)
+            .ok_or_else(|| Error::Bench(format!("AlternateKey has no column {n}")))
+    };
+    let (source, table, value, id) = (
+        at("DataSourceName")?,
+        at("TableName")?,
+        at("AlternateValue")?,
+        at("CustomerId")?,
+    );
+    for row in rows {
+        let key = format!("{}.{}:{}", row[source], row[table], row[value]);
+        match canonical.get_mut(&row[id]) {
+            Some(smallest) if key < *smallest => *smallest = key,
+            Some(_) => {}
+            None => {
+                canonical.insert(row[id].clone(), key);
+            }
+        }
+    }
+    Ok(canonical)
+}
+
+/// The first difference between two sets of published tables, described; `None` when
+/// they hold the same tables with the same rows.
+pub fn first_difference(
+    expected: &BTreeMap<String, Vec<String>>,
+    got: &BTreeMap<String, Vec<String>>,
+) -> Option<String> {
+    let names = |t: &BTreeMap<String, Vec<String>>| t.keys().cloned().collect::<Vec<_>>();
+    if names(expected) != names(got) {
+        return Some(format!(
+            "the tables differ: {:?} against {:?}",
+            names(expected),
+            names(got)
+        ));
+    }
+    for (table, rows) in expected {
+        let other = &got[table];
+        if let Some(at) = rows.iter().zip(other).position(|(a, b)| a != b) {
+            return Some(format!(
+                "{table}: the rows differ first at sorted row {at}:\n  {}\n  {}",
+                rows[at], other[at]
+            ));
+        }
+        if rows.len() != other.len() {
+            return Some(format!(
+                "{table}: {} rows against {}",
+                rows.len(),
+                other.len()
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(rows: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        rows.iter()
+            .map(|(t, r)| (t.to_string(), r.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn differences_name_the_table_and_the_row() {
+        let a = tables(&[("A/X", &["1|a", "2|b"]), ("A/Y", &["z"])]);
+        assert_eq!(first_difference(&a, &a.clone()), None);
+        let b = tables(&[("A/X", &["1|a", "2|c"]), ("A/Y", &["z"])]);
+        let d = first_difference(&a, &b).unwrap();
+        assert!(
+            d.contains("A/X") && d.contains("2|b") && d.contains("2|c"),
+            "{d}"
+        );
+        let c = tables(&[("A/X", &["1|a"]), ("A/Y", &["z"])]);
+        assert!(first_difference(&a, &c)
+            .unwrap()
+            .contains("2 rows against 1"));
+        let e = tables(&[("A/X", &["1|a", "2|b"])]);
+        assert!(first_difference(&a, &e).unwrap().contains("tables differ"));
+    }
+
+    #[test]
+    fn customer_ids_become_their_profiles_smallest_key() {
+        let names = [
+            "DataSourceName",
+            "TableName",
+            "AlternateValue",
+            "CustomerId",
+        ]
+        .map(String::from)
+        .to_vec();
+        let row = |s: &str, t: &str, v: &str, id: &str| [s, t, v, id].map(String::from).to_vec();
+        let mut t: Tables = BTreeMap::new();
+        t.insert(
+            "Unification/AlternateKey".into(),
+            (
+                names,
+                vec![
+                    row("Crm", "Contacts", "9", "ID1"),
+                    row("Crm", "Contacts", "10", "ID1"),
+                    row("Shop", "Customers", "7", "ID2"),
+                ],
+            ),
+        );
+        let ids = canonical_ids(&t).unwrap();
+        assert_eq!(ids["ID1"], "Crm.Contacts:10");
+        assert_eq!(ids["ID2"], "Shop.Customers:7");
+    }
+}
