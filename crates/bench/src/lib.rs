@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod error;
 pub mod ingest;
 pub mod outputs;

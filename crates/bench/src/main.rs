@@ -48,6 +48,11 @@ enum Command {
     /// line).
     #[command(hide = true)]
     RefreshRun(RefreshRunArgs),
+    /// Refresh one project with a `lakecdp` binary twice, on fresh copies: on the local
+    /// engine, then on a cluster of that binary's processes (a scheduler and N executors
+    /// on 127.0.0.1); prints both refreshes' times, every process's peak memory, the
+    /// shuffle bytes, and whether every output table holds the same rows.
+    Cluster(ClusterArgs),
     /// Serve the API (lakecdp-server, in this process on 127.0.0.1) over a refreshed
     /// retail quickstart and read it with many concurrent keep-alive clients,
     /// alternating a run and an environment; prints requests per second and latency
@@ -58,6 +63,36 @@ enum Command {
     /// searches and cards; prints latency percentiles per route. Fails when any
     /// response is not 200 OK.
     Search(SearchArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// The `lakecdp` binary (a release build) that refreshes and runs the cluster.
+    #[arg(long, value_name = "PATH")]
+    binary: PathBuf,
+    /// Working folder: the generated people (kept between runs), the copies and logs.
+    #[arg(long, value_name = "DIR", default_value = "target/bench-refresh")]
+    dir: PathBuf,
+    /// Records of the people data.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    records: usize,
+    /// Seed of the people data.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// Refresh the retail quickstart's folder instead of the people.
+    #[arg(long)]
+    retail: bool,
+    /// The retail quickstart's project folder.
+    #[arg(long, value_name = "DIR", default_value = refresh::RETAIL_EXAMPLE)]
+    retail_dir: PathBuf,
+    /// Executor processes.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    executors: u32,
+    /// Task slots of each executor.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    slots: u32,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +329,7 @@ fn main() -> ExitCode {
         Command::UnifyPhase(args) => run_unify_phase(&args),
         Command::Refresh(args) => run_refresh(&args),
         Command::RefreshRun(args) => run_refresh_run(&args),
+        Command::Cluster(args) => run_cluster(&args),
         Command::Serve(args) => run_serve(&args),
         Command::Search(args) => run_search(&args),
     };
@@ -812,6 +848,42 @@ fn run_refresh(args: &RefreshArgs) -> anyhow::Result<()> {
             rows.push([(i + 1).to_string(), format!("{seconds:.2} s"), size(*peak)]);
         }
         print!("{}", table(&rows, &[true, true, true]));
+    }
+    Ok(())
+}
+
+fn run_cluster(args: &ClusterArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = args.dir.canonicalize()?;
+    let (what, project) = if args.retail {
+        let project = args.retail_dir.canonicalize().with_context(|| {
+            format!("the retail quickstart folder {}", args.retail_dir.display())
+        })?;
+        ("retail quickstart".to_string(), project)
+    } else {
+        let (project, written) = refresh::people_project(&dir, args.records, args.seed)?;
+        (format!("people, {written} records"), project)
+    };
+    let bench = lakecdp_bench::cluster::ClusterBench {
+        binary: args
+            .binary
+            .canonicalize()
+            .with_context(|| format!("the binary {}", args.binary.display()))?,
+        project,
+        dir,
+        executors: args.executors as usize,
+        slots: args.slots as usize,
+    };
+    let figures = lakecdp_bench::cluster::run(&bench)?;
+    println!(
+        "\ncluster benchmark: {what}, local against a scheduler and {} executors of {} slots\n",
+        args.executors, args.slots
+    );
+    print!("{}", lakecdp_bench::cluster::render(&figures));
+    println!("{}", serde_json::to_string(&figures)?);
+    if let Some(d) = &figures.difference {
+        anyhow::bail!("the cluster published other rows than the local engine: {d}");
     }
     Ok(())
 }
