@@ -191,6 +191,7 @@ pub async fn driver_context(
     config: SessionConfig,
     lake: &Lake,
 ) -> Result<SessionContext> {
+    reachable(scheduler).await?;
     let stores = LakeStores::new(None);
     stores.add(lake);
     let state = SessionStateBuilder::new()
@@ -201,6 +202,23 @@ pub async fn driver_context(
     SessionContext::remote_with_state(scheduler, state)
         .await
         .map_err(|e| Error::Cluster(format!("the Ballista scheduler at {scheduler}: {e}")))
+}
+
+/// Check that something answers at the scheduler's address, so a refresh whose cluster
+/// is down says so in words, before any plan is sent.
+async fn reachable(scheduler: &str) -> Result<()> {
+    let (host, port) =
+        lakecdp_core::EngineChoice::scheduler_address(scheduler).map_err(Error::Cluster)?;
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Error::Cluster(format!(
+            "the scheduler at {scheduler} does not answer ({e}): start it with `lakecdp cluster scheduler --bind {host}:{port}`, or point the environment's `engine` at one that runs"
+        ))),
+        Err(_) => Err(Error::Cluster(format!(
+            "the scheduler at {scheduler} does not answer within 10 s: check that it runs and that this machine reaches it"
+        ))),
+    }
 }
 
 struct Standalone {
