@@ -10,8 +10,9 @@
 //!   environment's storage itself, with the credentials the vault keeps, through a
 //!   [`Resolver`] the application gives it. Credentials never travel in plans.
 //!
-//! Plans carry no lakecdp functions: the relational processes are written with
-//! DataFusion's own, so Ballista's default codecs serialize them.
+//! lakecdp's functions ([`crate::functions`]) are registered in the driver's session, the
+//! scheduler's sessions and the executors' function registry: plans name them, and each
+//! process runs its own copy.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -199,9 +200,21 @@ pub async fn driver_context(
         .with_runtime_env(stores.runtime()?)
         .with_default_features()
         .build();
-    SessionContext::remote_with_state(scheduler, state)
+    let ctx = SessionContext::remote_with_state(scheduler, state)
         .await
-        .map_err(|e| Error::Cluster(format!("the Ballista scheduler at {scheduler}: {e}")))
+        .map_err(|e| Error::Cluster(format!("the Ballista scheduler at {scheduler}: {e}")))?;
+    crate::functions::register(&ctx);
+    Ok(ctx)
+}
+
+/// Ballista's function registry with lakecdp's functions: what an executor decodes the
+/// plans it is sent with.
+fn function_registry() -> ballista_core::registry::BallistaFunctionRegistry {
+    let mut registry = ballista_core::registry::BallistaFunctionRegistry::default();
+    for f in crate::functions::all() {
+        registry.scalar_functions.insert(f.name().to_string(), f);
+    }
+    registry
 }
 
 /// Check that something answers at the scheduler's address, so a refresh whose cluster
@@ -312,22 +325,28 @@ async fn serve_standalone(stores: Arc<LakeStores>) -> std::result::Result<u16, S
         Arc::new(default_config_producer),
         Arc::new(move |_| Ok(Arc::clone(&runtime))),
         BallistaCodec::default(),
-        ballista_core::registry::BallistaFunctionRegistry::default(),
+        function_registry(),
     )
     .await
     .map_err(|e| e.to_string())?;
     Ok(address.port())
 }
 
-/// Ballista's default session for a scheduler, reading with `runtime`'s stores.
+/// Ballista's default session for a scheduler, reading with `runtime`'s stores and
+/// knowing lakecdp's functions.
 fn session_builder(
     runtime: Arc<RuntimeEnv>,
 ) -> ballista_scheduler::scheduler_server::SessionBuilder {
     Arc::new(move |config: SessionConfig| {
+        use datafusion::execution::FunctionRegistry;
         let state = ballista_core::utils::default_session_builder(config)?;
-        Ok(SessionStateBuilder::new_from_existing(state)
+        let mut state = SessionStateBuilder::new_from_existing(state)
             .with_runtime_env(Arc::clone(&runtime))
-            .build())
+            .build();
+        for f in crate::functions::all() {
+            state.register_udf(f)?;
+        }
+        Ok(state)
     })
 }
 
@@ -390,6 +409,7 @@ pub async fn run_executor(options: ExecutorOptions, stores: Arc<LakeStores>) -> 
             .map(|p| p.to_string_lossy().into_owned()),
         print_thread_info: false,
         override_runtime_producer: Some(Arc::new(move |_| Ok(Arc::clone(&runtime)))),
+        override_function_registry: Some(Arc::new(function_registry())),
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config)).await.map_err(|e| {

@@ -18,6 +18,7 @@ pub mod activities;
 #[cfg(feature = "distributed")]
 pub mod cluster;
 mod condition;
+pub mod functions;
 pub mod graph;
 pub mod ingest;
 pub mod measures;
@@ -231,6 +232,7 @@ impl Session {
             EngineKind::Local => {
                 let ctx = SessionContext::new_with_config(config);
                 ctx.register_object_store(&lake_url(lake.environment()), Arc::clone(lake.store()));
+                functions::register(&ctx);
                 (ctx, None)
             }
             EngineKind::Ballista { scheduler } => {
