@@ -153,9 +153,49 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
         executors.push(work);
     }
 
-    let out = lakecdp(project, &["refresh"]);
-    let printed = text(&out);
-    assert!(out.status.success(), "{printed}");
+    // an export to a lake folder, run by the refresh: its rows stream from the cluster
+    let key = project.join("master.key");
+    let with_key = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lakecdp"))
+            .arg("-C")
+            .arg(project)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("LAKECDP_MASTER_KEY_FILE", &key)
+            .env_remove("LAKECDP_MASTER_KEY")
+            .env_remove("LAKECDP_PROJECT")
+            .env_remove("LAKECDP_CATALOG")
+            .env_remove("LAKECDP_PRINCIPAL")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "lakecdp {args:?}: {}", text(&out));
+        text(&out)
+    };
+    with_key(&["vault", "new-key", "--out", key.to_str().unwrap()]);
+    let exported = project.join("exported");
+    std::fs::create_dir_all(&exported).unwrap();
+    let path = format!("path={}", exported.display());
+    with_key(&[
+        "connection",
+        "add",
+        "archive",
+        "--type",
+        "local",
+        "--set",
+        &path,
+    ]);
+    with_key(&[
+        "export",
+        "add",
+        "to-lake",
+        "--connection",
+        "archive",
+        "--table",
+        "Unification/Customer",
+    ]);
+
+    let printed = with_key(&["refresh"]);
     // the summary names where each process ran
     for line in printed.lines() {
         for process in ["activities", "measures", "segments", "reports"] {
@@ -165,6 +205,12 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
                     "{line}"
                 );
             }
+        }
+        if line.contains("│ export:to-lake ") {
+            assert!(
+                line.contains(&format!("ballista ({scheduler_url})")),
+                "{line}"
+            );
         }
         if line.contains("│ unify ") {
             assert!(
@@ -185,6 +231,35 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
     if let Some(difference) = lakecdp_bench::outputs::first_difference(&expected, &got) {
         panic!("local, then the cluster: {difference}");
     }
+    // the export wrote every profile: one CSV line each, below each file's header
+    let csv: Vec<_> = files_under(&exported)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    assert!(!csv.is_empty(), "{printed}");
+    let lines: usize = csv
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap().lines().count() - 1)
+        .sum();
+    let profiles = expected["Unification/Customer"].len();
+    assert_eq!(lines, profiles, "{printed}");
+    assert!(
+        printed.contains(&format!("{profiles} rows in 1 table")),
+        "{printed}"
+    );
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 fn walk(dir: &Path) -> usize {
