@@ -1,73 +1,131 @@
 //! lakecdp's own Ballista scheduler and executor processes: Ballista's, with the lakes of
 //! the catalog's environments, opened with the credentials the vault keeps.
 //!
-//! A plan names a lake only as `lakecdp://<environment id>/…`. The first time a plan of
-//! an environment reaches a process, the process finds the environment in the catalog,
-//! checks that its acting principal may run that environment's refreshes, and opens the
-//! storage. Credentials stay in the process: they are never in a plan, a log line or an
-//! error.
+//! A plan names a lake only as `lakecdp://<environment id>/…`. A cluster process serves
+//! the lakes of the environments in which its acting principal may run refreshes (and,
+//! with `--environment`, only those named): it opens them when it starts and looks again
+//! every [`LAKES_REFRESH`], so an environment created later is served, and one whose role
+//! was revoked is not. Lookups by plans never wait on the catalog. Credentials stay in the
+//! process: never in a plan, a log line or an error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use lakecdp_core::{EnvironmentId, Operation};
+use lakecdp_core::Operation;
 pub use lakecdp_engine::cluster::ExecutorOptions;
-use lakecdp_engine::cluster::{LakeStores, Resolver};
+use lakecdp_engine::cluster::LakeStores;
+use lakecdp_lake::Lake;
 
 use crate::{Actor, App, Result};
 
+/// How often a cluster process looks again at which lakes it serves.
+pub const LAKES_REFRESH: Duration = Duration::from_secs(30);
+
+/// The environments a cluster process serves, by name, for its start-up line.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    /// Served environments' names.
+    pub environments: Vec<String>,
+    /// Names given with `--environment` that no environment of the catalog has.
+    pub unknown: Vec<String>,
+}
+
 impl App {
-    /// The lakes a cluster process of `actor` reads and writes: every environment of the
-    /// catalog in which `actor` may run refreshes, opened when a plan first names it.
-    /// With `only`, the environments (by name) outside it are refused as well.
-    pub fn cluster_lakes(&self, actor: &Actor, only: Vec<String>) -> Arc<LakeStores> {
-        let app = self.clone();
-        let actor = actor.clone();
-        let only = Arc::new(only);
-        let resolve: Resolver = Arc::new(move |id: EnvironmentId| {
-            let (app, actor, only) = (app.clone(), actor.clone(), Arc::clone(&only));
-            Box::pin(async move {
-                let env = app
-                    .catalog()
-                    .get_environment(id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("no environment {id} in this process's catalog"))?;
-                if !only.is_empty() && !only.contains(&env.name) {
-                    return Err(format!(
-                        "environment `{}` is not one this process serves (`--environment`)",
-                        env.name
-                    ));
+    /// The lakes `actor` may serve to a cluster: every environment of the catalog in which
+    /// it may run refreshes, or of those among `only` (names, any case). An environment
+    /// whose storage cannot be opened is left out, with a warning.
+    pub async fn cluster_lake_set(
+        &self,
+        actor: &Actor,
+        only: &[String],
+    ) -> Result<(Vec<Lake>, Served)> {
+        let mut lakes = Vec::new();
+        let mut served = Served::default();
+        let all = self.catalog().list_environments().await?;
+        for name in only {
+            if !all.iter().any(|e| e.name.eq_ignore_ascii_case(name)) {
+                served.unknown.push(name.clone());
+            }
+        }
+        for env in all {
+            if !only.is_empty() && !only.iter().any(|n| n.eq_ignore_ascii_case(&env.name)) {
+                continue;
+            }
+            if self
+                .require(actor, &env, Operation::RunRefresh)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            match self.lake(&env).await {
+                Ok(lake) => {
+                    served.environments.push(env.name.clone());
+                    lakes.push(lake);
                 }
-                app.require(&actor, &env, Operation::RunRefresh)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let lake = app.lake(&env).await.map_err(|e| e.to_string())?;
-                Ok(Arc::clone(lake.store()))
-            })
-        });
-        LakeStores::new(Some(resolve))
+                Err(e) => {
+                    tracing::warn!(environment = %env.name, error = %e, "its lake cannot be opened; not served");
+                }
+            }
+        }
+        Ok((lakes, served))
     }
 
-    /// Run lakecdp's Ballista scheduler on `bind` until the process ends.
+    /// The registry of the lakes a cluster process of `actor` serves, kept current every
+    /// [`LAKES_REFRESH`] by a task of the current runtime. `temp` is where its runtime
+    /// spills (an executor's work folder).
+    pub async fn cluster_lakes(
+        &self,
+        actor: &Actor,
+        only: Vec<String>,
+        temp: Option<std::path::PathBuf>,
+    ) -> Result<(Arc<LakeStores>, Served)> {
+        let stores = LakeStores::spilling_to(temp);
+        let (lakes, served) = self.cluster_lake_set(actor, &only).await?;
+        stores.replace(&lakes);
+        let (app, actor, kept) = (self.clone(), actor.clone(), Arc::clone(&stores));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LAKES_REFRESH).await;
+                match app.cluster_lake_set(&actor, &only).await {
+                    Ok((lakes, _)) => kept.replace(&lakes),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the served lakes could not be looked at again; keeping the last set")
+                    }
+                }
+            }
+        });
+        Ok((stores, served))
+    }
+
+    /// Run lakecdp's Ballista scheduler on `bind` until the process ends; `started` is
+    /// told which environments it serves once their lakes are open.
     pub async fn run_cluster_scheduler(
         &self,
         actor: &Actor,
         bind: SocketAddr,
         only: Vec<String>,
+        started: impl FnOnce(&Served),
     ) -> Result<()> {
-        let lakes = self.cluster_lakes(actor, only);
+        let (lakes, served) = self.cluster_lakes(actor, only, None).await?;
+        started(&served);
         Ok(lakecdp_engine::cluster::run_scheduler(bind, lakes).await?)
     }
 
-    /// Run lakecdp's Ballista executor until the process ends.
+    /// Run lakecdp's Ballista executor until the process ends; `started` is told which
+    /// environments it serves once their lakes are open.
     pub async fn run_cluster_executor(
         &self,
         actor: &Actor,
         options: ExecutorOptions,
         only: Vec<String>,
+        started: impl FnOnce(&Served),
     ) -> Result<()> {
-        let lakes = self.cluster_lakes(actor, only);
+        let (lakes, served) = self
+            .cluster_lakes(actor, only, options.work_dir.clone())
+            .await?;
+        started(&served);
         Ok(lakecdp_engine::cluster::run_executor(options, lakes).await?)
     }
 }

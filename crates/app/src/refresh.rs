@@ -444,9 +444,10 @@ impl StartedRefresh {
             lake: &lake,
             observer: Arc::clone(&observer),
         };
-        if !steps.engine().is_local() {
+        {
             // tables a cluster session computed for itself, left by a process that ended
-            // before it could remove them
+            // before it could remove them (none on the local engine, which keeps them in
+            // memory; the environment may have run on a cluster before)
             match lakecdp_engine::Session::clear_scratch(&lake).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(files = n, "old scratch files removed"),
@@ -641,6 +642,14 @@ fn outcome_of(o: &Outcome, engine: &EngineChoice) -> Option<ProcessOutcome> {
     })
 }
 
+/// End a session, removing what it computed for itself from the lake; a failure to is a
+/// warning (the next refresh removes it).
+async fn close(session: lakecdp_engine::Session) {
+    if let Err(e) = session.close().await {
+        tracing::warn!(error = %e, "a session's scratch files were not removed");
+    }
+}
+
 /// Where `process` runs on `engine`, as the run summary says it.
 fn ran_on(engine: &EngineChoice, process: &Process) -> String {
     let cluster = match engine {
@@ -766,7 +775,9 @@ impl Steps<'_> {
                 let session = self.app.session(self.lake, self.engine(), true).await?;
                 let r =
                     lakecdp_engine::measures::run(&session, &self.project.measures, now, retention)
-                        .await?;
+                        .await;
+                close(session).await;
+                let r = r?;
                 let rows = r.measures.iter().map(|m| m.rows).sum();
                 self.observer.event(&Event::Measures(Arc::new(r)));
                 Ok(Some(rows))
@@ -775,7 +786,9 @@ impl Steps<'_> {
                 let session = self.app.session(self.lake, self.engine(), true).await?;
                 let r =
                     lakecdp_engine::segments::run(&session, &self.project.segments, now, retention)
-                        .await?;
+                        .await;
+                close(session).await;
+                let r = r?;
                 let rows = r.membership_rows;
                 self.observer.event(&Event::Segments(Arc::new(r)));
                 Ok(Some(rows))

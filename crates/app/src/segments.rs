@@ -75,7 +75,11 @@ impl App {
                 "no customer profiles are published yet: run `lakecdp refresh` first",
             ));
         }
-        Ok(preview(&session, &condition, Utc::now(), sample).await?)
+        let previewed = preview(&session, &condition, Utc::now(), sample).await;
+        if let Err(e) = session.close().await {
+            tracing::warn!(error = %e, "a preview's scratch files were not removed");
+        }
+        Ok(previewed?)
     }
 }
 

@@ -68,50 +68,53 @@ async fn a_refresh_on_standalone_ballista_publishes_the_rows_a_local_refresh_doe
     }
 }
 
-/// A cluster process opens the lake of an environment a plan names only when its acting
-/// principal may run that environment's refreshes, and only among the environments it
-/// was told to serve; what it refuses names the reason, never a credential.
+/// A cluster process serves the lake of an environment only when its acting principal
+/// may run that environment's refreshes, and only among the environments it was told to
+/// serve; it serves no local file; what it refuses names no environment and no credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_process_opens_only_the_lakes_its_principal_may_refresh() {
+async fn a_cluster_process_serves_only_the_lakes_its_principal_may_refresh() {
     use datafusion::execution::object_store::ObjectStoreRegistry;
     use lakecdp_app::Actor;
 
     let r = retail().await;
     let url = lakecdp_engine::lake_url(r.env.id);
-    let open = |actor: Actor, only: Vec<String>| {
-        let lakes = r.app.cluster_lakes(&actor, only);
+    let serve = |actor: Actor, only: Vec<String>| {
+        let app = r.app.clone();
         let url = url.clone();
-        // the registry is asked from a plan's synchronous code, off the async workers
         async move {
-            tokio::task::spawn_blocking(move || lakes.get_store(&url).map(|_| ()))
-                .await
-                .unwrap()
+            let (lakes, served) = app.cluster_lakes(&actor, only, None).await.unwrap();
+            (lakes.get_store(&url).map(|_| ()), served)
         }
     };
-    // the environment's creator, serving every environment or this one by name
-    open(common::admin(), vec![]).await.unwrap();
-    open(common::admin(), vec!["retail-demo".into()])
+    // the environment's creator, serving every environment or this one by name (any case)
+    let (found, served) = serve(common::admin(), vec![]).await;
+    found.unwrap();
+    assert_eq!(served.environments, ["retail-demo"]);
+    let (found, served) = serve(common::admin(), vec!["RETAIL-demo".into()]).await;
+    found.unwrap();
+    assert!(served.unknown.is_empty());
+    // told to serve another environment only: refused, and the unknown name reported
+    let (found, served) = serve(common::admin(), vec!["other".into()]).await;
+    let err = found.unwrap_err().to_string();
+    assert!(err.contains("is not served by this process"), "{err}");
+    assert!(!err.contains("retail-demo"), "{err}");
+    assert_eq!(served.unknown, ["other"]);
+    // a principal with no role in the environment
+    let (found, served) = serve(Actor::named("mallory"), vec![]).await;
+    let err = found.unwrap_err().to_string();
+    assert!(err.contains("is not served by this process"), "{err}");
+    assert!(served.environments.is_empty());
+    // an environment the catalog does not hold, and a local file
+    let (lakes, _) = r
+        .app
+        .cluster_lakes(&common::admin(), vec![], None)
         .await
         .unwrap();
-    // told to serve another environment only
-    let err = open(common::admin(), vec!["other".into()])
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("not one this process serves"),
-        "{err}"
-    );
-    // a principal with no role in the environment
-    let err = open(Actor::named("mallory"), vec![]).await.unwrap_err();
-    assert!(err.to_string().contains("cannot be opened here"), "{err}");
-    // an environment the catalog does not hold
-    let lakes = r.app.cluster_lakes(&common::admin(), vec![]);
     let other = lakecdp_engine::lake_url(lakecdp_core::EnvironmentId::new());
-    let err = tokio::task::spawn_blocking(move || lakes.get_store(&other).map(|_| ()))
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(err.to_string().contains("no environment"), "{err}");
+    assert!(lakes.get_store(&other).is_err());
+    let file = url::Url::parse("file:///etc/passwd").unwrap();
+    let err = lakes.get_store(&file).unwrap_err().to_string();
+    assert!(err.contains("reads only environments' lakes"), "{err}");
 }
 
 /// When the environment's scheduler cannot be reached, what runs on the cluster fails

@@ -196,8 +196,12 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
     ]);
 
     let printed = with_key(&["refresh"]);
-    // the summary names where each process ran
+    // the summary names where each process ran, for every process
+    let mut seen = 0;
     for line in printed.lines() {
+        if line.starts_with('│') && line.contains("Succeeded") {
+            seen += 1;
+        }
         for process in ["activities", "measures", "segments", "reports"] {
             if line.contains(&format!("│ {process} ")) {
                 assert!(
@@ -219,6 +223,10 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
             );
         }
     }
+    assert_eq!(
+        seen, 9,
+        "3 ingestions, unify, reports, activities, measures, segments, the export: {printed}"
+    );
     // both executors ran tasks: each kept shuffle files of the refresh's jobs
     for work in &executors {
         let files = walk(work);

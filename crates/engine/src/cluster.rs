@@ -6,9 +6,9 @@
 //! - **lakecdp's own processes** ([`run_scheduler`], [`run_executor`], started by
 //!   `lakecdp cluster scheduler` and `lakecdp cluster executor`): Ballista's scheduler and
 //!   executor with lakecdp's object stores. A plan names a lake only by its URL,
-//!   `lakecdp://<environment id>/…` ([`crate::lake_url`]); each process opens that
-//!   environment's storage itself, with the credentials the vault keeps, through a
-//!   [`Resolver`] the application gives it. Credentials never travel in plans.
+//!   `lakecdp://<environment id>/…` ([`crate::lake_url`]), relative to the environment's
+//!   folder; each process serves the lakes the application keeps in its [`LakeStores`],
+//!   opened there with the credentials the vault keeps. Credentials never travel in plans.
 //!
 //! lakecdp's functions ([`crate::functions`]) are registered in the driver's session, the
 //! scheduler's sessions and the executors' function registry: plans name them, and each
@@ -20,11 +20,10 @@ use std::sync::{Arc, RwLock};
 
 use ballista::prelude::SessionContextExt;
 use datafusion::error::DataFusionError;
-use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use futures::future::BoxFuture;
 use lakecdp_core::EnvironmentId;
 use lakecdp_lake::Lake;
 use object_store::ObjectStore;
@@ -32,58 +31,59 @@ use url::Url;
 
 use crate::{Error, Result};
 
-/// Opens the store of an environment's lake the first time a plan names it.
-pub type Resolver = Arc<
-    dyn Fn(EnvironmentId) -> BoxFuture<'static, std::result::Result<Arc<dyn ObjectStore>, String>>
-        + Send
-        + Sync,
->;
-
-/// The object stores of environments' lakes by environment, beside DataFusion's default
-/// registry (local files): the one registry a session, a scheduler or an executor plans
-/// and reads with.
+/// The object stores of environments' lakes by environment: the one registry a driver
+/// session, a scheduler or an executor plans and reads with.
+///
+/// - Each store is confined to its environment's folder (`ci_<id>`): a plan naming an
+///   environment reaches nothing else of the storage it shares with other environments.
+/// - Nothing else is registered: no local files, so a plan sent to a cluster process
+///   reads no file of its host (a key file, a catalog) whatever it names.
+/// - Lookups never wait: the set of lakes is replaced as a whole ([`LakeStores::replace`])
+///   by whoever keeps it current.
 pub struct LakeStores {
-    default: DefaultObjectStoreRegistry,
     lakes: RwLock<HashMap<EnvironmentId, Arc<dyn ObjectStore>>>,
-    resolve: Option<Resolver>,
+    temp: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for LakeStores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // the stores' own Debug can print credentials: name the environments only
-        let lakes: Vec<EnvironmentId> = self
-            .lakes
-            .read()
-            .map(|l| l.keys().copied().collect())
-            .unwrap_or_default();
         f.debug_struct("LakeStores")
-            .field("lakes", &lakes)
-            .field("resolves", &self.resolve.is_some())
+            .field("lakes", &self.environments())
             .finish()
     }
 }
 
 impl LakeStores {
-    /// A registry of no lake, opening the ones plans name with `resolve` if given.
-    pub fn new(resolve: Option<Resolver>) -> Arc<Self> {
+    /// A registry of no lake, spilling to the system's temporary folder.
+    pub fn new() -> Arc<Self> {
+        Self::spilling_to(None)
+    }
+
+    /// A registry of no lake whose runtime spills to `temp` (an executor's work folder).
+    pub fn spilling_to(temp: Option<std::path::PathBuf>) -> Arc<Self> {
         Arc::new(Self {
-            default: DefaultObjectStoreRegistry::new(),
             lakes: RwLock::new(HashMap::new()),
-            resolve,
+            temp,
         })
     }
 
-    /// Register (or replace) the store of `lake`'s environment.
+    /// Register (or replace) the store of `lake`'s environment, confined to its folder.
     pub fn add(&self, lake: &Lake) {
-        self.insert(lake.environment(), Arc::clone(lake.store()));
-    }
-
-    fn insert(&self, env: EnvironmentId, store: Arc<dyn ObjectStore>) {
         let mut lakes = self.lakes.write().unwrap_or_else(|e| e.into_inner());
-        lakes.insert(env, store);
+        lakes.insert(lake.environment(), confined(lake));
     }
 
-    /// The environments whose lakes are registered.
+    /// Serve exactly `lakes` from now on.
+    pub fn replace(&self, lakes: &[Lake]) {
+        let fresh: HashMap<EnvironmentId, Arc<dyn ObjectStore>> = lakes
+            .iter()
+            .map(|l| (l.environment(), confined(l)))
+            .collect();
+        *self.lakes.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
+    /// The environments whose lakes are registered, sorted.
     pub fn environments(&self) -> Vec<EnvironmentId> {
         let lakes = self.lakes.read().unwrap_or_else(|e| e.into_inner());
         let mut envs: Vec<EnvironmentId> = lakes.keys().copied().collect();
@@ -93,47 +93,21 @@ impl LakeStores {
 
     /// A runtime whose object stores are this registry's.
     pub fn runtime(self: &Arc<Self>) -> Result<Arc<RuntimeEnv>> {
-        Ok(RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::clone(self) as Arc<dyn ObjectStoreRegistry>)
-            .build_arc()?)
+        let mut builder = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::clone(self) as Arc<dyn ObjectStoreRegistry>);
+        if let Some(temp) = &self.temp {
+            builder = builder.with_temp_file_path(temp);
+        }
+        Ok(builder.build_arc()?)
     }
+}
 
-    fn resolved(&self, env: EnvironmentId) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
-        let Some(resolve) = self.resolve.clone() else {
-            return Err(DataFusionError::Execution(format!(
-                "no lake of environment {env} is known to this process"
-            )));
-        };
-        // Called from a plan's (synchronous) store lookup: open the store on a thread and
-        // runtime of its own, once per environment.
-        let opened = std::thread::scope(|scope| {
-            scope
-                .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                    runtime.block_on(resolve(env))
-                })
-                .join()
-        });
-        let store = match opened {
-            Ok(Ok(store)) => store,
-            Ok(Err(reason)) => {
-                return Err(DataFusionError::Execution(format!(
-                    "the lake of environment {env} cannot be opened here: {reason}"
-                )))
-            }
-            Err(_) => {
-                return Err(DataFusionError::Execution(format!(
-                    "opening the lake of environment {env} failed"
-                )))
-            }
-        };
-        self.insert(env, Arc::clone(&store));
-        tracing::info!(environment = %env, "lake registered");
-        Ok(store)
-    }
+/// `lake`'s store seen from its environment's folder: paths of plans are relative to it.
+fn confined(lake: &Lake) -> Arc<dyn ObjectStore> {
+    Arc::new(crate::confined::Confined::new(
+        Arc::clone(lake.store()),
+        lake.root().clone(),
+    ))
 }
 
 impl ObjectStoreRegistry for LakeStores {
@@ -142,46 +116,39 @@ impl ObjectStoreRegistry for LakeStores {
         url: &Url,
         store: Arc<dyn ObjectStore>,
     ) -> Option<Arc<dyn ObjectStore>> {
-        match crate::environment_of(url) {
-            Some(env) => {
-                let mut lakes = self.lakes.write().unwrap_or_else(|e| e.into_inner());
-                lakes.insert(env, store)
-            }
-            None => self.default.register_store(url, store),
-        }
+        // only lakes, registered through `add`, are served; a store registered by URL
+        // (DataFusion registers none on its own) is not kept
+        tracing::debug!(
+            scheme = url.scheme(),
+            "a store registered by URL is not served"
+        );
+        drop(store);
+        None
     }
 
     fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
-        match crate::environment_of(url) {
-            Some(env) => {
-                let mut lakes = self.lakes.write().unwrap_or_else(|e| e.into_inner());
-                lakes.remove(&env).ok_or_else(|| {
-                    DataFusionError::Execution(format!(
-                        "no lake of environment {env} is registered"
-                    ))
-                })
-            }
-            None => self.default.deregister_store(url),
-        }
+        let env = crate::environment_of(url).ok_or_else(|| {
+            DataFusionError::Execution(format!("`{url}` names no environment's lake"))
+        })?;
+        let mut lakes = self.lakes.write().unwrap_or_else(|e| e.into_inner());
+        lakes.remove(&env).ok_or_else(|| {
+            DataFusionError::Execution(format!("no lake of environment {env} is registered"))
+        })
     }
 
     fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
-        if url.scheme() != crate::LAKE_SCHEME {
-            return self.default.get_store(url);
-        }
         let Some(env) = crate::environment_of(url) else {
             return Err(DataFusionError::Execution(format!(
-                "`{url}` names no environment's lake"
+                "this process reads only environments' lakes, not `{}://` locations",
+                url.scheme()
             )));
         };
-        let found = {
-            let lakes = self.lakes.read().unwrap_or_else(|e| e.into_inner());
-            lakes.get(&env).cloned()
-        };
-        match found {
-            Some(store) => Ok(store),
-            None => self.resolved(env),
-        }
+        let lakes = self.lakes.read().unwrap_or_else(|e| e.into_inner());
+        lakes.get(&env).cloned().ok_or_else(|| {
+            DataFusionError::Execution(format!(
+                "environment {env} is not served by this process: its catalog does not hold it, its principal may not run its refreshes, or `--environment` leaves it out"
+            ))
+        })
     }
 }
 
@@ -193,7 +160,7 @@ pub async fn driver_context(
     lake: &Lake,
 ) -> Result<SessionContext> {
     reachable(scheduler).await?;
-    let stores = LakeStores::new(None);
+    let stores = LakeStores::new();
     stores.add(lake);
     let state = SessionStateBuilder::new()
         .with_config(config)
@@ -252,9 +219,9 @@ pub async fn standalone(lake: &Lake) -> Result<String> {
 }
 
 async fn start_standalone() -> Result<Standalone> {
-    let stores = LakeStores::new(None);
+    let stores = LakeStores::new();
     let for_cluster = Arc::clone(&stores);
-    let (started, address) = tokio::sync::oneshot::channel::<Result<u16, String>>();
+    let (started, address) = tokio::sync::oneshot::channel::<Result<SocketAddr, String>>();
     std::thread::Builder::new()
         .name("lakecdp-ballista".into())
         .spawn(move || {
@@ -271,8 +238,11 @@ async fn start_standalone() -> Result<Standalone> {
             };
             runtime.block_on(async move {
                 match serve_standalone(for_cluster).await {
-                    Ok(port) => {
-                        let _ = started.send(Ok(port));
+                    Ok(address) => {
+                        if started.send(Ok(address)).is_err() {
+                            // the caller is gone: stop, dropping the runtime and its ports
+                            return;
+                        }
                         // the cluster's tasks run on this runtime until the process ends
                         std::future::pending::<()>().await;
                     }
@@ -283,17 +253,17 @@ async fn start_standalone() -> Result<Standalone> {
             });
         })
         .map_err(|e| Error::Cluster(format!("the standalone cluster cannot start: {e}")))?;
-    let port = address
+    let address = address
         .await
         .map_err(|_| Error::Cluster("the standalone cluster stopped while starting".into()))?
         .map_err(|e| Error::Cluster(format!("the standalone cluster cannot start: {e}")))?;
     Ok(Standalone {
-        scheduler: format!("df://127.0.0.1:{port}"),
+        scheduler: format!("df://{address}"),
         stores,
     })
 }
 
-async fn serve_standalone(stores: Arc<LakeStores>) -> std::result::Result<u16, String> {
+async fn serve_standalone(stores: Arc<LakeStores>) -> std::result::Result<SocketAddr, String> {
     use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
     use ballista_core::serde::BallistaCodec;
     use ballista_core::utils::default_config_producer;
@@ -306,7 +276,8 @@ async fn serve_standalone(stores: Arc<LakeStores>) -> std::result::Result<u16, S
     )
     .await
     .map_err(|e| e.to_string())?;
-    let url = format!("http://127.0.0.1:{}", address.port());
+    // where the scheduler listens ("localhost" may be either loopback address)
+    let url = format!("http://{address}");
     let mut tries = 0;
     let scheduler = loop {
         match SchedulerGrpcClient::connect(url.clone()).await {
@@ -329,7 +300,7 @@ async fn serve_standalone(stores: Arc<LakeStores>) -> std::result::Result<u16, S
     )
     .await
     .map_err(|e| e.to_string())?;
-    Ok(address.port())
+    Ok(address)
 }
 
 /// Ballista's default session for a scheduler, reading with `runtime`'s stores and
@@ -387,7 +358,7 @@ pub struct ExecutorOptions {
 }
 
 /// Run lakecdp's executor until the process ends: Ballista's executor, reading and
-/// writing the lakes `stores` opens.
+/// writing the lakes of `stores` (whose runtime should spill to the work folder).
 pub async fn run_executor(options: ExecutorOptions, stores: Arc<LakeStores>) -> Result<()> {
     use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 

@@ -18,6 +18,7 @@ pub mod activities;
 #[cfg(feature = "distributed")]
 pub mod cluster;
 mod condition;
+pub mod confined;
 pub mod functions;
 pub mod graph;
 pub mod ingest;
@@ -209,11 +210,16 @@ impl Session {
         let cutoff = chrono::Utc::now() - chrono::Duration::days(1);
         let mut removed = 0;
         for object in lake.list(&lake.internal("scratch")).await? {
-            if object.last_modified < cutoff {
-                if let Some(relative) = lake.relative(&object.location) {
-                    lake.delete(&relative).await?;
-                    removed += 1;
-                }
+            if object.last_modified >= cutoff {
+                continue;
+            }
+            let Some(relative) = lake.relative(&object.location) else {
+                continue;
+            };
+            // one file that cannot be removed does not keep the others
+            match lake.delete(&relative).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(error = %e, "an old scratch file was not removed"),
             }
         }
         Ok(removed)
@@ -231,7 +237,10 @@ impl Session {
         let (ctx, scratch) = match kind {
             EngineKind::Local => {
                 let ctx = SessionContext::new_with_config(config);
-                ctx.register_object_store(&lake_url(lake.environment()), Arc::clone(lake.store()));
+                // the environment's folder, as on a cluster: plans reach nothing else
+                let confined =
+                    confined::Confined::new(Arc::clone(lake.store()), lake.root().clone());
+                ctx.register_object_store(&lake_url(lake.environment()), Arc::new(confined));
                 functions::register(&ctx);
                 (ctx, None)
             }
@@ -245,6 +254,18 @@ impl Session {
             }
         };
         Ok(Self { ctx, lake, scratch })
+    }
+
+    /// End the session, removing the tables it computed for itself from the lake (on a
+    /// cluster). Dropping a session tries the same without waiting; the next refresh
+    /// removes what neither removed ([`Session::clear_scratch`]).
+    pub async fn close(mut self) -> Result<()> {
+        if let Some(scratch) = self.scratch.take() {
+            if scratch.written.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                self.lake.delete_folder(&scratch.folder).await?;
+            }
+        }
+        Ok(())
     }
 
     /// True when the session's plans run on a cluster.
@@ -301,11 +322,9 @@ impl Session {
     /// The URL of a path of the lake (relative to the environment root), for
     /// `register_csv`, `register_parquet` and `CREATE EXTERNAL TABLE`.
     pub fn url_of(&self, relative: &str) -> String {
-        format!(
-            "{}{}",
-            lake_url(self.lake.environment()),
-            self.lake.path(relative)
-        )
+        let path: object_store::path::Path =
+            relative.split('/').filter(|s| !s.is_empty()).collect();
+        format!("{}{path}", lake_url(self.lake.environment()))
     }
 
     /// The DataFusion context.

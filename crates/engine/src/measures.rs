@@ -31,10 +31,11 @@ use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, Utc};
 use datafusion::common::{JoinType, ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
+use datafusion::functions::math::expr_fn::abs;
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::functions_aggregate::first_last::first_value_udaf;
-use datafusion::logical_expr::{cast, ExprFunctionExt, SortExpr};
+use datafusion::logical_expr::{cast, when, ExprFunctionExt, SortExpr, TryCast};
 use datafusion::prelude::{coalesce, ident, lit, Expr, SessionContext};
 use lakecdp_core::measure::{CUSTOMER_ID, CUSTOMER_MEASURE};
 use lakecdp_core::{
@@ -385,15 +386,32 @@ async fn plan_unchecked(
     };
     // Sums and averages of floating-point values are computed over exact decimals, so
     // they do not depend on the order rows arrive in: the same on every partitioning, on
-    // one machine and on a cluster.
-    let float = value_type.as_ref().filter(|t| t.is_floating()).cloned();
-    let exact = |e: Expr| match &float {
-        Some(_) => cast(e, DataType::Decimal128(38, EXACT_SCALE)),
-        None => e,
-    };
+    // one machine and on a cluster. A group holding a value the decimals do not (NaN, an
+    // infinity, a magnitude of 10^50 or more) is summed in floating point, as before.
+    let float = value_type.as_ref().is_some_and(DataType::is_floating)
+        && matches!(m.function, MeasureFunction::Sum | MeasureFunction::Average);
+    let mut aggregates = Vec::new();
+    if float {
+        let v = needs(value.clone())?;
+        // NaN and the infinities compare false
+        let fits = abs(v.clone()).lt(lit(EXACT_LIMIT));
+        let decimal = Expr::TryCast(TryCast::new(
+            Box::new(v.clone()),
+            DataType::Decimal256(76, EXACT_SCALE),
+        ));
+        let exact_input = when(fits.clone(), decimal).end()?;
+        let (exact, plain) = match m.function {
+            MeasureFunction::Sum => (sum(exact_input), sum(v.clone())),
+            _ => (avg(exact_input), avg(v.clone())),
+        };
+        aggregates.push(exact.alias(EXACT_VALUE));
+        aggregates.push(plain.alias(PLAIN_VALUE));
+        aggregates.push(count(v).alias(VALUES));
+        aggregates.push(count(when(fits, lit(1)).end()?).alias(EXACT_VALUES));
+    }
     let aggregate = match m.function {
-        MeasureFunction::Sum => sum(exact(needs(value)?)),
-        MeasureFunction::Average => avg(exact(needs(value)?)),
+        MeasureFunction::Sum => sum(needs(value)?),
+        MeasureFunction::Average => avg(needs(value)?),
         MeasureFunction::Count => match value {
             Some(v) => count(v),
             None => count_all(),
@@ -425,35 +443,47 @@ async fn plan_unchecked(
         group.push(ident(CUSTOMER_ID));
     }
     group.extend(m.dimensions.iter().map(ident));
-    let df = df
-        .aggregate(group.clone(), vec![aggregate.alias(&m.name)])
-        .map_err(|e| {
-            measure_error(
-                m,
-                format!(
-                    "function `{}` cannot apply to column `{}` of type {}: {e}",
-                    m.function,
-                    m.column.as_deref().unwrap_or("*"),
-                    value_type
-                        .as_ref()
-                        .map(|t| t.to_string())
-                        .unwrap_or_else(|| "rows".into())
-                ),
-            )
-        })?;
+    if !float {
+        aggregates.push(aggregate.alias(&m.name));
+    }
+    let df = df.aggregate(group.clone(), aggregates).map_err(|e| {
+        measure_error(
+            m,
+            format!(
+                "function `{}` cannot apply to column `{}` of type {}: {e}",
+                m.function,
+                m.column.as_deref().unwrap_or("*"),
+                value_type
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "rows".into())
+            ),
+        )
+    })?;
     let mut columns = group;
-    columns.push(match (&float, m.function) {
-        (Some(t), MeasureFunction::Sum | MeasureFunction::Average) => {
-            cast(ident(&m.name), t.clone()).alias(&m.name)
-        }
-        _ => ident(&m.name),
+    columns.push(if float {
+        when(
+            ident(VALUES).eq(ident(EXACT_VALUES)),
+            cast(ident(EXACT_VALUE), DataType::Float64),
+        )
+        .otherwise(cast(ident(PLAIN_VALUE), DataType::Float64))?
+        .alias(&m.name)
+    } else {
+        ident(&m.name)
     });
     Ok(df.select(columns)?)
 }
 
-/// Decimal places kept of floating-point values summed or averaged: sums are exact up
-/// to 10^28.
+/// Decimal places kept of floating-point values summed or averaged (smaller parts are
+/// rounded away).
 const EXACT_SCALE: i8 = 10;
+/// Magnitude below which floating-point values are summed exactly: far below what
+/// `Decimal256(76, 10)` holds, so totals and averages over any number of rows fit.
+const EXACT_LIMIT: f64 = 1e50;
+const EXACT_VALUE: &str = "__lakecdp_exact";
+const PLAIN_VALUE: &str = "__lakecdp_plain";
+const VALUES: &str = "__lakecdp_values";
+const EXACT_VALUES: &str = "__lakecdp_exact_values";
 
 /// A filter as an expression over `column_type`: the same condition model as segment
 /// conditions (`crate::condition`).

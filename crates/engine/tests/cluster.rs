@@ -126,7 +126,7 @@ async fn lakecdp_functions_give_the_same_rows_locally_standalone_and_on_lakecdp_
     assert_eq!(standalone, local, "standalone Ballista");
 
     // lakecdp's scheduler and two executors, knowing the lake by its environment
-    let stores = LakeStores::new(None);
+    let stores = LakeStores::new();
     stores.add(&lake);
     let scheduler_port = free_port();
     let bind = SocketAddr::from(([127, 0, 0, 1], scheduler_port));

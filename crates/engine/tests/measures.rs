@@ -888,12 +888,13 @@ async fn float_sums_and_averages_do_not_depend_on_the_order_rows_arrive_in() {
         Field::new("CustomerId", DataType::Utf8, false),
         Field::new("Price", DataType::Float64, true),
     ]));
+    // C1: what decimals hold; C2: a magnitude they do not; C3: an infinity
     let part = |price: f64| {
         RecordBatch::try_new(
             schema.clone(),
             vec![
-                Arc::new(StringArray::from(vec!["C1"])),
-                Arc::new(Float64Array::from(vec![price])),
+                Arc::new(StringArray::from(vec!["C1", "C2", "C2", "C3"])),
+                Arc::new(Float64Array::from(vec![price, 1e60, price, f64::INFINITY])),
             ],
         )
         .unwrap()
@@ -919,4 +920,8 @@ async fn float_sums_and_averages_do_not_depend_on_the_order_rows_arrive_in() {
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[0].0["C1"], "0.6");
     assert_eq!(seen[0].1["C1"], "0.2");
+    // groups the decimals cannot hold are summed in floating point, not refused
+    assert_eq!(seen[0].0["C2"].parse::<f64>().unwrap(), 3e60);
+    assert_eq!(seen[0].0["C3"].parse::<f64>().unwrap(), f64::INFINITY);
+    assert_eq!(seen[0].1["C3"].parse::<f64>().unwrap(), f64::INFINITY);
 }

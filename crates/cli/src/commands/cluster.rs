@@ -1,11 +1,23 @@
 //! `cluster scheduler` and `cluster executor`: lakecdp's Ballista processes, in the
 //! foreground until Ctrl-C.
 
-use lakecdp_app::cluster::ExecutorOptions;
+use lakecdp_app::cluster::{ExecutorOptions, Served, LAKES_REFRESH};
 use lakecdp_app::{Actor, App};
 use lakecdp_core::EngineChoice;
 
 use crate::args::ClusterCommand;
+
+/// The start-up line naming what the process serves.
+fn served(served: &Served) {
+    if served.environments.is_empty() {
+        println!("serving no environment yet: none of the catalog's is one its principal may refresh (looked at again every {} s)", LAKES_REFRESH.as_secs());
+    } else {
+        println!("serving environments: {}", served.environments.join(", "));
+    }
+    for name in &served.unknown {
+        eprintln!("warning: --environment {name}: the catalog has no environment of that name");
+    }
+}
 
 /// `cluster ...`.
 pub async fn run(app: &App, actor: &Actor, command: ClusterCommand) -> anyhow::Result<()> {
@@ -17,7 +29,7 @@ pub async fn run(app: &App, actor: &Actor, command: ClusterCommand) -> anyhow::R
                     a.bind, a.bind
                 );
                 Ok(app
-                    .run_cluster_scheduler(actor, a.bind, a.environments)
+                    .run_cluster_scheduler(actor, a.bind, a.environments, served)
                     .await?)
             }
             ClusterCommand::Executor(a) => {
@@ -40,7 +52,7 @@ pub async fn run(app: &App, actor: &Actor, command: ClusterCommand) -> anyhow::R
                     work_dir: a.work_dir,
                 };
                 Ok(app
-                    .run_cluster_executor(actor, options, a.environments)
+                    .run_cluster_executor(actor, options, a.environments, served)
                     .await?)
             }
         }
