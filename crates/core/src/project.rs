@@ -106,22 +106,44 @@ impl EngineChoice {
             .strip_prefix("df://")
             .ok_or_else(|| format!("the scheduler `{url}` is not a `df://host:port` address"))?;
         let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-                let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-                    format!("the scheduler `{url}` names the port `{port}`, which is not a port number")
-                })?;
-                (host, port)
-            }
-            _ => (rest, DEFAULT_SCHEDULER_PORT),
+        let port_of = |port: &str| {
+            port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                format!("the scheduler `{url}` names the port `{port}`, which is not a port number")
+            })
         };
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if bare.is_empty()
-            || bare.contains(['/', '@', '?', '#', ' '])
-            || url::Host::parse(bare).is_err() && bare.parse::<std::net::Ipv6Addr>().is_err()
-        {
-            return Err(format!("the scheduler `{url}` names no valid host"));
-        }
+        let (bare, port) = if let Some(inside) = rest.strip_prefix('[') {
+            // an IPv6 address, in brackets
+            let (address, after) = inside
+                .split_once(']')
+                .ok_or_else(|| format!("the scheduler `{url}` opens a `[` it does not close"))?;
+            let port = match after {
+                "" => DEFAULT_SCHEDULER_PORT,
+                p => port_of(p.strip_prefix(':').ok_or_else(|| {
+                    format!("the scheduler `{url}` has `{p}` after its address")
+                })?)?,
+            };
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("the scheduler `{url}` names no valid IPv6 address"));
+            }
+            (address, port)
+        } else {
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((host, port)) => (host, port_of(port)?),
+                None => (rest, DEFAULT_SCHEDULER_PORT),
+            };
+            if host.contains(':') {
+                return Err(format!(
+                    "the scheduler `{url}` names an IPv6 address without brackets: write `df://[address]:port`"
+                ));
+            }
+            if host.is_empty()
+                || host.contains(['/', '@', '?', '#', ' '])
+                || url::Host::parse(host).is_err()
+            {
+                return Err(format!("the scheduler `{url}` names no valid host"));
+            }
+            (host, port)
+        };
         Ok((bare.to_string(), port))
     }
 
@@ -519,6 +541,13 @@ path = "lake"
             EngineChoice::scheduler_address("df://[::1]:7000").unwrap(),
             ("::1".to_string(), 7000)
         );
+        assert_eq!(
+            EngineChoice::scheduler_address("df://[::1]").unwrap(),
+            ("::1".to_string(), DEFAULT_SCHEDULER_PORT)
+        );
+        assert!(EngineChoice::scheduler_address("df://::1:7000")
+            .unwrap_err()
+            .contains("without brackets"));
         // each mistake names the engine key, its line, and what to write
         for (engine, says) in [
             (r#""ballista""#, "needs a mode or a scheduler"),

@@ -193,7 +193,7 @@ async fn reachable(scheduler: &str) -> Result<()> {
     match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(Error::Cluster(format!(
-            "the scheduler at {scheduler} does not answer ({e}): start it with `lakecdp cluster scheduler --bind {host}:{port}`, or point the environment's `engine` at one that runs"
+            "the scheduler at {scheduler} does not answer ({e}): start it with `lakecdp cluster scheduler --bind <its address>:{port}`, or point the environment's `engine` at one that runs"
         ))),
         Err(_) => Err(Error::Cluster(format!(
             "the scheduler at {scheduler} does not answer within 10 s: check that it runs and that this machine reaches it"
