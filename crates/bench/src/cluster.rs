@@ -141,7 +141,12 @@ pub fn run(bench: &ClusterBench) -> Result<ClusterFigures> {
     cluster.cluster_peak_rss = processes
         .0
         .iter()
-        .map(|(name, child)| (name.clone(), peak_of(child.id())))
+        .map(|(name, child)| {
+            (
+                name.clone(),
+                crate::ingest::peak_rss_of(&child.id().to_string()),
+            )
+        })
         .collect();
     cluster.shuffle_bytes = work_dirs.iter().map(|d| size_of_tree(d)).sum();
     drop(processes);
@@ -271,19 +276,6 @@ fn wait_listening(port: u16, log: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-/// The peak resident memory of a running process (`VmHWM`), in bytes.
-fn peak_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn size_of_tree(dir: &Path) -> u64 {

@@ -169,7 +169,13 @@ impl Phase {
 
 /// Peak resident memory of this process (`VmHWM`), in bytes; 0 where unknown.
 pub fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_of("self")
+}
+
+/// The peak resident memory of process `pid` (a number, or `self`) as the kernel
+/// reports it (`VmHWM`), in bytes; 0 where it does not.
+pub fn peak_rss_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use lakecdp_core::{EnvironmentId, LocalConfig, StorageConfig};
 use lakecdp_lake::Lake;
 
 mod common;
-use common::{copy_retail, lakecdp, text};
+use common::{command, copy_retail, lakecdp, text};
 
 /// Processes killed when the test ends, however it ends.
 struct Processes(Vec<Child>);
@@ -29,15 +29,7 @@ impl Drop for Processes {
 /// `lakecdp -C project ARGS` started in the background, its output in `log`.
 fn start(project: &Path, args: &[&str], log: &Path) -> Child {
     let out = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_lakecdp"))
-        .arg("-C")
-        .arg(project)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("LAKECDP_PROJECT")
-        .env_remove("LAKECDP_CATALOG")
-        .env_remove("LAKECDP_PRINCIPAL")
-        .stdin(Stdio::null())
+    command(project, args)
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
@@ -156,17 +148,9 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
     // an export to a lake folder, run by the refresh: its rows stream from the cluster
     let key = project.join("master.key");
     let with_key = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_lakecdp"))
-            .arg("-C")
-            .arg(project)
-            .args(args)
-            .env("NO_COLOR", "1")
+        let out = command(project, args)
             .env("LAKECDP_MASTER_KEY_FILE", &key)
             .env_remove("LAKECDP_MASTER_KEY")
-            .env_remove("LAKECDP_PROJECT")
-            .env_remove("LAKECDP_CATALOG")
-            .env_remove("LAKECDP_PRINCIPAL")
-            .stdin(Stdio::null())
             .output()
             .unwrap();
         assert!(out.status.success(), "lakecdp {args:?}: {}", text(&out));

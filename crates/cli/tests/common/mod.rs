@@ -8,17 +8,22 @@ use std::process::{Command, Output, Stdio};
 /// `lakecdp -C project ARGS`, with the variables of the caller's shell that would change
 /// its behaviour removed.
 pub fn lakecdp(project: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lakecdp"))
-        .arg("-C")
+    command(project, args).output().expect("the binary runs")
+}
+
+/// The command `lakecdp -C project ARGS`, with the variables of the caller's shell that
+/// would change its behaviour removed, and no input.
+pub fn command(project: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lakecdp"));
+    c.arg("-C")
         .arg(project)
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("LAKECDP_PROJECT")
         .env_remove("LAKECDP_CATALOG")
         .env_remove("LAKECDP_PRINCIPAL")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
+        .stdin(Stdio::null());
+    c
 }
 
 /// Everything a run printed.
