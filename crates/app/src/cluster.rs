@@ -4,8 +4,9 @@
 //! A plan names a lake only as `lakecdp://<environment id>/…`. A cluster process serves
 //! the lakes of the environments in which its acting principal may run refreshes (and,
 //! with `--environment`, only those named): it opens them when it starts and looks again
-//! every [`LAKES_REFRESH`], so an environment created later is served, and one whose role
-//! was revoked is not. Lookups by plans never wait on the catalog. Credentials stay in the
+//! every [`LAKES_REFRESH`], so one whose role was revoked is not served. An environment
+//! created since is opened when a plan first names it, with the same checks. Lookups by
+//! plans never wait on the catalog: the opening happens in the store's first read. Credentials stay in the
 //! process: never in a plan, a log line or an error.
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use lakecdp_core::Operation;
 pub use lakecdp_engine::cluster::ExecutorOptions;
-use lakecdp_engine::cluster::LakeStores;
+use lakecdp_engine::cluster::{LakeStores, Resolver};
 use lakecdp_lake::Lake;
 
 use crate::{Actor, App, Result};
@@ -72,6 +73,36 @@ impl App {
         Ok((lakes, served))
     }
 
+    /// The lake of environment `id` when `actor` may serve it to a cluster (see
+    /// [`App::cluster_lake_set`]); `None` when it may not, or the catalog does not hold
+    /// it. For a plan naming an environment the process does not serve yet.
+    async fn cluster_lake(
+        &self,
+        actor: &Actor,
+        only: &[String],
+        id: lakecdp_core::EnvironmentId,
+    ) -> std::result::Result<Option<Lake>, String> {
+        let Some(env) = self
+            .catalog()
+            .get_environment(id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        if !only.is_empty() && !only.iter().any(|n| n.eq_ignore_ascii_case(&env.name)) {
+            return Ok(None);
+        }
+        if self
+            .require(actor, &env, Operation::RunRefresh)
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+        self.lake(&env).await.map(Some).map_err(|e| e.to_string())
+    }
+
     /// The registry of the lakes a cluster process of `actor` serves, kept current every
     /// [`LAKES_REFRESH`] by a task of the current runtime. `temp` is where its runtime
     /// spills (an executor's work folder).
@@ -81,7 +112,14 @@ impl App {
         only: Vec<String>,
         temp: Option<std::path::PathBuf>,
     ) -> Result<(Arc<LakeStores>, Served)> {
-        let stores = LakeStores::spilling_to(temp);
+        let resolve: Resolver = {
+            let (app, actor, only) = (self.clone(), actor.clone(), only.clone());
+            Arc::new(move |id| {
+                let (app, actor, only) = (app.clone(), actor.clone(), only.clone());
+                Box::pin(async move { app.cluster_lake(&actor, &only, id).await })
+            })
+        };
+        let stores = LakeStores::resolving(Some(resolve), temp);
         let (lakes, served) = self.cluster_lake_set(actor, &only).await?;
         stores.replace(&lakes);
         let (app, actor, kept) = (self.clone(), actor.clone(), Arc::clone(&stores));

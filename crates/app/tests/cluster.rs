@@ -74,34 +74,38 @@ async fn a_refresh_on_standalone_ballista_publishes_the_rows_a_local_refresh_doe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_process_serves_only_the_lakes_its_principal_may_refresh() {
     use datafusion::execution::object_store::ObjectStoreRegistry;
+    use futures::TryStreamExt;
     use lakecdp_app::Actor;
 
     let r = retail().await;
     let url = lakecdp_engine::lake_url(r.env.id);
+    // what a plan reading the environment's lake meets: its files, or a refusal
     let serve = |actor: Actor, only: Vec<String>| {
         let app = r.app.clone();
         let url = url.clone();
         async move {
             let (lakes, served) = app.cluster_lakes(&actor, only, None).await.unwrap();
-            (lakes.get_store(&url).map(|_| ()), served)
+            let store = lakes.get_store(&url).unwrap();
+            let files: Result<Vec<_>, _> = store.list(None).try_collect().await;
+            (files.map(|f| f.len()).map_err(|e| e.to_string()), served)
         }
     };
     // the environment's creator, serving every environment or this one by name (any case)
     let (found, served) = serve(common::admin(), vec![]).await;
-    found.unwrap();
+    assert!(found.unwrap() > 0, "the environment's files are listed");
     assert_eq!(served.environments, ["retail-demo"]);
     let (found, served) = serve(common::admin(), vec!["RETAIL-demo".into()]).await;
     found.unwrap();
     assert!(served.unknown.is_empty());
     // told to serve another environment only: refused, and the unknown name reported
     let (found, served) = serve(common::admin(), vec!["other".into()]).await;
-    let err = found.unwrap_err().to_string();
+    let err = found.unwrap_err();
     assert!(err.contains("is not served by this process"), "{err}");
     assert!(!err.contains("retail-demo"), "{err}");
     assert_eq!(served.unknown, ["other"]);
     // a principal with no role in the environment
     let (found, served) = serve(Actor::named("mallory"), vec![]).await;
-    let err = found.unwrap_err().to_string();
+    let err = found.unwrap_err();
     assert!(err.contains("is not served by this process"), "{err}");
     assert!(served.environments.is_empty());
     // an environment the catalog does not hold, and a local file
@@ -111,7 +115,13 @@ async fn a_cluster_process_serves_only_the_lakes_its_principal_may_refresh() {
         .await
         .unwrap();
     let other = lakecdp_engine::lake_url(lakecdp_core::EnvironmentId::new());
-    assert!(lakes.get_store(&other).is_err());
+    let files: Result<Vec<_>, _> = lakes
+        .get_store(&other)
+        .unwrap()
+        .list(None)
+        .try_collect()
+        .await;
+    assert!(files.unwrap_err().to_string().contains("is not served"));
     let file = url::Url::parse("file:///etc/passwd").unwrap();
     let err = lakes.get_store(&file).unwrap_err().to_string();
     assert!(err.contains("reads only environments' lakes"), "{err}");

@@ -101,9 +101,6 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
     );
     assert!(declared.contains("df://127.0.0.1"));
     std::fs::write(&file, declared).unwrap();
-    // the environment exists before the cluster serves it
-    let out = lakecdp(project, &["apply", "--create-container"]);
-    assert!(out.status.success(), "{}", text(&out));
 
     let logs = project.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -144,6 +141,10 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
         listening(port, "executor", &log);
         executors.push(work);
     }
+
+    // the environment is created after the cluster started: a plan naming it opens it
+    let out = lakecdp(project, &["apply", "--create-container"]);
+    assert!(out.status.success(), "{}", text(&out));
 
     // an export to a lake folder, run by the refresh: its rows stream from the cluster
     let key = project.join("master.key");

@@ -38,12 +38,23 @@ use crate::{Error, Result};
 ///   environment reaches nothing else of the storage it shares with other environments.
 /// - Nothing else is registered: no local files, so a plan sent to a cluster process
 ///   reads no file of its host (a key file, a catalog) whatever it names.
-/// - Lookups never wait: the set of lakes is replaced as a whole ([`LakeStores::replace`])
-///   by whoever keeps it current.
+/// - Lookups never wait. The set of lakes is replaced as a whole
+///   ([`LakeStores::replace`]) by whoever keeps it current; with a [`Resolver`], an
+///   environment not in it yet gets a store that opens it on first use
+///   ([`crate::lazy::LazyLake`]), so a refresh of an environment created a moment ago
+///   runs at once.
 pub struct LakeStores {
-    lakes: RwLock<HashMap<EnvironmentId, Arc<dyn ObjectStore>>>,
+    lakes: Arc<RwLock<HashMap<EnvironmentId, Arc<dyn ObjectStore>>>>,
+    pending: std::sync::Mutex<HashMap<EnvironmentId, crate::lazy::LazyLake>>,
+    resolve: Option<Resolver>,
     temp: Option<std::path::PathBuf>,
 }
+
+pub use crate::lazy::Resolver;
+
+/// How long a refused or failed opening is kept before a plan naming the environment
+/// asks again.
+const REFUSAL_KEPT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for LakeStores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,8 +73,16 @@ impl LakeStores {
 
     /// A registry of no lake whose runtime spills to `temp` (an executor's work folder).
     pub fn spilling_to(temp: Option<std::path::PathBuf>) -> Arc<Self> {
+        Self::resolving(None, temp)
+    }
+
+    /// A registry of no lake that opens the lakes plans name with `resolve` (on first
+    /// use, without waiting in the lookup), spilling to `temp`.
+    pub fn resolving(resolve: Option<Resolver>, temp: Option<std::path::PathBuf>) -> Arc<Self> {
         Arc::new(Self {
-            lakes: RwLock::new(HashMap::new()),
+            lakes: Arc::new(RwLock::new(HashMap::new())),
+            pending: std::sync::Mutex::new(HashMap::new()),
+            resolve,
             temp,
         })
     }
@@ -81,6 +100,11 @@ impl LakeStores {
             .map(|l| (l.environment(), confined(l)))
             .collect();
         *self.lakes.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        // what was refused may be allowed now, and the other way round
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// The environments whose lakes are registered, sorted.
@@ -103,7 +127,7 @@ impl LakeStores {
 }
 
 /// `lake`'s store seen from its environment's folder: paths of plans are relative to it.
-fn confined(lake: &Lake) -> Arc<dyn ObjectStore> {
+pub(crate) fn confined(lake: &Lake) -> Arc<dyn ObjectStore> {
     Arc::new(crate::confined::Confined::new(
         Arc::clone(lake.store()),
         lake.root().clone(),
@@ -143,12 +167,33 @@ impl ObjectStoreRegistry for LakeStores {
                 url.scheme()
             )));
         };
-        let lakes = self.lakes.read().unwrap_or_else(|e| e.into_inner());
-        lakes.get(&env).cloned().ok_or_else(|| {
-            DataFusionError::Execution(format!(
+        if let Some(store) = self
+            .lakes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&env)
+        {
+            return Ok(Arc::clone(store));
+        }
+        let Some(resolve) = &self.resolve else {
+            return Err(DataFusionError::Execution(format!(
                 "environment {env} is not served by this process: its catalog does not hold it, its principal may not run its refreshes, or `--environment` leaves it out"
-            ))
-        })
+            )));
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lazy) = pending.get(&env) {
+            if lazy.created().elapsed() < REFUSAL_KEPT {
+                return Ok(Arc::new(lazy.share()));
+            }
+        }
+        let lakes = Arc::clone(&self.lakes);
+        let opened: crate::lazy::Opened = Arc::new(move |lake: &Lake| {
+            let mut lakes = lakes.write().unwrap_or_else(|e| e.into_inner());
+            lakes.insert(lake.environment(), confined(lake));
+        });
+        let lazy = crate::lazy::LazyLake::new(env, Arc::clone(resolve), opened);
+        pending.insert(env, lazy.share());
+        Ok(Arc::new(lazy))
     }
 }
 
