@@ -17,6 +17,45 @@ use crate::{Error, Result};
 /// The published tables of `lake`: `folder/entity` → its rows, each cell rendered as text
 /// (nulls as `∅`) and joined by `|`, CustomerIds made canonical, rows sorted.
 pub async fn published_rows(lake: &Lake) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for_each_row(lake, |table, row| {
+        tables
+            .entry(table.to_string())
+            .or_default()
+            .push(row.to_string());
+    })
+    .await?;
+    for rows in tables.values_mut() {
+        rows.sort_unstable();
+    }
+    Ok(tables)
+}
+
+/// What [`published_rows`] gives, with each row as a 64-bit hash (sorted): eight bytes a
+/// row, for outputs too large to hold as text. Equal tables give equal digests; a
+/// difference names the table and how many rows differ, not which.
+pub async fn published_digests(lake: &Lake) -> Result<BTreeMap<String, Vec<u64>>> {
+    use std::hash::{Hash, Hasher};
+    let mut tables: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for_each_row(lake, |table, row| {
+        // SipHash with fixed keys: the same row hashes alike in both lakes
+        let mut h = std::hash::DefaultHasher::new();
+        row.hash(&mut h);
+        tables
+            .entry(table.to_string())
+            .or_default()
+            .push(h.finish());
+    })
+    .await?;
+    for rows in tables.values_mut() {
+        rows.sort_unstable();
+    }
+    Ok(tables)
+}
+
+/// Call `row(table, text)` for every row of every published table of `lake`, one entity
+/// in memory at a time, CustomerIds made canonical.
+async fn for_each_row(lake: &Lake, mut row: impl FnMut(&str, &str)) -> Result<()> {
     let bench = |e: &dyn std::fmt::Display| Error::Bench(e.to_string());
     let mut folders: Vec<String> = Vec::new();
     for object in lake.list("").await.map_err(|e| bench(&e))? {
@@ -31,61 +70,81 @@ pub async fn published_rows(lake: &Lake) -> Result<BTreeMap<String, Vec<String>>
         }
     }
     folders.sort();
-    let mut tables: BTreeMap<String, (Vec<String>, Vec<Vec<String>>)> = BTreeMap::new();
-    let options = FormatOptions::default().with_null("∅");
+    let mut models = Vec::new();
     for folder in folders {
         let bytes = lake
             .get(&format!("{folder}/model.json"))
             .await
             .map_err(|e| bench(&e))?;
         let model: Model = serde_json::from_slice(&bytes).map_err(|e| bench(&e))?;
-        for e in &model.entities {
-            let batches = lakecdp_lake::partition::read_entity(lake, &folder, e)
-                .await
-                .map_err(|err| Error::Bench(format!("{folder}/{}: {err}", e.name)))?;
+        models.push((folder, model));
+    }
+    // CustomerId → the smallest record key of its profile, from AlternateKey first
+    let mut canonical: HashMap<String, String> = HashMap::new();
+    for (folder, model) in &models {
+        if let (true, Some(e)) = (folder == "Unification", model.entity("AlternateKey")) {
             let names: Vec<String> = e.attributes.iter().map(|a| a.name.clone()).collect();
-            let mut rows = Vec::new();
-            for batch in &batches {
-                let columns = batch
-                    .columns()
-                    .iter()
-                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                for row in 0..batch.num_rows() {
-                    rows.push(columns.iter().map(|c| c.value(row).to_string()).collect());
+            let mut failed = None;
+            for_rows(lake, folder, e, |cells| {
+                if let Err(err) = add_canonical(&mut canonical, &names, cells) {
+                    failed.get_or_insert(err);
                 }
+            })
+            .await?;
+            if let Some(err) = failed {
+                return Err(err);
             }
-            tables.insert(format!("{folder}/{}", e.name), (names, rows));
         }
     }
-    let canonical = canonical_ids(&tables)?;
-    Ok(tables
-        .into_iter()
-        .map(|(name, (_, rows))| {
-            let mut rendered: Vec<String> = rows
-                .into_iter()
-                .map(|cells| {
-                    let cells: Vec<&str> = cells
-                        .iter()
-                        .map(|c| canonical.get(c).map_or(c.as_str(), String::as_str))
-                        .collect();
-                    cells.join("|")
-                })
-                .collect();
-            rendered.sort_unstable();
-            (name, rendered)
-        })
-        .collect())
+    for (folder, model) in &models {
+        for e in &model.entities {
+            let table = format!("{folder}/{}", e.name);
+            for_rows(lake, folder, e, |cells| {
+                let cells: Vec<&str> = cells
+                    .iter()
+                    .map(|c| canonical.get(c).map_or(c.as_str(), String::as_str))
+                    .collect();
+                row(&table, &cells.join("|"));
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
-type Tables = BTreeMap<String, (Vec<String>, Vec<Vec<String>>)>;
+/// Call `f` with the cells of every row of entity `e` of `folder`, rendered as text.
+async fn for_rows(
+    lake: &Lake,
+    folder: &str,
+    e: &lakecdp_lake::cdm::Entity,
+    mut f: impl FnMut(&[String]),
+) -> Result<()> {
+    let options = FormatOptions::default().with_null("∅");
+    let batches = lakecdp_lake::partition::read_entity(lake, folder, e)
+        .await
+        .map_err(|err| Error::Bench(format!("{folder}/{}: {err}", e.name)))?;
+    let mut cells = Vec::new();
+    for batch in &batches {
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for i in 0..batch.num_rows() {
+            cells.clear();
+            cells.extend(columns.iter().map(|c| c.value(i).to_string()));
+            f(&cells);
+        }
+    }
+    Ok(())
+}
 
-/// CustomerId → the smallest record key of its profile.
-fn canonical_ids(tables: &Tables) -> Result<HashMap<String, String>> {
-    let mut canonical: HashMap<String, String> = HashMap::new();
-    let Some((names, rows)) = tables.get("Unification/AlternateKey") else {
-        return Ok(canonical);
-    };
+/// Take one `AlternateKey` row into the map of CustomerId → smallest record key.
+fn add_canonical(
+    canonical: &mut HashMap<String, String>,
+    names: &[String],
+    row: &[String],
+) -> Result<()> {
     let at = |n: &str| {
         names
             .iter()
@@ -98,17 +157,42 @@ fn canonical_ids(tables: &Tables) -> Result<HashMap<String, String>> {
         at("AlternateValue")?,
         at("CustomerId")?,
     );
-    for row in rows {
-        let key = format!("{}.{}:{}", row[source], row[table], row[value]);
-        match canonical.get_mut(&row[id]) {
-            Some(smallest) if key < *smallest => *smallest = key,
-            Some(_) => {}
-            None => {
-                canonical.insert(row[id].clone(), key);
-            }
+    let key = format!("{}.{}:{}", row[source], row[table], row[value]);
+    match canonical.get_mut(&row[id]) {
+        Some(smallest) if key < *smallest => *smallest = key,
+        Some(_) => {}
+        None => {
+            canonical.insert(row[id].clone(), key);
         }
     }
-    Ok(canonical)
+    Ok(())
+}
+
+/// The first difference between two sets of table digests, described.
+pub fn first_digest_difference(
+    expected: &BTreeMap<String, Vec<u64>>,
+    got: &BTreeMap<String, Vec<u64>>,
+) -> Option<String> {
+    let names = |t: &BTreeMap<String, Vec<u64>>| t.keys().cloned().collect::<Vec<_>>();
+    if names(expected) != names(got) {
+        return Some(format!(
+            "the tables differ: {:?} against {:?}",
+            names(expected),
+            names(got)
+        ));
+    }
+    for (table, rows) in expected {
+        let other = &got[table];
+        if rows != other {
+            let differing = rows.iter().zip(other).filter(|(a, b)| a != b).count();
+            return Some(format!(
+                "{table}: {} rows against {}, {differing} differing in sorted order",
+                rows.len(),
+                other.len()
+            ));
+        }
+    }
+    None
 }
 
 /// The first difference between two sets of published tables, described; `None` when
@@ -183,20 +267,25 @@ mod tests {
         .map(String::from)
         .to_vec();
         let row = |s: &str, t: &str, v: &str, id: &str| [s, t, v, id].map(String::from).to_vec();
-        let mut t: Tables = BTreeMap::new();
-        t.insert(
-            "Unification/AlternateKey".into(),
-            (
-                names,
-                vec![
-                    row("Crm", "Contacts", "9", "ID1"),
-                    row("Crm", "Contacts", "10", "ID1"),
-                    row("Shop", "Customers", "7", "ID2"),
-                ],
-            ),
-        );
-        let ids = canonical_ids(&t).unwrap();
+        let mut ids = HashMap::new();
+        for r in [
+            row("Crm", "Contacts", "9", "ID1"),
+            row("Crm", "Contacts", "10", "ID1"),
+            row("Shop", "Customers", "7", "ID2"),
+        ] {
+            add_canonical(&mut ids, &names, &r).unwrap();
+        }
         assert_eq!(ids["ID1"], "Crm.Contacts:10");
         assert_eq!(ids["ID2"], "Shop.Customers:7");
+        assert!(add_canonical(&mut ids, &names[..2], &row("a", "b", "c", "d")).is_err());
+    }
+
+    #[test]
+    fn digest_differences_name_the_table() {
+        let a: BTreeMap<String, Vec<u64>> = [("A/X".to_string(), vec![1, 2])].into();
+        assert_eq!(first_digest_difference(&a, &a.clone()), None);
+        let b: BTreeMap<String, Vec<u64>> = [("A/X".to_string(), vec![1, 3])].into();
+        let d = first_digest_difference(&a, &b).unwrap();
+        assert!(d.contains("A/X") && d.contains("1 differing"), "{d}");
     }
 }

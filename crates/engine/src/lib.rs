@@ -22,6 +22,7 @@ pub mod confined;
 pub mod functions;
 pub mod graph;
 pub mod ingest;
+#[cfg(feature = "distributed")]
 mod lazy;
 pub mod measures;
 pub mod reports;
