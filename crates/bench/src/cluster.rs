@@ -148,7 +148,10 @@ pub fn run(bench: &ClusterBench) -> Result<ClusterFigures> {
             )
         })
         .collect();
-    cluster.shuffle_bytes = work_dirs.iter().map(|d| size_of_tree(d)).sum();
+    cluster.shuffle_bytes = work_dirs
+        .iter()
+        .map(|d| crate::ingest::size_of_tree(d, |_| true))
+        .sum();
     drop(processes);
 
     eprintln!("comparing every published table");
@@ -165,7 +168,7 @@ pub fn run(bench: &ClusterBench) -> Result<ClusterFigures> {
         cluster,
         tables: expected.len(),
         rows: expected.values().map(Vec::len).sum(),
-        difference: crate::outputs::first_digest_difference(&expected, &got),
+        difference: crate::outputs::first_difference(&expected, &got),
     })
 }
 
@@ -278,23 +281,6 @@ fn wait_listening(port: u16, log: &Path) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-fn size_of_tree(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                size_of_tree(&p)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            }
-        })
-        .sum()
 }
 
 /// The lake of the one environment of a project folder's local lake (`lake/`).

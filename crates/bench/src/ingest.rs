@@ -186,7 +186,8 @@ pub fn peak_rss_of(pid: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn size_of_tree(dir: &Path) -> u64 {
+/// The bytes of the files below `dir` that `counted` takes (a file alone: its size).
+pub(crate) fn size_of_tree(dir: &Path, counted: fn(&Path) -> bool) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return std::fs::metadata(dir).map_or(0, |m| m.len());
     };
@@ -195,8 +196,8 @@ fn size_of_tree(dir: &Path) -> u64 {
         .map(|e| {
             let p = e.path();
             if p.is_dir() {
-                size_of_tree(&p)
-            } else if p.extension().is_some_and(|x| x == "parquet") {
+                size_of_tree(&p, counted)
+            } else if counted(&p) {
                 e.metadata().map_or(0, |m| m.len())
             } else {
                 0
@@ -292,7 +293,7 @@ pub async fn run_phase(phase: Phase, csv: &Path, work: &Path) -> Result<PhaseRes
         corrupt,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss: peak_rss(),
-        output_bytes: size_of_tree(&out),
+        output_bytes: size_of_tree(&out, |p| p.extension().is_some_and(|x| x == "parquet")),
     })
 }
 

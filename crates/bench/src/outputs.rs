@@ -168,12 +168,13 @@ fn add_canonical(
     Ok(())
 }
 
-/// The first difference between two sets of table digests, described.
-pub fn first_digest_difference(
-    expected: &BTreeMap<String, Vec<u64>>,
-    got: &BTreeMap<String, Vec<u64>>,
+/// The first difference between two sets of published tables (rows as text, or their
+/// digests), described; `None` when they hold the same tables with the same rows.
+pub fn first_difference<T: PartialEq + std::fmt::Debug>(
+    expected: &BTreeMap<String, Vec<T>>,
+    got: &BTreeMap<String, Vec<T>>,
 ) -> Option<String> {
-    let names = |t: &BTreeMap<String, Vec<u64>>| t.keys().cloned().collect::<Vec<_>>();
+    let names = |t: &BTreeMap<String, Vec<T>>| t.keys().cloned().collect::<Vec<_>>();
     if names(expected) != names(got) {
         return Some(format!(
             "the tables differ: {:?} against {:?}",
@@ -183,47 +184,22 @@ pub fn first_digest_difference(
     }
     for (table, rows) in expected {
         let other = &got[table];
-        if rows != other {
-            let differing = rows.iter().zip(other).filter(|(a, b)| a != b).count();
-            return Some(format!(
-                "{table}: {} rows against {}, {differing} differing in sorted order",
-                rows.len(),
-                other.len()
-            ));
+        if rows == other {
+            continue;
         }
-    }
-    None
-}
-
-/// The first difference between two sets of published tables, described; `None` when
-/// they hold the same tables with the same rows.
-pub fn first_difference(
-    expected: &BTreeMap<String, Vec<String>>,
-    got: &BTreeMap<String, Vec<String>>,
-) -> Option<String> {
-    let names = |t: &BTreeMap<String, Vec<String>>| t.keys().cloned().collect::<Vec<_>>();
-    if names(expected) != names(got) {
-        return Some(format!(
-            "the tables differ: {:?} against {:?}",
-            names(expected),
-            names(got)
-        ));
-    }
-    for (table, rows) in expected {
-        let other = &got[table];
+        let differing = rows.iter().zip(other).filter(|(a, b)| a != b).count();
+        let mut text = format!(
+            "{table}: {} rows against {}, {differing} differing in sorted order",
+            rows.len(),
+            other.len()
+        );
         if let Some(at) = rows.iter().zip(other).position(|(a, b)| a != b) {
-            return Some(format!(
-                "{table}: the rows differ first at sorted row {at}:\n  {}\n  {}",
+            text.push_str(&format!(
+                "; first at sorted row {at}:\n  {:?}\n  {:?}",
                 rows[at], other[at]
             ));
         }
-        if rows.len() != other.len() {
-            return Some(format!(
-                "{table}: {} rows against {}",
-                rows.len(),
-                other.len()
-            ));
-        }
+        return Some(text);
     }
     None
 }
@@ -283,9 +259,9 @@ mod tests {
     #[test]
     fn digest_differences_name_the_table() {
         let a: BTreeMap<String, Vec<u64>> = [("A/X".to_string(), vec![1, 2])].into();
-        assert_eq!(first_digest_difference(&a, &a.clone()), None);
+        assert_eq!(first_difference(&a, &a.clone()), None);
         let b: BTreeMap<String, Vec<u64>> = [("A/X".to_string(), vec![1, 3])].into();
-        let d = first_digest_difference(&a, &b).unwrap();
+        let d = first_difference(&a, &b).unwrap();
         assert!(d.contains("A/X") && d.contains("1 differing"), "{d}");
     }
 }
