@@ -16,6 +16,7 @@ use std::time::Duration;
 use lakecdp_core::Operation;
 pub use lakecdp_engine::cluster::ExecutorOptions;
 use lakecdp_engine::cluster::{LakeStores, Resolver};
+use lakecdp_engine::ingest::distributed::SourceResolver;
 use lakecdp_lake::Lake;
 
 use crate::{Actor, App, Result};
@@ -103,6 +104,75 @@ impl App {
         self.lake(&env).await.map(Some).map_err(|e| e.to_string())
     }
 
+    /// The source `name` of environment `id` as revision `revision` of its project
+    /// declares it (the applied one with `None`), with the folder its relative paths
+    /// resolve in, when `actor` may serve the environment to a cluster: what an executor
+    /// loads a table of a refresh from. The source comes from the catalog, never from a
+    /// plan.
+    async fn cluster_source(
+        &self,
+        actor: &Actor,
+        only: &[String],
+        id: lakecdp_core::EnvironmentId,
+        revision: Option<u32>,
+        name: &str,
+    ) -> std::result::Result<(lakecdp_core::SourceSpec, std::path::PathBuf), String> {
+        let refused = || {
+            format!(
+                "environment {id} is not served by this process: its catalog does not hold it, its principal may not run its refreshes, or `--environment` leaves it out"
+            )
+        };
+        let env = self
+            .catalog()
+            .get_environment(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(refused)?;
+        if !only.is_empty() && !only.iter().any(|n| n.eq_ignore_ascii_case(&env.name)) {
+            return Err(refused());
+        }
+        self.require(actor, &env, Operation::RunRefresh)
+            .await
+            .map_err(|_| refused())?;
+        let revision = self
+            .catalog()
+            .revision(id, revision)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "environment `{}` has no such applied revision of its project",
+                    env.name
+                )
+            })?;
+        let project = lakecdp_core::ProjectFile::parse(&revision.text).map_err(|e| {
+            format!(
+                "revision {} of environment `{}` does not read: {e}",
+                revision.number, env.name
+            )
+        })?;
+        let source = project
+            .sources
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                format!(
+                    "revision {} of environment `{}` declares no source `{name}`",
+                    revision.number, env.name
+                )
+            })?;
+        Ok((source, std::path::PathBuf::from(revision.base_dir)))
+    }
+
+    /// What an executor of `actor` loads sources with (see [`App::cluster_source`]).
+    pub fn cluster_sources(&self, actor: &Actor, only: Vec<String>) -> SourceResolver {
+        let (app, actor) = (self.clone(), actor.clone());
+        Arc::new(move |id, revision, name| {
+            let (app, actor, only) = (app.clone(), actor.clone(), only.clone());
+            Box::pin(async move { app.cluster_source(&actor, &only, id, revision, &name).await })
+        })
+    }
+
     /// The registry of the lakes a cluster process of `actor` serves, kept current every
     /// [`LAKES_REFRESH`] by a task of the current runtime. `temp` is where its runtime
     /// spills (an executor's work folder).
@@ -160,10 +230,11 @@ impl App {
         only: Vec<String>,
         started: impl FnOnce(&Served),
     ) -> Result<()> {
+        let sources = self.cluster_sources(actor, only.clone());
         let (lakes, served) = self
             .cluster_lakes(actor, only, options.work_dir.clone())
             .await?;
         started(&served);
-        Ok(lakecdp_engine::cluster::run_executor(options, lakes).await?)
+        Ok(lakecdp_engine::cluster::run_executor(options, lakes, sources).await?)
     }
 }

@@ -16,7 +16,7 @@
 //!   died, is found still Running by the next refresh (which then holds the lease, so
 //!   nothing else can be running) and recorded as Failed with the reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use lakecdp_core::{
     RunStatus, SourceSpec, Watermark,
 };
 use lakecdp_engine::graph::{Graph, Node, Outcome};
-use lakecdp_engine::ingest::{ingest_source, IngestOptions};
+use lakecdp_engine::ingest::{ingest_source, IngestCluster, IngestOptions};
 use lakecdp_engine::unify::{unify, UnifyOptions};
 use lakecdp_lake::lease::Lease;
 use lakecdp_lake::Lake;
@@ -443,6 +443,8 @@ impl StartedRefresh {
             env: &env,
             lake: &lake,
             observer: Arc::clone(&observer),
+            revision: plan.revision,
+            local_tables: Default::default(),
         };
         {
             // tables a cluster session computed for itself, left by a process that ended
@@ -583,7 +585,7 @@ async fn run_graph(
                 }
             },
             |o| {
-                if let Some(o) = outcome_of(o, steps.engine()) {
+                if let Some(o) = outcome_of(o, steps) {
                     steps.observer.event(&Event::ProcessFinished(o));
                 }
             },
@@ -623,17 +625,25 @@ async fn run_graph(
         refresh.error = Some(format!("{failed} failed, {skipped} skipped"));
     }
     final_update(catalog, refresh).await?;
-    let engine = steps.engine();
     Ok(outcomes
         .iter()
-        .filter_map(|o| outcome_of(o, engine))
+        .filter_map(|o| outcome_of(o, steps))
         .collect())
 }
 
-fn outcome_of(o: &Outcome, engine: &EngineChoice) -> Option<ProcessOutcome> {
-    let process = o.name.parse().ok()?;
+fn outcome_of(o: &Outcome, steps: &Steps<'_>) -> Option<ProcessOutcome> {
+    let process: Process = o.name.parse().ok()?;
+    let local = match &process {
+        Process::Ingestion(source) => steps
+            .local_tables
+            .lock()
+            .ok()
+            .and_then(|m| m.get(source).cloned())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     Some(ProcessOutcome {
-        ran_on: ran_on(engine, &process),
+        ran_on: ran_on(steps.engine(), &process, &local),
         process,
         status: o.status,
         rows: o.rows,
@@ -650,20 +660,27 @@ async fn close(session: lakecdp_engine::Session) {
     }
 }
 
-/// Where `process` runs on `engine`, as the run summary says it.
-fn ran_on(engine: &EngineChoice, process: &Process) -> String {
+/// Where `process` runs on `engine`, as the run summary says it; `local` names the tables
+/// of a source that were loaded in this process, with why.
+fn ran_on(engine: &EngineChoice, process: &Process, local: &[String]) -> String {
     let cluster = match engine {
         EngineChoice::BallistaStandalone => "ballista (standalone)".to_string(),
         EngineChoice::Ballista { scheduler } => format!("ballista ({scheduler})"),
         _ => return "local".into(),
     };
     match process {
-        // lakecdp's own readers (exact corrupt-row reasons) and the matcher run here
-        Process::Ingestion(_) => "local: ingestion is not distributed yet".into(),
+        // the matcher runs here
         Process::Unification => "local: unification is not distributed yet".into(),
+        Process::Ingestion(_) if !local.is_empty() => {
+            format!("{cluster}; local: {}", local.join(", "))
+        }
         _ => cluster,
     }
 }
+
+/// Tasks a table loaded on a cluster is cut into: groups of its files converted at once,
+/// and parts of its entity written at once.
+const CLUSTER_LOAD_TASKS: usize = 4;
 
 /// What the processes of one refresh need.
 struct Steps<'a> {
@@ -675,6 +692,10 @@ struct Steps<'a> {
     env: &'a Environment,
     lake: &'a Lake,
     observer: Arc<dyn Observer>,
+    /// The project revision the refresh runs.
+    revision: u32,
+    /// Per source loaded on a cluster, the tables that were loaded here instead, and why.
+    local_tables: std::sync::Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Steps<'_> {
@@ -817,6 +838,19 @@ impl Steps<'_> {
             incremental_from: self.request.from,
             watermarks,
             applied_at,
+            cluster: match self.engine() {
+                EngineChoice::BallistaStandalone => Some(IngestCluster {
+                    scheduler: None,
+                    revision: Some(self.revision),
+                    tasks: CLUSTER_LOAD_TASKS,
+                }),
+                EngineChoice::Ballista { scheduler } => Some(IngestCluster {
+                    scheduler: Some(scheduler.clone()),
+                    revision: Some(self.revision),
+                    tasks: CLUSTER_LOAD_TASKS,
+                }),
+                _ => None,
+            },
             ..IngestOptions::default()
         };
         let report = match ingest_source(self.lake, source, self.base_dir, &options).await {
@@ -831,6 +865,14 @@ impl Steps<'_> {
             }
         };
         let unchanged = report.unchanged;
+        let local: Vec<String> = report
+            .tables
+            .iter()
+            .filter_map(|t| t.local.as_ref().map(|why| format!("{} ({why})", t.table)))
+            .collect();
+        if let Ok(mut m) = self.local_tables.lock() {
+            m.insert(source.name.clone(), local);
+        }
         let written = report.tables.iter().map(|t| t.written).sum();
         for t in &report.tables {
             let late = t.incremental.as_ref().map_or(&[][..], |i| &i.late[..]);

@@ -187,8 +187,8 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
         if line.starts_with('│') && line.contains("Succeeded") {
             seen += 1;
         }
-        for process in ["activities", "measures", "segments", "reports"] {
-            if line.contains(&format!("│ {process} ")) {
+        for process in ["ingest:", "activities", "measures", "segments", "reports"] {
+            if line.contains(&format!("│ {process}")) {
                 assert!(
                     line.contains(&format!("ballista ({scheduler_url})")),
                     "{line}"

@@ -44,13 +44,16 @@ use crate::{Error, Result};
 ///   ([`crate::lazy::LazyLake`]), so a refresh of an environment created a moment ago
 ///   runs at once.
 pub struct LakeStores {
-    lakes: Arc<RwLock<HashMap<EnvironmentId, Arc<dyn ObjectStore>>>>,
+    lakes: Arc<RwLock<HashMap<EnvironmentId, Served>>>,
     pending: std::sync::Mutex<HashMap<EnvironmentId, crate::lazy::LazyLake>>,
     resolve: Option<Resolver>,
     temp: Option<std::path::PathBuf>,
 }
 
 pub use crate::lazy::Resolver;
+
+/// A served lake: its confined store, and the lake (for lakecdp's own operators).
+type Served = (Arc<dyn ObjectStore>, Lake);
 
 /// How long a refused or failed opening is kept before a plan naming the environment
 /// asks again.
@@ -90,14 +93,43 @@ impl LakeStores {
     /// Register (or replace) the store of `lake`'s environment, confined to its folder.
     pub fn add(&self, lake: &Lake) {
         let mut lakes = self.lakes.write().unwrap_or_else(|e| e.into_inner());
-        lakes.insert(lake.environment(), confined(lake));
+        lakes.insert(lake.environment(), (confined(lake), lake.clone()));
+    }
+
+    /// The lake of environment `env`, opened with the resolver when it is not served yet
+    /// (for lakecdp's own operators, which write partitions through it).
+    pub async fn lake_of(&self, env: EnvironmentId) -> Result<Lake> {
+        if let Some((_, lake)) = self
+            .lakes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&env)
+        {
+            return Ok(lake.clone());
+        }
+        let refused = || {
+            Error::Cluster(format!(
+                "environment {env} is not served by this process: its catalog does not hold it, its principal may not run its refreshes, or `--environment` leaves it out"
+            ))
+        };
+        let resolve = self.resolve.clone().ok_or_else(refused)?;
+        match resolve(env).await {
+            Ok(Some(lake)) => {
+                self.add(&lake);
+                Ok(lake)
+            }
+            Ok(None) => Err(refused()),
+            Err(e) => Err(Error::Cluster(format!(
+                "the lake of environment {env} cannot be opened: {e}"
+            ))),
+        }
     }
 
     /// Serve exactly `lakes` from now on.
     pub fn replace(&self, lakes: &[Lake]) {
-        let fresh: HashMap<EnvironmentId, Arc<dyn ObjectStore>> = lakes
+        let fresh: HashMap<EnvironmentId, Served> = lakes
             .iter()
-            .map(|l| (l.environment(), confined(l)))
+            .map(|l| (l.environment(), (confined(l), l.clone())))
             .collect();
         *self.lakes.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         // what was refused may be allowed now, and the other way round
@@ -155,7 +187,7 @@ impl ObjectStoreRegistry for LakeStores {
             DataFusionError::Execution(format!("`{url}` names no environment's lake"))
         })?;
         let mut lakes = self.lakes.write().unwrap_or_else(|e| e.into_inner());
-        lakes.remove(&env).ok_or_else(|| {
+        lakes.remove(&env).map(|(store, _)| store).ok_or_else(|| {
             DataFusionError::Execution(format!("no lake of environment {env} is registered"))
         })
     }
@@ -167,7 +199,7 @@ impl ObjectStoreRegistry for LakeStores {
                 url.scheme()
             )));
         };
-        if let Some(store) = self
+        if let Some((store, _)) = self
             .lakes
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -189,7 +221,7 @@ impl ObjectStoreRegistry for LakeStores {
         let lakes = Arc::clone(&self.lakes);
         let opened: crate::lazy::Opened = Arc::new(move |lake: &Lake| {
             let mut lakes = lakes.write().unwrap_or_else(|e| e.into_inner());
-            lakes.insert(lake.environment(), confined(lake));
+            lakes.insert(lake.environment(), (confined(lake), lake.clone()));
         });
         let lazy = crate::lazy::LazyLake::new(env, Arc::clone(resolve), opened);
         pending.insert(env, lazy.share());
@@ -231,7 +263,7 @@ fn function_registry() -> ballista_core::registry::BallistaFunctionRegistry {
 
 /// Check that something answers at the scheduler's address, so a refresh whose cluster
 /// is down says so in words, before any plan is sent.
-async fn reachable(scheduler: &str) -> Result<()> {
+pub(crate) async fn reachable(scheduler: &str) -> Result<()> {
     let (host, port) =
         lakecdp_core::EngineChoice::scheduler_address(scheduler).map_err(Error::Cluster)?;
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
@@ -310,14 +342,17 @@ async fn start_standalone() -> Result<Standalone> {
 
 async fn serve_standalone(stores: Arc<LakeStores>) -> std::result::Result<SocketAddr, String> {
     use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-    use ballista_core::serde::BallistaCodec;
     use ballista_core::utils::default_config_producer;
 
     let runtime = stores.runtime().map_err(|e| e.to_string())?;
+    let services = crate::ingest::distributed::Services {
+        lakes: Arc::clone(&stores),
+        sources: crate::ingest::distributed::lent_sources(),
+    };
     let address = ballista_scheduler::standalone::new_standalone_scheduler_with_builder(
         session_builder(Arc::clone(&runtime)),
         Arc::new(default_config_producer),
-        BallistaCodec::default(),
+        codec(None),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -340,12 +375,22 @@ async fn serve_standalone(stores: Arc<LakeStores>) -> std::result::Result<Socket
         vcores,
         Arc::new(default_config_producer),
         Arc::new(move |_| Ok(Arc::clone(&runtime))),
-        BallistaCodec::default(),
+        codec(Some(services)),
         function_registry(),
     )
     .await
     .map_err(|e| e.to_string())?;
     Ok(address)
+}
+
+/// Ballista's codecs with lakecdp's operators, which run with `services` where given.
+fn codec(
+    services: Option<crate::ingest::distributed::Services>,
+) -> ballista_core::serde::BallistaCodec {
+    ballista_core::serde::BallistaCodec::new(
+        Arc::new(ballista_core::serde::BallistaLogicalExtensionCodec::default()),
+        Arc::new(crate::ingest::distributed::Codec::new(services)),
+    )
 }
 
 /// Ballista's default session for a scheduler, reading with `runtime`'s stores and
@@ -377,6 +422,7 @@ pub async fn run_scheduler(bind: SocketAddr, stores: Arc<LakeStores>) -> Result<
         .with_port(bind.port())
         .with_override_session_builder(session_builder(stores.runtime()?));
     config.bind_host = bind.ip().to_string();
+    config.override_physical_codec = Some(Arc::new(crate::ingest::distributed::Codec::new(None)));
     let cluster = BallistaCluster::new_from_config(&config)
         .await
         .map_err(|e| Error::Cluster(e.to_string()))?;
@@ -404,12 +450,20 @@ pub struct ExecutorOptions {
 
 /// Run lakecdp's executor until the process ends: Ballista's executor, reading and
 /// writing the lakes of `stores` (whose runtime should spill to the work folder).
-pub async fn run_executor(options: ExecutorOptions, stores: Arc<LakeStores>) -> Result<()> {
+pub async fn run_executor(
+    options: ExecutorOptions,
+    stores: Arc<LakeStores>,
+    sources: crate::ingest::distributed::SourceResolver,
+) -> Result<()> {
     use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 
     let (host, port) = lakecdp_core::EngineChoice::scheduler_address(&options.scheduler)
         .map_err(Error::Cluster)?;
     let runtime = stores.runtime()?;
+    let services = crate::ingest::distributed::Services {
+        lakes: Arc::clone(&stores),
+        sources,
+    };
     let config = ExecutorProcessConfig {
         scheduler_host: host,
         scheduler_port: port,
@@ -426,6 +480,9 @@ pub async fn run_executor(options: ExecutorOptions, stores: Arc<LakeStores>) -> 
         print_thread_info: false,
         override_runtime_producer: Some(Arc::new(move |_| Ok(Arc::clone(&runtime)))),
         override_function_registry: Some(Arc::new(function_registry())),
+        override_physical_codec: Some(Arc::new(crate::ingest::distributed::Codec::new(Some(
+            services,
+        )))),
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config)).await.map_err(|e| {

@@ -143,7 +143,10 @@ async fn lakecdp_functions_give_the_same_rows_locally_standalone_and_on_lakecdp_
             slots: 1,
             work_dir: None,
         };
-        background(cluster::run_executor(options, Arc::clone(&stores)));
+        // this cluster loads no source
+        let sources: lakecdp_engine::ingest::distributed::SourceResolver =
+            Arc::new(|_, _, name| Box::pin(async move { Err(format!("no source `{name}`")) }));
+        background(cluster::run_executor(options, Arc::clone(&stores), sources));
         wait_listening(port);
     }
     let on_cluster = run(

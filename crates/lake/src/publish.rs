@@ -211,6 +211,11 @@ impl CdmFolderWriter {
         &self.folder
     }
 
+    /// The lake the run is written to.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
     /// Set the model's description.
     pub fn describe(&mut self, description: impl Into<String>) {
         self.model.description = Some(description.into());
@@ -240,10 +245,68 @@ impl CdmFolderWriter {
             )));
         }
         let format = self.lake.format();
-        let file = format!("part-00000.{}", format.extension());
-        let relative = format!("{}/{name}/{}/{file}", self.folder, self.run_id);
+        let relative = self.partition_path(name, 0);
         let stats =
             partition::write(&self.lake, &relative, schema.clone(), format, batches).await?;
+        self.add_entity(name, description, &schema, vec![(relative, stats.rows)]);
+        Ok(stats.rows)
+    }
+
+    fn partition_path(&self, name: &str, index: usize) -> String {
+        format!(
+            "{}/{name}/{}/part-{index:05}.{}",
+            self.folder,
+            self.run_id,
+            self.lake.format().extension()
+        )
+    }
+
+    /// Declare entity `name` of this run from partitions others wrote (the tasks of a
+    /// cluster): files in the run's folder of the entity (`<folder>/<name>/<runId>/`),
+    /// in the lake's format with `schema`, each with its row count. Returns the rows.
+    pub fn adopt_entity(
+        &mut self,
+        name: &str,
+        description: Option<&str>,
+        schema: SchemaRef,
+        partitions: Vec<(String, u64)>,
+    ) -> Result<u64> {
+        if self.model.entity(name).is_some() {
+            return Err(Error::Unsupported(format!(
+                "entity `{name}` is written twice in run {}",
+                self.run_id
+            )));
+        }
+        if name.is_empty() || name.contains(['/', '\\']) || partitions.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "`{name}` is not a valid entity name, or it has no partition"
+            )));
+        }
+        let folder = format!("{}/{name}/{}/", self.folder, self.run_id);
+        let extension = format!(".{}", self.lake.format().extension());
+        for (relative, _) in &partitions {
+            let file = relative.strip_prefix(&folder).unwrap_or("");
+            if file.is_empty() || file.contains(['/', '\\']) || !file.ends_with(&extension) {
+                return Err(Error::Unsupported(format!(
+                    "`{relative}` is not a {} partition of entity `{name}` in run {}",
+                    self.lake.format().extension(),
+                    self.run_id
+                )));
+            }
+        }
+        let rows = partitions.iter().map(|(_, r)| r).sum();
+        self.add_entity(name, description, &schema, partitions);
+        Ok(rows)
+    }
+
+    fn add_entity(
+        &mut self,
+        name: &str,
+        description: Option<&str>,
+        schema: &SchemaRef,
+        files: Vec<(String, u64)>,
+    ) {
+        let format = self.lake.format();
         let attributes = schema
             .fields()
             .iter()
@@ -258,22 +321,33 @@ impl CdmFolderWriter {
                 extra: Default::default(),
             })
             .collect();
-        let mut partition = Partition {
-            name: format!("{name}-{}", self.run_id),
-            location: self.lake.url_of(&relative),
-            refresh_time: Some(cdm_time(Utc::now())),
-            file_format_settings: None,
-            annotations: Vec::new(),
-            extra: Default::default(),
-        };
-        match format {
-            PartitionFormat::Csv => {
-                partition.file_format_settings = Some(cdm::FileFormatSettings::csv())
+        let several = files.len() > 1;
+        let mut partitions = Vec::with_capacity(files.len());
+        let mut rows = 0;
+        for (i, (relative, n)) in files.iter().enumerate() {
+            rows += n;
+            let mut partition = Partition {
+                name: if several {
+                    format!("{name}-{}-{i}", self.run_id)
+                } else {
+                    format!("{name}-{}", self.run_id)
+                },
+                location: self.lake.url_of(relative),
+                refresh_time: Some(cdm_time(Utc::now())),
+                file_format_settings: None,
+                annotations: Vec::new(),
+                extra: Default::default(),
+            };
+            match format {
+                PartitionFormat::Csv => {
+                    partition.file_format_settings = Some(cdm::FileFormatSettings::csv())
+                }
+                PartitionFormat::Parquet => partition.annotations.push(Annotation {
+                    name: FORMAT_ANNOTATION.into(),
+                    value: Some("parquet".into()),
+                }),
             }
-            PartitionFormat::Parquet => partition.annotations.push(Annotation {
-                name: FORMAT_ANNOTATION.into(),
-                value: Some("parquet".into()),
-            }),
+            partitions.push(partition);
         }
         self.model.entities.push(Entity {
             kind: "LocalEntity".into(),
@@ -281,11 +355,10 @@ impl CdmFolderWriter {
             description: description.map(str::to_string),
             annotations: Vec::new(),
             attributes,
-            partitions: vec![partition],
+            partitions,
             extra: Default::default(),
         });
-        self.rows.push((name.to_string(), stats.rows));
-        Ok(stats.rows)
+        self.rows.push((name.to_string(), rows));
     }
 
     /// Abandon the run: delete its data files. `model.json` is untouched.

@@ -20,6 +20,8 @@
 pub mod convert;
 mod corrupt;
 pub(crate) mod csv;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod keys;
 mod reader;
 pub mod records;
@@ -69,6 +71,9 @@ pub struct TableReport {
     pub deleted: u64,
     /// What an incremental table's load did.
     pub incremental: Option<IncrementalReport>,
+    /// Why the table was loaded in this process although the load was asked to run on a
+    /// cluster (`None`: it ran where asked).
+    pub local: Option<String>,
 }
 
 /// What the load of a table in the incremental layout did.
@@ -179,6 +184,19 @@ pub struct IngestOptions {
     /// Memory of a keyed load's key index, in bytes: a larger index goes to sorted runs
     /// on local disk, merged to find the row that wins each key.
     pub key_index_budget_bytes: usize,
+    /// Load on a Ballista cluster (what it can load; the rest here).
+    pub cluster: Option<IngestCluster>,
+}
+
+/// Where a load runs when it runs on a Ballista cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestCluster {
+    /// The scheduler, `df://host:port`; `None`: this process's standalone cluster.
+    pub scheduler: Option<String>,
+    /// The project revision the refresh runs: the executors look the source up in it.
+    pub revision: Option<u32>,
+    /// Tasks per table: groups of files converted at once, and parts written.
+    pub tasks: usize,
 }
 
 /// The default longest record: 16 MiB.
@@ -221,6 +239,7 @@ impl Default for IngestOptions {
             split_bytes: DEFAULT_SPLIT_BYTES,
             threads: 0,
             key_index_budget_bytes: DEFAULT_KEY_INDEX_BUDGET_BYTES,
+            cluster: None,
         }
     }
 }
@@ -238,6 +257,7 @@ impl std::fmt::Debug for IngestOptions {
             .field("split_bytes", &self.split_bytes)
             .field("threads", &self.threads)
             .field("key_index_budget_bytes", &self.key_index_budget_bytes)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
@@ -592,31 +612,36 @@ async fn ingest_table(
     };
     let columns = effective_columns(table, &inferred);
     let files = load.files.files.clone();
-    let null_markers = table
-        .csv
-        .as_ref()
-        .map(|c| c.null_markers.clone())
-        .unwrap_or_else(|| vec![String::new()]);
-    let formats = convert::TemporalFormats {
-        date: table.csv.as_ref().and_then(|c| c.date_format.clone()),
-        datetime: table.csv.as_ref().and_then(|c| c.datetime_format.clone()),
-    };
-    let converter = Converter::new(
-        columns.clone(),
-        null_markers,
+    let (converter, last_updated) = converter_of(
+        &table.name,
+        &columns,
         table.primary_key.as_deref(),
-        formats,
+        table.last_updated.as_deref(),
+        Some(table),
     )?;
     let schema = converter.schema().clone();
-    let last_updated = match &table.last_updated {
-        Some(lu) => Some(columns.iter().position(|c| &c.name == lu).ok_or_else(|| {
-            Error::Source(format!(
-                "table `{}`: the last-updated column `{lu}` is not a column of the table",
-                table.name
-            ))
-        })?),
-        None => None,
+    #[cfg(feature = "distributed")]
+    let load_reason = match &options.cluster {
+        Some(cluster) => match distributed::stays_local(&load) {
+            None => {
+                return distributed::load_table(
+                    writer,
+                    source,
+                    &load,
+                    project_dir,
+                    columns,
+                    schema,
+                    options,
+                    cluster,
+                )
+                .await
+            }
+            Some(why) => why,
+        },
+        None => "",
     };
+    #[cfg(not(feature = "distributed"))]
+    let load_reason = "this build has no cluster support";
     let reader = TableReader {
         label: format!("{}.{}", source.name, table.name),
         table: table.clone(),
@@ -631,6 +656,7 @@ async fn ingest_table(
         progress,
         limits,
         key_index_budget: options.key_index_budget_bytes.max(1),
+        reads: None,
     };
 
     // One pass over the files; a keyed load keeps its batches on local disk until it
@@ -703,7 +729,38 @@ async fn ingest_table(
         replaced: routed.replaced,
         deleted: routed.deleted,
         incremental,
+        local: options.cluster.as_ref().map(|_| load_reason.to_string()),
     })
+}
+
+/// The converter of a table's `columns` with its key, and the place of its last-updated
+/// column; `declared` gives the CSV settings (null markers, date formats), defaults
+/// without.
+fn converter_of(
+    table: &str,
+    columns: &[lakecdp_core::ColumnSpec],
+    primary_key: Option<&str>,
+    last_updated: Option<&str>,
+    declared: Option<&TableSpec>,
+) -> Result<(Converter, Option<usize>)> {
+    let csv = declared.and_then(|t| t.csv.as_ref());
+    let null_markers = csv
+        .map(|c| c.null_markers.clone())
+        .unwrap_or_else(|| vec![String::new()]);
+    let formats = convert::TemporalFormats {
+        date: csv.and_then(|c| c.date_format.clone()),
+        datetime: csv.and_then(|c| c.datetime_format.clone()),
+    };
+    let converter = Converter::new(columns.to_vec(), null_markers, primary_key, formats)?;
+    let last_updated = match last_updated {
+        Some(lu) => Some(columns.iter().position(|c| c.name == lu).ok_or_else(|| {
+            Error::Source(format!(
+                "table `{table}`: the last-updated column `{lu}` is not a column of the table"
+            ))
+        })?),
+        None => None,
+    };
+    Ok((converter, last_updated))
 }
 
 fn join_error(e: tokio::task::JoinError) -> Error {

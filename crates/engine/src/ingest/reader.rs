@@ -93,6 +93,9 @@ pub(super) struct TableReader {
     pub limits: Limits,
     /// Bytes the key index may hold before it goes to sorted runs on local disk.
     pub key_index_budget: usize,
+    /// The files this reader reads, by index (all when `None`): on a cluster each task
+    /// reads some of a table's files, numbered as in the whole table.
+    pub reads: Option<std::collections::BTreeSet<usize>>,
 }
 
 /// Which row won each key of a keyed load, asked row by row in the order read.
@@ -239,6 +242,9 @@ impl TableReader {
         self.progress.start(&self.label, pass, total);
         let mut read = 0u64;
         for (file_idx, file) in self.files.iter().enumerate() {
+            if self.reads.as_ref().is_some_and(|r| !r.contains(&file_idx)) {
+                continue;
+            }
             let path = &file.path;
             let role = self.roles.get(file_idx).copied().unwrap_or(Role::ROWS);
             if role.kind == FileKind::Previous {
@@ -727,6 +733,18 @@ impl TableReader {
         tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
         sink: &mut CorruptSink,
     ) -> Result<Routed> {
+        self.load_keyed_from(|f| self.for_each(1, f), tx, sink)
+    }
+
+    /// [`TableReader::load_keyed`] over the converted batches `read` hands on (with their
+    /// file), in the order read: the rows of a file by line, the files in order. Returns
+    /// the records read.
+    pub(super) fn load_keyed_from(
+        &self,
+        read: impl FnOnce(&mut dyn FnMut(usize, convert::Converted) -> Result<()>) -> Result<u64>,
+        tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
+        sink: &mut CorruptSink,
+    ) -> Result<Routed> {
         let pk = self
             .converter
             .primary_key()
@@ -743,7 +761,7 @@ impl TableReader {
                 }
                 Ok(spill)
             });
-            let read = self.for_each(1, |file_idx, converted| {
+            let read = read(&mut |file_idx, converted| {
                 if let Some(ix) = index.as_mut() {
                     self.offer(ix, pk, file_idx, &converted)?;
                     if ix.memory() > self.key_index_budget {
@@ -815,8 +833,18 @@ impl TableReader {
         tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
         sink: &mut CorruptSink,
     ) -> Result<Routed> {
+        self.route_from(|f| self.for_each(1, f), tx, sink)
+    }
+
+    /// [`TableReader::route`] over the converted batches `read` hands on.
+    pub(super) fn route_from(
+        &self,
+        read: impl FnOnce(&mut dyn FnMut(usize, convert::Converted) -> Result<()>) -> Result<u64>,
+        tx: &tokio::sync::mpsc::Sender<std::result::Result<RecordBatch, String>>,
+        sink: &mut CorruptSink,
+    ) -> Result<Routed> {
         let mut routed = Routed::default();
-        let read = self.for_each(1, |file_idx, converted| {
+        let read = read(&mut |file_idx, converted| {
             self.route_batch(file_idx, converted, None, tx, sink, &mut routed)
         })?;
         routed.read = read;
@@ -949,16 +977,7 @@ struct Spill {
 
 impl Spill {
     fn new(table: SchemaRef) -> Result<Self> {
-        let mut fields: Vec<arrow::datatypes::FieldRef> = table.fields().iter().cloned().collect();
-        for (name, t, nullable) in [
-            ("\u{0}file", DataType::UInt32, false),
-            ("\u{0}line", DataType::UInt64, false),
-            ("\u{0}raw", DataType::Utf8, true),
-            ("\u{0}reason", DataType::Utf8, true),
-        ] {
-            fields.push(Arc::new(arrow::datatypes::Field::new(name, t, nullable)));
-        }
-        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let schema = spill_schema(&table);
         let file = tempfile::tempfile().map_err(spill_error)?;
         let writer =
             StreamWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), &schema)?;
@@ -970,43 +989,9 @@ impl Spill {
     }
 
     fn write(&mut self, file_idx: usize, converted: convert::Converted) -> Result<()> {
-        let valid = converted.batch.num_rows();
-        let bad = converted.corrupt.len();
-        if valid + bad == 0 {
-            return Ok(());
+        if let Some(batch) = spill_batch(&self.schema, &self.table, file_idx, converted)? {
+            self.writer.write(&batch)?;
         }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-        for (c, field) in self.table.fields().iter().enumerate() {
-            let column = converted.batch.column(c);
-            if bad == 0 {
-                columns.push(column.clone());
-                continue;
-            }
-            let nulls = new_null_array(field.data_type(), bad);
-            columns.push(arrow::compute::concat(&[column.as_ref(), nulls.as_ref()])?);
-        }
-        columns.push(Arc::new(arrow::array::UInt32Array::from(vec![
-            file_idx
-                as u32;
-            valid + bad
-        ])));
-        columns.push(Arc::new(arrow::array::UInt64Array::from_iter_values(
-            converted
-                .lines
-                .iter()
-                .copied()
-                .chain(converted.corrupt.iter().map(|c| c.line)),
-        )));
-        let text = |f: fn(&records::Corrupt) -> &str| -> ArrayRef {
-            Arc::new(StringArray::from_iter(
-                std::iter::repeat_n(None, valid)
-                    .chain(converted.corrupt.iter().map(|c| Some(f(c)))),
-            ))
-        };
-        columns.push(text(|c: &records::Corrupt| c.raw.as_str()));
-        columns.push(text(|c: &records::Corrupt| c.reason.as_str()));
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
-        self.writer.write(&batch)?;
         Ok(())
     }
 
@@ -1153,6 +1138,141 @@ impl Spilled {
             }),
         )
     }
+}
+
+/// The table's columns, then the file, the line, and the raw text and reason of corrupt
+/// rows (whose table columns are null): how converted batches are kept on local disk
+/// and sent between the tasks of a cluster.
+pub(super) fn spill_schema(table: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<arrow::datatypes::FieldRef> = table.fields().iter().cloned().collect();
+    for (name, t, nullable) in [
+        (SPILL_FILE, DataType::UInt32, false),
+        (SPILL_LINE, DataType::UInt64, false),
+        ("\u{0}raw", DataType::Utf8, true),
+        ("\u{0}reason", DataType::Utf8, true),
+    ] {
+        fields.push(Arc::new(arrow::datatypes::Field::new(name, t, nullable)));
+    }
+    Arc::new(arrow::datatypes::Schema::new(fields))
+}
+
+/// The column of [`spill_schema`] holding a row's file.
+pub(super) const SPILL_FILE: &str = "\u{0}file";
+/// The column of [`spill_schema`] holding a row's line.
+pub(super) const SPILL_LINE: &str = "\u{0}line";
+
+/// A converted batch of file `file_idx` in [`spill_schema`] `schema` (valid rows first);
+/// `None` when it has no row.
+pub(super) fn spill_batch(
+    schema: &SchemaRef,
+    table: &SchemaRef,
+    file_idx: usize,
+    converted: convert::Converted,
+) -> Result<Option<RecordBatch>> {
+    let valid = converted.batch.num_rows();
+    let bad = converted.corrupt.len();
+    if valid + bad == 0 {
+        return Ok(None);
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (c, field) in table.fields().iter().enumerate() {
+        let column = converted.batch.column(c);
+        if bad == 0 {
+            columns.push(column.clone());
+            continue;
+        }
+        let nulls = new_null_array(field.data_type(), bad);
+        columns.push(arrow::compute::concat(&[column.as_ref(), nulls.as_ref()])?);
+    }
+    columns.push(Arc::new(arrow::array::UInt32Array::from(vec![
+        file_idx
+            as u32;
+        valid + bad
+    ])));
+    columns.push(Arc::new(arrow::array::UInt64Array::from_iter_values(
+        converted
+            .lines
+            .iter()
+            .copied()
+            .chain(converted.corrupt.iter().map(|c| c.line)),
+    )));
+    let text = |f: fn(&records::Corrupt) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter(
+            std::iter::repeat_n(None, valid).chain(converted.corrupt.iter().map(|c| Some(f(c)))),
+        ))
+    };
+    columns.push(text(|c: &records::Corrupt| c.raw.as_str()));
+    columns.push(text(|c: &records::Corrupt| c.reason.as_str()));
+    Ok(Some(RecordBatch::try_new(schema.clone(), columns)?))
+}
+
+/// The rows of a [`spill_schema`] batch whose files and lines may be mixed (a cluster's
+/// shuffled and sorted rows) as converted batches of one file each, in the batch's order:
+/// a new piece starts where the file changes.
+pub(super) fn pieces(
+    table: &SchemaRef,
+    batch: &RecordBatch,
+) -> Result<Vec<(usize, convert::Converted)>> {
+    let n = table.fields().len();
+    let cols = batch.columns();
+    let column = |i: usize| {
+        cols.get(i)
+            .ok_or_else(|| Error::Internal("a sent batch lost a column".into()))
+    };
+    let files = column(n)?
+        .as_any()
+        .downcast_ref::<arrow::array::UInt32Array>()
+        .ok_or_else(|| Error::Internal("sent files are not numbers".into()))?;
+    let lines = column(n + 1)?
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .ok_or_else(|| Error::Internal("sent lines are not numbers".into()))?;
+    let text = |i: usize| -> Result<&StringArray> {
+        column(i)?
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::Internal("sent text is not text".into()))
+    };
+    let (raw, reason) = (text(n + 2)?, text(n + 3)?);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < batch.num_rows() {
+        let file = files.value(start);
+        let mut end = start + 1;
+        while end < batch.num_rows() && files.value(end) == file {
+            end += 1;
+        }
+        let valid: Vec<u32> = (start..end)
+            .filter(|&i| reason.is_null(i))
+            .map(|i| i as u32)
+            .collect();
+        let take = arrow::array::UInt32Array::from(valid.clone());
+        let data = RecordBatch::try_new(
+            table.clone(),
+            cols[..n]
+                .iter()
+                .map(|c| arrow::compute::take(c.as_ref(), &take, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        )?;
+        let corrupt = (start..end)
+            .filter(|&i| !reason.is_null(i))
+            .map(|i| records::Corrupt {
+                line: lines.value(i),
+                raw: raw.value(i).to_string(),
+                reason: reason.value(i).to_string(),
+            })
+            .collect();
+        out.push((
+            file as usize,
+            convert::Converted {
+                batch: data,
+                lines: valid.iter().map(|&i| lines.value(i as usize)).collect(),
+                corrupt,
+            },
+        ));
+        start = end;
+    }
+    Ok(out)
 }
 
 fn spill_error(e: std::io::Error) -> Error {

@@ -1,0 +1,175 @@
+//! Loading on a cluster publishes what loading here publishes: the same rows in every
+//! entity, the same winner of every key (the latest last-updated value, the last read on
+//! a tie) and the same corrupt rows with the same reasons, whichever task read a file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::record_batch::RecordBatch;
+use lakecdp_core::{ColumnType, CsvOptions, SourceFormat, SourceSpec};
+use lakecdp_engine::ingest::{ingest_source, IngestCluster, IngestOptions, SourceReport};
+use lakecdp_lake::publish::read_model;
+use lakecdp_lake::{Lake, Process};
+
+mod common;
+use common::{col, lake, table};
+
+/// Three files of one keyed table: keys repeat within and across files, last-updated
+/// values tie, are missing or are not dates, and some records do not convert.
+const PEOPLE: [&str; 3] = [
+    "\
+Id,Name,Updated
+P1,Ann,2024-01-01
+P2,Bob,2024-01-05
+P3,Cat,
+P1,Ann B,2024-01-03
+P4,Dan,not a date
+P5,Eve,2024-01-01,extra
+",
+    "\
+Id,Name,Updated
+P2,Bob B,2024-01-05
+P3,Cat B,
+P6,Fay,2024-02-01
+P1,Ann C,2023-12-31
+,Nobody,2024-01-01
+",
+    "\
+Id,Name,Updated
+P6,Fay B,2024-01-15
+P7,Gus,2024-03-01
+P2,Bob C,2024-01-04
+P8,\"Hal, \"\"the\"\" second\",2024-03-02
+",
+];
+
+const EVENTS: [&str; 2] = [
+    "{\"Kind\":\"visit\",\"Count\":1}\n{\"Kind\":\"call\",\"Count\":\"two\"}\n{\"Kind\":\"visit\",\"Count\":1}\n",
+    "{\"Kind\":\"mail\",\"Count\":3}\nnot json\n{\"Kind\":\"visit\",\"Count\":4}\n",
+];
+
+fn project(dir: &Path) -> SourceSpec {
+    std::fs::create_dir_all(dir.join("people")).unwrap();
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    for (i, text) in PEOPLE.iter().enumerate() {
+        std::fs::write(dir.join(format!("people/part{i}.csv")), text).unwrap();
+    }
+    for (i, text) in EVENTS.iter().enumerate() {
+        std::fs::write(dir.join(format!("events/e{i}.jsonl")), text).unwrap();
+    }
+    let mut people = table("People", "people/*.csv", SourceFormat::Csv);
+    people.primary_key = Some("Id".into());
+    people.last_updated = Some("Updated".into());
+    people.csv = Some(CsvOptions::default());
+    people.schema = vec![
+        col("Id", ColumnType::String),
+        col("Name", ColumnType::String),
+        col("Updated", ColumnType::Date),
+    ];
+    let mut events = table("Events", "events/*.jsonl", SourceFormat::Jsonl);
+    events.schema = vec![
+        col("Kind", ColumnType::String),
+        col("Count", ColumnType::Int64),
+    ];
+    SourceSpec {
+        access: None,
+        name: "Crm".into(),
+        description: None,
+        max_corrupt_share: Some(1.0),
+        tables: vec![people, events],
+    }
+}
+
+fn rows(batch: &RecordBatch) -> Vec<String> {
+    (0..batch.num_rows())
+        .map(|r| {
+            batch
+                .columns()
+                .iter()
+                .map(|c| arrow::util::display::array_value_to_string(c, r).unwrap())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// Every entity of the source's published run, its rows sorted, and how many partitions
+/// it has.
+async fn published(lake: &Lake) -> BTreeMap<String, (Vec<String>, usize)> {
+    let process = Process::Ingestion("Crm".into());
+    let model = read_model(lake, &process).await.unwrap().unwrap();
+    let mut out = BTreeMap::new();
+    for e in &model.entities {
+        let batches = lakecdp_lake::partition::read_entity(lake, &process.folder(), e)
+            .await
+            .unwrap();
+        let mut all: Vec<String> = batches.iter().flat_map(rows).collect();
+        all.sort();
+        out.insert(e.name.clone(), (all, e.partitions.len()));
+    }
+    out
+}
+
+async fn load(dir: &Path, lake: &Lake, cluster: Option<IngestCluster>) -> SourceReport {
+    let source = project(dir);
+    let options = IngestOptions {
+        cluster,
+        ..IngestOptions::default()
+    };
+    ingest_source(lake, &source, dir, &options).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_on_a_standalone_cluster_publishes_what_a_local_load_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (here, there) = (lake(&dir.path().join("a")), lake(&dir.path().join("b")));
+    let local = load(dir.path(), &here, None).await;
+    let cluster = load(
+        dir.path(),
+        &there,
+        Some(IngestCluster {
+            scheduler: None,
+            revision: None,
+            tasks: 3,
+        }),
+    )
+    .await;
+    let expected = published(&here).await;
+    let got = published(&there).await;
+    for (name, (rows, _)) in &expected {
+        assert_eq!(Some(rows), got.get(name).map(|(r, _)| r), "{name}");
+    }
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>()
+    );
+    // the winners: the latest date; on a tie or without one, the last read
+    let people = &expected["People"].0;
+    assert!(
+        people.contains(&"P1|Ann B|2024-01-03".to_string()),
+        "{people:?}"
+    );
+    assert!(
+        people.contains(&"P2|Bob B|2024-01-05".to_string()),
+        "{people:?}"
+    );
+    assert!(people.contains(&"P3|Cat B|".to_string()), "{people:?}");
+    assert!(
+        people.contains(&"P6|Fay|2024-02-01".to_string()),
+        "{people:?}"
+    );
+    // what the tasks wrote: the keyed table in more than one part
+    assert!(got["People"].1 > 1, "{:?}", got["People"]);
+    // the counts of the reports agree, table by table, and the cluster said nothing ran here
+    for (l, c) in local.tables.iter().zip(&cluster.tables) {
+        assert_eq!(
+            (l.read, l.written, l.corrupt, &l.reasons),
+            (c.read, c.written, c.corrupt, &c.reasons),
+            "{}",
+            l.table
+        );
+        assert_eq!(c.local, None);
+        assert_eq!(l.local, None);
+    }
+    assert!(local.tables.iter().all(|t| t.corrupt > 0));
+}
