@@ -28,7 +28,7 @@ use lakecdp_core::{
 };
 use lakecdp_engine::graph::{Graph, Node, Outcome};
 use lakecdp_engine::ingest::{ingest_source, IngestCluster, IngestOptions};
-use lakecdp_engine::unify::{unify, UnifyOptions};
+use lakecdp_engine::unify::{unify, UnifyCluster, UnifyOptions};
 use lakecdp_lake::lease::Lease;
 use lakecdp_lake::Lake;
 use serde::Serialize;
@@ -640,6 +640,12 @@ fn outcome_of(o: &Outcome, steps: &Steps<'_>) -> Option<ProcessOutcome> {
             .ok()
             .and_then(|m| m.get(source).cloned())
             .unwrap_or_default(),
+        Process::Unification => steps
+            .local_tables
+            .lock()
+            .ok()
+            .and_then(|m| m.get(UNIFY_KEY).cloned())
+            .unwrap_or_default(),
         _ => Vec::new(),
     };
     Some(ProcessOutcome {
@@ -669,8 +675,14 @@ fn ran_on(engine: &EngineChoice, process: &Process, local: &[String]) -> String 
         _ => return "local".into(),
     };
     match process {
-        // the matcher runs here
-        Process::Unification => "local: unification is not distributed yet".into(),
+        // the rules' candidate pairs on the cluster; the models, clustering, ids and the
+        // merge here (an incremental run looks its pairs up in its stored blocks, here)
+        Process::Unification if local.first().is_some_and(|i| i == "true") => {
+            "local: incremental run".into()
+        }
+        Process::Unification => {
+            format!("{cluster}: rule pairs; local: models, clusters, ids, merge")
+        }
         Process::Ingestion(_) if !local.is_empty() => {
             format!("{cluster}; local: {}", local.join(", "))
         }
@@ -681,6 +693,12 @@ fn ran_on(engine: &EngineChoice, process: &Process, local: &[String]) -> String 
 /// Tasks a table loaded on a cluster is cut into: groups of its files converted at once,
 /// and parts of its entity written at once.
 const CLUSTER_LOAD_TASKS: usize = 4;
+
+/// Tasks a rule's pairs are found in on a cluster: slices of one side's records.
+const CLUSTER_PAIR_TASKS: usize = 4;
+
+/// Where the refresh notes what its unification did (beside the sources' tables).
+const UNIFY_KEY: &str = "\u{0}unify";
 
 /// What the processes of one refresh need.
 struct Steps<'a> {
@@ -756,9 +774,28 @@ impl Steps<'_> {
                 let options = UnifyOptions {
                     retention,
                     full: self.request.full_unify,
+                    cluster: match self.engine() {
+                        EngineChoice::BallistaStandalone => Some(UnifyCluster {
+                            scheduler: None,
+                            tasks: CLUSTER_PAIR_TASKS,
+                        }),
+                        EngineChoice::Ballista { scheduler } => Some(UnifyCluster {
+                            scheduler: Some(scheduler.clone()),
+                            tasks: CLUSTER_PAIR_TASKS,
+                        }),
+                        _ => None,
+                    },
                     ..UnifyOptions::default()
                 };
                 let report = unify(self.lake, &self.project.sources, spec, &options).await?;
+                if let Ok(mut m) = self.local_tables.lock() {
+                    // an incremental run looks its pairs up here, in the stored blocks
+                    let incremental = matches!(
+                        report.mode,
+                        lakecdp_engine::unify::UnifyMode::Incremental { .. }
+                    );
+                    m.insert(UNIFY_KEY.into(), vec![incremental.to_string()]);
+                }
                 let profiles = report.profiles as u64;
                 if let Some(run) = &report.run_id {
                     let json = crate::observe::unify_report_json(&report);

@@ -44,7 +44,7 @@ async fn a_refresh_on_standalone_ballista_publishes_the_rows_a_local_refresh_doe
     // the summary says where each process ran, and what could not run on the cluster
     for o in &report.processes {
         let expected = match o.process.to_string().as_str() {
-            "unify" => "local: unification is not distributed yet",
+            "unify" => "ballista (standalone): rule pairs; local: models, clusters, ids, merge",
             _ => "ballista (standalone)",
         };
         assert_eq!(o.ran_on, expected, "{}", o.process);

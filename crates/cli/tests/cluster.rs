@@ -203,7 +203,7 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
         }
         if line.contains("│ unify ") {
             assert!(
-                line.contains("local: unification is not distributed yet"),
+                line.contains(&format!("ballista ({scheduler_url}): rule pairs")),
                 "{line}"
             );
         }

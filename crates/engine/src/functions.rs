@@ -85,7 +85,18 @@ fn steps_of(text: &str) -> DfResult<Vec<Normalization>> {
         .collect()
 }
 
-fn comparator_of(name: &str) -> DfResult<Comparator> {
+/// The name plans give comparator `c` (what [`comparator_of`] reads).
+pub(crate) fn comparator_name(c: Comparator) -> &'static str {
+    match c {
+        Comparator::Exact => "exact",
+        Comparator::JaroWinkler => "jaro_winkler",
+        Comparator::Levenshtein => "levenshtein",
+        Comparator::Numeric => "numeric",
+        Comparator::Date => "date",
+    }
+}
+
+pub(crate) fn comparator_of(name: &str) -> DfResult<Comparator> {
     Ok(match name.trim() {
         "exact" => Comparator::Exact,
         "jaro_winkler" => Comparator::JaroWinkler,

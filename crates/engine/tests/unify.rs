@@ -1807,3 +1807,91 @@ async fn a_damaged_block_index_makes_the_next_run_match_everything_and_is_rebuil
         "Contacts:A5".to_string()
     ]));
 }
+
+/// On a standalone cluster the rules' pairs are found by tasks that each compare a
+/// slice of one side's records with the whole other side: the same candidates and
+/// pairs per rule, the same giant blocks, and the same published profiles, groups and
+/// winners as here (with `with` conditions met either way round, fuzzy conditions and
+/// a never-match override).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_pairs_found_on_a_standalone_cluster_are_the_pairs_found_here() {
+    let (crm_header, crm, shop_header, shop) = noisy_people();
+    let sources = noisy_sources();
+    // a small block limit, so some blocks are left out on both
+    let rules = spec(&NOISY_RULES.replacen("[unification]\n", "[unification]\nmax_block = 3\n", 1));
+    let mut results = Vec::new();
+    for cluster in [
+        None,
+        Some(lakecdp_engine::unify::UnifyCluster {
+            scheduler: None,
+            tasks: 3,
+        }),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        write_noisy(dir.path(), (&crm_header, &crm), (&shop_header, &shop));
+        ingest(&lake, dir.path(), &sources).await;
+        let options = UnifyOptions {
+            cluster,
+            ..UnifyOptions::default()
+        };
+        let report = unify(&lake, &sources, &rules, &options).await.unwrap();
+        let rules: Vec<(String, String, u64, u64)> = report
+            .rules
+            .iter()
+            .map(|r| (r.table.clone(), r.rule.clone(), r.candidates, r.pairs))
+            .collect();
+        let giant: Vec<(String, String, usize)> = report
+            .giant
+            .iter()
+            .map(|g| (g.rule.clone(), g.value.clone(), g.records))
+            .collect();
+        // the scratch values of the rules are gone
+        let scratch = dir.path().join(format!(
+            "lake/customerinsights/{}/_lakecdp/scratch",
+            lake.environment().folder()
+        ));
+        let left = std::fs::read_dir(&scratch).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "{}", scratch.display());
+        results.push((rules, giant, published(&lake).await));
+    }
+    let (here, there) = (&results[0], &results[1]);
+    assert!(here.0.iter().all(|r| r.2 > 0), "{:?}", here.0);
+    assert!(!here.1.is_empty(), "some blocks are too big");
+    assert_eq!(here.0, there.0, "candidates and pairs per rule");
+    assert_eq!(here.1, there.1, "giant blocks");
+    assert_eq!(here.2, there.2, "profiles, values, groups and winners");
+}
+
+/// A unification whose cluster cannot be reached fails naming it, and publishes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unification_whose_cluster_is_unreachable_names_it() {
+    let (crm_header, crm, shop_header, shop) = noisy_people();
+    let sources = noisy_sources();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    write_noisy(dir.path(), (&crm_header, &crm), (&shop_header, &shop));
+    ingest(&lake, dir.path(), &sources).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let scheduler = format!("df://127.0.0.1:{port}");
+    let options = UnifyOptions {
+        cluster: Some(lakecdp_engine::unify::UnifyCluster {
+            scheduler: Some(scheduler.clone()),
+            tasks: 2,
+        }),
+        ..UnifyOptions::default()
+    };
+    let err = unify(&lake, &sources, &spec(NOISY_RULES), &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&scheduler), "{err}");
+    let published = lakecdp_lake::publish::read_model(&lake, &lakecdp_lake::Process::Unification)
+        .await
+        .unwrap();
+    assert!(published.is_none());
+}

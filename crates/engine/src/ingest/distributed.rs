@@ -197,7 +197,7 @@ fn stats_schema() -> SchemaRef {
     ]))
 }
 
-fn properties(schema: SchemaRef, partitions: usize) -> Arc<PlanProperties> {
+pub(crate) fn properties(schema: SchemaRef, partitions: usize) -> Arc<PlanProperties> {
     Arc::new(PlanProperties::new(
         EquivalenceProperties::new(schema),
         Partitioning::UnknownPartitioning(partitions.max(1)),
@@ -206,7 +206,7 @@ fn properties(schema: SchemaRef, partitions: usize) -> Arc<PlanProperties> {
     ))
 }
 
-fn df(e: impl fmt::Display) -> DataFusionError {
+pub(crate) fn df(e: impl fmt::Display) -> DataFusionError {
     DataFusionError::Execution(e.to_string())
 }
 
@@ -228,7 +228,7 @@ const GROUP: &str = "group";
 
 /// The in-memory scan a [`ConvertExec`] reads its groups from: partition `i` holds group
 /// `i`.
-fn group_scan(groups: usize) -> Result<Arc<dyn ExecutionPlan>> {
+pub(crate) fn group_scan(groups: usize) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = Arc::new(Schema::new(vec![Field::new(
         GROUP,
         DataType::UInt64,
@@ -862,6 +862,7 @@ pub struct Codec {
 
 const MAGIC_CONVERT: &[u8] = b"lakecdp-convert:";
 const MAGIC_WRITE: &[u8] = b"lakecdp-write:";
+const MAGIC_PAIRS: &[u8] = b"lakecdp-pairs:";
 
 impl Codec {
     /// A codec whose decoded operators run with `services` (`None` where they are only
@@ -903,6 +904,16 @@ impl PhysicalExtensionCodec for Codec {
                 WriteExec::new(task(rest)?, input()?, self.services.clone()).map_err(df)?,
             ));
         }
+        if let Some(rest) = buf.strip_prefix(MAGIC_PAIRS) {
+            let task = serde_json::from_slice(rest).map(Arc::new).map_err(|e| {
+                DataFusionError::Internal(format!("a pair-finding task does not decode: {e}"))
+            })?;
+            return Ok(Arc::new(crate::unify::distributed::PairsExec::new(
+                task,
+                input()?,
+                self.services.clone(),
+            )));
+        }
         self.ballista.try_decode(buf, inputs, ctx, proto_converter)
     }
 
@@ -922,6 +933,12 @@ impl PhysicalExtensionCodec for Codec {
         }
         if let Some(w) = node.downcast_ref::<WriteExec>() {
             return encode(MAGIC_WRITE, &w.task, buf);
+        }
+        if let Some(p) = node.downcast_ref::<crate::unify::distributed::PairsExec>() {
+            buf.extend_from_slice(MAGIC_PAIRS);
+            return serde_json::to_writer(buf, p.task()).map_err(|e| {
+                DataFusionError::Internal(format!("a pair-finding task does not encode: {e}"))
+            });
         }
         self.ballista.try_encode(node, buf, proto_converter)
     }
@@ -953,6 +970,36 @@ pub(super) fn groups(sizes: &[u64], tasks: usize) -> Vec<Vec<usize>> {
         out.push(Vec::new());
     }
     out
+}
+
+/// Run `plan` (lakecdp's operators and DataFusion's) on the cluster of `scheduler`
+/// (`df://host:port`) and collect what it returns.
+pub(crate) async fn run_plan(
+    scheduler: &str,
+    plan: Arc<dyn ExecutionPlan>,
+    session: &str,
+) -> Result<Vec<RecordBatch>> {
+    use ballista_core::extension::SessionConfigExt;
+
+    let (host, port) =
+        lakecdp_core::EngineChoice::scheduler_address(scheduler).map_err(Error::Cluster)?;
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let stream = ballista_core::execution_plans::execute_physical_plan::<
+        datafusion_proto::protobuf::PhysicalPlanNode,
+    >(
+        format!("http://{host}:{port}"),
+        &ballista_core::config::BallistaConfig::default(),
+        plan,
+        &Codec::new(None),
+        session.to_string(),
+        datafusion::prelude::SessionConfig::new_with_ballista(),
+    )
+    .await?;
+    Ok(datafusion::physical_plan::common::collect(stream).await?)
 }
 
 /// Why a table of a load runs in the refreshing process rather than on the cluster;
@@ -988,7 +1035,6 @@ pub(super) async fn load_table(
     options: &super::IngestOptions,
     cluster: &super::IngestCluster,
 ) -> Result<super::TableReport> {
-    use ballista_core::extension::SessionConfigExt;
     use datafusion::physical_plan::repartition::RepartitionExec;
     use datafusion::physical_plan::sorts::sort::SortExec;
 
@@ -1061,27 +1107,11 @@ pub(super) async fn load_table(
             }
         }
     };
-    let (host, port) =
-        lakecdp_core::EngineChoice::scheduler_address(&scheduler).map_err(Error::Cluster)?;
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
-    let ran = async {
-        let stream = ballista_core::execution_plans::execute_physical_plan::<
-            datafusion_proto::protobuf::PhysicalPlanNode,
-        >(
-            format!("http://{host}:{port}"),
-            &ballista_core::config::BallistaConfig::default(),
-            plan,
-            &Codec::new(None),
-            format!("lakecdp-load-{}-{}", task.run_id, task.entity),
-            datafusion::prelude::SessionConfig::new_with_ballista(),
-        )
-        .await?;
-        datafusion::physical_plan::common::collect(stream).await
-    }
+    let ran = run_plan(
+        &scheduler,
+        plan,
+        &format!("lakecdp-load-{}-{}", task.run_id, task.entity),
+    )
     .await;
     let batches = match ran {
         Ok(b) => b,

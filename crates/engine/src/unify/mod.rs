@@ -25,6 +25,8 @@
 
 mod blocks;
 pub mod data;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod incremental;
 mod merge;
 pub mod model;
@@ -64,6 +66,17 @@ pub struct UnifyOptions {
     pub train: bool,
     /// Match every record, even when only some changed since the last run.
     pub full: bool,
+    /// Find the rules' pairs on a Ballista cluster (a run that matches every record).
+    pub cluster: Option<UnifyCluster>,
+}
+
+/// Where a unification finds its rules' pairs when it runs on a Ballista cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnifyCluster {
+    /// The scheduler, `df://host:port`; `None`: this process's standalone cluster.
+    pub scheduler: Option<String>,
+    /// Tasks per rule: slices of this side's records compared at once.
+    pub tasks: usize,
 }
 
 impl Default for UnifyOptions {
@@ -74,6 +87,7 @@ impl Default for UnifyOptions {
             preview: false,
             train: false,
             full: false,
+            cluster: None,
         }
     }
 }
@@ -457,16 +471,17 @@ async fn unify_once(
                 }
                 None => {
                     let p = prepare(&r.conditions, t, t, &bypass, &mut cache)?;
-                    let mut found = find_pairs(
+                    let mut found = pairs_of(
+                        options,
+                        lake,
                         &name,
-                        &p.conditions,
-                        &p.a,
-                        &p.b,
+                        &p,
                         &|_| true,
                         &|_| true,
                         true,
                         max_block,
-                    );
+                    )
+                    .await?;
                     incremental::note_giant(
                         &mut giant_values,
                         "dedupe",
@@ -739,16 +754,17 @@ async fn unify_once(
                 }
                 None => {
                     let p = prepare(&r.conditions, t, &tables[wi], &bypass, &mut cache)?;
-                    let mut found = find_pairs(
+                    let mut found = pairs_of(
+                        options,
+                        lake,
                         &name,
-                        &p.conditions,
-                        &p.a,
-                        &p.b,
+                        &p,
                         &|i| winners_a[i] == i as u32 && !already[i],
                         &|j| winners_b[j] == j as u32,
                         false,
                         max_block,
-                    );
+                    )
+                    .await?;
                     incremental::note_giant(
                         &mut giant_values,
                         "match",
@@ -1312,6 +1328,48 @@ impl Links {
 }
 
 /// Model pairs strongest first (then by record), so weak links meet the profiles the
+/// The pairs of a rule: on the cluster the run was given, or here.
+#[allow(clippy::too_many_arguments)]
+async fn pairs_of(
+    options: &UnifyOptions,
+    lake: &Lake,
+    rule: &str,
+    p: &rules::Prepared,
+    active_a: &(dyn Fn(usize) -> bool + Sync),
+    active_b: &(dyn Fn(usize) -> bool + Sync),
+    same: bool,
+    max_block: usize,
+) -> Result<rules::Found> {
+    #[cfg(feature = "distributed")]
+    if let Some(cluster) = &options.cluster {
+        return distributed::find_pairs_on(
+            cluster,
+            lake,
+            rule,
+            &p.conditions,
+            &p.a,
+            &p.b,
+            active_a,
+            active_b,
+            same,
+            max_block,
+        )
+        .await;
+    }
+    #[cfg(not(feature = "distributed"))]
+    let _ = (options, lake);
+    Ok(find_pairs(
+        rule,
+        &p.conditions,
+        &p.a,
+        &p.b,
+        active_a,
+        active_b,
+        same,
+        max_block,
+    ))
+}
+
 /// strong ones built, in an order that depends on the records alone.
 fn strongest_first(pairs: &[(u32, u32, f32)]) -> Vec<(u32, u32, f32)> {
     let mut sorted = pairs.to_vec();
