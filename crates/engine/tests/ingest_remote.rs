@@ -635,3 +635,58 @@ async fn load_error(
             .join("; "),
     }
 }
+
+/// A CSV table in an S3 bucket loaded on a standalone cluster: the executor reads each
+/// file from the bucket with the source's credentials; the refreshing process reads
+/// only the first file, for its columns. The same rows and corrupt rows as here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_files_in_an_s3_bucket_load_on_a_standalone_cluster_as_here() {
+    let (bucket, store) = s3_bucket("cluster-").await;
+    put(store.as_ref(), "in/people-1.csv", PART1.as_bytes().to_vec()).await;
+    put(store.as_ref(), "in/people-2.csv", PART2.as_bytes().to_vec()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = people_source(
+        format!("s3://{bucket}/in/people-*.csv"),
+        SourceFormat::Csv,
+        s3_access(),
+    );
+    let mut got = Vec::new();
+    for (i, cluster) in [
+        None,
+        Some(lakecdp_engine::ingest::IngestCluster {
+            scheduler: None,
+            revision: None,
+            tasks: 2,
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let lake = local_lake(&dir.path().join(i.to_string()));
+        let options = IngestOptions {
+            cluster,
+            ..IngestOptions::default()
+        };
+        let report = ingest_source(&lake, &source, dir.path(), &options)
+            .await
+            .unwrap();
+        let t = &report.tables[0];
+        assert_eq!(
+            (t.read, t.written, t.corrupt, t.local.as_deref()),
+            (4, 3, 1, None)
+        );
+        let mut names = names(&lake, "People", "Name").await;
+        names.sort();
+        let reasons = names_of_corrupt(&lake).await;
+        got.push((names, reasons));
+    }
+    assert_eq!(got[0], got[1]);
+}
+
+async fn names_of_corrupt(lake: &Lake) -> Vec<String> {
+    let mut out = Vec::new();
+    for column in ["File", "Raw", "Reason"] {
+        out.extend(names(lake, "Partner_People_corrupt", column).await);
+    }
+    out
+}

@@ -398,7 +398,23 @@ pub async fn ingest_source(
     }
     let mut tables = Vec::new();
     for load in loads {
-        let loaded = match load.files.download().await {
+        // a table the cluster loads is read by its tasks: here, only the first file
+        // with a readable header, for its columns (all of them for Parquet's schemas)
+        #[cfg(feature = "distributed")]
+        let on_cluster = options.cluster.is_some()
+            && distributed::stays_local(&load).is_none()
+            && matches!(
+                load.table.format,
+                lakecdp_core::SourceFormat::Csv | lakecdp_core::SourceFormat::Jsonl
+            );
+        #[cfg(not(feature = "distributed"))]
+        let on_cluster = false;
+        let files = if on_cluster {
+            Ok(load.files)
+        } else {
+            load.files.download().await
+        };
+        let loaded = match files {
             Ok(files) => {
                 let load = Load { files, ..load };
                 ingest_table(&mut writer, source, load, project_dir, options).await
@@ -580,6 +596,7 @@ async fn ingest_table(
     let started = Instant::now();
     let progress = options.progress.clone();
     let limits = options.limits();
+    let mut load = load;
     let table = &load.table;
     let inferred = match &load.previous {
         // the previous output holds the schema the last load settled on
@@ -587,14 +604,24 @@ async fn ingest_table(
         None => {
             let mut rows = Vec::new();
             let mut unreadable = 0;
-            for (i, file) in load.files.files.iter().enumerate() {
+            // CSV and JSON Lines take their columns from the first file that has them
+            let first_only = matches!(
+                load.table.format,
+                lakecdp_core::SourceFormat::Csv | lakecdp_core::SourceFormat::Jsonl
+            );
+            for i in 0..load.files.files.len() {
                 if load.roles.get(i).map(|r| r.kind) != Some(FileKind::Rows) {
                     continue;
                 }
+                load.files.download_one(i).await?;
+                let file = &load.files.files[i];
                 // a file whose header cannot be read says nothing of the columns
-                match reader::unusable_header(table, &file.path, &limits)? {
+                match reader::unusable_header(&load.table, &file.path, &limits)? {
                     None => rows.push(file.clone()),
                     Some(_) => unreadable += 1,
+                }
+                if first_only && !rows.is_empty() {
+                    break;
                 }
             }
             if rows.is_empty() && unreadable > 0 {

@@ -145,31 +145,49 @@ impl Fetched {
         self._spools.extend(other._spools);
     }
 
+    /// Stream file `index` into the spool folder, if it is a remote file not copied yet.
+    pub async fn download_one(&mut self, index: usize) -> Result<()> {
+        let Some(at) = self.pending.iter().position(|p| p.index == index) else {
+            return Ok(());
+        };
+        let p = self.pending.remove(at);
+        if let Err(e) = self.copy(&p).await {
+            self.pending.push(p);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Stream every remote file into the spool folder.
     pub async fn download(mut self) -> Result<Self> {
         for p in std::mem::take(&mut self.pending) {
-            let file = &self.files[p.index];
-            let name = &file.name;
-            let mut out = tokio::fs::File::create(&file.path)
-                .await
-                .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
-            let mut stream = p
-                .store
-                .get(&p.object)
-                .await
-                .map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?
-                .into_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?;
-                out.write_all(&chunk)
-                    .await
-                    .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
-            }
-            out.flush()
+            self.copy(&p).await?;
+        }
+        Ok(self)
+    }
+
+    async fn copy(&self, p: &Pending) -> Result<()> {
+        let file = &self.files[p.index];
+        let name = &file.name;
+        let mut out = tokio::fs::File::create(&file.path)
+            .await
+            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        let mut stream = p
+            .store
+            .get(&p.object)
+            .await
+            .map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?
+            .into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Source(format!("cannot read {name}: {e}")))?;
+            out.write_all(&chunk)
                 .await
                 .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
         }
-        Ok(self)
+        out.flush()
+            .await
+            .map_err(|e| Error::Source(format!("cannot spool {name}: {e}")))?;
+        Ok(())
     }
 }
 
