@@ -146,6 +146,20 @@ impl TableTask {
         )
     }
 
+    /// Refuse a task whose names would lead out of its run's folders.
+    fn check(&self) -> Result<()> {
+        let plain = |s: &str| !s.is_empty() && !s.contains(['/', '\\']) && s != "." && s != "..";
+        let folder_ok = self.folder.split('/').all(plain);
+        if !(folder_ok && plain(&self.entity) && plain(&self.corrupt_entity) && plain(&self.run_id))
+        {
+            return Err(Error::Internal(format!(
+                "a load task names no run folder of the lake: `{}/{}/{}`",
+                self.folder, self.entity, self.run_id
+            )));
+        }
+        Ok(())
+    }
+
     /// Where the parts of `entity` in this run are.
     fn run_folder(&self, entity: &str) -> String {
         format!("{}/{entity}/{}", self.folder, self.run_id)
@@ -541,6 +555,7 @@ impl WriteExec {
         services: Option<Services>,
     ) -> Result<Self> {
         let (_, table_schema) = converted_schema(&task)?;
+        task.check()?;
         let partitions = input.properties().partitioning.partition_count();
         let keyed = match &task.primary_key {
             Some(pk) => Some(key_and_order(&table_schema, pk)?),
@@ -996,7 +1011,10 @@ pub(crate) async fn run_plan(
         plan,
         &Codec::new(None),
         session.to_string(),
-        datafusion::prelude::SessionConfig::new_with_ballista(),
+        // every task a plan plans is one lakecdp's driver counts: no merging of
+        // partitions behind its back
+        datafusion::prelude::SessionConfig::new_with_ballista()
+            .set_bool(ballista_core::config::BALLISTA_COALESCE_ENABLED, false),
     )
     .await?;
     Ok(datafusion::physical_plan::common::collect(stream).await?)
