@@ -393,7 +393,7 @@ impl App {
             EngineChoice::BallistaStandalone => {
                 lakecdp_engine::EngineKind::Ballista { scheduler: None }
             }
-            EngineChoice::Ballista { scheduler } => lakecdp_engine::EngineKind::Ballista {
+            EngineChoice::Ballista { scheduler, .. } => lakecdp_engine::EngineKind::Ballista {
                 scheduler: Some(scheduler.clone()),
             },
             other => {

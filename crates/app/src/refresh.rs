@@ -671,7 +671,7 @@ async fn close(session: lakecdp_engine::Session) {
 fn ran_on(engine: &EngineChoice, process: &Process, local: &[String]) -> String {
     let cluster = match engine {
         EngineChoice::BallistaStandalone => "ballista (standalone)".to_string(),
-        EngineChoice::Ballista { scheduler } => format!("ballista ({scheduler})"),
+        EngineChoice::Ballista { scheduler, .. } => format!("ballista ({scheduler})"),
         _ => return "local".into(),
     };
     match process {
@@ -689,13 +689,6 @@ fn ran_on(engine: &EngineChoice, process: &Process, local: &[String]) -> String 
         _ => cluster,
     }
 }
-
-/// Tasks a table loaded on a cluster is cut into: groups of its files converted at once,
-/// and parts of its entity written at once.
-const CLUSTER_LOAD_TASKS: usize = 4;
-
-/// Tasks a rule's pairs are found in on a cluster: slices of one side's records.
-const CLUSTER_PAIR_TASKS: usize = 4;
 
 /// Where the refresh notes what its unification did (beside the sources' tables).
 const UNIFY_KEY: &str = "\u{0}unify";
@@ -719,6 +712,24 @@ struct Steps<'a> {
 impl Steps<'_> {
     fn engine(&self) -> &EngineChoice {
         &self.project.environment.engine
+    }
+
+    /// The cluster the environment's engine names (`None`: this process's standalone
+    /// one), and how many tasks a table's load or a rule's pair finding is cut into;
+    /// `None` on the local engine.
+    fn cluster(&self) -> Option<(Option<String>, usize)> {
+        match self.engine() {
+            // standalone: one task per core of this machine, at least two
+            EngineChoice::BallistaStandalone => Some((
+                None,
+                std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            )),
+            EngineChoice::Ballista { scheduler, tasks } => Some((
+                Some(scheduler.clone()),
+                usize::from(tasks.unwrap_or(lakecdp_core::project::DEFAULT_CLUSTER_TASKS)),
+            )),
+            _ => None,
+        }
     }
 
     /// Keep what a published run did beside it in the lake; its output stands even when
@@ -774,17 +785,9 @@ impl Steps<'_> {
                 let options = UnifyOptions {
                     retention,
                     full: self.request.full_unify,
-                    cluster: match self.engine() {
-                        EngineChoice::BallistaStandalone => Some(UnifyCluster {
-                            scheduler: None,
-                            tasks: CLUSTER_PAIR_TASKS,
-                        }),
-                        EngineChoice::Ballista { scheduler } => Some(UnifyCluster {
-                            scheduler: Some(scheduler.clone()),
-                            tasks: CLUSTER_PAIR_TASKS,
-                        }),
-                        _ => None,
-                    },
+                    cluster: self
+                        .cluster()
+                        .map(|(scheduler, tasks)| UnifyCluster { scheduler, tasks }),
                     ..UnifyOptions::default()
                 };
                 let report = unify(self.lake, &self.project.sources, spec, &options).await?;
@@ -875,19 +878,11 @@ impl Steps<'_> {
             incremental_from: self.request.from,
             watermarks,
             applied_at,
-            cluster: match self.engine() {
-                EngineChoice::BallistaStandalone => Some(IngestCluster {
-                    scheduler: None,
-                    revision: Some(self.revision),
-                    tasks: CLUSTER_LOAD_TASKS,
-                }),
-                EngineChoice::Ballista { scheduler } => Some(IngestCluster {
-                    scheduler: Some(scheduler.clone()),
-                    revision: Some(self.revision),
-                    tasks: CLUSTER_LOAD_TASKS,
-                }),
-                _ => None,
-            },
+            cluster: self.cluster().map(|(scheduler, tasks)| IngestCluster {
+                scheduler,
+                revision: Some(self.revision),
+                tasks,
+            }),
             ..IngestOptions::default()
         };
         let report = match ingest_source(self.lake, source, self.base_dir, &options).await {

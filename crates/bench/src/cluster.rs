@@ -76,7 +76,8 @@ pub fn run(bench: &ClusterBench) -> Result<ClusterFigures> {
     fresh_copy(&bench.project, &cluster_dir)?;
     let scheduler_port = free_port()?;
     let scheduler = format!("df://127.0.0.1:{scheduler_port}");
-    declare_engine(&cluster_dir, &scheduler)?;
+    // as many tasks as the executors have slots in all
+    declare_engine(&cluster_dir, &scheduler, bench.executors * bench.slots)?;
     let mut processes = Processes(Vec::new());
     let logs = bench.dir.join("cluster-logs");
     std::fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
@@ -219,14 +220,16 @@ fn refresh(
     })
 }
 
-/// Declare the cluster's scheduler as the engine of the project file in `project`.
-fn declare_engine(project: &Path, scheduler: &str) -> Result<()> {
+/// Declare the cluster's scheduler as the engine of the project file in `project`, its
+/// work cut into `tasks` tasks.
+fn declare_engine(project: &Path, scheduler: &str, tasks: usize) -> Result<()> {
     let file = project.join(lakecdp_core::project::PROJECT_FILE);
     let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
     let declared = text.replacen(
         "[environment]\n",
         &format!(
-            "[environment]\nengine = {{ kind = \"ballista\", scheduler = \"{scheduler}\" }}\n"
+            "[environment]\nengine = {{ kind = \"ballista\", scheduler = \"{scheduler}\", tasks = {} }}\n",
+            tasks.max(1)
         ),
         1,
     );

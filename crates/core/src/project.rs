@@ -88,8 +88,16 @@ pub enum EngineChoice {
     Ballista {
         /// The scheduler, `df://host:port`.
         scheduler: String,
+        /// How many tasks a table's load and a rule's pair finding are cut into
+        /// (`tasks = N`; [`DEFAULT_CLUSTER_TASKS`] when not written): about the
+        /// executors' task slots in all.
+        tasks: Option<u16>,
     },
 }
+
+/// Tasks a table's load and a rule's pair finding are cut into on a cluster whose
+/// engine does not say.
+pub const DEFAULT_CLUSTER_TASKS: u16 = 4;
 
 /// The port of a Ballista scheduler when its address names none.
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
@@ -163,10 +171,13 @@ impl Serialize for EngineChoice {
                 m.serialize_entry("mode", "standalone")?;
                 m.end()
             }
-            EngineChoice::Ballista { scheduler } => {
-                let mut m = s.serialize_map(Some(2))?;
+            EngineChoice::Ballista { scheduler, tasks } => {
+                let mut m = s.serialize_map(Some(2 + usize::from(tasks.is_some())))?;
                 m.serialize_entry("kind", "ballista")?;
                 m.serialize_entry("scheduler", scheduler)?;
+                if let Some(tasks) = tasks {
+                    m.serialize_entry("tasks", tasks)?;
+                }
                 m.end()
             }
         }
@@ -185,6 +196,8 @@ impl<'de> Deserialize<'de> for EngineChoice {
             mode: Option<String>,
             #[serde(default)]
             scheduler: Option<String>,
+            #[serde(default)]
+            tasks: Option<i64>,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -194,7 +207,7 @@ impl<'de> Deserialize<'de> for EngineChoice {
         }
         let written = Written::deserialize(d).map_err(|_| {
             D::Error::custom(format!(
-                "the engine is neither a name nor a table of `kind`, `mode` and `scheduler`: {}",
+                "the engine is neither a name nor a table of `kind`, `mode`, `scheduler` and `tasks`: {}",
                 EngineChoice::fix()
             ))
         })?;
@@ -214,6 +227,20 @@ impl<'de> Deserialize<'de> for EngineChoice {
             }
             Written::Table(table) => table,
         };
+        let tasks = match table.tasks {
+            None => None,
+            Some(n) if (1..=4096).contains(&n) && table.scheduler.is_some() => Some(n as u16),
+            Some(_) if table.scheduler.is_none() => {
+                return Err(D::Error::custom(
+                    "`tasks` belongs to a cluster's engine, with its `scheduler` (standalone cuts work into one task per core)",
+                ))
+            }
+            Some(n) => {
+                return Err(D::Error::custom(format!(
+                    "`tasks = {n}` is not a number of tasks: write a number from 1 to 4096, about the executors' task slots in all"
+                )))
+            }
+        };
         match (table.kind.as_str(), table.mode.as_deref(), table.scheduler) {
             ("local", None, None) => Ok(EngineChoice::Local),
             ("ballista", Some("standalone"), None) => Ok(EngineChoice::BallistaStandalone),
@@ -224,7 +251,7 @@ impl<'de> Deserialize<'de> for EngineChoice {
                 EngineChoice::scheduler_address(&scheduler).map_err(|e| {
                     D::Error::custom(format!("{e}: write `scheduler = \"df://host:50050\"`"))
                 })?;
-                Ok(EngineChoice::Ballista { scheduler })
+                Ok(EngineChoice::Ballista { scheduler, tasks })
             }
             ("ballista", Some(_), Some(_)) => Err(D::Error::custom(
                 "a Ballista engine is either `mode = \"standalone\"` or a `scheduler`, not both",
@@ -527,10 +554,30 @@ path = "lake"
         assert_eq!(
             cluster.environment.engine,
             EngineChoice::Ballista {
-                scheduler: "df://10.0.0.5:50051".into()
+                scheduler: "df://10.0.0.5:50051".into(),
+                tasks: None,
             }
         );
-        for p in [&standalone, &cluster] {
+        let sized = with(r#"{ kind = "ballista", scheduler = "df://10.0.0.5:50051", tasks = 16 }"#)
+            .unwrap();
+        assert_eq!(
+            sized.environment.engine,
+            EngineChoice::Ballista {
+                scheduler: "df://10.0.0.5:50051".into(),
+                tasks: Some(16),
+            }
+        );
+        for bad in [
+            r#"{ kind = "ballista", scheduler = "df://h:1", tasks = 0 }"#,
+            r#"{ kind = "ballista", mode = "standalone", tasks = 2 }"#,
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("environment.engine") && err.contains("tasks"),
+                "{err}"
+            );
+        }
+        for p in [&standalone, &cluster, &sized] {
             assert_eq!(&ProjectFile::parse(&p.to_toml()).unwrap(), p);
         }
         assert_eq!(
