@@ -279,7 +279,12 @@ async fn pairs_of(
         .collect::<DfResult<Vec<_>>>()?;
     let n = conditions.len();
     let (a, active_a) = read_side(&lake, &task.a, n).await?;
-    let (b, active_b) = read_side(&lake, &task.b, n).await?;
+    // a table compared with itself is written once
+    let (b, active_b) = if task.b == task.a {
+        (a.clone(), active_a.clone())
+    } else {
+        read_side(&lake, &task.b, n).await?
+    };
     let ranges: Vec<(u32, u32)> = slices
         .iter()
         .filter_map(|s| task.slices.get(*s as usize).copied())
@@ -359,12 +364,24 @@ pub async fn find_pairs_on(
     let n_a = a.first().map_or(0, |v| v.len());
     let n_b = b.first().map_or(0, |v| v.len());
     let folder = lake.internal(&format!("scratch/pairs-{}", uuid::Uuid::new_v4().simple()));
-    let (a_file, b_file) = (format!("{folder}/a.arrow"), format!("{folder}/b.arrow"));
     let flags = |n: usize, f: &(dyn Fn(usize) -> bool + Sync)| (0..n).map(f).collect::<Vec<_>>();
-    lake.put(&a_file, to_ipc(&side_batch(a, &flags(n_a, active_a))?)?)
+    let (flags_a, flags_b) = (flags(n_a, active_a), flags(n_b, active_b));
+    let a_file = format!("{folder}/a.arrow");
+    lake.put(&a_file, to_ipc(&side_batch(a, &flags_a)?)?)
         .await?;
-    lake.put(&b_file, to_ipc(&side_batch(b, &flags(n_b, active_b))?)?)
-        .await?;
+    // a table compared with itself, on the same values: one file
+    let one = same
+        && flags_a == flags_b
+        && a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y));
+    let b_file = if one {
+        a_file.clone()
+    } else {
+        let b_file = format!("{folder}/b.arrow");
+        lake.put(&b_file, to_ipc(&side_batch(b, &flags_b)?)?)
+            .await?;
+        b_file
+    };
     let tasks = cluster.tasks.clamp(1, n_a.max(1));
     let chunk = n_a.div_ceil(tasks).max(1);
     let slices: Vec<(u32, u32)> = (0..n_a)
