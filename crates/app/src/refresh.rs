@@ -678,7 +678,7 @@ fn ran_on(engine: &EngineChoice, process: &Process, local: &[String]) -> String 
         // the rules' candidate pairs on the cluster; the models, clustering, ids and the
         // merge here (an incremental run looks its pairs up in its stored blocks, here)
         Process::Unification if local.first().is_some_and(|i| i == "true") => {
-            "local: incremental run".into()
+            "local: an incremental run looks its pairs up in its stored blocks".into()
         }
         Process::Unification => {
             format!("{cluster}: rule pairs; local: models, clusters, ids, merge")
@@ -717,16 +717,23 @@ impl Steps<'_> {
     /// The cluster the environment's engine names (`None`: this process's standalone
     /// one), and how many tasks a table's load or a rule's pair finding is cut into;
     /// `None` on the local engine.
-    fn cluster(&self) -> Option<(Option<String>, usize)> {
+    fn cluster(&self) -> Option<(Option<String>, usize, bool)> {
         match self.engine() {
-            // standalone: one task per core of this machine, at least two
+            // standalone: one task per core of this machine, at least two, reading its
+            // folders
             EngineChoice::BallistaStandalone => Some((
                 None,
                 std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+                true,
             )),
-            EngineChoice::Ballista { scheduler, tasks } => Some((
+            EngineChoice::Ballista {
+                scheduler,
+                tasks,
+                shared_files,
+            } => Some((
                 Some(scheduler.clone()),
                 usize::from(tasks.unwrap_or(lakecdp_core::project::DEFAULT_CLUSTER_TASKS)),
+                *shared_files,
             )),
             _ => None,
         }
@@ -787,17 +794,14 @@ impl Steps<'_> {
                     full: self.request.full_unify,
                     cluster: self
                         .cluster()
-                        .map(|(scheduler, tasks)| UnifyCluster { scheduler, tasks }),
+                        .map(|(scheduler, tasks, _)| UnifyCluster { scheduler, tasks }),
                     ..UnifyOptions::default()
                 };
                 let report = unify(self.lake, &self.project.sources, spec, &options).await?;
                 if let Ok(mut m) = self.local_tables.lock() {
                     // an incremental run looks its pairs up here, in the stored blocks
-                    let incremental = matches!(
-                        report.mode,
-                        lakecdp_engine::unify::UnifyMode::Incremental { .. }
-                    );
-                    m.insert(UNIFY_KEY.into(), vec![incremental.to_string()]);
+                    let here = report.rules_on_cluster == 0;
+                    m.insert(UNIFY_KEY.into(), vec![here.to_string()]);
                 }
                 let profiles = report.profiles as u64;
                 if let Some(run) = &report.run_id {
@@ -878,11 +882,14 @@ impl Steps<'_> {
             incremental_from: self.request.from,
             watermarks,
             applied_at,
-            cluster: self.cluster().map(|(scheduler, tasks)| IngestCluster {
-                scheduler,
-                revision: Some(self.revision),
-                tasks,
-            }),
+            cluster: self
+                .cluster()
+                .map(|(scheduler, tasks, local_files)| IngestCluster {
+                    scheduler,
+                    revision: Some(self.revision),
+                    tasks,
+                    local_files,
+                }),
             ..IngestOptions::default()
         };
         let report = match ingest_source(self.lake, source, self.base_dir, &options).await {

@@ -148,10 +148,11 @@ async fn a_cluster_process_serves_only_the_lakes_its_principal_may_refresh() {
 }
 
 /// When the environment's scheduler cannot be reached, what runs on the cluster fails
-/// with an error naming it and how to start one, and nothing is published or left
-/// half written.
+/// with an error naming it and how to start one, and nothing of it is published or left
+/// half written. The sources in this machine's folders load here (the executors were not
+/// said to share them), and the summary says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_whose_scheduler_is_unreachable_names_it_and_publishes_nothing() {
+async fn a_refresh_whose_scheduler_is_unreachable_names_it_and_publishes_what_runs_here() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -183,12 +184,29 @@ async fn a_refresh_whose_scheduler_is_unreachable_names_it_and_publishes_nothing
         "{reason}"
     );
     assert!(reason.contains("lakecdp cluster scheduler"), "{reason}");
-    for folder in ["Measures", "Unification", "DataIngestion/Crm"] {
+    assert_eq!(failed.process.to_string(), "unify");
+    for folder in ["Measures", "Unification"] {
         assert!(!r.env_folder().join(folder).join("model.json").exists());
     }
-    // no task wrote a part before the scheduler was found missing
-    let parts = walk(&r.env_folder().join("DataIngestion"));
-    assert!(parts.iter().all(|p| !p.contains("part-")), "{parts:?}");
+    for o in &report.processes {
+        if o.process.to_string().starts_with("ingest:") {
+            assert_eq!(o.status, lakecdp_core::RunStatus::Succeeded, "{o:?}");
+            assert!(
+                o.ran_on
+                    .starts_with(&format!("ballista ({scheduler}); local: "))
+                    && o.ran_on.contains("shared_files = true"),
+                "{}",
+                o.ran_on
+            );
+            let folder = r
+                .env_folder()
+                .join(o.process.to_string().replace("ingest:", "DataIngestion/"));
+            assert!(folder.join("model.json").exists(), "{}", folder.display());
+        }
+    }
+    // no scratch values of a rule are left behind
+    let scratch = walk(&r.env_folder().join("_lakecdp/scratch"));
+    assert!(scratch.is_empty(), "{scratch:?}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {

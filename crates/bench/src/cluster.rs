@@ -228,7 +228,7 @@ fn declare_engine(project: &Path, scheduler: &str, tasks: usize) -> Result<()> {
     let declared = text.replacen(
         "[environment]\n",
         &format!(
-            "[environment]\nengine = {{ kind = \"ballista\", scheduler = \"{scheduler}\", tasks = {} }}\n",
+            "[environment]\nengine = {{ kind = \"ballista\", scheduler = \"{scheduler}\", tasks = {}, shared_files = true }}\n",
             tasks.max(1)
         ),
         1,

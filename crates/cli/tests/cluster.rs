@@ -96,7 +96,7 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
     let declared = std::fs::read_to_string(&file).unwrap().replace(
         "retention_runs = 3\n",
         &format!(
-            "retention_runs = 3\nengine = {{ kind = \"ballista\", scheduler = \"df://127.0.0.1:{scheduler}\" }}\n"
+            "retention_runs = 3\nengine = {{ kind = \"ballista\", scheduler = \"df://127.0.0.1:{scheduler}\", shared_files = true }}\n"
         ),
     );
     assert!(declared.contains("df://127.0.0.1"));
@@ -190,7 +190,8 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
         for process in ["ingest:", "activities", "measures", "segments", "reports"] {
             if line.contains(&format!("│ {process}")) {
                 assert!(
-                    line.contains(&format!("ballista ({scheduler_url})")),
+                    line.contains(&format!("ballista ({scheduler_url})"))
+                        && !line.contains("; local:"),
                     "{line}"
                 );
             }

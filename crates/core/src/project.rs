@@ -92,6 +92,11 @@ pub enum EngineChoice {
         /// (`tasks = N`; [`DEFAULT_CLUSTER_TASKS`] when not written): about the
         /// executors' task slots in all.
         tasks: Option<u16>,
+        /// Every executor mounts the project's local folders at the same paths
+        /// (`shared_files = true`): tables in local folders load on the cluster too.
+        /// Otherwise only tables in remote storage do, and the others load in the
+        /// refreshing process.
+        shared_files: bool,
     },
 }
 
@@ -171,12 +176,20 @@ impl Serialize for EngineChoice {
                 m.serialize_entry("mode", "standalone")?;
                 m.end()
             }
-            EngineChoice::Ballista { scheduler, tasks } => {
-                let mut m = s.serialize_map(Some(2 + usize::from(tasks.is_some())))?;
+            EngineChoice::Ballista {
+                scheduler,
+                tasks,
+                shared_files,
+            } => {
+                let entries = 2 + usize::from(tasks.is_some()) + usize::from(*shared_files);
+                let mut m = s.serialize_map(Some(entries))?;
                 m.serialize_entry("kind", "ballista")?;
                 m.serialize_entry("scheduler", scheduler)?;
                 if let Some(tasks) = tasks {
                     m.serialize_entry("tasks", tasks)?;
+                }
+                if *shared_files {
+                    m.serialize_entry("shared_files", &true)?;
                 }
                 m.end()
             }
@@ -198,6 +211,8 @@ impl<'de> Deserialize<'de> for EngineChoice {
             scheduler: Option<String>,
             #[serde(default)]
             tasks: Option<i64>,
+            #[serde(default)]
+            shared_files: Option<bool>,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -207,7 +222,7 @@ impl<'de> Deserialize<'de> for EngineChoice {
         }
         let written = Written::deserialize(d).map_err(|_| {
             D::Error::custom(format!(
-                "the engine is neither a name nor a table of `kind`, `mode`, `scheduler` and `tasks`: {}",
+                "the engine is neither a name nor a table of `kind`, `mode`, `scheduler`, `tasks` and `shared_files`: {}",
                 EngineChoice::fix()
             ))
         })?;
@@ -241,6 +256,12 @@ impl<'de> Deserialize<'de> for EngineChoice {
                 )))
             }
         };
+        if table.shared_files.is_some() && table.scheduler.is_none() {
+            return Err(D::Error::custom(
+                "`shared_files` belongs to a cluster's engine, with its `scheduler` (a standalone cluster reads this machine's folders)",
+            ));
+        }
+        let shared_files = table.shared_files.unwrap_or(false);
         match (table.kind.as_str(), table.mode.as_deref(), table.scheduler) {
             ("local", None, None) => Ok(EngineChoice::Local),
             ("ballista", Some("standalone"), None) => Ok(EngineChoice::BallistaStandalone),
@@ -251,7 +272,11 @@ impl<'de> Deserialize<'de> for EngineChoice {
                 EngineChoice::scheduler_address(&scheduler).map_err(|e| {
                     D::Error::custom(format!("{e}: write `scheduler = \"df://host:50050\"`"))
                 })?;
-                Ok(EngineChoice::Ballista { scheduler, tasks })
+                Ok(EngineChoice::Ballista {
+                    scheduler,
+                    tasks,
+                    shared_files,
+                })
             }
             ("ballista", Some(_), Some(_)) => Err(D::Error::custom(
                 "a Ballista engine is either `mode = \"standalone\"` or a `scheduler`, not both",
@@ -556,15 +581,19 @@ path = "lake"
             EngineChoice::Ballista {
                 scheduler: "df://10.0.0.5:50051".into(),
                 tasks: None,
+                shared_files: false,
             }
         );
-        let sized = with(r#"{ kind = "ballista", scheduler = "df://10.0.0.5:50051", tasks = 16 }"#)
-            .unwrap();
+        let sized = with(
+            r#"{ kind = "ballista", scheduler = "df://10.0.0.5:50051", tasks = 16, shared_files = true }"#,
+        )
+        .unwrap();
         assert_eq!(
             sized.environment.engine,
             EngineChoice::Ballista {
                 scheduler: "df://10.0.0.5:50051".into(),
                 tasks: Some(16),
+                shared_files: true,
             }
         );
         for bad in [

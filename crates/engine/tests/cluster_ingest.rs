@@ -16,7 +16,7 @@ use common::{col, lake, table};
 
 /// Three files of one keyed table: keys repeat within and across files, last-updated
 /// values tie, are missing or are not dates, and some records do not convert.
-const PEOPLE: [&str; 3] = [
+const PEOPLE: [&str; 4] = [
     "\
 Id,Name,Updated
 P1,Ann,2024-01-01
@@ -40,6 +40,12 @@ P6,Fay B,2024-01-15
 P7,Gus,2024-03-01
 P2,Bob C,2024-01-04
 P8,\"Hal, \"\"the\"\" second\",2024-03-02
+",
+    "\
+Id,Name,Updated
+P7,Gus B,2024-03-01
+P9,Ivy,2024-04-01
+P1,Ann D,2024-01-03
 ",
 ];
 
@@ -114,6 +120,8 @@ async fn load(dir: &Path, lake: &Lake, cluster: Option<IngestCluster>) -> Source
     let source = project(dir);
     let options = IngestOptions {
         cluster,
+        // the key index goes to sorted runs on disk, here and in every task
+        key_index_budget_bytes: 64,
         ..IngestOptions::default()
     };
     ingest_source(lake, &source, dir, &options).await.unwrap()
@@ -131,6 +139,7 @@ async fn a_load_on_a_standalone_cluster_publishes_what_a_local_load_does() {
             scheduler: None,
             revision: None,
             tasks: 3,
+            local_files: true,
         }),
     )
     .await;
@@ -145,8 +154,13 @@ async fn a_load_on_a_standalone_cluster_publishes_what_a_local_load_does() {
     );
     // the winners: the latest date; on a tie or without one, the last read
     let people = &expected["People"].0;
+    // P1's latest date is a tie between part0.csv and part3.csv: the last read wins
     assert!(
-        people.contains(&"P1|Ann B|2024-01-03".to_string()),
+        people.contains(&"P1|Ann D|2024-01-03".to_string()),
+        "{people:?}"
+    );
+    assert!(
+        people.contains(&"P7|Gus B|2024-03-01".to_string()),
         "{people:?}"
     );
     assert!(
@@ -158,8 +172,29 @@ async fn a_load_on_a_standalone_cluster_publishes_what_a_local_load_does() {
         people.contains(&"P6|Fay|2024-02-01".to_string()),
         "{people:?}"
     );
-    // what the tasks wrote: the keyed table in more than one part
+    // what the tasks wrote: the keyed table in more than one part, and nothing in the
+    // run's folders that model.json does not name
     assert!(got["People"].1 > 1, "{:?}", got["People"]);
+    let process = Process::Ingestion("Crm".into());
+    let model = read_model(&there, &process).await.unwrap().unwrap();
+    for e in &model.entities {
+        let mut declared: Vec<String> = e
+            .partitions
+            .iter()
+            .filter_map(|p| there.relative_of_url(&p.location))
+            .collect();
+        declared.sort();
+        let run = declared[0].rsplit_once('/').unwrap().0.to_string();
+        let mut files: Vec<String> = there
+            .list(&run)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|m| there.relative(&m.location))
+            .collect();
+        files.sort();
+        assert_eq!(files, declared, "{}", e.name);
+    }
     // the counts of the reports agree, table by table, and the cluster said nothing ran here
     for (l, c) in local.tables.iter().zip(&cluster.tables) {
         assert_eq!(
@@ -172,4 +207,30 @@ async fn a_load_on_a_standalone_cluster_publishes_what_a_local_load_does() {
         assert_eq!(l.local, None);
     }
     assert!(local.tables.iter().all(|t| t.corrupt > 0));
+}
+
+/// On a cluster whose executors do not share this machine's folders, a table in a local
+/// folder loads here, and the report says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_in_a_local_folder_loads_here_unless_the_executors_share_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(&dir.path().join("a"));
+    let report = load(
+        dir.path(),
+        &lake,
+        Some(IngestCluster {
+            scheduler: None,
+            revision: None,
+            tasks: 2,
+            local_files: false,
+        }),
+    )
+    .await;
+    for t in &report.tables {
+        let why = t.local.as_deref().unwrap_or_default();
+        assert!(why.contains("shared_files = true"), "{why}");
+    }
+    // loaded as here: one partition written by this process
+    let got = published(&lake).await;
+    assert_eq!(got["People"].1, 1);
 }

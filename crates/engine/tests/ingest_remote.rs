@@ -637,8 +637,8 @@ async fn load_error(
 }
 
 /// A CSV table in an S3 bucket loaded on a standalone cluster: the executor reads each
-/// file from the bucket with the source's credentials; the refreshing process reads
-/// only the first file, for its columns. The same rows and corrupt rows as here.
+/// file from the bucket with the source's credentials, and publishes the same rows and
+/// corrupt rows as a load here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_files_in_an_s3_bucket_load_on_a_standalone_cluster_as_here() {
     let (bucket, store) = s3_bucket("cluster-").await;
@@ -657,6 +657,7 @@ async fn csv_files_in_an_s3_bucket_load_on_a_standalone_cluster_as_here() {
             scheduler: None,
             revision: None,
             tasks: 2,
+            local_files: false,
         }),
     ]
     .into_iter()

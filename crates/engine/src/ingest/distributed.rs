@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! WriteExec                     one task per output partition: routes the rows (the
-//!   [SortExec by file, line]    winner of each key), writes part-<n> of the entity and
-//!   [RepartitionExec hash(key)] of its corrupt entity, returns what it wrote
+//!   [SortExec by file, line]    winner of each key), writes a part of the entity and
+//!   [RepartitionExec hash(key)] one of its corrupt entity, returns what it wrote
 //!     ConvertExec               one task per group of files: reads and converts them
 //! ```
 //!
@@ -41,7 +41,7 @@ use datafusion::physical_expr::{
     EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
 };
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::Distribution;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -124,7 +124,7 @@ pub struct TableTask {
     pub run_id: String,
     /// The lake's partition format.
     pub format: PartitionFormat,
-    /// The longest record, the most columns, the CSV piece size and the threads.
+    /// The longest record (each task reads with every core of its executor).
     pub max_record_bytes: usize,
     /// See [`super::IngestOptions::max_columns`].
     pub max_columns: usize,
@@ -149,7 +149,8 @@ impl TableTask {
     /// Refuse a task whose names would lead out of its run's folders.
     fn check(&self) -> Result<()> {
         let plain = |s: &str| !s.is_empty() && !s.contains(['/', '\\']) && s != "." && s != "..";
-        let folder_ok = self.folder.split('/').all(plain);
+        let folder_ok = self.folder.split('/').all(plain)
+            && self.folder == lakecdp_lake::Process::Ingestion(self.source.clone()).folder();
         if !(folder_ok && plain(&self.entity) && plain(&self.corrupt_entity) && plain(&self.run_id))
         {
             return Err(Error::Internal(format!(
@@ -356,37 +357,38 @@ impl ExecutionPlan for ConvertExec {
             self.schema.clone(),
             self.table_schema.clone(),
         );
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<DfResult<RecordBatch>>(4);
-        tokio::spawn(async move {
-            let failed = tx.clone();
-            let run = async {
-                // the groups this task reads
-                let mut group = BTreeSet::new();
-                while let Some(batch) = input.next().await {
-                    let batch = batch?;
-                    let ids = batch
-                        .column(0)
-                        .as_any()
-                        .downcast_ref::<UInt64Array>()
-                        .ok_or_else(|| Error::Internal("file groups are not numbers".into()))?;
-                    for id in ids.values() {
-                        let files = task.groups.get(*id as usize).ok_or_else(|| {
-                            Error::Internal(format!("no file group {id} in the load"))
-                        })?;
-                        group.extend(files.iter().copied());
-                    }
-                }
-                convert(services, task, group, schema, table_schema, tx).await
-            };
-            if let Err(e) = run.await {
-                let _ = failed.send(Err(df(e))).await;
+        // a panic or an error of the task ends the stream with an error, and dropping
+        // the stream stops the task: rows are never lost silently
+        let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 4);
+        let tx = builder.tx();
+        builder.spawn(async move {
+            // the one group this partition names
+            let mut ids = Vec::new();
+            while let Some(batch) = input.next().await {
+                let batch = batch?;
+                let column = batch
+                    .columns()
+                    .first()
+                    .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+                    .ok_or_else(|| df("file groups are not numbers"))?;
+                ids.extend(column.values().iter().copied());
             }
+            let [id] = ids.as_slice() else {
+                return Err(df(format!(
+                    "a converting task names {} file groups, not one",
+                    ids.len()
+                )));
+            };
+            let files = task
+                .groups
+                .get(*id as usize)
+                .ok_or_else(|| df(format!("no file group {id} in the load")))?;
+            let group: BTreeSet<usize> = files.iter().copied().collect();
+            convert(services, task, group, schema, table_schema, tx)
+                .await
+                .map_err(df)
         });
-        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            stream,
-        )))
+        Ok(builder.build())
     }
 }
 
@@ -533,8 +535,9 @@ async fn convert(
     .map_err(super::join_error)?
 }
 
-/// Routes the converted rows of its input partition and writes them: part `n` of the
-/// entity and of its corrupt entity; returns one row of counts.
+/// Routes the converted rows of its input partition and writes them: a part of the
+/// entity and one of its corrupt entity, each under a name of its own (a task attempt
+/// writes new files; the driver declares only those reported); returns one row of counts.
 #[derive(Debug)]
 pub struct WriteExec {
     task: Arc<TableTask>,
@@ -804,6 +807,11 @@ pub(super) struct PartStats {
 }
 
 pub(super) fn part_stats(batch: &RecordBatch) -> Result<Vec<PartStats>> {
+    if batch.schema() != stats_schema() {
+        return Err(Error::Internal(
+            "a load task's counts have another shape".into(),
+        ));
+    }
     let col = |i: usize| {
         batch
             .column(i)
@@ -844,8 +852,9 @@ static LENT: Mutex<Option<Lent>> = Mutex::new(None);
 /// Lent sources by environment and name, with the folder their paths start from.
 type Lent = HashMap<(EnvironmentId, String), (SourceSpec, PathBuf)>;
 
-/// Lend `source` (read from `project_dir`) to this process's standalone executor for
-/// the time of a load.
+/// Lend `source` (read from `project_dir`) to this process's standalone executor: its
+/// latest declaration per environment and name, kept while the process lives (a source
+/// is small; the next load of it replaces it).
 pub(crate) fn lend(env: EnvironmentId, source: &SourceSpec, project_dir: &std::path::Path) {
     let mut lent = LENT.lock().unwrap_or_else(|e| e.into_inner());
     lent.get_or_insert_with(HashMap::new).insert(
@@ -1022,16 +1031,30 @@ pub(crate) async fn run_plan(
 
 /// Why a table of a load runs in the refreshing process rather than on the cluster;
 /// `None` when it runs on the cluster.
-pub(super) fn stays_local(load: &super::Load) -> Option<&'static str> {
+pub(super) fn stays_local(
+    load: &super::Load,
+    source: &SourceSpec,
+    cluster: &super::IngestCluster,
+) -> Option<&'static str> {
     use lakecdp_core::SourceFormat;
     if load.incremental.is_some() || load.previous.is_some() {
         return Some("incremental layout");
     }
-    if !matches!(
-        load.table.format,
-        SourceFormat::Csv | SourceFormat::Parquet | SourceFormat::Jsonl
-    ) {
-        return Some("not csv, parquet or jsonl");
+    // as declared: a CDM folder's partitions read as CSV or Parquet once prepared
+    let declared = source
+        .tables
+        .iter()
+        .find(|t| t.name == load.table.name)
+        .map_or(load.table.format, |t| t.format);
+    for format in [declared, load.table.format] {
+        match format {
+            SourceFormat::Csv | SourceFormat::Parquet | SourceFormat::Jsonl => {}
+            SourceFormat::Delta => return Some("a Delta table"),
+            SourceFormat::Cdm => return Some("a CDM folder"),
+        }
+    }
+    if !cluster.local_files && !crate::source::is_remote(&load.table.location) {
+        return Some("files in a local folder: declare `shared_files = true` in the engine when every executor mounts it at the same path");
     }
     if load.roles.iter().any(|r| *r != Role::ROWS) {
         return Some("incremental layout");
@@ -1070,11 +1093,18 @@ pub(super) async fn load_table(
             crate::cluster::standalone(&lake).await?
         }
     };
+    // a file's version starts with its size, listed (remote files are not downloaded)
     let sizes: Vec<u64> = load
         .files
         .files
         .iter()
-        .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(1))
+        .map(|f| {
+            f.version
+                .split(':')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1)
+        })
         .collect();
     let tasks = cluster.tasks.max(1);
     let task = Arc::new(TableTask {
@@ -1141,6 +1171,34 @@ pub(super) async fn load_table(
             )));
         }
     };
+    match publish_parts(
+        writer, source, &task, &lake, schema, batches, tasks, started,
+    )
+    .await
+    {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            remove(lake.clone(), Arc::clone(&task)).await;
+            Err(e)
+        }
+    }
+}
+
+/// Check what the tasks of a load reported and declare their parts in `writer`'s run;
+/// what no finished task reported is removed.
+#[allow(clippy::too_many_arguments)]
+async fn publish_parts(
+    writer: &mut lakecdp_lake::CdmFolderWriter,
+    source: &SourceSpec,
+    task: &TableTask,
+    lake: &Lake,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    tasks: usize,
+    started: std::time::Instant,
+) -> Result<super::TableReport> {
+    let table_name = &task.table;
+    let keyed = task.primary_key.is_some();
     let mut parts = Vec::new();
     for b in &batches {
         parts.extend(part_stats(b)?);
@@ -1149,31 +1207,29 @@ pub(super) async fn load_table(
     let read: u64 = parts.iter().map(|p| p.read).sum();
     let written: u64 = parts.iter().map(|p| p.written).sum();
     let corrupt: u64 = parts.iter().map(|p| p.corrupt).sum();
-    let expected_parts = task.groups.len().max(if table.primary_key.is_some() {
-        tasks
-    } else {
-        0
-    });
+    let expected_parts = task.groups.len().max(if keyed { tasks } else { 0 });
     if read != written + corrupt || parts.len() != expected_parts {
-        remove(lake.clone(), Arc::clone(&task)).await;
         return Err(Error::Internal(format!(
             "table `{}`: {read} rows read but {written} written and {corrupt} corrupt, in {} parts of {expected_parts}",
-            table.name,
+            table_name,
             parts.len()
         )));
     }
     let limit = source.corrupt_limit();
     if read > 0 && corrupt as f64 / read as f64 > limit {
-        let examples = parts
+        // the first in the order a local load reads
+        let place = |file: &String| task.files.iter().position(|(n, _)| n == file);
+        let mut examples: Vec<&(String, u64, String)> =
+            parts.iter().flat_map(|p| &p.examples).collect();
+        examples.sort_by_key(|(file, line, _)| (place(file), *line));
+        let examples = examples
             .iter()
-            .flat_map(|p| &p.examples)
             .take(3)
             .map(|(file, line, reason)| format!("{file}:{line}: {reason}"))
             .collect::<Vec<_>>()
             .join("; ");
-        remove(lake.clone(), Arc::clone(&task)).await;
         return Err(Error::CorruptLimit {
-            table: format!("{}.{}", source.name, table.name),
+            table: format!("{}.{}", source.name, table_name),
             corrupt,
             read,
             limit,
@@ -1222,7 +1278,7 @@ pub(super) async fn load_table(
         kept_corrupt,
     )?;
     Ok(super::TableReport {
-        table: table.name.clone(),
+        table: table_name.clone(),
         read,
         written,
         corrupt,

@@ -197,6 +197,10 @@ pub struct IngestCluster {
     pub revision: Option<u32>,
     /// Tasks per table: groups of files converted at once, and parts written.
     pub tasks: usize,
+    /// The executors read the project's local folders at the same paths (a standalone
+    /// cluster, or a cluster whose machines all mount them): tables in local folders
+    /// load on the cluster too. Otherwise only tables in remote storage do.
+    pub local_files: bool,
 }
 
 /// The default longest record: 16 MiB.
@@ -401,8 +405,10 @@ pub async fn ingest_source(
         // a table the cluster loads is read by its tasks: here, only the first file
         // with a readable header, for its columns (all of them for Parquet's schemas)
         #[cfg(feature = "distributed")]
-        let on_cluster = options.cluster.is_some()
-            && distributed::stays_local(&load).is_none()
+        let on_cluster = options
+            .cluster
+            .as_ref()
+            .is_some_and(|c| distributed::stays_local(&load, source, c).is_none())
             && matches!(
                 load.table.format,
                 lakecdp_core::SourceFormat::Csv | lakecdp_core::SourceFormat::Jsonl
@@ -649,7 +655,7 @@ async fn ingest_table(
     let schema = converter.schema().clone();
     #[cfg(feature = "distributed")]
     let load_reason = match &options.cluster {
-        Some(cluster) => match distributed::stays_local(&load) {
+        Some(cluster) => match distributed::stays_local(&load, source, cluster) {
             None => {
                 return distributed::load_table(
                     writer,

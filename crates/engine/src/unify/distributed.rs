@@ -278,6 +278,19 @@ async fn pairs_of(
         })
         .collect::<DfResult<Vec<_>>>()?;
     let n = conditions.len();
+    // a task reads only the scratch values of a rule
+    let scratch = lake.internal("scratch/pairs-");
+    for file in [&task.a, &task.b] {
+        let name = file.strip_prefix(&scratch).unwrap_or("");
+        let plain = name
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..");
+        if !plain || name.split('/').count() != 2 {
+            return Err(Error::Internal(format!(
+                "a pair-finding task names no scratch values of a rule: `{file}`"
+            )));
+        }
+    }
     let (a, active_a) = read_side(&lake, &task.a, n).await?;
     // a table compared with itself is written once
     let (b, active_b) = if task.b == task.a {
@@ -287,8 +300,13 @@ async fn pairs_of(
     };
     let ranges: Vec<(u32, u32)> = slices
         .iter()
-        .filter_map(|s| task.slices.get(*s as usize).copied())
-        .collect();
+        .map(|s| {
+            task.slices
+                .get(*s as usize)
+                .copied()
+                .ok_or_else(|| Error::Internal(format!("no slice {s} in the rule's task")))
+        })
+        .collect::<Result<_>>()?;
     let task2 = Arc::clone(&task);
     let found = tokio::task::spawn_blocking(move || {
         let mine = |i: usize| {
@@ -358,30 +376,15 @@ pub async fn find_pairs_on(
         return Ok(Found::default());
     }
     let scheduler = match &cluster.scheduler {
-        Some(s) => s.clone(),
+        Some(s) => {
+            crate::cluster::reachable(s).await?;
+            s.clone()
+        }
         None => crate::cluster::standalone(lake).await?,
     };
     let n_a = a.first().map_or(0, |v| v.len());
     let n_b = b.first().map_or(0, |v| v.len());
     let folder = lake.internal(&format!("scratch/pairs-{}", uuid::Uuid::new_v4().simple()));
-    let flags = |n: usize, f: &(dyn Fn(usize) -> bool + Sync)| (0..n).map(f).collect::<Vec<_>>();
-    let (flags_a, flags_b) = (flags(n_a, active_a), flags(n_b, active_b));
-    let a_file = format!("{folder}/a.arrow");
-    lake.put(&a_file, to_ipc(&side_batch(a, &flags_a)?)?)
-        .await?;
-    // a table compared with itself, on the same values: one file
-    let one = same
-        && flags_a == flags_b
-        && a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y));
-    let b_file = if one {
-        a_file.clone()
-    } else {
-        let b_file = format!("{folder}/b.arrow");
-        lake.put(&b_file, to_ipc(&side_batch(b, &flags_b)?)?)
-            .await?;
-        b_file
-    };
     let tasks = cluster.tasks.clamp(1, n_a.max(1));
     let chunk = n_a.div_ceil(tasks).max(1);
     let slices: Vec<(u32, u32)> = (0..n_a)
@@ -393,34 +396,56 @@ pub async fn find_pairs_on(
     } else {
         slices
     };
-    let task = Arc::new(PairsTask {
-        environment: lake.environment(),
-        rule: rule.to_string(),
-        conditions: conditions
-            .iter()
-            .map(|c| WireCondition {
-                column: c.column.clone(),
-                other: c.other.clone(),
-                steps: c.steps.clone(),
-                comparator: crate::functions::comparator_name(c.comparator).to_string(),
-                precision: c.precision,
-                never: c.never.iter().cloned().collect(),
-            })
-            .collect(),
-        a: a_file,
-        b: b_file,
-        same,
-        max_block,
-        slices: slices.clone(),
-    });
-    let plan: Arc<dyn ExecutionPlan> = Arc::new(PairsExec::new(
-        Arc::clone(&task),
-        group_scan(slices.len())?,
-        None,
-    ));
-    let ran =
+    let ran = async {
+        let flags =
+            |n: usize, f: &(dyn Fn(usize) -> bool + Sync)| (0..n).map(f).collect::<Vec<_>>();
+        let (flags_a, flags_b) = (flags(n_a, active_a), flags(n_b, active_b));
+        let a_file = format!("{folder}/a.arrow");
+        lake.put(&a_file, to_ipc(&side_batch(a, &flags_a)?)?)
+            .await?;
+        // a table compared with itself, on the same values: one file
+        let one = same
+            && flags_a == flags_b
+            && a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y));
+        let b_file = if one {
+            a_file.clone()
+        } else {
+            let b_file = format!("{folder}/b.arrow");
+            lake.put(&b_file, to_ipc(&side_batch(b, &flags_b)?)?)
+                .await?;
+            b_file
+        };
+        let task = Arc::new(PairsTask {
+            environment: lake.environment(),
+            rule: rule.to_string(),
+            conditions: conditions
+                .iter()
+                .map(|c| WireCondition {
+                    column: c.column.clone(),
+                    other: c.other.clone(),
+                    steps: c.steps.clone(),
+                    comparator: crate::functions::comparator_name(c.comparator).to_string(),
+                    precision: c.precision,
+                    never: c.never.iter().cloned().collect(),
+                })
+                .collect(),
+            a: a_file,
+            b: b_file,
+            same,
+            max_block,
+            slices: slices.clone(),
+        });
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(PairsExec::new(
+            Arc::clone(&task),
+            group_scan(slices.len())?,
+            None,
+        ));
         crate::ingest::distributed::run_plan(&scheduler, plan, &format!("lakecdp-pairs-{rule}"))
-            .await;
+            .await
+    }
+    .await;
+    // the scratch values go, whatever happened
     if let Err(e) = lake.delete_folder(&folder).await {
         tracing::warn!(error = %e, "the scratch values of a rule could not be removed");
     }
@@ -433,12 +458,12 @@ pub async fn find_pairs_on(
     let mut giant: Option<Vec<GiantBlock>> = None;
     let mut reports = 0;
     for batch in &batches {
-        let col = |i: usize| batch.column(i);
-        let xs = col(0).as_any().downcast_ref::<UInt32Array>();
-        let ys = col(1).as_any().downcast_ref::<UInt32Array>();
-        let ss = col(2).as_any().downcast_ref::<Float32Array>();
-        let cs = col(3).as_any().downcast_ref::<UInt64Array>();
-        let gs = col(4).as_any().downcast_ref::<StringArray>();
+        let col = |i: usize| batch.columns().get(i).map(|c| c.as_any());
+        let xs = col(0).and_then(|c| c.downcast_ref::<UInt32Array>());
+        let ys = col(1).and_then(|c| c.downcast_ref::<UInt32Array>());
+        let ss = col(2).and_then(|c| c.downcast_ref::<Float32Array>());
+        let cs = col(3).and_then(|c| c.downcast_ref::<UInt64Array>());
+        let gs = col(4).and_then(|c| c.downcast_ref::<StringArray>());
         let (Some(xs), Some(ys), Some(ss), Some(cs), Some(gs)) = (xs, ys, ss, cs, gs) else {
             return Err(Error::Internal(
                 "a pair-finding task's answer has other types".into(),

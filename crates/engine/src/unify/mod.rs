@@ -148,6 +148,8 @@ pub struct UnifyReport {
     pub phases: Vec<(&'static str, f64)>,
     /// Whether every record was matched, or only those a change could reach.
     pub mode: UnifyMode,
+    /// Rules whose pairs were found on the cluster the run was given.
+    pub rules_on_cluster: usize,
 }
 
 /// The rule name of pairs a match model found, in reports and `ConflationMatchPairs`.
@@ -211,6 +213,7 @@ async fn unify_once(
     full_reason: Option<String>,
 ) -> Result<Attempt> {
     let mut phases = Vec::new();
+    let mut rules_on_cluster = 0usize;
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
         phases.push((name, clock.elapsed().as_secs_f64()));
@@ -473,6 +476,7 @@ async fn unify_once(
                     let p = prepare(&r.conditions, t, t, &bypass, &mut cache)?;
                     let mut found = pairs_of(
                         options,
+                        &mut rules_on_cluster,
                         lake,
                         &name,
                         &p,
@@ -756,6 +760,7 @@ async fn unify_once(
                     let p = prepare(&r.conditions, t, &tables[wi], &bypass, &mut cache)?;
                     let mut found = pairs_of(
                         options,
+                        &mut rules_on_cluster,
                         lake,
                         &name,
                         &p,
@@ -1008,6 +1013,7 @@ async fn unify_once(
             clusters: cluster_stats,
             id_changes: Vec::new(),
             phases,
+            rules_on_cluster,
             mode,
         })));
     }
@@ -1130,6 +1136,7 @@ async fn unify_once(
         id_changes: assignment.history,
         phases,
         mode,
+        rules_on_cluster,
     })))
 }
 
@@ -1327,11 +1334,11 @@ impl Links {
     }
 }
 
-/// Model pairs strongest first (then by record), so weak links meet the profiles the
 /// The pairs of a rule: on the cluster the run was given, or here.
 #[allow(clippy::too_many_arguments)]
 async fn pairs_of(
     options: &UnifyOptions,
+    on_cluster: &mut usize,
     lake: &Lake,
     rule: &str,
     p: &rules::Prepared,
@@ -1342,6 +1349,7 @@ async fn pairs_of(
 ) -> Result<rules::Found> {
     #[cfg(feature = "distributed")]
     if let Some(cluster) = &options.cluster {
+        *on_cluster += 1;
         return distributed::find_pairs_on(
             cluster,
             lake,
@@ -1357,7 +1365,7 @@ async fn pairs_of(
         .await;
     }
     #[cfg(not(feature = "distributed"))]
-    let _ = (options, lake);
+    let _ = (options, lake, on_cluster);
     Ok(find_pairs(
         rule,
         &p.conditions,
@@ -1370,6 +1378,7 @@ async fn pairs_of(
     ))
 }
 
+/// Model pairs strongest first (then by record), so weak links meet the profiles the
 /// strong ones built, in an order that depends on the records alone.
 fn strongest_first(pairs: &[(u32, u32, f32)]) -> Vec<(u32, u32, f32)> {
     let mut sorted = pairs.to_vec();
