@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{ArrayRef, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
@@ -60,6 +59,37 @@ use super::reader::{self, Role, TableReader};
 use super::NoProgress;
 use crate::source::{prepare, SourceFile};
 use crate::{Error, Result};
+
+/// The parts of [`ExecutionPlan`] lakecdp's operators share: one input (the numbers of
+/// the groups or slices a task takes), no expressions of their own, and no use for more
+/// partitions than planned.
+macro_rules! one_input_operator {
+    () => {
+        fn properties(&self) -> &std::sync::Arc<datafusion::physical_plan::PlanProperties> {
+            &self.properties
+        }
+
+        fn children(&self) -> Vec<&std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+            vec![&self.input]
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(
+                &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+            ) -> datafusion::error::Result<
+                datafusion::common::tree_node::TreeNodeRecursion,
+            >,
+        ) -> datafusion::error::Result<datafusion::common::tree_node::TreeNodeRecursion> {
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        }
+
+        fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+            vec![false]
+        }
+    };
+}
+pub(crate) use one_input_operator;
 
 /// How an executor finds a source: from its environment, the revision of the project the
 /// refresh runs and the source's name, the source's declaration and the folder its
@@ -309,24 +339,7 @@ impl ExecutionPlan for ConvertExec {
         "LakecdpConvertExec"
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
-    }
+    one_input_operator!();
 
     fn with_new_children(
         self: Arc<Self>,
@@ -590,20 +603,7 @@ impl ExecutionPlan for WriteExec {
         "LakecdpWriteExec"
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
+    one_input_operator!();
 
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![false]
@@ -623,10 +623,6 @@ impl ExecutionPlan for WriteExec {
             .keyed
             .as_ref()
             .map(|(_, order)| OrderingRequirements::from(order.clone()))]
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
     }
 
     fn with_new_children(

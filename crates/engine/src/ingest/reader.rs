@@ -1090,51 +1090,13 @@ impl Spilled {
     fn batches(mut self) -> Result<impl Iterator<Item = Result<(usize, convert::Converted)>>> {
         let reader = self.reader(None)?;
         let table = self.table;
+        // each spilled batch is of one file, its valid rows first
         Ok(
-            reader.map(move |batch| -> Result<(usize, convert::Converted)> {
-                let batch = batch?;
-                let n = table.fields().len();
-                let cols = batch.columns();
-                let column = |i: usize| {
-                    cols.get(i)
-                        .ok_or_else(|| Error::Internal("a spilled batch lost a column".into()))
-                };
-                let files = column(n)?
-                    .as_any()
-                    .downcast_ref::<arrow::array::UInt32Array>()
-                    .ok_or_else(|| Error::Internal("spilled files are not numbers".into()))?;
-                let lines = column(n + 1)?
-                    .as_any()
-                    .downcast_ref::<arrow::array::UInt64Array>()
-                    .ok_or_else(|| Error::Internal("spilled lines are not numbers".into()))?;
-                let text = |i: usize| -> Result<&StringArray> {
-                    column(i)?
-                        .as_any()
-                        .downcast_ref::<StringArray>()
-                        .ok_or_else(|| Error::Internal("spilled text is not text".into()))
-                };
-                let (raw, reason) = (text(n + 2)?, text(n + 3)?);
-                let file_idx = files.values().first().copied().unwrap_or(0) as usize;
-                let valid = reason.null_count();
-                let data = RecordBatch::try_new(
-                    table.clone(),
-                    cols[..n].iter().map(|c| c.slice(0, valid)).collect(),
-                )?;
-                let corrupt = (valid..batch.num_rows())
-                    .map(|i| records::Corrupt {
-                        line: lines.value(i),
-                        raw: raw.value(i).to_string(),
-                        reason: reason.value(i).to_string(),
-                    })
-                    .collect();
-                Ok((
-                    file_idx,
-                    convert::Converted {
-                        batch: data,
-                        lines: lines.values()[..valid].to_vec(),
-                        corrupt,
-                    },
-                ))
+            reader.flat_map(move |batch| -> Vec<Result<(usize, convert::Converted)>> {
+                match batch.map_err(Error::from).and_then(|b| pieces(&table, &b)) {
+                    Ok(pieces) => pieces.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                }
             }),
         )
     }
@@ -1246,14 +1208,24 @@ pub(super) fn pieces(
             .filter(|&i| reason.is_null(i))
             .map(|i| i as u32)
             .collect();
-        let take = arrow::array::UInt32Array::from(valid.clone());
-        let data = RecordBatch::try_new(
-            table.clone(),
+        // valid rows first (a batch as one task converted it): a slice, no copy
+        let prefix = valid
+            .iter()
+            .enumerate()
+            .all(|(k, &i)| i as usize == start + k);
+        let columns = if prefix {
+            cols[..n]
+                .iter()
+                .map(|c| c.slice(start, valid.len()))
+                .collect()
+        } else {
+            let take = arrow::array::UInt32Array::from(valid.clone());
             cols[..n]
                 .iter()
                 .map(|c| arrow::compute::take(c.as_ref(), &take, None))
-                .collect::<std::result::Result<Vec<_>, _>>()?,
-        )?;
+                .collect::<std::result::Result<Vec<_>, _>>()?
+        };
+        let data = RecordBatch::try_new(table.clone(), columns)?;
         let corrupt = (start..end)
             .filter(|&i| !reason.is_null(i))
             .map(|i| records::Corrupt {

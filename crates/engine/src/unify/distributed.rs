@@ -25,10 +25,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
@@ -40,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::{find_pairs, Condition, Found, GiantBlock, Values};
 use super::UnifyCluster;
-use crate::ingest::distributed::{df, group_scan, properties, Services};
+use crate::ingest::distributed::{df, group_scan, one_input_operator, properties, Services};
 use crate::{Error, Result};
 
 /// A condition as a task runs it.
@@ -129,24 +127,7 @@ impl ExecutionPlan for PairsExec {
         "LakecdpPairsExec"
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
-    }
+    one_input_operator!();
 
     fn with_new_children(
         self: Arc<Self>,
@@ -498,13 +479,8 @@ pub async fn find_pairs_on(
         )));
     }
     found.giant = giant.unwrap_or_default();
-    // as one machine orders them; a pair found both ways round is one pair
+    // as one machine orders them
     let both_ways = same && conditions.iter().any(|c| c.column != c.other);
-    found
-        .pairs
-        .sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
-    if both_ways {
-        found.pairs.dedup_by_key(|p| (p.0, p.1));
-    }
+    super::rules::order_pairs(&mut found.pairs, both_ways);
     Ok(found)
 }

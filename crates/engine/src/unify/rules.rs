@@ -734,15 +734,18 @@ pub fn find_pairs(
         found.pairs.extend(pairs);
         found.candidates += candidates;
     }
-    // in record order (the order they are joined in, so it depends on the records
-    // alone); a pair found both ways round is one pair, with its better score
+    order_pairs(&mut found.pairs, both_ways);
     found
-        .pairs
-        .sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
+}
+
+/// Put a rule's pairs in record order (the order they are joined in, so it depends on
+/// the records alone); with `both_ways`, a pair found both ways round is one pair, with
+/// its better score.
+pub(super) fn order_pairs(pairs: &mut Vec<(u32, u32, f32)>, both_ways: bool) {
+    pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
     if both_ways {
-        found.pairs.dedup_by_key(|p| (p.0, p.1));
+        pairs.dedup_by_key(|p| (p.0, p.1));
     }
-    found
 }
 
 /// The records whose pairs an incremental unification looks for: every pair with a
