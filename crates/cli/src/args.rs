@@ -158,7 +158,9 @@ pub struct ClusterExecutorArgs {
     /// Tasks run at once (default: the machine's cores).
     #[arg(long)]
     pub slots: Option<usize>,
-    /// Where shuffle files are kept (default: a temporary folder).
+    /// Where shuffle files are kept, and the executor's other temporary files (in its
+    /// `tmp/`: downloaded source files, spills of keyed loads). Default: the system's
+    /// temporary folder.
     #[arg(long)]
     pub work_dir: Option<std::path::PathBuf>,
     /// Serve only these environments (by name; repeatable). Default: every environment

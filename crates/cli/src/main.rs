@@ -52,6 +52,22 @@ fn init_logging(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // an executor's temporary files (source files it downloads, a keyed load's spill,
+    // corrupt rows) go to its work folder with its shuffle files: set before any thread
+    // of the runtime starts
+    if let Command::Cluster(args::ClusterCommand::Executor(a)) = &cli.command {
+        if let Some(work) = &a.work_dir {
+            let tmp = work.join("tmp");
+            if let Err(e) = std::fs::create_dir_all(&tmp) {
+                eprintln!(
+                    "error: cannot create {} in the executor's --work-dir: {e}",
+                    tmp.display()
+                );
+                return ExitCode::from(2);
+            }
+            std::env::set_var("TMPDIR", &tmp);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -217,6 +217,8 @@ fn a_refresh_on_a_scheduler_and_two_executor_processes_publishes_what_a_local_re
     for work in &executors {
         let files = walk(work);
         assert!(files > 0, "{} holds no shuffle file", work.display());
+        // and its temporary files go there too, not to the system's folder
+        assert!(work.join("tmp").is_dir(), "{}", work.display());
     }
 
     let expected = published(local.path());
