@@ -191,6 +191,20 @@ impl TableTask {
         Ok(())
     }
 
+    /// The load's files by name and version, readable nowhere yet (paths are set for the
+    /// files a task downloads).
+    fn placeholders(&self) -> Vec<SourceFile> {
+        self.files
+            .iter()
+            .map(|(name, version)| SourceFile {
+                path: PathBuf::new(),
+                name: name.clone(),
+                version: version.clone(),
+                modified: None,
+            })
+            .collect()
+    }
+
     /// Where the parts of `entity` in this run are.
     fn run_folder(&self, entity: &str) -> String {
         format!("{}/{entity}/{}", self.folder, self.run_id)
@@ -454,16 +468,7 @@ async fn open_table(
     }
     let fetched = fetched.select(&order).download().await?;
     // every file of the load keeps its place; only this group's are readable here
-    let mut files: Vec<SourceFile> = task
-        .files
-        .iter()
-        .map(|(name, version)| SourceFile {
-            path: PathBuf::new(),
-            name: name.clone(),
-            version: version.clone(),
-            modified: None,
-        })
-        .collect();
+    let mut files = task.placeholders();
     for (&i, file) in group.iter().zip(&fetched.files) {
         files[i].path = file.path.clone();
     }
@@ -473,7 +478,7 @@ async fn open_table(
 fn table_reader(
     task: &TableTask,
     table: TableSpec,
-    source: &SourceSpec,
+    access: Option<lakecdp_core::SourceAccess>,
     project_dir: PathBuf,
     files: Vec<SourceFile>,
     reads: Option<BTreeSet<usize>>,
@@ -505,7 +510,7 @@ fn table_reader(
         columns: task.columns.clone(),
         files,
         previous: None,
-        access: source.access.clone(),
+        access,
         project_dir,
         converter,
         last_updated,
@@ -525,7 +530,14 @@ async fn convert(
     tx: tokio::sync::mpsc::Sender<DfResult<RecordBatch>>,
 ) -> Result<()> {
     let (table, source, project_dir, files, fetched) = open_table(&services, &task, &group).await?;
-    let reader = table_reader(&task, table, &source, project_dir, files, Some(group))?;
+    let reader = table_reader(
+        &task,
+        table,
+        source.access.clone(),
+        project_dir,
+        files,
+        Some(group),
+    )?;
     if reader.converter.schema() != &table_schema {
         return Err(Error::Source(format!(
             "table `{}`: the project this process reads declares other columns than the refresh's; refresh again",
@@ -671,38 +683,25 @@ async fn write(
         .lake_of(task.environment)
         .await?
         .with_format(task.format);
-    let files = task
-        .files
-        .iter()
-        .map(|(name, version)| SourceFile {
-            path: PathBuf::new(),
-            name: name.clone(),
-            version: version.clone(),
-            modified: None,
-        })
-        .collect();
-    // the declaration decides how last-updated values compare and how rows read
-    let (source, project_dir) =
-        (services.sources)(task.environment, task.revision, task.source.clone())
-            .await
-            .map_err(Error::Source)?;
-    let declared = source
-        .tables
-        .iter()
-        .find(|t| t.name == task.table)
-        .cloned()
-        .ok_or_else(|| {
-            Error::Source(format!(
-                "source `{}` of the project has no table `{}`",
-                task.source, task.table
-            ))
-        })?;
+    // routing reads no file: the task's key, last-updated column and file names are
+    // all it needs (no look at the project)
+    let routed = TableSpec {
+        name: task.table.clone(),
+        location: String::new(),
+        format: lakecdp_core::SourceFormat::Csv,
+        primary_key: task.primary_key.clone(),
+        last_updated: task.last_updated.clone(),
+        csv: None,
+        entity: None,
+        schema: Vec::new(),
+        incremental: false,
+    };
     let reader = table_reader(
         &task,
-        declared,
-        &source,
-        project_dir,
-        files,
+        routed,
+        None,
+        PathBuf::new(),
+        task.placeholders(),
         Some(BTreeSet::new()),
     )?;
     let handle = tokio::runtime::Handle::current();

@@ -404,17 +404,12 @@ pub async fn ingest_source(
     for load in loads {
         // a table the cluster loads is read by its tasks: here, only the first file
         // with a readable header, for its columns (all of them for Parquet's schemas)
-        #[cfg(feature = "distributed")]
-        let on_cluster = options
-            .cluster
-            .as_ref()
-            .is_some_and(|c| distributed::stays_local(&load, source, c).is_none())
+        let placement = placement(&load, source, options);
+        let on_cluster = matches!(placement, Placement::Cluster(_))
             && matches!(
                 load.table.format,
                 lakecdp_core::SourceFormat::Csv | lakecdp_core::SourceFormat::Jsonl
             );
-        #[cfg(not(feature = "distributed"))]
-        let on_cluster = false;
         let files = if on_cluster {
             Ok(load.files)
         } else {
@@ -423,7 +418,7 @@ pub async fn ingest_source(
         let loaded = match files {
             Ok(files) => {
                 let load = Load { files, ..load };
-                ingest_table(&mut writer, source, load, project_dir, options).await
+                ingest_table(&mut writer, source, load, placement, project_dir, options).await
             }
             Err(e) => Err(e),
         };
@@ -592,10 +587,39 @@ fn incremental_load(
     })
 }
 
+/// Where a table of a load is read.
+#[derive(Debug, Clone, Copy)]
+enum Placement<'a> {
+    /// Here: no cluster was asked for.
+    Here,
+    /// By the tasks of this cluster.
+    Cluster(&'a IngestCluster),
+    /// Here, although a cluster was asked for, for this reason.
+    HereInstead(&'static str),
+}
+
+/// Where `load`, a table of `source`, is read with `options`.
+fn placement<'a>(load: &Load, source: &SourceSpec, options: &'a IngestOptions) -> Placement<'a> {
+    let Some(cluster) = &options.cluster else {
+        return Placement::Here;
+    };
+    #[cfg(feature = "distributed")]
+    return match distributed::stays_local(load, source, cluster) {
+        None => Placement::Cluster(cluster),
+        Some(why) => Placement::HereInstead(why),
+    };
+    #[cfg(not(feature = "distributed"))]
+    {
+        let _ = (load, source, cluster);
+        Placement::HereInstead("this build has no cluster support")
+    }
+}
+
 async fn ingest_table(
     writer: &mut CdmFolderWriter,
     source: &SourceSpec,
     load: Load,
+    placement: Placement<'_>,
     project_dir: &Path,
     options: &IngestOptions,
 ) -> Result<TableReport> {
@@ -653,28 +677,26 @@ async fn ingest_table(
         Some(table),
     )?;
     let schema = converter.schema().clone();
-    #[cfg(feature = "distributed")]
-    let load_reason = match &options.cluster {
-        Some(cluster) => match distributed::stays_local(&load, source, cluster) {
-            None => {
-                return distributed::load_table(
-                    writer,
-                    source,
-                    &load,
-                    project_dir,
-                    columns,
-                    schema,
-                    options,
-                    cluster,
-                )
-                .await
-            }
-            Some(why) => why,
-        },
-        None => "",
+    let load_reason = match placement {
+        #[cfg(feature = "distributed")]
+        Placement::Cluster(cluster) => {
+            return distributed::load_table(
+                writer,
+                source,
+                &load,
+                project_dir,
+                columns,
+                schema,
+                options,
+                cluster,
+            )
+            .await
+        }
+        #[cfg(not(feature = "distributed"))]
+        Placement::Cluster(_) => None,
+        Placement::Here => None,
+        Placement::HereInstead(why) => Some(why),
     };
-    #[cfg(not(feature = "distributed"))]
-    let load_reason = "this build has no cluster support";
     let reader = TableReader {
         label: format!("{}.{}", source.name, table.name),
         table: table.clone(),
@@ -762,7 +784,7 @@ async fn ingest_table(
         replaced: routed.replaced,
         deleted: routed.deleted,
         incremental,
-        local: options.cluster.as_ref().map(|_| load_reason.to_string()),
+        local: load_reason.map(str::to_string),
     })
 }
 
