@@ -234,3 +234,147 @@ async fn a_table_in_a_local_folder_loads_here_unless_the_executors_share_it() {
     let got = published(&lake).await;
     assert_eq!(got["People"].1, 1);
 }
+
+/// A Delta table written in several commits at `path`: partitioned by `Tier`, a column
+/// (`Email`) added by a later commit, a key written again, and a row deleted (its file
+/// rewritten). Its data files number more than one.
+async fn members_delta(path: &Path) -> deltalake::DeltaTable {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    std::fs::create_dir_all(path).unwrap();
+    let url = url::Url::from_directory_path(path).unwrap();
+    let batch = |ids: &[i64], tiers: &[Option<&str>], emails: Option<&[Option<&str>]>| {
+        let mut columns = vec![
+            ("Id", Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef),
+            (
+                "Tier",
+                Arc::new(StringArray::from(tiers.to_vec())) as ArrayRef,
+            ),
+        ];
+        if let Some(emails) = emails {
+            columns.push((
+                "Email",
+                Arc::new(StringArray::from(emails.to_vec())) as ArrayRef,
+            ));
+        }
+        RecordBatch::try_from_iter(columns).unwrap()
+    };
+    let table = deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .write(vec![batch(
+            &[1, 2, 3, 4],
+            &[Some("Gold"), Some("Silver"), Some("Gold"), None],
+            None,
+        )])
+        .with_partition_columns(["Tier"])
+        .await
+        .unwrap();
+    let table = table
+        .write(vec![batch(
+            &[5, 1, 6],
+            &[Some("Silver"), Some("Gold"), Some("Bronze")],
+            Some(&[Some("e@x.org"), Some("a2@x.org"), None]),
+        )])
+        .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
+        .await
+        .unwrap();
+    let (table, _) = table.delete().with_predicate("Id = 3").await.unwrap();
+    table
+}
+
+/// A plain Delta table loads on the cluster as its data files, each task reading some
+/// of them and adding their partition values; what it publishes is what a load here
+/// publishes. A version whose readers need deltalake's reader loads here, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_table_loads_on_the_cluster_file_by_file_as_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = members_delta(&dir.path().join("warehouse/members")).await;
+    let files = table.snapshot().unwrap().log_data().num_files();
+    assert!(files > 2, "{files} data files");
+    let mut members = table_spec("Members", "warehouse/members");
+    members.primary_key = Some("Id".into());
+    let source = SourceSpec {
+        access: None,
+        name: "Crm".into(),
+        description: None,
+        max_corrupt_share: Some(1.0),
+        tables: vec![members],
+    };
+    let cluster = IngestCluster {
+        scheduler: None,
+        revision: None,
+        tasks: 3,
+        local_files: true,
+    };
+    let load = |lake: Lake, cluster: Option<IngestCluster>| {
+        let source = source.clone();
+        let dir = dir.path().to_path_buf();
+        async move {
+            let options = IngestOptions {
+                cluster,
+                ..IngestOptions::default()
+            };
+            let report = ingest_source(&lake, &source, &dir, &options).await.unwrap();
+            (published(&lake).await, report)
+        }
+    };
+    let (here, local) = load(lake(&dir.path().join("a")), None).await;
+    let (there, remote) = load(lake(&dir.path().join("b")), Some(cluster.clone())).await;
+    assert_eq!(
+        here.keys().collect::<Vec<_>>(),
+        there.keys().collect::<Vec<_>>()
+    );
+    for (name, (rows, _)) in &here {
+        assert_eq!(Some(rows), there.get(name).map(|(r, _)| r), "{name}");
+    }
+    // the key written again is one row; the deleted row is gone; the older files have
+    // no Email; the partition values (null included) are the rows'
+    let rows = &here["Members"].0;
+    let (first, rest) = rows.split_first().unwrap();
+    assert!(
+        ["1|Gold|a2@x.org", "1|Gold|"].contains(&first.as_str()),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rest,
+        &["2|Silver|", "4||", "5|Silver|e@x.org", "6|Bronze|"]
+            .map(String::from)
+            .to_vec(),
+        "{rows:?}"
+    );
+    assert_eq!((local.tables[0].read, local.tables[0].written), (6, 5));
+    // shuffled by key to the writing tasks: more than one part
+    assert!(there["Members"].1 > 1, "{:?}", there["Members"]);
+    assert_eq!(
+        (
+            remote.tables[0].read,
+            remote.tables[0].written,
+            &remote.tables[0].local
+        ),
+        (6, 5, &None)
+    );
+
+    // the same table once its protocol needs deletion vectors: read whole, here
+    let log = dir
+        .path()
+        .join("warehouse/members/_delta_log")
+        .join(format!("{:020}.json", table.version().unwrap() + 1));
+    let protocol = serde_json::json!({"protocol": {
+        "minReaderVersion": 3, "minWriterVersion": 7,
+        "readerFeatures": ["deletionVectors"], "writerFeatures": ["deletionVectors"]
+    }});
+    std::fs::write(&log, format!("{protocol}\n")).unwrap();
+    let (there, remote) = load(lake(&dir.path().join("c")), Some(cluster)).await;
+    let why = remote.tables[0].local.as_deref().unwrap_or_default();
+    assert!(why.contains("deltalake"), "{why}");
+    // deltalake's scan reads the files in its own order: which row of the repeated key
+    // wins may differ, the rest does not
+    let (first_there, rest_there) = there["Members"].0.split_first().unwrap();
+    assert!(first_there.starts_with("1|Gold|"), "{first_there}");
+    assert_eq!(rest_there, rest);
+}
+
+fn table_spec(name: &str, location: &str) -> lakecdp_core::TableSpec {
+    table(name, location, SourceFormat::Delta)
+}

@@ -684,6 +684,84 @@ async fn csv_files_in_an_s3_bucket_load_on_a_standalone_cluster_as_here() {
     assert_eq!(got[0], got[1]);
 }
 
+/// A partitioned Delta table in an S3 bucket loaded on a standalone cluster: each task
+/// downloads its share of the table's data files with the source's credentials and adds
+/// their partition values; the rows are those of a load here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_table_in_an_s3_bucket_loads_on_a_standalone_cluster_as_here() {
+    use arrow::array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+    let (bucket, _store) = s3_bucket("cluster-delta-").await;
+    let url = url::Url::parse(&format!("s3://{bucket}/in/members/")).unwrap();
+    let batch = |ids: Vec<i64>, names: Vec<&str>, tiers: Vec<&str>| {
+        arrow::record_batch::RecordBatch::try_from_iter(vec![
+            ("Id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+            ("Name", Arc::new(StringArray::from(names)) as ArrayRef),
+            ("Tier", Arc::new(StringArray::from(tiers)) as ArrayRef),
+        ])
+        .unwrap()
+    };
+    let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, s3_delta_options())
+        .await
+        .unwrap()
+        .write(vec![batch(
+            vec![1, 2, 3],
+            vec!["Ann", "Bob", "Cy"],
+            vec!["Gold", "Silver", "Gold"],
+        )])
+        .with_partition_columns(["Tier"])
+        .await
+        .unwrap();
+    let table = table
+        .write(vec![batch(vec![4], vec!["Di"], vec!["Bronze"])])
+        .await
+        .unwrap();
+    table.delete().with_predicate("Id = 2").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = people_source(
+        format!("s3://{bucket}/in/members"),
+        SourceFormat::Delta,
+        s3_access(),
+    );
+    let mut got = Vec::new();
+    for (i, cluster) in [
+        None,
+        Some(lakecdp_engine::ingest::IngestCluster {
+            scheduler: None,
+            revision: None,
+            tasks: 2,
+            local_files: false,
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let lake = local_lake(&dir.path().join(i.to_string()));
+        let options = IngestOptions {
+            cluster,
+            ..IngestOptions::default()
+        };
+        let report = ingest_source(&lake, &source, dir.path(), &options)
+            .await
+            .unwrap();
+        let t = &report.tables[0];
+        assert_eq!(
+            (t.read, t.written, t.corrupt, t.local.as_deref()),
+            (3, 3, 0, None)
+        );
+        let mut rows: Vec<String> = names(&lake, "People", "Name")
+            .await
+            .into_iter()
+            .zip(names(&lake, "People", "Tier").await)
+            .map(|(n, t)| format!("{n}/{t}"))
+            .collect();
+        rows.sort();
+        got.push(rows);
+    }
+    assert_eq!(got[0], ["Ann/Gold", "Cy/Gold", "Di/Bronze"]);
+    assert_eq!(got[0], got[1]);
+}
+
 async fn names_of_corrupt(lake: &Lake) -> Vec<String> {
     let mut out = Vec::new();
     for column in ["File", "Raw", "Reason"] {

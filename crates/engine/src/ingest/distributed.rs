@@ -201,6 +201,7 @@ impl TableTask {
                 name: name.clone(),
                 version: version.clone(),
                 modified: None,
+                constants: Vec::new(),
             })
             .collect()
     }
@@ -471,6 +472,7 @@ async fn open_table(
     let mut files = task.placeholders();
     for (&i, file) in group.iter().zip(&fetched.files) {
         files[i].path = file.path.clone();
+        files[i].constants = file.constants.clone();
     }
     Ok((table, source, project_dir.to_path_buf(), files, fetched))
 }
@@ -1044,7 +1046,10 @@ pub(super) fn stays_local(
     for format in [declared, load.table.format] {
         match format {
             SourceFormat::Csv | SourceFormat::Parquet | SourceFormat::Jsonl => {}
-            SourceFormat::Delta => return Some("a Delta table"),
+            SourceFormat::Delta if crate::source::delta::read_whole(&load.files.files) => {
+                return Some("a Delta table read through deltalake (its version needs deletion vectors, column mapping or other reader features)")
+            }
+            SourceFormat::Delta => {}
             SourceFormat::Cdm => return Some("a CDM folder"),
         }
     }

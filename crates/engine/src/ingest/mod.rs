@@ -408,7 +408,9 @@ pub async fn ingest_source(
         let on_cluster = matches!(placement, Placement::Cluster(_))
             && matches!(
                 load.table.format,
-                lakecdp_core::SourceFormat::Csv | lakecdp_core::SourceFormat::Jsonl
+                lakecdp_core::SourceFormat::Csv
+                    | lakecdp_core::SourceFormat::Jsonl
+                    | lakecdp_core::SourceFormat::Delta
             );
         let files = if on_cluster {
             Ok(load.files)
@@ -631,6 +633,10 @@ async fn ingest_table(
     let inferred = match &load.previous {
         // the previous output holds the schema the last load settled on
         Some(previous) => previous.schema.clone(),
+        // a Delta table's schema is its log's, which prepare() put in the declaration
+        None if table.format == lakecdp_core::SourceFormat::Delta => {
+            infer_schema(table, &Fetched::empty()).await?
+        }
         None => {
             let mut rows = Vec::new();
             let mut unreadable = 0;

@@ -338,46 +338,59 @@ impl TableReader {
                     }
                 }
                 SourceFormat::Parquet | SourceFormat::Delta => {
-                    let reader: Box<dyn Iterator<Item = Result<RecordBatch>>> =
-                        if self.table.format == SourceFormat::Parquet {
-                            Box::new(
-                                ParquetRecordBatchReaderBuilder::try_new(open()?)
-                                    .map_err(|e| {
-                                        Error::Source(format!(
-                                            "{}: not a readable Parquet file: {e}",
-                                            path.display()
-                                        ))
-                                    })?
-                                    .with_batch_size(BATCH_ROWS)
-                                    .build()
-                                    .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?
-                                    .map(|b| b.map_err(Error::from)),
-                            )
-                        } else {
-                            // the loading thread is a blocking one: it may wait on the scan
-                            let handle = tokio::runtime::Handle::current();
-                            let mut stream = handle.block_on(crate::source::delta::stream(
-                                &self.table,
-                                self.access.as_ref(),
-                                &self.project_dir,
-                            ))?;
-                            Box::new(std::iter::from_fn(move || {
-                                handle
-                                    .block_on(futures::StreamExt::next(&mut stream))
-                                    .map(|b| b.map_err(Error::from))
-                            }))
-                        };
+                    // a Delta table reads file by file, unless its listing stands for
+                    // the whole table (see source::delta::listing)
+                    let whole_delta =
+                        self.table.format == SourceFormat::Delta && path.as_os_str().is_empty();
+                    let reader: Box<dyn Iterator<Item = Result<RecordBatch>>> = if !whole_delta {
+                        Box::new(
+                            ParquetRecordBatchReaderBuilder::try_new(open()?)
+                                .map_err(|e| {
+                                    Error::Source(format!(
+                                        "{}: not a readable Parquet file: {e}",
+                                        path.display()
+                                    ))
+                                })?
+                                .with_batch_size(BATCH_ROWS)
+                                .build()
+                                .map_err(|e| Error::Source(format!("{}: {e}", path.display())))?
+                                .map(|b| b.map_err(Error::from)),
+                        )
+                    } else {
+                        // the loading thread is a blocking one: it may wait on the scan
+                        let handle = tokio::runtime::Handle::current();
+                        let mut stream = handle.block_on(crate::source::delta::stream(
+                            &self.table,
+                            self.access.as_ref(),
+                            &self.project_dir,
+                        ))?;
+                        Box::new(std::iter::from_fn(move || {
+                            handle
+                                .block_on(futures::StreamExt::next(&mut stream))
+                                .map(|b| b.map_err(Error::from))
+                        }))
+                    };
                     let mut row = 0u64;
                     for batch in reader {
                         let batch = batch?;
                         let mut text_columns = Vec::with_capacity(self.columns.len());
                         for c in &self.columns {
-                            let col = match batch.column_by_name(&c.name) {
-                                Some(col) => cast(col, &DataType::Utf8)?,
-                                None if optional(c) => {
+                            let constant = file.constants.iter().find(|(n, _)| n == &c.name);
+                            let col = match (batch.column_by_name(&c.name), constant) {
+                                (_, Some((_, value))) => {
+                                    Arc::new(StringArray::from(vec![
+                                        value.as_deref();
+                                        batch.num_rows()
+                                    ])) as ArrayRef
+                                }
+                                (Some(col), None) => cast(col, &DataType::Utf8)?,
+                                // a Delta data file written before a column was added
+                                (None, None)
+                                    if optional(c) || self.table.format == SourceFormat::Delta =>
+                                {
                                     new_null_array(&DataType::Utf8, batch.num_rows())
                                 }
-                                None => {
+                                (None, None) => {
                                     return Err(Error::Source(format!(
                                         "{}: the file has no column `{}`",
                                         path.display(),

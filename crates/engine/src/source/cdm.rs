@@ -34,7 +34,8 @@ pub async fn prepare(
         }
         let mut effective = table.clone();
         effective.schema = schema;
-        return Ok((effective, super::delta::listing(table, &delta)));
+        let files = super::delta::listing(table, &delta, access, project_dir).await?;
+        return Ok((effective, files));
     }
     if table.format != SourceFormat::Cdm {
         let fetched = fetch(table, access, project_dir).await?;

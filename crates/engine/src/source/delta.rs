@@ -174,16 +174,143 @@ fn check_file(
     Ok(())
 }
 
-/// The table as one pseudo-file whose version is the Delta version: an unchanged
-/// version means an unchanged table.
-pub fn listing(table: &TableSpec, delta: &DeltaTable) -> Fetched {
-    let version = delta.version().unwrap_or_default();
-    Fetched::local(vec![SourceFile {
-        path: std::path::PathBuf::new(),
-        name: table.location.clone(),
-        version: format!("delta version {version}"),
-        modified: None,
-    }])
+/// Why the table's current version is read through deltalake as a whole rather than as
+/// its data files: a protocol whose readers must do more than read Parquet files and
+/// add partition values (deletion vectors, column mapping, and any feature this
+/// reader does not know); `None` for a table read file by file.
+pub fn needs_deltalake(delta: &DeltaTable) -> Option<String> {
+    // features that change nothing in how a data file's rows are read
+    const PLAIN: [&str; 3] = ["timestampNtz", "vacuumProtocolCheck", "v2Checkpoint"];
+    let snapshot = delta.snapshot().ok()?;
+    let protocol = match serde_json::to_value(snapshot.protocol()) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("its protocol cannot be read: {e}")),
+    };
+    let version = protocol["minReaderVersion"].as_i64().unwrap_or(0);
+    let features: Vec<String> = protocol["readerFeatures"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match version {
+        1 => None,
+        2 => Some("column mapping (reader version 2)".into()),
+        3 => {
+            let other: Vec<String> = features
+                .into_iter()
+                .filter(|f| !PLAIN.contains(&f.as_str()))
+                .collect();
+            (!other.is_empty()).then(|| format!("reader features {}", other.join(", ")))
+        }
+        v => Some(format!("reader version {v}")),
+    }
+}
+
+/// The table's current version as files: its data files in the order they were written, each with its
+/// partition values, when it reads file by file (so any process, a cluster's task
+/// included, reads a share of them); otherwise one pseudo-file standing for the whole
+/// table (an empty path: [`stream`] reads it). Every file's version is the Delta
+/// version: an unchanged version means an unchanged table.
+pub async fn listing(
+    table: &TableSpec,
+    delta: &DeltaTable,
+    access: Option<&SourceAccess>,
+    project_dir: &Path,
+) -> Result<Fetched> {
+    let version = format!("delta version {}", delta.version().unwrap_or_default());
+    if let Some(why) = needs_deltalake(delta) {
+        tracing::info!(table = %table.name, why = %why, "the Delta table is read through deltalake as a whole");
+        return Ok(Fetched::local(vec![SourceFile {
+            path: std::path::PathBuf::new(),
+            name: table.location.clone(),
+            version,
+            modified: None,
+            constants: Vec::new(),
+        }]));
+    }
+    let partition_columns = delta
+        .snapshot()
+        .map_err(|e| Error::Source(format!("table `{}`: {e}", table.name)))?
+        .metadata()
+        .partition_columns()
+        .to_vec();
+    type DataFile = (i64, String, Vec<(String, Option<String>)>);
+    let mut files: Vec<DataFile> = delta
+        .get_active_add_actions_by_partitions(&[])
+        .map_ok(|file| {
+            let values = file.partition_values_map();
+            let constants = partition_columns
+                .iter()
+                .map(|c| {
+                    // the log writes a null partition value as null or as ""
+                    let value = values.get(c).cloned().flatten().filter(|v| !v.is_empty());
+                    (c.clone(), value)
+                })
+                .collect();
+            (
+                file.modification_time(),
+                file.path().into_owned(),
+                constants,
+            )
+        })
+        .try_collect()
+        .await
+        .map_err(|e| Error::Source(format!("table `{}`: {e}", table.name)))?;
+    // in the order they were written (then by path): where a key repeats, the row of
+    // the file written last is read last
+    files.sort();
+    let url = table_url(&table.location, project_dir)?;
+    let shown = table.location.trim_end_matches('/');
+    if !super::fetch::is_remote(url.as_str()) {
+        // check_files has kept every path inside the table's folder
+        let root = url
+            .to_file_path()
+            .map_err(|()| Error::Source(format!("`{url}` is not a folder path")))?;
+        return Ok(Fetched::local(
+            files
+                .into_iter()
+                .map(|(written, path, constants)| SourceFile {
+                    path: root.join(&path),
+                    name: format!("{shown}/{path}"),
+                    version: version.clone(),
+                    modified: chrono::DateTime::from_timestamp_millis(written),
+                    constants,
+                })
+                .collect(),
+        ));
+    }
+    let (store, _, key) = super::fetch::remote_store(&url, url.scheme(), access, project_dir)?;
+    let key = key.trim_matches('/');
+    let mut objects = Vec::with_capacity(files.len());
+    for (_, path, _) in &files {
+        let full = if key.is_empty() {
+            path.clone()
+        } else {
+            format!("{key}/{path}")
+        };
+        let object = object_store::path::Path::parse(&full).map_err(|e| {
+            Error::Source(format!(
+                "table `{}`: the data file `{path}` has no valid object name: {e}",
+                table.name
+            ))
+        })?;
+        objects.push((object, format!("{shown}/{path}"), version.clone()));
+    }
+    let mut fetched = Fetched::from_store(store, objects)?;
+    for (file, (written, _, constants)) in fetched.files.iter_mut().zip(files) {
+        file.modified = chrono::DateTime::from_timestamp_millis(written);
+        file.constants = constants;
+    }
+    Ok(fetched)
+}
+
+/// True when `files` stand for a whole Delta table that [`stream`] reads (see
+/// [`listing`]), rather than for data files.
+pub fn read_whole(files: &[SourceFile]) -> bool {
+    files.iter().any(|f| f.path.as_os_str().is_empty())
 }
 
 /// The rows of the table's current version.

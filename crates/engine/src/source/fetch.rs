@@ -27,6 +27,9 @@ pub struct SourceFile {
     pub version: String,
     /// When the file was last written, where the listing says.
     pub modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// Values every row of the file takes in columns its data does not hold: a Delta
+    /// data file's partition values (`None`: null), as the log writes them.
+    pub constants: Vec<(String, Option<String>)>,
 }
 
 /// The files of a table. Listing is cheap; remote files are copied (streamed) into a
@@ -95,6 +98,7 @@ impl Fetched {
                 name,
                 version,
                 modified: None,
+                constants: Vec::new(),
             });
         }
         Ok(Self {
@@ -298,6 +302,7 @@ pub async fn list(
                         version,
                         modified,
                         path,
+                        constants: Vec::new(),
                     }
                 })
                 .collect();
@@ -360,6 +365,7 @@ pub async fn list(
             name,
             version,
             modified: Some(meta.last_modified),
+            constants: Vec::new(),
         });
     }
     Ok(Fetched {
