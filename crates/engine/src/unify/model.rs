@@ -10,6 +10,12 @@
 //!    already produced is not produced again, so each key's count is the comparisons it
 //!    adds, and no pair is compared twice.
 //! 3. **Comparison vectors.** Each candidate pair gets one level per compared column.
+//!    When the model compares a first-name and a last-name column (by their semantic
+//!    types, `Person.FirstName` and `Person.LastName`), a pair whose names agree better
+//!    crossed (one system writes the family name first: "Nguyen | Thi Bao" against
+//!    "Thi Bao | Nguyen") is compared crossed, both columns; at least one crossed name
+//!    must agree exactly. Random pairs, training, scoring, incremental runs and `explain`
+//!    all read pairs this way, so `u` and `m` count crossed agreements as what they are.
 //! 4. **Training**, when no stored model fits the declaration (or retraining is asked
 //!    for): `u` from random record pairs, then the prior and `m` by expectation
 //!    maximisation over the candidates' vectors. User-given parameters seed it or stay
@@ -189,7 +195,12 @@ pub fn model_path(lake: &Lake, name: &str) -> String {
 fn fingerprint(spec: &ModelSpec) -> Result<serde_json::Value> {
     let mut spec = spec.clone();
     spec.threshold = None;
-    serde_json::to_value(&spec).map_err(|e| Error::Internal(format!("model declaration: {e}")))
+    let mut value = serde_json::to_value(&spec)
+        .map_err(|e| Error::Internal(format!("model declaration: {e}")))?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("comparisons".into(), COMPARISONS.into());
+    }
+    Ok(value)
 }
 
 /// The stored model `name`, if there is one and it was trained for `spec`.
@@ -232,6 +243,94 @@ pub async fn save(
         serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(format!("model: {e}")))?;
     lake.put(&model_path(lake, name), text).await?;
     Ok(())
+}
+
+/// The version of how pairs are compared, stored with every model: a model trained
+/// under another (before names were read crossed) is trained anew.
+const COMPARISONS: u32 = 2;
+
+/// A model's first- and last-name columns (indexes of its compared columns).
+#[derive(Debug, Clone, Copy)]
+struct NameColumns {
+    first: usize,
+    last: usize,
+}
+
+/// Whether a pair's two names are read crossed: their crossed levels (`crossed`, the
+/// first name of one record against the last name of the other, and the other way)
+/// agree better than their straight ones (`straight`), one of them exactly. Exact
+/// counts 3, the next levels 2 and 1, anything else (a missing value too) 0.
+fn read_crossed(straight: [u8; 2], crossed: [u8; 2]) -> bool {
+    let points = |l: u8| match l {
+        0 => 3u8,
+        1 => 2,
+        2 => 1,
+        _ => 0,
+    };
+    crossed.contains(&0)
+        && points(crossed[0]) + points(crossed[1]) > points(straight[0]) + points(straight[1])
+}
+
+/// The compared columns of a model run, and its name columns if it has both.
+struct Columns {
+    list: Vec<Compared>,
+    names: Option<NameColumns>,
+}
+
+impl Columns {
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The comparison vector of `row` of this side and `o` of the other, into `vector`;
+    /// true when the names were read crossed.
+    fn vector(&self, row: usize, o: usize, vector: &mut [u8]) -> bool {
+        for (slot, c) in vector.iter_mut().zip(&self.list) {
+            *slot = c.kind.level_of(at(&c.a, row), at(&c.b, o));
+        }
+        let Some(NameColumns { first, last }) = self.names else {
+            return false;
+        };
+        let (f, l) = (&self.list[first], &self.list[last]);
+        let straight = [vector[first], vector[last]];
+        // the cheap look first: neither crossed name can agree exactly
+        let exact = |x: Option<&str>, y: Option<&str>| x.is_some() && x == y;
+        let (af, al, bf, bl) = (at(&f.a, row), at(&l.a, row), at(&f.b, o), at(&l.b, o));
+        if straight == [0, 0] || !(exact(af, bl) || exact(al, bf)) {
+            return false;
+        }
+        let crossed = [f.kind.level_of(af, bl), l.kind.level_of(al, bf)];
+        if !read_crossed(straight, crossed) {
+            return false;
+        }
+        vector[first] = crossed[0];
+        vector[last] = crossed[1];
+        true
+    }
+
+    /// The term frequency of column `k` of a pair at `level` (see [`Compared::tf_of`]);
+    /// a crossed name takes the other side's share from the other name column.
+    fn tf(&self, k: usize, row: usize, o: usize, level: u8, crossed: bool) -> Option<f64> {
+        let c = &self.list[k];
+        let partner = match self.names {
+            Some(NameColumns { first, last }) if crossed && k == first => Some(last),
+            Some(NameColumns { first, last }) if crossed && k == last => Some(first),
+            _ => None,
+        };
+        let Some(p) = partner else {
+            return c.tf_of(row, o, level);
+        };
+        if level != 0 {
+            return None;
+        }
+        let mine = c.tf_a.as_ref().map(|x| x[row]);
+        let theirs = self.list[p].tf_b.as_ref().map(|y| y[o]);
+        match (mine, theirs) {
+            (Some(x), Some(y)) => Some(f64::from(x.max(y))),
+            (Some(x), None) | (None, Some(x)) => Some(f64::from(x)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A compared column, ready.
@@ -436,8 +535,9 @@ impl Key {
     }
 }
 
-/// The candidate pairs of one slice of records and their comparison vectors, end to end.
-type SliceCandidates = (Vec<(u32, u32)>, Vec<u8>);
+/// The candidate pairs of one slice of records, their comparison vectors end to end,
+/// and whether each read its names crossed.
+type SliceCandidates = (Vec<(u32, u32)>, Vec<u8>, Vec<bool>);
 
 /// Everything a model run needs.
 pub struct ModelRun<'a> {
@@ -474,7 +574,7 @@ pub struct ModelOutcome {
 /// of both sides with their giant values, and the giant blocks to report.
 struct Parts {
     model: Model,
-    compared: Vec<Compared>,
+    compared: Columns,
     terms: Vec<Option<TermCounts>>,
     keys: Vec<Key>,
     giant_blocks: Vec<GiantBlock>,
@@ -494,8 +594,16 @@ fn parts(
     let mut compared = Vec::with_capacity(spec.compare.len());
     let mut terms: Vec<Option<TermCounts>> = Vec::with_capacity(spec.compare.len());
     let mut steps_of: HashMap<&str, Vec<Normalization>> = HashMap::new();
+    let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let other = c.with.as_deref().unwrap_or(&c.column);
+        if column.kind == ComparisonKind::Name {
+            match semantic_of(a, b, &c.column, other) {
+                SemanticType::FirstName => firsts.push(compared.len()),
+                SemanticType::LastName => lasts.push(compared.len()),
+                _ => {}
+            }
+        }
         let steps = c
             .normalize
             .clone()
@@ -590,9 +698,20 @@ fn parts(
         });
     }
     giant_blocks.sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
+    // names are read crossed when the model compares one first and one last name
+    let names = match (firsts.as_slice(), lasts.as_slice()) {
+        ([first], [last]) => Some(NameColumns {
+            first: *first,
+            last: *last,
+        }),
+        _ => None,
+    };
     Ok(Parts {
         model,
-        compared,
+        compared: Columns {
+            list: compared,
+            names,
+        },
         terms,
         keys,
         giant_blocks,
@@ -639,6 +758,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         .max(1);
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     let mut levels: Vec<u8> = Vec::new();
+    let mut crossings: Vec<bool> = Vec::new();
     let mut blocking = Vec::with_capacity(keys.len());
     for k in 0..keys.len() {
         let key = &keys[k];
@@ -669,6 +789,8 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                     scope.spawn(move || {
                         let mut pairs = Vec::new();
                         let mut levels = Vec::new();
+                        let mut crossings = Vec::new();
+                        let mut vector = vec![0u8; width];
                         for row in start..(start + chunk).min(n_a) {
                             let h = key.a[row];
                             if h == 0 || !active_a(row) {
@@ -687,12 +809,11 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                                     continue;
                                 }
                                 pairs.push((row as u32, o as u32));
-                                for c in compared {
-                                    levels.push(c.kind.level_of(at(&c.a, row), at(&c.b, o)));
-                                }
+                                crossings.push(compared.vector(row, o, &mut vector));
+                                levels.extend_from_slice(&vector);
                             }
                         }
-                        (pairs, levels)
+                        (pairs, levels, crossings)
                     })
                 })
                 .collect();
@@ -702,10 +823,11 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                 .collect()
         });
         let mut added = 0u64;
-        for (p, l) in found {
+        for (p, l, c) in found {
             added += p.len() as u64;
             pairs.extend(p);
             levels.extend(l);
+            crossings.extend(c);
         }
         blocking.push(BlockingReport {
             key: key.name.clone(),
@@ -764,9 +886,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
                     if same && x == y {
                         continue;
                     }
-                    for (slot, c) in vector.iter_mut().zip(&compared) {
-                        *slot = c.kind.level_of(at(&c.a, x), at(&c.b, y));
-                    }
+                    compared.vector(x, y, &mut vector);
                     random.add(&vector);
                     drawn += 1;
                 }
@@ -881,8 +1001,8 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     let mut tf = vec![None; width];
     for (i, &(row, o)) in pairs.iter().enumerate() {
         let vector = &levels[i * width..(i + 1) * width];
-        for (k, c) in compared.iter().enumerate() {
-            tf[k] = c.tf_of(row as usize, o as usize, vector[k]);
+        for (k, slot) in tf.iter_mut().enumerate() {
+            *slot = compared.tf(k, row as usize, o as usize, vector[k], crossings[i]);
         }
         let w = scorer.weight(vector, &tf);
         *histogram.entry(w.floor() as i32).or_insert(0) += 1;
@@ -1016,13 +1136,23 @@ pub async fn explain_pair(
     (raw_a, raw_b): (&RawValues<'_>, &RawValues<'_>),
 ) -> Result<Vec<lakecdp_match::model::Contribution>> {
     let model = &stored.model;
-    let mut levels = Vec::with_capacity(spec.compare.len());
-    let mut shares = Vec::with_capacity(spec.compare.len());
+    // every column's normalised values first: the names may be read crossed
+    let mut values = Vec::with_capacity(spec.compare.len());
+    let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
     for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
-        let steps = c.normalize.clone().unwrap_or_else(|| {
-            semantic_in(table, other, &c.column, counterpart).default_normalizations()
-        });
+        let semantic = semantic_in(table, other, &c.column, counterpart);
+        if column.kind == ComparisonKind::Name {
+            match semantic {
+                SemanticType::FirstName => firsts.push(i),
+                SemanticType::LastName => lasts.push(i),
+                _ => {}
+            }
+        }
+        let steps = c
+            .normalize
+            .clone()
+            .unwrap_or_else(|| semantic.default_normalizations());
         let x = explaining.cache.one(
             &table.qualified(),
             &c.column,
@@ -1035,23 +1165,85 @@ pub async fn explain_pair(
             &steps,
             raw_b(counterpart).as_deref(),
         );
-        let level = column.kind.level_of(x.as_deref(), y.as_deref());
-        let share = match (&x, &y) {
-            (Some(vx), Some(vy)) if column.term_frequency && level == 0 => {
-                let counts = match stored.terms.get(i).cloned().flatten() {
-                    Some(frozen) => std::sync::Arc::new(frozen),
+        values.push((x, y, steps));
+    }
+    let mut levels: Vec<u8> = spec
+        .compare
+        .iter()
+        .zip(&model.columns)
+        .zip(&values)
+        .map(|((_, column), (x, y, _))| column.kind.level_of(x.as_deref(), y.as_deref()))
+        .collect();
+    // the other record's value each column is compared with, by index
+    let mut against: Vec<usize> = (0..values.len()).collect();
+    if let ([f], [l]) = (firsts.as_slice(), lasts.as_slice()) {
+        let (f, l) = (*f, *l);
+        let crossed = [
+            model.columns[f]
+                .kind
+                .level_of(values[f].0.as_deref(), values[l].1.as_deref()),
+            model.columns[l]
+                .kind
+                .level_of(values[l].0.as_deref(), values[f].1.as_deref()),
+        ];
+        if read_crossed([levels[f], levels[l]], crossed) {
+            levels[f] = crossed[0];
+            levels[l] = crossed[1];
+            against.swap(f, l);
+        }
+    }
+    let mut shares = Vec::with_capacity(spec.compare.len());
+    for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
+        let (x, _, steps) = &values[i];
+        let y = &values[against[i]].1;
+        let share = match (x, y) {
+            (Some(vx), Some(vy)) if column.term_frequency && levels[i] == 0 => {
+                // the other record's share is counted in the column its value is from
+                let count = |k: usize| -> Option<std::sync::Arc<TermCounts>> {
+                    stored
+                        .terms
+                        .get(k)
+                        .cloned()
+                        .flatten()
+                        .map(std::sync::Arc::new)
+                };
+                let mine = match count(i) {
+                    Some(frozen) => frozen,
                     None => {
+                        let counterpart = c.with.as_deref().unwrap_or(&c.column);
                         explaining
-                            .counted(lake, sources, table, other, &c.column, counterpart, &steps)
+                            .counted(lake, sources, table, other, &c.column, counterpart, steps)
                             .await?
                     }
                 };
-                Some(counts.share(vx).max(counts.share(vy)))
+                let theirs = if against[i] == i {
+                    mine.clone()
+                } else {
+                    let k = against[i];
+                    match count(k) {
+                        Some(frozen) => frozen,
+                        None => {
+                            let d = &spec.compare[k];
+                            let counterpart = d.with.as_deref().unwrap_or(&d.column);
+                            explaining
+                                .counted(
+                                    lake,
+                                    sources,
+                                    table,
+                                    other,
+                                    &d.column,
+                                    counterpart,
+                                    &values[k].2,
+                                )
+                                .await?
+                        }
+                    }
+                };
+                Some(mine.share(vx).max(theirs.share(vy)))
             }
             _ => None,
         };
         shares.push(share);
-        levels.push(level);
     }
     Ok(model.explain(&levels, &shares))
 }
@@ -1144,7 +1336,7 @@ fn blocks_of(hashes: &[u64], take: &dyn Fn(usize) -> bool) -> Blocks {
 /// touching a set of records as often as an incremental run grows the set.
 pub struct ModelIndex {
     model: Model,
-    compared: Vec<Compared>,
+    compared: Columns,
     keys: Vec<Key>,
     /// Per key, the other side's active records outside giant blocks, by hash.
     b: Vec<Blocks>,
@@ -1285,9 +1477,9 @@ impl ModelIndex {
         let mut matched = Vec::new();
         for (x, y) in candidates {
             let (row, o) = (x as usize, y as usize);
-            for (k, c) in self.compared.iter().enumerate() {
-                vector[k] = c.kind.level_of(at(&c.a, row), at(&c.b, o));
-                tf[k] = c.tf_of(row, o, vector[k]);
+            let crossed = self.compared.vector(row, o, &mut vector);
+            for (k, slot) in tf.iter_mut().enumerate() {
+                *slot = self.compared.tf(k, row, o, vector[k], crossed);
             }
             let w = scorer.weight(&vector, &tf);
             if w >= threshold {
@@ -1303,6 +1495,21 @@ impl ModelIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_read_crossed_only_when_that_agrees_better_and_one_crossed_name_is_exact() {
+        // both crossed names exact, against nothing straight
+        assert!(read_crossed([3, 3], [0, 0]));
+        // one exact and one near, against one near
+        assert!(read_crossed([1, 3], [0, 1]));
+        // a tie stays straight
+        assert!(!read_crossed([0, 3], [3, 0]));
+        // better crossed, but no crossed name agrees exactly
+        assert!(!read_crossed([3, 3], [1, 1]));
+        // missing values count nothing
+        assert!(read_crossed([NULL_LEVEL, 3], [0, NULL_LEVEL]));
+        assert!(!read_crossed([0, NULL_LEVEL], [0, NULL_LEVEL]));
+    }
 
     #[test]
     fn term_counts_cover_both_sides_and_an_unseen_value_counts_once() {
