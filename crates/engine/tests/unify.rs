@@ -991,7 +991,7 @@ async fn a_model_reads_names_written_in_the_other_order_crossed() {
     };
     assert_eq!(
         (level("Given"), level("Family")),
-        ("exact", "exact"),
+        ("exact, crossed", "exact, crossed"),
         "{rows:?}"
     );
     let weight: f64 = rows.iter().map(|r| r.weight).sum();

@@ -271,6 +271,17 @@ fn read_crossed(straight: [u8; 2], crossed: [u8; 2]) -> bool {
         && points(crossed[0]) + points(crossed[1]) > points(straight[0]) + points(straight[1])
 }
 
+/// The label of a name level read crossed.
+fn crossed_label(label: &'static str) -> &'static str {
+    match label {
+        "exact" => "exact, crossed",
+        "jaro-winkler >= 0.92" => "jaro-winkler >= 0.92, crossed",
+        "jaro-winkler >= 0.80" => "jaro-winkler >= 0.80, crossed",
+        "else" => "else, crossed",
+        other => other,
+    }
+}
+
 /// The compared columns of a model run, and its name columns if it has both.
 struct Columns {
     list: Vec<Compared>,
@@ -1245,7 +1256,15 @@ pub async fn explain_pair(
         };
         shares.push(share);
     }
-    Ok(model.explain(&levels, &shares))
+    let mut rows = model.explain(&levels, &shares);
+    // a name read crossed says so
+    for (i, _) in against.iter().enumerate().filter(|(i, k)| *i != **k) {
+        let name = &spec.compare[i].column;
+        if let Some(row) = rows.iter_mut().find(|r| r.column.as_ref() == Some(name)) {
+            row.level_label = crossed_label(row.level_label);
+        }
+    }
+    Ok(rows)
 }
 
 /// Set the model's priors (matches, and related pairs when it has that class) to their
