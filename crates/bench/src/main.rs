@@ -237,6 +237,8 @@ enum MatchingArg {
     Rules,
     Model,
     Both,
+    /// The three, one after the other on the same data, side by side.
+    All,
 }
 
 impl MatchingArg {
@@ -244,7 +246,7 @@ impl MatchingArg {
         match self {
             MatchingArg::Rules => lakecdp_bench::unify::Matching::Rules,
             MatchingArg::Model => lakecdp_bench::unify::Matching::Model,
-            MatchingArg::Both => lakecdp_bench::unify::Matching::Both,
+            MatchingArg::Both | MatchingArg::All => lakecdp_bench::unify::Matching::Both,
         }
     }
 
@@ -253,6 +255,7 @@ impl MatchingArg {
             MatchingArg::Rules => "rules",
             MatchingArg::Model => "model",
             MatchingArg::Both => "both",
+            MatchingArg::All => "all",
         }
     }
 }
@@ -437,9 +440,20 @@ fn unify_child(
     train: bool,
     full: bool,
 ) -> anyhow::Result<lakecdp_bench::unify::UnifyResult> {
+    unify_child_with(args, args.matching, dir, train, full)
+}
+
+/// [`unify_child`] matching by `matching`.
+fn unify_child_with(
+    args: &UnifyArgs,
+    matching: MatchingArg,
+    dir: &std::path::Path,
+    train: bool,
+    full: bool,
+) -> anyhow::Result<lakecdp_bench::unify::UnifyResult> {
     let output = std::process::Command::new(std::env::current_exe()?)
         .args(["unify-phase", "--data", args.data.name(), "--matching"])
-        .arg(args.matching.name())
+        .arg(matching.name())
         .args(train.then_some("--train"))
         .args(full.then_some("--full"))
         .args((args.incremental > 0).then_some("--keep-state"))
@@ -502,6 +516,9 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
     eprintln!("loading the sources");
     let seconds = rt.block_on(lakecdp_bench::unify::load(&dir, args.data.dataset()))?;
     eprintln!("  {seconds:.1} s");
+    if matches!(args.matching, MatchingArg::All) {
+        return compare_matchings(args, &dir);
+    }
     eprintln!("unifying");
     let result = unify_child(args, &dir, args.train, true)?;
     let predicted = rt.block_on(lakecdp_bench::unify::profiles(&dir))?;
@@ -571,6 +588,98 @@ fn run_unify(args: &UnifyArgs) -> anyhow::Result<()> {
     if args.incremental > 0 {
         incremental_run(args, &dir, &rt, &predicted)?;
     }
+    Ok(())
+}
+
+/// Unify the same records by rules, by the match models alone (trained in that run when
+/// `--train` is given or none is stored) and by both (with the stored models), and
+/// print the three side by side, the models' training apart.
+fn compare_matchings(args: &UnifyArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    if args.incremental > 0 {
+        anyhow::bail!(
+            "--incremental measures one way of matching: give --matching rules, model or both"
+        );
+    }
+    let rt = runtime()?;
+    let truth = lakecdp_bench::unify::truth(dir)?;
+    let mut columns = Vec::new();
+    for (matching, train) in [
+        (MatchingArg::Rules, false),
+        (MatchingArg::Model, args.train),
+        (MatchingArg::Both, false),
+    ] {
+        eprintln!("unifying by {}", matching.name());
+        let result = unify_child_with(args, matching, dir, train, true)?;
+        let predicted = rt.block_on(lakecdp_bench::unify::profiles(dir))?;
+        let s = lakecdp_bench::score::score(&truth, &predicted);
+        columns.push((matching, result, s));
+    }
+    let persons = columns.first().map_or(0, |c| c.2.persons);
+    println!(
+        "\nunify benchmark: {} data, {} records ({persons} true persons), three ways of matching\n",
+        args.data.name(),
+        columns.first().map_or(0, |c| c.1.records),
+    );
+    let mut rows = vec![vec![
+        "measure".to_string(),
+        "rules".into(),
+        "model".into(),
+        "both".into(),
+    ]];
+    let row = |name: &str,
+               f: &dyn Fn(
+        &lakecdp_bench::unify::UnifyResult,
+        &lakecdp_bench::score::Scores,
+    ) -> String| {
+        let mut r = vec![name.to_string()];
+        r.extend(columns.iter().map(|(_, u, s)| f(u, s)));
+        r
+    };
+    rows.push(row("wall time", &|u, _| format!("{:.2} s", u.seconds)));
+    rows.push(row("peak memory", &|u, _| size(u.peak_rss)));
+    rows.push(row("profiles", &|u, _| u.profiles.to_string()));
+    rows.push(row("candidate pairs", &|u, _| {
+        u.candidates.to_string()
+    }));
+    rows.push(row("  of which the models'", &|u, _| {
+        u.models
+            .iter()
+            .map(|m| m.candidates)
+            .sum::<u64>()
+            .to_string()
+    }));
+    rows.push(row("pairwise precision", &|_, s| {
+        format!("{:.4}", s.pairwise.precision)
+    }));
+    rows.push(row("pairwise recall", &|_, s| {
+        format!("{:.4}", s.pairwise.recall)
+    }));
+    rows.push(row("pairwise F1", &|_, s| {
+        format!("{:.4}", s.pairwise.f1())
+    }));
+    rows.push(row("cluster precision", &|_, s| {
+        format!("{:.4}", s.cluster.precision)
+    }));
+    rows.push(row("cluster recall", &|_, s| {
+        format!("{:.4}", s.cluster.recall)
+    }));
+    rows.push(row("cluster F1", &|_, s| format!("{:.4}", s.cluster.f1())));
+    rows.push(row("models' training", &|u, _| {
+        if u.models.is_empty() {
+            return "-".into();
+        }
+        let seconds: f64 = u.models.iter().map(|m| m.training_seconds).sum();
+        if u.models.iter().any(|m| m.trained) {
+            format!("{seconds:.2} s, in this run")
+        } else {
+            format!("stored ({seconds:.2} s)")
+        }
+    }));
+    let rows: Vec<[String; 4]> = rows
+        .into_iter()
+        .map(|r| [r[0].clone(), r[1].clone(), r[2].clone(), r[3].clone()])
+        .collect();
+    print!("{}", table(&rows, &[false, true, true, true]));
     Ok(())
 }
 
