@@ -638,9 +638,7 @@ fn compare_matchings(args: &UnifyArgs, dir: &std::path::Path) -> anyhow::Result<
     rows.push(row("wall time", &|u, _| format!("{:.2} s", u.seconds)));
     rows.push(row("peak memory", &|u, _| size(u.peak_rss)));
     rows.push(row("profiles", &|u, _| u.profiles.to_string()));
-    rows.push(row("candidate pairs", &|u, _| {
-        u.candidates.to_string()
-    }));
+    rows.push(row("candidate pairs", &|u, _| u.candidates.to_string()));
     rows.push(row("  of which the models'", &|u, _| {
         u.models
             .iter()

@@ -1197,7 +1197,7 @@ type Trained = (
     String,
     lakecdp_core::ModelSpec,
     lakecdp_match::model::Model,
-    Vec<Option<model::TermCounts>>,
+    Vec<Option<std::sync::Arc<model::TermCounts>>>,
 );
 
 /// The stored model `name` trained for `ms`, unless the run trains anew.

@@ -30,6 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{Array, StringArray};
@@ -119,11 +120,14 @@ pub struct TermCounts {
     /// Records per value (stored in value order, so a model's file is the same for the
     /// same counts).
     #[serde(serialize_with = "in_value_order")]
-    pub counts: HashMap<String, u32>,
+    pub counts: HashMap<String, u32, TermHasher>,
 }
 
+/// The hasher of term counts: looked up once per exact agreement of every pair.
+pub type TermHasher = foldhash::fast::FixedState;
+
 fn in_value_order<S: serde::Serializer>(
-    counts: &HashMap<String, u32>,
+    counts: &HashMap<String, u32, TermHasher>,
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     let sorted: std::collections::BTreeMap<&String, &u32> = counts.iter().collect();
@@ -134,7 +138,7 @@ impl TermCounts {
     /// The counts of the values of `a` (and `b`, unless one table).
     pub fn of(a: &StringArray, b: &StringArray, same: bool) -> Self {
         let sides: &[&StringArray] = if same { &[a] } else { &[a, b] };
-        let mut counts: HashMap<String, u32> = HashMap::new();
+        let mut counts: HashMap<String, u32, TermHasher> = HashMap::default();
         let mut total = 0u64;
         for side in sides {
             for row in 0..side.len() {
@@ -158,11 +162,10 @@ impl TermCounts {
         f64::from(n) / self.total.max(1) as f64
     }
 
-    /// The share of each record's value of `side` (0 for a missing value).
-    fn shares(&self, side: &StringArray) -> Vec<f32> {
-        (0..side.len())
-            .map(|row| at(side, row).map_or(0.0, |v| self.share(v) as f32))
-            .collect()
+    /// The share of `row`'s value of `side`, as pairs are weighed (0 for a missing
+    /// value).
+    fn share_at(&self, side: &StringArray, row: usize) -> f32 {
+        at(side, row).map_or(0.0, |v| self.share(v) as f32)
     }
 }
 
@@ -230,14 +233,14 @@ pub async fn save(
     name: &str,
     spec: &ModelSpec,
     model: &Model,
-    terms: &[Option<TermCounts>],
+    terms: &[Option<Arc<TermCounts>>],
     run: &str,
 ) -> Result<()> {
     let stored = StoredModel {
         spec: fingerprint(spec)?,
         model: model.clone(),
         trained_in: run.to_string(),
-        terms: terms.to_vec(),
+        terms: terms.iter().map(|t| t.as_deref().cloned()).collect(),
     };
     let text =
         serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(format!("model: {e}")))?;
@@ -334,8 +337,11 @@ impl Columns {
         if level != 0 {
             return None;
         }
-        let mine = c.tf_a.as_ref().map(|x| x[row]);
-        let theirs = self.list[p].tf_b.as_ref().map(|y| y[o]);
+        let mine = c.terms.as_ref().map(|t| t.share_at(&c.a, row));
+        let theirs = self.list[p]
+            .terms
+            .as_ref()
+            .map(|t| t.share_at(&self.list[p].b, o));
         match (mine, theirs) {
             (Some(x), Some(y)) => Some(f64::from(x.max(y))),
             (Some(x), None) | (None, Some(x)) => Some(f64::from(x)),
@@ -349,9 +355,8 @@ struct Compared {
     kind: ComparisonKind,
     a: Values,
     b: Values,
-    /// Share of records holding each value, per record of each side (term frequencies).
-    tf_a: Option<Vec<f32>>,
-    tf_b: Option<Vec<f32>>,
+    /// The counts of its values, when it is term-frequency adjusted.
+    terms: Option<Arc<TermCounts>>,
 }
 
 impl Compared {
@@ -363,10 +368,10 @@ impl Compared {
         if level != 0 {
             return None;
         }
-        match (&self.tf_a, &self.tf_b) {
-            (Some(x), Some(y)) => Some(f64::from(x[row].max(y[o]))),
-            _ => None,
-        }
+        let terms = self.terms.as_ref()?;
+        Some(f64::from(
+            terms.share_at(&self.a, row).max(terms.share_at(&self.b, o)),
+        ))
     }
 }
 
@@ -546,6 +551,57 @@ impl Key {
     }
 }
 
+/// A blocking key's name and its columns' normalised values on each side (each flagged
+/// when it holds dates).
+type KeyColumns = (String, Vec<(Values, bool)>, Vec<(Values, bool)>);
+
+/// One blocking key: both sides hashed, and the values shared by more records of the
+/// other side than the guard allows left out (and reported).
+fn build_key(
+    (name, va, vb): &KeyColumns,
+    same: bool,
+    active_b: &(dyn Fn(usize) -> bool + Sync),
+    max_block: usize,
+) -> (Key, Vec<GiantBlock>) {
+    let hasher = KeyHasher::default();
+    let ha = key_hashes(va, &hasher);
+    let hb = if same {
+        ha.clone()
+    } else {
+        key_hashes(vb, &hasher)
+    };
+    let mut counts: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
+    for (row, h) in hb.iter().enumerate() {
+        if *h != 0 && active_b(row) {
+            counts.entry(*h).or_insert((0, row as u32)).0 += 1;
+        }
+    }
+    let mut giant = hashbrown::HashSet::new();
+    let mut giant_blocks = Vec::new();
+    for (h, (n, row)) in counts {
+        if n as usize > max_block {
+            giant.insert(h);
+            let value = vb
+                .iter()
+                .filter_map(|v| at(&v.0, row as usize))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            giant_blocks.push(GiantBlock {
+                rule: format!("model ({name})"),
+                value,
+                records: n as usize,
+            });
+        }
+    }
+    let key = Key {
+        name: name.clone(),
+        a: ha,
+        b: hb,
+        giant,
+    };
+    (key, giant_blocks)
+}
+
 /// The candidate pairs of one slice of records, their comparison vectors end to end,
 /// and whether each read its names crossed.
 type SliceCandidates = (Vec<(u32, u32)>, Vec<u8>, Vec<bool>);
@@ -577,7 +633,7 @@ pub struct ModelOutcome {
     /// What it did.
     pub report: ModelReport,
     /// The term counts it weighed with (to store with a model it trained).
-    pub terms: Vec<Option<TermCounts>>,
+    pub terms: Vec<Option<Arc<TermCounts>>>,
 }
 
 /// What a model run computes before its candidates: the untrained model, the compared
@@ -586,7 +642,7 @@ pub struct ModelOutcome {
 struct Parts {
     model: Model,
     compared: Columns,
-    terms: Vec<Option<TermCounts>>,
+    terms: Vec<Option<Arc<TermCounts>>>,
     keys: Vec<Key>,
     giant_blocks: Vec<GiantBlock>,
 }
@@ -603,7 +659,7 @@ fn parts(
     let model = untrained(spec, a, b)?;
     // 1. compared columns
     let mut compared = Vec::with_capacity(spec.compare.len());
-    let mut terms: Vec<Option<TermCounts>> = Vec::with_capacity(spec.compare.len());
+    let mut terms: Vec<Option<Arc<TermCounts>>> = Vec::with_capacity(spec.compare.len());
     let mut steps_of: HashMap<&str, Vec<Normalization>> = HashMap::new();
     let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
     for (c, column) in spec.compare.iter().zip(&model.columns) {
@@ -625,33 +681,29 @@ fn parts(
         } else {
             cache.get(b, other, &steps)?
         };
-        let (tf_a, tf_b) = if column.term_frequency {
+        let counts = if column.term_frequency {
             // a stored model's counts, else this run's
             let frozen = stored
                 .as_ref()
                 .and_then(|s| s.terms.get(compared.len()).cloned().flatten());
-            let counts = frozen.unwrap_or_else(|| TermCounts::of(&va, &vb, same));
-            let x = counts.shares(&va);
-            let y = if same { x.clone() } else { counts.shares(&vb) };
-            terms.push(Some(counts));
-            (Some(x), Some(y))
+            Some(Arc::new(
+                frozen.unwrap_or_else(|| TermCounts::of(&va, &vb, same)),
+            ))
         } else {
-            terms.push(None);
-            (None, None)
+            None
         };
+        terms.push(counts.clone());
         steps_of.insert(c.column.as_str(), steps);
         compared.push(Compared {
             kind: column.kind,
             a: va,
             b: vb,
-            tf_a,
-            tf_b,
+            terms: counts,
         });
     }
-    // 2. blocking keys
-    let hasher = KeyHasher::default();
-    let mut keys: Vec<Key> = Vec::with_capacity(spec.block.len());
-    let mut giant_blocks = Vec::new();
+    // 2. blocking keys: their columns normalised here (the cache is this thread's),
+    // then hashed and counted on every core, a key per thread at a time
+    let mut columns_of: Vec<KeyColumns> = Vec::with_capacity(spec.block.len());
     for columns in &spec.block {
         let mut va = Vec::with_capacity(columns.len());
         let mut vb = Vec::with_capacity(columns.len());
@@ -671,42 +723,38 @@ fn parts(
             });
             va.push((values, date));
         }
-        let ha = key_hashes(&va, &hasher);
-        let hb = if same {
-            ha.clone()
-        } else {
-            key_hashes(&vb, &hasher)
-        };
-        let name = columns.join(" + ");
-        // a value shared by more records than the guard allows is left out
-        let mut counts: hashbrown::HashMap<u64, (u32, u32)> = hashbrown::HashMap::new();
-        for (row, h) in hb.iter().enumerate() {
-            if *h != 0 && active_b(row) {
-                counts.entry(*h).or_insert((0, row as u32)).0 += 1;
-            }
-        }
-        let mut giant = hashbrown::HashSet::new();
-        for (h, (n, row)) in counts {
-            if n as usize > max_block {
-                giant.insert(h);
-                let value = vb
-                    .iter()
-                    .filter_map(|v| at(&v.0, row as usize))
-                    .collect::<Vec<_>>()
-                    .join(" + ");
-                giant_blocks.push(GiantBlock {
-                    rule: format!("model ({name})"),
-                    value,
-                    records: n as usize,
-                });
-            }
-        }
-        keys.push(Key {
-            name,
-            a: ha,
-            b: hb,
-            giant,
-        });
+        columns_of.push((columns.join(" + "), va, vb));
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, columns_of.len().max(1));
+    let built: Vec<(usize, Key, Vec<GiantBlock>)> = std::thread::scope(|scope| {
+        let columns_of = &columns_of;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..columns_of.len())
+                        .step_by(threads)
+                        .map(|i| {
+                            let (key, giant) = build_key(&columns_of[i], same, active_b, max_block);
+                            (i, key, giant)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut built = built;
+    built.sort_by_key(|b| b.0);
+    let mut keys: Vec<Key> = Vec::with_capacity(built.len());
+    let mut giant_blocks = Vec::new();
+    for (_, key, giant) in built {
+        keys.push(key);
+        giant_blocks.extend(giant);
     }
     giant_blocks.sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
     // names are read crossed when the model compares one first and one last name
@@ -1408,15 +1456,30 @@ impl ModelIndex {
             .set_threshold(declared.threshold)
             .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
         let active: Vec<bool> = (0..b.len()).map(active_b).collect();
-        let b_index = keys
-            .iter()
-            .map(|k| blocks_of(&k.b, &|o| active[o] && !k.giant.contains(&k.b[o])))
-            .collect();
-        let a_index = if same {
-            Vec::new()
-        } else {
-            keys.iter().map(|k| blocks_of(&k.a, &|_| true)).collect()
-        };
+        // each key's blocks on a core of their own
+        let (active_ref, keys_ref) = (&active, &keys);
+        let indexed: Vec<(Blocks, Option<Blocks>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = keys_ref
+                .iter()
+                .map(|k| {
+                    scope.spawn(move || {
+                        let b = blocks_of(&k.b, &|o| active_ref[o] && !k.giant.contains(&k.b[o]));
+                        let a = (!same).then(|| blocks_of(&k.a, &|_| true));
+                        (b, a)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut b_index = Vec::with_capacity(indexed.len());
+        let mut a_index = Vec::with_capacity(indexed.len());
+        for (b, a) in indexed {
+            b_index.push(b);
+            a_index.extend(a);
+        }
         Ok(ModelIndex {
             model,
             compared,
@@ -1541,7 +1604,8 @@ mod tests {
         assert!((both.share("never-seen") - 0.2).abs() < 1e-12);
         let one = TermCounts::of(&a, &a, true);
         assert_eq!(one.total, 3, "one table counts once");
-        assert_eq!(one.shares(&a), vec![2.0 / 3.0, 2.0 / 3.0, 0.0, 1.0 / 3.0]);
+        let shares: Vec<f32> = (0..a.len()).map(|r| one.share_at(&a, r)).collect();
+        assert_eq!(shares, vec![2.0 / 3.0, 2.0 / 3.0, 0.0, 1.0 / 3.0]);
         // a rare value weighs more than a common one
         assert!(both.share("ng") < both.share("smith"));
         let json = serde_json::to_string(&both).unwrap();
