@@ -128,7 +128,7 @@ impl App {
         for table in tables {
             let (table, fetched) =
                 prepare(table, source.access.as_ref(), self.project_dir()).await?;
-            let fetched = fetched.download().await?;
+            let fetched = schema_files(&table, fetched).await?;
             let inferred = infer_schema(&table, &fetched).await?;
             let effective = effective_columns(&table, &inferred);
             let columns = declarations(&inferred)
@@ -216,7 +216,7 @@ impl App {
         if new.infer_schema {
             let access = existing.and_then(|s| s.access.as_ref());
             let (prepared, fetched) = prepare(&spec, access, self.project_dir()).await?;
-            let fetched = fetched.download().await?;
+            let fetched = schema_files(&prepared, fetched).await?;
             let inferred = infer_schema(&prepared, &fetched).await?;
             spec.schema = effective_columns(&prepared, &inferred);
         }
@@ -387,4 +387,16 @@ fn sources_array(doc: &mut toml_edit::DocumentMut) -> Result<&mut toml_edit::Arr
 
 fn name_of(t: &toml_edit::Table) -> Option<&str> {
     t.get("name").and_then(|n| n.as_str())
+}
+
+/// The files a table's schema is inferred from, downloaded: none for a Delta table,
+/// whose schema is its log's (its data files stay where they are).
+async fn schema_files(
+    table: &lakecdp_core::TableSpec,
+    fetched: lakecdp_engine::source::Fetched,
+) -> lakecdp_engine::Result<lakecdp_engine::source::Fetched> {
+    if table.format == lakecdp_core::SourceFormat::Delta {
+        return Ok(lakecdp_engine::source::Fetched::empty());
+    }
+    fetched.download().await
 }

@@ -501,7 +501,8 @@ impl Waterfalls<'_> {
         use lakecdp_engine::unify::model;
         let name = model::model_name_of(&a.qualified(), &b.qualified());
         if !models.contains_key(&name) {
-            let stored = model::load(lake, &name, declared).await?;
+            let names = model::crossed_names(declared, a, b);
+            let stored = model::load(lake, &name, declared, names.as_ref()).await?;
             models.insert(name.clone(), stored);
         }
         let Some(Some(stored)) = models.get(&name) else {

@@ -896,6 +896,38 @@ async fn load_delta_members(dir: &std::path::Path, folder: &str) -> Error {
         .unwrap_err()
 }
 
+/// A data file of a Delta table that is a symbolic link to a file outside the table's
+/// folder is refused, whether the table is read file by file or whole by deltalake.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_delta_data_file_linked_from_outside_the_table_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, whole) in [false, true].into_iter().enumerate() {
+        let path = dir.path().join(format!("warehouse/linked{i}"));
+        let data = two_row_delta_table(&path).await;
+        let outside = dir.path().join(format!("outside{i}.parquet"));
+        std::fs::rename(&data, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &data).unwrap();
+        if whole {
+            // a protocol whose readers need deltalake's own: the table is read whole
+            let protocol = serde_json::json!({"protocol": {
+                "minReaderVersion": 3, "minWriterVersion": 7,
+                "readerFeatures": ["deletionVectors"], "writerFeatures": ["deletionVectors"]
+            }});
+            std::fs::write(
+                path.join("_delta_log/00000000000000000001.json"),
+                format!("{protocol}\n"),
+            )
+            .unwrap();
+        }
+        let err = load_delta_members(dir.path(), &format!("warehouse/linked{i}")).await;
+        assert!(
+            matches!(&err, Error::LocationOutsideSource { table, .. } if table == "Members"),
+            "whole {whole}: {err}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_delta_deletion_vector_cannot_be_read_from_outside_the_table() {
     let dir = tempfile::tempdir().unwrap();

@@ -1047,7 +1047,7 @@ pub(super) fn stays_local(
         match format {
             SourceFormat::Csv | SourceFormat::Parquet | SourceFormat::Jsonl => {}
             SourceFormat::Delta if crate::source::delta::read_whole(&load.files.files) => {
-                return Some("a Delta table read through deltalake (its version needs deletion vectors, column mapping or other reader features)")
+                return Some("a Delta table read through deltalake (its version needs deletion vectors, column mapping or other reader features, or its log names data files by absolute paths)")
             }
             SourceFormat::Delta => {}
             SourceFormat::Cdm => return Some("a CDM folder"),

@@ -1,6 +1,8 @@
 //! Delta tables: opened with the deltalake crate (the transaction log decides which
-//! files, partition values and deletion vectors make the current version) and read as a
-//! stream of record batches through DataFusion.
+//! files, partition values and deletion vectors make the current version). A version
+//! whose readers need no more than Parquet files and partition values is read as its
+//! data files, by lakecdp's own Parquet reader (here or on a cluster's executors);
+//! another is read whole, as a stream of record batches through DataFusion.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -121,6 +123,15 @@ async fn check_files(
         for path in &paths {
             check_file(table, &root_url, &root, path, access, project_dir)?;
         }
+        // a data file in a local folder: no symbolic link leads out of it either
+        let local = root_url
+            .join(&paths[0])
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok());
+        if let Some(local) = local {
+            root.check_local_file(&table.name, &local, &paths[0])?;
+        }
     }
     Ok(())
 }
@@ -223,13 +234,7 @@ pub async fn listing(
     let version = format!("delta version {}", delta.version().unwrap_or_default());
     if let Some(why) = needs_deltalake(delta) {
         tracing::info!(table = %table.name, why = %why, "the Delta table is read through deltalake as a whole");
-        return Ok(Fetched::local(vec![SourceFile {
-            path: std::path::PathBuf::new(),
-            name: table.location.clone(),
-            version,
-            modified: None,
-            constants: Vec::new(),
-        }]));
+        return Ok(whole(table, version));
     }
     let partition_columns = delta
         .snapshot()
@@ -237,7 +242,7 @@ pub async fn listing(
         .metadata()
         .partition_columns()
         .to_vec();
-    type DataFile = (i64, String, Vec<(String, Option<String>)>);
+    type DataFile = (i64, String, Vec<(String, Option<String>)>, i64);
     let mut files: Vec<DataFile> = delta
         .get_active_add_actions_by_partitions(&[])
         .map_ok(|file| {
@@ -254,6 +259,7 @@ pub async fn listing(
                 file.modification_time(),
                 file.path().into_owned(),
                 constants,
+                file.size(),
             )
         })
         .try_collect()
@@ -262,49 +268,96 @@ pub async fn listing(
     // in the order they were written (then by path): where a key repeats, the row of
     // the file written last is read last
     files.sort();
+    // a log may name data files by absolute paths or URLs (a shallow clone's): such a
+    // table is read whole, by deltalake, which check_files has confined
+    if let Some((_, path, _, _)) = files.iter().find(|f| !plain_relative(&f.1)) {
+        tracing::info!(table = %table.name, path = %path, "the Delta table names a data file by an absolute path; it is read through deltalake as a whole");
+        return Ok(whole(table, version));
+    }
     let url = table_url(&table.location, project_dir)?;
     let shown = table.location.trim_end_matches('/');
     if !super::fetch::is_remote(url.as_str()) {
-        // check_files has kept every path inside the table's folder
-        let root = url
+        let mut root_url = url.clone();
+        if !root_url.path().ends_with('/') {
+            root_url.set_path(&format!("{}/", root_url.path()));
+        }
+        let root = SourceRoot::new(root_url.as_str(), access, project_dir)?;
+        let dir = url
             .to_file_path()
             .map_err(|()| Error::Source(format!("`{url}` is not a folder path")))?;
-        return Ok(Fetched::local(
-            files
-                .into_iter()
-                .map(|(written, path, constants)| SourceFile {
-                    path: root.join(&path),
-                    name: format!("{shown}/{path}"),
-                    version: version.clone(),
-                    modified: chrono::DateTime::from_timestamp_millis(written),
-                    constants,
-                })
-                .collect(),
-        ));
+        let mut out = Vec::with_capacity(files.len());
+        for (written, relative, constants, size) in files {
+            let path = dir.join(&relative);
+            let name = format!("{shown}/{relative}");
+            // no link leads out of the table's folder
+            root.check_local_file(&table.name, &path, &name)?;
+            out.push(SourceFile {
+                path,
+                name,
+                version: file_version(size, &version),
+                modified: chrono::DateTime::from_timestamp_millis(written),
+                constants,
+            });
+        }
+        return Ok(Fetched::local(out));
     }
     let (store, _, key) = super::fetch::remote_store(&url, url.scheme(), access, project_dir)?;
-    let key = key.trim_matches('/');
+    // the table's folder in the store, as deltalake takes it from the URL (decoded once)
+    let folder = object_store::path::Path::from_url_path(&key).map_err(|e| {
+        Error::Source(format!(
+            "table `{}`: `{}` names no valid folder: {e}",
+            table.name, table.location
+        ))
+    })?;
     let mut objects = Vec::with_capacity(files.len());
-    for (_, path, _) in &files {
-        let full = if key.is_empty() {
-            path.clone()
+    for (_, relative, _, size) in &files {
+        let name = format!("{shown}/{relative}");
+        let full = if folder.as_ref().is_empty() {
+            relative.clone()
         } else {
-            format!("{key}/{path}")
+            format!("{}/{relative}", folder.as_ref())
         };
         let object = object_store::path::Path::parse(&full).map_err(|e| {
             Error::Source(format!(
-                "table `{}`: the data file `{path}` has no valid object name: {e}",
+                "table `{}`: the data file `{name}` has no valid object name: {e}",
                 table.name
             ))
         })?;
-        objects.push((object, format!("{shown}/{path}"), version.clone()));
+        objects.push((object, name, file_version(*size, &version)));
     }
     let mut fetched = Fetched::from_store(store, objects)?;
-    for (file, (written, _, constants)) in fetched.files.iter_mut().zip(files) {
+    for (file, (written, _, constants, _)) in fetched.files.iter_mut().zip(files) {
         file.modified = chrono::DateTime::from_timestamp_millis(written);
         file.constants = constants;
     }
     Ok(fetched)
+}
+
+/// A data file's version: its size (a load's tasks are balanced by it) and the table's
+/// version.
+fn file_version(size: i64, version: &str) -> String {
+    format!("{size}:{version}")
+}
+
+/// A data file's path (as the log names it, decoded once) that is a plain path inside
+/// the table's folder: relative, with no empty, `.` or `..` segment.
+fn plain_relative(path: &str) -> bool {
+    !path.contains("://")
+        && !path.contains('\\')
+        && path
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+}
+
+/// The whole table as one pseudo-file (an empty path) that [`stream`] reads.
+fn whole(table: &TableSpec, version: String) -> Fetched {
+    Fetched::local(vec![SourceFile {
+        path: std::path::PathBuf::new(),
+        name: table.location.clone(),
+        version,
+        modified: None,
+        constants: Vec::new(),
+    }])
 }
 
 /// True when `files` stand for a whole Delta table that [`stream`] reads (see

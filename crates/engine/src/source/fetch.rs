@@ -27,8 +27,8 @@ pub struct SourceFile {
     pub version: String,
     /// When the file was last written, where the listing says.
     pub modified: Option<chrono::DateTime<chrono::Utc>>,
-    /// Values every row of the file takes in columns its data does not hold: a Delta
-    /// data file's partition values (`None`: null), as the log writes them.
+    /// Values every row of the file takes whatever its data holds: a Delta data file's
+    /// partition values (`None`: null), as the log writes them.
     pub constants: Vec<(String, Option<String>)>,
 }
 
@@ -36,7 +36,8 @@ pub struct SourceFile {
 /// spool folder that lives as long as this value only when [`Fetched::download`] is
 /// called, so an unchanged source is never downloaded.
 pub struct Fetched {
-    /// The files, sorted by name; remote ones are readable at `path` after `download`.
+    /// The files in load order (sorted by name; a Delta table's in the order they were
+    /// written); remote ones are readable at `path` after `download`.
     pub files: Vec<SourceFile>,
     pub(super) _spools: Vec<tempfile::TempDir>,
     pending: Vec<Pending>,

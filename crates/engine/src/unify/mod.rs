@@ -321,11 +321,14 @@ async fn unify_once(
                 (m, with)
             }));
         for (ms, with) in declared {
-            let name = match tables.iter().find(|o| o.name == with) {
-                Some(other) => model::model_name(t, other),
+            let (name, names) = match tables.iter().find(|o| o.name == with) {
+                Some(other) => (
+                    model::model_name(t, other),
+                    model::crossed_names(ms, &t.spec, &other.spec),
+                ),
                 None => continue,
             };
-            match stored_model(lake, options, &name, ms).await? {
+            match stored_model(lake, options, &name, ms, names.as_ref()).await? {
                 Some(m) => {
                     let counted = m.model.columns.iter().enumerate().all(|(k, c)| {
                         !c.term_frequency || m.terms.get(k).is_some_and(Option::is_some)
@@ -998,8 +1001,8 @@ async fn unify_once(
     if options.preview {
         lap("cluster", &mut phases);
         if options.train {
-            for (name, ms, m, terms) in &trained {
-                model::save(lake, name, ms, m, terms, "preview").await?;
+            for (name, ms, m, terms, names) in &trained {
+                model::save(lake, name, ms, m, terms, names.as_ref(), "preview").await?;
             }
         }
         return Ok(Attempt::Done(Box::new(UnifyReport {
@@ -1076,11 +1079,11 @@ async fn unify_once(
     let published = writer.commit().await?;
     let run_text = published.run_id.to_string();
     // the models this run trained are kept for the next runs
-    for (name, ms, m, terms) in &trained {
-        model::save(lake, name, ms, m, terms, &run_text).await?;
+    for (name, ms, m, terms, names) in &trained {
+        model::save(lake, name, ms, m, terms, names.as_ref(), &run_text).await?;
         if spec.incremental {
             // the state names each model by what is stored
-            if let Some(stored) = model::load(lake, name, ms).await? {
+            if let Some(stored) = model::load(lake, name, ms, names.as_ref()).await? {
                 models.insert(name.clone(), stored);
             }
         }
@@ -1198,6 +1201,7 @@ type Trained = (
     lakecdp_core::ModelSpec,
     lakecdp_match::model::Model,
     Vec<Option<std::sync::Arc<model::TermCounts>>>,
+    Option<[String; 2]>,
 );
 
 /// The stored model `name` trained for `ms`, unless the run trains anew.
@@ -1206,11 +1210,12 @@ async fn stored_model(
     options: &UnifyOptions,
     name: &str,
     ms: &lakecdp_core::ModelSpec,
+    names: Option<&[String; 2]>,
 ) -> Result<Option<model::StoredModel>> {
     if options.train {
         return Ok(None);
     }
-    model::load(lake, name, ms).await
+    model::load(lake, name, ms, names).await
 }
 
 /// Record what a model run did: its rule line, its report, its giant blocks and, when
@@ -1237,6 +1242,7 @@ fn note_model(
             ms.clone(),
             outcome.report.model.clone(),
             outcome.terms.clone(),
+            outcome.crossed.clone(),
         ));
     }
     models.push(outcome.report);

@@ -195,19 +195,28 @@ pub fn model_path(lake: &Lake, name: &str) -> String {
 }
 
 /// The declaration as stored with a model: what training depends on.
-fn fingerprint(spec: &ModelSpec) -> Result<serde_json::Value> {
+fn fingerprint(spec: &ModelSpec, names: Option<&[String; 2]>) -> Result<serde_json::Value> {
     let mut spec = spec.clone();
     spec.threshold = None;
     let mut value = serde_json::to_value(&spec)
         .map_err(|e| Error::Internal(format!("model declaration: {e}")))?;
-    if let Some(object) = value.as_object_mut() {
+    // a model reading names crossed was trained so (a model without both names
+    // compares as it always did, and keeps its fingerprint)
+    if let (Some(object), Some(names)) = (value.as_object_mut(), names) {
         object.insert("comparisons".into(), COMPARISONS.into());
+        object.insert("names_crossed".into(), serde_json::json!(names));
     }
     Ok(value)
 }
 
-/// The stored model `name`, if there is one and it was trained for `spec`.
-pub async fn load(lake: &Lake, name: &str, spec: &ModelSpec) -> Result<Option<StoredModel>> {
+/// The stored model `name`, if there is one and it was trained for `spec`, reading the
+/// names `names` crossed (see [`crossed_names`]).
+pub async fn load(
+    lake: &Lake,
+    name: &str,
+    spec: &ModelSpec,
+    names: Option<&[String; 2]>,
+) -> Result<Option<StoredModel>> {
     let bytes = match lake.get(&model_path(lake, name)).await {
         Ok(bytes) => bytes,
         Err(lakecdp_lake::Error::NotFound { .. }) => return Ok(None),
@@ -224,7 +233,7 @@ pub async fn load(lake: &Lake, name: &str, spec: &ModelSpec) -> Result<Option<St
         tracing::warn!(model = name, error = %e, "a stored match model is not valid; it is trained anew");
         return Ok(None);
     }
-    Ok((stored.spec == fingerprint(spec)?).then_some(stored))
+    Ok((stored.spec == fingerprint(spec, names)?).then_some(stored))
 }
 
 /// Store a trained model.
@@ -234,10 +243,11 @@ pub async fn save(
     spec: &ModelSpec,
     model: &Model,
     terms: &[Option<Arc<TermCounts>>],
+    names: Option<&[String; 2]>,
     run: &str,
 ) -> Result<()> {
     let stored = StoredModel {
-        spec: fingerprint(spec)?,
+        spec: fingerprint(spec, names)?,
         model: model.clone(),
         trained_in: run.to_string(),
         terms: terms.iter().map(|t| t.as_deref().cloned()).collect(),
@@ -248,8 +258,8 @@ pub async fn save(
     Ok(())
 }
 
-/// The version of how pairs are compared, stored with every model: a model trained
-/// under another (before names were read crossed) is trained anew.
+/// The version of how pairs are compared, stored with every model that reads names
+/// crossed: a model trained before they were is trained anew.
 const COMPARISONS: u32 = 2;
 
 /// A model's first- and last-name columns (indexes of its compared columns).
@@ -261,8 +271,9 @@ struct NameColumns {
 
 /// Whether a pair's two names are read crossed: their crossed levels (`crossed`, the
 /// first name of one record against the last name of the other, and the other way)
-/// agree better than their straight ones (`straight`), one of them exactly. Exact
-/// counts 3, the next levels 2 and 1, anything else (a missing value too) 0.
+/// agree better than their straight ones (`straight`), one of them exactly and the
+/// other at least at a similarity level (not "else", not missing). Exact counts 3, the
+/// next levels 2 and 1, anything else 0.
 fn read_crossed(straight: [u8; 2], crossed: [u8; 2]) -> bool {
     let points = |l: u8| match l {
         0 => 3u8,
@@ -270,8 +281,24 @@ fn read_crossed(straight: [u8; 2], crossed: [u8; 2]) -> bool {
         2 => 1,
         _ => 0,
     };
-    crossed.contains(&0)
+    let (best, other) = (crossed[0].min(crossed[1]), crossed[0].max(crossed[1]));
+    best == 0
+        && points(other) > 0
         && points(crossed[0]) + points(crossed[1]) > points(straight[0]) + points(straight[1])
+}
+
+/// How a pair's names were compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crossing {
+    /// First name with first name, last with last.
+    Straight,
+    /// Crossed: this record's first name with the other's last name (in the first-name
+    /// slot), and its last name with the other's first name.
+    Crossed,
+    /// Crossed, the records taken the other way round (one table: the record whose
+    /// names sort first takes this side's place, so the pair weighs the same whichever
+    /// record comes first).
+    CrossedSwapped,
 }
 
 /// The label of a name level read crossed.
@@ -289,6 +316,8 @@ fn crossed_label(label: &'static str) -> &'static str {
 struct Columns {
     list: Vec<Compared>,
     names: Option<NameColumns>,
+    /// One table (a dedupe model).
+    same: bool,
 }
 
 impl Columns {
@@ -297,13 +326,13 @@ impl Columns {
     }
 
     /// The comparison vector of `row` of this side and `o` of the other, into `vector`;
-    /// true when the names were read crossed.
-    fn vector(&self, row: usize, o: usize, vector: &mut [u8]) -> bool {
+    /// how the names were compared.
+    fn vector(&self, row: usize, o: usize, vector: &mut [u8]) -> Crossing {
         for (slot, c) in vector.iter_mut().zip(&self.list) {
             *slot = c.kind.level_of(at(&c.a, row), at(&c.b, o));
         }
         let Some(NameColumns { first, last }) = self.names else {
-            return false;
+            return Crossing::Straight;
         };
         let (f, l) = (&self.list[first], &self.list[last]);
         let straight = [vector[first], vector[last]];
@@ -311,24 +340,31 @@ impl Columns {
         let exact = |x: Option<&str>, y: Option<&str>| x.is_some() && x == y;
         let (af, al, bf, bl) = (at(&f.a, row), at(&l.a, row), at(&f.b, o), at(&l.b, o));
         if straight == [0, 0] || !(exact(af, bl) || exact(al, bf)) {
-            return false;
+            return Crossing::Straight;
         }
         let crossed = [f.kind.level_of(af, bl), l.kind.level_of(al, bf)];
         if !read_crossed(straight, crossed) {
-            return false;
+            return Crossing::Straight;
+        }
+        if self.same && (af, al) > (bf, bl) {
+            vector[first] = crossed[1];
+            vector[last] = crossed[0];
+            return Crossing::CrossedSwapped;
         }
         vector[first] = crossed[0];
         vector[last] = crossed[1];
-        true
+        Crossing::Crossed
     }
 
     /// The term frequency of column `k` of a pair at `level` (see [`Compared::tf_of`]);
-    /// a crossed name takes the other side's share from the other name column.
-    fn tf(&self, k: usize, row: usize, o: usize, level: u8, crossed: bool) -> Option<f64> {
+    /// a crossed name takes the other value's share from the other name column (when
+    /// that column is adjusted).
+    fn tf(&self, k: usize, row: usize, o: usize, level: u8, crossing: Crossing) -> Option<f64> {
         let c = &self.list[k];
-        let partner = match self.names {
-            Some(NameColumns { first, last }) if crossed && k == first => Some(last),
-            Some(NameColumns { first, last }) if crossed && k == last => Some(first),
+        let partner = match (self.names, crossing) {
+            (_, Crossing::Straight) | (None, _) => None,
+            (Some(NameColumns { first, last }), _) if k == first => Some(last),
+            (Some(NameColumns { first, last }), _) if k == last => Some(first),
             _ => None,
         };
         let Some(p) = partner else {
@@ -337,15 +373,22 @@ impl Columns {
         if level != 0 {
             return None;
         }
-        let mine = c.terms.as_ref().map(|t| t.share_at(&c.a, row));
+        // the slot's own value, and the other record's value from the partner column
+        // (one table, swapped: the records change places)
+        let (mine_row, theirs_row) = if crossing == Crossing::CrossedSwapped {
+            (o, row)
+        } else {
+            (row, o)
+        };
+        let mine = c.terms.as_ref().map(|t| t.share_at(&c.a, mine_row));
         let theirs = self.list[p]
             .terms
             .as_ref()
-            .map(|t| t.share_at(&self.list[p].b, o));
+            .map(|t| t.share_at(&self.list[p].b, theirs_row));
         match (mine, theirs) {
             (Some(x), Some(y)) => Some(f64::from(x.max(y))),
-            (Some(x), None) | (None, Some(x)) => Some(f64::from(x)),
-            (None, None) => None,
+            (Some(x), None) => Some(f64::from(x)),
+            (None, _) => None,
         }
     }
 }
@@ -465,6 +508,38 @@ fn parse_kind(name: &str) -> Option<ComparisonKind> {
 
 /// The model of `spec` before training: its columns with their levels, seeded with
 /// the declared parameters.
+/// The first- and last-name columns a model reads crossed (see the module
+/// documentation): its one compared column of semantic type `Person.FirstName` and its
+/// one of `Person.LastName`, both compared as names; `None` unless it has exactly one
+/// of each.
+pub fn crossed_names(
+    spec: &ModelSpec,
+    table: &lakecdp_core::UnifyTableSpec,
+    other: &lakecdp_core::UnifyTableSpec,
+) -> Option<[String; 2]> {
+    let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
+    for c in &spec.compare {
+        let counterpart = c.with.as_deref().unwrap_or(&c.column);
+        let semantic = semantic_in(table, other, &c.column, counterpart);
+        let kind = match &c.levels {
+            Some(name) => parse_kind(name),
+            None => Some(kind_for(&semantic)),
+        };
+        if kind != Some(ComparisonKind::Name) {
+            continue;
+        }
+        match semantic {
+            SemanticType::FirstName => firsts.push(c.column.clone()),
+            SemanticType::LastName => lasts.push(c.column.clone()),
+            _ => {}
+        }
+    }
+    match (firsts.as_slice(), lasts.as_slice()) {
+        ([first], [last]) => Some([first.clone(), last.clone()]),
+        _ => None,
+    }
+}
+
 fn untrained(spec: &ModelSpec, a: &TableData, b: &TableData) -> Result<Model> {
     let mut columns = Vec::with_capacity(spec.compare.len());
     for c in &spec.compare {
@@ -603,8 +678,8 @@ fn build_key(
 }
 
 /// The candidate pairs of one slice of records, their comparison vectors end to end,
-/// and whether each read its names crossed.
-type SliceCandidates = (Vec<(u32, u32)>, Vec<u8>, Vec<bool>);
+/// and how each compared its names.
+type SliceCandidates = (Vec<(u32, u32)>, Vec<u8>, Vec<Crossing>);
 
 /// Everything a model run needs.
 pub struct ModelRun<'a> {
@@ -634,6 +709,8 @@ pub struct ModelOutcome {
     pub report: ModelReport,
     /// The term counts it weighed with (to store with a model it trained).
     pub terms: Vec<Option<Arc<TermCounts>>>,
+    /// The names it read crossed (to store with a model it trained).
+    pub crossed: Option<[String; 2]>,
 }
 
 /// What a model run computes before its candidates: the untrained model, the compared
@@ -641,6 +718,8 @@ pub struct ModelOutcome {
 /// of both sides with their giant values, and the giant blocks to report.
 struct Parts {
     model: Model,
+    /// The names it reads crossed.
+    crossed: Option<[String; 2]>,
     compared: Columns,
     terms: Vec<Option<Arc<TermCounts>>>,
     keys: Vec<Key>,
@@ -661,16 +740,9 @@ fn parts(
     let mut compared = Vec::with_capacity(spec.compare.len());
     let mut terms: Vec<Option<Arc<TermCounts>>> = Vec::with_capacity(spec.compare.len());
     let mut steps_of: HashMap<&str, Vec<Normalization>> = HashMap::new();
-    let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
+    let crossed = crossed_names(spec, &a.spec, &b.spec);
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let other = c.with.as_deref().unwrap_or(&c.column);
-        if column.kind == ComparisonKind::Name {
-            match semantic_of(a, b, &c.column, other) {
-                SemanticType::FirstName => firsts.push(compared.len()),
-                SemanticType::LastName => lasts.push(compared.len()),
-                _ => {}
-            }
-        }
         let steps = c
             .normalize
             .clone()
@@ -758,18 +830,20 @@ fn parts(
     }
     giant_blocks.sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
     // names are read crossed when the model compares one first and one last name
-    let names = match (firsts.as_slice(), lasts.as_slice()) {
-        ([first], [last]) => Some(NameColumns {
-            first: *first,
-            last: *last,
-        }),
-        _ => None,
-    };
+    let position = |name: &str| spec.compare.iter().position(|c| c.column == name);
+    let names = crossed.as_ref().and_then(|[first, last]| {
+        Some(NameColumns {
+            first: position(first)?,
+            last: position(last)?,
+        })
+    });
     Ok(Parts {
         model,
+        crossed,
         compared: Columns {
             list: compared,
             names,
+            same,
         },
         terms,
         keys,
@@ -791,6 +865,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
     } = run;
     let Parts {
         mut model,
+        crossed,
         compared,
         terms,
         keys,
@@ -817,7 +892,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         .max(1);
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     let mut levels: Vec<u8> = Vec::new();
-    let mut crossings: Vec<bool> = Vec::new();
+    let mut crossings: Vec<Crossing> = Vec::new();
     let mut blocking = Vec::with_capacity(keys.len());
     for k in 0..keys.len() {
         let key = &keys[k];
@@ -1030,6 +1105,11 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
             model.fixed_prior = fixed_prior;
             if fixed_prior {
                 model.prior = declared_prior;
+                // the related pairs' share leaves room for the declared one
+                if let Some(related) = &mut model.related {
+                    let room = 1.0 - lakecdp_match::model::PARAMETER_FLOOR - declared_prior;
+                    related.prior = related.prior.min(room).max(f64::MIN_POSITIVE);
+                }
             }
             report.seconds = started.elapsed().as_secs_f64();
             if report.swapped {
@@ -1093,6 +1173,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         pairs: matched,
         report,
         terms,
+        crossed,
     })
 }
 
@@ -1197,17 +1278,9 @@ pub async fn explain_pair(
     let model = &stored.model;
     // every column's normalised values first: the names may be read crossed
     let mut values = Vec::with_capacity(spec.compare.len());
-    let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
-    for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
+    for c in &spec.compare {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
         let semantic = semantic_in(table, other, &c.column, counterpart);
-        if column.kind == ComparisonKind::Name {
-            match semantic {
-                SemanticType::FirstName => firsts.push(i),
-                SemanticType::LastName => lasts.push(i),
-                _ => {}
-            }
-        }
         let steps = c
             .normalize
             .clone()
@@ -1233,72 +1306,82 @@ pub async fn explain_pair(
         .zip(&values)
         .map(|((_, column), (x, y, _))| column.kind.level_of(x.as_deref(), y.as_deref()))
         .collect();
-    // the other record's value each column is compared with, by index
-    let mut against: Vec<usize> = (0..values.len()).collect();
-    if let ([f], [l]) = (firsts.as_slice(), lasts.as_slice()) {
-        let (f, l) = (*f, *l);
+    // per column: this record's value and the column it is from, and the other
+    // record's value and its column (another one when the names are read crossed)
+    type Slot<'v> = (Option<&'v str>, usize, Option<&'v str>, usize);
+    let mut slots: Vec<Slot<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (x, y, _))| (x.as_deref(), i, y.as_deref(), i))
+        .collect();
+    let mut crossed_slots = None;
+    let position = |name: &str| spec.compare.iter().position(|c| c.column == name);
+    let crossing =
+        crossed_names(spec, table, other).and_then(|[f, l]| Some((position(&f)?, position(&l)?)));
+    if let Some((f, l)) = crossing {
+        let (xf, xl) = (values[f].0.as_deref(), values[l].0.as_deref());
+        let (yf, yl) = (values[f].1.as_deref(), values[l].1.as_deref());
         let crossed = [
-            model.columns[f]
-                .kind
-                .level_of(values[f].0.as_deref(), values[l].1.as_deref()),
-            model.columns[l]
-                .kind
-                .level_of(values[l].0.as_deref(), values[f].1.as_deref()),
+            model.columns[f].kind.level_of(xf, yl),
+            model.columns[l].kind.level_of(xl, yf),
         ];
         if read_crossed([levels[f], levels[l]], crossed) {
-            levels[f] = crossed[0];
-            levels[l] = crossed[1];
-            against.swap(f, l);
+            // one table: the record whose names sort first takes this side's place, as
+            // in the run
+            let same = table.qualified() == other.qualified();
+            if same && (xf, xl) > (yf, yl) {
+                slots[f] = (yf, f, xl, l);
+                slots[l] = (yl, l, xf, f);
+                levels[f] = crossed[1];
+                levels[l] = crossed[0];
+            } else {
+                slots[f] = (xf, f, yl, l);
+                slots[l] = (xl, l, yf, f);
+                levels[f] = crossed[0];
+                levels[l] = crossed[1];
+            }
+            crossed_slots = Some((f, l));
         }
     }
     let mut shares = Vec::with_capacity(spec.compare.len());
-    for (i, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
-        let (x, _, steps) = &values[i];
-        let y = &values[against[i]].1;
-        let share = match (x, y) {
+    for (i, column) in model.columns.iter().enumerate() {
+        let (mine_value, mine_column, theirs_value, theirs_column) = slots[i];
+        let share = match (mine_value, theirs_value) {
             (Some(vx), Some(vy)) if column.term_frequency && levels[i] == 0 => {
-                // the other record's share is counted in the column its value is from
-                let count = |k: usize| -> Option<std::sync::Arc<TermCounts>> {
-                    stored
-                        .terms
-                        .get(k)
-                        .cloned()
-                        .flatten()
-                        .map(std::sync::Arc::new)
-                };
-                let mine = match count(i) {
-                    Some(frozen) => frozen,
-                    None => {
-                        let counterpart = c.with.as_deref().unwrap_or(&c.column);
-                        explaining
-                            .counted(lake, sources, table, other, &c.column, counterpart, steps)
-                            .await?
-                    }
-                };
-                let theirs = if against[i] == i {
-                    mine.clone()
+                let mine = explain_counts(
+                    lake,
+                    sources,
+                    explaining,
+                    (spec, stored),
+                    (table, other),
+                    mine_column,
+                    &values[mine_column].2,
+                )
+                .await?;
+                // the other value's share is counted in the column it is from, when
+                // that column is adjusted too (as the run weighs it)
+                let theirs = if theirs_column == mine_column {
+                    Some(mine.clone())
+                } else if model.columns[theirs_column].term_frequency {
+                    Some(
+                        explain_counts(
+                            lake,
+                            sources,
+                            explaining,
+                            (spec, stored),
+                            (table, other),
+                            theirs_column,
+                            &values[theirs_column].2,
+                        )
+                        .await?,
+                    )
                 } else {
-                    let k = against[i];
-                    match count(k) {
-                        Some(frozen) => frozen,
-                        None => {
-                            let d = &spec.compare[k];
-                            let counterpart = d.with.as_deref().unwrap_or(&d.column);
-                            explaining
-                                .counted(
-                                    lake,
-                                    sources,
-                                    table,
-                                    other,
-                                    &d.column,
-                                    counterpart,
-                                    &values[k].2,
-                                )
-                                .await?
-                        }
-                    }
+                    None
                 };
-                Some(mine.share(vx).max(theirs.share(vy)))
+                Some(match theirs {
+                    Some(t) => mine.share(vx).max(t.share(vy)),
+                    None => mine.share(vx),
+                })
             }
             _ => None,
         };
@@ -1306,13 +1389,36 @@ pub async fn explain_pair(
     }
     let mut rows = model.explain(&levels, &shares);
     // a name read crossed says so
-    for (i, _) in against.iter().enumerate().filter(|(i, k)| *i != **k) {
-        let name = &spec.compare[i].column;
-        if let Some(row) = rows.iter_mut().find(|r| r.column.as_ref() == Some(name)) {
-            row.level_label = crossed_label(row.level_label);
+    if let Some((f, l)) = crossed_slots {
+        for i in [f, l] {
+            let name = &spec.compare[i].column;
+            if let Some(row) = rows.iter_mut().find(|r| r.column.as_ref() == Some(name)) {
+                row.level_label = crossed_label(row.level_label);
+            }
         }
     }
     Ok(rows)
+}
+
+/// The term counts of compared column `k` for `explain_pair`: stored with the model, or
+/// for a model stored before they were kept, counted over the tables.
+async fn explain_counts(
+    lake: &Lake,
+    sources: &[lakecdp_core::SourceSpec],
+    explaining: &mut Explaining,
+    (spec, stored): (&ModelSpec, &StoredModel),
+    (table, other): (&lakecdp_core::UnifyTableSpec, &lakecdp_core::UnifyTableSpec),
+    k: usize,
+    steps: &[Normalization],
+) -> Result<Arc<TermCounts>> {
+    if let Some(frozen) = stored.terms.get(k).cloned().flatten() {
+        return Ok(Arc::new(frozen));
+    }
+    let c = &spec.compare[k];
+    let counterpart = c.with.as_deref().unwrap_or(&c.column);
+    explaining
+        .counted(lake, sources, table, other, &c.column, counterpart, steps)
+        .await
 }
 
 /// Set the model's priors (matches, and related pairs when it has that class) to their
@@ -1588,8 +1694,10 @@ mod tests {
         assert!(!read_crossed([0, 3], [3, 0]));
         // better crossed, but no crossed name agrees exactly
         assert!(!read_crossed([3, 3], [1, 1]));
-        // missing values count nothing
-        assert!(read_crossed([NULL_LEVEL, 3], [0, NULL_LEVEL]));
+        // the other crossed name must be at least similar: not else, not missing
+        assert!(read_crossed([3, 3], [0, 2]));
+        assert!(!read_crossed([3, 3], [0, 3]));
+        assert!(!read_crossed([NULL_LEVEL, 3], [0, NULL_LEVEL]));
         assert!(!read_crossed([0, NULL_LEVEL], [0, NULL_LEVEL]));
     }
 
