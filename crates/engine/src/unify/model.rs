@@ -13,9 +13,11 @@
 //!    When the model compares a first-name and a last-name column (by their semantic
 //!    types, `Person.FirstName` and `Person.LastName`), a pair whose names agree better
 //!    crossed (one system writes the family name first: "Nguyen | Thi Bao" against
-//!    "Thi Bao | Nguyen") is compared crossed, both columns; at least one crossed name
-//!    must agree exactly. Random pairs, training, scoring, incremental runs and `explain`
-//!    all read pairs this way, so `u` and `m` count crossed agreements as what they are.
+//!    "Thi Bao | Nguyen") is compared crossed, both columns; one crossed name must agree
+//!    exactly and the other at least at a similarity level. Random pairs, training,
+//!    scoring, incremental runs and `explain` all read pairs this way, so `u` and `m`
+//!    count crossed agreements as what they are; in one table, the record whose names
+//!    sort first takes this side's place, so a pair weighs the same either way round.
 //! 4. **Training**, when no stored model fits the declaration (or retraining is asked
 //!    for): `u` from random record pairs, then the prior and `m` by expectation
 //!    maximisation over the candidates' vectors. User-given parameters seed it or stay
