@@ -651,6 +651,27 @@ async fn csv_files_in_an_s3_bucket_load_on_a_standalone_cluster_as_here() {
         s3_access(),
     );
     let mut got = Vec::new();
+    for (t, lake) in here_and_on_a_standalone_cluster(&source, dir.path()).await {
+        assert_eq!(
+            (t.read, t.written, t.corrupt, t.local.as_deref()),
+            (4, 3, 1, None)
+        );
+        let mut names = names(&lake, "People", "Name").await;
+        names.sort();
+        let reasons = names_of_corrupt(&lake).await;
+        got.push((names, reasons));
+    }
+    assert_eq!(got[0], got[1]);
+}
+
+/// Load `source` here, then on a standalone cluster of two tasks that share no local
+/// folder with this process, each into a lake of its own under `dir`: per load, the
+/// report of its one table and the lake.
+async fn here_and_on_a_standalone_cluster(
+    source: &SourceSpec,
+    dir: &Path,
+) -> Vec<(lakecdp_engine::ingest::TableReport, Lake)> {
+    let mut out = Vec::new();
     for (i, cluster) in [
         None,
         Some(lakecdp_engine::ingest::IngestCluster {
@@ -663,25 +684,15 @@ async fn csv_files_in_an_s3_bucket_load_on_a_standalone_cluster_as_here() {
     .into_iter()
     .enumerate()
     {
-        let lake = local_lake(&dir.path().join(i.to_string()));
+        let lake = local_lake(&dir.join(i.to_string()));
         let options = IngestOptions {
             cluster,
             ..IngestOptions::default()
         };
-        let report = ingest_source(&lake, &source, dir.path(), &options)
-            .await
-            .unwrap();
-        let t = &report.tables[0];
-        assert_eq!(
-            (t.read, t.written, t.corrupt, t.local.as_deref()),
-            (4, 3, 1, None)
-        );
-        let mut names = names(&lake, "People", "Name").await;
-        names.sort();
-        let reasons = names_of_corrupt(&lake).await;
-        got.push((names, reasons));
+        let mut report = ingest_source(&lake, source, dir, &options).await.unwrap();
+        out.push((report.tables.remove(0), lake));
     }
-    assert_eq!(got[0], got[1]);
+    out
 }
 
 /// A partitioned Delta table in an S3 bucket loaded on a standalone cluster: each task
@@ -725,27 +736,7 @@ async fn a_delta_table_in_an_s3_bucket_loads_on_a_standalone_cluster_as_here() {
         s3_access(),
     );
     let mut got = Vec::new();
-    for (i, cluster) in [
-        None,
-        Some(lakecdp_engine::ingest::IngestCluster {
-            scheduler: None,
-            revision: None,
-            tasks: 2,
-            local_files: false,
-        }),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let lake = local_lake(&dir.path().join(i.to_string()));
-        let options = IngestOptions {
-            cluster,
-            ..IngestOptions::default()
-        };
-        let report = ingest_source(&lake, &source, dir.path(), &options)
-            .await
-            .unwrap();
-        let t = &report.tables[0];
+    for (t, lake) in here_and_on_a_standalone_cluster(&source, dir.path()).await {
         assert_eq!(
             (t.read, t.written, t.corrupt, t.local.as_deref()),
             (3, 3, 0, None)

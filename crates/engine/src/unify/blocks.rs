@@ -338,7 +338,10 @@ struct Pending {
 
 /// `work` done on each item, on every core (two items or more at once), in the items'
 /// order.
-fn in_parallel<T: Send, R: Send>(items: Vec<T>, work: &(dyn Fn(T) -> R + Sync)) -> Vec<R> {
+pub(super) fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    work: &(dyn Fn(T) -> R + Sync),
+) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
         .clamp(1, 8);

@@ -799,34 +799,12 @@ fn parts(
         }
         columns_of.push((columns.join(" + "), va, vb));
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, columns_of.len().max(1));
-    let built: Vec<(usize, Key, Vec<GiantBlock>)> = std::thread::scope(|scope| {
-        let columns_of = &columns_of;
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (t..columns_of.len())
-                        .step_by(threads)
-                        .map(|i| {
-                            let (key, giant) = build_key(&columns_of[i], same, active_b, max_block);
-                            (i, key, giant)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let built = super::blocks::in_parallel(columns_of.iter().collect(), &|columns| {
+        build_key(columns, same, active_b, max_block)
     });
-    let mut built = built;
-    built.sort_by_key(|b| b.0);
     let mut keys: Vec<Key> = Vec::with_capacity(built.len());
     let mut giant_blocks = Vec::new();
-    for (_, key, giant) in built {
+    for (key, giant) in built {
         keys.push(key);
         giant_blocks.extend(giant);
     }
@@ -1564,24 +1542,14 @@ impl ModelIndex {
             .set_threshold(declared.threshold)
             .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
         let active: Vec<bool> = (0..b.len()).map(active_b).collect();
-        // each key's blocks on a core of their own
-        let (active_ref, keys_ref) = (&active, &keys);
-        let indexed: Vec<(Blocks, Option<Blocks>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = keys_ref
-                .iter()
-                .map(|k| {
-                    scope.spawn(move || {
-                        let b = blocks_of(&k.b, &|o| active_ref[o] && !k.giant.contains(&k.b[o]));
-                        let a = (!same).then(|| blocks_of(&k.a, &|_| true));
-                        (b, a)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
+        // the keys' blocks on every core
+        let active_ref = &active;
+        let indexed: Vec<(Blocks, Option<Blocks>)> =
+            super::blocks::in_parallel(keys.iter().collect(), &|k: &Key| {
+                let b = blocks_of(&k.b, &|o| active_ref[o] && !k.giant.contains(&k.b[o]));
+                let a = (!same).then(|| blocks_of(&k.a, &|_| true));
+                (b, a)
+            });
         let mut b_index = Vec::with_capacity(indexed.len());
         let mut a_index = Vec::with_capacity(indexed.len());
         for (b, a) in indexed {
