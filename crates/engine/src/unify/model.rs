@@ -382,11 +382,8 @@ impl Columns {
         } else {
             (row, o)
         };
-        let mine = c.terms.as_ref().map(|t| t.share_at(&c.a, mine_row));
-        let theirs = self.list[p]
-            .terms
-            .as_ref()
-            .map(|t| t.share_at(&self.list[p].b, theirs_row));
+        let mine = c.share_of(mine_row, true);
+        let theirs = self.list[p].share_of(theirs_row, false);
         match (mine, theirs) {
             (Some(x), Some(y)) => Some(f64::from(x.max(y))),
             (Some(x), None) => Some(f64::from(x)),
@@ -402,6 +399,10 @@ struct Compared {
     b: Values,
     /// The counts of its values, when it is term-frequency adjusted.
     terms: Option<Arc<TermCounts>>,
+    /// Each record's share on each side, looked up once (a run scoring every candidate
+    /// pair); without them, shares are looked up per exact agreement (an incremental
+    /// run, which scores few pairs).
+    shares: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Compared {
@@ -413,10 +414,29 @@ impl Compared {
         if level != 0 {
             return None;
         }
+        self.terms.as_ref()?;
+        Some(f64::from(self.share(row, true).max(self.share(o, false))))
+    }
+
+    /// The share of `row`'s value on this side (`this`) or the other: 0 for a missing
+    /// value; `None` for a column not adjusted.
+    fn share_of(&self, row: usize, this: bool) -> Option<f32> {
         let terms = self.terms.as_ref()?;
-        Some(f64::from(
-            terms.share_at(&self.a, row).max(terms.share_at(&self.b, o)),
-        ))
+        Some(match &self.shares {
+            Some((a, b)) => {
+                if this {
+                    a[row]
+                } else {
+                    b[row]
+                }
+            }
+            None => terms.share_at(if this { &self.a } else { &self.b }, row),
+        })
+    }
+
+    /// [`Compared::share_of`] for a column known to be adjusted.
+    fn share(&self, row: usize, this: bool) -> f32 {
+        self.share_of(row, this).unwrap_or(0.0)
     }
 }
 
@@ -728,6 +748,7 @@ struct Parts {
     giant_blocks: Vec<GiantBlock>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn parts(
     spec: &ModelSpec,
     (a, b): (&TableData, &TableData),
@@ -735,6 +756,7 @@ fn parts(
     active_b: &(dyn Fn(usize) -> bool + Sync),
     max_block: usize,
     stored: Option<&StoredModel>,
+    every_share: bool,
     cache: &mut NormalizedCache,
 ) -> Result<Parts> {
     let model = untrained(spec, a, b)?;
@@ -768,11 +790,20 @@ fn parts(
         };
         terms.push(counts.clone());
         steps_of.insert(c.column.as_str(), steps);
+        let shares = counts.as_ref().filter(|_| every_share).map(|t| {
+            let of = |side: &StringArray| -> Vec<f32> {
+                (0..side.len()).map(|row| t.share_at(side, row)).collect()
+            };
+            let x = of(&va);
+            let y = if same { x.clone() } else { of(&vb) };
+            (x, y)
+        });
         compared.push(Compared {
             kind: column.kind,
             a: va,
             b: vb,
             terms: counts,
+            shares,
         });
     }
     // 2. blocking keys: their columns normalised here (the cache is this thread's),
@@ -857,6 +888,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         active_b,
         max_block,
         stored.as_ref(),
+        true,
         cache,
     )?;
 
@@ -1535,6 +1567,7 @@ impl ModelIndex {
             active_b,
             max_block,
             Some(&stored),
+            false,
             cache,
         )?;
         let mut model = stored.model;
