@@ -935,7 +935,8 @@ async fn a_model_reads_names_written_in_the_other_order_crossed() {
         // and the city are missing), against -5.5 -5.5 read straight
         &["Contacts:C1", "Contacts:C2", "Customers:S1"],
         &["Contacts:C3", "Customers:S2"],
-        // crossed, one name exact and one far: -6.6 +6.4 -5.5 +9.8 = 4.1, under 4.25
+        // one crossed name exact, the other far: read straight, -6.6 -5.5 -5.5 +9.8
+        // (crossed it would still weigh only 4.1, under the threshold's 4.25)
         &["Customers:S3"],
     ]);
     assert_eq!(groups(&profiles(&lake).await), expected);
