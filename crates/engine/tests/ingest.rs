@@ -817,6 +817,62 @@ async fn a_delta_table_is_read_at_its_current_version() {
     assert_eq!(next.tables[0].written, 4);
 }
 
+/// A Delta table in a folder whose name a URL encodes, partitioned by values its
+/// writer escapes in folder names (`09:00` is written `Slot=09%3A00`): every data file
+/// is read where it is, with its partition value.
+#[tokio::test]
+async fn a_delta_table_in_a_folder_with_spaces_and_escaped_partitions_is_read() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warehouse/our members");
+    std::fs::create_dir_all(&path).unwrap();
+    let url = url::Url::from_directory_path(&path).unwrap();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("Id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+        (
+            "Slot",
+            Arc::new(StringArray::from(vec!["09:00", "17:30", "09:00"])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    deltalake::DeltaTable::try_from_url(url)
+        .await
+        .unwrap()
+        .write(vec![batch])
+        .with_partition_columns(["Slot"])
+        .await
+        .unwrap();
+    let escaped = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("Slot="))
+        .collect::<Vec<_>>();
+    assert!(escaped.iter().any(|n| n.contains('%')), "{escaped:?}");
+    let lake = lake(dir.path());
+    let mut t = table("Members", "warehouse/our members", SourceFormat::Delta);
+    t.primary_key = Some("Id".into());
+    let source = SourceSpec {
+        access: None,
+        name: "Loyalty".into(),
+        description: None,
+        max_corrupt_share: None,
+        tables: vec![t],
+    };
+    let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.tables[0].written, 3, "{:?}", report.tables[0]);
+    let members = entity(&lake, "Loyalty", "Members").await;
+    let mut rows: Vec<String> = strings(&members, "Id")
+        .into_iter()
+        .zip(strings(&members, "Slot"))
+        .map(|(i, s)| format!("{i}/{s}"))
+        .collect();
+    rows.sort();
+    assert_eq!(rows, ["1/09:00", "2/17:30", "3/09:00"]);
+}
+
 /// A Delta table of two rows (`Id` 1 and 2) written by deltalake at `path`; its one
 /// data file.
 async fn two_row_delta_table(path: &std::path::Path) -> std::path::PathBuf {

@@ -109,6 +109,7 @@ async fn check_files(
         root_url.set_path(&format!("{}/", root_url.path()));
     }
     let root = SourceRoot::new(root_url.as_str(), access, project_dir)?;
+    let local = LocalFolder::of(url)?;
     let files: Vec<_> = delta
         .get_active_add_actions_by_partitions(&[])
         .try_collect()
@@ -124,13 +125,19 @@ async fn check_files(
             check_file(table, &root_url, &root, path, access, project_dir)?;
         }
         // a data file in a local folder: no symbolic link leads out of it either
-        let local = root_url
-            .join(&paths[0])
-            .ok()
-            .filter(|u| u.scheme() == "file")
-            .and_then(|u| u.to_file_path().ok());
-        if let Some(local) = local {
-            root.check_local_file(&table.name, &local, &paths[0])?;
+        if let Some(folder) = &local {
+            let file = if plain_relative(&paths[0]) {
+                // the path as deltalake reads it: decoded once, under the folder
+                Some(folder.dir.join(&paths[0]))
+            } else {
+                Url::parse(&paths[0])
+                    .ok()
+                    .filter(|u| u.scheme() == "file")
+                    .and_then(|u| u.to_file_path().ok())
+            };
+            if let Some(file) = file {
+                folder.check(table, &file, &paths[0])?;
+            }
         }
     }
     Ok(())
@@ -277,20 +284,14 @@ pub async fn listing(
     let url = table_url(&table.location, project_dir)?;
     let shown = table.location.trim_end_matches('/');
     if !super::fetch::is_remote(url.as_str()) {
-        let mut root_url = url.clone();
-        if !root_url.path().ends_with('/') {
-            root_url.set_path(&format!("{}/", root_url.path()));
-        }
-        let root = SourceRoot::new(root_url.as_str(), access, project_dir)?;
-        let dir = url
-            .to_file_path()
-            .map_err(|()| Error::Source(format!("`{url}` is not a folder path")))?;
+        let folder = LocalFolder::of(&url)?
+            .ok_or_else(|| Error::Source(format!("`{url}` is not a folder path")))?;
         let mut out = Vec::with_capacity(files.len());
         for (written, relative, constants, size) in files {
-            let path = dir.join(&relative);
+            let path = folder.dir.join(&relative);
             let name = format!("{shown}/{relative}");
             // no link leads out of the table's folder
-            root.check_local_file(&table.name, &path, &name)?;
+            folder.check(table, &path, &name)?;
             out.push(SourceFile {
                 path,
                 name,
@@ -331,6 +332,45 @@ pub async fn listing(
         file.constants = constants;
     }
     Ok(fetched)
+}
+
+/// A local table's folder, as a path (decoded) and as its real path (links followed).
+struct LocalFolder {
+    dir: std::path::PathBuf,
+    real: std::path::PathBuf,
+}
+
+impl LocalFolder {
+    /// The folder of a `file://` table URL; `None` for a remote one.
+    fn of(url: &Url) -> Result<Option<Self>> {
+        if url.scheme() != "file" {
+            return Ok(None);
+        }
+        let dir = url
+            .to_file_path()
+            .map_err(|()| Error::Source(format!("`{url}` is not a folder path")))?;
+        let real = dir
+            .canonicalize()
+            .map_err(|e| Error::Source(format!("cannot read {}: {e}", dir.display())))?;
+        Ok(Some(LocalFolder { dir, real }))
+    }
+
+    /// Refuses `file` (named `name` for people) when its real path is outside the
+    /// folder's.
+    fn check(&self, table: &TableSpec, file: &Path, name: &str) -> Result<()> {
+        let real = file
+            .canonicalize()
+            .map_err(|e| Error::Source(format!("cannot read {}: {e}", file.display())))?;
+        if real.starts_with(&self.real) {
+            Ok(())
+        } else {
+            Err(Error::LocationOutsideSource {
+                table: table.name.clone(),
+                location: name.to_string(),
+                source_root: table.location.clone(),
+            })
+        }
+    }
 }
 
 /// A data file's version: its size (a load's tasks are balanced by it) and the table's

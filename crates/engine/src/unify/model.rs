@@ -126,7 +126,7 @@ pub struct TermCounts {
 }
 
 /// The hasher of term counts: looked up once per exact agreement of every pair.
-pub type TermHasher = foldhash::fast::FixedState;
+pub type TermHasher = foldhash::fast::RandomState;
 
 fn in_value_order<S: serde::Serializer>(
     counts: &HashMap<String, u32, TermHasher>,
@@ -528,8 +528,6 @@ fn parse_kind(name: &str) -> Option<ComparisonKind> {
     serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
-/// The model of `spec` before training: its columns with their levels, seeded with
-/// the declared parameters.
 /// The first- and last-name columns a model reads crossed (see the module
 /// documentation): its one compared column of semantic type `Person.FirstName` and its
 /// one of `Person.LastName`, both compared as names; `None` unless it has exactly one
@@ -562,6 +560,8 @@ pub fn crossed_names(
     }
 }
 
+/// The model of `spec` before training: its columns with their levels, seeded with
+/// the declared parameters.
 fn untrained(spec: &ModelSpec, a: &TableData, b: &TableData) -> Result<Model> {
     let mut columns = Vec::with_capacity(spec.compare.len());
     for c in &spec.compare {
@@ -1390,9 +1390,11 @@ pub async fn explain_pair(
                 } else {
                     None
                 };
+                // rounded as the run rounds them
+                let share = |t: &TermCounts, v: &str| f64::from(t.share(v) as f32);
                 Some(match theirs {
-                    Some(t) => mine.share(vx).max(t.share(vy)),
-                    None => mine.share(vx),
+                    Some(t) => share(&mine, vx).max(share(&t, vy)),
+                    None => share(&mine, vx),
                 })
             }
             _ => None,
