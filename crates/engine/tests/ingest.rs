@@ -850,15 +850,7 @@ async fn a_delta_table_in_a_folder_with_spaces_and_escaped_partitions_is_read() 
         .collect::<Vec<_>>();
     assert!(escaped.iter().any(|n| n.contains('%')), "{escaped:?}");
     let lake = lake(dir.path());
-    let mut t = table("Members", "warehouse/our members", SourceFormat::Delta);
-    t.primary_key = Some("Id".into());
-    let source = SourceSpec {
-        access: None,
-        name: "Loyalty".into(),
-        description: None,
-        max_corrupt_share: None,
-        tables: vec![t],
-    };
+    let source = delta_members("warehouse/our members");
     let report = ingest_source(&lake, &source, dir.path(), &IngestOptions::default())
         .await
         .unwrap();
@@ -937,19 +929,27 @@ async fn a_delta_log_cannot_name_data_files_outside_the_table() {
 /// Load the Delta table at `folder` (under `dir`) as the source `Loyalty.Members`, keyed
 /// on `Id`, expecting it to be refused; the error.
 async fn load_delta_members(dir: &std::path::Path, folder: &str) -> Error {
-    let lake = lake(dir);
+    ingest_source(
+        &lake(dir),
+        &delta_members(folder),
+        dir,
+        &IngestOptions::default(),
+    )
+    .await
+    .unwrap_err()
+}
+
+/// The source `Loyalty` of one Delta table, `Members` at `folder`, keyed on `Id`.
+fn delta_members(folder: &str) -> SourceSpec {
     let mut t = table("Members", folder, SourceFormat::Delta);
     t.primary_key = Some("Id".into());
-    let source = SourceSpec {
+    SourceSpec {
         access: None,
         name: "Loyalty".into(),
         description: None,
         max_corrupt_share: None,
         tables: vec![t],
-    };
-    ingest_source(&lake, &source, dir, &IngestOptions::default())
-        .await
-        .unwrap_err()
+    }
 }
 
 /// A data file of a Delta table that is a symbolic link to a file outside the table's

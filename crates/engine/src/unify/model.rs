@@ -271,6 +271,18 @@ struct NameColumns {
     last: usize,
 }
 
+impl NameColumns {
+    /// The places of `crossed` (see [`crossed_names`]) among `spec`'s compared columns.
+    fn of(spec: &ModelSpec, crossed: Option<&[String; 2]>) -> Option<Self> {
+        let position = |name: &str| spec.compare.iter().position(|c| c.column == name);
+        let [first, last] = crossed?;
+        Some(NameColumns {
+            first: position(first)?,
+            last: position(last)?,
+        })
+    }
+}
+
 /// Whether a pair's two names are read crossed: their crossed levels (`crossed`, the
 /// first name of one record against the last name of the other, and the other way)
 /// agree better than their straight ones (`straight`), one of them exactly and the
@@ -841,13 +853,7 @@ fn parts(
     }
     giant_blocks.sort_by(|x, y| y.records.cmp(&x.records).then(x.value.cmp(&y.value)));
     // names are read crossed when the model compares one first and one last name
-    let position = |name: &str| spec.compare.iter().position(|c| c.column == name);
-    let names = crossed.as_ref().and_then(|[first, last]| {
-        Some(NameColumns {
-            first: position(first)?,
-            last: position(last)?,
-        })
-    });
+    let names = NameColumns::of(spec, crossed.as_ref());
     Ok(Parts {
         model,
         crossed,
@@ -1288,15 +1294,14 @@ pub async fn explain_pair(
     (raw_a, raw_b): (&RawValues<'_>, &RawValues<'_>),
 ) -> Result<Vec<lakecdp_match::model::Contribution>> {
     let model = &stored.model;
-    // every column's normalised values first: the names may be read crossed
-    let mut values = Vec::with_capacity(spec.compare.len());
-    for c in &spec.compare {
+    // the pair as a run of one record a side: the same comparison vector and term
+    // shares as the run's (`Columns`), crossed names included
+    let mut list = Vec::with_capacity(spec.compare.len());
+    for (k, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
-        let semantic = semantic_in(table, other, &c.column, counterpart);
-        let steps = c
-            .normalize
-            .clone()
-            .unwrap_or_else(|| semantic.default_normalizations());
+        let steps = c.normalize.clone().unwrap_or_else(|| {
+            semantic_in(table, other, &c.column, counterpart).default_normalizations()
+        });
         let x = explaining.cache.one(
             &table.qualified(),
             &c.column,
@@ -1309,102 +1314,46 @@ pub async fn explain_pair(
             &steps,
             raw_b(counterpart).as_deref(),
         );
-        values.push((x, y, steps));
-    }
-    let mut levels: Vec<u8> = spec
-        .compare
-        .iter()
-        .zip(&model.columns)
-        .zip(&values)
-        .map(|((_, column), (x, y, _))| column.kind.level_of(x.as_deref(), y.as_deref()))
-        .collect();
-    // per column: this record's value and the column it is from, and the other
-    // record's value and its column (another one when the names are read crossed)
-    type Slot<'v> = (Option<&'v str>, usize, Option<&'v str>, usize);
-    let mut slots: Vec<Slot<'_>> = values
-        .iter()
-        .enumerate()
-        .map(|(i, (x, y, _))| (x.as_deref(), i, y.as_deref(), i))
-        .collect();
-    let mut crossed_slots = None;
-    let position = |name: &str| spec.compare.iter().position(|c| c.column == name);
-    let crossing =
-        crossed_names(spec, table, other).and_then(|[f, l]| Some((position(&f)?, position(&l)?)));
-    if let Some((f, l)) = crossing {
-        let (xf, xl) = (values[f].0.as_deref(), values[l].0.as_deref());
-        let (yf, yl) = (values[f].1.as_deref(), values[l].1.as_deref());
-        let crossed = [
-            model.columns[f].kind.level_of(xf, yl),
-            model.columns[l].kind.level_of(xl, yf),
-        ];
-        if read_crossed([levels[f], levels[l]], crossed) {
-            // one table: the record whose names sort first takes this side's place, as
-            // in the run
-            let same = table.qualified() == other.qualified();
-            if same && (xf, xl) > (yf, yl) {
-                slots[f] = (yf, f, xl, l);
-                slots[l] = (yl, l, xf, f);
-                levels[f] = crossed[1];
-                levels[l] = crossed[0];
-            } else {
-                slots[f] = (xf, f, yl, l);
-                slots[l] = (xl, l, yf, f);
-                levels[f] = crossed[0];
-                levels[l] = crossed[1];
-            }
-            crossed_slots = Some((f, l));
-        }
-    }
-    let mut shares = Vec::with_capacity(spec.compare.len());
-    for (i, column) in model.columns.iter().enumerate() {
-        let (mine_value, mine_column, theirs_value, theirs_column) = slots[i];
-        let share = match (mine_value, theirs_value) {
-            (Some(vx), Some(vy)) if column.term_frequency && levels[i] == 0 => {
-                let mine = explain_counts(
+        let terms = if column.term_frequency {
+            Some(
+                explain_counts(
                     lake,
                     sources,
                     explaining,
                     (spec, stored),
                     (table, other),
-                    mine_column,
-                    &values[mine_column].2,
+                    k,
+                    &steps,
                 )
-                .await?;
-                // the other value's share is counted in the column it is from, when
-                // that column is adjusted too (as the run weighs it)
-                let theirs = if theirs_column == mine_column {
-                    Some(mine.clone())
-                } else if model.columns[theirs_column].term_frequency {
-                    Some(
-                        explain_counts(
-                            lake,
-                            sources,
-                            explaining,
-                            (spec, stored),
-                            (table, other),
-                            theirs_column,
-                            &values[theirs_column].2,
-                        )
-                        .await?,
-                    )
-                } else {
-                    None
-                };
-                // rounded as the run rounds them
-                let share = |t: &TermCounts, v: &str| f64::from(t.share(v) as f32);
-                Some(match theirs {
-                    Some(t) => share(&mine, vx).max(share(&t, vy)),
-                    None => share(&mine, vx),
-                })
-            }
-            _ => None,
+                .await?,
+            )
+        } else {
+            None
         };
-        shares.push(share);
+        list.push(Compared {
+            kind: column.kind,
+            a: Arc::new(StringArray::from(vec![x])),
+            b: Arc::new(StringArray::from(vec![y])),
+            terms,
+            shares: None,
+        });
     }
+    let columns = Columns {
+        list,
+        names: NameColumns::of(spec, crossed_names(spec, table, other).as_ref()),
+        same: table.qualified() == other.qualified(),
+    };
+    let mut levels = vec![0u8; columns.len()];
+    let crossing = columns.vector(0, 0, &mut levels);
+    let shares: Vec<Option<f64>> = (0..columns.len())
+        .map(|k| columns.tf(k, 0, 0, levels[k], crossing))
+        .collect();
     let mut rows = model.explain(&levels, &shares);
     // a name read crossed says so
-    if let Some((f, l)) = crossed_slots {
-        for i in [f, l] {
+    if let (Some(NameColumns { first, last }), true) =
+        (columns.names, crossing != Crossing::Straight)
+    {
+        for i in [first, last] {
             let name = &spec.compare[i].column;
             if let Some(row) = rows.iter_mut().find(|r| r.column.as_ref() == Some(name)) {
                 row.level_label = crossed_label(row.level_label);
