@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
-use lakecdp_core::{ConditionSpec, Normalization};
+use lakecdp_core::{ConditionSpec, ModelSpec, Normalization};
 
 use super::data::TableData;
 use super::rules::{
@@ -309,6 +309,115 @@ impl RuleBlocks {
     }
 }
 
+/// One side of a model's blocking key as it is keyed: its definition, its table,
+/// whether its values are those after the winners took their columns' values, and its
+/// columns' values (each flagged when it holds dates).
+struct KeySide {
+    def: String,
+    table: usize,
+    winners: bool,
+    values: Vec<(ValueKey, bool)>,
+}
+
+/// One blocking key of a model: both sides, its name for its giant values, and the
+/// hashes its giant-block guard leaves out.
+struct ModelKey {
+    id: String,
+    a: KeySide,
+    b: KeySide,
+    giant: hashbrown::HashSet<u64>,
+}
+
+/// A match model's blocking keys as an incremental run looks up its candidate pairs in
+/// the block index: the same blocks (every record's key, by hash), giant values and
+/// orientation as a run over every record (see `model::run`).
+pub(super) struct ModelBlocks {
+    keys: Vec<ModelKey>,
+    same: bool,
+    active_b: Vec<bool>,
+}
+
+impl ModelBlocks {
+    /// The keys of `spec`, a model of `kind` (`dedupe`, `match`) between tables `ta` and
+    /// `tb` (the same for deduplication; a match model reads the values after the
+    /// winners took their columns' values).
+    pub(super) fn new(
+        kind: &'static str,
+        spec: &ModelSpec,
+        (ta, tb): (usize, usize),
+        tables: &[TableData],
+    ) -> Self {
+        let (t, other) = (&tables[ta], &tables[tb]);
+        let side = |ti: usize, columns: &[super::model::KeyColumn], this: bool| {
+            let overlaid = kind == "match" && !tables[ti].spec.dedupe_columns.is_empty();
+            let column = |k: &super::model::KeyColumn| {
+                if this {
+                    k.column.clone()
+                } else {
+                    k.other.clone()
+                }
+            };
+            let parts: Vec<String> = columns
+                .iter()
+                .map(|k| {
+                    let day = if k.date { " (day)" } else { "" };
+                    format!("{}: {:?}{day}", column(k), k.steps)
+                })
+                .collect();
+            let winners = if overlaid { " (winners)" } else { "" };
+            KeySide {
+                def: format!(
+                    "{}{winners} model key [{}]",
+                    tables[ti].name,
+                    parts.join("; ")
+                ),
+                table: ti,
+                winners: overlaid,
+                values: columns
+                    .iter()
+                    .map(|k| {
+                        let value = ValueKey {
+                            table: ti,
+                            column: column(k),
+                            steps: k.steps.clone(),
+                            winners: overlaid,
+                        };
+                        (value, k.date)
+                    })
+                    .collect(),
+            }
+        };
+        let keys = super::model::key_columns(spec, t, other)
+            .into_iter()
+            .map(|(name, columns)| ModelKey {
+                id: super::incremental::giant_id(
+                    kind,
+                    &t.name,
+                    &other.name,
+                    &format!("model ({name})"),
+                ),
+                a: side(ta, &columns, true),
+                // one table: keyed by this side's columns on both (as `model::run` does)
+                b: side(tb, &columns, ta == tb),
+                giant: hashbrown::HashSet::new(),
+            })
+            .collect();
+        ModelBlocks {
+            keys,
+            same: ta == tb,
+            active_b: Vec::new(),
+        }
+    }
+
+    /// The sides whose definitions are looked up.
+    fn sides(&self) -> impl Iterator<Item = &KeySide> {
+        let same = self.same;
+        self.keys
+            .iter()
+            .flat_map(move |k| std::iter::once(&k.b).chain((!same).then_some(&k.a)))
+    }
+}
+
 /// The blocks of every key definition of a run, and the values it normalised.
 #[derive(Default)]
 pub(super) struct BlockIndex {
@@ -439,6 +548,34 @@ impl BlockIndex {
         self.giant.insert(rule.id.clone(), giant);
     }
 
+    /// Keep the blocks of a model's keys as a run over every record hashed them (`keys`,
+    /// in the order declared), with the hashes its giant-block guard left out.
+    pub(super) fn key_all_model(
+        &mut self,
+        model: &ModelBlocks,
+        keys: &[super::model::Key],
+        tables: &[TableData],
+    ) {
+        for (key, hashed) in model.keys.iter().zip(keys) {
+            for (side, hashes) in [(&key.a, &hashed.a), (&key.b, &hashed.b)] {
+                if self.by_def.contains_key(&side.def) {
+                    continue;
+                }
+                let entries = hashes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| **h != 0)
+                    .map(|(row, h)| (*h, row as u32))
+                    .collect();
+                let name = tables[side.table].name.clone();
+                self.insert(side.def.clone(), DefIndex::from_entries(name, entries));
+            }
+            let mut giant: Vec<u64> = hashed.giant.iter().copied().collect();
+            giant.sort_unstable();
+            self.giant.insert(key.id.clone(), giant);
+        }
+    }
+
     fn insert(&mut self, def: String, index: DefIndex) {
         self.by_def.insert(def, self.defs.len());
         self.defs.push(index);
@@ -467,22 +604,10 @@ impl BlockIndex {
                 continue;
             }
             let table = &tables[side.table];
-            let Some(stored) = self.stored.as_mut() else {
-                return Err(Error::Internal("no stored block index to build on".into()));
+            let (hashes, rows) = match self.take_stored(&side.def, &table.name)? {
+                Ok(entries) => entries,
+                Err(why) => return Ok(Err(why)),
             };
-            let Some((_, hashes, rows)) = stored.defs.remove(&side.def) else {
-                return Ok(Err(format!(
-                    "the stored block index has no keys of `{}`: every record is matched",
-                    side.def
-                )));
-            };
-            let old_rows = stored.renumber.get(&table.name).map_or(0, Vec::len);
-            if rows.iter().any(|r| *r as usize >= old_rows) {
-                return Ok(Err(
-                    "the stored block index names records the state does not have: every record is matched"
-                        .into(),
-                ));
-            }
             let fresh = if side.winners { decided } else { changed };
             let rows_now: Vec<u32> = (0..table.len() as u32)
                 .filter(|r| fresh[side.table][*r as usize])
@@ -501,6 +626,220 @@ impl BlockIndex {
             });
         }
         Ok(Ok(()))
+    }
+
+    /// The last run's entries of definition `def` of table `table`; `Ok(Err(why))` when
+    /// the stored index lacks it or names rows the state does not have.
+    #[allow(clippy::type_complexity)]
+    fn take_stored(
+        &mut self,
+        def: &str,
+        table: &str,
+    ) -> Result<std::result::Result<(Vec<u64>, Vec<u32>), String>> {
+        let Some(stored) = self.stored.as_mut() else {
+            return Err(Error::Internal("no stored block index to build on".into()));
+        };
+        let Some((_, hashes, rows)) = stored.defs.remove(def) else {
+            return Ok(Err(format!(
+                "the stored block index has no keys of `{def}`: every record is matched"
+            )));
+        };
+        let old_rows = stored.renumber.get(table).map_or(0, Vec::len);
+        if rows.iter().any(|r| *r as usize >= old_rows) {
+            return Ok(Err(
+                "the stored block index names records the state does not have: every record is matched"
+                    .into(),
+            ));
+        }
+        Ok(Ok((hashes, rows)))
+    }
+
+    /// [`BlockIndex::schedule`] for the keys of a model.
+    pub(super) fn schedule_model(
+        &mut self,
+        model: &ModelBlocks,
+        tables: &[TableData],
+        cache: &NormalizedCache,
+        (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
+    ) -> Result<std::result::Result<(), String>> {
+        for side in model.sides() {
+            if self.by_def.contains_key(&side.def) || self.pending.iter().any(|p| p.def == side.def)
+            {
+                continue;
+            }
+            let table = &tables[side.table];
+            let (hashes, rows) = match self.take_stored(&side.def, &table.name)? {
+                Ok(entries) => entries,
+                Err(why) => return Ok(Err(why)),
+            };
+            let fresh = if side.winners { decided } else { changed };
+            let rows_now: Vec<u32> = (0..table.len() as u32)
+                .filter(|r| fresh[side.table][*r as usize])
+                .collect();
+            let keys: Vec<ValueKey> = side.values.iter().map(|v| v.0.clone()).collect();
+            self.fill(&keys, &rows_now, tables, cache);
+            let hasher = key_hasher();
+            let mut new: Vec<(u64, u32)> = rows_now
+                .iter()
+                .map(|&row| (self.model_hash(side, row, &hasher), row))
+                .filter(|(h, _)| *h != 0)
+                .collect();
+            new.sort_unstable();
+            self.pending.push(Pending {
+                def: side.def.clone(),
+                table: side.table,
+                winners: side.winners,
+                hashes,
+                rows,
+                new,
+            });
+        }
+        Ok(Ok(()))
+    }
+
+    /// The hash of `row`'s key on `side`, from its normalised values (filled).
+    fn model_hash(&self, side: &KeySide, row: u32, hasher: &super::rules::KeyHasher) -> u64 {
+        let values = side.values.iter().map(|(key, date)| {
+            let value = self.values.get(key).and_then(|v| v.get(row as usize));
+            (value, *date)
+        });
+        super::model::key_hash(hasher, values)
+    }
+
+    /// [`BlockIndex::guard`] for the keys of a model, with its other side's active
+    /// records.
+    pub(super) fn guard_model(
+        &mut self,
+        model: &mut ModelBlocks,
+        active: &(dyn Fn(usize) -> bool + Sync),
+        tables: &[TableData],
+        max_block: usize,
+    ) -> std::result::Result<(), String> {
+        let defs = &self.defs;
+        let by_def = &self.by_def;
+        let count = |key: &ModelKey| defs[by_def[&key.b.def]].giant(active, max_block);
+        let counted = in_parallel(model.keys.iter().collect(), &count);
+        if let Some(b) = model.keys.first() {
+            model.active_b = (0..tables[b.b.table].len()).map(active).collect();
+        }
+        let mut crossed = None;
+        for (key, giant) in model.keys.iter_mut().zip(counted) {
+            crossed = crossed.or(self.set_giant(&key.id, &giant));
+            key.giant = giant;
+        }
+        crossed.map_or(Ok(()), Err)
+    }
+
+    /// Note the hashes rule or model key `id` leaves out for their size; why the run
+    /// cannot go on when they are not the ones the last run left out.
+    fn set_giant(&mut self, id: &str, giant: &hashbrown::HashSet<u64>) -> Option<String> {
+        let before: hashbrown::HashSet<u64> = self
+            .stored
+            .as_ref()
+            .and_then(|s| s.giant.get(id))
+            .map(|g| g.iter().copied().collect())
+            .unwrap_or_default();
+        let mut sorted: Vec<u64> = giant.iter().copied().collect();
+        sorted.sort_unstable();
+        self.giant.insert(id.to_string(), sorted);
+        (*giant != before).then(|| {
+            format!(
+                "a blocking value crossed the giant-block guard (`{id}`): every record is matched"
+            )
+        })
+    }
+
+    /// Every candidate pair of a model with a record in `touching`, as a run over all
+    /// records would produce it: looked up from both ends in the blocks of each key,
+    /// leaving out giant blocks, inactive records of the other side, and pairs an
+    /// earlier key produces (one table: (smaller, larger)). Sorted.
+    pub(super) fn touching_model(
+        &mut self,
+        model: &ModelBlocks,
+        tables: &[TableData],
+        cache: &NormalizedCache,
+        t: Touching<'_>,
+    ) -> Vec<(u32, u32)> {
+        let same = model.same;
+        let from_a: Vec<u32> = (0..t.a.len() as u32).filter(|r| t.a[*r as usize]).collect();
+        let from_b: Vec<u32> = if same {
+            Vec::new()
+        } else {
+            (0..t.b.len() as u32)
+                .filter(|o| t.b[*o as usize] && model.active_b[*o as usize])
+                .collect()
+        };
+        if from_a.is_empty() && from_b.is_empty() {
+            return Vec::new();
+        }
+        let values = |side: fn(&ModelKey) -> &KeySide| -> Vec<ValueKey> {
+            let keys = model.keys.iter().map(side);
+            keys.flat_map(|s| s.values.iter().map(|v| v.0.clone()))
+                .collect()
+        };
+        let (a_values, b_values) = (values(|k| &k.a), values(|k| &k.b));
+        self.fill(&a_values, &from_a, tables, cache);
+        self.fill(&b_values, &from_b, tables, cache);
+        let hasher = key_hasher();
+        // (this side's record, the other's, the key that found them)
+        let mut found: Vec<(u32, u32, usize)> = Vec::new();
+        for (k, key) in model.keys.iter().enumerate() {
+            let b_def = &self.defs[self.by_def[&key.b.def]];
+            for &row in &from_a {
+                let h = self.model_hash(&key.a, row, &hasher);
+                if h == 0 || key.giant.contains(&h) {
+                    continue;
+                }
+                for &o in b_def.get(h) {
+                    // one table: each pair once, from its smaller record when that one
+                    // looks too
+                    if !model.active_b[o as usize]
+                        || same && (o == row || o < row && t.a[o as usize])
+                    {
+                        continue;
+                    }
+                    found.push(if same && o < row {
+                        (o, row, k)
+                    } else {
+                        (row, o, k)
+                    });
+                }
+            }
+            if same {
+                continue;
+            }
+            // the other side's records look this side up: pairs found from their end
+            let a_def = &self.defs[self.by_def[&key.a.def]];
+            for &o in &from_b {
+                let h = self.model_hash(&key.b, o, &hasher);
+                if h == 0 || key.giant.contains(&h) {
+                    continue;
+                }
+                for &x in a_def.get(h) {
+                    if !t.a[x as usize] {
+                        found.push((x, o, k));
+                    }
+                }
+            }
+        }
+        // a pair an earlier key produces is that key's
+        let xs: Vec<u32> = found.iter().map(|f| f.0).collect();
+        let os: Vec<u32> = found.iter().map(|f| f.1).collect();
+        self.fill(&a_values, &xs, tables, cache);
+        self.fill(&b_values, &os, tables, cache);
+        let mut candidates: Vec<(u32, u32)> = found
+            .into_iter()
+            .filter(|&(x, o, k)| {
+                !model.keys[..k].iter().any(|e| {
+                    let h = self.model_hash(&e.a, x, &hasher);
+                    h != 0 && h == self.model_hash(&e.b, o, &hasher) && !e.giant.contains(&h)
+                })
+            })
+            .map(|(x, o, _)| (x, o))
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
     }
 
     /// Make the blocks [`BlockIndex::schedule`] got ready, on every core: each one's kept
@@ -561,21 +900,7 @@ impl BlockIndex {
         let counted = in_parallel(rules, &count);
         let mut crossed = None;
         for (rule, giant) in counted {
-            let before: hashbrown::HashSet<u64> = self
-                .stored
-                .as_ref()
-                .and_then(|s| s.giant.get(&rule.id))
-                .map(|g| g.iter().copied().collect())
-                .unwrap_or_default();
-            if giant != before && crossed.is_none() {
-                crossed = Some(format!(
-                    "a blocking value crossed the giant-block guard (`{}`): every record is matched",
-                    rule.id
-                ));
-            }
-            let mut sorted: Vec<u64> = giant.iter().copied().collect();
-            sorted.sort_unstable();
-            self.giant.insert(rule.id.clone(), sorted);
+            crossed = crossed.or(self.set_giant(&rule.id, &giant));
             rule.giant = giant;
         }
         crossed.map_or(Ok(()), Err)

@@ -46,7 +46,7 @@ use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::{Lake, Process};
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{BlockIndex, RuleBlocks, RuleDef, Stored};
+use super::blocks::{BlockIndex, ModelBlocks, RuleBlocks, RuleDef, Stored};
 use super::data::TableData;
 use super::model::StoredModel;
 use super::rules::{GiantBlock, NormalizedCache, Touching};
@@ -560,15 +560,8 @@ pub(super) struct Closure {
     gone_ids: Vec<Vec<(String, String)>>,
     /// Per table, the records of new or changed keys.
     changed_rows: Vec<Vec<bool>>,
-    /// Per table, its dedupe model's blocks.
-    dedupe_model_index: Vec<Option<model::ModelIndex>>,
-    /// Per table and match model.
-    match_model_index: Vec<Vec<Option<model::ModelIndex>>>,
     /// The values each rule and model key left out for their size in the last run.
     giant: GiantValues,
-    /// Per table, whether a key of it is new, changed or gone: its blocks may have grown
-    /// past the giant-block guard or shrunk below it, whatever records the set holds.
-    touched: Vec<bool>,
 }
 
 impl Closure {
@@ -589,7 +582,6 @@ impl Closure {
         let mut changed = 0;
         let mut deleted = 0;
         let mut gone: HashMap<String, hashbrown::HashSet<String>> = HashMap::new();
-        let mut touched = vec![false; tables.len()];
         let mut old_key = vec![u32::MAX; total];
         let mut old_ids = Vec::with_capacity(tables.len());
         let mut gone_ids = vec![Vec::new(); tables.len()];
@@ -666,13 +658,11 @@ impl Closure {
                         *flag = true;
                     }
                     changed += end - first;
-                    touched[ti] = true;
                 }
             }
             gone_keys.extend(old_keys);
             for (j, key) in gone_keys {
                 deleted += 1;
-                touched[ti] = true;
                 seeds.push(old.component[j]);
                 gone.entry(t.name.clone())
                     .or_default()
@@ -717,13 +707,7 @@ impl Closure {
             old_key,
             gone_ids,
             changed_rows,
-            dedupe_model_index: tables.iter().map(|_| None).collect(),
-            match_model_index: tables
-                .iter()
-                .map(|t| t.spec.match_models.iter().map(|_| None).collect())
-                .collect(),
             giant,
-            touched,
         };
         for c in seeds {
             closure.take_component(c);
@@ -765,18 +749,6 @@ impl Closure {
     /// run's, or the run would not have gone on).
     pub(super) fn giant(&self) -> &GiantValues {
         &self.giant
-    }
-
-    /// Why the run cannot go on, when a rule or model key leaves out other values than
-    /// the last run did (a block grew past the guard, or shrank below it): records
-    /// outside the set would pair otherwise.
-    fn giant_changed(&self, id: &str, now: BTreeSet<String>) -> Option<String> {
-        let before = self.giant.get(id).cloned().unwrap_or_default();
-        (before != now).then(|| {
-            format!(
-                "a blocking value crossed the giant-block guard (`{id}`): every record is matched"
-            )
-        })
     }
 
     /// Whether the duplicate group of global record `g` was held together by a strong
@@ -839,16 +811,34 @@ impl Closure {
             }
             rules.push(here);
         }
+        // and every dedupe model's, with its stored parameters to score with
+        let mut dedupe_models: Vec<Option<(ModelBlocks, model::Scorer)>> =
+            Vec::with_capacity(tables.len());
+        for (ti, t) in tables.iter().enumerate() {
+            let Some(ms) = &t.spec.dedupe_model else {
+                dedupe_models.push(None);
+                continue;
+            };
+            let blocks = ModelBlocks::new("dedupe", ms, (ti, ti), tables);
+            let fresh = (&self.changed_rows[..], &self.in_set[..]);
+            if let Err(why) = self.index.schedule_model(&blocks, tables, cache, fresh)? {
+                return Ok(Some(why));
+            }
+            let scorer = model::Scorer::new(ms, (t, t), models.get(&model::model_name(t, t)))?;
+            dedupe_models.push(Some((blocks, scorer)));
+        }
         self.index.build(tables, (&self.changed_rows, &self.in_set));
         let all = |_: usize| true;
         let guarded = rules.iter_mut().flatten().map(|r| (r, &all as _)).collect();
         if let Err(why) = self.index.guard(guarded, tables, max_block) {
             return Ok(Some(why));
         }
-        // the first round indexes every table a key changed in with a model, to see its
-        // giant blocks
-        let mut first = true;
-        while first || self.frontier.iter().flatten().any(|x| *x) {
+        for (blocks, _) in dedupe_models.iter_mut().flatten() {
+            if let Err(why) = self.index.guard_model(blocks, &all, tables, max_block) {
+                return Ok(Some(why));
+            }
+        }
+        while self.frontier.iter().flatten().any(|x| *x) {
             let frontier = std::mem::replace(
                 &mut self.frontier,
                 tables.iter().map(|t| vec![false; t.len()]).collect(),
@@ -867,20 +857,11 @@ impl Closure {
                         self.dedupe_rules[ti][ri].extend(pairs);
                     }
                 }
-                let model = t.spec.dedupe_model.as_ref();
-                if let Some(ms) = model.filter(|_| looks || first && self.touched[ti]) {
-                    if self.dedupe_model_index[ti].is_none() {
-                        let index = model_index(ms, (t, t), &|_| true, max_block, models, cache)?;
-                        if let Some(why) = self.model_giant_changed("dedupe", t, t, &index) {
-                            return Ok(Some(why));
-                        }
-                        self.dedupe_model_index[ti] = Some(index);
-                    }
-                    if let Some(index) = &self.dedupe_model_index[ti] {
-                        let pairs = index.touching(touching);
-                        found.extend(pairs.iter().map(|p| (p.0, p.1)));
-                        self.dedupe_model[ti].extend(pairs);
-                    }
+                if let Some((blocks, scorer)) = dedupe_models[ti].as_ref().filter(|_| looks) {
+                    let candidates = self.index.touching_model(blocks, tables, cache, touching);
+                    let pairs = scorer.score(&candidates, (t, t), cache);
+                    found.extend(pairs.iter().map(|p| (p.0, p.1)));
+                    self.dedupe_model[ti].extend(pairs);
                 }
                 for (x, y) in found {
                     self.take(ti, x as usize);
@@ -888,11 +869,8 @@ impl Closure {
                 }
             }
             self.overrides(always);
-            first = false;
         }
         self.in_dedupe = self.in_set.clone();
-        // the model's blocks hold normalised values: free them
-        self.dedupe_model_index.iter_mut().for_each(|i| *i = None);
         for pairs in self.dedupe_rules.iter_mut().flatten() {
             tidy(pairs);
         }
@@ -902,19 +880,6 @@ impl Closure {
         // every record of the set looks for its match pairs next
         self.frontier = self.in_set.clone();
         Ok(None)
-    }
-
-    /// [`Closure::giant_changed`] for each key of a model.
-    fn model_giant_changed(
-        &self,
-        kind: &str,
-        t: &TableData,
-        other: &TableData,
-        index: &model::ModelIndex,
-    ) -> Option<String> {
-        index.giant_values().into_iter().find_map(|(rule, values)| {
-            self.giant_changed(&giant_id(kind, &t.name, &other.name, &rule), values)
-        })
     }
 
     /// Close the set over the pairs of the match rules and models (every record of the
@@ -955,6 +920,25 @@ impl Closure {
             }
             rules.push(here);
         }
+        // and every match model's
+        let mut match_models: Vec<Vec<(usize, ModelBlocks, model::Scorer)>> =
+            Vec::with_capacity(tables.len());
+        for (ti, t) in tables.iter().enumerate() {
+            let mut here = Vec::with_capacity(t.spec.match_models.len());
+            for ms in &t.spec.match_models {
+                let wi = position(ms.with.as_deref().unwrap_or_default())?;
+                let blocks = ModelBlocks::new("match", ms, (ti, wi), tables);
+                let fresh = (&self.changed_rows[..], &self.in_set[..]);
+                if let Err(why) = self.index.schedule_model(&blocks, tables, cache, fresh)? {
+                    return Ok(Some(why));
+                }
+                let other = &tables[wi];
+                let stored = models.get(&model::model_name(t, other));
+                let scorer = model::Scorer::new(ms, (t, other), stored)?;
+                here.push((wi, blocks, scorer));
+            }
+            match_models.push(here);
+        }
         self.index.build(tables, (&self.changed_rows, &self.in_set));
         // each rule's other side: its winners
         let actives: Vec<Box<dyn Fn(usize) -> bool + Sync + '_>> = winners
@@ -969,13 +953,13 @@ impl Closure {
         if let Err(why) = self.index.guard(guarded, tables, max_block) {
             return Ok(Some(why));
         }
-        // the first round indexes every model of a table a record changed in (its
-        // winners too), to see its giant blocks
-        let mut first = true;
-        let changed: Vec<bool> = (0..tables.len())
-            .map(|ti| self.touched[ti] || self.in_set[ti].iter().any(|x| *x))
-            .collect();
-        while first || self.frontier.iter().flatten().any(|x| *x) {
+        for (wi, blocks, _) in match_models.iter_mut().flatten() {
+            let active = actives[*wi].as_ref();
+            if let Err(why) = self.index.guard_model(blocks, active, tables, max_block) {
+                return Ok(Some(why));
+            }
+        }
+        while self.frontier.iter().flatten().any(|x| *x) {
             let frontier = std::mem::replace(
                 &mut self.frontier,
                 tables.iter().map(|t| vec![false; t.len()]).collect(),
@@ -995,30 +979,17 @@ impl Closure {
                     found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
                     self.match_rules[ti][ri].extend(pairs);
                 }
-                for (mi, ms) in t.spec.match_models.iter().enumerate() {
-                    let wi = position(ms.with.as_deref().unwrap_or_default())?;
-                    let looks = frontier[ti].iter().chain(&frontier[wi]).any(|x| *x);
-                    if !(looks || first && (changed[ti] || changed[wi])) {
+                for (mi, (wi, blocks, scorer)) in match_models[ti].iter().enumerate() {
+                    let wi = *wi;
+                    if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
                         continue;
                     }
-                    if self.match_model_index[ti][mi].is_none() {
-                        let winners_b = &winners[wi];
-                        let active = |j: usize| winners_b[j] == j as u32;
-                        let pair = (t, &tables[wi]);
-                        let index = model_index(ms, pair, &active, max_block, models, cache)?;
-                        if let Some(why) = self.model_giant_changed("match", t, &tables[wi], &index)
-                        {
-                            return Ok(Some(why));
-                        }
-                        self.match_model_index[ti][mi] = Some(index);
-                    }
-                    let Some(index) = &self.match_model_index[ti][mi] else {
-                        continue;
-                    };
-                    let pairs = index.touching(Touching {
+                    let touching = Touching {
                         a: &frontier[ti],
                         b: &frontier[wi],
-                    });
+                    };
+                    let candidates = self.index.touching_model(blocks, tables, cache, touching);
+                    let pairs = scorer.score(&candidates, (t, &tables[wi]), cache);
                     found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
                     self.match_models[ti][mi].extend(pairs);
                 }
@@ -1028,13 +999,8 @@ impl Closure {
                 self.take(wi, y as usize);
             }
             self.overrides(always);
-            first = false;
         }
         self.index.forget_values();
-        self.match_model_index
-            .iter_mut()
-            .flatten()
-            .for_each(|i| *i = None);
         for pairs in self.match_rules.iter_mut().flatten() {
             tidy(pairs);
         }
@@ -1113,31 +1079,6 @@ impl Closure {
             })
             .collect()
     }
-}
-
-/// The blocks of a model between `a` and `b` (one table for a dedupe model) over every
-/// record, scored by its stored parameters.
-fn model_index(
-    ms: &lakecdp_core::ModelSpec,
-    (a, b): (&TableData, &TableData),
-    active_b: &(dyn Fn(usize) -> bool + Sync),
-    max_block: usize,
-    models: &HashMap<String, StoredModel>,
-    cache: &mut NormalizedCache,
-) -> Result<model::ModelIndex> {
-    model::ModelIndex::new(
-        model::ModelRun {
-            spec: ms,
-            a,
-            b,
-            same: a.name == b.name,
-            active_a: &|_| true,
-            active_b,
-            max_block,
-            stored: models.get(&model::model_name(a, b)).cloned(),
-        },
-        cache,
-    )
 }
 
 /// Pairs found more than once (from both ends, or in two rounds) kept once, best score

@@ -550,11 +550,16 @@ async fn unify_once(
                             active_b: &|_| true,
                             max_block,
                             stored: models.get(&name).cloned(),
+                            keep_keys: full_blocks.is_some(),
                         },
                         &mut cache,
                     )?;
                     let g = &outcome.report.giant;
                     incremental::note_giant(&mut giant_values, "dedupe", (&t.name, &t.name), g);
+                    if let Some(index) = full_blocks.as_mut() {
+                        let blocks = blocks::ModelBlocks::new("dedupe", ms, (ti, ti), &tables);
+                        index.key_all_model(&blocks, &outcome.keys, &tables);
+                    }
                     note_model(
                         "dedupe",
                         (name.clone(), ms),
@@ -841,11 +846,16 @@ async fn unify_once(
                             active_b: &|j| winners_b[j] == j as u32,
                             max_block,
                             stored: models.get(&name).cloned(),
+                            keep_keys: full_blocks.is_some(),
                         },
                         &mut cache,
                     )?;
                     let g = &outcome.report.giant;
                     incremental::note_giant(&mut giant_values, "match", (&t.name, with), g);
+                    if let Some(index) = full_blocks.as_mut() {
+                        let blocks = blocks::ModelBlocks::new("match", ms, (ti, wi), &tables);
+                        index.key_all_model(&blocks, &outcome.keys, &tables);
+                    }
                     note_model(
                         "match",
                         (name.clone(), ms),

@@ -47,7 +47,7 @@ use lakecdp_match::random::SplitMix;
 use serde::{Deserialize, Serialize};
 
 use super::data::TableData;
-use super::rules::{Blocks, GiantBlock, NormalizedCache, Touching, Values};
+use super::rules::{key_hasher, GiantBlock, KeyHasher, NormalizedCache, Values};
 use crate::{Error, Result};
 
 /// The probabilities whose pair counts a report lists.
@@ -106,8 +106,33 @@ pub struct StoredModel {
     pub trained_in: String,
     /// Per compared column, the counts of its values when it is term-frequency adjusted
     /// (none for a model stored before they were kept: the run then counts anew).
-    #[serde(default)]
-    pub terms: Vec<Option<TermCounts>>,
+    #[serde(default, with = "shared_terms")]
+    pub terms: Vec<Option<Arc<TermCounts>>>,
+}
+
+/// A stored model's term counts, shared by every run and pair that weighs with them
+/// (stored as plain counts).
+mod shared_terms {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::TermCounts;
+
+    pub fn serialize<S: Serializer>(
+        terms: &[Option<Arc<TermCounts>>],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let plain: Vec<Option<&TermCounts>> = terms.iter().map(|t| t.as_deref()).collect();
+        plain.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<Option<Arc<TermCounts>>>, D::Error> {
+        let plain: Vec<Option<TermCounts>> = Vec::deserialize(d)?;
+        Ok(plain.into_iter().map(|t| t.map(Arc::new)).collect())
+    }
 }
 
 /// How many records held each (normalised) value of a compared column when the model
@@ -252,7 +277,7 @@ pub async fn save(
         spec: fingerprint(spec, names)?,
         model: model.clone(),
         trained_in: run.to_string(),
-        terms: terms.iter().map(|t| t.as_deref().cloned()).collect(),
+        terms: terms.to_vec(),
     };
     let text =
         serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(format!("model: {e}")))?;
@@ -619,37 +644,102 @@ fn untrained(spec: &ModelSpec, a: &TableData, b: &TableData) -> Result<Model> {
     Ok(model)
 }
 
-/// The hasher of blocking keys.
-type KeyHasher = hashbrown::DefaultHashBuilder;
+/// The hash of one record's key from its columns' normalised values (each flagged when
+/// it holds dates): 0 when a value is missing. Dates are keyed by the day they name,
+/// whatever their layout. Hashed with the blocking keys' fixed seed, so that the block
+/// index an incremental run keeps holds the hashes a later run computes.
+pub(super) fn key_hash<'v>(
+    hasher: &KeyHasher,
+    values: impl IntoIterator<Item = (Option<&'v str>, bool)>,
+) -> u64 {
+    let mut state = hasher.build_hasher();
+    for (value, date) in values {
+        match value {
+            Some(text) if date => match canonical_date(text) {
+                Some(day) => day.hash(&mut state),
+                None => text.hash(&mut state),
+            },
+            Some(text) => text.hash(&mut state),
+            None => return 0,
+        }
+    }
+    state.finish().max(1)
+}
 
-/// The hash of each record's key (0: no key, a value is missing). Columns flagged as
-/// dates are keyed by the day they name, whatever their layout.
+/// The hash of each record's key (see [`key_hash`]).
 fn key_hashes(values: &[(Values, bool)], hasher: &KeyHasher) -> Vec<u64> {
     let n = values.first().map_or(0, |v| v.0.len());
     (0..n)
-        .map(|row| {
-            let mut state = hasher.build_hasher();
-            for (v, date) in values {
-                match at(v, row) {
-                    Some(text) if *date => match canonical_date(text) {
-                        Some(day) => day.hash(&mut state),
-                        None => text.hash(&mut state),
-                    },
-                    Some(text) => text.hash(&mut state),
-                    None => return 0,
-                }
-            }
-            state.finish().max(1)
-        })
+        .map(|row| key_hash(hasher, values.iter().map(|(v, date)| (at(v, row), *date))))
         .collect()
 }
 
 /// One blocking key, hashed on both sides.
-struct Key {
+pub struct Key {
     name: String,
-    a: Vec<u64>,
-    b: Vec<u64>,
-    giant: hashbrown::HashSet<u64>,
+    /// Each record's hash on this side (0: no key).
+    pub a: Vec<u64>,
+    /// On the other side (this side's again for one table).
+    pub b: Vec<u64>,
+    /// The hashes left out for their size.
+    pub giant: hashbrown::HashSet<u64>,
+}
+
+/// One column of a model's blocking key: this side's column, the other side's, how
+/// both are normalised, and whether they hold dates.
+pub(super) struct KeyColumn {
+    pub column: String,
+    pub other: String,
+    pub steps: Vec<Normalization>,
+    pub date: bool,
+}
+
+/// A model's blocking keys as declared: each one's name (its columns joined by ` + `)
+/// and columns, normalised as the model compares them (or by their semantic type when
+/// it does not compare them).
+pub(super) fn key_columns(
+    spec: &ModelSpec,
+    a: &TableData,
+    b: &TableData,
+) -> Vec<(String, Vec<KeyColumn>)> {
+    spec.block
+        .iter()
+        .map(|columns| {
+            let list = columns
+                .iter()
+                .map(|column| {
+                    let other = spec.counterpart(column);
+                    let semantic = semantic_of(a, b, column, other);
+                    let steps = spec
+                        .compare
+                        .iter()
+                        .find(|c| c.column == *column)
+                        .map(|c| compare_steps(c, a, b))
+                        .unwrap_or_else(|| semantic.default_normalizations());
+                    KeyColumn {
+                        column: column.clone(),
+                        other: other.to_string(),
+                        steps,
+                        date: matches!(semantic, SemanticType::BirthDate | SemanticType::Date),
+                    }
+                })
+                .collect();
+            (columns.join(" + "), list)
+        })
+        .collect()
+}
+
+/// How a compared column's values are normalised: as declared, else by its semantic
+/// type.
+fn compare_steps(
+    c: &lakecdp_core::CompareSpec,
+    a: &TableData,
+    b: &TableData,
+) -> Vec<Normalization> {
+    let other = c.with.as_deref().unwrap_or(&c.column);
+    c.normalize
+        .clone()
+        .unwrap_or_else(|| semantic_of(a, b, &c.column, other).default_normalizations())
 }
 
 impl Key {
@@ -672,7 +762,7 @@ fn build_key(
     active_b: &(dyn Fn(usize) -> bool + Sync),
     max_block: usize,
 ) -> (Key, Vec<GiantBlock>) {
-    let hasher = KeyHasher::default();
+    let hasher = key_hasher();
     let ha = key_hashes(va, &hasher);
     let hb = if same {
         ha.clone()
@@ -733,6 +823,9 @@ pub struct ModelRun<'a> {
     pub max_block: usize,
     /// A stored model trained for this declaration, unless retraining.
     pub stored: Option<StoredModel>,
+    /// Whether to hand the keys' hashes back (for the block index of a run that keeps
+    /// state).
+    pub keep_keys: bool,
 }
 
 /// What a model run found: its matched pairs `(a, b, probability)` and its report.
@@ -745,6 +838,8 @@ pub struct ModelOutcome {
     pub terms: Vec<Option<Arc<TermCounts>>>,
     /// The names it read crossed (to store with a model it trained).
     pub crossed: Option<[String; 2]>,
+    /// Its blocking keys' hashes, when asked for ([`ModelRun::keep_keys`]).
+    pub keys: Vec<Key>,
 }
 
 /// What a model run computes before its candidates: the untrained model, the compared
@@ -775,14 +870,10 @@ fn parts(
     // 1. compared columns
     let mut compared = Vec::with_capacity(spec.compare.len());
     let mut terms: Vec<Option<Arc<TermCounts>>> = Vec::with_capacity(spec.compare.len());
-    let mut steps_of: HashMap<&str, Vec<Normalization>> = HashMap::new();
     let crossed = crossed_names(spec, &a.spec, &b.spec);
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let other = c.with.as_deref().unwrap_or(&c.column);
-        let steps = c
-            .normalize
-            .clone()
-            .unwrap_or_else(|| semantic_of(a, b, &c.column, other).default_normalizations());
+        let steps = compare_steps(c, a, b);
         let va = cache.get(a, &c.column, &steps)?;
         let vb = if same {
             va.clone()
@@ -794,14 +885,11 @@ fn parts(
             let frozen = stored
                 .as_ref()
                 .and_then(|s| s.terms.get(compared.len()).cloned().flatten());
-            Some(Arc::new(
-                frozen.unwrap_or_else(|| TermCounts::of(&va, &vb, same)),
-            ))
+            Some(frozen.unwrap_or_else(|| Arc::new(TermCounts::of(&va, &vb, same))))
         } else {
             None
         };
         terms.push(counts.clone());
-        steps_of.insert(c.column.as_str(), steps);
         let shares = counts.as_ref().filter(|_| every_share).map(|t| {
             let of = |side: &StringArray| -> Vec<f32> {
                 (0..side.len()).map(|row| t.share_at(side, row)).collect()
@@ -821,26 +909,19 @@ fn parts(
     // 2. blocking keys: their columns normalised here (the cache is this thread's),
     // then hashed and counted on every core, a key per thread at a time
     let mut columns_of: Vec<KeyColumns> = Vec::with_capacity(spec.block.len());
-    for columns in &spec.block {
+    for (name, columns) in key_columns(spec, a, b) {
         let mut va = Vec::with_capacity(columns.len());
         let mut vb = Vec::with_capacity(columns.len());
-        for column in columns {
-            let other = spec.counterpart(column);
-            let semantic = semantic_of(a, b, column, other);
-            let date = matches!(semantic, SemanticType::BirthDate | SemanticType::Date);
-            let steps = match steps_of.get(column.as_str()) {
-                Some(s) => s.clone(),
-                None => semantic.default_normalizations(),
-            };
-            let values = cache.get(a, column, &steps)?;
+        for k in columns {
+            let values = cache.get(a, &k.column, &k.steps)?;
             vb.push(if same {
-                (values.clone(), date)
+                (values.clone(), k.date)
             } else {
-                (cache.get(b, other, &steps)?, date)
+                (cache.get(b, &k.other, &k.steps)?, k.date)
             });
-            va.push((values, date));
+            va.push((values, k.date));
         }
-        columns_of.push((columns.join(" + "), va, vb));
+        columns_of.push((name, va, vb));
     }
     let built = super::blocks::in_parallel(columns_of.iter().collect(), &|columns| {
         build_key(columns, same, active_b, max_block)
@@ -879,6 +960,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         active_b,
         max_block,
         stored,
+        keep_keys,
     } = run;
     let Parts {
         mut model,
@@ -1142,8 +1224,9 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         }
     }
 
-    // the keys' hashes served candidates and training sessions only
-    drop(keys);
+    // the keys' hashes served candidates and training sessions, unless a run keeping
+    // state indexes them
+    let keys = if keep_keys { keys } else { Vec::new() };
 
     // 5. scoring
     let scorer = model.scorer();
@@ -1192,6 +1275,7 @@ pub fn run(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<ModelOutcom
         report,
         terms,
         crossed,
+        keys,
     })
 }
 
@@ -1375,7 +1459,7 @@ async fn explain_counts(
     steps: &[Normalization],
 ) -> Result<Arc<TermCounts>> {
     if let Some(frozen) = stored.terms.get(k).cloned().flatten() {
-        return Ok(Arc::new(frozen));
+        return Ok(frozen);
     }
     let c = &spec.compare[k];
     let counterpart = c.with.as_deref().unwrap_or(&c.column);
@@ -1456,172 +1540,136 @@ fn candidate_priors(model: &mut Model, candidates: &Patterns) {
     }
 }
 
-/// The rows with a key (hash not 0) that `take` lets through, by hash.
-fn blocks_of(hashes: &[u64], take: &dyn Fn(usize) -> bool) -> Blocks {
-    Blocks::from_entries(
-        hashes
-            .iter()
-            .enumerate()
-            .filter(|(row, h)| **h != 0 && take(*row))
-            .map(|(row, h)| (*h, row as u32))
-            .collect(),
-    )
+/// One compared column as a [`Scorer`] reads it: its levels, this side's column and the
+/// other side's, how both are normalised, and its stored term counts.
+struct ScoredColumn {
+    kind: ComparisonKind,
+    column: String,
+    other: String,
+    steps: Vec<Normalization>,
+    terms: Option<Arc<TermCounts>>,
 }
 
-/// A stored model's blocks over every record, built once and asked for the pairs
-/// touching a set of records as often as an incremental run grows the set.
-pub struct ModelIndex {
+/// A stored model scoring the candidate pairs an incremental run finds (see
+/// `blocks::ModelBlocks`), with the values of the records involved normalised one by
+/// one: the same comparison vectors, term shares and weights as a run over every record.
+pub struct Scorer {
     model: Model,
-    compared: Columns,
-    keys: Vec<Key>,
-    /// Per key, the other side's active records outside giant blocks, by hash.
-    b: Vec<Blocks>,
-    /// Per key, this side's records by hash (two tables only: pairs found from the other
-    /// side's end).
-    a: Vec<Blocks>,
-    active_b: Vec<bool>,
+    columns: Vec<ScoredColumn>,
+    names: Option<NameColumns>,
     same: bool,
-    /// The blocking values each key left out for their size.
-    giant_blocks: Vec<GiantBlock>,
 }
 
-impl ModelIndex {
-    /// Index a model run's records (its stored model scores them; `active_a` is not
-    /// used: every record of this side may look).
-    pub fn new(run: ModelRun<'_>, cache: &mut NormalizedCache) -> Result<Self> {
-        let ModelRun {
-            spec,
-            a,
-            b,
-            same,
-            active_b,
-            max_block,
-            stored,
-            ..
-        } = run;
-        let Some(stored) = stored else {
-            return Err(Error::Internal(format!(
-                "the match model of `{}` with `{}` has no stored parameters to score new records with",
+impl Scorer {
+    /// The scorer of the stored model of `spec` between `a` and `b` (one table for a
+    /// dedupe model), at the declared threshold.
+    pub fn new(
+        spec: &ModelSpec,
+        (a, b): (&TableData, &TableData),
+        stored: Option<&StoredModel>,
+    ) -> Result<Self> {
+        let missing = |what: &str| {
+            Error::Internal(format!(
+                "the match model of `{}` with `{}` has no stored {what} to score new records with",
                 a.name, b.name
-            )));
+            ))
         };
-        let Parts {
-            model: declared,
-            compared,
-            keys,
-            giant_blocks,
-            ..
-        } = parts(
-            spec,
-            (a, b),
-            same,
-            active_b,
-            max_block,
-            Some(&stored),
-            false,
-            cache,
-        )?;
-        let mut model = stored.model;
+        let stored = stored.ok_or_else(|| missing("parameters"))?;
+        let declared = untrained(spec, a, b)?;
+        let mut model = stored.model.clone();
         model
             .set_threshold(declared.threshold)
             .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
-        let active: Vec<bool> = (0..b.len()).map(active_b).collect();
-        // the keys' blocks on every core
-        let active_ref = &active;
-        let indexed: Vec<(Blocks, Option<Blocks>)> =
-            super::blocks::in_parallel(keys.iter().collect(), &|k: &Key| {
-                let b = blocks_of(&k.b, &|o| active_ref[o] && !k.giant.contains(&k.b[o]));
-                let a = (!same).then(|| blocks_of(&k.a, &|_| true));
-                (b, a)
+        let same = a.name == b.name;
+        let mut columns = Vec::with_capacity(spec.compare.len());
+        for (k, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
+            let terms = if column.term_frequency {
+                let frozen = stored.terms.get(k).cloned().flatten();
+                Some(frozen.ok_or_else(|| missing("term counts"))?)
+            } else {
+                None
+            };
+            columns.push(ScoredColumn {
+                kind: column.kind,
+                column: c.column.clone(),
+                // one table compares a column with itself (as `parts` does)
+                other: match &c.with {
+                    Some(with) if !same => with.clone(),
+                    _ => c.column.clone(),
+                },
+                steps: compare_steps(c, a, b),
+                terms,
             });
-        let mut b_index = Vec::with_capacity(indexed.len());
-        let mut a_index = Vec::with_capacity(indexed.len());
-        for (b, a) in indexed {
-            b_index.push(b);
-            a_index.extend(a);
         }
-        Ok(ModelIndex {
+        let names = NameColumns::of(spec, crossed_names(spec, &a.spec, &b.spec).as_ref());
+        Ok(Scorer {
             model,
-            compared,
-            keys,
-            b: b_index,
-            a: a_index,
-            active_b: active,
+            columns,
+            names,
             same,
-            giant_blocks,
         })
     }
 
-    /// Per key (named as a run's report names it, `model (<columns>)`), the blocking
-    /// values it leaves out for their size; a key that leaves out none is listed too.
-    pub fn giant_values(&self) -> Vec<(String, std::collections::BTreeSet<String>)> {
-        self.keys
+    /// The `candidates` (a record of `a`, a record of `b`; one table: (smaller, larger))
+    /// at or above the threshold, with their probabilities, by record.
+    pub fn score(
+        &self,
+        candidates: &[(u32, u32)],
+        (a, b): (&TableData, &TableData),
+        cache: &NormalizedCache,
+    ) -> Vec<(u32, u32, f32)> {
+        // the records involved, each side's once (one table: both sides', so that a
+        // pair's records may change places), and the model's columns over them
+        let involved = |this: bool, other: bool| {
+            let mut rows: Vec<u32> = Vec::new();
+            rows.extend(candidates.iter().filter(|_| this).map(|c| c.0));
+            rows.extend(candidates.iter().filter(|_| other).map(|c| c.1));
+            rows.sort_unstable();
+            rows.dedup();
+            rows
+        };
+        let (xs, ys) = if self.same {
+            let both = involved(true, true);
+            (both.clone(), both)
+        } else {
+            (involved(true, false), involved(false, true))
+        };
+        let values = |t: &TableData, column: &str, steps: &[Normalization], rows: &[u32]| {
+            let normalised = cache.rows(t, column, steps, rows);
+            Arc::new(StringArray::from_iter(
+                normalised.iter().map(|v| v.as_deref()),
+            ))
+        };
+        let list = self
+            .columns
             .iter()
-            .map(|k| {
-                let rule = format!("model ({})", k.name);
-                let values = self
-                    .giant_blocks
-                    .iter()
-                    .filter(|g| g.rule == rule)
-                    .map(|g| g.value.clone())
-                    .collect();
-                (rule, values)
+            .map(|c| Compared {
+                kind: c.kind,
+                a: values(a, &c.column, &c.steps, &xs),
+                b: values(b, &c.other, &c.steps, &ys),
+                terms: c.terms.clone(),
+                shares: None,
             })
-            .collect()
-    }
-
-    /// Every pair at or above the threshold with a record in `touching`, as a run over
-    /// all records would find and score it (one table: (smaller, larger)), by record.
-    pub fn touching(&self, t: Touching<'_>) -> Vec<(u32, u32, f32)> {
-        let same = self.same;
-        let mut candidates: Vec<(u32, u32)> = Vec::new();
-        for (k, key) in self.keys.iter().enumerate() {
-            let earlier = &self.keys[..k];
-            for row in (0..t.a.len()).filter(|r| t.a[*r]) {
-                let h = key.a[row];
-                if h == 0 {
-                    continue;
-                }
-                for &o in self.b[k].get(h) {
-                    let o = o as usize;
-                    // one table: each pair once, from its smaller record when that one
-                    // looks too
-                    if same && (o == row || (o < row && t.a[o])) {
-                        continue;
-                    }
-                    let (x, y) = if same && o < row { (o, row) } else { (row, o) };
-                    if !earlier.iter().any(|e| e.pairs(x, y)) {
-                        candidates.push((x as u32, y as u32));
-                    }
-                }
-            }
-            if same {
-                continue;
-            }
-            // the other side's records look this side up: pairs found from their end
-            for o in (0..t.b.len()).filter(|o| t.b[*o] && self.active_b[*o]) {
-                let h = key.b[o];
-                if h == 0 || key.giant.contains(&h) {
-                    continue;
-                }
-                for &x in self.a[k].get(h) {
-                    let x = x as usize;
-                    if !t.a[x] && !earlier.iter().any(|e| e.pairs(x, o)) {
-                        candidates.push((x as u32, o as u32));
-                    }
-                }
-            }
-        }
+            .collect();
+        let columns = Columns {
+            list,
+            names: self.names,
+            same: self.same,
+        };
         let scorer = self.model.scorer();
         let threshold = scorer.threshold_weight();
-        let mut vector = vec![0u8; self.compared.len()];
-        let mut tf = vec![None; self.compared.len()];
+        let mut vector = vec![0u8; columns.len()];
+        let mut tf = vec![None; columns.len()];
         let mut matched = Vec::new();
-        for (x, y) in candidates {
-            let (row, o) = (x as usize, y as usize);
-            let crossed = self.compared.vector(row, o, &mut vector);
+        for &(x, y) in candidates {
+            // both are among the rows just listed
+            let (row, o) = (
+                xs.partition_point(|r| *r < x),
+                ys.partition_point(|r| *r < y),
+            );
+            let crossed = columns.vector(row, o, &mut vector);
             for (k, slot) in tf.iter_mut().enumerate() {
-                *slot = self.compared.tf(k, row, o, vector[k], crossed);
+                *slot = columns.tf(k, row, o, vector[k], crossed);
             }
             let w = scorer.weight(&vector, &tf);
             if w >= threshold {
