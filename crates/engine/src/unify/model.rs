@@ -1640,17 +1640,15 @@ impl Scorer {
                 normalised.iter().map(|v| v.as_deref()),
             ))
         };
-        let list = self
-            .columns
-            .iter()
-            .map(|c| Compared {
-                kind: c.kind,
-                a: values(a, &c.column, &c.steps, &xs),
-                b: values(b, &c.other, &c.steps, &ys),
-                terms: c.terms.clone(),
-                shares: None,
-            })
-            .collect();
+        // each column normalised, and the candidates scored, on every core
+        let (xs, ys) = (&xs, &ys);
+        let list = super::blocks::in_parallel(self.columns.iter().collect(), &|c| Compared {
+            kind: c.kind,
+            a: values(a, &c.column, &c.steps, xs),
+            b: values(b, &c.other, &c.steps, ys),
+            terms: c.terms.clone(),
+            shares: None,
+        });
         let columns = Columns {
             list,
             names: self.names,
@@ -1658,24 +1656,33 @@ impl Scorer {
         };
         let scorer = self.model.scorer();
         let threshold = scorer.threshold_weight();
-        let mut vector = vec![0u8; columns.len()];
-        let mut tf = vec![None; columns.len()];
-        let mut matched = Vec::new();
-        for &(x, y) in candidates {
-            // both are among the rows just listed
-            let (row, o) = (
-                xs.partition_point(|r| *r < x),
-                ys.partition_point(|r| *r < y),
-            );
-            let crossed = columns.vector(row, o, &mut vector);
-            for (k, slot) in tf.iter_mut().enumerate() {
-                *slot = columns.tf(k, row, o, vector[k], crossed);
+        let (columns, scorer) = (&columns, &scorer);
+        let slices: Vec<&[(u32, u32)]> = candidates.chunks(4096).collect();
+        let score = |slice: &[(u32, u32)]| {
+            let mut vector = vec![0u8; columns.len()];
+            let mut tf = vec![None; columns.len()];
+            let mut matched = Vec::new();
+            for &(x, y) in slice {
+                // both are among the rows just listed
+                let (row, o) = (
+                    xs.partition_point(|r| *r < x),
+                    ys.partition_point(|r| *r < y),
+                );
+                let crossed = columns.vector(row, o, &mut vector);
+                for (k, slot) in tf.iter_mut().enumerate() {
+                    *slot = columns.tf(k, row, o, vector[k], crossed);
+                }
+                let w = scorer.weight(&vector, &tf);
+                if w >= threshold {
+                    matched.push((x, y, probability(w) as f32));
+                }
             }
-            let w = scorer.weight(&vector, &tf);
-            if w >= threshold {
-                matched.push((x, y, probability(w) as f32));
-            }
-        }
+            matched
+        };
+        let mut matched: Vec<(u32, u32, f32)> = super::blocks::in_parallel(slices, &score)
+            .into_iter()
+            .flatten()
+            .collect();
         matched.sort_unstable_by_key(|p| (p.0, p.1));
         matched.dedup_by_key(|p| (p.0, p.1));
         matched
