@@ -334,6 +334,8 @@ struct ModelKey {
 pub(super) struct ModelBlocks {
     keys: Vec<ModelKey>,
     same: bool,
+    /// The other side's table.
+    other: usize,
     active_b: Vec<bool>,
 }
 
@@ -405,6 +407,7 @@ impl ModelBlocks {
         ModelBlocks {
             keys,
             same: ta == tb,
+            other: tb,
             active_b: Vec::new(),
         }
     }
@@ -719,9 +722,7 @@ impl BlockIndex {
         let by_def = &self.by_def;
         let count = |key: &ModelKey| defs[by_def[&key.b.def]].giant(active, max_block);
         let counted = in_parallel(model.keys.iter().collect(), &count);
-        if let Some(b) = model.keys.first() {
-            model.active_b = (0..tables[b.b.table].len()).map(active).collect();
-        }
+        model.active_b = (0..tables[model.other].len()).map(active).collect();
         let mut crossed = None;
         for (key, giant) in model.keys.iter_mut().zip(counted) {
             crossed = crossed.or(self.set_giant(&key.id, &giant));
@@ -751,8 +752,8 @@ impl BlockIndex {
 
     /// Every candidate pair of a model with a record in `touching`, as a run over all
     /// records would produce it: looked up from both ends in the blocks of each key,
-    /// leaving out giant blocks, inactive records of the other side, and pairs an
-    /// earlier key produces (one table: (smaller, larger)). Sorted.
+    /// leaving out giant blocks and inactive records of the other side (one table:
+    /// (smaller, larger)). Sorted, each pair once.
     pub(super) fn touching_model(
         &mut self,
         model: &ModelBlocks,
@@ -781,9 +782,9 @@ impl BlockIndex {
         self.fill(&a_values, &from_a, tables, cache);
         self.fill(&b_values, &from_b, tables, cache);
         let hasher = key_hasher();
-        // (this side's record, the other's, the key that found them)
-        let mut found: Vec<(u32, u32, usize)> = Vec::new();
-        for (k, key) in model.keys.iter().enumerate() {
+        // (this side's record, the other's)
+        let mut found: Vec<(u32, u32)> = Vec::new();
+        for key in &model.keys {
             let b_def = &self.defs[self.by_def[&key.b.def]];
             for &row in &from_a {
                 let h = self.model_hash(&key.a, row, &hasher);
@@ -798,11 +799,7 @@ impl BlockIndex {
                     {
                         continue;
                     }
-                    found.push(if same && o < row {
-                        (o, row, k)
-                    } else {
-                        (row, o, k)
-                    });
+                    found.push(if same && o < row { (o, row) } else { (row, o) });
                 }
             }
             if same {
@@ -817,29 +814,15 @@ impl BlockIndex {
                 }
                 for &x in a_def.get(h) {
                     if !t.a[x as usize] {
-                        found.push((x, o, k));
+                        found.push((x, o));
                     }
                 }
             }
         }
-        // a pair an earlier key produces is that key's
-        let xs: Vec<u32> = found.iter().map(|f| f.0).collect();
-        let os: Vec<u32> = found.iter().map(|f| f.1).collect();
-        self.fill(&a_values, &xs, tables, cache);
-        self.fill(&b_values, &os, tables, cache);
-        let mut candidates: Vec<(u32, u32)> = found
-            .into_iter()
-            .filter(|&(x, o, k)| {
-                !model.keys[..k].iter().any(|e| {
-                    let h = self.model_hash(&e.a, x, &hasher);
-                    h != 0 && h == self.model_hash(&e.b, o, &hasher) && !e.giant.contains(&h)
-                })
-            })
-            .map(|(x, o, _)| (x, o))
-            .collect();
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates
+        // a pair two keys produce is found through each (from the same end): kept once
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// Make the blocks [`BlockIndex::schedule`] got ready, on every core: each one's kept

@@ -1582,7 +1582,8 @@ impl Scorer {
             .map_err(|e| Error::Internal(format!("threshold: {e}")))?;
         let same = a.name == b.name;
         let mut columns = Vec::with_capacity(spec.compare.len());
-        for (k, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
+        // levels and adjustments as declared (as a full run reads them)
+        for (k, (c, column)) in spec.compare.iter().zip(&declared.columns).enumerate() {
             let terms = if column.term_frequency {
                 let frozen = stored.terms.get(k).cloned().flatten();
                 Some(frozen.ok_or_else(|| missing("term counts"))?)
@@ -1642,12 +1643,22 @@ impl Scorer {
         };
         // each column normalised, and the candidates scored, on every core
         let (xs, ys) = (&xs, &ys);
-        let list = super::blocks::in_parallel(self.columns.iter().collect(), &|c| Compared {
-            kind: c.kind,
-            a: values(a, &c.column, &c.steps, xs),
-            b: values(b, &c.other, &c.steps, ys),
-            terms: c.terms.clone(),
-            shares: None,
+        let same = self.same;
+        let list = super::blocks::in_parallel(self.columns.iter().collect(), &|c| {
+            let this = values(a, &c.column, &c.steps, xs);
+            // one table: both sides are the same rows of the same column
+            let other = if same {
+                this.clone()
+            } else {
+                values(b, &c.other, &c.steps, ys)
+            };
+            Compared {
+                kind: c.kind,
+                a: this,
+                b: other,
+                terms: c.terms.clone(),
+                shares: None,
+            }
         });
         let columns = Columns {
             list,
