@@ -101,7 +101,7 @@ pub(super) fn note_giant(
 
 /// The version of the state and of the decisions it keeps: a run of another version
 /// matches every record.
-const STATE_VERSION: &str = concat!("3/", env!("CARGO_PKG_VERSION"));
+const STATE_VERSION: &str = concat!("4/", env!("CARGO_PKG_VERSION"));
 
 fn pointer_path(lake: &Lake) -> String {
     lake.internal("unify/state.json")
@@ -160,6 +160,8 @@ struct OldKeys {
     keys: Vec<StringArray>,
     /// Each key's CustomerId (null: left out of every profile).
     ids: Vec<StringArray>,
+    /// Each key's profile, numbered over the whole state (u32::MAX: none).
+    profile: Vec<u32>,
     print: Vec<u64>,
     component: Vec<u64>,
     strong: Vec<bool>,
@@ -314,6 +316,7 @@ fn read_keys(
         let strong: arrow::array::BooleanArray = typed(column(4)?, "StrongGroup")?;
         let rows: arrow::array::UInt32Array = typed(column(5)?, "Rows")?;
         let ids = text(6)?;
+        let profile: arrow::array::UInt32Array = typed(column(7)?, "Profile")?;
         if table.null_count() + key.null_count() > 0 {
             return Err("a key without its table".into());
         }
@@ -344,6 +347,7 @@ fn read_keys(
             let old = &mut keys[ti];
             old.keys.push(key.slice(i, j - i));
             old.ids.push(ids.slice(i, j - i));
+            old.profile.extend(profile.values()[i..j].iter().copied());
             old.print.extend(print.values()[i..j].iter().copied());
             old.component
                 .extend(component.values()[i..j].iter().copied());
@@ -355,6 +359,15 @@ fn read_keys(
     }
     if rows_of.iter().any(|n| *n > u64::from(u32::MAX)) {
         return Err("its row counts are out of bounds".into());
+    }
+    // profiles are numbered from 0, at most one per key
+    let keys_read: usize = keys.iter().map(|k| k.profile.len()).sum();
+    let numbered = keys.iter().flat_map(|k| &k.profile);
+    if numbered
+        .filter(|p| **p != u32::MAX)
+        .any(|p| *p as usize >= keys_read)
+    {
+        return Err("its profile numbers are out of bounds".into());
     }
     Ok((keys, next_component))
 }
@@ -403,11 +416,18 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let mut strength = Vec::new();
     let mut rows = Vec::new();
     let mut customer = Vec::new();
+    let mut profile = Vec::new();
+    let mut numbers: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
     for (ti, t) in tables.iter().enumerate() {
         for (n, &(row, fp)) in prints[ti].iter().enumerate() {
             let end = prints[ti].get(n + 1).map_or(t.len(), |p| p.0);
             rows.push((end - row) as u32);
-            customer.push(ids[offsets[ti] as usize + row]);
+            let id = ids[offsets[ti] as usize + row];
+            customer.push(id);
+            profile.push(id.map_or(u32::MAX, |id| {
+                let next = numbers.len() as u32;
+                *numbers.entry(id).or_insert(next)
+            }));
             table.push(t.name.as_str());
             key.push(t.keys[row].as_str());
             print.push(fp);
@@ -423,6 +443,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Field::new("StrongGroup", DataType::Boolean, false),
         Field::new("Rows", DataType::UInt32, false),
         Field::new("CustomerId", DataType::Utf8, true),
+        Field::new("Profile", DataType::UInt32, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(table)),
@@ -432,6 +453,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Arc::new(arrow::array::BooleanArray::from(strength)),
         Arc::new(arrow::array::UInt32Array::from(rows)),
         Arc::new(StringArray::from(customer)),
+        Arc::new(arrow::array::UInt32Array::from(profile)),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
@@ -553,6 +575,10 @@ pub(super) struct Closure {
     index: BlockIndex,
     /// Per table, the CustomerId of each key of the last run, in its order.
     old_ids: Vec<StringArray>,
+    /// Per table, the profile number of each key of the last run (u32::MAX: none).
+    old_profiles: Vec<Vec<u32>>,
+    /// Profile numbers the last run's state holds (at most).
+    profiles: usize,
     /// Per record, its key's place among the last run's keys of its table (u32::MAX: a
     /// new key).
     old_key: Vec<u32>,
@@ -584,6 +610,7 @@ impl Closure {
         let mut gone: HashMap<String, hashbrown::HashSet<String>> = HashMap::new();
         let mut old_key = vec![u32::MAX; total];
         let mut old_ids = Vec::with_capacity(tables.len());
+        let mut old_profiles = Vec::with_capacity(tables.len());
         let mut gone_ids = vec![Vec::new(); tables.len()];
         let State {
             keys,
@@ -591,11 +618,13 @@ impl Closure {
             giant,
             next_component,
         } = state;
+        let profiles = keys.iter().map(|k| k.profile.len()).sum();
         for (ti, t) in tables.iter().enumerate() {
             let old = &keys[ti];
             old_ids.push(StringArray::from_iter(
                 old.ids.iter().flat_map(|a| a.iter()),
             ));
+            old_profiles.push(old.profile.clone());
             let prints = &prints[ti];
             // the last run's rows, by their rows now (unchanged keys only)
             let old_rows = old.rows.iter().map(|n| *n as usize).sum::<usize>();
@@ -704,6 +733,8 @@ impl Closure {
             next_component,
             index: BlockIndex::from_stored(blocks),
             old_ids,
+            old_profiles,
+            profiles,
             old_key,
             gone_ids,
             changed_rows,
@@ -1017,6 +1048,21 @@ impl Closure {
         let (ti, _) = self.locate(g);
         let ids = &self.old_ids[ti];
         (j != u32::MAX && ids.is_valid(j as usize)).then(|| ids.value(j as usize))
+    }
+
+    /// The number of the profile global record `g` belonged to in the last run (None: a
+    /// new key, or a record left out of every profile); numbers are below
+    /// [`Closure::profiles`].
+    pub(super) fn old_profile(&self, g: u32) -> Option<u32> {
+        let j = self.old_key[g as usize];
+        let (ti, _) = self.locate(g);
+        let p = *self.old_profiles[ti].get(j as usize)?;
+        (p != u32::MAX).then_some(p)
+    }
+
+    /// How many profile numbers the last run's state may hold.
+    pub(super) fn profiles(&self) -> usize {
+        self.profiles
     }
 
     /// The CustomerIds the last run gave the records matched again and the keys gone,

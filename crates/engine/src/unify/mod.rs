@@ -442,14 +442,15 @@ async fn unify_once(
             .filter(|p| p.table == t.name && p.other_table == t.name)
             .filter_map(|p| Some((here(&p.key)?, here(&p.other_key)?)))
             .collect();
-        // records with the same primary key are one
-        let mut by_key: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::with_capacity(t.len());
-        for (i, k) in t.keys.iter().enumerate() {
-            if let Some(&j) = by_key.get(k.as_str()) {
-                links.join(&mut uf, &[], j, i as u32, true, &mut 0);
-                components.union(offset + j, offset + i as u32);
+        // records with the same primary key are one (in key order, they are neighbours):
+        // each joins the first of its key
+        let mut first = 0u32;
+        for i in 1..t.len() as u32 {
+            if t.keys[i as usize] == t.keys[first as usize] {
+                links.join(&mut uf, &[], first, i, true, &mut 0);
+                components.union(offset + first, offset + i);
             } else {
-                by_key.insert(k, i as u32);
+                first = i;
             }
         }
         // the records kept from the last run keep their groups and rules
@@ -915,7 +916,8 @@ async fn unify_once(
     drop(cache);
     // the records kept from the last run keep their profiles
     if let Some(c) = &closure {
-        let mut first_of: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+        // the first record of each kept profile, by its number in the last run
+        let mut first_of: Vec<u32> = vec![u32::MAX; c.profiles()];
         let mut excluded_kept = vec![0usize; tables.len()];
         let kept = tables.iter().enumerate().flat_map(|(ti, t)| {
             (0..t.len())
@@ -924,13 +926,11 @@ async fn unify_once(
         });
         for (ti, r) in kept {
             let g = offsets[ti] + r as u32;
-            match c.old_id(g) {
-                Some(id) => match first_of.get(id) {
-                    Some(&f) => {
+            match c.old_profile(g) {
+                Some(p) => match first_of[p as usize] {
+                    u32::MAX => first_of[p as usize] = g,
+                    f => {
                         uf.union(f, g);
-                    }
-                    None => {
-                        first_of.insert(id, g);
                     }
                 },
                 None => {
