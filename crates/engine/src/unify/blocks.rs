@@ -897,17 +897,30 @@ impl BlockIndex {
         tables: &[TableData],
         cache: &NormalizedCache,
     ) {
+        // the rows each column lacks (a column named twice, once), normalised on every core
+        let mut wanted: Vec<(&ValueKey, Vec<u32>)> = Vec::new();
         for key in keys {
             let sparse = self.values.entry(key.clone()).or_default();
-            let missing: Vec<u32> = rows
+            if wanted.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let mut missing: Vec<u32> = rows
                 .iter()
                 .copied()
                 .filter(|r| !sparse.0.contains_key(r))
                 .collect();
-            if missing.is_empty() {
-                continue;
+            missing.sort_unstable();
+            missing.dedup();
+            if !missing.is_empty() {
+                wanted.push((key, missing));
             }
+        }
+        let normalise = |(key, missing): (&ValueKey, Vec<u32>)| {
             let values = cache.rows(&tables[key.table], &key.column, &key.steps, &missing);
+            (key.clone(), missing, values)
+        };
+        for (key, missing, values) in in_parallel(wanted, &normalise) {
+            let sparse = self.values.entry(key).or_default();
             sparse.0.extend(missing.into_iter().zip(values));
         }
     }
