@@ -443,8 +443,7 @@ struct Pending {
     def: String,
     table: usize,
     winners: bool,
-    hashes: Vec<u64>,
-    rows: Vec<u32>,
+    stored: StoredEntries,
     new: Vec<(u64, u32)>,
 }
 
@@ -485,9 +484,34 @@ pub(super) fn in_parallel<T: Send, R: Send>(
     done.into_iter().map(|d| d.1).collect()
 }
 
+/// One stored definition's entries, as the file holds them: hashes (8 bytes each, little
+/// endian) and rows (4 bytes each), sorted; read where they are, without a copy.
+struct StoredEntries {
+    hashes: bytes::Bytes,
+    rows: bytes::Bytes,
+}
+
+impl StoredEntries {
+    fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.hashes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+    }
+
+    fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rows
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len() / 4
+    }
+}
+
 /// A block index as the last run stored it.
 pub(super) struct Stored {
-    defs: HashMap<String, (String, Vec<u64>, Vec<u32>)>,
+    defs: HashMap<String, StoredEntries>,
     giant: HashMap<String, Vec<u64>>,
     /// Per table (by name), each row of the last run's records: its row now, if its key
     /// is unchanged.
@@ -607,7 +631,7 @@ impl BlockIndex {
                 continue;
             }
             let table = &tables[side.table];
-            let (hashes, rows) = match self.take_stored(&side.def, &table.name)? {
+            let stored = match self.take_stored(&side.def, &table.name)? {
                 Ok(entries) => entries,
                 Err(why) => return Ok(Err(why)),
             };
@@ -623,8 +647,7 @@ impl BlockIndex {
                 def: side.def.clone(),
                 table: side.table,
                 winners: side.winners,
-                hashes,
-                rows,
+                stored,
                 new,
             });
         }
@@ -633,28 +656,27 @@ impl BlockIndex {
 
     /// The last run's entries of definition `def` of table `table`; `Ok(Err(why))` when
     /// the stored index lacks it or names rows the state does not have.
-    #[allow(clippy::type_complexity)]
     fn take_stored(
         &mut self,
         def: &str,
         table: &str,
-    ) -> Result<std::result::Result<(Vec<u64>, Vec<u32>), String>> {
+    ) -> Result<std::result::Result<StoredEntries, String>> {
         let Some(stored) = self.stored.as_mut() else {
             return Err(Error::Internal("no stored block index to build on".into()));
         };
-        let Some((_, hashes, rows)) = stored.defs.remove(def) else {
+        let Some(entries) = stored.defs.remove(def) else {
             return Ok(Err(format!(
                 "the stored block index has no keys of `{def}`: every record is matched"
             )));
         };
         let old_rows = stored.renumber.get(table).map_or(0, Vec::len);
-        if rows.iter().any(|r| *r as usize >= old_rows) {
+        if entries.rows().any(|r| r as usize >= old_rows) {
             return Ok(Err(
                 "the stored block index names records the state does not have: every record is matched"
                     .into(),
             ));
         }
-        Ok(Ok((hashes, rows)))
+        Ok(Ok(entries))
     }
 
     /// [`BlockIndex::schedule`] for the keys of a model.
@@ -671,7 +693,7 @@ impl BlockIndex {
                 continue;
             }
             let table = &tables[side.table];
-            let (hashes, rows) = match self.take_stored(&side.def, &table.name)? {
+            let stored = match self.take_stored(&side.def, &table.name)? {
                 Ok(entries) => entries,
                 Err(why) => return Ok(Err(why)),
             };
@@ -692,8 +714,7 @@ impl BlockIndex {
                 def: side.def.clone(),
                 table: side.table,
                 winners: side.winners,
-                hashes,
-                rows,
+                stored,
                 new,
             });
         }
@@ -847,8 +868,8 @@ impl BlockIndex {
         let make = |p: Pending| {
             let fresh = if p.winners { decided } else { changed };
             let (fresh, renumber) = (&fresh[p.table], renumbers[p.table]);
-            let capacity = p.rows.len() + p.new.len();
-            let kept = p.hashes.into_iter().zip(p.rows).filter_map(|(h, r)| {
+            let capacity = p.stored.len() + p.new.len();
+            let kept = p.stored.hashes().zip(p.stored.rows()).filter_map(|(h, r)| {
                 let now = renumber.get(r as usize).copied().flatten()?;
                 (!fresh[now as usize]).then_some((h, now))
             });
@@ -1168,13 +1189,10 @@ impl<'b> Reader<'b> {
     }
 }
 
-/// One definition of a stored index: its name, table, and entries as bytes.
-type Part<'b> = (String, String, &'b [u8], &'b [u8]);
-
 /// Read a block index the last run stored; `Err(why)` when it does not read (another
 /// version, another hasher, a damaged file): the run then matches every record.
 pub(super) fn decode(
-    bytes: &[u8],
+    bytes: &bytes::Bytes,
     renumber: HashMap<String, Vec<Option<u32>>>,
 ) -> std::result::Result<Stored, String> {
     let Some(body) = bytes.len().checked_sub(8).map(|n| &bytes[..n]) else {
@@ -1189,39 +1207,32 @@ pub(super) fn decode(
     if r.u64()? != probe() {
         return Err("the stored block index was hashed otherwise".into());
     }
-    // each definition's entries as bytes, then read on every core, with the checksum
-    let mut parts: Vec<Option<Part<'_>>> = Vec::new();
+    // each definition's entries, where the file holds them; their order is checked on
+    // every core, with the checksum
+    let mut parts: Vec<Option<(String, StoredEntries)>> = Vec::new();
     for _ in 0..r.len()? {
         let def = r.text()?;
-        let table = r.text()?;
+        let _table = r.text()?;
         let n = r.len()?;
-        let hashes = r.take(n.checked_mul(8).ok_or("bad count")?)?;
-        let rows = r.take(n.checked_mul(4).ok_or("bad count")?)?;
-        parts.push(Some((def, table, hashes, rows)));
+        let at = r.at;
+        r.take(n.checked_mul(8).ok_or("bad count")?)?;
+        let hashes = bytes.slice(at..r.at);
+        let at = r.at;
+        r.take(n.checked_mul(4).ok_or("bad count")?)?;
+        let rows = bytes.slice(at..r.at);
+        parts.push(Some((def, StoredEntries { hashes, rows })));
     }
     // the checksum as one more piece of work
     parts.push(None);
-    let read = |part: Option<Part<'_>>| match part {
-        Some((def, table, hashes, rows)) => {
-            let hashes: Vec<u64> = hashes
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-                .collect();
-            let rows: Vec<u32> = rows
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
-                .collect();
-            Ok(Some((def, (table, hashes, rows))))
-        }
+    let check = |part: Option<(String, StoredEntries)>| match part {
+        Some((def, entries)) if entries.hashes().is_sorted() => Ok(Some((def, entries))),
+        Some(_) => Err("the stored block index is not in order".to_string()),
         None if checksum(body) == u64::from_le_bytes(sum) => Ok(None),
         None => Err("the stored block index is damaged".to_string()),
     };
     let mut defs = HashMap::new();
-    for done in in_parallel(parts, &read) {
+    for done in in_parallel(parts, &check) {
         if let Some((def, entries)) = done? {
-            if !entries.1.is_sorted() {
-                return Err("the stored block index is not in order".into());
-            }
             defs.insert(def, entries);
         }
     }
@@ -1281,22 +1292,23 @@ mod tests {
             DefIndex::from_entries("t".into(), vec![(5, 1), (2, 0)]),
         );
         index.giant.insert("rule".into(), vec![5]);
-        let bytes = index.encode();
+        let bytes = bytes::Bytes::from(index.encode());
         let stored = decode(&bytes, HashMap::new()).expect("reads");
-        assert_eq!(stored.defs["d"].1, vec![2, 5]);
-        assert_eq!(stored.defs["d"].2, vec![0, 1]);
+        let entries = &stored.defs["d"];
+        assert_eq!(entries.hashes().collect::<Vec<_>>(), vec![2, 5]);
+        assert_eq!(entries.rows().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(stored.giant["rule"], vec![5]);
         for cut in 0..bytes.len() {
             assert!(
-                decode(&bytes[..cut], HashMap::new()).is_err(),
+                decode(&bytes.slice(..cut), HashMap::new()).is_err(),
                 "cut at {cut}"
             );
         }
         for at in [MAGIC.len(), bytes.len() / 2, bytes.len() - 1] {
-            let mut other = bytes.clone();
+            let mut other = bytes.to_vec();
             other[at] ^= 1;
             assert!(
-                decode(&other, HashMap::new()).is_err(),
+                decode(&bytes::Bytes::from(other), HashMap::new()).is_err(),
                 "a bit changed at {at}"
             );
         }
