@@ -435,6 +435,10 @@ pub(super) struct BlockIndex {
     pending: Vec<Pending>,
 }
 
+/// How a side keys some of its records from their normalised values: `(hash, row)`
+/// entries.
+type KeyRows<'k> = dyn Fn(&BlockIndex, &[u32]) -> Vec<(u64, u32)> + 'k;
+
 /// A rule whose giant-block guard is decided, with its other side's active records.
 pub(super) type Guarded<'r> = (&'r mut RuleBlocks, &'r (dyn Fn(usize) -> bool + Sync));
 
@@ -620,37 +624,58 @@ impl BlockIndex {
         rule: &RuleBlocks,
         tables: &[TableData],
         cache: &NormalizedCache,
-        (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
+        fresh: (&[Vec<bool>], &[Vec<bool>]),
     ) -> Result<std::result::Result<(), String>> {
         for side in [&rule.b, &rule.a]
             .into_iter()
             .take(1 + rule.a_indexed as usize)
         {
-            if self.by_def.contains_key(&side.def) || self.pending.iter().any(|p| p.def == side.def)
-            {
-                continue;
-            }
-            let table = &tables[side.table];
-            let stored = match self.take_stored(&side.def, &table.name)? {
-                Ok(entries) => entries,
-                Err(why) => return Ok(Err(why)),
+            let keys = |index: &Self, rows: &[u32]| {
+                let values: Vec<&Sparse> = side.values.iter().map(|k| &index.values[k]).collect();
+                key_rows(&rule.blocker(), &values, rows)
             };
-            let fresh = if side.winners { decided } else { changed };
-            let rows_now: Vec<u32> = (0..table.len() as u32)
-                .filter(|r| fresh[side.table][*r as usize])
-                .collect();
-            self.fill(&side.values, &rows_now, tables, cache);
-            let values: Vec<&Sparse> = side.values.iter().map(|k| &self.values[k]).collect();
-            let mut new = key_rows(&rule.blocker(), &values, &rows_now);
-            new.sort_unstable();
-            self.pending.push(Pending {
-                def: side.def.clone(),
-                table: side.table,
-                winners: side.winners,
-                stored,
-                new,
-            });
+            let placed = (side.def.as_str(), side.table, side.winners);
+            let scheduled =
+                self.schedule_side(placed, &side.values, (tables, cache), fresh, &keys)?;
+            if let Err(why) = scheduled {
+                return Ok(Err(why));
+            }
         }
+        Ok(Ok(()))
+    }
+
+    /// Get one side ready (see [`BlockIndex::schedule`]): definition `def` of table
+    /// `table` (with the values after the winners took theirs), its `values` normalised
+    /// for the records keyed anew, whose entries `keys` makes.
+    fn schedule_side(
+        &mut self,
+        (def, table, winners): (&str, usize, bool),
+        values: &[ValueKey],
+        (tables, cache): (&[TableData], &NormalizedCache),
+        (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
+        keys: &KeyRows<'_>,
+    ) -> Result<std::result::Result<(), String>> {
+        if self.by_def.contains_key(def) || self.pending.iter().any(|p| p.def == def) {
+            return Ok(Ok(()));
+        }
+        let stored = match self.take_stored(def, &tables[table].name)? {
+            Ok(entries) => entries,
+            Err(why) => return Ok(Err(why)),
+        };
+        let fresh = if winners { decided } else { changed };
+        let rows_now: Vec<u32> = (0..tables[table].len() as u32)
+            .filter(|r| fresh[table][*r as usize])
+            .collect();
+        self.fill(values, &rows_now, tables, cache);
+        let mut new = keys(self, &rows_now);
+        new.sort_unstable();
+        self.pending.push(Pending {
+            def: def.to_string(),
+            table,
+            winners,
+            stored,
+            new,
+        });
         Ok(Ok(()))
     }
 
@@ -685,38 +710,22 @@ impl BlockIndex {
         model: &ModelBlocks,
         tables: &[TableData],
         cache: &NormalizedCache,
-        (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
+        fresh: (&[Vec<bool>], &[Vec<bool>]),
     ) -> Result<std::result::Result<(), String>> {
+        let hasher = key_hasher();
         for side in model.sides() {
-            if self.by_def.contains_key(&side.def) || self.pending.iter().any(|p| p.def == side.def)
-            {
-                continue;
-            }
-            let table = &tables[side.table];
-            let stored = match self.take_stored(&side.def, &table.name)? {
-                Ok(entries) => entries,
-                Err(why) => return Ok(Err(why)),
+            let values: Vec<ValueKey> = side.values.iter().map(|v| v.0.clone()).collect();
+            let keys = |index: &Self, rows: &[u32]| {
+                let hashed = rows
+                    .iter()
+                    .map(|&row| (index.model_hash(side, row, &hasher), row));
+                hashed.filter(|(h, _)| *h != 0).collect()
             };
-            let fresh = if side.winners { decided } else { changed };
-            let rows_now: Vec<u32> = (0..table.len() as u32)
-                .filter(|r| fresh[side.table][*r as usize])
-                .collect();
-            let keys: Vec<ValueKey> = side.values.iter().map(|v| v.0.clone()).collect();
-            self.fill(&keys, &rows_now, tables, cache);
-            let hasher = key_hasher();
-            let mut new: Vec<(u64, u32)> = rows_now
-                .iter()
-                .map(|&row| (self.model_hash(side, row, &hasher), row))
-                .filter(|(h, _)| *h != 0)
-                .collect();
-            new.sort_unstable();
-            self.pending.push(Pending {
-                def: side.def.clone(),
-                table: side.table,
-                winners: side.winners,
-                stored,
-                new,
-            });
+            let placed = (side.def.as_str(), side.table, side.winners);
+            let scheduled = self.schedule_side(placed, &values, (tables, cache), fresh, &keys)?;
+            if let Err(why) = scheduled {
+                return Ok(Err(why));
+            }
         }
         Ok(Ok(()))
     }
