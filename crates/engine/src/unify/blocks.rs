@@ -1,16 +1,20 @@
 //! The block index an incremental unification keeps between runs.
 //!
-//! Each side of a rule keys its records with blocking keys (see `rules`). A run that
-//! keeps state stores, per *key definition* (a table, and the columns, normalisations,
-//! comparators and thresholds its keys are made of: two rules keyed alike share one),
-//! the hash of every key of every record, sorted, with its record; and per rule the
-//! hashes its giant-block guard left out.
+//! Each side of a rule keys its records with blocking keys (see `rules`), and each
+//! blocking key of a match model keys a record by its columns' normalised values (see
+//! `model`). A run that keeps state stores, per *key definition* (a table, and the
+//! columns, normalisations, comparators and thresholds its keys are made of: two rules
+//! or model keys keyed alike share one), the hash of every key of every record, sorted,
+//! with its record; and per rule and model key the hashes its giant-block guard left
+//! out.
 //!
 //! The next run takes the entries of the records that did not change (renumbered to the
 //! rows they have now), keys the changed ones anew, and so holds the blocks a full run
 //! would build while normalising and keying only what changed. The records a change
-//! reaches are then found by looking their keys up in those blocks, and compared with
-//! the values of the few records involved, normalised one by one.
+//! reaches are then found by looking their keys up in those blocks, and compared (or a
+//! model's candidates scored) with the values of the few records involved, normalised
+//! one by one. The file is read where it lies, without a copy, and merged once with
+//! the changed records' keys.
 //!
 //! Keys are hashed with a fixed seed ([`super::rules::key_hasher`]); the file carries
 //! the hash of a known text, so a build hashing otherwise reads it as another index.
