@@ -743,6 +743,29 @@ impl BlockIndex {
         super::model::key_hash(hasher, values)
     }
 
+    /// The records of `rows` on side `looking` of a model key look their key up in the
+    /// blocks of side `found` (giant blocks left out): `accept` gets each (looking,
+    /// found) pair.
+    fn model_look_up(
+        &self,
+        (looking, found): (&KeySide, &KeySide),
+        rows: &[u32],
+        giant: &hashbrown::HashSet<u64>,
+        accept: &mut dyn FnMut(u32, u32),
+    ) {
+        let hasher = key_hasher();
+        let def = &self.defs[self.by_def[&found.def]];
+        for &row in rows {
+            let h = self.model_hash(looking, row, &hasher);
+            if h == 0 || giant.contains(&h) {
+                continue;
+            }
+            for &other in def.get(h) {
+                accept(row, other);
+            }
+        }
+    }
+
     /// [`BlockIndex::guard`] for the keys of a model, with its other side's active
     /// records.
     pub(super) fn guard_model(
@@ -815,42 +838,25 @@ impl BlockIndex {
         let (a_values, b_values) = (values(|k| &k.a), values(|k| &k.b));
         self.fill(&a_values, &from_a, tables, cache);
         self.fill(&b_values, &from_b, tables, cache);
-        let hasher = key_hasher();
         // (this side's record, the other's)
         let mut found: Vec<(u32, u32)> = Vec::new();
         for key in &model.keys {
-            let b_def = &self.defs[self.by_def[&key.b.def]];
-            for &row in &from_a {
-                let h = self.model_hash(&key.a, row, &hasher);
-                if h == 0 || key.giant.contains(&h) {
-                    continue;
-                }
-                for &o in b_def.get(h) {
-                    // one table: each pair once, from its smaller record when that one
-                    // looks too
-                    if !model.active_b[o as usize]
-                        || same && (o == row || o < row && t.a[o as usize])
-                    {
-                        continue;
-                    }
+            self.model_look_up((&key.a, &key.b), &from_a, &key.giant, &mut |row, o| {
+                // one table: each pair once, from its smaller record when that one looks
+                // too
+                let skip =
+                    !model.active_b[o as usize] || same && (o == row || o < row && t.a[o as usize]);
+                if !skip {
                     found.push(if same && o < row { (o, row) } else { (row, o) });
                 }
-            }
-            if same {
-                continue;
-            }
-            // the other side's records look this side up: pairs found from their end
-            let a_def = &self.defs[self.by_def[&key.a.def]];
-            for &o in &from_b {
-                let h = self.model_hash(&key.b, o, &hasher);
-                if h == 0 || key.giant.contains(&h) {
-                    continue;
-                }
-                for &x in a_def.get(h) {
+            });
+            if !same {
+                // the other side's records look this side up: pairs found from their end
+                self.model_look_up((&key.b, &key.a), &from_b, &key.giant, &mut |o, x| {
                     if !t.a[x as usize] {
                         found.push((x, o));
                     }
-                }
+                });
             }
         }
         // a pair two keys produce is found through each (from the same end): kept once

@@ -613,18 +613,18 @@ impl Closure {
         let mut old_profiles = Vec::with_capacity(tables.len());
         let mut gone_ids = vec![Vec::new(); tables.len()];
         let State {
-            keys,
+            mut keys,
             mut blocks,
             giant,
             next_component,
         } = state;
         let profiles = keys.iter().map(|k| k.profile.len()).sum();
         for (ti, t) in tables.iter().enumerate() {
+            old_profiles.push(std::mem::take(&mut keys[ti].profile));
             let old = &keys[ti];
             old_ids.push(StringArray::from_iter(
                 old.ids.iter().flat_map(|a| a.iter()),
             ));
-            old_profiles.push(old.profile.clone());
             let prints = &prints[ti];
             // the last run's rows, by their rows now (unchanged keys only)
             let old_rows = old.rows.iter().map(|n| *n as usize).sum::<usize>();

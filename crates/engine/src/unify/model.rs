@@ -714,7 +714,7 @@ pub(super) fn key_columns(
                         .compare
                         .iter()
                         .find(|c| c.column == *column)
-                        .map(|c| compare_steps(c, a, b))
+                        .map(|c| compare_steps(c, &a.spec, &b.spec))
                         .unwrap_or_else(|| semantic.default_normalizations());
                     KeyColumn {
                         column: column.clone(),
@@ -733,13 +733,13 @@ pub(super) fn key_columns(
 /// type.
 fn compare_steps(
     c: &lakecdp_core::CompareSpec,
-    a: &TableData,
-    b: &TableData,
+    a: &lakecdp_core::UnifyTableSpec,
+    b: &lakecdp_core::UnifyTableSpec,
 ) -> Vec<Normalization> {
     let other = c.with.as_deref().unwrap_or(&c.column);
     c.normalize
         .clone()
-        .unwrap_or_else(|| semantic_of(a, b, &c.column, other).default_normalizations())
+        .unwrap_or_else(|| semantic_in(a, b, &c.column, other).default_normalizations())
 }
 
 impl Key {
@@ -873,7 +873,7 @@ fn parts(
     let crossed = crossed_names(spec, &a.spec, &b.spec);
     for (c, column) in spec.compare.iter().zip(&model.columns) {
         let other = c.with.as_deref().unwrap_or(&c.column);
-        let steps = compare_steps(c, a, b);
+        let steps = compare_steps(c, &a.spec, &b.spec);
         let va = cache.get(a, &c.column, &steps)?;
         let vb = if same {
             va.clone()
@@ -1383,9 +1383,7 @@ pub async fn explain_pair(
     let mut list = Vec::with_capacity(spec.compare.len());
     for (k, (c, column)) in spec.compare.iter().zip(&model.columns).enumerate() {
         let counterpart = c.with.as_deref().unwrap_or(&c.column);
-        let steps = c.normalize.clone().unwrap_or_else(|| {
-            semantic_in(table, other, &c.column, counterpart).default_normalizations()
-        });
+        let steps = compare_steps(c, table, other);
         let x = explaining.cache.one(
             &table.qualified(),
             &c.column,
@@ -1598,7 +1596,7 @@ impl Scorer {
                     Some(with) if !same => with.clone(),
                     _ => c.column.clone(),
                 },
-                steps: compare_steps(c, a, b),
+                steps: compare_steps(c, &a.spec, &b.spec),
                 terms,
             });
         }
