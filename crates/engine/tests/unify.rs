@@ -1943,6 +1943,81 @@ match = [{{ with = "Crm.Contacts", conditions = [{{ column = "email", with = "Em
     );
 }
 
+/// A record that becomes its group's winner without changing itself can crowd a block of
+/// the other table's rules past the giant-block guard: the refresh sees it.
+#[tokio::test]
+async fn a_record_becoming_a_winner_crowding_a_block_makes_the_refresh_match_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![
+        source(
+            "Crm",
+            "Contacts",
+            "crm.csv",
+            "Id",
+            &["Id", "Phone", "Email"],
+        ),
+        source("Shop", "Customers", "shop.csv", "Cid", &["Cid", "email"]),
+    ];
+    let rules = spec(
+        r#"
+[unification]
+max_block = 2
+incremental = true
+[[unification.tables]]
+source = "Crm"
+table = "Contacts"
+columns = [{ name = "Phone", type = "Identity.Phone" }, { name = "Email", type = "Identity.Email" }]
+dedupe = [{ conditions = [{ column = "Phone" }] }]
+[[unification.tables]]
+source = "Shop"
+table = "Customers"
+columns = [{ name = "email", type = "Identity.Email", rename = "Email" }]
+match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Email" }] }]
+"#,
+    );
+    let run = |crm: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let (lake, sources, rules) = (&lake, &sources, &rules);
+        async move {
+            std::fs::write(dir.join("crm.csv"), crm).unwrap();
+            std::fs::write(dir.join("shop.csv"), "Cid,email\nS1,y@q\n").unwrap();
+            ingest(lake, &dir, sources).await;
+            let report = unify(lake, sources, rules, &UnifyOptions::default())
+                .await
+                .unwrap();
+            (report.mode, groups(&profiles(lake).await))
+        }
+    };
+    // A1 and A2 share a phone and A2 (the larger key) is their winner: two winners
+    // write y@q, within the guard, and the shop record joins them
+    let (_, first) = run("Id,Phone,Email\nA1,1,y@q\nA2,1,z@q\nB1,2,y@q\nC1,3,y@q\n").await;
+    assert_eq!(
+        first,
+        expected_groups(&[
+            &["Contacts:A1", "Contacts:A2"],
+            &["Contacts:B1", "Contacts:C1", "Customers:S1"]
+        ])
+    );
+    // A2 takes another phone: A1, unchanged, is now a winner writing y@q, the block
+    // holds three winners and matches nothing
+    let (mode, second) = run("Id,Phone,Email\nA1,1,y@q\nA2,9,z@q\nB1,2,y@q\nC1,3,y@q\n").await;
+    assert!(
+        matches!(&mode, UnifyMode::Full { reason } if reason.contains("giant-block guard")),
+        "{mode:?}"
+    );
+    assert_eq!(
+        second,
+        expected_groups(&[
+            &["Contacts:A1"],
+            &["Contacts:A2"],
+            &["Contacts:B1"],
+            &["Contacts:C1"],
+            &["Customers:S1"]
+        ])
+    );
+}
+
 /// The files under `dir` whose names start with `prefix`.
 fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -8,13 +8,15 @@
 //! with its record; and per rule and model key the hashes its giant-block guard left
 //! out.
 //!
-//! The next run takes the entries of the records that did not change (renumbered to the
-//! rows they have now), keys the changed ones anew, and so holds the blocks a full run
-//! would build while normalising and keying only what changed. The records a change
-//! reaches are then found by looking their keys up in those blocks, and compared (or a
-//! model's candidates scored) with the values of the few records involved, normalised
-//! one by one. The file is read where it lies, without a copy, and merged once with
-//! the changed records' keys.
+//! The next run keeps the entries of the records that did not change where the file
+//! holds them (renumbered to the rows they have now as they are read), keys the changed
+//! ones anew beside them, and so holds the blocks a full run would build while
+//! normalising and keying only what changed. The records a change reaches are then
+//! found by looking their keys up in those blocks, and compared (or a model's
+//! candidates scored) with the values of the few records involved, normalised one by
+//! one. The giant-block guard counts again only the blocks whose count may have
+//! changed. The kept and new entries are merged when the index is written for the next
+//! run.
 //!
 //! Keys are hashed with a fixed seed ([`super::rules::key_hasher`]); the file carries
 //! the hash of a known text, so a build hashing otherwise reads it as another index.
@@ -49,10 +51,21 @@ fn checksum(bytes: &[u8]) -> u64 {
     key_hasher().hash_one(bytes)
 }
 
-/// One key definition's blocks: every record's key hashes, sorted, with their records
-/// (rows of the definition's table), and where each 16-bit hash prefix starts.
+/// Where each 16-bit prefix of sorted hashes starts (and, last, their count).
+fn prefix_starts(hashes: impl Iterator<Item = u64>) -> Vec<u32> {
+    let mut starts = vec![0u32; (1 << 16) + 1];
+    for h in hashes {
+        starts[(h >> 48) as usize + 1] += 1;
+    }
+    for p in 1..starts.len() {
+        starts[p] += starts[p - 1];
+    }
+    starts
+}
+
+/// Key hashes sorted by hash, with their records (rows of a definition's table), and
+/// where each 16-bit hash prefix starts.
 pub(super) struct DefIndex {
-    table: String,
     hashes: Vec<u64>,
     rows: Vec<u32>,
     starts: Vec<u32>,
@@ -60,16 +73,9 @@ pub(super) struct DefIndex {
 
 impl DefIndex {
     /// The index of entries sorted by hash, then row.
-    fn from_sorted(table: String, hashes: Vec<u64>, rows: Vec<u32>) -> Self {
-        let mut starts = vec![0u32; (1 << 16) + 1];
-        for h in &hashes {
-            starts[(h >> 48) as usize + 1] += 1;
-        }
-        for p in 1..starts.len() {
-            starts[p] += starts[p - 1];
-        }
+    fn from_sorted(hashes: Vec<u64>, rows: Vec<u32>) -> Self {
+        let starts = prefix_starts(hashes.iter().copied());
         DefIndex {
-            table,
             hashes,
             rows,
             starts,
@@ -77,11 +83,11 @@ impl DefIndex {
     }
 
     /// The index of `(hash, row)` entries in any order.
-    fn from_entries(table: String, mut entries: Vec<(u64, u32)>) -> Self {
+    fn from_entries(mut entries: Vec<(u64, u32)>) -> Self {
         entries.sort_unstable();
         entries.dedup();
         let (hashes, rows) = entries.into_iter().unzip();
-        Self::from_sorted(table, hashes, rows)
+        Self::from_sorted(hashes, rows)
     }
 
     /// The records keyed `hash`.
@@ -119,6 +125,80 @@ impl DefIndex {
     /// Entries kept.
     pub(super) fn len(&self) -> usize {
         self.hashes.len()
+    }
+}
+
+/// One key definition's blocks in a run: the last run's entries of the records not
+/// keyed anew, looked up where the stored file holds them and renumbered as they are
+/// read, and the entries keyed in this run (every record's, in a run over all records).
+pub(super) struct DefBlocks {
+    /// The definition's table, by name.
+    table: String,
+    kept: Option<Kept>,
+    new: DefIndex,
+    /// Per record of the table, whether it was keyed in this run (None: every record
+    /// was).
+    keyed: Option<std::sync::Arc<Vec<bool>>>,
+}
+
+/// The last run's entries of a definition, and each of its rows' row now (u32::MAX: a
+/// key changed or gone, or a record keyed anew).
+struct Kept {
+    entries: StoredEntries,
+    now: std::sync::Arc<Vec<u32>>,
+}
+
+impl DefBlocks {
+    /// Every record keyed `hash` (kept ones first; each once), given to `found`.
+    fn each(&self, hash: u64, found: &mut dyn FnMut(u32)) {
+        if let Some(kept) = &self.kept {
+            for old in kept.entries.rows_of(hash) {
+                match kept.now.get(old as usize) {
+                    Some(&now) if now != u32::MAX => found(now),
+                    _ => {}
+                }
+            }
+        }
+        for &row in self.new.get(hash) {
+            found(row);
+        }
+    }
+
+    /// Whether more than `max` records for which `active` holds are keyed `hash`.
+    fn crowded(&self, hash: u64, active: &dyn Fn(usize) -> bool, max: usize) -> bool {
+        let mut count = 0;
+        self.each(hash, &mut |row| count += usize::from(active(row as usize)));
+        count > max
+    }
+
+    /// The records of `rows` (flags per record of the table) whose entries are kept from
+    /// the last run, not keyed in this one.
+    fn not_keyed(&self, rows: &[bool]) -> Vec<u32> {
+        let Some(keyed) = &self.keyed else {
+            return Vec::new();
+        };
+        let kept = |r: &u32| rows[*r as usize] && !keyed.get(*r as usize).copied().unwrap_or(true);
+        (0..rows.len() as u32).filter(kept).collect()
+    }
+
+    /// Every entry, sorted by (hash, row): the kept ones renumbered, merged with the new.
+    fn merged(&self) -> (Vec<u64>, Vec<u32>) {
+        let Some(kept) = &self.kept else {
+            return (self.new.hashes.clone(), self.new.rows.clone());
+        };
+        let entries = kept.entries.hashes().zip(kept.entries.rows());
+        let renumbered = entries.filter_map(|(h, old)| {
+            let now = *kept.now.get(old as usize)?;
+            (now != u32::MAX).then_some((h, now))
+        });
+        let new = self
+            .new
+            .hashes
+            .iter()
+            .copied()
+            .zip(self.new.rows.iter().copied());
+        let capacity = kept.entries.len() + self.new.len();
+        merge(renumbered, new.collect(), capacity)
     }
 }
 
@@ -428,16 +508,21 @@ impl ModelBlocks {
 /// The blocks of every key definition of a run, and the values it normalised.
 #[derive(Default)]
 pub(super) struct BlockIndex {
-    defs: Vec<DefIndex>,
+    defs: Vec<DefBlocks>,
     by_def: HashMap<String, usize>,
     /// Per rule, the hashes its giant-block guard left out.
     giant: BTreeMap<String, Vec<u64>>,
     values: HashMap<ValueKey, Sparse>,
     /// What the last run stored, taken as each definition is first needed.
     stored: Option<Stored>,
-    /// Blocks got ready to make.
-    pending: Vec<Pending>,
+    /// Per table, the records keyed anew for some definitions, and for those each row
+    /// of the last run: its row now, unless keyed anew (u32::MAX).
+    kept_rows: Vec<(usize, KeptRows)>,
 }
+
+/// The records of a table keyed anew, and each row of the last run's: its row now,
+/// unless keyed anew or gone (u32::MAX).
+type KeptRows = (std::sync::Arc<Vec<bool>>, std::sync::Arc<Vec<u32>>);
 
 /// How a side keys some of its records from their normalised values: `(hash, row)`
 /// entries.
@@ -445,15 +530,6 @@ type KeyRows<'k> = dyn Fn(&BlockIndex, &[u32]) -> Vec<(u64, u32)> + 'k;
 
 /// A rule whose giant-block guard is decided, with its other side's active records.
 pub(super) type Guarded<'r> = (&'r mut RuleBlocks, &'r (dyn Fn(usize) -> bool + Sync));
-
-/// A definition's blocks got ready to make: the last run's entries and the new ones.
-struct Pending {
-    def: String,
-    table: usize,
-    winners: bool,
-    stored: StoredEntries,
-    new: Vec<(u64, u32)>,
-}
 
 /// `work` done on each item, on every core (two items or more at once), in the items'
 /// order.
@@ -493,13 +569,48 @@ pub(super) fn in_parallel<T: Send, R: Send>(
 }
 
 /// One stored definition's entries, as the file holds them: hashes (8 bytes each, little
-/// endian) and rows (4 bytes each), sorted; read where they are, without a copy.
+/// endian) and rows (4 bytes each), sorted; read where they are, without a copy, with
+/// where each 16-bit hash prefix starts.
 struct StoredEntries {
     hashes: bytes::Bytes,
     rows: bytes::Bytes,
+    starts: Vec<u32>,
 }
 
 impl StoredEntries {
+    fn hash(&self, i: usize) -> u64 {
+        let bytes = self.hashes.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]);
+        u64::from_le_bytes(bytes.try_into().unwrap_or_default())
+    }
+
+    /// The rows keyed `hash` (as the last run numbered them).
+    fn rows_of(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        let p = (hash >> 48) as usize;
+        let n = self.len();
+        let at = |i: usize| self.starts.get(i).map_or(n, |s| (*s as usize).min(n));
+        let (lo, hi) = (at(p), at(p + 1).max(at(p)));
+        // the first entry of `hash` in its prefix's range, and the first past it
+        let first = |above: bool| {
+            let (mut l, mut h) = (lo, hi);
+            while l < h {
+                let mid = l + (h - l) / 2;
+                let x = self.hash(mid);
+                if x < hash || above && x == hash {
+                    l = mid + 1;
+                } else {
+                    h = mid;
+                }
+            }
+            l
+        };
+        let (from, to) = (first(false), first(true));
+        self.rows
+            .get(from * 4..to * 4)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+    }
+
     fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
         self.hashes
             .chunks_exact(8)
@@ -551,11 +662,6 @@ impl BlockIndex {
         self.values = HashMap::new();
     }
 
-    /// Entries held, over every definition.
-    pub(super) fn entries(&self) -> usize {
-        self.defs.iter().map(DefIndex::len).sum()
-    }
-
     /// Key every record of the sides of `rule` whose definition has no blocks yet, with
     /// the whole normalised columns of a run over every record, and note the values its
     /// giant-block guard leaves out.
@@ -575,9 +681,9 @@ impl BlockIndex {
             let n = tables[side.table].len();
             let entries = key_rows(&rule.blocker(), values, &(0..n as u32).collect::<Vec<_>>());
             let name = tables[side.table].name.clone();
-            self.insert(side.def.clone(), DefIndex::from_entries(name, entries));
+            self.insert(side.def.clone(), name, DefIndex::from_entries(entries));
         }
-        let b = &self.defs[self.by_def[&rule.b.def]];
+        let b = &self.defs[self.by_def[&rule.b.def]].new;
         let mut giant: Vec<u64> = b.giant(active_b, max_block).into_iter().collect();
         giant.sort_unstable();
         self.giant.insert(rule.id.clone(), giant);
@@ -603,7 +709,7 @@ impl BlockIndex {
                     .map(|(row, h)| (*h, row as u32))
                     .collect();
                 let name = tables[side.table].name.clone();
-                self.insert(side.def.clone(), DefIndex::from_entries(name, entries));
+                self.insert(side.def.clone(), name, DefIndex::from_entries(entries));
             }
             let mut giant: Vec<u64> = hashed.giant.iter().copied().collect();
             giant.sort_unstable();
@@ -611,18 +717,24 @@ impl BlockIndex {
         }
     }
 
-    fn insert(&mut self, def: String, index: DefIndex) {
+    /// Keep the blocks of a run over every record: every record keyed.
+    fn insert(&mut self, def: String, table: String, index: DefIndex) {
+        let blocks = DefBlocks {
+            table,
+            kept: None,
+            new: index,
+            keyed: None,
+        };
         self.by_def.insert(def, self.defs.len());
-        self.defs.push(index);
+        self.defs.push(blocks);
     }
 
-    /// Get ready to make the blocks of the sides of `rule` that have none yet: take the
-    /// last run's entries and key the records keyed anew (per table: `changed`, the
-    /// records of new or changed keys; `decided`, every record whose duplicate group is
-    /// decided again, for the values after the winners took their columns' values).
-    /// [`BlockIndex::build`] then makes them. `Ok(Err(why))` when the run cannot match only
-    /// what changed: the stored index lacks a definition or names rows the state does not
-    /// have.
+    /// Make the blocks of the sides of `rule` that have none yet: keep the last run's
+    /// entries where the file holds them and key the records keyed anew (per table:
+    /// `changed`, the records of new or changed keys; `decided`, every record whose
+    /// duplicate group is decided again, for the values after the winners took their
+    /// columns' values). `Ok(Err(why))` when the run cannot match only what changed: the
+    /// stored index lacks a definition.
     pub(super) fn schedule(
         &mut self,
         rule: &RuleBlocks,
@@ -648,7 +760,7 @@ impl BlockIndex {
         Ok(Ok(()))
     }
 
-    /// Get one side ready (see [`BlockIndex::schedule`]): definition `def` of table
+    /// Make one side's blocks (see [`BlockIndex::schedule`]): definition `def` of table
     /// `table` (with the values after the winners took theirs), its `values` normalised
     /// for the records keyed anew, whose entries `keys` makes.
     fn schedule_side(
@@ -659,37 +771,64 @@ impl BlockIndex {
         (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
         keys: &KeyRows<'_>,
     ) -> Result<std::result::Result<(), String>> {
-        if self.by_def.contains_key(def) || self.pending.iter().any(|p| p.def == def) {
+        if self.by_def.contains_key(def) {
             return Ok(Ok(()));
         }
-        let stored = match self.take_stored(def, &tables[table].name)? {
+        let entries = match self.take_stored(def)? {
             Ok(entries) => entries,
             Err(why) => return Ok(Err(why)),
         };
         let fresh = if winners { decided } else { changed };
+        let (keyed, now) = self.kept_rows(table, &fresh[table], &tables[table].name);
         let rows_now: Vec<u32> = (0..tables[table].len() as u32)
             .filter(|r| fresh[table][*r as usize])
             .collect();
         self.fill(values, &rows_now, tables, cache);
-        let mut new = keys(self, &rows_now);
-        new.sort_unstable();
-        self.pending.push(Pending {
-            def: def.to_string(),
-            table,
-            winners,
-            stored,
+        let new = DefIndex::from_entries(keys(self, &rows_now));
+        let blocks = DefBlocks {
+            table: tables[table].name.clone(),
+            kept: Some(Kept { entries, now }),
             new,
-        });
+            keyed: Some(keyed),
+        };
+        self.by_def.insert(def.to_string(), self.defs.len());
+        self.defs.push(blocks);
         Ok(Ok(()))
     }
 
-    /// The last run's entries of definition `def` of table `table`; `Ok(Err(why))` when
-    /// the stored index lacks it or names rows the state does not have.
-    fn take_stored(
-        &mut self,
-        def: &str,
-        table: &str,
-    ) -> Result<std::result::Result<StoredEntries, String>> {
+    /// For table `table`, whose records `fresh` are keyed anew: those records, and each
+    /// row of the last run's: its row now, unless its key changed or went or it is keyed
+    /// anew (u32::MAX). Made once per table and set of records.
+    fn kept_rows(&mut self, table: usize, fresh: &[bool], name: &str) -> KeptRows {
+        let made = self
+            .kept_rows
+            .iter()
+            .find(|k| k.0 == table && *k.1 .0 == fresh);
+        if let Some((_, made)) = made {
+            return made.clone();
+        }
+        let renumber = self.stored.as_ref().and_then(|s| s.renumber.get(name));
+        let now: Vec<u32> = renumber
+            .map(|r| {
+                r.iter()
+                    .map(|n| match n {
+                        Some(row) if !fresh.get(*row as usize).copied().unwrap_or(true) => *row,
+                        _ => u32::MAX,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let made = (
+            std::sync::Arc::new(fresh.to_vec()),
+            std::sync::Arc::new(now),
+        );
+        self.kept_rows.push((table, made.clone()));
+        made
+    }
+
+    /// The last run's entries of definition `def`; `Ok(Err(why))` when the stored index
+    /// lacks it. (A row the state does not have is no record: left out as it is read.)
+    fn take_stored(&mut self, def: &str) -> Result<std::result::Result<StoredEntries, String>> {
         let Some(stored) = self.stored.as_mut() else {
             return Err(Error::Internal("no stored block index to build on".into()));
         };
@@ -698,13 +837,6 @@ impl BlockIndex {
                 "the stored block index has no keys of `{def}`: every record is matched"
             )));
         };
-        let old_rows = stored.renumber.get(table).map_or(0, Vec::len);
-        if entries.rows().any(|r| r as usize >= old_rows) {
-            return Ok(Err(
-                "the stored block index names records the state does not have: every record is matched"
-                    .into(),
-            ));
-        }
         Ok(Ok(entries))
     }
 
@@ -760,9 +892,7 @@ impl BlockIndex {
             if h == 0 || giant.contains(&h) {
                 continue;
             }
-            for &other in def.get(h) {
-                accept(row, other);
-            }
+            def.each(h, &mut |other| accept(row, other));
         }
     }
 
@@ -772,13 +902,33 @@ impl BlockIndex {
         &mut self,
         model: &mut ModelBlocks,
         active: &(dyn Fn(usize) -> bool + Sync),
-        tables: &[TableData],
+        (tables, cache): (&[TableData], &NormalizedCache),
+        suspect: Option<&[Vec<bool>]>,
         max_block: usize,
     ) -> std::result::Result<(), String> {
+        let hasher = key_hasher();
+        let mut touched = Vec::with_capacity(model.keys.len());
+        for key in &model.keys {
+            let d = self.by_def[&key.b.def];
+            let mut hashes = self.may_have_grown(&key.id, d);
+            if let Some(suspect) = suspect {
+                let rows = self.defs[d].not_keyed(&suspect[key.b.table]);
+                let values: Vec<ValueKey> = key.b.values.iter().map(|v| v.0.clone()).collect();
+                self.fill(&values, &rows, tables, cache);
+                let keyed = rows.iter().map(|&r| self.model_hash(&key.b, r, &hasher));
+                hashes.extend(keyed.filter(|h| *h != 0));
+            }
+            touched.push((d, hashes));
+        }
         let defs = &self.defs;
-        let by_def = &self.by_def;
-        let count = |key: &ModelKey| defs[by_def[&key.b.def]].giant(active, max_block);
-        let counted = in_parallel(model.keys.iter().collect(), &count);
+        let count = |(d, hashes): (usize, hashbrown::HashSet<u64>)| {
+            let crowded = |h: &u64| defs[d].crowded(*h, active, max_block);
+            hashes
+                .into_iter()
+                .filter(crowded)
+                .collect::<hashbrown::HashSet<u64>>()
+        };
+        let counted = in_parallel(touched, &count);
         model.active_b = (0..tables[model.other].len()).map(active).collect();
         let mut crossed = None;
         for (key, giant) in model.keys.iter_mut().zip(counted) {
@@ -786,6 +936,17 @@ impl BlockIndex {
             key.giant = giant;
         }
         crossed.map_or(Ok(()), Err)
+    }
+
+    /// The hashes of definition `d` whose blocks may hold another count of records than
+    /// in the last run, for rule or model key `id`: those it left out for their size
+    /// (which may have shrunk), and those of the records keyed anew (which may have
+    /// grown). Every other block has the records it had.
+    fn may_have_grown(&self, id: &str, d: usize) -> hashbrown::HashSet<u64> {
+        let stored = self.stored.as_ref().and_then(|s| s.giant.get(id));
+        let mut hashes: hashbrown::HashSet<u64> = stored.into_iter().flatten().copied().collect();
+        hashes.extend(&self.defs[d].new.hashes);
+        hashes
     }
 
     /// Note the hashes rule or model key `id` leaves out for their size; why the run
@@ -865,62 +1026,41 @@ impl BlockIndex {
         found
     }
 
-    /// Make the blocks [`BlockIndex::schedule`] got ready, on every core: each one's kept
-    /// entries renumbered (still in order: the rows of unchanged keys keep their order)
-    /// and merged with the new ones in one pass.
-    pub(super) fn build(
-        &mut self,
-        tables: &[TableData],
-        (changed, decided): (&[Vec<bool>], &[Vec<bool>]),
-    ) {
-        let pending = std::mem::take(&mut self.pending);
-        let empty = Vec::new();
-        let renumbers: Vec<&Vec<Option<u32>>> = tables
-            .iter()
-            .map(|t| {
-                self.stored
-                    .as_ref()
-                    .and_then(|s| s.renumber.get(&t.name))
-                    .unwrap_or(&empty)
-            })
-            .collect();
-        let make = |p: Pending| {
-            let fresh = if p.winners { decided } else { changed };
-            let (fresh, renumber) = (&fresh[p.table], renumbers[p.table]);
-            let capacity = p.stored.len() + p.new.len();
-            let kept = p.stored.hashes().zip(p.stored.rows()).filter_map(|(h, r)| {
-                let now = renumber.get(r as usize).copied().flatten()?;
-                (!fresh[now as usize]).then_some((h, now))
-            });
-            let (hashes, rows) = merge(kept, p.new, capacity);
-            (
-                p.def,
-                DefIndex::from_sorted(tables[p.table].name.clone(), hashes, rows),
-            )
-        };
-        let built = in_parallel(pending, &make);
-        for (def, index) in built {
-            self.insert(def, index);
-        }
-    }
-
     /// Decide which values the giant-block guard of each rule leaves out (with its other
-    /// side's active records, `active_b`), on every core. `Err(why)` when a rule leaves
-    /// out other values than the last run did: a block crossed the guard.
+    /// side's active records, `active_b`), on every core. Only the blocks that may count
+    /// otherwise than in the last run are counted: those it left out, those the records
+    /// keyed anew fall in, and those of the records whose activity may have changed
+    /// (`suspect`, per table). `Err(why)` when a rule leaves out other values than the
+    /// last run did: a block crossed the guard.
     pub(super) fn guard<'r>(
         &mut self,
         rules: Vec<Guarded<'r>>,
-        tables: &[TableData],
+        (tables, cache): (&[TableData], &NormalizedCache),
+        suspect: Option<&[Vec<bool>]>,
         max_block: usize,
     ) -> std::result::Result<(), String> {
+        let mut touched = Vec::with_capacity(rules.len());
+        for (rule, active) in rules {
+            let d = self.by_def[&rule.b.def];
+            let mut hashes = self.may_have_grown(&rule.id, d);
+            if let Some(suspect) = suspect {
+                let rows = self.defs[d].not_keyed(&suspect[rule.b.table]);
+                self.fill(&rule.b.values, &rows, tables, cache);
+                let values: Vec<&Sparse> = rule.b.values.iter().map(|k| &self.values[k]).collect();
+                let keyed = key_rows(&rule.blocker(), &values, &rows);
+                hashes.extend(keyed.into_iter().map(|e| e.0));
+            }
+            touched.push(((rule, active), (d, hashes)));
+        }
         let defs = &self.defs;
-        let by_def = &self.by_def;
-        let count = |(rule, active): Guarded<'r>| {
-            let giant = defs[by_def[&rule.b.def]].giant(active, max_block);
-            rule.active_b = (0..tables[rule.b.table].len()).map(active).collect();
-            (rule, giant)
-        };
-        let counted = in_parallel(rules, &count);
+        let count =
+            |((rule, active), (d, hashes)): (Guarded<'r>, (usize, hashbrown::HashSet<u64>))| {
+                let crowded = |h: &u64| defs[d].crowded(*h, active, max_block);
+                let giant: hashbrown::HashSet<u64> = hashes.into_iter().filter(crowded).collect();
+                rule.active_b = (0..tables[rule.b.table].len()).map(active).collect();
+                (rule, giant)
+            };
+        let counted = in_parallel(touched, &count);
         let mut crossed = None;
         for (rule, giant) in counted {
             crossed = crossed.or(self.set_giant(&rule.id, &giant));
@@ -1052,23 +1192,28 @@ impl BlockIndex {
         pairs
     }
 
-    /// The index as bytes, for the next run.
+    /// The index as bytes, for the next run: each definition's kept entries merged with
+    /// its new ones (on every core).
     pub(super) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.entries() * 12);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&probe().to_le_bytes());
         let mut defs: Vec<(&String, &usize)> = self.by_def.iter().collect();
         defs.sort();
+        let merged = in_parallel(
+            defs.iter().map(|(_, i)| &self.defs[**i]).collect(),
+            &DefBlocks::merged,
+        );
+        let entries: usize = merged.iter().map(|m| m.0.len()).sum();
+        let mut out = Vec::with_capacity(64 + entries * 12 + defs.len() * 256);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&probe().to_le_bytes());
         put_len(&mut out, defs.len());
-        for (def, &i) in defs {
-            let d = &self.defs[i];
+        for ((def, &i), (hashes, rows)) in defs.into_iter().zip(merged) {
             put_text(&mut out, def);
-            put_text(&mut out, &d.table);
-            put_len(&mut out, d.hashes.len());
-            for h in &d.hashes {
+            put_text(&mut out, &self.defs[i].table);
+            put_len(&mut out, hashes.len());
+            for h in hashes {
                 out.extend_from_slice(&h.to_le_bytes());
             }
-            for r in &d.rows {
+            for r in rows {
                 out.extend_from_slice(&r.to_le_bytes());
             }
         }
@@ -1091,7 +1236,7 @@ impl BlockIndex {
 /// (once per looking record).
 fn look_up<C: Column>(
     (blocker, values, rows): (&Blocker<'_>, &[C], &[u32]),
-    def: &DefIndex,
+    def: &DefBlocks,
     giant: &hashbrown::HashSet<u64>,
     accept: &dyn Fn(u32, u32) -> Option<(u32, u32)>,
     out: &mut Vec<(u32, u32)>,
@@ -1104,11 +1249,11 @@ fn look_up<C: Column>(
         seen.clear();
         blocker.keys(values, row as usize, &hasher, &mut scratch, &mut keys, None);
         for &h in keys.iter().filter(|h| !giant.contains(*h)) {
-            for &found in def.get(h) {
+            def.each(h, &mut |found| {
                 if seen.insert(found) {
                     out.extend(accept(row, found));
                 }
-            }
+            });
         }
     }
 }
@@ -1239,13 +1384,32 @@ pub(super) fn decode(
         let at = r.at;
         r.take(n.checked_mul(4).ok_or("bad count")?)?;
         let rows = bytes.slice(at..r.at);
-        parts.push(Some((def, StoredEntries { hashes, rows })));
+        let starts = Vec::new();
+        parts.push(Some((
+            def,
+            StoredEntries {
+                hashes,
+                rows,
+                starts,
+            },
+        )));
     }
     // the checksum as one more piece of work
     parts.push(None);
     let check = |part: Option<(String, StoredEntries)>| match part {
-        Some((def, entries)) if entries.hashes().is_sorted() => Ok(Some((def, entries))),
-        Some(_) => Err("the stored block index is not in order".to_string()),
+        Some((def, mut entries)) => {
+            let (mut last, mut sorted) = (0, true);
+            let hashes = entries.hashes().inspect(|h| {
+                sorted &= *h >= last;
+                last = *h;
+            });
+            entries.starts = prefix_starts(hashes);
+            if sorted {
+                Ok(Some((def, entries)))
+            } else {
+                Err("the stored block index is not in order".to_string())
+            }
+        }
         None if checksum(body) == u64::from_le_bytes(sum) => Ok(None),
         None => Err("the stored block index is damaged".to_string()),
     };
@@ -1294,7 +1458,7 @@ mod tests {
     #[test]
     fn a_block_is_found_by_its_hash_and_counted_over_active_records() {
         let entries = vec![(u64::MAX, 1), (7, 3), (7, 1), (1 << 50, 2), (7, 2)];
-        let index = DefIndex::from_entries("t".into(), entries);
+        let index = DefIndex::from_entries(entries);
         assert_eq!(index.get(7), &[1, 2, 3]);
         assert_eq!(index.get(u64::MAX), &[1]);
         assert_eq!(index.get(1 << 50), &[2]);
@@ -1304,11 +1468,73 @@ mod tests {
     }
 
     #[test]
+    fn kept_entries_are_found_renumbered_beside_the_new_and_merged_in_order() {
+        // the last run's entries, stored and read back
+        let high = 0xffff_0000_0000_0000u64;
+        let old = vec![
+            (7, 0),
+            (7, 1),
+            (7, 3),
+            (1 << 50, 2),
+            (high, 4),
+            (u64::MAX, 1),
+        ];
+        let mut last = BlockIndex::new();
+        last.insert("d".into(), "t".into(), DefIndex::from_entries(old));
+        let bytes = bytes::Bytes::from(last.encode());
+        let mut stored = decode(&bytes, HashMap::new()).expect("reads");
+        assert_eq!(
+            stored.defs["d"].rows_of(7).collect::<Vec<_>>(),
+            vec![0, 1, 3]
+        );
+        assert_eq!(
+            stored.defs["d"].rows_of(u64::MAX).collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert_eq!(stored.defs["d"].rows_of(high).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(stored.defs["d"].rows_of(high + 1).count(), 0);
+        // now: old row 0 is row 0, row 1 is gone, row 2 is row 3 (a new record before
+        // it, row 2), row 3 is row 4 and keyed anew, row 4 is row 5
+        let renumber = vec![Some(0), None, Some(3), Some(4), Some(5)];
+        stored.renumber.insert("t".into(), renumber);
+        let mut index = BlockIndex::from_stored(stored);
+        let fresh = vec![false, false, true, false, true, false];
+        let (keyed, now) = index.kept_rows(0, &fresh, "t");
+        assert_eq!(*now, vec![0, u32::MAX, 3, u32::MAX, 5]);
+        let entries = index.take_stored("d").expect("no failure").expect("stored");
+        let blocks = DefBlocks {
+            table: "t".into(),
+            kept: Some(Kept { entries, now }),
+            new: DefIndex::from_entries(vec![(7, 2), (9, 4), (7, 4)]),
+            keyed: Some(keyed),
+        };
+        let found = |h: u64| {
+            let mut rows = Vec::new();
+            blocks.each(h, &mut |r| rows.push(r));
+            rows
+        };
+        assert_eq!(found(7), vec![0, 2, 4]);
+        assert_eq!(found(1 << 50), vec![3]);
+        assert_eq!(found(9), vec![4]);
+        assert!(found(u64::MAX).is_empty(), "a key gone");
+        assert!(blocks.crowded(7, &|_| true, 2));
+        assert!(!blocks.crowded(7, &|r| r != 2, 2));
+        assert_eq!(
+            blocks.not_keyed(&[true, true, true, true, false, true]),
+            [0, 1, 3, 5]
+        );
+        let (hashes, rows) = blocks.merged();
+        assert_eq!(hashes, vec![7, 7, 7, 9, 1 << 50, high]);
+        assert_eq!(rows, vec![0, 2, 4, 4, 3, 5]);
+    }
+
+    #[test]
     fn a_damaged_index_is_refused_without_panicking() {
         let mut index = BlockIndex::new();
         index.insert(
             "d".into(),
-            DefIndex::from_entries("t".into(), vec![(5, 1), (2, 0)]),
+            "t".into(),
+            DefIndex::from_entries(vec![(5, 1), (2, 0)]),
         );
         index.giant.insert("rule".into(), vec![5]);
         let bytes = bytes::Bytes::from(index.encode());
@@ -1317,6 +1543,8 @@ mod tests {
         assert_eq!(entries.hashes().collect::<Vec<_>>(), vec![2, 5]);
         assert_eq!(entries.rows().collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(stored.giant["rule"], vec![5]);
+        assert_eq!(entries.rows_of(5).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(entries.rows_of(3).count(), 0);
         for cut in 0..bytes.len() {
             assert!(
                 decode(&bytes.slice(..cut), HashMap::new()).is_err(),

@@ -858,14 +858,17 @@ impl Closure {
             let scorer = model::Scorer::new(ms, (t, t), models.get(&model::model_name(t, t)))?;
             dedupe_models.push(Some((blocks, scorer)));
         }
-        self.index.build(tables, (&self.changed_rows, &self.in_set));
+        // every record is active: a block counts otherwise only as records come and go
         let all = |_: usize| true;
         let guarded = rules.iter_mut().flatten().map(|r| (r, &all as _)).collect();
-        if let Err(why) = self.index.guard(guarded, tables, max_block) {
+        if let Err(why) = self.index.guard(guarded, (tables, cache), None, max_block) {
             return Ok(Some(why));
         }
         for (blocks, _) in dedupe_models.iter_mut().flatten() {
-            if let Err(why) = self.index.guard_model(blocks, &all, tables, max_block) {
+            let guarded = self
+                .index
+                .guard_model(blocks, &all, (tables, cache), None, max_block);
+            if let Err(why) = guarded {
                 return Ok(Some(why));
             }
         }
@@ -970,7 +973,6 @@ impl Closure {
             }
             match_models.push(here);
         }
-        self.index.build(tables, (&self.changed_rows, &self.in_set));
         // each rule's other side: its winners
         let actives: Vec<Box<dyn Fn(usize) -> bool + Sync + '_>> = winners
             .iter()
@@ -981,12 +983,21 @@ impl Closure {
             .flatten()
             .map(|(wi, r)| (r, actives[*wi].as_ref()))
             .collect();
-        if let Err(why) = self.index.guard(guarded, tables, max_block) {
+        // a record whose duplicate group is decided again may have become a winner, or
+        // stopped being one
+        let suspect = Some(&self.in_dedupe[..]);
+        let guarded = self
+            .index
+            .guard(guarded, (tables, cache), suspect, max_block);
+        if let Err(why) = guarded {
             return Ok(Some(why));
         }
         for (wi, blocks, _) in match_models.iter_mut().flatten() {
             let active = actives[*wi].as_ref();
-            if let Err(why) = self.index.guard_model(blocks, active, tables, max_block) {
+            let guarded =
+                self.index
+                    .guard_model(blocks, active, (tables, cache), suspect, max_block);
+            if let Err(why) = guarded {
                 return Ok(Some(why));
             }
         }
