@@ -651,12 +651,6 @@ impl BlockIndex {
         }
     }
 
-    /// Each row of table `table` in the last run: its row now, when its key is unchanged.
-    pub(super) fn renumber(&self, table: &str) -> Option<&[Option<u32>]> {
-        let stored = self.stored.as_ref()?;
-        stored.renumber.get(table).map(Vec::as_slice)
-    }
-
     /// Drop the values normalised for looking up (the blocks stay).
     pub(super) fn forget_values(&mut self) {
         self.values = HashMap::new();

@@ -42,15 +42,14 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use lakecdp_core::UnificationSpec;
-use lakecdp_lake::partition::read_entity;
 use lakecdp_lake::{Lake, Process};
 use serde::{Deserialize, Serialize};
 
 use super::blocks::{BlockIndex, ModelBlocks, RuleBlocks, RuleDef, Stored};
 use super::data::TableData;
+use super::model;
 use super::model::StoredModel;
 use super::rules::{GiantBlock, NormalizedCache, Touching};
-use super::{model, MODEL_RULE};
 use crate::{Error, Result};
 use lakecdp_match::cluster::UnionFind;
 
@@ -101,7 +100,7 @@ pub(super) fn note_giant(
 
 /// The version of the state and of the decisions it keeps: a run of another version
 /// matches every record.
-const STATE_VERSION: &str = concat!("4/", env!("CARGO_PKG_VERSION"));
+const STATE_VERSION: &str = concat!("5/", env!("CARGO_PKG_VERSION"));
 
 fn pointer_path(lake: &Lake) -> String {
     lake.internal("unify/state.json")
@@ -153,8 +152,8 @@ pub(super) fn fingerprints(t: &TableData) -> Prints {
 }
 
 /// The keys of a table as the last run left them, in key order: each one's fingerprint,
-/// its component, whether its duplicate group was held together by a strong link, and
-/// how many rows it had.
+/// its component, whether its duplicate group was held together by a strong link, how
+/// many rows it had, its duplicate group and, per row, the rule that put it there.
 #[derive(Default)]
 struct OldKeys {
     keys: Vec<StringArray>,
@@ -166,6 +165,12 @@ struct OldKeys {
     component: Vec<u64>,
     strong: Vec<bool>,
     rows: Vec<u32>,
+    /// Each key's duplicate group: the place of the group's first key among the keys.
+    group: Vec<u32>,
+    /// Per row (the keys' rows one after the other), the rule that put it in its group
+    /// (u16::MAX: none), numbered as a run numbers them, and its score.
+    rule: Vec<u16>,
+    score: Vec<f32>,
 }
 
 impl OldKeys {
@@ -317,6 +322,11 @@ fn read_keys(
         let rows: arrow::array::UInt32Array = typed(column(5)?, "Rows")?;
         let ids = text(6)?;
         let profile: arrow::array::UInt32Array = typed(column(7)?, "Profile")?;
+        let group: arrow::array::UInt32Array = typed(column(8)?, "Group")?;
+        let rules: arrow::array::ListArray = typed(column(9)?, "Rules")?;
+        let scores: arrow::array::ListArray = typed(column(10)?, "Scores")?;
+        let rule_values: arrow::array::UInt16Array = typed(rules.values(), "a rule")?;
+        let score_values: arrow::array::Float32Array = typed(scores.values(), "a score")?;
         if table.null_count() + key.null_count() > 0 {
             return Err("a key without its table".into());
         }
@@ -339,6 +349,10 @@ fn read_keys(
                     return Err("its keys are not in order".into());
                 }
                 rows_of[ti] += u64::from(rows.value(j));
+                let n = rows.value(j) as usize;
+                if rules.value_length(j) as usize != n || scores.value_length(j) as usize != n {
+                    return Err("a key's rules are not one per row".into());
+                }
                 j += 1;
             }
             if rows_of[ti] > tables[ti].len().max(1) as u64 * 1024 {
@@ -353,12 +367,29 @@ fn read_keys(
                 .extend(component.values()[i..j].iter().copied());
             old.strong.extend((i..j).map(|r| strong.value(r)));
             old.rows.extend(rows.values()[i..j].iter().copied());
+            old.group.extend(group.values()[i..j].iter().copied());
+            let (from, to) = (rules.value_offsets()[i], rules.value_offsets()[j]);
+            let (from, to) = (from as usize, to as usize);
+            let rule_slice = rule_values.values().get(from..to);
+            old.rule
+                .extend(rule_slice.ok_or("a key's rules are cut short")?);
+            let (from, to) = (scores.value_offsets()[i], scores.value_offsets()[j]);
+            let score_slice = score_values.values().get(from as usize..to as usize);
+            old.score
+                .extend(score_slice.ok_or("a key's scores are cut short")?);
             i = j;
         }
         next_component = next_component.max(component.values().iter().max().map_or(0, |c| c + 1));
     }
     if rows_of.iter().any(|n| *n > u64::from(u32::MAX)) {
         return Err("its row counts are out of bounds".into());
+    }
+    // a group is one of its table's keys
+    if keys
+        .iter()
+        .any(|k| k.group.iter().any(|g| *g as usize >= k.group.len()))
+    {
+        return Err("a duplicate group names a key it does not have".into());
     }
     // profiles are numbered from 0, at most one per key
     let keys_read: usize = keys.iter().map(|k| k.profile.len()).sum();
@@ -371,6 +402,10 @@ fn read_keys(
     }
     Ok((keys, next_component))
 }
+
+/// A table's duplicate groups: per record, its group (as its first record), and the
+/// rule (as a run numbers them) and score that put it there.
+pub(super) type Groups<'a> = (&'a [u32], &'a [Option<(u16, f32)>]);
 
 /// What a published run leaves for the next.
 pub(super) struct Saved<'a> {
@@ -394,6 +429,9 @@ pub(super) struct Saved<'a> {
     pub blocks: &'a BlockIndex,
     /// Every record's CustomerId (None: left out of every profile).
     pub ids: &'a [Option<&'a str>],
+    /// Per table and record, its duplicate group (as its first record) and the rule and
+    /// score that put it there.
+    pub groups: &'a [Groups<'a>],
 }
 
 /// Store the state of a published run: every key's fingerprint, component and group
@@ -410,6 +448,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         giant,
         blocks,
         ids,
+        groups,
     } = saved;
     let (mut table, mut key, mut print, mut comp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -418,10 +457,30 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let mut customer = Vec::new();
     let mut profile = Vec::new();
     let mut numbers: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+    let mut group = Vec::new();
+    let mut rules = arrow::array::ListBuilder::new(arrow::array::UInt16Builder::new())
+        .with_field(Arc::new(Field::new("item", DataType::UInt16, false)));
+    let mut scores = arrow::array::ListBuilder::new(arrow::array::Float32Builder::new())
+        .with_field(Arc::new(Field::new("item", DataType::Float32, false)));
     for (ti, t) in tables.iter().enumerate() {
+        // each record's key, by its place among the keys
+        let mut place = vec![0u32; t.len()];
+        for (n, &(row, _)) in prints[ti].iter().enumerate() {
+            let end = prints[ti].get(n + 1).map_or(t.len(), |p| p.0);
+            place[row..end].fill(n as u32);
+        }
+        let (first, rule) = groups[ti];
         for (n, &(row, fp)) in prints[ti].iter().enumerate() {
             let end = prints[ti].get(n + 1).map_or(t.len(), |p| p.0);
             rows.push((end - row) as u32);
+            group.push(place[first[row] as usize]);
+            for attributed in &rule[row..end] {
+                let (ri, score) = attributed.unwrap_or((u16::MAX, 0.0));
+                rules.values().append_value(ri);
+                scores.values().append_value(score);
+            }
+            rules.append(true);
+            scores.append(true);
             let id = ids[offsets[ti] as usize + row];
             customer.push(id);
             profile.push(id.map_or(u32::MAX, |id| {
@@ -444,6 +503,17 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Field::new("Rows", DataType::UInt32, false),
         Field::new("CustomerId", DataType::Utf8, true),
         Field::new("Profile", DataType::UInt32, false),
+        Field::new("Group", DataType::UInt32, false),
+        Field::new(
+            "Rules",
+            DataType::List(Arc::new(Field::new("item", DataType::UInt16, false))),
+            false,
+        ),
+        Field::new(
+            "Scores",
+            DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
+            false,
+        ),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(table)),
@@ -454,6 +524,9 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Arc::new(arrow::array::UInt32Array::from(rows)),
         Arc::new(StringArray::from(customer)),
         Arc::new(arrow::array::UInt32Array::from(profile)),
+        Arc::new(arrow::array::UInt32Array::from(group)),
+        Arc::new(rules.finish()),
+        Arc::new(scores.finish()),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
@@ -588,6 +661,21 @@ pub(super) struct Closure {
     changed_rows: Vec<Vec<bool>>,
     /// The values each rule and model key left out for their size in the last run.
     giant: GiantValues,
+    /// Per table, the last run's duplicate groups.
+    old_groups: Vec<OldGroups>,
+}
+
+/// A table's duplicate groups as the last run left them, by its keys.
+struct OldGroups {
+    /// Per key, its first row among the last run's rows.
+    first_row: Vec<u32>,
+    /// Per key, its first row now (u32::MAX: changed or gone).
+    first_now: Vec<u32>,
+    /// Per key, the place of its group's first key.
+    group: Vec<u32>,
+    /// Per row of the last run, the rule that put it in its group (u16::MAX: none).
+    rule: Vec<u16>,
+    score: Vec<f32>,
 }
 
 impl Closure {
@@ -612,6 +700,7 @@ impl Closure {
         let mut old_ids = Vec::with_capacity(tables.len());
         let mut old_profiles = Vec::with_capacity(tables.len());
         let mut gone_ids = vec![Vec::new(); tables.len()];
+        let mut old_groups = Vec::with_capacity(tables.len());
         let State {
             mut keys,
             mut blocks,
@@ -621,6 +710,22 @@ impl Closure {
         let profiles = keys.iter().map(|k| k.profile.len()).sum();
         for (ti, t) in tables.iter().enumerate() {
             old_profiles.push(std::mem::take(&mut keys[ti].profile));
+            let first_row: Vec<u32> = keys[ti]
+                .rows
+                .iter()
+                .scan(0u32, |at, n| {
+                    let first = *at;
+                    *at = at.saturating_add(*n);
+                    Some(first)
+                })
+                .collect();
+            let mut groups = OldGroups {
+                first_now: vec![u32::MAX; first_row.len()],
+                first_row,
+                group: std::mem::take(&mut keys[ti].group),
+                rule: std::mem::take(&mut keys[ti].rule),
+                score: std::mem::take(&mut keys[ti].score),
+            };
             let old = &keys[ti];
             old_ids.push(StringArray::from_iter(
                 old.ids.iter().flat_map(|a| a.iter()),
@@ -656,6 +761,7 @@ impl Closure {
                         old_key[offsets[ti] as usize + row] = j as u32;
                     }
                 }
+                let found_key = found.map(|f| f.0);
                 let found = found.map(|(j, at)| {
                     let o = old;
                     (o.print[j], o.component[j], o.strong[j], at, o.rows[j])
@@ -670,6 +776,9 @@ impl Closure {
                         }
                         let same = was == fp && old_n as usize == end - first;
                         if same {
+                            if let Some(j) = found_key {
+                                groups.first_now[j] = first as u32;
+                            }
                             for (i, row) in (first..end).enumerate() {
                                 if let Some(slot) = renumber.get_mut(old_first as usize + i) {
                                     *slot = Some(row as u32);
@@ -702,6 +811,7 @@ impl Closure {
                 }
             }
             blocks.renumber.insert(t.name.clone(), renumber);
+            old_groups.push(groups);
         }
         let frontier = in_set.clone();
         let changed_rows = in_set.clone();
@@ -739,6 +849,7 @@ impl Closure {
             gone_ids,
             changed_rows,
             giant,
+            old_groups,
         };
         for c in seeds {
             closure.take_component(c);
@@ -1096,9 +1207,36 @@ impl Closure {
         out
     }
 
-    /// Each row of table `table` in the last run: its row now, when its key is unchanged.
-    pub(super) fn renumber(&self, table: &str) -> Option<&[Option<u32>]> {
-        self.index.renumber(table)
+    /// The last run's duplicate groups of table `ti` for the records kept (outside the
+    /// set as it stood after the dedupe closure): per record, its group (as its first
+    /// record) and the rule and score that put it there.
+    pub(super) fn kept_dedupe(&self, ti: usize) -> Result<KeptDedupe> {
+        let in_dedupe = &self.in_dedupe[ti];
+        let old = &self.old_groups[ti];
+        let offset = self.offsets[ti] as usize;
+        let mut out: KeptDedupe = vec![None; in_dedupe.len()];
+        for (row, kept) in out.iter_mut().enumerate() {
+            let j = self.old_key[offset + row] as usize;
+            // a kept record has its key, unchanged, and so has each record of its group
+            let first_now = old.first_now.get(j).filter(|f| **f as usize <= row);
+            let Some(&first_now) = first_now.filter(|_| !in_dedupe[row]) else {
+                continue;
+            };
+            let group_row = old
+                .group
+                .get(j)
+                .and_then(|g| old.first_now.get(*g as usize));
+            let Some(&group_row) = group_row.filter(|r| **r != u32::MAX) else {
+                return Err(Error::Internal(format!(
+                    "the last run's duplicate group of kept record {row} of table {ti} is not kept"
+                )));
+            };
+            let old_row = (old.first_row[j] as usize) + (row - first_now as usize);
+            let rule = old.rule.get(old_row).copied().unwrap_or(u16::MAX);
+            let score = old.score.get(old_row).copied().unwrap_or_default();
+            *kept = Some((group_row, (rule != u16::MAX).then_some((rule, score))));
+        }
+        Ok(out)
     }
 
     /// The rules' blocks of this run, for the next.
@@ -1148,106 +1286,6 @@ fn tidy(pairs: &mut Pairs) {
 /// The last run's duplicate groups of a table, for the records kept: per record, the
 /// first record of its group, its rule (index, as the run numbers them) and score.
 pub(super) type KeptDedupe = Vec<Option<(u32, Option<(u16, f32)>)>>;
-
-/// Read the last run's `Deduplication_<Source>_<Table>` for the records of `t` outside
-/// the set: each one's group (as its first record) and the rule that put it there.
-/// `renumber` (each row of the last run: its row now, when its key is unchanged) finds
-/// the records by their place when the table reads in the order it was written; by
-/// their keys otherwise.
-pub(super) async fn kept_dedupe(
-    lake: &Lake,
-    t: &TableData,
-    in_dedupe: &[bool],
-    renumber: Option<&[Option<u32>]>,
-) -> Result<KeptDedupe> {
-    let mut out: KeptDedupe = vec![None; t.len()];
-    let process = Process::Unification;
-    let name = format!("Deduplication_{}_{}", t.spec.source, t.spec.table);
-    let model = lakecdp_lake::publish::read_model(lake, &process)
-        .await?
-        .ok_or_else(|| Error::Internal("no unification is published".into()))?;
-    let entity = model
-        .entity(&name)
-        .ok_or_else(|| Error::Internal(format!("the last unification has no `{name}`")))?;
-    let mut rules: Vec<String> = t
-        .spec
-        .dedupe
-        .iter()
-        .enumerate()
-        .map(|(i, r)| super::rules::rule_name(&r.name, i))
-        .collect();
-    rules.push(MODEL_RULE.to_string());
-    // the rows of a key in the order they were written (the canonical order)
-    let mut seen: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
-    let batches = read_entity(lake, &process.folder(), entity).await?;
-    let rows_read: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    // in the order written, each row is the last run's row of that number
-    let by_place = renumber.filter(|r| r.len() == rows_read);
-    let mut place = 0usize;
-    for batch in batches {
-        let text = |i: usize| -> Result<StringArray> {
-            let c = cast(batch.column(i), &DataType::Utf8)?;
-            c.as_any()
-                .downcast_ref::<StringArray>()
-                .cloned()
-                .ok_or_else(|| Error::Internal(format!("`{name}`: not text")))
-        };
-        let (key, group, rule) = (text(0)?, text(1)?, text(3)?);
-        let score = cast(batch.column(4), &DataType::Float32)?;
-        let score = score
-            .as_any()
-            .downcast_ref::<arrow::array::Float32Array>()
-            .cloned()
-            .ok_or_else(|| Error::Internal(format!("`{name}`: score is not a number")))?;
-        for i in 0..batch.num_rows() {
-            let k = key.value(i);
-            let row = match by_place.map(|r| r[place]) {
-                // the row is where the last run wrote it, renumbered
-                Some(Some(now)) if t.keys[now as usize] == k => now as usize,
-                // a key changed or gone
-                Some(None) => {
-                    place += 1;
-                    continue;
-                }
-                Some(Some(_)) => {
-                    // not in the order written: find every row by its key
-                    return Box::pin(kept_dedupe(lake, t, in_dedupe, None)).await;
-                }
-                None => {
-                    let n = seen.entry(k.to_string()).or_insert(0);
-                    let nth = *n;
-                    *n += 1;
-                    t.keys.partition_point(|x| x.as_str() < k) + nth
-                }
-            };
-            place += 1;
-            if row >= t.len() || t.keys[row] != k || in_dedupe[row] {
-                continue;
-            }
-            let g = group.value(i);
-            let group_row = if g == k && t.keys[row.saturating_sub(1)] != k {
-                row
-            } else {
-                t.keys.partition_point(|x| x.as_str() < g)
-            };
-            if group_row >= t.len() || t.keys[group_row] != g {
-                return Err(Error::Internal(format!(
-                    "`{name}`: the group of `{k}` names `{g}`, which is not a record now"
-                )));
-            }
-            let attributed = (!rule.is_null(i))
-                .then(|| {
-                    rules
-                        .iter()
-                        .position(|r| r == rule.value(i))
-                        .map(|r| (r as u16, score.value(i)))
-                })
-                .flatten();
-            out[row] = Some((group_row as u32, attributed));
-        }
-    }
-    Ok(out)
-}
 
 /// Make `out` the qualified name `source.table`, unless it is already.
 pub(super) fn qualify(out: &mut String, source: &str, table: &str) {

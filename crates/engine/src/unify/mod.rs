@@ -411,10 +411,8 @@ async fn unify_once(
             return Ok(Attempt::Again(MOST_REACHED.into()));
         }
         lap("closure (dedupe)", &mut phases);
-        for (ti, t) in tables.iter().enumerate() {
-            let renumber = c.renumber(&t.name);
-            let kept = incremental::kept_dedupe(lake, t, &c.in_dedupe[ti], renumber).await?;
-            kept_dedupe.push(kept);
+        for ti in 0..tables.len() {
+            kept_dedupe.push(c.kept_dedupe(ti)?);
         }
         lap("kept groups", &mut phases);
     }
@@ -1131,6 +1129,10 @@ async fn unify_once(
                 (None, None) => &empty_blocks,
             },
             ids: &record_ids,
+            groups: &deduped
+                .iter()
+                .map(|d| (&d.group[..], &d.rule[..]))
+                .collect::<Vec<_>>(),
         };
         if let Err(e) = incremental::save_state(lake, saved).await {
             tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
