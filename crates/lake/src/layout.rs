@@ -216,6 +216,41 @@ impl Lake {
         Ok(())
     }
 
+    /// Put bytes given in parts at a relative path (atomic, overwrites): the parts are
+    /// written one after the other, never joined in memory.
+    pub async fn put_parts(&self, relative: &str, parts: Vec<Bytes>) -> Result<()> {
+        let path = self.path(relative);
+        self.store
+            .put(&path, parts.into_iter().collect::<PutPayload>())
+            .await
+            .map_err(|e| Error::store(&path, e))?;
+        Ok(())
+    }
+
+    /// Get the bytes of a range of the object at a relative path.
+    pub async fn get_range(&self, relative: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let path = self.path(relative);
+        self.store
+            .get_range(&path, range)
+            .await
+            .map_err(|e| Error::store(&path, e))
+    }
+
+    /// Get the bytes of several ranges of the object at a relative path, all at once.
+    pub async fn get_ranges(
+        &self,
+        relative: &str,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<Bytes>> {
+        let path = self.path(relative);
+        let reads = ranges
+            .iter()
+            .map(|r| self.store.get_range(&path, r.clone()));
+        futures::future::try_join_all(reads)
+            .await
+            .map_err(|e| Error::store(&path, e))
+    }
+
     /// Get the bytes at a relative path.
     pub async fn get(&self, relative: &str) -> Result<Bytes> {
         let path = self.path(relative);

@@ -244,15 +244,9 @@ pub(super) async fn load_state(
     let Some(blocks_file) = &pointer.blocks else {
         return Ok(Err("no block index of an earlier run is stored".into()));
     };
-    let blocks = match lake.get(&lake.internal(blocks_file)).await {
-        Ok(b) => match super::blocks::decode(&b, HashMap::new()) {
-            Ok(stored) => stored,
-            Err(why) => return Ok(Err(why)),
-        },
-        Err(lakecdp_lake::Error::NotFound { .. }) => {
-            return Ok(Err("the stored block index is missing".into()))
-        }
-        Err(e) => return Err(e.into()),
+    let blocks = match super::blocks::read(lake, &lake.internal(blocks_file)).await? {
+        Ok(stored) => stored,
+        Err(why) => return Ok(Err(why)),
     };
     let bytes = match lake.get(&lake.internal(&pointer.file)).await {
         Ok(b) => b,
@@ -543,7 +537,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let file = format!("unify/state-{run}.parquet");
     lake.put(&lake.internal(&file), bytes).await?;
     let blocks_file = format!("unify/blocks-{run}.bin");
-    lake.put(&lake.internal(&blocks_file), blocks.encode())
+    lake.put_parts(&lake.internal(&blocks_file), blocks.encode())
         .await?;
     let previous: Option<Pointer> = match lake.get(&pointer_path(lake)).await {
         Ok(b) => serde_json::from_slice(&b).ok(),
