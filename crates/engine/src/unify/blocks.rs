@@ -51,34 +51,52 @@ fn checksum(bytes: &[u8]) -> u64 {
     key_hasher().hash_one(bytes)
 }
 
-/// Where each 16-bit prefix of sorted hashes starts (and, last, their count).
-fn prefix_starts(hashes: impl Iterator<Item = u64>) -> Vec<u32> {
-    let mut starts = vec![0u32; (1 << 16) + 1];
-    for h in hashes {
-        starts[(h >> 48) as usize + 1] += 1;
+/// Where each prefix of sorted hashes starts (and, last, their count): prefixes of as
+/// many bits as put about eight hashes (a cache line) under each, so that a hash is
+/// found in one or two reads.
+struct Prefixes {
+    bits: u32,
+    starts: Vec<u32>,
+}
+
+impl Prefixes {
+    /// The prefixes of `n` sorted hashes.
+    fn new(n: usize, hashes: impl Iterator<Item = u64>) -> Self {
+        let bits = (usize::BITS - (n / 8).max(1).leading_zeros()).clamp(8, 24);
+        let mut starts = vec![0u32; (1 << bits) + 1];
+        for h in hashes {
+            starts[(h >> (64 - bits)) as usize + 1] += 1;
+        }
+        for p in 1..starts.len() {
+            starts[p] += starts[p - 1];
+        }
+        Prefixes { bits, starts }
     }
-    for p in 1..starts.len() {
-        starts[p] += starts[p - 1];
+
+    /// Where the hashes of `hash`'s prefix lie, among `n`.
+    fn range(&self, hash: u64, n: usize) -> (usize, usize) {
+        let p = (hash >> (64 - self.bits)) as usize;
+        let at = |i: usize| self.starts.get(i).map_or(n, |s| (*s as usize).min(n));
+        (at(p), at(p + 1).max(at(p)))
     }
-    starts
 }
 
 /// Key hashes sorted by hash, with their records (rows of a definition's table), and
-/// where each 16-bit hash prefix starts.
+/// where each hash prefix starts.
 pub(super) struct DefIndex {
     hashes: Vec<u64>,
     rows: Vec<u32>,
-    starts: Vec<u32>,
+    prefixes: Prefixes,
 }
 
 impl DefIndex {
     /// The index of entries sorted by hash, then row.
     fn from_sorted(hashes: Vec<u64>, rows: Vec<u32>) -> Self {
-        let starts = prefix_starts(hashes.iter().copied());
+        let prefixes = Prefixes::new(hashes.len(), hashes.iter().copied());
         DefIndex {
             hashes,
             rows,
-            starts,
+            prefixes,
         }
     }
 
@@ -92,8 +110,7 @@ impl DefIndex {
 
     /// The records keyed `hash`.
     pub(super) fn get(&self, hash: u64) -> &[u32] {
-        let p = (hash >> 48) as usize;
-        let (lo, hi) = (self.starts[p] as usize, self.starts[p + 1] as usize);
+        let (lo, hi) = self.prefixes.range(hash, self.hashes.len());
         let slice = &self.hashes[lo..hi];
         let from = lo + slice.partition_point(|x| *x < hash);
         let to = lo + slice.partition_point(|x| *x <= hash);
@@ -166,6 +183,14 @@ impl DefBlocks {
 
     /// Whether more than `max` records for which `active` holds are keyed `hash`.
     fn crowded(&self, hash: u64, active: &dyn Fn(usize) -> bool, max: usize) -> bool {
+        // at most as many as the entries: most blocks are small
+        let (from, to) = self
+            .kept
+            .as_ref()
+            .map_or((0, 0), |k| k.entries.range_of(hash));
+        if to - from + self.new.get(hash).len() <= max {
+            return false;
+        }
         let mut count = 0;
         self.each(hash, &mut |row| count += usize::from(active(row as usize)));
         count > max
@@ -597,11 +622,11 @@ pub(super) fn in_parallel<T: Send, R: Send>(
 
 /// One stored definition's entries, as the file holds them: hashes (8 bytes each, little
 /// endian) and rows (4 bytes each), sorted; read where they are, without a copy, with
-/// where each 16-bit hash prefix starts.
+/// where each hash prefix starts.
 struct StoredEntries {
     hashes: bytes::Bytes,
     rows: bytes::Bytes,
-    starts: Vec<u32>,
+    prefixes: Prefixes,
 }
 
 impl StoredEntries {
@@ -612,10 +637,17 @@ impl StoredEntries {
 
     /// The rows keyed `hash` (as the last run numbered them).
     fn rows_of(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
-        let p = (hash >> 48) as usize;
-        let n = self.len();
-        let at = |i: usize| self.starts.get(i).map_or(n, |s| (*s as usize).min(n));
-        let (lo, hi) = (at(p), at(p + 1).max(at(p)));
+        let (from, to) = self.range_of(hash);
+        self.rows
+            .get(from * 4..to * 4)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+    }
+
+    /// Where the entries keyed `hash` lie.
+    fn range_of(&self, hash: u64) -> (usize, usize) {
+        let (lo, hi) = self.prefixes.range(hash, self.len());
         // the first entry of `hash` in its prefix's range, and the first past it
         let first = |above: bool| {
             let (mut l, mut h) = (lo, hi);
@@ -630,12 +662,7 @@ impl StoredEntries {
             }
             l
         };
-        let (from, to) = (first(false), first(true));
-        self.rows
-            .get(from * 4..to * 4)
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+        (first(false), first(true))
     }
 
     fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
@@ -1193,19 +1220,18 @@ impl BlockIndex {
         self.fill(&rule.b.values, &os, tables, cache);
         let a_values: Vec<&Sparse> = rule.a.values.iter().map(|k| &self.values[k]).collect();
         let b_values: Vec<&Sparse> = rule.b.values.iter().map(|k| &self.values[k]).collect();
-        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
-        for (x, o) in candidates {
-            if let Some(s) = verify(
-                &rule.conditions,
-                &a_values,
-                &b_values,
-                x as usize,
-                o as usize,
-            ) {
+        // verified on every core
+        let check = |part: &[(u32, u32)]| {
+            let verified = part.iter().filter_map(|&(x, o)| {
+                let (a, b) = (&a_values[..], &b_values[..]);
+                let s = verify(&rule.conditions, a, b, x as usize, o as usize)?;
                 // one table: reported as (smaller, larger)
-                pairs.push(if same && o < x { (o, x, s) } else { (x, o, s) });
-            }
-        }
+                Some(if same && o < x { (o, x, s) } else { (x, o, s) })
+            });
+            verified.collect::<Vec<_>>()
+        };
+        let parts: Vec<&[(u32, u32)]> = candidates.chunks(PART).collect();
+        let mut pairs: Vec<(u32, u32, f32)> = in_parallel(parts, &check).concat();
         // a pair found twice (from both ends, or both ways round) is one, with its best
         // score
         pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
@@ -1262,8 +1288,28 @@ impl BlockIndex {
 
 /// Look the keys of some records (`rows` of the side whose values are given) up in `def`,
 /// skipping the giant blocks, and push the candidate `accept` makes of each record found
-/// (once per looking record).
-fn look_up<C: Column>(
+/// (once per looking record), the records shared out over every core.
+fn look_up<C: Column + Sync>(
+    (blocker, values, rows): (&Blocker<'_>, &[C], &[u32]),
+    def: &DefBlocks,
+    giant: &hashbrown::HashSet<u64>,
+    accept: &(dyn Fn(u32, u32) -> Option<(u32, u32)> + Sync),
+    out: &mut Vec<(u32, u32)>,
+) {
+    let parts: Vec<&[u32]> = rows.chunks(PART).collect();
+    let look = |part: &[u32]| {
+        let mut found = Vec::new();
+        look_up_part((blocker, values, part), def, giant, accept, &mut found);
+        found
+    };
+    out.extend(in_parallel(parts, &look).into_iter().flatten());
+}
+
+/// The records a piece of parallel work takes at least.
+const PART: usize = 1024;
+
+/// [`look_up`] for some records, on this core.
+fn look_up_part<C: Column>(
     (blocker, values, rows): (&Blocker<'_>, &[C], &[u32]),
     def: &DefBlocks,
     giant: &hashbrown::HashSet<u64>,
@@ -1484,18 +1530,21 @@ fn check_bodies(head: Head, bodies: Vec<bytes::Bytes>) -> std::result::Result<St
         if checksum(&body) != sum {
             return Err("the stored block index is damaged".to_string());
         }
-        let mut entries = StoredEntries {
-            hashes: body.slice(..n * 8),
-            rows: body.slice(n * 8..),
-            starts: Vec::new(),
-        };
+        let (hashes, rows) = (body.slice(..n * 8), body.slice(n * 8..));
         let (mut last, mut sorted) = (0, true);
-        let hashes = entries.hashes().inspect(|h| {
-            sorted &= *h >= last;
-            last = *h;
+        let each = hashes.chunks_exact(8).map(|c| {
+            let h = u64::from_le_bytes(c.try_into().unwrap_or_default());
+            sorted &= h >= last;
+            last = h;
+            h
         });
-        entries.starts = prefix_starts(hashes);
+        let prefixes = Prefixes::new(n, each);
         if sorted {
+            let entries = StoredEntries {
+                hashes,
+                rows,
+                prefixes,
+            };
             Ok((def, entries))
         } else {
             Err("the stored block index is not in order".to_string())
@@ -1564,7 +1613,8 @@ pub(super) async fn read(
         Err(why) => return Ok(Err(why)),
     };
     let bodies = lake.get_ranges(relative, &ranges).await?;
-    Ok(check_bodies(head, bodies))
+    let r = check_bodies(head, bodies);
+    Ok(r)
 }
 
 #[cfg(test)]

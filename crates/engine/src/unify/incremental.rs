@@ -244,20 +244,36 @@ pub(super) async fn load_state(
     let Some(blocks_file) = &pointer.blocks else {
         return Ok(Err("no block index of an earlier run is stored".into()));
     };
-    let blocks = match super::blocks::read(lake, &lake.internal(blocks_file)).await? {
+    // the block index and the state file, read and checked at once
+    let blocks_file = lake.internal(blocks_file);
+    let blocks = super::blocks::read(lake, &blocks_file);
+    let state_file = lake.internal(&pointer.file);
+    let named: Vec<(String, usize)> = tables.iter().map(|t| (t.name.clone(), t.len())).collect();
+    let keys = async {
+        let bytes = match lake.get(&state_file).await {
+            Ok(b) => b,
+            Err(lakecdp_lake::Error::NotFound { .. }) => {
+                return Ok(Err("the stored state file is missing".into()))
+            }
+            Err(e) => return Err(Error::from(e)),
+        };
+        let read = tokio::task::spawn_blocking(move || read_keys(bytes, &named));
+        match read.await {
+            Ok(Ok(read)) => Ok(Ok(read)),
+            Ok(Err(why)) => Ok(Err(format!("the stored state does not read ({why})"))),
+            Err(e) => Err(Error::Internal(format!(
+                "reading the unification state: {e}"
+            ))),
+        }
+    };
+    let (blocks, keys) = futures::future::join(blocks, keys).await;
+    let blocks = match blocks? {
         Ok(stored) => stored,
         Err(why) => return Ok(Err(why)),
     };
-    let bytes = match lake.get(&lake.internal(&pointer.file)).await {
-        Ok(b) => b,
-        Err(lakecdp_lake::Error::NotFound { .. }) => {
-            return Ok(Err("the stored state file is missing".into()))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let (keys, next_component) = match read_keys(bytes, tables) {
+    let (keys, next_component) = match keys? {
         Ok(read) => read,
-        Err(why) => return Ok(Err(format!("the stored state does not read ({why})"))),
+        Err(why) => return Ok(Err(why)),
     };
     Ok(Ok(State {
         keys,
@@ -267,28 +283,49 @@ pub(super) async fn load_state(
     }))
 }
 
-/// The keys of each table in a stored state file, and the first component number free;
-/// `Err(why)` when the file is not a state this version wrote, or is damaged.
+/// The rows of a stored state file, its row groups decoded on every core, in order.
+fn state_batches(bytes: bytes::Bytes) -> std::result::Result<Vec<RecordBatch>, String> {
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+    let meta = ArrowReaderMetadata::load(&bytes, Default::default()).map_err(|e| e.to_string())?;
+    let groups: Vec<usize> = (0..meta.metadata().num_row_groups()).collect();
+    let read = |g: usize| -> std::result::Result<Vec<RecordBatch>, String> {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
+            .with_row_groups(vec![g])
+            .with_batch_size(STATE_ROW_GROUP)
+            .build()
+            .map_err(|e| e.to_string())?
+            .map(|b| b.map_err(|e| e.to_string()))
+            .collect()
+    };
+    let mut batches = Vec::new();
+    for group in super::blocks::in_parallel(groups, &read) {
+        batches.extend(group?);
+    }
+    Ok(batches)
+}
+
+/// The rows of a row group of the state file.
+const STATE_ROW_GROUP: usize = 128 * 1024;
+
+/// The keys of each table (by name, with its count of records now) in a stored state
+/// file, and the first component number free; `Err(why)` when the file is not a state
+/// this version wrote, or is damaged.
 fn read_keys(
-    bytes: impl parquet::file::reader::ChunkReader + 'static,
-    tables: &[TableData],
+    bytes: bytes::Bytes,
+    tables: &[(String, usize)],
 ) -> std::result::Result<(Vec<OldKeys>, u64), String> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| e.to_string())?
-        .build()
-        .map_err(|e| e.to_string())?;
+    let batches = state_batches(bytes)?;
     let index: HashMap<&str, usize> = tables
         .iter()
         .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
+        .map(|(i, t)| (t.0.as_str(), i))
         .collect();
     let mut keys: Vec<OldKeys> = tables.iter().map(|_| OldKeys::default()).collect();
     let mut next_component = 0u64;
     // each table's last key, to check the order, and its rows, to check their count
     let mut last: Vec<Option<String>> = vec![None; tables.len()];
     let mut rows_of: Vec<u64> = vec![0; tables.len()];
-    for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
+    for batch in batches {
         let column = |i: usize| {
             batch
                 .columns()
@@ -349,7 +386,7 @@ fn read_keys(
                 }
                 j += 1;
             }
-            if rows_of[ti] > tables[ti].len().max(1) as u64 * 1024 {
+            if rows_of[ti] > tables[ti].1.max(1) as u64 * 1024 {
                 return Err("its row counts are out of bounds".into());
             }
             let old = &mut keys[ti];
@@ -378,6 +415,11 @@ fn read_keys(
     if rows_of.iter().any(|n| *n > u64::from(u32::MAX)) {
         return Err("its row counts are out of bounds".into());
     }
+    // components are numbered densely, at most one per key
+    let keys_read: usize = keys.iter().map(|k| k.profile.len()).sum();
+    if next_component > keys_read as u64 {
+        return Err("its component numbers are out of bounds".into());
+    }
     // a group is one of its table's keys
     if keys
         .iter()
@@ -386,7 +428,6 @@ fn read_keys(
         return Err("a duplicate group names a key it does not have".into());
     }
     // profiles are numbered from 0, at most one per key
-    let keys_read: usize = keys.iter().map(|k| k.profile.len()).sum();
     let numbered = keys.iter().flat_map(|k| &k.profile);
     if numbered
         .filter(|p| **p != u32::MAX)
@@ -451,6 +492,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let mut customer = Vec::new();
     let mut profile = Vec::new();
     let mut numbers: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+    let mut dense: hashbrown::HashMap<u64, u64> = hashbrown::HashMap::new();
     let mut group = Vec::new();
     let mut rules = arrow::array::ListBuilder::new(arrow::array::UInt16Builder::new())
         .with_field(Arc::new(Field::new("item", DataType::UInt16, false)));
@@ -484,7 +526,10 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
             table.push(t.name.as_str());
             key.push(t.keys[row].as_str());
             print.push(fp);
-            comp.push(component[offsets[ti] as usize + row]);
+            // numbered densely, in order of first appearance
+            let c = component[offsets[ti] as usize + row];
+            let next = dense.len() as u64;
+            comp.push(*dense.entry(c).or_insert(next));
             strength.push(strong[ti][row]);
         }
     }
@@ -525,7 +570,10 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
     {
-        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None)
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(STATE_ROW_GROUP))
+            .build();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(properties))
             .map_err(|e| Error::Internal(format!("unification state: {e}")))?;
         writer
             .write(&batch)
@@ -579,27 +627,75 @@ pub(super) struct Search<'a> {
     pub always: &'a [(usize, usize, usize, usize)],
 }
 
-/// The records of each old component.
+/// Texts read in pieces, taken as one column without a copy.
+struct Chunks {
+    pieces: Vec<StringArray>,
+    /// Where each piece starts, and (last) how many texts there are.
+    starts: Vec<usize>,
+}
+
+impl Chunks {
+    fn new(pieces: Vec<StringArray>) -> Self {
+        let mut starts = vec![0];
+        for p in &pieces {
+            starts.push(starts[starts.len() - 1] + p.len());
+        }
+        Chunks { pieces, starts }
+    }
+
+    /// Text `i` (None: out of bounds, or null).
+    fn get(&self, i: usize) -> Option<&str> {
+        let piece = self.starts.partition_point(|s| *s <= i).checked_sub(1)?;
+        let a = self.pieces.get(piece)?;
+        let at = i - self.starts[piece];
+        (at < a.len() && a.is_valid(at)).then(|| a.value(at))
+    }
+}
+
+/// The records of each old component: where each component's records start, and the
+/// records, by component.
 struct Members {
-    components: Vec<u64>,
+    starts: Vec<u32>,
     records: Vec<u32>,
 }
 
 impl Members {
-    fn new(mut pairs: Vec<(u64, u32)>) -> Self {
-        pairs.sort_unstable();
-        let (components, records) = pairs.into_iter().unzip();
-        Members {
-            components,
-            records,
+    /// The members of components numbered below `count` (as the state numbers them),
+    /// from `(component, record)` pairs in record order.
+    fn new(pairs: &[(u64, u32)], count: u64) -> Self {
+        // (the state holds at most one component per key: `count` is bounded)
+        let count = usize::try_from(count).unwrap_or(0);
+        let mut starts = vec![0u32; count.saturating_add(1)];
+        let slots = starts.len();
+        let slot = |c: u64| usize::try_from(c).ok().filter(|c| c + 1 < slots);
+        for &(c, _) in pairs {
+            if let Some(c) = slot(c) {
+                starts[c + 1] += 1;
+            }
         }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut at = starts.clone();
+        let mut records = vec![0u32; starts.last().copied().unwrap_or(0) as usize];
+        for &(c, g) in pairs {
+            if let Some(c) = slot(c) {
+                records[at[c] as usize] = g;
+                at[c] += 1;
+            }
+        }
+        Members { starts, records }
     }
 
     /// The records of component `c`, in order.
     fn get(&self, c: u64) -> &[u32] {
-        let from = self.components.partition_point(|x| *x < c);
-        let to = self.components.partition_point(|x| *x <= c);
-        &self.records[from..to]
+        let Some(c) = usize::try_from(c)
+            .ok()
+            .filter(|c| c + 1 < self.starts.len())
+        else {
+            return &[];
+        };
+        &self.records[self.starts[c] as usize..self.starts[c + 1] as usize]
     }
 }
 
@@ -641,7 +737,7 @@ pub(super) struct Closure {
     /// The rules' blocks, from the last run's and the changed records' keys.
     index: BlockIndex,
     /// Per table, the CustomerId of each key of the last run, in its order.
-    old_ids: Vec<StringArray>,
+    old_ids: Vec<Chunks>,
     /// Per table, the profile number of each key of the last run (u32::MAX: none).
     old_profiles: Vec<Vec<u32>>,
     /// Profile numbers the last run's state holds (at most).
@@ -720,10 +816,8 @@ impl Closure {
                 rule: std::mem::take(&mut keys[ti].rule),
                 score: std::mem::take(&mut keys[ti].score),
             };
+            old_ids.push(Chunks::new(std::mem::take(&mut keys[ti].ids)));
             let old = &keys[ti];
-            old_ids.push(StringArray::from_iter(
-                old.ids.iter().flat_map(|a| a.iter()),
-            ));
             let prints = &prints[ti];
             // the last run's rows, by their rows now (unchanged keys only)
             let old_rows = old.rows.iter().map(|n| *n as usize).sum::<usize>();
@@ -799,9 +893,8 @@ impl Closure {
                 gone.entry(t.name.clone())
                     .or_default()
                     .insert(key.to_string());
-                let id = &old_ids[ti];
-                if id.is_valid(j) {
-                    gone_ids[ti].push((key.to_string(), id.value(j).to_string()));
+                if let Some(id) = old_ids[ti].get(j) {
+                    gone_ids[ti].push((key.to_string(), id.to_string()));
                 }
             }
             blocks.renumber.insert(t.name.clone(), renumber);
@@ -813,7 +906,7 @@ impl Closure {
             offsets: offsets.to_vec(),
             component,
             strong,
-            members: Members::new(members),
+            members: Members::new(&members, next_component),
             in_dedupe: in_set.clone(),
             in_set,
             frontier,
@@ -1162,8 +1255,7 @@ impl Closure {
     pub(super) fn old_id(&self, g: u32) -> Option<&str> {
         let j = self.old_key[g as usize];
         let (ti, _) = self.locate(g);
-        let ids = &self.old_ids[ti];
-        (j != u32::MAX && ids.is_valid(j as usize)).then(|| ids.value(j as usize))
+        self.old_ids[ti].get(j as usize)
     }
 
     /// The number of the profile global record `g` belonged to in the last run (None: a

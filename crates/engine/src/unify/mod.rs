@@ -36,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, Float32Array, StringArray};
+use arrow::array::{Array, ArrayRef, Float32Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -600,8 +600,9 @@ async fn unify_once(
         let mut winner = vec![0u32; t.len()];
         let mut group = vec![0u32; t.len()];
         let groups = uf.clusters();
+        let columns = mapped_text(t);
         for members in &groups {
-            let w = pick_winner(t, members)?;
+            let w = pick_winner(t, &columns, members)?;
             for &m in members {
                 winner[m as usize] = w;
                 group[m as usize] = members[0];
@@ -1514,31 +1515,40 @@ fn validate(spec: &UnificationSpec) -> Result<()> {
 
 /// The winner of a duplicate group by the table's policy; ties go to the largest
 /// primary key.
-fn pick_winner(t: &TableData, members: &[u32]) -> Result<u32> {
-    pick(t, &t.spec.dedupe_winner, members, None)?
+/// (`columns`: the table's mapped columns, as [`mapped_text`] gives them.)
+fn pick_winner(t: &TableData, columns: &[&StringArray], members: &[u32]) -> Result<u32> {
+    pick((t, columns), &t.spec.dedupe_winner, members, None)?
         .ok_or_else(|| Error::Internal("an empty duplicate group".into()))
+}
+
+/// The text of each mapped column of a table, to weigh how filled in a record is.
+fn mapped_text(t: &TableData) -> Vec<&StringArray> {
+    let text = t.spec.columns.iter().filter_map(|c| t.text.get(&c.name));
+    text.map(|a| a.as_ref()).collect()
 }
 
 /// The member of a duplicate group that `policy` picks; with `filled_in`, only among the
 /// members where that column is not empty (None when there is none). Ties go to the
 /// largest primary key.
 fn pick(
-    t: &TableData,
+    (t, columns): (&TableData, &[&StringArray]),
     policy: &WinnerPolicy,
     members: &[u32],
     filled_in: Option<&str>,
 ) -> Result<Option<u32>> {
+    let filled_in =
+        |r: &u32| filled_in.is_none_or(|c| t.value(c, *r as usize).is_some_and(|v| !v.is_empty()));
+    // (a group of one under the default policy: nothing to weigh)
+    if let ([only], WinnerPolicy::MostFilled) = (members, policy) {
+        return Ok(Some(*only).filter(filled_in));
+    }
     let filled = |r: u32| {
-        t.spec
-            .columns
-            .iter()
-            .filter(|c| t.value(&c.name, r as usize).is_some_and(|v| !v.is_empty()))
-            .count()
+        let r = r as usize;
+        let filled_in = |a: &&&StringArray| a.is_valid(r) && !a.value(r).is_empty();
+        columns.iter().filter(filled_in).count()
     };
     let key = |r: u32| t.keys[r as usize].as_str();
-    let candidates = members.iter().copied().filter(|r| {
-        filled_in.is_none_or(|c| t.value(c, *r as usize).is_some_and(|v| !v.is_empty()))
-    });
+    let candidates = members.iter().copied().filter(filled_in);
     let best = match policy {
         WinnerPolicy::MostFilled => {
             candidates.max_by(|a, b| filled(*a).cmp(&filled(*b)).then(key(*a).cmp(key(*b))))
@@ -1584,11 +1594,12 @@ fn column_winners(
     winner: &[u32],
 ) -> Result<Vec<(String, arrow::array::UInt32Array)>> {
     let mut out = Vec::new();
+    let columns = mapped_text(t);
     for c in &t.spec.dedupe_columns {
         let mut source: Vec<u32> = (0..t.len() as u32).collect();
         for members in groups.iter().filter(|m| m.len() > 1) {
             let w = winner[members[0] as usize];
-            if let Some(p) = pick(t, &c.policy, members, Some(&c.name))? {
+            if let Some(p) = pick((t, &columns), &c.policy, members, Some(&c.name))? {
                 source[w as usize] = p;
             }
         }
@@ -1775,7 +1786,6 @@ mod tests {
     use lakecdp_core::{SemanticColumn, SemanticType, UnifyTableSpec, WinnerPolicy};
 
     use super::data::TableData;
-    use super::pick_winner;
 
     fn table(policy: WinnerPolicy) -> TableData {
         let column = |values: &[Option<&str>]| Arc::new(StringArray::from(values.to_vec()));
@@ -1820,6 +1830,8 @@ mod tests {
     #[test]
     fn duplicate_groups_pick_their_winner_by_policy() {
         let all = [0, 1, 2];
+        let pick_winner =
+            |t: &TableData, members: &[u32]| super::pick_winner(t, &super::mapped_text(t), members);
         // most filled: k2 has both columns
         assert_eq!(
             pick_winner(&table(WinnerPolicy::MostFilled), &all).unwrap(),
@@ -1828,6 +1840,11 @@ mod tests {
         // a tie goes to the largest primary key: k1 and k3 have one value each
         assert_eq!(
             pick_winner(&table(WinnerPolicy::MostFilled), &[0, 2]).unwrap(),
+            2
+        );
+        // a group of one
+        assert_eq!(
+            pick_winner(&table(WinnerPolicy::MostFilled), &[2]).unwrap(),
             2
         );
         let recent = table(WinnerPolicy::MostRecent("Seen".into()));

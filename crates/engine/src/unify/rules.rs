@@ -223,9 +223,14 @@ impl NormalizedCache {
         let normalizer = Normalizer::new(steps);
         let alias = alias_map(&self.aliases, &table.name, column, &normalizer);
         let (mut buf, mut scratch) = (String::new(), String::new());
+        let Some(array) = table.text.get(column) else {
+            return vec![None; rows.len()];
+        };
         rows.iter()
             .map(|&row| {
-                let v = table.value(column, row as usize)?;
+                let v = array
+                    .is_valid(row as usize)
+                    .then(|| array.value(row as usize))?;
                 normalizer.apply_into(v, &mut buf, &mut scratch);
                 let n = alias.get(buf.as_str()).map_or(buf.as_str(), |a| a.as_str());
                 (!n.is_empty()).then(|| n.into())
