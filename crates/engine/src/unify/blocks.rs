@@ -924,24 +924,31 @@ impl BlockIndex {
     }
 
     /// The records of `rows` on side `looking` of a model key look their key up in the
-    /// blocks of side `found` (giant blocks left out): `accept` gets each (looking,
-    /// found) pair.
+    /// blocks of side `found` (giant blocks left out), on every core: the pair `accept`
+    /// makes of each (looking, found) pair is pushed to `out`.
     fn model_look_up(
         &self,
         (looking, found): (&KeySide, &KeySide),
         rows: &[u32],
         giant: &hashbrown::HashSet<u64>,
-        accept: &mut dyn FnMut(u32, u32),
+        accept: &(dyn Fn(u32, u32) -> Option<(u32, u32)> + Sync),
+        out: &mut Vec<(u32, u32)>,
     ) {
-        let hasher = key_hasher();
         let def = &self.defs[self.by_def[&found.def]];
-        for &row in rows {
-            let h = self.model_hash(looking, row, &hasher);
-            if h == 0 || giant.contains(&h) {
-                continue;
+        let look = |part: &[u32]| {
+            let hasher = key_hasher();
+            let mut pairs = Vec::new();
+            for &row in part {
+                let h = self.model_hash(looking, row, &hasher);
+                if h == 0 || giant.contains(&h) {
+                    continue;
+                }
+                def.each(h, &mut |other| pairs.extend(accept(row, other)));
             }
-            def.each(h, &mut |other| accept(row, other));
-        }
+            pairs
+        };
+        let parts: Vec<&[u32]> = rows.chunks(PART).collect();
+        out.extend(in_parallel(parts, &look).into_iter().flatten());
     }
 
     /// [`BlockIndex::guard`] for the keys of a model, with its other side's active
@@ -1049,23 +1056,20 @@ impl BlockIndex {
         self.fill(&b_values, &from_b, tables, cache);
         // (this side's record, the other's)
         let mut found: Vec<(u32, u32)> = Vec::new();
+        // one table: each pair once, from its smaller record when that one looks too
+        let forward = |row: u32, o: u32| {
+            let skip =
+                !model.active_b[o as usize] || same && (o == row || o < row && t.a[o as usize]);
+            (!skip).then_some(if same && o < row { (o, row) } else { (row, o) })
+        };
+        // the other side's records look this side up: pairs found from their end
+        let backward = |o: u32, x: u32| (!t.a[x as usize]).then_some((x, o));
         for key in &model.keys {
-            self.model_look_up((&key.a, &key.b), &from_a, &key.giant, &mut |row, o| {
-                // one table: each pair once, from its smaller record when that one looks
-                // too
-                let skip =
-                    !model.active_b[o as usize] || same && (o == row || o < row && t.a[o as usize]);
-                if !skip {
-                    found.push(if same && o < row { (o, row) } else { (row, o) });
-                }
-            });
+            let sides = (&key.a, &key.b);
+            self.model_look_up(sides, &from_a, &key.giant, &forward, &mut found);
             if !same {
-                // the other side's records look this side up: pairs found from their end
-                self.model_look_up((&key.b, &key.a), &from_b, &key.giant, &mut |o, x| {
-                    if !t.a[x as usize] {
-                        found.push((x, o));
-                    }
-                });
+                let sides = (&key.b, &key.a);
+                self.model_look_up(sides, &from_b, &key.giant, &backward, &mut found);
             }
         }
         // a pair two keys produce is found through each (from the same end): kept once

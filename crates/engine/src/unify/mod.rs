@@ -945,16 +945,18 @@ async fn unify_once(
     lap("match", &mut phases);
 
     // 4. profiles and their ids
-    let clusters: Vec<Vec<u32>> = uf
-        .clusters()
-        .into_iter()
-        .map(|c| {
-            c.into_iter()
-                .filter(|r| !excluded.contains(r))
-                .collect::<Vec<_>>()
-        })
-        .filter(|c| !c.is_empty())
-        .collect();
+    let mut clusters: Vec<Vec<u32>> = uf.clusters();
+    if !excluded.is_empty() {
+        clusters = clusters
+            .into_iter()
+            .map(|c| {
+                c.into_iter()
+                    .filter(|r| !excluded.contains(r))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|c| !c.is_empty())
+            .collect();
+    }
     let cluster_stats = stats(&clusters, 10);
     // the profiles whose ids are assigned: every one, or in an incremental run those
     // that are not a kept profile
@@ -1033,7 +1035,6 @@ async fn unify_once(
         Some(p) => p,
         None => merge::previous_ids(lake).await?,
     };
-    let previous_history = merge::previous_history(lake).await?;
     let mut winners = vec![false; total];
     for (ti, d) in deduped.iter().enumerate() {
         for (r, w) in d.winner.iter().enumerate() {
@@ -1072,6 +1073,7 @@ async fn unify_once(
         merge::write_alternate_keys(&mut writer, &outputs).await?;
         write_match_pairs(&mut writer, &tables, &match_pairs, kept_match_pairs).await?;
         write_review_pairs(&mut writer, &tables, &review, kept_review_pairs).await?;
+        let previous_history = merge::previous_history(lake).await?;
         merge::write_history(&mut writer, previous_history, &assignment.history, &run).await?;
         for (t, d) in tables.iter().zip(&deduped) {
             write_dedupe(&mut writer, t, d).await?;
