@@ -1057,13 +1057,16 @@ impl BlockIndex {
         // (this side's record, the other's)
         let mut found: Vec<(u32, u32)> = Vec::new();
         // one table: each pair once, from its smaller record when that one looks too
+        let (searched_a, searched_b) = t.searched;
         let forward = |row: u32, o: u32| {
-            let skip =
-                !model.active_b[o as usize] || same && (o == row || o < row && t.a[o as usize]);
+            let skip = !model.active_b[o as usize]
+                || searched_b[o as usize]
+                || same && (o == row || o < row && t.a[o as usize]);
             (!skip).then_some(if same && o < row { (o, row) } else { (row, o) })
         };
         // the other side's records look this side up: pairs found from their end
-        let backward = |o: u32, x: u32| (!t.a[x as usize]).then_some((x, o));
+        let backward =
+            |o: u32, x: u32| (!t.a[x as usize] && !searched_a[x as usize]).then_some((x, o));
         for key in &model.keys {
             let sides = (&key.a, &key.b);
             self.model_look_up(sides, &from_a, &key.giant, &forward, &mut found);
@@ -1197,8 +1200,10 @@ impl BlockIndex {
             let b_values: Vec<&Sparse> = rule.b.values.iter().map(|k| &self.values[k]).collect();
             let b_def = &self.defs[self.by_def[&rule.b.def]];
             // this side's records look the other side up (its active records only)
+            let (searched_a, searched_b) = touching.searched;
             let forward = |row: u32, o: u32| {
-                (rule.active_b[o as usize] && !(same && o == row)).then(|| {
+                let new = rule.active_b[o as usize] && !searched_b[o as usize];
+                (new && !(same && o == row)).then(|| {
                     if same && !both_ways {
                         (row.min(o), row.max(o))
                     } else {
@@ -1211,7 +1216,9 @@ impl BlockIndex {
             if rule.a_indexed {
                 // and the other side's records look this side up
                 let a_def = &self.defs[self.by_def[&rule.a.def]];
-                let backward = |o: u32, x: u32| (!(same && x == o)).then_some((x, o));
+                let backward = |o: u32, x: u32| {
+                    (!(searched_a[x as usize] || same && x == o)).then_some((x, o))
+                };
                 let looking = (&blocker, &b_values[..], &from_b[..]);
                 look_up(looking, a_def, &rule.giant, &backward, &mut candidates);
             }

@@ -1070,6 +1070,8 @@ impl Closure {
                 return Ok(Some(why));
             }
         }
+        // records that looked for their pairs in an earlier round
+        let mut searched: Vec<Vec<bool>> = tables.iter().map(|t| vec![false; t.len()]).collect();
         while self.frontier.iter().flatten().any(|x| *x) {
             let frontier = std::mem::replace(
                 &mut self.frontier,
@@ -1080,6 +1082,7 @@ impl Closure {
                 let touching = Touching {
                     a: &frontier[ti],
                     b: &frontier[ti],
+                    searched: (&searched[ti], &searched[ti]),
                 };
                 let mut found: Vec<(u32, u32)> = Vec::new();
                 if looks {
@@ -1098,6 +1101,11 @@ impl Closure {
                 for (x, y) in found {
                     self.take(ti, x as usize);
                     self.take(ti, y as usize);
+                }
+            }
+            for (done, round) in searched.iter_mut().zip(&frontier) {
+                for (d, r) in done.iter_mut().zip(round) {
+                    *d |= *r;
                 }
             }
             self.overrides(always);
@@ -1199,6 +1207,8 @@ impl Closure {
                 return Ok(Some(why));
             }
         }
+        // records that looked for their pairs in an earlier round
+        let mut searched: Vec<Vec<bool>> = tables.iter().map(|t| vec![false; t.len()]).collect();
         while self.frontier.iter().flatten().any(|x| *x) {
             let frontier = std::mem::replace(
                 &mut self.frontier,
@@ -1214,6 +1224,7 @@ impl Closure {
                     let touching = Touching {
                         a: &frontier[ti],
                         b: &frontier[wi],
+                        searched: (&searched[ti], &searched[wi]),
                     };
                     let pairs = self.index.touching(rule, tables, cache, touching);
                     found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
@@ -1227,6 +1238,7 @@ impl Closure {
                     let touching = Touching {
                         a: &frontier[ti],
                         b: &frontier[wi],
+                        searched: (&searched[ti], &searched[wi]),
                     };
                     let candidates = self.index.touching_model(blocks, tables, cache, touching);
                     let pairs = scorer.score(&candidates, (t, &tables[wi]), cache);
@@ -1237,6 +1249,11 @@ impl Closure {
             for (ti, x, wi, y) in found {
                 self.take(ti, x as usize);
                 self.take(wi, y as usize);
+            }
+            for (done, round) in searched.iter_mut().zip(&frontier) {
+                for (d, r) in done.iter_mut().zip(round) {
+                    *d |= *r;
+                }
             }
             self.overrides(always);
         }

@@ -763,4 +763,8 @@ pub struct Touching<'a> {
     pub a: &'a [bool],
     /// Records of the other side (the same as `a` for one table).
     pub b: &'a [bool],
+    /// Records of this side and of the other side that looked for their pairs in an
+    /// earlier round: every pair with one of them was found then, and is not sought
+    /// again.
+    pub searched: (&'a [bool], &'a [bool]),
 }
