@@ -1835,6 +1835,18 @@ async fn unify_crm(
     (report.mode, groups(&profiles(lake).await))
 }
 
+/// Write `shop.csv` beside `crm.csv` into `dir`, load both and unify: the run's mode and
+/// the profiles.
+async fn unify_crm_and_shop(
+    dir: &Path,
+    (lake, sources, rules): (&Lake, &[SourceSpec], &UnificationSpec),
+    crm: &str,
+    shop: &str,
+) -> (UnifyMode, BTreeSet<Vec<String>>) {
+    std::fs::write(dir.join("shop.csv"), shop).unwrap();
+    unify_crm(dir, lake, sources, rules, crm).await
+}
+
 #[tokio::test]
 async fn a_block_crossing_the_giant_guard_makes_the_refresh_match_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -1904,17 +1916,7 @@ match = [{{ with = "Crm.Contacts", conditions = [{{ column = "email", with = "Em
 "#,
     ));
     let run = |crm: &'static str, shop: &'static str| {
-        let dir = dir.path().to_path_buf();
-        let (lake, sources, rules) = (&lake, &sources, &rules);
-        async move {
-            std::fs::write(dir.join("crm.csv"), crm).unwrap();
-            std::fs::write(dir.join("shop.csv"), shop).unwrap();
-            ingest(lake, &dir, sources).await;
-            let report = unify(lake, sources, rules, &UnifyOptions::default())
-                .await
-                .unwrap();
-            (report.mode, groups(&profiles(lake).await))
-        }
+        unify_crm_and_shop(dir.path(), (&lake, &sources, &rules), crm, shop)
     };
     run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\n", "Cid,email\nB0,z@x\n").await;
     // a new shop record matches the duplicates A1 and A2, taken in while matching
@@ -1977,17 +1979,8 @@ match = [{ with = "Crm.Contacts", conditions = [{ column = "email", with = "Emai
 "#,
     );
     let run = |crm: &'static str| {
-        let dir = dir.path().to_path_buf();
-        let (lake, sources, rules) = (&lake, &sources, &rules);
-        async move {
-            std::fs::write(dir.join("crm.csv"), crm).unwrap();
-            std::fs::write(dir.join("shop.csv"), "Cid,email\nS1,y@q\n").unwrap();
-            ingest(lake, &dir, sources).await;
-            let report = unify(lake, sources, rules, &UnifyOptions::default())
-                .await
-                .unwrap();
-            (report.mode, groups(&profiles(lake).await))
-        }
+        let shop = "Cid,email\nS1,y@q\n";
+        unify_crm_and_shop(dir.path(), (&lake, &sources, &rules), crm, shop)
     };
     // A1 and A2 share a phone and A2 (the larger key) is their winner: two winners
     // write y@q, within the guard, and the shop record joins them
