@@ -1945,6 +1945,34 @@ match = [{{ with = "Crm.Contacts", conditions = [{{ column = "email", with = "Em
     );
 }
 
+/// A rule whose column is empty in every record keys nothing: the index holds its
+/// definition without entries, and the next run reads it and matches only what changed.
+#[tokio::test]
+async fn a_rule_that_keys_no_record_leaves_the_next_run_incremental() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
+    let rules = spec(&format!(
+        "[unification]\nincremental = true\n{CRM_BY_EMAIL}"
+    ));
+    let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
+    let (_, first) = run("Id,Email\nA1,\nA2,\n").await;
+    assert_eq!(
+        first,
+        expected_groups(&[&["Contacts:A1"], &["Contacts:A2"]])
+    );
+    let (mode, second) = run("Id,Email\nA1,\nA2,\nA3,a@q\nA4,a@q\n").await;
+    assert!(matches!(mode, UnifyMode::Incremental { .. }), "{mode:?}");
+    assert_eq!(
+        second,
+        expected_groups(&[
+            &["Contacts:A1"],
+            &["Contacts:A2"],
+            &["Contacts:A3", "Contacts:A4"]
+        ])
+    );
+}
+
 /// A record that becomes its group's winner without changing itself can crowd a block of
 /// the other table's rules past the giant-block guard: the refresh sees it.
 #[tokio::test]

@@ -1,12 +1,13 @@
 //! Incremental unification: only the records a change can reach are matched again.
 //!
 //! Every run stores, beside the published `Unification/` run, the state a later run needs
-//! to tell what changed and what it can reach (`_lakecdp/unify/`): per record key of each
-//! table a fingerprint of the values unification reads, its CustomerId, the rules' block
-//! index (see `blocks`), and its *component*: the
-//! connected part of the graph of every pair the run found (dedupe and match rules,
-//! models at their threshold, always-match overrides, records sharing a key), whether
-//! the pair was joined, held or refused.
+//! to tell what changed and what it can reach (`_lakecdp/unify/`): the block index of the
+//! rules and models (see `blocks`), and per record key of each table a fingerprint of the
+//! values unification reads, its CustomerId and profile, its duplicate group with the
+//! rule and score that put each of its rows there, and its *component*: the connected
+//! part of the graph of every pair the run found (dedupe and match rules, models at their
+//! threshold, always-match overrides, records sharing a key), whether the pair was
+//! joined, held or refused.
 //!
 //! A later run (same declaration, same stored models) then:
 //! 1. finds the keys that are new, changed or gone;
@@ -26,8 +27,10 @@
 //! has no pair with a record inside it, and its own pairs, values and blocks did not
 //! change, so a full run would decide about it as the last run did. The one thing that
 //! could reach outside — a block growing past the giant-block guard, or shrinking below
-//! it — is detected by counting the blocks over all records, as a full run does; the
-//! run then starts again over every record.
+//! it — is detected by counting again, over all records, every block whose count may
+//! have changed (those the last run left out, those of the records keyed anew, and those
+//! of the records that may have become or stopped being their group's winner); the run
+//! then starts again over every record.
 //!
 //! Anything else that could change the outcome (another declaration, a model trained
 //! anew, a model without stored term counts, a sample, more than half the records to
@@ -410,7 +413,10 @@ fn read_keys(
                 .extend(score_slice.ok_or("a key's scores are cut short")?);
             i = j;
         }
-        next_component = next_component.max(component.values().iter().max().map_or(0, |c| c + 1));
+        let largest = component.values().iter().max().copied();
+        let after = largest.map_or(Some(0), |c| c.checked_add(1));
+        next_component =
+            next_component.max(after.ok_or("its component numbers are out of bounds")?);
     }
     if rows_of.iter().any(|n| *n > u64::from(u32::MAX)) {
         return Err("its row counts are out of bounds".into());
@@ -469,8 +475,9 @@ pub(super) struct Saved<'a> {
     pub groups: &'a [Groups<'a>],
 }
 
-/// Store the state of a published run: every key's fingerprint, component and group
-/// strength, then point at it; the previous state file is removed.
+/// Store the state of a published run: every key's fingerprint, component, group
+/// strength, CustomerId, profile and duplicate group, with its rows' rules, and the block
+/// index, then point at them; the previous files are removed.
 pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let Saved {
         run,
@@ -666,8 +673,8 @@ impl Members {
         // (the state holds at most one component per key: `count` is bounded)
         let count = usize::try_from(count).unwrap_or(0);
         let mut starts = vec![0u32; count.saturating_add(1)];
-        let slots = starts.len();
-        let slot = |c: u64| usize::try_from(c).ok().filter(|c| c + 1 < slots);
+        let components = starts.len() - 1;
+        let slot = |c: u64| usize::try_from(c).ok().filter(|c| *c < components);
         for &(c, _) in pairs {
             if let Some(c) = slot(c) {
                 starts[c + 1] += 1;
@@ -689,10 +696,8 @@ impl Members {
 
     /// The records of component `c`, in order.
     fn get(&self, c: u64) -> &[u32] {
-        let Some(c) = usize::try_from(c)
-            .ok()
-            .filter(|c| c + 1 < self.starts.len())
-        else {
+        let components = self.starts.len() - 1;
+        let Some(c) = usize::try_from(c).ok().filter(|c| *c < components) else {
             return &[];
         };
         &self.records[self.starts[c] as usize..self.starts[c + 1] as usize]
@@ -1310,10 +1315,16 @@ impl Closure {
         out
     }
 
-    /// The last run's duplicate groups of table `ti` for the records kept (outside the
-    /// set as it stood after the dedupe closure): per record, its group (as its first
-    /// record) and the rule and score that put it there.
-    pub(super) fn kept_dedupe(&self, ti: usize) -> Result<KeptDedupe> {
+    /// The last run's duplicate groups of table `ti` (with `rules` dedupe rules) for the
+    /// records kept (outside the set as it stood after the dedupe closure): per record,
+    /// its group (as its first record) and the rule and score that put it there.
+    /// `Err(why)` when the state does not hold them (a damaged state): every record is
+    /// matched.
+    pub(super) fn kept_dedupe(
+        &self,
+        ti: usize,
+        rules: usize,
+    ) -> std::result::Result<KeptDedupe, String> {
         let in_dedupe = &self.in_dedupe[ti];
         let old = &self.old_groups[ti];
         let offset = self.offsets[ti] as usize;
@@ -1330,13 +1341,15 @@ impl Closure {
                 .get(j)
                 .and_then(|g| old.first_now.get(*g as usize));
             let Some(&group_row) = group_row.filter(|r| **r != u32::MAX) else {
-                return Err(Error::Internal(format!(
-                    "the last run's duplicate group of kept record {row} of table {ti} is not kept"
-                )));
+                return Err("the stored state names a duplicate group that is not kept".into());
             };
             let old_row = (old.first_row[j] as usize) + (row - first_now as usize);
             let rule = old.rule.get(old_row).copied().unwrap_or(u16::MAX);
             let score = old.score.get(old_row).copied().unwrap_or_default();
+            // the rules are numbered as a run numbers them, the model's last
+            if rule != u16::MAX && usize::from(rule) > rules {
+                return Err("the stored state names a rule that is not declared".into());
+            }
             *kept = Some((group_row, (rule != u16::MAX).then_some((rule, score))));
         }
         Ok(out)
@@ -1379,8 +1392,8 @@ impl Closure {
     }
 }
 
-/// Pairs found more than once (from both ends, or in two rounds) kept once, best score
-/// first, in record order.
+/// Pairs found more than once (from both ends, or through two keys) kept once, best
+/// score first, in record order.
 fn tidy(pairs: &mut Pairs) {
     pairs.sort_unstable_by(|p, q| (p.0, p.1).cmp(&(q.0, q.1)).then(q.2.total_cmp(&p.2)));
     pairs.dedup_by_key(|p| (p.0, p.1));

@@ -411,8 +411,11 @@ async fn unify_once(
             return Ok(Attempt::Again(MOST_REACHED.into()));
         }
         lap("closure (dedupe)", &mut phases);
-        for ti in 0..tables.len() {
-            kept_dedupe.push(c.kept_dedupe(ti)?);
+        for (ti, t) in tables.iter().enumerate() {
+            match c.kept_dedupe(ti, t.spec.dedupe.len()) {
+                Ok(kept) => kept_dedupe.push(kept),
+                Err(why) => return Ok(Attempt::Again(why)),
+            }
         }
         lap("kept groups", &mut phases);
     }
