@@ -1835,6 +1835,14 @@ async fn unify_crm(
     (report.mode, groups(&profiles(lake).await))
 }
 
+/// The CRM's contacts, deduplicated by email with `settings` in `[unification]`: the
+/// sources and the declaration.
+fn crm_by_email(settings: &str) -> (Vec<SourceSpec>, UnificationSpec) {
+    let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
+    let rules = spec(&format!("[unification]\n{settings}{CRM_BY_EMAIL}"));
+    (sources, rules)
+}
+
 /// Write `shop.csv` beside `crm.csv` into `dir`, load both and unify: the run's mode and
 /// the profiles.
 async fn unify_crm_and_shop(
@@ -1851,10 +1859,7 @@ async fn unify_crm_and_shop(
 async fn a_block_crossing_the_giant_guard_makes_the_refresh_match_everything() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path());
-    let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
-    let rules = spec(&format!(
-        "[unification]\nmax_block = 3\nincremental = true\n{CRM_BY_EMAIL}"
-    ));
+    let (sources, rules) = crm_by_email("max_block = 3\nincremental = true\n");
     let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
     // three records share an email: one profile
     let (_, first) = run("Id,Email\nA1,x@q\nA2,x@q\nA3,x@q\nB1,b@q\n").await;
@@ -1951,10 +1956,7 @@ match = [{{ with = "Crm.Contacts", conditions = [{{ column = "email", with = "Em
 async fn a_rule_that_keys_no_record_leaves_the_next_run_incremental() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path());
-    let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
-    let rules = spec(&format!(
-        "[unification]\nincremental = true\n{CRM_BY_EMAIL}"
-    ));
+    let (sources, rules) = crm_by_email("incremental = true\n");
     let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
     let (_, first) = run("Id,Email\nA1,\nA2,\n").await;
     assert_eq!(
@@ -2057,10 +2059,7 @@ fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
 async fn a_damaged_block_index_makes_the_next_run_match_everything_and_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path());
-    let sources = vec![source("Crm", "Contacts", "crm.csv", "Id", &["Id", "Email"])];
-    let rules = spec(&format!(
-        "[unification]\nincremental = true\n{CRM_BY_EMAIL}"
-    ));
+    let (sources, rules) = crm_by_email("incremental = true\n");
     let run = |crm: &'static str| unify_crm(dir.path(), &lake, &sources, &rules, crm);
     run("Id,Email\nA1,e@x\nA2,e@x\nA3,o@x\n").await;
     let index = files_named(&dir.path().join("lake"), "blocks-");
