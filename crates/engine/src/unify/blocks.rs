@@ -34,7 +34,7 @@ use super::rules::{
 use crate::{Error, Result};
 
 /// The first bytes of a block index file.
-const MAGIC: &[u8] = b"lakecdp block index 3\n";
+const MAGIC: &[u8] = b"lakecdp block index 4\n";
 
 /// The hashes of a short text, a long one and a crossed key, as the keys are hashed,
 /// stored with the index: a build hashing otherwise reads it as another index.
@@ -46,9 +46,44 @@ fn probe() -> u64 {
         ^ h.hash_one((7u64, "lakecdp")).rotate_left(42)
 }
 
-/// The checksum of an index's bytes.
+/// The checksum of an index's head.
 fn checksum(bytes: &[u8]) -> u64 {
     key_hasher().hash_one(bytes)
+}
+
+/// The checksum of a definition's entries, summed entry by entry as they are written or
+/// checked: multiply-rotate chains over the hashes and over the rows, the even entries'
+/// apart from the odd ones' (so that a check runs two steps at once). Each step is a
+/// bijection of its chain, so a change to any one entry always changes the sum.
+#[derive(Clone, Copy, Default)]
+struct EntrySum {
+    even: (u64, u64),
+    odd: (u64, u64),
+    count: u64,
+}
+
+impl EntrySum {
+    fn mix(x: u64) -> u64 {
+        x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+    }
+
+    fn add(&mut self, hash: u64, row: u32) {
+        let step = |(h, r): (u64, u64)| (Self::mix(h ^ hash), Self::mix(r ^ u64::from(row)));
+        if self.count & 1 == 0 {
+            self.even = step(self.even);
+        } else {
+            self.odd = step(self.odd);
+        }
+        self.count += 1;
+    }
+
+    fn finish(self) -> u64 {
+        let mut sum = Self::mix(self.count);
+        for part in [self.even.0, self.even.1, self.odd.0, self.odd.1] {
+            sum = Self::mix(sum ^ part);
+        }
+        sum
+    }
 }
 
 /// Where each prefix of sorted hashes starts (and, last, their count): prefixes of as
@@ -181,6 +216,30 @@ impl DefBlocks {
         }
     }
 
+    /// [`Self::each`] for many hashes at once, `found` told each record's hash by its
+    /// place in `hashes`. The stored entries of them all are located stage by stage, the
+    /// reads of each stage in flight together, where one lookup after the other would
+    /// wait for each read of the index in turn.
+    fn each_of(&self, hashes: &[u64], found: &mut dyn FnMut(usize, u32)) {
+        let ranges = match &self.kept {
+            Some(kept) => kept.entries.ranges_of(hashes),
+            None => Vec::new(),
+        };
+        for (i, &hash) in hashes.iter().enumerate() {
+            if let (Some(kept), Some(&range)) = (&self.kept, ranges.get(i)) {
+                for old in kept.entries.rows_in(range) {
+                    match kept.now.get(old as usize) {
+                        Some(&now) if now != u32::MAX => found(i, now),
+                        _ => {}
+                    }
+                }
+            }
+            for &row in self.new.get(hash) {
+                found(i, row);
+            }
+        }
+    }
+
     /// Whether more than `max` records for which `active` holds are keyed `hash`.
     fn crowded(&self, hash: u64, active: &dyn Fn(usize) -> bool, max: usize) -> bool {
         // at most as many as the entries: most blocks are small
@@ -226,11 +285,12 @@ impl DefBlocks {
     /// Every entry as a stored index holds them, sorted by (hash, row) (the kept ones
     /// renumbered, merged with the new): hashes (8 bytes each, little endian), then rows
     /// (4 bytes each).
-    fn body(&self) -> Vec<u8> {
+    fn body(&self) -> (Vec<u8>, u64) {
         let n = self.kept_entries().count() + self.new.len();
         let mut body = vec![0u8; n * 12];
         let (hashes, rows) = body.split_at_mut(n * 8);
         let mut i = 0;
+        let mut sum = EntrySum::default();
         let sorted = merge_each(self.kept_entries(), self.new_entries(), &mut |(h, r)| {
             let at = (
                 hashes.get_mut(i * 8..i * 8 + 8),
@@ -240,17 +300,20 @@ impl DefBlocks {
                 hash.copy_from_slice(&h.to_le_bytes());
                 row.copy_from_slice(&r.to_le_bytes());
             }
+            sum.add(h, r);
             i += 1;
         });
         if sorted && i == n {
-            return body;
+            return (body, sum.finish());
         }
         // (never for an index this version wrote) sorted anew
         let (hashes, rows) = merge(self.kept_entries(), self.new_entries().collect(), n);
         let mut body = Vec::with_capacity(hashes.len() * 12);
         body.extend(hashes.iter().flat_map(|h| h.to_le_bytes()));
         body.extend(rows.iter().flat_map(|r| r.to_le_bytes()));
-        body
+        let mut sum = EntrySum::default();
+        hashes.iter().zip(&rows).for_each(|(h, r)| sum.add(*h, *r));
+        (body, sum.finish())
     }
 }
 
@@ -637,7 +700,11 @@ impl StoredEntries {
 
     /// The rows keyed `hash` (as the last run numbered them).
     fn rows_of(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
-        let (from, to) = self.range_of(hash);
+        self.rows_in(self.range_of(hash))
+    }
+
+    /// The rows of the entries `from..to`.
+    fn rows_in(&self, (from, to): (usize, usize)) -> impl Iterator<Item = u32> + '_ {
         self.rows
             .get(from * 4..to * 4)
             .unwrap_or_default()
@@ -645,9 +712,36 @@ impl StoredEntries {
             .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
     }
 
+    /// Where the entries of each of `hashes` lie, found in stages: every hash's prefix
+    /// bounds first, then the first entry under each prefix, then the searches among
+    /// entries those reads brought close, and last the first row of each range. Each
+    /// stage's reads are independent of one another, so that many are in flight at once.
+    fn ranges_of(&self, hashes: &[u64]) -> Vec<(usize, usize)> {
+        let n = self.len();
+        let spans: Vec<(usize, usize)> =
+            hashes.iter().map(|&h| self.prefixes.range(h, n)).collect();
+        let touch =
+            |acc: u64, &(lo, hi): &(usize, usize)| acc ^ if lo < hi { self.hash(lo) } else { 0 };
+        std::hint::black_box(spans.iter().fold(0, touch));
+        let ranges: Vec<(usize, usize)> = spans
+            .iter()
+            .zip(hashes)
+            .map(|(&span, &h)| self.search(span, h))
+            .collect();
+        let touch = |acc: u32, &(from, to): &(usize, usize)| {
+            acc ^ self.rows_in((from, to.min(from + 1))).next().unwrap_or(0)
+        };
+        std::hint::black_box(ranges.iter().fold(0, touch));
+        ranges
+    }
+
     /// Where the entries keyed `hash` lie.
     fn range_of(&self, hash: u64) -> (usize, usize) {
-        let (lo, hi) = self.prefixes.range(hash, self.len());
+        self.search(self.prefixes.range(hash, self.len()), hash)
+    }
+
+    /// Where the entries keyed `hash` lie among those of its prefix, `lo..hi`.
+    fn search(&self, (lo, hi): (usize, usize), hash: u64) -> (usize, usize) {
         // the first entry of `hash` in its prefix's range, and the first past it
         let first = |above: bool| {
             let (mut l, mut h) = (lo, hi);
@@ -937,14 +1031,15 @@ impl BlockIndex {
         let def = &self.defs[self.by_def[&found.def]];
         let look = |part: &[u32]| {
             let hasher = key_hasher();
+            let keyed = part
+                .iter()
+                .map(|&row| (row, self.model_hash(looking, row, &hasher)));
+            let (rows, hashes): (Vec<u32>, Vec<u64>) =
+                keyed.filter(|(_, h)| *h != 0 && !giant.contains(h)).unzip();
             let mut pairs = Vec::new();
-            for &row in part {
-                let h = self.model_hash(looking, row, &hasher);
-                if h == 0 || giant.contains(&h) {
-                    continue;
-                }
-                def.each(h, &mut |other| pairs.extend(accept(row, other)));
-            }
+            def.each_of(&hashes, &mut |i, other| {
+                pairs.extend(accept(rows[i], other))
+            });
             pairs
         };
         let parts: Vec<&[u32]> = rows.chunks(PART).collect();
@@ -1264,11 +1359,7 @@ impl BlockIndex {
         defs.sort();
         let bodies = in_parallel(
             defs.iter().map(|(_, i)| &self.defs[**i]).collect(),
-            &|d: &DefBlocks| {
-                let body = d.body();
-                let sum = checksum(&body);
-                (body, sum)
-            },
+            &|d: &DefBlocks| d.body(),
         );
         let mut head = Vec::new();
         head.extend_from_slice(&probe().to_le_bytes());
@@ -1332,18 +1423,28 @@ fn look_up_part<C: Column>(
     let hasher = key_hasher();
     let mut scratch = KeyScratch::default();
     let mut keys = Vec::new();
-    let mut seen: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+    // every record's keys first, then their blocks found all together
+    let (mut looking, mut hashes) = (Vec::new(), Vec::new());
     for &row in rows {
-        seen.clear();
         blocker.keys(values, row as usize, &hasher, &mut scratch, &mut keys, None);
         for &h in keys.iter().filter(|h| !giant.contains(*h)) {
-            def.each(h, &mut |found| {
-                if seen.insert(found) {
-                    out.extend(accept(row, found));
-                }
-            });
+            looking.push(row);
+            hashes.push(h);
         }
     }
+    // each record found once per looking record (its keys come together)
+    let mut seen: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+    let mut last = None;
+    def.each_of(&hashes, &mut |i, found| {
+        let row = looking[i];
+        if last != Some(row) {
+            seen.clear();
+            last = Some(row);
+        }
+        if seen.insert(found) {
+            out.extend(accept(row, found));
+        }
+    });
 }
 
 /// Entries sorted by (hash, row) and more of them, merged in order without repeats, each
@@ -1540,18 +1641,25 @@ fn check_bodies(head: Head, bodies: Vec<bytes::Bytes>) -> std::result::Result<St
         if body.len() != n * 12 {
             return Err("the stored block index is cut short".to_string());
         }
-        if checksum(&body) != sum {
+        let (hashes, rows) = (body.slice(..n * 8), body.slice(n * 8..));
+        // summed, and checked in order, in the pass that finds the prefixes
+        let (mut last, mut sorted) = (0, true);
+        let mut summed = EntrySum::default();
+        let each = hashes
+            .chunks_exact(8)
+            .zip(rows.chunks_exact(4))
+            .map(|(h, r)| {
+                let h = u64::from_le_bytes(h.try_into().unwrap_or_default());
+                let r = u32::from_le_bytes(r.try_into().unwrap_or_default());
+                summed.add(h, r);
+                sorted &= h >= last;
+                last = h;
+                h
+            });
+        let prefixes = Prefixes::new(n, each);
+        if summed.finish() != sum {
             return Err("the stored block index is damaged".to_string());
         }
-        let (hashes, rows) = (body.slice(..n * 8), body.slice(n * 8..));
-        let (mut last, mut sorted) = (0, true);
-        let each = hashes.chunks_exact(8).map(|c| {
-            let h = u64::from_le_bytes(c.try_into().unwrap_or_default());
-            sorted &= h >= last;
-            last = h;
-            h
-        });
-        let prefixes = Prefixes::new(n, each);
         if sorted {
             let entries = StoredEntries {
                 hashes,
@@ -1738,7 +1846,13 @@ mod tests {
             blocks.not_keyed(&[true, true, true, true, false, true]),
             [0, 1, 3, 5]
         );
-        let body = blocks.body();
+        // many hashes looked up at once find what each finds alone
+        let asked = [7, 1 << 50, u64::MAX, 9, 7, high, 0];
+        let mut batched = vec![Vec::new(); asked.len()];
+        blocks.each_of(&asked, &mut |i, r| batched[i].push(r));
+        let alone: Vec<Vec<u32>> = asked.iter().map(|h| found(*h)).collect();
+        assert_eq!(batched, alone);
+        let (body, sum) = blocks.body();
         let (hashes, rows) = body.split_at(6 * 8);
         let hashes: Vec<u64> = hashes
             .chunks(8)
@@ -1750,6 +1864,38 @@ mod tests {
             .collect();
         assert_eq!(hashes, vec![7, 7, 7, 9, 1 << 50, high]);
         assert_eq!(rows, vec![0, 2, 4, 4, 3, 5]);
+        let mut again = EntrySum::default();
+        hashes.iter().zip(&rows).for_each(|(h, r)| again.add(*h, *r));
+        assert_eq!(again.finish(), sum, "the sum written is the sum checked");
+    }
+
+    #[test]
+    fn an_entry_sum_changes_with_any_entry_changed_or_moved() {
+        let entries: Vec<(u64, u32)> = (0..9).map(|i| (i * 1000 + 7, i as u32 * 3)).collect();
+        let sum = |entries: &[(u64, u32)]| {
+            let mut s = EntrySum::default();
+            entries.iter().for_each(|(h, r)| s.add(*h, *r));
+            s.finish()
+        };
+        let whole = sum(&entries);
+        for i in 0..entries.len() {
+            for bit in [0, 17, 63] {
+                let mut changed = entries.clone();
+                changed[i].0 ^= 1 << bit;
+                assert_ne!(sum(&changed), whole, "hash {i}, bit {bit}");
+            }
+            let mut changed = entries.clone();
+            changed[i].1 ^= 1;
+            assert_ne!(sum(&changed), whole, "row {i}");
+            // moved two places, staying even or odd
+            if i + 2 < entries.len() {
+                let mut moved = entries.clone();
+                moved.swap(i, i + 2);
+                assert_ne!(sum(&moved), whole, "entries {i} and {} swapped", i + 2);
+            }
+        }
+        assert_ne!(sum(&entries[..8]), whole, "one fewer");
+        assert_ne!(sum(&[]), sum(&[(0, 0)]), "an entry of zeros counts");
     }
 
     #[test]
