@@ -1220,6 +1220,57 @@ impl BlockIndex {
         crossed.map_or(Ok(()), Err)
     }
 
+    /// The candidate pairs of a model between tables `a` and `b` (equal for a dedupe
+    /// model) that `scorer` matches, with their probabilities. The compared values are
+    /// normalised through the index, each record's once in a run: shared with the rules
+    /// and keys that read the same column, and with the later rounds of the search.
+    /// `winners`: the values are those after the winners took their columns' values.
+    pub(super) fn score(
+        &mut self,
+        scorer: &super::model::Scorer,
+        candidates: &[(u32, u32)],
+        (a, b, winners): (usize, usize, bool),
+        (tables, cache): (&[TableData], &NormalizedCache),
+    ) -> Vec<(u32, u32, f32)> {
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let (xs, ys) = scorer.involved(candidates);
+        let key = |table: usize, column: &str, steps: &[Normalization]| ValueKey {
+            table,
+            column: column.to_string(),
+            steps: steps.to_vec(),
+            winners: winners && !tables[table].spec.dedupe_columns.is_empty(),
+        };
+        let (mut a_keys, mut b_keys) = (Vec::new(), Vec::new());
+        for (column, other, steps) in scorer.compared() {
+            a_keys.push(key(a, column, steps));
+            b_keys.push(key(b, other, steps));
+        }
+        self.fill(&a_keys, &xs, tables, cache);
+        self.fill(&b_keys, &ys, tables, cache);
+        let array = |k: &ValueKey, rows: &[u32]| -> super::rules::Values {
+            let sparse = self.values.get(k);
+            let value = |r: &u32| sparse.and_then(|v| v.get(*r as usize));
+            std::sync::Arc::new(arrow::array::StringArray::from_iter(rows.iter().map(value)))
+        };
+        let values = a_keys
+            .iter()
+            .zip(&b_keys)
+            .map(|(ka, kb)| {
+                let this = array(ka, &xs);
+                // one table: both sides are the same rows of the same column
+                let other = if a == b && ka == kb {
+                    this.clone()
+                } else {
+                    array(kb, &ys)
+                };
+                (this, other)
+            })
+            .collect();
+        scorer.score(candidates, (&xs, &ys), values)
+    }
+
     /// Normalise the values of `rows` not normalised yet.
     fn fill(
         &mut self,
@@ -1865,7 +1916,10 @@ mod tests {
         assert_eq!(hashes, vec![7, 7, 7, 9, 1 << 50, high]);
         assert_eq!(rows, vec![0, 2, 4, 4, 3, 5]);
         let mut again = EntrySum::default();
-        hashes.iter().zip(&rows).for_each(|(h, r)| again.add(*h, *r));
+        hashes
+            .iter()
+            .zip(&rows)
+            .for_each(|(h, r)| again.add(*h, *r));
         assert_eq!(again.finish(), sum, "the sum written is the sum checked");
     }
 

@@ -1082,7 +1082,7 @@ impl Closure {
                 &mut self.frontier,
                 tables.iter().map(|t| vec![false; t.len()]).collect(),
             );
-            for (ti, t) in tables.iter().enumerate() {
+            for ti in 0..tables.len() {
                 let looks = frontier[ti].iter().any(|x| *x);
                 let touching = Touching {
                     a: &frontier[ti],
@@ -1099,7 +1099,10 @@ impl Closure {
                 }
                 if let Some((blocks, scorer)) = dedupe_models[ti].as_ref().filter(|_| looks) {
                     let candidates = self.index.touching_model(blocks, tables, cache, touching);
-                    let pairs = scorer.score(&candidates, (t, t), cache);
+                    let placed = (ti, ti, false);
+                    let pairs = self
+                        .index
+                        .score(scorer, &candidates, placed, (tables, cache));
                     found.extend(pairs.iter().map(|p| (p.0, p.1)));
                     self.dedupe_model[ti].extend(pairs);
                 }
@@ -1220,7 +1223,7 @@ impl Closure {
                 tables.iter().map(|t| vec![false; t.len()]).collect(),
             );
             let mut found: Vec<(usize, u32, usize, u32)> = Vec::new();
-            for (ti, t) in tables.iter().enumerate() {
+            for ti in 0..tables.len() {
                 for (ri, (wi, rule)) in rules[ti].iter().enumerate() {
                     let wi = *wi;
                     if !frontier[ti].iter().chain(&frontier[wi]).any(|x| *x) {
@@ -1246,7 +1249,10 @@ impl Closure {
                         searched: (&searched[ti], &searched[wi]),
                     };
                     let candidates = self.index.touching_model(blocks, tables, cache, touching);
-                    let pairs = scorer.score(&candidates, (t, &tables[wi]), cache);
+                    let placed = (ti, wi, true);
+                    let pairs = self
+                        .index
+                        .score(scorer, &candidates, placed, (tables, cache));
                     found.extend(pairs.iter().map(|p| (ti, p.0, wi, p.1)));
                     self.match_models[ti][mi].extend(pairs);
                 }

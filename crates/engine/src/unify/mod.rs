@@ -1055,7 +1055,7 @@ async fn unify_once(
     };
     let assignment = match &closure {
         None => assign(&key_refs, &previous, &mut new_id),
-        Some(c) => assign_changed(c, &clusters, &key_refs, &previous, &mut new_id),
+        Some(c) => assign_changed(c, (&clusters, &assigned), &key_refs, &previous, &mut new_id),
     };
     drop(key_refs);
     drop(keys);
@@ -1166,20 +1166,21 @@ async fn unify_once(
 /// component is kept or matched again whole), so it keeps its id and changes nothing in
 /// the history; the profiles of the records matched again are assigned ids from the
 /// previous ids of their own records and of the keys gone, exactly as a run over every
-/// profile assigns them (no other profile holds a key of those ids).
+/// profile assigns them (no other profile holds a key of those ids). `assigned` tells, per
+/// profile, whether it is one of those (not a kept profile).
 fn assign_changed(
     c: &Closure,
-    clusters: &[Vec<u32>],
+    (clusters, assigned): (&[Vec<u32>], &[bool]),
     key_refs: &[Vec<&str>],
     previous: &merge::PreviousIds,
     new_id: &mut dyn FnMut() -> String,
 ) -> lakecdp_match::ids::Assignment {
     let mut ids: Vec<Option<String>> = vec![None; clusters.len()];
     let mut again: Vec<usize> = Vec::new();
-    for (i, members) in clusters.iter().enumerate() {
-        match kept_id(c, members) {
-            Some(id) => ids[i] = Some(id.to_string()),
-            None => again.push(i),
+    for (i, (members, anew)) in clusters.iter().zip(assigned).enumerate() {
+        match (anew, members.first().and_then(|g| c.old_id(*g))) {
+            (false, Some(id)) => ids[i] = Some(id.to_string()),
+            _ => again.push(i),
         }
     }
     let refs: Vec<Vec<&str>> = again.iter().map(|i| key_refs[*i].clone()).collect();

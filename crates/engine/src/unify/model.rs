@@ -1609,16 +1609,17 @@ impl Scorer {
         })
     }
 
-    /// The `candidates` (a record of `a`, a record of `b`; one table: (smaller, larger))
-    /// at or above the threshold, with their probabilities, by record.
-    pub fn score(
-        &self,
-        candidates: &[(u32, u32)],
-        (a, b): (&TableData, &TableData),
-        cache: &NormalizedCache,
-    ) -> Vec<(u32, u32, f32)> {
-        // the records involved, each side's once (one table: both sides', so that a
-        // pair's records may change places), and the model's columns over them
+    /// The compared columns: this side's name, the other side's and how both are
+    /// normalised.
+    pub fn compared(&self) -> impl Iterator<Item = (&str, &str, &[Normalization])> {
+        self.columns
+            .iter()
+            .map(|c| (c.column.as_str(), c.other.as_str(), c.steps.as_slice()))
+    }
+
+    /// The records `candidates` involve, each side's sorted and once (one table: both
+    /// sides' on each, so that a pair's records may change places).
+    pub fn involved(&self, candidates: &[(u32, u32)]) -> (Vec<u32>, Vec<u32>) {
         let involved = |this: bool, other: bool| {
             let mut rows: Vec<u32> = Vec::new();
             rows.extend(candidates.iter().filter(|_| this).map(|c| c.0));
@@ -1627,37 +1628,37 @@ impl Scorer {
             rows.dedup();
             rows
         };
-        let (xs, ys) = if self.same {
+        if self.same {
             let both = involved(true, true);
             (both.clone(), both)
         } else {
             (involved(true, false), involved(false, true))
-        };
-        let values = |t: &TableData, column: &str, steps: &[Normalization], rows: &[u32]| {
-            let normalised = cache.rows(t, column, steps, rows);
-            Arc::new(StringArray::from_iter(
-                normalised.iter().map(|v| v.as_deref()),
-            ))
-        };
-        // each column normalised, and the candidates scored, on every core
-        let (xs, ys) = (&xs, &ys);
-        let same = self.same;
-        let list = super::blocks::in_parallel(self.columns.iter().collect(), &|c| {
-            let this = values(a, &c.column, &c.steps, xs);
-            // one table: both sides are the same rows of the same column
-            let other = if same {
-                this.clone()
-            } else {
-                values(b, &c.other, &c.steps, ys)
-            };
-            Compared {
+        }
+    }
+
+    /// The `candidates` (a record of `a`, a record of `b`; one table: (smaller, larger))
+    /// at or above the threshold, with their probabilities, by record. `values` holds
+    /// each compared column's normalised values on both sides, of the records
+    /// [`Self::involved`] lists (`rows`), in their order.
+    pub fn score(
+        &self,
+        candidates: &[(u32, u32)],
+        rows: (&[u32], &[u32]),
+        values: Vec<(Values, Values)>,
+    ) -> Vec<(u32, u32, f32)> {
+        let (xs, ys) = rows;
+        let list = self
+            .columns
+            .iter()
+            .zip(values)
+            .map(|(c, (a, b))| Compared {
                 kind: c.kind,
-                a: this,
-                b: other,
+                a,
+                b,
                 terms: c.terms.clone(),
                 shares: None,
-            }
-        });
+            })
+            .collect();
         let columns = Columns {
             list,
             names: self.names,
