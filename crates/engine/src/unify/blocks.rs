@@ -1222,8 +1222,8 @@ impl BlockIndex {
 
     /// The candidate pairs of a model between tables `a` and `b` (equal for a dedupe
     /// model) that `scorer` matches, with their probabilities. The compared values are
-    /// normalised through the index, each record's once in a run: shared with the rules
-    /// and keys that read the same column, and with the later rounds of the search.
+    /// normalised through the index, each record's once in a phase of the search: shared
+    /// with the rules and keys that read the same column, and with the later rounds.
     /// `winners`: the values are those after the winners took their columns' values.
     pub(super) fn score(
         &mut self,
@@ -1249,7 +1249,7 @@ impl BlockIndex {
         }
         self.fill(&a_keys, &xs, tables, cache);
         self.fill(&b_keys, &ys, tables, cache);
-        let array = |k: &ValueKey, rows: &[u32]| -> super::rules::Values {
+        let array = |k: &ValueKey, rows: &[u32]| -> Values {
             let sparse = self.values.get(k);
             let value = |r: &u32| sparse.and_then(|v| v.get(*r as usize));
             std::sync::Arc::new(arrow::array::StringArray::from_iter(rows.iter().map(value)))

@@ -1178,19 +1178,20 @@ fn assign_changed(
     let mut ids: Vec<Option<String>> = vec![None; clusters.len()];
     let mut again: Vec<usize> = Vec::new();
     for (i, (members, anew)) in clusters.iter().zip(assigned).enumerate() {
-        match (anew, members.first().and_then(|g| c.old_id(*g))) {
-            (false, Some(id)) => ids[i] = Some(id.to_string()),
-            _ => again.push(i),
+        // a kept profile has its id (see `kept_id`); the others are assigned theirs
+        match members.first().and_then(|g| c.old_id(*g)).filter(|_| !anew) {
+            Some(id) => ids[i] = Some(id.to_string()),
+            None => again.push(i),
         }
     }
     let refs: Vec<Vec<&str>> = again.iter().map(|i| key_refs[*i].clone()).collect();
-    let assigned = assign(&refs, previous, new_id);
-    for (i, id) in again.into_iter().zip(assigned.ids) {
+    let anew = assign(&refs, previous, new_id);
+    for (i, id) in again.into_iter().zip(anew.ids) {
         ids[i] = Some(id);
     }
     lakecdp_match::ids::Assignment {
         ids: ids.into_iter().map(Option::unwrap_or_default).collect(),
-        history: assigned.history,
+        history: anew.history,
     }
 }
 

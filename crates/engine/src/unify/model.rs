@@ -1636,8 +1636,9 @@ impl Scorer {
         }
     }
 
-    /// The `candidates` (a record of `a`, a record of `b`; one table: (smaller, larger))
-    /// at or above the threshold, with their probabilities, by record. `values` holds
+    /// The `candidates` (a record of this side, a record of the other; one table:
+    /// (smaller, larger)) at or above the threshold, with their probabilities, by record.
+    /// `values` holds
     /// each compared column's normalised values on both sides, of the records
     /// [`Self::involved`] lists (`rows`), in their order.
     pub fn score(
