@@ -203,17 +203,8 @@ struct Kept {
 impl DefBlocks {
     /// Every record keyed `hash` (kept ones first; each once), given to `found`.
     fn each(&self, hash: u64, found: &mut dyn FnMut(u32)) {
-        if let Some(kept) = &self.kept {
-            for old in kept.entries.rows_of(hash) {
-                match kept.now.get(old as usize) {
-                    Some(&now) if now != u32::MAX => found(now),
-                    _ => {}
-                }
-            }
-        }
-        for &row in self.new.get(hash) {
-            found(row);
-        }
+        let range = self.kept.as_ref().map(|k| k.entries.range_of(hash));
+        self.each_in(hash, range, found);
     }
 
     /// [`Self::each`] for many hashes at once, `found` told each record's hash by its
@@ -226,17 +217,23 @@ impl DefBlocks {
             None => Vec::new(),
         };
         for (i, &hash) in hashes.iter().enumerate() {
-            if let (Some(kept), Some(&range)) = (&self.kept, ranges.get(i)) {
-                for old in kept.entries.rows_in(range) {
-                    match kept.now.get(old as usize) {
-                        Some(&now) if now != u32::MAX => found(i, now),
-                        _ => {}
-                    }
+            self.each_in(hash, ranges.get(i).copied(), &mut |row| found(i, row));
+        }
+    }
+
+    /// The records keyed `hash`: the kept ones of the stored entries `range` (where
+    /// that hash lies), renumbered, then the new ones.
+    fn each_in(&self, hash: u64, range: Option<(usize, usize)>, found: &mut dyn FnMut(u32)) {
+        if let (Some(kept), Some(range)) = (&self.kept, range) {
+            for old in kept.entries.rows_in(range) {
+                match kept.now.get(old as usize) {
+                    Some(&now) if now != u32::MAX => found(now),
+                    _ => {}
                 }
             }
-            for &row in self.new.get(hash) {
-                found(i, row);
-            }
+        }
+        for &row in self.new.get(hash) {
+            found(row);
         }
     }
 
@@ -699,11 +696,12 @@ impl StoredEntries {
     }
 
     /// The rows keyed `hash` (as the last run numbered them).
+    #[cfg(test)]
     fn rows_of(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
         self.rows_in(self.range_of(hash))
     }
 
-    /// The rows of the entries `from..to`.
+    /// The rows of the entries `from..to` (as the last run numbered them).
     fn rows_in(&self, (from, to): (usize, usize)) -> impl Iterator<Item = u32> + '_ {
         self.rows
             .get(from * 4..to * 4)

@@ -1549,8 +1549,9 @@ struct ScoredColumn {
 }
 
 /// A stored model scoring the candidate pairs an incremental run finds (see
-/// `blocks::ModelBlocks`), with the values of the records involved normalised one by
-/// one: the same comparison vectors, term shares and weights as a run over every record.
+/// `blocks::ModelBlocks`), with the values of the records involved as the block index
+/// normalised them (`blocks::BlockIndex::score`): the same comparison vectors, term
+/// shares and weights as a run over every record.
 pub struct Scorer {
     model: Model,
     columns: Vec<ScoredColumn>,
@@ -1638,9 +1639,8 @@ impl Scorer {
 
     /// The `candidates` (a record of this side, a record of the other; one table:
     /// (smaller, larger)) at or above the threshold, with their probabilities, by record.
-    /// `values` holds
-    /// each compared column's normalised values on both sides, of the records
-    /// [`Self::involved`] lists (`rows`), in their order.
+    /// `values` holds each compared column's normalised values on both sides, of the
+    /// records [`Self::involved`] lists (`rows`), in their order.
     pub fn score(
         &self,
         candidates: &[(u32, u32)],
