@@ -1751,6 +1751,7 @@ async fn incremental_unification_publishes_what_a_full_run_does_over_three_batch
             change_batch(&mut crm, 'C', batch, &mut rng);
             change_batch(&mut shop, 'S', batch, &mut rng);
             let mut outputs = Vec::new();
+            let mut reports = Vec::new();
             for (dir, lake, full) in [
                 (incremental_dir.path(), &lake_inc, false),
                 (full_dir.path(), &lake_full, true),
@@ -1788,7 +1789,17 @@ async fn incremental_unification_publishes_what_a_full_run_does_over_three_batch
                 let side = usize::from(full);
                 runs[side].push(report.run_id.unwrap().to_string());
                 outputs.push(everything(lake, &runs[side]).await);
+                reports.push(report.tables);
             }
+            // what each table contributed (records, duplicates, matched, left out)
+            assert_eq!(
+                reports[0], reports[1],
+                "{declaration} batch {batch}: the tables' reports differ"
+            );
+            assert!(
+                reports[0].iter().any(|t| t.matched > 0),
+                "{declaration} batch {batch}: records are matched"
+            );
             let (inc, full) = (&outputs[0], &outputs[1]);
             let only_inc: Vec<&String> = inc.iter().filter(|x| !full.contains(x)).collect();
             let only_full: Vec<&String> = full.iter().filter(|x| !inc.contains(x)).collect();

@@ -103,7 +103,7 @@ pub(super) fn note_giant(
 
 /// The version of the state and of the decisions it keeps: a run of another version
 /// matches every record.
-const STATE_VERSION: &str = concat!("5/", env!("CARGO_PKG_VERSION"));
+const STATE_VERSION: &str = concat!("6/", env!("CARGO_PKG_VERSION"));
 
 fn pointer_path(lake: &Lake) -> String {
     lake.internal("unify/state.json")
@@ -156,7 +156,8 @@ pub(super) fn fingerprints(t: &TableData) -> Prints {
 
 /// The keys of a table as the last run left them, in key order: each one's fingerprint,
 /// its component, whether its duplicate group was held together by a strong link, how
-/// many rows it had, its duplicate group and, per row, the rule that put it there.
+/// many rows it had, its duplicate group and, per row, the rule that put it there, and
+/// whether it was matched to an earlier table.
 #[derive(Default)]
 struct OldKeys {
     keys: Vec<StringArray>,
@@ -174,6 +175,9 @@ struct OldKeys {
     /// (u16::MAX: none), numbered as a run numbers them, and its score.
     rule: Vec<u16>,
     score: Vec<f32>,
+    /// Per key, whether a record of it was matched to a record of an earlier table (it
+    /// is the first record of a pair of `ConflationMatchPairs`).
+    matched: Vec<bool>,
 }
 
 impl OldKeys {
@@ -359,6 +363,7 @@ fn read_keys(
         let group: arrow::array::UInt32Array = typed(column(8)?, "Group")?;
         let rules: arrow::array::ListArray = typed(column(9)?, "Rules")?;
         let scores: arrow::array::ListArray = typed(column(10)?, "Scores")?;
+        let matched: arrow::array::BooleanArray = typed(column(11)?, "Matched")?;
         let rule_values: arrow::array::UInt16Array = typed(rules.values(), "a rule")?;
         let score_values: arrow::array::Float32Array = typed(scores.values(), "a score")?;
         if table.null_count() + key.null_count() > 0 {
@@ -400,6 +405,7 @@ fn read_keys(
             old.component
                 .extend(component.values()[i..j].iter().copied());
             old.strong.extend((i..j).map(|r| strong.value(r)));
+            old.matched.extend((i..j).map(|r| matched.value(r)));
             old.rows.extend(rows.values()[i..j].iter().copied());
             old.group.extend(group.values()[i..j].iter().copied());
             let (from, to) = (rules.value_offsets()[i], rules.value_offsets()[j]);
@@ -473,10 +479,13 @@ pub(super) struct Saved<'a> {
     /// Per table and record, its duplicate group (as its first record) and the rule and
     /// score that put it there.
     pub groups: &'a [Groups<'a>],
+    /// Per table and record, whether it was matched to a record of an earlier table.
+    pub matched: &'a [Vec<bool>],
 }
 
 /// Store the state of a published run: every key's fingerprint, component, group
-/// strength, CustomerId, profile and duplicate group, with its rows' rules, and the block
+/// strength, CustomerId, profile, duplicate group (with its rows' rules) and whether it
+/// was matched to an earlier table, and the block
 /// index, then point at them; the previous files are removed.
 pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let Saved {
@@ -491,6 +500,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         blocks,
         ids,
         groups,
+        matched,
     } = saved;
     let (mut table, mut key, mut print, mut comp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -501,6 +511,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let mut numbers: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
     let mut dense: hashbrown::HashMap<u64, u64> = hashbrown::HashMap::new();
     let mut group = Vec::new();
+    let mut key_matched = Vec::new();
     let mut rules = arrow::array::ListBuilder::new(arrow::array::UInt16Builder::new())
         .with_field(Arc::new(Field::new("item", DataType::UInt16, false)));
     let mut scores = arrow::array::ListBuilder::new(arrow::array::Float32Builder::new())
@@ -517,6 +528,8 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
             let end = prints[ti].get(n + 1).map_or(t.len(), |p| p.0);
             rows.push((end - row) as u32);
             group.push(place[first[row] as usize]);
+            let flags = matched.get(ti).and_then(|m| m.get(row..end));
+            key_matched.push(flags.is_some_and(|m| m.iter().any(|m| *m)));
             for attributed in &rule[row..end] {
                 let (ri, score) = attributed.unwrap_or((u16::MAX, 0.0));
                 rules.values().append_value(ri);
@@ -560,6 +573,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
             DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
             false,
         ),
+        Field::new("Matched", DataType::Boolean, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(table)),
@@ -573,6 +587,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Arc::new(arrow::array::UInt32Array::from(group)),
         Arc::new(rules.finish()),
         Arc::new(scores.finish()),
+        Arc::new(arrow::array::BooleanArray::from(key_matched)),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
@@ -745,6 +760,8 @@ pub(super) struct Closure {
     old_ids: Vec<Chunks>,
     /// Per table, the profile number of each key of the last run (u32::MAX: none).
     old_profiles: Vec<Vec<u32>>,
+    /// Per table, whether each key of the last run was matched to an earlier table.
+    old_matched: Vec<Vec<bool>>,
     /// Profile numbers the last run's state holds (at most).
     profiles: usize,
     /// Per record, its key's place among the last run's keys of its table (u32::MAX: a
@@ -794,6 +811,7 @@ impl Closure {
         let mut old_key = vec![u32::MAX; total];
         let mut old_ids = Vec::with_capacity(tables.len());
         let mut old_profiles = Vec::with_capacity(tables.len());
+        let mut old_matched = Vec::with_capacity(tables.len());
         let mut gone_ids = vec![Vec::new(); tables.len()];
         let mut old_groups = Vec::with_capacity(tables.len());
         let State {
@@ -805,6 +823,7 @@ impl Closure {
         let profiles = keys.iter().map(|k| k.profile.len()).sum();
         for (ti, t) in tables.iter().enumerate() {
             old_profiles.push(std::mem::take(&mut keys[ti].profile));
+            old_matched.push(std::mem::take(&mut keys[ti].matched));
             let first_row: Vec<u32> = keys[ti]
                 .rows
                 .iter()
@@ -936,6 +955,7 @@ impl Closure {
             index: BlockIndex::from_stored(blocks),
             old_ids,
             old_profiles,
+            old_matched,
             profiles,
             old_key,
             gone_ids,
@@ -1299,6 +1319,18 @@ impl Closure {
     /// How many profile numbers the last run's state may hold.
     pub(super) fn profiles(&self) -> usize {
         self.profiles
+    }
+
+    /// Whether the last run matched the key of record `g` to a record of an earlier
+    /// table (false for a new key). Asked of the records kept, whose pairs are the last
+    /// run's.
+    pub(super) fn was_matched(&self, g: u32) -> bool {
+        let (ti, _) = self.locate(g);
+        let key = self.old_key.get(g as usize).copied().unwrap_or(u32::MAX);
+        self.old_matched[ti]
+            .get(key as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The CustomerIds the last run gave the records matched again and the keys gone,

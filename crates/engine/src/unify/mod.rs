@@ -627,9 +627,7 @@ async fn unify_once(
     }
     lap("deduplicate", &mut phases);
 
-    // the records kept from the last run: their profiles, and the pairs that made them
-    let mut kept_match_pairs = Vec::new();
-    let mut kept_review_pairs = Vec::new();
+    // the records kept from the last run keep their profiles and ids
     let mut previous: Option<merge::PreviousIds> = None;
     if let Some(c) = closure.as_mut() {
         let winners: Vec<Vec<u32>> = deduped.iter().map(|d| d.winner.clone()).collect();
@@ -647,29 +645,9 @@ async fn unify_once(
             return Ok(Attempt::Again(MOST_REACHED.into()));
         }
         lap("closure (match)", &mut phases);
-        // the records matched again, and the keys gone: their pairs are not kept
-        let set: HashMap<&str, hashbrown::HashSet<&str>> = tables
-            .iter()
-            .enumerate()
-            .map(|(ti, t)| {
-                let keys = (0..t.len())
-                    .filter(|r| c.in_set[ti][*r])
-                    .map(|r| t.keys[r].as_str())
-                    .collect();
-                (t.name.as_str(), keys)
-            })
-            .collect();
-        let is_dropped = |table: &str, key: &str| {
-            c.gone.get(table).is_some_and(|g| g.contains(key))
-                || set.get(table).is_some_and(|s| s.contains(key))
-        };
-        kept_match_pairs =
-            incremental::kept_pairs(lake, "ConflationMatchPairs", &is_dropped).await?;
-        kept_review_pairs =
-            incremental::kept_pairs(lake, "ConflationReviewPairs", &is_dropped).await?;
         // the ids of the records matched again and of the keys gone, from the state
         previous = Some(c.previous_ids(&tables));
-        lap("kept pairs and ids", &mut phases);
+        lap("kept ids", &mut phases);
     }
 
     // 3. match tables in order
@@ -706,47 +684,24 @@ async fn unify_once(
         }
         join(&mut uf, a, b, true);
     }
-    // records of the last run that joined an earlier table (for the report)
-    let mut kept_columns: Vec<(StringArray, StringArray, StringArray)> = Vec::new();
-    for batch in &kept_match_pairs {
-        let text = |name: &str| merge::text_column(batch, "ConflationMatchPairs", name).ok();
-        if let (Some(s), Some(t), Some(k)) = (text("SourceA"), text("TableA"), text("KeyA")) {
-            kept_columns.push((s, t, k));
-        }
-    }
-    // per table (`Source.Table`), the keys of those records
-    let mut kept_matched: HashMap<String, hashbrown::HashSet<&str>> = HashMap::new();
-    for (s, t, k) in &kept_columns {
-        let mut table = String::new();
-        for i in 0..arrow::array::Array::len(k) {
-            let (source, name) = (s.value(i), t.value(i));
-            // the rows of one table come together: its name is written once
-            if table.len() != source.len() + 1 + name.len()
-                || !table.starts_with(source)
-                || !table.ends_with(name)
-                || table.as_bytes()[source.len()] != b'.'
-            {
-                table = format!("{source}.{name}");
-            }
-            match kept_matched.get_mut(&table) {
-                Some(keys) => {
-                    keys.insert(k.value(i));
-                }
-                None => {
-                    kept_matched.insert(table.clone(), [k.value(i)].into_iter().collect());
-                }
-            }
-        }
-    }
     let mut match_pairs: Vec<MatchPair> = Vec::new();
     let mut table_reports = Vec::with_capacity(tables.len());
     let mut excluded: HashSet<u32> = HashSet::new();
+    // per table and record, whether it joined a record of an earlier table
+    let mut matched_of: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
     for (ti, t) in tables.iter().enumerate() {
-        let mut matched: Vec<bool> = match (&closure, kept_matched.get(&t.name)) {
-            (Some(c), Some(kept)) => (0..t.len())
-                .map(|r| !c.in_set[ti][r] && kept.contains(t.keys[r].as_str()))
+        // a record kept from the last run was matched when it was (only a winner is
+        // matched, and the records of a key are one group)
+        let winners = &deduped[ti].winner;
+        let mut matched: Vec<bool> = match &closure {
+            Some(c) => (0..t.len())
+                .map(|r| {
+                    !c.in_set[ti][r]
+                        && winners[r] == r as u32
+                        && c.was_matched(offsets[ti] + r as u32)
+                })
                 .collect(),
-            _ => vec![false; t.len()],
+            None => vec![false; t.len()],
         };
         for (ri, r) in t.spec.match_rules.iter().enumerate() {
             let name = rule_name(&r.name, ri);
@@ -909,6 +864,7 @@ async fn unify_once(
             matched: matched.iter().filter(|m| **m).count(),
             excluded: excluded_here,
         });
+        matched_of.push(matched);
     }
     if refused > 0 {
         tracing::info!(refused, "joins refused by never-match overrides");
@@ -1074,6 +1030,11 @@ async fn unify_once(
     let result = async {
         merge::write_customer(&mut writer, &outputs).await?;
         merge::write_alternate_keys(&mut writer, &outputs).await?;
+        // the pairs of the records kept from the last run are published again
+        let (kept_match_pairs, kept_review_pairs) = match &closure {
+            Some(c) => kept_pairs(lake, &tables, c).await?,
+            None => (Vec::new(), Vec::new()),
+        };
         write_match_pairs(&mut writer, &tables, &match_pairs, kept_match_pairs).await?;
         write_review_pairs(&mut writer, &tables, &review, kept_review_pairs).await?;
         let previous_history = merge::previous_history(lake).await?;
@@ -1139,6 +1100,7 @@ async fn unify_once(
                 .iter()
                 .map(|d| (&d.group[..], &d.rule[..]))
                 .collect::<Vec<_>>(),
+            matched: &matched_of,
         };
         if let Err(e) = incremental::save_state(lake, saved).await {
             tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
@@ -1193,6 +1155,33 @@ fn assign_changed(
         ids: ids.into_iter().map(Option::unwrap_or_default).collect(),
         history: anew.history,
     }
+}
+
+/// The rows of the last run's `ConflationMatchPairs` and `ConflationReviewPairs` whose
+/// records are both kept by an incremental run (neither matched again nor gone).
+async fn kept_pairs(
+    lake: &Lake,
+    tables: &[TableData],
+    c: &Closure,
+) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
+    let set: HashMap<&str, hashbrown::HashSet<&str>> = tables
+        .iter()
+        .enumerate()
+        .map(|(ti, t)| {
+            let keys = (0..t.len())
+                .filter(|r| c.in_set[ti][*r])
+                .map(|r| t.keys[r].as_str())
+                .collect();
+            (t.name.as_str(), keys)
+        })
+        .collect();
+    let is_dropped = |table: &str, key: &str| {
+        c.gone.get(table).is_some_and(|g| g.contains(key))
+            || set.get(table).is_some_and(|s| s.contains(key))
+    };
+    let matches = incremental::kept_pairs(lake, "ConflationMatchPairs", &is_dropped).await?;
+    let reviews = incremental::kept_pairs(lake, "ConflationReviewPairs", &is_dropped).await?;
+    Ok((matches, reviews))
 }
 
 /// The id of a profile of records all kept from the last run (None: a record of it is
