@@ -34,7 +34,7 @@ use super::rules::{
 use crate::{Error, Result};
 
 /// The first bytes of a block index file.
-const MAGIC: &[u8] = b"lakecdp block index 4\n";
+const MAGIC: &[u8] = b"lakecdp block index 5\n";
 
 /// The hashes of a short text, a long one and a crossed key, as the keys are hashed,
 /// stored with the index: a build hashing otherwise reads it as another index.
@@ -97,7 +97,22 @@ struct Prefixes {
 impl Prefixes {
     /// The prefixes of `n` sorted hashes.
     fn new(n: usize, hashes: impl Iterator<Item = u64>) -> Self {
-        let bits = (usize::BITS - (n / 8).max(1).leading_zeros()).clamp(8, 24);
+        Self::with_bits(Self::bits_for(n), hashes)
+    }
+
+    /// How many bits the prefixes of `n` hashes have.
+    fn bits_for(n: usize) -> u32 {
+        (usize::BITS - (n / 8).max(1).leading_zeros()).clamp(8, 24)
+    }
+
+    /// How many bits the prefixes of `n` stored hashes have: at least 16, so that the
+    /// bits of a key hash below its prefix fit in 4 bytes.
+    fn stored_bits(n: usize) -> u32 {
+        Self::bits_for(n).max(16)
+    }
+
+    /// The prefixes of `bits` bits of sorted hashes.
+    fn with_bits(bits: u32, hashes: impl Iterator<Item = u64>) -> Self {
         let mut starts = vec![0u32; (1 << bits) + 1];
         for h in hashes {
             starts[(h >> (64 - bits)) as usize + 1] += 1;
@@ -279,38 +294,84 @@ impl DefBlocks {
         new.hashes.iter().copied().zip(new.rows.iter().copied())
     }
 
-    /// Every entry as a stored index holds them, sorted by (hash, row) (the kept ones
-    /// renumbered, merged with the new): hashes (8 bytes each, little endian), then rows
-    /// (4 bytes each).
-    fn body(&self) -> (Vec<u8>, u64) {
+    /// Every entry as a stored index holds them ([`StoredEntries`]), sorted by (hash,
+    /// row), the kept ones renumbered and merged with the new; with their count and
+    /// checksum.
+    fn body(&self) -> (Vec<u8>, usize, u64) {
         let n = self.kept_entries().count() + self.new.len();
-        let mut body = vec![0u8; n * 12];
-        let (hashes, rows) = body.split_at_mut(n * 8);
-        let mut i = 0;
-        let mut sum = EntrySum::default();
+        let mut body = BodyWriter::new(n);
         let sorted = merge_each(self.kept_entries(), self.new_entries(), &mut |(h, r)| {
-            let at = (
-                hashes.get_mut(i * 8..i * 8 + 8),
-                rows.get_mut(i * 4..i * 4 + 4),
-            );
-            if let (Some(hash), Some(row)) = at {
-                hash.copy_from_slice(&h.to_le_bytes());
-                row.copy_from_slice(&r.to_le_bytes());
-            }
-            sum.add(h, r);
-            i += 1;
+            body.push(h, r)
         });
-        if sorted && i == n {
-            return (body, sum.finish());
+        if sorted && body.count == n {
+            return body.finish();
         }
         // (never for an index this version wrote) sorted anew
         let (hashes, rows) = merge(self.kept_entries(), self.new_entries().collect(), n);
-        let mut body = Vec::with_capacity(hashes.len() * 12);
-        body.extend(hashes.iter().flat_map(|h| h.to_le_bytes()));
-        body.extend(rows.iter().flat_map(|r| r.to_le_bytes()));
-        let mut sum = EntrySum::default();
-        hashes.iter().zip(&rows).for_each(|(h, r)| sum.add(*h, *r));
-        (body, sum.finish())
+        let mut body = BodyWriter::new(hashes.len());
+        hashes
+            .iter()
+            .zip(&rows)
+            .for_each(|(h, r)| body.push(*h, *r));
+        body.finish()
+    }
+}
+
+/// A definition's stored entries ([`StoredEntries`]) as they are written, entry by entry
+/// in order.
+struct BodyWriter {
+    bits: u32,
+    /// Per prefix, its count of entries.
+    counts: Vec<u32>,
+    body: Vec<u8>,
+    /// Where the hashes' bits start in `body`, and the rows.
+    lows_at: usize,
+    rows_at: usize,
+    count: usize,
+    sum: EntrySum,
+}
+
+impl BodyWriter {
+    /// The writer of `n` entries.
+    fn new(n: usize) -> Self {
+        let bits = Prefixes::stored_bits(n);
+        let lows_at = ((1 << bits) + 1) * 4;
+        BodyWriter {
+            bits,
+            counts: vec![0; 1 << bits],
+            body: vec![0; lows_at + n * 8],
+            lows_at,
+            rows_at: lows_at + n * 4,
+            count: 0,
+            sum: EntrySum::default(),
+        }
+    }
+
+    /// The next entry (past the `n` entries announced, it is counted and not written).
+    fn push(&mut self, hash: u64, row: u32) {
+        let hash = hash & super::rules::KEY_BITS;
+        let i = self.count;
+        self.count += 1;
+        let (lows_at, rows_at) = (self.lows_at + i * 4, self.rows_at + i * 4);
+        if rows_at + 4 > self.body.len() {
+            return;
+        }
+        self.counts[(hash >> (64 - self.bits)) as usize] += 1;
+        self.body[lows_at..lows_at + 4].copy_from_slice(&low_bits(hash).to_le_bytes());
+        self.body[rows_at..rows_at + 4].copy_from_slice(&row.to_le_bytes());
+        self.sum.add(hash, row);
+    }
+
+    /// The entries written, their count and checksum.
+    fn finish(mut self) -> (Vec<u8>, usize, u64) {
+        let mut at = 0u32;
+        for (p, count) in self.counts.iter().enumerate() {
+            self.body[p * 4..p * 4 + 4].copy_from_slice(&at.to_le_bytes());
+            at += count;
+        }
+        let last = self.counts.len() * 4;
+        self.body[last..last + 4].copy_from_slice(&at.to_le_bytes());
+        (self.body, self.count, self.sum.finish())
     }
 }
 
@@ -680,19 +741,27 @@ pub(super) fn in_parallel<T: Send, R: Send>(
     done.into_iter().map(|d| d.1).collect()
 }
 
-/// One stored definition's entries, as the file holds them: hashes (8 bytes each, little
-/// endian) and rows (4 bytes each), sorted; read where they are, without a copy, with
-/// where each hash prefix starts.
+/// One stored definition's entries, as the file holds them, sorted: where each hash
+/// prefix starts (of at least 16 bits, [`Prefixes::stored_bits`]), then per entry the 32
+/// bits of its key hash below the top 16 ([`super::rules::KEY_BITS`]: the hash's low 16
+/// are zero) and its row (4 bytes each, little endian); read where they are, without a
+/// copy.
 struct StoredEntries {
-    hashes: bytes::Bytes,
+    lows: bytes::Bytes,
     rows: bytes::Bytes,
     prefixes: Prefixes,
 }
 
+/// The 32 bits of key hash `hash` a stored entry keeps: those below its top 16.
+fn low_bits(hash: u64) -> u32 {
+    (hash >> 16) as u32
+}
+
 impl StoredEntries {
-    fn hash(&self, i: usize) -> u64 {
-        let bytes = self.hashes.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]);
-        u64::from_le_bytes(bytes.try_into().unwrap_or_default())
+    /// The stored bits of entry `i`'s hash ([`low_bits`]).
+    fn low(&self, i: usize) -> u32 {
+        let bytes = self.lows.get(i * 4..i * 4 + 4).unwrap_or(&[0; 4]);
+        u32::from_le_bytes(bytes.try_into().unwrap_or_default())
     }
 
     /// The rows keyed `hash` (as the last run numbered them).
@@ -719,7 +788,7 @@ impl StoredEntries {
         let spans: Vec<(usize, usize)> =
             hashes.iter().map(|&h| self.prefixes.range(h, n)).collect();
         let touch =
-            |acc: u64, &(lo, hi): &(usize, usize)| acc ^ if lo < hi { self.hash(lo) } else { 0 };
+            |acc: u32, &(lo, hi): &(usize, usize)| acc ^ if lo < hi { self.low(lo) } else { 0 };
         std::hint::black_box(spans.iter().fold(0, touch));
         let ranges: Vec<(usize, usize)> = spans
             .iter()
@@ -738,14 +807,16 @@ impl StoredEntries {
         self.search(self.prefixes.range(hash, self.len()), hash)
     }
 
-    /// Where the entries keyed `hash` lie among those of its prefix, `lo..hi`.
+    /// Where the entries keyed `hash` lie among those of its prefix, `lo..hi` (whose
+    /// hashes share their top 16 bits: only the bits below are compared).
     fn search(&self, (lo, hi): (usize, usize), hash: u64) -> (usize, usize) {
+        let hash = low_bits(hash);
         // the first entry of `hash` in its prefix's range, and the first past it
         let first = |above: bool| {
             let (mut l, mut h) = (lo, hi);
             while l < h {
                 let mid = l + (h - l) / 2;
-                let x = self.hash(mid);
+                let x = self.low(mid);
                 if x < hash || above && x == hash {
                     l = mid + 1;
                 } else {
@@ -757,10 +828,14 @@ impl StoredEntries {
         (first(false), first(true))
     }
 
+    /// The entries' hashes, in order: each one's top 16 bits are its prefix's.
     fn hashes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.hashes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        let Prefixes { bits, starts } = &self.prefixes;
+        let below = bits.saturating_sub(16);
+        starts.windows(2).enumerate().flat_map(move |(p, w)| {
+            let top = ((p as u64) >> below) << 48;
+            (w[0] as usize..w[1] as usize).map(move |i| top | u64::from(self.low(i)) << 16)
+        })
     }
 
     fn rows(&self) -> impl Iterator<Item = u32> + '_ {
@@ -1413,10 +1488,10 @@ impl BlockIndex {
         let mut head = Vec::new();
         head.extend_from_slice(&probe().to_le_bytes());
         put_len(&mut head, defs.len());
-        for ((def, &i), (body, sum)) in defs.iter().zip(&bodies) {
+        for ((def, &i), (_, n, sum)) in defs.iter().zip(&bodies) {
             put_text(&mut head, def);
             put_text(&mut head, &self.defs[i].table);
-            put_len(&mut head, body.len() / 12);
+            put_len(&mut head, *n);
             head.extend_from_slice(&sum.to_le_bytes());
         }
         put_len(&mut head, self.giant.len());
@@ -1432,7 +1507,9 @@ impl BlockIndex {
         first.extend_from_slice(&head);
         let sum = checksum(&first);
         first.extend_from_slice(&sum.to_le_bytes());
-        let bodies = bodies.into_iter().map(|(body, _)| bytes::Bytes::from(body));
+        let bodies = bodies
+            .into_iter()
+            .map(|(body, _, _)| bytes::Bytes::from(body));
         std::iter::once(bytes::Bytes::from(first))
             .chain(bodies)
             .collect()
@@ -1669,7 +1746,7 @@ fn body_ranges(head: &Head, size: u64) -> std::result::Result<Vec<std::ops::Rang
     let mut at = head.len as u64;
     let mut ranges = Vec::with_capacity(head.defs.len());
     for (_, n, _) in &head.defs {
-        let len = (*n as u64).checked_mul(12).ok_or("bad count")?;
+        let len = stored_length(*n).ok_or("bad count")?;
         let end = at.checked_add(len).filter(|e| *e <= size);
         let end = end.ok_or("the stored block index is cut short")?;
         ranges.push(at..end);
@@ -1681,44 +1758,67 @@ fn body_ranges(head: &Head, size: u64) -> std::result::Result<Vec<std::ops::Rang
     Ok(ranges)
 }
 
+/// The length of `n` stored entries ([`StoredEntries`]).
+fn stored_length(n: usize) -> Option<u64> {
+    let prefixes = ((1u64 << Prefixes::stored_bits(n)) + 1) * 4;
+    (n as u64).checked_mul(8)?.checked_add(prefixes)
+}
+
 /// The stored index of this head and these entries (one part per definition): each
-/// part's checksum and order are checked, and where each hash prefix starts noted, on
-/// every core.
+/// part's prefixes, checksum and order are checked, on every core.
 fn check_bodies(head: Head, bodies: Vec<bytes::Bytes>) -> std::result::Result<Stored, String> {
     let parts: Vec<_> = head.defs.into_iter().zip(bodies).collect();
     let check = |((def, n, sum), body): ((String, usize, u64), bytes::Bytes)| {
-        if body.len() != n * 12 {
+        let damaged = || "the stored block index is damaged".to_string();
+        if Some(body.len() as u64) != stored_length(n) {
             return Err("the stored block index is cut short".to_string());
         }
-        let (hashes, rows) = (body.slice(..n * 8), body.slice(n * 8..));
-        // summed, and checked in order, in the pass that finds the prefixes
+        let bits = Prefixes::stored_bits(n);
+        let lows_at = ((1 << bits) + 1) * 4;
+        let starts: Vec<u32> = body[..lows_at]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        if starts.first() != Some(&0) || starts.last().map(|l| *l as usize) != Some(n) {
+            return Err(damaged());
+        }
+        let (lows, rows) = (
+            body.slice(lows_at..lows_at + n * 4),
+            body.slice(lows_at + n * 4..),
+        );
+        // summed, and checked in order and under its prefix, entry by entry
         let (mut last, mut sorted) = (0, true);
         let mut summed = EntrySum::default();
-        let each = hashes
-            .chunks_exact(8)
-            .zip(rows.chunks_exact(4))
-            .map(|(h, r)| {
-                let h = u64::from_le_bytes(h.try_into().unwrap_or_default());
+        for (p, w) in starts.windows(2).enumerate() {
+            let (from, to) = (w[0] as usize, w[1] as usize);
+            if from > to || to > n {
+                return Err(damaged());
+            }
+            let top = ((p as u64) >> (bits - 16)) << 48;
+            let entries = lows[from * 4..to * 4]
+                .chunks_exact(4)
+                .zip(rows[from * 4..to * 4].chunks_exact(4));
+            for (h, r) in entries {
+                let h = top | u64::from(u32::from_le_bytes(h.try_into().unwrap_or_default())) << 16;
                 let r = u32::from_le_bytes(r.try_into().unwrap_or_default());
                 summed.add(h, r);
-                sorted &= h >= last;
+                sorted &= h >= last && (h >> (64 - bits)) as usize == p;
                 last = h;
-                h
-            });
-        let prefixes = Prefixes::new(n, each);
+            }
+        }
         if summed.finish() != sum {
-            return Err("the stored block index is damaged".to_string());
+            return Err(damaged());
         }
-        if sorted {
-            let entries = StoredEntries {
-                hashes,
-                rows,
-                prefixes,
-            };
-            Ok((def, entries))
-        } else {
-            Err("the stored block index is not in order".to_string())
+        if !sorted {
+            return Err("the stored block index is not in order".to_string());
         }
+        let prefixes = Prefixes { bits, starts };
+        let entries = StoredEntries {
+            lows,
+            rows,
+            prefixes,
+        };
+        Ok((def, entries))
     };
     let mut defs = HashMap::new();
     for done in in_parallel(parts, &check) {
@@ -1841,30 +1941,28 @@ mod tests {
 
     #[test]
     fn kept_entries_are_found_renumbered_beside_the_new_and_merged_in_order() {
+        // key hashes keep their top 48 bits
+        let k = |x: u64| x << 16;
+        let (high, top) = (0xffff_0000_0000_0000u64, super::super::rules::KEY_BITS);
         // the last run's entries, stored and read back
-        let high = 0xffff_0000_0000_0000u64;
         let old = vec![
-            (7, 0),
-            (7, 1),
-            (7, 3),
+            (k(7), 0),
+            (k(7), 1),
+            (k(7), 3),
             (1 << 50, 2),
             (high, 4),
-            (u64::MAX, 1),
+            (top, 1),
         ];
         let mut last = BlockIndex::new();
         last.insert("d".into(), "t".into(), DefIndex::from_entries(old));
         let bytes = bytes::Bytes::from(last.encode().concat());
         let mut stored = decode(&bytes).expect("reads");
-        assert_eq!(
-            stored.defs["d"].rows_of(7).collect::<Vec<_>>(),
-            vec![0, 1, 3]
-        );
-        assert_eq!(
-            stored.defs["d"].rows_of(u64::MAX).collect::<Vec<_>>(),
-            vec![1]
-        );
-        assert_eq!(stored.defs["d"].rows_of(high).collect::<Vec<_>>(), vec![4]);
-        assert_eq!(stored.defs["d"].rows_of(high + 1).count(), 0);
+        let rows_of = |h: u64| stored.defs["d"].rows_of(h).collect::<Vec<_>>();
+        assert_eq!(rows_of(k(7)), vec![0, 1, 3]);
+        assert_eq!(rows_of(top), vec![1]);
+        assert_eq!(rows_of(high), vec![4]);
+        assert!(rows_of(high + k(1)).is_empty());
+        assert!(rows_of(k(8)).is_empty());
         // now: old row 0 is row 0, row 1 is gone, row 2 is row 3 (a new record before
         // it, row 2), row 3 is row 4 and keyed anew, row 4 is row 5
         let renumber = vec![Some(0), None, Some(3), Some(4), Some(5)];
@@ -1877,7 +1975,7 @@ mod tests {
         let blocks = DefBlocks {
             table: "t".into(),
             kept: Some(Kept { entries, now }),
-            new: DefIndex::from_entries(vec![(7, 2), (9, 4), (7, 4)]),
+            new: DefIndex::from_entries(vec![(k(7), 2), (k(9), 4), (k(7), 4)]),
             keyed: Some(keyed),
         };
         let found = |h: u64| {
@@ -1885,39 +1983,41 @@ mod tests {
             blocks.each(h, &mut |r| rows.push(r));
             rows
         };
-        assert_eq!(found(7), vec![0, 2, 4]);
+        assert_eq!(found(k(7)), vec![0, 2, 4]);
         assert_eq!(found(1 << 50), vec![3]);
-        assert_eq!(found(9), vec![4]);
-        assert!(found(u64::MAX).is_empty(), "a key gone");
-        assert!(blocks.crowded(7, &|_| true, 2));
-        assert!(!blocks.crowded(7, &|r| r != 2, 2));
+        assert_eq!(found(k(9)), vec![4]);
+        assert!(found(top).is_empty(), "a key gone");
+        assert!(blocks.crowded(k(7), &|_| true, 2));
+        assert!(!blocks.crowded(k(7), &|r| r != 2, 2));
         assert_eq!(
             blocks.not_keyed(&[true, true, true, true, false, true]),
             [0, 1, 3, 5]
         );
         // many hashes looked up at once find what each finds alone
-        let asked = [7, 1 << 50, u64::MAX, 9, 7, high, 0];
+        let asked = [k(7), 1 << 50, top, k(9), k(7), high, 0];
         let mut batched = vec![Vec::new(); asked.len()];
         blocks.each_of(&asked, &mut |i, r| batched[i].push(r));
         let alone: Vec<Vec<u32>> = asked.iter().map(|h| found(*h)).collect();
         assert_eq!(batched, alone);
-        let (body, sum) = blocks.body();
-        let (hashes, rows) = body.split_at(6 * 8);
-        let hashes: Vec<u64> = hashes
-            .chunks(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        let rows: Vec<u32> = rows
+        // written for the next run: per 16-bit prefix where its entries start, then
+        // each entry's 32 bits below the prefix, then the rows
+        let (body, n, sum) = blocks.body();
+        assert_eq!(n, 6);
+        let words: Vec<u32> = body
             .chunks(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        assert_eq!(hashes, vec![7, 7, 7, 9, 1 << 50, high]);
-        assert_eq!(rows, vec![0, 2, 4, 4, 3, 5]);
+        let (starts, entries) = words.split_at((1 << 16) + 1);
+        // (prefix 0 holds the four small hashes, 4 holds 1 << 50, 0xffff the highest)
+        assert_eq!(&starts[..6], &[0, 4, 4, 4, 4, 5]);
+        assert_eq!(starts[(1 << 16) - 1], 5);
+        assert_eq!(starts[1 << 16], 6);
+        let (lows, rows) = entries.split_at(6);
+        assert_eq!(lows, &[7, 7, 7, 9, 0, 0]);
+        assert_eq!(rows, &[0, 2, 4, 4, 3, 5]);
+        let hashes = [k(7), k(7), k(7), k(9), 1 << 50, high];
         let mut again = EntrySum::default();
-        hashes
-            .iter()
-            .zip(&rows)
-            .for_each(|(h, r)| again.add(*h, *r));
+        hashes.iter().zip(rows).for_each(|(h, r)| again.add(*h, *r));
         assert_eq!(again.finish(), sum, "the sum written is the sum checked");
     }
 
@@ -1953,20 +2053,23 @@ mod tests {
     #[test]
     fn a_damaged_index_is_refused_without_panicking() {
         let mut index = BlockIndex::new();
+        let (two, five) = (2 << 16, 5 << 48 | 1 << 16);
         index.insert(
             "d".into(),
             "t".into(),
-            DefIndex::from_entries(vec![(5, 1), (2, 0)]),
+            DefIndex::from_entries(vec![(five, 1), (two, 0)]),
         );
-        index.giant.insert("rule".into(), vec![5]);
+        index.giant.insert("rule".into(), vec![five]);
         let bytes = bytes::Bytes::from(index.encode().concat());
         let stored = decode(&bytes).expect("reads");
         let entries = &stored.defs["d"];
-        assert_eq!(entries.hashes().collect::<Vec<_>>(), vec![2, 5]);
+        assert_eq!(entries.hashes().collect::<Vec<_>>(), vec![two, five]);
         assert_eq!(entries.rows().collect::<Vec<_>>(), vec![0, 1]);
-        assert_eq!(stored.giant["rule"], vec![5]);
-        assert_eq!(entries.rows_of(5).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(entries.rows_of(3).count(), 0);
+        assert_eq!(stored.giant["rule"], vec![five]);
+        assert_eq!(entries.rows_of(five).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(entries.rows_of(3 << 16).count(), 0);
+        // the same bits below another prefix are another hash
+        assert_eq!(entries.rows_of(1 << 16).count(), 0);
         for cut in 0..bytes.len() {
             assert!(decode(&bytes.slice(..cut)).is_err(), "cut at {cut}");
         }

@@ -592,9 +592,21 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
     {
-        let properties = parquet::file::properties::WriterProperties::builder()
-            .set_max_row_group_row_count(Some(STATE_ROW_GROUP))
-            .build();
+        // the columns of a value per key or per profile are not worth a dictionary
+        let mut properties = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(STATE_ROW_GROUP));
+        for column in [
+            "Key",
+            "Fingerprint",
+            "Component",
+            "CustomerId",
+            "Profile",
+            "Group",
+        ] {
+            let path = parquet::schema::types::ColumnPath::from(column);
+            properties = properties.set_column_dictionary_enabled(path, false);
+        }
+        let properties = properties.build();
         let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(properties))
             .map_err(|e| Error::Internal(format!("unification state: {e}")))?;
         writer

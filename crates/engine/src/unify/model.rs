@@ -645,7 +645,7 @@ fn untrained(spec: &ModelSpec, a: &TableData, b: &TableData) -> Result<Model> {
 }
 
 /// The hash of one record's key from its columns' normalised values (each flagged when
-/// it holds dates): 0 when a value is missing. Dates are keyed by the day they name,
+/// it holds dates), of [`super::rules::KEY_BITS`]: 0 when a value is missing. Dates are keyed by the day they name,
 /// whatever their layout. Hashed with the blocking keys' fixed seed, so that the block
 /// index an incremental run keeps holds the hashes a later run computes.
 pub(super) fn key_hash<'v>(
@@ -663,7 +663,8 @@ pub(super) fn key_hash<'v>(
             None => return 0,
         }
     }
-    state.finish().max(1)
+    // (the top bits, as every blocking key's; 0 is no key)
+    (state.finish() & super::rules::KEY_BITS).max(1 << 16)
 }
 
 /// The hash of each record's key (see [`key_hash`]).

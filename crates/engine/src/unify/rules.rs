@@ -364,6 +364,11 @@ pub(super) fn key_hasher() -> KeyHasher {
     foldhash::fast::FixedState::with_seed(0x6c61_6b65_6364_7001)
 }
 
+/// The bits of a blocking key's hash that tell blocks apart: its top 48 (the others are
+/// zero). Every run blocks by them, so the block index stores only the 32 below each
+/// hash's 16-bit prefix, and finds the blocks a run over every record finds.
+pub(super) const KEY_BITS: u64 = !0xffff;
+
 /// Scratch space of one thread computing keys.
 #[derive(Default)]
 pub(super) struct KeyScratch {
@@ -449,7 +454,7 @@ impl<'c> Blocker<'c> {
                     None => return,
                 }
             }
-            let exact_hash = state.finish();
+            let exact_hash = state.finish() & KEY_BITS;
             // the text only to name a giant block
             let exact_text = || {
                 self.exact
@@ -470,7 +475,7 @@ impl<'c> Blocker<'c> {
                         return;
                     }
                     for k in &scratch.first {
-                        out.push(hasher.hash_one((exact_hash, k.as_str())));
+                        out.push(hasher.hash_one((exact_hash, k.as_str())) & KEY_BITS);
                         if let Some(t) = texts.as_deref_mut() {
                             t.push(format!("{} + {k}", exact_text()));
                         }
@@ -491,7 +496,7 @@ impl<'c> Blocker<'c> {
         match self.fuzzy.get(1) {
             None => {
                 for k in &scratch.first {
-                    out.push(hasher.hash_one(k.as_str()));
+                    out.push(hasher.hash_one(k.as_str()) & KEY_BITS);
                     if let Some(t) = texts.as_deref_mut() {
                         t.push(k.clone());
                     }
@@ -503,7 +508,7 @@ impl<'c> Blocker<'c> {
                 }
                 for a in &scratch.first {
                     for b in &scratch.second {
-                        out.push(hasher.hash_one((a.as_str(), b.as_str())));
+                        out.push(hasher.hash_one((a.as_str(), b.as_str())) & KEY_BITS);
                         if let Some(t) = texts.as_deref_mut() {
                             t.push(format!("{a} + {b}"));
                         }
