@@ -592,7 +592,8 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
     {
-        // the columns of a value per key or per profile are not worth a dictionary
+        // the columns of a value per key or per profile are not worth a dictionary; the
+        // keys, in order, and the CustomerIds, most of them of one run, share prefixes
         let mut properties = parquet::file::properties::WriterProperties::builder()
             .set_max_row_group_row_count(Some(STATE_ROW_GROUP));
         for column in [
@@ -605,6 +606,11 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         ] {
             let path = parquet::schema::types::ColumnPath::from(column);
             properties = properties.set_column_dictionary_enabled(path, false);
+        }
+        for column in ["Key", "CustomerId"] {
+            let path = parquet::schema::types::ColumnPath::from(column);
+            properties =
+                properties.set_column_encoding(path, parquet::basic::Encoding::DELTA_BYTE_ARRAY);
         }
         let properties = properties.build();
         let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(properties))
