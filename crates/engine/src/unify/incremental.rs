@@ -156,8 +156,9 @@ pub(super) fn fingerprints(t: &TableData) -> Prints {
 
 /// The keys of a table as the last run left them, in key order: each one's fingerprint,
 /// its component, whether its duplicate group was held together by a strong link, how
-/// many rows it had, its duplicate group and, per row, the rule that put it there, and
-/// whether it was matched to an earlier table.
+/// many rows it had, its duplicate group and, per row, the rule that put it there,
+/// whether it was matched to an earlier table, and which of its rows was its group's
+/// winner.
 #[derive(Default)]
 struct OldKeys {
     keys: Vec<StringArray>,
@@ -178,6 +179,9 @@ struct OldKeys {
     /// Per key, whether a record of it was matched to a record of an earlier table (it
     /// is the first record of a pair of `ConflationMatchPairs`).
     matched: Vec<bool>,
+    /// Per key, which of its rows is its duplicate group's winner (u32::MAX: none, the
+    /// winner is another key's).
+    winner: Vec<u32>,
 }
 
 impl OldKeys {
@@ -364,6 +368,7 @@ fn read_keys(
         let rules: arrow::array::ListArray = typed(column(9)?, "Rules")?;
         let scores: arrow::array::ListArray = typed(column(10)?, "Scores")?;
         let matched: arrow::array::BooleanArray = typed(column(11)?, "Matched")?;
+        let winner: arrow::array::UInt32Array = typed(column(12)?, "Winner")?;
         let rule_values: arrow::array::UInt16Array = typed(rules.values(), "a rule")?;
         let score_values: arrow::array::Float32Array = typed(scores.values(), "a score")?;
         if table.null_count() + key.null_count() > 0 {
@@ -406,6 +411,7 @@ fn read_keys(
                 .extend(component.values()[i..j].iter().copied());
             old.strong.extend((i..j).map(|r| strong.value(r)));
             old.matched.extend((i..j).map(|r| matched.value(r)));
+            old.winner.extend(winner.values()[i..j].iter().copied());
             old.rows.extend(rows.values()[i..j].iter().copied());
             old.group.extend(group.values()[i..j].iter().copied());
             let (from, to) = (rules.value_offsets()[i], rules.value_offsets()[j]);
@@ -481,6 +487,8 @@ pub(super) struct Saved<'a> {
     pub groups: &'a [Groups<'a>],
     /// Per table and record, whether it was matched to a record of an earlier table.
     pub matched: &'a [Vec<bool>],
+    /// Per table and record, its duplicate group's winner.
+    pub winners: &'a [&'a [u32]],
 }
 
 /// Store the state of a published run: every key's fingerprint, component, group
@@ -501,6 +509,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         ids,
         groups,
         matched,
+        winners,
     } = saved;
     let (mut table, mut key, mut print, mut comp) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -512,6 +521,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let mut dense: hashbrown::HashMap<u64, u64> = hashbrown::HashMap::new();
     let mut group = Vec::new();
     let mut key_matched = Vec::new();
+    let mut key_winner = Vec::new();
     let mut rules = arrow::array::ListBuilder::new(arrow::array::UInt16Builder::new())
         .with_field(Arc::new(Field::new("item", DataType::UInt16, false)));
     let mut scores = arrow::array::ListBuilder::new(arrow::array::Float32Builder::new())
@@ -530,6 +540,9 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
             group.push(place[first[row] as usize]);
             let flags = matched.get(ti).and_then(|m| m.get(row..end));
             key_matched.push(flags.is_some_and(|m| m.iter().any(|m| *m)));
+            let won = winners.get(ti).and_then(|w| w.get(row..end));
+            let won = won.and_then(|w| w.iter().zip(row..).position(|(w, r)| *w as usize == r));
+            key_winner.push(won.map_or(u32::MAX, |i| i as u32));
             for attributed in &rule[row..end] {
                 let (ri, score) = attributed.unwrap_or((u16::MAX, 0.0));
                 rules.values().append_value(ri);
@@ -574,6 +587,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
             false,
         ),
         Field::new("Matched", DataType::Boolean, false),
+        Field::new("Winner", DataType::UInt32, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(table)),
@@ -588,6 +602,7 @@ pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
         Arc::new(rules.finish()),
         Arc::new(scores.finish()),
         Arc::new(arrow::array::BooleanArray::from(key_matched)),
+        Arc::new(arrow::array::UInt32Array::from(key_winner)),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let mut bytes = Vec::new();
@@ -780,6 +795,9 @@ pub(super) struct Closure {
     old_profiles: Vec<Vec<u32>>,
     /// Per table, whether each key of the last run was matched to an earlier table.
     old_matched: Vec<Vec<bool>>,
+    /// Per table and record of an unchanged key, whether it was its duplicate group's
+    /// winner in the last run.
+    was_winner: Vec<Vec<bool>>,
     /// Profile numbers the last run's state holds (at most).
     profiles: usize,
     /// Per record, its key's place among the last run's keys of its table (u32::MAX: a
@@ -830,6 +848,7 @@ impl Closure {
         let mut old_ids = Vec::with_capacity(tables.len());
         let mut old_profiles = Vec::with_capacity(tables.len());
         let mut old_matched = Vec::with_capacity(tables.len());
+        let mut was_winner: Vec<Vec<bool>> = tables.iter().map(|t| vec![false; t.len()]).collect();
         let mut gone_ids = vec![Vec::new(); tables.len()];
         let mut old_groups = Vec::with_capacity(tables.len());
         let State {
@@ -906,6 +925,11 @@ impl Closure {
                         }
                         let same = was == fp && old_n as usize == end - first;
                         if same {
+                            // (u32::MAX: the winner is another key's row)
+                            let w = found_key.and_then(|j| old.winner.get(j));
+                            if let Some(w) = w.map(|w| *w as usize).filter(|w| *w < end - first) {
+                                was_winner[ti][first + w] = true;
+                            }
                             if let Some(j) = found_key {
                                 groups.first_now[j] = first as u32;
                             }
@@ -974,6 +998,7 @@ impl Closure {
             old_ids,
             old_profiles,
             old_matched,
+            was_winner,
             profiles,
             old_key,
             gone_ids,
@@ -1235,9 +1260,20 @@ impl Closure {
             .flatten()
             .map(|(wi, r)| (r, actives[*wi].as_ref()))
             .collect();
-        // a record whose duplicate group is decided again may have become a winner, or
-        // stopped being one
-        let suspect = Some(&self.in_dedupe[..]);
+        // a record whose duplicate group is decided again may have become a winner, and
+        // its blocks grown past the guard (a record that stopped being one only shrank
+        // its blocks: one can cross the guard so only if the last run left it out, and
+        // those are counted again anyway)
+        let became: Vec<Vec<bool>> = (0..tables.len())
+            .map(|ti| {
+                let (decided, was) = (&self.in_dedupe[ti], &self.was_winner[ti]);
+                let w = &winners[ti];
+                (0..w.len())
+                    .map(|r| decided[r] && w[r] == r as u32 && !was[r])
+                    .collect()
+            })
+            .collect();
+        let suspect = Some(&became[..]);
         let guarded = self
             .index
             .guard(guarded, (tables, cache), suspect, max_block);

@@ -1101,6 +1101,7 @@ async fn unify_once(
                 .map(|d| (&d.group[..], &d.rule[..]))
                 .collect::<Vec<_>>(),
             matched: &matched_of,
+            winners: &deduped.iter().map(|d| &d.winner[..]).collect::<Vec<_>>(),
         };
         if let Err(e) = incremental::save_state(lake, saved).await {
             tracing::warn!(error = %e, "the unification state was not stored: the next run matches every record");
