@@ -307,9 +307,10 @@ async fn unify_once(
         }
     }
 
-    // the stored models, and whether this run can match only what changed
+    // the stored models (read at once), and whether this run can match only what changed
     let mut models: HashMap<String, model::StoredModel> = HashMap::new();
     let mut untrained_model = false;
+    let mut wanted = Vec::new();
     for t in &tables {
         let declared = t
             .spec
@@ -328,31 +329,36 @@ async fn unify_once(
                 ),
                 None => continue,
             };
-            match stored_model(lake, options, &name, ms, names.as_ref()).await? {
-                Some(m) => {
-                    let counted = m.model.columns.iter().enumerate().all(|(k, c)| {
-                        !c.term_frequency || m.terms.get(k).is_some_and(Option::is_some)
-                    });
-                    untrained_model |= !counted;
-                    models.insert(name, m);
-                }
-                None => untrained_model = true,
-            }
+            wanted.push((name, ms, names));
         }
     }
-    // each stored model by its content: a model trained anew or changed by hand is
-    // another model
-    let model_ids =
-        |models: &HashMap<String, model::StoredModel>| -> Result<Vec<(String, String)>> {
-            let mut ids = Vec::with_capacity(models.len());
-            for (n, m) in models {
-                let text = serde_json::to_string(m)
-                    .map_err(|e| Error::Internal(format!("model {n}: {e}")))?;
-                ids.push((n.clone(), incremental::stable_hash(&text)));
+    let reads = wanted
+        .iter()
+        .map(|(name, ms, names)| stored_model(lake, options, name, ms, names.as_ref()));
+    let read = futures::future::try_join_all(reads).await?;
+    for ((name, _, _), stored) in wanted.into_iter().zip(read) {
+        match stored {
+            Some(m) => {
+                let counted =
+                    m.model.columns.iter().enumerate().all(|(k, c)| {
+                        !c.term_frequency || m.terms.get(k).is_some_and(Option::is_some)
+                    });
+                untrained_model |= !counted;
+                models.insert(name, m);
             }
-            ids.sort();
-            Ok(ids)
-        };
+            None => untrained_model = true,
+        }
+    }
+    // each stored model by its content (a model trained anew or changed by hand is
+    // another model)
+    let model_ids = |models: &HashMap<String, model::StoredModel>| -> Vec<(String, String)> {
+        let mut ids: Vec<(String, String)> = models
+            .iter()
+            .map(|(n, m)| (n.clone(), m.content.clone()))
+            .collect();
+        ids.sort();
+        ids
+    };
     let full_because = if let Some(reason) = full_reason {
         Some(reason)
     } else if !spec.incremental {
@@ -372,7 +378,7 @@ async fn unify_once(
     let mode_reason = match full_because {
         Some(reason) => reason,
         None => {
-            let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
+            let inputs = incremental::inputs_of(spec, &model_ids(&models))?;
             match incremental::load_state(lake, &tables, &inputs).await? {
                 Err(reason) => reason,
                 Ok(state) => {
@@ -1071,7 +1077,7 @@ async fn unify_once(
                 .map(|g| u64::from(components.find(g)))
                 .collect(),
         };
-        let inputs = incremental::inputs_of(spec, &model_ids(&models)?)?;
+        let inputs = incremental::inputs_of(spec, &model_ids(&models))?;
         // (a run that keeps state always has an index; an empty one makes the next run
         // a full one)
         let empty_blocks = blocks::BlockIndex::new();

@@ -108,6 +108,10 @@ pub struct StoredModel {
     /// (none for a model stored before they were kept: the run then counts anew).
     #[serde(default, with = "shared_terms")]
     pub terms: Vec<Option<Arc<TermCounts>>>,
+    /// A hash of the stored file it was read from (a model changed in any way is another
+    /// model).
+    #[serde(skip)]
+    pub content: String,
 }
 
 /// A stored model's term counts, shared by every run and pair that weighs with them
@@ -249,7 +253,16 @@ pub async fn load(
         Err(lakecdp_lake::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let stored: StoredModel = match serde_json::from_slice(&bytes) {
+    // (read on its own thread: the term counts are large)
+    let read = tokio::task::spawn_blocking(move || {
+        let content = String::from_utf8_lossy(&bytes);
+        let hash = super::incremental::stable_hash(&content);
+        serde_json::from_slice::<StoredModel>(&bytes).map(|s| StoredModel { content: hash, ..s })
+    });
+    let read = read
+        .await
+        .map_err(|e| Error::Internal(format!("reading match model {name}: {e}")))?;
+    let stored: StoredModel = match read {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(model = name, error = %e, "a stored match model does not read; it is trained anew");
@@ -278,6 +291,7 @@ pub async fn save(
         model: model.clone(),
         trained_in: run.to_string(),
         terms: terms.to_vec(),
+        content: String::new(),
     };
     let text =
         serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(format!("model: {e}")))?;
