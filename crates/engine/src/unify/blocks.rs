@@ -20,6 +20,9 @@
 //!
 //! Keys are hashed with a fixed seed ([`super::rules::key_hasher`]); the file carries
 //! the hash of a known text, so a build hashing otherwise reads it as another index.
+//! Blocks are told apart by the top 48 bits of a key's hash
+//! ([`super::rules::KEY_BITS`]), in every run: a stored entry keeps the 32 below its
+//! 16-bit prefix and its row, 8 bytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
