@@ -21,8 +21,9 @@
 //! Keys are hashed with a fixed seed ([`super::rules::key_hasher`]); the file carries
 //! the hash of a known text, so a build hashing otherwise reads it as another index.
 //! Blocks are told apart by the top 48 bits of a key's hash
-//! ([`super::rules::KEY_BITS`]), in every run: a stored entry keeps the 32 below its
-//! 16-bit prefix and its row, 8 bytes.
+//! ([`super::rules::KEY_BITS`]), in every run: a stored definition keeps where each
+//! prefix of its hashes starts (16 to 24 bits: 256 KB to 64 MB), and per entry the 32
+//! bits below the hash's top 16 and its row, 8 bytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -91,7 +92,7 @@ impl EntrySum {
 
 /// Where each prefix of sorted hashes starts (and, last, their count): prefixes of as
 /// many bits as put about eight hashes (a cache line) under each, so that a hash is
-/// found in one or two reads.
+/// found in one or two reads (stored, at least 16 bits: fewer hashes under each).
 struct Prefixes {
     bits: u32,
     starts: Vec<u32>,
@@ -745,10 +746,10 @@ pub(super) fn in_parallel<T: Send, R: Send>(
 }
 
 /// One stored definition's entries, as the file holds them, sorted: where each hash
-/// prefix starts (of at least 16 bits, [`Prefixes::stored_bits`]), then per entry the 32
+/// prefix starts (of at least 16 bits, [`Prefixes::stored_bits`]), then each entry's 32
 /// bits of its key hash below the top 16 ([`super::rules::KEY_BITS`]: the hash's low 16
-/// are zero) and its row (4 bytes each, little endian); read where they are, without a
-/// copy.
+/// are zero), then each entry's row (4 bytes each, little endian); read where they are,
+/// without a copy.
 struct StoredEntries {
     lows: bytes::Bytes,
     rows: bytes::Bytes,
@@ -1256,9 +1257,10 @@ impl BlockIndex {
     /// Decide which values the giant-block guard of each rule leaves out (with its other
     /// side's active records, `active_b`), on every core. Only the blocks that may count
     /// otherwise than in the last run are counted: those it left out, those the records
-    /// keyed anew fall in, and those of the records whose activity may have changed
-    /// (`suspect`, per table). `Err(why)` when a rule leaves out other values than the
-    /// last run did: a block crossed the guard.
+    /// keyed anew fall in, and those of the records (`suspect`, per table) that may have
+    /// become active since (a record that became inactive only shrinks its blocks, which
+    /// the guard counts again only if it left them out). `Err(why)` when a rule leaves out
+    /// other values than the last run did: a block crossed the guard.
     pub(super) fn guard<'r>(
         &mut self,
         rules: Vec<Guarded<'r>>,
@@ -1732,7 +1734,12 @@ fn read_head(bytes: &[u8]) -> std::result::Result<Head, String> {
     let mut giant = HashMap::new();
     for _ in 0..r.len()? {
         let id = r.text()?;
-        giant.insert(id, r.hashes()?);
+        let hashes = r.hashes()?;
+        // (a key's hash has only its top bits)
+        if hashes.iter().any(|h| h & !super::rules::KEY_BITS != 0) {
+            return Err("the stored block index is damaged".into());
+        }
+        giant.insert(id, hashes);
     }
     if r.at != body.len() {
         return Err("the stored block index is damaged".into());
@@ -1790,7 +1797,7 @@ fn check_bodies(head: Head, bodies: Vec<bytes::Bytes>) -> std::result::Result<St
             body.slice(lows_at + n * 4..),
         );
         // summed, and checked in order and under its prefix, entry by entry
-        let (mut last, mut sorted) = (0, true);
+        let (mut last, mut sorted, mut placed) = (0, true, true);
         let mut summed = EntrySum::default();
         for (p, w) in starts.windows(2).enumerate() {
             let (from, to) = (w[0] as usize, w[1] as usize);
@@ -1805,11 +1812,12 @@ fn check_bodies(head: Head, bodies: Vec<bytes::Bytes>) -> std::result::Result<St
                 let h = top | u64::from(u32::from_le_bytes(h.try_into().unwrap_or_default())) << 16;
                 let r = u32::from_le_bytes(r.try_into().unwrap_or_default());
                 summed.add(h, r);
-                sorted &= h >= last && (h >> (64 - bits)) as usize == p;
+                placed &= (h >> (64 - bits)) as usize == p;
+                sorted &= h >= last;
                 last = h;
             }
         }
-        if summed.finish() != sum {
+        if summed.finish() != sum || !placed {
             return Err(damaged());
         }
         if !sorted {
@@ -1888,20 +1896,8 @@ pub(super) async fn read(
         Ok(ranges) => ranges,
         Err(why) => return Ok(Err(why)),
     };
-    // (a definition without entries has nothing to read)
-    let wanted: Vec<std::ops::Range<u64>> =
-        ranges.iter().filter(|r| r.start < r.end).cloned().collect();
-    let mut read = lake.get_ranges(relative, &wanted).await?.into_iter();
-    let bodies = ranges
-        .iter()
-        .map(|r| {
-            if r.start < r.end {
-                read.next().unwrap_or_default()
-            } else {
-                bytes::Bytes::new()
-            }
-        })
-        .collect();
+    // (every definition has its prefixes, entries or not)
+    let bodies = lake.get_ranges(relative, &ranges).await?;
     let checked = tokio::task::spawn_blocking(move || check_bodies(head, bodies)).await;
     checked.map_err(|e| Error::Internal(format!("checking the stored block index: {e}")))
 }
@@ -2034,7 +2030,7 @@ mod tests {
         };
         let whole = sum(&entries);
         for i in 0..entries.len() {
-            for bit in [0, 17, 63] {
+            for bit in [16, 47, 63] {
                 let mut changed = entries.clone();
                 changed[i].0 ^= 1 << bit;
                 assert_ne!(sum(&changed), whole, "hash {i}, bit {bit}");
@@ -2051,6 +2047,45 @@ mod tests {
         }
         assert_ne!(sum(&entries[..8]), whole, "one fewer");
         assert_ne!(sum(&[]), sum(&[(0, 0)]), "an entry of zeros counts");
+    }
+
+    #[test]
+    fn a_large_definition_keeps_its_hashes_under_prefixes_of_more_than_16_bits() {
+        // 600,000 entries: prefixes of 17 bits, one of which is also in each entry's 32
+        let n = 600_000u64;
+        let hash = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) & super::super::rules::KEY_BITS;
+        let entries: Vec<(u64, u32)> = (0..n).map(|i| (hash(i), i as u32)).collect();
+        assert_eq!(Prefixes::stored_bits(entries.len()), 17);
+        let mut index = BlockIndex::new();
+        index.insert(
+            "d".into(),
+            "t".into(),
+            DefIndex::from_entries(entries.clone()),
+        );
+        let bytes = bytes::Bytes::from(index.encode().concat());
+        let stored = decode(&bytes).expect("reads");
+        let kept = &stored.defs["d"];
+        let mut sorted = entries.clone();
+        sorted.sort_unstable();
+        let hashes: Vec<u64> = sorted.iter().map(|e| e.0).collect();
+        assert!(
+            kept.hashes().eq(hashes.iter().copied()),
+            "every hash rebuilt"
+        );
+        for i in [0, 1, 299_999, n - 1] {
+            assert_eq!(kept.rows_of(hash(i)).collect::<Vec<_>>(), vec![i as u32]);
+            // the same bits under the neighbouring 17-bit prefix are another hash
+            assert_eq!(kept.rows_of(hash(i) ^ 1 << 47).count(), 0);
+        }
+        // an entry's bit shared with its prefix, changed: refused
+        let lows_at = bytes.len() - (n as usize) * 8;
+        let mut other = bytes.to_vec();
+        other[lows_at + 3] ^= 0x80;
+        let refused = decode(&bytes::Bytes::from(other)).err();
+        assert_eq!(
+            refused.as_deref(),
+            Some("the stored block index is damaged")
+        );
     }
 
     #[test]

@@ -29,8 +29,9 @@
 //! could reach outside — a block growing past the giant-block guard, or shrinking below
 //! it — is detected by counting again, over all records, every block whose count may
 //! have changed (those the last run left out, those of the records keyed anew, and those
-//! of the records that may have become or stopped being their group's winner); the run
-//! then starts again over every record.
+//! of the records that became their group's winner: a record that stopped being one only
+//! shrinks its blocks, and a block crosses the guard by shrinking only if the last run
+//! left it out); the run then starts again over every record.
 //!
 //! Anything else that could change the outcome (another declaration, a model trained
 //! anew, a model without stored term counts, a sample, more than half the records to
@@ -121,6 +122,13 @@ pub(super) fn inputs_of(spec: &UnificationSpec, models: &[(String, String)]) -> 
 pub(super) fn stable_hash(text: &str) -> String {
     let mut h = std::hash::DefaultHasher::new();
     text.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// [`stable_hash`] of bytes.
+pub(super) fn stable_hash_of(bytes: &[u8]) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    bytes.hash(&mut h);
     format!("{:016x}", h.finish())
 }
 
@@ -492,8 +500,8 @@ pub(super) struct Saved<'a> {
 }
 
 /// Store the state of a published run: every key's fingerprint, component, group
-/// strength, CustomerId, profile, duplicate group (with its rows' rules) and whether it
-/// was matched to an earlier table, and the block
+/// strength, CustomerId, profile, duplicate group (with its rows' rules and its winning
+/// row) and whether it was matched to an earlier table, and the block
 /// index, then point at them; the previous files are removed.
 pub(super) async fn save_state(lake: &Lake, saved: Saved<'_>) -> Result<()> {
     let Saved {

@@ -255,8 +255,7 @@ pub async fn load(
     };
     // (read on its own thread: the term counts are large)
     let read = tokio::task::spawn_blocking(move || {
-        let content = String::from_utf8_lossy(&bytes);
-        let hash = super::incremental::stable_hash(&content);
+        let hash = super::incremental::stable_hash_of(&bytes);
         serde_json::from_slice::<StoredModel>(&bytes).map(|s| StoredModel { content: hash, ..s })
     });
     let read = read
@@ -659,7 +658,8 @@ fn untrained(spec: &ModelSpec, a: &TableData, b: &TableData) -> Result<Model> {
 }
 
 /// The hash of one record's key from its columns' normalised values (each flagged when
-/// it holds dates), of [`super::rules::KEY_BITS`]: 0 when a value is missing. Dates are keyed by the day they name,
+/// it holds dates), its top 48 bits ([`super::rules::KEY_BITS`]); 0 when a value is
+/// missing. Dates are keyed by the day they name,
 /// whatever their layout. Hashed with the blocking keys' fixed seed, so that the block
 /// index an incremental run keeps holds the hashes a later run computes.
 pub(super) fn key_hash<'v>(

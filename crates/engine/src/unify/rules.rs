@@ -365,8 +365,10 @@ pub(super) fn key_hasher() -> KeyHasher {
 }
 
 /// The bits of a blocking key's hash that tell blocks apart: its top 48 (the others are
-/// zero). Every run blocks by them, so the block index stores only the 32 below each
-/// hash's 16-bit prefix, and finds the blocks a run over every record finds.
+/// zero). Every run blocks by them, so the block index stores only 32 bits beside each
+/// prefix and finds the blocks a run over every record finds. Two values share a block
+/// by chance about once in 2^48 pairs of values: rules check every candidate, and a
+/// model scores the pair as any other (alike in every run).
 pub(super) const KEY_BITS: u64 = !0xffff;
 
 /// Scratch space of one thread computing keys.
