@@ -846,7 +846,6 @@ async fn unify_once(
                 }
             }
         }
-        let winners = &deduped[ti].winner;
         let mut excluded_here = 0;
         if ti > 0 && !t.spec.include_all {
             // unmatched winners leave with their whole dedupe group (a record kept from
