@@ -101,7 +101,15 @@ struct Prefixes {
 impl Prefixes {
     /// The prefixes of `n` sorted hashes.
     fn new(n: usize, hashes: impl Iterator<Item = u64>) -> Self {
-        Self::with_bits(Self::bits_for(n), hashes)
+        let bits = Self::bits_for(n);
+        let mut starts = vec![0u32; (1 << bits) + 1];
+        for h in hashes {
+            starts[(h >> (64 - bits)) as usize + 1] += 1;
+        }
+        for p in 1..starts.len() {
+            starts[p] += starts[p - 1];
+        }
+        Prefixes { bits, starts }
     }
 
     /// How many bits the prefixes of `n` hashes have.
@@ -113,18 +121,6 @@ impl Prefixes {
     /// bits of a key hash below its prefix fit in 4 bytes.
     fn stored_bits(n: usize) -> u32 {
         Self::bits_for(n).max(16)
-    }
-
-    /// The prefixes of `bits` bits of sorted hashes.
-    fn with_bits(bits: u32, hashes: impl Iterator<Item = u64>) -> Self {
-        let mut starts = vec![0u32; (1 << bits) + 1];
-        for h in hashes {
-            starts[(h >> (64 - bits)) as usize + 1] += 1;
-        }
-        for p in 1..starts.len() {
-            starts[p] += starts[p - 1];
-        }
-        Prefixes { bits, starts }
     }
 
     /// Where the hashes of `hash`'s prefix lie, among `n`.

@@ -115,18 +115,11 @@ fn pointer_path(lake: &Lake) -> String {
 pub(super) fn inputs_of(spec: &UnificationSpec, models: &[(String, String)]) -> Result<String> {
     let text = serde_json::to_string(&(STATE_VERSION, spec, models))
         .map_err(|e| Error::Internal(format!("declaration: {e}")))?;
-    Ok(stable_hash(&text))
+    Ok(stable_hash(text.as_bytes()))
 }
 
-/// A hash of `text` that every process computes alike, as hex.
-pub(super) fn stable_hash(text: &str) -> String {
-    let mut h = std::hash::DefaultHasher::new();
-    text.hash(&mut h);
-    format!("{:016x}", h.finish())
-}
-
-/// [`stable_hash`] of bytes.
-pub(super) fn stable_hash_of(bytes: &[u8]) -> String {
+/// A hash of `bytes` that every process computes alike, as hex.
+pub(super) fn stable_hash(bytes: &[u8]) -> String {
     let mut h = std::hash::DefaultHasher::new();
     bytes.hash(&mut h);
     format!("{:016x}", h.finish())

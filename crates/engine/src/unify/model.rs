@@ -255,7 +255,7 @@ pub async fn load(
     };
     // (read on its own thread: the term counts are large)
     let read = tokio::task::spawn_blocking(move || {
-        let hash = super::incremental::stable_hash_of(&bytes);
+        let hash = super::incremental::stable_hash(&bytes);
         serde_json::from_slice::<StoredModel>(&bytes).map(|s| StoredModel { content: hash, ..s })
     });
     let read = read
